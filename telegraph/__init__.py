@@ -1,0 +1,59 @@
+"""telegraph: transcriptional bursting kinetics from single-cell RNA counts.
+
+The two-state (telegraph) model: a promoter switches on with rate ``k_on`` and
+off with rate ``k_off``, transcribes with rate ``k_syn`` while on, and mRNA
+degrades with rate ``k_deg``.  All rates are per unit time; a snapshot of
+counts identifies them only in units of ``k_deg``.
+
+Public API (``import telegraph as tg``):
+
+- stationary law: :func:`logpmf`, :func:`pmf`, :func:`score`,
+  :func:`posterior_on`, :func:`posterior_mean`, :func:`posterior_var`
+- simulation: :func:`simulate`, :func:`simulate_anndata`, :func:`score_gradient`
+- inference: :func:`fit`
+- scanpy-style: :mod:`telegraph.tl`, :mod:`telegraph.pl`
+- data: :mod:`telegraph.datasets`
+
+Submodules are imported lazily so that ``import telegraph`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it; resolved on first access so that a
+# user who only simulates never pays for compiling the fitting kernels.
+_LAZY = {
+    "logpmf": "telegraph.stationary",
+    "pmf": "telegraph.stationary",
+    "score": "telegraph.stationary",
+    "posterior_on": "telegraph.stationary",
+    "posterior_mean": "telegraph.stationary",
+    "posterior_var": "telegraph.stationary",
+    "simulate": "telegraph.ssa",
+    "simulate_anndata": "telegraph.study",
+    "score_gradient": "telegraph.gradient",
+    "fit": "telegraph.fitting",
+}
+_SUBMODULES = {"tl", "pl", "datasets", "stationary", "ssa", "network", "study",
+               "gradient", "fitting", "io", "cli", "kernels"}
+
+__all__ = sorted(set(_LAZY) | _SUBMODULES | {"__version__"})
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"telegraph.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'telegraph' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,5 @@
+import sys
+
+from telegraph.cli import main
+
+sys.exit(main())

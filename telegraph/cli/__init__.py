@@ -1,0 +1,74 @@
+"""The ``telegraph`` command line.
+
+Each subcommand lives in its own module of this package and exposes
+``add_parser(subparsers)`` and ``run(args) -> int``. The CLI holds no maths:
+it parses, calls the library, and reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+__all__ = ["main", "build_parser", "CLIError"]
+
+# subcommand name -> module in this package
+_COMMANDS = {
+    "fit": "telegraph.cli.fit",
+    "test": "telegraph.cli.test",
+}
+
+
+class CLIError(Exception):
+    """An error in the user's input: printed as one line, exit status 2."""
+
+
+def _version() -> str:
+    from telegraph import __version__
+    return __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="telegraph",
+        description=(
+            "Transcriptional bursting kinetics (two-state telegraph model) from "
+            "single-cell RNA counts. Rates are per unit time; without a degradation "
+            "rate they are reported in units of the mRNA degradation rate k_deg "
+            "(k_deg = 1): burst frequency k_on in bursts per mRNA lifetime, burst "
+            "size k_syn/k_off in mRNA molecules per burst."
+        ),
+    )
+    parser.add_argument("--version", action="version",
+                        version=f"telegraph {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in _COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:  # a subcommand not built yet
+            if exc.name != module_name:
+                raise
+            continue
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "command", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except CLIError as exc:
+        print(f"telegraph {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"telegraph {args.command}: interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,34 @@
+import subprocess
+import sys
+
+import telegraph as tg
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "telegraph", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_version_subprocess():
+    r = _run("--version")
+    assert r.returncode == 0
+    assert tg.__version__ in r.stdout
+
+
+def test_help_subprocess():
+    r = _run("--help")
+    assert r.returncode == 0
+    assert "k_deg" in r.stdout
+
+
+def test_console_script_installed():
+    import shutil
+    exe = shutil.which("telegraph")
+    assert exe is not None, "the console script 'telegraph' is not on PATH"
+    r = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and tg.__version__ in r.stdout
+
+
+def test_no_command_prints_help_and_fails():
+    r = _run()
+    assert r.returncode == 2
