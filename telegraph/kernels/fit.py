@@ -573,7 +573,7 @@ def _profile_point(values, weights, groups, capture, theta, target, psi, max_ite
 
 @njit(cache=True, error_model="numpy")
 def _profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, side, se,
-                   drop, ll_limit, max_iter, buf):
+                   drop, ll_limit, max_iter, buf, use_vm=True):
     """One end of the profile-likelihood interval of a target (log scale).
 
     Finds psi where ll_hat - profile(psi) = drop on the given side (+1 or -1).
@@ -582,6 +582,16 @@ def _profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, 
     is infinite if ll_hat - ll_limit < drop, otherwise it is interpolated
     between the edge and the limit in exp(-side psi).
     Returns (bound, best profile log-likelihood seen)."""
+    # the profile tends to the limit model's maximum as psi -> side * inf: if
+    # that stays above the cut-off, the interval is unbounded on this side
+    # (no search needed, and none towards the costly edge of the box)
+    if ll_hat - ll_limit < drop:
+        return side * np.inf, ll_hat
+    if use_vm:
+        vm = _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, target,
+                               side, drop, buf)
+        if np.isfinite(vm):
+            return vm, ll_hat
     T, Tinv, fix = _target_transform(target)
     lo = np.empty(3)
     hi = np.empty(3)
@@ -623,8 +633,6 @@ def _profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, 
         if at_edge:
             # the profile stays above the cut-off up to the box edge
             dlim = ll_hat - ll_limit
-            if dlim < drop:
-                return side * np.inf, best
             # interpolate linearly in eps = exp(-side * psi) between the edge
             # (eps_e, def_in) and the limit (0, dlim)
             eps_e = math.exp(-side * psi)
@@ -643,7 +651,7 @@ def _profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, 
     fb = r_out
     side_kept = 0
     for _ in range(30):
-        if abs(b_psi - a_psi) < 2e-4:
+        if abs(b_psi - a_psi) < 1e-3:
             break
         c_psi = b_psi - fb * (b_psi - a_psi) / (fb - fa)
         for i in range(3):
@@ -672,6 +680,174 @@ def _profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, 
                 fa *= 0.5
             side_kept = 1
     return 0.5 * (a_psi + b_psi), best
+
+
+@njit(cache=True, error_model="numpy")
+def _solve3(A, rhs, out):
+    """Gaussian elimination with partial pivoting for a 3x3 system."""
+    M = np.empty((3, 4))
+    for i in range(3):
+        for j in range(3):
+            M[i, j] = A[i, j]
+        M[i, 3] = rhs[i]
+    for c in range(3):
+        p = c
+        for r in range(c + 1, 3):
+            if abs(M[r, c]) > abs(M[p, c]):
+                p = r
+        if M[p, c] == 0.0 or not np.isfinite(M[p, c]):
+            return False
+        if p != c:
+            for j in range(4):
+                tmp = M[c, j]
+                M[c, j] = M[p, j]
+                M[p, j] = tmp
+        for r in range(c + 1, 3):
+            f = M[r, c] / M[c, c]
+            for j in range(c, 4):
+                M[r, j] -= f * M[c, j]
+    for i in range(2, -1, -1):
+        s = M[i, 3]
+        for j in range(i + 1, 3):
+            s -= M[i, j] * out[j]
+        out[i] = s / M[i, i]
+    return True
+
+
+@njit(cache=True, error_model="numpy")
+def _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, target, side, drop,
+                      buf):
+    """Venzon-Moolgavkar: solve l(phi) = ll_hat - drop together with
+    dl/dphi_j = 0 for the nuisance coordinates by Newton's method, one
+    likelihood evaluation (with Louis information) per step. Returns the
+    bound (log scale) or NaN when it does not converge cleanly (the caller
+    then profiles by nested maximisation)."""
+    T, Tinv, fix = _target_transform(target)
+    lo = np.empty(3)
+    hi = np.empty(3)
+    _box(target, lo, hi)
+    g = np.zeros(3)
+    H = np.zeros((3, 3))
+    gp = np.zeros(3)
+    Hp = np.zeros((3, 3))
+    phi = np.zeros(3)
+    theta = theta_hat.copy()
+    _to_phi(T, theta, phi)
+    psi_hat = phi[fix]
+    ll = _tg_eval(values, weights, groups, capture, theta, True, g, H, buf)
+    target_ll = ll_hat - drop
+    J = np.zeros((3, 3))
+    F = np.zeros(3)
+    d = np.zeros(3)
+    for it in range(25):
+        for i in range(3):
+            sacc = 0.0
+            for k in range(3):
+                sacc += Tinv[k, i] * g[k]
+            gp[i] = sacc
+        for i in range(3):
+            for j in range(3):
+                sacc = 0.0
+                for k in range(3):
+                    for l in range(3):
+                        sacc += Tinv[k, i] * H[k, l] * Tinv[l, j]
+                Hp[i, j] = sacc
+        if it == 0:
+            # start from the quadratic approximation at the optimum
+            Vinv = np.zeros(3)
+            e_fix = np.zeros(3)
+            e_fix[fix] = 1.0
+            ok = _solve3(Hp, e_fix, Vinv)
+            if not ok or not (Vinv[fix] > 0.0):
+                return np.nan
+            r = math.sqrt(2.0 * drop / Vinv[fix])
+            # the quadratic guess overshoots where the likelihood is skewed:
+            # walk back along the same line until the drop is at most 2x
+            phi0 = phi.copy()
+            for _h in range(12):
+                for i in range(3):
+                    phi[i] = phi0[i] + side * r * Vinv[i]
+                inside = True
+                for i in range(3):
+                    if phi[i] < lo[i] or phi[i] > hi[i]:
+                        inside = False
+                if inside:
+                    for i in range(3):
+                        sacc = 0.0
+                        for j in range(3):
+                            sacc += Tinv[i, j] * phi[j]
+                        theta[i] = sacc
+                    ll = _tg_eval(values, weights, groups, capture, theta, True, g, H, buf)
+                    if np.isfinite(ll) and ll_hat - ll <= 2.0 * drop:
+                        break
+                r *= 0.5
+            else:
+                return np.nan
+            continue
+        else:
+            # residuals: F0 = l - target, Fj = dl/dphi_j (j != fix)
+            F[0] = ll - target_ll
+            for j in range(3):
+                J[0, j] = gp[j]
+            row = 1
+            gmax = 0.0
+            for i in range(3):
+                if i == fix:
+                    continue
+                F[row] = gp[i]
+                gmax = max(gmax, abs(gp[i]))
+                for j in range(3):
+                    J[row, j] = -Hp[i, j]
+                row += 1
+            if abs(F[0]) < 1e-6 and gmax < 1e-5 * (1.0 + abs(ll_hat)) ** 0.5:
+                # a maximum in the nuisance directions, on the right side
+                ok_side = (phi[fix] - psi_hat) * side > 0.0
+                n1 = -1
+                n2 = -1
+                for i in range(3):
+                    if i != fix:
+                        if n1 < 0:
+                            n1 = i
+                        else:
+                            n2 = i
+                pd = (Hp[n1, n1] > 0.0 and Hp[n1, n1] * Hp[n2, n2] - Hp[n1, n2] ** 2 > 0.0)
+                if ok_side and pd:
+                    return phi[fix]
+                return np.nan
+            for i in range(3):
+                F[i] = -F[i]
+            if not _solve3(J, F, d):
+                return np.nan
+            smax = 0.0
+            for i in range(3):
+                smax = max(smax, abs(d[i]))
+            if smax > 1.0:
+                for i in range(3):
+                    d[i] *= 1.0 / smax
+            # halve the step until it stays in the box with a finite likelihood
+            phi0 = phi.copy()
+            stepped = False
+            for _h in range(8):
+                inside = True
+                for i in range(3):
+                    phi[i] = phi0[i] + d[i]
+                    if phi[i] < lo[i] or phi[i] > hi[i]:
+                        inside = False
+                if inside:
+                    for i in range(3):
+                        sacc = 0.0
+                        for j in range(3):
+                            sacc += Tinv[i, j] * phi[j]
+                        theta[i] = sacc
+                    ll = _tg_eval(values, weights, groups, capture, theta, True, g, H, buf)
+                    if np.isfinite(ll):
+                        stepped = True
+                        break
+                for i in range(3):
+                    d[i] *= 0.5
+            if not stepped:
+                return np.nan
+    return np.nan
 
 
 @njit(cache=True, error_model="numpy")
