@@ -51,7 +51,9 @@ R_NB_A, R_NB_BETA, R_ZIP_F, R_ZIP_LAM, R_P_MU, R_NITER, R_AT_LIMIT = range(9, 16
 R_CI0 = 16          # 4 targets x (low, high) in log space: log a, log beta, log b, log lam
 R_SE0 = 24          # Wald standard errors of the 4 targets (log space)
 R_GOF_STAT, R_GOF_DF = 28, 29
-N_RESULT = 30
+R_INFO0 = 30        # observed information at the optimum, per cell (aa, ab, al, bb, bl, ll)
+R_GINFO0 = 36       # grouped-data information of the GOF cells, per cell (same order)
+N_RESULT = 42
 
 # profile targets: phi = T theta, the fixed coordinate is index 2 of phi for
 # log beta and index k of theta otherwise
@@ -880,10 +882,16 @@ def _wald_se(H):
 
 
 @njit(cache=True, error_model="numpy")
-def _gof(values, weights, groups, capture, n_groups, a, b, lam, min_expected):
+def _gof(values, weights, groups, capture, n_groups, a, b, lam, min_expected, Ig):
     """Pearson chi-square of the observed histogram against the fitted law,
     with adjacent counts pooled until every cell expects >= min_expected
-    cells and the last cell holding the whole upper tail. Returns (X2, n_cells)."""
+    cells and the last cell holding the whole upper tail.
+
+    Also returns, in ``Ig``, the Fisher information per cell of the pooled
+    (grouped) data about theta = (log a, log b, log lam): the statistic's
+    null law with the full-data MLE is chi2(K-1-3) + sum_j l_j chi2(1) with
+    l_j the eigenvalues of I^-1 (I - Ig) (Chernoff and Lehmann 1954), which
+    the caller uses to calibrate the p-value. Returns (X2, K)."""
     nmax = 0
     total = 0.0
     for i in range(values.shape[0]):
@@ -892,11 +900,12 @@ def _gof(values, weights, groups, capture, n_groups, a, b, lam, min_expected):
     obs = np.zeros(nmax + 1)
     for i in range(values.shape[0]):
         obs[values[i]] += weights[i]
-    # expected cells at each n: sum over capture groups of group size x P(n | s)
     gw = np.zeros(n_groups)
     for i in range(values.shape[0]):
         gw[groups[i]] += weights[i]
+    # expected cells at each n and their derivatives wrt theta
     expct = np.zeros(nmax + 1)
+    dexp = np.zeros((nmax + 1, 3))
     buf = np.zeros(11)
     for gi in range(n_groups):
         if gw[gi] == 0.0:
@@ -904,20 +913,35 @@ def _gof(values, weights, groups, capture, n_groups, a, b, lam, min_expected):
         x = capture[gi] * lam
         for n in range(nmax + 1):
             pb_eval(float(n), a, b, x, False, buf)
-            expct[n] += gw[gi] * math.exp(buf[0])
-    # pool from the left; the last cell takes the rest of the total
+            e = gw[gi] * math.exp(buf[0])
+            expct[n] += e
+            dexp[n, 0] += e * a * buf[1]
+            dexp[n, 1] += e * b * buf[2]
+            dexp[n, 2] += e * x * buf[3]
     x2 = 0.0
     k = 0
     o_acc = 0.0
     e_acc = 0.0
+    d_acc = np.zeros(3)
     e_used = 0.0
     o_used = 0.0
+    d_used = np.zeros(3)
+    for i in range(3):
+        for j in range(3):
+            Ig[i, j] = 0.0
     for n in range(nmax + 1):
         o_acc += obs[n]
         e_acc += expct[n]
+        for i in range(3):
+            d_acc[i] += dexp[n, i]
         if e_acc >= min_expected and (total - e_used - e_acc) >= min_expected:
             x2 += (o_acc - e_acc) ** 2 / e_acc
             k += 1
+            for i in range(3):
+                for j in range(3):
+                    Ig[i, j] += d_acc[i] * d_acc[j] / (e_acc * total)
+                d_used[i] += d_acc[i]
+                d_acc[i] = 0.0
             e_used += e_acc
             o_used += o_acc
             o_acc = 0.0
@@ -927,6 +951,10 @@ def _gof(values, weights, groups, capture, n_groups, a, b, lam, min_expected):
     if e_last > 0:
         x2 += (o_last - e_last) ** 2 / e_last
         k += 1
+        # the tail cell's probability is 1 minus the others'
+        for i in range(3):
+            for j in range(3):
+                Ig[i, j] += d_used[i] * d_used[j] / (e_last * total)
     return x2, k
 
 
@@ -1048,8 +1076,24 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
                     # a better optimum turned up while profiling: the fit had
                     # not found the global maximum
                     row[R_CONV] = 0.0
+        ncell = 0.0
+        for i in range(w.shape[0]):
+            ncell += w[i]
+        row[R_INFO0 + 0] = H[0, 0] / ncell
+        row[R_INFO0 + 1] = H[0, 1] / ncell
+        row[R_INFO0 + 2] = H[0, 2] / ncell
+        row[R_INFO0 + 3] = H[1, 1] / ncell
+        row[R_INFO0 + 4] = H[1, 2] / ncell
+        row[R_INFO0 + 5] = H[2, 2] / ncell
         if gof_min_expected > 0:
+            Ig = np.zeros((3, 3))
             x2, k = _gof(v, w, gr, capture, n_groups, math.exp(theta[0]), math.exp(theta[1]),
-                         math.exp(theta[2]), gof_min_expected)
+                         math.exp(theta[2]), gof_min_expected, Ig)
             row[R_GOF_STAT] = x2
             row[R_GOF_DF] = k
+            row[R_GINFO0 + 0] = Ig[0, 0]
+            row[R_GINFO0 + 1] = Ig[0, 1]
+            row[R_GINFO0 + 2] = Ig[0, 2]
+            row[R_GINFO0 + 3] = Ig[1, 1]
+            row[R_GINFO0 + 4] = Ig[1, 2]
+            row[R_GINFO0 + 5] = Ig[2, 2]
