@@ -36,9 +36,10 @@ __all__ = ["CountHistograms", "capture_groups", "count_histograms", "check_count
 # A dense copy is made of objects that are neither NumPy arrays nor scipy.sparse
 # matrices but offer ``toarray`` (other sparse containers) only up to this size.
 _TOARRAY_MAX_ENTRIES = 10_000_000
-# Entries (all blocks together) of the small-value count table; beyond this the
-# tail of the count distribution goes through a sort instead (see kernels).
-_TABLE_BUDGET = 1 << 24
+# Entries (all blocks together) of the small-value count table, at most twice
+# the stored entries; beyond it the tail of the count distribution goes
+# through a sort instead (see kernels).
+_TABLE_BUDGET = 1 << 22
 # Refuse (gene, capture group) grids larger than this: each pair needs a few
 # words of memory and at least one bin, so such a request is a capture-binning
 # mistake (one group per cell), not a workload.
@@ -609,15 +610,17 @@ def count_histograms(X, *, capture=None, capture_bins=256, capture_rtol=0.01,
                          f"capture_bins set) or process fewer genes at a time")
 
     n_threads = numba.get_num_threads()
+    nnz = int(lay.indptr[-1])
     if lay.kind == "cell":
         # one table per block: more blocks than threads only cost memory
-        n_blocks = max(1, min(n_threads, int(lay.indptr[-1]) // 50_000 + 1))
+        n_blocks = max(1, min(n_threads, nnz // 50_000 + 1))
     else:
         n_blocks = 4 * n_threads
     seg = _blocks(lay, n_blocks)
     n_blocks = seg.shape[0] - 1
     n_tables = n_blocks if lay.kind == "cell" else 1
-    vcut = max(2, _TABLE_BUDGET // (n_tables * n_keys))
+    budget = min(_TABLE_BUDGET, max(1 << 16, 2 * nnz))
+    vcut = max(2, budget // (n_tables * n_keys))
     vmax, n_over, _ = _scan(lay, seg, vcut, round_counts, genes)
     top = int(vmax.max())
     width = int(min(vcut, top + 1)) if top >= 0 else 1
@@ -630,26 +633,25 @@ def count_histograms(X, *, capture=None, capture_bins=256, capture_rtol=0.01,
     rnd = bool(round_counts) and lay.data.dtype.kind == "f"
 
     if lay.kind == "cell":
-        table = np.zeros((n_blocks, n_keys, width), np.int64)
+        table = np.zeros((n_blocks, width, n_keys), np.int64)
         missing = np.zeros((n_blocks, n_keys), np.int64)
-        gmax = np.full((n_blocks, n_genes), -1, np.int64)
         _k.count_cell_major(lay.data, lay.indices, lay.indptr, lay.dense, seg,
-                            group_of_cell, n_genes, n_groups, rnd, over_offsets,
-                            table, missing, gmax, ov_key, ov_val)
+                            group_of_cell, n_genes, rnd, over_offsets,
+                            table, missing, ov_key, ov_val)
         if n_blocks > 1:
-            _k.reduce_blocks(table, missing, gmax, n_groups)
-        table, missing, gmax = table[0], missing[0], gmax[0]
+            _k.reduce_blocks(table, missing)
+        table, missing = table[0], missing[0]
     else:
-        table = np.zeros((n_keys, width), np.int64)
+        table = np.zeros((width, n_keys), np.int64)
         missing = np.zeros(n_keys, np.int64)
-        gmax = np.full(n_genes, -1, np.int64)
         _k.count_gene_major(lay.data, lay.indices, lay.indptr, lay.dense, seg,
                             group_of_cell, n_groups, rnd, over_offsets,
-                            table, missing, gmax, ov_key, ov_val)
+                            table, missing, ov_key, ov_val)
     run_ptr, run_val, run_cnt = _k.overflow_runs(ov_key, ov_val, n_keys)
     cells_in_group = np.bincount(group_of_cell, minlength=n_groups).astype(np.int64)
     indptr, values, grp, weights, n_missing, low = _k.assemble(
-        table, missing, gmax, run_ptr, run_val, run_cnt, cells_in_group)
+        table, missing, n_genes, run_ptr, run_val, run_cnt, cells_in_group,
+        lay.kind == "gene")
     if low < 0:  # pragma: no cover - duplicates are summed in _layout
         raise RuntimeError("internal error: a (cell, gene) entry was counted twice")
     return CountHistograms(indptr, values, grp, weights, group_capture,

@@ -14,9 +14,9 @@ build them from raw arrays in one validation scan plus one counting pass:
   *gene-major* layouts (CSC, F-ordered dense) in parallel over blocks of genes
   into one shared table (a gene is touched by one thread only).
 - The table holds counts of small values ``0 <= n < width`` per
-  (gene, group); larger values ("overflow") are appended as (gene*n_groups +
-  group, value) pairs and reduced by a counting sort on the (gene, group) key
-  followed by a sort of the few values inside each key.  ``width`` is chosen
+  (gene, group) key; larger values ("overflow") are appended as (key, value)
+  pairs and reduced by a counting sort on the key followed by a sort of the
+  few values inside each key.  ``width`` is chosen
   by the caller from a memory budget, so heavy-tailed genes cost a sort of
   their tail only.
 - Implicit zeros of a sparse matrix are never visited: per (gene, group) they
@@ -50,19 +50,19 @@ def scan_values(data, bounds, vcut, round_counts):
     ``bounds`` (n_blocks + 1,) are offsets into ``data``.  With
     ``round_counts`` values are rounded half-to-even before every check.
 
-    Returns ``vmax`` (float64 per block; -1 when the block has no valid value),
+    Returns ``vmax`` (int64 per block; -1 when the block has no valid value),
     ``n_over`` (values >= ``vcut``), ``n_nan`` and ``first`` (n_blocks, 4): the
     offset of the first infinite, negative, non-integer and too-large value
     (-1 when none).
     """
     nb = bounds.shape[0] - 1
-    vmax = np.full(nb, -1.0)
+    vmax = np.full(nb, -1, np.int64)
     n_over = np.zeros(nb, np.int64)
     n_nan = np.zeros(nb, np.int64)
     first = np.full((nb, 4), -1, np.int64)
-    fcut = float(vcut)
+    fmax = float(MAX_COUNT)
     for b in prange(nb):
-        mx = -1.0
+        mx = np.int64(-1)
         over = 0
         nan = 0
         f_inf = -1
@@ -71,28 +71,28 @@ def scan_values(data, bounds, vcut, round_counts):
         f_big = -1
         for p in range(bounds[b], bounds[b + 1]):
             y = float(data[p])
-            if y != y:
-                nan += 1
-                continue
             if round_counts:
                 y = np.rint(y)
-            if y - y != 0.0:
+            # fast path: an integer in range (NaN and inf fail the comparisons)
+            if y >= 0.0 and y <= fmax:
+                v = np.int64(y)
+                if float(v) == y:
+                    mx = max(mx, v)
+                    over += v >= vcut
+                    continue
+            if y != y:
+                nan += 1
+            elif y - y != 0.0:
                 if f_inf < 0:
                     f_inf = p
             elif y < 0.0:
                 if f_neg < 0:
                     f_neg = p
-            elif y != math.floor(y):
-                if f_frac < 0:
-                    f_frac = p
-            elif y > MAX_COUNT:
+            elif y > fmax:
                 if f_big < 0:
                     f_big = p
-            else:
-                if y > mx:
-                    mx = y
-                if y >= fcut:
-                    over += 1
+            elif f_frac < 0:
+                f_frac = p
         vmax[b] = mx
         n_over[b] = over
         n_nan[b] = nan
@@ -110,27 +110,32 @@ def _as_count(x, round_counts):
     return np.int64(x)
 
 
+# Tables are value-major, table[v, key]: most counts are 0-3, so the rows of
+# small values that take nearly every increment stay in cache.  Keys are
+# group-major (grp * n_genes + g) for cell-major input, where one cell sweeps
+# many genes of one group, and gene-major (g * n_groups + grp) for gene-major
+# input, where one gene sweeps cells of many groups.
+
 @njit(cache=True, parallel=True)
 def count_cell_major(data, indices, indptr, dense, row_bounds, group_of_cell,
-                     n_genes, n_groups, round_counts, over_offsets,
-                     table, missing, gmax, ov_key, ov_val):
+                     n_genes, round_counts, over_offsets,
+                     table, missing, ov_key, ov_val):
     """Counting pass over a cell-major matrix (CSR or C-ordered dense).
 
     Block b (rows ``row_bounds[b]:row_bounds[b+1]``) writes ``table[b]``
-    (n_genes*n_groups, width) counts of values < width, ``missing[b]``
-    (n_genes*n_groups,) NaN counts, ``gmax[b]`` (n_genes,) the largest value
-    seen per gene, and its overflow pairs into ``ov_key``/``ov_val`` from
-    ``over_offsets[b]`` on.  Outputs must come zeroed (``gmax`` at -1).
+    (width, n_keys) counts of values < width, ``missing[b]`` (n_keys,) NaN
+    counts, and its overflow (key, value) pairs into ``ov_key``/``ov_val``
+    from ``over_offsets[b]`` on.  Keys are ``group * n_genes + gene``.
+    ``table`` and ``missing`` must come zeroed.
     """
     nb = row_bounds.shape[0] - 1
-    width = table.shape[2]
+    width = table.shape[1]
     for b in prange(nb):
         pos = over_offsets[b]
         tb = table[b]
         mb = missing[b]
-        xb = gmax[b]
         for r in range(row_bounds[b], row_bounds[b + 1]):
-            grp = group_of_cell[r]
+            base = group_of_cell[r] * n_genes
             p0 = indptr[r]
             p1 = indptr[r + 1]
             for p in range(p0, p1):
@@ -139,15 +144,13 @@ def count_cell_major(data, indices, indptr, dense, row_bounds, group_of_cell,
                 else:
                     g = np.int64(indices[p])
                 x = data[p]
-                key = g * n_groups + grp
+                key = base + g
                 if x != x:
                     mb[key] += 1
                     continue
                 v = _as_count(x, round_counts)
-                if v > xb[g]:
-                    xb[g] = v
                 if v < width:
-                    tb[key, v] += 1
+                    tb[v, key] += 1
                 else:
                     ov_key[pos] = key
                     ov_val[pos] = v
@@ -157,19 +160,19 @@ def count_cell_major(data, indices, indptr, dense, row_bounds, group_of_cell,
 @njit(cache=True, parallel=True)
 def count_gene_major(data, indices, indptr, dense, gene_bounds, group_of_cell,
                      n_groups, round_counts, over_offsets,
-                     table, missing, gmax, ov_key, ov_val):
+                     table, missing, ov_key, ov_val):
     """Counting pass over a gene-major matrix (CSC or F-ordered dense, seen as
     genes x cells).  Same outputs as :func:`count_cell_major` without the block
-    axis: a gene belongs to one block, so the tables are shared."""
+    axis (a gene belongs to one block, so the tables are shared); keys are
+    ``gene * n_groups + group``."""
     nb = gene_bounds.shape[0] - 1
-    width = table.shape[1]
+    width = table.shape[0]
     for b in prange(nb):
         pos = over_offsets[b]
         for g in range(gene_bounds[b], gene_bounds[b + 1]):
             p0 = indptr[g]
             p1 = indptr[g + 1]
             base = g * n_groups
-            mx = np.int64(-1)
             for p in range(p0, p1):
                 if dense:
                     c = p - p0
@@ -181,36 +184,47 @@ def count_gene_major(data, indices, indptr, dense, gene_bounds, group_of_cell,
                     missing[key] += 1
                     continue
                 v = _as_count(x, round_counts)
-                if v > mx:
-                    mx = v
                 if v < width:
-                    table[key, v] += 1
+                    table[v, key] += 1
                 else:
                     ov_key[pos] = key
                     ov_val[pos] = v
                     pos += 1
-            gmax[g] = mx
 
 
 @njit(cache=True, parallel=True)
-def reduce_blocks(table, missing, gmax, n_groups):
-    """Sum the per-block tables of :func:`count_cell_major` into block 0,
-    visiting only the columns below each gene's largest value."""
+def reduce_blocks(table, missing):
+    """Sum the per-block outputs of :func:`count_cell_major` into block 0."""
     nb = table.shape[0]
-    width = table.shape[2]
-    n_genes = gmax.shape[1]
-    for g in prange(n_genes):
-        mx = gmax[0, g]
+    width = table.shape[1]
+    n_keys = table.shape[2]
+    for v in prange(width):
         for b in range(1, nb):
-            if gmax[b, g] > mx:
-                mx = gmax[b, g]
-        gmax[0, g] = mx
-        top = min(width, mx + 1)
-        for k in range(g * n_groups, (g + 1) * n_groups):
-            for b in range(1, nb):
-                missing[0, k] += missing[b, k]
-                for v in range(top):
-                    table[0, k, v] += table[b, k, v]
+            for k in range(n_keys):
+                table[0, v, k] += table[b, v, k]
+    for k in range(n_keys):
+        for b in range(1, nb):
+            missing[0, k] += missing[b, k]
+
+
+@njit(cache=True, parallel=True)
+def _key_top(table):
+    # 1 + largest value < width with a count, per key (0 when none); read
+    # row by row so that the value-major table is scanned sequentially
+    width = table.shape[0]
+    n_keys = table.shape[1]
+    top = np.zeros(n_keys, np.int64)
+    n_chunks = max(1, min(64, n_keys // 4096))
+    step = (n_keys + n_chunks - 1) // n_chunks
+    for c in prange(n_chunks):
+        lo = c * step
+        hi = min(n_keys, lo + step)
+        for v in range(width):
+            row = table[v]
+            for k in range(lo, hi):
+                if row[k] != 0:
+                    top[k] = v + 1
+    return top
 
 
 @njit(cache=True)
@@ -265,40 +279,44 @@ def overflow_runs(ov_key, ov_val, n_keys):
 
 
 @njit(cache=True, parallel=True)
-def assemble(table, missing, gmax, run_ptr, run_val, run_cnt, cells_in_group):
+def assemble(table, missing, n_genes, run_ptr, run_val, run_cnt, cells_in_group,
+             gene_major_keys):
     """Per-gene bins sorted by (group, value) from the reduced counts.
 
-    ``table`` (n_genes*n_groups, width) is modified: the implicit zeros of
-    each (gene, group) are added to column 0.  Returns ``indptr``, ``values``,
-    ``groups``, ``weights`` (float64), ``n_missing`` per gene and the smallest
-    implicit-zero count met (negative means the input stored some (cell, gene)
-    twice).
+    ``table`` (width, n_keys) is modified: the implicit zeros of each
+    (gene, group) are added to row 0.  Keys are ``g * n_groups + grp`` if
+    ``gene_major_keys`` else ``grp * n_genes + g``.  Returns ``indptr``,
+    ``values``, ``groups``, ``weights`` (float64), ``n_missing`` per gene and
+    the smallest implicit-zero count met (negative means the input stored some
+    (cell, gene) twice).
     """
-    width = table.shape[1]
     n_groups = cells_in_group.shape[0]
-    n_genes = gmax.shape[0]
+    ktop = _key_top(table)
     nbins = np.zeros(n_genes + 1, np.int64)
     n_missing = np.zeros(n_genes, np.int64)
     zmin = np.zeros(n_genes, np.int64)
     for g in prange(n_genes):
-        top = max(1, min(width, gmax[g] + 1))
         cnt = 0
         miss = 0
         zlow = np.int64(0)
         for grp in range(n_groups):
-            k = g * n_groups + grp
+            if gene_major_keys:
+                k = g * n_groups + grp
+            else:
+                k = grp * n_genes + g
+            top = max(1, ktop[k])
             stored = np.int64(0)
             for v in range(top):
-                stored += table[k, v]
+                stored += table[v, k]
             for j in range(run_ptr[k], run_ptr[k + 1]):
                 stored += run_cnt[j]
             z = cells_in_group[grp] - stored - missing[k]
             if z < zlow:
                 zlow = z
-            table[k, 0] += z
+            table[0, k] += z
             miss += missing[k]
             for v in range(top):
-                if table[k, v] > 0:
+                if table[v, k] > 0:
                     cnt += 1
             cnt += run_ptr[k + 1] - run_ptr[k]
         nbins[g + 1] = cnt
@@ -311,12 +329,15 @@ def assemble(table, missing, gmax, run_ptr, run_val, run_cnt, cells_in_group):
     groups = np.empty(n_bins, np.int64)
     weights = np.empty(n_bins, np.float64)
     for g in prange(n_genes):
-        top = max(1, min(width, gmax[g] + 1))
         j = nbins[g]
         for grp in range(n_groups):
-            k = g * n_groups + grp
+            if gene_major_keys:
+                k = g * n_groups + grp
+            else:
+                k = grp * n_genes + g
+            top = max(1, ktop[k])
             for v in range(top):
-                w = table[k, v]
+                w = table[v, k]
                 if w > 0:
                     values[j] = v
                     groups[j] = grp
