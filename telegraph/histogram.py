@@ -39,7 +39,7 @@ _TOARRAY_MAX_ENTRIES = 10_000_000
 # Entries (all blocks together) of the small-value count table, at most twice
 # the stored entries; beyond it the tail of the count distribution goes
 # through a sort instead (see kernels).
-_TABLE_BUDGET = 1 << 22
+_TABLE_BUDGET = 1 << 23
 # Refuse (gene, capture group) grids larger than this: each pair needs a few
 # words of memory and at least one bin, so such a request is a capture-binning
 # mistake (one group per cell), not a workload.
@@ -183,6 +183,8 @@ class CountHistograms:
         arr = np.asarray(gene_index)
         if arr.ndim == 0:
             arr = arr[None]
+        if arr.size == 0:
+            return np.zeros(0, np.int64)
         if arr.dtype == bool:
             if arr.shape != (self.n_genes,):
                 raise IndexError(f"boolean gene mask must have n_genes = {self.n_genes} "
@@ -468,13 +470,19 @@ def _check_shape(n_cells, n_genes):
                          f"it needs at least one cell (row) and one gene (column)")
 
 
-def _blocks(lay: _Layout, n_blocks: int) -> np.ndarray:
-    """Segment boundaries of about equal numbers of stored entries."""
+def _blocks(lay: _Layout, order, n_blocks: int) -> np.ndarray:
+    """Boundaries, in ``order``, of blocks of about equal numbers of stored
+    entries."""
     n_major = lay.n_major
     n_blocks = max(1, min(n_blocks, n_major))
-    nnz = int(lay.indptr[-1])
-    targets = np.linspace(0, nnz, n_blocks + 1)
-    b = np.searchsorted(lay.indptr, targets, side="left").astype(np.int64)
+    if lay.dense:
+        b = np.linspace(0, n_major, n_blocks + 1).astype(np.int64)
+    else:
+        lengths = np.diff(lay.indptr)[order]
+        cum = np.zeros(n_major + 1, np.int64)
+        np.cumsum(lengths, out=cum[1:])
+        targets = np.linspace(0, cum[-1], n_blocks + 1)
+        b = np.searchsorted(cum, targets, side="left").astype(np.int64)
     b[0] = 0
     b[-1] = n_major
     return np.unique(np.minimum(b, n_major))
@@ -486,10 +494,9 @@ def _gene_label(genes, g):
     return f"gene {g} (column index)"
 
 
-def _scan(lay: _Layout, seg_bounds, vcut, round_counts, genes):
-    bounds = lay.indptr[seg_bounds]
-    vmax, n_over, n_nan, first = _k.scan_values(lay.data, bounds, int(vcut),
-                                                bool(round_counts))
+def _scan(lay: _Layout, order, seg, vcut, round_counts, genes):
+    vmax, n_over, n_nan, first = _k.scan_values(lay.data, lay.indptr, order, seg,
+                                                int(vcut), bool(round_counts))
     for col, problem in ((0, "inf"), (1, "neg"), (2, "frac"), (3, "big")):
         hits = first[:, col][first[:, col] >= 0]
         if hits.size == 0:
@@ -543,8 +550,9 @@ def check_counts(X, *, round_counts=False, genes=None) -> None:
     """
     lay = _layout(X)
     genes = _genes_array(genes, X, lay.n_genes)
-    nb = numba.get_num_threads()
-    _scan(lay, _blocks(lay, nb), _k.MAX_COUNT, round_counts, genes)
+    order = np.arange(lay.n_major, dtype=np.int64)
+    seg = _blocks(lay, order, numba.get_num_threads())
+    _scan(lay, order, seg, _k.MAX_COUNT, round_counts, genes)
 
 
 def count_histograms(X, *, capture=None, capture_bins=256, capture_rtol=0.01,
@@ -582,6 +590,9 @@ def count_histograms(X, *, capture=None, capture_bins=256, capture_rtol=0.01,
     """
     lay = _layout(X)
     n_cells, n_genes = lay.n_cells, lay.n_genes
+    if n_cells > _k.MAX_COUNT:
+        raise ValueError(f"at most {_k.MAX_COUNT} cells per call; stream the cells in "
+                         f"chunks and merge the histograms")
     genes = _genes_array(genes, X, n_genes)
     if groups is not None:
         if capture is not None:
@@ -614,14 +625,18 @@ def count_histograms(X, *, capture=None, capture_bins=256, capture_rtol=0.01,
     if lay.kind == "cell":
         # one table per block: more blocks than threads only cost memory
         n_blocks = max(1, min(n_threads, nnz // 50_000 + 1))
+        # cells sorted by group: consecutive cells then update the same keys
+        order = (np.argsort(group_of_cell, kind="stable") if n_groups > 1
+                 else np.arange(n_cells, dtype=np.int64))
     else:
         n_blocks = 4 * n_threads
-    seg = _blocks(lay, n_blocks)
+        order = np.arange(n_genes, dtype=np.int64)
+    seg = _blocks(lay, order, n_blocks)
     n_blocks = seg.shape[0] - 1
     n_tables = n_blocks if lay.kind == "cell" else 1
     budget = min(_TABLE_BUDGET, max(1 << 16, 2 * nnz))
     vcut = max(2, budget // (n_tables * n_keys))
-    vmax, n_over, _ = _scan(lay, seg, vcut, round_counts, genes)
+    vmax, n_over, _ = _scan(lay, order, seg, vcut, round_counts, genes)
     top = int(vmax.max())
     width = int(min(vcut, top + 1)) if top >= 0 else 1
     if width < vcut:
@@ -632,19 +647,20 @@ def count_histograms(X, *, capture=None, capture_bins=256, capture_rtol=0.01,
     ov_val = np.empty(over_offsets[-1], np.int64)
     rnd = bool(round_counts) and lay.data.dtype.kind == "f"
 
+    # int32 tables: a table entry counts cells, fewer than 2**31
     if lay.kind == "cell":
-        table = np.zeros((n_blocks, width, n_keys), np.int64)
+        table = np.zeros((n_blocks, width, n_keys), np.int32)
         missing = np.zeros((n_blocks, n_keys), np.int64)
-        _k.count_cell_major(lay.data, lay.indices, lay.indptr, lay.dense, seg,
+        _k.count_cell_major(lay.data, lay.indices, lay.indptr, lay.dense, order, seg,
                             group_of_cell, n_genes, rnd, over_offsets,
                             table, missing, ov_key, ov_val)
         if n_blocks > 1:
             _k.reduce_blocks(table, missing)
         table, missing = table[0], missing[0]
     else:
-        table = np.zeros((width, n_keys), np.int64)
+        table = np.zeros((width, n_keys), np.int32)
         missing = np.zeros(n_keys, np.int64)
-        _k.count_gene_major(lay.data, lay.indices, lay.indptr, lay.dense, seg,
+        _k.count_gene_major(lay.data, lay.indices, lay.indptr, lay.dense, order, seg,
                             group_of_cell, n_groups, rnd, over_offsets,
                             table, missing, ov_key, ov_val)
     run_ptr, run_val, run_cnt = _k.overflow_runs(ov_key, ov_val, n_keys)
