@@ -478,7 +478,9 @@ def _blocks(lay: _Layout, order, n_blocks: int) -> np.ndarray:
     if lay.dense:
         b = np.linspace(0, n_major, n_blocks + 1).astype(np.int64)
     else:
-        lengths = np.diff(lay.indptr)[order]
+        lengths = np.diff(lay.indptr)
+        if order is not None:
+            lengths = lengths[order]
         cum = np.zeros(n_major + 1, np.int64)
         np.cumsum(lengths, out=cum[1:])
         targets = np.linspace(0, cum[-1], n_blocks + 1)
@@ -494,8 +496,8 @@ def _gene_label(genes, g):
     return f"gene {g} (column index)"
 
 
-def _scan(lay: _Layout, order, seg, vcut, round_counts, genes):
-    vmax, n_over, n_nan, first = _k.scan_values(lay.data, lay.indptr, order, seg,
+def _scan(lay: _Layout, seg, vcut, round_counts, genes):
+    vmax, n_over, n_nan, first = _k.scan_values(lay.data, lay.indptr, seg,
                                                 int(vcut), bool(round_counts))
     for col, problem in ((0, "inf"), (1, "neg"), (2, "frac"), (3, "big")):
         hits = first[:, col][first[:, col] >= 0]
@@ -550,9 +552,8 @@ def check_counts(X, *, round_counts=False, genes=None) -> None:
     """
     lay = _layout(X)
     genes = _genes_array(genes, X, lay.n_genes)
-    order = np.arange(lay.n_major, dtype=np.int64)
-    seg = _blocks(lay, order, numba.get_num_threads())
-    _scan(lay, order, seg, _k.MAX_COUNT, round_counts, genes)
+    seg = _blocks(lay, None, numba.get_num_threads())
+    _scan(lay, seg, _k.MAX_COUNT, round_counts, genes)
 
 
 def count_histograms(X, *, capture=None, capture_bins=256, capture_rtol=0.01,
@@ -636,13 +637,16 @@ def count_histograms(X, *, capture=None, capture_bins=256, capture_rtol=0.01,
     n_tables = n_blocks if lay.kind == "cell" else 1
     budget = min(_TABLE_BUDGET, max(1 << 16, 2 * nnz))
     vcut = max(2, budget // (n_tables * n_keys))
-    vmax, n_over, _ = _scan(lay, order, seg, vcut, round_counts, genes)
+    # validation in storage order (sequential reads), in as many blocks
+    vmax, n_over, _ = _scan(lay, _blocks(lay, None, n_threads), vcut, round_counts,
+                            genes)
     top = int(vmax.max())
     width = int(min(vcut, top + 1)) if top >= 0 else 1
-    if width < vcut:
-        n_over[:] = 0
     over_offsets = np.zeros(n_blocks + 1, np.int64)
-    np.cumsum(n_over, out=over_offsets[1:])
+    if width == vcut:
+        cum = np.zeros(lay.n_major + 1, np.int64)
+        np.cumsum(n_over[order], out=cum[1:])
+        over_offsets = cum[seg]
     ov_key = np.empty(over_offsets[-1], np.int64)
     ov_val = np.empty(over_offsets[-1], np.int64)
     rnd = bool(round_counts) and lay.data.dtype.kind == "f"

@@ -50,34 +50,33 @@ MAX_COUNT = 2 ** 31 - 1
 
 
 @njit(cache=True, parallel=True)
-def scan_values(data, indptr, order, seg, vcut, round_counts):
-    """Validate the stored values and size the counting pass, per block.
+def scan_values(data, indptr, seg, vcut, round_counts):
+    """Validate the stored values and size the counting pass.
 
-    Block b covers segments ``order[seg[b]:seg[b+1]]``, segment s being
+    Block b covers segments ``seg[b]:seg[b+1]``, segment s being
     ``data[indptr[s]:indptr[s+1]]``.  With ``round_counts`` values are rounded
     half-to-even before every check.
 
     Returns ``vmax`` (int64 per block; -1 when the block has no valid value),
-    ``n_over`` (values >= ``vcut``), ``n_nan`` and ``first`` (n_blocks, 4): the
-    smallest offset of an infinite, negative, non-integer and too-large value
-    (-1 when none).
+    ``n_over`` (per segment: values >= ``vcut``), ``n_nan`` (per block) and
+    ``first`` (n_blocks, 4): the smallest offset of an infinite, negative,
+    non-integer and too-large value (-1 when none).
     """
     nb = seg.shape[0] - 1
     vmax = np.full(nb, -1, np.int64)
-    n_over = np.zeros(nb, np.int64)
+    n_over = np.zeros(indptr.shape[0] - 1, np.int64)
     n_nan = np.zeros(nb, np.int64)
     first = np.full((nb, 4), -1, np.int64)
     fmax = float(MAX_COUNT)
     for b in prange(nb):
         mx = np.int64(-1)
-        over = 0
         nan = 0
         f_inf = -1
         f_neg = -1
         f_frac = -1
         f_big = -1
-        for i in range(seg[b], seg[b + 1]):
-            s = order[i]
+        for s in range(seg[b], seg[b + 1]):
+            over = 0
             for p in range(indptr[s], indptr[s + 1]):
                 y = float(data[p])
                 if round_counts:
@@ -102,8 +101,8 @@ def scan_values(data, indptr, order, seg, vcut, round_counts):
                         f_big = p
                 elif f_frac < 0 or p < f_frac:
                     f_frac = p
+            n_over[s] = over
         vmax[b] = mx
-        n_over[b] = over
         n_nan[b] = nan
         first[b, 0] = f_inf
         first[b, 1] = f_neg
@@ -372,27 +371,45 @@ def assemble(table, missing, n_genes, run_ptr, run_val, run_cnt, cells_in_group,
     values = np.empty(n_bins, np.int64)
     groups = np.empty(n_bins, np.int64)
     weights = np.empty(n_bins, np.float64)
-    for c in prange(n_ch):
-        lo = ch[c]
-        hi = ch[c + 1]
-        for v in range(width):
-            row = table[v]
-            for k in range(lo, hi):
-                w = row[k]
-                if w != 0:
-                    o = off[k]
-                    values[o] = v
-                    groups[o] = k % n_groups if gene_major_keys else k // n_genes
-                    weights[o] = w
-                    off[k] = o + 1
-        for k in range(lo, hi):
-            grp = k % n_groups if gene_major_keys else k // n_genes
-            o = off[k]
-            for i in range(run_ptr[k], run_ptr[k + 1]):
-                values[o] = run_val[i]
-                groups[o] = grp
-                weights[o] = run_cnt[i]
-                o += 1
+    # fill, by chunks of genes so that both the table reads and the output
+    # writes (one cursor per key of the chunk) stay in cache
+    gch = _chunks(n_genes, 64)
+    for c in prange(gch.shape[0] - 1):
+        g0 = gch[c]
+        g1 = gch[c + 1]
+        if gene_major_keys:
+            for g in range(g0, g1):
+                for v in range(width):
+                    row = table[v]
+                    for k in range(g * n_groups, (g + 1) * n_groups):
+                        w = row[k]
+                        if w != 0:
+                            o = off[k]
+                            values[o] = v
+                            groups[o] = k - g * n_groups
+                            weights[o] = w
+                            off[k] = o + 1
+        else:
+            for grp in range(n_groups):
+                for v in range(width):
+                    row = table[v]
+                    for k in range(grp * n_genes + g0, grp * n_genes + g1):
+                        w = row[k]
+                        if w != 0:
+                            o = off[k]
+                            values[o] = v
+                            groups[o] = grp
+                            weights[o] = w
+                            off[k] = o + 1
+        for g in range(g0, g1):
+            for grp in range(n_groups):
+                k = g * n_groups + grp if gene_major_keys else grp * n_genes + g
+                o = off[k]
+                for i in range(run_ptr[k], run_ptr[k + 1]):
+                    values[o] = run_val[i]
+                    groups[o] = grp
+                    weights[o] = run_cnt[i]
+                    o += 1
     low = np.int64(0)
     for c in range(n_ch):
         low = min(low, zlow[c])
