@@ -496,9 +496,8 @@ def _gene_label(genes, g):
     return f"gene {g} (column index)"
 
 
-def _scan(lay: _Layout, seg, vcut, round_counts, genes):
-    vmax, n_over, n_nan, first = _k.scan_values(lay.data, lay.indptr, seg,
-                                                int(vcut), bool(round_counts))
+def _raise_first_problem(lay: _Layout, first, genes):
+    """Raise for the bad stored value with the smallest offset, if any."""
     for col, problem in ((0, "inf"), (1, "neg"), (2, "frac"), (3, "big")):
         hits = first[:, col][first[:, col] >= 0]
         if hits.size == 0:
@@ -516,6 +515,12 @@ def _scan(lay: _Layout, seg, vcut, round_counts, genes):
             raise ValueError(f"counts must be integers; found {x:g} {where}. Pass "
                              f"round_counts=True to round to the nearest integer")
         raise ValueError(f"counts must be at most {_k.MAX_COUNT}; found {x:g} {where}")
+
+
+def _scan(lay: _Layout, seg, vcut, round_counts, genes):
+    vmax, n_over, n_nan, first = _k.scan_values(lay.data, lay.indptr, seg,
+                                                int(vcut), bool(round_counts))
+    _raise_first_problem(lay, first, genes)
     return vmax, n_over, n_nan
 
 
@@ -636,41 +641,62 @@ def count_histograms(X, *, capture=None, capture_bins=256, capture_rtol=0.01,
     n_blocks = seg.shape[0] - 1
     n_tables = n_blocks if lay.kind == "cell" else 1
     budget = min(_TABLE_BUDGET, max(1 << 16, 2 * nnz))
-    vcut = max(2, budget // (n_tables * n_keys))
-    # validation in storage order (sequential reads), in as many blocks
-    vmax, n_over, _ = _scan(lay, _blocks(lay, None, n_threads), vcut, round_counts,
-                            genes)
-    top = int(vmax.max())
-    width = int(min(vcut, top + 1)) if top >= 0 else 1
-    over_offsets = np.zeros(n_blocks + 1, np.int64)
-    if width == vcut:
-        cum = np.zeros(lay.n_major + 1, np.int64)
-        np.cumsum(n_over[order], out=cum[1:])
-        over_offsets = cum[seg]
-    ov_key = np.empty(over_offsets[-1], np.int64)
-    ov_val = np.empty(over_offsets[-1], np.int64)
+    width = max(2, budget // (n_tables * n_keys))
     rnd = bool(round_counts) and lay.data.dtype.kind == "f"
 
-    # int32 tables: a table entry counts cells, fewer than 2**31
+    def count(over_offsets):
+        ov_key = np.empty(over_offsets[-1], np.int64)
+        ov_val = np.empty(over_offsets[-1], np.int64)
+        # int32 tables: an entry counts cells, fewer than 2**31; np.zeros maps
+        # zero pages lazily, so rows above the largest count cost nothing
+        if lay.kind == "cell":
+            table = np.zeros((n_blocks, width, n_keys), np.int32)
+            missing = np.zeros((n_blocks, n_keys), np.int64)
+            kernel, arg = _k.count_cell_major, n_genes
+        else:
+            table = np.zeros((width, n_keys), np.int32)
+            missing = np.zeros(n_keys, np.int64)
+            kernel, arg = _k.count_gene_major, n_groups
+        vmax, n_over, first = kernel(lay.data, lay.indices, lay.indptr, lay.dense, order,
+                                     seg, group_of_cell, arg, rnd, over_offsets,
+                                     table, missing, ov_key, ov_val)
+        _raise_first_problem(lay, first, genes)
+        return table, missing, ov_key, ov_val, vmax, n_over
+
+    lengths = np.diff(lay.indptr)[order]
+    cum = np.zeros(lay.n_major + 1, np.int64)
+    np.cumsum(lengths, out=cum[1:])
+    over_offsets = None
+    if width >= 64:
+        # one pass: counts >= 64 are rare, guess the overflow buffers
+        capacity = np.diff(cum[seg]) // 16 + 256
+        over_offsets = np.zeros(n_blocks + 1, np.int64)
+        np.cumsum(capacity, out=over_offsets[1:])
+        table, missing, ov_key, ov_val, vmax, n_over = count(over_offsets)
+        if np.any(n_over > capacity):
+            over_offsets = None
+    if over_offsets is None:
+        # size the overflow exactly with a validation scan, then count
+        _, n_over_seg, _ = _scan(lay, _blocks(lay, None, n_threads), width,
+                                 round_counts, genes)
+        cum = np.zeros(lay.n_major + 1, np.int64)
+        np.cumsum(n_over_seg[order], out=cum[1:])
+        over_offsets = cum[seg]
+        table, missing, ov_key, ov_val, vmax, n_over = count(over_offsets)
+    if ov_key.shape[0] != int(n_over.sum()):
+        keep = np.concatenate([np.arange(over_offsets[b], over_offsets[b] + n_over[b])
+                               for b in range(n_blocks)])
+        ov_key, ov_val = ov_key[keep], ov_val[keep]
+    top = int(vmax.max())
+    width = min(width, top + 1) if top >= 0 else 1
     if lay.kind == "cell":
-        table = np.zeros((n_blocks, width, n_keys), np.int32)
-        missing = np.zeros((n_blocks, n_keys), np.int64)
-        _k.count_cell_major(lay.data, lay.indices, lay.indptr, lay.dense, order, seg,
-                            group_of_cell, n_genes, rnd, over_offsets,
-                            table, missing, ov_key, ov_val)
         if n_blocks > 1:
-            _k.reduce_blocks(table, missing)
+            _k.reduce_blocks(table, missing, width)
         table, missing = table[0], missing[0]
-    else:
-        table = np.zeros((width, n_keys), np.int32)
-        missing = np.zeros(n_keys, np.int64)
-        _k.count_gene_major(lay.data, lay.indices, lay.indptr, lay.dense, order, seg,
-                            group_of_cell, n_groups, rnd, over_offsets,
-                            table, missing, ov_key, ov_val)
     run_ptr, run_val, run_cnt = _k.overflow_runs(ov_key, ov_val, n_keys)
     cells_in_group = np.bincount(group_of_cell, minlength=n_groups).astype(np.int64)
     indptr, values, grp, weights, n_missing, low = _k.assemble(
-        table, missing, n_genes, run_ptr, run_val, run_cnt, cells_in_group,
+        table, width, missing, n_genes, run_ptr, run_val, run_cnt, cells_in_group,
         lay.kind == "gene")
     if low < 0:  # pragma: no cover - duplicates are summed in _layout
         raise RuntimeError("internal error: a (cell, gene) entry was counted twice")

@@ -125,6 +125,31 @@ def test_overflow_path_matches_reference(layout, tiny_table):
     assert_same(h, naive_histograms(X, gidx, 3))
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("n_large, rescanned", [(5, False), (600, True)])
+def test_overflow_buffer_guess_and_rescan(layout, n_large, rescanned, monkeypatch):
+    # width 64: the single pass guesses the overflow buffers (>= 256 pairs per
+    # block); with more large values than that it must size them and count again
+    rng = np.random.default_rng(19)
+    X = rng.poisson(2.0, (40, 20)).astype(np.float64)
+    X[rng.random(X.shape) < 0.1] = np.nan
+    flat = rng.choice(X.size, n_large, replace=False)
+    X.flat[flat] = rng.integers(64, 3000, n_large)
+    monkeypatch.setattr(H, "_TABLE_BUDGET", 64 * 20)
+    calls = []
+    scan = H._scan
+    monkeypatch.setattr(H, "_scan", lambda *a: calls.append(1) or scan(*a))
+    n = numba.get_num_threads()
+    numba.set_num_threads(1)  # one block for cell-major layouts
+    try:
+        h = count_histograms(in_layout(X, layout))
+    finally:
+        numba.set_num_threads(n)
+    assert_same(h, naive_histograms(X, np.zeros(40, np.int64), 1))
+    if layout in ("dense_c", "csr"):
+        assert bool(calls) == rescanned
+
+
 @settings(max_examples=40, deadline=None)
 @given(n_cells=st.integers(1, 30), n_genes=st.integers(1, 6), n_groups=st.integers(1, 4),
        seed=st.integers(0, 2**32 - 1), layout=st.sampled_from(LAYOUTS))

@@ -3,7 +3,7 @@
 A gene's counts enter the stationary likelihood only through the multiset of
 (capture group, count) pairs, so the fitter works on histograms: for each gene,
 the bins (group, value) with the number of cells that have them.  These kernels
-build them from raw arrays in one validation scan plus one counting pass:
+build them from raw arrays, normally in a single pass over the stored values:
 
 - ``data``/``indices``/``indptr`` of a CSR or CSC matrix, or a dense 2-D array
   seen as "CSR/CSC with implicit indices" (``dense=True``: the entry at offset
@@ -13,6 +13,11 @@ build them from raw arrays in one validation scan plus one counting pass:
   blocks of cells, each block into its own table, the tables summed at the end;
   *gene-major* layouts (CSC, F-ordered dense) in parallel over blocks of genes
   into one shared table (a gene is touched by one thread only).
+- The counting pass also validates every stored value (NaN = missing; inf,
+  negative, non-integer or huge values are located and reported by the
+  caller).  Overflow pairs go to per-block buffers of an estimated capacity;
+  when one is too small the caller sizes them exactly with
+  :func:`scan_values` and counts again.
 - Segments (cells or genes) are visited in a given ``order``: cells sorted by
   capture group, so that consecutive cells update the same part of the table.
 - The table holds counts of small values ``0 <= n < width`` per
@@ -112,30 +117,53 @@ def scan_values(data, indptr, seg, vcut, round_counts):
 
 
 @njit(cache=True, inline="always")
-def _as_count(x, round_counts):
-    if round_counts:
-        return np.int64(np.rint(float(x)))
-    return np.int64(x)
+def _classify(y, p, first, b):
+    # slow path of the counting passes: y is not a valid count; return True
+    # when it is NaN (missing), else record the offset of the problem
+    if y != y:
+        return True
+    if y - y != 0.0:
+        col = 0
+    elif y < 0.0:
+        col = 1
+    elif y > MAX_COUNT:
+        col = 3
+    else:
+        col = 2
+    if first[b, col] < 0 or p < first[b, col]:
+        first[b, col] = p
+    return False
 
 
 @njit(cache=True, parallel=True)
 def count_cell_major(data, indices, indptr, dense, order, seg, group_of_cell,
                      n_genes, round_counts, over_offsets,
                      table, missing, ov_key, ov_val):
-    """Counting pass over a cell-major matrix (CSR or C-ordered dense).
+    """Counting pass over a cell-major matrix (CSR or C-ordered dense), with
+    the validation of :func:`scan_values` folded in.
 
     Block b (cells ``order[seg[b]:seg[b+1]]``) writes ``table[b]``
     (width, n_keys) counts of values < width, ``missing[b]`` (n_keys,) NaN
     counts, and its overflow (key, value) pairs into ``ov_key``/``ov_val``
-    from ``over_offsets[b]`` on.  Keys are ``group * n_genes + gene``.
+    from ``over_offsets[b]`` up to ``over_offsets[b+1]`` (pairs beyond that
+    capacity are counted, not stored).  Keys are ``group * n_genes + gene``.
     ``table`` and ``missing`` must come zeroed.
+
+    Returns ``vmax``, ``n_over`` (pairs met, stored or not) and ``first`` per
+    block as :func:`scan_values`.
     """
     nb = seg.shape[0] - 1
     width = table.shape[1]
+    fmax = float(MAX_COUNT)
+    vmax = np.full(nb, -1, np.int64)
+    n_over = np.zeros(nb, np.int64)
+    first = np.full((nb, 4), -1, np.int64)
     for b in prange(nb):
         pos = over_offsets[b]
+        end = over_offsets[b + 1]
         tb = table[b]
         mb = missing[b]
+        mx = np.int64(-1)
         for i in range(seg[b], seg[b + 1]):
             r = order[i]
             base = group_of_cell[r] * n_genes
@@ -146,18 +174,27 @@ def count_cell_major(data, indices, indptr, dense, order, seg, group_of_cell,
                     g = p - p0
                 else:
                     g = np.int64(indices[p])
-                x = data[p]
                 key = base + g
-                if x != x:
+                y = float(data[p])
+                if round_counts:
+                    y = np.rint(y)
+                if y >= 0.0 and y <= fmax:
+                    v = np.int64(y)
+                    if float(v) == y:
+                        mx = max(mx, v)
+                        if v < width:
+                            tb[v, key] += 1
+                        else:
+                            if pos < end:
+                                ov_key[pos] = key
+                                ov_val[pos] = v
+                            pos += 1
+                        continue
+                if _classify(y, p, first, b):
                     mb[key] += 1
-                    continue
-                v = _as_count(x, round_counts)
-                if v < width:
-                    tb[v, key] += 1
-                else:
-                    ov_key[pos] = key
-                    ov_val[pos] = v
-                    pos += 1
+        vmax[b] = mx
+        n_over[b] = pos - over_offsets[b]
+    return vmax, n_over, first
 
 
 @njit(cache=True, parallel=True)
@@ -165,13 +202,19 @@ def count_gene_major(data, indices, indptr, dense, order, seg, group_of_cell,
                      n_groups, round_counts, over_offsets,
                      table, missing, ov_key, ov_val):
     """Counting pass over a gene-major matrix (CSC or F-ordered dense, seen as
-    genes x cells).  Same outputs as :func:`count_cell_major` without the block
-    axis (a gene belongs to one block, so the tables are shared); keys are
+    genes x cells).  Same as :func:`count_cell_major` without the block axis
+    of the tables (a gene belongs to one block, so they are shared); keys are
     ``gene * n_groups + group``."""
     nb = seg.shape[0] - 1
     width = table.shape[0]
+    fmax = float(MAX_COUNT)
+    vmax = np.full(nb, -1, np.int64)
+    n_over = np.zeros(nb, np.int64)
+    first = np.full((nb, 4), -1, np.int64)
     for b in prange(nb):
         pos = over_offsets[b]
+        end = over_offsets[b + 1]
+        mx = np.int64(-1)
         for i in range(seg[b], seg[b + 1]):
             g = order[i]
             p0 = indptr[g]
@@ -182,18 +225,27 @@ def count_gene_major(data, indices, indptr, dense, order, seg, group_of_cell,
                     c = p - p0
                 else:
                     c = np.int64(indices[p])
-                x = data[p]
                 key = base + group_of_cell[c]
-                if x != x:
+                y = float(data[p])
+                if round_counts:
+                    y = np.rint(y)
+                if y >= 0.0 and y <= fmax:
+                    v = np.int64(y)
+                    if float(v) == y:
+                        mx = max(mx, v)
+                        if v < width:
+                            table[v, key] += 1
+                        else:
+                            if pos < end:
+                                ov_key[pos] = key
+                                ov_val[pos] = v
+                            pos += 1
+                        continue
+                if _classify(y, p, first, b):
                     missing[key] += 1
-                    continue
-                v = _as_count(x, round_counts)
-                if v < width:
-                    table[v, key] += 1
-                else:
-                    ov_key[pos] = key
-                    ov_val[pos] = v
-                    pos += 1
+        vmax[b] = mx
+        n_over[b] = pos - over_offsets[b]
+    return vmax, n_over, first
 
 
 @njit(cache=True)
@@ -207,10 +259,10 @@ def _chunks(n, size):
 
 
 @njit(cache=True, parallel=True)
-def reduce_blocks(table, missing):
-    """Sum the per-block outputs of :func:`count_cell_major` into block 0."""
+def reduce_blocks(table, missing, width):
+    """Sum the per-block outputs of :func:`count_cell_major` into block 0
+    (table rows below ``width`` only: the others are zero)."""
     nb = table.shape[0]
-    width = table.shape[1]
     n_keys = table.shape[2]
     ch = _chunks(n_keys, 16384)
     for c in prange(ch.shape[0] - 1):
@@ -285,12 +337,12 @@ def overflow_runs(ov_key, ov_val, n_keys):
 
 
 @njit(cache=True, parallel=True)
-def assemble(table, missing, n_genes, run_ptr, run_val, run_cnt, cells_in_group,
-             gene_major_keys):
+def assemble(table, width, missing, n_genes, run_ptr, run_val, run_cnt,
+             cells_in_group, gene_major_keys):
     """Per-gene bins sorted by (group, value) from the reduced counts.
 
-    ``table`` (width, n_keys) is modified: the implicit zeros of each
-    (gene, group) are added to row 0.  Keys are ``g * n_groups + grp`` if
+    ``table`` (>= width, n_keys) is modified: the implicit zeros of each
+    (gene, group) are added to row 0; its rows from ``width`` on are zero.  Keys are ``g * n_groups + grp`` if
     ``gene_major_keys`` else ``grp * n_genes + g``.  Every pass reads the
     value-major table row by row over a range of keys.
 
@@ -298,7 +350,6 @@ def assemble(table, missing, n_genes, run_ptr, run_val, run_cnt, cells_in_group,
     ``n_missing`` per gene and the smallest implicit-zero count met (negative
     means the input stored some (cell, gene) twice).
     """
-    width = table.shape[0]
     n_keys = table.shape[1]
     n_groups = cells_in_group.shape[0]
     ch = _chunks(n_keys, 8192)
