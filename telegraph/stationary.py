@@ -1,0 +1,241 @@
+"""The stationary telegraph law: Poisson-Beta pmf, exact scores, posteriors.
+
+All functions broadcast over their arguments like ``scipy.stats``
+distributions. Rates are per unit time (any unit, the same for all four);
+``capture`` is the fraction of a cell's mRNA molecules that are counted.
+Invalid parameters (non-positive or non-finite rates, capture outside (0, 1])
+give NaN; impossible counts (negative or non-integer) give ``-inf`` for
+:func:`logpmf` (0 for :func:`pmf`) and NaN for scores and posteriors.
+
+The mathematics (DESIGN.md section 2): with a = k_on/k_deg, b = k_off/k_deg
+and x = capture * k_syn/k_deg, the latent promoter activity
+p ~ Beta(a, b) and n | p ~ Poisson(x p). The scores are posterior expectations
+of the complete-data score (Fisher's identity) and the observed information
+follows from posterior covariances (Louis' identity); the kernels live in
+:mod:`telegraph.kernels.poisson_beta`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .kernels.poisson_beta import histogram_eval, pb_eval_many
+
+__all__ = [
+    "logpmf", "pmf", "score", "posterior_on", "posterior_mean", "posterior_var",
+    "logpmf_ab", "score_ab", "histogram_loglik",
+]
+
+
+def _evaluate(n, a, b, x, *, want_info=False):
+    """Broadcast, validate and evaluate. Returns (shape, out (m, 11), E[p|n],
+    valid-parameter mask, valid-count mask)."""
+    n, a, b, x = np.broadcast_arrays(np.asarray(n, dtype=float), np.asarray(a, dtype=float),
+                                     np.asarray(b, dtype=float), np.asarray(x, dtype=float))
+    shape = n.shape
+    n = n.ravel()
+    a = a.ravel()
+    b = b.ravel()
+    x = x.ravel()
+    ok_par = (np.isfinite(a) & np.isfinite(b) & np.isfinite(x)
+              & (a > 0) & (b > 0) & (x > 0))
+    ok_n = np.isfinite(n) & (n >= 0) & (n == np.floor(n))
+    good = ok_par & ok_n
+    out = np.full((n.size, 11), np.nan)
+    ep = np.full(n.size, np.nan)
+    if good.any():
+        o, e = pb_eval_many(np.ascontiguousarray(n[good]), np.ascontiguousarray(a[good]),
+                            np.ascontiguousarray(b[good]), np.ascontiguousarray(x[good]),
+                            want_info)
+        out[good] = o
+        ep[good] = e
+    return shape, out, ep, ok_par, ok_n
+
+
+def _rates(k_on, k_off, k_syn, k_deg, capture):
+    k_on, k_off, k_syn, k_deg, capture = (np.asarray(v, dtype=float)
+                                          for v in (k_on, k_off, k_syn, k_deg, capture))
+    bad = ~((capture > 0) & (capture <= 1) & np.isfinite(k_deg) & (k_deg > 0))
+    # NaN propagates through the kernel's validity check
+    capture = np.where(bad, np.nan, capture)
+    return k_on / k_deg, k_off / k_deg, capture * k_syn / k_deg, k_deg, capture
+
+
+def logpmf_ab(n, a, b, x):
+    """log P(n) of the Poisson-Beta law in scaled parameters.
+
+    Parameters
+    ----------
+    n : array_like
+        Counts (non-negative integers).
+    a, b : array_like
+        k_on / k_deg and k_off / k_deg (dimensionless).
+    x : array_like
+        Poisson scale capture * k_syn / k_deg (expected count of an always-on
+        promoter).
+    """
+    shape, out, _, ok_par, ok_n = _evaluate(n, a, b, x)
+    res = out[:, 0]
+    res = np.where(ok_par & ~ok_n, -np.inf, res)
+    return res.reshape(shape)[()]
+
+
+def score_ab(n, a, b, x):
+    """Gradient of log P(n) with respect to (a, b, x), last axis of length 3.
+
+    Same parameters as :func:`logpmf_ab`; NaN where the count or a parameter is
+    invalid.
+    """
+    shape, out, _, _, _ = _evaluate(n, a, b, x)
+    return out[:, 1:4].reshape(shape + (3,))
+
+
+def logpmf(n, k_on, k_off, k_syn, k_deg=1.0, capture=1.0):
+    """Log-probability of observing ``n`` molecules under the stationary telegraph model.
+
+    Parameters
+    ----------
+    n : array_like
+        Observed counts (non-negative integers).
+    k_on : array_like
+        Promoter activation rate (burst frequency), per unit time.
+    k_off : array_like
+        Promoter inactivation rate, per unit time.
+    k_syn : array_like
+        Transcription rate while the promoter is on, molecules per unit time.
+    k_deg : array_like, default 1
+        mRNA degradation rate, per unit time. With the default, the other
+        rates are in units of k_deg.
+    capture : array_like, default 1
+        Capture efficiency in (0, 1]: each molecule is counted independently
+        with this probability.
+
+    Returns
+    -------
+    ndarray or float
+        log P(n), broadcast over all arguments. NaN for invalid parameters,
+        ``-inf`` for negative or non-integer ``n``.
+
+    Examples
+    --------
+    >>> import telegraph as tg
+    >>> float(tg.pmf([0, 1, 2, 3], k_on=0.5, k_off=2.0, k_syn=20.0).sum()) < 1
+    True
+    """
+    a, b, x, _, _ = _rates(k_on, k_off, k_syn, k_deg, capture)
+    return logpmf_ab(n, a, b, x)
+
+
+def pmf(n, k_on, k_off, k_syn, k_deg=1.0, capture=1.0):
+    """Probability of ``n`` molecules; ``exp(logpmf(...))``, same parameters."""
+    return np.exp(logpmf(n, k_on, k_off, k_syn, k_deg, capture))
+
+
+def score(n, k_on, k_off, k_syn, k_deg=1.0, capture=1.0):
+    """Exact gradient of log P(n) with respect to the four rates.
+
+    Computed by Fisher's identity as the posterior expectation of the
+    complete-data score of the latent promoter activity (DESIGN.md section 2),
+    with no numerical differentiation.
+
+    Parameters
+    ----------
+    n, k_on, k_off, k_syn, k_deg, capture
+        As in :func:`logpmf`; rates per unit time.
+
+    Returns
+    -------
+    ndarray
+        Shape ``broadcast(...) + (4,)``: d log P/d k_on, d k_off, d k_syn,
+        d k_deg, in units of 1/rate (time). NaN for invalid input. The
+        components satisfy k_on s_on + k_off s_off + k_syn s_syn + k_deg s_deg = 0.
+    """
+    a, b, x, k_deg, capture = _rates(k_on, k_off, k_syn, k_deg, capture)
+    shape, out, _, _, _ = _evaluate(n, a, b, x)
+    bshape = np.broadcast_shapes(shape, np.shape(k_deg), np.shape(capture))
+    da, db, dx = (out[:, j].reshape(shape) for j in (1, 2, 3))
+    kd = np.broadcast_to(k_deg, bshape)
+    res = np.empty(bshape + (4,))
+    res[..., 0] = da / kd
+    res[..., 1] = db / kd
+    res[..., 2] = dx * capture / kd
+    res[..., 3] = -(a * da + b * db + x * dx) / kd
+    return res
+
+
+def posterior_on(n, k_on, k_off, k_syn, k_deg=1.0, capture=1.0):
+    """Posterior probability that the promoter was on when the cell was captured.
+
+    Equals E[p | n], the posterior mean of the latent promoter activity,
+    because P(on, n) = k_on/(k_on + k_off) * PoissonBeta(n; a + 1, b, x).
+    Parameters as in :func:`logpmf` (rates per unit time).
+    """
+    a, b, x, _, _ = _rates(k_on, k_off, k_syn, k_deg, capture)
+    shape, _, ep, _, _ = _evaluate(n, a, b, x)
+    return ep.reshape(shape)[()]
+
+
+def posterior_mean(n, k_on, k_off, k_syn, k_deg=1.0, capture=1.0):
+    """Posterior mean E[p | n] of the latent promoter activity p in [0, 1].
+
+    Same as :func:`posterior_on`; parameters as in :func:`logpmf`.
+    """
+    return posterior_on(n, k_on, k_off, k_syn, k_deg, capture)
+
+
+def posterior_var(n, k_on, k_off, k_syn, k_deg=1.0, capture=1.0):
+    """Posterior variance Var[p | n] of the latent promoter activity.
+
+    Parameters as in :func:`logpmf` (rates per unit time).
+    """
+    a, b, x, _, _ = _rates(k_on, k_off, k_syn, k_deg, capture)
+    shape, out, _, _, _ = _evaluate(n, a, b, x, want_info=True)
+    return out[:, 10].reshape(shape)[()]
+
+
+def histogram_loglik(values, weights, a, b, lam, capture=1.0, *, info=False):
+    """Log-likelihood of one gene's count histogram and its exact gradient.
+
+    Parameters
+    ----------
+    values : array_like of int
+        Distinct counts (or any counts; repeated values are fine).
+    weights : array_like
+        Multiplicity of each value (number of cells).
+    a, b : float
+        k_on / k_deg and k_off / k_deg.
+    lam : float
+        k_syn / k_deg (expected count of an always-on promoter at capture 1).
+    capture : float or array_like
+        Capture efficiency, scalar or one per histogram bin.
+    info : bool
+        Also return the observed information (negative Hessian) with respect
+        to (a, b, lam), computed by Louis' identity.
+
+    Returns
+    -------
+    loglik : float
+    grad : ndarray (3,)
+        d loglik / d (a, b, lam).
+    info : ndarray (3, 3), only if ``info=True``
+    """
+    values = np.asarray(values, dtype=np.int64).ravel()
+    weights = np.asarray(weights, dtype=float).ravel()
+    if values.shape != weights.shape:
+        raise ValueError("values and weights must have the same length")
+    if (values < 0).any():
+        raise ValueError("values must be non-negative counts")
+    cap = np.broadcast_to(np.asarray(capture, dtype=float), values.shape)
+    uniq, groups = np.unique(cap, return_inverse=True)
+    if not ((uniq > 0) & (uniq <= 1)).all():
+        raise ValueError("capture must lie in (0, 1]")
+    if not (a > 0 and b > 0 and lam > 0):
+        raise ValueError("a, b and lam must be positive")
+    out = np.zeros(10)
+    histogram_eval(values, weights, groups.astype(np.int64).ravel(), uniq, float(a), float(b),
+                   float(lam), bool(info), out)
+    grad = out[1:4].copy()
+    if not info:
+        return float(out[0]), grad
+    I = np.array([[out[4], out[5], out[6]], [out[5], out[7], out[8]], [out[6], out[8], out[9]]])
+    return float(out[0]), grad, I
