@@ -159,7 +159,7 @@ def stationary_state_score(g, n, k_on, k_off, k_syn, k_deg):
     return out
 
 
-def _initial(initial, rates, n_cells, n_genes, rng, score):
+def _initial(initial, rates, n_cells, n_genes, per_gene, rng, score):
     shape = (n_cells, n_genes)
     init_score = None
     if isinstance(initial, str):
@@ -188,11 +188,13 @@ def _initial(initial, rates, n_cells, n_genes, rng, score):
             if not np.issubdtype(v.dtype, np.integer) and not np.issubdtype(v.dtype, np.bool_):
                 if not np.all(np.mod(v, 1) == 0):
                     raise ValueError(f"initial {name} must be integers")
+        # Same layout as the output: (n_cells,) or (n_cells, n_genes).
+        out_shape = shape if per_gene else (n_cells,)
         try:
-            g0 = np.broadcast_to(g_in, shape).astype(np.int64)
-            m0 = np.broadcast_to(m_in, shape).astype(np.int64)
+            g0 = np.broadcast_to(g_in, out_shape).reshape(shape).astype(np.int64)
+            m0 = np.broadcast_to(m_in, out_shape).reshape(shape).astype(np.int64)
         except ValueError:
-            raise ValueError(f"initial arrays must broadcast to (n_cells, n_genes) = {shape}, "
+            raise ValueError(f"initial arrays must broadcast to the output shape {out_shape}, "
                              f"got shapes {g_in.shape} and {m_in.shape}") from None
         if not np.all((g0 == 0) | (g0 == 1)):
             raise ValueError("initial promoter state must be 0 (off) or 1 (on)")
@@ -214,7 +216,7 @@ def _run(k_on, k_off, k_syn, k_deg, *, n_cells, t, capture=1.0, seed=None,
     cap = _capture(capture, n_cells)
     key, rng = _seed_parts(seed)
     n_genes = rates[0].shape[0]
-    g0, m0, init_score = _initial(initial, rates, n_cells, n_genes, rng, score)
+    g0, m0, init_score = _initial(initial, rates, n_cells, n_genes, per_gene, rng, score)
     n_times = times.shape[0]
     counts = np.empty((n_times, n_cells, n_genes), np.int64)
     scores = (np.empty((n_times, n_cells, n_genes, 4)) if score
@@ -263,8 +265,9 @@ def simulate(k_on, k_off, k_syn, k_deg=1.0, *, n_cells, t, capture=1.0, seed=Non
         mRNA. ``"stationary"``: an exact draw from the stationary law
         (p ~ Beta(k_on/k_deg, k_off/k_deg), promoter on with probability p,
         mRNA ~ Poisson(p k_syn/k_deg)); the counts are then stationary at
-        every t. A pair of integer arrays broadcastable to (n_cells, n_genes)
-        gives the promoter state (0/1) and mRNA count of each path.
+        every t. A pair of integer arrays broadcastable to the output shape
+        ``(n_cells,)`` or ``(n_cells, n_genes)`` gives the promoter state (0/1)
+        and mRNA count of each path (a fixed start: no initial-state score).
         From ``"off"`` the law approaches stationarity only after a few
         1/min(k_deg, k_on + k_off) time units.
     score : bool
