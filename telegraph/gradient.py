@@ -153,6 +153,8 @@ def score_gradient(f, k_on, k_off, k_syn, k_deg=1.0, *, n_cells, t, capture=1.0,
     """
     if not callable(f):
         raise TypeError("f must be a callable mapping simulated counts to one value per cell")
+    if baseline not in _BASELINES:
+        raise ValueError(f"baseline must be one of {_BASELINES}, got {baseline!r}")
     counts, scores = simulate(k_on, k_off, k_syn, k_deg, n_cells=n_cells, t=t,
                               capture=capture, seed=seed, initial=initial, score=True)
     if np.ndim(t) == 1:

@@ -249,3 +249,69 @@ def test_capture_thins_binomially():
             # thinning keeps the Poisson-mixture form: Fano -> 1 + s (F - 1)
             f, fse = fano_and_se(n[i][sel])
             assert abs(f - (1 + s * (fano - 1))) < Z * fse
+
+
+# -- simulate_anndata ----------------------------------------------------------------------------
+def test_simulate_anndata_layout_and_determinism():
+    import scipy.sparse as sp
+
+    a = tg.simulate_anndata(300, 12, seed=5,
+                            groups={"A": {}, "B": {"k_on": 3.0, "genes": [0, 1]},
+                                    "C": {"k_syn": 2.0, "genes": ["gene0005"],
+                                          "fraction": 0.2}})
+    assert a.shape == (300, 12)
+    assert sp.issparse(a.X) and a.X.format == "csr" and a.X.dtype == np.int64
+    assert list(a.obs["group"].cat.categories) == ["A", "B", "C"]
+    assert (a.obs["group"] == "C").sum() == 60
+    assert ((a.obs["capture"] > 0) & (a.obs["capture"] <= 1)).all()
+    assert list(a.var["differential"][:6]) == ["k_on", "k_on", "none", "none", "none", "k_syn"]
+    np.testing.assert_allclose(a.var["true_k_on_B"][:2], 3 * a.var["true_k_on"][:2])
+    np.testing.assert_allclose(a.var["true_burst_size"], a.var["true_k_syn"] / a.var["true_k_off"])
+    b = tg.simulate_anndata(300, 12, seed=5,
+                            groups={"A": {}, "B": {"k_on": 3.0, "genes": [0, 1]},
+                                    "C": {"k_syn": 2.0, "genes": ["gene0005"],
+                                          "fraction": 0.2}})
+    assert (a.X != b.X).nnz == 0
+    assert (a.X != tg.simulate_anndata(300, 12, seed=6).X).nnz > 0
+
+
+def test_simulate_anndata_group_means_match_kinetics():
+    k_on = np.array([0.5, 0.5])
+    a = tg.simulate_anndata(20000, k_on=k_on, k_off=2.0, k_syn=[20.0, 40.0], seed=7,
+                            groups={"A": {}, "B": {"k_on": 4.0, "genes": [0]}})
+    X = a.X.toarray()
+    cap = a.obs["capture"].to_numpy()
+    for g in ("A", "B"):
+        sel = (a.obs["group"] == g).to_numpy()
+        for j in range(2):
+            kon = a.var[f"true_k_on_{g}"].iloc[j]
+            ksyn = a.var[f"true_k_syn_{g}"].iloc[j]
+            mu = ksyn * kon / (kon + 2.0)
+            # E[n_c] = s_c mu, cell by cell
+            m, se = mean_and_se(X[sel, j] - cap[sel] * mu)
+            assert abs(m) < Z * se, (g, j, m, se)
+
+
+def test_simulate_anndata_time_course_from_off():
+    k = (0.5, 2.0, 20.0, 1.0)
+    times = [0.5, 2.0]
+    a = tg.simulate_anndata(16000, k_on=[k[0]], k_off=k[1], k_syn=k[2], capture=0.5,
+                            t=times, initial="off", seed=8)
+    X = a.X.toarray()[:, 0]
+    for ti in times:
+        sel = (a.obs["time"] == ti).to_numpy()
+        assert sel.sum() == 8000
+        m, se = mean_and_se(X[sel])
+        assert abs(m - 0.5 * telegraph_moments(ti, *k)[0]) < Z * se
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(groups={"A": {"k_onn": 2.0}}), "unknown keys"),
+    (dict(groups={"A": {"fraction": 0.7}, "B": {"fraction": 0.7}}), "sum to at most 1"),
+    (dict(k_on=[1.0, 2.0], n_genes=3), "one value per gene"),
+    (dict(initial="off"), "give the sampling time t"),
+    (dict(capture=0.0), r"\(0, 1\]"),
+])
+def test_simulate_anndata_bad_input_is_explained(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tg.simulate_anndata(20, **kwargs)
