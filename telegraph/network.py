@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .kernels import ssa as _k
-from .ssa import _capture, _n_cells, _seed_parts, _times
+from .ssa import _capture, _kernel_array, _n_cells, _seed_parts, _times
 
 __all__ = ["Reaction", "MassActionNetwork", "telegraph_model", "multistate_model",
            "constitutive_model"]
@@ -222,7 +222,7 @@ class MassActionNetwork:
             except ValueError:
                 raise ValueError(f"initial array of shape {a.shape} does not broadcast to "
                                  f"(n_cells, n_species) = {(n_cells, S)}") from None
-        arr = np.ascontiguousarray(arr, dtype=np.int64)
+        arr = _kernel_array(arr, np.int64)
         if np.any(arr < 0):
             raise ValueError("initial copy numbers must be >= 0")
         return arr

@@ -31,6 +31,12 @@ RATE_NAMES = ("k_on", "k_off", "k_syn", "k_deg")
 _INITIAL = ("off", "on", "stationary")
 
 
+def _kernel_array(a, dtype):
+    """A C-contiguous, writable copy: Numba compiles a separate version for
+    read-only arrays (e.g. pandas ``.values``), which would cost seconds."""
+    return np.array(a, dtype=dtype, order="C", copy=True)
+
+
 def _seed_parts(seed):
     """(uint64 kernel key, numpy Generator) from a user seed, both deterministic."""
     if isinstance(seed, np.random.Generator):
@@ -70,7 +76,7 @@ def _rates(k_on, k_off, k_syn, k_deg):
     n_genes = sizes.pop() if sizes else 1
     if n_genes == 0:
         raise ValueError("per-gene rate arrays are empty: give at least one gene")
-    return [np.ascontiguousarray(np.broadcast_to(a, (n_genes,))) for a in arrs], per_gene
+    return [_kernel_array(np.broadcast_to(a, (n_genes,)), float) for a in arrs], per_gene
 
 
 def _times(t):
@@ -83,7 +89,7 @@ def _times(t):
         raise ValueError("sample times t must be finite and >= 0 (the path starts at 0)")
     if np.any(np.diff(times) < 0):
         raise ValueError("sample times t must be sorted in increasing order")
-    return np.ascontiguousarray(times), scalar
+    return _kernel_array(times, float), scalar
 
 
 def _capture(capture, n_cells):
@@ -95,7 +101,7 @@ def _capture(capture, n_cells):
                          f"(shape ({n_cells},)), got shape {cap.shape}")
     if not np.all((cap > 0) & (cap <= 1)):
         raise ValueError("capture efficiencies must lie in (0, 1]")
-    return np.ascontiguousarray(cap)
+    return _kernel_array(cap, float)
 
 
 def _n_cells(n_cells):
@@ -133,30 +139,39 @@ def stationary_state_score(g, n, k_on, k_off, k_syn, k_deg):
     """
     from .stationary import score_ab
 
-    g, n, k_on, k_off, k_syn, k_deg = np.broadcast_arrays(
-        np.asarray(g), np.asarray(n), *(np.asarray(v, dtype=float)
-                                        for v in (k_on, k_off, k_syn, k_deg)))
-    a = k_on / k_deg
-    b = k_off / k_deg
-    lam = k_syn / k_deg
-    on = g.astype(bool)
-    # Many cells share (gene, state, n): evaluate the Poisson-Beta score once
-    # per distinct argument triple.
-    a_sh = np.where(on, a + 1.0, a)
-    b_sh = np.where(on, b, b + 1.0)
-    args = np.stack([n.astype(float).ravel(), a_sh.ravel(), b_sh.ravel(), lam.ravel()])
-    uniq, inv = np.unique(args, axis=1, return_inverse=True)
-    s = np.asarray(score_ab(uniq[0], uniq[1], uniq[2], uniq[3]), dtype=float)
-    s = s[np.ravel(inv)].reshape(g.shape + (3,))
-    d_a = s[..., 0] - 1.0 / (a + b) + np.where(on, 1.0 / a, 0.0)
-    d_b = s[..., 1] - 1.0 / (a + b) + np.where(on, 0.0, 1.0 / b)
-    d_lam = s[..., 2]
-    out = np.empty(g.shape + (4,))
-    out[..., 0] = d_a / k_deg
-    out[..., 1] = d_b / k_deg
-    out[..., 2] = d_lam / k_deg
-    out[..., 3] = -(a * d_a + b * d_b + lam * d_lam) / k_deg
-    return out
+    # Parameters usually vary per gene only: number the distinct parameter
+    # sets, then evaluate the Poisson-Beta score once per distinct
+    # (parameter set, promoter state, n) -- many cells share one.
+    prm = np.broadcast_arrays(*(np.asarray(v, dtype=float)
+                                for v in (k_on, k_off, k_syn, k_deg)))
+    p_shape = prm[0].shape
+    table, pid = np.unique(np.stack(prm, axis=-1).reshape(-1, 4), axis=0,
+                           return_inverse=True)
+    pid = np.reshape(pid, p_shape)
+    g = np.asarray(g)
+    n = np.asarray(n)
+    shape = np.broadcast_shapes(g.shape, n.shape, p_shape)
+    if np.any(n < 0):
+        raise ValueError("mRNA counts must be >= 0")
+    top = int(np.max(n, initial=0)) + 1
+    code = ((np.broadcast_to(pid, shape).astype(np.int64) * 2
+             + np.broadcast_to(g, shape).astype(bool)) * top
+            + np.broadcast_to(n, shape).astype(np.int64))
+    uniq, inv = np.unique(code.ravel(), return_inverse=True)
+    n_u = (uniq % top).astype(float)
+    on = ((uniq // top) % 2).astype(bool)
+    kon, koff, ksyn, kdeg = table[uniq // top // 2].T
+    a = kon / kdeg
+    b = koff / kdeg
+    lam = ksyn / kdeg
+    sc = np.asarray(score_ab(n_u, np.where(on, a + 1.0, a), np.where(on, b, b + 1.0), lam),
+                    dtype=float)
+    d_a = sc[:, 0] - 1.0 / (a + b) + np.where(on, 1.0 / a, 0.0)
+    d_b = sc[:, 1] - 1.0 / (a + b) + np.where(on, 0.0, 1.0 / b)
+    d_lam = sc[:, 2]
+    out = np.stack([d_a / kdeg, d_b / kdeg, d_lam / kdeg,
+                    -(a * d_a + b * d_b + lam * d_lam) / kdeg], axis=-1)
+    return out[np.ravel(inv)].reshape(shape + (4,))
 
 
 def _initial(initial, rates, n_cells, n_genes, per_gene, rng, score):
@@ -200,7 +215,7 @@ def _initial(initial, rates, n_cells, n_genes, per_gene, rng, score):
             raise ValueError("initial promoter state must be 0 (off) or 1 (on)")
         if np.any(m0 < 0):
             raise ValueError("initial mRNA counts must be >= 0")
-    return np.ascontiguousarray(g0), np.ascontiguousarray(m0), init_score
+    return _kernel_array(g0, np.int64), _kernel_array(m0, np.int64), init_score
 
 
 def _run(k_on, k_off, k_syn, k_deg, *, n_cells, t, capture=1.0, seed=None,

@@ -315,3 +315,17 @@ def test_simulate_anndata_time_course_from_off():
 def test_simulate_anndata_bad_input_is_explained(kwargs, match):
     with pytest.raises(ValueError, match=match):
         tg.simulate_anndata(20, **kwargs)
+
+
+def test_one_compiled_kernel_for_all_input_kinds():
+    # Lists, ints, read-only arrays (pandas .values) and per-cell capture must
+    # all reuse one compiled kernel (compilation takes seconds).
+    from telegraph.kernels.ssa import telegraph_paths
+
+    ro = np.array([0.5, 1.0])
+    ro.flags.writeable = False
+    tg.simulate(1, 2, 3, n_cells=3, t=1)
+    tg.simulate(ro, [2.0, 1.0], 3.0, np.float32(1.0), n_cells=3, t=ro, capture=[0.5, 1, 1],
+                initial="stationary", score=True, seed=np.int64(3))
+    tg.simulate(0.5, 2.0, 20.0, n_cells=3, t=1.0, initial=([1, 0, 1], [3, 4, 5]))
+    assert len(telegraph_paths.signatures) == 1
