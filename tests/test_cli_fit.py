@@ -319,7 +319,7 @@ def test_bad_counts_exit_2_and_write_nothing(fake, capsys, tmp_path):
     _assert_one_line_error(code, err, "non-negative")
     path.write_text("gene,a,b\ng1,1,2.5\n")
     code, out, err = _run(capsys, path, "--table", tmp_path / "t.csv")
-    _assert_one_line_error(code, err, "whole numbers use round_counts")   # newline folded
+    _assert_one_line_error(code, err, "whole numbers use --round")   # newline folded
     assert sorted(p.name for p in tmp_path.iterdir()) == ["neg.csv"]
     code, out, err = _run(capsys, path, "--round")
     assert code == 0, err
@@ -414,3 +414,129 @@ def test_example_writes_outputs_too(monkeypatch, capsys, example, tmp_path):
     code, out, err = _run(capsys, "--example", "--table", tmp_path / "ex.csv")
     assert code == 0, err
     assert len(pd.read_csv(tmp_path / "ex.csv")) == example.n_vars
+
+
+# --------------------------------------------------------------------------- end to end (real fit)
+# Wald intervals keep these fast; the profile intervals are the library's own tests' concern.
+
+@pytest.fixture(scope="module")
+def real_tl():
+    return pytest.importorskip("telegraph.tl", reason="telegraph.tl (the fitting adapter) "
+                                                      "is not on this branch yet")
+
+
+@pytest.fixture(scope="module")
+def small():
+    return telegraph.datasets.example(n_cells=300, n_genes=8)
+
+
+def _reference(X, **kw):
+    """The library's own table for the same counts: what the CLI must reproduce."""
+    return telegraph.fit(X, interval="wald", progress=False, **kw)
+
+
+def _assert_same_table(table, ref):
+    assert list(table["gene"]) == list(ref["gene"])
+    assert list(table.columns) == list(ref.columns)
+    for c in ref.columns:
+        if c == "gene":
+            continue
+        if ref[c].dtype.kind in "fiub":
+            np.testing.assert_allclose(table[c].to_numpy(float), ref[c].to_numpy(float),
+                                       rtol=1e-12, equal_nan=True, err_msg=c)
+        else:
+            assert list(table[c].astype(str)) == list(ref[c].astype(str)), c
+
+
+def test_end_to_end_h5ad(real_tl, small, capsys, tmp_path):
+    src = tmp_path / "small.h5ad"
+    small.write_h5ad(src)
+    before = _digest(src)
+    code, out, err = _run(capsys, src, "--capture", "capture", "--interval", "wald",
+                          "--table", tmp_path / "t.csv", "-o", tmp_path / "o.h5ad")
+    assert code == 0, err
+    ref = _reference(small.X, capture=small.obs["capture"].to_numpy(),
+                     genes=list(small.var_names))
+    _assert_same_table(pd.read_csv(tmp_path / "t.csv"), ref)
+    res = ad.read_h5ad(tmp_path / "o.h5ad")
+    _assert_same_table(cli_fit.result_table(res), ref)
+    np.testing.assert_array_equal(res.X.toarray(), small.X.toarray())
+    assert list(res.var["true_k_on"]) == list(small.var["true_k_on"])
+    assert res.uns["telegraph"]["interval"] == "wald"
+    assert _digest(src) == before
+    # ignoring the capture efficiencies changes the answer: the option really is used
+    code, out, _ = _run(capsys, src, "--interval", "wald", "--genes", "gene0000")
+    no_capture = pd.read_csv(pd.io.common.StringIO(out))
+    assert len(no_capture) == 1
+    assert not np.isclose(no_capture["burst_size"][0], ref["burst_size"].iloc[0])
+
+
+def test_end_to_end_csv_with_missing_values(real_tl, small, capsys, tmp_path):
+    X = small.X.toarray().astype(float)
+    rng = np.random.default_rng(7)
+    X[rng.random(X.shape) < 0.05] = np.nan          # allele-resolved style missing values
+    df = pd.DataFrame(X.T, index=pd.Index(small.var_names, name="gene"),
+                      columns=small.obs_names)
+    path = tmp_path / "counts.csv"
+    df.to_csv(path, na_rep="", float_format="%.0f")
+    code, out, err = _run(capsys, path, "--interval", "wald", "--min-cells", "5")
+    assert code == 0, err
+    ref = _reference(X, genes=list(small.var_names), min_cells=5)
+    assert (ref["n_missing"] > 0).all()
+    _assert_same_table(pd.read_csv(pd.io.common.StringIO(out)), ref)
+    # the transposed layout gives the same fit
+    df.T.rename_axis("cell").to_csv(tmp_path / "t.tsv", sep="\t", na_rep="",
+                                    float_format="%.0f")
+    code, out2, err = _run(capsys, tmp_path / "t.tsv", "--cells-in-rows", "--interval",
+                           "wald", "--min-cells", "5")
+    assert code == 0, err
+    assert out2 == out
+
+
+def test_end_to_end_bad_counts(real_tl, capsys, tmp_path):
+    path = tmp_path / "frac.csv"
+    path.write_text("gene," + ",".join(f"c{i}" for i in range(12)) + "\n"
+                    "g1," + ",".join(["1.5"] + ["2"] * 11) + "\n")
+    code, _, err = _run(capsys, path, "--table", tmp_path / "t.csv")
+    _assert_one_line_error(code, err, "1.5", "--round")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frac.csv"]
+    code, out, err = _run(capsys, path, "--round", "--interval", "wald")
+    assert code == 0, err
+
+
+def test_example_end_to_end(real_tl, monkeypatch, capsys):
+    # the real fit and report on a smaller example (the full one takes tens of seconds)
+    small_example = telegraph.datasets.example(n_cells=400, n_genes=20)
+    monkeypatch.setattr(telegraph.datasets, "example", lambda: small_example.copy())
+    code, out, err = _run(capsys, "--example", "--interval", "wald")
+    assert code == 0, err
+    n_same = int((small_example.var["differential"] == "none").sum())
+    for q in ("burst_frequency", "burst_size"):
+        row = _report_row(out, q)
+        n_est, n_all = map(int, row[1].split("/"))
+        assert n_all == n_same and n_est >= 1
+        assert 0.0 <= float(row[2]) and -1.0 <= float(row[3]) <= 1.0
+        assert row[4].endswith("%")
+
+
+@pytest.mark.slow
+def test_console_script_end_to_end(real_tl, small, tmp_path):
+    """The installed entry point as a user runs it: success, refusal, missing file."""
+    import subprocess
+
+    src = tmp_path / "small.h5ad"
+    small.write_h5ad(src)
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "telegraph", "fit", *map(str, args)],
+                              capture_output=True, text=True, timeout=600)
+
+    r = run(src, "--capture", "capture", "--interval", "wald", "-o", tmp_path / "o.h5ad",
+            "--table", tmp_path / "o.tsv")
+    assert r.returncode == 0, r.stderr
+    assert len(pd.read_csv(tmp_path / "o.tsv", sep="\t")) == small.n_vars
+    r = run(tmp_path / "o.h5ad", "-o", tmp_path / "o.h5ad")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "refusing to overwrite the input file" in r.stderr
+    r = run(tmp_path / "missing.csv")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "missing.csv" in r.stderr

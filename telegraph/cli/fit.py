@@ -135,6 +135,17 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(msg).split()) or type(exc).__name__
 
 
+# the library's advice names its keywords; the user typed options
+_KEYWORD_TO_OPTION = {"round_counts=True": "--round", "min_cells": "--min-cells",
+                      "n_jobs": "--jobs"}
+
+
+def _as_cli_advice(message: str) -> str:
+    for keyword, option in _KEYWORD_TO_OPTION.items():
+        message = message.replace(keyword, option)
+    return message
+
+
 def _listing(names, n: int = 8) -> str:
     names = [str(x) for x in names]
     if not names:
@@ -368,7 +379,7 @@ def run(args) -> int:
                   round_counts=args.round, n_jobs=args.jobs, progress=progress,
                   key_added=KEY)
     except (ValueError, KeyError) as exc:
-        raise CLIError(_one_line(exc)) from None
+        raise CLIError(_as_cli_advice(_one_line(exc))) from None
     elapsed = time.perf_counter() - start
 
     table = result_table(adata, genes)
