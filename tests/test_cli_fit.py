@@ -469,6 +469,14 @@ def test_end_to_end_h5ad(real_tl, small, capsys, tmp_path):
     no_capture = pd.read_csv(pd.io.common.StringIO(out))
     assert len(no_capture) == 1
     assert not np.isclose(no_capture["burst_size"][0], ref["burst_size"].iloc[0])
+    # a subset of genes still writes a valid h5ad with every gene (unfitted ones empty)
+    code, out, err = _run(capsys, src, "--capture", "capture", "--interval", "wald",
+                          "--genes", "gene0001,gene0005", "-o", tmp_path / "sub.h5ad")
+    assert code == 0, err
+    sub = ad.read_h5ad(tmp_path / "sub.h5ad")
+    assert sub.n_vars == small.n_vars
+    fitted = cli_fit.result_table(sub, ["gene0001", "gene0005"])
+    _assert_same_table(fitted, ref.iloc[[1, 5]])
 
 
 def test_end_to_end_csv_with_missing_values(real_tl, small, capsys, tmp_path):

@@ -81,9 +81,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--capture", metavar="OBS_KEY",
         help="per-cell capture efficiency = fraction of a cell's mRNA molecules that "
              "were captured and counted, in (0, 1]: an obs column name, a single number "
-             "for all cells, or 'total' for capture proportional to each cell's total "
-             "count (size factors; see the library docs for the scale and the units of "
-             "k_syn it implies). Default: 1 (k_syn then counts captured molecules)")
+             "for all cells, or 'total' for relative size factors (each cell's total "
+             "count / the mean total count; k_syn and burst size are then in molecules "
+             "counted in a cell of average depth). Default: 1 (k_syn and burst size then "
+             "count captured molecules)")
     data.add_argument(
         "--k-deg", metavar="VAR_KEY",
         help="mRNA degradation rate per gene in 1/time (e.g. ln 2 / half-life): a var "
