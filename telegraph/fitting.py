@@ -113,7 +113,7 @@ def _cell_totals(X):
 
 
 def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells=10, ci=0.95,
-        interval="profile", round_counts=False, capture_bins=256, n_jobs=None,
+        interval="profile", round_counts=False, capture_rtol=0.05, n_jobs=None,
         progress=True, client=None, chunk_genes=None):
     """Fit the telegraph model to every gene of a count matrix.
 
@@ -147,12 +147,13 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells=10, ci=0.95,
         observed (Louis) information, which are faster.
     round_counts : bool
         Round non-integer counts instead of refusing them.
-    capture_bins : int or None
-        Cells are grouped by capture efficiency so that the likelihood cost
-        scales with distinct (count, capture) pairs; with more distinct values
-        than this, capture is binned on the log scale (each cell within
-        ~0.5 % of its bin's value for the default 256 bins over a 3-fold
-        range). ``None`` keeps every distinct value (exact).
+    capture_rtol : float
+        The likelihood costs one evaluation per distinct (count, capture)
+        pair, so cells are grouped by capture efficiency: with more than 256
+        distinct values, cells whose capture differs by less than a factor
+        ``1 + capture_rtol`` share a group whose value is their mean capture
+        (the expected total count is kept exactly). 0 keeps every distinct
+        value (exact, slower).
     n_jobs : int or None
         Threads for the compiled fit (default: all cores).
     progress : bool
@@ -189,7 +190,7 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells=10, ci=0.95,
         raise ValueError(f"counts must be a 2-D cells x genes matrix; got shape {counts_shape}")
     n_cells, n_genes = counts_shape
     s, capture_desc = resolve_capture(capture, counts, n_cells)
-    hist = count_histograms(counts, capture=s, capture_bins=capture_bins,
+    hist = count_histograms(counts, capture=s, capture_rtol=capture_rtol,
                             round_counts=round_counts, genes=genes)
     settings = FitSettings(ci=ci, interval=interval, min_cells=min_cells, capture=capture_desc)
     if client is not None:
@@ -300,7 +301,8 @@ def results_table(raw, hist, settings, *, k_deg=None):
     b = np.where(zp, 0.0, b)
     beta = np.where(zp, np.inf, beta)
     po = at_limit == kfit.REGIME_POISSON
-    mean_expr = np.where(po, raw[:, kfit.R_P_MU], lam * f_on)
+    with np.errstate(invalid="ignore"):
+        mean_expr = np.where(po, raw[:, kfit.R_P_MU], lam * f_on)
     a = np.where(po, np.inf, a)
     b = np.where(po, np.inf, b)
     lam = np.where(po, np.nan, lam)
