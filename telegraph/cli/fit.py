@@ -372,10 +372,17 @@ def run(args) -> int:
     k_deg = _resolve_k_deg(adata, args.k_deg, source)
     _drop_previous(adata)
 
+    try:
+        tl = tg.tl
+    except ModuleNotFoundError as exc:  # a partial build without the fitting adapter
+        if exc.name != "telegraph.tl":
+            raise
+        raise CLIError("this build of telegraph has no fitting adapter (telegraph.tl); "
+                       "reinstall the package") from None
     progress = not args.no_progress and sys.stderr.isatty()
     start = time.perf_counter()
     try:
-        tg.tl.fit(adata, layer=args.layer, capture=capture, k_deg=k_deg, genes=genes,
+        tl.fit(adata, layer=args.layer, capture=capture, k_deg=k_deg, genes=genes,
                   min_cells=args.min_cells, ci=args.ci, interval=args.interval,
                   round_counts=args.round, n_jobs=args.jobs, progress=progress,
                   key_added=KEY)
