@@ -334,8 +334,9 @@ def results_table(raw, hist, settings, *, k_deg=None):
             lo = center[name] - z * se
             hi = center[name] + z * se
         scale = 1.0 if name == "burst_size" else kd
-        out[f"{name}_ci_low"] = np.exp(lo) * scale
-        out[f"{name}_ci_high"] = np.exp(hi) * scale
+        with np.errstate(over="ignore"):
+            out[f"{name}_ci_low"] = np.exp(lo) * scale
+            out[f"{name}_ci_high"] = np.exp(hi) * scale
     out["k_on_ci_low"] = out["burst_frequency_ci_low"]
     out["k_on_ci_high"] = out["burst_frequency_ci_high"]
     out["fraction_on"] = f_on

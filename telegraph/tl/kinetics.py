@@ -104,11 +104,20 @@ def fit(adata, *, layer=None, capture=None, k_deg=None, genes=None, min_cells=10
     res = _fit(X, capture=cap, k_deg=kd, genes=names, min_cells=min_cells, ci=ci,
                interval=interval, round_counts=round_counts, capture_rtol=capture_rtol,
                n_jobs=n_jobs, progress=progress)
-    res = res.drop(columns=["gene"]).reindex(adata.var_names.astype(str))
+    res = res.drop(columns=["gene"])
+    fitted = pd.Index(res.index)
+    res = res.reindex(adata.var_names.astype(str))
+    missing = ~res.index.isin(fitted)
     for col in res.columns:
-        values = res[col].to_numpy()
-        adata.var[f"{key_added}_{col}"] = values if not isinstance(
-            res[col].dtype, pd.CategoricalDtype) else res[col].astype(str).to_numpy()
+        series = res[col]
+        # keep h5ad-writable dtypes for genes that were not fitted
+        if isinstance(series.dtype, pd.CategoricalDtype) or series.dtype == object:
+            values = series.astype(object).where(~missing, "not_fitted").astype(str).to_numpy()
+        elif col == "converged":
+            values = series.astype(object).where(~missing, False).astype(bool).to_numpy()
+        else:
+            values = series.to_numpy(dtype=float)
+        adata.var[f"{key_added}_{col}"] = values
     from .. import __version__
     adata.uns[key_added] = {
         "version": __version__,
