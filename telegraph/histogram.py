@@ -1,0 +1,704 @@
+"""Per-gene count histograms: the sufficient statistics every fit runs on.
+
+Under the stationary telegraph model the cells of one gene are independent
+draws whose law depends on the cell only through its capture efficiency
+``s_c``.  The likelihood of a gene therefore depends on its counts only
+through how many cells show each (capture, count) pair, and that histogram is
+all the fitter needs: its cost scales with the number of distinct values, not
+with the number of cells.  Cells are put into *capture groups* (one per
+distinct capture value, or per narrow bin of capture values, see
+:func:`capture_groups`) and each gene's histogram is a list of bins
+(group, value, weight).
+
+This module is the model-level API over plain arrays and scipy.sparse
+matrices; the counting itself is done by the Numba kernels in
+:mod:`telegraph.kernels.histogram`, reading the raw ``data``/``indices``/
+``indptr`` arrays of sparse matrices (a sparse matrix is never densified).
+
+Histograms of disjoint sets of cells add up (:meth:`CountHistograms.merge`),
+which is what streaming over cell chunks and Dask reductions rely on.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+
+from .kernels import histogram as _k
+
+__all__ = ["CountHistograms", "capture_groups", "count_histograms", "check_counts"]
+
+# A dense copy is made of objects that are neither NumPy arrays nor scipy.sparse
+# matrices but offer ``toarray`` (other sparse containers) only up to this size.
+_TOARRAY_MAX_ENTRIES = 10_000_000
+# Entries (all blocks together) of the small-value count table, at most twice
+# the stored entries; beyond it the tail of the count distribution goes
+# through a sort instead (see kernels).
+_TABLE_BUDGET = 1 << 23
+# Refuse (gene, capture group) grids larger than this: each pair needs a few
+# words of memory and at least one bin, so such a request is a capture-binning
+# mistake (one group per cell), not a workload.
+_MAX_GENE_GROUPS = 1 << 27
+
+
+@dataclass
+class CountHistograms:
+    """Per-gene histograms of counts by capture group.
+
+    Bins of gene ``g`` are ``indptr[g]:indptr[g+1]``; inside a gene they are
+    sorted by (group, value), every bin has a positive weight, and zero counts
+    are bins like any other value (so the weights of a gene sum to
+    ``n_cells[g]``).
+
+    Attributes
+    ----------
+    indptr : ndarray of int64, shape (n_genes + 1,)
+    values : ndarray of int64, shape (n_bins,)
+        Count value ``n`` of each bin (molecules detected in a cell).
+    groups : ndarray of int64, shape (n_bins,)
+        Capture group of each bin, an index into ``capture``.
+    weights : ndarray of float64, shape (n_bins,)
+        Number of cells of the gene with that (group, value).
+    capture : ndarray of float64, shape (n_groups,)
+        Capture efficiency of each group (``array([1.0])`` without capture).
+    n_cells : ndarray of int64, shape (n_genes,)
+        Non-missing cells per gene.
+    n_missing : ndarray of int64, shape (n_genes,)
+        Missing (NaN) cells per gene.
+    genes : ndarray of object or None
+        Gene names.
+    """
+
+    indptr: np.ndarray
+    values: np.ndarray
+    groups: np.ndarray
+    weights: np.ndarray
+    capture: np.ndarray
+    n_cells: np.ndarray
+    n_missing: np.ndarray
+    genes: np.ndarray | None = None
+
+    def __post_init__(self):
+        self.indptr = np.asarray(self.indptr, dtype=np.int64)
+        self.values = np.asarray(self.values, dtype=np.int64)
+        self.groups = np.asarray(self.groups, dtype=np.int64)
+        self.weights = np.asarray(self.weights, dtype=np.float64)
+        self.capture = np.atleast_1d(np.asarray(self.capture, dtype=np.float64))
+        self.n_cells = np.asarray(self.n_cells, dtype=np.int64)
+        self.n_missing = np.asarray(self.n_missing, dtype=np.int64)
+        if self.genes is not None:
+            self.genes = np.asarray(self.genes, dtype=object)
+        n_genes = self.indptr.shape[0] - 1
+        n_bins = int(self.indptr[-1]) if n_genes >= 0 else 0
+        if n_genes < 0 or self.indptr[0] != 0:
+            raise ValueError("indptr must start at 0 and have n_genes + 1 entries")
+        for name in ("values", "groups", "weights"):
+            if getattr(self, name).shape != (n_bins,):
+                raise ValueError(f"{name} must have indptr[-1] = {n_bins} entries, "
+                                 f"got shape {getattr(self, name).shape}")
+        for name in ("n_cells", "n_missing"):
+            if getattr(self, name).shape != (n_genes,):
+                raise ValueError(f"{name} must have n_genes = {n_genes} entries")
+        if self.genes is not None and self.genes.shape != (n_genes,):
+            raise ValueError(f"genes must have n_genes = {n_genes} entries")
+
+    @property
+    def n_genes(self) -> int:
+        """Number of genes."""
+        return self.indptr.shape[0] - 1
+
+    @property
+    def n_groups(self) -> int:
+        """Number of capture groups."""
+        return self.capture.shape[0]
+
+    @property
+    def n_bins(self) -> int:
+        """Total number of bins over all genes."""
+        return int(self.indptr[-1])
+
+    def __repr__(self) -> str:
+        return (f"CountHistograms(n_genes={self.n_genes}, n_groups={self.n_groups}, "
+                f"n_bins={self.n_bins}, max cells per gene="
+                f"{int(self.n_cells.max()) if self.n_genes else 0})")
+
+    def _gene_of_bin(self) -> np.ndarray:
+        return np.repeat(np.arange(self.n_genes), np.diff(self.indptr))
+
+    def merge(self, other: "CountHistograms") -> "CountHistograms":
+        """Histograms of the union of two disjoint sets of cells.
+
+        Both must describe the same genes (in the same order) with the same
+        capture groups (identical ``capture`` arrays, as obtained by building
+        both with the same ``groups=`` from :func:`capture_groups`).  Used to
+        reduce histograms of cell chunks (streaming, Dask).
+        """
+        if not isinstance(other, CountHistograms):
+            raise TypeError(f"can only merge CountHistograms, got {type(other).__name__}")
+        if other.n_genes != self.n_genes:
+            raise ValueError(f"cannot merge histograms of {self.n_genes} and "
+                             f"{other.n_genes} genes: both must cover the same genes")
+        if not np.array_equal(self.capture, other.capture):
+            raise ValueError("cannot merge histograms with different capture groups; "
+                             "build every chunk with the same groups= (from "
+                             "capture_groups on the capture of all cells)")
+        if (self.genes is not None and other.genes is not None
+                and not np.array_equal(self.genes, other.genes)):
+            raise ValueError("cannot merge histograms of different genes (names differ)")
+        ptr, val, grp, w = _k.merge_histograms(
+            self.indptr, self.values, self.groups, self.weights,
+            other.indptr, other.values, other.groups, other.weights)
+        return CountHistograms(ptr, val, grp, w, self.capture.copy(),
+                               self.n_cells + other.n_cells,
+                               self.n_missing + other.n_missing,
+                               self.genes if self.genes is not None else other.genes)
+
+    def subset(self, gene_index) -> "CountHistograms":
+        """Histograms of a subset of genes, in the order given.
+
+        ``gene_index``: integer indices, a boolean mask of length n_genes, a
+        slice, or gene names (when ``genes`` is set).
+        """
+        idx = self._gene_indices(gene_index)
+        lo = self.indptr[idx]
+        hi = self.indptr[idx + 1]
+        lengths = hi - lo
+        indptr = np.zeros(idx.shape[0] + 1, np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        # position of every kept bin in the source arrays
+        take = np.repeat(lo - indptr[:-1], lengths) + np.arange(indptr[-1])
+        return CountHistograms(indptr, self.values[take], self.groups[take],
+                               self.weights[take], self.capture.copy(),
+                               self.n_cells[idx], self.n_missing[idx],
+                               None if self.genes is None else self.genes[idx])
+
+    def _gene_indices(self, gene_index) -> np.ndarray:
+        if isinstance(gene_index, slice):
+            return np.arange(self.n_genes)[gene_index]
+        arr = np.asarray(gene_index)
+        if arr.ndim == 0:
+            arr = arr[None]
+        if arr.size == 0:
+            return np.zeros(0, np.int64)
+        if arr.dtype == bool:
+            if arr.shape != (self.n_genes,):
+                raise IndexError(f"boolean gene mask must have n_genes = {self.n_genes} "
+                                 f"entries, got {arr.shape[0]}")
+            return np.flatnonzero(arr)
+        if arr.dtype.kind in "OUS":
+            if self.genes is None:
+                raise IndexError("selecting genes by name needs gene names "
+                                 "(pass genes= to count_histograms)")
+            pos = {name: i for i, name in enumerate(self.genes)}
+            missing = [name for name in arr if name not in pos]
+            if missing:
+                raise IndexError(f"unknown gene name(s): {missing[:5]}")
+            return np.array([pos[name] for name in arr], np.int64)
+        if arr.dtype.kind not in "iu":
+            raise IndexError(f"gene_index must be integers, a boolean mask, a slice or "
+                             f"names, got dtype {arr.dtype}")
+        arr = arr.astype(np.int64)
+        if arr.size and (arr.min() < -self.n_genes or arr.max() >= self.n_genes):
+            raise IndexError(f"gene index out of range for {self.n_genes} genes")
+        return np.where(arr < 0, arr + self.n_genes, arr)
+
+    def mean(self) -> np.ndarray:
+        """Mean count per gene over its non-missing cells (NaN when none).
+
+        Capture-naive: the mean of the observed counts, not of the mRNA.
+        """
+        gene = self._gene_of_bin()
+        s = np.bincount(gene, self.weights * self.values, minlength=self.n_genes)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return s / np.where(self.n_cells > 0, self.n_cells, np.nan)
+
+    def var(self, ddof: int = 0) -> np.ndarray:
+        """Variance of the count per gene over its non-missing cells.
+
+        Capture-naive, divisor ``n_cells - ddof`` (NaN when that is <= 0).
+        """
+        gene = self._gene_of_bin()
+        m = self.mean()
+        d = self.values - m[gene]
+        ss = np.bincount(gene, self.weights * d * d, minlength=self.n_genes)
+        denom = self.n_cells - ddof
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return ss / np.where(denom > 0, denom, np.nan)
+
+    def max_value(self) -> np.ndarray:
+        """Largest count per gene (int64; -1 for a gene without cells)."""
+        out = np.full(self.n_genes, -1, np.int64)
+        if self.n_bins:
+            gene = self._gene_of_bin()
+            np.maximum.at(out, gene, self.values)
+        return out
+
+    def to_dense(self, g) -> np.ndarray:
+        """Weights of gene ``g`` as a dense (n_groups, max_value + 1) array:
+        entry ``[k, n]`` is the number of cells in group k with count n."""
+        (i,) = self._gene_indices(g)
+        lo, hi = self.indptr[i], self.indptr[i + 1]
+        top = int(self.values[lo:hi].max()) + 1 if hi > lo else 0
+        out = np.zeros((self.n_groups, top))
+        out[self.groups[lo:hi], self.values[lo:hi]] = self.weights[lo:hi]
+        return out
+
+
+# --------------------------------------------------------------------------
+# capture groups
+
+
+def _validate_capture(capture, n_cells=None) -> np.ndarray:
+    arr = np.asarray(capture)
+    if arr.dtype == bool or arr.dtype.kind not in "iuf":
+        raise ValueError(f"capture must be numeric efficiencies in (0, 1], got dtype "
+                         f"{arr.dtype}")
+    arr = arr.astype(np.float64)
+    if arr.ndim == 0:
+        if n_cells is None:
+            arr = arr[None]
+        else:
+            arr = np.full(n_cells, float(arr))
+    if arr.ndim != 1:
+        raise ValueError(f"capture must be one efficiency per cell (1-D), got shape "
+                         f"{arr.shape}")
+    if n_cells is not None and arr.shape[0] != n_cells:
+        raise ValueError(f"capture has {arr.shape[0]} entries but the counts have "
+                         f"{n_cells} cells (rows); give one efficiency per cell")
+    if arr.shape[0] == 0:
+        raise ValueError("capture is empty; give one efficiency per cell")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"capture must be finite; found {arr[i]} at cell {i}")
+    bad = (arr <= 0) | (arr > 1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"capture efficiencies must be in (0, 1]; found {arr[i]:g} at "
+                         f"cell {i}. They are detection probabilities; size factors "
+                         f"can be turned into efficiencies by dividing by a reference "
+                         f"at least as large as the largest one")
+    return arr
+
+
+def capture_groups(capture, *, max_groups=None, rtol=0.0, n_cells=None):
+    """Group cells by capture efficiency.
+
+    Parameters
+    ----------
+    capture : array_like of float, shape (n_cells,), or scalar
+        Per-cell capture efficiency s_c in (0, 1] (probability that a molecule
+        present in the cell is counted; dimensionless).
+    max_groups : int or None
+        Keep one group per distinct capture value when there are at most this
+        many distinct values (always when None).
+    rtol : float in [0, 1)
+        Relative tolerance of the binned mode.  0 means exact.
+    n_cells : int, optional
+        Expected number of cells (checked; a scalar capture is broadcast).
+
+    Returns
+    -------
+    group_of_cell : ndarray of int64, shape (n_cells,)
+    group_capture : ndarray of float64, shape (n_groups,), ascending
+
+    Notes
+    -----
+    Exact mode (``max_groups=None``, or ``rtol=0``, or at most ``max_groups``
+    distinct values): one group per distinct value, no approximation.
+
+    Binned mode (more than ``max_groups`` distinct values and ``rtol > 0``):
+    the sorted values are cut greedily into the fewest groups whose largest
+    and smallest member differ by a factor of at most ``1 + rtol`` (bins in
+    log(capture) of width log(1 + rtol), placed where the cells are), and the
+    group's value is the **cell-weighted arithmetic mean** of its members'
+    capture.  Every cell's capture is then within relative ``rtol`` of its
+    group's value, and the sum of capture over the cells of a group is kept
+    exactly, so the expected total count sum_c s_c * mean mRNA (the first
+    moment the fit matches) is unchanged.  This is the only approximation in
+    the histograms; ``max_groups=None`` or ``rtol=0`` switches it off.  The
+    number of binned groups is set by ``rtol`` and the spread of capture
+    (about log(max/min) / log(1 + rtol)), not by ``max_groups``.
+    """
+    s = _validate_capture(capture, n_cells)
+    rtol = float(rtol)
+    if not (0.0 <= rtol < 1.0):
+        raise ValueError(f"rtol must be in [0, 1), got {rtol}")
+    if max_groups is not None:
+        if not isinstance(max_groups, numbers.Integral) or max_groups < 1:
+            raise ValueError(f"max_groups must be a positive integer or None, got "
+                             f"{max_groups!r}")
+    uniq, inv = np.unique(s, return_inverse=True)
+    if max_groups is None or rtol == 0.0 or uniq.shape[0] <= max_groups:
+        return inv.astype(np.int64).ravel(), uniq
+    # Greedy covering of the sorted distinct values by intervals [lo, lo*(1+rtol)]:
+    # optimal (fewest groups) for intervals of fixed width in log space.
+    starts = []
+    i = 0
+    n_u = uniq.shape[0]
+    while i < n_u:
+        starts.append(i)
+        i = int(np.searchsorted(uniq, uniq[i] * (1.0 + rtol), side="right"))
+    starts = np.asarray(starts, np.int64)
+    group_of_uniq = np.repeat(np.arange(starts.shape[0]),
+                              np.diff(np.append(starts, n_u)))
+    group_of_cell = group_of_uniq[inv.ravel()].astype(np.int64)
+    total = np.bincount(group_of_cell, s)
+    count = np.bincount(group_of_cell)
+    # the mean of members lies in [min, max] up to rounding; keep it there
+    gmin = uniq[starts]
+    gmax = uniq[np.append(starts[1:], n_u) - 1]
+    value = np.clip(total / count, gmin, gmax)
+    return group_of_cell, value
+
+
+# --------------------------------------------------------------------------
+# input normalisation and validation
+
+
+class _Layout:
+    """A counts matrix as raw arrays for the kernels.
+
+    kind "cell": segments are cells (CSR, C-ordered dense);
+    kind "gene": segments are genes (CSC, F-ordered dense).
+    Dense matrices have ``dense=True`` and an empty ``indices``; segment s
+    then occupies ``data[s*m:(s+1)*m]`` with m the minor dimension.
+    """
+
+    __slots__ = ("kind", "data", "indices", "indptr", "dense", "n_cells", "n_genes")
+
+    def __init__(self, kind, data, indices, indptr, dense, n_cells, n_genes):
+        self.kind = kind
+        self.data = data
+        self.indices = indices
+        self.indptr = indptr
+        self.dense = dense
+        self.n_cells = n_cells
+        self.n_genes = n_genes
+
+    @property
+    def n_major(self):
+        return self.n_cells if self.kind == "cell" else self.n_genes
+
+    def locate(self, p):
+        """(cell, gene) of the entry at data offset p."""
+        p = int(p)
+        if self.dense:
+            m = self.n_genes if self.kind == "cell" else self.n_cells
+            major, minor = divmod(p, m)
+        else:
+            major = int(np.searchsorted(self.indptr, p, side="right")) - 1
+            minor = int(self.indices[p])
+        return (major, minor) if self.kind == "cell" else (minor, major)
+
+
+def _kernel_dtype(data: np.ndarray, what="counts") -> np.ndarray:
+    """Cast to one of the four dtypes the kernels are compiled for."""
+    dt = data.dtype
+    if dt == bool or dt.kind not in "iuf":
+        raise ValueError(f"{what} must be a numeric (integer or float) matrix; got dtype "
+                         f"{dt}. Convert it, e.g. X.astype(np.float64)")
+    if dt in (np.float32, np.float64, np.int32, np.int64):
+        return data
+    if dt.kind == "f":
+        return data.astype(np.float32 if dt.itemsize < 4 else np.float64)
+    if dt.kind == "i" or (dt.kind == "u" and dt.itemsize < 4):
+        return data.astype(np.int32 if dt.itemsize < 4 else np.int64)
+    # uint32 / uint64
+    if dt.itemsize == 8 and data.size and data.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"counts must be at most {_k.MAX_COUNT}; found {data.max()}")
+    return data.astype(np.int64)
+
+
+def _layout(X) -> _Layout:
+    if sp.issparse(X):
+        if X.ndim != 2:
+            raise ValueError(f"counts must be a 2-D (cells x genes) matrix; got {X.ndim} "
+                             f"dimension(s)")
+        fmt = X.format
+        if fmt not in ("csr", "csc"):
+            X = X.tocsr()
+            fmt = "csr"
+        n_cells, n_genes = X.shape
+        _check_shape(n_cells, n_genes)
+        if not X.has_canonical_format:
+            # duplicates would be counted as two cells; scipy sums them
+            X = X.copy()
+            X.sum_duplicates()
+        data = _kernel_dtype(X.data)
+        indices = X.indices
+        if indices.dtype not in (np.int32, np.int64):
+            indices = indices.astype(np.int64)
+        indptr = X.indptr.astype(np.int64, copy=False)
+        return _Layout("cell" if fmt == "csr" else "gene", data, indices, indptr,
+                       False, n_cells, n_genes)
+    if not isinstance(X, np.ndarray) and hasattr(X, "toarray") and not hasattr(X, "__array__"):
+        shape = getattr(X, "shape", None)
+        size = math.prod(shape) if shape is not None else None
+        if size is None or size > _TOARRAY_MAX_ENTRIES:
+            raise ValueError(f"counts of type {type(X).__name__} would have to be "
+                             f"densified; convert them to a scipy.sparse CSR or CSC "
+                             f"matrix first")
+        X = X.toarray()
+    A = np.asarray(X)
+    if A.ndim != 2:
+        hint = " For a single gene pass X[:, None]." if A.ndim == 1 else ""
+        raise ValueError(f"counts must be a 2-D (cells x genes) matrix; got {A.ndim} "
+                         f"dimension(s) with shape {A.shape}.{hint}")
+    n_cells, n_genes = A.shape
+    _check_shape(n_cells, n_genes)
+    A = _kernel_dtype(A)
+    dummy = np.empty(0, np.int32)
+    if not A.flags.c_contiguous and A.flags.f_contiguous:
+        data = A.T.reshape(-1)
+        indptr = np.arange(n_genes + 1, dtype=np.int64) * n_cells
+        return _Layout("gene", data, dummy, indptr, True, n_cells, n_genes)
+    A = np.ascontiguousarray(A)
+    data = A.reshape(-1)
+    indptr = np.arange(n_cells + 1, dtype=np.int64) * n_genes
+    return _Layout("cell", data, dummy, indptr, True, n_cells, n_genes)
+
+
+def _check_shape(n_cells, n_genes):
+    if n_cells == 0 or n_genes == 0:
+        raise ValueError(f"counts matrix is empty ({n_cells} cells x {n_genes} genes); "
+                         f"it needs at least one cell (row) and one gene (column)")
+
+
+def _blocks(lay: _Layout, order, n_blocks: int) -> np.ndarray:
+    """Boundaries, in ``order``, of blocks of about equal numbers of stored
+    entries."""
+    n_major = lay.n_major
+    n_blocks = max(1, min(n_blocks, n_major))
+    if lay.dense:
+        b = np.linspace(0, n_major, n_blocks + 1).astype(np.int64)
+    else:
+        lengths = np.diff(lay.indptr)
+        if order is not None:
+            lengths = lengths[order]
+        cum = np.zeros(n_major + 1, np.int64)
+        np.cumsum(lengths, out=cum[1:])
+        targets = np.linspace(0, cum[-1], n_blocks + 1)
+        b = np.searchsorted(cum, targets, side="left").astype(np.int64)
+    b[0] = 0
+    b[-1] = n_major
+    return np.unique(np.minimum(b, n_major))
+
+
+def _gene_label(genes, g):
+    if genes is not None:
+        return f"gene {genes[g]!r}"
+    return f"gene {g} (column index)"
+
+
+def _raise_first_problem(lay: _Layout, first, genes):
+    """Raise for the bad stored value with the smallest offset, if any."""
+    for col, problem in ((0, "inf"), (1, "neg"), (2, "frac"), (3, "big")):
+        hits = first[:, col][first[:, col] >= 0]
+        if hits.size == 0:
+            continue
+        p = int(hits.min())
+        x = lay.data[p]
+        cell, gene = lay.locate(p)
+        where = f"in {_gene_label(genes, gene)}, cell {cell}"
+        if problem == "inf":
+            raise ValueError(f"counts must be finite; found {x} {where}. Use NaN for "
+                             f"missing values")
+        if problem == "neg":
+            raise ValueError(f"counts must be non-negative; found {x:g} {where}")
+        if problem == "frac":
+            raise ValueError(f"counts must be integers; found {x:g} {where}. Pass "
+                             f"round_counts=True to round to the nearest integer")
+        raise ValueError(f"counts must be at most {_k.MAX_COUNT}; found {x:g} {where}")
+
+
+def _scan(lay: _Layout, seg, vcut, round_counts, genes):
+    vmax, n_over, n_nan, first = _k.scan_values(lay.data, lay.indptr, seg,
+                                                int(vcut), bool(round_counts))
+    _raise_first_problem(lay, first, genes)
+    return vmax, n_over, n_nan
+
+
+def _genes_array(genes, X, n_genes):
+    if genes is None:
+        cols = getattr(X, "columns", None)  # a pandas DataFrame's names, duck-typed
+        if cols is None:
+            return None
+        genes = cols
+    genes = np.asarray(genes, dtype=object)
+    if genes.ndim != 1 or genes.shape[0] != n_genes:
+        raise ValueError(f"genes must name every column: got {genes.size} names for "
+                         f"{n_genes} genes")
+    return genes
+
+
+def check_counts(X, *, round_counts=False, genes=None) -> None:
+    """Validate a cells x genes count matrix without building histograms.
+
+    Raises ``ValueError`` naming the problem, where it is and the fix: wrong
+    dimensionality, empty matrix, non-numeric dtype, infinite, negative,
+    non-integer (unless ``round_counts``) or absurdly large (> 2**31 - 1)
+    values.  NaN is allowed and means missing.  Sparse matrices are checked
+    through their stored values only (cheap).
+
+    Parameters
+    ----------
+    X : ndarray or scipy.sparse matrix/array, shape (n_cells, n_genes)
+    round_counts : bool
+        Accept non-integer values (they will be rounded half-to-even); the
+        negativity check then applies to the rounded value.
+    genes : sequence of str, optional
+        Gene names, used in error messages.
+    """
+    lay = _layout(X)
+    genes = _genes_array(genes, X, lay.n_genes)
+    seg = _blocks(lay, None, numba.get_num_threads())
+    _scan(lay, seg, _k.MAX_COUNT, round_counts, genes)
+
+
+def count_histograms(X, *, capture=None, capture_bins=256, capture_rtol=0.01,
+                     groups=None, round_counts=False, genes=None) -> CountHistograms:
+    """Per-gene histograms of counts by capture group.
+
+    Parameters
+    ----------
+    X : ndarray or scipy.sparse matrix/array, shape (n_cells, n_genes)
+        Counts, cells in rows.  Integer or float dtype; NaN marks a missing
+        (cell, gene) value, dropped from that gene.  CSR and CSC are read
+        through their raw arrays (never densified); other sparse formats are
+        converted to CSR; objects offering only ``toarray`` are densified if
+        small.
+    capture : array_like, shape (n_cells,), or scalar, optional
+        Per-cell capture efficiency in (0, 1].  None: every cell has capture 1.
+    capture_bins : int or None
+        ``max_groups`` of :func:`capture_groups`: capture stays exact (one
+        group per distinct value) up to this many distinct values.  None:
+        always exact.
+    capture_rtol : float
+        ``rtol`` of :func:`capture_groups` for the binned mode (0: exact).
+    groups : tuple (group_of_cell, group_capture), optional
+        Precomputed capture groups, e.g. :func:`capture_groups` applied to all
+        cells of a dataset and sliced per chunk so that chunk histograms can be
+        merged.  Excludes ``capture``.
+    round_counts : bool
+        Round non-integer counts half-to-even instead of refusing them.
+    genes : sequence, optional
+        Gene names (default: ``X.columns`` if present).
+
+    Returns
+    -------
+    CountHistograms
+    """
+    lay = _layout(X)
+    n_cells, n_genes = lay.n_cells, lay.n_genes
+    if n_cells > _k.MAX_COUNT:
+        raise ValueError(f"at most {_k.MAX_COUNT} cells per call; stream the cells in "
+                         f"chunks and merge the histograms")
+    genes = _genes_array(genes, X, n_genes)
+    if groups is not None:
+        if capture is not None:
+            raise ValueError("pass either capture= or groups=, not both")
+        group_of_cell, group_capture = groups
+        group_of_cell = np.asarray(group_of_cell)
+        group_capture = _validate_capture(group_capture)
+        if group_of_cell.shape != (n_cells,) or group_of_cell.dtype.kind not in "iu":
+            raise ValueError(f"groups[0] must give an integer group for each of the "
+                             f"{n_cells} cells, got shape {group_of_cell.shape}")
+        group_of_cell = group_of_cell.astype(np.int64, copy=False)
+        if group_of_cell.min() < 0 or group_of_cell.max() >= group_capture.shape[0]:
+            raise ValueError(f"groups[0] must be indices into groups[1] "
+                             f"(0..{group_capture.shape[0] - 1})")
+    elif capture is None:
+        group_of_cell = np.zeros(n_cells, np.int64)
+        group_capture = np.ones(1)
+    else:
+        group_of_cell, group_capture = capture_groups(
+            capture, max_groups=capture_bins, rtol=capture_rtol, n_cells=n_cells)
+    n_groups = group_capture.shape[0]
+    n_keys = n_genes * n_groups
+    if n_keys > _MAX_GENE_GROUPS:
+        raise ValueError(f"{n_genes} genes x {n_groups} capture groups is too many "
+                         f"(gene, group) pairs; bin capture (capture_rtol > 0 with "
+                         f"capture_bins set) or process fewer genes at a time")
+
+    n_threads = numba.get_num_threads()
+    nnz = int(lay.indptr[-1])
+    if lay.kind == "cell":
+        # one table per block: more blocks than threads only cost memory
+        n_blocks = max(1, min(n_threads, nnz // 50_000 + 1))
+        # cells sorted by group: consecutive cells then update the same keys
+        order = (np.argsort(group_of_cell, kind="stable") if n_groups > 1
+                 else np.arange(n_cells, dtype=np.int64))
+    else:
+        n_blocks = 4 * n_threads
+        order = np.arange(n_genes, dtype=np.int64)
+    seg = _blocks(lay, order, n_blocks)
+    n_blocks = seg.shape[0] - 1
+    n_tables = n_blocks if lay.kind == "cell" else 1
+    budget = min(_TABLE_BUDGET, max(1 << 16, 2 * nnz))
+    width = max(2, budget // (n_tables * n_keys))
+    rnd = bool(round_counts) and lay.data.dtype.kind == "f"
+
+    def count(over_offsets):
+        ov_key = np.empty(over_offsets[-1], np.int64)
+        ov_val = np.empty(over_offsets[-1], np.int64)
+        # int32 tables: an entry counts cells, fewer than 2**31; np.zeros maps
+        # zero pages lazily, so rows above the largest count cost nothing
+        if lay.kind == "cell":
+            table = np.zeros((n_blocks, width, n_keys), np.int32)
+            missing = np.zeros((n_blocks, n_keys), np.int64)
+            kernel, arg = _k.count_cell_major, n_genes
+        else:
+            table = np.zeros((width, n_keys), np.int32)
+            missing = np.zeros(n_keys, np.int64)
+            kernel, arg = _k.count_gene_major, n_groups
+        vmax, n_over, first = kernel(lay.data, lay.indices, lay.indptr, lay.dense, order,
+                                     seg, group_of_cell, arg, rnd, over_offsets,
+                                     table, missing, ov_key, ov_val)
+        _raise_first_problem(lay, first, genes)
+        return table, missing, ov_key, ov_val, vmax, n_over
+
+    lengths = np.diff(lay.indptr)[order]
+    cum = np.zeros(lay.n_major + 1, np.int64)
+    np.cumsum(lengths, out=cum[1:])
+    over_offsets = None
+    if width >= 64:
+        # one pass: counts >= 64 are rare, guess the overflow buffers
+        capacity = np.diff(cum[seg]) // 16 + 256
+        over_offsets = np.zeros(n_blocks + 1, np.int64)
+        np.cumsum(capacity, out=over_offsets[1:])
+        table, missing, ov_key, ov_val, vmax, n_over = count(over_offsets)
+        if np.any(n_over > capacity):
+            over_offsets = None
+    if over_offsets is None:
+        # size the overflow exactly with a validation scan, then count
+        _, n_over_seg, _ = _scan(lay, _blocks(lay, None, n_threads), width,
+                                 round_counts, genes)
+        cum = np.zeros(lay.n_major + 1, np.int64)
+        np.cumsum(n_over_seg[order], out=cum[1:])
+        over_offsets = cum[seg]
+        table, missing, ov_key, ov_val, vmax, n_over = count(over_offsets)
+    if ov_key.shape[0] != int(n_over.sum()):
+        keep = np.concatenate([np.arange(over_offsets[b], over_offsets[b] + n_over[b])
+                               for b in range(n_blocks)])
+        ov_key, ov_val = ov_key[keep], ov_val[keep]
+    top = int(vmax.max())
+    width = min(width, top + 1) if top >= 0 else 1
+    if lay.kind == "cell":
+        if n_blocks > 1:
+            _k.reduce_blocks(table, missing, width)
+        table, missing = table[0], missing[0]
+    run_ptr, run_val, run_cnt = _k.overflow_runs(ov_key, ov_val, n_keys)
+    cells_in_group = np.bincount(group_of_cell, minlength=n_groups).astype(np.int64)
+    indptr, values, grp, weights, n_missing, low = _k.assemble(
+        table, width, missing, n_genes, run_ptr, run_val, run_cnt, cells_in_group,
+        lay.kind == "gene")
+    if low < 0:  # pragma: no cover - duplicates are summed in _layout
+        raise RuntimeError("internal error: a (cell, gene) entry was counted twice")
+    return CountHistograms(indptr, values, grp, weights, group_capture,
+                           n_cells - n_missing, n_missing, genes)
