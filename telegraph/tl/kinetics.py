@@ -111,10 +111,11 @@ def fit(adata, *, layer=None, capture=None, k_deg=None, genes=None, min_cells=10
     for col in res.columns:
         series = res[col]
         # keep h5ad-writable dtypes for genes that were not fitted
-        if isinstance(series.dtype, pd.CategoricalDtype) or series.dtype == object:
-            values = series.astype(object).where(~missing, "not_fitted").astype(str).to_numpy()
-        elif col == "converged":
+        # (converged first: reindexing made it object dtype, and it must stay bool)
+        if col == "converged":
             values = series.astype(object).where(~missing, False).astype(bool).to_numpy()
+        elif isinstance(series.dtype, pd.CategoricalDtype) or series.dtype == object:
+            values = series.astype(object).where(~missing, "not_fitted").astype(str).to_numpy()
         else:
             values = series.to_numpy(dtype=float)
         adata.var[f"{key_added}_{col}"] = values
