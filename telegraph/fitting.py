@@ -190,14 +190,24 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells=10, ci=0.95,
         raise ValueError(f"counts must be a 2-D cells x genes matrix; got shape {counts_shape}")
     n_cells, n_genes = counts_shape
     s, capture_desc = resolve_capture(capture, counts, n_cells)
+    # size factors may exceed 1; the likelihood depends on capture * k_syn
+    # only, so fit with efficiencies s / max(s) and rescale k_syn afterwards
+    syn_scale = 1.0
+    if s is not None and s.max() > 1.0:
+        syn_scale = 1.0 / s.max()
+        s = s / s.max()
     hist = count_histograms(counts, capture=s, capture_rtol=capture_rtol,
                             round_counts=round_counts, genes=genes)
     settings = FitSettings(ci=ci, interval=interval, min_cells=min_cells, capture=capture_desc)
     if client is not None:
         from .scale import fit_histograms_dask
         return fit_histograms_dask(hist, client=client, k_deg=k_deg, settings=settings)
-    return fit_histograms(hist, k_deg=k_deg, settings=settings, n_jobs=n_jobs,
-                          progress=progress, chunk_genes=chunk_genes)
+    res = fit_histograms(hist, k_deg=k_deg, settings=settings, n_jobs=n_jobs,
+                         progress=progress, chunk_genes=chunk_genes)
+    if syn_scale != 1.0:
+        cols = [c for c in res.columns if c.startswith(("k_syn", "burst_size"))]
+        res[cols + ["mean_expression"]] *= syn_scale
+    return res
 
 
 def _check_settings(settings):

@@ -398,21 +398,19 @@ class _Layout:
 
 
 def _kernel_dtype(data: np.ndarray, what="counts") -> np.ndarray:
-    """Cast to one of the four dtypes the kernels are compiled for."""
+    """Cast to one of the two dtypes the kernels are compiled for.
+
+    float32 and float64 are used as they are; integers (and float16) are
+    copied to float64, exact for every accepted count, which keeps the number
+    of compiled kernel variants (and the first-call compile time) small.
+    """
     dt = data.dtype
     if dt == bool or dt.kind not in "iuf":
         raise ValueError(f"{what} must be a numeric (integer or float) matrix; got dtype "
                          f"{dt}. Convert it, e.g. X.astype(np.float64)")
-    if dt in (np.float32, np.float64, np.int32, np.int64):
+    if dt in (np.float32, np.float64):
         return data
-    if dt.kind == "f":
-        return data.astype(np.float32 if dt.itemsize < 4 else np.float64)
-    if dt.kind == "i" or (dt.kind == "u" and dt.itemsize < 4):
-        return data.astype(np.int32 if dt.itemsize < 4 else np.int64)
-    # uint32 / uint64
-    if dt.itemsize == 8 and data.size and data.max() > np.iinfo(np.int64).max:
-        raise ValueError(f"counts must be at most {_k.MAX_COUNT}; found {data.max()}")
-    return data.astype(np.int64)
+    return data.astype(np.float64)
 
 
 def _layout(X) -> _Layout:

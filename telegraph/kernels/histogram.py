@@ -23,8 +23,8 @@ build them from raw arrays, normally in a single pass over the stored values:
 - The table holds counts of small values ``0 <= n < width`` per
   (gene, group) key, value-major (``table[v, key]``: the rows of the small
   values that take nearly every increment stay in cache).  Larger values
-  ("overflow") are appended as (key, value) pairs and reduced by a counting
-  sort on the key followed by a sort of the few values inside each key.
+  ("overflow") are appended as (key, value) pairs, packed into one int64,
+  sorted (NumPy's vectorised sort) and run-length encoded.
   ``width`` is chosen by the caller from a memory budget, so heavy-tailed
   genes cost a sort of their tail only.
 - Keys are group-major (``group * n_genes + gene``) for cell-major input,
@@ -48,6 +48,8 @@ from numba import njit, prange
 __all__ = ["scan_values", "count_cell_major", "count_gene_major",
            "reduce_blocks", "overflow_runs", "assemble", "merge_histograms",
            "MAX_COUNT"]
+
+_VAL_BITS = 31  # a count fits in 31 bits (MAX_COUNT), a key in the other 32
 
 # Largest accepted count.  Far above any molecule count; it keeps int32 table
 # entries, int64 keys and float64 conversions exact.
@@ -258,14 +260,14 @@ def _chunks(n, size):
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def reduce_blocks(table, missing, width):
     """Sum the per-block outputs of :func:`count_cell_major` into block 0
     (table rows below ``width`` only: the others are zero)."""
     nb = table.shape[0]
     n_keys = table.shape[2]
     ch = _chunks(n_keys, 16384)
-    for c in prange(ch.shape[0] - 1):
+    for c in range(ch.shape[0] - 1):
         for v in range(width):
             for b in range(1, nb):
                 for k in range(ch[c], ch[c + 1]):
@@ -275,65 +277,25 @@ def reduce_blocks(table, missing, width):
                 missing[0, k] += missing[b, k]
 
 
-@njit(cache=True)
-def _insertion_sort(a, lo, hi):
-    for i in range(lo + 1, hi):
-        x = a[i]
-        j = i - 1
-        while j >= lo and a[j] > x:
-            a[j + 1] = a[j]
-            j -= 1
-        a[j + 1] = x
-
-
-@njit(cache=True, parallel=True)
 def overflow_runs(ov_key, ov_val, n_keys):
     """Group overflow pairs by key and run-length encode their values.
 
-    Returns ``ptr`` (n_keys + 1,), ``run_val``, ``run_cnt``: the runs of key k
-    are ``ptr[k]:ptr[k+1]``, values ascending.
+    Plain NumPy: one sort of packed (key, value) words.  Returns ``ptr``
+    (n_keys + 1,), ``run_val``, ``run_cnt``: the runs of key k are
+    ``ptr[k]:ptr[k+1]``, values ascending.
     """
-    m = ov_key.shape[0]
-    start = np.zeros(n_keys + 1, np.int64)
-    for i in range(m):
-        start[ov_key[i] + 1] += 1
-    for k in range(n_keys):
-        start[k + 1] += start[k]
-    fill = start[:-1].copy()
-    vals = np.empty(m, np.int64)
-    for i in range(m):
-        k = ov_key[i]
-        vals[fill[k]] = ov_val[i]
-        fill[k] += 1
-    nrun = np.zeros(n_keys + 1, np.int64)
-    ch = _chunks(n_keys, 4096)
-    for c in prange(ch.shape[0] - 1):
-        for k in range(ch[c], ch[c + 1]):
-            lo = start[k]
-            hi = start[k + 1]
-            if hi - lo > 32:
-                vals[lo:hi] = np.sort(vals[lo:hi])
-            elif hi - lo > 1:
-                _insertion_sort(vals, lo, hi)
-            r = 0
-            for i in range(lo, hi):
-                if i == lo or vals[i] != vals[i - 1]:
-                    r += 1
-            nrun[k + 1] = r
-    for k in range(n_keys):
-        nrun[k + 1] += nrun[k]
-    run_val = np.empty(nrun[n_keys], np.int64)
-    run_cnt = np.empty(nrun[n_keys], np.int64)
-    for c in prange(ch.shape[0] - 1):
-        for k in range(ch[c], ch[c + 1]):
-            j = nrun[k] - 1
-            for i in range(start[k], start[k + 1]):
-                if i == start[k] or vals[i] != vals[i - 1]:
-                    j += 1
-                    run_val[j] = vals[i]
-                    run_cnt[j] = 0
-                run_cnt[j] += 1
-    return nrun, run_val, run_cnt
+    ptr = np.zeros(n_keys + 1, np.int64)
+    if ov_key.shape[0] == 0:
+        return ptr, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    packed = np.sort((ov_key << _VAL_BITS) | ov_val)
+    starts = np.flatnonzero(np.diff(packed)) + 1
+    starts = np.concatenate(([0], starts))
+    words = packed[starts]
+    run_cnt = np.diff(np.append(starts, packed.shape[0]))
+    keys = words >> _VAL_BITS
+    run_val = words & ((1 << _VAL_BITS) - 1)
+    np.cumsum(np.bincount(keys, minlength=n_keys), out=ptr[1:])
+    return ptr, run_val, run_cnt
 
 
 @njit(cache=True, parallel=True)
@@ -380,11 +342,12 @@ def assemble(table, width, missing, n_genes, run_ptr, run_val, run_cnt,
                 cnt[k] += 1
             cnt[k] += run_ptr[k + 1] - run_ptr[k]
         zlow[c] = low
-    # output offset of every key: genes in order, groups in order inside a gene
+    # output offset of every key: genes in order, groups in order inside a
+    # gene (cheap serial loops: a prange costs compile time, not run time here)
     indptr = np.zeros(n_genes + 1, np.int64)
     n_missing = np.zeros(n_genes, np.int64)
     if gene_major_keys:
-        for g in prange(n_genes):
+        for g in range(n_genes):
             t = np.int64(0)
             m = np.int64(0)
             for k in range(g * n_groups, (g + 1) * n_groups):
@@ -393,31 +356,25 @@ def assemble(table, width, missing, n_genes, run_ptr, run_val, run_cnt,
             indptr[g + 1] = t
             n_missing[g] = m
     else:
-        gch = _chunks(n_genes, 1024)
-        for c in prange(gch.shape[0] - 1):
-            for grp in range(n_groups):
-                for g in range(gch[c], gch[c + 1]):
-                    k = grp * n_genes + g
-                    indptr[g + 1] += cnt[k]
-                    n_missing[g] += missing[k]
+        for grp in range(n_groups):
+            for g in range(n_genes):
+                k = grp * n_genes + g
+                indptr[g + 1] += cnt[k]
+                n_missing[g] += missing[k]
     for g in range(n_genes):
         indptr[g + 1] += indptr[g]
     off = np.empty(n_keys, np.int64)
     if gene_major_keys:
-        for g in prange(n_genes):
+        for g in range(n_genes):
             o = indptr[g]
             for k in range(g * n_groups, (g + 1) * n_groups):
                 off[k] = o
                 o += cnt[k]
     else:
-        gch = _chunks(n_genes, 1024)
-        for c in prange(gch.shape[0] - 1):
-            for g in range(gch[c], gch[c + 1]):
-                off[g] = indptr[g]
-            for grp in range(1, n_groups):
-                for g in range(gch[c], gch[c + 1]):
-                    k = grp * n_genes + g
-                    off[k] = off[k - n_genes] + cnt[k - n_genes]
+        for g in range(n_genes):
+            off[g] = indptr[g]
+        for k in range(n_genes, n_keys):
+            off[k] = off[k - n_genes] + cnt[k - n_genes]
     n_bins = indptr[n_genes]
     values = np.empty(n_bins, np.int64)
     groups = np.empty(n_bins, np.int64)
@@ -467,12 +424,12 @@ def assemble(table, width, missing, n_genes, run_ptr, run_val, run_cnt,
     return indptr, values, groups, weights, n_missing, low
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def merge_histograms(ptr_a, val_a, grp_a, w_a, ptr_b, val_b, grp_b, w_b):
     """Sum two per-gene histograms whose bins are sorted by (group, value)."""
     n_genes = ptr_a.shape[0] - 1
     nbins = np.zeros(n_genes + 1, np.int64)
-    for g in prange(n_genes):
+    for g in range(n_genes):
         i = ptr_a[g]
         j = ptr_b[g]
         ie = ptr_a[g + 1]
@@ -498,7 +455,7 @@ def merge_histograms(ptr_a, val_a, grp_a, w_a, ptr_b, val_b, grp_b, w_b):
     values = np.empty(m, np.int64)
     groups = np.empty(m, np.int64)
     weights = np.empty(m, np.float64)
-    for g in prange(n_genes):
+    for g in range(n_genes):
         i = ptr_a[g]
         j = ptr_b[g]
         ie = ptr_a[g + 1]
