@@ -10,7 +10,8 @@ Public API (``import telegraph as tg``):
 - stationary law: :func:`logpmf`, :func:`pmf`, :func:`score`,
   :func:`posterior_on`, :func:`posterior_mean`, :func:`posterior_var`
 - simulation: :func:`simulate`, :func:`simulate_anndata`, :func:`score_gradient`
-- inference: :func:`fit`
+- inference: :func:`fit`; :func:`fit_file` for .h5ad/.zarr on disk (bounded memory,
+  optionally on a Dask cluster)
 - scanpy-style: :mod:`telegraph.tl`, :mod:`telegraph.pl`
 - data: :mod:`telegraph.datasets`
 
@@ -36,9 +37,10 @@ _LAZY = {
     "simulate_anndata": "telegraph.study",
     "score_gradient": "telegraph.gradient",
     "fit": "telegraph.fitting",
+    "fit_file": "telegraph.stream",
 }
 _SUBMODULES = {"tl", "pl", "datasets", "stationary", "ssa", "network", "study",
-               "gradient", "fitting", "io", "cli", "kernels"}
+               "gradient", "fitting", "io", "cli", "kernels", "stream", "scale"}
 
 __all__ = sorted(set(_LAZY) | _SUBMODULES | {"__version__"})
 

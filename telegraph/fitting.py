@@ -201,13 +201,20 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells=10, ci=0.95,
     settings = FitSettings(ci=ci, interval=interval, min_cells=min_cells, capture=capture_desc)
     if client is not None:
         from .scale import fit_histograms_dask
-        return fit_histograms_dask(hist, client=client, k_deg=k_deg, settings=settings)
-    res = fit_histograms(hist, k_deg=k_deg, settings=settings, n_jobs=n_jobs,
-                         progress=progress, chunk_genes=chunk_genes)
+        res = fit_histograms_dask(hist, client=client, k_deg=k_deg, settings=settings,
+                                  progress=progress)
+    else:
+        res = fit_histograms(hist, k_deg=k_deg, settings=settings, n_jobs=n_jobs,
+                             progress=progress, chunk_genes=chunk_genes)
+    _rescale_syn(res, syn_scale)
+    return res
+
+
+def _rescale_syn(res, syn_scale):
+    """Undo the division of size factors by their maximum (in place)."""
     if syn_scale != 1.0:
         cols = [c for c in res.columns if c.startswith(("k_syn", "burst_size"))]
         res[cols + ["mean_expression"]] *= syn_scale
-    return res
 
 
 def _check_settings(settings):
@@ -217,6 +224,17 @@ def _check_settings(settings):
         raise ValueError(f"interval must be 'profile' or 'wald'; got {settings.interval!r}")
     if settings.min_cells < 1:
         raise ValueError("min_cells must be at least 1")
+
+
+def _check_k_deg(k_deg, n_genes, settings):
+    if k_deg is not None:
+        k_deg = np.asarray(k_deg, dtype=float).ravel()
+        if k_deg.shape[0] != n_genes:
+            raise ValueError(f"k_deg has {k_deg.shape[0]} values for {n_genes} genes")
+        if not (np.isfinite(k_deg).all() and (k_deg > 0).all()):
+            raise ValueError("k_deg must be positive and finite (per unit time) for every gene")
+        settings.k_deg = "per gene (rates per unit time)"
+    return k_deg
 
 
 def fit_raw(hist, settings, gene_slice=slice(None)):
@@ -250,13 +268,7 @@ def fit_histograms(hist, *, k_deg=None, settings=None, n_jobs=None, progress=Tru
     settings = settings or FitSettings()
     _check_settings(settings)
     n_genes = hist.n_genes
-    if k_deg is not None:
-        k_deg = np.asarray(k_deg, dtype=float).ravel()
-        if k_deg.shape[0] != n_genes:
-            raise ValueError(f"k_deg has {k_deg.shape[0]} values for {n_genes} genes")
-        if not (np.isfinite(k_deg).all() and (k_deg > 0).all()):
-            raise ValueError("k_deg must be positive and finite (per unit time) for every gene")
-        settings.k_deg = "per gene (rates per unit time)"
+    k_deg = _check_k_deg(k_deg, n_genes, settings)
     old_threads = numba.get_num_threads()
     if n_jobs is not None:
         numba.set_num_threads(max(1, min(int(n_jobs), numba.config.NUMBA_NUM_THREADS)))

@@ -116,6 +116,25 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--jobs", metavar="N", type=int, default=None,
         help="number of parallel worker threads (default: all cores)")
     run_.add_argument(
+        "--backed", action="store_true",
+        help=".h5ad/.zarr input only: do not load the count matrix; read it from disk in "
+             "slices of --chunk-size cells (one pass builds every gene's count histogram, "
+             "then the genes are fitted), so memory is bounded by the slice, not the "
+             "matrix. Results are identical to a fit in memory")
+    run_.add_argument(
+        "--chunk-size", metavar="N", type=int, default=None,
+        help="cells per slice when reading from disk (implies --backed; default: "
+             "10,000). A CSC matrix is read in blocks of genes of the same share of the "
+             "matrix")
+    run_.add_argument(
+        "--scheduler", metavar="ADDRESS|local",
+        help="fit on a Dask cluster: the scheduler's address (tcp://HOST:PORT) or "
+             "'local' for a cluster of one single-threaded worker process per core on "
+             "this machine. With .h5ad/.zarr input the workers read the file themselves "
+             "(it must be at the same path on a file system they share); other input is "
+             "read here and only per-gene histograms are sent. Needs dask[distributed] "
+             "(pip install 'telegraph-sc[dask]')")
+    run_.add_argument(
         "--no-progress", action="store_true",
         help="do not show the progress bar (it is shown on stderr only when stderr is "
              "a terminal)")
@@ -167,6 +186,25 @@ def _validate_args(args) -> None:
         raise CLIError(f"--ci is a level in (0, 1), got {args.ci:g}{hint}")
     if args.jobs is not None and args.jobs < 1:
         raise CLIError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.chunk_size is not None and args.chunk_size < 1:
+        raise CLIError(f"--chunk-size must be at least 1 cell, got {args.chunk_size}")
+    if args.example and (args.backed or args.chunk_size is not None):
+        raise CLIError("--backed/--chunk-size read a COUNTS file from disk; the example is "
+                       "in memory (drop them, or give an .h5ad file)")
+
+
+def _streamable(path: Path) -> bool:
+    name = path.name.lower()
+    return (name.endswith(".h5ad") and path.is_file()) or (name.endswith(".zarr")
+                                                           and path.is_dir())
+
+
+def _connect(address):
+    try:
+        from telegraph import scale
+        return scale.connect(address)
+    except (ConnectionError, ImportError) as exc:
+        raise CLIError(f"--scheduler: {_one_line(exc)}") from None
 
 
 def _check_outputs(args, input_path):
@@ -342,6 +380,18 @@ def run(args) -> int:
 
     input_path = None if args.example else Path(args.counts).expanduser()
     _check_outputs(args, input_path)
+    streamed = not args.example and (args.backed or args.chunk_size is not None or (
+        args.scheduler is not None and _streamable(input_path)))
+    if streamed:
+        if not input_path.exists():
+            raise CLIError(f"no such file or directory: {str(input_path)!r}")
+        if not _streamable(input_path):
+            raise CLIError(f"--backed/--chunk-size read .h5ad files and .zarr stores from "
+                           f"disk; {input_path.name} is read into memory (drop these options)")
+        if args.output and not input_path.name.lower().endswith(".h5ad"):
+            raise CLIError("-o with a .zarr read from disk is not supported: write --table, "
+                           "or drop --backed/--chunk-size to load the store")
+        return _run_streamed(args, input_path)
 
     if args.example:
         adata = tg.datasets.example()
@@ -380,14 +430,18 @@ def run(args) -> int:
         raise CLIError("this build of telegraph has no fitting adapter (telegraph.tl); "
                        "reinstall the package") from None
     progress = not args.no_progress and sys.stderr.isatty()
+    client = _connect(args.scheduler) if args.scheduler is not None else None
     start = time.perf_counter()
     try:
         tl.fit(adata, layer=args.layer, capture=capture, k_deg=k_deg, genes=genes,
-                  min_cells=args.min_cells, ci=args.ci, interval=args.interval,
-                  round_counts=args.round, n_jobs=args.jobs, progress=progress,
-                  key_added=KEY)
+               min_cells=args.min_cells, ci=args.ci, interval=args.interval,
+               round_counts=args.round, n_jobs=args.jobs, progress=progress,
+               key_added=KEY, client=client)
     except (ValueError, KeyError) as exc:
         raise CLIError(_as_cli_advice(_one_line(exc))) from None
+    finally:
+        if client is not None:
+            client.close()
     elapsed = time.perf_counter() - start
 
     table = result_table(adata, genes)
@@ -409,5 +463,59 @@ def run(args) -> int:
               f"genes/s), {args.interval} intervals at {args.ci:.0%}")
         print(recovery_report(adata, ci=args.ci, genes=genes))
     elif not args.table and not args.output:
+        _write_stdout_csv(table)
+    return 0
+
+
+def _run_streamed(args, input_path: Path) -> int:
+    """Fit an .h5ad/.zarr from disk (telegraph.fit_file); the matrix is never loaded."""
+    from telegraph import io as tio
+    from telegraph import stream
+    from telegraph.tl.kinetics import store_results
+
+    source = str(input_path)
+    try:
+        adata = stream.read_obs_var(input_path)  # obs and var only
+        stream.OnDiskMatrix(input_path, args.layer)  # the matrix exists and is readable
+    except (FileNotFoundError, ValueError) as exc:
+        raise CLIError(_one_line(exc)) from None
+    except (OSError, KeyError) as exc:
+        raise CLIError(f"cannot read {source}: {_one_line(exc)}") from None
+    genes = None
+    if args.genes:
+        genes = _parse_genes(args.genes)
+        unknown = [g for g in genes if g not in set(adata.var_names)]
+        if unknown:
+            raise CLIError(f"--genes: {len(unknown)} gene(s) not in {source}: "
+                           f"{_listing(unknown, 5)}")
+    capture = _resolve_capture(adata, args.capture, source)
+    k_deg = _resolve_k_deg(adata, args.k_deg, source)
+    _drop_previous(adata)
+    progress = not args.no_progress and sys.stderr.isatty()
+    client = _connect(args.scheduler) if args.scheduler is not None else None
+    try:
+        res = stream.fit_file(input_path, layer=args.layer, capture=capture, k_deg=k_deg,
+                              genes=genes, min_cells=args.min_cells, ci=args.ci,
+                              interval=args.interval, round_counts=args.round,
+                              chunk_size=args.chunk_size or stream.DEFAULT_CHUNK_SIZE,
+                              n_jobs=args.jobs, progress=progress, client=client)
+    except (ValueError, KeyError) as exc:
+        raise CLIError(_as_cli_advice(_one_line(exc))) from None
+    except FileNotFoundError as exc:  # a Dask worker could not open the file
+        raise CLIError(_one_line(exc)) from None
+    finally:
+        if client is not None:
+            client.close()
+    store_results(adata, res, key_added=KEY, layer=args.layer,
+                  capture=capture, k_deg=k_deg, ci=args.ci, interval=args.interval, min_cells=args.min_cells)
+    table = result_table(adata, genes)
+    try:
+        if args.table:
+            tio.write_table_atomic(table, args.table, refuse=[input_path])
+        if args.output:
+            stream.write_results_h5ad(input_path, args.output, adata, key=KEY)
+    except (ValueError, OSError) as exc:
+        raise CLIError(f"cannot write output: {_one_line(exc)}") from None
+    if not args.table and not args.output:
         _write_stdout_csv(table)
     return 0

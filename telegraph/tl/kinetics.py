@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..fitting import fit as _fit
 
-__all__ = ["fit", "get_counts", "get_capture", "get_k_deg"]
+__all__ = ["fit", "get_counts", "get_capture", "get_k_deg", "store_results"]
 
 
 def get_counts(adata, layer=None):
@@ -53,7 +53,7 @@ def get_k_deg(adata, k_deg):
 
 def fit(adata, *, layer=None, capture=None, k_deg=None, genes=None, min_cells=10, ci=0.95,
         interval="profile", round_counts=False, capture_rtol=0.05, n_jobs=None, progress=True,
-        key_added="telegraph", copy=False):
+        key_added="telegraph", copy=False, client=None, chunk_size=None):
     """Fit burst kinetics to every gene of ``adata`` (scanpy style).
 
     Parameters
@@ -75,8 +75,13 @@ def fit(adata, *, layer=None, capture=None, k_deg=None, genes=None, min_cells=10
         units of k_deg.
     genes : sequence of str or boolean mask, optional
         Fit only these genes; the others get NaN.
-    min_cells, ci, interval, round_counts, capture_rtol, n_jobs, progress
-        As in :func:`telegraph.fit`.
+    min_cells, ci, interval, round_counts, capture_rtol, n_jobs, progress, client
+        As in :func:`telegraph.fit` (``client``: a ``dask.distributed.Client``).
+    chunk_size : int, optional
+        For an AnnData opened with ``backed="r"``: cells read per slice. A
+        backed AnnData is fitted from its file without loading the matrix
+        (:func:`telegraph.fit_file`; with ``client``, the Dask workers read
+        the file themselves).
     key_added : str
         Results go to ``adata.var[f"{key_added}_{column}"]`` and the settings
         to ``adata.uns[key_added]``.
@@ -92,18 +97,39 @@ def fit(adata, *, layer=None, capture=None, k_deg=None, genes=None, min_cells=10
     the telegraph version.
     """
     adata = adata.copy() if copy else adata
-    X = get_counts(adata, layer)
+    backed = getattr(adata, "isbacked", False)
+    X = None if backed else get_counts(adata, layer)
     cap = get_capture(adata, capture)
     kd = get_k_deg(adata, k_deg)
     names = np.asarray(adata.var_names.astype(str))
     idx = _gene_index(adata, genes)
     if idx is not None:
-        X = X[:, idx]
-        kd = kd[idx] if kd is not None else None
+        X = X[:, idx] if X is not None else None
         names = names[idx]
-    res = _fit(X, capture=cap, k_deg=kd, genes=names, min_cells=min_cells, ci=ci,
-               interval=interval, round_counts=round_counts, capture_rtol=capture_rtol,
-               n_jobs=n_jobs, progress=progress)
+    if backed:
+        from ..stream import DEFAULT_CHUNK_SIZE, fit_file
+        res = fit_file(adata.filename, layer=layer, capture=cap, k_deg=kd, genes=idx,
+                       min_cells=min_cells, ci=ci, interval=interval,
+                       round_counts=round_counts, capture_rtol=capture_rtol,
+                       chunk_size=chunk_size or DEFAULT_CHUNK_SIZE, n_jobs=n_jobs,
+                       progress=progress, client=client)
+    else:
+        kd = kd[idx] if (kd is not None and idx is not None) else kd
+        res = _fit(X, capture=cap, k_deg=kd, genes=names, min_cells=min_cells, ci=ci,
+                   interval=interval, round_counts=round_counts, capture_rtol=capture_rtol,
+                   n_jobs=n_jobs, progress=progress, client=client)
+    store_results(adata, res, key_added=key_added, layer=layer, capture=capture, k_deg=k_deg,
+                  ci=ci, interval=interval, min_cells=min_cells)
+    return adata if copy else None
+
+
+def store_results(adata, res, *, key_added="telegraph", layer=None, capture=None, k_deg=None,
+                  ci=0.95, interval="profile", min_cells=10):
+    """Write a result table of :func:`telegraph.fit` into ``adata.var``/``adata.uns``.
+
+    Genes missing from ``res`` get NaN (and "not_fitted", converged False).
+    The remaining arguments describe the fit in ``adata.uns[key_added]``.
+    """
     res = res.drop(columns=["gene"])
     fitted = pd.Index(res.index)
     res = res.reindex(adata.var_names.astype(str))
@@ -131,10 +157,9 @@ def fit(adata, *, layer=None, capture=None, k_deg=None, genes=None, min_cells=10
         "ci": ci,
         "interval": interval,
         "min_cells": min_cells,
-        "n_genes_fitted": int(len(names)),
+        "n_genes_fitted": int(len(fitted)),
         "columns": list(res.columns),
     }
-    return adata if copy else None
 
 
 def _gene_index(adata, genes):
