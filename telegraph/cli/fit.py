@@ -436,7 +436,7 @@ def run(args) -> int:
         tl.fit(adata, layer=args.layer, capture=capture, k_deg=k_deg, genes=genes,
                min_cells=args.min_cells, ci=args.ci, interval=args.interval,
                round_counts=args.round, n_jobs=args.jobs, progress=progress,
-               key_added=KEY, client=client)
+               key_added=KEY, **({} if client is None else {"client": client}))
     except (ValueError, KeyError) as exc:
         raise CLIError(_as_cli_advice(_one_line(exc))) from None
     finally:
