@@ -115,7 +115,7 @@ def local_client(n_workers=None, *, threads_per_worker=1, processes=True, **kwar
     from distributed import Client
     if n_workers is None:
         n_workers = _available_cores()
-    kwargs.setdefault("dashboard_address", None)
+    kwargs.setdefault("dashboard_address", ":0")  # any free port: never clash with 8787
     return Client(n_workers=n_workers, threads_per_worker=threads_per_worker,
                   processes=processes, set_as_default=False, **kwargs)
 

@@ -1,0 +1,216 @@
+"""Fitting on a Dask cluster (telegraph.scale) against a LocalCluster.
+
+Results must equal the in-process ones exactly (assert_frame_equal, no
+tolerance).  The shared cluster has two single-threaded workers in this
+process (processes=False: starts in well under a second); one slow test
+runs worker processes, and one runs two threads per worker under Numba's
+workqueue threading layer, which aborts on concurrent kernel launches unless
+telegraph serialises them.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("distributed")
+
+import telegraph as tg  # noqa: E402
+from telegraph import scale, stream  # noqa: E402
+from telegraph.cli import main  # noqa: E402
+from telegraph.fitting import FitSettings, fit_histograms  # noqa: E402
+from telegraph.histogram import count_histograms  # noqa: E402
+
+from test_stream import simulate_counts, write_stores  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def client():
+    with scale.local_client(2, processes=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    X, s = simulate_counts(600, 20, seed=5)
+    return write_stores(tmp_path_factory.mktemp("scale"), X, s)
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_histograms_fitted_on_the_cluster(client, data):
+    adata = data[0]
+    hist = count_histograms(adata.X, capture=adata.obs["cap"].to_numpy(), capture_rtol=0.05,
+                            genes=np.asarray(adata.var_names))
+    settings = FitSettings()                    # profile intervals
+    ref = fit_histograms(hist, settings=settings, progress=False)
+    res = scale.fit_histograms_dask(hist, client=client, settings=FitSettings(), n_blocks=7)
+    pd.testing.assert_frame_equal(res, ref)
+
+
+def test_fit_with_client_rescales_size_factors(client, data):
+    adata = data[0]
+    kd = adata.var["kd"].to_numpy()
+    kw = dict(capture="total", k_deg=kd, genes=adata.var_names, interval="wald",
+              progress=False)
+    ref = tg.fit(adata.X, **kw)
+    pd.testing.assert_frame_equal(tg.fit(adata.X, client=client, **kw), ref)
+
+
+@pytest.mark.parametrize("store,layer", [("h5ad", None), ("h5ad", "csc"),
+                                         ("h5ad", "dense"), ("zarr", None)])
+def test_workers_read_the_file(client, data, store, layer):
+    adata, h5ad, zarr_path = data
+    ref = tg.fit(adata.X, capture=adata.obs["cap"].to_numpy(), genes=adata.var_names,
+                 interval="wald", progress=False)
+    path = h5ad if store == "h5ad" else zarr_path
+    res = tg.fit_file(path, layer=layer, capture="cap", chunk_size=70, interval="wald",
+                      progress=False, client=client)
+    pd.testing.assert_frame_equal(res, ref)
+
+
+@pytest.mark.parametrize("layer", [None, "csc"])
+def test_file_on_cluster_with_options(client, data, layer):
+    adata, h5ad, _ = data
+    genes = ["g11", "g0", "g5"]
+    kw = dict(layer=layer, capture="total", k_deg="kd", genes=genes, chunk_size=90,
+              progress=False)
+    ref = tg.fit_file(h5ad, **kw)                # profile intervals, in process
+    pd.testing.assert_frame_equal(tg.fit_file(h5ad, client=client, **kw), ref)
+
+
+def test_backed_anndata_on_cluster(client, data):
+    adata, h5ad, _ = data
+    mem = adata.copy()
+    tg.tl.fit(mem, capture="cap", interval="wald", progress=False)
+    backed = ad.read_h5ad(h5ad, backed="r")
+    tg.tl.fit(backed, capture="cap", interval="wald", progress=False, client=client,
+              chunk_size=100)
+    cols = [c for c in mem.var.columns if c.startswith("telegraph_")]
+    pd.testing.assert_frame_equal(backed.var[cols], mem.var[cols])
+    backed.file.close()
+
+
+def test_matrix_does_not_travel_through_the_client(client, data, monkeypatch):
+    """The tasks the client submits carry a file reference, cell ranges and
+    per-cell group indices of their slice -- never counts."""
+    import scipy.sparse as sp
+    adata, h5ad, _ = data
+    calls = []
+    submit = client.submit
+
+    def recording(func, *args, **kwargs):
+        calls.append((func.__name__, args))
+        return submit(func, *args, **kwargs)
+
+    monkeypatch.setattr(client, "submit", recording)
+    chunk = 100
+    tg.fit_file(h5ad, capture="cap", chunk_size=chunk, interval="wald", progress=False,
+                client=client)
+    reads = [args for name, args in calls if name == "_task_count_cells"]
+    assert len(reads) == 6                      # 600 cells in slices of 100
+    for name, args in calls:
+        for a in args:
+            assert not sp.issparse(a), name
+            if isinstance(a, np.ndarray):
+                assert a.size <= max(chunk, adata.n_vars + 1), (name, a.size)
+    for args in reads:                          # group of each cell, as small integers
+        assert args[3].dtype == np.uint8 and args[3].shape == (chunk,)
+    assert len(pickle.dumps(stream.OnDiskMatrix(h5ad))) < 1000
+
+
+def test_unreachable_scheduler_is_a_clear_error():
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    start = time.perf_counter()
+    with pytest.raises(ConnectionError, match=rf"cannot reach a Dask scheduler at "
+                                              rf"'{address}' within 1 s"):
+        scale.connect(address, timeout=1)
+    assert time.perf_counter() - start < 15
+    with pytest.raises(ConnectionError, match="not a Dask scheduler address"):
+        scale.connect("nonsense://x", timeout=1)
+    with pytest.raises(TypeError, match="telegraph.scale.connect"):
+        tg.fit(np.ones((20, 2)), client=address)
+
+
+def test_cli_unreachable_scheduler(data, capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(scale, "CONNECT_TIMEOUT", 1.0)
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    out = tmp_path / "t.csv"
+    code = main(["fit", str(data[1]), "--scheduler", address, "--table", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"--scheduler: cannot reach a Dask scheduler at '{address}'" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_cli_scheduler_address(client, data, capsys, tmp_path):
+    adata, h5ad, _ = data
+    mem, dist = tmp_path / "mem.csv", tmp_path / "dist.csv"
+    common = ["fit", str(h5ad), "--capture", "cap", "--interval", "wald", "--no-progress"]
+    assert main(common + ["--table", str(mem)]) == 0
+    assert main(common + ["--scheduler", client.scheduler.address, "--chunk-size", "150",
+                          "--table", str(dist)]) == 0
+    assert dist.read_text() == mem.read_text()
+
+
+_WORKQUEUE = textwrap.dedent("""
+    import numba, numpy as np, pandas as pd
+    from telegraph import scale
+    from telegraph.fitting import FitSettings, fit_histograms
+    from telegraph.histogram import count_histograms
+    if __name__ == "__main__":
+        rng = np.random.default_rng(1)
+        X = rng.poisson(rng.gamma(0.5, 2, 60) * rng.beta(0.5, 1, (800, 60)))
+        h = count_histograms(X)
+        ref = fit_histograms(h, settings=FitSettings(), progress=False)
+        assert numba.threading_layer() == "workqueue"
+        with scale.local_client(1, threads_per_worker=2, processes=False) as c:
+            res = scale.fit_histograms_dask(h, client=c, settings=FitSettings(),
+                                            n_blocks=30)
+        pd.testing.assert_frame_equal(res, ref)
+        print("identical")
+""")
+
+
+@pytest.mark.slow
+def test_two_threads_per_worker_under_workqueue(tmp_path):
+    script = tmp_path / "wq.py"
+    script.write_text(_WORKQUEUE)
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue",
+               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "identical" in proc.stdout
+
+
+@pytest.mark.slow
+def test_worker_processes_read_the_file(data):
+    adata, h5ad, _ = data
+    ref = tg.fit(adata.X, capture="total", genes=adata.var_names, interval="wald",
+                 progress=False)
+    with scale.local_client(2, processes=True) as c:
+        pids = set(c.run(os.getpid).values())
+        assert os.getpid() not in pids
+        res = tg.fit_file(h5ad, capture="total", chunk_size=150, interval="wald",
+                          progress=False, client=c)
+    pd.testing.assert_frame_equal(res, ref)
