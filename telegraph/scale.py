@@ -27,13 +27,14 @@ cell block and reducing them is what the rechunk would have been for.
 Threads: the compiled kernels are Numba ``parallel=True`` functions, and the
 ``workqueue`` threading layer (Numba's fallback when neither TBB nor OpenMP is
 available) aborts the process when two threads launch parallel kernels at
-once.  Every task therefore runs its kernels inside :func:`kernel_slot`: a
-per-process lock, with Numba's thread count set to the worker's number of
-threads for the call.  A worker process thus uses as many cores as it has
-Dask threads, kernels never overlap within a process (safe under any
-threading layer), and file reads of other tasks still proceed meanwhile.
-The recommended layout, used by ``connect("local")``, is one worker process
-per core with one thread each.
+once.  Every task runs its kernels inside :func:`kernel_slot`: under a
+thread-safe layer (tbb, omp) with one Numba thread per task, so that a worker
+with T Dask threads uses T cores; under workqueue behind a per-process lock,
+one call at a time on the worker's T threads (safe, and file reads of other
+tasks still proceed meanwhile).  The recommended layout, used by
+``connect("local")``, is one worker process per core with one thread each:
+it is the same under every layer, and the GIL-holding parts (h5py reads,
+Python bookkeeping) of different workers do not contend.
 """
 
 from __future__ import annotations
@@ -167,19 +168,44 @@ def _worker_threads():
     return getattr(state, "nthreads", None)
 
 
+_SAFE_LAYER = None  # whether Numba's threading layer allows concurrent launches
+
+
+def _threadsafe_layer():
+    """True when Numba's threading layer (tbb, omp) is safe to call from several
+    threads at once; False for workqueue or when it cannot be told."""
+    global _SAFE_LAYER
+    if _SAFE_LAYER is None:
+        import numba
+        with _KERNEL_LOCK:
+            if _SAFE_LAYER is None:
+                try:
+                    from numba.np.ufunc.parallel import _launch_threads
+                    _launch_threads()  # selects the layer as the first parallel call would
+                    _SAFE_LAYER = numba.threading_layer() in ("tbb", "omp")
+                except Exception:  # pragma: no cover - private API moved: be safe
+                    _SAFE_LAYER = False
+    return _SAFE_LAYER
+
+
 @contextlib.contextmanager
 def kernel_slot():
-    """Run compiled parallel kernels one call at a time per process.
+    """Context for calling telegraph's compiled parallel kernels in a Dask task.
 
-    Inside a Dask worker, Numba's thread count is set to the worker's number
-    of threads for the duration; elsewhere it is left alone.
+    Inside a Dask worker with a thread-safe layer (tbb, omp) each task's
+    kernels run on one Numba thread, so a worker with T threads uses T cores.
+    With the workqueue layer, whose concurrent use aborts the process, the
+    kernels of a process run one call at a time, each on the worker's T
+    threads.  Outside a worker it only guards against workqueue.
     """
     import numba
     n = _worker_threads()
-    with _KERNEL_LOCK:
+    safe = _threadsafe_layer()
+    with contextlib.nullcontext() if safe else _KERNEL_LOCK:
         old = numba.get_num_threads()
         if n is not None:
-            numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+            n = 1 if safe else max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+            numba.set_num_threads(n)
         try:
             yield
         finally:

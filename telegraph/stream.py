@@ -7,7 +7,8 @@ disjoint sets of cells add up.  :func:`fit_file` therefore reads an ``.h5ad``
 or ``.zarr`` matrix once, one slice at a time, builds the histograms of every
 slice, merges them (:meth:`CountHistograms.merge`), and fits the genes from the
 merged histograms (:func:`telegraph.fitting.fit_histograms`).  Peak memory is
-set by the slice size (``chunk_size``), not by the matrix.
+set by the slice size (``chunk_size``, by default about 8 million stored
+entries), not by the matrix.
 
 How a matrix is sliced follows how it is stored:
 
@@ -41,11 +42,13 @@ import scipy.sparse as sp
 from .histogram import CountHistograms, capture_groups, count_histograms
 
 __all__ = ["fit_file", "histograms_file", "OnDiskMatrix", "read_obs_var",
-           "write_results_h5ad", "DEFAULT_CHUNK_SIZE"]
+           "write_results_h5ad", "DEFAULT_CHUNK_ENTRIES"]
 
-#: cells per slice unless the user says otherwise (CSR, 2,000 genes, 6% non-zero:
-#: about 10 MB per slice)
-DEFAULT_CHUNK_SIZE = 10_000
+#: stored entries per slice when the user gives no chunk size: about 64 MB of
+#: float32 data + int32 indices, some 200 MB while counted.  Slices cost a
+#: fixed overhead each (a count table over every (gene, capture group) and a
+#: few parallel-region launches), so they should not be much smaller.
+DEFAULT_CHUNK_ENTRIES = 8_000_000
 
 # count_histograms' capture_bins default, which telegraph.fit relies on: the
 # groups computed here from all cells must be those fit() would compute
@@ -135,8 +138,14 @@ class OnDiskMatrix:
         """The var table (pandas DataFrame), without the matrix."""
         return _read_table(self.path, self.kind, "var")
 
-    def cell_totals(self, chunk_size=DEFAULT_CHUNK_SIZE) -> np.ndarray:
+    def default_chunk_size(self) -> int:
+        """Cells per slice holding about :data:`DEFAULT_CHUNK_ENTRIES` stored entries."""
+        per_cell = max(1.0, self.nnz / max(1, self.n_cells))
+        return int(min(self.n_cells, max(1, DEFAULT_CHUNK_ENTRIES // per_cell)))
+
+    def cell_totals(self, chunk_size=None) -> np.ndarray:
         """Total count of every cell (NaN counted as 0), read slice by slice."""
+        chunk_size = chunk_size or self.default_chunk_size()
         out = np.zeros(self.n_cells)
         with self.reader() as r:
             if self.format == "csc":
@@ -284,9 +293,9 @@ def read_obs_var(path):
 # --------------------------------------------------------------------------- slicing
 
 
-def _check_chunk_size(chunk_size):
+def _check_chunk_size(chunk_size, matrix):
     if chunk_size is None:
-        return DEFAULT_CHUNK_SIZE
+        return matrix.default_chunk_size()
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral) \
             or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive whole number of cells, got "
@@ -508,8 +517,8 @@ def _plan(path, *, layer, capture, k_deg, genes, capture_rtol, chunk_size, round
             raise ValueError("this AnnData is in memory; use telegraph.fit / tg.tl.fit")
         path = path.filename
     p = _Plan()
-    p.chunk_size = _check_chunk_size(chunk_size)
     p.matrix = m = OnDiskMatrix(path, layer)
+    p.chunk_size = _check_chunk_size(chunk_size, m)
     var = m.var()
     all_names = np.asarray(var.index.astype(str), dtype=object)
     if all_names.shape[0] != m.n_genes:
@@ -539,7 +548,7 @@ def _plan(path, *, layer, capture, k_deg, genes, capture_rtol, chunk_size, round
 
 
 def histograms_file(path, *, layer=None, capture=None, genes=None, round_counts=False,
-                    capture_rtol=0.05, chunk_size=DEFAULT_CHUNK_SIZE, progress=False):
+                    capture_rtol=0.05, chunk_size=None, progress=False):
     """Per-gene count histograms of an on-disk matrix, in one pass of bounded memory.
 
     Parameters are those of :func:`fit_file`.  Returns the
@@ -593,7 +602,7 @@ def _histograms_local(p: _Plan, progress):
 
 def fit_file(path, *, layer=None, capture=None, k_deg=None, genes=None, min_cells=10,
              ci=0.95, interval="profile", round_counts=False, capture_rtol=0.05,
-             chunk_size=DEFAULT_CHUNK_SIZE, n_jobs=None, progress=True, client=None,
+             chunk_size=None, n_jobs=None, progress=True, client=None,
              chunk_genes=None):
     """Fit every gene of an ``.h5ad``/``.zarr`` count matrix without loading it.
 
@@ -623,11 +632,14 @@ def fit_file(path, *, layer=None, capture=None, k_deg=None, genes=None, min_cell
         other columns of the file are never counted.
     min_cells, ci, interval, round_counts, capture_rtol, n_jobs, progress, chunk_genes
         As in :func:`telegraph.fit`.
-    chunk_size : int
-        Cells per slice (default 10,000).  Peak memory grows with it: a CSR
-        slice holds ``chunk_size`` rows of the matrix (data and indices), a
-        dense one ``chunk_size * n_genes`` values.  A CSC matrix is read in
-        blocks of ``chunk_size * n_genes / n_cells`` genes.
+    chunk_size : int, optional
+        Cells per slice.  Peak memory grows with it: a CSR slice holds
+        ``chunk_size`` rows of the matrix (data and indices), a dense one
+        ``chunk_size * n_genes`` values; counting needs about three times
+        that.  A CSC matrix is read in blocks of ``chunk_size * n_genes /
+        n_cells`` genes.  Default: slices of about 8 million stored entries
+        (:data:`DEFAULT_CHUNK_ENTRIES`; 7,000 cells of a 20,000-gene atlas at
+        6% non-zero), some 200 MB of working memory.
     client : dask.distributed.Client, optional
         Run on a Dask cluster: workers read their own slices from ``path``
         (which they must be able to open: a shared file system), histograms

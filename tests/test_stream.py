@@ -120,6 +120,17 @@ def test_gene_subset_in_the_order_given(data, layer):
     pd.testing.assert_frame_equal(res, ref)
 
 
+def test_default_slices_hold_a_budget_of_entries(data, monkeypatch):
+    adata, h5ad, _ = data
+    m = stream.OnDiskMatrix(h5ad)
+    assert m.default_chunk_size() == adata.n_obs        # 8 million entries: one slice
+    monkeypatch.setattr(stream, "DEFAULT_CHUNK_ENTRIES", m.nnz // 5)
+    per_cell = m.nnz / m.n_cells
+    assert m.default_chunk_size() == int(m.nnz // 5 // per_cell)
+    res = tg.fit_file(h5ad, interval="wald", progress=False)
+    pd.testing.assert_frame_equal(res, reference(adata))
+
+
 def test_histograms_are_those_of_the_whole_matrix(data):
     adata, h5ad, _ = data
     s = adata.obs["cap"].to_numpy()

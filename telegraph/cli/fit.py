@@ -124,8 +124,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     run_.add_argument(
         "--chunk-size", metavar="N", type=int, default=None,
         help="cells per slice when reading from disk (implies --backed; default: "
-             "10,000). A CSC matrix is read in blocks of genes of the same share of the "
-             "matrix")
+             "about 8 million stored entries per slice, some 200 MB of working memory). "
+             "Lower it to use less memory. A CSC matrix is read in blocks of genes of the "
+             "same share of the matrix")
     run_.add_argument(
         "--scheduler", metavar="ADDRESS|local",
         help="fit on a Dask cluster: the scheduler's address (tcp://HOST:PORT) or "
@@ -497,7 +498,7 @@ def _run_streamed(args, input_path: Path) -> int:
         res = stream.fit_file(input_path, layer=args.layer, capture=capture, k_deg=k_deg,
                               genes=genes, min_cells=args.min_cells, ci=args.ci,
                               interval=args.interval, round_counts=args.round,
-                              chunk_size=args.chunk_size or stream.DEFAULT_CHUNK_SIZE,
+                              chunk_size=args.chunk_size,
                               n_jobs=args.jobs, progress=progress, client=client)
     except (ValueError, KeyError) as exc:
         raise CLIError(_as_cli_advice(_one_line(exc))) from None

@@ -78,7 +78,8 @@ def fit(adata, *, layer=None, capture=None, k_deg=None, genes=None, min_cells=10
     min_cells, ci, interval, round_counts, capture_rtol, n_jobs, progress, client
         As in :func:`telegraph.fit` (``client``: a ``dask.distributed.Client``).
     chunk_size : int, optional
-        For an AnnData opened with ``backed="r"``: cells read per slice. A
+        For an AnnData opened with ``backed="r"``: cells read per slice
+        (default: about 8 million stored entries per slice). A
         backed AnnData is fitted from its file without loading the matrix
         (:func:`telegraph.fit_file`; with ``client``, the Dask workers read
         the file themselves).
@@ -107,11 +108,11 @@ def fit(adata, *, layer=None, capture=None, k_deg=None, genes=None, min_cells=10
         X = X[:, idx] if X is not None else None
         names = names[idx]
     if backed:
-        from ..stream import DEFAULT_CHUNK_SIZE, fit_file
+        from ..stream import fit_file
         res = fit_file(adata.filename, layer=layer, capture=cap, k_deg=kd, genes=idx,
                        min_cells=min_cells, ci=ci, interval=interval,
                        round_counts=round_counts, capture_rtol=capture_rtol,
-                       chunk_size=chunk_size or DEFAULT_CHUNK_SIZE, n_jobs=n_jobs,
+                       chunk_size=chunk_size, n_jobs=n_jobs,
                        progress=progress, client=client)
     else:
         kd = kd[idx] if (kd is not None and idx is not None) else kd
