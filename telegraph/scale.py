@@ -322,7 +322,7 @@ def _gather_progress(client, futures, sizes, progress, desc="telegraph fit"):
         from tqdm.auto import tqdm
         size_of = {f.key: n for f, n in zip(futures, sizes)}
         with tqdm(total=int(sum(sizes)), desc=desc, unit="gene", leave=False) as bar:
-            for f in as_completed(futures):
+            for f in as_completed(futures, loop=client.loop):
                 bar.update(size_of[f.key])
     return client.gather(futures)
 

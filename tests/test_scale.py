@@ -162,14 +162,29 @@ def test_cli_unreachable_scheduler(data, capsys, monkeypatch, tmp_path):
     assert not out.exists()
 
 
-def test_cli_scheduler_address(client, data, capsys, tmp_path):
+@pytest.mark.parametrize("fmt", ["h5ad", "csv"])
+def test_cli_scheduler_address(client, data, capsys, tmp_path, fmt):
+    """.h5ad: the workers read the file; .csv: read here, histograms sent."""
     adata, h5ad, _ = data
+    path = h5ad
+    if fmt == "csv":
+        path = tmp_path / "counts.csv"
+        pd.DataFrame(adata.X.toarray().T, index=adata.var_names,
+                     columns=adata.obs_names).to_csv(path, index_label="gene")
     mem, dist = tmp_path / "mem.csv", tmp_path / "dist.csv"
-    common = ["fit", str(h5ad), "--capture", "cap", "--interval", "wald", "--no-progress"]
+    common = ["fit", str(path), "--capture", "total", "--interval", "wald", "--no-progress"]
     assert main(common + ["--table", str(mem)]) == 0
-    assert main(common + ["--scheduler", client.scheduler.address, "--chunk-size", "150",
-                          "--table", str(dist)]) == 0
+    assert main(common + ["--scheduler", client.scheduler.address, "--table", str(dist)]) == 0
     assert dist.read_text() == mem.read_text()
+    assert client.status == "running"           # the CLI closed its own client only
+
+
+def test_progress_bar_on_cluster(client, data, capsys):
+    adata = data[0]
+    ref = tg.fit(adata.X, interval="wald", progress=False)
+    res = tg.fit(adata.X, interval="wald", progress=True, client=client)
+    pd.testing.assert_frame_equal(res, ref)
+    assert "telegraph fit" in capsys.readouterr().err
 
 
 _WORKQUEUE = textwrap.dedent("""
