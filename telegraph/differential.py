@@ -67,7 +67,7 @@ def benjamini_hochberg(pvals):
     return out
 
 
-def _resolve_two_captures(capture1, capture2, counts1, counts2):
+def _resolve_two_captures(capture1, capture2, counts1, counts2, totals=None):
     """Per-cell capture of both groups on one scale.
 
     "total" (both or neither) gives size factors relative to the mean total of
@@ -84,8 +84,13 @@ def _resolve_two_captures(capture1, capture2, counts1, counts2):
                          "relative to the mean total of all cells), or for neither")
     if t1:
         from .fitting import _cell_totals
-        tot1 = _cell_totals(counts1)
-        tot2 = _cell_totals(counts2)
+        if totals is None:
+            tot1 = _cell_totals(counts1)
+            tot2 = _cell_totals(counts2)
+        else:
+            tot1, tot2 = (np.asarray(t, dtype=float).ravel() for t in totals)
+            if tot1.shape[0] != n1 or tot2.shape[0] != n2:
+                raise ValueError("totals must give one value per cell of each group")
         allt = np.concatenate([tot1, tot2])
         if (allt <= 0).any():
             raise ValueError(f"capture='total': {(allt <= 0).sum()} cells have a total count "
@@ -110,7 +115,7 @@ def _resolve_two_captures(capture1, capture2, counts1, counts2):
 def differential(counts1, counts2, *, capture1=None, capture2=None, genes=None,
                  group_names=("1", "2"), min_cells=10, ci=0.95, interval="profile",
                  round_counts=False, capture_rtol=0.05, n_jobs=None, progress=True,
-                 chunk_genes=None):
+                 chunk_genes=None, totals=None):
     """Test every gene for a change in burst frequency and in burst size.
 
     Parameters
@@ -136,6 +141,11 @@ def differential(counts1, counts2, *, capture1=None, capture2=None, genes=None,
         intervals from the two groups' profile curvatures (faster).
     round_counts, capture_rtol, n_jobs, progress, chunk_genes
         As in :func:`telegraph.fit`.
+    totals : pair of array_like, optional
+        With ``capture="total"``: the per-cell totals to take size factors
+        from (default: each matrix's own cell totals). The allele test passes
+        the totals of both alleles of each cell here, so that the two alleles
+        of a cell share its size factor.
 
     Returns
     -------
@@ -157,7 +167,8 @@ def differential(counts1, counts2, *, capture1=None, capture2=None, genes=None,
                          f"{shapes[1][1]}); give the same genes in the same order")
     counts1 = counts1 if hasattr(counts1, "shape") else np.asarray(counts1)
     counts2 = counts2 if hasattr(counts2, "shape") else np.asarray(counts2)
-    s1, s2, syn_scale, desc = _resolve_two_captures(capture1, capture2, counts1, counts2)
+    s1, s2, syn_scale, desc = _resolve_two_captures(capture1, capture2, counts1, counts2,
+                                                    totals)
     h1 = count_histograms(counts1, capture=s1, capture_rtol=capture_rtol,
                           round_counts=round_counts, genes=genes)
     h2 = count_histograms(counts2, capture=s2, capture_rtol=capture_rtol,
@@ -203,7 +214,8 @@ def differential_histograms(hist1, hist2, *, group_names=("1", "2"), min_cells=1
           test p-values (chi-square, 1 df) of equal burst frequency (resp.
           size) with all other rates free in each group;
           ``padj_*``: Benjamini-Hochberg adjusted over the tested genes;
-          ``lr_*``: the statistics 2 (l1 + l2 - l0);
+          ``lr_*``: the statistics 2 (l1 + l2 - l0); ``loglik_null_*``: l0,
+          the maximum log-likelihood of the two groups under the null;
         - per group g in (1, 2): ``burst_frequency_g``, ``burst_size_g``,
           ``k_on_g``, ``k_off_g``, ``k_syn_g`` (units of k_deg), ``regime_g``,
           ``n_cells_g``, ``mean_g`` (mean observed count), ``loglik_g``,
@@ -339,6 +351,7 @@ def _table(raw1, raw2, rawd, hist1, hist2, settings, *, ci, interval, syn_scale,
         out[f"pval_{name}"] = p
         out[f"padj_{name}"] = benjamini_hochberg(p)
         out[f"lr_{name}"] = lr
+        out[f"loglik_null_{name}"] = rawd[:, base + kdiff.D_L0]
     for g, t in (("1", t1), ("2", t2)):
         for c in ("burst_frequency", "burst_size", "k_on", "k_off", "k_syn"):
             out[f"{c}_{g}"] = t[c].to_numpy(float)
