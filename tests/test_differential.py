@@ -375,3 +375,27 @@ def test_allele_form_same_as_two_groups_of_cells(example):
         tg.tl.differential_bursting_alleles(adata, ("c57", "c57"))
     with pytest.raises(KeyError, match="layer 'x' not found"):
         tg.tl.differential_bursting_alleles(adata, ("c57", "x"))
+
+
+# ----------------------------------------------------------------------------- real data
+
+@pytest.mark.slow
+def test_larsson_s_vs_g2m_benchmark_runs_on_a_subset(larsson_dir, tmp_path):
+    """benchmarks/larsson_s_vs_g2m.py on 200 of txburst's tested genes: our
+    p-values track txburst's (same likelihood-ratio test on the same counts)."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "larsson_s_vs_g2m.py"
+    spec = importlib.util.spec_from_file_location("larsson_s_vs_g2m", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "report.md"
+    res, cmp = bench.main(["--data", str(larsson_dir), "--genes", "200", "--out", str(out)])
+    assert out.read_text().startswith("# Differential bursting")
+    assert cmp["n_common"] == 200
+    for row in cmp["rows"]:
+        assert row["genes compared"] >= 180
+        assert row["Spearman -log10 p"] > 0.8, row
+        assert row["agreement p<0.05"] > 0.9, row
+    text = out.read_text()
+    assert "Genes significant (p < 0.05) for txburst but not for telegraph" in text
