@@ -70,34 +70,39 @@ def _hist(x, c):
     return key[0], key[1], w.astype(float)
 
 
-def _loglik(h, log_a, log_b, log_lam):
+def _loglik(h, log_a, log_b, log_lam, grad=False):
+    """Exact log-likelihood of a histogram (and its gradient in the log rates)
+    through the public tg.logpmf / tg.score."""
     n, c, w = h
-    return float(np.sum(w * tg.logpmf(n, np.exp(log_a), np.exp(log_b), np.exp(log_lam),
-                                      capture=c)))
+    rates = np.exp([log_a, log_b, log_lam])
+    ll = float(np.sum(w * tg.logpmf(n, *rates, capture=c)))
+    if not grad:
+        return ll
+    sc = tg.score(n, *rates, capture=c)[:, :3]
+    return ll, (w[:, None] * sc).sum(axis=0) * rates
 
 
 def _brute_null(h1, h2, target, delta, starts):
     """max over (psi, nuisance of 1, nuisance of 2) of l1 + l2 with
-    psi2 = psi1 + delta, by derivative-free search from several starts.
-    target 'a': psi = log a, nuisance (log b, log lam); 'beta': psi = log
-    beta, nuisance (log a, log b)."""
+    psi2 = psi1 + delta, by a generic quasi-Newton search (L-BFGS-B, exact
+    gradients) from several starts. target 'a': psi = log a, nuisance
+    (log b, log lam); 'beta': psi = log beta, nuisance (log a, log b)."""
     def negll(z):
         psi, u1, v1, u2, v2 = z
         if target == "a":
-            l1 = _loglik(h1, psi, u1, v1)
-            l2 = _loglik(h2, psi + delta, u2, v2)
+            l1, g1 = _loglik(h1, psi, u1, v1, grad=True)
+            l2, g2 = _loglik(h2, psi + delta, u2, v2, grad=True)
+            g = [g1[0] + g2[0], g1[1], g1[2], g2[1], g2[2]]
         else:
-            l1 = _loglik(h1, u1, v1, psi + v1)
-            l2 = _loglik(h2, u2, v2, psi + delta + v2)
-        return -(l1 + l2)
+            # (log a, log b, log lam = psi + log b)
+            l1, g1 = _loglik(h1, u1, v1, psi + v1, grad=True)
+            l2, g2 = _loglik(h2, u2, v2, psi + delta + v2, grad=True)
+            g = [g1[2] + g2[2], g1[0], g1[1] + g1[2], g2[0], g2[1] + g2[2]]
+        return -(l1 + l2), -np.asarray(g)
     best = -np.inf
     for z0 in starts:
-        r = optimize.minimize(negll, z0, method="Nelder-Mead",
-                              options={"xatol": 1e-7, "fatol": 1e-9, "maxiter": 20000,
-                                       "maxfev": 20000})
-        r = optimize.minimize(negll, r.x, method="Nelder-Mead",
-                              options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 20000,
-                                       "maxfev": 20000})
+        r = optimize.minimize(negll, z0, jac=True, method="L-BFGS-B",
+                              options={"maxiter": 5000, "ftol": 1e-14, "gtol": 1e-9})
         best = max(best, -r.fun)
     return best
 
@@ -390,12 +395,15 @@ def test_larsson_s_vs_g2m_benchmark_runs_on_a_subset(larsson_dir, tmp_path):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = tmp_path / "report.md"
-    res, cmp = bench.main(["--data", str(larsson_dir), "--genes", "200", "--out", str(out)])
+    res, cmp = bench.main(["--data", str(larsson_dir), "--genes", "200", "--out", str(out),
+                           "--no-bounded-null"])
     assert out.read_text().startswith("# Differential bursting")
     assert cmp["n_common"] == 200
     for row in cmp["rows"]:
         assert row["genes compared"] >= 180
         assert row["Spearman -log10 p"] > 0.8, row
         assert row["agreement p<0.05"] > 0.9, row
-    text = out.read_text()
-    assert "Genes significant (p < 0.05) for txburst but not for telegraph" in text
+    # genes only txburst calls are few, and only ours calls fewer (its null fit
+    # stops short; the full run refits it inside its own box, see the benchmark)
+    for row in cmp["rows"]:
+        assert row["only ours"] <= row["only txburst"] + 2

@@ -87,5 +87,5 @@ def _volcano(ax, table, test, alpha, n_labels, groups):
     ax.set_xlabel(f"log2 fold change of {label} ({g2} / {g1})")
     ax.set_ylabel("-log10 p-value")
     hidden = int((np.isfinite(p) & ~np.isfinite(lfc)).sum())
-    title = f"{hidden} tested genes at a limit not shown" if hidden else None
+    title = f"{hidden} tested gene(s) at a limit not shown" if hidden else None
     ax.legend(fontsize="small", frameon=False, title=title, title_fontsize="x-small")

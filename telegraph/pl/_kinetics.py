@@ -110,7 +110,7 @@ def kinetics(adata, *, key="telegraph", color="regime",
             ax.scatter(bf[m], bs[m], s=size, color=palette.get(c), label=f"{c} ({m.sum()})",
                        **kwargs)
         hidden = int((~ok).sum())
-        lt = title + (f"\n{hidden} genes at a limit not shown" if hidden else "")
+        lt = title + (f"\n{hidden} gene(s) at a limit not shown" if hidden else "")
         ax.legend(title=lt, fontsize="small", title_fontsize="small", frameon=False)
     ax.set_xscale("log")
     ax.set_yscale("log")
