@@ -43,7 +43,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .fit import (_box, _eval, _maximize, _target_transform, TARGET_LOG_A)
+from .fit import (_box, _eval, _maximize, _target_transform, TARGET_LOG_A, TARGET_LOG_BETA)
 
 # result layout, per target t (0: log a, 1: log beta), offset t * N_PER_TARGET
 D_PSI1, D_PSI2, D_L0, D_LR, D_CI_LO, D_CI_HI, D_SE, D_CONV = range(8)
@@ -502,7 +502,7 @@ def differential_genes(indptr1, values1, groups1, weights1, capture1,
         res = np.zeros(5)
         ll_alt = ll1[gi] + ll2[gi]
         for t in range(2):
-            target = TARGET_LOG_A if t == 0 else 1
+            target = TARGET_LOG_A if t == 0 else TARGET_LOG_BETA
             base = t * N_PER_TARGET
             psi1, cc1 = _init_state(k1, v1, w1, g1, capture1, theta_tg1[gi], theta_nb1[gi],
                                     target, buf, th1, o1)
