@@ -268,6 +268,7 @@ def _maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo,
         return ll, False, 0
     mu = 0.0
     converged = False
+    flat = 0
     it = 0
     while it < max_iter:
         it += 1
@@ -384,6 +385,16 @@ def _maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo,
             if gain < 1e-11 * (1.0 + abs(ll)) and smax < 1e-7:
                 converged = True
                 break
+            # on a ridge that rises towards a limit outside the box the steps
+            # stay long while the gains vanish: stop when the likelihood is
+            # flat to 1e-9 over several steps (the limit models take over)
+            if gain < 1e-9 * (1.0 + abs(ll)):
+                flat += 1
+                if flat >= 6:
+                    converged = True
+                    break
+            else:
+                flat = 0
         else:
             mu = max(mu * 4.0, 1e-3 * scale)
             if mu > 1e12 * scale:
@@ -1048,6 +1059,14 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
             row[R_AT_LIMIT] = REGIME_BIMODAL
         else:
             row[R_AT_LIMIT] = REGIME_TELEGRAPH
+        # the reported estimate is the limit model's when the supremum is
+        # attained there: its convergence is what counts
+        if row[R_AT_LIMIT] == REGIME_POISSON:
+            row[R_CONV] = 1.0
+        elif row[R_AT_LIMIT] == REGIME_BURSTY:
+            row[R_CONV] = 1.0 if c_nb else 0.0
+        elif row[R_AT_LIMIT] == REGIME_BIMODAL:
+            row[R_CONV] = 1.0 if c_zip else 0.0
         # Wald standard errors at the box optimum
         g = np.zeros(3)
         H = np.zeros((3, 3))
