@@ -42,20 +42,20 @@ _EPS = 1e-18
 _MAX_TERMS = 50_000_000
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, error_model="numpy")
 def _log_term(k, n, a, b, x, lgab):
     # log[x^k/k! * B(a+n, b+k)/B(a, b)]  (lgab = log B(a, b))
     return (k * math.log(x) - math.lgamma(k + 1.0) + math.lgamma(a + n)
             + math.lgamma(b + k) - math.lgamma(a + b + n + k) - lgab)
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, error_model="numpy")
 def _ratio(k, b, c, x):
     # term_{k+1} / term_k
     return x * (b + k) / ((k + 1.0) * (c + k))
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, error_model="numpy")
 def _peak(b, c, x):
     """Integer k of the interior maximum of the terms (0 if they decrease), and
     the lower root k_lo of r(k) = 1 (terms decrease on [0, k_lo])."""
@@ -86,7 +86,7 @@ def _peak(b, c, x):
     return km, k_lo
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, error_model="numpy")
 def pb_eval(n, a, b, x, want_info, out):
     """Evaluate one count n.
 
@@ -162,40 +162,52 @@ def pb_eval(n, a, b, x, want_info, out):
         else:
             tc = 0.0
             tb = 0.0
+        moved_down = False
         while True:
             sigma = c + k
             beta = b + k
+            inv_s = 1.0 / sigma
+            inv_b = 1.0 / beta
+            if moved_down:
+                # psi(c+k) = psi(c+k+1) - 1/(c+k), and likewise for b
+                dc -= inv_s
+                db -= inv_b
+                if want_info:
+                    tc += inv_s * inv_s
+                    tb -= inv_b * inv_b
             S += t
             s_dc += t * dc
             s_db += t * db
             if want_info:
                 u1 = -(dc - dc_m)
                 u2 = (db - dc) - (db_m - dc_m)
-                u3 = alpha / sigma - u3_m
-                s1 += t * u1
-                s2 += t * u2
+                u3 = alpha * inv_s - u3_m
+                tu1 = t * u1
+                tu2 = t * u2
+                s1 += tu1
+                s2 += tu2
                 s3 += t * u3
-                s11 += t * u1 * u1
-                s12 += t * u1 * u2
-                s13 += t * u1 * u3
-                s22 += t * u2 * u2
-                s23 += t * u2 * u3
+                s11 += tu1 * u1
+                s12 += tu1 * u2
+                s13 += tu1 * u3
+                s22 += tu2 * u2
+                s23 += tu2 * u3
                 s33 += t * u3 * u3
                 s_tc += t * tc
                 s_tb += t * tb
-                inv2 = 1.0 / (sigma * sigma)
-                s_v13 += t * beta * inv2
-                s_v23 += t * alpha * inv2
-                s_v33 += t * alpha * beta * inv2 / (sigma + 1.0)
+                tinv2 = t * inv_s * inv_s
+                s_v13 += tinv2 * beta
+                s_v23 += tinv2 * alpha
+                s_v33 += tinv2 * alpha * beta / (sigma + 1.0)
             else:
-                s3 += t / sigma
+                s3 += t * inv_s
             n_terms += 1
             if n_terms > _MAX_TERMS:
                 break
             if step > 0.0:
                 if seg == 2 and k + 1.0 >= k_stop_down:
                     break
-                r = _ratio(k, b, c, x)
+                r = x * beta * inv_s / (k + 1.0)
                 # remaining tail <= t r/(1-r) once r < 1 (r decreases beyond the peak)
                 if seg == 0 and r < 1.0 and t * r < _EPS * S * (1.0 - r):
                     break
@@ -203,10 +215,10 @@ def pb_eval(n, a, b, x, want_info, out):
                     break
                 t *= r
                 if want_info:
-                    tc -= 1.0 / (sigma * sigma)
-                    tb += 1.0 / (beta * beta)
-                dc += 1.0 / sigma
-                db += 1.0 / beta
+                    tc -= inv_s * inv_s
+                    tb += inv_b * inv_b
+                dc += inv_s
+                db += inv_b
                 k += 1.0
             else:
                 if k <= 0.0:
@@ -215,16 +227,10 @@ def pb_eval(n, a, b, x, want_info, out):
                 if t < _EPS * S:
                     k_stop_down = int(k)
                     break
-                r = _ratio(k - 1.0, b, c, x)
-                t /= r
+                # term_{k-1} = term_k / r(k-1), r(k-1) = x (b+k-1) / (k (c+k-1))
+                t *= k * (sigma - 1.0) / (x * (beta - 1.0))
                 k -= 1.0
-                sigma = c + k
-                beta = b + k
-                dc -= 1.0 / sigma
-                db -= 1.0 / beta
-                if want_info:
-                    tc += 1.0 / (sigma * sigma)
-                    tb -= 1.0 / (beta * beta)
+                moved_down = True
 
     inv_S = 1.0 / S
     E_dc = s_dc * inv_S
@@ -260,7 +266,7 @@ def pb_eval(n, a, b, x, want_info, out):
     return E_p
 
 
-@njit(cache=True, fastmath=False, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def pb_eval_many(n, a, b, x, want_info):
     """Vectorised pb_eval over flat arrays of equal length (valid entries only).
     Returns (m, 11) as in pb_eval and the posterior means E[p | n] (m,)."""
@@ -272,7 +278,7 @@ def pb_eval_many(n, a, b, x, want_info):
     return out, ep
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, error_model="numpy")
 def histogram_eval(values, weights, groups, capture, a, b, lam, want_info, out):
     """Total log-likelihood of one gene's count histogram, its gradient with
     respect to (a, b, lam) and, if want_info, the observed information.

@@ -14,7 +14,7 @@ from numba import njit
 __all__ = ["digamma", "trigamma", "digamma_shift", "trigamma_shift"]
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, error_model="numpy")
 def digamma(x):
     """psi(x) for x > 0."""
     r = 0.0
@@ -27,7 +27,7 @@ def digamma(x):
     return r + math.log(x) - 0.5 / x + t
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, error_model="numpy")
 def trigamma(x):
     """psi'(x) for x > 0."""
     r = 0.0
@@ -40,7 +40,7 @@ def trigamma(x):
     return r + t
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, error_model="numpy")
 def digamma_shift(x, m):
     """psi(x + m) - psi(x) for x > 0 and integer m >= 0, without cancellation
     when m is small (direct sum) and by subtraction when m is large (then the
@@ -53,7 +53,7 @@ def digamma_shift(x, m):
     return digamma(x + m) - digamma(x)
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, error_model="numpy")
 def trigamma_shift(x, m):
     """psi'(x) - psi'(x + m) for x > 0 and integer m >= 0 (non-negative)."""
     if m <= 64:

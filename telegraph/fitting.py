@@ -1,0 +1,441 @@
+"""Per-gene maximum-likelihood fits of the stationary telegraph model.
+
+The inference layer: it takes count matrices (cells x genes, dense or sparse)
+or their per-gene histograms and returns one row per gene. Optimisation,
+limit models, profile intervals and the goodness-of-fit statistic run in
+compiled code over all genes at once (:mod:`telegraph.kernels.fit`); this
+module validates input, chunks the genes for progress reporting and clean
+interruption, and turns the raw results into a table.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .kernels import fit as kfit
+
+__all__ = ["fit", "fit_histograms", "FitSettings", "REGIMES", "resolve_capture"]
+
+log = logging.getLogger("telegraph")
+
+REGIMES = {
+    kfit.REGIME_TELEGRAPH: "telegraph",
+    kfit.REGIME_BURSTY: "bursty",
+    kfit.REGIME_BIMODAL: "bimodal",
+    kfit.REGIME_POISSON: "poisson",
+    kfit.REGIME_NO_DATA: "too_few_cells",
+    kfit.REGIME_ALL_ZERO: "all_zero",
+}
+
+#: what each regime still identifies (the rest is flat towards a limit)
+IDENTIFIED = {
+    "telegraph": "k_on,k_off,k_syn,burst_frequency,burst_size",
+    "bursty": "burst_frequency,burst_size",
+    "bimodal": "fraction_on,k_syn",
+    "poisson": "mean_expression",
+    "too_few_cells": "",
+    "all_zero": "",
+}
+
+_TARGETS = ("burst_frequency", "burst_size", "k_off", "k_syn")
+
+
+@dataclass
+class FitSettings:
+    """Settings of a fit, stored with the results (``adata.uns``)."""
+
+    ci: float = 0.95
+    interval: str = "profile"
+    min_cells: int = 10
+    profile: tuple = _TARGETS
+    max_iter: int = 100
+    gof_min_expected: float = 5.0
+    capture: str = "none"
+    k_deg: str = "none (rates in units of k_deg)"
+
+    def to_dict(self):
+        from . import __version__
+        return {"ci": self.ci, "interval": self.interval, "min_cells": self.min_cells,
+                "profile": list(self.profile), "max_iter": self.max_iter,
+                "gof_min_expected": self.gof_min_expected, "capture": self.capture,
+                "k_deg": self.k_deg, "version": __version__,
+                "units": ("rates per unit time of k_deg when k_deg is given, else in units of "
+                          "k_deg; burst_size in molecules per burst (at capture 1)")}
+
+
+def resolve_capture(capture, counts, n_cells):
+    """Per-cell capture efficiencies from the user's ``capture`` argument.
+
+    ``None`` -> all ones; an array of length n_cells in (0, 1]; ``"total"`` ->
+    proportional to each cell's total count, scaled to mean 1 (a relative size
+    factor: k_syn is then in molecules counted per unit time in a cell of
+    average depth).
+    """
+    if capture is None:
+        return None, "none"
+    if isinstance(capture, str):
+        if capture != "total":
+            raise ValueError(
+                f"capture={capture!r} is not understood: give per-cell efficiencies (an array), "
+                "'total' (size factors from total counts), or an obs column name with tg.tl.fit")
+        totals = _cell_totals(counts)
+        if not (totals > 0).any():
+            raise ValueError("capture='total' needs cells with non-zero totals")
+        if (totals <= 0).any():
+            raise ValueError(f"capture='total': {(totals <= 0).sum()} cells have a total count of "
+                             "0; remove empty cells first (e.g. scanpy.pp.filter_cells)")
+        s = totals / totals.mean()
+        return s, "total (size factors: total count / mean total count)"
+    s = np.asarray(capture, dtype=float).ravel()
+    if s.shape[0] != n_cells:
+        raise ValueError(f"capture has {s.shape[0]} values but the matrix has {n_cells} cells")
+    if not np.isfinite(s).all() or (s <= 0).any() or (s > 1).any():
+        raise ValueError("capture efficiencies must be finite and in (0, 1]; "
+                         "for relative size factors use capture='total'")
+    return s, "per-cell efficiencies"
+
+
+def _cell_totals(X):
+    import scipy.sparse as sp
+    if sp.issparse(X):
+        data = X.data
+        if np.issubdtype(data.dtype, np.floating) and np.isnan(data).any():
+            X = X.copy()
+            X.data = np.nan_to_num(X.data)
+        return np.asarray(X.sum(axis=1)).ravel().astype(float)
+    return np.nansum(np.asarray(X, dtype=float), axis=1)
+
+
+def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells=10, ci=0.95,
+        interval="profile", round_counts=False, capture_rtol=0.05, n_jobs=None,
+        progress=True, client=None, chunk_genes=None):
+    """Fit the telegraph model to every gene of a count matrix.
+
+    Parameters
+    ----------
+    counts : array_like or scipy.sparse matrix, shape (n_cells, n_genes)
+        UMI counts (non-negative integers). NaN marks a missing value for that
+        cell and gene (as in allele-resolved data); it is dropped for that gene.
+        CSR and CSC matrices are read through their raw arrays; nothing is
+        densified.
+    capture : None, array_like of shape (n_cells,), or "total"
+        Per-cell capture efficiency in (0, 1] (fraction of molecules counted).
+        ``"total"`` uses each cell's total count divided by the mean total as a
+        relative size factor; ``k_syn`` is then in molecules counted per unit
+        time in a cell of average depth. Without capture, k_syn is in counted
+        molecules.
+    k_deg : None or array_like of shape (n_genes,)
+        mRNA degradation rate of each gene, per unit time (e.g. log(2) /
+        half-life). Given, all rates are returned per that unit of time;
+        otherwise they are in units of k_deg (k_deg = 1).
+    genes : None or sequence of str
+        Gene names (row labels of the result); default ``gene0, gene1, ...``.
+    min_cells : int
+        Genes with fewer non-missing cells get a row of NaN with regime
+        ``"too_few_cells"``.
+    ci : float
+        Confidence level of the intervals (default 0.95).
+    interval : {"profile", "wald"}
+        Profile-likelihood intervals (default; exact likelihood-ratio
+        inversion at chi2_1(ci)) or Wald intervals on the log scale from the
+        observed (Louis) information, which are faster.
+    round_counts : bool
+        Round non-integer counts instead of refusing them.
+    capture_rtol : float
+        The likelihood costs one evaluation per distinct (count, capture)
+        pair, so cells are grouped by capture efficiency: with more than 256
+        distinct values, cells whose capture differs by less than a factor
+        ``1 + capture_rtol`` share a group whose value is their mean capture
+        (the expected total count is kept exactly). 0 keeps every distinct
+        value (exact, slower).
+    n_jobs : int or None
+        Threads for the compiled fit (default: all cores).
+    progress : bool
+        Show a progress bar.
+    client : dask.distributed.Client, optional
+        Run the per-gene fits on a Dask cluster (see :mod:`telegraph.scale`).
+    chunk_genes : int, optional
+        Genes per compiled call (progress granularity).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per gene, indexed by gene name, with columns ``gene, k_on,
+        k_off, k_syn, burst_frequency, burst_size`` (rates in units of k_deg
+        unless ``k_deg`` is given; burst size in molecules per burst),
+        ``<name>_ci_low``/``<name>_ci_high`` for burst_frequency, burst_size,
+        k_on, k_off and k_syn (``inf``/0 where the likelihood stays within the
+        cut-off towards a limit), ``fraction_on``, ``mean_expression``
+        (k_syn * fraction_on / k_deg, molecules per cell at capture 1),
+        ``loglik``, ``n_cells``, ``n_missing``, ``mean`` (mean observed count),
+        ``regime`` (telegraph, bursty, bimodal, poisson, too_few_cells,
+        all_zero), ``identified`` (the quantities the regime still
+        identifies), ``converged``, ``gof_stat``, ``gof_df``, ``gof_pval``
+        (Pearson chi-square against the fitted law), and the log-likelihoods of
+        the limit models.
+    """
+    from .histogram import count_histograms
+
+    counts_shape = getattr(counts, "shape", None)
+    if counts_shape is None:
+        counts = np.asarray(counts)
+        counts_shape = counts.shape
+    if len(counts_shape) != 2:
+        raise ValueError(f"counts must be a 2-D cells x genes matrix; got shape {counts_shape}")
+    n_cells, n_genes = counts_shape
+    s, capture_desc = resolve_capture(capture, counts, n_cells)
+    # size factors may exceed 1; the likelihood depends on capture * k_syn
+    # only, so fit with efficiencies s / max(s) and rescale k_syn afterwards
+    syn_scale = 1.0
+    if s is not None and s.max() > 1.0:
+        syn_scale = 1.0 / s.max()
+        s = s / s.max()
+    hist = count_histograms(counts, capture=s, capture_rtol=capture_rtol,
+                            round_counts=round_counts, genes=genes)
+    settings = FitSettings(ci=ci, interval=interval, min_cells=min_cells, capture=capture_desc)
+    if client is not None:
+        from .scale import fit_histograms_dask
+        return fit_histograms_dask(hist, client=client, k_deg=k_deg, settings=settings)
+    res = fit_histograms(hist, k_deg=k_deg, settings=settings, n_jobs=n_jobs,
+                         progress=progress, chunk_genes=chunk_genes)
+    if syn_scale != 1.0:
+        cols = [c for c in res.columns if c.startswith(("k_syn", "burst_size"))]
+        res[cols + ["mean_expression"]] *= syn_scale
+    return res
+
+
+def _check_settings(settings):
+    if not (0 < settings.ci < 1):
+        raise ValueError(f"ci must lie strictly between 0 and 1; got {settings.ci}")
+    if settings.interval not in ("profile", "wald"):
+        raise ValueError(f"interval must be 'profile' or 'wald'; got {settings.interval!r}")
+    if settings.min_cells < 1:
+        raise ValueError("min_cells must be at least 1")
+
+
+def fit_raw(hist, settings, gene_slice=slice(None)):
+    """Run the compiled fit on a slice of genes; returns the raw result rows."""
+    start, stop, _ = gene_slice.indices(hist.n_genes)
+    ip = hist.indptr[start:stop + 1]
+    lo, hi = ip[0], ip[-1]
+    drop = stats.chi2.ppf(settings.ci, 1) / 2.0
+    mask = np.array([t in settings.profile for t in _TARGETS]) & (settings.interval == "profile")
+    res = np.empty((stop - start, kfit.N_RESULT))
+    kfit.fit_genes(np.ascontiguousarray(ip - lo), np.ascontiguousarray(hist.values[lo:hi]),
+                   np.ascontiguousarray(hist.groups[lo:hi]),
+                   np.ascontiguousarray(hist.weights[lo:hi], dtype=float),
+                   np.ascontiguousarray(hist.capture, dtype=float),
+                   np.ascontiguousarray(hist.n_cells[start:stop]), int(settings.min_cells),
+                   float(drop), mask, int(settings.max_iter), float(settings.gof_min_expected),
+                   res)
+    return res
+
+
+def fit_histograms(hist, *, k_deg=None, settings=None, n_jobs=None, progress=True,
+                   chunk_genes=None):
+    """Fit every gene of a :class:`telegraph.histogram.CountHistograms`.
+
+    The histograms are sufficient statistics: this is what :func:`fit` runs
+    after one pass over the matrix, and what streaming and Dask fits reduce
+    to. Parameters and the returned table are as in :func:`fit`.
+    """
+    import numba
+
+    settings = settings or FitSettings()
+    _check_settings(settings)
+    n_genes = hist.n_genes
+    if k_deg is not None:
+        k_deg = np.asarray(k_deg, dtype=float).ravel()
+        if k_deg.shape[0] != n_genes:
+            raise ValueError(f"k_deg has {k_deg.shape[0]} values for {n_genes} genes")
+        if not (np.isfinite(k_deg).all() and (k_deg > 0).all()):
+            raise ValueError("k_deg must be positive and finite (per unit time) for every gene")
+        settings.k_deg = "per gene (rates per unit time)"
+    old_threads = numba.get_num_threads()
+    if n_jobs is not None:
+        numba.set_num_threads(max(1, min(int(n_jobs), numba.config.NUMBA_NUM_THREADS)))
+    if chunk_genes is None:
+        chunk_genes = max(32, min(1024, n_genes // 20 + 1))
+    rows = []
+    t0 = time.perf_counter()
+    bar = None
+    try:
+        if progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=n_genes, desc="telegraph fit", unit="gene", leave=False)
+        for start in range(0, n_genes, chunk_genes):
+            stop = min(n_genes, start + chunk_genes)
+            rows.append(fit_raw(hist, settings, slice(start, stop)))
+            if bar is not None:
+                bar.update(stop - start)
+    finally:
+        if bar is not None:
+            bar.close()
+        numba.set_num_threads(old_threads)
+    raw = np.vstack(rows) if rows else np.empty((0, kfit.N_RESULT))
+    log.info("fitted %d genes in %.1f s", n_genes, time.perf_counter() - t0)
+    return results_table(raw, hist, settings, k_deg=k_deg)
+
+
+def results_table(raw, hist, settings, *, k_deg=None):
+    """Turn raw kernel rows into the public results table."""
+    n = raw.shape[0]
+    kd = np.ones(n) if k_deg is None else np.asarray(k_deg, dtype=float)
+    regime_code = np.nan_to_num(raw[:, kfit.R_REGIME], nan=kfit.REGIME_NO_DATA).astype(int)
+    regime = np.array([REGIMES[c] for c in regime_code], dtype=object)
+    at_limit = np.nan_to_num(raw[:, kfit.R_AT_LIMIT], nan=-1).astype(int)
+
+    a = np.exp(raw[:, kfit.R_A])
+    b = np.exp(raw[:, kfit.R_B])
+    lam = np.exp(raw[:, kfit.R_LAM])
+    beta = lam / b
+    f_on = a / (a + b)
+    # where the supremum is attained only in a limit, report that limit rather
+    # than a point parked on the edge of the search box
+    nb = at_limit == kfit.REGIME_BURSTY
+    a = np.where(nb, np.exp(raw[:, kfit.R_NB_A]), a)
+    beta = np.where(nb, np.exp(raw[:, kfit.R_NB_BETA]), beta)
+    b = np.where(nb, np.inf, b)
+    lam = np.where(nb, np.inf, lam)
+    f_on = np.where(nb, 0.0, f_on)
+    zp = at_limit == kfit.REGIME_BIMODAL
+    f_on = np.where(zp, raw[:, kfit.R_ZIP_F], f_on)
+    lam = np.where(zp, np.exp(raw[:, kfit.R_ZIP_LAM]), lam)
+    a = np.where(zp, 0.0, a)
+    b = np.where(zp, 0.0, b)
+    beta = np.where(zp, np.inf, beta)
+    po = at_limit == kfit.REGIME_POISSON
+    with np.errstate(invalid="ignore"):
+        mean_expr = np.where(po, raw[:, kfit.R_P_MU], lam * f_on)
+    a = np.where(po, np.inf, a)
+    b = np.where(po, np.inf, b)
+    lam = np.where(po, np.nan, lam)
+    beta = np.where(po, 0.0, beta)
+    f_on = np.where(po, np.nan, f_on)
+    ll = np.where(nb, raw[:, kfit.R_LL_NB],
+                  np.where(zp, raw[:, kfit.R_LL_ZIP],
+                           np.where(po, raw[:, kfit.R_LL_P], raw[:, kfit.R_LL])))
+
+    out = pd.DataFrame(index=pd.Index(_gene_names(hist, n), name=None))
+    out["gene"] = out.index.to_numpy()
+    out["k_on"] = a * kd
+    out["k_off"] = b * kd
+    out["k_syn"] = lam * kd
+    out["burst_frequency"] = a * kd
+    out["burst_size"] = beta
+
+    # intervals (log scale in the kernel)
+    z = stats.norm.ppf(0.5 + settings.ci / 2.0)
+    names = {"burst_frequency": 0, "burst_size": 1, "k_off": 2, "k_syn": 3}
+    center = {"burst_frequency": raw[:, kfit.R_A], "burst_size": raw[:, kfit.R_LAM] - raw[:, kfit.R_B],
+              "k_off": raw[:, kfit.R_B], "k_syn": raw[:, kfit.R_LAM]}
+    for name, t in names.items():
+        if settings.interval == "profile" and name in settings.profile:
+            lo = raw[:, kfit.R_CI0 + 2 * t]
+            hi = raw[:, kfit.R_CI0 + 2 * t + 1]
+        else:
+            se = raw[:, kfit.R_SE0 + t]
+            lo = center[name] - z * se
+            hi = center[name] + z * se
+        scale = 1.0 if name == "burst_size" else kd
+        with np.errstate(over="ignore"):
+            out[f"{name}_ci_low"] = np.exp(lo) * scale
+            out[f"{name}_ci_high"] = np.exp(hi) * scale
+    out["k_on_ci_low"] = out["burst_frequency_ci_low"]
+    out["k_on_ci_high"] = out["burst_frequency_ci_high"]
+    out["fraction_on"] = f_on
+    out["mean_expression"] = mean_expr
+    out["loglik"] = ll
+    out["n_cells"] = np.asarray(hist.n_cells, dtype=np.int64)
+    out["n_missing"] = np.asarray(hist.n_missing, dtype=np.int64)
+    out["mean"] = _hist_means(hist)
+    out["regime"] = pd.Categorical(regime, categories=list(REGIMES.values()))
+    out["identified"] = [IDENTIFIED[r] for r in regime]
+    out["converged"] = raw[:, kfit.R_CONV] == 1.0
+    x2 = raw[:, kfit.R_GOF_STAT]
+    df, pval = gof_pvalues(raw)
+    out["gof_stat"] = x2
+    out["gof_df"] = df
+    out["gof_pval"] = pval
+    out["loglik_negbinom"] = raw[:, kfit.R_LL_NB]
+    out["loglik_poisson"] = raw[:, kfit.R_LL_P]
+    out["loglik_zip"] = raw[:, kfit.R_LL_ZIP]
+    out["n_iter"] = raw[:, kfit.R_NITER]
+    bad = np.isin(regime_code, [kfit.REGIME_NO_DATA, kfit.REGIME_ALL_ZERO])
+    rate_cols = [c for c in out.columns if c.startswith(("k_", "burst_"))] + [
+        "fraction_on", "mean_expression", "loglik"]
+    out.loc[bad, rate_cols] = np.nan
+    return out
+
+
+def _sym3(raw, start):
+    m = np.empty((raw.shape[0], 3, 3))
+    idx = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
+    for k, (i, j) in enumerate(idx):
+        m[:, i, j] = raw[:, start + k]
+        m[:, j, i] = raw[:, start + k]
+    return m
+
+
+def gof_pvalues(raw):
+    """Calibrated p-values of the Pearson goodness-of-fit statistic.
+
+    With K pooled cells and the 3 parameters estimated from the ungrouped
+    counts, the statistic is asymptotically chi2(K-4) + sum_j l_j chi2(1),
+    where l_j in [0, 1] are the eigenvalues of I^-1 (I - I_g), I the
+    information of the exact data and I_g that of the pooled counts
+    (Chernoff & Lehmann 1954). Using chi2(K-4) alone, as is common, rejects
+    too often. The weighted sum is approximated by a scaled chi-square with
+    the same mean and variance (Satterthwaite). Returns (effective df, p).
+    """
+    n = raw.shape[0]
+    K = raw[:, kfit.R_GOF_DF]
+    x2 = raw[:, kfit.R_GOF_STAT]
+    ok = np.isfinite(x2) & np.isfinite(K) & (K - 4 >= 1)
+    lam = np.ones((n, 3))
+    I_full = _sym3(raw, kfit.R_INFO0)
+    I_g = _sym3(raw, kfit.R_GINFO0)
+    good = ok & np.isfinite(I_full).all(axis=(1, 2)) & np.isfinite(I_g).all(axis=(1, 2))
+    if good.any():
+        w, V = np.linalg.eigh(I_full[good])
+        pd_ = (w > 1e-10 * np.abs(w).max(axis=1, keepdims=True)).all(axis=1)
+        w = np.where(w > 0, w, np.inf)
+        Wm = V / np.sqrt(w)[:, None, :]            # I^-1/2 = V diag(w^-1/2) V^T
+        root = Wm @ np.swapaxes(V, 1, 2)
+        M = root @ (I_full[good] - I_g[good]) @ root
+        l = np.clip(np.linalg.eigvalsh(M), 0.0, 1.0)
+        # where the information is singular (a flat direction), count that
+        # parameter as free: conservative
+        l[~pd_] = 1.0
+        lam[good] = l
+    nu0 = K - 4
+    mean = nu0 + lam.sum(axis=1)
+    var = 2 * nu0 + 2 * (lam ** 2).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = var / (2 * mean)
+        nu = 2 * mean ** 2 / var
+        p = stats.chi2.sf(x2 / c, nu)
+    return np.where(ok, nu, np.nan), np.where(ok, p, np.nan)
+
+
+def _gene_names(hist, n):
+    genes = getattr(hist, "genes", None)
+    if genes is None:
+        return [f"gene{i}" for i in range(n)]
+    return [str(g) for g in genes]
+
+
+def _hist_means(hist):
+    w = np.asarray(hist.weights, dtype=float)
+    v = np.asarray(hist.values, dtype=float)
+    gi = np.repeat(np.arange(hist.n_genes), np.diff(hist.indptr))
+    tot = np.bincount(gi, weights=w * v, minlength=hist.n_genes)
+    cnt = np.bincount(gi, weights=w, minlength=hist.n_genes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return tot / cnt
