@@ -235,6 +235,32 @@ def _to_phi(T, theta, phi):
 
 
 @njit(cache=True, error_model="numpy")
+def _to_theta(Tinv, phi, theta):
+    for i in range(3):
+        acc = 0.0
+        for j in range(3):
+            acc += Tinv[i, j] * phi[j]
+        theta[i] = acc
+
+
+@njit(cache=True, error_model="numpy")
+def _grad_info_phi(Tinv, g, H, gp, Hp):
+    """Gradient and information in phi = T theta: Tinv^T g and Tinv^T H Tinv."""
+    for i in range(3):
+        s = 0.0
+        for k in range(3):
+            s += Tinv[k, i] * g[k]
+        gp[i] = s
+    for i in range(3):
+        for j in range(3):
+            s = 0.0
+            for k in range(3):
+                for l in range(3):
+                    s += Tinv[k, i] * H[k, l] * Tinv[l, j]
+            Hp[i, j] = s
+
+
+@njit(cache=True, error_model="numpy")
 def _maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo, hi,
               max_iter, buf):
     """Damped Newton ascent of the log-likelihood over the free coordinates of
@@ -258,11 +284,7 @@ def _maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo,
     for i in range(3):
         if free[i]:
             phi[i] = min(max(phi[i], lo[i]), hi[i])
-    for i in range(3):
-        s = 0.0
-        for j in range(3):
-            s += Tinv[i, j] * phi[j]
-        theta[i] = s
+    _to_theta(Tinv, phi, theta)
     ll = _eval(model, values, weights, groups, capture, theta, True, g, H, buf)
     if not np.isfinite(ll):
         return ll, False, 0
@@ -272,19 +294,7 @@ def _maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo,
     it = 0
     while it < max_iter:
         it += 1
-        # gradient and information in phi: gp = Tinv^T g, Hp = Tinv^T H Tinv
-        for i in range(3):
-            s = 0.0
-            for k in range(3):
-                s += Tinv[k, i] * g[k]
-            gp[i] = s
-        for i in range(3):
-            for j in range(3):
-                s = 0.0
-                for k in range(3):
-                    for l in range(3):
-                        s += Tinv[k, i] * H[k, l] * Tinv[l, j]
-                Hp[i, j] = s
+        _grad_info_phi(Tinv, g, H, gp, Hp)
         # coordinates pinned at the box edge with the gradient pointing out are
         # held (active set), so the Newton step works in the remaining ones
         act = np.zeros(3, np.bool_)
@@ -365,11 +375,7 @@ def _maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo,
             phi_new[i] = phi[i] + step[i]
             if free[i]:
                 phi_new[i] = min(max(phi_new[i], lo[i]), hi[i])
-        for i in range(3):
-            s = 0.0
-            for j in range(3):
-                s += Tinv[i, j] * phi_new[j]
-            theta_new[i] = s
+        _to_theta(Tinv, phi_new, theta_new)
         ll_new = _eval(model, values, weights, groups, capture, theta_new, True, g_new, H_new,
                        buf)
         if np.isfinite(ll_new) and ll_new >= ll - 1e-12 * (1.0 + abs(ll)):
@@ -569,11 +575,7 @@ def _profile_point(values, weights, groups, capture, theta, target, psi, max_ite
     phi = np.zeros(3)
     _to_phi(T, theta, phi)
     phi[fix] = psi
-    for i in range(3):
-        s = 0.0
-        for j in range(3):
-            s += Tinv[i, j] * phi[j]
-        theta[i] = s
+    _to_theta(Tinv, phi, theta)
     free = np.ones(3, np.bool_)
     free[fix] = False
     lo = np.empty(3)
@@ -753,18 +755,7 @@ def _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, targe
     F = np.zeros(3)
     d = np.zeros(3)
     for it in range(25):
-        for i in range(3):
-            sacc = 0.0
-            for k in range(3):
-                sacc += Tinv[k, i] * g[k]
-            gp[i] = sacc
-        for i in range(3):
-            for j in range(3):
-                sacc = 0.0
-                for k in range(3):
-                    for l in range(3):
-                        sacc += Tinv[k, i] * H[k, l] * Tinv[l, j]
-                Hp[i, j] = sacc
+        _grad_info_phi(Tinv, g, H, gp, Hp)
         if it == 0:
             # start from the quadratic approximation at the optimum
             Vinv = np.zeros(3)
@@ -785,11 +776,7 @@ def _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, targe
                     if phi[i] < lo[i] or phi[i] > hi[i]:
                         inside = False
                 if inside:
-                    for i in range(3):
-                        sacc = 0.0
-                        for j in range(3):
-                            sacc += Tinv[i, j] * phi[j]
-                        theta[i] = sacc
+                    _to_theta(Tinv, phi, theta)
                     ll = _tg_eval(values, weights, groups, capture, theta, True, g, H, buf)
                     if np.isfinite(ll) and ll_hat - ll <= 2.0 * drop:
                         break
@@ -847,11 +834,7 @@ def _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, targe
                     if phi[i] < lo[i] or phi[i] > hi[i]:
                         inside = False
                 if inside:
-                    for i in range(3):
-                        sacc = 0.0
-                        for j in range(3):
-                            sacc += Tinv[i, j] * phi[j]
-                        theta[i] = sacc
+                    _to_theta(Tinv, phi, theta)
                     ll = _tg_eval(values, weights, groups, capture, theta, True, g, H, buf)
                     if np.isfinite(ll):
                         stepped = True
