@@ -190,14 +190,24 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells=10, ci=0.95,
         raise ValueError(f"counts must be a 2-D cells x genes matrix; got shape {counts_shape}")
     n_cells, n_genes = counts_shape
     s, capture_desc = resolve_capture(capture, counts, n_cells)
+    # size factors may exceed 1; the likelihood depends on capture * k_syn
+    # only, so fit with efficiencies s / max(s) and rescale k_syn afterwards
+    syn_scale = 1.0
+    if s is not None and s.max() > 1.0:
+        syn_scale = 1.0 / s.max()
+        s = s / s.max()
     hist = count_histograms(counts, capture=s, capture_rtol=capture_rtol,
                             round_counts=round_counts, genes=genes)
     settings = FitSettings(ci=ci, interval=interval, min_cells=min_cells, capture=capture_desc)
     if client is not None:
         from .scale import fit_histograms_dask
         return fit_histograms_dask(hist, client=client, k_deg=k_deg, settings=settings)
-    return fit_histograms(hist, k_deg=k_deg, settings=settings, n_jobs=n_jobs,
-                          progress=progress, chunk_genes=chunk_genes)
+    res = fit_histograms(hist, k_deg=k_deg, settings=settings, n_jobs=n_jobs,
+                         progress=progress, chunk_genes=chunk_genes)
+    if syn_scale != 1.0:
+        cols = [c for c in res.columns if c.startswith(("k_syn", "burst_size"))]
+        res[cols + ["mean_expression"]] *= syn_scale
+    return res
 
 
 def _check_settings(settings):
@@ -334,8 +344,9 @@ def results_table(raw, hist, settings, *, k_deg=None):
             lo = center[name] - z * se
             hi = center[name] + z * se
         scale = 1.0 if name == "burst_size" else kd
-        out[f"{name}_ci_low"] = np.exp(lo) * scale
-        out[f"{name}_ci_high"] = np.exp(hi) * scale
+        with np.errstate(over="ignore"):
+            out[f"{name}_ci_low"] = np.exp(lo) * scale
+            out[f"{name}_ci_high"] = np.exp(hi) * scale
     out["k_on_ci_low"] = out["burst_frequency_ci_low"]
     out["k_on_ci_high"] = out["burst_frequency_ci_high"]
     out["fraction_on"] = f_on
@@ -348,11 +359,9 @@ def results_table(raw, hist, settings, *, k_deg=None):
     out["identified"] = [IDENTIFIED[r] for r in regime]
     out["converged"] = raw[:, kfit.R_CONV] == 1.0
     x2 = raw[:, kfit.R_GOF_STAT]
-    df = raw[:, kfit.R_GOF_DF] - 1 - 3
-    with np.errstate(invalid="ignore"):
-        pval = np.where(df >= 1, stats.chi2.sf(x2, np.maximum(df, 1)), np.nan)
+    df, pval = gof_pvalues(raw)
     out["gof_stat"] = x2
-    out["gof_df"] = np.where(df >= 1, df, np.nan)
+    out["gof_df"] = df
     out["gof_pval"] = pval
     out["loglik_negbinom"] = raw[:, kfit.R_LL_NB]
     out["loglik_poisson"] = raw[:, kfit.R_LL_P]
@@ -363,6 +372,56 @@ def results_table(raw, hist, settings, *, k_deg=None):
         "fraction_on", "mean_expression", "loglik"]
     out.loc[bad, rate_cols] = np.nan
     return out
+
+
+def _sym3(raw, start):
+    m = np.empty((raw.shape[0], 3, 3))
+    idx = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
+    for k, (i, j) in enumerate(idx):
+        m[:, i, j] = raw[:, start + k]
+        m[:, j, i] = raw[:, start + k]
+    return m
+
+
+def gof_pvalues(raw):
+    """Calibrated p-values of the Pearson goodness-of-fit statistic.
+
+    With K pooled cells and the 3 parameters estimated from the ungrouped
+    counts, the statistic is asymptotically chi2(K-4) + sum_j l_j chi2(1),
+    where l_j in [0, 1] are the eigenvalues of I^-1 (I - I_g), I the
+    information of the exact data and I_g that of the pooled counts
+    (Chernoff & Lehmann 1954). Using chi2(K-4) alone, as is common, rejects
+    too often. The weighted sum is approximated by a scaled chi-square with
+    the same mean and variance (Satterthwaite). Returns (effective df, p).
+    """
+    n = raw.shape[0]
+    K = raw[:, kfit.R_GOF_DF]
+    x2 = raw[:, kfit.R_GOF_STAT]
+    ok = np.isfinite(x2) & np.isfinite(K) & (K - 4 >= 1)
+    lam = np.ones((n, 3))
+    I_full = _sym3(raw, kfit.R_INFO0)
+    I_g = _sym3(raw, kfit.R_GINFO0)
+    good = ok & np.isfinite(I_full).all(axis=(1, 2)) & np.isfinite(I_g).all(axis=(1, 2))
+    if good.any():
+        w, V = np.linalg.eigh(I_full[good])
+        pd_ = (w > 1e-10 * np.abs(w).max(axis=1, keepdims=True)).all(axis=1)
+        w = np.where(w > 0, w, np.inf)
+        Wm = V / np.sqrt(w)[:, None, :]            # I^-1/2 = V diag(w^-1/2) V^T
+        root = Wm @ np.swapaxes(V, 1, 2)
+        M = root @ (I_full[good] - I_g[good]) @ root
+        l = np.clip(np.linalg.eigvalsh(M), 0.0, 1.0)
+        # where the information is singular (a flat direction), count that
+        # parameter as free: conservative
+        l[~pd_] = 1.0
+        lam[good] = l
+    nu0 = K - 4
+    mean = nu0 + lam.sum(axis=1)
+    var = 2 * nu0 + 2 * (lam ** 2).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = var / (2 * mean)
+        nu = 2 * mean ** 2 / var
+        p = stats.chi2.sf(x2 / c, nu)
+    return np.where(ok, nu, np.nan), np.where(ok, p, np.nan)
 
 
 def _gene_names(hist, n):

@@ -36,9 +36,10 @@ __all__ = ["CountHistograms", "capture_groups", "count_histograms", "check_count
 # A dense copy is made of objects that are neither NumPy arrays nor scipy.sparse
 # matrices but offer ``toarray`` (other sparse containers) only up to this size.
 _TOARRAY_MAX_ENTRIES = 10_000_000
-# Entries (all blocks together) of the small-value count table; beyond this the
-# tail of the count distribution goes through a sort instead (see kernels).
-_TABLE_BUDGET = 1 << 24
+# Entries (all blocks together) of the small-value count table, at most twice
+# the stored entries; beyond it the tail of the count distribution goes
+# through a sort instead (see kernels).
+_TABLE_BUDGET = 1 << 23
 # Refuse (gene, capture group) grids larger than this: each pair needs a few
 # words of memory and at least one bin, so such a request is a capture-binning
 # mistake (one group per cell), not a workload.
@@ -182,6 +183,8 @@ class CountHistograms:
         arr = np.asarray(gene_index)
         if arr.ndim == 0:
             arr = arr[None]
+        if arr.size == 0:
+            return np.zeros(0, np.int64)
         if arr.dtype == bool:
             if arr.shape != (self.n_genes,):
                 raise IndexError(f"boolean gene mask must have n_genes = {self.n_genes} "
@@ -395,21 +398,19 @@ class _Layout:
 
 
 def _kernel_dtype(data: np.ndarray, what="counts") -> np.ndarray:
-    """Cast to one of the four dtypes the kernels are compiled for."""
+    """Cast to one of the two dtypes the kernels are compiled for.
+
+    float32 and float64 are used as they are; integers (and float16) are
+    copied to float64, exact for every accepted count, which keeps the number
+    of compiled kernel variants (and the first-call compile time) small.
+    """
     dt = data.dtype
     if dt == bool or dt.kind not in "iuf":
         raise ValueError(f"{what} must be a numeric (integer or float) matrix; got dtype "
                          f"{dt}. Convert it, e.g. X.astype(np.float64)")
-    if dt in (np.float32, np.float64, np.int32, np.int64):
+    if dt in (np.float32, np.float64):
         return data
-    if dt.kind == "f":
-        return data.astype(np.float32 if dt.itemsize < 4 else np.float64)
-    if dt.kind == "i" or (dt.kind == "u" and dt.itemsize < 4):
-        return data.astype(np.int32 if dt.itemsize < 4 else np.int64)
-    # uint32 / uint64
-    if dt.itemsize == 8 and data.size and data.max() > np.iinfo(np.int64).max:
-        raise ValueError(f"counts must be at most {_k.MAX_COUNT}; found {data.max()}")
-    return data.astype(np.int64)
+    return data.astype(np.float64)
 
 
 def _layout(X) -> _Layout:
@@ -467,13 +468,21 @@ def _check_shape(n_cells, n_genes):
                          f"it needs at least one cell (row) and one gene (column)")
 
 
-def _blocks(lay: _Layout, n_blocks: int) -> np.ndarray:
-    """Segment boundaries of about equal numbers of stored entries."""
+def _blocks(lay: _Layout, order, n_blocks: int) -> np.ndarray:
+    """Boundaries, in ``order``, of blocks of about equal numbers of stored
+    entries."""
     n_major = lay.n_major
     n_blocks = max(1, min(n_blocks, n_major))
-    nnz = int(lay.indptr[-1])
-    targets = np.linspace(0, nnz, n_blocks + 1)
-    b = np.searchsorted(lay.indptr, targets, side="left").astype(np.int64)
+    if lay.dense:
+        b = np.linspace(0, n_major, n_blocks + 1).astype(np.int64)
+    else:
+        lengths = np.diff(lay.indptr)
+        if order is not None:
+            lengths = lengths[order]
+        cum = np.zeros(n_major + 1, np.int64)
+        np.cumsum(lengths, out=cum[1:])
+        targets = np.linspace(0, cum[-1], n_blocks + 1)
+        b = np.searchsorted(cum, targets, side="left").astype(np.int64)
     b[0] = 0
     b[-1] = n_major
     return np.unique(np.minimum(b, n_major))
@@ -485,10 +494,8 @@ def _gene_label(genes, g):
     return f"gene {g} (column index)"
 
 
-def _scan(lay: _Layout, seg_bounds, vcut, round_counts, genes):
-    bounds = lay.indptr[seg_bounds]
-    vmax, n_over, n_nan, first = _k.scan_values(lay.data, bounds, int(vcut),
-                                                bool(round_counts))
+def _raise_first_problem(lay: _Layout, first, genes):
+    """Raise for the bad stored value with the smallest offset, if any."""
     for col, problem in ((0, "inf"), (1, "neg"), (2, "frac"), (3, "big")):
         hits = first[:, col][first[:, col] >= 0]
         if hits.size == 0:
@@ -506,6 +513,12 @@ def _scan(lay: _Layout, seg_bounds, vcut, round_counts, genes):
             raise ValueError(f"counts must be integers; found {x:g} {where}. Pass "
                              f"round_counts=True to round to the nearest integer")
         raise ValueError(f"counts must be at most {_k.MAX_COUNT}; found {x:g} {where}")
+
+
+def _scan(lay: _Layout, seg, vcut, round_counts, genes):
+    vmax, n_over, n_nan, first = _k.scan_values(lay.data, lay.indptr, seg,
+                                                int(vcut), bool(round_counts))
+    _raise_first_problem(lay, first, genes)
     return vmax, n_over, n_nan
 
 
@@ -542,8 +555,8 @@ def check_counts(X, *, round_counts=False, genes=None) -> None:
     """
     lay = _layout(X)
     genes = _genes_array(genes, X, lay.n_genes)
-    nb = numba.get_num_threads()
-    _scan(lay, _blocks(lay, nb), _k.MAX_COUNT, round_counts, genes)
+    seg = _blocks(lay, None, numba.get_num_threads())
+    _scan(lay, seg, _k.MAX_COUNT, round_counts, genes)
 
 
 def count_histograms(X, *, capture=None, capture_bins=256, capture_rtol=0.01,
@@ -566,6 +579,12 @@ def count_histograms(X, *, capture=None, capture_bins=256, capture_rtol=0.01,
         always exact.
     capture_rtol : float
         ``rtol`` of :func:`capture_groups` for the binned mode (0: exact).
+        With the defaults, more than 256 distinct capture values are binned
+        so that every cell's capture is within 1% of its group's value (the
+        group value being the cell-weighted mean); this is the only
+        approximation in the histograms.  ``capture_bins=None`` or
+        ``capture_rtol=0`` makes them exact (then the number of bins grows
+        with the number of distinct capture values).
     groups : tuple (group_of_cell, group_capture), optional
         Precomputed capture groups, e.g. :func:`capture_groups` applied to all
         cells of a dataset and sliced per chunk so that chunk histograms can be
@@ -578,9 +597,27 @@ def count_histograms(X, *, capture=None, capture_bins=256, capture_rtol=0.01,
     Returns
     -------
     CountHistograms
+
+    Raises
+    ------
+    ValueError
+        For invalid counts (see :func:`check_counts`) or capture.
+
+    Notes
+    -----
+    Cost: one pass over the stored values (validation included) plus work
+    proportional to genes x groups x (largest small count) for the tables and
+    to the number of bins for the output; a second pass only when more counts
+    than expected exceed the in-table range.  Parallel over blocks of cells
+    (CSR, C-ordered dense) or genes (CSC, F-ordered dense) with Numba.
+    Histograms of disjoint cell chunks built with the same ``groups=`` can be
+    combined with :meth:`CountHistograms.merge`.
     """
     lay = _layout(X)
     n_cells, n_genes = lay.n_cells, lay.n_genes
+    if n_cells > _k.MAX_COUNT:
+        raise ValueError(f"at most {_k.MAX_COUNT} cells per call; stream the cells in "
+                         f"chunks and merge the histograms")
     genes = _genes_array(genes, X, n_genes)
     if groups is not None:
         if capture is not None:
@@ -609,47 +646,77 @@ def count_histograms(X, *, capture=None, capture_bins=256, capture_rtol=0.01,
                          f"capture_bins set) or process fewer genes at a time")
 
     n_threads = numba.get_num_threads()
+    nnz = int(lay.indptr[-1])
     if lay.kind == "cell":
         # one table per block: more blocks than threads only cost memory
-        n_blocks = max(1, min(n_threads, int(lay.indptr[-1]) // 50_000 + 1))
+        n_blocks = max(1, min(n_threads, nnz // 50_000 + 1))
+        # cells sorted by group: consecutive cells then update the same keys
+        order = (np.argsort(group_of_cell, kind="stable") if n_groups > 1
+                 else np.arange(n_cells, dtype=np.int64))
     else:
         n_blocks = 4 * n_threads
-    seg = _blocks(lay, n_blocks)
+        order = np.arange(n_genes, dtype=np.int64)
+    seg = _blocks(lay, order, n_blocks)
     n_blocks = seg.shape[0] - 1
     n_tables = n_blocks if lay.kind == "cell" else 1
-    vcut = max(2, _TABLE_BUDGET // (n_tables * n_keys))
-    vmax, n_over, _ = _scan(lay, seg, vcut, round_counts, genes)
-    top = int(vmax.max())
-    width = int(min(vcut, top + 1)) if top >= 0 else 1
-    if width < vcut:
-        n_over[:] = 0
-    over_offsets = np.zeros(n_blocks + 1, np.int64)
-    np.cumsum(n_over, out=over_offsets[1:])
-    ov_key = np.empty(over_offsets[-1], np.int64)
-    ov_val = np.empty(over_offsets[-1], np.int64)
+    budget = min(_TABLE_BUDGET, max(1 << 16, 2 * nnz))
+    width = max(2, budget // (n_tables * n_keys))
     rnd = bool(round_counts) and lay.data.dtype.kind == "f"
 
+    def count(over_offsets):
+        ov_key = np.empty(over_offsets[-1], np.int64)
+        ov_val = np.empty(over_offsets[-1], np.int64)
+        # int32 tables: an entry counts cells, fewer than 2**31; np.zeros maps
+        # zero pages lazily, so rows above the largest count cost nothing
+        if lay.kind == "cell":
+            table = np.zeros((n_blocks, width, n_keys), np.int32)
+            missing = np.zeros((n_blocks, n_keys), np.int64)
+            kernel, arg = _k.count_cell_major, n_genes
+        else:
+            table = np.zeros((width, n_keys), np.int32)
+            missing = np.zeros(n_keys, np.int64)
+            kernel, arg = _k.count_gene_major, n_groups
+        vmax, n_over, first = kernel(lay.data, lay.indices, lay.indptr, lay.dense, order,
+                                     seg, group_of_cell, arg, rnd, over_offsets,
+                                     table, missing, ov_key, ov_val)
+        _raise_first_problem(lay, first, genes)
+        return table, missing, ov_key, ov_val, vmax, n_over
+
+    lengths = np.diff(lay.indptr)[order]
+    cum = np.zeros(lay.n_major + 1, np.int64)
+    np.cumsum(lengths, out=cum[1:])
+    over_offsets = None
+    if width >= 64:
+        # one pass: counts >= 64 are rare, guess the overflow buffers
+        capacity = np.diff(cum[seg]) // 16 + 256
+        over_offsets = np.zeros(n_blocks + 1, np.int64)
+        np.cumsum(capacity, out=over_offsets[1:])
+        table, missing, ov_key, ov_val, vmax, n_over = count(over_offsets)
+        if np.any(n_over > capacity):
+            over_offsets = None
+    if over_offsets is None:
+        # size the overflow exactly with a validation scan, then count
+        _, n_over_seg, _ = _scan(lay, _blocks(lay, None, n_threads), width,
+                                 round_counts, genes)
+        cum = np.zeros(lay.n_major + 1, np.int64)
+        np.cumsum(n_over_seg[order], out=cum[1:])
+        over_offsets = cum[seg]
+        table, missing, ov_key, ov_val, vmax, n_over = count(over_offsets)
+    if ov_key.shape[0] != int(n_over.sum()):
+        keep = np.concatenate([np.arange(over_offsets[b], over_offsets[b] + n_over[b])
+                               for b in range(n_blocks)])
+        ov_key, ov_val = ov_key[keep], ov_val[keep]
+    top = int(vmax.max())
+    width = min(width, top + 1) if top >= 0 else 1
     if lay.kind == "cell":
-        table = np.zeros((n_blocks, n_keys, width), np.int64)
-        missing = np.zeros((n_blocks, n_keys), np.int64)
-        gmax = np.full((n_blocks, n_genes), -1, np.int64)
-        _k.count_cell_major(lay.data, lay.indices, lay.indptr, lay.dense, seg,
-                            group_of_cell, n_genes, n_groups, rnd, over_offsets,
-                            table, missing, gmax, ov_key, ov_val)
         if n_blocks > 1:
-            _k.reduce_blocks(table, missing, gmax, n_groups)
-        table, missing, gmax = table[0], missing[0], gmax[0]
-    else:
-        table = np.zeros((n_keys, width), np.int64)
-        missing = np.zeros(n_keys, np.int64)
-        gmax = np.full(n_genes, -1, np.int64)
-        _k.count_gene_major(lay.data, lay.indices, lay.indptr, lay.dense, seg,
-                            group_of_cell, n_groups, rnd, over_offsets,
-                            table, missing, gmax, ov_key, ov_val)
+            _k.reduce_blocks(table, missing, width)
+        table, missing = table[0], missing[0]
     run_ptr, run_val, run_cnt = _k.overflow_runs(ov_key, ov_val, n_keys)
     cells_in_group = np.bincount(group_of_cell, minlength=n_groups).astype(np.int64)
     indptr, values, grp, weights, n_missing, low = _k.assemble(
-        table, missing, gmax, run_ptr, run_val, run_cnt, cells_in_group)
+        table, width, missing, n_genes, run_ptr, run_val, run_cnt, cells_in_group,
+        lay.kind == "gene")
     if low < 0:  # pragma: no cover - duplicates are summed in _layout
         raise RuntimeError("internal error: a (cell, gene) entry was counted twice")
     return CountHistograms(indptr, values, grp, weights, group_capture,

@@ -55,10 +55,13 @@ def _evaluate(n, a, b, x, *, want_info=False):
 def _rates(k_on, k_off, k_syn, k_deg, capture):
     k_on, k_off, k_syn, k_deg, capture = (np.asarray(v, dtype=float)
                                           for v in (k_on, k_off, k_syn, k_deg, capture))
-    bad = ~((capture > 0) & (capture <= 1) & np.isfinite(k_deg) & (k_deg > 0))
+    with np.errstate(invalid="ignore"):
+        bad = ~((capture > 0) & (capture <= 1) & np.isfinite(k_deg) & (k_deg > 0))
     # NaN propagates through the kernel's validity check
     capture = np.where(bad, np.nan, capture)
-    return k_on / k_deg, k_off / k_deg, capture * k_syn / k_deg, k_deg, capture
+    kd = np.where(bad, np.nan, k_deg)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return k_on / kd, k_off / kd, capture * k_syn / kd, k_deg, capture
 
 
 def logpmf_ab(n, a, b, x):
@@ -76,7 +79,9 @@ def logpmf_ab(n, a, b, x):
     """
     shape, out, _, ok_par, ok_n = _evaluate(n, a, b, x)
     res = out[:, 0]
-    res = np.where(ok_par & ~ok_n, -np.inf, res)
+    # like scipy.stats: a count that cannot occur has probability 0, a NaN count stays NaN
+    impossible = ok_par & ~ok_n & ~np.isnan(np.broadcast_to(np.asarray(n, dtype=float), shape).ravel())
+    res = np.where(impossible, -np.inf, res)
     return res.reshape(shape)[()]
 
 
@@ -225,15 +230,20 @@ def histogram_loglik(values, weights, a, b, lam, capture=1.0, *, info=False):
         raise ValueError("values and weights must have the same length")
     if (values < 0).any():
         raise ValueError("values must be non-negative counts")
-    cap = np.broadcast_to(np.asarray(capture, dtype=float), values.shape)
-    uniq, groups = np.unique(cap, return_inverse=True)
+    capture = np.asarray(capture, dtype=float)
+    if capture.ndim == 0:
+        # one capture for all bins: no grouping pass needed
+        uniq = capture.reshape(1)
+        groups = np.zeros(values.shape, dtype=np.int64)
+    else:
+        uniq, groups = np.unique(np.broadcast_to(capture, values.shape), return_inverse=True)
     if not ((uniq > 0) & (uniq <= 1)).all():
         raise ValueError("capture must lie in (0, 1]")
     if not (a > 0 and b > 0 and lam > 0):
         raise ValueError("a, b and lam must be positive")
     out = np.zeros(10)
-    histogram_eval(values, weights, groups.astype(np.int64).ravel(), uniq, float(a), float(b),
-                   float(lam), bool(info), out)
+    histogram_eval(values, weights, groups.astype(np.int64, copy=False).ravel(), uniq, float(a),
+                   float(b), float(lam), bool(info), out)
     grad = out[1:4].copy()
     if not info:
         return float(out[0]), grad

@@ -51,7 +51,9 @@ R_NB_A, R_NB_BETA, R_ZIP_F, R_ZIP_LAM, R_P_MU, R_NITER, R_AT_LIMIT = range(9, 16
 R_CI0 = 16          # 4 targets x (low, high) in log space: log a, log beta, log b, log lam
 R_SE0 = 24          # Wald standard errors of the 4 targets (log space)
 R_GOF_STAT, R_GOF_DF = 28, 29
-N_RESULT = 30
+R_INFO0 = 30        # observed information at the optimum, per cell (aa, ab, al, bb, bl, ll)
+R_GINFO0 = 36       # grouped-data information of the GOF cells, per cell (same order)
+N_RESULT = 42
 
 # profile targets: phi = T theta, the fixed coordinate is index 2 of phi for
 # log beta and index k of theta otherwise
@@ -266,6 +268,7 @@ def _maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo,
         return ll, False, 0
     mu = 0.0
     converged = False
+    flat = 0
     it = 0
     while it < max_iter:
         it += 1
@@ -382,6 +385,16 @@ def _maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo,
             if gain < 1e-11 * (1.0 + abs(ll)) and smax < 1e-7:
                 converged = True
                 break
+            # on a ridge that rises towards a limit outside the box the steps
+            # stay long while the gains vanish: stop when the likelihood is
+            # flat to 1e-9 over several steps (the limit models take over)
+            if gain < 1e-9 * (1.0 + abs(ll)):
+                flat += 1
+                if flat >= 6:
+                    converged = True
+                    break
+            else:
+                flat = 0
         else:
             mu = max(mu * 4.0, 1e-3 * scale)
             if mu > 1e12 * scale:
@@ -573,7 +586,7 @@ def _profile_point(values, weights, groups, capture, theta, target, psi, max_ite
 
 @njit(cache=True, error_model="numpy")
 def _profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, side, se,
-                   drop, ll_limit, max_iter, buf):
+                   drop, ll_limit, max_iter, buf, use_vm=True):
     """One end of the profile-likelihood interval of a target (log scale).
 
     Finds psi where ll_hat - profile(psi) = drop on the given side (+1 or -1).
@@ -582,6 +595,16 @@ def _profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, 
     is infinite if ll_hat - ll_limit < drop, otherwise it is interpolated
     between the edge and the limit in exp(-side psi).
     Returns (bound, best profile log-likelihood seen)."""
+    # the profile tends to the limit model's maximum as psi -> side * inf: if
+    # that stays above the cut-off, the interval is unbounded on this side
+    # (no search needed, and none towards the costly edge of the box)
+    if ll_hat - ll_limit < drop:
+        return side * np.inf, ll_hat
+    if use_vm:
+        vm = _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, target,
+                               side, drop, buf)
+        if np.isfinite(vm):
+            return vm, ll_hat
     T, Tinv, fix = _target_transform(target)
     lo = np.empty(3)
     hi = np.empty(3)
@@ -623,8 +646,6 @@ def _profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, 
         if at_edge:
             # the profile stays above the cut-off up to the box edge
             dlim = ll_hat - ll_limit
-            if dlim < drop:
-                return side * np.inf, best
             # interpolate linearly in eps = exp(-side * psi) between the edge
             # (eps_e, def_in) and the limit (0, dlim)
             eps_e = math.exp(-side * psi)
@@ -643,7 +664,7 @@ def _profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, 
     fb = r_out
     side_kept = 0
     for _ in range(30):
-        if abs(b_psi - a_psi) < 2e-4:
+        if abs(b_psi - a_psi) < 1e-3:
             break
         c_psi = b_psi - fb * (b_psi - a_psi) / (fb - fa)
         for i in range(3):
@@ -672,6 +693,174 @@ def _profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, 
                 fa *= 0.5
             side_kept = 1
     return 0.5 * (a_psi + b_psi), best
+
+
+@njit(cache=True, error_model="numpy")
+def _solve3(A, rhs, out):
+    """Gaussian elimination with partial pivoting for a 3x3 system."""
+    M = np.empty((3, 4))
+    for i in range(3):
+        for j in range(3):
+            M[i, j] = A[i, j]
+        M[i, 3] = rhs[i]
+    for c in range(3):
+        p = c
+        for r in range(c + 1, 3):
+            if abs(M[r, c]) > abs(M[p, c]):
+                p = r
+        if M[p, c] == 0.0 or not np.isfinite(M[p, c]):
+            return False
+        if p != c:
+            for j in range(4):
+                tmp = M[c, j]
+                M[c, j] = M[p, j]
+                M[p, j] = tmp
+        for r in range(c + 1, 3):
+            f = M[r, c] / M[c, c]
+            for j in range(c, 4):
+                M[r, j] -= f * M[c, j]
+    for i in range(2, -1, -1):
+        s = M[i, 3]
+        for j in range(i + 1, 3):
+            s -= M[i, j] * out[j]
+        out[i] = s / M[i, i]
+    return True
+
+
+@njit(cache=True, error_model="numpy")
+def _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, target, side, drop,
+                      buf):
+    """Venzon-Moolgavkar: solve l(phi) = ll_hat - drop together with
+    dl/dphi_j = 0 for the nuisance coordinates by Newton's method, one
+    likelihood evaluation (with Louis information) per step. Returns the
+    bound (log scale) or NaN when it does not converge cleanly (the caller
+    then profiles by nested maximisation)."""
+    T, Tinv, fix = _target_transform(target)
+    lo = np.empty(3)
+    hi = np.empty(3)
+    _box(target, lo, hi)
+    g = np.zeros(3)
+    H = np.zeros((3, 3))
+    gp = np.zeros(3)
+    Hp = np.zeros((3, 3))
+    phi = np.zeros(3)
+    theta = theta_hat.copy()
+    _to_phi(T, theta, phi)
+    psi_hat = phi[fix]
+    ll = _tg_eval(values, weights, groups, capture, theta, True, g, H, buf)
+    target_ll = ll_hat - drop
+    J = np.zeros((3, 3))
+    F = np.zeros(3)
+    d = np.zeros(3)
+    for it in range(25):
+        for i in range(3):
+            sacc = 0.0
+            for k in range(3):
+                sacc += Tinv[k, i] * g[k]
+            gp[i] = sacc
+        for i in range(3):
+            for j in range(3):
+                sacc = 0.0
+                for k in range(3):
+                    for l in range(3):
+                        sacc += Tinv[k, i] * H[k, l] * Tinv[l, j]
+                Hp[i, j] = sacc
+        if it == 0:
+            # start from the quadratic approximation at the optimum
+            Vinv = np.zeros(3)
+            e_fix = np.zeros(3)
+            e_fix[fix] = 1.0
+            ok = _solve3(Hp, e_fix, Vinv)
+            if not ok or not (Vinv[fix] > 0.0):
+                return np.nan
+            r = math.sqrt(2.0 * drop / Vinv[fix])
+            # the quadratic guess overshoots where the likelihood is skewed:
+            # walk back along the same line until the drop is at most 2x
+            phi0 = phi.copy()
+            for _h in range(12):
+                for i in range(3):
+                    phi[i] = phi0[i] + side * r * Vinv[i]
+                inside = True
+                for i in range(3):
+                    if phi[i] < lo[i] or phi[i] > hi[i]:
+                        inside = False
+                if inside:
+                    for i in range(3):
+                        sacc = 0.0
+                        for j in range(3):
+                            sacc += Tinv[i, j] * phi[j]
+                        theta[i] = sacc
+                    ll = _tg_eval(values, weights, groups, capture, theta, True, g, H, buf)
+                    if np.isfinite(ll) and ll_hat - ll <= 2.0 * drop:
+                        break
+                r *= 0.5
+            else:
+                return np.nan
+            continue
+        else:
+            # residuals: F0 = l - target, Fj = dl/dphi_j (j != fix)
+            F[0] = ll - target_ll
+            for j in range(3):
+                J[0, j] = gp[j]
+            row = 1
+            gmax = 0.0
+            for i in range(3):
+                if i == fix:
+                    continue
+                F[row] = gp[i]
+                gmax = max(gmax, abs(gp[i]))
+                for j in range(3):
+                    J[row, j] = -Hp[i, j]
+                row += 1
+            if abs(F[0]) < 1e-6 and gmax < 1e-5 * (1.0 + abs(ll_hat)) ** 0.5:
+                # a maximum in the nuisance directions, on the right side
+                ok_side = (phi[fix] - psi_hat) * side > 0.0
+                n1 = -1
+                n2 = -1
+                for i in range(3):
+                    if i != fix:
+                        if n1 < 0:
+                            n1 = i
+                        else:
+                            n2 = i
+                pd = (Hp[n1, n1] > 0.0 and Hp[n1, n1] * Hp[n2, n2] - Hp[n1, n2] ** 2 > 0.0)
+                if ok_side and pd:
+                    return phi[fix]
+                return np.nan
+            for i in range(3):
+                F[i] = -F[i]
+            if not _solve3(J, F, d):
+                return np.nan
+            smax = 0.0
+            for i in range(3):
+                smax = max(smax, abs(d[i]))
+            if smax > 1.0:
+                for i in range(3):
+                    d[i] *= 1.0 / smax
+            # halve the step until it stays in the box with a finite likelihood
+            phi0 = phi.copy()
+            stepped = False
+            for _h in range(8):
+                inside = True
+                for i in range(3):
+                    phi[i] = phi0[i] + d[i]
+                    if phi[i] < lo[i] or phi[i] > hi[i]:
+                        inside = False
+                if inside:
+                    for i in range(3):
+                        sacc = 0.0
+                        for j in range(3):
+                            sacc += Tinv[i, j] * phi[j]
+                        theta[i] = sacc
+                    ll = _tg_eval(values, weights, groups, capture, theta, True, g, H, buf)
+                    if np.isfinite(ll):
+                        stepped = True
+                        break
+                for i in range(3):
+                    d[i] *= 0.5
+            if not stepped:
+                return np.nan
+    return np.nan
 
 
 @njit(cache=True, error_model="numpy")
@@ -704,10 +893,16 @@ def _wald_se(H):
 
 
 @njit(cache=True, error_model="numpy")
-def _gof(values, weights, groups, capture, n_groups, a, b, lam, min_expected):
+def _gof(values, weights, groups, capture, n_groups, a, b, lam, min_expected, Ig):
     """Pearson chi-square of the observed histogram against the fitted law,
     with adjacent counts pooled until every cell expects >= min_expected
-    cells and the last cell holding the whole upper tail. Returns (X2, n_cells)."""
+    cells and the last cell holding the whole upper tail.
+
+    Also returns, in ``Ig``, the Fisher information per cell of the pooled
+    (grouped) data about theta = (log a, log b, log lam): the statistic's
+    null law with the full-data MLE is chi2(K-1-3) + sum_j l_j chi2(1) with
+    l_j the eigenvalues of I^-1 (I - Ig) (Chernoff and Lehmann 1954), which
+    the caller uses to calibrate the p-value. Returns (X2, K)."""
     nmax = 0
     total = 0.0
     for i in range(values.shape[0]):
@@ -716,11 +911,12 @@ def _gof(values, weights, groups, capture, n_groups, a, b, lam, min_expected):
     obs = np.zeros(nmax + 1)
     for i in range(values.shape[0]):
         obs[values[i]] += weights[i]
-    # expected cells at each n: sum over capture groups of group size x P(n | s)
     gw = np.zeros(n_groups)
     for i in range(values.shape[0]):
         gw[groups[i]] += weights[i]
+    # expected cells at each n and their derivatives wrt theta
     expct = np.zeros(nmax + 1)
+    dexp = np.zeros((nmax + 1, 3))
     buf = np.zeros(11)
     for gi in range(n_groups):
         if gw[gi] == 0.0:
@@ -728,20 +924,35 @@ def _gof(values, weights, groups, capture, n_groups, a, b, lam, min_expected):
         x = capture[gi] * lam
         for n in range(nmax + 1):
             pb_eval(float(n), a, b, x, False, buf)
-            expct[n] += gw[gi] * math.exp(buf[0])
-    # pool from the left; the last cell takes the rest of the total
+            e = gw[gi] * math.exp(buf[0])
+            expct[n] += e
+            dexp[n, 0] += e * a * buf[1]
+            dexp[n, 1] += e * b * buf[2]
+            dexp[n, 2] += e * x * buf[3]
     x2 = 0.0
     k = 0
     o_acc = 0.0
     e_acc = 0.0
+    d_acc = np.zeros(3)
     e_used = 0.0
     o_used = 0.0
+    d_used = np.zeros(3)
+    for i in range(3):
+        for j in range(3):
+            Ig[i, j] = 0.0
     for n in range(nmax + 1):
         o_acc += obs[n]
         e_acc += expct[n]
+        for i in range(3):
+            d_acc[i] += dexp[n, i]
         if e_acc >= min_expected and (total - e_used - e_acc) >= min_expected:
             x2 += (o_acc - e_acc) ** 2 / e_acc
             k += 1
+            for i in range(3):
+                for j in range(3):
+                    Ig[i, j] += d_acc[i] * d_acc[j] / (e_acc * total)
+                d_used[i] += d_acc[i]
+                d_acc[i] = 0.0
             e_used += e_acc
             o_used += o_acc
             o_acc = 0.0
@@ -751,6 +962,10 @@ def _gof(values, weights, groups, capture, n_groups, a, b, lam, min_expected):
     if e_last > 0:
         x2 += (o_last - e_last) ** 2 / e_last
         k += 1
+        # the tail cell's probability is 1 minus the others'
+        for i in range(3):
+            for j in range(3):
+                Ig[i, j] += d_used[i] * d_used[j] / (e_last * total)
     return x2, k
 
 
@@ -844,6 +1059,14 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
             row[R_AT_LIMIT] = REGIME_BIMODAL
         else:
             row[R_AT_LIMIT] = REGIME_TELEGRAPH
+        # the reported estimate is the limit model's when the supremum is
+        # attained there: its convergence is what counts
+        if row[R_AT_LIMIT] == REGIME_POISSON:
+            row[R_CONV] = 1.0
+        elif row[R_AT_LIMIT] == REGIME_BURSTY:
+            row[R_CONV] = 1.0 if c_nb else 0.0
+        elif row[R_AT_LIMIT] == REGIME_BIMODAL:
+            row[R_CONV] = 1.0 if c_zip else 0.0
         # Wald standard errors at the box optimum
         g = np.zeros(3)
         H = np.zeros((3, 3))
@@ -872,8 +1095,24 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
                     # a better optimum turned up while profiling: the fit had
                     # not found the global maximum
                     row[R_CONV] = 0.0
+        ncell = 0.0
+        for i in range(w.shape[0]):
+            ncell += w[i]
+        row[R_INFO0 + 0] = H[0, 0] / ncell
+        row[R_INFO0 + 1] = H[0, 1] / ncell
+        row[R_INFO0 + 2] = H[0, 2] / ncell
+        row[R_INFO0 + 3] = H[1, 1] / ncell
+        row[R_INFO0 + 4] = H[1, 2] / ncell
+        row[R_INFO0 + 5] = H[2, 2] / ncell
         if gof_min_expected > 0:
+            Ig = np.zeros((3, 3))
             x2, k = _gof(v, w, gr, capture, n_groups, math.exp(theta[0]), math.exp(theta[1]),
-                         math.exp(theta[2]), gof_min_expected)
+                         math.exp(theta[2]), gof_min_expected, Ig)
             row[R_GOF_STAT] = x2
             row[R_GOF_DF] = k
+            row[R_GINFO0 + 0] = Ig[0, 0]
+            row[R_GINFO0 + 1] = Ig[0, 1]
+            row[R_GINFO0 + 2] = Ig[0, 2]
+            row[R_GINFO0 + 3] = Ig[1, 1]
+            row[R_GINFO0 + 4] = Ig[1, 2]
+            row[R_GINFO0 + 5] = Ig[2, 2]

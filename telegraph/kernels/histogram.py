@@ -3,7 +3,7 @@
 A gene's counts enter the stationary likelihood only through the multiset of
 (capture group, count) pairs, so the fitter works on histograms: for each gene,
 the bins (group, value) with the number of cells that have them.  These kernels
-build them from raw arrays in one validation scan plus one counting pass:
+build them from raw arrays, normally in a single pass over the stored values:
 
 - ``data``/``indices``/``indptr`` of a CSR or CSC matrix, or a dense 2-D array
   seen as "CSR/CSC with implicit indices" (``dense=True``: the entry at offset
@@ -13,12 +13,26 @@ build them from raw arrays in one validation scan plus one counting pass:
   blocks of cells, each block into its own table, the tables summed at the end;
   *gene-major* layouts (CSC, F-ordered dense) in parallel over blocks of genes
   into one shared table (a gene is touched by one thread only).
+- The counting pass also validates every stored value (NaN = missing; inf,
+  negative, non-integer or huge values are located and reported by the
+  caller).  Overflow pairs go to per-block buffers of an estimated capacity;
+  when one is too small the caller sizes them exactly with
+  :func:`scan_values` and counts again.
+- Segments (cells or genes) are visited in a given ``order``: cells sorted by
+  capture group, so that consecutive cells update the same part of the table.
 - The table holds counts of small values ``0 <= n < width`` per
-  (gene, group); larger values ("overflow") are appended as (gene*n_groups +
-  group, value) pairs and reduced by a counting sort on the (gene, group) key
-  followed by a sort of the few values inside each key.  ``width`` is chosen
-  by the caller from a memory budget, so heavy-tailed genes cost a sort of
-  their tail only.
+  (gene, group) key, value-major (``table[v, key]``: the rows of the small
+  values that take nearly every increment stay in cache).  Larger values
+  ("overflow") are appended as (key, value) pairs, packed into one int64,
+  sorted (NumPy's vectorised sort) and run-length encoded.
+  ``width`` is chosen by the caller from a memory budget, so heavy-tailed
+  genes cost a sort of their tail only.
+- Keys are group-major (``group * n_genes + gene``) for cell-major input,
+  where a cell sweeps many genes of one group, and gene-major
+  (``gene * n_groups + group``) for gene-major input, where a gene sweeps
+  cells of many groups.  The assembly counts each key's bins reading the
+  table row by row, then fills the (gene, group, value)-ordered output by
+  chunks of genes so that reads and writes stay in cache.
 - Implicit zeros of a sparse matrix are never visited: per (gene, group) they
   are ``cells_in_group - stored non-missing entries - missing``.  NaN is
   missing for that (cell, gene).
@@ -29,8 +43,6 @@ or on the layout: CSR, CSC and dense inputs give identical histograms.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit, prange
 
@@ -38,63 +50,67 @@ __all__ = ["scan_values", "count_cell_major", "count_gene_major",
            "reduce_blocks", "overflow_runs", "assemble", "merge_histograms",
            "MAX_COUNT"]
 
-# Largest accepted count.  Far above any molecule count, and it keeps
-# (group, value) keys and float64 conversions exact.
+_VAL_BITS = 31  # a count fits in 31 bits (MAX_COUNT), a key in the other 32
+
+# Largest accepted count.  Far above any molecule count; it keeps int32 table
+# entries, int64 keys and float64 conversions exact.
 MAX_COUNT = 2 ** 31 - 1
 
 
 @njit(cache=True, parallel=True)
-def scan_values(data, bounds, vcut, round_counts):
-    """Validate the stored values and size the counting pass, per block.
+def scan_values(data, indptr, seg, vcut, round_counts):
+    """Validate the stored values and size the counting pass.
 
-    ``bounds`` (n_blocks + 1,) are offsets into ``data``.  With
-    ``round_counts`` values are rounded half-to-even before every check.
+    Block b covers segments ``seg[b]:seg[b+1]``, segment s being
+    ``data[indptr[s]:indptr[s+1]]``.  With ``round_counts`` values are rounded
+    half-to-even before every check.
 
-    Returns ``vmax`` (float64 per block; -1 when the block has no valid value),
-    ``n_over`` (values >= ``vcut``), ``n_nan`` and ``first`` (n_blocks, 4): the
-    offset of the first infinite, negative, non-integer and too-large value
-    (-1 when none).
+    Returns ``vmax`` (int64 per block; -1 when the block has no valid value),
+    ``n_over`` (per segment: values >= ``vcut``), ``n_nan`` (per block) and
+    ``first`` (n_blocks, 4): the smallest offset of an infinite, negative,
+    non-integer and too-large value (-1 when none).
     """
-    nb = bounds.shape[0] - 1
-    vmax = np.full(nb, -1.0)
-    n_over = np.zeros(nb, np.int64)
+    nb = seg.shape[0] - 1
+    vmax = np.full(nb, -1, np.int64)
+    n_over = np.zeros(indptr.shape[0] - 1, np.int64)
     n_nan = np.zeros(nb, np.int64)
     first = np.full((nb, 4), -1, np.int64)
-    fcut = float(vcut)
+    fmax = float(MAX_COUNT)
     for b in prange(nb):
-        mx = -1.0
-        over = 0
+        mx = np.int64(-1)
         nan = 0
         f_inf = -1
         f_neg = -1
         f_frac = -1
         f_big = -1
-        for p in range(bounds[b], bounds[b + 1]):
-            y = float(data[p])
-            if y != y:
-                nan += 1
-                continue
-            if round_counts:
-                y = np.rint(y)
-            if y - y != 0.0:
-                if f_inf < 0:
-                    f_inf = p
-            elif y < 0.0:
-                if f_neg < 0:
-                    f_neg = p
-            elif y != math.floor(y):
-                if f_frac < 0:
+        for s in range(seg[b], seg[b + 1]):
+            over = 0
+            for p in range(indptr[s], indptr[s + 1]):
+                y = float(data[p])
+                if round_counts:
+                    y = np.rint(y)
+                # fast path: an integer in range (NaN and inf fail the tests)
+                if y >= 0.0 and y <= fmax:
+                    v = np.int64(y)
+                    if float(v) == y:
+                        mx = max(mx, v)
+                        over += v >= vcut
+                        continue
+                if y != y:
+                    nan += 1
+                elif y - y != 0.0:
+                    if f_inf < 0 or p < f_inf:
+                        f_inf = p
+                elif y < 0.0:
+                    if f_neg < 0 or p < f_neg:
+                        f_neg = p
+                elif y > fmax:
+                    if f_big < 0 or p < f_big:
+                        f_big = p
+                elif f_frac < 0 or p < f_frac:
                     f_frac = p
-            elif y > MAX_COUNT:
-                if f_big < 0:
-                    f_big = p
-            else:
-                if y > mx:
-                    mx = y
-                if y >= fcut:
-                    over += 1
+            n_over[s] = over
         vmax[b] = mx
-        n_over[b] = over
         n_nan[b] = nan
         first[b, 0] = f_inf
         first[b, 1] = f_neg
@@ -104,33 +120,56 @@ def scan_values(data, bounds, vcut, round_counts):
 
 
 @njit(cache=True, inline="always")
-def _as_count(x, round_counts):
-    if round_counts:
-        return np.int64(np.rint(float(x)))
-    return np.int64(x)
+def _classify(y, p, first, b):
+    # slow path of the counting passes: y is not a valid count; return True
+    # when it is NaN (missing), else record the offset of the problem
+    if y != y:
+        return True
+    if y - y != 0.0:
+        col = 0
+    elif y < 0.0:
+        col = 1
+    elif y > MAX_COUNT:
+        col = 3
+    else:
+        col = 2
+    if first[b, col] < 0 or p < first[b, col]:
+        first[b, col] = p
+    return False
 
 
 @njit(cache=True, parallel=True)
-def count_cell_major(data, indices, indptr, dense, row_bounds, group_of_cell,
-                     n_genes, n_groups, round_counts, over_offsets,
-                     table, missing, gmax, ov_key, ov_val):
-    """Counting pass over a cell-major matrix (CSR or C-ordered dense).
+def count_cell_major(data, indices, indptr, dense, order, seg, group_of_cell,
+                     n_genes, round_counts, over_offsets,
+                     table, missing, ov_key, ov_val):
+    """Counting pass over a cell-major matrix (CSR or C-ordered dense), with
+    the validation of :func:`scan_values` folded in.
 
-    Block b (rows ``row_bounds[b]:row_bounds[b+1]``) writes ``table[b]``
-    (n_genes*n_groups, width) counts of values < width, ``missing[b]``
-    (n_genes*n_groups,) NaN counts, ``gmax[b]`` (n_genes,) the largest value
-    seen per gene, and its overflow pairs into ``ov_key``/``ov_val`` from
-    ``over_offsets[b]`` on.  Outputs must come zeroed (``gmax`` at -1).
+    Block b (cells ``order[seg[b]:seg[b+1]]``) writes ``table[b]``
+    (width, n_keys) counts of values < width, ``missing[b]`` (n_keys,) NaN
+    counts, and its overflow (key, value) pairs into ``ov_key``/``ov_val``
+    from ``over_offsets[b]`` up to ``over_offsets[b+1]`` (pairs beyond that
+    capacity are counted, not stored).  Keys are ``group * n_genes + gene``.
+    ``table`` and ``missing`` must come zeroed.
+
+    Returns ``vmax``, ``n_over`` (pairs met, stored or not) and ``first`` per
+    block as :func:`scan_values`.
     """
-    nb = row_bounds.shape[0] - 1
-    width = table.shape[2]
+    nb = seg.shape[0] - 1
+    width = table.shape[1]
+    fmax = float(MAX_COUNT)
+    vmax = np.full(nb, -1, np.int64)
+    n_over = np.zeros(nb, np.int64)
+    first = np.full((nb, 4), -1, np.int64)
     for b in prange(nb):
         pos = over_offsets[b]
+        end = over_offsets[b + 1]
         tb = table[b]
         mb = missing[b]
-        xb = gmax[b]
-        for r in range(row_bounds[b], row_bounds[b + 1]):
-            grp = group_of_cell[r]
+        mx = np.int64(-1)
+        for i in range(seg[b], seg[b + 1]):
+            r = order[i]
+            base = group_of_cell[r] * n_genes
             p0 = indptr[r]
             p1 = indptr[r + 1]
             for p in range(p0, p1):
@@ -138,208 +177,260 @@ def count_cell_major(data, indices, indptr, dense, row_bounds, group_of_cell,
                     g = p - p0
                 else:
                     g = np.int64(indices[p])
-                x = data[p]
-                key = g * n_groups + grp
-                if x != x:
+                key = base + g
+                y = float(data[p])
+                if round_counts:
+                    y = np.rint(y)
+                if y >= 0.0 and y <= fmax:
+                    v = np.int64(y)
+                    if float(v) == y:
+                        mx = max(mx, v)
+                        if v < width:
+                            tb[v, key] += 1
+                        else:
+                            if pos < end:
+                                ov_key[pos] = key
+                                ov_val[pos] = v
+                            pos += 1
+                        continue
+                if _classify(y, p, first, b):
                     mb[key] += 1
-                    continue
-                v = _as_count(x, round_counts)
-                if v > xb[g]:
-                    xb[g] = v
-                if v < width:
-                    tb[key, v] += 1
-                else:
-                    ov_key[pos] = key
-                    ov_val[pos] = v
-                    pos += 1
+        vmax[b] = mx
+        n_over[b] = pos - over_offsets[b]
+    return vmax, n_over, first
 
 
 @njit(cache=True, parallel=True)
-def count_gene_major(data, indices, indptr, dense, gene_bounds, group_of_cell,
+def count_gene_major(data, indices, indptr, dense, order, seg, group_of_cell,
                      n_groups, round_counts, over_offsets,
-                     table, missing, gmax, ov_key, ov_val):
+                     table, missing, ov_key, ov_val):
     """Counting pass over a gene-major matrix (CSC or F-ordered dense, seen as
-    genes x cells).  Same outputs as :func:`count_cell_major` without the block
-    axis: a gene belongs to one block, so the tables are shared."""
-    nb = gene_bounds.shape[0] - 1
-    width = table.shape[1]
+    genes x cells).  Same as :func:`count_cell_major` without the block axis
+    of the tables (a gene belongs to one block, so they are shared); keys are
+    ``gene * n_groups + group``."""
+    nb = seg.shape[0] - 1
+    width = table.shape[0]
+    fmax = float(MAX_COUNT)
+    vmax = np.full(nb, -1, np.int64)
+    n_over = np.zeros(nb, np.int64)
+    first = np.full((nb, 4), -1, np.int64)
     for b in prange(nb):
         pos = over_offsets[b]
-        for g in range(gene_bounds[b], gene_bounds[b + 1]):
+        end = over_offsets[b + 1]
+        mx = np.int64(-1)
+        for i in range(seg[b], seg[b + 1]):
+            g = order[i]
             p0 = indptr[g]
             p1 = indptr[g + 1]
             base = g * n_groups
-            mx = np.int64(-1)
             for p in range(p0, p1):
                 if dense:
                     c = p - p0
                 else:
                     c = np.int64(indices[p])
-                x = data[p]
                 key = base + group_of_cell[c]
-                if x != x:
+                y = float(data[p])
+                if round_counts:
+                    y = np.rint(y)
+                if y >= 0.0 and y <= fmax:
+                    v = np.int64(y)
+                    if float(v) == y:
+                        mx = max(mx, v)
+                        if v < width:
+                            table[v, key] += 1
+                        else:
+                            if pos < end:
+                                ov_key[pos] = key
+                                ov_val[pos] = v
+                            pos += 1
+                        continue
+                if _classify(y, p, first, b):
                     missing[key] += 1
-                    continue
-                v = _as_count(x, round_counts)
-                if v > mx:
-                    mx = v
-                if v < width:
-                    table[key, v] += 1
-                else:
-                    ov_key[pos] = key
-                    ov_val[pos] = v
-                    pos += 1
-            gmax[g] = mx
-
-
-@njit(cache=True, parallel=True)
-def reduce_blocks(table, missing, gmax, n_groups):
-    """Sum the per-block tables of :func:`count_cell_major` into block 0,
-    visiting only the columns below each gene's largest value."""
-    nb = table.shape[0]
-    width = table.shape[2]
-    n_genes = gmax.shape[1]
-    for g in prange(n_genes):
-        mx = gmax[0, g]
-        for b in range(1, nb):
-            if gmax[b, g] > mx:
-                mx = gmax[b, g]
-        gmax[0, g] = mx
-        top = min(width, mx + 1)
-        for k in range(g * n_groups, (g + 1) * n_groups):
-            for b in range(1, nb):
-                missing[0, k] += missing[b, k]
-                for v in range(top):
-                    table[0, k, v] += table[b, k, v]
+        vmax[b] = mx
+        n_over[b] = pos - over_offsets[b]
+    return vmax, n_over, first
 
 
 @njit(cache=True)
-def _sort_segment(a, lo, hi):
-    seg = np.sort(a[lo:hi])
-    a[lo:hi] = seg
+def _chunks(n, size):
+    # boundaries of ceil(n / size) ranges covering 0..n
+    m = max(1, (n + size - 1) // size)
+    out = np.empty(m + 1, np.int64)
+    for c in range(m + 1):
+        out[c] = min(n, c * size)
+    return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
+def reduce_blocks(table, missing, width):
+    """Sum the per-block outputs of :func:`count_cell_major` into block 0
+    (table rows below ``width`` only: the others are zero)."""
+    nb = table.shape[0]
+    n_keys = table.shape[2]
+    ch = _chunks(n_keys, 16384)
+    for c in range(ch.shape[0] - 1):
+        for v in range(width):
+            for b in range(1, nb):
+                for k in range(ch[c], ch[c + 1]):
+                    table[0, v, k] += table[b, v, k]
+        for b in range(1, nb):
+            for k in range(ch[c], ch[c + 1]):
+                missing[0, k] += missing[b, k]
+
+
 def overflow_runs(ov_key, ov_val, n_keys):
     """Group overflow pairs by key and run-length encode their values.
 
-    Returns ``ptr`` (n_keys + 1,), ``run_val``, ``run_cnt``: the runs of key k
-    are ``ptr[k]:ptr[k+1]``, values ascending.
+    Plain NumPy: one sort of packed (key, value) words.  Returns ``ptr``
+    (n_keys + 1,), ``run_val``, ``run_cnt``: the runs of key k are
+    ``ptr[k]:ptr[k+1]``, values ascending.
     """
-    m = ov_key.shape[0]
-    start = np.zeros(n_keys + 1, np.int64)
-    for i in range(m):
-        start[ov_key[i] + 1] += 1
-    for k in range(n_keys):
-        start[k + 1] += start[k]
-    fill = start[:-1].copy()
-    vals = np.empty(m, np.int64)
-    for i in range(m):
-        k = ov_key[i]
-        vals[fill[k]] = ov_val[i]
-        fill[k] += 1
-    nrun = np.zeros(n_keys + 1, np.int64)
-    for k in prange(n_keys):
-        lo = start[k]
-        hi = start[k + 1]
-        if hi - lo > 1:
-            _sort_segment(vals, lo, hi)
-        r = 0
-        for i in range(lo, hi):
-            if i == lo or vals[i] != vals[i - 1]:
-                r += 1
-        nrun[k + 1] = r
-    for k in range(n_keys):
-        nrun[k + 1] += nrun[k]
-    run_val = np.empty(nrun[n_keys], np.int64)
-    run_cnt = np.empty(nrun[n_keys], np.int64)
-    for k in prange(n_keys):
-        j = nrun[k] - 1
-        for i in range(start[k], start[k + 1]):
-            if i == start[k] or vals[i] != vals[i - 1]:
-                j += 1
-                run_val[j] = vals[i]
-                run_cnt[j] = 0
-            run_cnt[j] += 1
-    return nrun, run_val, run_cnt
+    ptr = np.zeros(n_keys + 1, np.int64)
+    if ov_key.shape[0] == 0:
+        return ptr, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    packed = np.sort((ov_key << _VAL_BITS) | ov_val)
+    starts = np.flatnonzero(np.diff(packed)) + 1
+    starts = np.concatenate(([0], starts))
+    words = packed[starts]
+    run_cnt = np.diff(np.append(starts, packed.shape[0]))
+    keys = words >> _VAL_BITS
+    run_val = words & ((1 << _VAL_BITS) - 1)
+    np.cumsum(np.bincount(keys, minlength=n_keys), out=ptr[1:])
+    return ptr, run_val, run_cnt
 
 
 @njit(cache=True, parallel=True)
-def assemble(table, missing, gmax, run_ptr, run_val, run_cnt, cells_in_group):
+def assemble(table, width, missing, n_genes, run_ptr, run_val, run_cnt,
+             cells_in_group, gene_major_keys):
     """Per-gene bins sorted by (group, value) from the reduced counts.
 
-    ``table`` (n_genes*n_groups, width) is modified: the implicit zeros of
-    each (gene, group) are added to column 0.  Returns ``indptr``, ``values``,
-    ``groups``, ``weights`` (float64), ``n_missing`` per gene and the smallest
-    implicit-zero count met (negative means the input stored some (cell, gene)
-    twice).
+    ``table`` (>= width, n_keys) is modified: the implicit zeros of each
+    (gene, group) are added to row 0; its rows from ``width`` on are zero.  Keys are ``g * n_groups + grp`` if
+    ``gene_major_keys`` else ``grp * n_genes + g``.  Every pass reads the
+    value-major table row by row over a range of keys.
+
+    Returns ``indptr``, ``values``, ``groups``, ``weights`` (float64),
+    ``n_missing`` per gene and the smallest implicit-zero count met (negative
+    means the input stored some (cell, gene) twice).
     """
-    width = table.shape[1]
+    n_keys = table.shape[1]
     n_groups = cells_in_group.shape[0]
-    n_genes = gmax.shape[0]
-    nbins = np.zeros(n_genes + 1, np.int64)
-    n_missing = np.zeros(n_genes, np.int64)
-    zmin = np.zeros(n_genes, np.int64)
-    for g in prange(n_genes):
-        top = max(1, min(width, gmax[g] + 1))
-        cnt = 0
-        miss = 0
-        zlow = np.int64(0)
-        for grp in range(n_groups):
-            k = g * n_groups + grp
-            stored = np.int64(0)
-            for v in range(top):
-                stored += table[k, v]
+    ch = _chunks(n_keys, 8192)
+    n_ch = ch.shape[0] - 1
+    stored = np.zeros(n_keys, np.int64)
+    cnt = np.zeros(n_keys, np.int64)
+    zlow = np.zeros(n_ch, np.int64)
+    # stored entries and bins of values >= 1 per key, then the zeros
+    for c in prange(n_ch):
+        lo = ch[c]
+        hi = ch[c + 1]
+        for v in range(width):
+            row = table[v]
+            for k in range(lo, hi):
+                w = row[k]
+                stored[k] += w
+                if v > 0 and w != 0:
+                    cnt[k] += 1
+        low = np.int64(0)
+        for k in range(lo, hi):
             for j in range(run_ptr[k], run_ptr[k + 1]):
-                stored += run_cnt[j]
-            z = cells_in_group[grp] - stored - missing[k]
-            if z < zlow:
-                zlow = z
-            table[k, 0] += z
-            miss += missing[k]
-            for v in range(top):
-                if table[k, v] > 0:
-                    cnt += 1
-            cnt += run_ptr[k + 1] - run_ptr[k]
-        nbins[g + 1] = cnt
-        n_missing[g] = miss
-        zmin[g] = zlow
+                stored[k] += run_cnt[j]
+            grp = k % n_groups if gene_major_keys else k // n_genes
+            z = cells_in_group[grp] - stored[k] - missing[k]
+            low = min(low, z)
+            table[0, k] += z
+            if table[0, k] != 0:
+                cnt[k] += 1
+            cnt[k] += run_ptr[k + 1] - run_ptr[k]
+        zlow[c] = low
+    # output offset of every key: genes in order, groups in order inside a
+    # gene (cheap serial loops: a prange costs compile time, not run time here)
+    indptr = np.zeros(n_genes + 1, np.int64)
+    n_missing = np.zeros(n_genes, np.int64)
+    if gene_major_keys:
+        for g in range(n_genes):
+            t = np.int64(0)
+            m = np.int64(0)
+            for k in range(g * n_groups, (g + 1) * n_groups):
+                t += cnt[k]
+                m += missing[k]
+            indptr[g + 1] = t
+            n_missing[g] = m
+    else:
+        for grp in range(n_groups):
+            for g in range(n_genes):
+                k = grp * n_genes + g
+                indptr[g + 1] += cnt[k]
+                n_missing[g] += missing[k]
     for g in range(n_genes):
-        nbins[g + 1] += nbins[g]
-    n_bins = nbins[n_genes]
+        indptr[g + 1] += indptr[g]
+    off = np.empty(n_keys, np.int64)
+    if gene_major_keys:
+        for g in range(n_genes):
+            o = indptr[g]
+            for k in range(g * n_groups, (g + 1) * n_groups):
+                off[k] = o
+                o += cnt[k]
+    else:
+        for g in range(n_genes):
+            off[g] = indptr[g]
+        for k in range(n_genes, n_keys):
+            off[k] = off[k - n_genes] + cnt[k - n_genes]
+    n_bins = indptr[n_genes]
     values = np.empty(n_bins, np.int64)
     groups = np.empty(n_bins, np.int64)
     weights = np.empty(n_bins, np.float64)
-    for g in prange(n_genes):
-        top = max(1, min(width, gmax[g] + 1))
-        j = nbins[g]
-        for grp in range(n_groups):
-            k = g * n_groups + grp
-            for v in range(top):
-                w = table[k, v]
-                if w > 0:
-                    values[j] = v
-                    groups[j] = grp
-                    weights[j] = w
-                    j += 1
-            for i in range(run_ptr[k], run_ptr[k + 1]):
-                values[j] = run_val[i]
-                groups[j] = grp
-                weights[j] = run_cnt[i]
-                j += 1
+    # fill, by chunks of genes so that both the table reads and the output
+    # writes (one cursor per key of the chunk) stay in cache
+    gch = _chunks(n_genes, 64)
+    for c in prange(gch.shape[0] - 1):
+        g0 = gch[c]
+        g1 = gch[c + 1]
+        if gene_major_keys:
+            for g in range(g0, g1):
+                for v in range(width):
+                    row = table[v]
+                    for k in range(g * n_groups, (g + 1) * n_groups):
+                        w = row[k]
+                        if w != 0:
+                            o = off[k]
+                            values[o] = v
+                            groups[o] = k - g * n_groups
+                            weights[o] = w
+                            off[k] = o + 1
+        else:
+            for grp in range(n_groups):
+                for v in range(width):
+                    row = table[v]
+                    for k in range(grp * n_genes + g0, grp * n_genes + g1):
+                        w = row[k]
+                        if w != 0:
+                            o = off[k]
+                            values[o] = v
+                            groups[o] = grp
+                            weights[o] = w
+                            off[k] = o + 1
+        for g in range(g0, g1):
+            for grp in range(n_groups):
+                k = g * n_groups + grp if gene_major_keys else grp * n_genes + g
+                o = off[k]
+                for i in range(run_ptr[k], run_ptr[k + 1]):
+                    values[o] = run_val[i]
+                    groups[o] = grp
+                    weights[o] = run_cnt[i]
+                    o += 1
     low = np.int64(0)
-    for g in range(n_genes):
-        if zmin[g] < low:
-            low = zmin[g]
-    return nbins, values, groups, weights, n_missing, low
+    for c in range(n_ch):
+        low = min(low, zlow[c])
+    return indptr, values, groups, weights, n_missing, low
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def merge_histograms(ptr_a, val_a, grp_a, w_a, ptr_b, val_b, grp_b, w_b):
     """Sum two per-gene histograms whose bins are sorted by (group, value)."""
     n_genes = ptr_a.shape[0] - 1
     nbins = np.zeros(n_genes + 1, np.int64)
-    for g in prange(n_genes):
+    for g in range(n_genes):
         i = ptr_a[g]
         j = ptr_b[g]
         ie = ptr_a[g + 1]
@@ -365,7 +456,7 @@ def merge_histograms(ptr_a, val_a, grp_a, w_a, ptr_b, val_b, grp_b, w_b):
     values = np.empty(m, np.int64)
     groups = np.empty(m, np.int64)
     weights = np.empty(m, np.float64)
-    for g in prange(n_genes):
+    for g in range(n_genes):
         i = ptr_a[g]
         j = ptr_b[g]
         ie = ptr_a[g + 1]
