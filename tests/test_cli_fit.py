@@ -417,7 +417,7 @@ def test_example_writes_outputs_too(monkeypatch, capsys, example, tmp_path):
 
 
 # --------------------------------------------------------------------------- end to end (real fit)
-# Wald intervals keep these fast; the profile intervals are the library's own tests' concern.
+# The h5ad test runs the default (profile) intervals, the others Wald intervals.
 
 @pytest.fixture(scope="module")
 def real_tl():
@@ -430,9 +430,9 @@ def small():
     return telegraph.datasets.example(n_cells=300, n_genes=8)
 
 
-def _reference(X, **kw):
+def _reference(X, interval="wald", **kw):
     """The library's own table for the same counts: what the CLI must reproduce."""
-    return telegraph.fit(X, interval="wald", progress=False, **kw)
+    return telegraph.fit(X, interval=interval, progress=False, **kw)
 
 
 def _assert_same_table(table, ref):
@@ -452,17 +452,17 @@ def test_end_to_end_h5ad(real_tl, small, capsys, tmp_path):
     src = tmp_path / "small.h5ad"
     small.write_h5ad(src)
     before = _digest(src)
-    code, out, err = _run(capsys, src, "--capture", "capture", "--interval", "wald",
+    code, out, err = _run(capsys, src, "--capture", "capture",
                           "--table", tmp_path / "t.csv", "-o", tmp_path / "o.h5ad")
     assert code == 0, err
-    ref = _reference(small.X, capture=small.obs["capture"].to_numpy(),
+    ref = _reference(small.X, interval="profile", capture=small.obs["capture"].to_numpy(),
                      genes=list(small.var_names))
     _assert_same_table(pd.read_csv(tmp_path / "t.csv"), ref)
     res = ad.read_h5ad(tmp_path / "o.h5ad")
     _assert_same_table(cli_fit.result_table(res), ref)
     np.testing.assert_array_equal(res.X.toarray(), small.X.toarray())
     assert list(res.var["true_k_on"]) == list(small.var["true_k_on"])
-    assert res.uns["telegraph"]["interval"] == "wald"
+    assert res.uns["telegraph"]["interval"] == "profile"
     assert _digest(src) == before
     # ignoring the capture efficiencies changes the answer: the option really is used
     code, out, _ = _run(capsys, src, "--interval", "wald", "--genes", "gene0000")
@@ -470,11 +470,12 @@ def test_end_to_end_h5ad(real_tl, small, capsys, tmp_path):
     assert len(no_capture) == 1
     assert not np.isclose(no_capture["burst_size"][0], ref["burst_size"].iloc[0])
     # a subset of genes still writes a valid h5ad with every gene (unfitted ones empty)
-    code, out, err = _run(capsys, src, "--capture", "capture", "--interval", "wald",
+    code, out, err = _run(capsys, src, "--capture", "capture",
                           "--genes", "gene0001,gene0005", "-o", tmp_path / "sub.h5ad")
     assert code == 0, err
     sub = ad.read_h5ad(tmp_path / "sub.h5ad")
     assert sub.n_vars == small.n_vars
+    assert sub.var["telegraph_converged"].dtype == bool
     fitted = cli_fit.result_table(sub, ["gene0001", "gene0005"])
     _assert_same_table(fitted, ref.iloc[[1, 5]])
 
