@@ -201,9 +201,10 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells=10, ci=0.95,
     settings = FitSettings(ci=ci, interval=interval, min_cells=min_cells, capture=capture_desc)
     if client is not None:
         from .scale import fit_histograms_dask
-        return fit_histograms_dask(hist, client=client, k_deg=k_deg, settings=settings)
-    res = fit_histograms(hist, k_deg=k_deg, settings=settings, n_jobs=n_jobs,
-                         progress=progress, chunk_genes=chunk_genes)
+        res = fit_histograms_dask(hist, client=client, k_deg=k_deg, settings=settings)
+    else:
+        res = fit_histograms(hist, k_deg=k_deg, settings=settings, n_jobs=n_jobs,
+                             progress=progress, chunk_genes=chunk_genes)
     if syn_scale != 1.0:
         cols = [c for c in res.columns if c.startswith(("k_syn", "burst_size"))]
         res[cols + ["mean_expression"]] *= syn_scale
