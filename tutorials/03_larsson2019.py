@@ -147,8 +147,9 @@ for ph, a in data.items():
     fitted = ok & np.isfinite(ours)
     better = ours[fitted] >= ll_tx[fitted] - 1e-6 * (1 + np.abs(ll_tx[fitted]))
     gain = ours[fitted] - ll_tx[fitted]
-    print(f"{ph}: our log-likelihood >= txburst's for {better.mean():.2%} of {fitted.sum():,} "
-          f"genes; higher by more than 1 for {(gain > 1).sum():,} genes (max {gain.max():.1f})")
+    print(f"{ph}: our log-likelihood >= txburst's for {better.sum():,} of {fitted.sum():,} "
+          f"genes (lower for {(~better).sum():,}); higher by more than 1 for "
+          f"{(gain > 1).sum():,} genes (max {gain.max():.1f})")
     compare[ph] = pd.concat([res[ph], tx.add_prefix("txburst_")], axis=1).assign(
         loglik_txburst=ll_tx)
 
