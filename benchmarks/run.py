@@ -54,6 +54,7 @@ TITLES = {
 # For scripts without a --quick flag: arguments that give a smaller workload.
 QUICK_FALLBACK = {
     "bench_histogram": ["--cells", "20000", "--repeat", "2"],
+    "larsson_s_vs_g2m": ["--genes", "1000"],
 }
 
 

@@ -231,9 +231,10 @@ found.insert(0, "genes", truth.value_counts())
 print(found)
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
-tg.pl.differential(adata, ax=axes[0], show=False)
-tg.pl.kinetics(adata, color="differential", ax=axes[1], show=False)
+fig, axes = plt.subplots(1, 3, figsize=(16, 4.4))
+tg.pl.differential(adata, test="burst_frequency", ax=axes[0], show=False)
+tg.pl.differential(adata, test="burst_size", ax=axes[1], show=False)
+tg.pl.kinetics(adata, color="significance", ax=axes[2], show=False)
 fig.tight_layout()
 save(fig, "01_differential.png")
 
