@@ -317,7 +317,55 @@ def headline_histogram(text):
             f"per-cell capture groups.")
 
 
+def headline_larsson(text):
+    rows = {r[""]: r for r in md_tables(text)[0]}
+    agree = rows["agreement p<0.05"]
+    ours, theirs = rows["ours BH<0.1"], rows["txburst BH<0.1"]
+    s = (f"Real data, Larsson et al. 2019 S vs G2/M: agreement with txburst's published tests "
+         f"at p < 0.05 for **{float(agree['burst frequency']):.1%}** (burst frequency) and "
+         f"**{float(agree['burst size']):.1%}** (burst size) of the genes both tested; "
+         f"BH < 0.1: {ours['burst frequency']} / {ours['burst size']} genes (telegraph) vs "
+         f"{theirs['burst frequency']} / {theirs['burst size']} (txburst)")
+    short = re.findall(r"- (burst \w+): (\d+) genes; txburst's null fit stopped short of its "
+                       r"own box's maximum for (\d+)", text)
+    if short:
+        s += ("; genes significant only for txburst whose null fit stopped short of the "
+              "maximum: " + ", ".join(f"{k} of {n} ({what})" for what, n, k in short))
+    m = re.search(r"on ([\d,]+) genes .*?: ([\d.]+) s wall", text)
+    if m:
+        s += f"; {m.group(1)} genes tested in {m.group(2)} s"
+    return s + "."
+
+
+def headline_scale(text):
+    tables = md_tables(text)
+    data = re.search(r"Data: ([\d,]+ cells x [\d,]+ genes)", text)
+    wald = _row(tables, "step", "streamed fit, Wald")
+    prof = _row(tables, "step", "streamed fit, profile")
+    s = (f"Atlas scale ({data.group(1) if data else 'see below'}, streamed from .h5ad): fit "
+         f"**{wald['x one data pass']}x** the time of one read + mean/variance pass with Wald "
+         f"intervals, **{prof['x one data pass']}x** with profile intervals, peak memory "
+         f"{prof['peak RSS']}")
+    try:
+        dask = _row(tables, "step", "Dask")
+        s += f"; Dask LocalCluster: {dask['x one data pass']}x (Wald)"
+    except KeyError:
+        pass
+    same = re.search(r"identical[^:]*: Wald (\w+), profile (\w+)", text)
+    if same:
+        s += f", results identical to in-process: {same.group(1)} / {same.group(2)}"
+    try:
+        est = _row(tables, "workers (1 core each)", "32")
+        s += (f"; estimated 1,000,000 cells x 20,000 genes on 32 workers: {est['total, Wald']} "
+              f"(Wald), {est['total, profile']} (profile)")
+    except KeyError:
+        pass
+    return s + "."
+
+
 HEADLINES = {
+    "bench_scale": headline_scale,
+    "larsson_s_vs_g2m": headline_larsson,
     "bench_likelihood": headline_likelihood,
     "bench_ssa": headline_ssa,
     "bench_fit": headline_fit,
