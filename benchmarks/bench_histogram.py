@@ -21,6 +21,7 @@ Writes ``benchmarks/_output/histogram.md``.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -131,6 +132,7 @@ def main(argv=None):
         ("count_histograms CSR, 10 pre-sliced chunks + merge", merged_chunks),
     ]
     nt = numba.get_num_threads()
+    layer = numba.threading_layer()
     wall = {name: timeit(fn, rep, time.perf_counter) for name, fn in tasks}
     numba.set_num_threads(1)
     try:
@@ -146,6 +148,8 @@ def main(argv=None):
              f"({X.nnz / (X.shape[0] * X.shape[1]):.1%}), largest count {X.data.max():.0f}; "
              f"{h.n_bins:,} bins without capture, {hc.n_bins:,} with capture. "
              f"Minimum of {rep} repeats. *wall*: wall-clock with {nt} Numba threads "
+             f"(threading layer {layer}, OMP_WAIT_POLICY="
+             f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}) "
              f"(sensitive to other load on a shared machine); *cpu*: process CPU time "
              f"with Numba limited to 1 thread (scipy is single-threaded anyway). "
              f"A = scipy `X.mean(0)` + `X.multiply(X).mean(0)`; B = scanpy's Numba "

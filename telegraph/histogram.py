@@ -579,6 +579,12 @@ def count_histograms(X, *, capture=None, capture_bins=256, capture_rtol=0.01,
         always exact.
     capture_rtol : float
         ``rtol`` of :func:`capture_groups` for the binned mode (0: exact).
+        With the defaults, more than 256 distinct capture values are binned
+        so that every cell's capture is within 1% of its group's value (the
+        group value being the cell-weighted mean); this is the only
+        approximation in the histograms.  ``capture_bins=None`` or
+        ``capture_rtol=0`` makes them exact (then the number of bins grows
+        with the number of distinct capture values).
     groups : tuple (group_of_cell, group_capture), optional
         Precomputed capture groups, e.g. :func:`capture_groups` applied to all
         cells of a dataset and sliced per chunk so that chunk histograms can be
@@ -591,6 +597,21 @@ def count_histograms(X, *, capture=None, capture_bins=256, capture_rtol=0.01,
     Returns
     -------
     CountHistograms
+
+    Raises
+    ------
+    ValueError
+        For invalid counts (see :func:`check_counts`) or capture.
+
+    Notes
+    -----
+    Cost: one pass over the stored values (validation included) plus work
+    proportional to genes x groups x (largest small count) for the tables and
+    to the number of bins for the output; a second pass only when more counts
+    than expected exceed the in-table range.  Parallel over blocks of cells
+    (CSR, C-ordered dense) or genes (CSC, F-ordered dense) with Numba.
+    Histograms of disjoint cell chunks built with the same ``groups=`` can be
+    combined with :meth:`CountHistograms.merge`.
     """
     lay = _layout(X)
     n_cells, n_genes = lay.n_cells, lay.n_genes

@@ -230,15 +230,20 @@ def histogram_loglik(values, weights, a, b, lam, capture=1.0, *, info=False):
         raise ValueError("values and weights must have the same length")
     if (values < 0).any():
         raise ValueError("values must be non-negative counts")
-    cap = np.broadcast_to(np.asarray(capture, dtype=float), values.shape)
-    uniq, groups = np.unique(cap, return_inverse=True)
+    capture = np.asarray(capture, dtype=float)
+    if capture.ndim == 0:
+        # one capture for all bins: no grouping pass needed
+        uniq = capture.reshape(1)
+        groups = np.zeros(values.shape, dtype=np.int64)
+    else:
+        uniq, groups = np.unique(np.broadcast_to(capture, values.shape), return_inverse=True)
     if not ((uniq > 0) & (uniq <= 1)).all():
         raise ValueError("capture must lie in (0, 1]")
     if not (a > 0 and b > 0 and lam > 0):
         raise ValueError("a, b and lam must be positive")
     out = np.zeros(10)
-    histogram_eval(values, weights, groups.astype(np.int64).ravel(), uniq, float(a), float(b),
-                   float(lam), bool(info), out)
+    histogram_eval(values, weights, groups.astype(np.int64, copy=False).ravel(), uniq, float(a),
+                   float(b), float(lam), bool(info), out)
     grad = out[1:4].copy()
     if not info:
         return float(out[0]), grad

@@ -235,6 +235,32 @@ def _to_phi(T, theta, phi):
 
 
 @njit(cache=True, error_model="numpy")
+def _to_theta(Tinv, phi, theta):
+    for i in range(3):
+        acc = 0.0
+        for j in range(3):
+            acc += Tinv[i, j] * phi[j]
+        theta[i] = acc
+
+
+@njit(cache=True, error_model="numpy")
+def _grad_info_phi(Tinv, g, H, gp, Hp):
+    """Gradient and information in phi = T theta: Tinv^T g and Tinv^T H Tinv."""
+    for i in range(3):
+        s = 0.0
+        for k in range(3):
+            s += Tinv[k, i] * g[k]
+        gp[i] = s
+    for i in range(3):
+        for j in range(3):
+            s = 0.0
+            for k in range(3):
+                for l in range(3):
+                    s += Tinv[k, i] * H[k, l] * Tinv[l, j]
+            Hp[i, j] = s
+
+
+@njit(cache=True, error_model="numpy")
 def _maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo, hi,
               max_iter, buf):
     """Damped Newton ascent of the log-likelihood over the free coordinates of
@@ -258,32 +284,17 @@ def _maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo,
     for i in range(3):
         if free[i]:
             phi[i] = min(max(phi[i], lo[i]), hi[i])
-    for i in range(3):
-        s = 0.0
-        for j in range(3):
-            s += Tinv[i, j] * phi[j]
-        theta[i] = s
+    _to_theta(Tinv, phi, theta)
     ll = _eval(model, values, weights, groups, capture, theta, True, g, H, buf)
     if not np.isfinite(ll):
         return ll, False, 0
     mu = 0.0
     converged = False
+    flat = 0
     it = 0
     while it < max_iter:
         it += 1
-        # gradient and information in phi: gp = Tinv^T g, Hp = Tinv^T H Tinv
-        for i in range(3):
-            s = 0.0
-            for k in range(3):
-                s += Tinv[k, i] * g[k]
-            gp[i] = s
-        for i in range(3):
-            for j in range(3):
-                s = 0.0
-                for k in range(3):
-                    for l in range(3):
-                        s += Tinv[k, i] * H[k, l] * Tinv[l, j]
-                Hp[i, j] = s
+        _grad_info_phi(Tinv, g, H, gp, Hp)
         # coordinates pinned at the box edge with the gradient pointing out are
         # held (active set), so the Newton step works in the remaining ones
         act = np.zeros(3, np.bool_)
@@ -364,11 +375,7 @@ def _maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo,
             phi_new[i] = phi[i] + step[i]
             if free[i]:
                 phi_new[i] = min(max(phi_new[i], lo[i]), hi[i])
-        for i in range(3):
-            s = 0.0
-            for j in range(3):
-                s += Tinv[i, j] * phi_new[j]
-            theta_new[i] = s
+        _to_theta(Tinv, phi_new, theta_new)
         ll_new = _eval(model, values, weights, groups, capture, theta_new, True, g_new, H_new,
                        buf)
         if np.isfinite(ll_new) and ll_new >= ll - 1e-12 * (1.0 + abs(ll)):
@@ -384,6 +391,16 @@ def _maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo,
             if gain < 1e-11 * (1.0 + abs(ll)) and smax < 1e-7:
                 converged = True
                 break
+            # on a ridge that rises towards a limit outside the box the steps
+            # stay long while the gains vanish: stop when the likelihood is
+            # flat to 1e-9 over several steps (the limit models take over)
+            if gain < 1e-9 * (1.0 + abs(ll)):
+                flat += 1
+                if flat >= 6:
+                    converged = True
+                    break
+            else:
+                flat = 0
         else:
             mu = max(mu * 4.0, 1e-3 * scale)
             if mu > 1e12 * scale:
@@ -558,11 +575,7 @@ def _profile_point(values, weights, groups, capture, theta, target, psi, max_ite
     phi = np.zeros(3)
     _to_phi(T, theta, phi)
     phi[fix] = psi
-    for i in range(3):
-        s = 0.0
-        for j in range(3):
-            s += Tinv[i, j] * phi[j]
-        theta[i] = s
+    _to_theta(Tinv, phi, theta)
     free = np.ones(3, np.bool_)
     free[fix] = False
     lo = np.empty(3)
@@ -721,9 +734,11 @@ def _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, targe
                       buf):
     """Venzon-Moolgavkar: solve l(phi) = ll_hat - drop together with
     dl/dphi_j = 0 for the nuisance coordinates by Newton's method, one
-    likelihood evaluation (with Louis information) per step. Returns the
-    bound (log scale) or NaN when it does not converge cleanly (the caller
-    then profiles by nested maximisation)."""
+    likelihood evaluation (with Louis information) per step. A nuisance
+    coordinate that sits on the edge of the search box with the likelihood
+    rising outwards (a ridge towards a limit) is held on the edge instead.
+    Returns the bound (log scale) or NaN when it does not converge cleanly
+    (the caller then profiles by nested maximisation)."""
     T, Tinv, fix = _target_transform(target)
     lo = np.empty(3)
     hi = np.empty(3)
@@ -741,114 +756,127 @@ def _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, targe
     J = np.zeros((3, 3))
     F = np.zeros(3)
     d = np.zeros(3)
-    for it in range(25):
+    pinned = np.zeros(3, np.bool_)
+    _grad_info_phi(Tinv, g, H, gp, Hp)
+    for i in range(3):
+        if i != fix and ((phi[i] <= lo[i] + 1e-9 and gp[i] <= 0.0)
+                         or (phi[i] >= hi[i] - 1e-9 and gp[i] >= 0.0)):
+            pinned[i] = True
+    for it in range(30):
+        if it > 0:
+            _grad_info_phi(Tinv, g, H, gp, Hp)
+        # the reduced system: pinned coordinates get an identity row/column
+        A = Hp.copy()
         for i in range(3):
-            sacc = 0.0
-            for k in range(3):
-                sacc += Tinv[k, i] * g[k]
-            gp[i] = sacc
-        for i in range(3):
-            for j in range(3):
-                sacc = 0.0
-                for k in range(3):
-                    for l in range(3):
-                        sacc += Tinv[k, i] * H[k, l] * Tinv[l, j]
-                Hp[i, j] = sacc
+            if pinned[i]:
+                for j in range(3):
+                    A[i, j] = 0.0
+                    A[j, i] = 0.0
+                A[i, i] = 1.0
         if it == 0:
             # start from the quadratic approximation at the optimum
             Vinv = np.zeros(3)
             e_fix = np.zeros(3)
             e_fix[fix] = 1.0
-            ok = _solve3(Hp, e_fix, Vinv)
+            ok = _solve3(A, e_fix, Vinv)
             if not ok or not (Vinv[fix] > 0.0):
                 return np.nan
             r = math.sqrt(2.0 * drop / Vinv[fix])
             # the quadratic guess overshoots where the likelihood is skewed:
             # walk back along the same line until the drop is at most 2x
             phi0 = phi.copy()
+            found = False
             for _h in range(12):
                 for i in range(3):
                     phi[i] = phi0[i] + side * r * Vinv[i]
-                inside = True
-                for i in range(3):
-                    if phi[i] < lo[i] or phi[i] > hi[i]:
-                        inside = False
-                if inside:
-                    for i in range(3):
-                        sacc = 0.0
-                        for j in range(3):
-                            sacc += Tinv[i, j] * phi[j]
-                        theta[i] = sacc
+                    if i != fix:
+                        phi[i] = min(max(phi[i], lo[i]), hi[i])
+                if lo[fix] <= phi[fix] <= hi[fix]:
+                    _to_theta(Tinv, phi, theta)
                     ll = _tg_eval(values, weights, groups, capture, theta, True, g, H, buf)
                     if np.isfinite(ll) and ll_hat - ll <= 2.0 * drop:
+                        found = True
                         break
                 r *= 0.5
-            else:
+            if not found:
                 return np.nan
             continue
-        else:
-            # residuals: F0 = l - target, Fj = dl/dphi_j (j != fix)
-            F[0] = ll - target_ll
-            for j in range(3):
-                J[0, j] = gp[j]
-            row = 1
-            gmax = 0.0
-            for i in range(3):
-                if i == fix:
-                    continue
+        # residuals: F0 = l - target, Fj = dl/dphi_j for free nuisance j
+        F[0] = ll - target_ll
+        for j in range(3):
+            J[0, j] = 0.0 if pinned[j] else gp[j]
+        row = 1
+        gmax = 0.0
+        for i in range(3):
+            if i == fix:
+                continue
+            if pinned[i]:
+                F[row] = 0.0
+                for j in range(3):
+                    J[row, j] = 1.0 if j == i else 0.0
+            else:
                 F[row] = gp[i]
                 gmax = max(gmax, abs(gp[i]))
                 for j in range(3):
-                    J[row, j] = -Hp[i, j]
-                row += 1
-            if abs(F[0]) < 1e-6 and gmax < 1e-5 * (1.0 + abs(ll_hat)) ** 0.5:
-                # a maximum in the nuisance directions, on the right side
-                ok_side = (phi[fix] - psi_hat) * side > 0.0
-                n1 = -1
-                n2 = -1
-                for i in range(3):
-                    if i != fix:
-                        if n1 < 0:
-                            n1 = i
-                        else:
-                            n2 = i
-                pd = (Hp[n1, n1] > 0.0 and Hp[n1, n1] * Hp[n2, n2] - Hp[n1, n2] ** 2 > 0.0)
-                if ok_side and pd:
-                    return phi[fix]
-                return np.nan
+                    J[row, j] = 0.0 if pinned[j] else -Hp[i, j]
+            row += 1
+        if abs(F[0]) < 1e-6 and gmax < 1e-5 * (1.0 + abs(ll_hat)) ** 0.5:
+            # a maximum over the free nuisance directions, on the right side,
+            # with the pinned ones still pushing outwards
+            ok = (phi[fix] - psi_hat) * side > 0.0
             for i in range(3):
-                F[i] = -F[i]
-            if not _solve3(J, F, d):
-                return np.nan
-            smax = 0.0
+                if pinned[i] and not ((phi[i] <= lo[i] + 1e-9 and gp[i] <= 1e-6)
+                                      or (phi[i] >= hi[i] - 1e-9 and gp[i] >= -1e-6)):
+                    ok = False
+            free_n = 0
+            idx0 = -1
+            idx1 = -1
             for i in range(3):
-                smax = max(smax, abs(d[i]))
-            if smax > 1.0:
-                for i in range(3):
-                    d[i] *= 1.0 / smax
-            # halve the step until it stays in the box with a finite likelihood
-            phi0 = phi.copy()
-            stepped = False
-            for _h in range(8):
-                inside = True
-                for i in range(3):
-                    phi[i] = phi0[i] + d[i]
-                    if phi[i] < lo[i] or phi[i] > hi[i]:
-                        inside = False
-                if inside:
-                    for i in range(3):
-                        sacc = 0.0
-                        for j in range(3):
-                            sacc += Tinv[i, j] * phi[j]
-                        theta[i] = sacc
-                    ll = _tg_eval(values, weights, groups, capture, theta, True, g, H, buf)
-                    if np.isfinite(ll):
-                        stepped = True
-                        break
+                if i != fix and not pinned[i]:
+                    if idx0 < 0:
+                        idx0 = i
+                    else:
+                        idx1 = i
+                    free_n += 1
+            if free_n >= 1 and not (Hp[idx0, idx0] > 0.0):
+                ok = False
+            if free_n == 2 and not (Hp[idx0, idx0] * Hp[idx1, idx1] - Hp[idx0, idx1] ** 2 > 0.0):
+                ok = False
+            return phi[fix] if ok else np.nan
+        for i in range(3):
+            F[i] = -F[i]
+        if not _solve3(J, F, d):
+            return np.nan
+        smax = 0.0
+        for i in range(3):
+            smax = max(smax, abs(d[i]))
+        if smax > 1.0:
+            for i in range(3):
+                d[i] *= 1.0 / smax
+        # a nuisance coordinate running out of the box is held on its edge;
+        # otherwise halve the step until the likelihood is finite
+        phi0 = phi.copy()
+        stepped = False
+        for _h in range(8):
+            for i in range(3):
+                phi[i] = phi0[i] + d[i]
+            if not (lo[fix] <= phi[fix] <= hi[fix]):
                 for i in range(3):
                     d[i] *= 0.5
-            if not stepped:
-                return np.nan
+                continue
+            for i in range(3):
+                if i != fix and (phi[i] < lo[i] or phi[i] > hi[i]):
+                    phi[i] = min(max(phi[i], lo[i]), hi[i])
+                    pinned[i] = True
+            _to_theta(Tinv, phi, theta)
+            ll = _tg_eval(values, weights, groups, capture, theta, True, g, H, buf)
+            if np.isfinite(ll):
+                stepped = True
+                break
+            for i in range(3):
+                d[i] *= 0.5
+        if not stepped:
+            return np.nan
     return np.nan
 
 
@@ -1048,6 +1076,14 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
             row[R_AT_LIMIT] = REGIME_BIMODAL
         else:
             row[R_AT_LIMIT] = REGIME_TELEGRAPH
+        # the reported estimate is the limit model's when the supremum is
+        # attained there: its convergence is what counts
+        if row[R_AT_LIMIT] == REGIME_POISSON:
+            row[R_CONV] = 1.0
+        elif row[R_AT_LIMIT] == REGIME_BURSTY:
+            row[R_CONV] = 1.0 if c_nb else 0.0
+        elif row[R_AT_LIMIT] == REGIME_BIMODAL:
+            row[R_CONV] = 1.0 if c_zip else 0.0
         # Wald standard errors at the box optimum
         g = np.zeros(3)
         H = np.zeros((3, 3))

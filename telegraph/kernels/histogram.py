@@ -30,8 +30,9 @@ build them from raw arrays, normally in a single pass over the stored values:
 - Keys are group-major (``group * n_genes + gene``) for cell-major input,
   where a cell sweeps many genes of one group, and gene-major
   (``gene * n_groups + group``) for gene-major input, where a gene sweeps
-  cells of many groups.  The assembly works key by key in table order and
-  scatters each key's bins to its place in the (gene, group, value) output.
+  cells of many groups.  The assembly counts each key's bins reading the
+  table row by row, then fills the (gene, group, value)-ordered output by
+  chunks of genes so that reads and writes stay in cache.
 - Implicit zeros of a sparse matrix are never visited: per (gene, group) they
   are ``cells_in_group - stored non-missing entries - missing``.  NaN is
   missing for that (cell, gene).

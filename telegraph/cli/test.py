@@ -1,0 +1,255 @@
+"""``telegraph test``: differential bursting between two groups of cells, two
+alleles, or two files.
+
+Reads counts (telegraph.io), runs :func:`telegraph.tl.differential_bursting`
+(or the allele form, or :func:`telegraph.differential.differential` on two
+files), and writes the per-gene table. Output is written atomically; user
+errors become one-line messages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from telegraph.cli import CLIError
+from telegraph.cli.fit import (_as_cli_advice, _listing, _one_line, _parse_genes,
+                               _resolve_capture, _write_stdout_csv)
+
+KEY = "telegraph_differential"
+
+_DESCRIPTION = """\
+Test every gene for a change in transcriptional bursting between two groups of cells
+(--groupby KEY --groups A B), between the two alleles of the same cells (--layers L1 L2,
+e.g. allele-resolved counts of an F1 hybrid), or between two count files (COUNTS1
+COUNTS2, e.g. txburst's per-phase tables).
+
+Two likelihood-ratio tests per gene under the two-state (telegraph) model: equal burst
+frequency k_on (k_off and k_syn free in each group) and equal burst size k_syn/k_off
+(k_on and k_off free in each group); chi-square(1) p-values and Benjamini-Hochberg
+adjusted values. Rates are in units of the mRNA degradation rate k_deg, assumed equal in
+both groups (a change in mRNA stability would appear as a change in burst frequency).
+
+Output columns (one row per gene): gene, burst_frequency_log2fc, burst_size_log2fc
+(group 2 over group 1) with _ci_low/_ci_high, pval_burst_frequency,
+padj_burst_frequency, pval_burst_size, padj_burst_size, lr_* statistics, per-group
+estimates burst_frequency_1/_2, burst_size_1/_2, k_on/k_off/k_syn_1/_2, regime_1/_2,
+n_cells_1/_2, tested and flag (ok, limit_regime, not_converged, too_few_cells,
+all_zero). Without --table the table is written as CSV to stdout.
+"""
+
+_EPILOG = """\
+examples:
+  telegraph test cells.h5ad --layer counts --groupby condition --groups ctrl treated --table out.csv
+  telegraph test f1.h5ad --layers c57 cast --table alleles.tsv
+  telegraph test SS3_c57_UMIs_concat_S.csv SS3_c57_UMIs_concat_G2M.csv --table S_vs_G2M.csv
+
+Errors (missing file, layer, column or group, invalid counts) exit with status 2 and a
+one-line message; output files are written atomically (complete or not at all).
+"""
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "test", help="test burst frequency and burst size between two groups or alleles",
+        description=_DESCRIPTION, epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "counts", metavar="COUNTS", nargs="+",
+        help="one count matrix (.h5ad, .csv/.tsv in txburst's genes x cells layout, 10x, "
+             ".loom; as for 'telegraph fit') with --groupby/--groups or --layers, or two "
+             "files whose cells are the two groups (genes matched by name). Raw UMI counts "
+             "(whole numbers); blank/NaN = missing")
+    how = p.add_argument_group("what to compare")
+    how.add_argument("--groupby", metavar="KEY",
+                     help="obs column holding the groups of cells")
+    how.add_argument("--groups", metavar=("A", "B"), nargs=2,
+                     help="the two groups of --groupby to compare (fold changes are B / A); "
+                          "default: its two values when it has exactly two")
+    how.add_argument("--layers", metavar=("L1", "L2"), nargs=2,
+                     help="compare two layers of the same cells (the two alleles); fold "
+                          "changes are L2 / L1")
+    out = p.add_argument_group("output")
+    out.add_argument("--table", metavar="OUT.csv|OUT.tsv",
+                     help="write the result table here (comma-separated for .csv, tab for "
+                          ".tsv; missing values as empty fields, unbounded interval ends as "
+                          "inf/-inf)")
+    out.add_argument("-o", "--output", metavar="OUT.h5ad",
+                     help="one input file only: write it with the results in "
+                          f"uns['{KEY}'] (refuses to overwrite the input)")
+    data = p.add_argument_group("data")
+    data.add_argument("--layer", metavar="L",
+                      help="layer holding the raw counts with --groupby (default: X)")
+    data.add_argument("--cells-in-rows", action="store_true",
+                      help="text tables only: rows are cells (the transpose of txburst's "
+                           "layout)")
+    data.add_argument("--capture", metavar="OBS_KEY",
+                      help="per-cell capture efficiency in (0, 1]: an obs column, a number, "
+                           "or 'total' (size factors from total counts relative to the mean "
+                           "of the compared cells; burst sizes then in molecules counted in a "
+                           "cell of average depth). Default 1")
+    data.add_argument("--genes", metavar="G1,G2|@FILE",
+                      help="test only these genes (comma-separated, or @FILE one per line)")
+    data.add_argument("--round", action="store_true",
+                      help="round non-integer counts instead of refusing them")
+    t = p.add_argument_group("test")
+    t.add_argument("--min-cells", metavar="N", type=int, default=10,
+                   help="test a gene only if each group has at least N non-missing cells "
+                        "(default: 10)")
+    t.add_argument("--ci", metavar="LEVEL", type=float, default=0.95,
+                   help="confidence level of the log2 fold-change intervals (default: 0.95)")
+    t.add_argument("--interval", choices=("profile", "wald"), default="profile",
+                   help="profile: profile-likelihood intervals of the log-ratio (consistent "
+                        "with the test: they exclude 0 exactly when p < 1 - LEVEL); wald: "
+                        "faster, symmetric on the log scale (default: profile)")
+    t.add_argument("--alpha", metavar="Q", type=float, default=0.1,
+                   help="adjusted p-value threshold for the summary line (default: 0.1)")
+    r = p.add_argument_group("running")
+    r.add_argument("--jobs", metavar="N", type=int, default=None,
+                   help="number of parallel worker threads (default: all cores)")
+    r.add_argument("--no-progress", action="store_true",
+                   help="do not show the progress bar (shown on stderr only on a terminal)")
+    p.set_defaults(run=run)
+    return p
+
+
+def _validate(args):
+    n_files = len(args.counts)
+    if n_files > 2:
+        raise CLIError(f"give one COUNTS file (with --groupby or --layers) or two; got {n_files}")
+    if n_files == 2:
+        if args.groupby or args.groups or args.layers:
+            raise CLIError("with two COUNTS files the files are the groups; drop --groupby, "
+                           "--groups and --layers")
+        if args.output:
+            raise CLIError("-o/--output needs a single input file; use --table")
+        if args.layer:
+            raise CLIError("--layer applies to --groupby with one file")
+    else:
+        if bool(args.groupby) == bool(args.layers):
+            raise CLIError("say what to compare: --groupby KEY [--groups A B], or --layers L1 L2 "
+                           "(or give two COUNTS files)")
+        if args.groups and not args.groupby:
+            raise CLIError("--groups needs --groupby")
+        if args.layers and args.layer:
+            raise CLIError("--layer and --layers exclude each other (--layers names both)")
+    if args.min_cells < 1:
+        raise CLIError(f"--min-cells must be at least 1, got {args.min_cells}")
+    if not 0.0 < args.ci < 1.0:
+        hint = f" (did you mean {args.ci / 100:g}?)" if 1.0 < args.ci < 100.0 else ""
+        raise CLIError(f"--ci is a level in (0, 1), got {args.ci:g}{hint}")
+    if not 0.0 < args.alpha < 1.0:
+        raise CLIError(f"--alpha is a level in (0, 1), got {args.alpha:g}")
+    if args.jobs is not None and args.jobs < 1:
+        raise CLIError(f"--jobs must be at least 1, got {args.jobs}")
+
+
+def _read(tio, path, layer, cells_in_rows):
+    try:
+        return tio.read(path, layer=layer, cells_in_rows=cells_in_rows)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CLIError(_one_line(exc)) from None
+    except (OSError, KeyError) as exc:
+        raise CLIError(f"cannot read {path}: {_one_line(exc)}") from None
+
+
+def _check_layers(tio, adata, layers, source):
+    for layer in layers:
+        try:
+            tio.check_layer(adata, layer, source=source)
+        except ValueError as exc:
+            raise CLIError(_one_line(exc)) from None
+
+
+def _select_genes(adata, genes, source):
+    if genes is None:
+        return adata
+    unknown = [g for g in genes if g not in set(adata.var_names)]
+    if unknown:
+        raise CLIError(f"--genes: {len(unknown)} gene(s) not in {source}: {_listing(unknown, 5)}")
+    return adata[:, genes].copy()
+
+
+def run(args) -> int:
+    _validate(args)
+    import numpy as np
+
+    import telegraph.tl as tl
+    from telegraph import io as tio
+    from telegraph.differential import differential
+
+    paths = [Path(c).expanduser() for c in args.counts]
+    try:
+        if args.table:
+            tio.check_output_path(args.table, suffixes=(".csv", ".tsv"), refuse=paths)
+        if args.output:
+            tio.check_output_path(args.output, suffixes=(".h5ad",), refuse=paths)
+    except (ValueError, OSError) as exc:
+        raise CLIError(_one_line(exc)) from None
+    genes = _parse_genes(args.genes) if args.genes else None
+    progress = not args.no_progress and sys.stderr.isatty()
+    common = dict(min_cells=args.min_cells, ci=args.ci, interval=args.interval,
+                  round_counts=args.round, n_jobs=args.jobs, progress=progress)
+    adata = None
+    try:
+        if len(paths) == 2:
+            a1 = _read(tio, paths[0], None, args.cells_in_rows)
+            a2 = _read(tio, paths[1], None, args.cells_in_rows)
+            shared = [g for g in a1.var_names if g in set(a2.var_names)]
+            if not shared:
+                raise CLIError(f"{paths[0].name} and {paths[1].name} have no gene names in "
+                               "common")
+            dropped = a1.n_vars + a2.n_vars - 2 * len(shared)
+            if dropped:
+                print(f"telegraph test: {dropped} gene(s) not in both files are left out",
+                      file=sys.stderr)
+            a1 = _select_genes(a1[:, shared], genes, str(paths[0]))
+            a2 = _select_genes(a2[:, shared], genes, str(paths[1]))
+            c1 = _resolve_capture(a1, args.capture, str(paths[0]))
+            c2 = _resolve_capture(a2, args.capture, str(paths[1]))
+            c1 = a1.obs[c1].to_numpy(float) if isinstance(c1, str) and c1 != "total" else c1
+            c2 = a2.obs[c2].to_numpy(float) if isinstance(c2, str) and c2 != "total" else c2
+            res = differential(a1.X, a2.X, capture1=c1, capture2=c2,
+                               genes=np.asarray(a1.var_names.astype(str)),
+                               group_names=(paths[0].stem, paths[1].stem), **common)
+            groups = (paths[0].stem, paths[1].stem)
+        else:
+            source = str(paths[0])
+            layers = args.layers if args.layers else [args.layer]
+            adata = _read(tio, paths[0], None, args.cells_in_rows)
+            _check_layers(tio, adata, layers, source)
+            adata = _select_genes(adata, genes, source)
+            capture = _resolve_capture(adata, args.capture, source)
+            if args.layers:
+                res = tl.differential_bursting_alleles(adata, tuple(args.layers),
+                                                       capture=capture, key_added=KEY, **common)
+                groups = tuple(args.layers)
+            else:
+                if args.groupby not in adata.obs:
+                    raise CLIError(f"--groupby {args.groupby!r}: no such obs column in {source} "
+                                   f"(obs columns: {_listing(adata.obs.columns)})")
+                res = tl.differential_bursting(adata, args.groupby, groups=args.groups,
+                                               layer=args.layer, capture=capture,
+                                               key_added=KEY, **common)
+                groups = tuple(adata.uns[KEY]["params"]["groups"])
+    except (ValueError, KeyError) as exc:
+        raise CLIError(_as_cli_advice(_one_line(exc))) from None
+
+    table = res.reset_index(drop=True)
+    try:
+        if args.table:
+            tio.write_table_atomic(table, args.table, refuse=paths)
+        if args.output:
+            tio.write_h5ad_atomic(adata, args.output, refuse=paths)
+    except (ValueError, OSError) as exc:
+        raise CLIError(f"cannot write output: {_one_line(exc)}") from None
+    tested = int(res["tested"].sum())
+    n_f = int((res["padj_burst_frequency"] < args.alpha).sum())
+    n_s = int((res["padj_burst_size"] < args.alpha).sum())
+    print(f"telegraph test: {groups[1]} vs {groups[0]}: tested {tested} of {len(res)} genes; "
+          f"adjusted p < {args.alpha:g}: burst frequency {n_f}, burst size {n_s}",
+          file=sys.stderr)
+    if not args.table and not args.output:
+        _write_stdout_csv(table)
+    return 0

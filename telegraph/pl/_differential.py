@@ -1,0 +1,91 @@
+"""``tg.pl.differential``: effect size against significance (volcano plot)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._utils import finish, new_axes
+
+__all__ = ["differential"]
+
+_TESTS = ("burst_frequency", "burst_size")
+
+
+def differential(adata, *, key="telegraph_differential", test="burst_frequency", alpha=0.1,
+                 n_labels=8, ax=None, show=None, save=None):
+    """Log2 fold change against -log10 p-value of a differential bursting test.
+
+    Parameters
+    ----------
+    adata : anndata.AnnData
+        After :func:`telegraph.tl.differential_bursting` (or the allele form)
+        stored its results under ``key``.
+    test : {"burst_frequency", "burst_size", "both"}
+        Which test; "both" draws two panels side by side (``ax`` must then be
+        None) and returns both Axes.
+    alpha : float
+        Genes with Benjamini-Hochberg adjusted p-value below ``alpha`` are
+        highlighted.
+    n_labels : int
+        Label this many of the most significant highlighted genes.
+    ax, show, save
+        scanpy conventions (see :mod:`telegraph.pl`).
+
+    Returns
+    -------
+    matplotlib.axes.Axes, or a list of two with ``test="both"`` (None with
+    ``show=True``). Genes whose log2 fold change is not finite (a group at a
+    limit regime) are not drawn; their number is in the legend.
+    """
+    import matplotlib.pyplot as plt
+
+    if key not in adata.uns or "results" not in adata.uns[key]:
+        raise KeyError(f"adata.uns has no differential results under {key!r}: run "
+                       "tg.tl.differential_bursting first (or pass key=)")
+    table = adata.uns[key]["results"]
+    params = adata.uns[key].get("params", {})
+    groups = list(params.get("groups", ["1", "2"]))
+    if test == "both":
+        if ax is not None:
+            raise ValueError("test='both' draws two panels; leave ax=None or draw one test")
+        fig, axes = plt.subplots(1, 2, figsize=(9.0, 4.0))
+        for a, t in zip(axes, _TESTS):
+            _volcano(a, table, t, alpha, n_labels, groups)
+        fig.tight_layout()
+        from ._utils import save_or_show
+        save_or_show(fig, "differential", show=show, save=save)
+        return None if show else list(axes)
+    if test not in _TESTS:
+        raise ValueError(f"test must be 'burst_frequency', 'burst_size' or 'both'; got {test!r}")
+    ax = new_axes(ax)
+    _volcano(ax, table, test, alpha, n_labels, groups)
+    return finish(ax, f"differential_{test}", show, save)
+
+
+def _volcano(ax, table, test, alpha, n_labels, groups):
+    lfc = table[f"{test}_log2fc"].to_numpy(float)
+    p = table[f"pval_{test}"].to_numpy(float)
+    padj = table[f"padj_{test}"].to_numpy(float)
+    ok = np.isfinite(lfc) & np.isfinite(p)
+    with np.errstate(divide="ignore"):
+        y = -np.log10(np.clip(p, 1e-300, 1.0))
+    sig = ok & (padj < alpha)
+    ax.scatter(lfc[ok & ~sig], y[ok & ~sig], s=8, color="#bbbbbb",
+               label=f"not significant ({int((ok & ~sig).sum())})")
+    ax.scatter(lfc[sig], y[sig], s=10, color="#d62728",
+               label=f"adj. p < {alpha:g} ({int(sig.sum())})")
+    if n_labels and sig.any():
+        idx = np.flatnonzero(sig)
+        idx = idx[np.argsort(p[idx])][:n_labels]
+        names = table.index.astype(str)
+        for i in idx:
+            ax.annotate(names[i], (lfc[i], y[i]), fontsize="x-small",
+                        xytext=(3, 2), textcoords="offset points")
+    ax.axvline(0.0, color="#888888", lw=0.6)
+    label = test.replace("_", " ")
+    g1, g2 = (groups + ["1", "2"])[:2]
+    ax.set_xlabel(f"log2 fold change of {label} ({g2} / {g1})")
+    ax.set_ylabel("-log10 p-value")
+    hidden = int((np.isfinite(p) & ~np.isfinite(lfc)).sum())
+    title = f"{hidden} tested gene(s) at a limit not shown" if hidden else None
+    ax.legend(fontsize="small", frameon=False, title=title, title_fontsize="x-small")

@@ -1,0 +1,177 @@
+"""``tg.pl.distribution``: a gene's count histogram with the fitted law over it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._utils import finish, new_axes
+
+__all__ = ["distribution", "fitted_pmf"]
+
+
+def _gene_counts(adata, gene, layer):
+    from ..tl.kinetics import get_counts
+    names = adata.var_names.astype(str)
+    if str(gene) not in set(names):
+        raise KeyError(f"gene {gene!r} not in adata.var_names")
+    j = int(np.flatnonzero(names == str(gene))[0])
+    X = get_counts(adata, layer)
+    col = X[:, j]
+    col = col.toarray() if hasattr(col, "toarray") else np.asarray(col)
+    return j, np.asarray(col, dtype=float).ravel()
+
+
+def _resolve_k_deg(adata, key, j, k_deg):
+    if k_deg is not None:
+        return float(np.broadcast_to(np.asarray(k_deg, dtype=float), (adata.n_vars,))[j]
+                     if np.ndim(k_deg) else k_deg)
+    spec = str(adata.uns.get(key, {}).get("k_deg", "none"))
+    if spec.startswith("none"):
+        return 1.0
+    if spec in adata.var:
+        return float(adata.var[spec].iloc[j])
+    raise ValueError(f"the fit under {key!r} used k_deg given as an array; pass the same "
+                     "k_deg= (per unit time) to tg.pl.distribution")
+
+
+def _resolve_capture(adata, key, capture, X_all_cells):
+    """Per-cell capture (relative size factors allowed) for the fitted law."""
+    from ..fitting import resolve_capture
+    from ..tl.kinetics import get_capture
+    if capture is None:
+        spec = adata.uns.get(key, {}).get("capture", "none")
+        if spec == "array":
+            raise ValueError(f"the fit under {key!r} used per-cell capture given as an array; "
+                             "pass the same capture= to tg.pl.distribution")
+        if spec not in (None, "none"):
+            capture = spec
+    cap = get_capture(adata, capture)
+    if isinstance(cap, str) and cap == "total":
+        from ..fitting import _cell_totals
+        t = _cell_totals(X_all_cells)
+        return t / t.mean()
+    s, _ = resolve_capture(cap, X_all_cells, adata.n_obs)
+    return s
+
+
+def fitted_pmf(n, row, capture, k_deg=1.0):
+    """Mixture over cells of the fitted law at counts ``n``.
+
+    ``row``: one gene's ``tg.fit`` results (a mapping with k_on, k_off,
+    k_syn, burst_frequency, burst_size, fraction_on, mean_expression,
+    regime; rates in the units of ``k_deg``); ``capture``: the per-cell
+    capture (or relative size factors) of the cells to average over, None for
+    capture 1. The law of each regime is its limit model: negative binomial
+    (bursty), zero-inflated Poisson (bimodal), Poisson.
+    """
+    from scipy import stats
+
+    from ..histogram import capture_groups
+    from ..stationary import pmf
+
+    n = np.asarray(n)
+    if capture is None:
+        weights, values = np.ones(1), np.ones(1)
+    else:
+        s = np.asarray(capture, dtype=float)
+        top = s.max()
+        grp, val = capture_groups(s / top, max_groups=64, rtol=0.02)
+        weights = np.bincount(grp).astype(float)
+        weights /= weights.sum()
+        values = val * top
+    regime = str(row["regime"])
+    kd = float(k_deg)
+    out = np.zeros(n.shape, dtype=float)
+    for w, s in zip(weights, values):
+        if regime == "telegraph":
+            p = pmf(n, row["k_on"], row["k_off"], s * row["k_syn"], kd)
+        elif regime == "bursty":
+            a = row["burst_frequency"] / kd
+            beta = s * row["burst_size"]
+            p = stats.nbinom.pmf(n, a, 1.0 / (1.0 + beta))
+        elif regime == "bimodal":
+            f = row["fraction_on"]
+            lam = s * row["k_syn"] / kd
+            p = f * stats.poisson.pmf(n, lam) + (1.0 - f) * (n == 0)
+        elif regime == "poisson":
+            p = stats.poisson.pmf(n, s * row["mean_expression"])
+        else:
+            return np.full(n.shape, np.nan)
+        out += w * p
+    return out
+
+
+def distribution(adata, gene, *, layer=None, capture=None, key="telegraph", k_deg=None,
+                 max_count=None, ax=None, show=None, save=None):
+    """Observed count histogram of one gene with the fitted stationary law.
+
+    The fitted law is capture-aware: it is the average over the cells of
+    the law at each cell's capture efficiency (P(n) = mean_c P(n | s_c)), so
+    it is directly comparable with the histogram of the cells' counts.
+
+    Parameters
+    ----------
+    adata : anndata.AnnData
+        After :func:`telegraph.tl.fit`.
+    gene : str
+        A name in ``adata.var_names``.
+    layer : str, optional
+        Layer with the counts; default: the one the fit used (``uns[key]``).
+    capture : str, array_like, or None
+        Capture as given to the fit; default: the obs column (or "total")
+        recorded in ``uns[key]``.
+    key : str
+        ``key_added`` of the fit.
+    k_deg : float or array_like, optional
+        Only when the fit used k_deg given as an array.
+    max_count : int, optional
+        Largest count shown (default: the largest observed, at most 200).
+    ax, show, save
+        scanpy conventions (see :mod:`telegraph.pl`).
+
+    Returns
+    -------
+    matplotlib.axes.Axes (None with ``show=True``).
+    """
+    from ..tl.kinetics import get_counts
+
+    if f"{key}_regime" not in adata.var:
+        raise KeyError(f"adata.var has no {key + '_regime'!r}: run tg.tl.fit(adata, "
+                       f"key_added={key!r}) first")
+    if layer is None:
+        used = adata.uns.get(key, {}).get("layer", "X")
+        layer = None if used in (None, "X") else used
+    j, x = _gene_counts(adata, gene, layer)
+    s = _resolve_capture(adata, key, capture, get_counts(adata, layer))
+    keep = ~np.isnan(x)
+    x = x[keep]
+    if s is not None:
+        s = s[keep]
+    if x.size == 0:
+        raise ValueError(f"gene {gene!r} has no non-missing counts")
+    top = int(x.max()) if max_count is None else int(max_count)
+    if max_count is None:
+        top = min(top, 200)
+    n = np.arange(top + 1)
+    obs = np.bincount(np.clip(x.astype(np.int64), 0, top + 1), minlength=top + 2)[:top + 1]
+    obs = obs / x.size
+    prefix = f"{key}_"
+    row = {c[len(prefix):]: adata.var[c].iloc[j] for c in adata.var.columns
+           if str(c).startswith(prefix)}
+    kd = _resolve_k_deg(adata, key, j, k_deg)
+    fit = fitted_pmf(n, row, s, kd)
+    ax = new_axes(ax)
+    ax.bar(n, obs, width=1.0, color="#cccccc", edgecolor="#999999", linewidth=0.3,
+           label=f"observed ({x.size} cells)")
+    regime = str(row.get("regime"))
+    if np.isfinite(fit).any():
+        ax.plot(n, fit, "o-", color="#d62728", ms=3, lw=1.2,
+                label=f"fitted ({regime}" + (", capture-aware)" if s is not None else ")"))
+    ax.set_xlabel("count per cell")
+    ax.set_ylabel("fraction of cells")
+    bf = row.get("burst_frequency", np.nan)
+    bs = row.get("burst_size", np.nan)
+    ax.set_title(f"{gene}: burst frequency {float(bf):.3g}, burst size {float(bs):.3g}",
+                 fontsize="medium")
+    ax.legend(fontsize="small", frameon=False)
+    return finish(ax, f"distribution_{gene}", show, save)

@@ -1,0 +1,62 @@
+"""Figure saving and showing with scanpy's conventions."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger("telegraph")
+
+_EXTS = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".tif", ".tiff", ".eps")
+
+
+def new_axes(ax, figsize=(4.5, 4.0)):
+    import matplotlib.pyplot as plt
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def save_or_show(fig, writekey, *, show=None, save=None, dpi=None):
+    """Save ``fig`` as scanpy would and show it if asked.
+
+    ``save=True`` writes ``<scanpy figdir>/<writekey>.<file_format_figs>``;
+    a string is appended to ``writekey`` (its extension, if any, sets the
+    format) unless it contains a directory separator, in which case it is
+    the output path. Returns the path written (or None).
+    """
+    import matplotlib.pyplot as plt
+    path = None
+    if save:
+        import scanpy as sc
+        if isinstance(save, (str, os.PathLike)):
+            save = str(save)
+            if os.sep in save or "/" in save:
+                path = Path(save).expanduser()
+                if path.suffix.lower() not in _EXTS:
+                    path = path.with_name(path.name + "." + sc.settings.file_format_figs)
+            else:
+                name = writekey + save
+                if Path(name).suffix.lower() not in _EXTS:
+                    name += "." + sc.settings.file_format_figs
+                path = Path(sc.settings.figdir) / name
+        else:
+            path = Path(sc.settings.figdir) / f"{writekey}.{sc.settings.file_format_figs}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        log.info("saved figure to %s", path)
+    if show:
+        plt.show()
+    return path
+
+
+def finish(ax, writekey, show, save, dpi=None):
+    save_or_show(ax.figure, writekey, show=show, save=save, dpi=dpi)
+    return None if show else ax
+
+
+def rate_unit(adata, key):
+    """Axis label unit of rates from a tl.fit result."""
+    kd = str(adata.uns.get(key, {}).get("k_deg", "none"))
+    return "per unit time" if not kd.startswith("none") else "units of k_deg"
