@@ -43,7 +43,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .fit import (_box, _eval, _maximize, _target_transform, TARGET_LOG_A, TARGET_LOG_BETA)
+from .fit import (_box, _eval, _maximize, _sort_bins, _target_transform, TARGET_LOG_A,
+                  TARGET_LOG_BETA)
 
 # result layout, per target t (0: log a, 1: log beta), offset t * N_PER_TARGET
 D_PSI1, D_PSI2, D_L0, D_LR, D_CI_LO, D_CI_HI, D_SE, D_CONV = range(8)
@@ -486,12 +487,12 @@ def differential_genes(indptr1, values1, groups1, weights1, capture1,
             row[j] = np.nan
         if not testable[gi]:
             continue
-        v1 = values1[indptr1[gi]:indptr1[gi + 1]]
-        w1 = weights1[indptr1[gi]:indptr1[gi + 1]]
-        g1 = groups1[indptr1[gi]:indptr1[gi + 1]]
-        v2 = values2[indptr2[gi]:indptr2[gi + 1]]
-        w2 = weights2[indptr2[gi]:indptr2[gi + 1]]
-        g2 = groups2[indptr2[gi]:indptr2[gi + 1]]
+        s1_ = indptr1[gi]
+        e1_ = indptr1[gi + 1]
+        s2_ = indptr2[gi]
+        e2_ = indptr2[gi + 1]
+        v1, w1, g1 = _sort_bins(values1[s1_:e1_], weights1[s1_:e1_], groups1[s1_:e1_])
+        v2, w2, g2 = _sort_bins(values2[s2_:e2_], weights2[s2_:e2_], groups2[s2_:e2_])
         k1 = kind1[gi]
         k2 = kind2[gi]
         buf = np.zeros(11)

@@ -278,32 +278,296 @@ def pb_eval_many(n, a, b, x, want_info):
     return out, ep
 
 
+# ---------------------------------------------------------------------------
+# Histograms: bins that share a count n but come from different capture groups
+# differ only in x, and x enters the mixture over k only through the weights
+# t_k (t_{k+1}/t_k = x rho_k, rho_k = (b+k)/((k+1)(c+k))). Every per-k quantity
+# (digamma/trigamma differences, Beta moments) is therefore tabulated once per
+# n, and each bin only runs the cheap weight recursion t_k. Linear mixture
+# averages enter the gene total as sum_k f_k W_k with W_k = sum_g w_g t_k^g/S_g;
+# the posterior covariances need the per-bin means of u = (-dc, db - dc,
+# alpha/sigma), accumulated per bin. The weights start at t_0 = 1 (the k = 0
+# term, whose log is log B(a+n, b) - log B(a, b)), which cannot overflow for
+# x <= _X_GROUPED (t_k/t_0 <= x^k/k! <= e^x); larger x goes to pb_eval, whose
+# O(sqrt x) summation from the peak is then cheaper.
+
+_X_GROUPED = 64.0
+_K_CAP = 512          # longest shared table; a bin needing more uses pb_eval
+_MIN_GROUPED = 2      # fewer bins of one count than this: pb_eval per bin
+
+# rows of the per-call scratch table
+_RHO = 0
+_INV_S = 1
+_U1 = 2
+_U2 = 3
+_U3 = 4
+_TC = 5
+_TB = 6
+_W = 7
+_WS = 8
+_WSS = 9
+_T = 10
+
+
+@njit(cache=True, error_model="numpy")
+def _add_bin(n, w, s, a, b, lam, want_info, buf, out):
+    pb_eval(n, a, b, s * lam, want_info, buf)
+    out[0] += w * buf[0]
+    out[1] += w * buf[1]
+    out[2] += w * buf[2]
+    out[3] += w * s * buf[3]
+    if want_info:
+        out[4] += w * buf[4]
+        out[5] += w * buf[5]
+        out[6] += w * s * buf[6]
+        out[7] += w * buf[7]
+        out[8] += w * s * buf[8]
+        out[9] += w * s * s * buf[9]
+
+
+@njit(cache=True, error_model="numpy")
+def _fill(tab, k0, k1, b, c, alpha, u3_ref):
+    """Extend the per-k tables of one count from k0 (>= 1) to k1 by the
+    digamma/trigamma recurrences psi(z+1) = psi(z) + 1/z."""
+    for k in range(k0, k1):
+        kf = float(k)
+        is_p = tab[_INV_S, k - 1]          # 1/(c+k-1)
+        ib_p = 1.0 / (b + kf - 1.0)        # 1/(b+k-1)
+        inv_s = 1.0 / (c + kf)
+        tab[_INV_S, k] = inv_s
+        tab[_RHO, k] = (b + kf) * inv_s / (kf + 1.0)
+        tab[_U1, k] = tab[_U1, k - 1] - is_p
+        tab[_U2, k] = tab[_U2, k - 1] + ib_p - is_p
+        tab[_U3, k] = alpha * inv_s - u3_ref
+        tab[_TC, k] = tab[_TC, k - 1] - is_p * is_p
+        tab[_TB, k] = tab[_TB, k - 1] + ib_p * ib_p
+        tab[_W, k] = 0.0
+        tab[_WS, k] = 0.0
+        tab[_WSS, k] = 0.0
+
+
+@njit(cache=True, error_model="numpy")
+def _grouped_run(nf, idx, j0, j1, weights, groups, capture, a, b, lam, lg_a, lg_ab, want_info,
+                 tab, buf, out):
+    """Add the bins idx[j0:j1], which all hold the count nf, to ``out``."""
+    c = a + b + nf
+    alpha = a + nf
+    # reference point for the covariances: the term peak at the mean x, so
+    # the second moments of u about it stay comparable to the variances
+    sw = 0.0
+    swx = 0.0
+    for j in range(j0, j1):
+        i = idx[j]
+        w = abs(weights[i])
+        x = capture[groups[i]] * lam
+        if w != 0.0 and x <= _X_GROUPED:
+            sw += w
+            swx += w * x
+    if sw == 0.0:
+        for j in range(j0, j1):
+            i = idx[j]
+            if weights[i] != 0.0:
+                _add_bin(nf, weights[i], capture[groups[i]], a, b, lam, want_info, buf, out)
+        return
+    k_ref, _ = _peak(b, c, swx / sw)
+    kr = float(k_ref)
+    dc0 = digamma_shift(a + b, nf)            # psi(c) - psi(a+b)
+    u1_0 = digamma_shift(c, kr)               # psi(c+kr) - psi(c)
+    u2_0 = u1_0 - digamma_shift(b, kr)
+    u3_ref = alpha / (c + kr)
+    # r(k) = x rho_k increases up to k_dec and decreases after it (the
+    # derivative of log r has the sign of -k^2 - 2bk + (1-b)c - b), so the
+    # tail beyond k is below t r*/(1-r*) with r* = r(k) past k_dec and
+    # r* = r(k_dec) before it
+    d = (1.0 - b) * c - b
+    kd_c = -b + math.sqrt(b * b + d) if d > 0.0 else 0.0
+    kd = math.ceil(kd_c)
+    rho_max = (b + kd_c) / ((kd_c + 1.0) * (c + kd_c))
+    # k = 0 entries of the tables
+    inv_c = 1.0 / c
+    tab[_INV_S, 0] = inv_c
+    tab[_RHO, 0] = b * inv_c
+    tab[_U1, 0] = u1_0
+    tab[_U2, 0] = u2_0
+    tab[_U3, 0] = alpha * inv_c - u3_ref
+    tab[_TC, 0] = -trigamma_shift(a + b, nf)
+    tab[_TB, 0] = 0.0
+    tab[_W, 0] = 0.0
+    tab[_WS, 0] = 0.0
+    tab[_WSS, 0] = 0.0
+    L = 1
+    L_used = 0
+    sum_w = 0.0
+    q11 = 0.0
+    q12 = 0.0
+    q22 = 0.0
+    q13 = 0.0
+    q23 = 0.0
+    q33 = 0.0
+    T = tab[_T]
+    for j in range(j0, j1):
+        i = idx[j]
+        w = weights[i]
+        if w == 0.0:
+            continue
+        s = capture[groups[i]]
+        x = s * lam
+        if x > _X_GROUPED:
+            _add_bin(nf, w, s, a, b, lam, want_info, buf, out)
+            continue
+        r_max = x * rho_max
+        t = 1.0
+        S = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        k = 0
+        ok = True
+        while True:
+            if k >= L:
+                if L >= _K_CAP:
+                    ok = False
+                    break
+                L2 = min(max(2 * L, 16), _K_CAP)
+                _fill(tab, L, L2, b, c, alpha, u3_ref)
+                L = L2
+            T[k] = t
+            S += t
+            s1 += t * tab[_U1, k]
+            s2 += t * tab[_U2, k]
+            s3 += t * tab[_U3, k]
+            r = x * tab[_RHO, k]
+            rb = r if k >= kd else r_max
+            if rb < 1.0 and t * rb < _EPS * S * (1.0 - rb):
+                break
+            t *= r
+            k += 1
+        if not ok:
+            _add_bin(nf, w, s, a, b, lam, want_info, buf, out)
+            continue
+        n_k = k + 1
+        if n_k > L_used:
+            L_used = n_k
+        inv_S = 1.0 / S
+        m1 = s1 * inv_S
+        m2 = s2 * inv_S
+        m3 = s3 * inv_S
+        sum_w += w
+        out[0] += w * (nf * math.log(x) - x + math.log(S))
+        out[1] += w * m1
+        out[2] += w * m2
+        out[3] += w * s * (nf / x - (u3_ref + m3))
+        if want_info:
+            ws = w * s
+            q11 += w * m1 * m1
+            q12 += w * m1 * m2
+            q22 += w * m2 * m2
+            q13 += ws * m1 * m3
+            q23 += ws * m2 * m3
+            q33 += ws * s * m3 * m3
+            out[9] += ws * s * nf / (x * x)
+            cw = w * inv_S
+            cs = cw * s
+            css = cs * s
+            for kk in range(n_k):
+                tk = T[kk]
+                tab[_W, kk] += cw * tk
+                tab[_WS, kk] += cs * tk
+                tab[_WSS, kk] += css * tk
+    if sum_w == 0.0:
+        return
+    # per-count constants: log t_0 = log B(a+n, b) - log B(a, b), and the
+    # reference offsets of E[dc], E[db - dc], E[p]
+    out[0] += sum_w * (math.lgamma(a + nf) - lg_a + lg_ab - math.lgamma(c)
+                       - math.lgamma(nf + 1.0))
+    out[1] += sum_w * (digamma_shift(a, nf) - dc0 - u1_0)
+    out[2] -= sum_w * (dc0 + u2_0)
+    if not want_info:
+        return
+    f_aa = 0.0
+    f_ab = 0.0
+    f_bb = 0.0
+    f_al = 0.0
+    f_bl = 0.0
+    f_ll = 0.0
+    for k in range(L_used):
+        kf = float(k)
+        Wk = tab[_W, k]
+        Wsk = tab[_WS, k]
+        Wssk = tab[_WSS, k]
+        u1 = tab[_U1, k]
+        u2 = tab[_U2, k]
+        u3 = tab[_U3, k]
+        tc = tab[_TC, k]
+        inv_s = tab[_INV_S, k]
+        beta = b + kf
+        v = inv_s * inv_s
+        f_aa += Wk * (tc - u1 * u1)
+        f_ab += Wk * (tc - u1 * u2)
+        f_bb += Wk * (tab[_TB, k] + tc - u2 * u2)
+        f_al += Wsk * (beta * v + u1 * u3)
+        f_bl += Wsk * (u2 * u3 - alpha * v)
+        f_ll += Wssk * (alpha * beta * v / (c + kf + 1.0) + u3 * u3)
+    out[4] += sum_w * trigamma_shift(a, nf) + f_aa + q11
+    out[5] += f_ab + q12
+    out[6] += f_al - q13
+    out[7] += f_bb + q22
+    out[8] += f_bl - q23
+    out[9] += q33 - f_ll
+
+
 @njit(cache=True, error_model="numpy")
 def histogram_eval(values, weights, groups, capture, a, b, lam, want_info, out):
     """Total log-likelihood of one gene's count histogram, its gradient with
     respect to (a, b, lam) and, if want_info, the observed information.
 
-    ``values``, ``weights``, ``groups``: the gene's bins; ``capture[groups[i]]``
-    is the capture efficiency of bin i, so x = capture * lam. Writes into
-    ``out`` (length 10): loglik, grad (3), info (aa, ab, al, bb, bl, ll).
+    ``values``, ``weights``, ``groups``: the gene's bins, in any order;
+    ``capture[groups[i]]`` is the capture efficiency of bin i, so
+    x = capture * lam. Writes into ``out`` (length 10): loglik, grad (3),
+    info (aa, ab, al, bb, bl, ll).
+
+    Bins of one count from several capture groups share their per-k tables
+    (see the comment above ``_X_GROUPED``); this is fastest when the bins
+    come sorted by value (else they are sorted here, O(m log m)). A histogram
+    of a single group is summed bin by bin with ``pb_eval``.
     """
     for j in range(10):
         out[j] = 0.0
+    m = values.shape[0]
     buf = np.zeros(11)
-    for i in range(values.shape[0]):
-        w = weights[i]
-        if w == 0.0:
-            continue
-        s = capture[groups[i]]
-        pb_eval(float(values[i]), a, b, s * lam, want_info, buf)
-        out[0] += w * buf[0]
-        out[1] += w * buf[1]
-        out[2] += w * buf[2]
-        out[3] += w * s * buf[3]
-        if want_info:
-            out[4] += w * buf[4]
-            out[5] += w * buf[5]
-            out[6] += w * s * buf[6]
-            out[7] += w * buf[7]
-            out[8] += w * s * buf[8]
-            out[9] += w * s * s * buf[9]
+    mixed = False
+    ordered = True
+    for i in range(1, m):
+        if groups[i] != groups[0]:
+            mixed = True
+        if values[i] < values[i - 1]:
+            ordered = False
+    if not mixed:
+        for i in range(m):
+            if weights[i] != 0.0:
+                _add_bin(float(values[i]), weights[i], capture[groups[i]], a, b, lam,
+                         want_info, buf, out)
+        return
+    if ordered:
+        idx = np.arange(m)
+    else:
+        idx = np.argsort(values, kind="mergesort")
+    tab = np.empty((11, _K_CAP))
+    lg_a = math.lgamma(a)
+    lg_ab = math.lgamma(a + b)
+    j0 = 0
+    while j0 < m:
+        v0 = values[idx[j0]]
+        j1 = j0 + 1
+        while j1 < m and values[idx[j1]] == v0:
+            j1 += 1
+        if j1 - j0 >= _MIN_GROUPED:
+            _grouped_run(float(v0), idx, j0, j1, weights, groups, capture, a, b, lam, lg_a,
+                         lg_ab, want_info, tab, buf, out)
+        else:
+            for j in range(j0, j1):
+                i = idx[j]
+                if weights[i] != 0.0:
+                    _add_bin(float(v0), weights[i], capture[groups[i]], a, b, lam,
+                             want_info, buf, out)
+        j0 = j1
