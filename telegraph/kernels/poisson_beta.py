@@ -286,13 +286,15 @@ def pb_eval_many(n, a, b, x, want_info):
 # n, and each bin only runs the cheap weight recursion t_k. Linear mixture
 # averages enter the gene total as sum_k f_k W_k with W_k = sum_g w_g t_k^g/S_g;
 # the posterior covariances need the per-bin means of u = (-dc, db - dc,
-# alpha/sigma), accumulated per bin. The weights start at t_0 = 1 (the k = 0
-# term, whose log is log B(a+n, b) - log B(a, b)), which cannot overflow for
-# x <= _X_GROUPED (t_k/t_0 <= x^k/k! <= e^x); larger x goes to pb_eval, whose
-# O(sqrt x) summation from the peak is then cheaper.
+# alpha/sigma), accumulated per bin. For x <= _X_GROUPED the weights start at
+# t_0 = 1 (the k = 0 term, whose log is log B(a+n, b) - log B(a, b)), which
+# cannot overflow (t_k/t_0 <= x^k/k! <= e^x) and needs no lgamma per bin. For
+# larger x they start at 1 at the bin's own peak k_m and run outward as in
+# pb_eval (O(sqrt x) terms), at the price of log(t_km/t_0) by three lgamma.
 
 _X_GROUPED = 64.0
-_K_CAP = 512          # longest shared table; a bin needing more uses pb_eval
+_X_WINDOW = 2000.0    # beyond this, pb_eval per bin
+_K_CAP = 4096         # longest shared table; a bin needing more uses pb_eval
 _MIN_GROUPED = 2      # fewer bins of one count than this: pb_eval per bin
 
 # rows of the per-call scratch table
@@ -347,8 +349,109 @@ def _fill(tab, k0, k1, b, c, alpha, u3_ref):
 
 
 @njit(cache=True, error_model="numpy")
-def _grouped_run(nf, idx, j0, j1, weights, groups, capture, a, b, lam, lg_a, lg_ab, want_info,
-                 tab, buf, out):
+def _extend(tab, L, k, b, c, alpha, u3_ref):
+    """Make the tables of one count cover index k; returns the new length,
+    or -1 if k is beyond the scratch table."""
+    if k < L:
+        return L
+    cap = tab.shape[1]
+    if k >= cap:
+        return -1
+    L2 = min(max(2 * L, k + 16), cap)
+    _fill(tab, L, L2, b, c, alpha, u3_ref)
+    return L2
+
+
+@njit(cache=True, error_model="numpy")
+def _weights(tab, L, x, b, c, alpha, u3_ref, kd, rho_max, lg_b, lg_c):
+    """Mixture weights of one bin (count fixed by the tables, this x), stored
+    in tab[_T] relative to a reference term t_ref = 1; returns (L, S, s1, s2,
+    s3, lr, k_b, k_d, k_u): the weights live on [0, k_b) and [k_d, k_u], lr =
+    log(t_ref/t_0), s1..s3 the weighted sums of u1..u3. S = 0: the tables
+    were too short (the caller falls back to pb_eval)."""
+    T = tab[_T]
+    L_in = L
+    r_max = x * rho_max
+    S = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    k_b = 0
+    if x <= _X_GROUPED:
+        k0 = 0
+        lr = 0.0
+        boundary = False
+    else:
+        k0, k_lo = _peak(b, c, x)
+        L = _extend(tab, L, k0 + 1, b, c, alpha, u3_ref)
+        if L < 0:
+            return L_in, 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0, 0
+        kf = float(k0)
+        lr = (kf * math.log(x) - math.lgamma(kf + 1.0) + math.lgamma(b + kf) - lg_b
+              - math.lgamma(c + kf) + lg_c)
+        boundary = k0 > 0 and k_lo > 0.0
+        if boundary and lr < 0.0:
+            # the k = 0 peak is the larger one: rare for x > _X_GROUPED
+            return L, 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0, 0
+    # upward from k0
+    t = 1.0
+    k = k0
+    while True:
+        if k >= L:
+            L2 = _extend(tab, L, k, b, c, alpha, u3_ref)
+            if L2 < 0:
+                return L, 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0, 0
+            L = L2
+        T[k] = t
+        S += t
+        s1 += t * tab[_U1, k]
+        s2 += t * tab[_U2, k]
+        s3 += t * tab[_U3, k]
+        r = x * tab[_RHO, k]
+        rb = r if k >= kd else r_max
+        if rb < 1.0 and t * rb < _EPS * S * (1.0 - rb):
+            break
+        t *= r
+        k += 1
+    k_u = k
+    # downward from k0 - 1 (the terms decrease down to k_lo)
+    k_d = k0
+    k = k0 - 1
+    t = 1.0
+    while k >= 0:
+        t /= x * tab[_RHO, k]
+        if t < _EPS * S:
+            break
+        T[k] = t
+        S += t
+        s1 += t * tab[_U1, k]
+        s2 += t * tab[_U2, k]
+        s3 += t * tab[_U3, k]
+        k_d = k
+        k -= 1
+    if boundary and k_d > 0:
+        # the second peak at k = 0 (b < 1), upward until negligible or until
+        # the downward sweep's range
+        t = math.exp(-lr)
+        k = 0
+        while k < k_d:
+            T[k] = t
+            S += t
+            s1 += t * tab[_U1, k]
+            s2 += t * tab[_U2, k]
+            s3 += t * tab[_U3, k]
+            k += 1
+            r = x * tab[_RHO, k - 1]
+            if r < 1.0 and t < _EPS * S:
+                break
+            t *= r
+        k_b = k
+    return L, S, s1, s2, s3, lr, k_b, k_d, k_u
+
+
+@njit(cache=True, error_model="numpy")
+def _grouped_run(nf, idx, j0, j1, weights, groups, capture, a, b, lam, lg_a, lg_b, lg_ab,
+                 want_info, tab, buf, out):
     """Add the bins idx[j0:j1], which all hold the count nf, to ``out``."""
     c = a + b + nf
     alpha = a + nf
@@ -360,7 +463,7 @@ def _grouped_run(nf, idx, j0, j1, weights, groups, capture, a, b, lam, lg_a, lg_
         i = idx[j]
         w = abs(weights[i])
         x = capture[groups[i]] * lam
-        if w != 0.0 and x <= _X_GROUPED:
+        if w != 0.0 and x <= _X_WINDOW:
             sw += w
             swx += w * x
     if sw == 0.0:
@@ -404,6 +507,7 @@ def _grouped_run(nf, idx, j0, j1, weights, groups, capture, a, b, lam, lg_a, lg_
     q13 = 0.0
     q23 = 0.0
     q33 = 0.0
+    lg_c = math.lgamma(c)
     T = tab[_T]
     for j in range(j0, j1):
         i = idx[j]
@@ -412,48 +516,22 @@ def _grouped_run(nf, idx, j0, j1, weights, groups, capture, a, b, lam, lg_a, lg_
             continue
         s = capture[groups[i]]
         x = s * lam
-        if x > _X_GROUPED:
+        if x > _X_WINDOW:
             _add_bin(nf, w, s, a, b, lam, want_info, buf, out)
             continue
-        r_max = x * rho_max
-        t = 1.0
-        S = 0.0
-        s1 = 0.0
-        s2 = 0.0
-        s3 = 0.0
-        k = 0
-        ok = True
-        while True:
-            if k >= L:
-                if L >= _K_CAP:
-                    ok = False
-                    break
-                L2 = min(max(2 * L, 16), _K_CAP)
-                _fill(tab, L, L2, b, c, alpha, u3_ref)
-                L = L2
-            T[k] = t
-            S += t
-            s1 += t * tab[_U1, k]
-            s2 += t * tab[_U2, k]
-            s3 += t * tab[_U3, k]
-            r = x * tab[_RHO, k]
-            rb = r if k >= kd else r_max
-            if rb < 1.0 and t * rb < _EPS * S * (1.0 - rb):
-                break
-            t *= r
-            k += 1
-        if not ok:
+        L, S, s1, s2, s3, lr, k_b, k_d, k_u = _weights(tab, L, x, b, c, alpha, u3_ref, kd,
+                                                       rho_max, lg_b, lg_c)
+        if S == 0.0:
             _add_bin(nf, w, s, a, b, lam, want_info, buf, out)
             continue
-        n_k = k + 1
-        if n_k > L_used:
-            L_used = n_k
+        if k_u + 1 > L_used:
+            L_used = k_u + 1
         inv_S = 1.0 / S
         m1 = s1 * inv_S
         m2 = s2 * inv_S
         m3 = s3 * inv_S
         sum_w += w
-        out[0] += w * (nf * math.log(x) - x + math.log(S))
+        out[0] += w * (nf * math.log(x) - x + lr + math.log(S))
         out[1] += w * m1
         out[2] += w * m2
         out[3] += w * s * (nf / x - (u3_ref + m3))
@@ -469,7 +547,12 @@ def _grouped_run(nf, idx, j0, j1, weights, groups, capture, a, b, lam, lg_a, lg_
             cw = w * inv_S
             cs = cw * s
             css = cs * s
-            for kk in range(n_k):
+            for kk in range(k_b):
+                tk = T[kk]
+                tab[_W, kk] += cw * tk
+                tab[_WS, kk] += cs * tk
+                tab[_WSS, kk] += css * tk
+            for kk in range(k_d, k_u + 1):
                 tk = T[kk]
                 tab[_W, kk] += cw * tk
                 tab[_WS, kk] += cs * tk
@@ -552,8 +635,14 @@ def histogram_eval(values, weights, groups, capture, a, b, lam, want_info, out):
         idx = np.arange(m)
     else:
         idx = np.argsort(values, kind="mergesort")
-    tab = np.empty((11, _K_CAP))
+    # table length: the longest k-range any bin with x <= _X_WINDOW can need
+    x_max = 0.0
+    for i in range(m):
+        x_max = max(x_max, capture[groups[i]] * lam)
+    x_max = min(x_max, _X_WINDOW)
+    tab = np.empty((11, min(_K_CAP, int(x_max + 20.0 * math.sqrt(x_max) + 64.0))))
     lg_a = math.lgamma(a)
+    lg_b = math.lgamma(b)
     lg_ab = math.lgamma(a + b)
     j0 = 0
     while j0 < m:
@@ -563,7 +652,7 @@ def histogram_eval(values, weights, groups, capture, a, b, lam, want_info, out):
             j1 += 1
         if j1 - j0 >= _MIN_GROUPED:
             _grouped_run(float(v0), idx, j0, j1, weights, groups, capture, a, b, lam, lg_a,
-                         lg_ab, want_info, tab, buf, out)
+                         lg_b, lg_ab, want_info, tab, buf, out)
         else:
             for j in range(j0, j1):
                 i = idx[j]
