@@ -50,10 +50,10 @@ def per_bin(values, weights, groups, capture, a, b, lam, info=True):
     return out, scale
 
 
-def random_histogram(rng):
+def random_histogram(rng, lam_max=1e3):
     n_groups = int(rng.integers(1, 81))
     capture = np.exp(rng.uniform(math.log(1e-3), 0.0, n_groups))
-    lam = math.exp(rng.uniform(0.0, math.log(1e3)))
+    lam = math.exp(rng.uniform(0.0, math.log(lam_max)))
     a = math.exp(rng.uniform(math.log(1e-2), math.log(1e2)))
     b = math.exp(rng.uniform(math.log(1e-2), math.log(1e2)))
     n_bins = int(rng.integers(1, 250))
@@ -95,6 +95,14 @@ def test_random_histograms_match_per_bin_sum():
         v, w, g = _sort_bins(values, weights, groups)
         check(v, w, g, capture, a, b, lam)
     assert n_grouped_path > 200 and n_fallback > 100
+
+
+def test_random_histograms_large_x():
+    """x up to 2e4: bins past _X_WINDOW go to pb_eval, the others run outward
+    from their own peaks on tables of up to ~1e4 entries."""
+    rng = np.random.default_rng(31)
+    for _ in range(80):
+        check(*random_histogram(rng, lam_max=2e4))
 
 
 @pytest.mark.parametrize("a, b", [(0.01, 0.01), (0.05, 0.3), (3.0, 0.02), (100.0, 0.5),

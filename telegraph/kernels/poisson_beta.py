@@ -293,8 +293,8 @@ def pb_eval_many(n, a, b, x, want_info):
 # pb_eval (O(sqrt x) terms), at the price of log(t_km/t_0) by three lgamma.
 
 _X_GROUPED = 64.0
-_X_WINDOW = 2000.0    # beyond this, pb_eval per bin
-_K_CAP = 4096         # longest shared table; a bin needing more uses pb_eval
+_X_WINDOW = 1.0e4     # beyond this, pb_eval per bin
+_K_CAP = 16384        # longest shared table; a bin needing more uses pb_eval
 _MIN_GROUPED = 2      # fewer bins of one count than this: pb_eval per bin
 
 # rows of the per-call scratch table
