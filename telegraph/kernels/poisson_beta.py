@@ -291,6 +291,12 @@ def pb_eval_many(n, a, b, x, want_info):
 # cannot overflow (t_k/t_0 <= x^k/k! <= e^x) and needs no lgamma per bin. For
 # larger x they start at 1 at the bin's own peak k_m and run outward as in
 # pb_eval (O(sqrt x) terms), at the price of log(t_km/t_0) by three lgamma.
+# The tables run from k = 0 (digamma/trigamma recurrences, one pass per count),
+# so a count costs O(x_max) once plus O(sqrt x) cheap terms per bin, against
+# O(sqrt x) full terms per bin in pb_eval: a gain from two bins on, except for
+# very large x (> _X_WINDOW), which stays with pb_eval. The covariances are
+# formed about a common reference (the term peak at the mean x of the count),
+# so E[u u'] - m m' cancels only by the spread of the bins' peaks.
 
 _X_GROUPED = 64.0
 _X_WINDOW = 1.0e4     # beyond this, pb_eval per bin
