@@ -412,16 +412,7 @@ def run(args) -> int:
         except (OSError, KeyError) as exc:
             raise CLIError(f"cannot read {source}: {_one_line(exc)}") from None
 
-    genes = None
-    if args.genes:
-        genes = _parse_genes(args.genes)
-        unknown = [g for g in genes if g not in set(adata.var_names)]
-        if unknown:
-            raise CLIError(f"--genes: {len(unknown)} gene(s) not in {source}: "
-                           f"{_listing(unknown, 5)}")
-    capture = _resolve_capture(adata, args.capture, source)
-    k_deg = _resolve_k_deg(adata, args.k_deg, source)
-    _drop_previous(adata)
+    genes, capture, k_deg = _resolve_inputs(args, adata, source)
 
     try:
         tl = tg.tl
@@ -468,6 +459,22 @@ def run(args) -> int:
     return 0
 
 
+def _resolve_inputs(args, adata, source):
+    """--genes, --capture and --k-deg checked against the data's obs/var;
+    earlier telegraph results in the file are dropped (they are refitted)."""
+    genes = None
+    if args.genes:
+        genes = _parse_genes(args.genes)
+        unknown = [g for g in genes if g not in set(adata.var_names)]
+        if unknown:
+            raise CLIError(f"--genes: {len(unknown)} gene(s) not in {source}: "
+                           f"{_listing(unknown, 5)}")
+    capture = _resolve_capture(adata, args.capture, source)
+    k_deg = _resolve_k_deg(adata, args.k_deg, source)
+    _drop_previous(adata)
+    return genes, capture, k_deg
+
+
 def _run_streamed(args, input_path: Path) -> int:
     """Fit an .h5ad/.zarr from disk (telegraph.fit_file); the matrix is never loaded."""
     from telegraph import io as tio
@@ -482,16 +489,7 @@ def _run_streamed(args, input_path: Path) -> int:
         raise CLIError(_one_line(exc)) from None
     except (OSError, KeyError) as exc:
         raise CLIError(f"cannot read {source}: {_one_line(exc)}") from None
-    genes = None
-    if args.genes:
-        genes = _parse_genes(args.genes)
-        unknown = [g for g in genes if g not in set(adata.var_names)]
-        if unknown:
-            raise CLIError(f"--genes: {len(unknown)} gene(s) not in {source}: "
-                           f"{_listing(unknown, 5)}")
-    capture = _resolve_capture(adata, args.capture, source)
-    k_deg = _resolve_k_deg(adata, args.k_deg, source)
-    _drop_previous(adata)
+    genes, capture, k_deg = _resolve_inputs(args, adata, source)
     progress = not args.no_progress and sys.stderr.isatty()
     client = _connect(args.scheduler) if args.scheduler is not None else None
     try:
