@@ -169,6 +169,16 @@ class _Reader:
     def _note(self, entries):
         self.m.max_entries_read = max(self.m.max_entries_read, int(entries))
 
+    def _major(self, start, stop):
+        """(data, indices, indptr) of rows (CSR) or columns (CSC) start:stop,
+        read from the file without touching the rest."""
+        ip = np.asarray(self.elem["indptr"][start:stop + 1], dtype=np.int64)
+        lo, hi = int(ip[0]), int(ip[-1])
+        self._note(hi - lo)
+        data = np.asarray(self.elem["data"][lo:hi])
+        indices = np.asarray(self.elem["indices"][lo:hi])
+        return data, indices, ip - lo
+
     def cells(self, start, stop):
         """Rows ``start:stop``: a CSR matrix (CSR on disk) or an ndarray (dense)."""
         m = self.m
@@ -177,12 +187,7 @@ class _Reader:
             return np.asarray(self.elem[start:stop])
         if m.format == "csc":
             raise ValueError("a CSC matrix is read by genes, not by cells")
-        ip = np.asarray(self.elem["indptr"][start:stop + 1], dtype=np.int64)
-        lo, hi = int(ip[0]), int(ip[-1])
-        self._note(hi - lo)
-        data = np.asarray(self.elem["data"][lo:hi])
-        indices = np.asarray(self.elem["indices"][lo:hi])
-        return sp.csr_matrix((data, indices, ip - lo), shape=(stop - start, m.n_genes))
+        return sp.csr_matrix(self._major(start, stop), shape=(stop - start, m.n_genes))
 
     def genes(self, start, stop):
         """Columns ``start:stop`` of a CSC (or dense) matrix, every cell."""
@@ -192,12 +197,7 @@ class _Reader:
             return np.asarray(self.elem[:, start:stop])
         if m.format == "csr":
             raise ValueError("a CSR matrix is read by cells, not by genes")
-        ip = np.asarray(self.elem["indptr"][start:stop + 1], dtype=np.int64)
-        lo, hi = int(ip[0]), int(ip[-1])
-        self._note(hi - lo)
-        data = np.asarray(self.elem["data"][lo:hi])
-        indices = np.asarray(self.elem["indices"][lo:hi])
-        return sp.csc_matrix((data, indices, ip - lo), shape=(m.n_cells, stop - start))
+        return sp.csc_matrix(self._major(start, stop), shape=(m.n_cells, stop - start))
 
 
 def _keys(root, name):
