@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .fitting import FitSettings, fit_raw, resolve_capture, results_table
+from .fitting import FitSettings, fit_raw, gene_chunks, resolve_capture, results_table
 from .kernels import differential as kdiff
 from .kernels import fit as kfit
 
@@ -228,8 +228,6 @@ def differential_histograms(hist1, hist2, *, group_names=("1", "2"), min_cells=1
         ``attrs["groups"]`` holds the group names, ``attrs["settings"]`` the
         settings.
     """
-    import numba
-
     if hist1.n_genes != hist2.n_genes:
         raise ValueError(f"the groups have histograms of {hist1.n_genes} and {hist2.n_genes} "
                          "genes; they must describe the same genes")
@@ -248,20 +246,11 @@ def differential_histograms(hist1, hist2, *, group_names=("1", "2"), min_cells=1
                            max_iter=max_iter, gof_min_expected=0.0)
     drop = stats.chi2.ppf(ci, 1) / 2.0
     want_ci = interval == "profile"
-    old_threads = numba.get_num_threads()
-    if n_jobs is not None:
-        numba.set_num_threads(max(1, min(int(n_jobs), numba.config.NUMBA_NUM_THREADS)))
-    if chunk_genes is None:
-        chunk_genes = max(32, min(1024, n_genes // 20 + 1))
     raw1, raw2, rawd = [], [], []
     t0 = time.perf_counter()
-    bar = None
-    try:
-        if progress:
-            from tqdm.auto import tqdm
-            bar = tqdm(total=n_genes, desc="telegraph test", unit="gene", leave=False)
-        for start in range(0, n_genes, chunk_genes):
-            stop = min(n_genes, start + chunk_genes)
+    with gene_chunks(n_genes, chunk_genes=chunk_genes, n_jobs=n_jobs, progress=progress,
+                     desc="telegraph test") as chunks:
+        for start, stop in chunks:
             r1 = fit_raw(hist1, settings, slice(start, stop))
             r2 = fit_raw(hist2, settings, slice(start, stop))
             testable = _testable(r1) & _testable(r2)
@@ -273,12 +262,6 @@ def differential_histograms(hist1, hist2, *, group_names=("1", "2"), min_cells=1
             raw1.append(r1)
             raw2.append(r2)
             rawd.append(rd)
-            if bar is not None:
-                bar.update(stop - start)
-    finally:
-        if bar is not None:
-            bar.close()
-        numba.set_num_threads(old_threads)
     cat = (lambda rows, width: np.vstack(rows) if rows else np.empty((0, width)))
     raw1 = cat(raw1, kfit.N_RESULT)
     raw2 = cat(raw2, kfit.N_RESULT)

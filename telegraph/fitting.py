@@ -10,6 +10,7 @@ interruption, and turns the raw results into a table.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -237,6 +238,40 @@ def _check_k_deg(k_deg, n_genes, settings):
     return k_deg
 
 
+@contextlib.contextmanager
+def gene_chunks(n_genes, *, chunk_genes=None, n_jobs=None, progress=True,
+                desc="telegraph fit"):
+    """Consecutive (start, stop) blocks of genes for the compiled kernels, with
+    the Numba thread count set to ``n_jobs`` and a progress bar advanced per
+    block; both are restored/closed on exit, also on KeyboardInterrupt (a
+    compiled block cannot be interrupted, so blocks are kept short)."""
+    import numba
+
+    old_threads = numba.get_num_threads()
+    if n_jobs is not None:
+        numba.set_num_threads(max(1, min(int(n_jobs), numba.config.NUMBA_NUM_THREADS)))
+    if chunk_genes is None:
+        chunk_genes = max(32, min(1024, n_genes // 20 + 1))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=n_genes, desc=desc, unit="gene", leave=False)
+
+    def blocks():
+        for start in range(0, n_genes, chunk_genes):
+            stop = min(n_genes, start + chunk_genes)
+            yield start, stop
+            if bar is not None:
+                bar.update(stop - start)
+
+    try:
+        yield blocks()
+    finally:
+        if bar is not None:
+            bar.close()
+        numba.set_num_threads(old_threads)
+
+
 def fit_raw(hist, settings, gene_slice=slice(None)):
     """Run the compiled fit on a slice of genes; returns the raw result rows."""
     start, stop, _ = gene_slice.indices(hist.n_genes)
@@ -263,33 +298,16 @@ def fit_histograms(hist, *, k_deg=None, settings=None, n_jobs=None, progress=Tru
     after one pass over the matrix, and what streaming and Dask fits reduce
     to. Parameters and the returned table are as in :func:`fit`.
     """
-    import numba
-
     settings = settings or FitSettings()
     _check_settings(settings)
     n_genes = hist.n_genes
     k_deg = _check_k_deg(k_deg, n_genes, settings)
-    old_threads = numba.get_num_threads()
-    if n_jobs is not None:
-        numba.set_num_threads(max(1, min(int(n_jobs), numba.config.NUMBA_NUM_THREADS)))
-    if chunk_genes is None:
-        chunk_genes = max(32, min(1024, n_genes // 20 + 1))
     rows = []
     t0 = time.perf_counter()
-    bar = None
-    try:
-        if progress:
-            from tqdm.auto import tqdm
-            bar = tqdm(total=n_genes, desc="telegraph fit", unit="gene", leave=False)
-        for start in range(0, n_genes, chunk_genes):
-            stop = min(n_genes, start + chunk_genes)
+    with gene_chunks(n_genes, chunk_genes=chunk_genes, n_jobs=n_jobs, progress=progress,
+                     desc="telegraph fit") as chunks:
+        for start, stop in chunks:
             rows.append(fit_raw(hist, settings, slice(start, stop)))
-            if bar is not None:
-                bar.update(stop - start)
-    finally:
-        if bar is not None:
-            bar.close()
-        numba.set_num_threads(old_threads)
     raw = np.vstack(rows) if rows else np.empty((0, kfit.N_RESULT))
     log.info("fitted %d genes in %.1f s", n_genes, time.perf_counter() - t0)
     return results_table(raw, hist, settings, k_deg=k_deg)

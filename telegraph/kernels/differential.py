@@ -43,8 +43,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .fit import (_box, _eval, _maximize, _sort_bins, _target_transform, TARGET_LOG_A,
-                  TARGET_LOG_BETA)
+from .fit import (_box, _eval, _grad_info_phi, _maximize, _sort_bins, _target_transform,
+                  _to_phi, _to_theta, TARGET_LOG_A, TARGET_LOG_BETA)
 
 # result layout, per target t (0: log a, 1: log beta), offset t * N_PER_TARGET
 D_PSI1, D_PSI2, D_L0, D_LR, D_CI_LO, D_CI_HI, D_SE, D_CONV = range(8)
@@ -118,24 +118,9 @@ def _profile_slope(model, values, weights, groups, capture, theta, target, lo, h
     T, Tinv, fix = _coords(model, target)
     gp = np.zeros(3)
     Hp = np.zeros((3, 3))
-    for i in range(3):
-        s = 0.0
-        for k in range(3):
-            s += Tinv[k, i] * g[k]
-        gp[i] = s
-    for i in range(3):
-        for j in range(3):
-            s = 0.0
-            for k in range(3):
-                for l in range(3):
-                    s += Tinv[k, i] * H[k, l] * Tinv[l, j]
-            Hp[i, j] = s
+    _grad_info_phi(Tinv, g, H, gp, Hp)
     phi = np.zeros(3)
-    for i in range(3):
-        s = 0.0
-        for j in range(3):
-            s += T[i, j] * theta[j]
-        phi[i] = s
+    _to_phi(T, theta, phi)
     n_coords = 3 if model == MODEL_TELEGRAPH else 2
     nuis = np.empty(2, np.int64)
     m = 0
@@ -188,21 +173,13 @@ def _profile_at(model, values, weights, groups, capture, theta, target, psi, lo,
         out[1] = np.nan
         return -np.inf
     phi = np.zeros(3)
-    for i in range(3):
-        s = 0.0
-        for j in range(3):
-            s += T[i, j] * theta[j]
-        phi[i] = s
+    _to_phi(T, theta, phi)
     step = psi - phi[fix]
     for i in range(3):
         if i != fix:
             phi[i] = min(max(phi[i] + step * out[2 + i], lo[i]), hi[i])
     phi[fix] = psi
-    for i in range(3):
-        s = 0.0
-        for j in range(3):
-            s += Tinv[i, j] * phi[j]
-        theta[i] = s
+    _to_theta(Tinv, phi, theta)
     free = np.ones(3, np.bool_)
     free[fix] = False
     if model != MODEL_TELEGRAPH:
