@@ -14,7 +14,7 @@ reported separately). Measured in the same run:
 - baseline: ``anndata.read_h5ad`` of the whole file plus one per-gene
   mean/variance pass over the loaded CSR matrix (``np.bincount`` over the
   stored entries: the cheapest pass there is);
-- histogram pass: ``telegraph.stream.histograms_file`` (one streamed pass in
+- histogram pass: ``telegraph.backed.histograms_file`` (one streamed pass in
   the default slices of about 8 million stored entries);
 - streamed fit: ``tg.fit_file(path, capture="capture")`` with Wald and with
   profile intervals, and with small slices (10,000 and 2,000 cells) to show
@@ -109,13 +109,13 @@ def _warm(tiny):
 
 
 def _nnz(path):
-    from telegraph.stream import OnDiskMatrix
+    from telegraph.ondisk import OnDiskMatrix
     return OnDiskMatrix(path).nnz
 
 
 def child(task, path, opts):
     import telegraph as tg
-    from telegraph import stream
+    from telegraph import backed
 
     out = {"task": task}
     if task == "baseline":
@@ -149,7 +149,7 @@ def child(task, path, opts):
         runs = []
         for _ in range(2):
             c0, t0 = time.process_time(), time.perf_counter()
-            h = stream.histograms_file(path, capture=capture, capture_rtol=rtol,
+            h = backed.histograms_file(path, capture=capture, capture_rtol=rtol,
                                        chunk_size=chunk)
             runs.append((time.perf_counter() - t0, time.process_time() - c0))
         wall, cpu = min(runs)
@@ -169,11 +169,11 @@ def child(task, path, opts):
                      genes=adata.var_names, interval=opts["interval"], progress=False)
         out.update(wall=time.perf_counter() - t0)
     elif task == "dask":
-        from telegraph import scale
+        from telegraph import cluster
         t0 = time.perf_counter()
-        client = scale.local_client(opts["workers"], threads_per_worker=1, processes=True)
+        client = cluster.local_client(opts["workers"], threads_per_worker=1, processes=True)
         t1 = time.perf_counter()
-        scale.warm_up(client)
+        cluster.warm_up(client)
         t2 = time.perf_counter()
         cpu0 = client.run(time.process_time)
         res = tg.fit_file(path, capture="capture", interval=opts["interval"],

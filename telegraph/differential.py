@@ -31,7 +31,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .fitting import FitSettings, fit_raw, gene_chunks, resolve_capture, results_table
+from . import blocks, config
+from .fitting import fit_raw, results_table
+from .histogram import count_histograms
+from .inputs import FitSettings, resolve_captures, totals_of
 from .kernels import differential as kdiff
 from .kernels import fit as kfit
 
@@ -67,55 +70,12 @@ def benjamini_hochberg(pvals):
     return out
 
 
-def _resolve_two_captures(capture1, capture2, counts1, counts2, totals=None):
-    """Per-cell capture of both groups on one scale.
-
-    "total" (both or neither) gives size factors relative to the mean total of
-    all cells of both groups, so that burst sizes of the groups are in the
-    same units. Returns (s1, s2, syn_scale, description) with s in (0, 1]
-    (None for capture 1) and syn_scale the factor that puts k_syn and burst
-    size back on the user's scale.
-    """
-    n1, n2 = counts1.shape[0], counts2.shape[0]
-    t1 = isinstance(capture1, str) and capture1 == "total"
-    t2 = isinstance(capture2, str) and capture2 == "total"
-    if t1 != t2:
-        raise ValueError("capture='total' must be used for both groups (size factors are "
-                         "relative to the mean total of all cells), or for neither")
-    if t1:
-        from .fitting import _cell_totals
-        if totals is None:
-            tot1 = _cell_totals(counts1)
-            tot2 = _cell_totals(counts2)
-        else:
-            tot1, tot2 = (np.asarray(t, dtype=float).ravel() for t in totals)
-            if tot1.shape[0] != n1 or tot2.shape[0] != n2:
-                raise ValueError("totals must give one value per cell of each group")
-        allt = np.concatenate([tot1, tot2])
-        if (allt <= 0).any():
-            raise ValueError(f"capture='total': {(allt <= 0).sum()} cells have a total count "
-                             "of 0; remove empty cells first (e.g. scanpy.pp.filter_cells)")
-        mean = allt.mean()
-        s1, s2 = tot1 / mean, tot2 / mean
-        desc = "total (size factors: total count / mean total count of both groups)"
-    else:
-        s1, d1 = resolve_capture(capture1, counts1, n1)
-        s2, d2 = resolve_capture(capture2, counts2, n2)
-        desc = d1 if d1 == d2 else f"{d1} / {d2}"
-    smax = max(1.0 if s1 is None else float(s1.max()), 1.0 if s2 is None else float(s2.max()))
-    syn_scale = 1.0
-    if smax > 1.0:
-        # the likelihood depends on capture * k_syn only: fit with s / max(s)
-        syn_scale = 1.0 / smax
-        s1 = None if s1 is None else s1 / smax
-        s2 = None if s2 is None else s2 / smax
-    return s1, s2, syn_scale, desc
-
-
 def differential(counts1, counts2, *, capture1=None, capture2=None, genes=None,
-                 group_names=("1", "2"), min_cells=10, ci=0.95, interval="profile",
-                 round_counts=False, capture_rtol=0.05, n_jobs=None, progress=True,
-                 chunk_genes=None, totals=None):
+                 group_names=("1", "2"), min_cells: int = config.MIN_CELLS,
+                 ci: float = config.CI, interval: str = config.INTERVAL,
+                 round_counts: bool = False, capture_rtol: float = config.CAPTURE_RTOL,
+                 n_jobs: int | None = None, progress: bool = True,
+                 chunk_genes: int | None = None, totals=None) -> pd.DataFrame:
     """Test every gene for a change in burst frequency and in burst size.
 
     Parameters
@@ -152,8 +112,6 @@ def differential(counts1, counts2, *, capture1=None, capture2=None, genes=None,
     pandas.DataFrame
         See :func:`differential_histograms`.
     """
-    from .histogram import count_histograms
-
     shapes = []
     for c in (counts1, counts2):
         shp = getattr(c, "shape", None)
@@ -167,16 +125,19 @@ def differential(counts1, counts2, *, capture1=None, capture2=None, genes=None,
                          f"{shapes[1][1]}); give the same genes in the same order")
     counts1 = counts1 if hasattr(counts1, "shape") else np.asarray(counts1)
     counts2 = counts2 if hasattr(counts2, "shape") else np.asarray(counts2)
-    s1, s2, syn_scale, desc = _resolve_two_captures(capture1, capture2, counts1, counts2,
-                                                    totals)
-    h1 = count_histograms(counts1, capture=s1, capture_rtol=capture_rtol,
+    if totals is None:
+        totals = (totals_of(counts1), totals_of(counts2))
+    c1, c2 = resolve_captures([capture1, capture2], n_cells=[shapes[0][0], shapes[1][0]],
+                              totals=totals)
+    h1 = count_histograms(counts1, capture=c1.efficiency, capture_rtol=capture_rtol,
                           round_counts=round_counts, genes=genes)
-    h2 = count_histograms(counts2, capture=s2, capture_rtol=capture_rtol,
+    h2 = count_histograms(counts2, capture=c2.efficiency, capture_rtol=capture_rtol,
                           round_counts=round_counts, genes=genes)
     res = differential_histograms(h1, h2, group_names=group_names, min_cells=min_cells, ci=ci,
                                   interval=interval, n_jobs=n_jobs, progress=progress,
-                                  chunk_genes=chunk_genes, syn_scale=syn_scale)
-    res.attrs["capture"] = desc
+                                  chunk_genes=chunk_genes, syn_scale=c1.syn_scale)
+    res.attrs["capture"] = {"group1": c1.record(arrays=False),
+                            "group2": c2.record(arrays=False)}
     return res
 
 
@@ -189,9 +150,11 @@ def _slice_hist(hist, start, stop):
             np.ascontiguousarray(hist.capture, dtype=float))
 
 
-def differential_histograms(hist1, hist2, *, group_names=("1", "2"), min_cells=10, ci=0.95,
-                            interval="profile", n_jobs=None, progress=True, chunk_genes=None,
-                            syn_scale=1.0, max_iter=100):
+def differential_histograms(hist1, hist2, *, group_names=("1", "2"),
+                            min_cells: int = config.MIN_CELLS, ci: float = config.CI,
+                            interval: str = config.INTERVAL, n_jobs: int | None = None,
+                            progress: bool = True, chunk_genes: int | None = None,
+                            syn_scale: float = 1.0, max_iter: int = config.MAX_ITER) -> pd.DataFrame:
     """Differential bursting tests on per-gene histograms of two groups.
 
     ``hist1`` and ``hist2`` (:class:`telegraph.histogram.CountHistograms`)
@@ -234,22 +197,17 @@ def differential_histograms(hist1, hist2, *, group_names=("1", "2"), min_cells=1
     if (hist1.genes is not None and hist2.genes is not None
             and not np.array_equal(hist1.genes, hist2.genes)):
         raise ValueError("the two groups' histograms name different genes")
-    if not (0 < ci < 1):
-        raise ValueError(f"ci must lie strictly between 0 and 1; got {ci}")
-    if interval not in ("profile", "wald"):
-        raise ValueError(f"interval must be 'profile' or 'wald'; got {interval!r}")
-    if int(min_cells) < 1:
-        raise ValueError("min_cells must be at least 1")
+    FitSettings(ci=ci, interval=interval, min_cells=min_cells)  # the user's settings are valid
     n_genes = hist1.n_genes
     # the per-group fits need no intervals or goodness of fit here
-    settings = FitSettings(ci=ci, interval="wald", min_cells=int(min_cells), profile=(),
+    settings = FitSettings(ci=ci, interval="wald", min_cells=min_cells, profile=(),
                            max_iter=max_iter, gof_min_expected=0.0)
     drop = stats.chi2.ppf(ci, 1) / 2.0
     want_ci = interval == "profile"
     raw1, raw2, rawd = [], [], []
     t0 = time.perf_counter()
-    with gene_chunks(n_genes, chunk_genes=chunk_genes, n_jobs=n_jobs, progress=progress,
-                     desc="telegraph test") as chunks:
+    with blocks.gene_blocks(n_genes, chunk_genes=chunk_genes, n_jobs=n_jobs,
+                            progress=progress, desc="telegraph test") as chunks:
         for start, stop in chunks:
             r1 = fit_raw(hist1, settings, slice(start, stop))
             r2 = fit_raw(hist2, settings, slice(start, stop))

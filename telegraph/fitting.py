@@ -4,24 +4,26 @@ The inference layer: it takes count matrices (cells x genes, dense or sparse)
 or their per-gene histograms and returns one row per gene. Optimisation,
 limit models, profile intervals and the goodness-of-fit statistic run in
 compiled code over all genes at once (:mod:`telegraph.kernels.fit`); this
-module validates input, chunks the genes for progress reporting and clean
-interruption, and turns the raw results into a table.
+module resolves the user's arguments (:mod:`telegraph.inputs`), runs the
+compiled fit over blocks of genes -- on local threads or on a Dask cluster
+(:mod:`telegraph.blocks`) -- and turns the raw results into a table.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from . import blocks, config
+from .histogram import CountHistograms, count_histograms
+from .inputs import Capture, FitSettings, KDeg, resolve_capture, resolve_k_deg, totals_of
 from .kernels import fit as kfit
 
-__all__ = ["fit", "fit_histograms", "FitSettings", "REGIMES", "resolve_capture"]
+__all__ = ["fit", "fit_histograms", "results_table", "REGIMES", "IDENTIFIED"]
 
 log = logging.getLogger("telegraph")
 
@@ -44,78 +46,13 @@ IDENTIFIED = {
     "all_zero": "",
 }
 
-_TARGETS = ("burst_frequency", "burst_size", "k_off", "k_syn")
+_TARGETS = config.PROFILE_TARGETS
 
 
-@dataclass
-class FitSettings:
-    """Settings of a fit, stored with the results (``adata.uns``)."""
-
-    ci: float = 0.95
-    interval: str = "profile"
-    min_cells: int = 10
-    profile: tuple = _TARGETS
-    max_iter: int = 100
-    gof_min_expected: float = 5.0
-    capture: str = "none"
-    k_deg: str = "none (rates in units of k_deg)"
-
-    def to_dict(self):
-        from . import __version__
-        return {"ci": self.ci, "interval": self.interval, "min_cells": self.min_cells,
-                "profile": list(self.profile), "max_iter": self.max_iter,
-                "gof_min_expected": self.gof_min_expected, "capture": self.capture,
-                "k_deg": self.k_deg, "version": __version__,
-                "units": ("rates per unit time of k_deg when k_deg is given, else in units of "
-                          "k_deg; burst_size in molecules per burst (at capture 1)")}
-
-
-def resolve_capture(capture, counts, n_cells):
-    """Per-cell capture efficiencies from the user's ``capture`` argument.
-
-    ``None`` -> all ones; an array of length n_cells in (0, 1]; ``"total"`` ->
-    proportional to each cell's total count, scaled to mean 1 (a relative size
-    factor: k_syn is then in molecules counted per unit time in a cell of
-    average depth).
-    """
-    if capture is None:
-        return None, "none"
-    if isinstance(capture, str):
-        if capture != "total":
-            raise ValueError(
-                f"capture={capture!r} is not understood: give per-cell efficiencies (an array), "
-                "'total' (size factors from total counts), or an obs column name with tg.tl.fit")
-        totals = _cell_totals(counts)
-        if not (totals > 0).any():
-            raise ValueError("capture='total' needs cells with non-zero totals")
-        if (totals <= 0).any():
-            raise ValueError(f"capture='total': {(totals <= 0).sum()} cells have a total count of "
-                             "0; remove empty cells first (e.g. scanpy.pp.filter_cells)")
-        s = totals / totals.mean()
-        return s, "total (size factors: total count / mean total count)"
-    s = np.asarray(capture, dtype=float).ravel()
-    if s.shape[0] != n_cells:
-        raise ValueError(f"capture has {s.shape[0]} values but the matrix has {n_cells} cells")
-    if not np.isfinite(s).all() or (s <= 0).any() or (s > 1).any():
-        raise ValueError("capture efficiencies must be finite and in (0, 1]; "
-                         "for relative size factors use capture='total'")
-    return s, "per-cell efficiencies"
-
-
-def _cell_totals(X):
-    import scipy.sparse as sp
-    if sp.issparse(X):
-        data = X.data
-        if np.issubdtype(data.dtype, np.floating) and np.isnan(data).any():
-            X = X.copy()
-            X.data = np.nan_to_num(X.data)
-        return np.asarray(X.sum(axis=1)).ravel().astype(float)
-    return np.nansum(np.asarray(X, dtype=float), axis=1)
-
-
-def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells=10, ci=0.95,
-        interval="profile", round_counts=False, capture_rtol=0.05, n_jobs=None,
-        progress=True, client=None, chunk_genes=None):
+def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config.MIN_CELLS,
+        ci: float = config.CI, interval: str = config.INTERVAL, round_counts: bool = False,
+        capture_rtol: float = config.CAPTURE_RTOL, n_jobs: int | None = None,
+        progress: bool = True, client=None, chunk_genes: int | None = None) -> pd.DataFrame:
     """Fit the telegraph model to every gene of a count matrix.
 
     Parameters
@@ -125,13 +62,13 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells=10, ci=0.95,
         cell and gene (as in allele-resolved data); it is dropped for that gene.
         CSR and CSC matrices are read through their raw arrays; nothing is
         densified.
-    capture : None, array_like of shape (n_cells,), or "total"
-        Per-cell capture efficiency in (0, 1] (fraction of molecules counted).
-        ``"total"`` uses each cell's total count divided by the mean total as a
-        relative size factor; ``k_syn`` is then in molecules counted per unit
-        time in a cell of average depth. Without capture, k_syn is in counted
-        molecules.
-    k_deg : None or array_like of shape (n_genes,)
+    capture : None, float, array_like of shape (n_cells,), or "total"
+        Per-cell capture efficiency in (0, 1] (fraction of molecules counted):
+        one number for every cell or one per cell. ``"total"`` uses each
+        cell's total count divided by the mean total as a relative size
+        factor; ``k_syn`` is then in molecules counted per unit time in a cell
+        of average depth. Without capture, k_syn is in counted molecules.
+    k_deg : None, float, or array_like of shape (n_genes,)
         mRNA degradation rate of each gene, per unit time (e.g. log(2) /
         half-life). Given, all rates are returned per that unit of time;
         otherwise they are in units of k_deg (k_deg = 1).
@@ -150,17 +87,18 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells=10, ci=0.95,
         Round non-integer counts instead of refusing them.
     capture_rtol : float
         The likelihood costs one evaluation per distinct (count, capture)
-        pair, so cells are grouped by capture efficiency: with more than 256
-        distinct values, cells whose capture differs by less than a factor
-        ``1 + capture_rtol`` share a group whose value is their mean capture
-        (the expected total count is kept exactly). 0 keeps every distinct
-        value (exact, slower).
+        pair, so cells are grouped by capture efficiency: with more than
+        ``config.CAPTURE_BINS`` (256) distinct values, cells whose capture
+        differs by less than a factor ``1 + capture_rtol`` share a group whose
+        value is their mean capture (the expected total count is kept
+        exactly). 0 keeps every distinct value (exact, slower).
     n_jobs : int or None
         Threads for the compiled fit (default: all cores).
     progress : bool
         Show a progress bar.
     client : dask.distributed.Client, optional
-        Run the per-gene fits on a Dask cluster (see :mod:`telegraph.scale`).
+        Fit blocks of genes on a Dask cluster: the histograms (far smaller
+        than the matrix) are sent to the workers. Same results.
     chunk_genes : int, optional
         Genes per compiled call (progress granularity).
 
@@ -179,10 +117,10 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells=10, ci=0.95,
         all_zero), ``identified`` (the quantities the regime still
         identifies), ``converged``, ``gof_stat``, ``gof_df``, ``gof_pval``
         (Pearson chi-square against the fitted law), and the log-likelihoods of
-        the limit models.
+        the limit models. ``DataFrame.attrs`` records how the fit was made:
+        ``"settings"``, ``"capture"`` and ``"k_deg"`` (see
+        :mod:`telegraph.inputs`).
     """
-    from .histogram import count_histograms
-
     counts_shape = getattr(counts, "shape", None)
     if counts_shape is None:
         counts = np.asarray(counts)
@@ -190,86 +128,22 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells=10, ci=0.95,
     if len(counts_shape) != 2:
         raise ValueError(f"counts must be a 2-D cells x genes matrix; got shape {counts_shape}")
     n_cells, n_genes = counts_shape
-    s, capture_desc = resolve_capture(capture, counts, n_cells)
-    # size factors may exceed 1; the likelihood depends on capture * k_syn
-    # only, so fit with efficiencies s / max(s) and rescale k_syn afterwards
-    syn_scale = 1.0
-    if s is not None and s.max() > 1.0:
-        syn_scale = 1.0 / s.max()
-        s = s / s.max()
-    hist = count_histograms(counts, capture=s, capture_rtol=capture_rtol,
+    cap = resolve_capture(capture, n_cells=n_cells, totals=totals_of(counts))
+    kd = resolve_k_deg(k_deg, n_genes=n_genes)
+    settings = FitSettings(ci=ci, interval=interval, min_cells=min_cells)
+    hist = count_histograms(counts, capture=cap.efficiency, capture_rtol=capture_rtol,
                             round_counts=round_counts, genes=genes)
-    settings = FitSettings(ci=ci, interval=interval, min_cells=min_cells, capture=capture_desc)
-    if client is not None:
-        from .scale import fit_histograms_dask
-        res = fit_histograms_dask(hist, client=client, k_deg=k_deg, settings=settings,
-                                  progress=progress)
-    else:
-        res = fit_histograms(hist, k_deg=k_deg, settings=settings, n_jobs=n_jobs,
-                             progress=progress, chunk_genes=chunk_genes)
-    _rescale_syn(res, syn_scale)
+    res = fit_histograms(hist, k_deg=kd, settings=settings, n_jobs=n_jobs, progress=progress,
+                         chunk_genes=chunk_genes, client=client)
+    return with_capture(res, cap)
+
+
+def with_capture(res: pd.DataFrame, capture: Capture) -> pd.DataFrame:
+    """A table fitted against ``capture.efficiency`` on the user's scale, with
+    the capture recorded in ``res.attrs["capture"]`` (in place)."""
+    capture.to_user_scale(res)
+    res.attrs["capture"] = capture.record(arrays=False)
     return res
-
-
-def _rescale_syn(res, syn_scale):
-    """Undo the division of size factors by their maximum (in place)."""
-    if syn_scale != 1.0:
-        cols = [c for c in res.columns if c.startswith(("k_syn", "burst_size"))]
-        res[cols + ["mean_expression"]] *= syn_scale
-
-
-def _check_settings(settings):
-    if not (0 < settings.ci < 1):
-        raise ValueError(f"ci must lie strictly between 0 and 1; got {settings.ci}")
-    if settings.interval not in ("profile", "wald"):
-        raise ValueError(f"interval must be 'profile' or 'wald'; got {settings.interval!r}")
-    if settings.min_cells < 1:
-        raise ValueError("min_cells must be at least 1")
-
-
-def _check_k_deg(k_deg, n_genes, settings):
-    if k_deg is not None:
-        k_deg = np.asarray(k_deg, dtype=float).ravel()
-        if k_deg.shape[0] != n_genes:
-            raise ValueError(f"k_deg has {k_deg.shape[0]} values for {n_genes} genes")
-        if not (np.isfinite(k_deg).all() and (k_deg > 0).all()):
-            raise ValueError("k_deg must be positive and finite (per unit time) for every gene")
-        settings.k_deg = "per gene (rates per unit time)"
-    return k_deg
-
-
-@contextlib.contextmanager
-def gene_chunks(n_genes, *, chunk_genes=None, n_jobs=None, progress=True,
-                desc="telegraph fit"):
-    """Consecutive (start, stop) blocks of genes for the compiled kernels, with
-    the Numba thread count set to ``n_jobs`` and a progress bar advanced per
-    block; both are restored/closed on exit, also on KeyboardInterrupt (a
-    compiled block cannot be interrupted, so blocks are kept short)."""
-    import numba
-
-    old_threads = numba.get_num_threads()
-    if n_jobs is not None:
-        numba.set_num_threads(max(1, min(int(n_jobs), numba.config.NUMBA_NUM_THREADS)))
-    if chunk_genes is None:
-        chunk_genes = max(32, min(1024, n_genes // 20 + 1))
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=n_genes, desc=desc, unit="gene", leave=False)
-
-    def blocks():
-        for start in range(0, n_genes, chunk_genes):
-            stop = min(n_genes, start + chunk_genes)
-            yield start, stop
-            if bar is not None:
-                bar.update(stop - start)
-
-    try:
-        yield blocks()
-    finally:
-        if bar is not None:
-            bar.close()
-        numba.set_num_threads(old_threads)
 
 
 def fit_raw(hist, settings, gene_slice=slice(None)):
@@ -290,27 +164,52 @@ def fit_raw(hist, settings, gene_slice=slice(None)):
     return res
 
 
-def fit_histograms(hist, *, k_deg=None, settings=None, n_jobs=None, progress=True,
-                   chunk_genes=None):
+def fit_histograms(hist: CountHistograms, *, k_deg=None, settings: FitSettings | None = None,
+                   n_jobs: int | None = None, progress: bool = True,
+                   chunk_genes: int | None = None, client=None) -> pd.DataFrame:
     """Fit every gene of a :class:`telegraph.histogram.CountHistograms`.
 
     The histograms are sufficient statistics: this is what :func:`fit` runs
-    after one pass over the matrix, and what streaming and Dask fits reduce
-    to. Parameters and the returned table are as in :func:`fit`.
+    after one pass over the matrix, and what fits from disk and on Dask
+    reduce to. ``k_deg`` is as in :func:`fit` (or a resolved
+    :class:`telegraph.inputs.KDeg`); ``settings`` a
+    :class:`telegraph.inputs.FitSettings`; the other parameters and the
+    returned table are as in :func:`fit`. With ``client`` the histograms are
+    cut into blocks of about equal numbers of bins (``config.BLOCKS_PER_THREAD``
+    per worker thread) and fitted on the workers; the result is the same.
     """
-    settings = settings or FitSettings()
-    _check_settings(settings)
-    n_genes = hist.n_genes
-    k_deg = _check_k_deg(k_deg, n_genes, settings)
-    rows = []
+    settings = FitSettings() if settings is None else settings
+    kd = resolve_k_deg(k_deg, n_genes=hist.n_genes)
     t0 = time.perf_counter()
-    with gene_chunks(n_genes, chunk_genes=chunk_genes, n_jobs=n_jobs, progress=progress,
-                     desc="telegraph fit") as chunks:
-        for start, stop in chunks:
-            rows.append(fit_raw(hist, settings, slice(start, stop)))
+    if client is not None:
+        blocks.check_client(client)
+    if client is not None and hist.n_genes:
+        bounds = blocks.balanced_bounds(
+            hist.indptr, config.BLOCKS_PER_THREAD * blocks.total_threads(client))
+        parts = [hist.subset(slice(int(a), int(b))) for a, b in zip(bounds[:-1], bounds[1:])]
+        rows = blocks.map_blocks(fit_raw, parts, settings, client=client,
+                                 sizes=np.diff(bounds), progress=progress)
+    else:
+        rows = []
+        with blocks.gene_blocks(hist.n_genes, chunk_genes=chunk_genes, n_jobs=n_jobs,
+                                progress=progress, desc="telegraph fit") as chunks:
+            for start, stop in chunks:
+                rows.append(fit_raw(hist, settings, slice(start, stop)))
     raw = np.vstack(rows) if rows else np.empty((0, kfit.N_RESULT))
-    log.info("fitted %d genes in %.1f s", n_genes, time.perf_counter() - t0)
-    return results_table(raw, hist, settings, k_deg=k_deg)
+    log.info("fitted %d genes in %.1f s", hist.n_genes, time.perf_counter() - t0)
+    return table_of(raw, hist, settings, kd)
+
+
+def table_of(raw, hist, settings: FitSettings, k_deg: KDeg) -> pd.DataFrame:
+    """:func:`results_table` with the settings and ``k_deg`` recorded (:func:`with_record`)."""
+    return with_record(results_table(raw, hist, settings, k_deg=k_deg.values), settings, k_deg)
+
+
+def with_record(table: pd.DataFrame, settings: FitSettings, k_deg: KDeg) -> pd.DataFrame:
+    """Record in ``table.attrs`` the settings and the k_deg a table was fitted with."""
+    table.attrs["settings"] = settings.record()
+    table.attrs["k_deg"] = k_deg.record(arrays=False)
+    return table
 
 
 def results_table(raw, hist, settings, *, k_deg=None):

@@ -29,21 +29,12 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
+from . import config
+from .inputs import check_capture, gene_positions
 from .kernels import histogram as _k
 
-__all__ = ["CountHistograms", "capture_groups", "count_histograms", "check_counts"]
+__all__ = ["CountHistograms", "MergeStack", "capture_groups", "count_histograms", "check_counts"]
 
-# A dense copy is made of objects that are neither NumPy arrays nor scipy.sparse
-# matrices but offer ``toarray`` (other sparse containers) only up to this size.
-_TOARRAY_MAX_ENTRIES = 10_000_000
-# Entries (all blocks together) of the small-value count table, at most twice
-# the stored entries; beyond it the tail of the count distribution goes
-# through a sort instead (see kernels).
-_TABLE_BUDGET = 1 << 23
-# Refuse (gene, capture group) grids larger than this: each pair needs a few
-# words of memory and at least one bin, so such a request is a capture-binning
-# mistake (one group per cell), not a workload.
-_MAX_GENE_GROUPS = 1 << 27
 
 
 @dataclass
@@ -158,6 +149,29 @@ class CountHistograms:
                                self.n_missing + other.n_missing,
                                self.genes if self.genes is not None else other.genes)
 
+    @classmethod
+    def concat(cls, hists) -> "CountHistograms":
+        """Histograms of consecutive blocks of genes (the same cells, the same
+        capture groups) side by side."""
+        hists = list(hists)
+        if len(hists) == 1:
+            return hists[0]
+        cap = hists[0].capture
+        for h in hists[1:]:
+            if not np.array_equal(h.capture, cap):
+                raise ValueError("gene blocks were counted with different capture groups")
+        offsets = np.cumsum([0] + [h.n_bins for h in hists[:-1]])
+        indptr = np.concatenate([hists[0].indptr[:1]]
+                                + [h.indptr[1:] + o for h, o in zip(hists, offsets)])
+        genes = None
+        if all(h.genes is not None for h in hists):
+            genes = np.concatenate([h.genes for h in hists])
+        return cls(indptr, np.concatenate([h.values for h in hists]),
+                   np.concatenate([h.groups for h in hists]),
+                   np.concatenate([h.weights for h in hists]), cap.copy(),
+                   np.concatenate([h.n_cells for h in hists]),
+                   np.concatenate([h.n_missing for h in hists]), genes)
+
     def subset(self, gene_index) -> "CountHistograms":
         """Histograms of a subset of genes, in the order given.
 
@@ -178,34 +192,13 @@ class CountHistograms:
                                None if self.genes is None else self.genes[idx])
 
     def _gene_indices(self, gene_index) -> np.ndarray:
-        if isinstance(gene_index, slice):
-            return np.arange(self.n_genes)[gene_index]
-        arr = np.asarray(gene_index)
-        if arr.ndim == 0:
-            arr = arr[None]
-        if arr.size == 0:
-            return np.zeros(0, np.int64)
-        if arr.dtype == bool:
-            if arr.shape != (self.n_genes,):
-                raise IndexError(f"boolean gene mask must have n_genes = {self.n_genes} "
-                                 f"entries, got {arr.shape[0]}")
-            return np.flatnonzero(arr)
-        if arr.dtype.kind in "OUS":
-            if self.genes is None:
-                raise IndexError("selecting genes by name needs gene names "
-                                 "(pass genes= to count_histograms)")
-            pos = {name: i for i, name in enumerate(self.genes)}
-            missing = [name for name in arr if name not in pos]
-            if missing:
-                raise IndexError(f"unknown gene name(s): {missing[:5]}")
-            return np.array([pos[name] for name in arr], np.int64)
-        if arr.dtype.kind not in "iu":
-            raise IndexError(f"gene_index must be integers, a boolean mask, a slice or "
-                             f"names, got dtype {arr.dtype}")
-        arr = arr.astype(np.int64)
-        if arr.size and (arr.min() < -self.n_genes or arr.max() >= self.n_genes):
-            raise IndexError(f"gene index out of range for {self.n_genes} genes")
-        return np.where(arr < 0, arr + self.n_genes, arr)
+        arr = None if isinstance(gene_index, slice) else np.asarray(gene_index)
+        if arr is not None and arr.dtype.kind in "OUS" and arr.size and self.genes is None:
+            raise IndexError("selecting genes by name needs gene names "
+                             "(pass genes= to count_histograms)")
+        names = self.genes if self.genes is not None else np.arange(self.n_genes).astype(str)
+        return gene_positions(gene_index, names, where="these histograms' genes",
+                              allow_empty=True)
 
     def mean(self) -> np.ndarray:
         """Mean count per gene over its non-missing cells (NaN when none).
@@ -249,41 +242,36 @@ class CountHistograms:
         return out
 
 
+class MergeStack:
+    """Merging a stream of histograms of disjoint sets of cells.
+
+    Binary-counter order: each new histogram is merged with the pending one of
+    equal level, so every bin is merged O(log n) times instead of once per
+    histogram. ``push`` each, then take ``result()``.
+    """
+
+    def __init__(self):
+        self._stack = []  # (level, hist), levels strictly decreasing
+
+    def push(self, hist: CountHistograms) -> None:
+        level = 0
+        while self._stack and self._stack[-1][0] == level:
+            _, other = self._stack.pop()
+            hist = other.merge(hist)
+            level += 1
+        self._stack.append((level, hist))
+
+    def result(self) -> CountHistograms:
+        if not self._stack:
+            raise ValueError("no histograms to merge")
+        hist = self._stack.pop()[1]
+        while self._stack:
+            hist = self._stack.pop()[1].merge(hist)
+        return hist
+
+
 # --------------------------------------------------------------------------
 # capture groups
-
-
-def _validate_capture(capture, n_cells=None) -> np.ndarray:
-    arr = np.asarray(capture)
-    if arr.dtype == bool or arr.dtype.kind not in "iuf":
-        raise ValueError(f"capture must be numeric efficiencies in (0, 1], got dtype "
-                         f"{arr.dtype}")
-    arr = arr.astype(np.float64)
-    if arr.ndim == 0:
-        if n_cells is None:
-            arr = arr[None]
-        else:
-            arr = np.full(n_cells, float(arr))
-    if arr.ndim != 1:
-        raise ValueError(f"capture must be one efficiency per cell (1-D), got shape "
-                         f"{arr.shape}")
-    if n_cells is not None and arr.shape[0] != n_cells:
-        raise ValueError(f"capture has {arr.shape[0]} entries but the counts have "
-                         f"{n_cells} cells (rows); give one efficiency per cell")
-    if arr.shape[0] == 0:
-        raise ValueError("capture is empty; give one efficiency per cell")
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"capture must be finite; found {arr[i]} at cell {i}")
-    bad = (arr <= 0) | (arr > 1)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"capture efficiencies must be in (0, 1]; found {arr[i]:g} at "
-                         f"cell {i}. They are detection probabilities; size factors "
-                         f"can be turned into efficiencies by dividing by a reference "
-                         f"at least as large as the largest one")
-    return arr
 
 
 def capture_groups(capture, *, max_groups=None, rtol=0.0, n_cells=None):
@@ -325,7 +313,9 @@ def capture_groups(capture, *, max_groups=None, rtol=0.0, n_cells=None):
     number of binned groups is set by ``rtol`` and the spread of capture
     (about log(max/min) / log(1 + rtol)), not by ``max_groups``.
     """
-    s = _validate_capture(capture, n_cells)
+    s = check_capture(np.atleast_1d(capture) if n_cells is None else capture, n_cells)
+    if s.ndim != 1:
+        raise ValueError(f"capture must be one efficiency per cell (1-D), got shape {s.shape}")
     rtol = float(rtol)
     if not (0.0 <= rtol < 1.0):
         raise ValueError(f"rtol must be in [0, 1), got {rtol}")
@@ -438,7 +428,7 @@ def _layout(X) -> _Layout:
     if not isinstance(X, np.ndarray) and hasattr(X, "toarray") and not hasattr(X, "__array__"):
         shape = getattr(X, "shape", None)
         size = math.prod(shape) if shape is not None else None
-        if size is None or size > _TOARRAY_MAX_ENTRIES:
+        if size is None or size > config.TOARRAY_MAX_ENTRIES:
             raise ValueError(f"counts of type {type(X).__name__} would have to be "
                              f"densified; convert them to a scipy.sparse CSR or CSC "
                              f"matrix first")
@@ -559,8 +549,9 @@ def check_counts(X, *, round_counts=False, genes=None) -> None:
     _scan(lay, seg, _k.MAX_COUNT, round_counts, genes)
 
 
-def count_histograms(X, *, capture=None, capture_bins=256, capture_rtol=0.01,
-                     groups=None, round_counts=False, genes=None) -> CountHistograms:
+def count_histograms(X, *, capture=None, capture_bins: int | None = config.CAPTURE_BINS,
+                     capture_rtol: float = config.CAPTURE_RTOL, groups=None,
+                     round_counts: bool = False, genes=None) -> CountHistograms:
     """Per-gene histograms of counts by capture group.
 
     Parameters
@@ -579,10 +570,11 @@ def count_histograms(X, *, capture=None, capture_bins=256, capture_rtol=0.01,
         always exact.
     capture_rtol : float
         ``rtol`` of :func:`capture_groups` for the binned mode (0: exact).
-        With the defaults, more than 256 distinct capture values are binned
-        so that every cell's capture is within 1% of its group's value (the
-        group value being the cell-weighted mean); this is the only
-        approximation in the histograms.  ``capture_bins=None`` or
+        With the defaults (``config.CAPTURE_BINS``, ``config.CAPTURE_RTOL``),
+        more than 256 distinct capture values are binned so that every cell's
+        capture is within 5% of its group's value (the group value being the
+        cell-weighted mean); this is the only approximation in the
+        histograms.  ``capture_bins=None`` or
         ``capture_rtol=0`` makes them exact (then the number of bins grows
         with the number of distinct capture values).
     groups : tuple (group_of_cell, group_capture), optional
@@ -624,7 +616,7 @@ def count_histograms(X, *, capture=None, capture_bins=256, capture_rtol=0.01,
             raise ValueError("pass either capture= or groups=, not both")
         group_of_cell, group_capture = groups
         group_of_cell = np.asarray(group_of_cell)
-        group_capture = _validate_capture(group_capture)
+        group_capture = check_capture(np.atleast_1d(group_capture))
         if group_of_cell.shape != (n_cells,) or group_of_cell.dtype.kind not in "iu":
             raise ValueError(f"groups[0] must give an integer group for each of the "
                              f"{n_cells} cells, got shape {group_of_cell.shape}")
@@ -640,7 +632,7 @@ def count_histograms(X, *, capture=None, capture_bins=256, capture_rtol=0.01,
             capture, max_groups=capture_bins, rtol=capture_rtol, n_cells=n_cells)
     n_groups = group_capture.shape[0]
     n_keys = n_genes * n_groups
-    if n_keys > _MAX_GENE_GROUPS:
+    if n_keys > config.MAX_GENE_GROUPS:
         raise ValueError(f"{n_genes} genes x {n_groups} capture groups is too many "
                          f"(gene, group) pairs; bin capture (capture_rtol > 0 with "
                          f"capture_bins set) or process fewer genes at a time")
@@ -659,7 +651,7 @@ def count_histograms(X, *, capture=None, capture_bins=256, capture_rtol=0.01,
     seg = _blocks(lay, order, n_blocks)
     n_blocks = seg.shape[0] - 1
     n_tables = n_blocks if lay.kind == "cell" else 1
-    budget = min(_TABLE_BUDGET, max(1 << 16, 2 * nnz))
+    budget = min(config.COUNT_TABLE_BUDGET, max(1 << 16, 2 * nnz))
     width = max(2, budget // (n_tables * n_keys))
     rnd = bool(round_counts) and lay.data.dtype.kind == "f"
 

@@ -28,6 +28,7 @@ __all__ = [
     "write_table_atomic",
     "check_layer",
     "check_output_path",
+    "write_h5ad_annotations_atomic",
     "SUPPORTED_FORMATS",
 ]
 
@@ -484,4 +485,37 @@ def write_table_atomic(df, path, *, refuse: Iterable = (), index: bool = False) 
     path = check_output_path(path, suffixes=(".csv", ".tsv"), refuse=refuse)
     sep = "\t" if path.suffix.lower() == ".tsv" else ","
     _atomic_write(path, lambda tmp: df.to_csv(tmp, sep=sep, index=index, na_rep=""))
+    return path
+
+
+def write_h5ad_annotations_atomic(source, path, adata, *, uns_key: str,
+                                  refuse: Iterable = ()) -> Path:
+    """Write a copy of the ``.h5ad`` file ``source`` with ``adata.var`` and
+    ``adata.uns[uns_key]`` in place of its own, without loading its matrix.
+
+    ``adata`` holds the obs/var of ``source`` (e.g.
+    :func:`telegraph.ondisk.read_obs_var`) with results added. The copy is
+    written atomically; ``source`` itself (and ``refuse``) is never
+    overwritten.
+    """
+    import shutil
+
+    import h5py
+    from anndata.io import write_elem
+
+    source = Path(source).expanduser()
+    path = check_output_path(path, suffixes=(".h5ad",), refuse=[source, *refuse])
+
+    def writer(tmp):
+        shutil.copyfile(source, tmp)
+        with h5py.File(tmp, "r+") as f:
+            del f["var"]
+            write_elem(f, "var", adata.var)
+            if "uns" not in f:
+                write_elem(f, "uns", {})
+            if uns_key in f["uns"]:
+                del f["uns"][uns_key]
+            write_elem(f["uns"], uns_key, adata.uns[uns_key])
+
+    _atomic_write(path, writer)
     return path

@@ -23,6 +23,7 @@ import numbers
 
 import numpy as np
 
+from .inputs import check_capture
 from .kernels import ssa as _k
 
 __all__ = ["simulate"]
@@ -93,15 +94,7 @@ def _times(t):
 
 
 def _capture(capture, n_cells):
-    cap = np.asarray(capture, dtype=float)
-    if cap.ndim == 0:
-        cap = np.full(n_cells, float(cap))
-    elif cap.shape != (n_cells,):
-        raise ValueError(f"capture must be a scalar or have one value per cell "
-                         f"(shape ({n_cells},)), got shape {cap.shape}")
-    if not np.all((cap > 0) & (cap <= 1)):
-        raise ValueError("capture efficiencies must lie in (0, 1]")
-    return _kernel_array(cap, float)
+    return _kernel_array(check_capture(capture, n_cells), float)
 
 
 def _n_cells(n_cells):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .inputs import capture_in_range, check_capture
 from .kernels.poisson_beta import histogram_eval, pb_eval_many
 
 __all__ = [
@@ -56,7 +57,7 @@ def _rates(k_on, k_off, k_syn, k_deg, capture):
     k_on, k_off, k_syn, k_deg, capture = (np.asarray(v, dtype=float)
                                           for v in (k_on, k_off, k_syn, k_deg, capture))
     with np.errstate(invalid="ignore"):
-        bad = ~((capture > 0) & (capture <= 1) & np.isfinite(k_deg) & (k_deg > 0))
+        bad = ~(capture_in_range(capture) & np.isfinite(k_deg) & (k_deg > 0))
     # NaN propagates through the kernel's validity check
     capture = np.where(bad, np.nan, capture)
     kd = np.where(bad, np.nan, k_deg)
@@ -237,8 +238,7 @@ def histogram_loglik(values, weights, a, b, lam, capture=1.0, *, info=False):
         groups = np.zeros(values.shape, dtype=np.int64)
     else:
         uniq, groups = np.unique(np.broadcast_to(capture, values.shape), return_inverse=True)
-    if not ((uniq > 0) & (uniq <= 1)).all():
-        raise ValueError("capture must lie in (0, 1]")
+    check_capture(uniq)
     if not (a > 0 and b > 0 and lam > 0):
         raise ValueError("a, b and lam must be positive")
     out = np.zeros(10)

@@ -87,7 +87,8 @@ class FakeTL:
 
 @pytest.fixture
 def fake(monkeypatch):
-    """Install a FakeTL as telegraph.tl (whether or not the real module exists)."""
+    """Install a FakeTL as telegraph.tl; the real module is put back afterwards."""
+    import telegraph.tl  # noqa: F401  (imported first, so that it is what gets restored)
     stub = FakeTL()
     module = types.ModuleType("telegraph.tl")
     module.fit = stub.fit
@@ -207,19 +208,23 @@ def test_options_are_passed_to_the_library(fake, capsys, counts_h5ad, tmp_path):
                         "--interval", "wald", "--round", "--jobs", "2", "--no-progress",
                         "--table", tmp_path / "t.csv")
     assert code == 0, err
-    call = fake.calls[0]
-    assert call == dict(layer="raw", capture="eff", k_deg="kdeg", genes=None, min_cells=3,
-                        ci=0.9, interval="wald", round_counts=True, n_jobs=2,
-                        progress=False, key_added="telegraph", copy=False)
+    call = dict(fake.calls[0])
+    capture, k_deg = call.pop("capture"), call.pop("k_deg")
+    assert call == dict(layer="raw", genes=None, min_cells=3, ci=0.9, interval="wald",
+                        round_counts=True, n_jobs=2, progress=False, key_added="telegraph",
+                        copy=False)
+    # obs/var columns are resolved by the library's resolver and keep their source
+    assert capture.source == {"kind": "obs", "key": "eff"}
+    assert k_deg.source == {"kind": "var", "key": "kdeg"}
 
 
-def test_numeric_capture_and_k_deg_become_arrays(fake, capsys, counts_h5ad, tmp_path):
+def test_numeric_capture_and_k_deg_keep_their_value(fake, capsys, counts_h5ad, tmp_path):
     code, _, err = _run(capsys, counts_h5ad, "--capture", "0.25", "--k-deg", "0.5",
                         "--table", tmp_path / "t.csv")
     assert code == 0, err
     call = fake.calls[0]
-    np.testing.assert_array_equal(call["capture"], np.full(40, 0.25))
-    np.testing.assert_array_equal(call["k_deg"], np.full(6, 0.5))
+    assert call["capture"].source == {"kind": "value", "value": 0.25}
+    assert call["k_deg"].source == {"kind": "value", "value": 0.5}
     code, _, _ = _run(capsys, counts_h5ad, "--capture", "total", "--table", tmp_path / "t.csv")
     assert code == 0 and fake.calls[1]["capture"] == "total"
 
@@ -236,16 +241,19 @@ def test_genes_list_and_file(fake, capsys, counts_h5ad, tmp_path):
     assert fake.calls[1]["genes"] == ["g2", "g5"]
 
 
-def test_refit_of_an_output_replaces_old_results(fake, capsys, counts_h5ad, tmp_path):
+def test_refit_of_an_output_replaces_old_results(capsys, counts_h5ad, tmp_path):
     first, second = tmp_path / "a.h5ad", tmp_path / "b.h5ad"
-    assert _run(capsys, counts_h5ad, "-o", first)[0] == 0
+    assert _run(capsys, counts_h5ad, "-o", first, "--interval", "wald", "--min-cells", "3")[0] == 0
     adata = ad.read_h5ad(first)
     adata.var["telegraph_stale"] = 1.0
     adata.write_h5ad(first)
-    assert _run(capsys, first, "-o", second, "--genes", "g0")[0] == 0
+    assert _run(capsys, first, "-o", second, "--genes", "g0", "--interval", "wald",
+                "--min-cells", "3")[0] == 0
     res = ad.read_h5ad(second)
     assert "telegraph_stale" not in res.var
-    assert res.var["telegraph_converged"].tolist() == [True] + [False] * 5
+    assert res.var["telegraph_regime"].tolist()[1:] == ["not_fitted"] * 5
+    assert res.var["telegraph_regime"].iloc[0] != "not_fitted"
+    assert res.uns["telegraph"]["n_genes_fitted"] == 1
 
 
 def test_cells_in_rows(fake, capsys, tmp_path):
@@ -389,7 +397,8 @@ def test_example_report_exact_when_fit_returns_truth(monkeypatch, capsys, exampl
         assert row[1] == f"{n_same}/{n_same}"
         assert float(row[2]) == 0.0 and float(row[3]) == 1.0
         assert row[4] == "100.0%"
-    assert stub.calls[0]["capture"] == "capture"       # the example's obs["capture"]
+    # the example's obs["capture"]
+    assert stub.calls[0]["capture"].source == {"kind": "obs", "key": "capture"}
     assert "gene,k_on" not in out                       # a report, not the table
 
 
@@ -421,8 +430,8 @@ def test_example_writes_outputs_too(monkeypatch, capsys, example, tmp_path):
 
 @pytest.fixture(scope="module")
 def real_tl():
-    return pytest.importorskip("telegraph.tl", reason="telegraph.tl (the fitting adapter) "
-                                                      "is not on this branch yet")
+    import telegraph.tl
+    return telegraph.tl
 
 
 @pytest.fixture(scope="module")
@@ -459,7 +468,7 @@ def test_end_to_end_h5ad(real_tl, small, capsys, tmp_path):
                      genes=list(small.var_names))
     _assert_same_table(pd.read_csv(tmp_path / "t.csv"), ref)
     res = ad.read_h5ad(tmp_path / "o.h5ad")
-    _assert_same_table(cli_fit.result_table(res), ref)
+    _assert_same_table(telegraph.get.kinetics_df(res).reset_index(), ref)
     np.testing.assert_array_equal(res.X.toarray(), small.X.toarray())
     assert list(res.var["true_k_on"]) == list(small.var["true_k_on"])
     assert res.uns["telegraph"]["interval"] == "profile"
@@ -476,7 +485,7 @@ def test_end_to_end_h5ad(real_tl, small, capsys, tmp_path):
     sub = ad.read_h5ad(tmp_path / "sub.h5ad")
     assert sub.n_vars == small.n_vars
     assert sub.var["telegraph_converged"].dtype == bool
-    fitted = cli_fit.result_table(sub, ["gene0001", "gene0005"])
+    fitted = telegraph.get.kinetics_df(sub, genes=["gene0001", "gene0005"]).reset_index()
     _assert_same_table(fitted, ref.iloc[[1, 5]])
 
 
@@ -549,3 +558,26 @@ def test_console_script_end_to_end(real_tl, small, tmp_path):
     assert "refusing to overwrite the input file" in r.stderr
     r = run(tmp_path / "missing.csv")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "missing.csv" in r.stderr
+
+
+def test_scalar_capture_is_stored_and_reused_by_plots(capsys, tmp_path):
+    """`telegraph fit --example --capture 0.3 -o ex.h5ad`, then plotting a gene's
+    fitted law from the written file uses that capture (it once failed: the
+    CLI turned 0.3 into an array and only the label "array" was stored)."""
+    out = tmp_path / "ex.h5ad"
+    code, _, err = _run(capsys, "--example", "--capture", "0.3", "--genes",
+                        "gene0000,gene0001", "--interval", "wald", "-o", out)
+    assert code == 0, err
+    written = ad.read_h5ad(out)
+    assert dict(written.uns["telegraph"]["capture"]) == {"kind": "value", "value": 0.3}
+    cap = telegraph.get.capture(written)
+    np.testing.assert_array_equal(cap.efficiency, np.full(written.n_obs, 0.3))
+    ax = telegraph.pl.distribution(written, "gene0000")
+    fitted = next(line for line in ax.get_lines() if "fitted" in line.get_label())
+    row = telegraph.get.kinetics_df(written).loc["gene0000"]
+    n = np.arange(len(fitted.get_ydata()))
+    expected = telegraph.pl._distribution.fitted_pmf(n, row, np.full(written.n_obs, 0.3))
+    np.testing.assert_allclose(fitted.get_ydata(), expected, rtol=1e-12)
+    # a capture of 0.3 for every cell, not the example's per-cell obs["capture"]
+    other = telegraph.pl._distribution.fitted_pmf(n, row, written.obs["capture"].to_numpy())
+    assert not np.allclose(fitted.get_ydata(), other)

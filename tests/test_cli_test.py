@@ -124,7 +124,7 @@ def test_two_files_form(small, capsys, tmp_path):
     (["--layers", "a1", "a2", "--layer", "a1"], "exclude each other"),
     (["--groupby", "group", "--ci", "95"], "did you mean 0.95"),
     (["--groupby", "group", "--min-cells", "0"], "--min-cells"),
-    (["--groupby", "group", "--capture", "nope"], "no such obs column"),
+    (["--groupby", "group", "--capture", "nope"], "capture column 'nope' not found"),
     (["--groupby", "group", "--genes", "gene0001,xyz"], "not in"),
     (["--groupby", "group", "--table", "out.txt"], ".csv or .tsv"),
 ])

@@ -11,6 +11,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings, strategies as st
 
 import telegraph.histogram as H
+from telegraph import config
 from telegraph.histogram import (CountHistograms, capture_groups, check_counts,
                                  count_histograms)
 
@@ -90,7 +91,7 @@ def in_layout(X, layout):
 @pytest.fixture
 def tiny_table(monkeypatch):
     """Force the small-value table to two columns so values >= 2 overflow."""
-    monkeypatch.setattr(H, "_TABLE_BUDGET", 1)
+    monkeypatch.setattr(config, "COUNT_TABLE_BUDGET", 1)
 
 
 # --------------------------------------------------------------------------
@@ -135,7 +136,7 @@ def test_overflow_buffer_guess_and_rescan(layout, n_large, rescanned, monkeypatc
     X[rng.random(X.shape) < 0.1] = np.nan
     flat = rng.choice(X.size, n_large, replace=False)
     X.flat[flat] = rng.integers(64, 3000, n_large)
-    monkeypatch.setattr(H, "_TABLE_BUDGET", 64 * 20)
+    monkeypatch.setattr(config, "COUNT_TABLE_BUDGET", 64 * 20)
     calls = []
     scan = H._scan
     monkeypatch.setattr(H, "_scan", lambda *a: calls.append(1) or scan(*a))
@@ -313,7 +314,7 @@ def test_moments_max_dense_subset():
     assert_same(h.subset(slice(1, 4)), count_histograms(X[:, 1:4]))
     assert h.subset([]).n_genes == 0
     assert h.n_genes == 6 and h.n_groups == 1 and "n_genes=6" in repr(h)
-    with pytest.raises(IndexError, match="unknown gene"):
+    with pytest.raises(KeyError, match="'zzz'"):
         h.subset(["zzz"])
     with pytest.raises(IndexError, match="out of range"):
         h.subset([6])
@@ -424,7 +425,7 @@ def test_toarray_last_resort():
 
 
 @pytest.mark.parametrize("capture, match", [
-    (np.full(4, 0.5), "capture has 4 entries but the counts have 5 cells"),
+    (np.full(4, 0.5), "capture has 4 entries for 5 cells"),
     (np.array([0.5, 0.5, 1.2, 0.5, 0.5]), r"in \(0, 1\]; found 1.2 at cell 2"),
     (np.array([0.5, 0.0, 1.0, 0.5, 0.5]), r"in \(0, 1\]; found 0 at cell 1"),
     (np.array([0.5, -0.1, 1.0, 0.5, 0.5]), r"in \(0, 1\]"),
@@ -505,7 +506,7 @@ def test_count_histograms_binned_capture():
 
 
 def test_too_many_gene_groups(monkeypatch):
-    monkeypatch.setattr(H, "_MAX_GENE_GROUPS", 10)
+    monkeypatch.setattr(config, "MAX_GENE_GROUPS", 10)
     with pytest.raises(ValueError, match="too many .* bin capture"):
         count_histograms(np.ones((6, 2)), capture=np.linspace(0.1, 1, 6), capture_bins=None)
 

@@ -43,14 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version",
                         version=f"telegraph {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module_name in _COMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:  # a subcommand not built yet
-            if exc.name != module_name:
-                raise
-            continue
-        module.add_parser(sub)
+    for module_name in _COMMANDS.values():
+        importlib.import_module(module_name).add_parser(sub)
     return parser
 
 

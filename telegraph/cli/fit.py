@@ -13,9 +13,14 @@ import sys
 import time
 from pathlib import Path
 
+from telegraph import config
 from telegraph.cli import CLIError
+from telegraph.cli._common import (as_cli_advice, capture_option, check_at_least_one,
+                                   check_genes, check_level, check_outputs, connect,
+                                   k_deg_option, one_line, parse_genes, read_input,
+                                   write_stdout_csv)
 
-KEY = "telegraph"  # key_added: results go to var["telegraph_<column>"], uns["telegraph"]
+KEY = config.FIT_KEY  # key_added: results go to var["telegraph_<column>"], uns["telegraph"]
 
 _DESCRIPTION = """\
 Fit the two-state (telegraph) model of transcriptional bursting to every gene of a
@@ -151,42 +156,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 # --------------------------------------------------------------------------- helpers
 
-def _one_line(exc: BaseException) -> str:
-    msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-    return " ".join(str(msg).split()) or type(exc).__name__
-
-
-# the library's advice names its keywords; the user typed options
-_KEYWORD_TO_OPTION = {"round_counts=True": "--round", "min_cells": "--min-cells",
-                      "n_jobs": "--jobs"}
-
-
-def _as_cli_advice(message: str) -> str:
-    for keyword, option in _KEYWORD_TO_OPTION.items():
-        message = message.replace(keyword, option)
-    return message
-
-
-def _listing(names, n: int = 8) -> str:
-    names = [str(x) for x in names]
-    if not names:
-        return "none"
-    shown = ", ".join(repr(x) for x in names[:n])
-    return shown + (f", ... ({len(names)} in all)" if len(names) > n else "")
-
-
 def _validate_args(args) -> None:
     if args.example and args.counts:
         raise CLIError("give either COUNTS or --example, not both")
     if not args.example and not args.counts:
         raise CLIError("no input: give a COUNTS file (or --example for the bundled data)")
-    if args.min_cells < 1:
-        raise CLIError(f"--min-cells must be at least 1, got {args.min_cells}")
-    if not 0.0 < args.ci < 1.0:
-        hint = f" (did you mean {args.ci / 100:g}?)" if 1.0 < args.ci < 100.0 else ""
-        raise CLIError(f"--ci is a level in (0, 1), got {args.ci:g}{hint}")
-    if args.jobs is not None and args.jobs < 1:
-        raise CLIError(f"--jobs must be at least 1, got {args.jobs}")
+    check_at_least_one("--min-cells", args.min_cells)
+    check_level("--ci", args.ci)
+    check_at_least_one("--jobs", args.jobs)
     if args.chunk_size is not None and args.chunk_size < 1:
         raise CLIError(f"--chunk-size must be at least 1 cell, got {args.chunk_size}")
     if args.example and (args.backed or args.chunk_size is not None):
@@ -194,123 +171,20 @@ def _validate_args(args) -> None:
                        "in memory (drop them, or give an .h5ad file)")
 
 
-def _streamable(path: Path) -> bool:
-    name = path.name.lower()
-    return (name.endswith(".h5ad") and path.is_file()) or (name.endswith(".zarr")
-                                                           and path.is_dir())
-
-
-def _connect(address):
-    try:
-        from telegraph import scale
-        return scale.connect(address)
-    except (ConnectionError, ImportError) as exc:
-        raise CLIError(f"--scheduler: {_one_line(exc)}") from None
-
-
-def _check_outputs(args, input_path):
+def _write_outputs(args, table, input_path, write_h5ad) -> None:
     from telegraph import io as tio
-    refuse = [input_path] if input_path is not None else []
     try:
         if args.table:
-            tio.check_output_path(args.table, suffixes=(".csv", ".tsv"), refuse=refuse)
+            tio.write_table_atomic(table, args.table, refuse=[input_path])
         if args.output:
-            tio.check_output_path(args.output, suffixes=(".h5ad",), refuse=refuse)
+            write_h5ad()
     except (ValueError, OSError) as exc:
-        raise CLIError(_one_line(exc)) from None
+        raise CLIError(f"cannot write output: {one_line(exc)}") from None
 
 
-def _parse_genes(spec: str) -> list[str]:
-    if spec.startswith("@"):
-        path = Path(spec[1:]).expanduser()
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise CLIError(f"--genes: cannot read gene list {str(path)!r}: "
-                           f"{exc.strerror or exc}") from None
-        items = []
-        for line in text.splitlines():
-            line = line.split("#", 1)[0]
-            items.extend(x.strip() for x in line.replace(",", " ").split())
-        source = str(path)
-    else:
-        items = [x.strip() for x in spec.split(",")]
-        source = "--genes"
-    genes = list(dict.fromkeys(x for x in items if x))
-    if not genes:
-        raise CLIError(f"--genes: no gene names in {source}")
-    return genes
-
-
-def _as_number(text: str):
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _resolve_capture(adata, spec, source: str):
-    import numpy as np
-    if spec is None or spec == "total":
-        return spec
-    if spec in adata.obs.columns:
-        return spec
-    value = _as_number(spec)
-    if value is None:
-        raise CLIError(f"--capture {spec!r}: no such obs column in {source} (obs columns: "
-                       f"{_listing(adata.obs.columns)}); give an obs column, 'total', or a "
-                       f"number in (0, 1]")
-    if not 0.0 < value <= 1.0:
-        raise CLIError(f"--capture {spec}: a capture efficiency is a fraction in (0, 1]")
-    return np.full(adata.n_obs, value)
-
-
-def _resolve_k_deg(adata, spec, source: str):
-    import numpy as np
-    if spec is None or spec in adata.var.columns:
-        return spec
-    value = _as_number(spec)
-    if value is None:
-        raise CLIError(f"--k-deg {spec!r}: no such var column in {source} (var columns: "
-                       f"{_listing(adata.var.columns)}); give a var column or a positive "
-                       f"rate in 1/time")
-    if not (value > 0.0 and math.isfinite(value)):
-        raise CLIError(f"--k-deg {spec}: a degradation rate must be positive and finite")
-    return np.full(adata.n_vars, value)
-
-
-def _drop_previous(adata) -> None:
-    stale = [c for c in adata.var.columns if str(c).startswith(f"{KEY}_")]
-    if stale:
-        adata.var.drop(columns=stale, inplace=True)
-    adata.uns.pop(KEY, None)
-
-
-def result_table(adata, genes=None, key: str = KEY):
-    """The per-gene table that tl.fit stored in ``adata.var[f"{key}_<column>"]``."""
-    import pandas as pd
-    prefix = f"{key}_"
-    cols = [c for c in adata.var.columns if str(c).startswith(prefix)]
-    if not cols:
-        raise RuntimeError(f"the fit wrote no var['{prefix}*'] columns")
-    var = adata.var
-    if genes is not None:
-        var = var.loc[var.index.isin(genes)]
-    table = var[cols].copy()
-    table.columns = [str(c)[len(prefix):] for c in cols]
-    table = table.drop(columns=[c for c in ("gene",) if c in table.columns])
-    table.insert(0, "gene", var.index.astype(str))
-    return table.reset_index(drop=True)
-
-
-def _write_stdout_csv(table) -> None:
-    try:
-        table.to_csv(sys.stdout, index=False, na_rep="")
-        sys.stdout.flush()
-    except BrokenPipeError:  # e.g. `telegraph fit x.csv | head`: not an error
-        import os
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+def _result_table(adata, genes):
+    from telegraph import get
+    return get.kinetics_df(adata, KEY, genes=genes).reset_index()
 
 
 # --------------------------------------------------------------------------- example report
@@ -376,17 +250,15 @@ def recovery_report(adata, *, key: str = KEY, ci: float = 0.95, genes=None) -> s
 
 def run(args) -> int:
     _validate_args(args)
-    import telegraph as tg
-    from telegraph import io as tio
-
     input_path = None if args.example else Path(args.counts).expanduser()
-    _check_outputs(args, input_path)
+    check_outputs(args.table, args.output, [input_path])
+    from telegraph.ondisk import is_ondisk
     streamed = not args.example and (args.backed or args.chunk_size is not None or (
-        args.scheduler is not None and _streamable(input_path)))
+        args.scheduler is not None and is_ondisk(input_path)))
     if streamed:
         if not input_path.exists():
             raise CLIError(f"no such file or directory: {str(input_path)!r}")
-        if not _streamable(input_path):
+        if not is_ondisk(input_path):
             raise CLIError(f"--backed/--chunk-size read .h5ad files and .zarr stores from "
                            f"disk; {input_path.name} is read into memory (drop these options)")
         if args.output and not input_path.name.lower().endswith(".h5ad"):
@@ -394,127 +266,95 @@ def run(args) -> int:
                            "or drop --backed/--chunk-size to load the store")
         return _run_streamed(args, input_path)
 
+    import telegraph as tg
+    from telegraph import io as tio
+
     if args.example:
         adata = tg.datasets.example()
         source = "the example"
         try:
             tio.check_layer(adata, args.layer, source=source)
         except ValueError as exc:
-            raise CLIError(_one_line(exc)) from None
+            raise CLIError(one_line(exc)) from None
         if args.capture is None:
             args.capture = "capture"
     else:
         source = str(input_path)
-        try:
-            adata = tio.read(input_path, layer=args.layer, cells_in_rows=args.cells_in_rows)
-        except (FileNotFoundError, ValueError) as exc:
-            raise CLIError(_one_line(exc)) from None
-        except (OSError, KeyError) as exc:
-            raise CLIError(f"cannot read {source}: {_one_line(exc)}") from None
+        adata = read_input(input_path, layer=args.layer, cells_in_rows=args.cells_in_rows)
 
-    genes, capture, k_deg = _resolve_inputs(args, adata, source)
-
-    try:
-        tl = tg.tl
-    except ModuleNotFoundError as exc:  # a partial build without the fitting adapter
-        if exc.name != "telegraph.tl":
-            raise
-        raise CLIError("this build of telegraph has no fitting adapter (telegraph.tl); "
-                       "reinstall the package") from None
+    genes = parse_genes(args.genes) if args.genes else None
+    check_genes(genes, adata, source=source)
+    capture = capture_option(args.capture, adata, source=source)
+    k_deg = k_deg_option(args.k_deg, adata, source=source)
     progress = not args.no_progress and sys.stderr.isatty()
-    client = _connect(args.scheduler) if args.scheduler is not None else None
+    client = connect(args.scheduler) if args.scheduler is not None else None
     start = time.perf_counter()
     try:
-        tl.fit(adata, layer=args.layer, capture=capture, k_deg=k_deg, genes=genes,
-               min_cells=args.min_cells, ci=args.ci, interval=args.interval,
-               round_counts=args.round, n_jobs=args.jobs, progress=progress,
-               key_added=KEY, **({} if client is None else {"client": client}))
+        tg.tl.fit(adata, layer=args.layer, capture=capture, k_deg=k_deg, genes=genes,
+                  min_cells=args.min_cells, ci=args.ci, interval=args.interval,
+                  round_counts=args.round, n_jobs=args.jobs, progress=progress,
+                  key_added=KEY, **({} if client is None else {"client": client}))
     except (ValueError, KeyError) as exc:
-        raise CLIError(_as_cli_advice(_one_line(exc))) from None
+        raise CLIError(as_cli_advice(one_line(exc))) from None
     finally:
         if client is not None:
             client.close()
     elapsed = time.perf_counter() - start
 
-    table = result_table(adata, genes)
-    try:
-        if args.table:
-            tio.write_table_atomic(table, args.table, refuse=[input_path])
-        if args.output:
-            tio.write_h5ad_atomic(adata, args.output, refuse=[input_path])
-    except (ValueError, OSError) as exc:
-        raise CLIError(f"cannot write output: {_one_line(exc)}") from None
-
+    table = _result_table(adata, genes)
+    _write_outputs(args, table, input_path,
+                   lambda: tio.write_h5ad_atomic(adata, args.output, refuse=[input_path]))
     if args.example:
         n_fit = len(table)
-        how = (f"obs['{args.capture}']" if isinstance(args.capture, str)
-               and args.capture in adata.obs else str(args.capture or "none (capture 1)"))
         print(f"telegraph fit --example: {adata.n_obs} cells x {adata.n_vars} genes, "
-              f"capture from {how}")
+              f"capture {getattr(capture, 'description', capture)}")
         print(f"fitted {n_fit} genes in {elapsed:.1f} s ({n_fit / max(elapsed, 1e-9):.0f} "
               f"genes/s), {args.interval} intervals at {args.ci:.0%}")
         print(recovery_report(adata, ci=args.ci, genes=genes))
     elif not args.table and not args.output:
-        _write_stdout_csv(table)
+        write_stdout_csv(table)
     return 0
-
-
-def _resolve_inputs(args, adata, source):
-    """--genes, --capture and --k-deg checked against the data's obs/var;
-    earlier telegraph results in the file are dropped (they are refitted)."""
-    genes = None
-    if args.genes:
-        genes = _parse_genes(args.genes)
-        unknown = [g for g in genes if g not in set(adata.var_names)]
-        if unknown:
-            raise CLIError(f"--genes: {len(unknown)} gene(s) not in {source}: "
-                           f"{_listing(unknown, 5)}")
-    capture = _resolve_capture(adata, args.capture, source)
-    k_deg = _resolve_k_deg(adata, args.k_deg, source)
-    _drop_previous(adata)
-    return genes, capture, k_deg
 
 
 def _run_streamed(args, input_path: Path) -> int:
     """Fit an .h5ad/.zarr from disk (telegraph.fit_file); the matrix is never loaded."""
     from telegraph import io as tio
-    from telegraph import stream
-    from telegraph.tl.kinetics import store_results
+    from telegraph.backed import fit_file
+    from telegraph.ondisk import OnDiskMatrix, read_obs_var
+    from telegraph.tl import store_results
 
     source = str(input_path)
     try:
-        adata = stream.read_obs_var(input_path)  # obs and var only
-        stream.OnDiskMatrix(input_path, args.layer)  # the matrix exists and is readable
+        adata = read_obs_var(input_path)  # obs and var only
+        OnDiskMatrix(input_path, args.layer)  # the matrix exists and is readable
     except (FileNotFoundError, ValueError) as exc:
-        raise CLIError(_one_line(exc)) from None
+        raise CLIError(one_line(exc)) from None
     except (OSError, KeyError) as exc:
-        raise CLIError(f"cannot read {source}: {_one_line(exc)}") from None
-    genes, capture, k_deg = _resolve_inputs(args, adata, source)
+        raise CLIError(f"cannot read {source}: {one_line(exc)}") from None
+    genes = parse_genes(args.genes) if args.genes else None
+    check_genes(genes, adata, source=source)
+    capture = capture_option(args.capture, adata, source=source)
+    k_deg = k_deg_option(args.k_deg, adata, source=source)
     progress = not args.no_progress and sys.stderr.isatty()
-    client = _connect(args.scheduler) if args.scheduler is not None else None
+    client = connect(args.scheduler) if args.scheduler is not None else None
     try:
-        res = stream.fit_file(input_path, layer=args.layer, capture=capture, k_deg=k_deg,
-                              genes=genes, min_cells=args.min_cells, ci=args.ci,
-                              interval=args.interval, round_counts=args.round,
-                              chunk_size=args.chunk_size,
-                              n_jobs=args.jobs, progress=progress, client=client)
+        res = fit_file(input_path, layer=args.layer, capture=capture, k_deg=k_deg,
+                       genes=genes, min_cells=args.min_cells, ci=args.ci,
+                       interval=args.interval, round_counts=args.round,
+                       chunk_size=args.chunk_size, n_jobs=args.jobs, progress=progress,
+                       client=client)
     except (ValueError, KeyError) as exc:
-        raise CLIError(_as_cli_advice(_one_line(exc))) from None
+        raise CLIError(as_cli_advice(one_line(exc))) from None
     except FileNotFoundError as exc:  # a Dask worker could not open the file
-        raise CLIError(_one_line(exc)) from None
+        raise CLIError(one_line(exc)) from None
     finally:
         if client is not None:
             client.close()
-    store_results(adata, res, key_added=KEY, layer=args.layer,
-                  capture=capture, k_deg=k_deg, ci=args.ci, interval=args.interval, min_cells=args.min_cells)
-    table = result_table(adata, genes)
-    try:
-        if args.table:
-            tio.write_table_atomic(table, args.table, refuse=[input_path])
-        if args.output:
-            stream.write_results_h5ad(input_path, args.output, adata, key=KEY)
-    except (ValueError, OSError) as exc:
-        raise CLIError(f"cannot write output: {_one_line(exc)}") from None
+    store_results(adata, res, key_added=KEY, layer=args.layer, capture=capture, k_deg=k_deg)
+    table = _result_table(adata, genes)
+    _write_outputs(args, table, input_path,
+                   lambda: tio.write_h5ad_annotations_atomic(input_path, args.output, adata,
+                                                             uns_key=KEY))
     if not args.table and not args.output:
-        _write_stdout_csv(table)
+        write_stdout_csv(table)
     return 0

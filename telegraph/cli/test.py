@@ -13,11 +13,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from telegraph import config
 from telegraph.cli import CLIError
-from telegraph.cli.fit import (_as_cli_advice, _listing, _one_line, _parse_genes,
-                               _resolve_capture, _write_stdout_csv)
+from telegraph.cli._common import (as_cli_advice, capture_option, check_at_least_one,
+                                   check_genes, check_level, check_outputs, one_line,
+                                   parse_genes, read_input, write_stdout_csv)
 
-KEY = "telegraph_differential"
+KEY = config.DIFFERENTIAL_KEY
 
 _DESCRIPTION = """\
 Test every gene for a change in transcriptional bursting between two groups of cells
@@ -134,24 +136,10 @@ def _validate(args):
             raise CLIError("--groups needs --groupby")
         if args.layers and args.layer:
             raise CLIError("--layer and --layers exclude each other (--layers names both)")
-    if args.min_cells < 1:
-        raise CLIError(f"--min-cells must be at least 1, got {args.min_cells}")
-    if not 0.0 < args.ci < 1.0:
-        hint = f" (did you mean {args.ci / 100:g}?)" if 1.0 < args.ci < 100.0 else ""
-        raise CLIError(f"--ci is a level in (0, 1), got {args.ci:g}{hint}")
-    if not 0.0 < args.alpha < 1.0:
-        raise CLIError(f"--alpha is a level in (0, 1), got {args.alpha:g}")
-    if args.jobs is not None and args.jobs < 1:
-        raise CLIError(f"--jobs must be at least 1, got {args.jobs}")
-
-
-def _read(tio, path, layer, cells_in_rows):
-    try:
-        return tio.read(path, layer=layer, cells_in_rows=cells_in_rows)
-    except (FileNotFoundError, ValueError) as exc:
-        raise CLIError(_one_line(exc)) from None
-    except (OSError, KeyError) as exc:
-        raise CLIError(f"cannot read {path}: {_one_line(exc)}") from None
+    check_at_least_one("--min-cells", args.min_cells)
+    check_level("--ci", args.ci)
+    check_level("--alpha", args.alpha)
+    check_at_least_one("--jobs", args.jobs)
 
 
 def _check_layers(tio, adata, layers, source):
@@ -159,16 +147,7 @@ def _check_layers(tio, adata, layers, source):
         try:
             tio.check_layer(adata, layer, source=source)
         except ValueError as exc:
-            raise CLIError(_one_line(exc)) from None
-
-
-def _select_genes(adata, genes, source):
-    if genes is None:
-        return adata
-    unknown = [g for g in genes if g not in set(adata.var_names)]
-    if unknown:
-        raise CLIError(f"--genes: {len(unknown)} gene(s) not in {source}: {_listing(unknown, 5)}")
-    return adata[:, genes].copy()
+            raise CLIError(one_line(exc)) from None
 
 
 def run(args) -> int:
@@ -178,24 +157,19 @@ def run(args) -> int:
     import telegraph.tl as tl
     from telegraph import io as tio
     from telegraph.differential import differential
+    from telegraph.inputs import row_totals
 
     paths = [Path(c).expanduser() for c in args.counts]
-    try:
-        if args.table:
-            tio.check_output_path(args.table, suffixes=(".csv", ".tsv"), refuse=paths)
-        if args.output:
-            tio.check_output_path(args.output, suffixes=(".h5ad",), refuse=paths)
-    except (ValueError, OSError) as exc:
-        raise CLIError(_one_line(exc)) from None
-    genes = _parse_genes(args.genes) if args.genes else None
+    check_outputs(args.table, args.output, paths)
+    genes = parse_genes(args.genes) if args.genes else None
     progress = not args.no_progress and sys.stderr.isatty()
     common = dict(min_cells=args.min_cells, ci=args.ci, interval=args.interval,
                   round_counts=args.round, n_jobs=args.jobs, progress=progress)
     adata = None
     try:
         if len(paths) == 2:
-            a1 = _read(tio, paths[0], None, args.cells_in_rows)
-            a2 = _read(tio, paths[1], None, args.cells_in_rows)
+            a1 = read_input(paths[0], cells_in_rows=args.cells_in_rows)
+            a2 = read_input(paths[1], cells_in_rows=args.cells_in_rows)
             shared = [g for g in a1.var_names if g in set(a2.var_names)]
             if not shared:
                 raise CLIError(f"{paths[0].name} and {paths[1].name} have no gene names in "
@@ -204,37 +178,39 @@ def run(args) -> int:
             if dropped:
                 print(f"telegraph test: {dropped} gene(s) not in both files are left out",
                       file=sys.stderr)
-            a1 = _select_genes(a1[:, shared], genes, str(paths[0]))
-            a2 = _select_genes(a2[:, shared], genes, str(paths[1]))
-            c1 = _resolve_capture(a1, args.capture, str(paths[0]))
-            c2 = _resolve_capture(a2, args.capture, str(paths[1]))
-            c1 = a1.obs[c1].to_numpy(float) if isinstance(c1, str) and c1 != "total" else c1
-            c2 = a2.obs[c2].to_numpy(float) if isinstance(c2, str) and c2 != "total" else c2
-            res = differential(a1.X, a2.X, capture1=c1, capture2=c2,
-                               genes=np.asarray(a1.var_names.astype(str)),
+            check_genes(genes, a1[:, shared], source=str(paths[0]))
+            keep = shared if genes is None else genes
+            c1 = capture_option(args.capture, a1, source=str(paths[0]))
+            c2 = capture_option(args.capture, a2, source=str(paths[1]))
+            # size factors from each file's totals over all its genes
+            totals = (row_totals(a1.X), row_totals(a2.X)) if c1 == "total" else None
+            res = differential(a1[:, keep].X, a2[:, keep].X, capture1=c1, capture2=c2,
+                               genes=np.asarray(keep, dtype=str), totals=totals,
                                group_names=(paths[0].stem, paths[1].stem), **common)
             groups = (paths[0].stem, paths[1].stem)
         else:
             source = str(paths[0])
             layers = args.layers if args.layers else [args.layer]
-            adata = _read(tio, paths[0], None, args.cells_in_rows)
+            adata = read_input(paths[0], cells_in_rows=args.cells_in_rows)
             _check_layers(tio, adata, layers, source)
-            adata = _select_genes(adata, genes, source)
-            capture = _resolve_capture(adata, args.capture, source)
+            check_genes(genes, adata, source=source)
+            capture = capture_option(args.capture, adata, source=source)
             if args.layers:
                 res = tl.differential_bursting_alleles(adata, tuple(args.layers),
-                                                       capture=capture, key_added=KEY, **common)
+                                                       capture=capture, genes=genes,
+                                                       key_added=KEY, **common)
                 groups = tuple(args.layers)
             else:
                 if args.groupby not in adata.obs:
+                    from telegraph.inputs import listing
                     raise CLIError(f"--groupby {args.groupby!r}: no such obs column in {source} "
-                                   f"(obs columns: {_listing(adata.obs.columns)})")
+                                   f"(obs columns: {listing(adata.obs.columns)})")
                 res = tl.differential_bursting(adata, args.groupby, groups=args.groups,
-                                               layer=args.layer, capture=capture,
+                                               layer=args.layer, capture=capture, genes=genes,
                                                key_added=KEY, **common)
                 groups = tuple(adata.uns[KEY]["params"]["groups"])
     except (ValueError, KeyError) as exc:
-        raise CLIError(_as_cli_advice(_one_line(exc))) from None
+        raise CLIError(as_cli_advice(one_line(exc))) from None
 
     table = res.reset_index(drop=True)
     try:
@@ -243,7 +219,7 @@ def run(args) -> int:
         if args.output:
             tio.write_h5ad_atomic(adata, args.output, refuse=paths)
     except (ValueError, OSError) as exc:
-        raise CLIError(f"cannot write output: {_one_line(exc)}") from None
+        raise CLIError(f"cannot write output: {one_line(exc)}") from None
     tested = int(res["tested"].sum())
     n_f = int((res["padj_burst_frequency"] < args.alpha).sum())
     n_s = int((res["padj_burst_size"] < args.alpha).sum())
@@ -251,5 +227,5 @@ def run(args) -> int:
           f"adjusted p < {args.alpha:g}: burst frequency {n_f}, burst size {n_s}",
           file=sys.stderr)
     if not args.table and not args.output:
-        _write_stdout_csv(table)
+        write_stdout_csv(table)
     return 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._utils import finish, new_axes
+from .. import get
+from ._utils import finish, new_axes, save_or_show
 
 __all__ = ["differential"]
 
@@ -39,11 +40,8 @@ def differential(adata, *, key="telegraph_differential", test="burst_frequency",
     """
     import matplotlib.pyplot as plt
 
-    if key not in adata.uns or "results" not in adata.uns[key]:
-        raise KeyError(f"adata.uns has no differential results under {key!r}: run "
-                       "tg.tl.differential_bursting first (or pass key=)")
-    table = adata.uns[key]["results"]
-    params = adata.uns[key].get("params", {})
+    table = get.differential_df(adata, key)
+    params = table.attrs["params"]
     groups = list(params.get("groups", ["1", "2"]))
     if test == "both":
         if ax is not None:
@@ -52,7 +50,6 @@ def differential(adata, *, key="telegraph_differential", test="burst_frequency",
         for a, t in zip(axes, _TESTS):
             _volcano(a, table, t, alpha, n_labels, groups)
         fig.tight_layout()
-        from ._utils import save_or_show
         save_or_show(fig, "differential", show=show, save=save)
         return None if show else list(axes)
     if test not in _TESTS:

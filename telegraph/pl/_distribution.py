@@ -4,54 +4,40 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import config, get
+from ..histogram import capture_groups
+from ..inputs import resolve_capture, resolve_k_deg, totals_of
+from ..stationary import pmf
 from ._utils import finish, new_axes
 
 __all__ = ["distribution", "fitted_pmf"]
 
 
 def _gene_counts(adata, gene, layer):
-    from ..tl.kinetics import get_counts
     names = adata.var_names.astype(str)
     if str(gene) not in set(names):
         raise KeyError(f"gene {gene!r} not in adata.var_names")
     j = int(np.flatnonzero(names == str(gene))[0])
-    X = get_counts(adata, layer)
-    col = X[:, j]
+    col = get.counts(adata, layer)[:, j]
     col = col.toarray() if hasattr(col, "toarray") else np.asarray(col)
     return j, np.asarray(col, dtype=float).ravel()
 
 
-def _resolve_k_deg(adata, key, j, k_deg):
+def _k_deg(adata, key, j, k_deg):
     if k_deg is not None:
-        return float(np.broadcast_to(np.asarray(k_deg, dtype=float), (adata.n_vars,))[j]
-                     if np.ndim(k_deg) else k_deg)
-    spec = str(adata.uns.get(key, {}).get("k_deg", "none"))
-    if spec.startswith("none"):
-        return 1.0
-    if spec in adata.var:
-        return float(adata.var[spec].iloc[j])
-    raise ValueError(f"the fit under {key!r} used k_deg given as an array; pass the same "
-                     "k_deg= (per unit time) to tg.pl.distribution")
+        return float(resolve_k_deg(k_deg, n_genes=adata.n_vars, var=adata.var,
+                                   where="adata.var").values[j])
+    kd = get.k_deg(adata, key)
+    return 1.0 if kd.values is None else float(kd.values[j])
 
 
-def _resolve_capture(adata, key, capture, X_all_cells):
-    """Per-cell capture (relative size factors allowed) for the fitted law."""
-    from ..fitting import resolve_capture
-    from ..tl.kinetics import get_capture
+def _capture_factors(adata, key, capture, layer):
+    """Per-cell factors of k_syn (efficiencies, or size factors for "total")."""
     if capture is None:
-        spec = adata.uns.get(key, {}).get("capture", "none")
-        if spec == "array":
-            raise ValueError(f"the fit under {key!r} used per-cell capture given as an array; "
-                             "pass the same capture= to tg.pl.distribution")
-        if spec not in (None, "none"):
-            capture = spec
-    cap = get_capture(adata, capture)
-    if isinstance(cap, str) and cap == "total":
-        from ..fitting import _cell_totals
-        t = _cell_totals(X_all_cells)
-        return t / t.mean()
-    s, _ = resolve_capture(cap, X_all_cells, adata.n_obs)
-    return s
+        return get.capture(adata, key, layer=layer).factors
+    return resolve_capture(capture, n_cells=adata.n_obs, obs=adata.obs,
+                           totals=totals_of(get.counts(adata, layer)),
+                           where="adata.obs").factors
 
 
 def fitted_pmf(n, row, capture, k_deg=1.0):
@@ -65,9 +51,6 @@ def fitted_pmf(n, row, capture, k_deg=1.0):
     (bursty), zero-inflated Poisson (bimodal), Poisson.
     """
     from scipy import stats
-
-    from ..histogram import capture_groups
-    from ..stationary import pmf
 
     n = np.asarray(n)
     if capture is None:
@@ -101,8 +84,9 @@ def fitted_pmf(n, row, capture, k_deg=1.0):
     return out
 
 
-def distribution(adata, gene, *, layer=None, capture=None, key="telegraph", k_deg=None,
-                 max_count=None, ax=None, show=None, save=None):
+def distribution(adata, gene: str, *, layer: str | None = None, capture=None,
+                 key: str = config.FIT_KEY, k_deg=None, max_count: int | None = None,
+                 ax=None, show: bool | None = None, save=None):
     """Observed count histogram of one gene with the fitted stationary law.
 
     The fitted law is capture-aware: it is the average over the cells of
@@ -117,13 +101,14 @@ def distribution(adata, gene, *, layer=None, capture=None, key="telegraph", k_de
         A name in ``adata.var_names``.
     layer : str, optional
         Layer with the counts; default: the one the fit used (``uns[key]``).
-    capture : str, array_like, or None
-        Capture as given to the fit; default: the obs column (or "total")
-        recorded in ``uns[key]``.
+    capture : str, float, array_like, or None
+        Capture as given to the fit; default: what the fit recorded in
+        ``uns[key]`` (:func:`telegraph.get.capture`).
     key : str
         ``key_added`` of the fit.
-    k_deg : float or array_like, optional
-        Only when the fit used k_deg given as an array.
+    k_deg : float, str or array_like, optional
+        Degradation rates per unit time; default: what the fit recorded
+        (:func:`telegraph.get.k_deg`).
     max_count : int, optional
         Largest count shown (default: the largest observed, at most 200).
     ax, show, save
@@ -133,16 +118,13 @@ def distribution(adata, gene, *, layer=None, capture=None, key="telegraph", k_de
     -------
     matplotlib.axes.Axes (None with ``show=True``).
     """
-    from ..tl.kinetics import get_counts
-
     if f"{key}_regime" not in adata.var:
         raise KeyError(f"adata.var has no {key + '_regime'!r}: run tg.tl.fit(adata, "
                        f"key_added={key!r}) first")
     if layer is None:
-        used = adata.uns.get(key, {}).get("layer", "X")
-        layer = None if used in (None, "X") else used
+        layer = get.layer_of_fit(adata, key)
     j, x = _gene_counts(adata, gene, layer)
-    s = _resolve_capture(adata, key, capture, get_counts(adata, layer))
+    s = _capture_factors(adata, key, capture, layer)
     keep = ~np.isnan(x)
     x = x[keep]
     if s is not None:
@@ -155,10 +137,8 @@ def distribution(adata, gene, *, layer=None, capture=None, key="telegraph", k_de
     n = np.arange(top + 1)
     obs = np.bincount(np.clip(x.astype(np.int64), 0, top + 1), minlength=top + 2)[:top + 1]
     obs = obs / x.size
-    prefix = f"{key}_"
-    row = {c[len(prefix):]: adata.var[c].iloc[j] for c in adata.var.columns
-           if str(c).startswith(prefix)}
-    kd = _resolve_k_deg(adata, key, j, k_deg)
+    row = get.kinetics_df(adata, key).iloc[j].to_dict()
+    kd = _k_deg(adata, key, j, k_deg)
     fit = fitted_pmf(n, row, s, kd)
     ax = new_axes(ax)
     ax.bar(n, obs, width=1.0, color="#cccccc", edgecolor="#999999", linewidth=0.3,

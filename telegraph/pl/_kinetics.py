@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .. import get
 from ._utils import finish, new_axes, rate_unit
 
 __all__ = ["kinetics"]
@@ -77,10 +78,7 @@ def kinetics(adata, *, key="telegraph", color="regime",
         palette = _REGIME_COLORS
         title = "regime"
     elif color == "significance":
-        if differential_key not in adata.uns:
-            raise KeyError(f"adata.uns has no {differential_key!r}: run "
-                           "tg.tl.differential_bursting first (or pass differential_key=)")
-        table = adata.uns[differential_key]["results"]
+        table = get.differential_df(adata, differential_key)
         cls = significance_classes(table, alpha)
         classes = cls.reindex(adata.var_names.astype(str)).fillna("not tested").to_numpy()
         palette = _SIG_COLORS

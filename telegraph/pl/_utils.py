@@ -6,6 +6,8 @@ import logging
 import os
 from pathlib import Path
 
+from .. import get
+
 log = logging.getLogger("telegraph")
 
 _EXTS = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".tif", ".tiff", ".eps")
@@ -58,5 +60,8 @@ def finish(ax, writekey, show, save, dpi=None):
 
 def rate_unit(adata, key):
     """Axis label unit of rates from a tl.fit result."""
-    kd = str(adata.uns.get(key, {}).get("k_deg", "none"))
-    return "per unit time" if not kd.startswith("none") else "units of k_deg"
+    try:
+        given = get.k_deg(adata, key).given
+    except KeyError:  # results without a record of the fit
+        given = False
+    return "per unit time" if given else "units of k_deg"

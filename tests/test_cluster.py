@@ -1,4 +1,4 @@
-"""Fitting on a Dask cluster (telegraph.scale) against a LocalCluster.
+"""Fitting on a Dask cluster (telegraph.cluster, client= of tg.fit) against a LocalCluster.
 
 Results must equal the in-process ones exactly (assert_frame_equal, no
 tolerance).  The shared cluster has two single-threaded workers in this
@@ -27,19 +27,20 @@ import pytest
 pytest.importorskip("distributed")
 
 import telegraph as tg  # noqa: E402
-from telegraph import scale, stream  # noqa: E402
+from telegraph import cluster, ondisk  # noqa: E402
 from telegraph.cli import main  # noqa: E402
-from telegraph.fitting import FitSettings, fit_histograms  # noqa: E402
+from telegraph.fitting import fit_histograms  # noqa: E402
+from telegraph.inputs import FitSettings  # noqa: E402
 from telegraph.histogram import count_histograms  # noqa: E402
 
-from test_stream import simulate_counts, write_stores  # noqa: E402
+from test_ondisk import simulate_counts, write_stores  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def client():
-    with scale.local_client(2, processes=False) as c:
+    with cluster.local_client(2, processes=False) as c:
         yield c
 
 
@@ -61,7 +62,7 @@ def test_histograms_fitted_on_the_cluster(client, data):
                             genes=np.asarray(adata.var_names))
     settings = FitSettings()                    # profile intervals
     ref = fit_histograms(hist, settings=settings, progress=False)
-    res = scale.fit_histograms_dask(hist, client=client, settings=FitSettings(), n_blocks=7)
+    res = fit_histograms(hist, client=client, settings=FitSettings(), progress=False)
     pd.testing.assert_frame_equal(res, ref)
 
 
@@ -133,7 +134,7 @@ def test_matrix_does_not_travel_through_the_client(client, data, monkeypatch):
                 assert a.size <= max(chunk, adata.n_vars + 1), (name, a.size)
     for args in reads:                          # group of each cell, as small integers
         assert args[3].dtype == np.uint8 and args[3].shape == (chunk,)
-    assert len(pickle.dumps(stream.OnDiskMatrix(h5ad))) < 1000
+    assert len(pickle.dumps(ondisk.OnDiskMatrix(h5ad))) < 1000
 
 
 def test_unreachable_scheduler_is_a_clear_error():
@@ -142,16 +143,16 @@ def test_unreachable_scheduler_is_a_clear_error():
     start = time.perf_counter()
     with pytest.raises(ConnectionError, match=rf"cannot reach a Dask scheduler at "
                                               rf"'{address}' within 1 s"):
-        scale.connect(address, timeout=1)
+        cluster.connect(address, timeout=1)
     assert time.perf_counter() - start < 15
     with pytest.raises(ConnectionError, match="not a Dask scheduler address"):
-        scale.connect("nonsense://x", timeout=1)
-    with pytest.raises(TypeError, match="telegraph.scale.connect"):
+        cluster.connect("nonsense://x", timeout=1)
+    with pytest.raises(TypeError, match="telegraph.cluster.connect"):
         tg.fit(np.ones((20, 2)), client=address)
 
 
 def test_cli_unreachable_scheduler(data, capsys, monkeypatch, tmp_path):
-    monkeypatch.setattr(scale, "CONNECT_TIMEOUT", 1.0)
+    monkeypatch.setattr(tg.config, "CONNECT_TIMEOUT", 1.0)
     address = f"tcp://127.0.0.1:{_free_port()}"
     out = tmp_path / "t.csv"
     code = main(["fit", str(data[1]), "--scheduler", address, "--table", str(out)])
@@ -189,8 +190,9 @@ def test_progress_bar_on_cluster(client, data, capsys):
 
 _WORKQUEUE = textwrap.dedent("""
     import numba, numpy as np, pandas as pd
-    from telegraph import scale
-    from telegraph.fitting import FitSettings, fit_histograms
+    from telegraph import cluster, config
+    from telegraph.fitting import fit_histograms
+    from telegraph.inputs import FitSettings
     from telegraph.histogram import count_histograms
     if __name__ == "__main__":
         rng = np.random.default_rng(1)
@@ -198,9 +200,9 @@ _WORKQUEUE = textwrap.dedent("""
         h = count_histograms(X)
         ref = fit_histograms(h, settings=FitSettings(), progress=False)
         assert numba.threading_layer() == "workqueue"
-        with scale.local_client(1, threads_per_worker=2, processes=False) as c:
-            res = scale.fit_histograms_dask(h, client=c, settings=FitSettings(),
-                                            n_blocks=30)
+        config.BLOCKS_PER_THREAD = 15          # many blocks: concurrent launches
+        with cluster.local_client(1, threads_per_worker=2, processes=False) as c:
+            res = fit_histograms(h, client=c, settings=FitSettings(), progress=False)
         pd.testing.assert_frame_equal(res, ref)
         print("identical")
 """)
@@ -223,7 +225,7 @@ def test_worker_processes_read_the_file(data):
     adata, h5ad, _ = data
     ref = tg.fit(adata.X, capture="total", genes=adata.var_names, interval="wald",
                  progress=False)
-    with scale.local_client(2, processes=True) as c:
+    with cluster.local_client(2, processes=True) as c:
         pids = set(c.run(os.getpid).values())
         assert os.getpid() not in pids
         res = tg.fit_file(h5ad, capture="total", chunk_size=150, interval="wald",

@@ -8,43 +8,42 @@ import datetime
 import numpy as np
 import pandas as pd
 
+from .. import __version__, config
 from ..differential import differential
-from .kinetics import get_capture, get_counts
+from ..get import counts
+from ..inputs import capture_record, gene_positions, resolve_capture, row_totals
 
 __all__ = ["differential_bursting", "differential_bursting_alleles"]
 
 
 def _store(adata, key_added, res, params):
-    from .. import __version__
     params = dict(params)
     params["version"] = __version__
     params["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     params["ci"] = res.attrs.get("settings", {}).get("ci")
     params["interval"] = res.attrs.get("settings", {}).get("interval")
-    params["capture_units"] = res.attrs.get("capture", "none")
     table = res.drop(columns=["gene"])
     # h5ad stores categorical and plain columns; keep names as strings
     table.index = table.index.astype(str)
     adata.uns[key_added] = {"params": params, "results": table}
 
 
-def _capture_label(capture):
-    if capture is None:
-        return "none"
-    return capture if isinstance(capture, str) else "array"
+def _columns(adata, genes):
+    """(positions or None, names) of the genes to test."""
+    names = np.asarray(adata.var_names.astype(str))
+    if genes is None:
+        return None, names
+    idx = gene_positions(genes, names, where="adata.var_names")
+    return idx, names[idx]
 
 
-def _split_capture(cap, masks):
-    if cap is None or isinstance(cap, str):
-        return [cap for _ in masks]
-    cap = np.asarray(cap, dtype=float).ravel()
-    return [cap[m] for m in masks]
-
-
-def differential_bursting(adata, groupby, *, groups=None, layer=None, capture=None,
-                          key_added="telegraph_differential", min_cells=10, ci=0.95,
-                          interval="profile", round_counts=False, capture_rtol=0.05,
-                          n_jobs=None, progress=True):
+def differential_bursting(adata, groupby: str, *, groups=None, layer: str | None = None,
+                          capture=None, genes=None,
+                          key_added: str = config.DIFFERENTIAL_KEY,
+                          min_cells: int = config.MIN_CELLS, ci: float = config.CI,
+                          interval: str = config.INTERVAL, round_counts: bool = False,
+                          capture_rtol: float = config.CAPTURE_RTOL,
+                          n_jobs: int | None = None, progress: bool = True) -> pd.DataFrame:
     """Test every gene for a change in burst frequency and in burst size
     between two groups of cells.
 
@@ -66,10 +65,13 @@ def differential_bursting(adata, groupby, *, groups=None, layer=None, capture=No
         the two categories of ``groupby`` when it has exactly two.
     layer : str, optional
         Layer holding the counts (default ``X``).
-    capture : str, array_like, or None
-        Per-cell capture efficiency in (0, 1] (an obs column name or an
-        array over all cells of ``adata``), or ``"total"`` (size factors from
-        total counts, relative to the mean of the cells of both groups).
+    capture : str, float, array_like, or None
+        Per-cell capture efficiency in (0, 1] (an obs column name, one
+        number, or an array over all cells of ``adata``), or ``"total"``
+        (size factors from total counts over all genes, relative to the mean
+        of the cells of both groups).
+    genes : sequence of str or boolean mask, optional
+        Test only these genes (size factors still come from all genes).
     key_added : str
         The results are stored in ``adata.uns[key_added]`` as a dict with
         ``"results"`` (the returned table) and ``"params"``.
@@ -109,27 +111,39 @@ def differential_bursting(adata, groupby, *, groups=None, layer=None, capture=No
             raise ValueError(f"group {g!r} has no cells in obs[{groupby!r}] (groups: "
                              f"{', '.join(map(repr, present[:20]))})")
         masks.append(m)
-    X = get_counts(adata, layer)
-    cap = get_capture(adata, capture)
-    c1, c2 = _split_capture(cap, masks)
-    genes = np.asarray(adata.var_names.astype(str))
-    res = differential(X[np.flatnonzero(masks[0])], X[np.flatnonzero(masks[1])],
-                       capture1=c1, capture2=c2, genes=genes, group_names=(g1, g2),
-                       min_cells=min_cells, ci=ci, interval=interval,
+    X = counts(adata, layer)
+    cells = [np.flatnonzero(m) for m in masks]
+    both = np.concatenate(cells)
+    if isinstance(capture, str) and capture == "total":
+        # size factors relative to the mean total of the compared cells
+        cap = resolve_capture("total", n_cells=both.shape[0], totals=row_totals(X)[both])
+    else:
+        cap = resolve_capture(capture, n_cells=adata.n_obs, obs=adata.obs,
+                              where="adata.obs").subset(both)
+    n1 = cells[0].shape[0]
+    c1, c2 = cap.subset(slice(0, n1)), cap.subset(slice(n1, None))
+    idx, names = _columns(adata, genes)
+    if idx is not None:
+        X = X[:, idx]
+    res = differential(X[cells[0]], X[cells[1]], capture1=c1, capture2=c2, genes=names,
+                       group_names=(g1, g2), min_cells=min_cells, ci=ci, interval=interval,
                        round_counts=round_counts, capture_rtol=capture_rtol, n_jobs=n_jobs,
                        progress=progress)
     _store(adata, key_added, res, {
         "kind": "groups", "groupby": groupby, "groups": [g1, g2],
         "n_cells": [int(masks[0].sum()), int(masks[1].sum())],
-        "layer": "X" if layer is None else layer, "capture": _capture_label(capture),
+        "layer": "X" if layer is None else layer, "capture": capture_record(capture, arrays=False),
         "min_cells": int(min_cells)})
     return res
 
 
-def differential_bursting_alleles(adata, layers, *, capture=None,
-                                  key_added="telegraph_alleles", min_cells=10, ci=0.95,
-                                  interval="profile", round_counts=False, capture_rtol=0.05,
-                                  n_jobs=None, progress=True):
+def differential_bursting_alleles(adata, layers, *, capture=None, genes=None,
+                                  key_added: str = config.ALLELES_KEY,
+                                  min_cells: int = config.MIN_CELLS, ci: float = config.CI,
+                                  interval: str = config.INTERVAL, round_counts: bool = False,
+                                  capture_rtol: float = config.CAPTURE_RTOL,
+                                  n_jobs: int | None = None,
+                                  progress: bool = True) -> pd.DataFrame:
     """Test every gene for different burst frequency and burst size on its
     two alleles (e.g. the two parental alleles of an F1 hybrid).
 
@@ -147,22 +161,20 @@ def differential_bursting_alleles(adata, layers, *, capture=None,
     l1, l2 = layers
     if l1 == l2:
         raise ValueError(f"the two alleles must be different layers; got {l1!r} twice")
-    X1 = get_counts(adata, l1)
-    X2 = get_counts(adata, l2)
-    cap = get_capture(adata, capture)
-    totals = None
-    if isinstance(cap, str) and cap == "total":
-        # one size factor per cell, from both alleles' counts
-        from ..fitting import _cell_totals
-        t = _cell_totals(X1) + _cell_totals(X2)
-        totals = (t, t)
-    genes = np.asarray(adata.var_names.astype(str))
-    res = differential(X1, X2, capture1=cap, capture2=cap, genes=genes, totals=totals,
+    X1 = counts(adata, l1)
+    X2 = counts(adata, l2)
+    # with "total", one size factor per cell from both alleles' counts over all genes
+    cap = resolve_capture(capture, n_cells=adata.n_obs, obs=adata.obs,
+                          totals=lambda: row_totals(X1) + row_totals(X2), where="adata.obs")
+    idx, names = _columns(adata, genes)
+    if idx is not None:
+        X1, X2 = X1[:, idx], X2[:, idx]
+    res = differential(X1, X2, capture1=cap, capture2=cap, genes=names,
                        group_names=(str(l1), str(l2)), min_cells=min_cells, ci=ci,
                        interval=interval, round_counts=round_counts,
                        capture_rtol=capture_rtol, n_jobs=n_jobs, progress=progress)
     _store(adata, key_added, res, {
         "kind": "alleles", "layers": [str(l1), str(l2)], "groups": [str(l1), str(l2)],
         "n_cells": [int(adata.n_obs), int(adata.n_obs)],
-        "capture": _capture_label(capture), "min_cells": int(min_cells)})
+        "capture": capture_record(capture, arrays=False), "min_cells": int(min_cells)})
     return res

@@ -1,4 +1,4 @@
-"""Fitting .h5ad/.zarr matrices from disk (telegraph.stream).
+"""Fitting .h5ad/.zarr matrices from disk (telegraph.ondisk, telegraph.backed).
 
 The streamed fit must be the in-memory fit, bit for bit: the per-gene
 histograms are sufficient statistics and chunk histograms merge exactly, so
@@ -19,7 +19,7 @@ import pytest
 import scipy.sparse as sp
 
 import telegraph as tg
-from telegraph import stream
+from telegraph import backed, ondisk
 from telegraph.cli import main
 from telegraph.histogram import count_histograms
 
@@ -122,9 +122,9 @@ def test_gene_subset_in_the_order_given(data, layer):
 
 def test_default_slices_hold_a_budget_of_entries(data, monkeypatch):
     adata, h5ad, _ = data
-    m = stream.OnDiskMatrix(h5ad)
+    m = ondisk.OnDiskMatrix(h5ad)
     assert m.default_chunk_size() == adata.n_obs        # 8 million entries: one slice
-    monkeypatch.setattr(stream, "DEFAULT_CHUNK_ENTRIES", m.nnz // 5)
+    monkeypatch.setattr(tg.config, "CHUNK_ENTRIES", m.nnz // 5)
     per_cell = m.nnz / m.n_cells
     assert m.default_chunk_size() == int(m.nnz // 5 // per_cell)
     res = tg.fit_file(h5ad, interval="wald", progress=False)
@@ -137,7 +137,7 @@ def test_histograms_are_those_of_the_whole_matrix(data):
     whole = count_histograms(adata.X, capture=s, capture_rtol=0.05,
                              genes=np.asarray(adata.var_names))
     for layer in (None, "csc", "dense"):
-        part = stream.histograms_file(h5ad, layer=layer, capture="cap", chunk_size=130)
+        part = backed.histograms_file(h5ad, layer=layer, capture="cap", chunk_size=130)
         for name in ("indptr", "values", "groups", "weights", "capture", "n_cells",
                      "n_missing", "genes"):
             np.testing.assert_array_equal(getattr(part, name), getattr(whole, name),
@@ -167,22 +167,22 @@ def test_memory_bounded_by_chunk_size(data, tmp_path):
     ad.AnnData(X=X).write_h5ad(path)
     matrix_bytes = X.data.nbytes + X.indices.nbytes          # 8 MB
     slices = []
-    original = stream._Reader.cells
+    original = ondisk.Reader.cells
 
     def recording(self, start, stop):
         out = original(self, start, stop)
         slices.append((out.shape[0], out.nnz))
         return out
 
-    stream.histograms_file(data[1], chunk_size=500)          # kernels loaded outside tracing
-    stream._Reader.cells = recording
+    backed.histograms_file(data[1], chunk_size=500)          # kernels loaded outside tracing
+    ondisk.Reader.cells = recording
     try:
         tracemalloc.start()
-        hist = stream.histograms_file(path, chunk_size=500)
+        hist = backed.histograms_file(path, chunk_size=500)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     finally:
-        stream._Reader.cells = original
+        ondisk.Reader.cells = original
     assert len(slices) == 40
     assert max(r for r, _ in slices) == 500
     assert max(n for _, n in slices) < 1.2 * X.nnz / 40
@@ -206,7 +206,7 @@ def test_bad_input_is_named(data, tmp_path):
     csv.write_text("gene,c1\ng1,1\n")
     with pytest.raises(ValueError, match="telegraph.fit"):
         tg.fit_file(csv)
-    with pytest.raises(KeyError, match="not in the file's var_names"):
+    with pytest.raises(KeyError, match="not in the var_names of"):
         tg.fit_file(h5ad, genes=["g1", "nope"])
 
 

@@ -1,0 +1,250 @@
+"""Work over blocks of genes: compiled calls on local threads, or tasks on a Dask cluster.
+
+Per-gene work is independent, so every long computation of telegraph is a map
+over consecutive blocks of genes. This module runs such maps and knows
+nothing of what is computed or where the data come from:
+
+- :func:`gene_blocks` yields (start, stop) blocks for compiled calls on this
+  machine, with the Numba thread count set for the duration, a progress bar
+  advanced per block, and both restored also on Ctrl-C (a compiled call
+  cannot be interrupted, so blocks are kept short: ``config.BLOCK_GENES_*``);
+- :func:`map_blocks` runs a function over blocks on a ``dask.distributed``
+  client, each task inside :func:`kernel_slot`, and gathers the results in
+  order with a progress bar; :func:`tree_reduce` combines futures on the
+  workers;
+- :func:`spans`, :func:`even_bounds` and :func:`balanced_bounds` cut a range
+  into blocks.
+
+Threads on a cluster: the compiled kernels are Numba ``parallel=True``
+functions, and Numba's ``workqueue`` threading layer (its fallback when neither
+TBB nor OpenMP is available) aborts the process when two threads launch
+parallel kernels at once. :func:`kernel_slot` therefore runs each task's
+kernels on one Numba thread under a thread-safe layer (tbb, omp), so that a
+worker with T Dask threads uses T cores, and behind a per-process lock on the
+worker's T threads under workqueue. One worker process per core with one
+thread each (what :func:`telegraph.cluster.local_client` starts) is the same
+under every layer.
+
+Dask (``dask[distributed]``) is optional and imported only when a client is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import numpy as np
+
+from . import config
+
+__all__ = ["gene_blocks", "spans", "even_bounds", "balanced_bounds", "kernel_slot",
+           "check_client", "total_threads", "map_blocks", "tree_reduce",
+           "gather_with_progress", "small_ints"]
+
+_KERNEL_LOCK = threading.Lock()
+_SAFE_LAYER = None  # whether Numba's threading layer allows concurrent launches
+
+
+# --------------------------------------------------------------------------- cutting ranges
+
+
+def spans(n: int, size: int) -> list[tuple[int, int]]:
+    """Consecutive ``(start, stop)`` of at most ``size`` covering ``range(n)``."""
+    return [(a, min(n, a + size)) for a in range(0, n, size)]
+
+
+def even_bounds(n: int, n_blocks: int) -> np.ndarray:
+    """Boundaries of about ``n_blocks`` blocks of equal length over ``range(n)``."""
+    n_blocks = max(1, min(n, n_blocks))
+    return np.unique(np.linspace(0, n, n_blocks + 1).round().astype(np.int64))
+
+
+def balanced_bounds(indptr, n_blocks: int) -> np.ndarray:
+    """Boundaries of about ``n_blocks`` blocks of consecutive items of equal cost.
+
+    ``indptr`` (length n + 1) gives each item's work as ``indptr[i + 1] -
+    indptr[i]`` (e.g. a gene's histogram bins); every item also costs one.
+    """
+    indptr = np.asarray(indptr, dtype=np.int64)
+    n = indptr.shape[0] - 1
+    cum = indptr + np.arange(n + 1)
+    targets = np.linspace(0, cum[-1], max(1, min(n_blocks, n)) + 1)
+    bounds = np.unique(np.searchsorted(cum, targets, side="left"))
+    bounds[0], bounds[-1] = 0, n
+    return np.unique(bounds)
+
+
+def small_ints(a) -> np.ndarray:
+    """Non-negative integers in the smallest dtype that holds them (they travel
+    with tasks)."""
+    a = np.asarray(a)
+    return a.astype(np.min_scalar_type(max(1, int(a.max()) if a.size else 1)))
+
+
+# --------------------------------------------------------------------------- local threads
+
+
+@contextlib.contextmanager
+def gene_blocks(n_genes: int, *, chunk_genes: int | None = None, n_jobs: int | None = None,
+                progress: bool = True, desc: str = "telegraph fit"):
+    """Consecutive ``(start, stop)`` blocks of genes for compiled calls.
+
+    Inside the context Numba uses ``n_jobs`` threads (default: all) and a
+    progress bar advances per block; both are restored/closed on exit, also
+    on KeyboardInterrupt.
+    """
+    import numba
+
+    old_threads = numba.get_num_threads()
+    if n_jobs is not None:
+        numba.set_num_threads(max(1, min(int(n_jobs), numba.config.NUMBA_NUM_THREADS)))
+    if chunk_genes is None:
+        chunk_genes = max(config.BLOCK_GENES_MIN, min(config.BLOCK_GENES_MAX,
+                                                      n_genes // 20 + 1))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=n_genes, desc=desc, unit="gene", leave=False)
+
+    def blocks():
+        for start, stop in spans(n_genes, chunk_genes):
+            yield start, stop
+            if bar is not None:
+                bar.update(stop - start)
+
+    try:
+        yield blocks()
+    finally:
+        if bar is not None:
+            bar.close()
+        numba.set_num_threads(old_threads)
+
+
+def _worker_threads():
+    try:
+        from distributed import get_worker
+        w = get_worker()
+    except (ImportError, ValueError):
+        return None
+    state = getattr(w, "state", w)
+    return getattr(state, "nthreads", None)
+
+
+def _threadsafe_layer() -> bool:
+    """True when Numba's threading layer (tbb, omp) is safe to call from several
+    threads at once; False for workqueue or when it cannot be told."""
+    global _SAFE_LAYER
+    if _SAFE_LAYER is None:
+        import numba
+        with _KERNEL_LOCK:
+            if _SAFE_LAYER is None:
+                try:
+                    from numba.np.ufunc.parallel import _launch_threads
+                    _launch_threads()  # selects the layer as the first parallel call would
+                    _SAFE_LAYER = numba.threading_layer() in ("tbb", "omp")
+                except Exception:  # pragma: no cover - private API moved: be safe
+                    _SAFE_LAYER = False
+    return _SAFE_LAYER
+
+
+@contextlib.contextmanager
+def kernel_slot():
+    """Context for calling compiled parallel kernels from a Dask task.
+
+    Inside a Dask worker with a thread-safe layer (tbb, omp) the task's
+    kernels run on one Numba thread, so a worker with T threads uses T
+    cores. With the workqueue layer, whose concurrent use aborts the process,
+    the kernels of a process run one call at a time, each on the worker's T
+    threads. Outside a worker it only guards against workqueue.
+    """
+    import numba
+    n = _worker_threads()
+    safe = _threadsafe_layer()
+    with contextlib.nullcontext() if safe else _KERNEL_LOCK:
+        old = numba.get_num_threads()
+        if n is not None:
+            n = 1 if safe else max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+            numba.set_num_threads(n)
+        try:
+            yield
+        finally:
+            numba.set_num_threads(old)
+
+
+# --------------------------------------------------------------------------- Dask
+
+
+def check_client(client) -> None:
+    """Raise unless ``client`` is a running ``dask.distributed.Client``."""
+    try:
+        from distributed import Client
+    except ModuleNotFoundError:
+        raise ImportError("client= needs dask[distributed]: "
+                          "pip install 'telegraph-sc[dask]'") from None
+    if not isinstance(client, Client):
+        raise TypeError(f"client must be a dask.distributed.Client, got "
+                        f"{type(client).__name__}; for an address use "
+                        f"telegraph.cluster.connect(address)")
+    if client.status not in ("running", "connecting", "newly-created"):
+        raise ConnectionError(f"the Dask client is {client.status}; connect again")
+
+
+def total_threads(client) -> int:
+    """Worker threads of the cluster (raises when it has no workers)."""
+    info = client.scheduler_info()
+    n = sum(w.get("nthreads", 1) for w in info.get("workers", {}).values())
+    if n == 0:
+        raise RuntimeError("the Dask cluster has no workers; start some "
+                           "(`dask worker SCHEDULER_ADDRESS`) and try again")
+    return n
+
+
+def in_slot(func, *args):
+    """``func(*args)`` inside :func:`kernel_slot` (what a task runs)."""
+    with kernel_slot():
+        return func(*args)
+
+
+def map_blocks(func, blocks, *args, client, sizes=None, progress=False,
+               desc="telegraph fit") -> list:
+    """``[func(block, *args) for block in blocks]`` as tasks on a Dask cluster.
+
+    The blocks are scattered to the workers, each call runs inside
+    :func:`kernel_slot`, and the results come back in order; ``sizes``
+    (genes per block) drive the progress bar.
+    """
+    check_client(client)
+    blocks = list(blocks)
+    if not blocks:
+        return []
+    scattered = client.scatter(blocks)
+    futures = [client.submit(in_slot, func, b, *args, pure=False) for b in scattered]
+    if sizes is None:
+        sizes = [1] * len(futures)
+    return gather_with_progress(client, futures, sizes, progress, desc)
+
+
+def tree_reduce(client, futures, func, fan_in: int | None = None):
+    """Reduce futures with ``func(*group)`` on the workers, ``fan_in`` at a time."""
+    fan_in = config.FAN_IN if fan_in is None else int(fan_in)
+    level = list(futures)
+    while len(level) > 1:
+        nxt = []
+        for i in range(0, len(level), fan_in):
+            group = level[i:i + fan_in]
+            nxt.append(group[0] if len(group) == 1 else
+                       client.submit(func, *group, pure=False))
+        level = nxt
+    return level[0]
+
+
+def gather_with_progress(client, futures, sizes, progress, desc="telegraph fit") -> list:
+    """Gather futures in order, advancing a progress bar (by ``sizes``) as each completes."""
+    if progress:
+        from distributed import as_completed
+        from tqdm.auto import tqdm
+        size_of = {f.key: n for f, n in zip(futures, sizes)}
+        with tqdm(total=int(sum(sizes)), desc=desc, unit="gene", leave=False) as bar:
+            for f in as_completed(futures, loop=client.loop):
+                bar.update(size_of[f.key])
+    return client.gather(futures)

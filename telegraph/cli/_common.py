@@ -1,0 +1,158 @@
+"""What the subcommands share: turning option text into library arguments,
+reading inputs, checking outputs, and one-line errors.
+
+The command line holds no maths and makes no decision the library makes:
+option text becomes a Python value here (``"0.3"`` a number, anything else a
+column name), and the library's one resolver (:mod:`telegraph.inputs`) checks
+it against the data's obs/var before any heavy work, so that a mistake is a
+one-line error naming the option.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from telegraph.cli import CLIError
+
+# the library's advice names its keywords; the user typed options
+_KEYWORD_TO_OPTION = {"round_counts=True": "--round", "min_cells": "--min-cells",
+                      "n_jobs": "--jobs"}
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (KeyError without its quotes)."""
+    msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    return " ".join(str(msg).split()) or type(exc).__name__
+
+
+def as_cli_advice(message: str) -> str:
+    """The library's advice in terms of options rather than keywords."""
+    for keyword, option in _KEYWORD_TO_OPTION.items():
+        message = message.replace(keyword, option)
+    return message
+
+
+def number_or_name(text: str | None):
+    """``None``, a float when the text is a number, else the text (a column name)."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def capture_option(text: str | None, adata, *, source: str):
+    """``--capture`` resolved against ``adata.obs`` by the library's resolver:
+    a :class:`telegraph.inputs.Capture`, or ``"total"`` unchanged (the fit
+    takes the totals from the counts it reads)."""
+    from telegraph.inputs import resolve_capture
+    value = number_or_name(text)
+    if value == "total":
+        return value
+    try:
+        return resolve_capture(value, n_cells=adata.n_obs, obs=adata.obs,
+                               where=f"the obs of {source}")
+    except (ValueError, KeyError) as exc:
+        raise CLIError(f"--capture {text!r}: {one_line(exc)}") from None
+
+
+def k_deg_option(text: str | None, adata, *, source: str):
+    """``--k-deg`` resolved against ``adata.var``: a :class:`telegraph.inputs.KDeg`."""
+    from telegraph.inputs import resolve_k_deg
+    try:
+        return resolve_k_deg(number_or_name(text), n_genes=adata.n_vars, var=adata.var,
+                             where=f"the var of {source}")
+    except (ValueError, KeyError) as exc:
+        raise CLIError(f"--k-deg {text!r}: {one_line(exc)}") from None
+
+
+def parse_genes(spec: str) -> list[str]:
+    """``--genes``: comma-separated names, or @FILE (one per line, '#' comments)."""
+    if spec.startswith("@"):
+        path = Path(spec[1:]).expanduser()
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise CLIError(f"--genes: cannot read gene list {str(path)!r}: "
+                           f"{exc.strerror or exc}") from None
+        items = []
+        for line in text.splitlines():
+            line = line.split("#", 1)[0]
+            items.extend(x.strip() for x in line.replace(",", " ").split())
+        source = str(path)
+    else:
+        items = [x.strip() for x in spec.split(",")]
+        source = "--genes"
+    genes = list(dict.fromkeys(x for x in items if x))
+    if not genes:
+        raise CLIError(f"--genes: no gene names in {source}")
+    return genes
+
+
+def check_genes(genes, adata, *, source: str) -> None:
+    """Every name of ``--genes`` is a gene of ``adata``."""
+    from telegraph.inputs import gene_positions
+    if genes is None:
+        return
+    try:
+        gene_positions(genes, adata.var_names.astype(str), where=source)
+    except KeyError as exc:
+        raise CLIError(f"--genes: {one_line(exc)}") from None
+
+
+def read_input(path, *, layer=None, cells_in_rows=False):
+    """:func:`telegraph.io.read` with its errors as one-line CLI errors."""
+    from telegraph import io as tio
+    try:
+        return tio.read(path, layer=layer, cells_in_rows=cells_in_rows)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CLIError(one_line(exc)) from None
+    except (OSError, KeyError) as exc:
+        raise CLIError(f"cannot read {path}: {one_line(exc)}") from None
+
+
+def check_outputs(table, output, refuse) -> None:
+    """Output paths are valid (extension, directory, not an input) before any work."""
+    from telegraph import io as tio
+    refuse = [p for p in refuse if p is not None]
+    try:
+        if table:
+            tio.check_output_path(table, suffixes=(".csv", ".tsv"), refuse=refuse)
+        if output:
+            tio.check_output_path(output, suffixes=(".h5ad",), refuse=refuse)
+    except (ValueError, OSError) as exc:
+        raise CLIError(one_line(exc)) from None
+
+
+def connect(address):
+    """A Dask client for ``--scheduler`` (one-line error when unreachable)."""
+    try:
+        from telegraph import cluster
+        return cluster.connect(address)
+    except (ConnectionError, ImportError) as exc:
+        raise CLIError(f"--scheduler: {one_line(exc)}") from None
+
+
+def write_stdout_csv(table) -> None:
+    """The table as CSV on stdout (a closed pipe, as in ``| head``, is not an error)."""
+    try:
+        table.to_csv(sys.stdout, index=False, na_rep="")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        import os
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def check_level(option: str, value: float) -> None:
+    """A confidence level or threshold in (0, 1), with a hint for percentages."""
+    if not 0.0 < value < 1.0:
+        hint = f" (did you mean {value / 100:g}?)" if 1.0 < value < 100.0 else ""
+        raise CLIError(f"{option} is a level in (0, 1), got {value:g}{hint}")
+
+
+def check_at_least_one(option: str, value) -> None:
+    if value is not None and value < 1:
+        raise CLIError(f"{option} must be at least 1, got {value}")

@@ -1,0 +1,259 @@
+"""Fitting an on-disk matrix on a Dask cluster whose workers read the file.
+
+The sibling of :mod:`telegraph.ondisk` and :mod:`telegraph.fitting` for a
+cluster: it imports both and neither imports it (:func:`telegraph.fit_file`
+with ``client=`` comes here through :mod:`telegraph.backed`). The matrix
+never moves through the client: each task opens the file itself and reads one
+slice.
+
+- For a CSR (or dense) matrix the tasks read blocks of cells and split their
+  histograms into blocks of genes; each gene block's histograms are
+  tree-reduced (:meth:`CountHistograms.merge`, fan-in ``config.FAN_IN``) on
+  the workers and then fitted where they are.
+- For a CSC matrix a task reads a block of genes for every cell, counts and
+  fits it.
+
+Only the capture groups of the cells (small integers, one per cell), the gene
+names and the result rows travel. The workers must be able to open the path
+at the same place (a shared file system). Results are exactly the in-process
+ones: the per-gene fit is deterministic and independent of which genes share
+a call, and histogram weights are integer cell counts, summed exactly in any
+order.
+
+No Dask arrays are used: anndata's lazy reader chunks CSR by cells only, and
+turning cell chunks into gene chunks needs a rechunk that fails under a
+distributed client with the default (P2P) method. Counting histograms per
+cell block and reducing them is what the rechunk would have been for.
+
+Also here: :func:`connect` and :func:`local_client` (clients for the command
+line's ``--scheduler``), :func:`warm_up`, and :func:`cell_totals` (size
+factors of an on-disk matrix read by the workers). Sharing one compiled cache
+between workers: see :mod:`telegraph.blocks` for threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+
+import numpy as np
+import pandas as pd
+
+from . import blocks, config
+from .fitting import fit_raw, results_table, with_record
+from .histogram import count_histograms
+from .inputs import FitSettings, KDeg, row_totals
+from .ondisk import OnDiskMatrix, ReadPlan, count_cells, count_genes
+
+__all__ = ["connect", "local_client", "warm_up", "cell_totals", "fit_read_plan"]
+
+
+# --------------------------------------------------------------------------- clients
+
+
+def connect(address: str, *, timeout: float | None = None):
+    """A ``dask.distributed.Client`` for a scheduler address, or a local cluster.
+
+    Parameters
+    ----------
+    address : str
+        ``"tcp://host:port"`` (or ``"host:port"``) of a running scheduler, or
+        ``"local"`` for a :class:`distributed.LocalCluster` sized to this
+        machine (:func:`local_client`).
+    timeout : float, optional
+        Seconds to wait for the scheduler (default ``config.CONNECT_TIMEOUT``).
+
+    Raises
+    ------
+    ConnectionError
+        The scheduler cannot be reached in time: the message names the
+        address and how to start a scheduler.
+    ImportError
+        dask[distributed] is not installed.
+    """
+    try:
+        from distributed import Client
+    except ModuleNotFoundError:
+        raise ImportError("running on a Dask cluster needs dask[distributed]: "
+                          "pip install 'telegraph-sc[dask]'") from None
+    if address == "local":
+        return local_client()
+    timeout = config.CONNECT_TIMEOUT if timeout is None else float(timeout)
+    try:
+        return Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise ConnectionError(
+            f"cannot reach a Dask scheduler at {address!r} within {timeout:g} s "
+            f"({' '.join(str(exc).split())}); check the address, start one with "
+            f"`dask scheduler` and `dask worker {address}`, or use 'local' for a "
+            f"cluster on this machine") from None
+    except ValueError as exc:  # a malformed address
+        raise ConnectionError(f"{address!r} is not a Dask scheduler address "
+                              f"({exc}); give tcp://HOST:PORT or 'local'") from None
+
+
+def local_client(n_workers: int | None = None, *, threads_per_worker: int = 1,
+                 processes: bool = True, **kwargs):
+    """A client of a new :class:`distributed.LocalCluster` on this machine.
+
+    One worker process per available core with one thread each by default
+    (see :mod:`telegraph.blocks` on threads).  The client owns the cluster:
+    closing the client (``client.close()`` or leaving a ``with`` block) stops
+    it.  Starting worker processes takes a few seconds, and each loads the
+    compiled kernels on its first task (:func:`warm_up` does it up front).
+    """
+    from distributed import Client
+    if n_workers is None:
+        n_workers = _available_cores()
+    kwargs.setdefault("dashboard_address", ":0")  # any free port: never clash with 8787
+    return Client(n_workers=n_workers, threads_per_worker=threads_per_worker,
+                  processes=processes, set_as_default=False, **kwargs)
+
+
+def warm_up(client) -> None:
+    """Load telegraph's compiled kernels on every worker (a tiny fit each).
+
+    Optional: otherwise each worker pays this once, on its first task.
+    """
+    blocks.check_client(client)
+    client.run(_warm)
+
+
+def _warm():
+    X = np.array([[0, 1], [2, 0], [1, 3], [0, 0]] * 4, dtype=np.float64)
+    with blocks.kernel_slot():
+        fit_raw(count_histograms(X, groups=(np.zeros(16, np.int64), np.ones(1))),
+                FitSettings(interval="wald", min_cells=1))
+
+
+def _available_cores():
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+@contextlib.contextmanager
+def _reader(matrix: OnDiskMatrix):
+    if not os.path.exists(matrix.path):
+        raise FileNotFoundError(
+            f"{matrix.path} cannot be opened on {socket.gethostname()}: Dask workers read "
+            f"the file themselves, so it must be on a file system they share with the "
+            f"client (same path)")
+    with matrix.reader() as r:
+        yield r
+
+
+def _task_fit_table(hist, k_deg, settings):
+    with blocks.kernel_slot():
+        raw = fit_raw(hist, settings)
+    return results_table(raw, hist, settings, k_deg=k_deg)
+
+
+def _task_count_cells(matrix, start, stop, group_of_cell, group_capture, sel, names,
+                      bounds, round_counts):
+    """Histograms of cells start:stop, split into the gene blocks ``bounds``."""
+    with _reader(matrix) as r:
+        h = count_cells(r, start, stop, group_of_cell, group_capture, sel=sel, genes=names,
+                        round_counts=round_counts, slot=blocks.kernel_slot)
+    return tuple(h.subset(slice(int(a), int(b))) for a, b in zip(bounds[:-1], bounds[1:]))
+
+
+def _task_merge(*hists):
+    out = hists[0]
+    for h in hists[1:]:
+        out = out.merge(h)
+    return out
+
+
+def _task_csc_block(matrix, first, stop, positions, group_of_cell, group_capture, names,
+                    k_deg, settings, round_counts):
+    with _reader(matrix) as r:
+        h = count_genes(r, first, stop, positions, group_of_cell, group_capture,
+                        genes=names, round_counts=round_counts, slot=blocks.kernel_slot)
+    return _task_fit_table(h, k_deg, settings)
+
+
+def _task_totals_cells(matrix, start, stop):
+    with _reader(matrix) as r:
+        return row_totals(r.cells(start, stop))
+
+
+def _task_totals_genes(matrix, first, stop):
+    with _reader(matrix) as r:
+        return row_totals(r.genes(first, stop))
+
+
+def _task_sum(*arrays):
+    out = arrays[0].copy()
+    for a in arrays[1:]:
+        out += a
+    return out
+
+
+def _getitem(seq, i):
+    return seq[i]
+
+
+# --------------------------------------------------------------------------- public
+
+
+def cell_totals(matrix: OnDiskMatrix, chunk_size: int, *, client) -> np.ndarray:
+    """Total count per cell of an on-disk matrix, read by the workers."""
+    blocks.check_client(client)
+    if matrix.format == "csc":
+        parts = [client.submit(_task_totals_genes, matrix, a, b, pure=False)
+                 for a, b in matrix.gene_spans(chunk_size)]
+        return client.gather(blocks.tree_reduce(client, parts, _task_sum))
+    parts = [client.submit(_task_totals_cells, matrix, a, b, pure=False)
+             for a, b in matrix.cell_spans(chunk_size)]
+    return np.concatenate(client.gather(parts))
+
+
+def fit_read_plan(plan: ReadPlan, *, k_deg: KDeg, settings: FitSettings, client,
+                  progress: bool = False) -> pd.DataFrame:
+    """Read, count and fit the genes of ``plan`` on a cluster (see the module notes).
+
+    ``k_deg`` is over the kept genes (file order). Returns the table of
+    :func:`telegraph.fitting.fit_histograms`, in file order.
+    """
+    blocks.check_client(client)
+    m = plan.matrix
+    kd = k_deg.values
+    names_f = client.scatter(plan.names, broadcast=True)
+    gcap = plan.group_capture
+    if m.format == "csc":
+        goc_f = client.scatter(blocks.small_ints(plan.group_of_cell), broadcast=True)
+        futures, sizes = [], []
+        done = 0
+        for first, stop, pos in plan.gene_blocks():
+            k = pos.shape[0]
+            names = plan.names[done:done + k]
+            kd_block = None if kd is None else kd[done:done + k]
+            futures.append(client.submit(_task_csc_block, m, first, stop, pos, goc_f, gcap,
+                                         names, kd_block, settings, plan.round_counts,
+                                         pure=False))
+            sizes.append(k)
+            done += k
+    else:
+        n_blocks = config.BLOCKS_PER_THREAD * blocks.total_threads(client)
+        bounds = blocks.even_bounds(plan.n_genes, n_blocks)
+        goc = blocks.small_ints(plan.group_of_cell)
+        chunks = [client.submit(_task_count_cells, m, a, b, goc[a:b], gcap, plan.columns,
+                                names_f, bounds, plan.round_counts, pure=False)
+                  for a, b in m.cell_spans(plan.chunk_size)]
+        futures, sizes = [], []
+        for j, (g0, g1) in enumerate(zip(bounds[:-1], bounds[1:])):
+            parts = [client.submit(_getitem, c, j, pure=False) for c in chunks]
+            merged = blocks.tree_reduce(client, parts, _task_merge)
+            kd_block = None if kd is None else kd[g0:g1]
+            futures.append(client.submit(_task_fit_table, merged, kd_block, settings,
+                                         pure=False))
+            sizes.append(int(g1 - g0))
+        del chunks
+    tables = blocks.gather_with_progress(client, futures, sizes, progress)
+    return with_record(pd.concat(tables) if len(tables) > 1 else tables[0], settings, k_deg)

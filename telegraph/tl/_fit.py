@@ -1,0 +1,130 @@
+"""``tg.tl.fit``: burst kinetics of every gene of an AnnData object."""
+
+from __future__ import annotations
+
+import datetime
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__, config
+from ..backed import fit_file
+from ..fitting import fit as _fit
+from ..get import counts
+from ..inputs import (capture_record, gene_positions, k_deg_record, resolve_capture,
+                      resolve_k_deg, totals_of)
+
+__all__ = ["fit", "store_results"]
+
+
+def fit(adata, *, layer: str | None = None, capture=None, k_deg=None, genes=None,
+        min_cells: int = config.MIN_CELLS, ci: float = config.CI,
+        interval: str = config.INTERVAL, round_counts: bool = False,
+        capture_rtol: float = config.CAPTURE_RTOL, n_jobs: int | None = None,
+        progress: bool = True, key_added: str = config.FIT_KEY, copy: bool = False,
+        client=None, chunk_size: int | None = None):
+    """Fit burst kinetics to every gene of ``adata`` (scanpy style).
+
+    Parameters
+    ----------
+    adata : anndata.AnnData
+        Cells x genes. Counts must be raw integer UMI counts: after
+        ``sc.pp.normalize_total``/``log1p`` keep them in a layer and pass
+        ``layer=``.
+    layer : str, optional
+        Layer holding the counts (default ``adata.X``).
+    capture : str, float, array_like, or None
+        Per-cell capture efficiency in (0, 1]: an ``adata.obs`` column name,
+        one number for every cell, or an array; ``"total"`` uses total counts
+        (over all genes) as relative size factors (k_syn then in molecules
+        counted per unit time in a cell of average depth).
+    k_deg : str, array_like, float, or None
+        mRNA degradation rate per gene, per unit time (a ``var`` column name,
+        an array over all genes, or one value for all genes). Without it all
+        rates are in units of k_deg.
+    genes : sequence of str or boolean mask, optional
+        Fit only these genes; the others get NaN.
+    min_cells, ci, interval, round_counts, capture_rtol, n_jobs, progress, client
+        As in :func:`telegraph.fit` (``client``: a ``dask.distributed.Client``).
+    chunk_size : int, optional
+        For an AnnData opened with ``backed="r"``: cells read per slice
+        (default: about 8 million stored entries per slice). A backed AnnData
+        is fitted from its file without loading the matrix
+        (:func:`telegraph.fit_file`; with ``client``, the Dask workers read
+        the file themselves).
+    key_added : str
+        Results go to ``adata.var[f"{key_added}_{column}"]`` and the settings
+        to ``adata.uns[key_added]``.
+    copy : bool
+        Work on (and return) a copy instead of modifying ``adata``.
+
+    Returns
+    -------
+    None, or the modified copy of ``adata`` when ``copy=True``. Per-gene
+    results are the columns of :func:`telegraph.fit` in ``adata.var`` (for
+    example ``telegraph_burst_frequency``, ``telegraph_burst_size_ci_low``,
+    ``telegraph_regime``); read them back with
+    :func:`telegraph.get.kinetics_df`. ``adata.uns[key_added]`` holds the
+    settings, where the capture and k_deg came from (so that
+    :func:`telegraph.pl.distribution` and :func:`telegraph.get.capture`
+    reuse them) and the telegraph version.
+    """
+    adata = adata.copy() if copy else adata
+    names = np.asarray(adata.var_names.astype(str))
+    idx = None if genes is None else gene_positions(genes, names, where="adata.var_names")
+    common = dict(min_cells=min_cells, ci=ci, interval=interval, round_counts=round_counts,
+                  capture_rtol=capture_rtol, n_jobs=n_jobs, progress=progress, client=client)
+    if getattr(adata, "isbacked", False):
+        res = fit_file(adata.filename, layer=layer, capture=capture, k_deg=k_deg, genes=idx,
+                       chunk_size=chunk_size, **common)
+    else:
+        X = counts(adata, layer)
+        cap = resolve_capture(capture, n_cells=adata.n_obs, obs=adata.obs,
+                              totals=totals_of(X), where="adata.obs")
+        kd = resolve_k_deg(k_deg, n_genes=adata.n_vars, var=adata.var, where="adata.var")
+        if idx is not None:
+            X, kd, names = X[:, idx], kd.subset(idx), names[idx]
+        res = _fit(X, capture=cap, k_deg=kd, genes=names, **common)
+    store_results(adata, res, key_added=key_added, layer=layer, capture=capture, k_deg=k_deg)
+    return adata if copy else None
+
+
+def store_results(adata, res: pd.DataFrame, *, key_added: str = config.FIT_KEY,
+                  layer: str | None = None, capture=None, k_deg=None) -> None:
+    """Write a result table of :func:`telegraph.fit` into ``adata.var``/``adata.uns``.
+
+    Results of an earlier fit under ``key_added`` are replaced. Genes missing
+    from ``res`` get NaN (and "not_fitted", converged False). ``capture`` and
+    ``k_deg`` are the arguments the fit was given (as the user gave them or
+    resolved, :mod:`telegraph.inputs`): their records go to
+    ``adata.uns[key_added]`` with the settings in ``res.attrs``.
+    """
+    stale = [c for c in adata.var.columns if str(c).startswith(f"{key_added}_")]
+    if stale:
+        adata.var.drop(columns=stale, inplace=True)
+    settings = dict(res.attrs.get("settings", {}))
+    res = res.drop(columns=["gene"])
+    fitted = pd.Index(res.index)
+    res = res.reindex(adata.var_names.astype(str))
+    missing = ~res.index.isin(fitted)
+    for col in res.columns:
+        series = res[col]
+        # keep h5ad-writable dtypes for genes that were not fitted
+        # (converged first: reindexing made it object dtype, and it must stay bool)
+        if col == "converged":
+            values = series.astype(object).where(~missing, False).astype(bool).to_numpy()
+        elif isinstance(series.dtype, pd.CategoricalDtype) or series.dtype == object:
+            values = series.astype(object).where(~missing, "not_fitted").astype(str).to_numpy()
+        else:
+            values = series.to_numpy(dtype=float)
+        adata.var[f"{key_added}_{col}"] = values
+    adata.uns[key_added] = {
+        "version": __version__,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "layer": "X" if layer is None else layer,
+        "capture": capture_record(capture),
+        "k_deg": k_deg_record(k_deg),
+        **settings,
+        "n_genes_fitted": int(len(fitted)),
+        "columns": list(res.columns),
+    }
