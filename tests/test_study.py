@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import telegraph as tg
+from telegraph import study
 
 from _fingerprint import fingerprint
 
@@ -71,3 +72,60 @@ def test_simulate_anndata_output_pinned(case):
     got = fingerprint(adata)
     for part in ("X", "obs", "var", "uns"):
         assert got[part] == want[part], f"{case}: {part} changed"
+
+
+# -- the building blocks ------------------------------------------------------------------
+
+def test_prior_draws_lie_in_their_ranges():
+    rng = np.random.default_rng(0)
+    drawn = study.draw_prior_kinetics(rng, 2000)
+    assert list(drawn) == list(study.PRIOR_DRAW_ORDER)
+    for name, (low, high) in study.KINETICS_PRIOR.items():
+        assert low <= drawn[name].min() and drawn[name].max() <= high
+        # log-uniform: the median sits at the geometric midpoint
+        assert abs(np.log(np.median(drawn[name])) - np.log(np.sqrt(low * high))) < 0.15
+    cap = study.draw_capture(rng, 2000)
+    assert ((cap >= study.CAPTURE_PRIOR["low"]) & (cap <= study.CAPTURE_PRIOR["high"])).all()
+
+
+def test_gene_kinetics_scales_draws_by_k_deg():
+    drawn = study.draw_prior_kinetics(np.random.default_rng(1), 5)
+    r = study.gene_kinetics(drawn, k_off=2.0, k_deg=4.0)
+    np.testing.assert_array_equal(r["k_on"], 4.0 * drawn["k_on"])
+    np.testing.assert_array_equal(r["k_off"], np.full(5, 2.0))
+    np.testing.assert_array_equal(r["k_syn"], 2.0 * drawn["burst_size"])
+    with pytest.raises(ValueError, match="k_syn must be finite and > 0"):
+        study.gene_kinetics(drawn, k_syn=-1.0)
+
+
+def test_assign_cells_balances_groups_and_times():
+    group_of, time_of = study.assign_cells(np.random.default_rng(2), [7, 5], n_times=3)
+    assert np.bincount(group_of).tolist() == [7, 5]
+    assert np.bincount(time_of[group_of == 0]).tolist() == [3, 2, 2]
+    assert np.bincount(time_of[group_of == 1]).tolist() == [2, 2, 1]
+
+
+def test_sample_stationary_depends_on_rates_in_units_of_k_deg_only():
+    base = {"k_on": np.array([0.5, 2.0]), "k_off": np.array([2.0, 1.0]),
+            "k_syn": np.array([20.0, 5.0]), "k_deg": np.ones(2)}
+    doubled = {r: 2.0 * v for r, v in base.items()}
+    group_of = np.array([0, 1, 1, 0, 1])
+    cap = np.full(5, 0.5)
+    a = study.sample_stationary(np.random.default_rng(3), [base, base], group_of, cap)
+    b = study.sample_stationary(np.random.default_rng(3), [base, doubled], group_of, cap)
+    assert a.dtype == np.int64 and a.shape == (5, 2)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_sample_stationary_mean_matches_ssa_law():
+    from _ssa_reference import mean_and_se
+
+    rates = {"k_on": np.array([0.5, 2.0]), "k_off": np.array([2.0, 1.0]),
+             "k_syn": np.array([40.0, 10.0]), "k_deg": np.array([2.0, 1.0])}
+    rng = np.random.default_rng(4)
+    cap = study.draw_capture(rng, 20000)
+    n = study.sample_stationary(rng, [rates], np.zeros(20000, int), cap)
+    mu = rates["k_syn"] / rates["k_deg"] * rates["k_on"] / (rates["k_on"] + rates["k_off"])
+    for j in range(2):
+        m, se = mean_and_se(n[:, j] - cap * mu[j])
+        assert abs(m) < 4.0 * se, (j, m, se)
