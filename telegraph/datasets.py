@@ -2,36 +2,55 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
+
+from . import study
+
+if TYPE_CHECKING:
+    import anndata
 
 __all__ = ["example"]
 
+#: Fold change of k_on (burst frequency) or k_syn (burst size) in group "B".
+FOLD_CHANGE = 3.0
+
+# The example draws the prior of telegraph.study in its own historical order
+# (burst size before k_off); changing it would change the example's data.
+_DRAW_ORDER = ("k_on", "burst_size", "k_off")
+_RATES = ("k_on", "k_off", "k_syn")   # k_deg = 1 is not stored in var
+
 
 def example(seed: int = 0, *, n_cells: int = 2000, n_genes: int = 200,
-            n_differential: int | None = None):
+            n_differential: int | None = None) -> anndata.AnnData:
     """A simulated scRNA-seq count matrix with known bursting kinetics.
 
     Each gene follows the stationary telegraph model with k_deg = 1, so every
-    rate is in units of the mRNA degradation rate (1/k_deg is the mean mRNA
-    lifetime). Counts are sampled exactly from the stationary law:
-    the promoter activity ``p ~ Beta(k_on, k_off)`` and
-    ``n ~ Poisson(capture * k_syn * p)`` (binomial capture of a Poisson
-    mixture is again a Poisson mixture).
+    rate is in units of the mRNA degradation rate (per mRNA lifetime; 1/k_deg
+    is the mean mRNA lifetime). The kinetics are drawn from the log-uniform
+    prior of the simulation studies (:data:`telegraph.study.KINETICS_PRIOR`,
+    the k_on, k_off and burst-size ranges of :func:`telegraph.simulate_anndata`)
+    and so is each cell's capture efficiency
+    (:data:`telegraph.study.CAPTURE_PRIOR`). Counts are sampled exactly from the
+    stationary law (:func:`telegraph.study.sample_stationary`): the promoter
+    activity ``p ~ Beta(k_on, k_off)`` and ``n ~ Poisson(capture * k_syn * p)``
+    (binomial capture of a Poisson mixture is again a Poisson mixture).
 
-    Cells are split into two groups, ``"A"`` and ``"B"``. For a known subset
-    of genes, group ``"B"`` differs from ``"A"``: three-fold higher burst
-    frequency (k_on) for half of them, three-fold larger burst size
+    Cells are split into two groups, ``"A"`` (``n_cells // 2`` cells) and
+    ``"B"`` (the rest), interleaved at random. For a known subset of genes,
+    group ``"B"`` differs from ``"A"``: three-fold (:data:`FOLD_CHANGE`) higher
+    burst frequency (k_on) for half of them, three-fold larger burst size
     (k_syn / k_off, through k_syn) for the other half.
 
     Parameters
     ----------
-    seed
+    seed : int
         Seed of the random generator; the same seed gives the same data.
-    n_cells, n_genes
-        Size of the matrix (cells x genes).
-    n_differential
+    n_cells, n_genes : int
+        Size of the matrix (cells x genes); at least 2 cells and 1 gene.
+    n_differential : int, optional
         How many genes differ between the groups (half in burst frequency,
         half in burst size); default one in five (40 of 200).
 
@@ -49,9 +68,13 @@ def example(seed: int = 0, *, n_cells: int = 2000, n_genes: int = 200,
         ``var["differential"]``: ``"none"``, ``"burst_frequency"`` or
         ``"burst_size"``.
         ``uns["telegraph_example"]``: the generating settings.
-    """
-    import anndata as ad
 
+    Raises
+    ------
+    ValueError
+        If ``n_cells < 2``, ``n_genes < 1`` or ``n_differential`` is not in
+        ``[0, n_genes]``.
+    """
     if n_cells < 2 or n_genes < 1:
         raise ValueError("example() needs n_cells >= 2 and n_genes >= 1")
     if n_differential is None:
@@ -59,55 +82,38 @@ def example(seed: int = 0, *, n_cells: int = 2000, n_genes: int = 200,
     if not 0 <= n_differential <= n_genes:
         raise ValueError("n_differential must lie between 0 and n_genes")
     rng = np.random.default_rng(seed)
-    # Log-uniform kinetics spanning the regimes seen in real data: rare to
-    # frequent bursts, small to large bursts.
-    k_on = 10.0 ** rng.uniform(np.log10(0.05), np.log10(5.0), n_genes)
-    burst_size = 10.0 ** rng.uniform(np.log10(2.0), np.log10(50.0), n_genes)
-    k_off = 10.0 ** rng.uniform(np.log10(0.5), np.log10(20.0), n_genes)
-    k_syn = burst_size * k_off
+    base = study.gene_kinetics(study.draw_prior_kinetics(rng, n_genes, order=_DRAW_ORDER))
+    genes = study.gene_names(n_genes)
 
     differential = np.full(n_genes, "none", dtype=object)
     picked = rng.choice(n_genes, size=n_differential, replace=False)
     half = n_differential // 2
     differential[picked[:half]] = "burst_frequency"
     differential[picked[half:]] = "burst_size"
-    k_on_b = np.where(differential == "burst_frequency", 3.0 * k_on, k_on)
-    k_syn_b = np.where(differential == "burst_size", 3.0 * k_syn, k_syn)
+    fold_b = {"k_on": np.where(differential == "burst_frequency", FOLD_CHANGE, 1.0),
+              "k_syn": np.where(differential == "burst_size", FOLD_CHANGE, 1.0)}
+    rates = [base, study.group_rates("B", fold_b, base, genes)]
 
-    group = np.where(np.arange(n_cells) < n_cells // 2, "A", "B")
-    rng.shuffle(group)
-    capture = np.clip(rng.lognormal(np.log(0.3), 0.35, n_cells), 0.02, 1.0)
+    group_of, _ = study.assign_cells(rng, [n_cells // 2, n_cells - n_cells // 2])
+    capture = study.draw_capture(rng, n_cells)
+    counts = study.sample_stationary(rng, rates, group_of, capture)
 
-    in_b = group == "B"
-    kon = np.where(in_b[:, None], k_on_b[None, :], k_on[None, :])
-    ksyn = np.where(in_b[:, None], k_syn_b[None, :], k_syn[None, :])
-    p = rng.beta(kon, np.broadcast_to(k_off, kon.shape))
-    counts = rng.poisson(capture[:, None] * ksyn * p).astype(np.int64)
-
-    obs = pd.DataFrame(
-        {"capture": capture, "group": pd.Categorical(group, categories=["A", "B"])},
-        index=pd.Index([f"cell{i:05d}" for i in range(n_cells)]),
-    )
     var = pd.DataFrame(
         {
-            "true_k_on": k_on,
-            "true_k_off": k_off,
-            "true_k_syn": k_syn,
-            "true_k_on_B": k_on_b,
-            "true_k_off_B": k_off.copy(),
-            "true_k_syn_B": k_syn_b,
-            "true_burst_frequency": k_on,
-            "true_burst_size": k_syn / k_off,
+            **{f"true_{r}": base[r] for r in _RATES},
+            **{f"true_{r}_B": rates[1][r] for r in _RATES},
+            "true_burst_frequency": base["k_on"],
+            "true_burst_size": base["k_syn"] / base["k_off"],
             "differential": pd.Categorical(
                 differential, categories=["none", "burst_frequency", "burst_size"]),
         },
-        index=pd.Index([f"gene{j:04d}" for j in range(n_genes)]),
+        index=pd.Index(genes),
     )
-    adata = ad.AnnData(X=sp.csr_matrix(counts), obs=obs, var=var)
-    adata.uns["telegraph_example"] = {
+    settings = {
         "seed": int(seed),
         "k_deg": 1.0,
         "sampling": "exact stationary: p ~ Beta(k_on, k_off), n ~ Poisson(capture k_syn p)",
-        "fold_change": 3.0,
+        "fold_change": FOLD_CHANGE,
     }
-    return adata
+    return study.assemble_anndata(counts, capture, var, {"telegraph_example": settings},
+                                  group_names=["A", "B"], group_of=group_of)
