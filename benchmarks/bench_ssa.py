@@ -1,6 +1,6 @@
 """SSA throughput: events per second of telegraph.simulate against baselines.
 
-Workload (issue 4): k_on = 0.5, k_off = 2, k_syn = 50, k_deg = 1 (per unit
+Workload: k_on = 0.5, k_off = 2, k_syn = 50, k_deg = 1 (per unit
 time), promoter off and no mRNA at t = 0, sampled at T = 10, 100,000 cells.
 
 Rows, all measured in this run on this machine:

@@ -68,6 +68,12 @@ napoleon_numpy_docstring = True
 # "Fisher's and Louis' identities" verbatim
 smartquotes = False
 
+# Parameter types such as "array_like of shape (n_genes,)" are read as cross-references,
+# word by word; "n_genes" then names several attributes (CountHistograms.n_genes,
+# ReadPlan.n_genes) and Sphinx warns that the reference is ambiguous. Those words are
+# shapes, not references: ambiguous Python references are not errors here.
+suppress_warnings = ["ref.python"]
+
 html_theme = "furo"
 html_title = f"telegraph {release}"
 html_static_path: list[str] = []

@@ -45,7 +45,7 @@ __all__ = ["capture_in_range", "check_capture", "Capture", "resolve_capture",
 
 
 def listing(names, n: int = 8) -> str:
-    """``'a', 'b', ... (12 in all)``: names for an error message."""
+    """Names for an error message: the first ``n`` quoted, then how many in all."""
     names = [str(x) for x in names]
     if not names:
         return "none"

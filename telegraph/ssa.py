@@ -9,7 +9,8 @@
 
 with binomial capture, optionally together with the path scores
 d log p(path) / d(k_on, k_off, k_syn, k_deg) that make likelihood-ratio
-(REINFORCE) gradients of simulated summaries possible (DESIGN.md section 3,
+(REINFORCE) gradients of simulated summaries possible (docs/maths.md,
+"Simulation and path scores";
 :func:`telegraph.score_gradient`).
 
 The compiled kernel runs in parallel over cells; each (gene, cell) path has its
@@ -25,6 +26,7 @@ import numpy as np
 
 from .inputs import check_capture
 from .kernels import ssa as _k
+from .stationary import score_ab
 
 __all__ = ["simulate"]
 
@@ -130,8 +132,6 @@ def stationary_state_score(g, n, k_on, k_off, k_syn, k_deg):
     -(a d_a + b d_b + lam d_lam)/k_deg. Arrays broadcast; output has a trailing
     axis of length 4.
     """
-    from .stationary import score_ab
-
     # Parameters usually vary per gene only: number the distinct parameter
     # sets, then evaluate the Poisson-Beta score once per distinct
     # (parameter set, promoter state, n) -- many cells share one.

@@ -7,7 +7,7 @@ Invalid parameters (non-positive or non-finite rates, capture outside (0, 1])
 give NaN; impossible counts (negative or non-integer) give ``-inf`` for
 :func:`logpmf` (0 for :func:`pmf`) and NaN for scores and posteriors.
 
-The mathematics (DESIGN.md section 2): with a = k_on/k_deg, b = k_off/k_deg
+The mathematics (docs/maths.md, "The stationary law"): with a = k_on/k_deg, b = k_off/k_deg
 and x = capture * k_syn/k_deg, the latent promoter activity
 p ~ Beta(a, b) and n | p ~ Poisson(x p). The scores are posterior expectations
 of the complete-data score (Fisher's identity) and the observed information
@@ -141,7 +141,8 @@ def score(n, k_on, k_off, k_syn, k_deg=1.0, capture=1.0):
     """Exact gradient of log P(n) with respect to the four rates.
 
     Computed by Fisher's identity as the posterior expectation of the
-    complete-data score of the latent promoter activity (DESIGN.md section 2),
+    complete-data score of the latent promoter activity (docs/maths.md,
+    "Fisher's and Louis' identities"),
     with no numerical differentiation.
 
     Parameters

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .inputs import check_capture
 from .ssa import RATE_NAMES, simulate
 
 if TYPE_CHECKING:
@@ -77,18 +78,6 @@ def _per_gene(name, value, n_genes):
     if not np.all(np.isfinite(v)) or np.any(v <= 0):
         raise ValueError(f"{name} must be finite and > 0")
     return v
-
-
-def _check_capture(capture, n_cells):
-    """Per-cell capture from a scalar or ``(n_cells,)`` array, checked to lie in (0, 1].
-
-    The one place this module checks the capture range.
-    """
-    cap = np.asarray(capture, float)
-    cap = np.full(n_cells, float(cap)) if cap.ndim == 0 else cap
-    if cap.shape != (n_cells,) or not np.all((cap > 0) & (cap <= 1)):
-        raise ValueError(f"capture must be a scalar or {n_cells} values in (0, 1]")
-    return cap
 
 
 def _check_n_cells(n_cells):
@@ -252,7 +241,7 @@ def cell_capture(rng: np.random.Generator, capture, n_cells: int) -> np.ndarray:
     """
     if capture is None:
         return draw_capture(rng, n_cells)
-    return _check_capture(capture, n_cells)
+    return check_capture(capture, n_cells)
 
 
 # -- groups and cells ---------------------------------------------------------------------

@@ -4,7 +4,7 @@ Nothing here imports ``telegraph``: these are the yardsticks the package is
 measured against (tests/test_stationary.py, benchmarks/bench_likelihood.py)
 and they are themselves cross-checked in tests/test_reference.py.
 
-Notation (DESIGN.md section 2): a = k_on/k_deg, b = k_off/k_deg,
+Notation (docs/maths.md, "The stationary law"): a = k_on/k_deg, b = k_off/k_deg,
 lam = k_syn/k_deg, x = capture * lam. p ~ Beta(a, b), n | p ~ Poisson(x p).
 
 Two independent routes:

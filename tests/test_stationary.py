@@ -1,10 +1,10 @@
-"""Verification of the stationary telegraph likelihood, scores and posteriors (issue 3).
+"""Verification of the stationary telegraph likelihood, scores and posteriors.
 
 Everything is compared with the independent references of tests/reference.py
 (mpmath at high precision; the truncated chemical master equation solved by
 exact linear algebra), with finite differences, and with exact identities.
 
-Accuracy required by issue 3, for a = k_on/k_deg, b = k_off/k_deg in
+Accuracy required, for a = k_on/k_deg, b = k_off/k_deg in
 [1e-3, 1e3], x = capture k_syn/k_deg in [1e-2, 1e4], n in [0, 1e4]:
 
 * |log P - log P_ref| <= 1e-7 wherever log P_ref > -300;
@@ -451,7 +451,7 @@ def test_no_nan_or_inf_anywhere_in_range(la, lb, lx, cap, n, lkd, frac):
     assert 0 <= vp <= ep * (1 - ep) * (1 + 1e-12) + 1e-300
     terms = np.array([k_on, k_off, k_syn, kd]) * s
     assert abs(terms.sum()) <= 1e-12 * np.abs(terms).max()
-    # d/dk_syn = n/k_syn - (capture/k_deg) E[p|n]  (DESIGN.md section 2)
+    # d/dk_syn = n/k_syn - (capture/k_deg) E[p|n]  (docs/maths.md, "Fisher's and Louis' identities")
     assert s[2] == pytest.approx(n / k_syn - cap / kd * ep,
                                  rel=1e-9, abs=1e-12 * (n / k_syn + cap / kd * ep))
 

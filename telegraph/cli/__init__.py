@@ -8,25 +8,16 @@ it parses, calls the library, and reports.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
+
+from .. import __version__
+from . import fit, test
+from ._common import CLIError
 
 __all__ = ["main", "build_parser", "CLIError"]
 
-# subcommand name -> module in this package
-_COMMANDS = {
-    "fit": "telegraph.cli.fit",
-    "test": "telegraph.cli.test",
-}
-
-
-class CLIError(Exception):
-    """An error in the user's input: printed as one line, exit status 2."""
-
-
-def _version() -> str:
-    from telegraph import __version__
-    return __version__
+#: the subcommands, each a module with ``add_parser(subparsers)`` and ``run(args)``
+_COMMANDS = (fit, test)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,10 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version",
-                        version=f"telegraph {_version()}")
+                        version=f"telegraph {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in _COMMANDS.values():
-        importlib.import_module(module_name).add_parser(sub)
+    for command in _COMMANDS:
+        command.add_parser(sub)
     return parser
 
 

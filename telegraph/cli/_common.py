@@ -13,7 +13,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from telegraph.cli import CLIError
+from .. import cluster
+from .. import io as tio
+from ..inputs import gene_positions, resolve_capture, resolve_k_deg
+
+
+class CLIError(Exception):
+    """An error in the user's input: printed as one line, exit status 2."""
 
 # the library's advice names its keywords; the user typed options
 _KEYWORD_TO_OPTION = {"round_counts=True": "--round", "min_cells": "--min-cells",
@@ -47,7 +53,6 @@ def capture_option(text: str | None, adata, *, source: str):
     """``--capture`` resolved against ``adata.obs`` by the library's resolver:
     a :class:`telegraph.inputs.Capture`, or ``"total"`` unchanged (the fit
     takes the totals from the counts it reads)."""
-    from telegraph.inputs import resolve_capture
     value = number_or_name(text)
     if value == "total":
         return value
@@ -60,7 +65,6 @@ def capture_option(text: str | None, adata, *, source: str):
 
 def k_deg_option(text: str | None, adata, *, source: str):
     """``--k-deg`` resolved against ``adata.var``: a :class:`telegraph.inputs.KDeg`."""
-    from telegraph.inputs import resolve_k_deg
     try:
         return resolve_k_deg(number_or_name(text), n_genes=adata.n_vars, var=adata.var,
                              where=f"the var of {source}")
@@ -93,7 +97,6 @@ def parse_genes(spec: str) -> list[str]:
 
 def check_genes(genes, adata, *, source: str) -> None:
     """Every name of ``--genes`` is a gene of ``adata``."""
-    from telegraph.inputs import gene_positions
     if genes is None:
         return
     try:
@@ -104,7 +107,6 @@ def check_genes(genes, adata, *, source: str) -> None:
 
 def read_input(path, *, layer=None, cells_in_rows=False):
     """:func:`telegraph.io.read` with its errors as one-line CLI errors."""
-    from telegraph import io as tio
     try:
         return tio.read(path, layer=layer, cells_in_rows=cells_in_rows)
     except (FileNotFoundError, ValueError) as exc:
@@ -115,7 +117,6 @@ def read_input(path, *, layer=None, cells_in_rows=False):
 
 def check_outputs(table, output, refuse) -> None:
     """Output paths are valid (extension, directory, not an input) before any work."""
-    from telegraph import io as tio
     refuse = [p for p in refuse if p is not None]
     try:
         if table:
@@ -129,7 +130,6 @@ def check_outputs(table, output, refuse) -> None:
 def connect(address):
     """A Dask client for ``--scheduler`` (one-line error when unreachable)."""
     try:
-        from telegraph import cluster
         return cluster.connect(address)
     except (ConnectionError, ImportError) as exc:
         raise CLIError(f"--scheduler: {one_line(exc)}") from None

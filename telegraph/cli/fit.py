@@ -13,12 +13,16 @@ import sys
 import time
 from pathlib import Path
 
-from telegraph import config
-from telegraph.cli import CLIError
-from telegraph.cli._common import (as_cli_advice, capture_option, check_at_least_one,
-                                   check_genes, check_level, check_outputs, connect,
-                                   k_deg_option, one_line, parse_genes, read_input,
-                                   write_stdout_csv)
+import telegraph as tg
+
+from .. import config, get
+from .. import io as tio
+from ..backed import fit_file
+from ..ondisk import OnDiskMatrix, is_ondisk, read_obs_var
+from ..tl import store_results
+from ._common import (CLIError, as_cli_advice, capture_option, check_at_least_one,
+                      check_genes, check_level, check_outputs, connect, k_deg_option,
+                      one_line, parse_genes, read_input, write_stdout_csv)
 
 KEY = config.FIT_KEY  # key_added: results go to var["telegraph_<column>"], uns["telegraph"]
 
@@ -172,7 +176,6 @@ def _validate_args(args) -> None:
 
 
 def _write_outputs(args, table, input_path, write_h5ad) -> None:
-    from telegraph import io as tio
     try:
         if args.table:
             tio.write_table_atomic(table, args.table, refuse=[input_path])
@@ -183,7 +186,6 @@ def _write_outputs(args, table, input_path, write_h5ad) -> None:
 
 
 def _result_table(adata, genes):
-    from telegraph import get
     return get.kinetics_df(adata, KEY, genes=genes).reset_index()
 
 
@@ -252,7 +254,6 @@ def run(args) -> int:
     _validate_args(args)
     input_path = None if args.example else Path(args.counts).expanduser()
     check_outputs(args.table, args.output, [input_path])
-    from telegraph.ondisk import is_ondisk
     streamed = not args.example and (args.backed or args.chunk_size is not None or (
         args.scheduler is not None and is_ondisk(input_path)))
     if streamed:
@@ -266,8 +267,6 @@ def run(args) -> int:
                            "or drop --backed/--chunk-size to load the store")
         return _run_streamed(args, input_path)
 
-    import telegraph as tg
-    from telegraph import io as tio
 
     if args.example:
         adata = tg.datasets.example()
@@ -318,10 +317,6 @@ def run(args) -> int:
 
 def _run_streamed(args, input_path: Path) -> int:
     """Fit an .h5ad/.zarr from disk (telegraph.fit_file); the matrix is never loaded."""
-    from telegraph import io as tio
-    from telegraph.backed import fit_file
-    from telegraph.ondisk import OnDiskMatrix, read_obs_var
-    from telegraph.tl import store_results
 
     source = str(input_path)
     try:

@@ -13,11 +13,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from telegraph import config
-from telegraph.cli import CLIError
-from telegraph.cli._common import (as_cli_advice, capture_option, check_at_least_one,
-                                   check_genes, check_level, check_outputs, one_line,
-                                   parse_genes, read_input, write_stdout_csv)
+import numpy as np
+
+import telegraph as tg
+
+from .. import config
+from .. import io as tio
+from ..differential import differential
+from ..inputs import listing, row_totals
+from ._common import (CLIError, as_cli_advice, capture_option, check_at_least_one, check_genes,
+                      check_level, check_outputs, one_line, parse_genes, read_input,
+                      write_stdout_csv)
 
 KEY = config.DIFFERENTIAL_KEY
 
@@ -142,7 +148,7 @@ def _validate(args):
     check_at_least_one("--jobs", args.jobs)
 
 
-def _check_layers(tio, adata, layers, source):
+def _check_layers(adata, layers, source):
     for layer in layers:
         try:
             tio.check_layer(adata, layer, source=source)
@@ -152,12 +158,6 @@ def _check_layers(tio, adata, layers, source):
 
 def run(args) -> int:
     _validate(args)
-    import numpy as np
-
-    import telegraph.tl as tl
-    from telegraph import io as tio
-    from telegraph.differential import differential
-    from telegraph.inputs import row_totals
 
     paths = [Path(c).expanduser() for c in args.counts]
     check_outputs(args.table, args.output, paths)
@@ -192,20 +192,19 @@ def run(args) -> int:
             source = str(paths[0])
             layers = args.layers if args.layers else [args.layer]
             adata = read_input(paths[0], cells_in_rows=args.cells_in_rows)
-            _check_layers(tio, adata, layers, source)
+            _check_layers(adata, layers, source)
             check_genes(genes, adata, source=source)
             capture = capture_option(args.capture, adata, source=source)
             if args.layers:
-                res = tl.differential_bursting_alleles(adata, tuple(args.layers),
+                res = tg.tl.differential_bursting_alleles(adata, tuple(args.layers),
                                                        capture=capture, genes=genes,
                                                        key_added=KEY, **common)
                 groups = tuple(args.layers)
             else:
                 if args.groupby not in adata.obs:
-                    from telegraph.inputs import listing
                     raise CLIError(f"--groupby {args.groupby!r}: no such obs column in {source} "
                                    f"(obs columns: {listing(adata.obs.columns)})")
-                res = tl.differential_bursting(adata, args.groupby, groups=args.groups,
+                res = tg.tl.differential_bursting(adata, args.groupby, groups=args.groups,
                                                layer=args.layer, capture=capture, genes=genes,
                                                key_added=KEY, **common)
                 groups = tuple(adata.uns[KEY]["params"]["groups"])

@@ -1,6 +1,6 @@
 """Poisson-Beta (stationary telegraph) log-pmf, exact scores and Louis information.
 
-Notation (DESIGN.md section 2): a = k_on/k_deg, b = k_off/k_deg, x = capture *
+Notation (docs/maths.md, "The stationary law"): a = k_on/k_deg, b = k_off/k_deg, x = capture *
 k_syn/k_deg. Given n, the latent promoter activity p has posterior density
 proportional to p^(a+n-1) (1-p)^(b-1) exp(-x p). Expanding
 exp(-x p) = exp(-x) exp(x (1-p)) as a power series turns this posterior into a

@@ -10,7 +10,7 @@ Two kernels:
 Both record the state at a list of sample times, thin the measured species
 binomially with a per-cell capture efficiency, and (optionally) accumulate the
 path score of every reaction, d log p(path)/d k_j = N_j/k_j - int h_j(x_t) dt
-(DESIGN.md section 3), in the event loop itself.
+(docs/maths.md, "Simulation and path scores"), in the event loop itself.
 
 Randomness: every path (cell, or (gene, cell) pair) owns a xoshiro256+ stream
 whose 256-bit state is derived by SplitMix64 hashing of (key, gene, cell).
