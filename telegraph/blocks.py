@@ -59,17 +59,18 @@ def even_bounds(n: int, n_blocks: int) -> np.ndarray:
     return np.unique(np.linspace(0, n, n_blocks + 1).round().astype(np.int64))
 
 
-def balanced_bounds(indptr, n_blocks: int) -> np.ndarray:
+def balanced_bounds(indptr, n_blocks: int, per_item: int = 1) -> np.ndarray:
     """Boundaries of about ``n_blocks`` blocks of consecutive items of equal cost.
 
     ``indptr`` (length n + 1) gives each item's work as ``indptr[i + 1] -
-    indptr[i]`` (e.g. a gene's histogram bins); every item also costs one.
+    indptr[i]`` (e.g. a gene's histogram bins, a cell's stored entries); every
+    item also costs ``per_item``.
     """
     indptr = np.asarray(indptr, dtype=np.int64)
     n = indptr.shape[0] - 1
-    cum = indptr + np.arange(n + 1)
+    cum = indptr - indptr[0] + per_item * np.arange(n + 1)
     targets = np.linspace(0, cum[-1], max(1, min(n_blocks, n)) + 1)
-    bounds = np.unique(np.searchsorted(cum, targets, side="left"))
+    bounds = np.searchsorted(cum, targets, side="left")
     bounds[0], bounds[-1] = 0, n
     return np.unique(bounds)
 

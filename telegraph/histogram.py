@@ -30,6 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import config
+from .blocks import balanced_bounds, even_bounds
 from .inputs import check_capture, gene_positions
 from .kernels import histogram as _k
 
@@ -461,21 +462,14 @@ def _check_shape(n_cells, n_genes):
 def _blocks(lay: _Layout, order, n_blocks: int) -> np.ndarray:
     """Boundaries, in ``order``, of blocks of about equal numbers of stored
     entries."""
-    n_major = lay.n_major
-    n_blocks = max(1, min(n_blocks, n_major))
     if lay.dense:
-        b = np.linspace(0, n_major, n_blocks + 1).astype(np.int64)
-    else:
-        lengths = np.diff(lay.indptr)
-        if order is not None:
-            lengths = lengths[order]
-        cum = np.zeros(n_major + 1, np.int64)
-        np.cumsum(lengths, out=cum[1:])
-        targets = np.linspace(0, cum[-1], n_blocks + 1)
-        b = np.searchsorted(cum, targets, side="left").astype(np.int64)
-    b[0] = 0
-    b[-1] = n_major
-    return np.unique(np.minimum(b, n_major))
+        return even_bounds(lay.n_major, n_blocks)
+    lengths = np.diff(lay.indptr)
+    if order is not None:
+        lengths = lengths[order]
+    cum = np.zeros(lay.n_major + 1, np.int64)
+    np.cumsum(lengths, out=cum[1:])
+    return balanced_bounds(cum, n_blocks, per_item=0)
 
 
 def _gene_label(genes, g):

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .inputs import check_capture
+from .inputs import check_capture, gene_positions
 from .ssa import RATE_NAMES, simulate
 
 if TYPE_CHECKING:
@@ -111,25 +111,13 @@ def _n_genes(n_genes, rates):
 
 
 def _gene_mask(genes, n_genes, gene_names):
-    if genes is None:
-        return np.ones(n_genes, bool)
-    g = np.asarray(genes)
-    if g.dtype == bool:
-        if g.shape != (n_genes,):
-            raise ValueError(f"a boolean 'genes' mask needs length {n_genes}")
-        return g
+    """Mask of the genes a group's fold changes apply to (all when None)."""
     mask = np.zeros(n_genes, bool)
-    if g.dtype.kind in "US":
-        lookup = {n: i for i, n in enumerate(gene_names)}
-        missing = [x for x in g.ravel() if x not in lookup]
-        if missing:
-            raise ValueError(f"unknown gene names in 'genes': {missing[:5]}")
-        mask[[lookup[x] for x in g.ravel()]] = True
-        return mask
-    idx = g.astype(int).ravel()
-    if np.any((idx < 0) | (idx >= n_genes)):
-        raise ValueError(f"gene indices in 'genes' must lie in [0, {n_genes})")
-    mask[idx] = True
+    if genes is None:
+        mask[:] = True
+    else:
+        mask[gene_positions(genes, gene_names, where="the simulated genes",
+                            allow_empty=True)] = True
     return mask
 
 

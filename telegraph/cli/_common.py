@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .. import cluster
 from .. import io as tio
-from ..inputs import gene_positions, resolve_capture, resolve_k_deg
+from ..inputs import FitSettings, gene_positions, resolve_capture, resolve_k_deg
 
 
 class CLIError(Exception):
@@ -23,7 +23,7 @@ class CLIError(Exception):
 
 # the library's advice names its keywords; the user typed options
 _KEYWORD_TO_OPTION = {"round_counts=True": "--round", "min_cells": "--min-cells",
-                      "n_jobs": "--jobs"}
+                      "n_jobs": "--jobs", "ci is a": "--ci is a"}
 
 
 def one_line(exc: BaseException) -> str:
@@ -144,6 +144,14 @@ def write_stdout_csv(table) -> None:
         import os
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+
+
+def check_settings(args) -> None:
+    """--ci, --interval, --min-cells checked by the library's settings (one check)."""
+    try:
+        FitSettings(ci=args.ci, interval=args.interval, min_cells=args.min_cells)
+    except ValueError as exc:
+        raise CLIError(as_cli_advice(one_line(exc))) from None
 
 
 def check_level(option: str, value: float) -> None:

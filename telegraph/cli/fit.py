@@ -21,7 +21,7 @@ from ..backed import fit_file
 from ..ondisk import OnDiskMatrix, is_ondisk, read_obs_var
 from ..tl import store_results
 from ._common import (CLIError, as_cli_advice, capture_option, check_at_least_one,
-                      check_genes, check_level, check_outputs, connect, k_deg_option,
+                      check_genes, check_outputs, check_settings, connect, k_deg_option,
                       one_line, parse_genes, read_input, write_stdout_csv)
 
 KEY = config.FIT_KEY  # key_added: results go to var["telegraph_<column>"], uns["telegraph"]
@@ -165,8 +165,7 @@ def _validate_args(args) -> None:
         raise CLIError("give either COUNTS or --example, not both")
     if not args.example and not args.counts:
         raise CLIError("no input: give a COUNTS file (or --example for the bundled data)")
-    check_at_least_one("--min-cells", args.min_cells)
-    check_level("--ci", args.ci)
+    check_settings(args)
     check_at_least_one("--jobs", args.jobs)
     if args.chunk_size is not None and args.chunk_size < 1:
         raise CLIError(f"--chunk-size must be at least 1 cell, got {args.chunk_size}")

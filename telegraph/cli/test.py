@@ -22,7 +22,7 @@ from .. import io as tio
 from ..differential import differential
 from ..inputs import listing, row_totals
 from ._common import (CLIError, as_cli_advice, capture_option, check_at_least_one, check_genes,
-                      check_level, check_outputs, one_line, parse_genes, read_input,
+                      check_level, check_outputs, check_settings, one_line, parse_genes, read_input,
                       write_stdout_csv)
 
 KEY = config.DIFFERENTIAL_KEY
@@ -142,8 +142,7 @@ def _validate(args):
             raise CLIError("--groups needs --groupby")
         if args.layers and args.layer:
             raise CLIError("--layer and --layers exclude each other (--layers names both)")
-    check_at_least_one("--min-cells", args.min_cells)
-    check_level("--ci", args.ci)
+    check_settings(args)
     check_level("--alpha", args.alpha)
     check_at_least_one("--jobs", args.jobs)
 

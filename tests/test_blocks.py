@@ -1,0 +1,57 @@
+"""telegraph.blocks: cutting ranges into blocks, and the local gene-block loop."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+
+from telegraph.blocks import balanced_bounds, even_bounds, gene_blocks, small_ints, spans
+
+
+def _covers(bounds, n):
+    return bounds[0] == 0 and bounds[-1] == n and np.all(np.diff(bounds) > 0)
+
+
+def test_spans_and_even_bounds():
+    assert spans(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert spans(0, 4) == []
+    b = even_bounds(10, 3)
+    assert _covers(b, 10) and len(b) == 4
+    assert list(even_bounds(2, 5)) == [0, 1, 2]          # never more blocks than items
+
+
+def test_balanced_bounds_equalise_cost():
+    rng = np.random.default_rng(0)
+    cost = rng.integers(0, 50, 1000)
+    indptr = np.concatenate([[0], np.cumsum(cost)])
+    b = balanced_bounds(indptr, 8)
+    assert _covers(b, 1000) and len(b) == 9
+    per_block = [cost[a:z].sum() + (z - a) for a, z in zip(b[:-1], b[1:])]
+    assert max(per_block) - min(per_block) <= 2 * (cost.max() + 1)
+    # without a per-item cost, empty items are free and all-empty input is one block
+    assert list(balanced_bounds(np.zeros(6, np.int64), 3, per_item=0)) == [0, 5]
+    # an offset indptr (a slice of a larger one) gives the same blocks
+    np.testing.assert_array_equal(balanced_bounds(indptr + 77, 8), b)
+
+
+def test_gene_blocks_cover_the_genes_and_restore_threads():
+    before = numba.get_num_threads()
+    seen = []
+    with gene_blocks(100, chunk_genes=30, n_jobs=1, progress=False) as blocks:
+        assert numba.get_num_threads() == 1
+        for start, stop in blocks:
+            seen.append((start, stop))
+    assert seen == [(0, 30), (30, 60), (60, 90), (90, 100)]
+    assert numba.get_num_threads() == before
+    with pytest.raises(KeyboardInterrupt):
+        with gene_blocks(100, chunk_genes=30, n_jobs=1, progress=False) as blocks:
+            for _ in blocks:
+                raise KeyboardInterrupt
+    assert numba.get_num_threads() == before
+
+
+def test_small_ints():
+    assert small_ints(np.array([0, 3, 200])).dtype == np.uint8
+    assert small_ints(np.array([0, 70_000])).dtype == np.uint32
+    np.testing.assert_array_equal(small_ints(np.array([0, 70_000])), [0, 70_000])
