@@ -12,9 +12,11 @@ error. The baseline only reduces variance; the estimate stays unbiased.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .ssa import simulate
 
@@ -104,8 +106,10 @@ def lr_gradient(values, scores, baseline="loo"):
     return grad, se
 
 
-def score_gradient(f, k_on, k_off, k_syn, k_deg=1.0, *, n_cells, t, capture=1.0,
-                   seed=None, initial="off", baseline="loo"):
+def score_gradient(f: Callable[[np.ndarray], ArrayLike], k_on: float, k_off: float,
+                   k_syn: float, k_deg: float = 1.0, *, n_cells: int, t: float,
+                   capture: ArrayLike = 1.0, seed=None, initial: str = "off",
+                   baseline: str = "loo") -> ScoreGradient:
     """Monte Carlo gradient of E[f(counts)] with respect to the four rates.
 
     Simulates ``n_cells`` independent cells with :func:`telegraph.simulate`

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .inputs import check_capture
 from .kernels import ssa as _k
@@ -240,8 +241,9 @@ def _run(k_on, k_off, k_syn, k_deg, *, n_cells, t, capture=1.0, seed=None,
     return counts, scores, events, per_gene, scalar_t
 
 
-def simulate(k_on, k_off, k_syn, k_deg=1.0, *, n_cells, t, capture=1.0, seed=None,
-             initial="off", score=False):
+def simulate(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: ArrayLike = 1.0, *,
+             n_cells: int, t: ArrayLike, capture: ArrayLike = 1.0, seed=None,
+             initial: str = "off", score: bool = False):
     """Simulate single-cell mRNA counts of the telegraph model exactly.
 
     Gillespie's direct method, compiled with Numba and run in parallel over

@@ -18,6 +18,7 @@ follows from posterior covariances (Louis' identity); the kernels live in
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .inputs import capture_in_range, check_capture
 from .kernels.poisson_beta import histogram_eval, pb_eval_many
@@ -96,7 +97,8 @@ def score_ab(n, a, b, x):
     return out[:, 1:4].reshape(shape + (3,))
 
 
-def logpmf(n, k_on, k_off, k_syn, k_deg=1.0, capture=1.0):
+def logpmf(n: ArrayLike, k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
+           k_deg: ArrayLike = 1.0, capture: ArrayLike = 1.0) -> np.ndarray:
     """Log-probability of observing ``n`` molecules under the stationary telegraph model.
 
     Parameters
@@ -132,12 +134,14 @@ def logpmf(n, k_on, k_off, k_syn, k_deg=1.0, capture=1.0):
     return logpmf_ab(n, a, b, x)
 
 
-def pmf(n, k_on, k_off, k_syn, k_deg=1.0, capture=1.0):
+def pmf(n: ArrayLike, k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
+        k_deg: ArrayLike = 1.0, capture: ArrayLike = 1.0) -> np.ndarray:
     """Probability of ``n`` molecules; ``exp(logpmf(...))``, same parameters."""
     return np.exp(logpmf(n, k_on, k_off, k_syn, k_deg, capture))
 
 
-def score(n, k_on, k_off, k_syn, k_deg=1.0, capture=1.0):
+def score(n: ArrayLike, k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
+          k_deg: ArrayLike = 1.0, capture: ArrayLike = 1.0) -> np.ndarray:
     """Exact gradient of log P(n) with respect to the four rates.
 
     Computed by Fisher's identity as the posterior expectation of the
@@ -170,7 +174,8 @@ def score(n, k_on, k_off, k_syn, k_deg=1.0, capture=1.0):
     return res
 
 
-def posterior_on(n, k_on, k_off, k_syn, k_deg=1.0, capture=1.0):
+def posterior_on(n: ArrayLike, k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
+                 k_deg: ArrayLike = 1.0, capture: ArrayLike = 1.0) -> np.ndarray:
     """Posterior probability that the promoter was on when the cell was captured.
 
     Equals E[p | n], the posterior mean of the latent promoter activity,
@@ -182,7 +187,8 @@ def posterior_on(n, k_on, k_off, k_syn, k_deg=1.0, capture=1.0):
     return ep.reshape(shape)[()]
 
 
-def posterior_mean(n, k_on, k_off, k_syn, k_deg=1.0, capture=1.0):
+def posterior_mean(n: ArrayLike, k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
+                   k_deg: ArrayLike = 1.0, capture: ArrayLike = 1.0) -> np.ndarray:
     """Posterior mean E[p | n] of the latent promoter activity p in [0, 1].
 
     Same as :func:`posterior_on`; parameters as in :func:`logpmf`.
@@ -190,7 +196,8 @@ def posterior_mean(n, k_on, k_off, k_syn, k_deg=1.0, capture=1.0):
     return posterior_on(n, k_on, k_off, k_syn, k_deg, capture)
 
 
-def posterior_var(n, k_on, k_off, k_syn, k_deg=1.0, capture=1.0):
+def posterior_var(n: ArrayLike, k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
+                  k_deg: ArrayLike = 1.0, capture: ArrayLike = 1.0) -> np.ndarray:
     """Posterior variance Var[p | n] of the latent promoter activity.
 
     Parameters as in :func:`logpmf` (rates per unit time).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import get
+from .. import config, get
 from ._utils import finish, new_axes, save_or_show
 
 __all__ = ["differential"]
@@ -12,8 +12,9 @@ __all__ = ["differential"]
 _TESTS = ("burst_frequency", "burst_size")
 
 
-def differential(adata, *, key="telegraph_differential", test="burst_frequency", alpha=0.1,
-                 n_labels=8, ax=None, show=None, save=None):
+def differential(adata, *, key: str = config.DIFFERENTIAL_KEY, test: str = "burst_frequency",
+                 alpha: float = 0.1, n_labels: int = 8, ax=None, show: bool | None = None,
+                 save=None):
     """Log2 fold change against -log10 p-value of a differential bursting test.
 
     Parameters

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import get
+from .. import config, get
 from ._utils import finish, new_axes, rate_unit
 
 __all__ = ["kinetics"]
@@ -31,9 +31,9 @@ def significance_classes(table, alpha):
     return pd.Series(out, index=table.index)
 
 
-def kinetics(adata, *, key="telegraph", color="regime",
-             differential_key="telegraph_differential", alpha=0.1, size=12.0, ax=None,
-             show=None, save=None, **kwargs):
+def kinetics(adata, *, key: str = config.FIT_KEY, color: str = "regime",
+             differential_key: str = config.DIFFERENTIAL_KEY, alpha: float = 0.1,
+             size: float = 12.0, ax=None, show: bool | None = None, save=None, **kwargs):
     """Burst frequency against burst size (log-log), one point per gene.
 
     Parameters
