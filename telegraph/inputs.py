@@ -549,7 +549,7 @@ class FitSettings:
     def __post_init__(self):
         if not (_is_number(self.ci) and 0 < self.ci < 1):
             hint = (f" (did you mean {self.ci / 100:g}?)"
-                    if _is_number(self.ci) and 1 < self.ci < 100 else "")
+                    if _is_number(self.ci) and 50 <= self.ci < 100 else "")
             raise ValueError(f"ci is a confidence level in (0, 1), got {self.ci}{hint}")
         if self.interval not in ("profile", "wald"):
             raise ValueError(f"interval must be 'profile' or 'wald'; got {self.interval!r}")
