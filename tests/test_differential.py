@@ -289,7 +289,7 @@ def test_untestable_genes_get_flags_and_nan():
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    (dict(ci=1.5), r"ci is a confidence level in \(0, 1\)"),
+    (dict(ci=1.5), "ci is a confidence level in (0, 1)"),
     (dict(interval="exact"), "interval must be"),
     (dict(min_cells=0), "min_cells"),
     (dict(capture1="total"), "for both groups"),
