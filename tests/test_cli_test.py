@@ -147,3 +147,22 @@ def test_file_errors(small_h5ad, capsys, tmp_path):
                         tmp_path / "nodir" / "t.csv")
     _one_line_error(code, err, "does not exist")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["small.h5ad"]
+
+
+def test_capture_recorded_by_a_fit_is_reused(small_h5ad, capsys, tmp_path):
+    """`telegraph fit -o` stores the capture it used; `telegraph test --capture fit`
+    tests with exactly that capture."""
+    fitted = tmp_path / "fitted.h5ad"
+    assert main(["fit", str(small_h5ad), "--capture", "0.4", "--interval", "wald",
+                 "--no-progress", "-o", str(fitted)]) == 0
+    capsys.readouterr()
+    code, _, err = _run(capsys, fitted, "--groupby", "group", "--capture", "fit",
+                        "--interval", "wald", "--table", tmp_path / "a.csv")
+    assert code == 0, err
+    code, _, err = _run(capsys, fitted, "--groupby", "group", "--capture", "0.4",
+                        "--interval", "wald", "--table", tmp_path / "b.csv")
+    assert code == 0, err
+    a, b = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv")
+    pd.testing.assert_frame_equal(a, b)
+    code, _, err = _run(capsys, small_h5ad, "--groupby", "group", "--capture", "fit")
+    _one_line_error(code, err, "--capture fit", "telegraph fit")

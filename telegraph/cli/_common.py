@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .. import cluster
+from .. import cluster, config, get
 from .. import io as tio
 from ..inputs import FitSettings, gene_positions, resolve_capture, resolve_k_deg
 
@@ -52,10 +52,17 @@ def number_or_name(text: str | None):
 def capture_option(text: str | None, adata, *, source: str):
     """``--capture`` resolved against ``adata.obs`` by the library's resolver:
     a :class:`telegraph.inputs.Capture`, or ``"total"`` unchanged (the fit
-    takes the totals from the counts it reads)."""
+    takes the totals from the counts it reads). ``fit`` (when obs has no such
+    column) is the capture an earlier ``telegraph fit -o`` recorded in the file."""
     value = number_or_name(text)
     if value == "total":
         return value
+    if value == "fit" and "fit" not in adata.obs.columns:
+        try:
+            return get.capture(adata, config.FIT_KEY)
+        except (KeyError, ValueError) as exc:
+            raise CLIError(f"--capture fit: {one_line(exc)} (in {source}; write one with "
+                           f"`telegraph fit {source} -o OUT.h5ad`)") from None
     try:
         return resolve_capture(value, n_cells=adata.n_obs, obs=adata.obs,
                                where=f"the obs of {source}")

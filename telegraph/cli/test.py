@@ -94,9 +94,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                            "layout)")
     data.add_argument("--capture", metavar="OBS_KEY",
                       help="per-cell capture efficiency in (0, 1]: an obs column, a number, "
-                           "or 'total' (size factors from total counts relative to the mean "
+                           "'total' (size factors from total counts relative to the mean "
                            "of the compared cells; burst sizes then in molecules counted in a "
-                           "cell of average depth). Default 1")
+                           "cell of average depth), or 'fit': the capture recorded in the "
+                           "file by an earlier `telegraph fit -o`. Default 1")
     data.add_argument("--genes", metavar="G1,G2|@FILE",
                       help="test only these genes (comma-separated, or @FILE one per line)")
     data.add_argument("--round", action="store_true",
