@@ -21,7 +21,7 @@ which gives each profile evaluation a warm start one Newton step from its
 solution. The likelihood-ratio statistic is 2 (l1 + l2 - l0).
 
 A group whose fit attains its supremum in the bursty limit (k_off, k_syn ->
-inf at fixed burst size; see :mod:`telegraph.kernels.fit`) is profiled in
+inf at fixed burst size; see :mod:`telegraph.kernels.models`) is profiled in
 that limit model, the negative binomial with coordinates (log a, log beta):
 both targets are then plain coordinates, and the telegraph likelihood at the
 edge of the fit box (k_syn / k_deg ~ 1e4 and beyond) would cost hundreds of
@@ -43,16 +43,14 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .fit import (_box, _eval, _grad_info_phi, _maximize, _sort_bins, _target_transform,
-                  _to_phi, _to_theta, TARGET_LOG_A, TARGET_LOG_BETA)
+from .linalg import grad_info_phi, to_phi, to_theta
+from .models import MODEL_NEGBINOM, MODEL_TELEGRAPH, evaluate, sort_bins
+from .optimize import TARGET_LOG_A, TARGET_LOG_BETA, maximize, search_box, target_transform
 
 # result layout, per target t (0: log a, 1: log beta), offset t * N_PER_TARGET
 D_PSI1, D_PSI2, D_L0, D_LR, D_CI_LO, D_CI_HI, D_SE, D_CONV = range(8)
 N_PER_TARGET = 8
 N_DIFF_RESULT = 2 * N_PER_TARGET
-
-MODEL_TELEGRAPH = 0
-MODEL_NEGBINOM = 1
 
 # search box of the negative-binomial coordinates (as in fit_genes)
 NB_LO = -30.0
@@ -65,7 +63,7 @@ LOG_B_CAP = math.log(100.0)
 def _coords(model, target):
     """(T, Tinv, index of the target in phi = T theta) of a group's model."""
     if model == MODEL_TELEGRAPH:
-        return _target_transform(target)
+        return target_transform(target)
     # negative binomial: theta = (log a, log beta, unused)
     return np.eye(3), np.eye(3), (0 if target == TARGET_LOG_A else 1)
 
@@ -73,7 +71,7 @@ def _coords(model, target):
 @njit(cache=True, error_model="numpy")
 def _group_box(model, target, lo, hi):
     if model == MODEL_TELEGRAPH:
-        _box(target, lo, hi)
+        search_box(target, lo, hi)
     else:
         for i in range(3):
             lo[i] = NB_LO
@@ -114,13 +112,13 @@ def _profile_slope(model, values, weights, groups, capture, theta, target, lo, h
     """
     g = np.zeros(3)
     H = np.zeros((3, 3))
-    ll = _eval(model, values, weights, groups, capture, theta, True, g, H, buf)
+    ll = evaluate(model, values, weights, groups, capture, theta, True, g, H, buf)
     T, Tinv, fix = _coords(model, target)
     gp = np.zeros(3)
     Hp = np.zeros((3, 3))
-    _grad_info_phi(Tinv, g, H, gp, Hp)
+    grad_info_phi(Tinv, g, H, gp, Hp)
     phi = np.zeros(3)
-    _to_phi(T, theta, phi)
+    to_phi(T, theta, phi)
     n_coords = 3 if model == MODEL_TELEGRAPH else 2
     nuis = np.empty(2, np.int64)
     m = 0
@@ -173,19 +171,19 @@ def _profile_at(model, values, weights, groups, capture, theta, target, psi, lo,
         out[1] = np.nan
         return -np.inf
     phi = np.zeros(3)
-    _to_phi(T, theta, phi)
+    to_phi(T, theta, phi)
     step = psi - phi[fix]
     for i in range(3):
         if i != fix:
             phi[i] = min(max(phi[i] + step * out[2 + i], lo[i]), hi[i])
     phi[fix] = psi
-    _to_theta(Tinv, phi, theta)
+    to_theta(Tinv, phi, theta)
     free = np.ones(3, np.bool_)
     free[fix] = False
     if model != MODEL_TELEGRAPH:
         free[2] = False
-    ll, conv, it = _maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo,
-                             hi, max_iter, buf)
+    ll, conv, it = maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo,
+                            hi, max_iter, buf)
     if not np.isfinite(ll):
         for i in range(5):
             out[i] = np.nan if i < 2 else 0.0
@@ -468,8 +466,8 @@ def differential_genes(indptr1, values1, groups1, weights1, capture1,
         e1_ = indptr1[gi + 1]
         s2_ = indptr2[gi]
         e2_ = indptr2[gi + 1]
-        v1, w1, g1 = _sort_bins(values1[s1_:e1_], weights1[s1_:e1_], groups1[s1_:e1_])
-        v2, w2, g2 = _sort_bins(values2[s2_:e2_], weights2[s2_:e2_], groups2[s2_:e2_])
+        v1, w1, g1 = sort_bins(values1[s1_:e1_], weights1[s1_:e1_], groups1[s1_:e1_])
+        v2, w2, g2 = sort_bins(values2[s2_:e2_], weights2[s2_:e2_], groups2[s2_:e2_])
         k1 = kind1[gi]
         k2 = kind2[gi]
         buf = np.zeros(11)
