@@ -45,16 +45,14 @@ from numba import njit, prange
 
 from .linalg import grad_info_phi, to_phi, to_theta
 from .models import MODEL_NEGBINOM, MODEL_TELEGRAPH, evaluate, sort_bins
-from .optimize import TARGET_LOG_A, TARGET_LOG_BETA, maximize, search_box, target_transform
+from .optimize import (LIMIT_HI, LIMIT_LO, TARGET_LOG_A, TARGET_LOG_BETA, maximize, search_box,
+                       target_transform)
 
 # result layout, per target t (0: log a, 1: log beta), offset t * N_PER_TARGET
 D_PSI1, D_PSI2, D_L0, D_LR, D_CI_LO, D_CI_HI, D_SE, D_CONV = range(8)
 N_PER_TARGET = 8
 N_DIFF_RESULT = 2 * N_PER_TARGET
 
-# search box of the negative-binomial coordinates (as in fit_genes)
-NB_LO = -30.0
-NB_HI = 30.0
 # k_off / k_deg beyond which a bursty group is represented by its NB limit
 LOG_B_CAP = math.log(100.0)
 
@@ -74,8 +72,8 @@ def _group_box(model, target, lo, hi):
         search_box(target, lo, hi)
     else:
         for i in range(3):
-            lo[i] = NB_LO
-            hi[i] = NB_HI
+            lo[i] = LIMIT_LO
+            hi[i] = LIMIT_HI
 
 
 @njit(cache=True, error_model="numpy")

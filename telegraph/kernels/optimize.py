@@ -16,7 +16,9 @@ frequency), log beta = log lam - log b (burst size), log b or log lam;
 burst size is profiled exactly like the rates themselves.
 
 The fits: :func:`fit_telegraph` (moment and regime-shaped starting values,
-the best two climbed fully).
+the best two climbed fully) and the fits of two of its limits,
+:func:`fit_negbinom` (bursty) and :func:`fit_zip` (slow switching), in their
+own coordinates and box.
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ import numpy as np
 from numba import njit
 
 from .linalg import grad_info_phi, solve_damped, to_phi, to_theta
-from .models import MODEL_TELEGRAPH, evaluate, moments
+from .models import MODEL_NEGBINOM, MODEL_TELEGRAPH, MODEL_ZIP, evaluate, moments
 
 __all__ = ["LOG_LO", "LOG_HI", "LOG_LAM_LO", "LOG_LAM_HI", "TARGET_LOG_A", "TARGET_LOG_BETA",
-           "TARGET_LOG_B", "TARGET_LOG_LAM", "target_transform", "search_box", "maximize",
-           "fit_telegraph"]
+           "TARGET_LOG_B", "TARGET_LOG_LAM", "LIMIT_LO", "LIMIT_HI", "target_transform",
+           "search_box", "maximize", "fit_telegraph", "fit_negbinom", "fit_zip"]
 
 # search box for (log a, log b): k_on, k_off in [1e-4, 1e3] x k_deg (beyond it the
 # limits take over); lam up to 1e6
@@ -43,6 +45,10 @@ LOG_LAM_HI = math.log(1e6)
 # profile targets: phi = T theta, the fixed coordinate is index 2 of phi for
 # log beta and index k of theta otherwise
 TARGET_LOG_A, TARGET_LOG_BETA, TARGET_LOG_B, TARGET_LOG_LAM = 0, 1, 2, 3
+
+# search box of the limit models' coordinates, (log a, log beta) and (logit f, log lam)
+LIMIT_LO = -30.0
+LIMIT_HI = 30.0
 
 
 @njit(cache=True, error_model="numpy")
@@ -228,8 +234,10 @@ def maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo, 
 
 
 @njit(cache=True, error_model="numpy")
-def fit_telegraph(values, weights, groups, capture, theta_out, max_iter, buf):
-    """Multi-start fit of the telegraph model. Returns (ll, converged, iters)."""
+def _telegraph_starts(values, weights, groups, capture):
+    """Starting values of the telegraph fit, theta = (log a, log b, log lam):
+    the method of moments where it gives positive rates, then one start
+    shaped like each regime and a moderate one. Returns (starts, count)."""
     m1, m2, m3, zf = moments(values, weights, groups, capture)
     starts = np.empty((5, 3))
     ns = 0
@@ -278,7 +286,14 @@ def fit_telegraph(values, weights, groups, capture, theta_out, max_iter, buf):
     starts[ns, 1] = math.log(1.0)
     starts[ns, 2] = math.log(2.0 * mean + 0.5)
     ns += 1
+    return starts, ns
 
+
+@njit(cache=True, error_model="numpy")
+def fit_telegraph(values, weights, groups, capture, theta_out, max_iter, buf):
+    """Multi-start fit of the telegraph model in the search box; the optimum
+    goes to ``theta_out``. Returns (ll, converged, iterations)."""
+    starts, ns = _telegraph_starts(values, weights, groups, capture)
     T = np.eye(3)
     free = np.ones(3, np.bool_)
     lo = np.empty(3)
@@ -315,3 +330,39 @@ def fit_telegraph(values, weights, groups, capture, theta_out, max_iter, buf):
                 theta_out[i] = th[i]
     return best_ll, best_conv, total_it
 
+
+@njit(cache=True, error_model="numpy")
+def _fit_limit(model, values, weights, groups, capture, theta, max_iter, buf):
+    """Fit a two-parameter limit model from the start ``theta`` (updated) in
+    the box LIMIT_LO <= theta <= LIMIT_HI. Returns (ll, converged)."""
+    T = np.eye(3)
+    free = np.zeros(3, np.bool_)
+    free[0] = True
+    free[1] = True
+    lo = np.full(3, LIMIT_LO)
+    hi = np.full(3, LIMIT_HI)
+    ll, conv, _ = maximize(model, values, weights, groups, capture, theta, T, T, free, lo, hi,
+                           max_iter, buf)
+    return ll, conv
+
+
+@njit(cache=True, error_model="numpy")
+def fit_negbinom(values, weights, groups, capture, theta_tg, theta_out, max_iter, buf):
+    """Fit of the bursty limit, the negative binomial: theta_out = (log a,
+    log beta, 0), started from the telegraph fit ``theta_tg``'s burst
+    frequency and size. Returns (ll, converged)."""
+    theta_out[0] = theta_tg[0]
+    theta_out[1] = theta_tg[2] - theta_tg[1]
+    return _fit_limit(MODEL_NEGBINOM, values, weights, groups, capture, theta_out, max_iter, buf)
+
+
+@njit(cache=True, error_model="numpy")
+def fit_zip(values, weights, groups, capture, theta_out, max_iter, buf):
+    """Fit of the slow-switching limit, the zero-inflated Poisson: theta_out =
+    (logit f, log lam, 0), started from the fraction of non-zero counts and
+    the capture-corrected mean. Returns (ll, converged)."""
+    m1, m2, m3, zf = moments(values, weights, groups, capture)
+    f0 = min(max(1.0 - zf, 1e-3), 1.0 - 1e-3)
+    theta_out[0] = math.log(f0 / (1.0 - f0))
+    theta_out[1] = math.log(max(m1 / f0, 1e-3))
+    return _fit_limit(MODEL_ZIP, values, weights, groups, capture, theta_out, max_iter, buf)
