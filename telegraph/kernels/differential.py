@@ -34,6 +34,9 @@ statistic: L(delta) = max_psi [p1(psi) + p2(psi + delta)] and the interval is
 unbounded is decided from the limit models (the suprema of the profiles
 towards +-inf); otherwise its end is found by Newton's method on the root
 deviance, which is nearly linear in delta, with dL/ddelta = p2'(psi* + delta).
+
+The result rows (``D_*`` layout) are read outside the kernels through
+:class:`DiffRows`.
 """
 
 from __future__ import annotations
@@ -524,3 +527,80 @@ def differential_genes(indptr1, values1, groups1, weights1, capture1,
                         k1, v1, w1, g1, capture1, k2, v2, w2, g2, capture2, th1_hat, o1_hat,
                         th2_hat, o2_hat, target, psi1, psi2, ll_alt, ll_alt - l0,
                         ll_alt - l_lim, se, side, drop, max_iter, buf)
+
+
+class DiffRows:
+    """The rows :func:`differential_genes` writes, read by name.
+
+    Wraps the (n_genes, N_DIFF_RESULT) float array without copying it. Each
+    accessor takes the test t: 0 for log burst frequency (log a), 1 for log
+    burst size (log beta), the order of TARGETS; psi is natural log, group 2
+    over group 1. Columns come back as read-only views. Outside the kernels,
+    read the rows through this view rather than by ``D_*`` index.
+    """
+
+    #: the tests t, in the order of the row's blocks
+    TARGETS = ("log_a", "log_beta")
+    #: the entries of a test's block: accessor -> its offsets in the block
+    FIELDS = {"psi1": (D_PSI1,), "psi2": (D_PSI2,), "loglik_null": (D_L0,), "lr": (D_LR,),
+              "ci": (D_CI_LO, D_CI_HI), "se": (D_SE,), "converged": (D_CONV,)}
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw):
+        if isinstance(raw, DiffRows):
+            raw = raw._raw
+        raw = np.asarray(raw, dtype=float)
+        if raw.ndim != 2 or raw.shape[1] != N_DIFF_RESULT:
+            raise ValueError(f"differential result rows must have shape (n_genes, "
+                             f"{N_DIFF_RESULT}); got {raw.shape}")
+        self._raw = raw
+
+    def __len__(self):
+        return self._raw.shape[0]
+
+    def _col(self, target, offset):
+        a = self._raw[:, target * N_PER_TARGET + offset]
+        a.flags.writeable = False
+        return a
+
+    @property
+    def array(self):
+        """The wrapped (n_genes, N_DIFF_RESULT) array, read-only."""
+        a = self._raw[:, :]
+        a.flags.writeable = False
+        return a
+
+    def psi1(self, target):
+        """Group 1's estimate of the target (its unconstrained fit)."""
+        return self._col(target, D_PSI1)
+
+    def psi2(self, target):
+        """Group 2's estimate of the target."""
+        return self._col(target, D_PSI2)
+
+    def log_ratio(self, target):
+        """psi2 - psi1, the estimated log-ratio (a new array)."""
+        return self.psi2(target) - self.psi1(target)
+
+    def loglik_null(self, target):
+        """l0, the maximum log-likelihood of both groups with the target shared."""
+        return self._col(target, D_L0)
+
+    def lr(self, target):
+        """The likelihood-ratio statistic 2 (l1 + l2 - l0); NaN where the
+        gene was not tested."""
+        return self._col(target, D_LR)
+
+    def ci(self, target):
+        """(low, high) of the profile interval of the log-ratio (NaN unless
+        profile intervals were asked for)."""
+        return self._col(target, D_CI_LO), self._col(target, D_CI_HI)
+
+    def se(self, target):
+        """Wald standard error of the log-ratio."""
+        return self._col(target, D_SE)
+
+    def converged(self, target):
+        """Whether the constrained maximisation converged (bool)."""
+        return self._raw[:, target * N_PER_TARGET + D_CONV] == 1.0

@@ -8,6 +8,9 @@ classifies the regime by comparing their maxima (which directions of the
 likelihood are flat, docs/maths.md, "Limit regimes"), computes Wald and
 profile intervals (:mod:`telegraph.kernels.profile`), and packs the observed
 information and the goodness-of-fit statistic (:mod:`telegraph.kernels.gof`).
+
+Inside the kernels the rows are indexed by the ``R_*`` constants (compile-time
+indices); everywhere else they are read by name through :class:`FitRows`.
 """
 
 from __future__ import annotations
@@ -251,3 +254,194 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
         _pack_sym3(row, R_INFO0, H, ncell)
         if gof_min_expected > 0:
             _goodness_of_fit(row, v, w, gr, capture, n_groups, theta, gof_min_expected)
+
+
+def _read_only(a):
+    a.flags.writeable = False
+    return a
+
+
+def _sym3(block):
+    """(n, 3, 3) symmetric matrices from (n, 6) upper triangles (00, 01, 02,
+    11, 12, 22), the order :func:`_pack_sym3` writes."""
+    m = np.empty((block.shape[0], 3, 3))
+    k = 0
+    for i in range(3):
+        for j in range(i, 3):
+            m[:, i, j] = block[:, k]
+            m[:, j, i] = block[:, k]
+            k += 1
+    return m
+
+
+class FitRows:
+    """The rows :func:`fit_genes` writes, read by name.
+
+    Wraps the (n_genes, N_RESULT) float array without copying it. Columns
+    come back as read-only views (codes and flags converted as noted);
+    everything in log space is natural log. Outside the kernels, read the
+    rows through this view rather than by ``R_*`` index.
+    """
+
+    #: the scalar entries of a row: property name -> column
+    COLUMNS = {
+        "log_a": R_A, "log_b": R_B, "log_lam": R_LAM, "loglik": R_LL,
+        "converged": R_CONV, "regime": R_REGIME, "loglik_nb": R_LL_NB,
+        "loglik_zip": R_LL_ZIP, "loglik_poisson": R_LL_P, "nb_log_a": R_NB_A,
+        "nb_log_beta": R_NB_BETA, "zip_f": R_ZIP_F, "zip_log_lam": R_ZIP_LAM,
+        "poisson_mu": R_P_MU, "n_iter": R_NITER, "at_limit": R_AT_LIMIT,
+        "gof_stat": R_GOF_STAT, "gof_cells": R_GOF_DF,
+    }
+    #: the blocks of a row: accessor -> (first column, number of columns)
+    BLOCKS = {"ci": (R_CI0, 8), "se": (R_SE0, 4), "info": (R_INFO0, 6),
+              "grouped_info": (R_GINFO0, 6)}
+    #: the targets t of :meth:`ci` and :meth:`se`, in the kernel's order
+    TARGETS = ("log_a", "log_beta", "log_b", "log_lam")
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw):
+        if isinstance(raw, FitRows):
+            raw = raw._raw
+        raw = np.asarray(raw, dtype=float)
+        if raw.ndim != 2 or raw.shape[1] != N_RESULT:
+            raise ValueError(f"fit result rows must have shape (n_genes, {N_RESULT}); "
+                             f"got {raw.shape}")
+        self._raw = raw
+
+    def __len__(self):
+        return self._raw.shape[0]
+
+    def _col(self, j):
+        return _read_only(self._raw[:, j])
+
+    @property
+    def array(self):
+        """The wrapped (n_genes, N_RESULT) array, read-only."""
+        return _read_only(self._raw[:, :])
+
+    # the telegraph fit, at its optimum in the search box
+    @property
+    def log_a(self):
+        """log(k_on / k_deg), the burst frequency."""
+        return self._col(R_A)
+
+    @property
+    def log_b(self):
+        """log(k_off / k_deg)."""
+        return self._col(R_B)
+
+    @property
+    def log_lam(self):
+        """log(k_syn / k_deg)."""
+        return self._col(R_LAM)
+
+    @property
+    def log_beta(self):
+        """log burst size, log_lam - log_b (derived, a new array)."""
+        return self._raw[:, R_LAM] - self._raw[:, R_B]
+
+    @property
+    def theta(self):
+        """(n, 3) copy of (log a, log b, log lam)."""
+        return self._raw[:, [R_A, R_B, R_LAM]]
+
+    @property
+    def loglik(self):
+        """Maximum log-likelihood of the telegraph model in the search box."""
+        return self._col(R_LL)
+
+    @property
+    def n_iter(self):
+        """Newton iterations of the telegraph fit."""
+        return self._col(R_NITER)
+
+    # what the fit says about itself
+    @property
+    def converged(self):
+        """Whether the fit whose estimate is reported converged (bool)."""
+        return self._raw[:, R_CONV] == 1.0
+
+    @property
+    def regime(self):
+        """Regime codes REGIME_* (int; a row the kernel did not write counts
+        as REGIME_NO_DATA)."""
+        return np.nan_to_num(self._raw[:, R_REGIME], nan=REGIME_NO_DATA).astype(int)
+
+    @property
+    def at_limit(self):
+        """Which limit attains the supremum: REGIME_POISSON, REGIME_BURSTY,
+        REGIME_BIMODAL, or REGIME_TELEGRAPH for none (int; -1 where the gene
+        was not fitted)."""
+        return np.nan_to_num(self._raw[:, R_AT_LIMIT], nan=-1).astype(int)
+
+    # the limit models
+    @property
+    def loglik_nb(self):
+        """Maximum log-likelihood of the negative binomial (bursty limit)."""
+        return self._col(R_LL_NB)
+
+    @property
+    def loglik_zip(self):
+        """Maximum log-likelihood of the zero-inflated Poisson (bimodal limit)."""
+        return self._col(R_LL_ZIP)
+
+    @property
+    def loglik_poisson(self):
+        """Maximum log-likelihood of the Poisson law."""
+        return self._col(R_LL_P)
+
+    @property
+    def nb_log_a(self):
+        """log a of the negative-binomial fit."""
+        return self._col(R_NB_A)
+
+    @property
+    def nb_log_beta(self):
+        """log burst size of the negative-binomial fit."""
+        return self._col(R_NB_BETA)
+
+    @property
+    def zip_f(self):
+        """Fraction of time on of the zero-inflated Poisson fit."""
+        return self._col(R_ZIP_F)
+
+    @property
+    def zip_log_lam(self):
+        """log(k_syn / k_deg) of the zero-inflated Poisson fit."""
+        return self._col(R_ZIP_LAM)
+
+    @property
+    def poisson_mu(self):
+        """Mean of the Poisson fit, molecules per cell at capture 1."""
+        return self._col(R_P_MU)
+
+    # intervals, information, goodness of fit
+    def ci(self, target):
+        """(low, high) of the profile interval of target t (index into
+        TARGETS), log scale; NaN where not profiled."""
+        return self._col(R_CI0 + 2 * target), self._col(R_CI0 + 2 * target + 1)
+
+    def se(self, target):
+        """Wald standard error of target t (index into TARGETS), log scale."""
+        return self._col(R_SE0 + target)
+
+    def info(self):
+        """(n, 3, 3) observed information per cell in theta = (log a, log b,
+        log lam) at the optimum (a new array)."""
+        return _sym3(self._raw[:, R_INFO0:R_INFO0 + 6])
+
+    def grouped_info(self):
+        """(n, 3, 3) information per cell of the goodness-of-fit cells (the
+        pooled counts), same coordinates (a new array)."""
+        return _sym3(self._raw[:, R_GINFO0:R_GINFO0 + 6])
+
+    @property
+    def gof_stat(self):
+        """Pearson's chi-square statistic (NaN without goodness of fit)."""
+        return self._col(R_GOF_STAT)
+
+    @property
+    def gof_cells(self):
+        """K, the number of pooled cells of the statistic."""
+        return self._col(R_GOF_DF)
