@@ -81,6 +81,7 @@ def pearson_gof(values, weights, groups, capture, n_groups, a, b, lam, min_expec
             for i in range(3):
                 for j in range(3):
                     Ig[i, j] += d_acc[i] * d_acc[j] / (e_acc * total)
+            for i in range(3):
                 d_used[i] += d_acc[i]
                 d_acc[i] = 0.0
             e_used += e_acc
