@@ -144,7 +144,7 @@ def test_fit_view_is_read_only_and_does_not_copy():
     raw = _fake_fit_rows()
     rows = kfit.FitRows(raw)
     assert np.shares_memory(rows.log_a, raw)
-    assert kfit.FitRows(rows).array.base is raw or np.shares_memory(kfit.FitRows(rows).array, raw)
+    assert np.shares_memory(kfit.FitRows(rows).array, raw)
     with pytest.raises(ValueError):
         rows.log_a[0] = 1.0
     with pytest.raises(ValueError):
