@@ -234,25 +234,28 @@ def _group_model(raw):
     bursty limit, see :func:`telegraph.kernels.differential._group_profile`),
     its telegraph and negative-binomial coordinates and its unconstrained
     maximum."""
-    nb = raw[:, kfit.R_AT_LIMIT] == kfit.REGIME_BURSTY
+    rows = kfit.FitRows(raw)
+    nb = rows.at_limit == kfit.REGIME_BURSTY
     kind = nb.astype(np.int64)
-    theta_tg = np.ascontiguousarray(raw[:, [kfit.R_A, kfit.R_B, kfit.R_LAM]])
+    theta_tg = np.ascontiguousarray(rows.theta)
     theta_nb = np.zeros_like(theta_tg)
-    theta_nb[:, 0] = raw[:, kfit.R_NB_A]
-    theta_nb[:, 1] = raw[:, kfit.R_NB_BETA]
-    ll = np.where(nb, raw[:, kfit.R_LL_NB], raw[:, kfit.R_LL])
+    theta_nb[:, 0] = rows.nb_log_a
+    theta_nb[:, 1] = rows.nb_log_beta
+    ll = np.where(nb, rows.loglik_nb, rows.loglik)
     return kind, theta_tg, np.nan_to_num(theta_nb), np.ascontiguousarray(ll)
 
 
 def _limits(raw):
     # a failed limit fit gives no evidence that a profile flattens out
-    lim = raw[:, [kfit.R_LL_P, kfit.R_LL_ZIP]]
+    rows = kfit.FitRows(raw)
+    lim = np.column_stack([rows.loglik_poisson, rows.loglik_zip])
     return np.ascontiguousarray(np.where(np.isfinite(lim), lim, -np.inf))
 
 
 def _testable(raw):
-    regime = raw[:, kfit.R_REGIME]
-    finite = np.isfinite(raw[:, [kfit.R_A, kfit.R_B, kfit.R_LAM, kfit.R_LL]]).all(axis=1)
+    rows = kfit.FitRows(raw)
+    regime = rows.regime
+    finite = np.isfinite(rows.theta).all(axis=1) & np.isfinite(rows.loglik)
     return (finite & (regime != kfit.REGIME_NO_DATA) & (regime != kfit.REGIME_ALL_ZERO))
 
 
@@ -266,33 +269,31 @@ def _table(raw1, raw2, rawd, hist1, hist2, settings, *, ci, interval, syn_scale,
     out = pd.DataFrame(index=t1.index.copy())
     out["gene"] = out.index.to_numpy()
     z = stats.norm.ppf(0.5 + ci / 2.0)
-    tested = np.isfinite(rawd[:, kdiff.D_LR])
+    d = kdiff.DiffRows(rawd)
+    tested = np.isfinite(d.lr(0))
     for k, name in enumerate(TESTS):
-        base = k * kdiff.N_PER_TARGET
         e1 = t1[name].to_numpy(float)
         e2 = t2[name].to_numpy(float)
         good = np.isfinite(e1) & np.isfinite(e2) & (e1 > 0) & (e2 > 0)
         with np.errstate(divide="ignore", invalid="ignore"):
             lfc = np.where(good, np.log2(e2 / e1), np.nan)
-        d_hat = rawd[:, base + kdiff.D_PSI2] - rawd[:, base + kdiff.D_PSI1]
+        d_hat = d.log_ratio(k)
         if interval == "profile":
-            lo = rawd[:, base + kdiff.D_CI_LO]
-            hi = rawd[:, base + kdiff.D_CI_HI]
+            lo, hi = d.ci(k)
         else:
-            se = rawd[:, base + kdiff.D_SE]
+            se = d.se(k)
             lo = d_hat - z * se
             hi = d_hat + z * se
         out[f"{name}_log2fc"] = lfc
         out[f"{name}_log2fc_ci_low"] = lo / np.log(2.0)
         out[f"{name}_log2fc_ci_high"] = hi / np.log(2.0)
-    for name in TESTS:
-        base = TESTS.index(name) * kdiff.N_PER_TARGET
-        lr = rawd[:, base + kdiff.D_LR]
+    for k, name in enumerate(TESTS):
+        lr = d.lr(k)
         p = np.where(np.isfinite(lr), stats.chi2.sf(lr, 1), np.nan)
         out[f"pval_{name}"] = p
         out[f"padj_{name}"] = benjamini_hochberg(p)
         out[f"lr_{name}"] = lr
-        out[f"loglik_null_{name}"] = rawd[:, base + kdiff.D_L0]
+        out[f"loglik_null_{name}"] = d.loglik_null(k)
     for g, t in (("1", t1), ("2", t2)):
         for c in ("burst_frequency", "burst_size", "k_on", "k_off", "k_syn"):
             out[f"{c}_{g}"] = t[c].to_numpy(float)
@@ -304,7 +305,7 @@ def _table(raw1, raw2, rawd, hist1, hist2, settings, *, ci, interval, syn_scale,
     out["tested"] = tested
     reg = np.stack([t1["regime"].astype(str).to_numpy(), t2["regime"].astype(str).to_numpy()])
     conv = (t1["converged"].to_numpy(bool) & t2["converged"].to_numpy(bool)
-            & (rawd[:, kdiff.D_CONV] == 1.0) & (rawd[:, kdiff.N_PER_TARGET + kdiff.D_CONV] == 1.0))
+            & d.converged(0) & d.converged(1))
     flag = np.full(len(out), "ok", dtype=object)
     flag[~conv] = "not_converged"
     flag[np.isin(reg, ["poisson", "bimodal"]).any(axis=0)] = "limit_regime"

@@ -213,43 +213,45 @@ def with_record(table: pd.DataFrame, settings: FitSettings, k_deg: KDeg) -> pd.D
 
 
 def results_table(raw, hist, settings, *, k_deg=None):
-    """Turn raw kernel rows into the public results table."""
-    n = raw.shape[0]
+    """Turn raw kernel rows (an array of fit_genes rows or their
+    :class:`~telegraph.kernels.fit.FitRows` view) into the public results table."""
+    rows = kfit.FitRows(raw)
+    n = len(rows)
     kd = np.ones(n) if k_deg is None else np.asarray(k_deg, dtype=float)
-    regime_code = np.nan_to_num(raw[:, kfit.R_REGIME], nan=kfit.REGIME_NO_DATA).astype(int)
+    regime_code = rows.regime
     regime = np.array([REGIMES[c] for c in regime_code], dtype=object)
-    at_limit = np.nan_to_num(raw[:, kfit.R_AT_LIMIT], nan=-1).astype(int)
+    at_limit = rows.at_limit
 
-    a = np.exp(raw[:, kfit.R_A])
-    b = np.exp(raw[:, kfit.R_B])
-    lam = np.exp(raw[:, kfit.R_LAM])
+    a = np.exp(rows.log_a)
+    b = np.exp(rows.log_b)
+    lam = np.exp(rows.log_lam)
     beta = lam / b
     f_on = a / (a + b)
     # where the supremum is attained only in a limit, report that limit rather
     # than a point parked on the edge of the search box
     nb = at_limit == kfit.REGIME_BURSTY
-    a = np.where(nb, np.exp(raw[:, kfit.R_NB_A]), a)
-    beta = np.where(nb, np.exp(raw[:, kfit.R_NB_BETA]), beta)
+    a = np.where(nb, np.exp(rows.nb_log_a), a)
+    beta = np.where(nb, np.exp(rows.nb_log_beta), beta)
     b = np.where(nb, np.inf, b)
     lam = np.where(nb, np.inf, lam)
     f_on = np.where(nb, 0.0, f_on)
     zp = at_limit == kfit.REGIME_BIMODAL
-    f_on = np.where(zp, raw[:, kfit.R_ZIP_F], f_on)
-    lam = np.where(zp, np.exp(raw[:, kfit.R_ZIP_LAM]), lam)
+    f_on = np.where(zp, rows.zip_f, f_on)
+    lam = np.where(zp, np.exp(rows.zip_log_lam), lam)
     a = np.where(zp, 0.0, a)
     b = np.where(zp, 0.0, b)
     beta = np.where(zp, np.inf, beta)
     po = at_limit == kfit.REGIME_POISSON
     with np.errstate(invalid="ignore"):
-        mean_expr = np.where(po, raw[:, kfit.R_P_MU], lam * f_on)
+        mean_expr = np.where(po, rows.poisson_mu, lam * f_on)
     a = np.where(po, np.inf, a)
     b = np.where(po, np.inf, b)
     lam = np.where(po, np.nan, lam)
     beta = np.where(po, 0.0, beta)
     f_on = np.where(po, np.nan, f_on)
-    ll = np.where(nb, raw[:, kfit.R_LL_NB],
-                  np.where(zp, raw[:, kfit.R_LL_ZIP],
-                           np.where(po, raw[:, kfit.R_LL_P], raw[:, kfit.R_LL])))
+    ll = np.where(nb, rows.loglik_nb,
+                  np.where(zp, rows.loglik_zip,
+                           np.where(po, rows.loglik_poisson, rows.loglik)))
 
     out = pd.DataFrame(index=pd.Index(_gene_names(hist, n), name=None))
     out["gene"] = out.index.to_numpy()
@@ -262,14 +264,13 @@ def results_table(raw, hist, settings, *, k_deg=None):
     # intervals (log scale in the kernel)
     z = stats.norm.ppf(0.5 + settings.ci / 2.0)
     names = {"burst_frequency": 0, "burst_size": 1, "k_off": 2, "k_syn": 3}
-    center = {"burst_frequency": raw[:, kfit.R_A], "burst_size": raw[:, kfit.R_LAM] - raw[:, kfit.R_B],
-              "k_off": raw[:, kfit.R_B], "k_syn": raw[:, kfit.R_LAM]}
+    center = {"burst_frequency": rows.log_a, "burst_size": rows.log_beta,
+              "k_off": rows.log_b, "k_syn": rows.log_lam}
     for name, t in names.items():
         if settings.interval == "profile" and name in settings.profile:
-            lo = raw[:, kfit.R_CI0 + 2 * t]
-            hi = raw[:, kfit.R_CI0 + 2 * t + 1]
+            lo, hi = rows.ci(t)
         else:
-            se = raw[:, kfit.R_SE0 + t]
+            se = rows.se(t)
             lo = center[name] - z * se
             hi = center[name] + z * se
         scale = 1.0 if name == "burst_size" else kd
@@ -286,30 +287,21 @@ def results_table(raw, hist, settings, *, k_deg=None):
     out["mean"] = _hist_means(hist)
     out["regime"] = pd.Categorical(regime, categories=list(REGIMES.values()))
     out["identified"] = [IDENTIFIED[r] for r in regime]
-    out["converged"] = raw[:, kfit.R_CONV] == 1.0
-    x2 = raw[:, kfit.R_GOF_STAT]
-    df, pval = gof_pvalues(raw)
+    out["converged"] = rows.converged
+    x2 = rows.gof_stat
+    df, pval = gof_pvalues(rows)
     out["gof_stat"] = x2
     out["gof_df"] = df
     out["gof_pval"] = pval
-    out["loglik_negbinom"] = raw[:, kfit.R_LL_NB]
-    out["loglik_poisson"] = raw[:, kfit.R_LL_P]
-    out["loglik_zip"] = raw[:, kfit.R_LL_ZIP]
-    out["n_iter"] = raw[:, kfit.R_NITER]
+    out["loglik_negbinom"] = rows.loglik_nb
+    out["loglik_poisson"] = rows.loglik_poisson
+    out["loglik_zip"] = rows.loglik_zip
+    out["n_iter"] = rows.n_iter
     bad = np.isin(regime_code, [kfit.REGIME_NO_DATA, kfit.REGIME_ALL_ZERO])
     rate_cols = [c for c in out.columns if c.startswith(("k_", "burst_"))] + [
         "fraction_on", "mean_expression", "loglik"]
     out.loc[bad, rate_cols] = np.nan
     return out
-
-
-def _sym3(raw, start):
-    m = np.empty((raw.shape[0], 3, 3))
-    idx = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
-    for k, (i, j) in enumerate(idx):
-        m[:, i, j] = raw[:, start + k]
-        m[:, j, i] = raw[:, start + k]
-    return m
 
 
 def gof_pvalues(raw):
@@ -323,13 +315,14 @@ def gof_pvalues(raw):
     too often. The weighted sum is approximated by a scaled chi-square with
     the same mean and variance (Satterthwaite). Returns (effective df, p).
     """
-    n = raw.shape[0]
-    K = raw[:, kfit.R_GOF_DF]
-    x2 = raw[:, kfit.R_GOF_STAT]
+    rows = kfit.FitRows(raw)
+    n = len(rows)
+    K = rows.gof_cells
+    x2 = rows.gof_stat
     ok = np.isfinite(x2) & np.isfinite(K) & (K - 4 >= 1)
     lam = np.ones((n, 3))
-    I_full = _sym3(raw, kfit.R_INFO0)
-    I_g = _sym3(raw, kfit.R_GINFO0)
+    I_full = rows.info()
+    I_g = rows.grouped_info()
     good = ok & np.isfinite(I_full).all(axis=(1, 2)) & np.isfinite(I_g).all(axis=(1, 2))
     if good.any():
         w, V = np.linalg.eigh(I_full[good])

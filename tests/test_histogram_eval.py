@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from telegraph.kernels.fit import _sort_bins
+from telegraph.kernels.models import sort_bins
 from telegraph.kernels.poisson_beta import _X_GROUPED, histogram_eval, pb_eval
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -92,7 +92,7 @@ def test_random_histograms_match_per_bin_sum():
         o = rng.permutation(values.shape[0])
         check(values[o], weights[o], groups[o], capture, a, b, lam)
         # the fitter's order (value, group)
-        v, w, g = _sort_bins(values, weights, groups)
+        v, w, g = sort_bins(values, weights, groups)
         check(v, w, g, capture, a, b, lam)
     assert n_grouped_path > 200 and n_fallback > 100
 

@@ -2,4 +2,20 @@
 
 Nothing in this subpackage knows about AnnData, pandas or files; the layers
 above (model maths, inference, adapters, CLI) call into it.
+
+The per-gene fits are split by idea; each module imports only those listed
+below it (no cycles):
+
+- ``fit``: the per-gene driver :func:`~telegraph.kernels.fit.fit_genes` and
+  the layout of its result rows; ``differential``: the two-group
+  likelihood-ratio tests and the layout of their rows;
+- ``profile``: Wald standard errors and profile-likelihood interval ends;
+  ``gof``: the Pearson goodness-of-fit statistic and grouped information;
+- ``optimize``: the damped-Newton maximiser, its search box, the profile
+  targets and the fits of the telegraph model and its limits;
+- ``models``: log-likelihood, gradient and information of the telegraph,
+  negative-binomial and zero-inflated Poisson laws on one gene's histogram;
+  ``linalg``: 3x3 solvers and the phi = T theta coordinate changes;
+- ``poisson_beta``, ``special``: the stationary law's series and the
+  polygamma functions.
 """

@@ -21,7 +21,7 @@ which gives each profile evaluation a warm start one Newton step from its
 solution. The likelihood-ratio statistic is 2 (l1 + l2 - l0).
 
 A group whose fit attains its supremum in the bursty limit (k_off, k_syn ->
-inf at fixed burst size; see :mod:`telegraph.kernels.fit`) is profiled in
+inf at fixed burst size; see :mod:`telegraph.kernels.models`) is profiled in
 that limit model, the negative binomial with coordinates (log a, log beta):
 both targets are then plain coordinates, and the telegraph likelihood at the
 edge of the fit box (k_syn / k_deg ~ 1e4 and beyond) would cost hundreds of
@@ -34,6 +34,9 @@ statistic: L(delta) = max_psi [p1(psi) + p2(psi + delta)] and the interval is
 unbounded is decided from the limit models (the suprema of the profiles
 towards +-inf); otherwise its end is found by Newton's method on the root
 deviance, which is nearly linear in delta, with dL/ddelta = p2'(psi* + delta).
+
+The result rows (``D_*`` layout) are read outside the kernels through
+:class:`DiffRows`.
 """
 
 from __future__ import annotations
@@ -43,20 +46,16 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .fit import (_box, _eval, _grad_info_phi, _maximize, _sort_bins, _target_transform,
-                  _to_phi, _to_theta, TARGET_LOG_A, TARGET_LOG_BETA)
+from .linalg import grad_info_phi, to_phi, to_theta
+from .models import MODEL_NEGBINOM, MODEL_TELEGRAPH, evaluate, sort_bins
+from .optimize import (LIMIT_HI, LIMIT_LO, TARGET_LOG_A, TARGET_LOG_BETA, maximize, search_box,
+                       target_transform)
 
 # result layout, per target t (0: log a, 1: log beta), offset t * N_PER_TARGET
 D_PSI1, D_PSI2, D_L0, D_LR, D_CI_LO, D_CI_HI, D_SE, D_CONV = range(8)
 N_PER_TARGET = 8
 N_DIFF_RESULT = 2 * N_PER_TARGET
 
-MODEL_TELEGRAPH = 0
-MODEL_NEGBINOM = 1
-
-# search box of the negative-binomial coordinates (as in fit_genes)
-NB_LO = -30.0
-NB_HI = 30.0
 # k_off / k_deg beyond which a bursty group is represented by its NB limit
 LOG_B_CAP = math.log(100.0)
 
@@ -65,7 +64,7 @@ LOG_B_CAP = math.log(100.0)
 def _coords(model, target):
     """(T, Tinv, index of the target in phi = T theta) of a group's model."""
     if model == MODEL_TELEGRAPH:
-        return _target_transform(target)
+        return target_transform(target)
     # negative binomial: theta = (log a, log beta, unused)
     return np.eye(3), np.eye(3), (0 if target == TARGET_LOG_A else 1)
 
@@ -73,11 +72,11 @@ def _coords(model, target):
 @njit(cache=True, error_model="numpy")
 def _group_box(model, target, lo, hi):
     if model == MODEL_TELEGRAPH:
-        _box(target, lo, hi)
+        search_box(target, lo, hi)
     else:
         for i in range(3):
-            lo[i] = NB_LO
-            hi[i] = NB_HI
+            lo[i] = LIMIT_LO
+            hi[i] = LIMIT_HI
 
 
 @njit(cache=True, error_model="numpy")
@@ -114,13 +113,13 @@ def _profile_slope(model, values, weights, groups, capture, theta, target, lo, h
     """
     g = np.zeros(3)
     H = np.zeros((3, 3))
-    ll = _eval(model, values, weights, groups, capture, theta, True, g, H, buf)
+    ll = evaluate(model, values, weights, groups, capture, theta, True, g, H, buf)
     T, Tinv, fix = _coords(model, target)
     gp = np.zeros(3)
     Hp = np.zeros((3, 3))
-    _grad_info_phi(Tinv, g, H, gp, Hp)
+    grad_info_phi(Tinv, g, H, gp, Hp)
     phi = np.zeros(3)
-    _to_phi(T, theta, phi)
+    to_phi(T, theta, phi)
     n_coords = 3 if model == MODEL_TELEGRAPH else 2
     nuis = np.empty(2, np.int64)
     m = 0
@@ -173,19 +172,19 @@ def _profile_at(model, values, weights, groups, capture, theta, target, psi, lo,
         out[1] = np.nan
         return -np.inf
     phi = np.zeros(3)
-    _to_phi(T, theta, phi)
+    to_phi(T, theta, phi)
     step = psi - phi[fix]
     for i in range(3):
         if i != fix:
             phi[i] = min(max(phi[i] + step * out[2 + i], lo[i]), hi[i])
     phi[fix] = psi
-    _to_theta(Tinv, phi, theta)
+    to_theta(Tinv, phi, theta)
     free = np.ones(3, np.bool_)
     free[fix] = False
     if model != MODEL_TELEGRAPH:
         free[2] = False
-    ll, conv, it = _maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo,
-                             hi, max_iter, buf)
+    ll, conv, it = maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo,
+                            hi, max_iter, buf)
     if not np.isfinite(ll):
         for i in range(5):
             out[i] = np.nan if i < 2 else 0.0
@@ -468,8 +467,8 @@ def differential_genes(indptr1, values1, groups1, weights1, capture1,
         e1_ = indptr1[gi + 1]
         s2_ = indptr2[gi]
         e2_ = indptr2[gi + 1]
-        v1, w1, g1 = _sort_bins(values1[s1_:e1_], weights1[s1_:e1_], groups1[s1_:e1_])
-        v2, w2, g2 = _sort_bins(values2[s2_:e2_], weights2[s2_:e2_], groups2[s2_:e2_])
+        v1, w1, g1 = sort_bins(values1[s1_:e1_], weights1[s1_:e1_], groups1[s1_:e1_])
+        v2, w2, g2 = sort_bins(values2[s2_:e2_], weights2[s2_:e2_], groups2[s2_:e2_])
         k1 = kind1[gi]
         k2 = kind2[gi]
         buf = np.zeros(11)
@@ -528,3 +527,80 @@ def differential_genes(indptr1, values1, groups1, weights1, capture1,
                         k1, v1, w1, g1, capture1, k2, v2, w2, g2, capture2, th1_hat, o1_hat,
                         th2_hat, o2_hat, target, psi1, psi2, ll_alt, ll_alt - l0,
                         ll_alt - l_lim, se, side, drop, max_iter, buf)
+
+
+class DiffRows:
+    """The rows :func:`differential_genes` writes, read by name.
+
+    Wraps the (n_genes, N_DIFF_RESULT) float array without copying it. Each
+    accessor takes the test t: 0 for log burst frequency (log a), 1 for log
+    burst size (log beta), the order of TARGETS; psi is natural log, group 2
+    over group 1. Columns come back as read-only views. Outside the kernels,
+    read the rows through this view rather than by ``D_*`` index.
+    """
+
+    #: the tests t, in the order of the row's blocks
+    TARGETS = ("log_a", "log_beta")
+    #: the entries of a test's block: accessor -> its offsets in the block
+    FIELDS = {"psi1": (D_PSI1,), "psi2": (D_PSI2,), "loglik_null": (D_L0,), "lr": (D_LR,),
+              "ci": (D_CI_LO, D_CI_HI), "se": (D_SE,), "converged": (D_CONV,)}
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw):
+        if isinstance(raw, DiffRows):
+            raw = raw._raw
+        raw = np.asarray(raw, dtype=float)
+        if raw.ndim != 2 or raw.shape[1] != N_DIFF_RESULT:
+            raise ValueError(f"differential result rows must have shape (n_genes, "
+                             f"{N_DIFF_RESULT}); got {raw.shape}")
+        self._raw = raw
+
+    def __len__(self):
+        return self._raw.shape[0]
+
+    def _col(self, target, offset):
+        a = self._raw[:, target * N_PER_TARGET + offset]
+        a.flags.writeable = False
+        return a
+
+    @property
+    def array(self):
+        """The wrapped (n_genes, N_DIFF_RESULT) array, read-only."""
+        a = self._raw[:, :]
+        a.flags.writeable = False
+        return a
+
+    def psi1(self, target):
+        """Group 1's estimate of the target (its unconstrained fit)."""
+        return self._col(target, D_PSI1)
+
+    def psi2(self, target):
+        """Group 2's estimate of the target."""
+        return self._col(target, D_PSI2)
+
+    def log_ratio(self, target):
+        """psi2 - psi1, the estimated log-ratio (a new array)."""
+        return self.psi2(target) - self.psi1(target)
+
+    def loglik_null(self, target):
+        """l0, the maximum log-likelihood of both groups with the target shared."""
+        return self._col(target, D_L0)
+
+    def lr(self, target):
+        """The likelihood-ratio statistic 2 (l1 + l2 - l0); NaN where the
+        gene was not tested."""
+        return self._col(target, D_LR)
+
+    def ci(self, target):
+        """(low, high) of the profile interval of the log-ratio (NaN unless
+        profile intervals were asked for)."""
+        return self._col(target, D_CI_LO), self._col(target, D_CI_HI)
+
+    def se(self, target):
+        """Wald standard error of the log-ratio."""
+        return self._col(target, D_SE)
+
+    def converged(self, target):
+        """Whether the constrained maximisation converged (bool)."""
+        return self._raw[:, target * N_PER_TARGET + D_CONV] == 1.0

@@ -1,0 +1,137 @@
+"""Small dense linear algebra for the per-gene fits, in Numba.
+
+Everything here is 3x3: the telegraph model has three log parameters theta.
+Solvers: :func:`solve_damped` (Levenberg-damped Cholesky on a subset of the
+coordinates, the Newton step of the optimiser) and :func:`solve3` (Gaussian
+elimination with partial pivoting, for systems that need not be positive
+definite). Coordinate changes: profiling works in linear reparameterisations
+phi = T theta (:func:`to_phi`, :func:`to_theta`), in which gradient and
+information transform by :func:`grad_info_phi` (docs/maths.md, "Profile
+likelihood").
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+__all__ = ["solve_damped", "solve3", "to_phi", "to_theta", "grad_info_phi"]
+
+
+@njit(cache=True, error_model="numpy")
+def solve_damped(H, g, free, nfree, mu, step):
+    """Solve (H_ff + mu I) d = g_f by Cholesky; returns False if not PD."""
+    idx = np.empty(3, np.int64)
+    m = 0
+    for i in range(3):
+        if free[i]:
+            idx[m] = i
+            m += 1
+    A = np.zeros((3, 3))
+    rhs = np.zeros(3)
+    for i in range(m):
+        rhs[i] = g[idx[i]]
+        for j in range(m):
+            A[i, j] = H[idx[i], idx[j]]
+        A[i, i] += mu
+    L = np.zeros((3, 3))
+    for i in range(m):
+        for j in range(i + 1):
+            s = A[i, j]
+            for k in range(j):
+                s -= L[i, k] * L[j, k]
+            if i == j:
+                if s <= 0.0 or not np.isfinite(s):
+                    return False
+                L[i, i] = math.sqrt(s)
+            else:
+                L[i, j] = s / L[j, j]
+    y = np.zeros(3)
+    for i in range(m):
+        s = rhs[i]
+        for k in range(i):
+            s -= L[i, k] * y[k]
+        y[i] = s / L[i, i]
+    z = np.zeros(3)
+    for i in range(m - 1, -1, -1):
+        s = y[i]
+        for k in range(i + 1, m):
+            s -= L[k, i] * z[k]
+        z[i] = s / L[i, i]
+    for i in range(3):
+        step[i] = 0.0
+    for i in range(m):
+        step[idx[i]] = z[i]
+    return True
+
+
+@njit(cache=True, error_model="numpy")
+def solve3(A, rhs, out):
+    """Gaussian elimination with partial pivoting for a 3x3 system."""
+    M = np.empty((3, 4))
+    for i in range(3):
+        for j in range(3):
+            M[i, j] = A[i, j]
+        M[i, 3] = rhs[i]
+    for c in range(3):
+        p = c
+        for r in range(c + 1, 3):
+            if abs(M[r, c]) > abs(M[p, c]):
+                p = r
+        if M[p, c] == 0.0 or not np.isfinite(M[p, c]):
+            return False
+        if p != c:
+            for j in range(4):
+                tmp = M[c, j]
+                M[c, j] = M[p, j]
+                M[p, j] = tmp
+        for r in range(c + 1, 3):
+            f = M[r, c] / M[c, c]
+            for j in range(c, 4):
+                M[r, j] -= f * M[c, j]
+    for i in range(2, -1, -1):
+        s = M[i, 3]
+        for j in range(i + 1, 3):
+            s -= M[i, j] * out[j]
+        out[i] = s / M[i, i]
+    return True
+
+
+@njit(cache=True, error_model="numpy")
+def to_phi(T, theta, phi):
+    """phi = T theta."""
+    for i in range(3):
+        s = 0.0
+        for j in range(3):
+            s += T[i, j] * theta[j]
+        phi[i] = s
+
+
+@njit(cache=True, error_model="numpy")
+def to_theta(Tinv, phi, theta):
+    """theta = Tinv phi."""
+    for i in range(3):
+        acc = 0.0
+        for j in range(3):
+            acc += Tinv[i, j] * phi[j]
+        theta[i] = acc
+
+
+@njit(cache=True, error_model="numpy")
+def grad_info_phi(Tinv, g, H, gp, Hp):
+    """Gradient and information in phi = T theta: Tinv^T g and Tinv^T H Tinv."""
+    for i in range(3):
+        s = 0.0
+        for k in range(3):
+            s += Tinv[k, i] * g[k]
+        gp[i] = s
+    for i in range(3):
+        for j in range(3):
+            s = 0.0
+            for k in range(3):
+                for l in range(3):
+                    s += Tinv[k, i] * H[k, l] * Tinv[l, j]
+            Hp[i, j] = s
+

@@ -1,0 +1,215 @@
+"""The likelihoods of one gene's count histogram, in Numba.
+
+One gene's data is its count histogram: bins (value, capture group, weight),
+a bin of value n in capture group g holding the cells whose count is n and
+whose capture efficiency is ``capture[g]``. This module evaluates the
+log-likelihood of three laws on such a histogram, with its gradient and
+observed information in log coordinates theta (docs/maths.md, "The stationary
+law" and "Fisher's and Louis' identities"):
+
+- MODEL_TELEGRAPH, the stationary telegraph (Poisson-Beta) law: theta =
+  (log a, log b, log lam), a = k_on/k_deg, b = k_off/k_deg, lam =
+  k_syn/k_deg; the sums over bins are :func:`telegraph.kernels.poisson_beta.histogram_eval`;
+- MODEL_NEGBINOM, the negative binomial, its bursty limit (b, lam -> inf at
+  fixed burst size beta = lam/b): theta = (log a, log beta);
+- MODEL_ZIP, the zero-inflated Poisson, its slow-switching limit (a, b -> 0
+  at fixed fraction on f): theta = (logit f, log lam).
+
+The fourth limit, the Poisson law (a, b -> inf), has a closed-form maximum
+(:func:`poisson_fit`); the capture-corrected moments (:func:`moments`) give
+starting values. :func:`sort_bins` orders a gene's bins the way the
+evaluators share work best.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .poisson_beta import histogram_eval
+from .special import digamma_shift, trigamma_shift
+
+__all__ = ["MODEL_TELEGRAPH", "MODEL_NEGBINOM", "MODEL_ZIP", "telegraph_eval", "evaluate",
+           "moments", "poisson_fit", "sort_bins"]
+
+# the laws evaluate() dispatches on
+MODEL_TELEGRAPH = 0
+MODEL_NEGBINOM = 1
+MODEL_ZIP = 2
+
+
+@njit(cache=True, error_model="numpy")
+def _negbinom_eval(values, weights, groups, capture, theta, want_info, g, H):
+    """Negative binomial at theta = (log a, log beta): mean s a beta, shape a."""
+    a = math.exp(theta[0])
+    beta = math.exp(theta[1])
+    ll = 0.0
+    g[0] = 0.0
+    g[1] = 0.0
+    haa = 0.0
+    hab = 0.0
+    hbb = 0.0
+    for i in range(values.shape[0]):
+        w = weights[i]
+        n = float(values[i])
+        s = capture[groups[i]]
+        sb = s * beta
+        l1 = math.log1p(sb)
+        ll += w * (math.lgamma(n + a) - math.lgamma(a) - math.lgamma(n + 1.0)
+                   + (n * math.log(sb) if n > 0 else 0.0) - (n + a) * l1)
+        dpa = digamma_shift(a, n) - l1
+        dbeta = n / beta - (n + a) * s / (1.0 + sb)
+        g[0] += w * a * dpa
+        g[1] += w * beta * dbeta
+        if want_info:
+            # d2/da2, d2/da dbeta, d2/dbeta2 in natural parameters (negated later)
+            haa += w * (-trigamma_shift(a, n))
+            hab += w * (-s / (1.0 + sb))
+            hbb += w * (-n / (beta * beta) + (n + a) * s * s / ((1.0 + sb) * (1.0 + sb)))
+    if want_info:
+        # observed information in log parameters
+        H[0, 0] = -(a * a * haa) - g[0]
+        H[0, 1] = -(a * beta * hab)
+        H[1, 0] = H[0, 1]
+        H[1, 1] = -(beta * beta * hbb) - g[1]
+    return ll
+
+
+@njit(cache=True, error_model="numpy")
+def _zip_eval(values, weights, groups, capture, theta, want_info, g, H):
+    """Zero-inflated Poisson at theta = (logit f, log lam): 0 with probability
+    1 - f, else Poisson(s lam)."""
+    f = 1.0 / (1.0 + math.exp(-theta[0]))
+    lam = math.exp(theta[1])
+    ll = 0.0
+    g0 = 0.0
+    g1 = 0.0
+    h00 = 0.0
+    h01 = 0.0
+    h11 = 0.0
+    for i in range(values.shape[0]):
+        w = weights[i]
+        n = float(values[i])
+        s = capture[groups[i]]
+        mu = s * lam
+        if n > 0:
+            ll += w * (math.log(f) + n * math.log(mu) - mu - math.lgamma(n + 1.0))
+            # d/dlogit f of log f = 1 - f ; d/dlog lam = n - mu
+            g0 += w * (1.0 - f)
+            g1 += w * (n - mu)
+            h00 += w * (-(f * (1.0 - f)))
+            h11 += w * (-mu)
+        else:
+            e = math.exp(-mu)
+            p0 = 1.0 - f + f * e
+            ll += w * math.log(p0)
+            # derivatives of log p0 wrt u = logit f and v = log lam
+            dp_du = f * (1.0 - f) * (e - 1.0)
+            dp_dv = -f * e * mu
+            d2p_du2 = f * (1.0 - f) * (1.0 - 2.0 * f) * (e - 1.0)
+            d2p_dudv = -f * (1.0 - f) * e * mu
+            d2p_dv2 = -f * e * mu + f * e * mu * mu
+            g0 += w * dp_du / p0
+            g1 += w * dp_dv / p0
+            h00 += w * (d2p_du2 / p0 - (dp_du / p0) ** 2)
+            h01 += w * (d2p_dudv / p0 - dp_du * dp_dv / (p0 * p0))
+            h11 += w * (d2p_dv2 / p0 - (dp_dv / p0) ** 2)
+    g[0] = g0
+    g[1] = g1
+    if want_info:
+        H[0, 0] = -h00
+        H[0, 1] = -h01
+        H[1, 0] = -h01
+        H[1, 1] = -h11
+    return ll
+
+
+@njit(cache=True, error_model="numpy")
+def telegraph_eval(values, weights, groups, capture, theta, want_info, g, H, buf):
+    """Telegraph law at theta = (log a, log b, log lam); ``buf`` (11 floats) is
+    scratch for :func:`telegraph.kernels.poisson_beta.histogram_eval`."""
+    a = math.exp(theta[0])
+    b = math.exp(theta[1])
+    lam = math.exp(theta[2])
+    histogram_eval(values, weights, groups, capture, a, b, lam, want_info, buf)
+    p0 = a
+    p1 = b
+    p2 = lam
+    g[0] = buf[1] * p0
+    g[1] = buf[2] * p1
+    g[2] = buf[3] * p2
+    if want_info:
+        H[0, 0] = p0 * p0 * buf[4] - g[0]
+        H[0, 1] = p0 * p1 * buf[5]
+        H[0, 2] = p0 * p2 * buf[6]
+        H[1, 1] = p1 * p1 * buf[7] - g[1]
+        H[1, 2] = p1 * p2 * buf[8]
+        H[2, 2] = p2 * p2 * buf[9] - g[2]
+        H[1, 0] = H[0, 1]
+        H[2, 0] = H[0, 2]
+        H[2, 1] = H[1, 2]
+    return buf[0]
+
+
+@njit(cache=True, error_model="numpy")
+def evaluate(model, values, weights, groups, capture, theta, want_info, g, H, buf):
+    """Log-likelihood of ``model`` at theta; the gradient in theta goes to
+    ``g`` and, when ``want_info``, the observed information to ``H`` (the
+    limit models use the leading 2 coordinates of theta, g and H)."""
+    if model == MODEL_TELEGRAPH:
+        return telegraph_eval(values, weights, groups, capture, theta, want_info, g, H, buf)
+    elif model == MODEL_NEGBINOM:
+        return _negbinom_eval(values, weights, groups, capture, theta, want_info, g, H)
+    return _zip_eval(values, weights, groups, capture, theta, want_info, g, H)
+
+
+@njit(cache=True, error_model="numpy")
+def moments(values, weights, groups, capture):
+    """Capture-corrected factorial moments E[(n)_k / s^k], k = 1, 2, 3, and the
+    fraction of zeros."""
+    m0 = 0.0
+    m1 = 0.0
+    m2 = 0.0
+    m3 = 0.0
+    z = 0.0
+    for i in range(values.shape[0]):
+        w = weights[i]
+        n = float(values[i])
+        s = capture[groups[i]]
+        m0 += w
+        m1 += w * n / s
+        m2 += w * n * (n - 1.0) / (s * s)
+        m3 += w * n * (n - 1.0) * (n - 2.0) / (s * s * s)
+        if values[i] == 0:
+            z += w
+    return m1 / m0, m2 / m0, m3 / m0, z / m0
+
+
+@njit(cache=True, error_model="numpy")
+def poisson_fit(values, weights, groups, capture):
+    """Maximum of the Poisson law (mean s mu per cell): returns (mu, loglik)."""
+    sn = 0.0
+    ss = 0.0
+    for i in range(values.shape[0]):
+        sn += weights[i] * values[i]
+        ss += weights[i] * capture[groups[i]]
+    mu = sn / ss
+    ll = 0.0
+    for i in range(values.shape[0]):
+        n = float(values[i])
+        m = capture[groups[i]] * mu
+        ll += weights[i] * ((n * math.log(m) if n > 0 else 0.0) - m - math.lgamma(n + 1.0))
+    return mu, ll
+
+
+@njit(cache=True, error_model="numpy")
+def sort_bins(values, weights, groups):
+    """Copies of one gene's bins ordered by (value, group): histogram_eval
+    shares the per-count work across capture groups when equal counts are
+    adjacent, and the fitter evaluates the same bins hundreds of times."""
+    key = values * (groups.max() + 1) + groups if values.shape[0] > 0 else values.copy()
+    o = np.argsort(key, kind="mergesort")
+    return values[o], weights[o], groups[o]
+

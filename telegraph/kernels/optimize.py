@@ -1,0 +1,368 @@
+"""Maximum likelihood for one gene: the damped-Newton maximiser and the fits.
+
+:func:`maximize` climbs any of the laws of :mod:`telegraph.kernels.models`
+by damped (Levenberg) Newton steps on the free coordinates of a linear
+reparameterisation phi = T theta, inside a box lo <= phi <= hi, with an
+active set for coordinates that the likelihood pushes against the box. The
+same maximiser serves the unconstrained fits and, with one coordinate of phi
+held, the profiles (:mod:`telegraph.kernels.profile`,
+:mod:`telegraph.kernels.differential`).
+
+The box and the profile targets: rates k_on and k_off are searched in
+[1e-4, 1e3] x k_deg and k_syn up to 1e6 x k_deg (beyond that the limit models
+take over, docs/maths.md, "Limit regimes"). A target is log a (burst
+frequency), log beta = log lam - log b (burst size), log b or log lam;
+:func:`target_transform` gives the T that makes it a coordinate of phi, so
+burst size is profiled exactly like the rates themselves.
+
+The fits: :func:`fit_telegraph` (moment and regime-shaped starting values,
+the best two climbed fully) and the fits of two of its limits,
+:func:`fit_negbinom` (bursty) and :func:`fit_zip` (slow switching), in their
+own coordinates and box.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .linalg import grad_info_phi, solve_damped, to_phi, to_theta
+from .models import MODEL_NEGBINOM, MODEL_TELEGRAPH, MODEL_ZIP, evaluate, moments
+
+__all__ = ["LOG_LO", "LOG_HI", "LOG_LAM_LO", "LOG_LAM_HI", "TARGET_LOG_A", "TARGET_LOG_BETA",
+           "TARGET_LOG_B", "TARGET_LOG_LAM", "LIMIT_LO", "LIMIT_HI", "target_transform",
+           "search_box", "maximize", "fit_telegraph", "fit_negbinom", "fit_zip"]
+
+# search box for (log a, log b): k_on, k_off in [1e-4, 1e3] x k_deg (beyond it the
+# limits take over); lam up to 1e6
+LOG_LO = math.log(1e-4)
+LOG_HI = math.log(1e3)
+LOG_LAM_LO = math.log(1e-4)
+LOG_LAM_HI = math.log(1e6)
+
+# profile targets: phi = T theta, the fixed coordinate is index 2 of phi for
+# log beta and index k of theta otherwise
+TARGET_LOG_A, TARGET_LOG_BETA, TARGET_LOG_B, TARGET_LOG_LAM = 0, 1, 2, 3
+
+# search box of the limit models' coordinates, (log a, log beta) and (logit f, log lam)
+LIMIT_LO = -30.0
+LIMIT_HI = 30.0
+
+
+@njit(cache=True, error_model="numpy")
+def target_transform(target):
+    """(T, Tinv, fixed index in phi) for a profile target."""
+    T = np.eye(3)
+    if target == TARGET_LOG_A:
+        return T, np.eye(3), 0
+    if target == TARGET_LOG_B:
+        return T, np.eye(3), 1
+    if target == TARGET_LOG_LAM:
+        return T, np.eye(3), 2
+    # log beta = log lam - log b
+    T[2, 1] = -1.0
+    Tinv = np.eye(3)
+    Tinv[2, 1] = 1.0
+    return T, Tinv, 2
+
+
+@njit(cache=True, error_model="numpy")
+def search_box(target, lo, hi):
+    """The search box lo <= phi <= hi of a target's coordinates phi."""
+    lo[0] = LOG_LO
+    hi[0] = LOG_HI
+    lo[1] = LOG_LO
+    hi[1] = LOG_HI
+    if target == TARGET_LOG_BETA:
+        lo[2] = LOG_LAM_LO - LOG_HI
+        hi[2] = LOG_LAM_HI - LOG_LO
+    else:
+        lo[2] = LOG_LAM_LO
+        hi[2] = LOG_LAM_HI
+
+
+@njit(cache=True, error_model="numpy")
+def maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo, hi,
+              max_iter, buf):
+    """Damped Newton ascent of the log-likelihood over the free coordinates of
+    phi = T theta, within the box lo <= phi <= hi. ``theta`` is updated in place.
+    Returns (loglik, converged, iterations)."""
+    nfree = 0
+    for i in range(3):
+        if free[i]:
+            nfree += 1
+    g = np.zeros(3)
+    H = np.zeros((3, 3))
+    gp = np.zeros(3)
+    Hp = np.zeros((3, 3))
+    step = np.zeros(3)
+    phi = np.zeros(3)
+    phi_new = np.zeros(3)
+    theta_new = np.zeros(3)
+    g_new = np.zeros(3)
+    H_new = np.zeros((3, 3))
+    to_phi(T, theta, phi)
+    for i in range(3):
+        if free[i]:
+            phi[i] = min(max(phi[i], lo[i]), hi[i])
+    to_theta(Tinv, phi, theta)
+    ll = evaluate(model, values, weights, groups, capture, theta, True, g, H, buf)
+    if not np.isfinite(ll):
+        return ll, False, 0
+    mu = 0.0
+    converged = False
+    flat = 0
+    it = 0
+    while it < max_iter:
+        it += 1
+        grad_info_phi(Tinv, g, H, gp, Hp)
+        # coordinates pinned at the box edge with the gradient pointing out are
+        # held (active set), so the Newton step works in the remaining ones
+        act = np.zeros(3, np.bool_)
+        for i in range(3):
+            act[i] = free[i]
+            if free[i]:
+                if phi[i] <= lo[i] + 1e-12 and gp[i] < 0.0:
+                    act[i] = False
+                if phi[i] >= hi[i] - 1e-12 and gp[i] > 0.0:
+                    act[i] = False
+        nact = 0
+        gmax = 0.0
+        for i in range(3):
+            if act[i]:
+                nact += 1
+                gmax = max(gmax, abs(gp[i]))
+        if nact == 0:
+            converged = True
+            break
+        scale = 0.0
+        for i in range(3):
+            if act[i]:
+                scale = max(scale, abs(Hp[i, i]))
+        if scale == 0.0:
+            scale = 1.0
+        # projected Newton: a coordinate at the box edge whose step points out
+        # of the box is held too, and the step is then shortened (not clipped
+        # per coordinate, which would leave the ridge of a flat likelihood)
+        ok = False
+        for _rep in range(3):
+            ok = solve_damped(Hp, gp, act, nact, mu, step)
+            tries = 0
+            while not ok and tries < 60:
+                mu = max(mu * 4.0, 1e-6 * scale)
+                ok = solve_damped(Hp, gp, act, nact, mu, step)
+                tries += 1
+            if not ok:
+                break
+            changed = False
+            for i in range(3):
+                if act[i] and ((phi[i] <= lo[i] + 1e-12 and step[i] < 0.0)
+                               or (phi[i] >= hi[i] - 1e-12 and step[i] > 0.0)):
+                    act[i] = False
+                    nact -= 1
+                    changed = True
+            if not changed or nact == 0:
+                break
+        if not ok or nact == 0:
+            converged = nact == 0
+            break
+        # Newton decrement: converged when the predicted gain is negligible
+        dec = 0.0
+        for i in range(3):
+            dec += gp[i] * step[i]
+        if mu == 0.0 and dec < 1e-9:
+            converged = True
+            break
+        smax = 0.0
+        for i in range(3):
+            smax = max(smax, abs(step[i]))
+        shrink = 1.0
+        if smax > 2.0:
+            shrink = 2.0 / smax
+        for i in range(3):
+            if free[i] and step[i] != 0.0:
+                if step[i] > 0.0:
+                    room = hi[i] - phi[i]
+                    if step[i] * shrink > room:
+                        shrink = room / step[i]
+                else:
+                    room = lo[i] - phi[i]
+                    if step[i] * shrink < room:
+                        shrink = room / step[i]
+        for i in range(3):
+            step[i] *= shrink
+        smax *= shrink
+        for i in range(3):
+            phi_new[i] = phi[i] + step[i]
+            if free[i]:
+                phi_new[i] = min(max(phi_new[i], lo[i]), hi[i])
+        to_theta(Tinv, phi_new, theta_new)
+        ll_new = evaluate(model, values, weights, groups, capture, theta_new, True, g_new,
+                          H_new, buf)
+        if np.isfinite(ll_new) and ll_new >= ll - 1e-12 * (1.0 + abs(ll)):
+            gain = ll_new - ll
+            for i in range(3):
+                phi[i] = phi_new[i]
+                theta[i] = theta_new[i]
+                g[i] = g_new[i]
+                for j in range(3):
+                    H[i, j] = H_new[i, j]
+            ll = ll_new
+            mu = mu * 0.25 if mu > 1e-9 * scale else 0.0
+            if gain < 1e-11 * (1.0 + abs(ll)) and smax < 1e-7:
+                converged = True
+                break
+            # on a ridge that rises towards a limit outside the box the steps
+            # stay long while the gains vanish: stop when the likelihood is
+            # flat to 1e-9 over several steps (the limit models take over)
+            if gain < 1e-9 * (1.0 + abs(ll)):
+                flat += 1
+                if flat >= 6:
+                    converged = True
+                    break
+            else:
+                flat = 0
+        else:
+            mu = max(mu * 4.0, 1e-3 * scale)
+            if mu > 1e12 * scale:
+                # no ascent direction left at machine precision
+                converged = gmax < 1e-3 * (1.0 + abs(ll))
+                break
+    return ll, converged, it
+
+
+@njit(cache=True, error_model="numpy")
+def _telegraph_starts(values, weights, groups, capture):
+    """Starting values of the telegraph fit, theta = (log a, log b, log lam):
+    the method of moments where it gives positive rates, then one start
+    shaped like each regime and a moderate one. Returns (starts, count)."""
+    m1, m2, m3, zf = moments(values, weights, groups, capture)
+    starts = np.empty((5, 3))
+    ns = 0
+    # method of moments (as txburst): from the first three factorial moments
+    if m1 > 0 and m2 > 0 and m3 > 0:
+        r1 = m1
+        r2 = m2 / m1
+        r3 = m3 / m2
+        den = r1 * r2 - 2.0 * r1 * r3 + r2 * r3
+        den2 = r1 - 2.0 * r2 + r3
+        if den != 0.0 and den2 != 0.0:
+            kon = 2.0 * r1 * (r3 - r2) / den
+            koff = 2.0 * (r3 - r2) * (r1 - r3) * (r2 - r1) / (den * den2)
+            ksyn = (-r1 * r2 + 2.0 * r1 * r3 - r2 * r3) / den2
+            if kon > 0 and koff > 0 and ksyn > 0:
+                starts[ns, 0] = math.log(kon)
+                starts[ns, 1] = math.log(koff)
+                starts[ns, 2] = math.log(ksyn)
+                ns += 1
+    mean = max(m1, 1e-3)
+    var_lp = m2 - m1 * m1  # variance of lam p
+    # bursty (negative-binomial-like) start: p ~ Gamma(a, beta/lam)
+    if var_lp > 1e-3 * mean:
+        beta = var_lp / mean
+        a = mean / beta
+    else:
+        beta = 0.5
+        a = mean / beta
+    starts[ns, 0] = math.log(max(a, 2e-4))
+    starts[ns, 1] = math.log(50.0)
+    starts[ns, 2] = math.log(beta * 50.0)
+    ns += 1
+    # slow switching (bimodal) start
+    fon = max(1.0 - zf, 1e-3)
+    starts[ns, 0] = math.log(0.3 * fon + 1e-4)
+    starts[ns, 1] = math.log(0.3 * (1.0 - fon) + 1e-4)
+    starts[ns, 2] = math.log(mean / fon)
+    ns += 1
+    # near-Poisson start
+    starts[ns, 0] = math.log(20.0)
+    starts[ns, 1] = math.log(20.0)
+    starts[ns, 2] = math.log(2.0 * mean)
+    ns += 1
+    # moderate start
+    starts[ns, 0] = math.log(1.0)
+    starts[ns, 1] = math.log(1.0)
+    starts[ns, 2] = math.log(2.0 * mean + 0.5)
+    ns += 1
+    return starts, ns
+
+
+@njit(cache=True, error_model="numpy")
+def fit_telegraph(values, weights, groups, capture, theta_out, max_iter, buf):
+    """Multi-start fit of the telegraph model in the search box; the optimum
+    goes to ``theta_out``. Returns (ll, converged, iterations)."""
+    starts, ns = _telegraph_starts(values, weights, groups, capture)
+    T = np.eye(3)
+    free = np.ones(3, np.bool_)
+    lo = np.empty(3)
+    hi = np.empty(3)
+    search_box(TARGET_LOG_A, lo, hi)
+    # screen the starts by their log-likelihood (cheap, no information
+    # matrix), then climb fully from the two best: one start alone gets
+    # trapped in the wrong mode of bimodal data, all five cost 2.5x more
+    g = np.zeros(3)
+    H = np.zeros((3, 3))
+    score_s = np.empty(ns)
+    for s in range(ns):
+        for i in range(3):
+            starts[s, i] = min(max(starts[s, i], lo[i]), hi[i])
+        ll0 = evaluate(MODEL_TELEGRAPH, values, weights, groups, capture, starts[s], False, g, H,
+                       buf)
+        score_s[s] = ll0 if np.isfinite(ll0) else -np.inf
+    order = np.argsort(-score_s)
+    best_ll = -np.inf
+    best_conv = False
+    total_it = 0
+    th = np.empty(3)
+    for r in range(min(2, ns)):
+        s = order[r]
+        for i in range(3):
+            th[i] = starts[s, i]
+        ll, conv, it = maximize(MODEL_TELEGRAPH, values, weights, groups, capture, th, T, T, free,
+                                lo, hi, max_iter, buf)
+        total_it += it
+        if ll > best_ll + 1e-9 or (abs(ll - best_ll) <= 1e-9 and conv and not best_conv):
+            best_ll = ll
+            best_conv = conv
+            for i in range(3):
+                theta_out[i] = th[i]
+    return best_ll, best_conv, total_it
+
+
+@njit(cache=True, error_model="numpy")
+def _fit_limit(model, values, weights, groups, capture, theta, max_iter, buf):
+    """Fit a two-parameter limit model from the start ``theta`` (updated) in
+    the box LIMIT_LO <= theta <= LIMIT_HI. Returns (ll, converged)."""
+    T = np.eye(3)
+    free = np.zeros(3, np.bool_)
+    free[0] = True
+    free[1] = True
+    lo = np.full(3, LIMIT_LO)
+    hi = np.full(3, LIMIT_HI)
+    ll, conv, _ = maximize(model, values, weights, groups, capture, theta, T, T, free, lo, hi,
+                           max_iter, buf)
+    return ll, conv
+
+
+@njit(cache=True, error_model="numpy")
+def fit_negbinom(values, weights, groups, capture, theta_tg, theta_out, max_iter, buf):
+    """Fit of the bursty limit, the negative binomial: theta_out = (log a,
+    log beta, 0), started from the telegraph fit ``theta_tg``'s burst
+    frequency and size. Returns (ll, converged)."""
+    theta_out[0] = theta_tg[0]
+    theta_out[1] = theta_tg[2] - theta_tg[1]
+    return _fit_limit(MODEL_NEGBINOM, values, weights, groups, capture, theta_out, max_iter, buf)
+
+
+@njit(cache=True, error_model="numpy")
+def fit_zip(values, weights, groups, capture, theta_out, max_iter, buf):
+    """Fit of the slow-switching limit, the zero-inflated Poisson: theta_out =
+    (logit f, log lam, 0), started from the fraction of non-zero counts and
+    the capture-corrected mean. Returns (ll, converged)."""
+    m1, m2, m3, zf = moments(values, weights, groups, capture)
+    f0 = min(max(1.0 - zf, 1e-3), 1.0 - 1e-3)
+    theta_out[0] = math.log(f0 / (1.0 - f0))
+    theta_out[1] = math.log(max(m1 / f0, 1e-3))
+    return _fit_limit(MODEL_ZIP, values, weights, groups, capture, theta_out, max_iter, buf)

@@ -1,0 +1,342 @@
+"""Profile likelihood of the four targets of a telegraph fit, in Numba.
+
+A target psi (log a, log beta, log b or log lam; see
+:func:`telegraph.kernels.optimize.target_transform`) is a coordinate of phi =
+T theta; its profile log-likelihood maximises over the other two
+(docs/maths.md, "Profile likelihood"). This module gives
+
+- :func:`wald_se`, the quadratic approximation of each profile at the
+  optimum: the Wald standard errors from the observed information;
+- :func:`profile_bound`, one end of the profile-likelihood interval
+  {psi : ll_hat - profile(psi) <= drop}: first by Venzon and Moolgavkar's
+  Newton iteration on the end point itself, else by bracketing and regula
+  falsi on the signed root deviance with nested maximisation. Where the
+  profile stays above the cut-off up to the edge of the search box, the
+  limit model that the profile tends to as psi -> +-inf decides whether the
+  interval is unbounded on that side (docs/maths.md, "Limit regimes").
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .linalg import grad_info_phi, solve3, to_phi, to_theta
+from .models import MODEL_TELEGRAPH, telegraph_eval
+from .optimize import maximize, search_box, target_transform
+
+__all__ = ["wald_se", "profile_bound"]
+
+
+@njit(cache=True, error_model="numpy")
+def wald_se(H):
+    """Standard errors of the targets (log a, log beta, log b, log lam), in
+    that order, from the observed information H in theta = (log a, log b,
+    log lam); NaN if not invertible."""
+    out = np.full(4, np.nan)
+    det = (H[0, 0] * (H[1, 1] * H[2, 2] - H[1, 2] * H[2, 1])
+           - H[0, 1] * (H[1, 0] * H[2, 2] - H[1, 2] * H[2, 0])
+           + H[0, 2] * (H[1, 0] * H[2, 1] - H[1, 1] * H[2, 0]))
+    if not (det > 0.0) or not np.isfinite(det):
+        return out
+    C = np.empty((3, 3))
+    C[0, 0] = (H[1, 1] * H[2, 2] - H[1, 2] * H[2, 1]) / det
+    C[0, 1] = -(H[0, 1] * H[2, 2] - H[0, 2] * H[2, 1]) / det
+    C[0, 2] = (H[0, 1] * H[1, 2] - H[0, 2] * H[1, 1]) / det
+    C[1, 1] = (H[0, 0] * H[2, 2] - H[0, 2] * H[2, 0]) / det
+    C[1, 2] = -(H[0, 0] * H[1, 2] - H[0, 2] * H[1, 0]) / det
+    C[2, 2] = (H[0, 0] * H[1, 1] - H[0, 1] * H[1, 0]) / det
+    if C[0, 0] > 0:
+        out[0] = math.sqrt(C[0, 0])
+    if C[1, 1] > 0:
+        out[2] = math.sqrt(C[1, 1])
+    if C[2, 2] > 0:
+        out[3] = math.sqrt(C[2, 2])
+    vb = C[2, 2] + C[1, 1] - 2.0 * C[1, 2]
+    if vb > 0:
+        out[1] = math.sqrt(vb)
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def _profile_point(values, weights, groups, capture, theta, target, psi, max_iter, buf):
+    """Maximise over the other coordinates with the target fixed at psi;
+    theta (warm start) is updated. Returns the profile log-likelihood."""
+    T, Tinv, fix = target_transform(target)
+    phi = np.zeros(3)
+    to_phi(T, theta, phi)
+    phi[fix] = psi
+    to_theta(Tinv, phi, theta)
+    free = np.ones(3, np.bool_)
+    free[fix] = False
+    lo = np.empty(3)
+    hi = np.empty(3)
+    search_box(target, lo, hi)
+    ll, conv, it = maximize(MODEL_TELEGRAPH, values, weights, groups, capture, theta, T, Tinv,
+                            free, lo, hi, max_iter, buf)
+    return ll
+
+
+@njit(cache=True, error_model="numpy")
+def profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, side, se,
+                  drop, ll_limit, max_iter, buf, use_vm=True):
+    """One end of the profile-likelihood interval of a target (log scale).
+
+    Finds psi where ll_hat - profile(psi) = drop on the given side (+1 or -1).
+    When the box edge is reached first, the limit model's log-likelihood
+    ll_limit (the supremum of the profile as psi -> +-inf) decides: the bound
+    is infinite if ll_hat - ll_limit < drop, otherwise it is interpolated
+    between the edge and the limit in exp(-side psi).
+    Returns (bound, best profile log-likelihood seen)."""
+    # the profile tends to the limit model's maximum as psi -> side * inf: if
+    # that stays above the cut-off, the interval is unbounded on this side
+    # (no search needed, and none towards the costly edge of the box)
+    if ll_hat - ll_limit < drop:
+        return side * np.inf, ll_hat
+    if use_vm:
+        vm = _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, target,
+                               side, drop, buf)
+        if np.isfinite(vm):
+            return vm, ll_hat
+    T, Tinv, fix = target_transform(target)
+    lo = np.empty(3)
+    hi = np.empty(3)
+    search_box(target, lo, hi)
+    phi_hat = np.zeros(3)
+    to_phi(T, theta_hat, phi_hat)
+    psi_hat = phi_hat[fix]
+    edge = hi[fix] if side > 0 else lo[fix]
+    theta = theta_hat.copy()
+    best = ll_hat
+    # bracket, starting from the Wald guess
+    d = se * math.sqrt(2.0 * drop) if (se > 0 and np.isfinite(se)) else 0.5
+    d = min(max(d, 0.02), 3.0)
+    psi_in = psi_hat
+    def_in = 0.0
+    psi_out = np.nan
+    def_out = np.nan
+    theta_in = theta_hat.copy()
+    for _ in range(40):
+        psi = psi_in + side * d
+        at_edge = False
+        if (side > 0 and psi >= edge) or (side < 0 and psi <= edge):
+            psi = edge
+            at_edge = True
+        for i in range(3):
+            theta[i] = theta_in[i]
+        llp = _profile_point(values, weights, groups, capture, theta, target, psi, max_iter, buf)
+        if llp > best:
+            best = llp
+        dev = ll_hat - llp
+        if dev >= drop:
+            psi_out = psi
+            def_out = dev
+            break
+        psi_in = psi
+        def_in = max(dev, 0.0)
+        for i in range(3):
+            theta_in[i] = theta[i]
+        if at_edge:
+            # the profile stays above the cut-off up to the box edge
+            dlim = ll_hat - ll_limit
+            # interpolate linearly in eps = exp(-side * psi) between the edge
+            # (eps_e, def_in) and the limit (0, dlim)
+            eps_e = math.exp(-side * psi)
+            eps_star = eps_e * (dlim - drop) / max(dlim - def_in, 1e-300)
+            return -side * math.log(eps_star), best
+        d *= 2.0
+    if not np.isfinite(psi_out):
+        return np.nan, best
+    # root of sqrt(dev) = sqrt(drop): the signed root deviance is nearly linear
+    # in psi, so regula falsi on it converges in a few steps (Illinois variant)
+    r_in = math.sqrt(def_in) - math.sqrt(drop)
+    r_out = math.sqrt(def_out) - math.sqrt(drop)
+    a_psi = psi_in
+    b_psi = psi_out
+    fa = r_in
+    fb = r_out
+    side_kept = 0
+    for _ in range(30):
+        if abs(b_psi - a_psi) < 1e-3:
+            break
+        c_psi = b_psi - fb * (b_psi - a_psi) / (fb - fa)
+        for i in range(3):
+            theta[i] = theta_in[i]
+        llp = _profile_point(values, weights, groups, capture, theta, target, c_psi, max_iter, buf)
+        if llp > best:
+            best = llp
+        fc = math.sqrt(max(ll_hat - llp, 0.0)) - math.sqrt(drop)
+        if abs(fc) < 1e-6:
+            a_psi = c_psi
+            b_psi = c_psi
+            break
+        if fc < 0:
+            # c is inside the interval: becomes the new inner end
+            a_psi = c_psi
+            fa = fc
+            for i in range(3):
+                theta_in[i] = theta[i]
+            if side_kept == -1:
+                fb *= 0.5
+            side_kept = -1
+        else:
+            b_psi = c_psi
+            fb = fc
+            if side_kept == 1:
+                fa *= 0.5
+            side_kept = 1
+    return 0.5 * (a_psi + b_psi), best
+
+
+@njit(cache=True, error_model="numpy")
+def _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, target, side, drop,
+                      buf):
+    """Venzon-Moolgavkar: solve l(phi) = ll_hat - drop together with
+    dl/dphi_j = 0 for the nuisance coordinates by Newton's method, one
+    likelihood evaluation (with Louis information) per step. A nuisance
+    coordinate that sits on the edge of the search box with the likelihood
+    rising outwards (a ridge towards a limit) is held on the edge instead.
+    Returns the bound (log scale) or NaN when it does not converge cleanly
+    (the caller then profiles by nested maximisation)."""
+    T, Tinv, fix = target_transform(target)
+    lo = np.empty(3)
+    hi = np.empty(3)
+    search_box(target, lo, hi)
+    g = np.zeros(3)
+    H = np.zeros((3, 3))
+    gp = np.zeros(3)
+    Hp = np.zeros((3, 3))
+    phi = np.zeros(3)
+    theta = theta_hat.copy()
+    to_phi(T, theta, phi)
+    psi_hat = phi[fix]
+    ll = telegraph_eval(values, weights, groups, capture, theta, True, g, H, buf)
+    target_ll = ll_hat - drop
+    J = np.zeros((3, 3))
+    F = np.zeros(3)
+    d = np.zeros(3)
+    pinned = np.zeros(3, np.bool_)
+    grad_info_phi(Tinv, g, H, gp, Hp)
+    for i in range(3):
+        if i != fix and ((phi[i] <= lo[i] + 1e-9 and gp[i] <= 0.0)
+                         or (phi[i] >= hi[i] - 1e-9 and gp[i] >= 0.0)):
+            pinned[i] = True
+    for it in range(30):
+        if it > 0:
+            grad_info_phi(Tinv, g, H, gp, Hp)
+        # the reduced system: pinned coordinates get an identity row/column
+        A = Hp.copy()
+        for i in range(3):
+            if pinned[i]:
+                for j in range(3):
+                    A[i, j] = 0.0
+                    A[j, i] = 0.0
+                A[i, i] = 1.0
+        if it == 0:
+            # start from the quadratic approximation at the optimum
+            Vinv = np.zeros(3)
+            e_fix = np.zeros(3)
+            e_fix[fix] = 1.0
+            ok = solve3(A, e_fix, Vinv)
+            if not ok or not (Vinv[fix] > 0.0):
+                return np.nan
+            r = math.sqrt(2.0 * drop / Vinv[fix])
+            # the quadratic guess overshoots where the likelihood is skewed:
+            # walk back along the same line until the drop is at most 2x
+            phi0 = phi.copy()
+            found = False
+            for _h in range(12):
+                for i in range(3):
+                    phi[i] = phi0[i] + side * r * Vinv[i]
+                    if i != fix:
+                        phi[i] = min(max(phi[i], lo[i]), hi[i])
+                if lo[fix] <= phi[fix] <= hi[fix]:
+                    to_theta(Tinv, phi, theta)
+                    ll = telegraph_eval(values, weights, groups, capture, theta, True, g, H, buf)
+                    if np.isfinite(ll) and ll_hat - ll <= 2.0 * drop:
+                        found = True
+                        break
+                r *= 0.5
+            if not found:
+                return np.nan
+            continue
+        # residuals: F0 = l - target, Fj = dl/dphi_j for free nuisance j
+        F[0] = ll - target_ll
+        for j in range(3):
+            J[0, j] = 0.0 if pinned[j] else gp[j]
+        row = 1
+        gmax = 0.0
+        for i in range(3):
+            if i == fix:
+                continue
+            if pinned[i]:
+                F[row] = 0.0
+                for j in range(3):
+                    J[row, j] = 1.0 if j == i else 0.0
+            else:
+                F[row] = gp[i]
+                gmax = max(gmax, abs(gp[i]))
+                for j in range(3):
+                    J[row, j] = 0.0 if pinned[j] else -Hp[i, j]
+            row += 1
+        if abs(F[0]) < 1e-6 and gmax < 1e-5 * (1.0 + abs(ll_hat)) ** 0.5:
+            # a maximum over the free nuisance directions, on the right side,
+            # with the pinned ones still pushing outwards
+            ok = (phi[fix] - psi_hat) * side > 0.0
+            for i in range(3):
+                if pinned[i] and not ((phi[i] <= lo[i] + 1e-9 and gp[i] <= 1e-6)
+                                      or (phi[i] >= hi[i] - 1e-9 and gp[i] >= -1e-6)):
+                    ok = False
+            free_n = 0
+            idx0 = -1
+            idx1 = -1
+            for i in range(3):
+                if i != fix and not pinned[i]:
+                    if idx0 < 0:
+                        idx0 = i
+                    else:
+                        idx1 = i
+                    free_n += 1
+            if free_n >= 1 and not (Hp[idx0, idx0] > 0.0):
+                ok = False
+            if free_n == 2 and not (Hp[idx0, idx0] * Hp[idx1, idx1] - Hp[idx0, idx1] ** 2 > 0.0):
+                ok = False
+            return phi[fix] if ok else np.nan
+        for i in range(3):
+            F[i] = -F[i]
+        if not solve3(J, F, d):
+            return np.nan
+        smax = 0.0
+        for i in range(3):
+            smax = max(smax, abs(d[i]))
+        if smax > 1.0:
+            for i in range(3):
+                d[i] *= 1.0 / smax
+        # a nuisance coordinate running out of the box is held on its edge;
+        # otherwise halve the step until the likelihood is finite
+        phi0 = phi.copy()
+        stepped = False
+        for _h in range(8):
+            for i in range(3):
+                phi[i] = phi0[i] + d[i]
+            if not (lo[fix] <= phi[fix] <= hi[fix]):
+                for i in range(3):
+                    d[i] *= 0.5
+                continue
+            for i in range(3):
+                if i != fix and (phi[i] < lo[i] or phi[i] > hi[i]):
+                    phi[i] = min(max(phi[i], lo[i]), hi[i])
+                    pinned[i] = True
+            to_theta(Tinv, phi, theta)
+            ll = telegraph_eval(values, weights, groups, capture, theta, True, g, H, buf)
+            if np.isfinite(ll):
+                stepped = True
+                break
+            for i in range(3):
+                d[i] *= 0.5
+        if not stepped:
+            return np.nan
+    return np.nan
+
