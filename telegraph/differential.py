@@ -34,7 +34,7 @@ from scipy import stats
 from . import blocks, config
 from .fitting import fit_raw, results_table
 from .histogram import count_histograms
-from .inputs import FitSettings, resolve_captures, totals_of
+from .inputs import FitSettings, rescale_syn, resolve_captures, totals_of
 from .kernels import differential as kdiff
 from .kernels import fit as kfit
 
@@ -260,12 +260,8 @@ def _testable(raw):
 
 
 def _table(raw1, raw2, rawd, hist1, hist2, settings, *, ci, interval, syn_scale, group_names):
-    t1 = results_table(raw1, hist1, settings)
-    t2 = results_table(raw2, hist2, settings)
-    for t in (t1, t2):
-        if syn_scale != 1.0:
-            for c in ("k_syn", "burst_size"):
-                t[c] = t[c] * syn_scale
+    t1 = rescale_syn(results_table(raw1, hist1, settings), syn_scale)
+    t2 = rescale_syn(results_table(raw2, hist2, settings), syn_scale)
     out = pd.DataFrame(index=t1.index.copy())
     out["gene"] = out.index.to_numpy()
     z = stats.norm.ppf(0.5 + ci / 2.0)

@@ -3,8 +3,8 @@
 The inference layer: it takes count matrices (cells x genes, dense or sparse)
 or their per-gene histograms and returns one row per gene. Optimisation,
 limit models, profile intervals and the goodness-of-fit statistic run in
-compiled code over all genes at once (:mod:`telegraph.kernels.fit`); this
-module resolves the user's arguments (:mod:`telegraph.inputs`), runs the
+compiled code over all genes at once (:mod:`telegraph.kernels.fit`, read
+through its named view :class:`~telegraph.kernels.fit.FitRows`); this module resolves the user's arguments (:mod:`telegraph.inputs`), runs the
 compiled fit over blocks of genes -- on local threads or on a Dask cluster
 (:mod:`telegraph.blocks`) -- and turns the raw results into a table.
 """
@@ -284,7 +284,7 @@ def results_table(raw, hist, settings, *, k_deg=None):
     out["loglik"] = ll
     out["n_cells"] = np.asarray(hist.n_cells, dtype=np.int64)
     out["n_missing"] = np.asarray(hist.n_missing, dtype=np.int64)
-    out["mean"] = _hist_means(hist)
+    out["mean"] = hist.mean()
     out["regime"] = pd.Categorical(regime, categories=list(REGIMES.values()))
     out["identified"] = [IDENTIFIED[r] for r in regime]
     out["converged"] = rows.converged
@@ -351,13 +351,3 @@ def _gene_names(hist, n):
     if genes is None:
         return [f"gene{i}" for i in range(n)]
     return [str(g) for g in genes]
-
-
-def _hist_means(hist):
-    w = np.asarray(hist.weights, dtype=float)
-    v = np.asarray(hist.values, dtype=float)
-    gi = np.repeat(np.arange(hist.n_genes), np.diff(hist.indptr))
-    tot = np.bincount(gi, weights=w * v, minlength=hist.n_genes)
-    cnt = np.bincount(gi, weights=w, minlength=hist.n_genes)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return tot / cnt

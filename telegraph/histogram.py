@@ -12,7 +12,7 @@ distinct capture value, or per narrow bin of capture values, see
 
 This module is the model-level API over plain arrays and scipy.sparse
 matrices; the counting itself is done by the Numba kernels in
-:mod:`telegraph.kernels.histogram`, reading the raw ``data``/``indices``/
+:mod:`telegraph.kernels.counting`, reading the raw ``data``/``indices``/
 ``indptr`` arrays of sparse matrices (a sparse matrix is never densified).
 
 Histograms of disjoint sets of cells add up (:meth:`CountHistograms.merge`),
@@ -32,7 +32,7 @@ import scipy.sparse as sp
 from . import config
 from .blocks import balanced_bounds, even_bounds
 from .inputs import check_capture, gene_positions
-from .kernels import histogram as _k
+from .kernels import counting as _k
 
 __all__ = ["CountHistograms", "MergeStack", "capture_groups", "count_histograms", "check_counts"]
 

@@ -36,7 +36,8 @@ import scipy.sparse as sp
 from . import config
 
 __all__ = ["capture_in_range", "check_capture", "Capture", "resolve_capture",
-           "resolve_captures", "capture_record", "size_factors", "row_totals", "totals_of",
+           "resolve_captures", "capture_record", "rescale_syn", "size_factors", "row_totals",
+           "totals_of",
            "KDeg", "resolve_k_deg", "k_deg_record", "gene_positions", "FitSettings",
            "listing"]
 
@@ -220,11 +221,18 @@ class Capture:
     def to_user_scale(self, table):
         """Put ``k_syn``, burst sizes and mean expression of a result table
         (fitted against :attr:`efficiency`) on the user's scale, in place."""
-        if self.syn_scale != 1.0:
-            cols = [c for c in table.columns
-                    if str(c).startswith(("k_syn", "burst_size", "mean_expression"))]
-            table[cols] *= self.syn_scale
-        return table
+        return rescale_syn(table, self.syn_scale)
+
+
+def rescale_syn(table, syn_scale: float):
+    """Multiply every ``k_syn*``, ``burst_size*`` and ``mean_expression*`` column of
+    a result table by ``syn_scale`` (in place): the one way back from capture
+    divided by its maximum (:attr:`Capture.syn_scale`) to the user's scale."""
+    if syn_scale != 1.0:
+        cols = [c for c in table.columns
+                if str(c).startswith(("k_syn", "burst_size", "mean_expression"))]
+        table[cols] *= syn_scale
+    return table
 
 
 def _record(source: dict, arrays: bool) -> dict:
