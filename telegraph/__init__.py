@@ -9,6 +9,8 @@ Public API (``import telegraph as tg``):
 
 - stationary law: :func:`logpmf`, :func:`pmf`, :func:`score`,
   :func:`posterior_on`, :func:`posterior_mean`, :func:`posterior_var`
+- two species (unspliced, spliced): :func:`joint_logpmf`, :func:`joint_pmf`,
+  :func:`joint_score`, :func:`joint_information`
 - simulation: :func:`simulate`, :func:`simulate_anndata`, :func:`score_gradient`
 - inference: :func:`fit`; :func:`fit_file` for .h5ad/.zarr on disk (bounded memory,
   optionally on a Dask cluster)
@@ -40,6 +42,10 @@ _LAZY = {
     "posterior_on": "telegraph.stationary",
     "posterior_mean": "telegraph.stationary",
     "posterior_var": "telegraph.stationary",
+    "joint_logpmf": "telegraph.joint",
+    "joint_pmf": "telegraph.joint",
+    "joint_score": "telegraph.joint",
+    "joint_information": "telegraph.joint",
     "simulate": "telegraph.ssa",
     "simulate_anndata": "telegraph.study",
     "score_gradient": "telegraph.gradient",
@@ -49,7 +55,7 @@ _LAZY = {
 #: every submodule, importable as ``tg.<name>`` (tests/test_architecture.py
 #: checks that this lists every module of the package)
 _SUBMODULES = {"backed", "blocks", "cli", "cluster", "config", "datasets", "differential",
-               "fitting", "get", "gradient", "histogram", "inputs", "io", "kernels",
+               "fitting", "get", "gradient", "histogram", "inputs", "io", "joint", "kernels",
                "network", "ondisk", "pl", "ssa", "stationary", "study", "tl"}
 
 __all__ = sorted(set(_LAZY) | _SUBMODULES | {"__version__"})

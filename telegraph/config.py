@@ -72,3 +72,25 @@ COUNT_TABLE_BUDGET = 1 << 23
 #: (gene, capture group) pairs beyond which a histogram request is refused as a
 #: capture-binning mistake (one group per cell), not a workload
 MAX_GENE_GROUPS = 1 << 27
+
+# --------------------------------------------------------------------------- two species
+
+#: the lattice box of the joint (unspliced, spliced) law ends where the marginal tails
+#: (exact for unspliced, a Chernoff bound for spliced) fall below exp(-JOINT_TAIL).
+#: Measured: with edges at exp(-60) the law at the exp(-50) contour moves by ~1e-8 in
+#: log P, at exp(-80) by ~1e-14; 66 keeps the required 1e-6 with a wide margin
+JOINT_TAIL = 66.0
+#: the box also reaches this many nats (of the marginal law) beyond every requested
+#: count, so a count far in the tail gets its own margin
+JOINT_MARGIN = 25.0
+#: after solving, an edge of the box whose largest log-probability exceeds
+#: -JOINT_EDGE_CHECK is moved out and the law solved again (a safety net: the tail
+#: bounds put the edges near -JOINT_TAIL or below)
+JOINT_EDGE_CHECK = 55.0
+#: refuse boxes of more lattice points than this: the elimination needs ~10 kB per
+#: point at that size (2e5 points: a few GB, ~10 s)
+JOINT_MAX_POINTS = 200_000
+#: rebuild the elimination tree through the most probable state when some node of it
+#: eliminates states this many nats more probable than all it keeps (the sensitivities
+#: then lose about exp(JOINT_TRAP) machine epsilons)
+JOINT_TRAP = 12.0

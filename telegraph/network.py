@@ -11,9 +11,9 @@ where N_j counts firings of reaction j and h_j is its combinatorial
 mass-action factor (prod_s C(x_s, nu_js)), so that the propensity is k h_j.
 Several reactions may share one rate constant (e.g. the steps of a chain).
 
-Ready-made models: :func:`telegraph_model`, :func:`multistate_model` (a chain
-of K off states before the on state: refractory promoters) and
-:func:`constitutive_model`.
+Ready-made models: :func:`telegraph_model`, :func:`spliced_model` (unspliced and
+spliced molecules), :func:`multistate_model` (a chain of K off states before
+the on state: refractory promoters) and :func:`constitutive_model`.
 
 Example
 -------
@@ -40,8 +40,8 @@ import numpy as np
 from .kernels import ssa as _k
 from .ssa import _capture, _kernel_array, _n_cells, _seed_parts, _times
 
-__all__ = ["Reaction", "MassActionNetwork", "telegraph_model", "multistate_model",
-           "constitutive_model"]
+__all__ = ["Reaction", "MassActionNetwork", "telegraph_model", "spliced_model",
+           "multistate_model", "constitutive_model"]
 
 _EMPTY = {"", "0", "∅", "Ø", "nothing", "None"}
 _TERM = re.compile(r"^\s*(\d+)?\s*\*?\s*([A-Za-z_][A-Za-z0-9_.]*)\s*$")
@@ -345,6 +345,25 @@ def telegraph_model(k_on, k_off, k_syn, k_deg=1.0):
                    ("G_on -> G_on + M", "k_syn"), ("M -> 0", "k_deg")],
         rates={"k_on": k_on, "k_off": k_off, "k_syn": k_syn, "k_deg": k_deg},
         initial={"G_off": 1}, measured=["M"], name="telegraph")
+
+
+def spliced_model(k_on, k_off, k_syn, k_deg=1.0, k_splice=1.0):
+    """The telegraph model with splicing as a network.
+
+    Species ``G_off, G_on, U, S``: the promoter switches on at ``k_on`` and off at
+    ``k_off``, makes unspliced molecules U at ``k_syn`` while on; each U becomes
+    a spliced molecule S at ``k_splice`` and each S degrades at ``k_deg``
+    (all per unit time). Starts with the promoter off and no molecules; ``U``
+    and ``S`` are measured.
+    """
+    return MassActionNetwork(
+        species=["G_off", "G_on", "U", "S"],
+        reactions=[("G_off -> G_on", "k_on"), ("G_on -> G_off", "k_off"),
+                   ("G_on -> G_on + U", "k_syn"), ("U -> S", "k_splice"),
+                   ("S -> 0", "k_deg")],
+        rates={"k_on": k_on, "k_off": k_off, "k_syn": k_syn, "k_splice": k_splice,
+               "k_deg": k_deg},
+        initial={"G_off": 1}, measured=["U", "S"], name="telegraph with splicing")
 
 
 def multistate_model(k_on, k_off, k_syn, k_deg=1.0, *, n_off=2):

@@ -18,6 +18,8 @@ reuse, each doing one thing:
 - cells: :func:`assign_cells` (cell -> group and cell -> sampling time);
 - counts: :func:`sample_ssa` (exact paths, any time and initial state) or
   :func:`sample_stationary` (exact draws from the stationary law);
+  with splicing, :func:`splice_rates` and :func:`sample_ssa_spliced` (exact
+  paths of the network of :func:`telegraph.network.spliced_model`, two layers);
 - output: :func:`truth_var` and :func:`assemble_anndata`.
 
 All rates are per unit time; with k_deg = 1 time is measured in mRNA lifetimes
@@ -34,6 +36,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .inputs import check_capture, gene_positions
+from .network import spliced_model
 from .ssa import RATE_NAMES, simulate
 
 if TYPE_CHECKING:
@@ -43,6 +46,7 @@ __all__ = [
     "KINETICS_PRIOR", "CAPTURE_PRIOR", "PRIOR_DRAW_ORDER",
     "draw_prior_kinetics", "gene_kinetics", "draw_capture", "cell_capture",
     "group_rates", "cell_groups", "assign_cells", "sample_ssa", "sample_stationary",
+    "SPLICING_PRIOR", "splice_rates", "sample_ssa_spliced",
     "gene_names", "cell_names", "truth_var", "assemble_anndata", "simulate_anndata",
 ]
 
@@ -63,6 +67,15 @@ PRIOR_DRAW_ORDER: tuple[str, ...] = ("k_on", "k_off", "burst_size")
 #: Log-normal prior of the per-cell capture efficiency:
 #: ``clip(lognormal(log(median), log_sd), low, high)``.
 CAPTURE_PRIOR: Mapping[str, float] = {"median": 0.3, "log_sd": 0.35, "low": 0.02, "high": 1.0}
+
+#: Log-uniform prior of k_splice / k_deg for ``simulate_anndata(..., splicing=True)``:
+#: splicing (minutes) is usually faster than the degradation of spliced mRNA (hours).
+SPLICING_PRIOR: tuple[float, float] = (1.0, 10.0)
+
+#: burn-in of a stationary two-species path, in lifetimes of a spliced molecule: the
+#: promoter and the unspliced count start from their exact stationary law, the spliced
+#: count from a Poisson approximation whose molecules are then gone but for e^-25
+SPLICED_BURN_IN = 25.0
 
 _GROUP_KEYS = set(RATE_NAMES) | {"fraction", "genes"}
 
@@ -449,6 +462,116 @@ def sample_stationary(rng: np.random.Generator, rates: Sequence[Mapping[str, np.
     return rng.poisson(capture[:, None] * per_cell("k_syn") * p).astype(np.int64)
 
 
+def splice_rates(rng: np.random.Generator, splicing, k_deg: np.ndarray) -> np.ndarray:
+    """Per-gene splicing rates: given, or drawn from :data:`SPLICING_PRIOR`.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Source of the draws (one uniform per gene, always taken).
+    splicing : True, float or array (n_genes,)
+        ``True`` draws k_splice / k_deg log-uniformly from :data:`SPLICING_PRIOR`;
+        otherwise the splicing rate per unit time (> 0).
+    k_deg : numpy.ndarray
+        Degradation rate of spliced molecules per gene, per unit time.
+
+    Returns
+    -------
+    numpy.ndarray
+        k_splice per gene, per unit time.
+    """
+    n_genes = k_deg.size
+    ratio = 10.0 ** rng.uniform(np.log10(SPLICING_PRIOR[0]), np.log10(SPLICING_PRIOR[1]),
+                                n_genes)
+    if splicing is True:
+        return ratio * k_deg
+    if splicing is False:
+        raise ValueError("splicing=False: leave splicing=None for one species")
+    return _per_gene("splicing (k_splice)", splicing, n_genes)
+
+
+def _spliced_start(rng, k_on, k_off, k_syn, k_splice, k_deg, n):
+    """Start of a stationary two-species path: promoter and unspliced count from
+    their exact stationary law (the one-species law in units of k_splice:
+    p ~ Beta(k_on/k_splice, k_off/k_splice), on with probability p,
+    U ~ Poisson(p k_syn/k_splice)), spliced ~ Poisson(p k_syn/k_deg)."""
+    p = rng.beta(k_on / k_splice, k_off / k_splice, n)
+    g = (rng.random(n) < p).astype(np.int64)
+    u = rng.poisson(p * k_syn / k_splice)
+    s = rng.poisson(p * k_syn / k_deg)
+    return np.stack([1 - g, g, u, s], axis=1).astype(np.int64)
+
+
+def sample_ssa_spliced(rates: Sequence[Mapping[str, np.ndarray]], k_splice: np.ndarray,
+                       group_of: np.ndarray, time_of: np.ndarray, times: np.ndarray,
+                       capture: np.ndarray, capture_unspliced: np.ndarray | None = None, *,
+                       initial: str = "stationary", seed=None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Unspliced and spliced counts from exact paths of the telegraph model with splicing.
+
+    Each gene's cells are simulated with Gillespie's direct method on the
+    network of :func:`telegraph.network.spliced_model`, one run per (group,
+    time, gene). ``initial="stationary"``: the promoter and the unspliced count
+    start from their exact stationary law, the spliced count from a Poisson
+    approximation, and the path runs for :data:`SPLICED_BURN_IN` spliced
+    lifetimes (1/k_deg) before it is recorded (the initial spliced molecules
+    are then gone but for exp(-25); everything else was stationary from the
+    start). The recorded molecules are thinned binomially by each cell's
+    capture, per species.
+
+    Parameters
+    ----------
+    rates : sequence of mapping
+        Per group, ``{rate: (n_genes,) array}`` of k_on, k_off, k_syn, k_deg per
+        unit time.
+    k_splice : numpy.ndarray
+        Splicing rate per gene, per unit time.
+    group_of, time_of, times : as in :func:`sample_ssa`.
+    capture : numpy.ndarray
+        Capture efficiency in (0, 1] per cell (spliced, and unspliced unless
+        ``capture_unspliced`` is given).
+    capture_unspliced : numpy.ndarray, optional
+        Capture efficiency of unspliced molecules per cell.
+    initial : {"stationary", "off", "on"}
+        State at time 0; "off"/"on": that promoter state and no molecules.
+    seed : int, numpy.random.SeedSequence or None
+        Seed; block ``(group, time)`` gets the matching child of its
+        :meth:`~numpy.random.SeedSequence.spawn`, and each gene one child of that.
+
+    Returns
+    -------
+    (unspliced, spliced) : numpy.ndarray of int64, cells x genes each.
+    """
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    cap_u = capture if capture_unspliced is None else capture_unspliced
+    n_genes = rates[0]["k_on"].size
+    U = np.zeros((group_of.size, n_genes), np.int64)
+    S = np.zeros((group_of.size, n_genes), np.int64)
+    blocks = [(gi, ti) for gi in range(len(rates)) for ti in range(len(times))]
+    for (gi, ti), child in zip(blocks, ss.spawn(len(blocks))):
+        cells = np.flatnonzero((group_of == gi) & (time_of == ti))
+        if cells.size == 0:
+            continue
+        r = rates[gi]
+        for j, gss in enumerate(child.spawn(n_genes)):
+            path_ss, thin_ss = gss.spawn(2)
+            rng = np.random.default_rng(thin_ss)
+            kon, koff, ksyn, kdeg = (float(r[k][j]) for k in RATE_NAMES)
+            kspl = float(k_splice[j])
+            net = spliced_model(kon, koff, ksyn, kdeg, kspl)
+            if initial == "stationary":
+                x0 = _spliced_start(rng, kon, koff, ksyn, kspl, kdeg, cells.size)
+                t_rec = SPLICED_BURN_IN / kdeg
+            else:
+                x0 = {"G_off": 1} if initial == "off" else {"G_on": 1}
+                t_rec = float(times[ti])
+            x = net.simulate(int(cells.size), t_rec, initial=x0, seed=path_ss,
+                             species=["U", "S"])
+            U[cells, j] = rng.binomial(x[:, 0], cap_u[cells])
+            S[cells, j] = rng.binomial(x[:, 1], capture[cells])
+    return U, S
+
+
 # -- output -------------------------------------------------------------------------------
 def gene_names(n_genes: int) -> list[str]:
     """Gene names ``gene0000``, ``gene0001``, ...
@@ -482,7 +605,8 @@ def cell_names(n_cells: int) -> list[str]:
 
 def truth_var(genes: Sequence[str], base: Mapping[str, np.ndarray],
               group_names: Sequence[str] | None = None,
-              rates: Sequence[Mapping[str, np.ndarray]] | None = None) -> pd.DataFrame:
+              rates: Sequence[Mapping[str, np.ndarray]] | None = None,
+              k_splice: np.ndarray | None = None) -> pd.DataFrame:
     """The true kinetics per gene, as the ``var`` of :func:`simulate_anndata`.
 
     Parameters
@@ -493,6 +617,9 @@ def truth_var(genes: Sequence[str], base: Mapping[str, np.ndarray],
         Base rates per unit time, ``{rate: (n_genes,) array}``.
     group_names, rates : sequences, optional
         Names and rates per unit time of the cell groups (None: no groups).
+    k_splice : numpy.ndarray, optional
+        Splicing rate per gene (two species: k_deg is then the degradation rate
+        of spliced molecules).
 
     Returns
     -------
@@ -500,14 +627,21 @@ def truth_var(genes: Sequence[str], base: Mapping[str, np.ndarray],
         ``true_k_on``, ``true_k_off``, ``true_k_syn``, ``true_k_deg`` (base
         rates per unit time), ``true_burst_frequency`` (= k_on),
         ``true_burst_size`` (= k_syn/k_off), ``true_mean`` (stationary mean
-        without capture); per group ``true_<rate>_<group>``; ``differential``:
-        the rates changed in some group, comma separated (``"none"`` if none).
+        without capture; of spliced molecules with splicing); with splicing
+        also ``true_k_splice``, ``true_mean_unspliced`` and
+        ``true_mean_spliced``; per group ``true_<rate>_<group>``;
+        ``differential``: the rates changed in some group, comma separated
+        (``"none"`` if none).
     """
     kon, koff, ksyn, kdeg = (base[r] for r in RATE_NAMES)
     var = pd.DataFrame({f"true_{r}": base[r] for r in RATE_NAMES}, index=pd.Index(genes))
     var["true_burst_frequency"] = kon
     var["true_burst_size"] = ksyn / koff
     var["true_mean"] = ksyn * kon / (kdeg * (kon + koff))
+    if k_splice is not None:
+        var["true_k_splice"] = k_splice
+        var["true_mean_unspliced"] = ksyn * kon / (k_splice * (kon + koff))
+        var["true_mean_spliced"] = var["true_mean"]
     changed = np.zeros((len(genes), len(RATE_NAMES)), bool)
     for name, rates_g in zip(group_names or [], rates or []):
         for i, r in enumerate(RATE_NAMES):
@@ -521,7 +655,8 @@ def truth_var(genes: Sequence[str], base: Mapping[str, np.ndarray],
 def assemble_anndata(counts: np.ndarray, capture: np.ndarray, var: pd.DataFrame,
                      uns: Mapping, *, group_names: Sequence[str] | None = None,
                      group_of: np.ndarray | None = None, times: np.ndarray | None = None,
-                     time_of: np.ndarray | None = None) -> anndata.AnnData:
+                     time_of: np.ndarray | None = None, layers: Mapping | None = None,
+                     obs_extra: Mapping | None = None) -> anndata.AnnData:
     """A cells x genes AnnData of simulated counts with the truth beside them.
 
     Parameters
@@ -540,6 +675,10 @@ def assemble_anndata(counts: np.ndarray, capture: np.ndarray, var: pd.DataFrame,
     times, time_of : optional
         Sampling times and each cell's time index; stored as ``obs["time"]``
         when there is more than one time.
+    layers : mapping, optional
+        Further count matrices (cells x genes), stored as CSR layers.
+    obs_extra : mapping, optional
+        Further per-cell columns of ``obs``.
 
     Returns
     -------
@@ -554,7 +693,11 @@ def assemble_anndata(counts: np.ndarray, capture: np.ndarray, var: pd.DataFrame,
                                       categories=group_names)
     if times is not None and times.size > 1:
         obs["time"] = times[time_of]
+    for key, col in (obs_extra or {}).items():
+        obs[key] = col
     adata = ad.AnnData(X=sp.csr_matrix(counts), obs=obs, var=var)
+    for key, mat in (layers or {}).items():
+        adata.layers[key] = sp.csr_matrix(mat)
     adata.uns.update(uns)
     return adata
 
@@ -562,8 +705,8 @@ def assemble_anndata(counts: np.ndarray, capture: np.ndarray, var: pd.DataFrame,
 # -- the simulation study -----------------------------------------------------------------
 def simulate_anndata(n_cells: int = 1000, n_genes: int | None = None, *, k_on=None, k_off=None,
                      k_syn=None, k_deg=1.0, groups: Mapping | None = None, capture=None,
-                     t=None, initial: str = "stationary", seed: int | None = 0
-                     ) -> anndata.AnnData:
+                     t=None, initial: str = "stationary", seed: int | None = 0,
+                     splicing=None, capture_unspliced=None) -> anndata.AnnData:
     """Simulate a single-cell count matrix with known bursting kinetics.
 
     Every gene follows the telegraph model, simulated exactly with Gillespie's
@@ -604,18 +747,34 @@ def simulate_anndata(n_cells: int = 1000, n_genes: int | None = None, *, k_on=No
         increasing times gives an induction time course.
     seed : int or None
         Seed of every random draw (rates, capture, groups, paths).
+    splicing : None, True, float or array (n_genes,)
+        Two species per gene: the promoter makes unspliced molecules (at
+        ``k_syn``), each is spliced at ``k_splice`` and each spliced molecule
+        degrades at ``k_deg`` (the network of
+        :func:`telegraph.network.spliced_model`, simulated exactly; see
+        :func:`sample_ssa_spliced`). Give k_splice per unit time (scalar or per
+        gene), or ``True`` to draw k_splice/k_deg log-uniformly from
+        :data:`SPLICING_PRIOR`. None (default): one species, as before.
+    capture_unspliced : float or array (n_cells,), optional
+        With splicing: capture efficiency of unspliced molecules per cell, when
+        it differs from ``capture`` (which is then that of spliced molecules).
 
     Returns
     -------
     anndata.AnnData
-        ``X``: CSR int64 counts, cells x genes. ``obs["capture"]``; with groups
+        ``X``: CSR int64 counts, cells x genes (with splicing: the spliced
+        counts, as velocyto and scanpy have it, and ``layers["spliced"]``,
+        ``layers["unspliced"]``). ``obs["capture"]`` (and
+        ``obs["capture_unspliced"]`` when given); with groups
         ``obs["group"]`` (categorical); with an array ``t`` ``obs["time"]``.
         ``var``: base rates ``true_k_on``, ``true_k_off``, ``true_k_syn``,
         ``true_k_deg``, ``true_burst_frequency`` (= k_on),
         ``true_burst_size`` (= k_syn/k_off), ``true_mean`` (stationary mean
         without capture); per group ``true_<rate>_<group>``; and
         ``differential``: the rates changed in some group, comma separated
-        (``"none"`` if none). ``uns["telegraph_simulation"]``: the settings.
+        (``"none"`` if none); with splicing also ``true_k_splice``,
+        ``true_mean_unspliced``, ``true_mean_spliced``.
+        ``uns["telegraph_simulation"]``: the settings.
 
     Examples
     --------
@@ -639,8 +798,6 @@ def simulate_anndata(n_cells: int = 1000, n_genes: int | None = None, *, k_on=No
     cap = cell_capture(rng, capture, n_cells)
     group_of, time_of = assign_cells(rng, sizes, times.size)
 
-    counts = sample_ssa(rates, group_of, time_of, times, cap, initial=initial, seed=sim_ss)
-
     settings = {
         "seed": -1 if seed is None else int(seed),
         "initial": initial,
@@ -649,6 +806,25 @@ def simulate_anndata(n_cells: int = 1000, n_genes: int | None = None, *, k_on=No
         "group_fractions": (sizes / n_cells).tolist(),
         "simulator": "Gillespie direct method (telegraph.simulate)",
     }
-    return assemble_anndata(counts, cap, truth_var(genes, base, names, rates),
+    if splicing is None:
+        if capture_unspliced is not None:
+            raise ValueError("capture_unspliced is for two species: give splicing= too "
+                             "(k_splice per unit time, or True to draw it)")
+        counts = sample_ssa(rates, group_of, time_of, times, cap, initial=initial, seed=sim_ss)
+        return assemble_anndata(counts, cap, truth_var(genes, base, names, rates),
+                                {"telegraph_simulation": settings}, group_names=names,
+                                group_of=group_of, times=times, time_of=time_of)
+
+    k_splice = splice_rates(rng, splicing, base["k_deg"])
+    cap_u = None if capture_unspliced is None else cell_capture(rng, capture_unspliced,
+                                                                 n_cells)
+    unspliced, spliced = sample_ssa_spliced(rates, k_splice, group_of, time_of, times, cap,
+                                            cap_u, initial=initial, seed=sim_ss)
+    settings["simulator"] = ("Gillespie direct method (telegraph.network.spliced_model); "
+                             f"stationary paths after {SPLICED_BURN_IN:g} spliced lifetimes")
+    settings["layers"] = ["unspliced", "spliced"]
+    return assemble_anndata(spliced, cap, truth_var(genes, base, names, rates, k_splice),
                             {"telegraph_simulation": settings}, group_names=names,
-                            group_of=group_of, times=times, time_of=time_of)
+                            group_of=group_of, times=times, time_of=time_of,
+                            layers={"unspliced": unspliced, "spliced": spliced},
+                            obs_extra=None if cap_u is None else {"capture_unspliced": cap_u})

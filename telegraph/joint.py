@@ -1,0 +1,740 @@
+"""Two species per gene: the exact joint law of unspliced and spliced counts.
+
+The telegraph model with splicing (docs/maths.md, "Two species: unspliced and
+spliced"): the promoter switches off -> on at ``k_on`` and back at ``k_off``,
+makes unspliced molecules U at ``k_syn`` while on, each U is spliced into a
+spliced molecule S at ``k_splice`` and each S degrades at ``k_deg``. Each cell's
+counts are binomial samples of its molecules, with one capture efficiency for
+both species or one per species.
+
+Given the promoter path, U and S are independent Poisson variables whose means
+are linear filters of the path; so capture only rescales k_syn, the marginal of
+U is the one-species Poisson-Beta law in units of k_splice
+(:func:`telegraph.logpmf` with k_deg = k_splice), and the joint law is that of
+the chemical master equation of (promoter, U, S). That equation is solved
+exactly on a lattice box chosen adaptively from tail bounds, by state reduction
+in nested-dissection order (:mod:`telegraph.kernels.joint`): every probability
+has a small *relative* error however far in the tail, and the scores and the
+observed information are exact sensitivities of the same linear system (no
+numerical differentiation).
+
+Public functions broadcast like ``scipy.stats`` distributions and like
+:func:`telegraph.logpmf`: invalid parameters give NaN, impossible counts
+(negative or non-integer) ``-inf`` for :func:`joint_logpmf`.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.special import gammaln
+
+from . import config
+from .inputs import capture_in_range, check_capture
+from .kernels import joint as _k
+from .stationary import logpmf_ab
+
+__all__ = ["joint_logpmf", "joint_pmf", "joint_score", "joint_information",
+           "joint_table", "joint_histogram_loglik", "dissection", "lattice_box",
+           "evaluate_bins", "RATES"]
+
+#: the five rates, in the order of the last axis of :func:`joint_score`
+RATES = ("k_on", "k_off", "k_syn", "k_deg", "k_splice")
+
+
+# ---------------------------------------------------------------------------
+# the dissection tree of a box (depends on its shape only)
+# ---------------------------------------------------------------------------
+
+@lru_cache(maxsize=64)
+def dissection(nu: int, ns: int, ref: tuple[int, int] | None = None, leaf: int = 24):
+    """Nested-dissection elimination tree of an ``nu`` x ``ns`` lattice box.
+
+    Returns the arrays :func:`telegraph.kernels.joint.factorize` takes:
+    ``(fptr, fr, nel, kid, own)`` (see that module). The box is cut
+    recursively across its longer side by a line of lattice points (every
+    transition moves u and s by at most one, so the line separates the two
+    halves); a node's front is its own points plus what its children leave
+    uneliminated, and it eliminates the points that no longer touch anything
+    outside its rectangle.
+
+    ``ref = (i, j)``: the first cut passes through this lattice point (offsets
+    in the box) and its two states are the last of the root front -- the
+    reference state of the sensitivity solves, which must be probable (the
+    mode of the law), as must every separator next to the probable region.
+    Default: the centre.
+    """
+    nodes = []
+
+    def boundary(u0, u1, s0, s1):
+        pts = set()
+        if u0 > 0:
+            pts.update(j * nu + u0 for j in range(s0, s1))
+        if u1 < nu:
+            pts.update(j * nu + u1 - 1 for j in range(s0, s1))
+        if s0 > 0:
+            pts.update(s0 * nu + i for i in range(u0, u1))
+        if s1 < ns:
+            pts.update((s1 - 1) * nu + i for i in range(u0, u1))
+        return sorted(pts)
+
+    def rec(u0, u1, s0, s1, cut=None):
+        du, ds = u1 - u0, s1 - s0
+        if cut is None and (du * ds <= leaf or max(du, ds) < 3):
+            own = [j * nu + i for j in range(s0, s1) for i in range(u0, u1)]
+            kids = []
+        else:
+            along_s = ds >= du
+            if along_s:
+                sm = (s0 + s1) // 2 if cut is None else cut[1]
+                halves = [(u0, u1, s0, sm), (u0, u1, sm + 1, s1)]
+                own = [sm * nu + i for i in range(u0, u1)]
+            else:
+                um = (u0 + u1) // 2 if cut is None else cut[0]
+                halves = [(u0, um, s0, s1), (um + 1, u1, s0, s1)]
+                own = [j * nu + um for j in range(s0, s1)]
+            kids = [rec(*h) for h in halves if h[1] > h[0] and h[3] > h[2]]
+        bnd = boundary(u0, u1, s0, s1)
+        keep = set(bnd)
+        front = list(own)
+        for k in kids:
+            front += nodes[k][1]
+        elim = [p for p in front if p not in keep]
+        nodes.append((own, bnd, elim + bnd, len(elim), kids))
+        return len(nodes) - 1
+
+    ref = (nu // 2, ns // 2) if ref is None else (int(ref[0]), int(ref[1]))
+    rec(0, nu, 0, ns, cut=ref)
+    # the reference point last in the root front
+    own, bnd, front, ne, kids = nodes[-1]
+    rp = ref[1] * nu + ref[0]
+    front = [p for p in front if p != rp] + [rp]
+    nodes[-1] = (own, bnd, front, ne, kids)
+    n = len(nodes)
+    sizes = np.array([2 * len(nd[2]) for nd in nodes], np.int64)
+    fptr = np.zeros(n + 1, np.int64)
+    np.cumsum(sizes, out=fptr[1:])
+    fr = np.empty(fptr[-1], np.int64)
+    own_flag = np.zeros(fptr[-1], np.int64)
+    nel = np.empty(n, np.int64)
+    kid = np.full((n, 2), -1, np.int64)
+    for k, (own_pts, _, front, ne, kids) in enumerate(nodes):
+        pts = np.asarray(front, np.int64)
+        fr[fptr[k]:fptr[k + 1]:2] = 2 * pts
+        fr[fptr[k] + 1:fptr[k + 1]:2] = 2 * pts + 1
+        mask = np.isin(pts, np.asarray(own_pts, np.int64))
+        own_flag[fptr[k]:fptr[k + 1]:2] = mask
+        own_flag[fptr[k] + 1:fptr[k + 1]:2] = mask
+        nel[k] = 2 * ne
+        kid[k, :len(kids)] = kids
+    nel[-1] = sizes[-1] - 1          # the root eliminates all but one state
+    for arr in (fptr, fr, nel, kid, own_flag):
+        arr.flags.writeable = False
+    return fptr, fr, nel, kid, own_flag
+
+
+# ---------------------------------------------------------------------------
+# the box: marginal tail bounds
+# ---------------------------------------------------------------------------
+
+def _log_mgf_beta(t, A, B):
+    """log E[exp(t p)], p ~ Beta(A, B), through the Poisson-Beta law at zero:
+    E[exp(-x p)] = PB(0; A, B, x) and E[exp(t p)] = e^t E[exp(-t (1 - p))]."""
+    t = np.asarray(t, dtype=float)
+    out = np.zeros_like(t)
+    pos = t > 0
+    neg = t < 0
+    if pos.any():
+        out[pos] = t[pos] + logpmf_ab(0, B, A, t[pos])
+    if neg.any():
+        out[neg] = logpmf_ab(0, A, B, -t[neg])
+    return out
+
+
+class _SpliceTail:
+    """Chernoff bounds on the tails of S (at capture 1 of the box's lam).
+
+    Given the path, S is Poisson(X p_S) with X = lam/gam and p_S in [0, 1] the
+    splicing-then-degradation filter of the promoter path. p_S is an average
+    over the past both of p_U ~ Beta(a, b) (the splicing filter) and of
+    p_gamma ~ Beta(a/gam, b/gam) (the degradation filter), so by Jensen's
+    inequality E[exp(t p_S)] is at most either one's Beta moment generating
+    function; then P(S >= n) <= min over theta > 0 of E[exp(theta S)] e^(-theta n)
+    and likewise below.
+    """
+
+    def __init__(self, a, b, lam, gam):
+        self.X = lam / gam
+        self.ab = (a, b, a / gam, b / gam)
+
+    def _lmgf(self, theta):
+        t = self.X * np.expm1(theta)
+        a, b, a2, b2 = self.ab
+        return np.minimum(_log_mgf_beta(t, a, b), _log_mgf_beta(t, a2, b2))
+
+    def upper(self, n):
+        n = np.atleast_1d(np.asarray(n, dtype=float))
+        th_max = max(1.0, math.log1p(50.0 * (n.max() + 10.0) / self.X))
+        th = np.geomspace(1e-7, th_max, 240)
+        lm = self._lmgf(th)
+        return np.minimum(0.0, np.min(lm[:, None] - th[:, None] * n[None, :], axis=0))
+
+    def lower(self, n):
+        n = np.atleast_1d(np.asarray(n, dtype=float))
+        th = -np.geomspace(1e-7, 60.0, 240)
+        lm = self._lmgf(th)
+        return np.minimum(0.0, np.min(lm[:, None] - th[:, None] * n[None, :], axis=0))
+
+
+def _first_below_up(f, n0, level, step):
+    """Smallest n >= n0 with f(n) < level, assuming f decreases beyond n0."""
+    n0 = int(n0)
+    if f(n0)[0] < level:
+        return n0
+    step = max(1, int(step))
+    lo = n0
+    while True:
+        hi = lo + step
+        if f(hi)[0] < level:
+            break
+        lo = hi
+        step *= 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if f(mid)[0] < level:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def _first_below_down(f, n0, level, step):
+    """Largest n <= n0 with f(n) < level (0 if there is none), assuming f
+    increases from 0 to n0."""
+    n0 = int(n0)
+    if n0 <= 0:
+        return 0
+    if f(n0)[0] < level:
+        return n0
+    step = max(1, int(step))
+    hi = n0
+    while True:
+        lo = hi - step
+        if lo <= 0:
+            if f(0)[0] >= level:
+                return 0
+            lo = 0
+            break
+        if f(lo)[0] < level:
+            break
+        hi = lo
+        step *= 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if f(mid)[0] < level:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def lattice_box(a: float, b: float, lam: float, gam: float, u_req=None, s_req=None,
+                tail: float | None = None, margin: float | None = None):
+    """The lattice box ``(u_lo, nu, s_lo, ns)`` of the truncated master equation.
+
+    Parameters
+    ----------
+    a, b, lam, gam : float
+        k_on, k_off, capture * k_syn and k_deg in units of k_splice.
+    u_req, s_req : (int, int), optional
+        Smallest and largest counts of each species the box must hold (with
+        a margin of ``margin`` nats of its marginal law beyond them).
+    tail, margin : float, optional
+        Default :data:`telegraph.config.JOINT_TAIL`, ``JOINT_MARGIN``.
+
+    Returns
+    -------
+    (u_lo, nu, s_lo, ns) : the box is u in [u_lo, u_lo + nu), s in [s_lo, s_lo + ns).
+
+    Notes
+    -----
+    The unspliced edges are where the exact marginal (Poisson-Beta in units of
+    k_splice) falls below exp(-tail); the spliced edges where a Chernoff bound
+    of its tail does (see :class:`_SpliceTail`). Everything the box leaves out
+    has joint probability below exp(-tail).
+    """
+    tail = config.JOINT_TAIL if tail is None else tail
+    margin = config.JOINT_MARGIN if margin is None else margin
+    mean_u = lam * a / (a + b)
+    sd_u = math.sqrt(mean_u + lam * lam * a * b / ((a + b) ** 2 * (a + b + 1.0)))
+
+    def fu(n):
+        return np.atleast_1d(logpmf_ab(np.asarray(n, float), a, b, lam))
+
+    lo_r, hi_r = (int(mean_u), int(mean_u)) if u_req is None else (int(u_req[0]), int(u_req[1]))
+    level = min(-tail, fu(hi_r)[0] - margin)
+    u_hi = _first_below_up(fu, max(hi_r, math.ceil(mean_u + 3 * sd_u)), level, sd_u)
+    level = min(-tail, fu(lo_r)[0] - margin)
+    u_lo = _first_below_down(fu, min(lo_r, math.floor(mean_u - 3 * sd_u)), level, sd_u)
+
+    st = _SpliceTail(a, b, lam, gam)
+    mean_s = lam / gam * a / (a + b)
+    sd_s = math.sqrt(mean_s + (lam / gam) ** 2 * a * b / ((a + b) ** 2 * (a + b + 1.0)))
+    lo_r, hi_r = (int(mean_s), int(mean_s)) if s_req is None else (int(s_req[0]), int(s_req[1]))
+    level = min(-tail, st.upper(hi_r)[0] - margin)
+    s_hi = _first_below_up(st.upper, max(hi_r, math.ceil(mean_s + 3 * sd_s)), level, sd_s)
+    level = min(-tail, st.lower(lo_r)[0] - margin)
+    s_lo = _first_below_down(st.lower, min(lo_r, math.floor(mean_s - 3 * sd_s)), level, sd_s)
+    u_hi = max(u_hi, u_lo + 1)
+    s_hi = max(s_hi, s_lo + 1)
+    return u_lo, u_hi - u_lo + 1, s_lo, s_hi - s_lo + 1
+
+
+# ---------------------------------------------------------------------------
+# one parameter set, many bins
+# ---------------------------------------------------------------------------
+
+def _check_box_size(nu, ns):
+    if nu * ns > config.JOINT_MAX_POINTS:
+        raise ValueError(
+            f"the joint law needs a lattice of {nu} x {ns} (unspliced x spliced) counts, more "
+            f"than telegraph.config.JOINT_MAX_POINTS = {config.JOINT_MAX_POINTS}; such "
+            "counts (means of thousands of molecules) are outside what the exact "
+            "two-species likelihood is built for. Raise JOINT_MAX_POINTS if you have the "
+            "memory (the elimination needs roughly 10 kB per lattice point at this size)")
+
+
+def _mode_guess(a, b, lam, gam, box):
+    """Lattice offsets of a probable point: the mode u* of the unspliced
+    marginal and s* = u* k_splice/k_deg (the spliced count that u* unspliced
+    molecules feed at steady state), clipped to the box."""
+    u_lo, nu, s_lo, ns = box
+    uu = np.arange(u_lo, u_lo + nu, dtype=float)
+    u_star = float(uu[np.argmax(logpmf_ab(uu, a, b, lam))])
+    s_star = u_star / gam
+    return (int(np.clip(round(u_star) - u_lo, 0, nu - 1)),
+            int(np.clip(round(s_star) - s_lo, 0, ns - 1)))
+
+
+def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, rho_s=None,
+                  want: int = 0, box=None):
+    """Per-bin log P, score and observed information for one parameter set.
+
+    Parameters
+    ----------
+    a, b, lam, gam : float
+        k_on, k_off, capture * k_syn, k_deg in units of k_splice (lam at the
+        reference capture of the table).
+    u, s : int arrays (m,)
+        Unspliced and spliced counts of each bin.
+    rho_u, rho_s : float arrays (m,), optional
+        Binomial thinning of each bin's counts relative to the reference
+        capture (capture of the bin / reference capture, in (0, 1]); default 1.
+    want : {0, 1, 2}
+        0: log P; 1: and the score; 2: and the observed information.
+    box : (u_lo, nu, s_lo, ns), optional
+        A fixed lattice box (no adaptation); default :func:`lattice_box`,
+        checked after solving and enlarged while an edge carries too much mass.
+
+    Returns
+    -------
+    rows : :class:`telegraph.kernels.joint.JointRows`
+        Per bin: ``logp``, ``score`` and ``info`` in (a, b, lam, gam).
+    box : the lattice box used.
+
+    Notes
+    -----
+    The first cut of the dissection passes through a probable point, whose
+    state is the reference of the sensitivity solves; if the solved law shows
+    a node that eliminates states much more probable than everything it keeps
+    (:func:`telegraph.kernels.joint.trap_depth` above
+    :data:`telegraph.config.JOINT_TRAP`), the tree is rebuilt through the
+    most probable state and the law solved again.
+    """
+    u = np.ascontiguousarray(u, dtype=np.int64).ravel()
+    s = np.ascontiguousarray(s, dtype=np.int64).ravel()
+    m = u.shape[0]
+    rho_u = np.ones(m) if rho_u is None else np.ascontiguousarray(rho_u, dtype=float).ravel()
+    rho_s = np.ones(m) if rho_s is None else np.ascontiguousarray(rho_s, dtype=float).ravel()
+    par = np.array([a, b, lam, gam], dtype=float)
+    out = np.zeros((m, _k.N_ROW))
+    if m == 0:
+        return _k.JointRows(out), box
+    adapt = box is None
+    if adapt:
+        u_req = (int(u.min()), int(math.ceil(np.max(u / rho_u))))
+        s_req = (int(s.min()), int(math.ceil(np.max(s / rho_s))))
+        box = lattice_box(a, b, lam, gam, u_req, s_req)
+    ref = None
+    for _ in range(10):
+        u_lo, nu, s_lo, ns = box
+        _check_box_size(nu, ns)
+        if ref is None:
+            ref = _mode_guess(a, b, lam, gam, box)
+        tree = dissection(nu, ns, ref)
+        pool, fac_ptr, piv, status, logpi, depth, mi, mj, edges = _k.factor_stationary(
+            *tree, u_lo, nu, s_lo, ns, par)
+        grow = [False] * 4
+        if adapt:
+            limit = -config.JOINT_EDGE_CHECK
+            # requested counts (unthinned) must stay well inside
+            grow = [u_lo > 0 and edges[0] > limit, edges[1] > limit,
+                    s_lo > 0 and edges[2] > limit, edges[3] > limit]
+        if any(grow):
+            du = max(5, nu // 2)
+            ds = max(5, ns // 2)
+            u_lo2 = max(0, u_lo - du) if grow[0] else u_lo
+            u_hi2 = u_lo + nu - 1 + (du if grow[1] else 0)
+            s_lo2 = max(0, s_lo - ds) if grow[2] else s_lo
+            s_hi2 = s_lo + ns - 1 + (ds if grow[3] else 0)
+            ref = (mi + u_lo - u_lo2, mj + s_lo - s_lo2)
+            box = (u_lo2, u_hi2 - u_lo2 + 1, s_lo2, s_hi2 - s_lo2 + 1)
+            continue
+        if want >= 1 and depth > config.JOINT_TRAP and ref != (mi, mj):
+            ref = (mi, mj)
+            continue
+        break
+    Y, top = _k.derive_tables(tree[0], tree[1], tree[2], pool, fac_ptr, piv, logpi, u_lo, nu,
+                              s_lo, ns, int(want))
+    _bins_from_tables(Y, top, box, u, s, rho_u, rho_s, int(want), out)
+    return _k.JointRows(out), box
+
+
+def _log_binom_matrix(counts, n_lo, n_count, rho):
+    """B[k, n] = Binomial(counts[k]; n_lo + n, rho) (rho < 1)."""
+    n = np.arange(n_lo, n_lo + n_count, dtype=float)[None, :]
+    k = np.asarray(counts, dtype=float)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lb = (gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1) + k * math.log(rho)
+              + (n - k) * math.log1p(-rho))
+    return np.where(n >= k, np.exp(lb), 0.0)
+
+
+def _bins_from_tables(Y, top, box, u, s, rho_u, rho_s, want, out):
+    """Per-bin rows from the count tables: thinned by (rho_u, rho_s) per bin, as
+    B_u Y B_s^T (positive binomial matrices) for each distinct pair of ratios."""
+    u_lo, nu, s_lo, ns = box
+    m = u.shape[0]
+    out[:] = np.nan
+    inside = (u >= u_lo) & (u < u_lo + nu) & (s >= s_lo) & (s < s_lo + ns)
+    ratios, grp = np.unique(np.stack([rho_u, rho_s], axis=1), axis=0, return_inverse=True)
+    grp = grp.ravel()
+    T = np.zeros((Y.shape[0], m))
+    for r, (ru, rs) in enumerate(ratios):
+        sel = np.flatnonzero((grp == r) & inside)
+        if sel.size == 0:
+            continue
+        if ru >= 1.0 and rs >= 1.0:
+            T[:, sel] = Y[:, u[sel] - u_lo, s[sel] - s_lo]
+            continue
+        uk, ui = np.unique(u[sel], return_inverse=True)
+        sk, si = np.unique(s[sel], return_inverse=True)
+        Bu = (np.eye(nu)[uk - u_lo] if ru >= 1.0
+              else _log_binom_matrix(uk, u_lo, nu, ru))             # (n_u, nu)
+        Bs = (np.eye(ns)[sk - s_lo] if rs >= 1.0
+              else _log_binom_matrix(sk, s_lo, ns, rs))             # (n_s, ns)
+        q = Y.shape[0]
+        right = (Y.reshape(q * nu, ns) @ Bs.T).reshape(q, nu, Bs.shape[0])
+        thinned = np.matmul(Bu[None, :, :], right)                  # (q, n_u, n_s)
+        T[:, sel] = thinned[:, ui.ravel(), si.ravel()]
+    ok = inside & (T[0] > 0)
+    with np.errstate(divide="ignore"):
+        out[inside, 0] = np.log(T[0, inside]) + top
+    if want >= 1:
+        sc = T[1:1 + _k.N_PAR, ok] / T[0, ok]
+        out[ok, 1:1 + _k.N_PAR] = sc.T
+    if want >= 2:
+        d2 = T[1 + _k.N_PAR:, ok] / T[0, ok]
+        for q, (i, j) in enumerate(_k.PAIRS):
+            out[ok, 1 + _k.N_PAR + q] = sc[i] * sc[j] - d2[q]
+
+
+def joint_table(k_on, k_off, k_syn, k_deg, *, k_splice=1.0, capture=1.0, box=None):
+    """The joint law over its lattice box, as a table.
+
+    Parameters
+    ----------
+    k_on, k_off, k_syn, k_deg, k_splice : float
+        Rates per unit time (in units of ``k_splice`` by default).
+    capture : float
+        Capture efficiency of both species, in (0, 1].
+    box : (u_lo, nu, s_lo, ns), optional
+        Lattice box; default chosen from tail bounds (:func:`lattice_box`).
+
+    Returns
+    -------
+    logp : ndarray (nu, ns)
+        log P(U = u_lo + i, S = s_lo + j).
+    box : (u_lo, nu, s_lo, ns)
+    """
+    a, b, gam = k_on / k_splice, k_off / k_splice, k_deg / k_splice
+    lam = check_capture(capture).item() * k_syn / k_splice
+    if box is None:
+        box = lattice_box(a, b, lam, gam)
+    u_lo, nu, s_lo, ns = box
+    uu, ss = np.meshgrid(np.arange(u_lo, u_lo + nu), np.arange(s_lo, s_lo + ns), indexing="ij")
+    rows, box = evaluate_bins(a, b, lam, gam, uu.ravel(), ss.ravel(), box=box)
+    return np.array(rows.logp).reshape(nu, ns), box
+
+
+# ---------------------------------------------------------------------------
+# the public, broadcasting functions
+# ---------------------------------------------------------------------------
+
+def _prepare(u, s, k_on, k_off, k_syn, k_deg, k_splice, capture, capture_unspliced):
+    """Broadcast and validate; dimensionless parameters per element."""
+    if capture_unspliced is None:
+        capture_unspliced = capture
+    arrs = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in
+                                 (u, s, k_on, k_off, k_syn, k_deg, k_splice, capture,
+                                  capture_unspliced)))
+    shape = arrs[0].shape
+    u, s, kon, koff, ksyn, kdeg, kspl, cs, cu = (x.ravel() for x in arrs)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok_par = np.ones(u.shape, bool)
+        for r in (kon, koff, ksyn, kdeg, kspl):
+            ok_par &= np.isfinite(r) & (r > 0)
+        ok_par &= capture_in_range(cs) & capture_in_range(cu)
+        ok_n = (np.isfinite(u) & (u >= 0) & (u == np.floor(u)) & np.isfinite(s) & (s >= 0)
+                & (s == np.floor(s)))
+        c_ref = np.maximum(cs, cu)
+        pars = dict(a=kon / kspl, b=koff / kspl, lam=c_ref * ksyn / kspl, gam=kdeg / kspl,
+                    rho_u=cu / c_ref, rho_s=cs / c_ref, c_ref=c_ref, k_splice=kspl)
+    return shape, u, s, ok_par, ok_n, pars
+
+
+def _evaluate(u, s, k_on, k_off, k_syn, k_deg, k_splice, capture, capture_unspliced, want):
+    shape, u, s, ok_par, ok_n, p = _prepare(u, s, k_on, k_off, k_syn, k_deg, k_splice,
+                                            capture, capture_unspliced)
+    n = u.shape[0]
+    res = np.full((n, _k.N_ROW), np.nan)
+    good = ok_par & ok_n
+    if good.any():
+        idx = np.flatnonzero(good)
+        key = np.stack([p["a"][idx], p["b"][idx], p["lam"][idx], p["gam"][idx]], axis=1)
+        uniq, inv = np.unique(key, axis=0, return_inverse=True)
+        inv = inv.ravel()
+        for g in range(uniq.shape[0]):
+            sel = idx[inv == g]
+            bins = np.stack([u[sel], s[sel], p["rho_u"][sel], p["rho_s"][sel]], axis=1)
+            ub, binv = np.unique(bins, axis=0, return_inverse=True)
+            rows, _ = evaluate_bins(*uniq[g], ub[:, 0].astype(np.int64),
+                                    ub[:, 1].astype(np.int64), ub[:, 2], ub[:, 3], want)
+            res[sel] = rows._raw[binv.ravel()]
+    return shape, res, ok_par, ok_n, p
+
+
+def _to_rates(score, info, p):
+    """Scores and informations in (a, b, lam, gam) -> in the five rates
+    (k_on, k_off, k_syn, k_deg, k_splice)."""
+    beta = p["k_splice"]
+    theta = np.stack([p["a"], p["b"], p["lam"], p["gam"]], axis=1)
+    n = score.shape[0]
+    J = np.zeros((n, 4, 5))
+    for i in range(4):
+        J[:, i, i] = 1.0 / beta
+        J[:, i, 4] = -theta[:, i] / beta
+    J[:, 2, 2] = p["c_ref"] / beta
+    s5 = np.einsum("nij,ni->nj", J, score)
+    if info is None:
+        return s5, None
+    I5 = np.einsum("nij,nik,nkl->njl", J, info, J)
+    # minus sum_i score_i * d2 theta_i: theta_i = r_i / beta (times c for lam)
+    for i in range(4):
+        r = 2 if i == 2 else i
+        d_rb = -J[:, i, r] / beta            # d2 theta_i / d r_i d beta
+        d_bb = 2.0 * theta[:, i] / beta ** 2
+        I5[:, r, 4] -= score[:, i] * d_rb
+        I5[:, 4, r] -= score[:, i] * d_rb
+        I5[:, 4, 4] -= score[:, i] * d_bb
+    return s5, I5
+
+
+_PARAMS_DOC = """
+    u, s : array_like
+        Unspliced and spliced counts (non-negative integers).
+    k_on : array_like
+        Promoter activation rate (burst frequency), per unit time.
+    k_off : array_like
+        Promoter inactivation rate, per unit time.
+    k_syn : array_like
+        Transcription rate while the promoter is on (unspliced molecules per unit time).
+    k_deg : array_like
+        Degradation rate of spliced molecules, per unit time.
+    k_splice : array_like, default 1
+        Splicing rate (each unspliced molecule becomes spliced at this rate), per
+        unit time. With the default, all rates are in units of k_splice.
+    capture : array_like, default 1
+        Capture efficiency in (0, 1] of spliced molecules, and of unspliced ones
+        unless ``capture_unspliced`` is given: each molecule is counted
+        independently with this probability.
+    capture_unspliced : array_like, optional
+        Capture efficiency of unspliced molecules when it differs."""
+
+
+def joint_logpmf(u: ArrayLike, s: ArrayLike, k_on: ArrayLike, k_off: ArrayLike,
+                 k_syn: ArrayLike, k_deg: ArrayLike, *, k_splice: ArrayLike = 1.0,
+                 capture: ArrayLike = 1.0, capture_unspliced: ArrayLike | None = None
+                 ) -> np.ndarray:
+    """Log-probability of ``u`` unspliced and ``s`` spliced molecules in a cell.
+
+    The stationary law of the telegraph model with splicing (see
+    :mod:`telegraph.joint` and docs/maths.md, "Two species: unspliced and
+    spliced"), with binomial capture; computed exactly with relative accuracy
+    (absolute error of log P below 1e-6 wherever log P > -50).
+
+    Parameters
+    ----------%s
+
+    Returns
+    -------
+    ndarray or float
+        log P(u, s), broadcast over all arguments. NaN for invalid parameters,
+        ``-inf`` for negative or non-integer counts.
+
+    Examples
+    --------
+    >>> import telegraph as tg
+    >>> round(float(tg.joint_pmf(0, 0, k_on=1.0, k_off=1.0, k_syn=1.0, k_deg=1.0)), 4) > 0
+    True
+    """
+    shape, res, ok_par, ok_n, _ = _evaluate(u, s, k_on, k_off, k_syn, k_deg, k_splice, capture,
+                                            capture_unspliced, 0)
+    out = res[:, 0]
+    nan_n = np.isnan(np.broadcast_to(np.asarray(u, float), shape).ravel()) | np.isnan(
+        np.broadcast_to(np.asarray(s, float), shape).ravel())
+    out = np.where(ok_par & ~ok_n & ~nan_n, -np.inf, out)
+    return out.reshape(shape)[()]
+
+
+joint_logpmf.__doc__ = joint_logpmf.__doc__ % _PARAMS_DOC
+
+
+def joint_pmf(u: ArrayLike, s: ArrayLike, k_on: ArrayLike, k_off: ArrayLike,
+              k_syn: ArrayLike, k_deg: ArrayLike, *, k_splice: ArrayLike = 1.0,
+              capture: ArrayLike = 1.0, capture_unspliced: ArrayLike | None = None
+              ) -> np.ndarray:
+    """Probability of ``u`` unspliced and ``s`` spliced molecules: ``exp(joint_logpmf)``.
+
+    Parameters as in :func:`joint_logpmf` (rates per unit time).
+    """
+    return np.exp(joint_logpmf(u, s, k_on, k_off, k_syn, k_deg, k_splice=k_splice,
+                               capture=capture, capture_unspliced=capture_unspliced))
+
+
+def joint_score(u: ArrayLike, s: ArrayLike, k_on: ArrayLike, k_off: ArrayLike,
+                k_syn: ArrayLike, k_deg: ArrayLike, *, k_splice: ArrayLike = 1.0,
+                capture: ArrayLike = 1.0, capture_unspliced: ArrayLike | None = None
+                ) -> np.ndarray:
+    """Exact gradient of log P(u, s) with respect to the five rates.
+
+    Computed from exact sensitivities of the master equation (no numerical
+    differentiation).
+
+    Parameters
+    ----------%s
+
+    Returns
+    -------
+    ndarray
+        Shape ``broadcast(...) + (5,)``: d log P / d(k_on, k_off, k_syn, k_deg,
+        k_splice), in units of 1/rate (time). NaN for invalid input. Since only
+        ratios of rates are identified, k_on s_on + k_off s_off + k_syn s_syn +
+        k_deg s_deg + k_splice s_splice = 0.
+    """
+    shape, res, ok_par, ok_n, p = _evaluate(u, s, k_on, k_off, k_syn, k_deg, k_splice, capture,
+                                            capture_unspliced, 1)
+    s5, _ = _to_rates(res[:, 1:1 + _k.N_PAR], None, p)
+    return s5.reshape(shape + (5,))
+
+
+joint_score.__doc__ = joint_score.__doc__ % _PARAMS_DOC
+
+
+def joint_information(u: ArrayLike, s: ArrayLike, k_on: ArrayLike, k_off: ArrayLike,
+                      k_syn: ArrayLike, k_deg: ArrayLike, *, k_splice: ArrayLike = 1.0,
+                      capture: ArrayLike = 1.0, capture_unspliced: ArrayLike | None = None
+                      ) -> np.ndarray:
+    """Observed information: minus the Hessian of log P(u, s) in the five rates.
+
+    Exact second-order sensitivities of the master equation.
+
+    Parameters
+    ----------%s
+
+    Returns
+    -------
+    ndarray
+        Shape ``broadcast(...) + (5, 5)``, symmetric, in the order (k_on,
+        k_off, k_syn, k_deg, k_splice); units 1/(rate * rate). Singular in
+        the direction of a common scaling of the rates (they are identified
+        only up to one time scale). NaN for invalid input.
+    """
+    shape, res, ok_par, ok_n, p = _evaluate(u, s, k_on, k_off, k_syn, k_deg, k_splice, capture,
+                                            capture_unspliced, 2)
+    rows = _k.JointRows(res)
+    _, I5 = _to_rates(np.array(rows.score), rows.info, p)
+    return I5.reshape(shape + (5, 5))
+
+
+joint_information.__doc__ = joint_information.__doc__ % _PARAMS_DOC
+
+
+def joint_histogram_loglik(u, s, weights, a: float, b: float, lam: float, gam: float,
+                           capture=1.0, capture_unspliced=None, *, info: bool = False):
+    """Log-likelihood of one gene's (unspliced, spliced) histogram, its exact
+    gradient and (``info=True``) the observed information.
+
+    The grouped evaluation a two-species fit runs on: the master equation is
+    solved once, at the largest capture of the bins, and bins of smaller
+    capture are binomial thinnings of that law (sums of positive terms).
+
+    Parameters
+    ----------
+    u, s : array_like of int (m,)
+        Counts of each bin (bins may repeat).
+    weights : array_like (m,)
+        Number of cells of each bin.
+    a, b, lam, gam : float
+        k_on, k_off, k_syn, k_deg in units of k_splice (lam at capture 1).
+    capture, capture_unspliced : float or array_like (m,)
+        Capture efficiency of each bin's spliced (and, unless
+        ``capture_unspliced`` is given, unspliced) molecules, in (0, 1].
+    info : bool
+        Also return the observed information.
+
+    Returns
+    -------
+    loglik : float
+    grad : ndarray (4,)
+        d loglik / d(a, b, lam, gam).
+    info : ndarray (4, 4), only if ``info=True``
+    """
+    u = np.asarray(u, dtype=np.int64).ravel()
+    s = np.asarray(s, dtype=np.int64).ravel()
+    w = np.asarray(weights, dtype=float).ravel()
+    if not (u.shape == s.shape == w.shape):
+        raise ValueError("u, s and weights must have the same length")
+    if (u < 0).any() or (s < 0).any():
+        raise ValueError("u and s must be non-negative counts")
+    if not (a > 0 and b > 0 and lam > 0 and gam > 0):
+        raise ValueError("a, b, lam and gam must be positive")
+    cs = np.broadcast_to(check_capture(np.atleast_1d(capture)), u.shape).astype(float)
+    cu = cs if capture_unspliced is None else np.broadcast_to(
+        check_capture(np.atleast_1d(capture_unspliced)), u.shape).astype(float)
+    c_ref = float(max(cs.max(initial=0.0), cu.max(initial=0.0), 1e-300))
+    bins = np.stack([u, s, cu / c_ref, cs / c_ref], axis=1)
+    ub, inv = np.unique(bins, axis=0, return_inverse=True)
+    wb = np.bincount(inv.ravel(), weights=w, minlength=ub.shape[0])
+    rows, _ = evaluate_bins(a, b, c_ref * lam, gam, ub[:, 0].astype(np.int64),
+                            ub[:, 1].astype(np.int64), ub[:, 2], ub[:, 3], 2 if info else 1)
+    scale = np.array([1.0, 1.0, c_ref, 1.0])
+    ll = float(np.sum(wb * rows.logp))
+    grad = np.sum(wb[:, None] * rows.score, axis=0) * scale
+    if not info:
+        return ll, grad
+    I = np.einsum("m,mij->ij", wb, rows.info) * np.outer(scale, scale)
+    return ll, grad, I
