@@ -76,17 +76,17 @@ MAX_GENE_GROUPS = 1 << 27
 # --------------------------------------------------------------------------- two species
 
 #: the lattice box of the joint (unspliced, spliced) law ends where the marginal tails
-#: (exact for unspliced, a Chernoff bound for spliced) fall below exp(-JOINT_TAIL).
-#: Measured: with edges at exp(-60) the law at the exp(-50) contour moves by ~1e-8 in
-#: log P, at exp(-80) by ~1e-14; 66 keeps the required 1e-6 with a wide margin
-JOINT_TAIL = 66.0
-#: the box also reaches this many nats (of the marginal law) beyond every requested
-#: count, so a count far in the tail gets its own margin
-JOINT_MARGIN = 25.0
-#: after solving, an edge of the box whose largest log-probability exceeds
-#: -JOINT_EDGE_CHECK is moved out and the law solved again (a safety net: the tail
-#: bounds put the edges near -JOINT_TAIL or below)
-JOINT_EDGE_CHECK = 55.0
+#: (exact for unspliced, a Chernoff bound for spliced) fall below exp(-JOINT_TAIL), so
+#: the probability it leaves out is negligible for the normalisation ...
+JOINT_TAIL = 30.0
+#: ... and it reaches this many nats beyond every requested count (a priori, in the
+#: marginal laws, with the product of the marginals as the count's probability)
+JOINT_MARGIN = 15.0
+#: after solving, every truncating edge of the box must lie this many nats below the
+#: least probable requested count (and below -JOINT_TAIL + 5), else it is moved out and
+#: the law solved again. Measured: an edge d nats below a count moves its log P by about
+#: exp(-1.8 d) (d = 10: 2e-8), so 12 keeps the required 1e-6 with a wide margin
+JOINT_EDGE_MARGIN = 12.0
 #: refuse boxes of more lattice points than this: the elimination needs ~10 kB per
 #: point at that size (2e5 points: a few GB, ~10 s)
 JOINT_MAX_POINTS = 200_000

@@ -241,6 +241,41 @@ def _first_below_down(f, n0, level, step):
     return lo
 
 
+class _Marginals:
+    """Tail functions of the two species' marginal laws (at the box's lam):
+    the exact unspliced log pmf (Poisson-Beta in units of k_splice) and the
+    Chernoff bounds of the spliced tails (:class:`_SpliceTail`)."""
+
+    def __init__(self, a, b, lam, gam):
+        self.a, self.b, self.lam = a, b, lam
+        self.mean_u = lam * a / (a + b)
+        self.sd_u = math.sqrt(self.mean_u + lam * lam * a * b / ((a + b) ** 2 * (a + b + 1.0)))
+        self.st = _SpliceTail(a, b, lam, gam)
+        self.mean_s = lam / gam * a / (a + b)
+        self.sd_s = math.sqrt(self.mean_s + (lam / gam) ** 2 * a * b
+                              / ((a + b) ** 2 * (a + b + 1.0)))
+
+    def fu(self, n):
+        return np.atleast_1d(logpmf_ab(np.asarray(n, float), self.a, self.b, self.lam))
+
+    def fs(self, n):
+        """A bound of log P(S = n): the Chernoff bound of the tail n lies in."""
+        n = np.atleast_1d(np.asarray(n, float))
+        return np.where(n >= self.mean_s, self.st.upper(n), self.st.lower(n))
+
+    def edges(self, level):
+        """(u_lo, u_hi, s_lo, s_hi) where the marginals fall below exp(level)."""
+        u_hi = _first_below_up(self.fu, math.ceil(self.mean_u + 3 * self.sd_u), level,
+                               self.sd_u)
+        u_lo = _first_below_down(self.fu, math.floor(self.mean_u - 3 * self.sd_u), level,
+                                 self.sd_u)
+        s_hi = _first_below_up(self.st.upper, math.ceil(self.mean_s + 3 * self.sd_s), level,
+                               self.sd_s)
+        s_lo = _first_below_down(self.st.lower, math.floor(self.mean_s - 3 * self.sd_s), level,
+                                 self.sd_s)
+        return u_lo, u_hi, s_lo, s_hi
+
+
 def lattice_box(a: float, b: float, lam: float, gam: float, u_req=None, s_req=None,
                 tail: float | None = None, margin: float | None = None):
     """The lattice box ``(u_lo, nu, s_lo, ns)`` of the truncated master equation.
@@ -249,9 +284,10 @@ def lattice_box(a: float, b: float, lam: float, gam: float, u_req=None, s_req=No
     ----------
     a, b, lam, gam : float
         k_on, k_off, capture * k_syn and k_deg in units of k_splice.
-    u_req, s_req : (int, int), optional
-        Smallest and largest counts of each species the box must hold (with
-        a margin of ``margin`` nats of its marginal law beyond them).
+    u_req, s_req : int arrays, optional
+        Requested (unspliced, spliced) counts, as pairs. The box holds them,
+        with its edges ``margin`` nats below the least probable of them
+        (estimated as the product of the marginals).
     tail, margin : float, optional
         Default :data:`telegraph.config.JOINT_TAIL`, ``JOINT_MARGIN``.
 
@@ -262,34 +298,43 @@ def lattice_box(a: float, b: float, lam: float, gam: float, u_req=None, s_req=No
     Notes
     -----
     The unspliced edges are where the exact marginal (Poisson-Beta in units of
-    k_splice) falls below exp(-tail); the spliced edges where a Chernoff bound
-    of its tail does (see :class:`_SpliceTail`). Everything the box leaves out
-    has joint probability below exp(-tail).
+    k_splice) falls below the level, the spliced edges where a Chernoff bound
+    of its tail does (see :class:`_SpliceTail`); every state left out is at
+    most that probable.
     """
     tail = config.JOINT_TAIL if tail is None else tail
     margin = config.JOINT_MARGIN if margin is None else margin
-    mean_u = lam * a / (a + b)
-    sd_u = math.sqrt(mean_u + lam * lam * a * b / ((a + b) ** 2 * (a + b + 1.0)))
-
-    def fu(n):
-        return np.atleast_1d(logpmf_ab(np.asarray(n, float), a, b, lam))
-
-    lo_r, hi_r = (int(mean_u), int(mean_u)) if u_req is None else (int(u_req[0]), int(u_req[1]))
-    level = min(-tail, fu(hi_r)[0] - margin)
-    u_hi = _first_below_up(fu, max(hi_r, math.ceil(mean_u + 3 * sd_u)), level, sd_u)
-    level = min(-tail, fu(lo_r)[0] - margin)
-    u_lo = _first_below_down(fu, min(lo_r, math.floor(mean_u - 3 * sd_u)), level, sd_u)
-
-    st = _SpliceTail(a, b, lam, gam)
-    mean_s = lam / gam * a / (a + b)
-    sd_s = math.sqrt(mean_s + (lam / gam) ** 2 * a * b / ((a + b) ** 2 * (a + b + 1.0)))
-    lo_r, hi_r = (int(mean_s), int(mean_s)) if s_req is None else (int(s_req[0]), int(s_req[1]))
-    level = min(-tail, st.upper(hi_r)[0] - margin)
-    s_hi = _first_below_up(st.upper, max(hi_r, math.ceil(mean_s + 3 * sd_s)), level, sd_s)
-    level = min(-tail, st.lower(lo_r)[0] - margin)
-    s_lo = _first_below_down(st.lower, min(lo_r, math.floor(mean_s - 3 * sd_s)), level, sd_s)
+    mg = _Marginals(a, b, lam, gam)
+    level = -tail
+    if u_req is not None and len(u_req):
+        u_req = np.asarray(u_req)
+        s_req = np.asarray(s_req)
+        level = min(level, float(np.min(mg.fu(u_req) + mg.fs(s_req))) - margin)
+    u_lo, u_hi, s_lo, s_hi = mg.edges(level)
+    if u_req is not None and len(u_req):
+        u_lo = min(u_lo, int(u_req.min()))
+        u_hi = max(u_hi, int(u_req.max()) + 1)
+        s_lo = min(s_lo, int(s_req.min()))
+        s_hi = max(s_hi, int(s_req.max()) + 1)
     u_hi = max(u_hi, u_lo + 1)
     s_hi = max(s_hi, s_lo + 1)
+    return u_lo, u_hi - u_lo + 1, s_lo, s_hi - s_lo + 1
+
+
+def _extended(box, grow, deficit, mg):
+    """The box with each edge flagged in ``grow`` moved out to where its
+    marginal has fallen ``deficit + 3`` nats further."""
+    u_lo, nu, s_lo, ns = box
+    u_hi, s_hi = u_lo + nu - 1, s_lo + ns - 1
+    d = deficit + 3.0
+    if grow[0]:
+        u_lo = _first_below_down(mg.fu, u_lo, mg.fu(u_lo)[0] - d, max(1, nu // 4))
+    if grow[1]:
+        u_hi = _first_below_up(mg.fu, u_hi, mg.fu(u_hi)[0] - d, max(1, nu // 4))
+    if grow[2]:
+        s_lo = _first_below_down(mg.st.lower, s_lo, mg.st.lower(s_lo)[0] - d, max(1, ns // 4))
+    if grow[3]:
+        s_hi = _first_below_up(mg.st.upper, s_hi, mg.st.upper(s_hi)[0] - d, max(1, ns // 4))
     return u_lo, u_hi - u_lo + 1, s_lo, s_hi - s_lo + 1
 
 
@@ -305,6 +350,19 @@ def _check_box_size(nu, ns):
             "counts (means of thousands of molecules) are outside what the exact "
             "two-species likelihood is built for. Raise JOINT_MAX_POINTS if you have the "
             "memory (the elimination needs roughly 10 kB per lattice point at this size)")
+
+
+def _least_requested(logpi, box, req_u, req_s):
+    """Smallest log P (promoter summed) over the requested table-level counts
+    inside the box (0 when none is inside)."""
+    u_lo, nu, s_lo, ns = box
+    i = req_u - u_lo
+    j = req_s - s_lo
+    ok = (i >= 0) & (i < nu) & (j >= 0) & (j < ns)
+    if not ok.any():
+        return 0.0
+    st = 2 * (j[ok] * nu + i[ok])
+    return float(np.min(np.logaddexp(logpi[st], logpi[st + 1])))
 
 
 def _mode_guess(a, b, lam, gam, box):
@@ -336,8 +394,11 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
     want : {0, 1, 2}
         0: log P; 1: and the score; 2: and the observed information.
     box : (u_lo, nu, s_lo, ns), optional
-        A fixed lattice box (no adaptation); default :func:`lattice_box`,
-        checked after solving and enlarged while an edge carries too much mass.
+        A fixed lattice box (no adaptation). Default: :func:`lattice_box` for
+        the requested counts, then checked after solving: an edge that is not
+        :data:`telegraph.config.JOINT_EDGE_MARGIN` nats below the least probable
+        requested count (or not below exp(-JOINT_TAIL + 5)) is moved out and the
+        law solved again.
 
     Returns
     -------
@@ -364,10 +425,15 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
     if m == 0:
         return _k.JointRows(out), box
     adapt = box is None
+    # the table-level counts a bin draws on most: its own counts, or about
+    # count / rho under thinning
+    req_u = np.rint(u / rho_u).astype(np.int64)
+    req_s = np.rint(s / rho_s).astype(np.int64)
+    mg = _Marginals(a, b, lam, gam)
     if adapt:
-        u_req = (int(u.min()), int(math.ceil(np.max(u / rho_u))))
-        s_req = (int(s.min()), int(math.ceil(np.max(s / rho_s))))
-        box = lattice_box(a, b, lam, gam, u_req, s_req)
+        pairs = np.unique(np.stack([np.concatenate([req_u, u]), np.concatenate([req_s, s])]),
+                          axis=1)
+        box = lattice_box(a, b, lam, gam, pairs[0], pairs[1])
     ref = None
     for _ in range(10):
         u_lo, nu, s_lo, ns = box
@@ -379,19 +445,18 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
             *tree, u_lo, nu, s_lo, ns, par)
         grow = [False] * 4
         if adapt:
-            limit = -config.JOINT_EDGE_CHECK
-            # requested counts (unthinned) must stay well inside
-            grow = [u_lo > 0 and edges[0] > limit, edges[1] > limit,
-                    s_lo > 0 and edges[2] > limit, edges[3] > limit]
+            # edges below exp(-limit): the stricter of the normalisation's tail and
+            # the margin under the least probable requested count
+            limit = max(config.JOINT_TAIL - 5.0,
+                        config.JOINT_EDGE_MARGIN - _least_requested(logpi, box, req_u, req_s))
+            # truncating edges only (a lower edge at 0 is the natural boundary)
+            grow = [u_lo > 0 and edges[0] > -limit, edges[1] > -limit,
+                    s_lo > 0 and edges[2] > -limit, edges[3] > -limit]
         if any(grow):
-            du = max(5, nu // 2)
-            ds = max(5, ns // 2)
-            u_lo2 = max(0, u_lo - du) if grow[0] else u_lo
-            u_hi2 = u_lo + nu - 1 + (du if grow[1] else 0)
-            s_lo2 = max(0, s_lo - ds) if grow[2] else s_lo
-            s_hi2 = s_lo + ns - 1 + (ds if grow[3] else 0)
-            ref = (mi + u_lo - u_lo2, mj + s_lo - s_lo2)
-            box = (u_lo2, u_hi2 - u_lo2 + 1, s_lo2, s_hi2 - s_lo2 + 1)
+            deficit = float(np.max(edges[np.array(grow)])) + limit
+            box2 = _extended(box, grow, deficit, mg)
+            ref = (mi + box[0] - box2[0], mj + box[2] - box2[2])
+            box = box2
             continue
         if want >= 1 and depth > config.JOINT_TRAP and ref != (mi, mj):
             ref = (mi, mj)
@@ -452,8 +517,9 @@ def _bins_from_tables(Y, top, box, u, s, rho_u, rho_s, want, out):
             out[ok, 1 + _k.N_PAR + q] = sc[i] * sc[j] - d2[q]
 
 
-def joint_table(k_on, k_off, k_syn, k_deg, *, k_splice=1.0, capture=1.0, box=None):
-    """The joint law over its lattice box, as a table.
+def joint_table(k_on, k_off, k_syn, k_deg, *, k_splice=1.0, capture=1.0, box=None,
+                tail: float = 66.0):
+    """The joint law over a lattice box, as a table.
 
     Parameters
     ----------
@@ -462,7 +528,11 @@ def joint_table(k_on, k_off, k_syn, k_deg, *, k_splice=1.0, capture=1.0, box=Non
     capture : float
         Capture efficiency of both species, in (0, 1].
     box : (u_lo, nu, s_lo, ns), optional
-        Lattice box; default chosen from tail bounds (:func:`lattice_box`).
+        Lattice box; default :func:`lattice_box` with marginal tails ``tail``.
+    tail : float
+        Without ``box``: the box ends where the marginal tails fall below
+        exp(-tail). Entries more than ~16 nats above that are exact to 1e-6
+        in log P (default 66: every entry with log P > -50).
 
     Returns
     -------
@@ -473,7 +543,7 @@ def joint_table(k_on, k_off, k_syn, k_deg, *, k_splice=1.0, capture=1.0, box=Non
     a, b, gam = k_on / k_splice, k_off / k_splice, k_deg / k_splice
     lam = check_capture(capture).item() * k_syn / k_splice
     if box is None:
-        box = lattice_box(a, b, lam, gam)
+        box = lattice_box(a, b, lam, gam, tail=tail)
     u_lo, nu, s_lo, ns = box
     uu, ss = np.meshgrid(np.arange(u_lo, u_lo + nu), np.arange(s_lo, s_lo + ns), indexing="ij")
     rows, box = evaluate_bins(a, b, lam, gam, uu.ravel(), ss.ravel(), box=box)

