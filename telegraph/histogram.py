@@ -34,7 +34,8 @@ from .blocks import balanced_bounds, even_bounds
 from .inputs import check_capture, gene_positions
 from .kernels import counting as _k
 
-__all__ = ["CountHistograms", "MergeStack", "capture_groups", "count_histograms", "check_counts"]
+__all__ = ["CountHistograms", "MergeStack", "capture_groups", "count_histograms", "check_counts",
+           "JointHistograms", "joint_count_histograms"]
 
 
 
@@ -707,3 +708,110 @@ def count_histograms(X, *, capture=None, capture_bins: int | None = config.CAPTU
         raise RuntimeError("internal error: a (cell, gene) entry was counted twice")
     return CountHistograms(indptr, values, grp, weights, group_capture,
                            n_cells - n_missing, n_missing, genes)
+
+
+# --------------------------------------------------------------------------- two layers
+
+
+@dataclass
+class JointHistograms:
+    """Per-gene histograms of (unspliced, spliced) count pairs by capture group.
+
+    The bins of :attr:`hist` count pair-encoded values ``v = s * base + u``;
+    :meth:`gene` decodes a gene's bins. Everything else (capture groups,
+    missing cells, merging chunks of cells with :meth:`merge`) is that of
+    :class:`CountHistograms`.
+
+    Attributes
+    ----------
+    hist : CountHistograms
+        Histograms of the encoded values.
+    base : int
+        One more than the largest unspliced count.
+    """
+
+    hist: CountHistograms
+    base: int
+
+    @property
+    def n_genes(self) -> int:
+        """Number of genes."""
+        return self.hist.n_genes
+
+    def gene(self, g: int):
+        """``(u, s, group, weight)`` arrays of gene ``g``'s bins."""
+        lo, hi = self.hist.indptr[g], self.hist.indptr[g + 1]
+        v = self.hist.values[lo:hi]
+        return v % self.base, v // self.base, self.hist.groups[lo:hi], self.hist.weights[lo:hi]
+
+    def merge(self, other: "JointHistograms") -> "JointHistograms":
+        """Histograms of the union of two disjoint sets of cells (same ``base``)."""
+        if other.base != self.base:
+            raise ValueError("cannot merge joint histograms encoded with different bases; "
+                             "pass the same base= to every chunk")
+        return JointHistograms(self.hist.merge(other.hist), self.base)
+
+
+def joint_count_histograms(unspliced, spliced, *, base: int | None = None,
+                           **kwargs) -> JointHistograms:
+    """Per-gene histograms of (unspliced, spliced) count pairs, in one pass.
+
+    Each cell's pair of counts of a gene is encoded as one count,
+    ``v = spliced * base + unspliced``, and the encoded matrix goes through
+    :func:`count_histograms` (validation, capture groups, NaN as missing in
+    either layer). The two layers may be sparse with different patterns.
+
+    Parameters
+    ----------
+    unspliced, spliced : ndarray or scipy.sparse matrix, shape (n_cells, n_genes)
+        The two count layers (same cells and genes).
+    base : int, optional
+        Encoding base, more than the largest unspliced count (default: that
+        plus one). Give the same base to every chunk of cells to be merged.
+    **kwargs
+        ``capture``, ``capture_bins``, ``capture_rtol``, ``groups``,
+        ``round_counts``, ``genes``: as in :func:`count_histograms`. One capture
+        (group) per cell applies to both species; a different capture of
+        unspliced molecules per cell would need groups of capture pairs.
+
+    Returns
+    -------
+    JointHistograms
+    """
+    if unspliced.shape != spliced.shape:
+        raise ValueError(f"unspliced and spliced layers differ in shape: {unspliced.shape} "
+                         f"and {spliced.shape}; they must hold the same cells and genes")
+    round_counts = kwargs.get("round_counts", False)
+    genes = kwargs.get("genes")
+    check_counts(unspliced, round_counts=round_counts, genes=genes)
+    check_counts(spliced, round_counts=round_counts, genes=genes)
+
+    def top(X):
+        d = X.data if sp.issparse(X) else np.asarray(X)
+        return int(np.nanmax(d)) if d.size and not np.all(np.isnan(d)) else 0
+
+    if base is None:
+        base = top(unspliced) + 1
+    if top(unspliced) >= base:
+        raise ValueError(f"base={base} must exceed the largest unspliced count "
+                         f"({top(unspliced)})")
+    if (top(spliced) + 1) * base > _k.MAX_COUNT:
+        raise ValueError("the (unspliced, spliced) counts are too large to encode as one "
+                         f"count (spliced up to {top(spliced)}, unspliced up to {base - 1})")
+    if sp.issparse(unspliced) or sp.issparse(spliced):
+        V = sp.csr_matrix(spliced, dtype=np.float64) * float(base) + sp.csr_matrix(
+            unspliced, dtype=np.float64)
+    else:
+        V = np.asarray(spliced, dtype=np.float64) * base + np.asarray(unspliced,
+                                                                      dtype=np.float64)
+    if round_counts:
+        # round each layer, not the encoded value
+        if sp.issparse(V):
+            V = sp.csr_matrix(spliced, dtype=np.float64).copy()
+            V.data = np.rint(V.data)
+            W = sp.csr_matrix(unspliced, dtype=np.float64).copy()
+            W.data = np.rint(W.data)
+            V = V * float(base) + W
+        else:
+            V = np.rint(np.asarray(spliced, float)) * base + np.rint(np.asarray(unspliced, float))
+    return JointHistograms(count_histograms(V, **kwargs), int(base))

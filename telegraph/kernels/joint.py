@@ -199,24 +199,43 @@ def _eliminate(F, ne, f, fr, f0, piv):
     F[r, j] += F[r, t] F[t, j] / q_t for r, j > t. Entries [r, t] and [t, j]
     are left as they are: they are the factors (inflow and outflow rates of t
     when it was eliminated). Returns True if a pivot underflowed.
-    (A blocked variant with the trailing update as a BLAS product was measured
-    only ~20% faster at the front sizes that occur, 100-600.)"""
+    A pivot row that is mostly zero (early in a front, where the children's
+    blocks do not touch) updates its non-zero columns only (~15% faster
+    overall). (A blocked variant with the trailing update as a BLAS product
+    was measured only ~20% faster at the front sizes that occur, 100-600, and
+    brings BLAS threads onto a shared machine.)"""
     bad = False
+    nz = np.empty(f, np.int64)
     for t in range(ne):
         sp = 0.0
+        m = 0
         for j in range(t + 1, f):
-            sp += F[t, j]
+            v = F[t, j]
+            if v != 0.0:
+                sp += v
+                nz[m] = j
+                m += 1
         if not sp > 1e-300:
             bad = True
             sp = 1e-300
         piv[fr[f0 + t]] = sp
         inv = 1.0 / sp
-        for r in range(t + 1, f):
-            x = F[r, t]
-            if x != 0.0:
-                x *= inv
-                for j in range(t + 1, f):
-                    F[r, j] += x * F[t, j]
+        if 2 * m < f - t - 1:
+            # a sparse pivot row (early in a front): touch its non-zeros only
+            for r in range(t + 1, f):
+                x = F[r, t]
+                if x != 0.0:
+                    x *= inv
+                    for q in range(m):
+                        j = nz[q]
+                        F[r, j] += x * F[t, j]
+        else:
+            for r in range(t + 1, f):
+                x = F[r, t]
+                if x != 0.0:
+                    x *= inv
+                    for j in range(t + 1, f):
+                        F[r, j] += x * F[t, j]
     return bad
 
 
