@@ -43,6 +43,8 @@ SUPPORTED_FORMATS = (
 # Values of a text table that mean "missing" (blank is txburst's convention;
 # the others are what R and pandas write for NA).
 _MISSING = ["", "NA", "NaN", "nan", "N/A", "n/a", "NULL", "null", "<NA>"]
+#: the name under which the row-name column of a text table is read
+_NAMES = "\0row names"
 _TEXT_SEP = {".csv": ",", ".tsv": "\t", ".txt": None}
 _COMPRESSION = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 
@@ -231,9 +233,16 @@ def _read_text(path: Path, *, cells_in_rows: bool, genes_column):
     value_cols = [c for c in header if c != name_col]
     if not value_cols:
         raise ValueError(f"{path} has no count columns besides the name column {name_col!r}")
+    # The name column is read under a name of our own: its header cell is often blank
+    # (DataFrame.to_csv, R's write.csv), which pandas reports as "Unnamed: 0" and then
+    # cannot combine with per-column missing-value markers.
+    pos = list(header).index(name_col)
+    names = [_NAMES if i == pos else c for i, c in enumerate(header)]
     # Missing-value markers apply to the counts only: a gene may well be called "NA" or "Nan".
-    df = pd.read_csv(path, sep=sep, index_col=name_col, keep_default_na=False,
-                     na_values={c: _MISSING for c in value_cols}, dtype={name_col: str})
+    df = pd.read_csv(path, sep=sep, header=0, names=names, index_col=pos,
+                     keep_default_na=False, na_values={c: _MISSING for c in value_cols},
+                     dtype={_NAMES: str})
+    df.index.name = None if str(name_col).startswith("Unnamed: ") else name_col
     if df.shape[0] == 0:
         raise ValueError(f"{path} has a header but no data rows")
     bad = [c for c in df.columns if df[c].dtype.kind not in "iuf"]

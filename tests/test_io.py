@@ -69,6 +69,30 @@ def test_text_table_layout_blanks_are_nan(tmp_path, name, sep, opener):
     assert _fingerprint(path) == before
 
 
+@pytest.mark.parametrize("writer", ["pandas", "R"])
+def test_blank_first_header_cell(tmp_path, writer):
+    """DataFrame.to_csv() and R's write.csv leave the row-name column unnamed
+    (``,c1,...`` and ``"","c1",...``); both read like a named one."""
+    path = tmp_path / "counts.csv"
+    df = pd.DataFrame(COUNTS, index=GENES, columns=CELLS)
+    if writer == "pandas":
+        df.to_csv(path)
+        assert path.read_text().startswith(",c1,")
+    else:
+        with open(path, "w", newline="") as fh:
+            w = csv.writer(fh, quoting=csv.QUOTE_NONNUMERIC)
+            w.writerow(["", *CELLS])
+            for g, row in zip(GENES, COUNTS):
+                w.writerow([g, *("NA" if np.isnan(v) else int(v) for v in row)])
+        assert path.read_text().startswith('"","c1",')
+    before = _fingerprint(path)
+    _assert_table_read(tio.read(path))
+    assert _fingerprint(path) == before
+    # the transposed layout too
+    df.T.to_csv(path)
+    _assert_table_read(tio.read(path, cells_in_rows=True))
+
+
 def test_whitespace_separated_txt(tmp_path):
     path = tmp_path / "counts.txt"
     lines = ["gene " + " ".join(CELLS)]
