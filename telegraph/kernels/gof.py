@@ -33,10 +33,10 @@ def pearson_gof(values, weights, groups, capture, n_groups, a, b, lam, min_expec
     null law with the full-data MLE is chi2(K-1-3) + sum_j l_j chi2(1) with
     l_j the eigenvalues of I^-1 (I - Ig) (Chernoff and Lehmann 1954), which
     the caller uses to calibrate the p-value. Returns (X2, K)."""
-    # memory and time follow the gene's bins and the fitted law, not its
-    # largest count: observed cells are read from the bins in value order,
-    # expected ones computed count by count, and the sweep stops once the
-    # rest can only be the tail cell (a huge outlier costs nothing more)
+    # memory follows the gene's bins, not its largest count: observed cells
+    # are read from the bins in value order, expected ones computed count by
+    # count; the sweep stops once the rest can only be the tail cell, so its
+    # length is set by the fitted law (its 1 - min_expected/total quantile)
     m = values.shape[0]
     ordered = True
     total = 0.0
