@@ -4,8 +4,13 @@ import csv
 import gzip
 import hashlib
 import os
+import socket
 import stat
+import subprocess
+import sys
+import time
 import warnings
+from pathlib import Path
 
 import anndata as ad
 import h5py
@@ -515,3 +520,51 @@ def test_refuse_ignores_none(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         tio.write_table_atomic(pd.DataFrame({"a": [1]}), tmp_path / "t.csv", refuse=[None])
+
+
+_KILLED_WRITER = """
+import sys, time
+import pandas as pd
+from telegraph import io as tio
+
+def slow(self, path, **kw):
+    with open(path, "w") as fh:
+        fh.write("partial")
+        fh.flush()
+    time.sleep(120)
+
+pd.DataFrame.to_csv = slow
+tio.write_table_atomic(pd.DataFrame({"a": [1]}), sys.argv[1])
+"""
+
+
+def test_next_write_removes_what_a_killed_write_left(tmp_path):
+    """Audit: SIGKILL during a write leaves a hidden temporary file, and later runs
+    never removed it. The next write of the same output removes temporary files of
+    processes that are gone; a live writer's, another output's and foreign files stay."""
+    target = tmp_path / "t.csv"
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(target)], cwd=root)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".t.csv.tmp*")):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.2)
+    finally:
+        proc.kill()
+        proc.wait()
+    (left,) = tmp_path.glob(".t.csv.tmp*")
+    assert left.read_text() == "partial"
+    old = tmp_path / ".t.csv.tmpab12cd34"              # an older version's name
+    old.write_text("x")
+    os.utime(old, (time.time() - 7200,) * 2)
+    live = tmp_path / f".t.csv.tmp{os.getpid()}@{socket.gethostname()}~live"
+    other = tmp_path / ".u.csv.tmp1@nowhere~x"
+    mine = tmp_path / ".t.csv.notes"
+    for p in (live, other, mine):
+        p.write_text("x")
+    tio.write_table_atomic(pd.DataFrame({"a": [2]}), target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["t.csv", live.name, other.name, mine.name])
+    assert pd.read_csv(target)["a"].tolist() == [2]

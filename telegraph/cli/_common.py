@@ -21,6 +21,10 @@ from ..inputs import FitSettings, gene_positions, resolve_capture, resolve_k_deg
 class CLIError(Exception):
     """An error in the user's input: printed as one line, exit status 2."""
 
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C (exit status 143)."""
+
 # the library's advice names its keywords; the user typed options
 _KEYWORD_TO_OPTION = {"round_counts=True": "--round", "min_cells": "--min-cells",
                       "n_jobs": "--jobs", "ci is a": "--ci is a"}
@@ -132,6 +136,23 @@ def check_outputs(table, output, refuse) -> None:
             tio.check_output_path(output, suffixes=(".h5ad",), refuse=refuse)
     except (ValueError, OSError) as exc:
         raise CLIError(one_line(exc)) from None
+
+
+def write_outputs(writes) -> None:
+    """Run the ``(path, write)`` pairs in order, each write atomic. A failure is a
+    one-line error; an interruption (Ctrl-C, SIGTERM) carries the paths already
+    written (``exc.written``) so that the message says what is there."""
+    done = []
+    try:
+        for path, write in writes:
+            write()
+            done.append(path)
+    except (ValueError, OSError) as exc:
+        also = f" ({', '.join(map(str, done))} was written)" if done else ""
+        raise CLIError(f"cannot write output: {one_line(exc)}{also}") from None
+    except KeyboardInterrupt as exc:
+        exc.written = done
+        raise
 
 
 def connect(address):
