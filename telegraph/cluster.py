@@ -14,7 +14,8 @@ slice.
   fits it.
 
 Only the capture groups of the cells (small integers, one per cell), the gene
-names and the result rows travel. The workers must be able to open the path
+names and the result rows travel, always inside tasks (never scattered), so
+that the scheduler can rerun whatever a lost worker held. The workers must be able to open the path
 at the same place (a shared file system). Results are exactly the in-process
 ones: the per-gene fit is deterministic and independent of which genes share
 a call, and histogram weights are integer cell counts, summed exactly in any
@@ -224,10 +225,11 @@ def fit_read_plan(plan: ReadPlan, *, k_deg: KDeg, settings: FitSettings, client,
     blocks.check_client(client)
     m = plan.matrix
     kd = k_deg.values
-    names_f = client.scatter(plan.names, broadcast=True)
+    # shared data as tasks the cluster can rerun (a scattered copy dies with its worker)
+    names_f = blocks.hold(client, plan.names)
     gcap = plan.group_capture
     if m.format == "csc":
-        goc_f = client.scatter(blocks.small_ints(plan.group_of_cell), broadcast=True)
+        goc_f = blocks.hold(client, blocks.small_ints(plan.group_of_cell))
         futures, sizes = [], []
         done = 0
         for first, stop, pos in plan.gene_blocks():
