@@ -10,6 +10,7 @@ one-line error naming the option.
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -156,11 +157,19 @@ def write_outputs(writes) -> None:
 
 
 def connect(address):
-    """A Dask client for ``--scheduler`` (one-line error when unreachable)."""
+    """A Dask client for ``--scheduler`` (one-line error when unreachable). A local
+    cluster logs errors only: its workers' warnings are Dask's business."""
     try:
-        return cluster.connect(address)
+        return cluster.connect(address, silence_logs=logging.ERROR)
     except (ConnectionError, ImportError) as exc:
         raise CLIError(f"--scheduler: {one_line(exc)}") from None
+
+
+def close_client(client) -> None:
+    """Close the ``--scheduler`` client; quietly when interrupted (one line, not
+    Dask's tracebacks of abandoned work)."""
+    if client is not None:
+        cluster.close(client)
 
 
 def write_stdout_csv(table) -> None:
