@@ -21,8 +21,9 @@ from ..backed import fit_file
 from ..ondisk import OnDiskMatrix, is_ondisk, read_obs_var
 from ..tl import store_results
 from ._common import (CLIError, as_cli_advice, capture_option, check_at_least_one,
-                      check_genes, close_client, check_outputs, check_settings, connect, k_deg_option,
-                      one_line, parse_genes, read_input, write_outputs, write_stdout_csv)
+                      check_genes, check_outputs, check_settings, close_client, connect,
+                      k_deg_option, one_line, parse_genes, read_input, write_outputs,
+                      write_stdout_csv)
 
 KEY = config.FIT_KEY  # key_added: results go to var["telegraph_<column>"], uns["telegraph"]
 
