@@ -64,7 +64,7 @@ CONNECT_TIMEOUT = 10.0
 #: call cannot be interrupted, so Ctrl-C waits at most about this long)
 SIMULATE_BLOCK_SECONDS = 0.25
 #: (cell, gene) paths of the first block, before its duration is known
-SIMULATE_FIRST_BLOCK_PATHS = 4096
+SIMULATE_FIRST_BLOCK_PATHS = 1024
 #: ``tg.simulate(progress=None)`` shows a bar once the rest of a run should take longer
 SIMULATE_PROGRESS_SECONDS = 5.0
 
