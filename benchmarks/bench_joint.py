@@ -283,9 +283,18 @@ def main(argv=None):
             ll_b, g_b = res[key][1]
             errs[key] = (float(np.max(np.abs(lp_b[u, s] - lp_ref[u, s]))), abs(ll_b - ll_ref),
                          grad_err(g_b, g_ref, theta))
+        # the whole law where log P > -50 (the accuracy requirement), not just the bins
+        u_lo, nu, s_lo, ns = box
+        sub = lp_ref[u_lo:u_lo + nu, s_lo:s_lo + ns]
+        mask = sub > -50
+        lp_tab, _ = joint_table(*theta, box=box)
+        tail = {"ours": float(np.max(np.abs(lp_tab[mask] - sub[mask])))}
+        for key, fn in (("lu", table_superlu), ("fft", table_pgf_fft)):
+            lb = fn(theta, box)[u_lo:u_lo + nu, s_lo:s_lo + ns]
+            tail[key] = float(np.max(np.abs(lb[mask] - sub[mask])))
         rows.append(dict(name=name, box=box, bins=len(w), t_o=t_o, t_oi=t_oi,
                          t_ref=res["ref"][0], t_lu=res["lu"][0], t_fft=res["fft"][0],
-                         errs=errs, lpmin=float(lp_ref[u, s].min())))
+                         errs=errs, tail=tail, lpmin=float(lp_ref[u, s].min())))
         print(f"{name}: ours {fmt_time(t_o)}, ref/ours {res['ref'][0] / t_o:.0f}, "
               f"lu/ours {res['lu'][0] / t_o:.0f}, fft/ours {res['fft'][0] / t_o:.0f}", flush=True)
 
@@ -328,6 +337,20 @@ def main(argv=None):
             f"| {r['name']} | {r['lpmin']:.1f} | {e['ours'][0]:.1e} | {e['ours'][1]:.1e} "
             f"| {e['ours'][2]:.1e} | {e['lu'][0]:.1e} | {e['lu'][1]:.1e} | {e['lu'][2]:.1e} "
             f"| {e['fft'][0]:.1e} | {e['fft'][1]:.1e} | {e['fft'][2]:.1e} |")
+    lines += [
+        "",
+        "The whole law, not just the observed bins: max |Δ log P| against the reference "
+        "over every count of the common box with log P > -50 (the accuracy requirement; "
+        "same truncation for all, so this compares the solvers; the truncation itself is "
+        "checked in tests/test_joint.py against a reference on a larger box). PGF+FFT's "
+        "P has absolute errors ~1e-16 and goes to zero or below in the tail.",
+        "",
+        "| gene | telegraph | SuperLU | PGF+FFT |",
+        "|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        t = r["tail"]
+        lines.append(f"| {r['name']} | {t['ours']:.1e} | {t['lu']:.1e} | {t['fft']:.1e} |")
     med = np.median([r["t_fft"] / r["t_o"] for r in rows])
     medr = np.median([r["t_ref"] / r["t_o"] for r in rows])
     lines += ["", f"Headline: likelihood + gradient {medr:.0f}× faster than the truncated-CME "

@@ -74,7 +74,7 @@ def generator(a, b, lam, gam, nu, ns):
     return (Q - sp.diags(np.asarray(Q.sum(axis=1)).ravel())).tocsr()
 
 
-@njit(cache=False)
+@njit(cache=True)
 def _levels(a, b, lam, gam, nu, ns):
     w = 2 * nu
     L = np.zeros((w, w))                 # within a level: phase u * 2 + g
