@@ -45,6 +45,7 @@ ORDER = ["bench_tail", "bench_likelihood", "bench_ssa", "bench_fit", "bench_hist
 TITLES = {
     "bench_tail": "The realistic mix: per-gene cost distribution and start-up",
     "bench_likelihood": "Likelihood and gradient of one gene",
+    "bench_joint": "Two species: likelihood and gradient of one gene",
     "bench_ssa": "Gillespie simulation (SSA)",
     "bench_fit": "Per-gene fits",
     "bench_histogram": "Count histograms (the pass over the matrix)",
