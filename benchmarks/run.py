@@ -39,8 +39,8 @@ OUTPUT = HERE / "_output"
 
 # Scripts run in this order (the ones present); any other bench_*.py or
 # larsson_*.py found in the folder runs after them, alphabetically.
-ORDER = ["bench_tail", "bench_likelihood", "bench_joint", "bench_ssa", "bench_fit", "bench_histogram",
-         "bench_scale", "larsson_s_vs_g2m"]
+ORDER = ["bench_tail", "bench_likelihood", "bench_joint", "bench_ssa", "bench_fit",
+         "bench_histogram", "bench_scale", "larsson_s_vs_g2m"]
 
 TITLES = {
     "bench_tail": "The realistic mix: per-gene cost distribution and start-up",
