@@ -54,7 +54,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy.integrate import solve_ivp
 from scipy.special import logsumexp

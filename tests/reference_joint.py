@@ -38,7 +38,7 @@ import math
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-from scipy.special import gammaln, logsumexp
+from scipy.special import logsumexp
 from numba import njit
 from scipy.stats import binom
 
