@@ -23,7 +23,7 @@ from .histogram import CountHistograms, count_histograms
 from .inputs import Capture, FitSettings, KDeg, resolve_capture, resolve_k_deg, totals_of
 from .kernels import fit as kfit
 
-__all__ = ["fit", "fit_histograms", "results_table", "REGIMES", "IDENTIFIED"]
+__all__ = ["fit", "fit_histograms", "results_table", "REGIMES", "IDENTIFIED", "GOF_FLAGS"]
 
 log = logging.getLogger("telegraph")
 
@@ -36,14 +36,14 @@ REGIMES = {
     kfit.REGIME_ALL_ZERO: "all_zero",
 }
 
-#: what each regime still identifies (the rest is flat towards a limit)
+#: the estimates each regime fills (docs/results.md); every other estimate is NaN
 IDENTIFIED = {
-    "telegraph": "k_on,k_off,k_syn,burst_frequency,burst_size",
-    "bursty": "burst_frequency,burst_size",
-    "bimodal": "fraction_on,k_syn",
+    "telegraph": "k_on,k_off,k_syn,burst_frequency,burst_size,fraction_on,mean_expression",
+    "bursty": "k_on,burst_frequency,burst_size,mean_expression",
+    "bimodal": "k_syn,fraction_on,mean_expression",
     "poisson": "mean_expression",
     "too_few_cells": "",
-    "all_zero": "",
+    "all_zero": "mean_expression",
 }
 
 _TARGETS = config.PROFILE_TARGETS
@@ -109,15 +109,20 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config
         k_off, k_syn, burst_frequency, burst_size`` (rates in units of k_deg
         unless ``k_deg`` is given; burst size in molecules per burst),
         ``<name>_ci_low``/``<name>_ci_high`` for burst_frequency, burst_size,
-        k_on, k_off and k_syn (``inf``/0 where the likelihood stays within the
-        cut-off towards a limit), ``fraction_on``, ``mean_expression``
-        (k_syn * fraction_on / k_deg, molecules per cell at capture 1),
-        ``loglik``, ``n_cells``, ``n_missing``, ``mean`` (mean observed count),
-        ``regime`` (telegraph, bursty, bimodal, poisson, too_few_cells,
-        all_zero), ``identified`` (the quantities the regime still
-        identifies), ``converged``, ``gof_stat``, ``gof_df``, ``gof_pval``
-        (Pearson chi-square against the fitted law), and the log-likelihoods of
-        the limit models. ``DataFrame.attrs`` records how the fit was made:
+        k_on, k_off and k_syn (0 or ``inf`` on a side the data do not bound),
+        ``fraction_on``, ``mean_expression`` (molecules per cell at capture
+        1), ``loglik``, ``n_cells``, ``n_missing`` (integers), ``mean`` (mean
+        observed count), ``regime`` (telegraph, bursty, bimodal, poisson,
+        too_few_cells, all_zero), ``identified`` (the estimates the regime
+        fills), ``converged``, ``gof_stat``, ``gof_df`` (integer),
+        ``gof_pval``, ``gof_flag`` (Pearson goodness of fit against the law
+        reported), the maxima of the four laws ``loglik_telegraph``,
+        ``loglik_negbinom``, ``loglik_poisson``, ``loglik_zip``, and
+        ``n_iter`` (integer). Each regime reports the maximum-likelihood
+        estimate of its law -- the telegraph law, or the limit law the data
+        cannot be told apart from -- and fills exactly the quantities that
+        law identifies; the others are NaN (docs/results.md has the table).
+        ``DataFrame.attrs`` records how the fit was made:
         ``"settings"``, ``"capture"`` and ``"k_deg"`` (see
         :mod:`telegraph.inputs`).
     """
@@ -214,44 +219,48 @@ def with_record(table: pd.DataFrame, settings: FitSettings, k_deg: KDeg) -> pd.D
 
 def results_table(raw, hist, settings, *, k_deg=None):
     """Turn raw kernel rows (an array of fit_genes rows or their
-    :class:`~telegraph.kernels.fit.FitRows` view) into the public results table."""
+    :class:`~telegraph.kernels.fit.FitRows` view) into the public results table.
+
+    One encoding per regime (docs/results.md): each regime reports the
+    maximum-likelihood estimate of its law -- the telegraph law, or the limit
+    law the data cannot be told apart from (negative binomial, zero-inflated
+    Poisson, Poisson) -- and fills exactly the quantities that law
+    identifies; every other estimate is NaN. Intervals are the confidence
+    sets of the telegraph likelihood whatever the regime (an unbounded side
+    is 0 or inf).
+    """
     rows = kfit.FitRows(raw)
     n = len(rows)
     kd = np.ones(n) if k_deg is None else np.asarray(k_deg, dtype=float)
-    regime_code = rows.regime
-    regime = np.array([REGIMES[c] for c in regime_code], dtype=object)
-    at_limit = rows.at_limit
+    code = rows.regime
+    regime = np.array([REGIMES[c] for c in code], dtype=object)
+    tg = code == kfit.REGIME_TELEGRAPH
+    nb = code == kfit.REGIME_BURSTY
+    zp = code == kfit.REGIME_BIMODAL
+    po = code == kfit.REGIME_POISSON
+    zero = code == kfit.REGIME_ALL_ZERO
+    fitted = tg | nb | zp | po
 
-    a = np.exp(rows.log_a)
-    b = np.exp(rows.log_b)
-    lam = np.exp(rows.log_lam)
-    beta = lam / b
-    f_on = a / (a + b)
-    # where the supremum is attained only in a limit, report that limit rather
-    # than a point parked on the edge of the search box
-    nb = at_limit == kfit.REGIME_BURSTY
-    a = np.where(nb, np.exp(rows.nb_log_a), a)
-    beta = np.where(nb, np.exp(rows.nb_log_beta), beta)
-    b = np.where(nb, np.inf, b)
-    lam = np.where(nb, np.inf, lam)
-    f_on = np.where(nb, 0.0, f_on)
-    zp = at_limit == kfit.REGIME_BIMODAL
-    f_on = np.where(zp, rows.zip_f, f_on)
-    lam = np.where(zp, np.exp(rows.zip_log_lam), lam)
-    a = np.where(zp, 0.0, a)
-    b = np.where(zp, 0.0, b)
-    beta = np.where(zp, np.inf, beta)
-    po = at_limit == kfit.REGIME_POISSON
-    with np.errstate(invalid="ignore"):
-        mean_expr = np.where(po, rows.poisson_mu, lam * f_on)
-    a = np.where(po, np.inf, a)
-    b = np.where(po, np.inf, b)
-    lam = np.where(po, np.nan, lam)
-    beta = np.where(po, 0.0, beta)
-    f_on = np.where(po, np.nan, f_on)
-    ll = np.where(nb, rows.loglik_nb,
-                  np.where(zp, rows.loglik_zip,
-                           np.where(po, rows.loglik_poisson, rows.loglik)))
+    nan = np.full(n, np.nan)
+    with np.errstate(over="ignore", invalid="ignore"):
+        a_tg, b_tg, lam_tg = np.exp(rows.log_a), np.exp(rows.log_b), np.exp(rows.log_lam)
+        a_nb, beta_nb = np.exp(rows.nb_log_a), np.exp(rows.nb_log_beta)
+        f_zip, lam_zip = np.asarray(rows.zip_f), np.exp(rows.zip_log_lam)
+        # estimates in units of k_deg, by regime; NaN where not identified
+        a = np.select([tg, nb], [a_tg, a_nb], nan)
+        b = np.where(tg, b_tg, nan)
+        lam = np.select([tg, zp], [lam_tg, lam_zip], nan)
+        beta = np.select([tg, nb], [lam_tg / b_tg, beta_nb], nan)
+        f_on = np.select([tg, zp], [a_tg / (a_tg + b_tg), f_zip], nan)
+        mean_expr = np.select([tg, nb, zp, po, zero],
+                              [lam_tg * a_tg / (a_tg + b_tg), a_nb * beta_nb, f_zip * lam_zip,
+                               rows.poisson_mu, np.zeros(n)], nan)
+    ll = np.select([tg, nb, zp, po, zero],
+                   [rows.loglik, rows.loglik_nb, rows.loglik_zip, rows.loglik_poisson,
+                    np.zeros(n)], nan)
+    n_iter = np.select([tg, nb, zp], [rows.n_iter, rows.n_iter_nb, rows.n_iter_zip], 0.0)
+    converged = rows.converged & np.select([nb, zp], [rows.converged_nb, rows.converged_zip],
+                                           True)
 
     out = pd.DataFrame(index=pd.Index(_gene_names(hist, n), name=None))
     out["gene"] = out.index.to_numpy()
@@ -261,7 +270,7 @@ def results_table(raw, hist, settings, *, k_deg=None):
     out["burst_frequency"] = a * kd
     out["burst_size"] = beta
 
-    # intervals (log scale in the kernel)
+    # intervals (log scale in the kernel): the telegraph likelihood's
     z = stats.norm.ppf(0.5 + settings.ci / 2.0)
     names = {"burst_frequency": 0, "burst_size": 1, "k_off": 2, "k_syn": 3}
     center = {"burst_frequency": rows.log_a, "burst_size": rows.log_beta,
@@ -275,8 +284,8 @@ def results_table(raw, hist, settings, *, k_deg=None):
             hi = center[name] + z * se
         scale = 1.0 if name == "burst_size" else kd
         with np.errstate(over="ignore"):
-            out[f"{name}_ci_low"] = np.exp(lo) * scale
-            out[f"{name}_ci_high"] = np.exp(hi) * scale
+            out[f"{name}_ci_low"] = np.where(fitted, np.exp(lo) * scale, np.nan)
+            out[f"{name}_ci_high"] = np.where(fitted, np.exp(hi) * scale, np.nan)
     out["k_on_ci_low"] = out["burst_frequency_ci_low"]
     out["k_on_ci_high"] = out["burst_frequency_ci_high"]
     out["fraction_on"] = f_on
@@ -287,63 +296,100 @@ def results_table(raw, hist, settings, *, k_deg=None):
     out["mean"] = hist.mean()
     out["regime"] = pd.Categorical(regime, categories=list(REGIMES.values()))
     out["identified"] = [IDENTIFIED[r] for r in regime]
-    out["converged"] = rows.converged
-    x2 = rows.gof_stat
-    df, pval = gof_pvalues(rows)
-    out["gof_stat"] = x2
-    out["gof_df"] = df
+    out["converged"] = np.where(fitted, converged, False)
+    stat, df, pval, flag = gof_pvalues(rows)
+    out["gof_stat"] = stat
+    out["gof_df"] = pd.arrays.IntegerArray(np.nan_to_num(df).astype(np.int64), np.isnan(df))
     out["gof_pval"] = pval
+    out["gof_flag"] = pd.Categorical(flag, categories=list(GOF_FLAGS))
+    out["loglik_telegraph"] = np.where(fitted, rows.loglik, np.nan)
     out["loglik_negbinom"] = rows.loglik_nb
     out["loglik_poisson"] = rows.loglik_poisson
     out["loglik_zip"] = rows.loglik_zip
-    out["n_iter"] = rows.n_iter
-    bad = np.isin(regime_code, [kfit.REGIME_NO_DATA, kfit.REGIME_ALL_ZERO])
-    rate_cols = [c for c in out.columns if c.startswith(("k_", "burst_"))] + [
-        "fraction_on", "mean_expression", "loglik"]
-    out.loc[bad, rate_cols] = np.nan
+    out["n_iter"] = np.where(fitted, n_iter, 0).astype(np.int64)
     return out
+
+
+#: ``gof_flag`` values: a p-value was computed; the fitted law puts every cell
+#: into one class (nothing to compare); the statistic's null law is degenerate
+#: (the classes carry all the information the fit used); the gene was not
+#: fitted (regime too_few_cells or all_zero)
+GOF_FLAGS = ("ok", "one_class", "degenerate", "not_fitted")
+
+#: parameters of the law each regime reports (the degrees of freedom it takes)
+_N_PARAMS = {kfit.REGIME_TELEGRAPH: 3, kfit.REGIME_BURSTY: 2, kfit.REGIME_BIMODAL: 2,
+             kfit.REGIME_POISSON: 1}
 
 
 def gof_pvalues(raw):
     """Calibrated p-values of the Pearson goodness-of-fit statistic.
 
-    With K pooled cells and the 3 parameters estimated from the ungrouped
-    counts, the statistic is asymptotically chi2(K-4) + sum_j l_j chi2(1),
-    where l_j in [0, 1] are the eigenvalues of I^-1 (I - I_g), I the
-    information of the exact data and I_g that of the pooled counts
-    (Chernoff & Lehmann 1954). Using chi2(K-4) alone, as is common, rejects
-    too often. The weighted sum is approximated by a scaled chi-square with
-    the same mean and variance (Satterthwaite). Returns (effective df, p).
+    With K pooled classes and the p parameters of the law tested (3 for the
+    telegraph law, 2 for the negative binomial and the zero-inflated Poisson,
+    1 for the Poisson law) estimated from the ungrouped counts, the
+    statistic is asymptotically chi2(K-1-p) + sum_j l_j chi2(1), where l_j in
+    [0, 1] are the eigenvalues of I^-1 (I - I_g), I the information of the
+    ungrouped counts and I_g that of the classes (Chernoff & Lehmann 1954);
+    with fewer classes than parameters (K - 1 < p) it is the sum of the
+    K - 1 smallest l_j chi2(1). Using chi2(K-1-p) alone, as is common,
+    rejects too often. The weighted sum is approximated by a scaled
+    chi-square with the same mean and variance (Satterthwaite).
+
+    Returns (statistic, df, p, flag): df = max(K - 1 - p, 0), an integer
+    (NaN without a test), and flag one of :data:`GOF_FLAGS`.
     """
     rows = kfit.FitRows(raw)
     n = len(rows)
-    K = rows.gof_cells
-    x2 = rows.gof_stat
-    ok = np.isfinite(x2) & np.isfinite(K) & (K - 4 >= 1)
-    lam = np.ones((n, 3))
-    I_full = rows.info()
+    code = rows.regime
+    npar = np.array([_N_PARAMS.get(c, 0) for c in code], dtype=int)
+    K = np.asarray(rows.gof_cells, dtype=float)
+    x2 = np.asarray(rows.gof_stat, dtype=float)
+    fitted = npar > 0
+    has = fitted & np.isfinite(x2) & np.isfinite(K) & (K >= 2)
+    weights = np.zeros((n, 3))      # the weights l_j (at most p of them count)
+    n_w = np.zeros(n, dtype=int)    # how many of them count
+    I_full = rows.gof_info()
     I_g = rows.grouped_info()
-    good = ok & np.isfinite(I_full).all(axis=(1, 2)) & np.isfinite(I_g).all(axis=(1, 2))
-    if good.any():
-        w, V = np.linalg.eigh(I_full[good])
-        pd_ = (w > 1e-10 * np.abs(w).max(axis=1, keepdims=True)).all(axis=1)
-        w = np.where(w > 0, w, np.inf)
-        Wm = V / np.sqrt(w)[:, None, :]            # I^-1/2 = V diag(w^-1/2) V^T
-        root = Wm @ np.swapaxes(V, 1, 2)
-        M = root @ (I_full[good] - I_g[good]) @ root
-        l = np.clip(np.linalg.eigvalsh(M), 0.0, 1.0)
-        # where the information is singular (a flat direction), count that
-        # parameter as free: conservative
-        l[~pd_] = 1.0
-        lam[good] = l
-    nu0 = K - 4
-    mean = nu0 + lam.sum(axis=1)
-    var = 2 * nu0 + 2 * (lam ** 2).sum(axis=1)
+    for p in (1, 2, 3):
+        sel = has & (npar == p)
+        if not sel.any():
+            continue
+        A = I_full[sel][:, :p, :p]
+        G = I_g[sel][:, :p, :p]
+        l = np.ones((int(sel.sum()), p))
+        good = np.isfinite(A).all(axis=(1, 2)) & np.isfinite(G).all(axis=(1, 2))
+        if good.any():
+            w, V = np.linalg.eigh(A[good])
+            pd_ = (w > 1e-10 * np.abs(w).max(axis=1, keepdims=True)).all(axis=1)
+            w = np.where(w > 0, w, np.inf)
+            root = (V / np.sqrt(w)[:, None, :]) @ np.swapaxes(V, 1, 2)   # I^-1/2
+            M = root @ (A[good] - G[good]) @ root
+            lg = np.clip(np.linalg.eigvalsh(M), 0.0, 1.0)
+            # where the information is singular (a flat direction), count that
+            # parameter as free: conservative
+            lg[~pd_] = 1.0
+            l[good] = lg
+        l.sort(axis=1)
+        weights[sel, :p] = l
+        n_w[sel] = np.minimum(K[sel] - 1, p)
+    nu0 = np.where(has, np.maximum(K - 1 - npar, 0), 0.0)
+    mask = np.arange(3)[None, :] < n_w[:, None]
+    wsum = (weights * mask).sum(axis=1)
+    w2sum = (weights ** 2 * mask).sum(axis=1)
+    mean = nu0 + wsum
+    var = 2 * nu0 + 2 * w2sum
+    degenerate = has & ~(mean > 1e-8)
+    test = has & ~degenerate
     with np.errstate(invalid="ignore", divide="ignore"):
         c = var / (2 * mean)
         nu = 2 * mean ** 2 / var
         p = stats.chi2.sf(x2 / c, nu)
-    return np.where(ok, nu, np.nan), np.where(ok, p, np.nan)
+    flag = np.full(n, "ok", dtype=object)
+    flag[fitted & ~has] = "one_class"
+    flag[degenerate] = "degenerate"
+    flag[~fitted] = "not_fitted"
+    return (np.where(has, x2, np.nan), np.where(has, nu0, np.nan), np.where(test, p, np.nan),
+            flag)
 
 
 def _gene_names(hist, n):

@@ -104,6 +104,8 @@ def store_results(adata, res: pd.DataFrame, *, key_added: str = config.FIT_KEY,
         adata.var.drop(columns=stale, inplace=True)
     settings = dict(res.attrs.get("settings", {}))
     res = res.drop(columns=["gene"])
+    integer = {c for c in res.columns
+               if pd.api.types.is_integer_dtype(res[c]) and not pd.api.types.is_bool_dtype(res[c])}
     fitted = pd.Index(res.index)
     res = res.reindex(adata.var_names.astype(str))
     missing = ~res.index.isin(fitted)
@@ -115,6 +117,11 @@ def store_results(adata, res: pd.DataFrame, *, key_added: str = config.FIT_KEY,
             values = series.astype(object).where(~missing, False).astype(bool).to_numpy()
         elif isinstance(series.dtype, pd.CategoricalDtype) or series.dtype == object:
             values = series.astype(object).where(~missing, "not_fitted").astype(str).to_numpy()
+        elif col in integer and (missing.any() or str(series.dtype) == "Int64"):
+            # integers stay integers; a gene that was not fitted has none
+            values = pd.array(series, dtype="Int64")
+        elif col in integer:
+            values = series.to_numpy(dtype=np.int64)
         else:
             values = series.to_numpy(dtype=float)
         adata.var[f"{key_added}_{col}"] = values
