@@ -322,40 +322,49 @@ _N_PARAMS = {kfit.REGIME_TELEGRAPH: 3, kfit.REGIME_BURSTY: 2, kfit.REGIME_BIMODA
 
 
 def gof_pvalues(raw):
-    """Calibrated p-values of the Pearson goodness-of-fit statistic.
-
-    With K pooled classes and the p parameters of the law tested (3 for the
-    telegraph law, 2 for the negative binomial and the zero-inflated Poisson,
-    1 for the Poisson law) estimated from the ungrouped counts, the
-    statistic is asymptotically chi2(K-1-p) + sum_j l_j chi2(1), where l_j in
-    [0, 1] are the eigenvalues of I^-1 (I - I_g), I the information of the
-    ungrouped counts and I_g that of the classes (Chernoff & Lehmann 1954);
-    with fewer classes than parameters (K - 1 < p) it is the sum of the
-    K - 1 smallest l_j chi2(1). Using chi2(K-1-p) alone, as is common,
-    rejects too often. The weighted sum is approximated by a scaled
-    chi-square with the same mean and variance (Satterthwaite).
+    """Calibrated p-values of the Pearson goodness-of-fit statistic of kernel
+    rows (the law each regime reports; :func:`chernoff_lehmann`).
 
     Returns (statistic, df, p, flag): df = max(K - 1 - p, 0), an integer
     (NaN without a test), and flag one of :data:`GOF_FLAGS`.
     """
     rows = kfit.FitRows(raw)
-    n = len(rows)
-    code = rows.regime
-    npar = np.array([_N_PARAMS.get(c, 0) for c in code], dtype=int)
-    K = np.asarray(rows.gof_cells, dtype=float)
-    x2 = np.asarray(rows.gof_stat, dtype=float)
-    fitted = npar > 0
-    has = fitted & np.isfinite(x2) & np.isfinite(K) & (K >= 2)
-    weights = np.zeros((n, 3))      # the weights l_j (at most p of them count)
+    npar = np.array([_N_PARAMS.get(c, 0) for c in rows.regime], dtype=int)
+    x2, df, p, flag = chernoff_lehmann(rows.gof_stat, rows.gof_cells, npar, rows.gof_info(),
+                                       rows.grouped_info())
+    flag[npar == 0] = "not_fitted"
+    return x2, df, p, flag
+
+
+def chernoff_lehmann(x2, K, npar, I_full, I_g):
+    """p-values of Pearson statistics ``x2`` over ``K`` classes against laws of
+    ``npar`` parameters estimated from the ungrouped counts.
+
+    The statistic is then asymptotically chi2(K-1-p) + sum_j l_j chi2(1),
+    where l_j in [0, 1] are the eigenvalues of I^-1 (I - I_g), I the
+    information of the ungrouped counts and I_g that of the classes (leading
+    p x p blocks of ``I_full``, ``I_g``: arrays (n, 3, 3)) (Chernoff & Lehmann
+    1954); with fewer classes than parameters (K - 1 < p) it is the sum of
+    the K - 1 smallest l_j chi2(1). Using chi2(K-1-p) alone, as is common,
+    rejects too often. The weighted sum is approximated by a scaled
+    chi-square with the same mean and variance (Satterthwaite).
+
+    Returns (statistic, df, p, flag) as :func:`gof_pvalues` (flag "ok",
+    "one_class" or "degenerate").
+    """
+    x2 = np.asarray(x2, dtype=float)
+    K = np.asarray(K, dtype=float)
+    npar = np.asarray(npar, dtype=int)
+    n = x2.shape[0]
+    has = (npar > 0) & np.isfinite(x2) & np.isfinite(K) & (K >= 2)
+    weights = np.zeros((n, 3))      # the weights l_j, ascending (at most p of them count)
     n_w = np.zeros(n, dtype=int)    # how many of them count
-    I_full = rows.gof_info()
-    I_g = rows.grouped_info()
     for p in (1, 2, 3):
         sel = has & (npar == p)
         if not sel.any():
             continue
-        A = I_full[sel][:, :p, :p]
-        G = I_g[sel][:, :p, :p]
+        A = np.asarray(I_full)[sel][:, :p, :p]
+        G = np.asarray(I_g)[sel][:, :p, :p]
         l = np.ones((int(sel.sum()), p))
         good = np.isfinite(A).all(axis=(1, 2)) & np.isfinite(G).all(axis=(1, 2))
         if good.any():
@@ -374,10 +383,8 @@ def gof_pvalues(raw):
         n_w[sel] = np.minimum(K[sel] - 1, p)
     nu0 = np.where(has, np.maximum(K - 1 - npar, 0), 0.0)
     mask = np.arange(3)[None, :] < n_w[:, None]
-    wsum = (weights * mask).sum(axis=1)
-    w2sum = (weights ** 2 * mask).sum(axis=1)
-    mean = nu0 + wsum
-    var = 2 * nu0 + 2 * w2sum
+    mean = nu0 + (weights * mask).sum(axis=1)
+    var = 2 * nu0 + 2 * (weights ** 2 * mask).sum(axis=1)
     degenerate = has & ~(mean > 1e-8)
     test = has & ~degenerate
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -385,9 +392,8 @@ def gof_pvalues(raw):
         nu = 2 * mean ** 2 / var
         p = stats.chi2.sf(x2 / c, nu)
     flag = np.full(n, "ok", dtype=object)
-    flag[fitted & ~has] = "one_class"
+    flag[~has] = "one_class"
     flag[degenerate] = "degenerate"
-    flag[~fitted] = "not_fitted"
     return (np.where(has, x2, np.nan), np.where(has, nu0, np.nan), np.where(test, p, np.nan),
             flag)
 

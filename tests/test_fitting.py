@@ -212,7 +212,10 @@ def test_all_zero_and_too_few_cells_get_flagged_rows():
     df = tg.fit(X, min_cells=10, progress=False)
     assert list(df["regime"].astype(str)) == ["telegraph", "all_zero", "too_few_cells"] or \
         df["regime"].iloc[1:].astype(str).tolist() == ["all_zero", "too_few_cells"]
-    assert df.loc[df.index[1:], ["k_on", "burst_size", "loglik"]].isna().all().all()
+    assert df.loc[df.index[1:], ["k_on", "burst_size"]].isna().all().all()
+    # all zero: the maximum-likelihood mean is 0, with log-likelihood 0
+    assert df["mean_expression"].iloc[1] == 0 and df["loglik"].iloc[1] == 0
+    assert np.isnan(df["mean_expression"].iloc[2]) and np.isnan(df["loglik"].iloc[2])
     assert not df["converged"].iloc[1:].any()
 
 

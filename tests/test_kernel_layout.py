@@ -14,7 +14,8 @@ import pytest
 
 from telegraph.kernels import differential as kdiff
 from telegraph.kernels import fit as kfit
-from telegraph.kernels.gof import LAW_POISSON_BETA, pearson_gof
+from telegraph.kernels.gof import (LAW_NEGBINOM, LAW_POISSON, LAW_POISSON_BETA, LAW_ZIP,
+                                   pearson_gof)
 from telegraph.kernels.models import sort_bins, telegraph_eval
 
 # the documented position of each scalar entry of a fit row
@@ -125,6 +126,7 @@ def test_info_is_what_the_kernel_wrote():
     info = rows.info()
     ginfo = rows.grouped_info()
     assert np.isfinite(info).all() and np.isfinite(ginfo).all()
+    n_telegraph = 0
     for i in range(n_genes):
         s, e = indptr[i], indptr[i + 1]
         v, w, gr = sort_bins(values[s:e], weights[s:e], groups[s:e])
@@ -133,8 +135,13 @@ def test_info_is_what_the_kernel_wrote():
         H = np.zeros((3, 3))
         telegraph_eval(v, w, gr, capture, theta, True, g, H, np.zeros(11))
         np.testing.assert_allclose(info[i], H / w.sum(), rtol=1e-12, atol=0)
-        assert rows.regime[i] == kfit.REGIME_TELEGRAPH   # so the law tested is this one
-        assert rows.gof_law[i] == LAW_POISSON_BETA
+        # the law tested is the regime's
+        assert rows.gof_law[i] == {kfit.REGIME_TELEGRAPH: LAW_POISSON_BETA,
+                                   kfit.REGIME_BURSTY: LAW_NEGBINOM, kfit.REGIME_BIMODAL: LAW_ZIP,
+                                   kfit.REGIME_POISSON: LAW_POISSON}[rows.regime[i]]
+        if rows.regime[i] != kfit.REGIME_TELEGRAPH:
+            continue
+        n_telegraph += 1
         np.testing.assert_allclose(rows.gof_info()[i], H / w.sum(), rtol=1e-12, atol=0)
         Ig = np.zeros((3, 3))
         x2, k, ok = pearson_gof(LAW_POISSON_BETA, v, w, gr, capture, capture.shape[0],
@@ -144,6 +151,7 @@ def test_info_is_what_the_kernel_wrote():
         np.testing.assert_allclose(ginfo[i], Ig, rtol=1e-12, atol=0)
         assert rows.gof_stat[i] == pytest.approx(x2, rel=1e-12)
         assert rows.gof_cells[i] == k
+    assert n_telegraph >= 2
 
 
 def test_fit_view_is_read_only_and_does_not_copy():
