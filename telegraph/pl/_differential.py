@@ -85,5 +85,7 @@ def _volcano(ax, table, test, alpha, n_labels, groups):
     ax.set_xlabel(f"log2 fold change of {label} ({g2} / {g1})")
     ax.set_ylabel("-log10 p-value")
     hidden = int((np.isfinite(p) & ~np.isfinite(lfc)).sum())
-    title = f"{hidden} tested gene(s) at a limit not shown" if hidden else None
-    ax.legend(fontsize="small", frameon=False, title=title, title_fontsize="x-small")
+    title = (f"{hidden} tested gene(s) not shown\n(estimate not identified)" if hidden
+             else None)
+    ax.legend(fontsize="small", frameon=False, title=title, title_fontsize="x-small",
+              loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
