@@ -52,7 +52,7 @@ _TARGETS = config.PROFILE_TARGETS
 def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config.MIN_CELLS,
         ci: float = config.CI, interval: str = config.INTERVAL, round_counts: bool = False,
         capture_rtol: float = config.CAPTURE_RTOL, n_jobs: int | None = None,
-        progress: bool = True, client=None, chunk_genes: int | None = None) -> pd.DataFrame:
+        progress: bool | None = config.PROGRESS, client=None, chunk_genes: int | None = None) -> pd.DataFrame:
     """Fit the telegraph model to every gene of a count matrix.
 
     Parameters
@@ -94,8 +94,11 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config
         exactly). 0 keeps every distinct value (exact, slower).
     n_jobs : int or None
         Threads for the compiled fit (default: all cores).
-    progress : bool
-        Show a progress bar.
+    progress : bool or None
+        Progress bar on stderr: None (default) when stderr is a terminal or
+        in a Jupyter kernel (none in a log file), True always, False never.
+        The first call in a fresh installation compiles the kernels (about a
+        minute) before the bar moves.
     client : dask.distributed.Client, optional
         Fit blocks of genes on a Dask cluster: the histograms (far smaller
         than the matrix) are sent to the workers. Same results.
@@ -170,7 +173,7 @@ def fit_raw(hist, settings, gene_slice=slice(None)):
 
 
 def fit_histograms(hist: CountHistograms, *, k_deg=None, settings: FitSettings | None = None,
-                   n_jobs: int | None = None, progress: bool = True,
+                   n_jobs: int | None = None, progress: bool | None = config.PROGRESS,
                    chunk_genes: int | None = None, client=None) -> pd.DataFrame:
     """Fit every gene of a :class:`telegraph.histogram.CountHistograms`.
 

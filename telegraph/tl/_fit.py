@@ -21,7 +21,7 @@ def fit(adata, *, layer: str | None = None, capture=None, k_deg=None, genes=None
         min_cells: int = config.MIN_CELLS, ci: float = config.CI,
         interval: str = config.INTERVAL, round_counts: bool = False,
         capture_rtol: float = config.CAPTURE_RTOL, n_jobs: int | None = None,
-        progress: bool = True, key_added: str = config.FIT_KEY, copy: bool = False,
+        progress: bool | None = config.PROGRESS, key_added: str = config.FIT_KEY, copy: bool = False,
         client=None, chunk_size: int | None = None):
     """Fit burst kinetics to every gene of ``adata`` (scanpy style).
 
