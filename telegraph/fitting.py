@@ -50,7 +50,7 @@ _TARGETS = config.PROFILE_TARGETS
 
 
 def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config.MIN_CELLS,
-        ci: float = config.CI, interval: str = config.INTERVAL, round_counts: bool = False,
+        ci: float = config.CI, interval: str = config.INTERVAL, round_counts: bool | str = False,
         capture_rtol: float = config.CAPTURE_RTOL, n_jobs: int | None = None,
         progress: bool | None = config.PROGRESS, client=None, chunk_genes: int | None = None) -> pd.DataFrame:
     """Fit the telegraph model to every gene of a count matrix.
@@ -83,8 +83,12 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config
         Profile-likelihood intervals (default; exact likelihood-ratio
         inversion at chi2_1(ci)) or Wald intervals on the log scale from the
         observed (Louis) information, which are faster.
-    round_counts : bool
-        Round non-integer counts instead of refusing them.
+    round_counts : bool or "force"
+        Round non-integer counts instead of refusing them: for raw counts
+        made non-integer by a correction (e.g. of ambient RNA). Values that
+        look normalised or log-transformed are refused even so (rounding does
+        not make them counts: pass the raw counts); ``"force"`` rounds them
+        anyway.
     capture_rtol : float
         The likelihood costs one evaluation per distinct (count, capture)
         pair, so cells are grouped by capture efficiency: with more than

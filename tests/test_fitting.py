@@ -231,6 +231,68 @@ def test_bad_counts_are_refused(bad, message):
         tg.fit(bad, progress=False)
 
 
+@pytest.mark.parametrize("transform, kind", [
+    ("normalize_total", "normalised counts"),
+    ("log1p", "log-transformed counts"),
+    ("normalize_total+log1p", "normalised, log-transformed counts"),
+    ("cpm", "normalised counts"),
+])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_normalised_input_is_refused_even_with_round_counts(transform, kind, sparse):
+    """Normalised or log-transformed values are recognised and refused with a
+    pointer to the raw counts, also when round_counts=True asks to round them
+    (following the old advice fitted nonsense); "force" still rounds."""
+    rng = np.random.default_rng(24)
+    X = simulate(rng, [0.5] * 15, [2.0] * 15, [20.0] * 15, 300).astype(float)
+    X = X[X.sum(1) > 0]
+    tot = X.sum(1, keepdims=True)
+    if transform.startswith("normalize_total"):
+        X = X / tot * 1e4
+    if transform == "cpm":
+        X = X / tot * 1e6
+    if transform.endswith("log1p"):
+        X = np.log1p(X)
+    X = X.astype(np.float32)
+    M = sp.csc_matrix(X) if sparse else X
+    for rc in (False, True):
+        with pytest.raises(ValueError, match=f"look like {kind}.*raw UMI counts.*layer="):
+            tg.fit(M, round_counts=rc, progress=False)
+    if transform.endswith("log1p"):   # small values: a quick fit
+        assert len(tg.fit(M[:, :3], round_counts="force", interval="wald",
+                          progress=False)) == 3
+
+
+def test_corrected_counts_still_point_to_round_counts():
+    """Non-integer values that are not normalised (e.g. ambient-RNA corrected
+    counts) get the advice to round, and round_counts=True fits them."""
+    rng = np.random.default_rng(25)
+    X = rng.poisson(5.0, (300, 10)) * rng.uniform(0.7, 1.0, (300, 10))
+    with pytest.raises(ValueError, match="round_counts=True"):
+        tg.fit(X, progress=False)
+    df = tg.fit(X, round_counts=True, interval="wald", progress=False)
+    pd.testing.assert_frame_equal(df, tg.fit(np.round(X), interval="wald", progress=False))
+
+
+def test_normalised_input_refused_by_the_cli(tmp_path, capsys):
+    import anndata as ad
+    from telegraph.cli import main
+    rng = np.random.default_rng(26)
+    counts = simulate(rng, [0.5] * 8, [2.0] * 8, [20.0] * 8, 200).astype(np.float32)
+    counts = counts[counts.sum(1) > 0]
+    adata = ad.AnnData(np.log1p(counts / counts.sum(1, keepdims=True) * 1e4))
+    adata.layers["counts"] = counts
+    path = tmp_path / "norm.h5ad"
+    adata.write_h5ad(path)
+    for extra in ([], ["--round"]):
+        assert main(["fit", str(path), "--no-progress", *extra]) == 2
+        err = capsys.readouterr().err
+        assert "look like normalised, log-transformed counts" in err
+        assert "pass --layer with the layer that holds them" in err
+    assert "--force-round" in err
+    assert main(["fit", str(path), "--layer", "counts", "--interval", "wald", "--no-progress",
+                 "--table", str(tmp_path / "t.csv")]) == 0
+
+
 def test_round_counts_on_request():
     X = np.array([[0.2, 1.0], [2.7, 4.0], [1.1, 0.0]] * 20)
     df = tg.fit(X, round_counts=True, interval="wald", progress=False)
@@ -291,7 +353,7 @@ def test_tl_fit_in_a_scanpy_pipeline():
     sc.pp.log1p(adata)
     with pytest.raises(KeyError, match="layer 'raw' not found"):
         tg.tl.fit(adata, layer="raw", progress=False)
-    with pytest.raises(ValueError, match="round_counts"):
+    with pytest.raises(ValueError, match="normalised, log-transformed counts.*pass layer="):
         tg.tl.fit(adata, progress=False)   # log-normalised X is not counts
     out = tg.tl.fit(adata, layer="counts", capture="capture", interval="wald",
                     key_added="tg", copy=True, progress=False)

@@ -25,7 +25,10 @@ class CLIError(Exception):
     """An error in the user's input: printed as one line, exit status 2."""
 
 # the library's advice names its keywords; the user typed options
-_KEYWORD_TO_OPTION = {"round_counts=True": "--round", "min_cells": "--min-cells",
+_KEYWORD_TO_OPTION = {"round_counts='force'": "--force-round", "round_counts=True": "--round",
+                      "pass layer= with the layer that holds them (--layer on the command "
+                      "line)": "pass --layer with the layer that holds them",
+                      "min_cells": "--min-cells",
                       "n_jobs": "--jobs", "ci is a": "--ci is a"}
 
 
@@ -214,3 +217,22 @@ def files_written(*paths) -> str:
     """'wrote A, B' for the outputs given, or '' when there are none."""
     done = [str(p) for p in paths if p]
     return ("wrote " + " and ".join(done)) if done else "wrote the table to stdout"
+
+
+def add_round_options(group) -> None:
+    """``--round`` and ``--force-round``."""
+    group.add_argument(
+        "--round", action="store_true",
+        help="round non-integer counts to the nearest whole number instead of refusing "
+             "them (raw counts made non-integer by a correction, e.g. of ambient RNA). "
+             "Data that look normalised or log-transformed are refused even so: give the "
+             "raw counts (--layer)")
+    group.add_argument(
+        "--force-round", action="store_true",
+        help="round even values that look normalised or log-transformed (not "
+             "recommended: rounded normalised values are not counts)")
+
+
+def round_option(args):
+    """``round_counts`` of the library: False, True (--round) or "force"."""
+    return "force" if getattr(args, "force_round", False) else bool(args.round)

@@ -20,10 +20,12 @@ from .. import io as tio
 from ..backed import fit_file
 from ..ondisk import OnDiskMatrix, is_ondisk, read_obs_var
 from ..tl import store_results
-from ._common import (CLIError, add_progress_options, as_cli_advice, capture_option,
+from ._common import (CLIError, add_progress_options, add_round_options, as_cli_advice,
+                      capture_option,
                       check_at_least_one, check_genes, check_outputs, check_settings,
                       compile_notice, connect, files_written, k_deg_option, one_line,
-                      parse_genes, progress_option, read_input, write_stdout_csv)
+                      parse_genes, progress_option, read_input, round_option,
+                      write_stdout_csv)
 
 KEY = config.FIT_KEY  # key_added: results go to var["telegraph_<column>"], uns["telegraph"]
 
@@ -110,10 +112,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--genes", metavar="G1,G2|@FILE",
         help="fit only these genes: comma-separated names, or @FILE with one name per "
              "line ('#' starts a comment)")
-    data.add_argument(
-        "--round", action="store_true",
-        help="round non-integer counts to the nearest whole number instead of refusing "
-             "them (e.g. counts from ambient-RNA correction); never use on normalised data")
+    add_round_options(data)
     fit = p.add_argument_group("fit")
     fit.add_argument(
         "--min-cells", metavar="N", type=int, default=10,
@@ -312,7 +311,7 @@ def run(args) -> int:
     try:
         tg.tl.fit(adata, layer=args.layer, capture=capture, k_deg=k_deg, genes=genes,
                   min_cells=args.min_cells, ci=args.ci, interval=args.interval,
-                  round_counts=args.round, n_jobs=args.jobs, progress=progress,
+                  round_counts=round_option(args), n_jobs=args.jobs, progress=progress,
                   key_added=KEY, **({} if client is None else {"client": client}))
     except (ValueError, KeyError) as exc:
         raise CLIError(as_cli_advice(one_line(exc))) from None
@@ -359,7 +358,7 @@ def _run_streamed(args, input_path: Path, t0: float) -> int:
     try:
         res = fit_file(input_path, layer=args.layer, capture=capture, k_deg=k_deg,
                        genes=genes, min_cells=args.min_cells, ci=args.ci,
-                       interval=args.interval, round_counts=args.round,
+                       interval=args.interval, round_counts=round_option(args),
                        chunk_size=args.chunk_size, n_jobs=args.jobs, progress=progress,
                        client=client)
     except (ValueError, KeyError) as exc:

@@ -22,10 +22,11 @@ from .. import config
 from .. import io as tio
 from ..differential import differential
 from ..inputs import listing, row_totals
-from ._common import (CLIError, add_progress_options, as_cli_advice, capture_option,
+from ._common import (CLIError, add_progress_options, add_round_options, as_cli_advice,
+                      capture_option,
                       check_at_least_one, check_genes, check_level, check_outputs,
                       check_settings, compile_notice, files_written, one_line, parse_genes,
-                      progress_option, read_input, write_stdout_csv)
+                      progress_option, read_input, round_option, write_stdout_csv)
 
 KEY = config.DIFFERENTIAL_KEY
 
@@ -102,8 +103,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                            "file by an earlier `telegraph fit -o`. Default 1")
     data.add_argument("--genes", metavar="G1,G2|@FILE",
                       help="test only these genes (comma-separated, or @FILE one per line)")
-    data.add_argument("--round", action="store_true",
-                      help="round non-integer counts instead of refusing them")
+    add_round_options(data)
     t = p.add_argument_group("test")
     t.add_argument("--min-cells", metavar="N", type=int, default=10,
                    help="test a gene only if each group has at least N non-missing cells "
@@ -167,7 +167,7 @@ def run(args) -> int:
     progress = progress_option(args)
     compile_notice("test")
     common = dict(min_cells=args.min_cells, ci=args.ci, interval=args.interval,
-                  round_counts=args.round, n_jobs=args.jobs, progress=progress)
+                  round_counts=round_option(args), n_jobs=args.jobs, progress=progress)
     adata = None
     try:
         if len(paths) == 2:
