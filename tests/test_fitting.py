@@ -376,7 +376,8 @@ def test_larsson_g2m_loglik_at_least_txburst(larsson_dir):
     """On the G2/M fibroblasts, the exact log-likelihood at our estimates is at
     least that at txburst's published estimates for >= 99% of genes."""
     counts = pd.read_csv(larsson_dir / "SS3_c57_UMIs_concat_G2M.csv", index_col=0)
-    pub = pd.read_csv(larsson_dir / "SS3_c57_UMIs_concat_G2M_txburst_ML.csv", index_col=0)
+    pub = tg.io.read_txburst_results(tg.io.find_txburst_results(larsson_dir,
+                                                                "SS3_c57_UMIs_concat_G2M"))
     pub = pub.reindex(counts.index)
     ok = pub[["k_on", "k_off", "k_syn"]].notna().all(axis=1).to_numpy()
     X = counts.to_numpy(dtype=float).T            # cells x genes

@@ -26,7 +26,8 @@
 #
 # **Where the data are read from.** The directory is the environment variable
 # `TELEGRAPH_LARSSON_DIR` if set, else `../shared/data/larsson2019` beside this repository
-# (the files there are the repository's, with pickles converted to CSV). Files are in
+# (the files there are the repository's; txburst's results are read as published, pickles,
+# or as CSV copies, by `tg.io.read_txburst_results`). Count files are in
 # txburst's layout: one row per gene, one column per cell, UMI counts of one allele; a blank
 # means *missing* (the cell had reads for the gene but none could be assigned to this allele)
 # and is dropped for that gene, as txburst does. `telegraph.io.read` (and `telegraph fit` on
@@ -84,7 +85,8 @@ print(f"telegraph {tg.__version__}; data from {DATA}; small run: {SMALL}")
 # %%
 phases = {"S": "SS3_c57_UMIs_concat_S", "G2M": "SS3_c57_UMIs_concat_G2M"}
 data = {ph: tg.io.read(DATA / f"{stem}.csv") for ph, stem in phases.items()}
-txburst = {ph: pd.read_csv(DATA / f"{stem}_txburst_ML.csv", index_col="gene")
+# txburst's results as published (pickles in its data/ folder) or as CSV copies
+txburst = {ph: tg.io.read_txburst_results(tg.io.find_txburst_results(DATA, stem))
            for ph, stem in phases.items()}
 genes = data["S"].var_names
 assert genes.equals(data["G2M"].var_names)
@@ -324,7 +326,8 @@ save(fig, "03_example_genes.png")
 # (Benjamini-Hochberg).
 
 # %%
-tx_test = pd.read_csv(DATA / "SS3_c57_UMIs_concat_S_vs_G2M_txburst_TEST.csv", index_col="gene")
+tx_test = tg.io.read_txburst_results(tg.io.find_txburst_results(DATA, phases["S"],
+                                                                 phases["G2M"]))
 both = ad.concat({ph: a[:, genes] for ph, a in data.items()}, label="phase", index_unique="-")
 both.obs["phase"] = both.obs["phase"].astype("category")
 if hasattr(tg.tl, "differential_bursting"):
