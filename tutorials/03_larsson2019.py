@@ -343,10 +343,21 @@ if hasattr(tg.tl, "differential_bursting"):
             ("pval_burst_size", "p_bs", "burst size")]):
         ok = d[ours].notna() & t[theirs].notna()
         x, y = t.loc[ok, theirs], d.loc[ok, ours]
-        ax.loglog(x, y, ".", ms=3, alpha=0.5)
-        low = max(min(x.min(), y.min()) / 2, 1e-300)
-        ax.plot([low, 1], [low, 1], "k-", lw=0.6)
         rho = stats.spearmanr(x, y).statistic
+        # p-values below FLOOR (txburst publishes p = 0 for a gene) are drawn on the floor
+        FLOOR = 1e-12
+        low = max(min(x.min(), y.min()) / 2, FLOOR / 3)
+        below = (x < FLOOR) | (y < FLOOR)
+        ax.loglog(np.maximum(x, low)[~below], np.maximum(y, low)[~below], ".", ms=3,
+                  alpha=0.5)
+        if below.any():
+            ax.loglog(np.maximum(x[below], low), np.maximum(y[below], low), "v", ms=5,
+                      color="C3", label=f"{below.sum()} gene(s) with p < {FLOOR:g}\n"
+                                        "(drawn at the edge)")
+            ax.legend(fontsize=7, loc="lower right")
+        ax.plot([low, 1], [low, 1], "k-", lw=0.6)
+        ax.set_xlim(low / 1.5, 1.5)
+        ax.set_ylim(low / 1.5, 1.5)
         ax.set_xlabel("txburst p-value (published)")
         ax.set_ylabel("telegraph p-value")
         ax.set_title(f"S vs G2/M, {label}: {ok.sum():,} genes tested by both, "
