@@ -317,11 +317,12 @@ def results_table(raw, hist, settings, *, k_deg=None):
     return out
 
 
-#: ``gof_flag`` values: a p-value was computed; the fitted law puts every cell
-#: into one class (nothing to compare); the statistic's null law is degenerate
-#: (the classes carry all the information the fit used); the gene was not
-#: fitted (regime too_few_cells or all_zero)
-GOF_FLAGS = ("ok", "one_class", "degenerate", "not_fitted")
+#: ``gof_flag`` values: "ok", a test with power; "one_class", the fitted law
+#: expects every cell in one class and "degenerate", the classes carry all the
+#: information the fit used -- in both the statistic is 0 under the fitted law,
+#: the test has no power and its p-value is 1; "not_computed", no statistic
+#: (NaN); "not_fitted", regime too_few_cells or all_zero (NaN)
+GOF_FLAGS = ("ok", "one_class", "degenerate", "not_computed", "not_fitted")
 
 #: parameters of the law each regime reports (the degrees of freedom it takes)
 _N_PARAMS = {kfit.REGIME_TELEGRAPH: 3, kfit.REGIME_BURSTY: 2, kfit.REGIME_BIMODAL: 2,
@@ -356,8 +357,13 @@ def chernoff_lehmann(x2, K, npar, I_full, I_g):
     rejects too often. The weighted sum is approximated by a scaled
     chi-square with the same mean and variance (Satterthwaite).
 
+    With a single class (K = 1: observed = expected = all cells) or
+    vanishing weights the null law is the point mass at 0: the test has no
+    power and its exact p-value is 1 (flag "one_class", "degenerate").
+
     Returns (statistic, df, p, flag) as :func:`gof_pvalues` (flag "ok",
-    "one_class" or "degenerate").
+    "one_class", "degenerate", or "not_computed" where the kernel gave no
+    statistic).
     """
     x2 = np.asarray(x2, dtype=float)
     K = np.asarray(K, dtype=float)
@@ -398,11 +404,18 @@ def chernoff_lehmann(x2, K, npar, I_full, I_g):
         c = var / (2 * mean)
         nu = 2 * mean ** 2 / var
         p = stats.chi2.sf(x2 / c, nu)
+    # a single class (O = E = N) or vanishing weights: the statistic's null law is
+    # the point mass at 0, and the exact p-value of that powerless test is 1
+    one = (npar > 0) & np.isfinite(x2) & (K == 1)
     flag = np.full(n, "ok", dtype=object)
-    flag[~has] = "one_class"
+    flag[~has] = "not_computed"
+    flag[one] = "one_class"
     flag[degenerate] = "degenerate"
-    return (np.where(has, x2, np.nan), np.where(has, nu0, np.nan), np.where(test, p, np.nan),
-            flag)
+    trivial = one | degenerate
+    stat = np.where(has, x2, np.where(one, 0.0, np.nan))
+    df = np.where(has | one, nu0, np.nan)
+    pval = np.where(test, p, np.where(trivial, 1.0, np.nan))
+    return stat, df, pval, flag
 
 
 def _gene_names(hist, n):

@@ -199,11 +199,14 @@ def summary(table, *, elapsed: float, written: str) -> str:
              "not_fitted"]
     per = ", ".join(f"{r} {int(regimes[r])}" for r in order if r in regimes)
     fitted = table["regime"].astype(str).isin(["telegraph", "bursty", "bimodal", "poisson"])
-    n_p = int(table.loc[fitted, "gof_pval"].notna().sum()) if "gof_pval" in table else 0
-    return (f"telegraph fit: fitted {int(fitted.sum())} of {len(table)} genes in "
-            f"{elapsed:.1f} s ({per}); goodness-of-fit p-value for {n_p} of "
-            f"{int(fitted.sum())} fitted genes (gof_flag says why for the others); "
-            f"{written}.")
+    n_ok = (int((table.loc[fitted, "gof_flag"].astype(str) == "ok").sum())
+            if "gof_flag" in table else 0)
+    n_fit = int(fitted.sum())
+    gof = (f"goodness of fit tested with power for {n_ok} of {n_fit} fitted genes"
+           + (f" (for {n_fit - n_ok}, too few non-zero counts: gof_flag)" if n_fit > n_ok
+              else ""))
+    return (f"telegraph fit: fitted {n_fit} of {len(table)} genes in {elapsed:.1f} s ({per}); "
+            f"{gof}; {written}.")
 
 
 # --------------------------------------------------------------------------- example report
