@@ -282,20 +282,13 @@ def results_table(raw, hist, settings, *, k_deg=None):
     names = {"burst_frequency": 0, "burst_size": 1, "k_off": 2, "k_syn": 3}
     center = {"burst_frequency": rows.log_a, "burst_size": rows.log_beta,
               "k_off": rows.log_b, "k_syn": rows.log_lam}
-    limit_wald = _limit_wald(rows, nb, zp, np.asarray(hist.n_cells, dtype=float))
     for name, t in names.items():
         if settings.interval == "profile" and name in settings.profile:
             lo, hi = rows.ci(t)
         else:
             se = rows.se(t)
-            c = center[name]
-            if name in limit_wald:
-                # about the estimate the regime reports, from its law's information
-                sel, c_lim, se_lim = limit_wald[name]
-                c = np.where(sel, c_lim, c)
-                se = np.where(sel, se_lim, se)
-            lo = c - z * se
-            hi = c + z * se
+            lo = center[name] - z * se
+            hi = center[name] + z * se
         scale = 1.0 if name == "burst_size" else kd
         with np.errstate(over="ignore"):
             out[f"{name}_ci_low"] = np.where(fitted, np.exp(lo) * scale, np.nan)
@@ -321,27 +314,6 @@ def results_table(raw, hist, settings, *, k_deg=None):
     out["loglik_poisson"] = rows.loglik_poisson
     out["loglik_zip"] = rows.loglik_zip
     out["n_iter"] = np.where(fitted, n_iter, 0).astype(np.int64)
-    return out
-
-
-def _limit_wald(rows, nb, zp, n_cells):
-    """Wald centres and standard errors (log scale) of the quantities a limit
-    law identifies, from that law's observed information (the law the bursty
-    and bimodal regimes report): {name: (rows, centre, se)}. Rows whose
-    information is missing or singular keep the telegraph fit's."""
-    info = rows.gof_info() * n_cells[:, None, None]
-    out = {}
-    for sel, pairs, centres in ((nb, {"burst_frequency": 0, "burst_size": 1},
-                                 (rows.nb_log_a, rows.nb_log_beta)),
-                                (zp, {"k_syn": 1}, (None, rows.zip_log_lam))):
-        A = info[:, :2, :2]
-        det = A[:, 0, 0] * A[:, 1, 1] - A[:, 0, 1] * A[:, 1, 0]
-        good = sel & np.isfinite(det) & (det > 0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            var = np.stack([A[:, 1, 1] / det, A[:, 0, 0] / det], axis=1)
-        for name, k in pairs.items():
-            ok = good & (var[:, k] > 0)
-            out[name] = (ok, np.asarray(centres[k]), np.sqrt(np.where(ok, var[:, k], np.nan)))
     return out
 
 

@@ -114,9 +114,8 @@ print(adata.uns["telegraph"])
 #
 # One column per result, prefixed `telegraph_`: the rates and the two bursting quantities,
 # their 95% profile-likelihood intervals (`_ci_low`, `_ci_high`; infinite where the data leave
-# a side open), the log-likelihood, a `regime`, the estimates the regime identifies
-# (`identified`; the others are NaN, see docs/results.md), a convergence flag and a
-# goodness-of-fit p-value against the law the regime reports.
+# a side open), the log-likelihood, a `regime`, the quantities the regime `identified`, a
+# convergence flag and a goodness-of-fit p-value.
 
 # %%
 cols = ["telegraph_burst_frequency", "telegraph_burst_frequency_ci_low",
