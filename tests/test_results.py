@@ -124,7 +124,8 @@ def test_same_encoding_in_adata_the_cli_table_and_the_differential_output(tmp_pa
         assert pd.api.types.is_integer_dtype(adata.var[f"telegraph_{col}"]), col
     pd.testing.assert_frame_equal(got.drop(columns=["regime", "gof_flag"]),
                                   ref.drop(columns=["gene", "regime", "gof_flag"]),
-                                  check_names=False, check_index_type=False)
+                                  check_names=False, check_index_type=False,
+                                  check_dtype=False)
     path = tmp_path / "counts.h5ad"
     adata.write_h5ad(path)
     out = tmp_path / "fit.csv"

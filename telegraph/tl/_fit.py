@@ -117,11 +117,10 @@ def store_results(adata, res: pd.DataFrame, *, key_added: str = config.FIT_KEY,
             values = series.astype(object).where(~missing, False).astype(bool).to_numpy()
         elif isinstance(series.dtype, pd.CategoricalDtype) or series.dtype == object:
             values = series.astype(object).where(~missing, "not_fitted").astype(str).to_numpy()
-        elif col in integer and (missing.any() or str(series.dtype) == "Int64"):
-            # integers stay integers; a gene that was not fitted has none
-            values = pd.array(series, dtype="Int64")
         elif col in integer:
-            values = series.to_numpy(dtype=np.int64)
+            # integers stay integers (nullable: a gene that was not fitted has none), the
+            # same dtype whether or not every gene was fitted
+            values = pd.array(series, dtype="Int64")
         else:
             values = series.to_numpy(dtype=float)
         adata.var[f"{key_added}_{col}"] = values
