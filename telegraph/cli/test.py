@@ -23,10 +23,10 @@ from .. import io as tio
 from ..differential import differential
 from ..inputs import listing, row_totals
 from ._common import (CLIError, add_progress_options, add_round_options, as_cli_advice,
-                      capture_option,
-                      check_at_least_one, check_genes, check_level, check_outputs,
-                      check_settings, compile_notice, files_written, one_line, parse_genes,
-                      progress_option, read_input, round_option, write_stdout_csv)
+                      capture_option, check_at_least_one, check_genes, check_level,
+                      check_outputs, check_settings, compile_notice, files_written, one_line,
+                      parse_genes, progress_option, read_input, round_option, write_outputs,
+                      write_stdout_csv)
 
 KEY = config.DIFFERENTIAL_KEY
 
@@ -215,13 +215,14 @@ def run(args) -> int:
         raise CLIError(as_cli_advice(one_line(exc))) from None
 
     table = res.reset_index(drop=True)
-    try:
-        if args.table:
-            tio.write_table_atomic(table, args.table, refuse=paths)
-        if args.output:
-            tio.write_h5ad_atomic(adata, args.output, refuse=paths)
-    except (ValueError, OSError) as exc:
-        raise CLIError(f"cannot write output: {one_line(exc)}") from None
+    writes = []
+    if args.table:
+        writes.append((args.table,
+                       lambda: tio.write_table_atomic(table, args.table, refuse=paths)))
+    if args.output:
+        writes.append((args.output,
+                       lambda: tio.write_h5ad_atomic(adata, args.output, refuse=paths)))
+    write_outputs(writes)
     tested = int(res["tested"].sum())
     n_f = int((res["padj_burst_frequency"] < args.alpha).sum())
     n_s = int((res["padj_burst_size"] < args.alpha).sum())
