@@ -107,6 +107,7 @@ def _points(lp, rng, n=1500):
     return u, s
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 def test_logpmf_matches_reference(case, refs):
     lp = refs[case]
@@ -169,6 +170,7 @@ def _log_units(g, theta):
     return np.asarray(g) * np.asarray(theta)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", [GRID[1], GRID[10], (0.5, 2.0, 4.0, 3.0)])
 def test_score_matches_reference_differences(case):
     """d log P / d(k_on, k_off, k_syn, k_deg) against central differences of
@@ -347,6 +349,7 @@ def _chi_square(counts, logp):
     return x2, big.sum()
 
 
+@pytest.mark.slow
 def test_ssa_matches_the_law_in_distribution():
     """Gillespie paths of the network (telegraph.network.spliced_model) against
     the law: chi-square on the joint (u, s) histogram, with a capture per
