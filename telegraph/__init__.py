@@ -55,6 +55,7 @@ _LAZY = {
 #: every submodule, importable as ``tg.<name>`` (tests/test_architecture.py
 #: checks that this lists every module of the package)
 _SUBMODULES = {"backed", "blocks", "cli", "cluster", "config", "datasets", "differential",
+               "goodness", "jointfit",
                "fitting", "get", "gradient", "histogram", "inputs", "io", "joint", "kernels",
                "network", "ondisk", "pl", "ssa", "stationary", "study", "tl"}
 

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import cluster, config
+from . import cluster, config, jointfit
 from .fitting import fit_histograms, with_capture
 from .histogram import CountHistograms, capture_groups
 from .inputs import Capture, FitSettings, KDeg, gene_positions, resolve_capture, resolve_k_deg
-from .ondisk import OnDiskMatrix, ReadPlan, check_chunk_size
+from .ondisk import OnDiskMatrix, ReadPlan, check_chunk_size, joint_histograms
 
 __all__ = ["fit_file", "histograms_file", "plan", "FilePlan"]
 
@@ -130,7 +130,8 @@ def fit_file(path, *, layer: str | None = None, capture=None, k_deg=None, genes=
              interval: str = config.INTERVAL, round_counts: bool = False,
              capture_rtol: float = config.CAPTURE_RTOL, chunk_size: int | None = None,
              n_jobs: int | None = None, progress: bool | None = config.PROGRESS, client=None,
-             chunk_genes: int | None = None) -> pd.DataFrame:
+             chunk_genes: int | None = None, unspliced_layer: str | None = None,
+             unspliced_factor: float = 1.0, model: str = "telegraph") -> pd.DataFrame:
     """Fit every gene of an ``.h5ad``/``.zarr`` count matrix without loading it.
 
     One pass over slices of the matrix builds each gene's count histogram per
@@ -172,6 +173,13 @@ def fit_file(path, *, layer: str | None = None, capture=None, k_deg=None, genes=
         (which they must be able to open: a shared file system), histograms
         are tree-reduced on the workers, and blocks of genes are fitted there
         (:mod:`telegraph.cluster`).  Same results.
+    unspliced_layer : str, optional
+        Layer of unspliced counts: fit two species per gene (``layer`` then
+        holds the spliced counts; :mod:`telegraph.jointfit`). Both layers are
+        read in the same slices (here; with ``client`` the genes are then
+        fitted on the workers). ``k_deg`` must not be given.
+    unspliced_factor, model
+        Two species: as in :func:`telegraph.fit`.
 
     Returns
     -------
@@ -183,7 +191,15 @@ def fit_file(path, *, layer: str | None = None, capture=None, k_deg=None, genes=
     p = plan(path, layer=layer, capture=capture, k_deg=k_deg, genes=genes,
              capture_rtol=capture_rtol, chunk_size=chunk_size, round_counts=round_counts,
              client=client)
-    if client is not None:
+    if unspliced_layer is not None:
+        if p.k_deg.given:
+            raise ValueError("k_deg cannot be given to a two-species fit: it estimates k_deg "
+                             "(in units of the splicing rate); leave k_deg=None")
+        jh = joint_histograms(p.read, OnDiskMatrix(_path_of(path), unspliced_layer), progress)
+        res = jointfit.fit_joint_histograms(jh, settings=settings, model=model,
+                                            unspliced_factor=unspliced_factor, n_jobs=n_jobs,
+                                            progress=progress, client=client)
+    elif client is not None:
         res = cluster.fit_read_plan(p.read, k_deg=p.k_deg, settings=settings, client=client,
                                     progress=progress)
     else:

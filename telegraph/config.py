@@ -107,3 +107,17 @@ JOINT_MAX_POINTS = 200_000
 #: eliminates states this many nats more probable than all it keeps (the sensitivities
 #: then lose about exp(JOINT_TRAP) machine epsilons)
 JOINT_TRAP = 12.0
+#: search box of the two-species fit, in units of k_splice (log-uniform bounds of
+#: k_on and k_off, of k_deg, and of k_syn); an interval reaching an end is unbounded there
+JOINT_FIT_BOUNDS = {"k_on": (1e-4, 1e3), "k_off": (1e-4, 1e3), "k_syn": (1e-4, 1e6),
+                    "k_deg": (1e-3, 1e3)}
+#: the bursty limit (k_off -> infinity at fixed burst size k_syn / k_off) of the
+#: two-species model is evaluated at k_off = JOINT_BURSTY_OFF * (k_splice + k_on + k_deg):
+#: every correction is O(1 / JOINT_BURSTY_OFF) relative
+JOINT_BURSTY_OFF = 1e3
+#: Newton steps of a two-species fit (and of each nuisance optimisation of a profile)
+JOINT_MAX_ITER = 60
+#: encoding base of (unspliced, spliced) pairs when two layers are read from disk in
+#: slices (one base for every slice): at most this many minus one unspliced molecules
+#: of a gene in a cell, and spliced counts below 2**31 / JOINT_STREAM_BASE
+JOINT_STREAM_BASE = 1 << 13

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import blocks, config
+from . import blocks, config, jointfit
+from .goodness import chernoff_lehmann
 from .histogram import CountHistograms, count_histograms
 from .inputs import Capture, FitSettings, KDeg, resolve_capture, resolve_k_deg, totals_of
 from .kernels import fit as kfit
@@ -52,8 +53,16 @@ _TARGETS = config.PROFILE_TARGETS
 def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config.MIN_CELLS,
         ci: float = config.CI, interval: str = config.INTERVAL, round_counts: bool | str = False,
         capture_rtol: float = config.CAPTURE_RTOL, n_jobs: int | None = None,
-        progress: bool | None = config.PROGRESS, client=None, chunk_genes: int | None = None) -> pd.DataFrame:
+        progress: bool | None = config.PROGRESS, client=None, chunk_genes: int | None = None,
+        unspliced=None, unspliced_factor: float = 1.0, model: str = "telegraph"
+        ) -> pd.DataFrame:
     """Fit the telegraph model to every gene of a count matrix.
+
+    With ``unspliced=`` (a second layer of the same cells and genes, e.g.
+    velocyto's), ``counts`` are the spliced counts and the telegraph model with
+    splicing is fitted to both (:mod:`telegraph.jointfit`): rates come out in
+    units of the splicing rate and k_deg, the degradation rate of spliced
+    molecules, is estimated with its interval.
 
     Parameters
     ----------
@@ -108,6 +117,18 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config
         than the matrix) are sent to the workers. Same results.
     chunk_genes : int, optional
         Genes per compiled call (progress granularity).
+    unspliced : array_like or scipy.sparse matrix, (n_cells, n_genes), optional
+        Unspliced counts: fit two species per gene (``counts`` are then the
+        spliced counts). The table is then that of
+        :func:`telegraph.jointfit.fit_layers`: ``k_on, k_off, k_syn, k_deg``
+        in units of ``k_splice`` (= 1), ``k_deg_ci_low``/``k_deg_ci_high``,
+        ``k_deg_flag`` and the columns below. ``k_deg`` must not be given.
+    unspliced_factor : float
+        Two species: capture efficiency of unspliced molecules relative to
+        spliced ones (default 1: the same capture).
+    model : {"telegraph", "bursty"}
+        Two species: the full model (default) or its bursty limit (k_off ->
+        infinity, the boundary model of Monod), for comparison.
 
     Returns
     -------
@@ -143,6 +164,14 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config
     cap = resolve_capture(capture, n_cells=n_cells, totals=totals_of(counts))
     kd = resolve_k_deg(k_deg, n_genes=n_genes)
     settings = FitSettings(ci=ci, interval=interval, min_cells=min_cells)
+    if unspliced is not None:
+        if getattr(unspliced, "shape", None) is None:
+            unspliced = np.asarray(unspliced)
+        res = jointfit.fit_layers(counts, unspliced, capture=cap, settings=settings, k_deg=kd,
+                                  genes=genes, round_counts=round_counts,
+                                  capture_rtol=capture_rtol, unspliced_factor=unspliced_factor,
+                                  model=model, n_jobs=n_jobs, progress=progress, client=client)
+        return with_capture(res, cap)
     hist = count_histograms(counts, capture=cap.efficiency, capture_rtol=capture_rtol,
                             round_counts=round_counts, genes=genes)
     res = fit_histograms(hist, k_deg=kd, settings=settings, n_jobs=n_jobs, progress=progress,
@@ -342,80 +371,6 @@ def gof_pvalues(raw):
                                        rows.grouped_info())
     flag[npar == 0] = "not_fitted"
     return x2, df, p, flag
-
-
-def chernoff_lehmann(x2, K, npar, I_full, I_g):
-    """p-values of Pearson statistics ``x2`` over ``K`` classes against laws of
-    ``npar`` parameters estimated from the ungrouped counts.
-
-    The statistic is then asymptotically chi2(K-1-p) + sum_j l_j chi2(1),
-    where l_j in [0, 1] are the eigenvalues of I^-1 (I - I_g), I the
-    information of the ungrouped counts and I_g that of the classes (leading
-    p x p blocks of ``I_full``, ``I_g``: arrays (n, 3, 3)) (Chernoff & Lehmann
-    1954); with fewer classes than parameters (K - 1 < p) it is the sum of
-    the K - 1 smallest l_j chi2(1). Using chi2(K-1-p) alone, as is common,
-    rejects too often. The weighted sum is approximated by a scaled
-    chi-square with the same mean and variance (Satterthwaite).
-
-    With a single class (K = 1: observed = expected = all cells) or
-    vanishing weights the null law is the point mass at 0: the test has no
-    power and its exact p-value is 1 (flag "one_class", "degenerate").
-
-    Returns (statistic, df, p, flag) as :func:`gof_pvalues` (flag "ok",
-    "one_class", "degenerate", or "not_computed" where the kernel gave no
-    statistic).
-    """
-    x2 = np.asarray(x2, dtype=float)
-    K = np.asarray(K, dtype=float)
-    npar = np.asarray(npar, dtype=int)
-    n = x2.shape[0]
-    has = (npar > 0) & np.isfinite(x2) & np.isfinite(K) & (K >= 2)
-    weights = np.zeros((n, 3))      # the weights l_j, ascending (at most p of them count)
-    n_w = np.zeros(n, dtype=int)    # how many of them count
-    for p in (1, 2, 3):
-        sel = has & (npar == p)
-        if not sel.any():
-            continue
-        A = np.asarray(I_full)[sel][:, :p, :p]
-        G = np.asarray(I_g)[sel][:, :p, :p]
-        l = np.ones((int(sel.sum()), p))
-        good = np.isfinite(A).all(axis=(1, 2)) & np.isfinite(G).all(axis=(1, 2))
-        if good.any():
-            w, V = np.linalg.eigh(A[good])
-            pd_ = (w > 1e-10 * np.abs(w).max(axis=1, keepdims=True)).all(axis=1)
-            w = np.where(w > 0, w, np.inf)
-            root = (V / np.sqrt(w)[:, None, :]) @ np.swapaxes(V, 1, 2)   # I^-1/2
-            M = root @ (A[good] - G[good]) @ root
-            lg = np.clip(np.linalg.eigvalsh(M), 0.0, 1.0)
-            # where the information is singular (a flat direction), count that
-            # parameter as free: conservative
-            lg[~pd_] = 1.0
-            l[good] = lg
-        l.sort(axis=1)
-        weights[sel, :p] = l
-        n_w[sel] = np.minimum(K[sel] - 1, p)
-    nu0 = np.where(has, np.maximum(K - 1 - npar, 0), 0.0)
-    mask = np.arange(3)[None, :] < n_w[:, None]
-    mean = nu0 + (weights * mask).sum(axis=1)
-    var = 2 * nu0 + 2 * (weights ** 2 * mask).sum(axis=1)
-    degenerate = has & ~(mean > 1e-8)
-    test = has & ~degenerate
-    with np.errstate(invalid="ignore", divide="ignore"):
-        c = var / (2 * mean)
-        nu = 2 * mean ** 2 / var
-        p = stats.chi2.sf(x2 / c, nu)
-    # a single class (O = E = N) or vanishing weights: the statistic's null law is
-    # the point mass at 0, and the exact p-value of that powerless test is 1
-    one = (npar > 0) & np.isfinite(x2) & (K == 1)
-    flag = np.full(n, "ok", dtype=object)
-    flag[~has] = "not_computed"
-    flag[one] = "one_class"
-    flag[degenerate] = "degenerate"
-    trivial = one | degenerate
-    stat = np.where(has, x2, np.where(one, 0.0, np.nan))
-    df = np.where(has | one, nu0, np.nan)
-    pval = np.where(test, p, np.where(trivial, 1.0, np.nan))
-    return stat, df, pval, flag
 
 
 def _gene_names(hist, n):

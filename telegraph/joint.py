@@ -169,23 +169,32 @@ class _SpliceTail:
     def __init__(self, a, b, lam, gam):
         self.X = lam / gam
         self.ab = (a, b, a / gam, b / gam)
+        self._grids = {}
 
     def _lmgf(self, theta):
         t = self.X * np.expm1(theta)
         a, b, a2, b2 = self.ab
         return np.minimum(_log_mgf_beta(t, a, b), _log_mgf_beta(t, a2, b2))
 
+    def _grid(self, th_max):
+        """theta grid up to th_max and the log MGF on it (kept: the bounds are
+        asked for many n while a box is searched)."""
+        if th_max not in self._grids:
+            th = np.sign(th_max) * np.geomspace(1e-7, abs(th_max), 240)
+            self._grids[th_max] = (th, self._lmgf(th))
+        return self._grids[th_max]
+
     def upper(self, n):
         n = np.atleast_1d(np.asarray(n, dtype=float))
         th_max = max(1.0, math.log1p(50.0 * (n.max() + 10.0) / self.X))
-        th = np.geomspace(1e-7, th_max, 240)
-        lm = self._lmgf(th)
+        # rounded up to a power of two, so that one grid serves many n (any theta
+        # gives a valid bound)
+        th, lm = self._grid(2.0 ** math.ceil(math.log2(th_max)))
         return np.minimum(0.0, np.min(lm[:, None] - th[:, None] * n[None, :], axis=0))
 
     def lower(self, n):
         n = np.atleast_1d(np.asarray(n, dtype=float))
-        th = -np.geomspace(1e-7, 60.0, 240)
-        lm = self._lmgf(th)
+        th, lm = self._grid(-60.0)
         return np.minimum(0.0, np.min(lm[:, None] - th[:, None] * n[None, :], axis=0))
 
 
@@ -378,7 +387,7 @@ def _mode_guess(a, b, lam, gam, box):
 
 
 def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, rho_s=None,
-                  want: int = 0, box=None):
+                  want: int = 0, box=None, start_box=None):
     """Per-bin log P, score and observed information for one parameter set.
 
     Parameters
@@ -399,6 +408,10 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
         :data:`telegraph.config.JOINT_EDGE_MARGIN` nats below the least probable
         requested count (or not below exp(-JOINT_TAIL + 5)) is moved out and the
         law solved again.
+    start_box : (u_lo, nu, s_lo, ns), optional
+        Without ``box``: start the adaptation from this box (e.g. the one used
+        at nearby parameters) instead of :func:`lattice_box`; it is extended to
+        hold the requested counts and grown by the same check.
 
     Returns
     -------
@@ -430,7 +443,15 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
     req_u = np.rint(u / rho_u).astype(np.int64)
     req_s = np.rint(s / rho_s).astype(np.int64)
     mg = _Marginals(a, b, lam, gam)
-    if adapt:
+    if adapt and start_box is not None:
+        # a box from nearby parameters, holding the requested counts; the check
+        # below grows it wherever its edges are not deep enough
+        lo_u = min(start_box[0], int(u.min()))
+        lo_s = min(start_box[2], int(s.min()))
+        hi_u = max(start_box[0] + start_box[1], int(max(u.max(), req_u.max())) + 2)
+        hi_s = max(start_box[2] + start_box[3], int(max(s.max(), req_s.max())) + 2)
+        box = (lo_u, hi_u - lo_u, lo_s, hi_s - lo_s)
+    elif adapt:
         pairs = np.unique(np.stack([np.concatenate([req_u, u]), np.concatenate([req_s, s])]),
                           axis=1)
         box = lattice_box(a, b, lam, gam, pairs[0], pairs[1])
@@ -469,7 +490,22 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
 
 
 def _log_binom_matrix(counts, n_lo, n_count, rho):
-    """B[k, n] = Binomial(counts[k]; n_lo + n, rho) (rho < 1)."""
+    """B[k, n] = Binomial(counts[k]; n_lo + n, rho) (rho < 1); the matrices of
+    the last few (counts, box, rho) are kept (a fit asks for the same ones at
+    every step)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    return _binom_cached(counts.tobytes(), int(n_lo), int(n_count), float(rho))
+
+
+@lru_cache(maxsize=512)
+def _binom_cached(key, n_lo, n_count, rho):
+    counts = np.frombuffer(key, dtype=np.int64)
+    out = _binom_matrix(counts, n_lo, n_count, rho)
+    out.flags.writeable = False
+    return out
+
+
+def _binom_matrix(counts, n_lo, n_count, rho):
     n = np.arange(n_lo, n_lo + n_count, dtype=float)[None, :]
     k = np.asarray(counts, dtype=float)[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):

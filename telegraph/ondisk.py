@@ -43,7 +43,8 @@ import scipy.sparse as sp
 
 from . import config
 from .blocks import progress_bar, spans
-from .histogram import CountHistograms, MergeStack, count_histograms
+from .histogram import (CountHistograms, JointHistograms, MergeStack, count_histograms,
+                        joint_count_histograms)
 from .inputs import listing, row_totals
 
 __all__ = ["OnDiskMatrix", "ReadPlan", "read_obs_var", "is_ondisk", "count_cells",
@@ -420,3 +421,63 @@ class ReadPlan:
         finally:
             if bar is not None:
                 bar.close()
+
+
+def joint_histograms(plan: ReadPlan, unspliced: OnDiskMatrix,
+                     progress: bool = False) -> JointHistograms:
+    """Per-gene histograms of (unspliced, spliced) pairs of two layers of one
+    file, read slice by slice (``plan.matrix`` holds the spliced counts).
+
+    Both layers are read in the same slices (by cells for CSR or dense, by
+    genes for CSC: store both in the same format) and each slice's pairs are
+    counted with the fixed base :data:`telegraph.config.JOINT_STREAM_BASE`, so
+    that the slices' histograms merge.
+    """
+    m = plan.matrix
+    if tuple(unspliced.shape) != tuple(m.shape):
+        raise ValueError(f"{unspliced.where} has shape {unspliced.shape} but {m.where} "
+                         f"{m.shape}; the two layers must hold the same cells and genes")
+    by_genes = "csc" in (m.format, unspliced.format)
+    if by_genes and {m.format, unspliced.format} == {"csc", "csr"}:
+        raise ValueError(f"{m.where} is {m.format} and {unspliced.where} "
+                         f"{unspliced.format}; store both layers in the same sparse format "
+                         "to read them from disk")
+    base = config.JOINT_STREAM_BASE
+
+    def count(U, S, groups, genes, where):
+        try:
+            return joint_count_histograms(U, S, base=base, groups=groups,
+                                          round_counts=plan.round_counts, genes=genes).hist
+        except ValueError as exc:
+            raise ValueError(f"{exc} (in {where})") from None
+
+    bar = progress_bar(plan.n_genes if by_genes else m.n_cells, "telegraph read", progress,
+                       unit="gene" if by_genes else "cell", unit_scale=True)
+    groups_all = (plan.group_of_cell, plan.group_capture)
+    try:
+        with m.reader() as rs, unspliced.reader() as ru:
+            if by_genes:
+                parts = []
+                done = 0
+                for first, stop, pos in plan.gene_blocks():
+                    names = plan.names[done:done + pos.shape[0]]
+                    S = rs.genes(first, stop)[:, pos]
+                    U = ru.genes(first, stop)[:, pos]
+                    parts.append(count(U, S, groups_all, names, m.where))
+                    done += pos.shape[0]
+                    if bar is not None:
+                        bar.update(pos.shape[0])
+                return JointHistograms(CountHistograms.concat(parts), base)
+            stack = MergeStack()
+            for a, b in m.cell_spans(plan.chunk_size):
+                S, U = rs.cells(a, b), ru.cells(a, b)
+                if plan.columns is not None:
+                    S, U = S[:, plan.columns], U[:, plan.columns]
+                stack.push(count(U, S, (plan.group_of_cell[a:b], plan.group_capture),
+                                 plan.names, m.where))
+                if bar is not None:
+                    bar.update(b - a)
+            return JointHistograms(stack.result(), base)
+    finally:
+        if bar is not None:
+            bar.close()

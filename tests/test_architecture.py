@@ -29,8 +29,9 @@ PACKAGE = REPO / "telegraph"
 #: may only point to the same layer or one below
 LAYERS = {
     0: {"config", "inputs", "kernels"},
-    1: {"stationary", "joint", "ssa", "network", "gradient", "histogram", "blocks"},
-    2: {"fitting", "differential", "study", "datasets"},
+    1: {"stationary", "joint", "ssa", "network", "gradient", "histogram", "blocks",
+        "goodness"},
+    2: {"fitting", "jointfit", "differential", "study", "datasets"},
     3: {"io", "ondisk", "get", "cluster", "backed", "tl", "pl"},
     4: {"cli", "__main__"},
 }

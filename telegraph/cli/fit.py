@@ -92,6 +92,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--layer", metavar="L",
         help="AnnData layer holding the raw counts (default: X); .h5ad/.loom/.zarr only")
     data.add_argument(
+        "--unspliced-layer", metavar="L",
+        help="AnnData layer of unspliced counts (velocyto/STARsolo/kb-python: "
+             "'unspliced', with --layer spliced): fit the telegraph model with splicing to "
+             "both layers. Rates are then in units of the splicing rate (k_splice = 1) and "
+             "k_deg, the degradation rate of spliced mRNA, is estimated with its interval "
+             "(k_deg_ci_low, k_deg_ci_high, k_deg_flag); not with --k-deg")
+    data.add_argument(
+        "--unspliced-factor", metavar="F", type=float, default=1.0,
+        help="with --unspliced-layer: capture efficiency of unspliced molecules relative "
+             "to spliced ones (default: 1, the same)")
+    data.add_argument(
         "--cells-in-rows", action="store_true",
         help="text tables only: rows are cells and the header names genes (the "
              "transpose of txburst's genes x cells layout)")
@@ -170,6 +181,14 @@ def _validate_args(args) -> None:
         raise CLIError("no input: give a COUNTS file (or --example for the bundled data)")
     check_settings(args)
     check_at_least_one("--jobs", args.jobs)
+    if args.unspliced_layer is not None and args.k_deg is not None:
+        raise CLIError("--k-deg cannot be combined with --unspliced-layer: the two-species "
+                       "fit estimates k_deg (in units of the splicing rate); drop --k-deg")
+    if args.unspliced_factor != 1.0 and args.unspliced_layer is None:
+        raise CLIError("--unspliced-factor needs --unspliced-layer")
+    if not (math.isfinite(args.unspliced_factor) and args.unspliced_factor > 0):
+        raise CLIError(f"--unspliced-factor must be a positive number, got "
+                       f"{args.unspliced_factor}")
     if args.chunk_size is not None and args.chunk_size < 1:
         raise CLIError(f"--chunk-size must be at least 1 cell, got {args.chunk_size}")
     if args.example and (args.backed or args.chunk_size is not None):
@@ -185,6 +204,14 @@ def _write_outputs(args, table, input_path, write_h5ad) -> None:
     if args.output:
         writes.append((args.output, write_h5ad))
     write_outputs(writes)
+
+
+def _two_species(args) -> dict:
+    """Keyword arguments of a two-species fit (none for one species)."""
+    if args.unspliced_layer is None:
+        return {}
+    return {"unspliced_layer": args.unspliced_layer,
+            "unspliced_factor": args.unspliced_factor}
 
 
 def _result_table(adata, genes):
@@ -302,6 +329,11 @@ def run(args) -> int:
     else:
         source = str(input_path)
         adata = read_input(input_path, layer=args.layer, cells_in_rows=args.cells_in_rows)
+        if args.unspliced_layer is not None:
+            try:
+                tio.check_layer(adata, args.unspliced_layer, source=source)
+            except ValueError as exc:
+                raise CLIError(one_line(exc)) from None
 
     genes = parse_genes(args.genes) if args.genes else None
     check_genes(genes, adata, source=source)
@@ -315,7 +347,8 @@ def run(args) -> int:
         tg.tl.fit(adata, layer=args.layer, capture=capture, k_deg=k_deg, genes=genes,
                   min_cells=args.min_cells, ci=args.ci, interval=args.interval,
                   round_counts=round_option(args), n_jobs=args.jobs, progress=progress,
-                  key_added=KEY, **({} if client is None else {"client": client}))
+                  key_added=KEY, **({} if client is None else {"client": client}),
+                  **_two_species(args))
     except (ValueError, KeyError) as exc:
         raise CLIError(as_cli_advice(one_line(exc))) from None
     finally:
@@ -362,14 +395,15 @@ def _run_streamed(args, input_path: Path, t0: float) -> int:
                        genes=genes, min_cells=args.min_cells, ci=args.ci,
                        interval=args.interval, round_counts=round_option(args),
                        chunk_size=args.chunk_size, n_jobs=args.jobs, progress=progress,
-                       client=client)
+                       client=client, **_two_species(args))
     except (ValueError, KeyError) as exc:
         raise CLIError(as_cli_advice(one_line(exc))) from None
     except FileNotFoundError as exc:  # a Dask worker could not open the file
         raise CLIError(one_line(exc)) from None
     finally:
         close_client(client)
-    store_results(adata, res, key_added=KEY, layer=args.layer, capture=capture, k_deg=k_deg)
+    store_results(adata, res, key_added=KEY, layer=args.layer, capture=capture, k_deg=k_deg,
+                  unspliced_layer=args.unspliced_layer)
     table = _result_table(adata, genes)
     _write_outputs(args, table, input_path,
                    lambda: tio.write_h5ad_annotations_atomic(input_path, args.output, adata,

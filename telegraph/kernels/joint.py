@@ -83,14 +83,14 @@ UNDERFLOW = 1        # a pivot (escape rate) underflowed: the box holds states o
 # the lattice
 # ---------------------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _coords(st, nu):
     g = st & 1
     p = st >> 1
     return g, p % nu, p // nu
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _rate(src, dst, u_lo, nu, s_lo, ns, par):
     """Rate of the transition src -> dst of the box chain (0 if none)."""
     g1, i1, j1 = _coords(src, nu)
@@ -110,7 +110,7 @@ def _rate(src, dst, u_lo, nu, s_lo, ns, par):
     return 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _neighbours(st, nu, ns, out):
     """States that st can jump to or be reached from (same box); returns count."""
     g, i, j = _coords(st, nu)
@@ -130,7 +130,7 @@ def _neighbours(st, nu, ns, out):
 # elimination (factorisation) and the stationary law
 # ---------------------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def factorize(fptr, fr, nel, kid, own, u_lo, nu, s_lo, ns, par):
     """Eliminate every state but the last of the root front.
 
@@ -192,7 +192,7 @@ def factorize(fptr, fr, nel, kid, own, u_lo, nu, s_lo, ns, par):
     return pool, fac_ptr, piv, status
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _eliminate(F, ne, f, fr, f0, piv):
     """Eliminate front states 0..ne-1 of the dense front F in place: for each
     pivot t, q_t = sum_{j > t} F[t, j] (the GTH pivot) and
@@ -239,7 +239,7 @@ def _eliminate(F, ne, f, fr, f0, piv):
     return bad
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _front_scale(logpi, fr, f0, f, v):
     """v[p] = pi / exp(m) for the front's states with known log pi (p >= 0 given),
     m the largest of them; returns m."""
@@ -253,7 +253,7 @@ def _front_scale(logpi, fr, f0, f, v):
     return m
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def stationary(fptr, fr, nel, pool, fac_ptr, piv):
     """log pi of every state (normalised), by back-substitution through the
     fronts: pi_e = sum_j pi_j q(j, e) / q_e over the states j still present
@@ -318,7 +318,7 @@ def stationary(fptr, fr, nel, pool, fac_ptr, piv):
     return logpi
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def trap_depth(fptr, fr, nel, logpi):
     """Largest excess, over the nodes of the tree, of the log probability of
     what a node eliminates over what it keeps (the root keeps its last state,
@@ -343,7 +343,7 @@ def trap_depth(fptr, fr, nel, logpi):
     return worst
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def argmax_point(logpi, nu):
     """(i, j) lattice offsets of the most probable state."""
     s = np.argmax(logpi)
@@ -351,7 +351,7 @@ def argmax_point(logpi, nu):
     return i, j
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def edge_max(logpi, nu, ns):
     """Largest log pi on each edge of the box: (u low, u high, s low, s high)."""
     out = np.full(4, -np.inf)
@@ -370,7 +370,7 @@ def edge_max(logpi, nu, ns):
 # sensitivities
 # ---------------------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _inflow(kind, st, logpi, u_lo, nu, s_lo, ns):
     """For the reaction type ``kind`` (0 on, 1 off, 2 transcription,
     3 degradation; the parameter is its rate constant theta): the state x that
@@ -409,7 +409,7 @@ def _inflow(kind, st, logpi, u_lo, nu, s_lo, ns):
     return x, c, d
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def first_rhs(logpi, u_lo, nu, s_lo, ns):
     """Right-hand sides (divided by pi) of the first sensitivities: for theta
     in (a, b, lam, gam), beta(y) = -(c(y) - d(y)) (see :func:`_inflow`)."""
@@ -422,7 +422,7 @@ def first_rhs(logpi, u_lo, nu, s_lo, ns):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def second_rhs(logpi, h, u_lo, nu, s_lo, ns):
     """Right-hand sides (divided by pi) of the second sensitivities, from the
     first ones h (d log pi): for each pair (k, l),
@@ -450,7 +450,7 @@ def second_rhs(logpi, h, u_lo, nu, s_lo, ns):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _ratio(v, lp, a, b):
     """pi_a / pi_b from the front-scaled values, or from log pi when one of
     them underflowed the front's scale."""
@@ -459,7 +459,7 @@ def _ratio(v, lp, a, b):
     return math.exp(lp[a] - lp[b])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def solve_scaled(fptr, fr, nel, pool, fac_ptr, piv, logpi, beta):
     """Solve x^T Q = (pi * beta)^T for x = pi * h, returned as h (one column per
     right-hand side), normalised so that sum_x pi h = 0.
@@ -533,7 +533,7 @@ def solve_scaled(fptr, fr, nel, pool, fac_ptr, piv, logpi, beta):
 # tables of the counts' law (the promoter summed out)
 # ---------------------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def count_tables(logpi, h, K, nu, ns, want):
     """Tables over the box of the law of the counts (promoter summed out),
     scaled by exp(-top), top = max log pi:
@@ -566,7 +566,7 @@ def count_tables(logpi, h, K, nu, ns, want):
     return Y, top
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def factor_stationary(fptr, fr, nel, kid, own, u_lo, nu, s_lo, ns, par):
     """Eliminate and back-substitute: (pool, fac_ptr, piv, status, logpi,
     trap depth, (i, j) of the most probable state, edge maxima)."""
@@ -577,7 +577,7 @@ def factor_stationary(fptr, fr, nel, kid, own, u_lo, nu, s_lo, ns, par):
     return pool, fac_ptr, piv, status, logpi, depth, i, j, edge_max(logpi, nu, ns)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def derive_tables(fptr, fr, nel, pool, fac_ptr, piv, logpi, u_lo, nu, s_lo, ns, want):
     """Sensitivities as needed by ``want`` (0: none; 1: first; 2: and second)
     from a factorisation and its stationary law, summed into

@@ -22,7 +22,8 @@ def fit(adata, *, layer: str | None = None, capture=None, k_deg=None, genes=None
         interval: str = config.INTERVAL, round_counts: bool = False,
         capture_rtol: float = config.CAPTURE_RTOL, n_jobs: int | None = None,
         progress: bool | None = config.PROGRESS, key_added: str = config.FIT_KEY, copy: bool = False,
-        client=None, chunk_size: int | None = None):
+        client=None, chunk_size: int | None = None, unspliced_layer: str | None = None,
+        unspliced_factor: float = 1.0, model: str = "telegraph"):
     """Fit burst kinetics to every gene of ``adata`` (scanpy style).
 
     Parameters
@@ -52,6 +53,15 @@ def fit(adata, *, layer: str | None = None, capture=None, k_deg=None, genes=None
         is fitted from its file without loading the matrix
         (:func:`telegraph.fit_file`; with ``client``, the Dask workers read
         the file themselves).
+    unspliced_layer : str, optional
+        Layer of unspliced counts (velocyto, STARsolo, kb-python: ``"unspliced"``;
+        then ``layer="spliced"``): fit the telegraph model with splicing to
+        both layers (:mod:`telegraph.jointfit`). Rates are then in units of the
+        splicing rate and ``k_deg`` (of spliced molecules) is estimated, with
+        ``k_deg_ci_low``/``k_deg_ci_high`` and ``k_deg_flag``; ``k_deg`` must
+        not be given.
+    unspliced_factor, model
+        Two species: as in :func:`telegraph.fit`.
     key_added : str
         Results go to ``adata.var[f"{key_added}_{column}"]`` and the settings
         to ``adata.uns[key_added]``.
@@ -74,23 +84,32 @@ def fit(adata, *, layer: str | None = None, capture=None, k_deg=None, genes=None
     idx = None if genes is None else gene_positions(genes, names, where="adata.var_names")
     common = dict(min_cells=min_cells, ci=ci, interval=interval, round_counts=round_counts,
                   capture_rtol=capture_rtol, n_jobs=n_jobs, progress=progress, client=client)
+    joint = {} if unspliced_layer is None else dict(unspliced_factor=unspliced_factor,
+                                                    model=model)
     if getattr(adata, "isbacked", False):
         res = fit_file(adata.filename, layer=layer, capture=capture, k_deg=k_deg, genes=idx,
-                       chunk_size=chunk_size, **common)
+                       chunk_size=chunk_size, unspliced_layer=unspliced_layer, **joint,
+                       **common)
     else:
         X = counts(adata, layer)
+        if unspliced_layer is not None:
+            joint["unspliced"] = counts(adata, unspliced_layer)
         cap = resolve_capture(capture, n_cells=adata.n_obs, obs=adata.obs,
                               totals=totals_of(X), where="adata.obs")
         kd = resolve_k_deg(k_deg, n_genes=adata.n_vars, var=adata.var, where="adata.var")
         if idx is not None:
             X, kd, names = X[:, idx], kd.subset(idx), names[idx]
-        res = _fit(X, capture=cap, k_deg=kd, genes=names, **common)
-    store_results(adata, res, key_added=key_added, layer=layer, capture=capture, k_deg=k_deg)
+            if "unspliced" in joint:
+                joint["unspliced"] = joint["unspliced"][:, idx]
+        res = _fit(X, capture=cap, k_deg=kd, genes=names, **joint, **common)
+    store_results(adata, res, key_added=key_added, layer=layer, capture=capture, k_deg=k_deg,
+                  unspliced_layer=unspliced_layer)
     return adata if copy else None
 
 
 def store_results(adata, res: pd.DataFrame, *, key_added: str = config.FIT_KEY,
-                  layer: str | None = None, capture=None, k_deg=None) -> None:
+                  layer: str | None = None, capture=None, k_deg=None,
+                  unspliced_layer: str | None = None) -> None:
     """Write a result table of :func:`telegraph.fit` into ``adata.var``/``adata.uns``.
 
     Results of an earlier fit under ``key_added`` are replaced. Genes missing
@@ -128,6 +147,7 @@ def store_results(adata, res: pd.DataFrame, *, key_added: str = config.FIT_KEY,
         "version": __version__,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "layer": "X" if layer is None else layer,
+        **({} if unspliced_layer is None else {"unspliced_layer": unspliced_layer}),
         "capture": capture_record(capture),
         "k_deg": k_deg_record(k_deg),
         **settings,

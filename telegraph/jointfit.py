@@ -1,0 +1,805 @@
+"""Per-gene fits of the telegraph model with splicing: unspliced + spliced counts.
+
+docs/maths.md, "Two species: unspliced and spliced" and "Fitting two species".
+Each gene's cells are compressed to a histogram of (unspliced, spliced) count
+pairs by capture group (:func:`telegraph.histogram.joint_count_histograms`);
+the exact joint likelihood, its exact score and observed information come from
+the master equation solved by :mod:`telegraph.joint` (no numerical
+differentiation anywhere). Rates are identified relative to one time scale and
+are reported in units of the splicing rate (k_splice = 1): k_on, k_off, k_syn
+and k_deg, the degradation rate of spliced molecules, now estimated with an
+interval.
+
+Per gene: Newton's method with the observed information on the log-rates from
+the best of a few moment-based starts, inside the search box
+:data:`telegraph.config.JOINT_FIT_BOUNDS`; profile-likelihood intervals for
+burst frequency (k_on), burst size (k_syn/k_off), k_off, k_syn and k_deg (the
+nuisance rates re-maximised by Newton at each point, the end found by Newton's
+method on the signed root of the likelihood ratio); the regime (the bursty
+limit k_off -> infinity, Monod's boundary model, when the likelihood is flat
+towards it; constitutive/Poisson when the two-Poisson law fits as well) and
+whether k_deg is bounded; and a Pearson goodness of fit over (u, s) classes,
+calibrated for estimated parameters (:func:`telegraph.goodness.chernoff_lehmann`).
+Genes run in parallel on threads (the compiled kernels release the GIL) or, with
+a Dask client, in blocks on the workers (:mod:`telegraph.blocks`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from scipy.special import gammaln
+
+from . import blocks, config
+from .goodness import chernoff_lehmann
+from .histogram import JointHistograms, joint_count_histograms
+from .inputs import Capture, FitSettings, KDeg
+from .joint import evaluate_bins, lattice_box
+
+__all__ = ["fit_layers", "fit_joint_histograms", "fit_gene", "JOINT_REGIMES", "K_DEG_FLAGS",
+           "JOINT_TARGETS", "MODELS", "bursty_rates"]
+
+log = logging.getLogger("telegraph")
+
+#: regimes of a two-species fit (the ``regime`` column)
+JOINT_REGIMES = ("telegraph", "bursty", "poisson", "too_few_cells", "all_zero")
+#: the estimates each regime fills; k_deg also needs ``k_deg_flag == "identified"``
+#: to be bounded on both sides
+JOINT_IDENTIFIED = {
+    "telegraph": "k_on,k_off,k_syn,k_deg,burst_frequency,burst_size,fraction_on,"
+                 "mean_expression",
+    "bursty": "k_on,k_deg,burst_frequency,burst_size,mean_expression",
+    "poisson": "k_deg,mean_expression",
+    "too_few_cells": "",
+    "all_zero": "",
+}
+#: ``k_deg_flag``: whether the data bound k_deg / k_splice. "fast_degradation": no
+#: upper bound (spliced counts too few to tell how fast they go); "slow_degradation":
+#: no lower bound (unspliced too few); "not_identified": neither
+K_DEG_FLAGS = ("identified", "fast_degradation", "slow_degradation", "not_identified",
+               "not_fitted")
+#: quantities with intervals, in the order of the fit's log coordinates' targets
+JOINT_TARGETS = ("burst_frequency", "burst_size", "k_off", "k_syn", "k_deg")
+#: the models :func:`fit_layers` fits: the full telegraph model, or its bursty limit
+MODELS = ("telegraph", "bursty")
+
+
+# ---------------------------------------------------------------------------
+# parameterisations
+# ---------------------------------------------------------------------------
+
+def bursty_rates(y):
+    """Rates (a, b, lam, gam) in units of k_splice of the bursty-limit model at
+    y = (log k_on, log burst size, log k_deg): k_off = JOINT_BURSTY_OFF * (1 +
+    k_on + k_deg) and k_syn = burst size * k_off; with the Jacobian d theta / d y
+    (4 x 3) and the second derivatives (4 x 3 x 3)."""
+    a, B, gam = np.exp(y)
+    K = config.JOINT_BURSTY_OFF
+    b = K * (1.0 + a + gam)
+    theta = np.array([a, b, B * b, gam])
+    J = np.zeros((4, 3))
+    J[0, 0] = a
+    J[1, 0], J[1, 2] = K * a, K * gam
+    J[2, 0], J[2, 1], J[2, 2] = B * K * a, B * b, B * K * gam
+    J[3, 2] = gam
+    T = np.zeros((4, 3, 3))
+    T[0, 0, 0] = a
+    T[1, 0, 0], T[1, 2, 2] = K * a, K * gam
+    T[2, 0, 0] = T[2, 0, 1] = T[2, 1, 0] = B * K * a
+    T[2, 1, 1] = B * b
+    T[2, 1, 2] = T[2, 2, 1] = T[2, 2, 2] = B * K * gam
+    T[3, 2, 2] = gam
+    return theta, J, T
+
+
+def _full_rates(y):
+    theta = np.exp(y)
+    T = np.zeros((4, 4, 4))
+    for i in range(4):
+        T[i, i, i] = theta[i]
+    return theta, np.diag(theta), T
+
+
+class _Gene:
+    """One gene's bins and its log-likelihood in a model's coordinates y.
+
+    The bins are reduced once to distinct (u, s, capture ratios); the lattice
+    box of the last evaluation is reused as the start of the next one while
+    the parameters stay within :data:`_BOX_REUSE` (log scale) of those it was
+    made for (:func:`telegraph.joint.evaluate_bins` still grows it wherever
+    needed, so accuracy is unchanged)."""
+
+    def __init__(self, u, s, w, cs, cu, model="telegraph"):
+        self.rates = _full_rates if model == "telegraph" else bursty_rates
+        self.c_ref = float(max(cs.max(), cu.max()))
+        bins = np.stack([u, s, cu / self.c_ref, cs / self.c_ref], axis=1)
+        ub, inv = np.unique(bins, axis=0, return_inverse=True)
+        self.wb = np.bincount(inv.ravel(), weights=w, minlength=ub.shape[0])
+        self.ub = ub[:, 0].astype(np.int64)
+        self.sb = ub[:, 1].astype(np.int64)
+        self.rho_u = ub[:, 2].copy()
+        self.rho_s = ub[:, 3].copy()
+        self.scale = np.array([1.0, 1.0, self.c_ref, 1.0])
+        self.box = None
+        self.box_at = None
+        self.n_eval = 0
+
+    def loglik(self, theta, want):
+        """(ll, grad, info) in (a, b, lam, gam) at capture 1."""
+        a, b, lam, gam = theta
+        lt = np.log(theta)
+        start = None
+        if self.box is not None and np.max(np.abs(lt - self.box_at)) < _BOX_REUSE:
+            start = self.box
+        rows, box = evaluate_bins(a, b, self.c_ref * lam, gam, self.ub, self.sb, self.rho_u,
+                                  self.rho_s, want, start_box=start)
+        if start is None:
+            self.box, self.box_at = box, lt
+        else:
+            self.box = box
+        ll = float(np.sum(self.wb * rows.logp))
+        if want < 1:
+            return ll, None, None
+        grad = np.sum(self.wb[:, None] * rows.score, axis=0) * self.scale
+        if want < 2:
+            return ll, grad, None
+        info = np.einsum("m,mij->ij", self.wb, rows.info) * np.outer(self.scale, self.scale)
+        return ll, grad, info
+
+    def __call__(self, y, want=2):
+        """(loglik, gradient, information) in y; loglik -inf where the law cannot
+        be evaluated (a lattice beyond JOINT_MAX_POINTS)."""
+        theta, J, T = self.rates(np.asarray(y, float))
+        self.n_eval += 1
+        try:
+            ll, g4, I4 = self.loglik(theta, max(want, 1))
+        except (ValueError, FloatingPointError, ZeroDivisionError):
+            return -np.inf, None, None
+        if not np.isfinite(ll):
+            return -np.inf, None, None
+        g = J.T @ g4
+        if want < 2:
+            return ll, g, None
+        info = J.T @ I4 @ J - np.einsum("i,ijk->jk", g4, T)
+        return ll, g, info
+
+
+#: a lattice box is reused while the log-rates move less than this from where it was made
+_BOX_REUSE = 0.3
+
+
+# ---------------------------------------------------------------------------
+# Newton's method in a box
+# ---------------------------------------------------------------------------
+
+def _newton_step(g, info):
+    """Ascent direction from the gradient and the information (eigenvalues
+    floored at a small positive fraction of the largest, so the step always
+    climbs)."""
+    w, V = np.linalg.eigh(0.5 * (info + info.T))
+    top = max(float(np.max(np.abs(w))), 1e-12)
+    w = np.maximum(np.abs(w), 1e-8 * top + 1e-12)
+    return V @ ((V.T @ g) / w)
+
+
+def _maximise(f, y0, lo, hi, free=None, max_iter=None, tol=1e-7, state=None):
+    """Maximise f over the box [lo, hi] in the free coordinates (the others
+    stay at y0). Projected Newton with backtracking; coordinates on a bound
+    whose gradient points out are held there.
+
+    Returns (y, loglik, gradient, information, iterations, converged)."""
+    max_iter = config.JOINT_MAX_ITER if max_iter is None else max_iter
+    y = np.clip(np.asarray(y0, float), lo, hi)
+    free = np.ones(y.shape, bool) if free is None else np.asarray(free, bool)
+    ll, g, info = f(y) if state is None else state
+    if not np.isfinite(ll):
+        return y, ll, g, info, 0, False
+    for it in range(1, max_iter + 1):
+        act = free & ~(((y <= lo) & (g < 0)) | ((y >= hi) & (g > 0)))
+        if not act.any():
+            return y, ll, g, info, it, True
+        d = np.zeros_like(y)
+        d[act] = _newton_step(g[act], info[np.ix_(act, act)])
+        dec = float(g[act] @ d[act])
+        if dec < tol:
+            return y, ll, g, info, it, True
+        n = np.max(np.abs(d))
+        if n > 2.0:
+            d *= 2.0 / n
+        t = 1.0
+        for _ in range(30):
+            y_new = np.clip(y + t * d, lo, hi)
+            res = f(y_new)
+            if res[0] >= ll + 1e-4 * t * min(dec, 1.0) or (
+                    np.isfinite(res[0]) and res[0] >= ll and t < 1e-3):
+                break
+            t *= 0.5
+        else:
+            return y, ll, g, info, it, dec < 1e-3
+        if not np.isfinite(res[0]):
+            return y, ll, g, info, it, False
+        gain = res[0] - ll
+        y, (ll, g, info) = y_new, res
+        if gain < 0.1 * tol and t < 1.0:
+            return y, ll, g, info, it, True
+    return y, ll, g, info, max_iter, False
+
+
+# ---------------------------------------------------------------------------
+# profile intervals
+# ---------------------------------------------------------------------------
+
+def _target_basis(model, name):
+    """(A, k): y = A z with the target the k-th coordinate of z."""
+    if model == "telegraph":
+        if name == "burst_size":      # z = (log a, log b, log(lam/b), log gam)
+            A = np.eye(4)
+            A[2, 1] = 1.0
+            return A, 2
+        return np.eye(4), {"burst_frequency": 0, "k_off": 1, "k_syn": 2, "k_deg": 3}[name]
+    return np.eye(3), {"burst_frequency": 0, "burst_size": 1, "k_deg": 2}[name]
+
+
+def _profile_side(gene, yhat, llhat, lo, hi, A, k, sign, drop, se):
+    """One end of the profile interval of z_k (y = A z): the value where the
+    profile log-likelihood has fallen by ``drop``, or +-inf (unbounded within
+    the search box). Newton's method on the signed root of the likelihood
+    ratio, safeguarded by bisection."""
+    Ainv = np.linalg.inv(A)
+    zhat = Ainv @ yhat
+    # the box in z: bounds of y mapped through (z-box of coordinate k from the y-box)
+    ylo, yhi = lo, hi
+    if np.allclose(A, np.eye(A.shape[0])):
+        zlo, zhi = ylo.copy(), yhi.copy()
+    else:
+        zlo = np.full(A.shape[0], -np.inf)
+        zhi = np.full(A.shape[0], np.inf)
+        for j in range(A.shape[0]):
+            row = Ainv[j]
+            zlo[j] = np.sum(np.where(row > 0, row * ylo, row * yhi))
+            zhi[j] = np.sum(np.where(row > 0, row * yhi, row * ylo))
+    edge = zhi[k] if sign > 0 else zlo[k]
+
+    def fz(z):
+        y = A @ z
+        if np.any(y < ylo - 1e-9) or np.any(y > yhi + 1e-9):
+            return -np.inf, None, None
+        ll, g, info = gene(y)
+        if not np.isfinite(ll):
+            return ll, None, None
+        return ll, A.T @ g, A.T @ info @ A
+
+    free = np.ones(A.shape[0], bool)
+    free[k] = False
+    target = math.sqrt(2.0 * drop)
+    step = se * target if np.isfinite(se) and se > 0 else 1.0
+    step = min(max(step, 0.05), 5.0)
+    inside, outside = zhat[k], None       # the bracket: D < drop at inside, > at outside
+    z = zhat.copy()
+    tau = zhat[k] + sign * step
+    for _ in range(12):
+        if sign * (tau - edge) >= 0:
+            tau = edge
+        z_try = z.copy()
+        z_try[k] = tau
+        zs, ll, g, _, _, _ = _maximise(fz, z_try, zlo, zhi, free=free, max_iter=25, tol=1e-4)
+        if not np.isfinite(ll):
+            # beyond what can be evaluated: treat as far out
+            outside = tau
+            tau = 0.5 * (inside + outside)
+            continue
+        D = max(llhat - ll, 0.0)
+        rho = math.sqrt(2.0 * D)
+        if D < drop:
+            inside = tau
+            z = zs
+            if tau == edge:
+                return sign * np.inf
+        else:
+            outside = tau
+        if abs(rho - target) < 0.03:
+            return tau
+        slope = -sign * g[k] / rho if rho > 1e-8 else 0.0   # d rho / d |tau - zhat|
+        if slope > 1e-8:
+            new = tau + sign * (target - rho) / slope
+        else:
+            new = tau + sign * abs(tau - zhat[k]) if outside is None else np.nan
+        if outside is not None and not (min(inside, outside) < new < max(inside, outside)):
+            new = 0.5 * (inside + outside)
+        if outside is not None and abs(outside - inside) < 1e-3:
+            return 0.5 * (inside + outside)
+        tau = new
+    return tau if outside is not None else sign * np.inf
+
+
+def _wald_se(info, A, k):
+    """Standard error of z_k (y = A z) from the information in y."""
+    try:
+        Iz = A.T @ info @ A
+        cov = np.linalg.inv(Iz)
+        v = cov[k, k]
+        return math.sqrt(v) if v > 0 else np.inf
+    except np.linalg.LinAlgError:
+        return np.inf
+
+
+# ---------------------------------------------------------------------------
+# one gene
+# ---------------------------------------------------------------------------
+
+def _bounds(model):
+    B = config.JOINT_FIT_BOUNDS
+    if model == "telegraph":
+        names = ("k_on", "k_off", "k_syn", "k_deg")
+    else:
+        names = ("k_on", "k_syn", "k_deg")
+    lo = np.log([B[n][0] for n in names])
+    hi = np.log([B[n][1] for n in names])
+    if model == "bursty":       # burst size: k_syn over k_off's upper bound .. over its lower
+        lo[1], hi[1] = math.log(1e-4), math.log(1e4)
+    return lo, hi
+
+
+def _starts(u, s, w, cs, cu, model):
+    """Moment-based starting points in the model's coordinates: the means fix
+    k_syn * fraction on and k_deg; for a few fractions on, the Fano factor of
+    the unspliced (units of k_splice) or of the spliced counts (approximately
+    units of k_deg) fixes k_on + k_off."""
+    n = w.sum()
+    mu_u = float(np.sum(w * u) / n)
+    mu_s = float(np.sum(w * s) / n)
+    cu_bar = float(np.sum(w * cu) / n)
+    cs_bar = float(np.sum(w * cs) / n)
+    m_u = max(mu_u / cu_bar, 1e-3)     # means at capture 1
+    m_s = max(mu_s / cs_bar, 1e-3)
+    gam = m_u / m_s
+    fano_u = max(float(np.sum(w * (u - mu_u) ** 2) / n) / max(mu_u, 1e-9) - 1.0, 1e-3)
+    fano_s = max(float(np.sum(w * (s - mu_s) ** 2) / n) / max(mu_s, 1e-9) - 1.0, 1e-3)
+    out = []
+    for f in (0.05, 0.3, 0.8):
+        for which in ("u", "s"):
+            if which == "u":
+                S = mu_u * (1 - f) / (f * fano_u) - 1.0
+            else:
+                S = gam * (mu_s * (1 - f) / (f * fano_s) - 1.0)
+            S = max(S, 1e-2)
+            a, b, lam = f * S, (1 - f) * S, m_u / f
+            if model == "telegraph":
+                out.append(np.log([a, b, lam, gam]))
+            else:
+                out.append(np.log([a, lam / (b + 1.0), gam]))
+    return out
+
+
+def _poisson_loglik(u, s, w, cs, cu):
+    """Maximum of the constitutive (two independent Poisson) law; returns
+    (loglik, mean unspliced, mean spliced) at capture 1."""
+    mu = float(np.sum(w * u) / np.sum(w * cu))
+    ms = float(np.sum(w * s) / np.sum(w * cs))
+    ll = 0.0
+    for x, c, m in ((u, cu, mu), (s, cs, ms)):
+        lam = c * m
+        with np.errstate(divide="ignore", invalid="ignore"):
+            term = np.where(x > 0, x * np.log(np.where(lam > 0, lam, 1.0)), 0.0) - lam \
+                - gammaln(x + 1.0)
+        ll += float(np.sum(w * term))
+    return ll, mu, ms
+
+
+def _gof(theta, y_info, u, s, w, cs, cu, min_expected):
+    """Pearson statistic over (u, s) classes against the fitted law: every
+    lattice point expecting at least ``min_expected`` cells is a class, the
+    rest one class. Returns (X2, K, information of the classes in log
+    coordinates) (NaN where not computed)."""
+    a, b, lam, gam = theta
+    c_ref = float(max(cs.max(), cu.max()))
+    box = lattice_box(a, b, c_ref * lam, gam)
+    u_lo, nu, s_lo, ns = box
+    if nu * ns > config.JOINT_MAX_POINTS // 2:
+        return np.nan, np.nan, np.full((4, 4), np.nan)
+    pairs = np.unique(np.stack([cu / c_ref, cs / c_ref], axis=1), axis=0)
+    grp_cells = np.array([w[(cu / c_ref == pu) & (cs / c_ref == ps)].sum() for pu, ps in pairs])
+    uu, ss = np.meshgrid(np.arange(u_lo, u_lo + nu), np.arange(s_lo, s_lo + ns), indexing="ij")
+    uu, ss = uu.ravel(), ss.ravel()
+    E = np.zeros(uu.size)
+    dE = np.zeros((uu.size, 4))
+    scale = np.array([a, b, c_ref * lam, gam])
+    for (pu, ps), ncell in zip(pairs, grp_cells):
+        rows, _ = evaluate_bins(a, b, c_ref * lam, gam, uu, ss, np.full(uu.size, pu),
+                                np.full(uu.size, ps), want=1, box=box)
+        P = np.exp(np.nan_to_num(np.asarray(rows.logp), nan=-np.inf))
+        sc = np.nan_to_num(np.asarray(rows.score)) * scale
+        E += ncell * P
+        dE += (ncell * P)[:, None] * sc
+    n = w.sum()
+    O = np.zeros(uu.size)
+    inside = (u >= u_lo) & (u < u_lo + nu) & (s >= s_lo) & (s < s_lo + ns)
+    idx = (s[inside] - s_lo) + ns * (u[inside] - u_lo)
+    np.add.at(O, idx, w[inside])
+    big = E >= min_expected
+    if not big.any():
+        return np.nan, np.nan, np.full((4, 4), np.nan)
+    Ek, Ok, dEk = list(E[big]), list(O[big]), list(dE[big])
+    E_rest = n - float(np.sum(E[big]))
+    O_rest = n - float(np.sum(O[big]))
+    dE_rest = -np.sum(dE[big], axis=0)
+    if E_rest >= min_expected or len(Ek) == 1:
+        if E_rest > 1e-9 * n:
+            Ek.append(E_rest)
+            Ok.append(O_rest)
+            dEk.append(dE_rest)
+    else:
+        j = int(np.argmin(Ek))
+        Ek[j] += E_rest
+        Ok[j] += O_rest
+        dEk[j] = dEk[j] + dE_rest
+    Ek, Ok, dEk = np.array(Ek), np.array(Ok), np.array(dEk)
+    x2 = float(np.sum((Ok - Ek) ** 2 / Ek))
+    Ig = np.einsum("ki,kj->ij", dEk / Ek[:, None], dEk)
+    return x2, float(len(Ek)), Ig
+
+
+def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph") -> dict:
+    """Fit one gene's (unspliced, spliced) histogram.
+
+    Parameters
+    ----------
+    u, s : int arrays (m,)
+        Bins' unspliced and spliced counts.
+    w : float array (m,)
+        Cells per bin.
+    cs, cu : float arrays (m,)
+        Capture efficiency of spliced and unspliced molecules of each bin.
+    settings : FitSettings
+    model : {"telegraph", "bursty"}
+        The full model, or its bursty limit (:func:`bursty_rates`).
+
+    Returns
+    -------
+    dict of estimates in units of k_splice (see :func:`fit_layers`), at the
+    capture scale of ``cs``/``cu``.
+    """
+    u = np.asarray(u, np.int64)
+    s = np.asarray(s, np.int64)
+    w = np.asarray(w, float)
+    cs = np.asarray(cs, float)
+    cu = np.asarray(cu, float)
+    n_cells = float(w.sum())
+    row = {"n_cells_fit": n_cells}
+    if n_cells < settings.min_cells:
+        row["regime"] = "too_few_cells"
+        return row
+    if not ((u > 0) | (s > 0)).any():
+        row["regime"] = "all_zero"
+        return row
+    lo, hi = _bounds(model)
+    gene = _Gene(u, s, w, cs, cu, model)
+    starts = [np.clip(y, lo, hi) for y in _starts(u, s, w, cs, cu, model)]
+    lls = [gene(y, want=0)[0] for y in starts]
+    y0 = starts[int(np.argmax(lls))]
+    y, ll, g, info, it, conv = _maximise(gene, y0, lo, hi)
+    row.update(y=y, loglik=ll, n_iter=it, converged=bool(conv and np.isfinite(ll)))
+    if not np.isfinite(ll):
+        row["regime"] = "telegraph"
+        row["converged"] = False
+        return row
+    drop = stats.chi2.ppf(settings.ci, 1) / 2.0
+    z = stats.norm.ppf(0.5 + settings.ci / 2.0)
+    targets = JOINT_TARGETS if model == "telegraph" else ("burst_frequency", "burst_size",
+                                                          "k_deg")
+    ci = {}
+    for name in targets:
+        A, k = _target_basis(model, name)
+        zk = float((np.linalg.inv(A) @ y)[k])
+        se = _wald_se(info, A, k)
+        if settings.interval == "profile" and (name in settings.profile or name == "k_deg"
+                                               or model == "bursty"):
+            lo_k = _profile_side(gene, y, ll, lo, hi, A, k, -1, drop, se)
+            hi_k = _profile_side(gene, y, ll, lo, hi, A, k, +1, drop, se)
+        else:
+            lo_k, hi_k = zk - z * se, zk + z * se
+        ci[name] = (lo_k, hi_k)
+    row["ci"] = ci
+    ll_p, mu_p, ms_p = _poisson_loglik(u, s, w, cs, cu)
+    row.update(loglik_poisson=ll_p, poisson_mu=mu_p, poisson_ms=ms_p)
+    if model == "telegraph":
+        # the bursty limit: the likelihood flat towards k_off's upper bound
+        if "k_off" in ci and settings.interval == "profile" and "k_off" in settings.profile:
+            bursty = not np.isfinite(ci["k_off"][1])
+        else:
+            free = np.array([True, False, True, True])
+            yb = y.copy()
+            yb[1] = hi[1]
+            yb[2] = y[2] + (hi[1] - y[1])
+            _, llb, *_ = _maximise(gene, yb, lo, hi, free=free, max_iter=25)
+            bursty = ll - llb < drop
+    else:
+        bursty = True
+    if ll - ll_p < drop:
+        row["regime"] = "poisson"
+    elif bursty:
+        row["regime"] = "bursty"
+    else:
+        row["regime"] = "telegraph"
+    if settings.gof_min_expected > 0 and model == "telegraph":
+        theta = np.exp(y)
+        try:
+            x2, K, Ig = _gof(theta, info, u, s, w, cs, cu, settings.gof_min_expected)
+        except (ValueError, FloatingPointError):
+            x2, K, Ig = np.nan, np.nan, np.full((4, 4), np.nan)
+        row.update(gof_stat=x2, gof_cells=K, gof_Ig=Ig, gof_I=info)
+    row["n_eval"] = gene.n_eval
+    return row
+
+
+# ---------------------------------------------------------------------------
+# many genes
+# ---------------------------------------------------------------------------
+
+def _gene_bins(jh: JointHistograms, g: int, unspliced_factor: float):
+    u, s, grp, wt = jh.gene(g)
+    cs = jh.hist.capture[grp]
+    cu = cs * unspliced_factor
+    return u, s, np.asarray(wt, float), cs, cu
+
+
+def fit_block(jh: JointHistograms, settings: FitSettings, model: str = "telegraph",
+              unspliced_factor: float = 1.0, n_jobs: int | None = 1, bar=None) -> list:
+    """Fit every gene of ``jh`` (threads: ``n_jobs``); a list of rows."""
+
+    def one(g):
+        row = fit_gene(*_gene_bins(jh, g, unspliced_factor), settings, model)
+        if bar is not None:
+            bar.update(1)
+        return row
+
+    n_jobs = 1 if n_jobs is None else max(1, int(n_jobs))
+    if n_jobs == 1 or jh.n_genes < 2:
+        return [one(g) for g in range(jh.n_genes)]
+    with ThreadPoolExecutor(n_jobs) as pool:
+        return list(pool.map(one, range(jh.n_genes)))
+
+
+def _n_threads(n_jobs):
+    return (os.cpu_count() or 1) if n_jobs is None else max(1, int(n_jobs))
+
+
+def fit_joint_histograms(jh: JointHistograms, *, settings: FitSettings | None = None,
+                         model: str = "telegraph", unspliced_factor: float = 1.0,
+                         n_jobs: int | None = None, progress: bool | None = config.PROGRESS,
+                         client=None) -> pd.DataFrame:
+    """Fit every gene of a :class:`telegraph.histogram.JointHistograms`.
+
+    The histograms are sufficient statistics: :func:`fit_layers` runs this
+    after one pass over the two layers, and fits from disk and on Dask reduce
+    to it. With ``client`` the genes are cut into blocks of about equal
+    numbers of bins, fitted on the workers. Parameters and result as
+    :func:`fit_layers`.
+    """
+    settings = FitSettings() if settings is None else settings
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}; got {model!r}")
+    t0 = time.perf_counter()
+    if client is not None:
+        blocks.check_client(client)
+    if client is not None and jh.n_genes:
+        bounds = blocks.balanced_bounds(
+            jh.hist.indptr, config.BLOCKS_PER_THREAD * blocks.total_threads(client))
+        parts = [JointHistograms(jh.hist.subset(slice(int(a), int(b))), jh.base)
+                 for a, b in zip(bounds[:-1], bounds[1:])]
+        res = blocks.map_blocks(fit_block, parts, settings, model, unspliced_factor,
+                                client=client, sizes=np.diff(bounds), progress=progress,
+                                desc="telegraph fit (two species)")
+        rows = [r for part in res for r in part]
+    else:
+        bar = blocks.progress_bar(jh.n_genes, "telegraph fit (two species)", progress,
+                                  unit="gene")
+        try:
+            rows = fit_block(jh, settings, model, unspliced_factor,
+                             n_jobs=_n_threads(n_jobs), bar=bar)
+        finally:
+            if bar is not None:
+                bar.close()
+    log.info("fitted %d genes (two species) in %.1f s", jh.n_genes, time.perf_counter() - t0)
+    table = joint_results_table(rows, jh, settings, model)
+    table.attrs["settings"] = {**settings.record(), "model": model, "species": "two",
+                               "unspliced_factor": float(unspliced_factor)}
+    table.attrs["k_deg"] = KDeg(None).record(arrays=False)
+    return table
+
+
+def joint_results_table(rows, jh: JointHistograms, settings: FitSettings,
+                        model: str = "telegraph") -> pd.DataFrame:
+    """The public table of a two-species fit from :func:`fit_gene` rows."""
+    n = len(rows)
+    genes = jh.hist.genes
+    names = [f"gene{i}" for i in range(n)] if genes is None else [str(g) for g in genes]
+    nan = np.full(n, np.nan)
+    cols = {k: nan.copy() for k in ("k_on", "k_off", "k_syn", "k_deg", "burst_frequency",
+                                    "burst_size", "fraction_on", "mean_expression",
+                                    "mean_expression_unspliced", "loglik")}
+    ci = {f"{t}_ci_{side}": nan.copy() for t in JOINT_TARGETS for side in ("low", "high")}
+    regime = np.array([r.get("regime", "too_few_cells") for r in rows], dtype=object)
+    kflag = np.full(n, "not_fitted", dtype=object)
+    converged = np.zeros(n, bool)
+    n_iter = np.zeros(n, np.int64)
+    ll_tel = nan.copy()
+    ll_p = nan.copy()
+    x2 = nan.copy()
+    K = nan.copy()
+    I_full = np.full((n, 4, 4), np.nan)
+    I_g = np.full((n, 4, 4), np.nan)
+    npar = np.zeros(n, int)
+    for i, r in enumerate(rows):
+        if "y" not in r:
+            continue
+        y = r["y"]
+        if model == "telegraph":
+            a, b, lam, gam = np.exp(y)
+        else:
+            a, b, lam, gam = bursty_rates(y)[0]
+        reg = regime[i]
+        fitted = np.isfinite(r.get("loglik", np.nan))
+        converged[i] = r.get("converged", False)
+        n_iter[i] = r.get("n_iter", 0)
+        ll_tel[i] = r.get("loglik", np.nan)
+        ll_p[i] = r.get("loglik_poisson", np.nan)
+        if not fitted:
+            continue
+        if reg == "poisson":
+            cols["k_deg"][i] = r["poisson_mu"] / max(r["poisson_ms"], 1e-300)
+            cols["mean_expression"][i] = r["poisson_ms"]
+            cols["mean_expression_unspliced"][i] = r["poisson_mu"]
+            cols["loglik"][i] = r["loglik_poisson"]
+        else:
+            cols["k_on"][i] = cols["burst_frequency"][i] = a
+            cols["burst_size"][i] = lam / b
+            cols["k_deg"][i] = gam
+            cols["mean_expression_unspliced"][i] = lam * a / (a + b)
+            cols["mean_expression"][i] = lam * a / ((a + b) * gam)
+            cols["loglik"][i] = r["loglik"]
+            if reg == "telegraph":
+                cols["k_off"][i] = b
+                cols["k_syn"][i] = lam
+                cols["fraction_on"][i] = a / (a + b)
+        for t, (lo_t, hi_t) in r["ci"].items():
+            with np.errstate(over="ignore"):
+                ci[f"{t}_ci_low"][i] = np.exp(lo_t)
+                ci[f"{t}_ci_high"][i] = np.exp(hi_t)
+        lo_k, hi_k = ci["k_deg_ci_low"][i], ci["k_deg_ci_high"][i]
+        lower = lo_k > 1.0001 * config.JOINT_FIT_BOUNDS["k_deg"][0] and lo_k > 0
+        upper = np.isfinite(hi_k)
+        kflag[i] = ("identified" if lower and upper else "fast_degradation" if lower
+                    else "slow_degradation" if upper else "not_identified")
+        if "gof_stat" in r:
+            x2[i], K[i] = r["gof_stat"], r["gof_cells"]
+            I_full[i], I_g[i] = r["gof_I"], r["gof_Ig"]
+            npar[i] = 4
+    # an interval side at the search box's end is unbounded: 0 or inf
+    for t in JOINT_TARGETS:
+        lo_c, hi_c = ci[f"{t}_ci_low"], ci[f"{t}_ci_high"]
+        lo_c[lo_c == 0.0] = 0.0
+    out = pd.DataFrame(index=pd.Index(names))
+    out["gene"] = names
+    for k in ("k_on", "k_off", "k_syn", "k_deg", "burst_frequency", "burst_size"):
+        out[k] = cols[k]
+    out["k_splice"] = np.where(np.isin(regime, ["telegraph", "bursty", "poisson"]), 1.0, np.nan)
+    for t in JOINT_TARGETS:
+        out[f"{t}_ci_low"] = ci[f"{t}_ci_low"]
+        out[f"{t}_ci_high"] = ci[f"{t}_ci_high"]
+    out["k_on_ci_low"] = out["burst_frequency_ci_low"]
+    out["k_on_ci_high"] = out["burst_frequency_ci_high"]
+    out["fraction_on"] = cols["fraction_on"]
+    out["mean_expression"] = cols["mean_expression"]
+    out["mean_expression_unspliced"] = cols["mean_expression_unspliced"]
+    out["loglik"] = cols["loglik"]
+    out["n_cells"] = np.asarray(jh.hist.n_cells, dtype=np.int64)
+    out["n_missing"] = np.asarray(jh.hist.n_missing, dtype=np.int64)
+    out["mean"], out["mean_unspliced"] = _observed_means(jh)
+    out["regime"] = pd.Categorical(regime, categories=list(JOINT_REGIMES))
+    out["identified"] = [JOINT_IDENTIFIED[r] for r in regime]
+    out["k_deg_flag"] = pd.Categorical(kflag, categories=list(K_DEG_FLAGS))
+    out["converged"] = converged
+    stat, df, pval, flag = chernoff_lehmann(x2, K, npar, I_full, I_g)
+    flag[np.isin(regime, ["too_few_cells", "all_zero"])] = "not_fitted"
+    out["gof_stat"] = stat
+    out["gof_df"] = pd.arrays.IntegerArray(np.nan_to_num(df).astype(np.int64), np.isnan(df))
+    out["gof_pval"] = pval
+    out["gof_flag"] = pd.Categorical(flag, categories=["ok", "one_class", "degenerate",
+                                                       "not_computed", "not_fitted"])
+    out[f"loglik_{model}"] = ll_tel
+    out["loglik_poisson"] = ll_p
+    out["n_iter"] = n_iter
+    return out
+
+
+def _observed_means(jh: JointHistograms):
+    n = jh.n_genes
+    ms, mu = np.full(n, np.nan), np.full(n, np.nan)
+    for g in range(n):
+        u, s, _, w = jh.gene(g)
+        tot = float(np.sum(w))
+        if tot > 0:
+            ms[g] = float(np.sum(w * s)) / tot
+            mu[g] = float(np.sum(w * u)) / tot
+    return ms, mu
+
+
+def fit_layers(spliced, unspliced, *, capture: Capture, settings: FitSettings,
+               k_deg: KDeg | None = None, genes=None, round_counts: bool | str = False,
+               capture_rtol: float = config.CAPTURE_RTOL, unspliced_factor: float = 1.0,
+               model: str = "telegraph", n_jobs: int | None = None,
+               progress: bool | None = config.PROGRESS, client=None) -> pd.DataFrame:
+    """Fit the telegraph model with splicing to every gene of two count layers.
+
+    What :func:`telegraph.fit` runs when given ``unspliced=`` (with the
+    capture and settings it resolved, :mod:`telegraph.inputs`); the table is
+    at the scale of ``capture.efficiency`` (the caller puts it on the user's
+    scale). The two layers are compressed in one pass to per-gene histograms of
+    (unspliced, spliced) pairs by capture group.
+
+    Parameters
+    ----------
+    spliced, unspliced : array_like or scipy.sparse matrix, (n_cells, n_genes)
+        Spliced and unspliced UMI counts of the same cells and genes.
+    capture : telegraph.inputs.Capture
+    settings : telegraph.inputs.FitSettings
+    k_deg : telegraph.inputs.KDeg, optional
+        Must not be given: the two-species fit estimates k_deg.
+    unspliced_factor : float
+        Capture efficiency of unspliced molecules relative to spliced ones (each
+        cell's unspliced capture is ``capture * unspliced_factor``, at most 1).
+    model : {"telegraph", "bursty"}
+        The full telegraph model (default) or its bursty limit (k_off ->
+        infinity at fixed burst size: the boundary model Monod fits), for
+        comparison.
+    genes, round_counts, capture_rtol, n_jobs, progress, client
+        As in :func:`telegraph.fit`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per gene: ``k_on, k_off, k_syn, k_deg`` (in units of
+        ``k_splice``, which is 1), ``burst_frequency`` (= k_on),
+        ``burst_size`` (k_syn / k_off, unspliced molecules per burst),
+        ``<name>_ci_low/_ci_high`` for burst_frequency, burst_size, k_off,
+        k_syn, k_deg and k_on (profile or Wald; 0 or inf on a side the data
+        do not bound), ``fraction_on``, ``mean_expression`` (spliced molecules
+        per cell at capture 1), ``mean_expression_unspliced``, ``loglik``,
+        ``n_cells``, ``n_missing``, ``mean``/``mean_unspliced`` (observed),
+        ``regime`` (telegraph; bursty: the bursty limit is within the
+        confidence set, k_off and k_syn are not identified; poisson:
+        constitutive, only the means and k_deg; too_few_cells; all_zero),
+        ``identified``, ``k_deg_flag`` (identified, fast_degradation,
+        slow_degradation, not_identified), ``converged``, ``gof_stat``,
+        ``gof_df``, ``gof_pval``, ``gof_flag`` (Pearson over (u, s) classes
+        against the telegraph law, calibrated for 4 estimated parameters),
+        ``loglik_telegraph`` (or ``loglik_bursty``), ``loglik_poisson``,
+        ``n_iter``.
+    """
+    shape = tuple(spliced.shape)
+    if tuple(unspliced.shape) != shape:
+        raise ValueError(f"unspliced counts have shape {tuple(unspliced.shape)} but spliced "
+                         f"counts {shape}; give both layers of the same cells and genes")
+    if k_deg is not None and k_deg.given:
+        raise ValueError("k_deg cannot be given to a two-species fit: it estimates k_deg "
+                         "(in units of the splicing rate); leave k_deg=None")
+    if not (np.isfinite(unspliced_factor) and unspliced_factor > 0):
+        raise ValueError(f"unspliced_factor must be a positive number; got {unspliced_factor}")
+    top = 1.0 if capture.efficiency is None else float(np.max(capture.efficiency))
+    if unspliced_factor * top > 1:
+        raise ValueError("capture * unspliced_factor exceeds 1 for some cells; give a "
+                         "smaller unspliced_factor")
+    jh = joint_count_histograms(unspliced, spliced, capture=capture.efficiency,
+                                capture_rtol=capture_rtol, round_counts=round_counts,
+                                genes=genes)
+    return fit_joint_histograms(jh, settings=settings, model=model,
+                                unspliced_factor=unspliced_factor, n_jobs=n_jobs,
+                                progress=progress, client=client)
