@@ -121,3 +121,17 @@ JOINT_MAX_ITER = 60
 #: slices (one base for every slice): at most this many minus one unspliced molecules
 #: of a gene in a cell, and spliced counts below 2**31 / JOINT_STREAM_BASE
 JOINT_STREAM_BASE = 1 << 13
+#: two-species fits solve the joint law once per capture level: cells whose capture is
+#: within this factor of the level's largest share one solution (the others of the
+#: level are binomial thinnings of it)
+JOINT_CAPTURE_LEVEL = 0.6
+#: a two-species fit does not evaluate its law on lattices of more than
+#: max(JOINT_FIT_MIN_POINTS, JOINT_FIT_BOX_FACTOR * (largest u + 2) * (largest s + 2))
+#: points: parameters that need more are far from the data (the optimiser shortens
+#: such steps; an interval end beyond them is reported at the last point reached)
+JOINT_FIT_MIN_POINTS = 25000
+JOINT_FIT_BOX_FACTOR = 25
+#: a two-species fit is in the bursty regime when its likelihood at k_off =
+#: JOINT_BURSTY_TEST * (k_splice + k_on + k_deg) (other rates re-maximised) is within the
+#: confidence drop of its maximum
+JOINT_BURSTY_TEST = 30.0

@@ -351,7 +351,13 @@ def _extended(box, grow, deficit, mg):
 # one parameter set, many bins
 # ---------------------------------------------------------------------------
 
-def _check_box_size(nu, ns):
+class BoxTooLarge(ValueError):
+    """The lattice box exceeds the allowed number of points."""
+
+
+def _check_box_size(nu, ns, max_points=None):
+    if max_points is not None and nu * ns > max_points:
+        raise BoxTooLarge(f"lattice of {nu} x {ns} points exceeds the budget of {max_points}")
     if nu * ns > config.JOINT_MAX_POINTS:
         raise ValueError(
             f"the joint law needs a lattice of {nu} x {ns} (unspliced x spliced) counts, more "
@@ -387,7 +393,7 @@ def _mode_guess(a, b, lam, gam, box):
 
 
 def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, rho_s=None,
-                  want: int = 0, box=None, start_box=None):
+                  want: int = 0, box=None, start_box=None, max_points=None):
     """Per-bin log P, score and observed information for one parameter set.
 
     Parameters
@@ -412,6 +418,9 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
         Without ``box``: start the adaptation from this box (e.g. the one used
         at nearby parameters) instead of :func:`lattice_box`; it is extended to
         hold the requested counts and grown by the same check.
+    max_points : int, optional
+        Raise :class:`BoxTooLarge` instead of solving on a larger lattice
+        (a fit's optimiser treats such parameters as out of reach).
 
     Returns
     -------
@@ -458,7 +467,7 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
     ref = None
     for _ in range(10):
         u_lo, nu, s_lo, ns = box
-        _check_box_size(nu, ns)
+        _check_box_size(nu, ns, max_points)
         if ref is None:
             ref = _mode_guess(a, b, lam, gam, box)
         tree = dissection(nu, ns, ref)

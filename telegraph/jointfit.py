@@ -110,47 +110,60 @@ def _full_rates(y):
 class _Gene:
     """One gene's bins and its log-likelihood in a model's coordinates y.
 
-    The bins are reduced once to distinct (u, s, capture ratios); the lattice
-    box of the last evaluation is reused as the start of the next one while
-    the parameters stay within :data:`_BOX_REUSE` (log scale) of those it was
-    made for (:func:`telegraph.joint.evaluate_bins` still grows it wherever
+    The bins are reduced once to distinct (u, s, capture); cells are split into
+    capture levels (a level holds captures within a factor
+    :data:`telegraph.config.JOINT_CAPTURE_LEVEL` of its largest) and the law
+    is solved once per level at its largest capture, the other bins of the
+    level being binomial thinnings of it (:func:`telegraph.joint.evaluate_bins`)
+    -- so a bin of low capture never asks for the far tail of a law solved at
+    a much higher capture. Each level's lattice box is reused as the start of
+    the next evaluation while the parameters stay within :data:`_BOX_REUSE`
+    (log scale) of those it was made for (the box is still grown wherever
     needed, so accuracy is unchanged)."""
 
     def __init__(self, u, s, w, cs, cu, model="telegraph"):
         self.rates = _full_rates if model == "telegraph" else bursty_rates
-        self.c_ref = float(max(cs.max(), cu.max()))
-        bins = np.stack([u, s, cu / self.c_ref, cs / self.c_ref], axis=1)
-        ub, inv = np.unique(bins, axis=0, return_inverse=True)
-        self.wb = np.bincount(inv.ravel(), weights=w, minlength=ub.shape[0])
-        self.ub = ub[:, 0].astype(np.int64)
-        self.sb = ub[:, 1].astype(np.int64)
-        self.rho_u = ub[:, 2].copy()
-        self.rho_s = ub[:, 3].copy()
-        self.scale = np.array([1.0, 1.0, self.c_ref, 1.0])
-        self.box = None
-        self.box_at = None
+        top = np.maximum(cs, cu)
+        c_max = float(top.max())
+        level = np.floor(np.log(c_max / top) / -math.log(config.JOINT_CAPTURE_LEVEL) + 1e-9)
+        self.levels = []
+        for lv in np.unique(level):
+            sel = level == lv
+            c_ref = float(top[sel].max())
+            bins = np.stack([u[sel], s[sel], cu[sel] / c_ref, cs[sel] / c_ref], axis=1)
+            ub, inv = np.unique(bins, axis=0, return_inverse=True)
+            wb = np.bincount(inv.ravel(), weights=w[sel], minlength=ub.shape[0])
+            self.levels.append(dict(c_ref=c_ref, wb=wb, u=ub[:, 0].astype(np.int64),
+                                    s=ub[:, 1].astype(np.int64), rho_u=ub[:, 2].copy(),
+                                    rho_s=ub[:, 3].copy(), box=None, box_at=None,
+                                    scale=np.array([1.0, 1.0, c_ref, 1.0])))
+        # parameters whose law needs a lattice far larger than the data's range are
+        # out of reach for the optimiser (such steps are shortened, such starts skipped)
+        self.max_points = max(config.JOINT_FIT_MIN_POINTS,
+                              config.JOINT_FIT_BOX_FACTOR * (int(u.max()) + 2) * (int(s.max()) + 2))
         self.n_eval = 0
 
     def loglik(self, theta, want):
         """(ll, grad, info) in (a, b, lam, gam) at capture 1."""
         a, b, lam, gam = theta
         lt = np.log(theta)
-        start = None
-        if self.box is not None and np.max(np.abs(lt - self.box_at)) < _BOX_REUSE:
-            start = self.box
-        rows, box = evaluate_bins(a, b, self.c_ref * lam, gam, self.ub, self.sb, self.rho_u,
-                                  self.rho_s, want, start_box=start)
-        if start is None:
-            self.box, self.box_at = box, lt
-        else:
-            self.box = box
-        ll = float(np.sum(self.wb * rows.logp))
-        if want < 1:
-            return ll, None, None
-        grad = np.sum(self.wb[:, None] * rows.score, axis=0) * self.scale
-        if want < 2:
-            return ll, grad, None
-        info = np.einsum("m,mij->ij", self.wb, rows.info) * np.outer(self.scale, self.scale)
+        ll, grad, info = 0.0, np.zeros(4), np.zeros((4, 4))
+        for L in self.levels:
+            start = None
+            if L["box"] is not None and np.max(np.abs(lt - L["box_at"])) < _BOX_REUSE:
+                start = L["box"]
+            rows, box = evaluate_bins(a, b, L["c_ref"] * lam, gam, L["u"], L["s"],
+                                      L["rho_u"], L["rho_s"], want, start_box=start,
+                                      max_points=self.max_points)
+            if start is None:
+                L["box_at"] = lt
+            L["box"] = box
+            wb, sc = L["wb"], L["scale"]
+            ll += float(np.sum(wb * rows.logp))
+            if want >= 1:
+                grad += np.sum(wb[:, None] * rows.score, axis=0) * sc
+            if want >= 2:
+                info += np.einsum("m,mij->ij", wb, rows.info) * np.outer(sc, sc)
         return ll, grad, info
 
     def __call__(self, y, want=2):
@@ -510,16 +523,25 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph") -
     ll_p, mu_p, ms_p = _poisson_loglik(u, s, w, cs, cu)
     row.update(loglik_poisson=ll_p, poisson_mu=mu_p, poisson_ms=ms_p)
     if model == "telegraph":
-        # the bursty limit: the likelihood flat towards k_off's upper bound
-        if "k_off" in ci and settings.interval == "profile" and "k_off" in settings.profile:
-            bursty = not np.isfinite(ci["k_off"][1])
+        # the bursty limit: the likelihood no lower (within the drop) at k_off =
+        # JOINT_BURSTY_TEST * (1 + k_on + k_deg) in units of k_splice, the other rates
+        # re-maximised (beyond that the law is the bursty limit's to O(1/that))
+        a, _, _, gam = np.exp(y)
+        lb = min(math.log(config.JOINT_BURSTY_TEST * (1.0 + a + gam)), hi[1])
+        if y[1] >= lb:
+            bursty = True
         else:
             free = np.array([True, False, True, True])
             yb = y.copy()
-            yb[1] = hi[1]
-            yb[2] = y[2] + (hi[1] - y[1])
-            _, llb, *_ = _maximise(gene, yb, lo, hi, free=free, max_iter=25)
+            yb[1] = lb
+            yb[2] = y[2] + (lb - y[1])
+            _, llb, *_ = _maximise(gene, yb, lo, hi, free=free, max_iter=25, tol=1e-4)
             bursty = ll - llb < drop
+        if bursty:
+            # k_off and k_syn are then not bounded above
+            for name in ("k_off", "k_syn"):
+                if name in ci:
+                    ci[name] = (ci[name][0], np.inf)
     else:
         bursty = True
     if ll - ll_p < drop:
