@@ -124,7 +124,7 @@ JOINT_STREAM_BASE = 1 << 13
 #: two-species fits solve the joint law once per capture level: cells whose capture is
 #: within this factor of the level's largest share one solution (the others of the
 #: level are binomial thinnings of it)
-JOINT_CAPTURE_LEVEL = 0.6
+JOINT_CAPTURE_LEVEL = 0.35
 #: a two-species fit does not evaluate its law on lattices of more than
 #: max(JOINT_FIT_MIN_POINTS, JOINT_FIT_BOX_FACTOR * (largest u + 2) * (largest s + 2))
 #: points: parameters that need more are far from the data (the optimiser shortens

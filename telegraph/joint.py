@@ -49,7 +49,7 @@ RATES = ("k_on", "k_off", "k_syn", "k_deg", "k_splice")
 # the dissection tree of a box (depends on its shape only)
 # ---------------------------------------------------------------------------
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=1024)
 def dissection(nu: int, ns: int, ref: tuple[int, int] | None = None, leaf: int = 24):
     """Nested-dissection elimination tree of an ``nu`` x ``ns`` lattice box.
 

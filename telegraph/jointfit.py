@@ -141,6 +141,8 @@ class _Gene:
         # out of reach for the optimiser (such steps are shortened, such starts skipped)
         self.max_points = max(config.JOINT_FIT_MIN_POINTS,
                               config.JOINT_FIT_BOX_FACTOR * (int(u.max()) + 2) * (int(s.max()) + 2))
+        if model == "bursty":     # its laws have geometric tails: larger lattices
+            self.max_points *= 4
         self.n_eval = 0
 
     def loglik(self, theta, want):
@@ -260,7 +262,7 @@ def _target_basis(model, name):
     return np.eye(3), {"burst_frequency": 0, "burst_size": 1, "k_deg": 2}[name]
 
 
-def _profile_side(gene, yhat, llhat, lo, hi, A, k, sign, drop, se):
+def _profile_side(gene, yhat, llhat, lo, hi, A, k, sign, drop, se, info_hat):
     """One end of the profile interval of z_k (y = A z): the value where the
     profile log-likelihood has fallen by ``drop``, or +-inf (unbounded within
     the search box). Newton's method on the signed root of the likelihood
@@ -296,13 +298,22 @@ def _profile_side(gene, yhat, llhat, lo, hi, A, k, sign, drop, se):
     step = min(max(step, 0.05), 5.0)
     inside, outside = zhat[k], None       # the bracket: D < drop at inside, > at outside
     z = zhat.copy()
+    Iz = A.T @ info_hat @ A
     tau = zhat[k] + sign * step
     for _ in range(12):
         if sign * (tau - edge) >= 0:
             tau = edge
         z_try = z.copy()
         z_try[k] = tau
-        zs, ll, g, _, _, _ = _maximise(fz, z_try, zlo, zhi, free=free, max_iter=25, tol=1e-4)
+        # the nuisance optimum moves by -I_ff^-1 I_fk d tau (to first order)
+        try:
+            shift = -np.linalg.solve(Iz[np.ix_(free, free)], Iz[free, k]) * (tau - z[k])
+            if np.all(np.isfinite(shift)) and np.max(np.abs(shift)) < 3.0:
+                z_try[free] += shift
+        except np.linalg.LinAlgError:
+            pass
+        zs, ll, g, info_z, _, _ = _maximise(fz, z_try, zlo, zhi, free=free, max_iter=25,
+                                            tol=1e-4)
         if not np.isfinite(ll):
             # beyond what can be evaluated: treat as far out
             outside = tau
@@ -313,6 +324,8 @@ def _profile_side(gene, yhat, llhat, lo, hi, A, k, sign, drop, se):
         if D < drop:
             inside = tau
             z = zs
+            if info_z is not None:
+                Iz = info_z
             if tau == edge:
                 return sign * np.inf
         else:
@@ -417,8 +430,16 @@ def _gof(theta, y_info, u, s, w, cs, cu, min_expected):
     u_lo, nu, s_lo, ns = box
     if nu * ns > config.JOINT_MAX_POINTS // 2:
         return np.nan, np.nan, np.full((4, 4), np.nan)
-    pairs = np.unique(np.stack([cu / c_ref, cs / c_ref], axis=1), axis=0)
-    grp_cells = np.array([w[(cu / c_ref == pu) & (cs / c_ref == ps)].sum() for pu, ps in pairs])
+    # the cells' captures in bands of a factor 1.15 (each at its cell-weighted mean):
+    # the expected counts of a class hardly move within a band
+    band = np.floor(np.log(c_ref / np.maximum(cs, cu)) / math.log(1.15)).astype(np.int64)
+    pairs, grp_cells = [], []
+    for bnd in np.unique(band):
+        sel = band == bnd
+        ws = w[sel]
+        pairs.append((float(np.sum(ws * cu[sel]) / ws.sum()) / c_ref,
+                      float(np.sum(ws * cs[sel]) / ws.sum()) / c_ref))
+        grp_cells.append(float(ws.sum()))
     uu, ss = np.meshgrid(np.arange(u_lo, u_lo + nu), np.arange(s_lo, s_lo + ns), indexing="ij")
     uu, ss = uu.ravel(), ss.ravel()
     E = np.zeros(uu.size)
@@ -504,24 +525,6 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph") -
         row["converged"] = False
         return row
     drop = stats.chi2.ppf(settings.ci, 1) / 2.0
-    z = stats.norm.ppf(0.5 + settings.ci / 2.0)
-    targets = JOINT_TARGETS if model == "telegraph" else ("burst_frequency", "burst_size",
-                                                          "k_deg")
-    ci = {}
-    for name in targets:
-        A, k = _target_basis(model, name)
-        zk = float((np.linalg.inv(A) @ y)[k])
-        se = _wald_se(info, A, k)
-        if settings.interval == "profile" and (name in settings.profile or name == "k_deg"
-                                               or model == "bursty"):
-            lo_k = _profile_side(gene, y, ll, lo, hi, A, k, -1, drop, se)
-            hi_k = _profile_side(gene, y, ll, lo, hi, A, k, +1, drop, se)
-        else:
-            lo_k, hi_k = zk - z * se, zk + z * se
-        ci[name] = (lo_k, hi_k)
-    row["ci"] = ci
-    ll_p, mu_p, ms_p = _poisson_loglik(u, s, w, cs, cu)
-    row.update(loglik_poisson=ll_p, poisson_mu=mu_p, poisson_ms=ms_p)
     if model == "telegraph":
         # the bursty limit: the likelihood no lower (within the drop) at k_off =
         # JOINT_BURSTY_TEST * (1 + k_on + k_deg) in units of k_splice, the other rates
@@ -537,13 +540,31 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph") -
             yb[2] = y[2] + (lb - y[1])
             _, llb, *_ = _maximise(gene, yb, lo, hi, free=free, max_iter=25, tol=1e-4)
             bursty = ll - llb < drop
-        if bursty:
-            # k_off and k_syn are then not bounded above
-            for name in ("k_off", "k_syn"):
-                if name in ci:
-                    ci[name] = (ci[name][0], np.inf)
     else:
         bursty = True
+    z = stats.norm.ppf(0.5 + settings.ci / 2.0)
+    targets = JOINT_TARGETS if model == "telegraph" else ("burst_frequency", "burst_size",
+                                                          "k_deg")
+    ci = {}
+    for name in targets:
+        A, k = _target_basis(model, name)
+        zk = float((np.linalg.inv(A) @ y)[k])
+        se = _wald_se(info, A, k)
+        if settings.interval == "profile" and (name in settings.profile or name == "k_deg"
+                                               or model == "bursty"):
+            lo_k = _profile_side(gene, y, ll, lo, hi, A, k, -1, drop, se, info)
+            # with the bursty limit in the confidence set, k_off and k_syn are not
+            # bounded above
+            hi_k = (np.inf if bursty and name in ("k_off", "k_syn") else
+                    _profile_side(gene, y, ll, lo, hi, A, k, +1, drop, se, info))
+        else:
+            lo_k, hi_k = zk - z * se, zk + z * se
+            if bursty and name in ("k_off", "k_syn"):
+                hi_k = np.inf
+        ci[name] = (lo_k, hi_k)
+    row["ci"] = ci
+    ll_p, mu_p, ms_p = _poisson_loglik(u, s, w, cs, cu)
+    row.update(loglik_poisson=ll_p, poisson_mu=mu_p, poisson_ms=ms_p)
     if ll - ll_p < drop:
         row["regime"] = "poisson"
     elif bursty:

@@ -19,7 +19,7 @@ from conftest import REPO
 
 TUTORIALS = REPO / "tutorials"
 EXPECTED = ["01_quickstart.py", "02_simulation_study.py", "03_larsson2019.py",
-            "04_technical_noise.py"]
+            "04_technical_noise.py", "05_two_species.py"]
 NEEDS_LARSSON = {"03_larsson2019.py"}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

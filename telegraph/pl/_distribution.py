@@ -7,10 +7,12 @@ import numpy as np
 from .. import config, get
 from ..histogram import capture_groups
 from ..inputs import resolve_capture, resolve_k_deg, totals_of
+from ..joint import joint_pmf
+from ..jointfit import bursty_rates
 from ..stationary import pmf
-from ._utils import capture_kind, finish, molecule_unit, new_axes, rate_unit
+from ._utils import capture_kind, finish, molecule_unit, new_axes, rate_unit, save_or_show
 
-__all__ = ["distribution", "fitted_pmf"]
+__all__ = ["distribution", "fitted_pmf", "fitted_joint_pmf"]
 
 
 def _gene_counts(adata, gene, layer):
@@ -122,6 +124,12 @@ def distribution(adata, gene: str, *, layer: str | None = None, capture=None,
                  ax=None, show: bool | None = None, save=None):
     """Observed count histogram of one gene with the fitted stationary law.
 
+    After a two-species fit (``tg.tl.fit(..., unspliced_layer=...)``) three
+    panels: the observed joint (unspliced, spliced) histogram with the fitted
+    joint law's contours over it, and both marginals with the fitted
+    marginal laws (``ax``: a sequence of three Axes, or None; the three Axes
+    are returned).
+
     The law drawn is the one the fit reports for the gene's regime
     (docs/results.md): the Poisson-Beta law at the fitted rates for
     ``telegraph``, else the regime's limit law (negative binomial,
@@ -162,6 +170,10 @@ def distribution(adata, gene: str, *, layer: str | None = None, capture=None,
                        f"key_added={key!r}) first")
     if layer is None:
         layer = get.layer_of_fit(adata, key)
+    unspliced_layer = get.fit_record(adata, key).get("unspliced_layer")
+    if unspliced_layer is not None:
+        return _distribution_two(adata, gene, layer, str(unspliced_layer), capture, key,
+                                 max_count, ax, show, save)
     j, x = _gene_counts(adata, gene, layer)
     s = _capture_factors(adata, key, capture, layer)
     keep = ~np.isnan(x)
@@ -196,3 +208,122 @@ def distribution(adata, gene: str, *, layer: str | None = None, capture=None,
                  fontsize="medium")
     ax.legend(fontsize="small", frameon=False)
     return finish(ax, f"distribution_{gene}", show, save)
+
+
+def _capture_weights(capture):
+    """(weights, values) of the cells' capture (or size factors) in at most 16
+    groups (the fitted law is averaged over them)."""
+    if capture is None:
+        return np.ones(1), np.ones(1)
+    s = np.asarray(capture, dtype=float)
+    top = s.max()
+    grp, val = capture_groups(s / top, max_groups=16, rtol=0.1)
+    weights = np.bincount(grp).astype(float)
+    return weights / weights.sum(), val * top
+
+
+def fitted_joint_pmf(u, s, row, capture, unspliced_factor: float = 1.0):
+    """Mixture over cells of a two-species fit's law at counts (u, s).
+
+    ``row``: one gene's two-species ``tg.fit`` results (rates in units of
+    k_splice); ``capture``: per-cell capture (or size factors) of the cells
+    to average over, None for capture 1. The law of the gene's regime: the
+    telegraph law with splicing, its bursty limit (k_off -> infinity at the
+    fitted burst size; :func:`telegraph.jointfit.bursty_rates`), or two
+    independent Poisson laws; NaN for genes that were not fitted.
+    """
+    from scipy import stats
+
+    u, s = np.broadcast_arrays(np.asarray(u), np.asarray(s))
+    weights, values = _capture_weights(capture)
+    regime = str(row["regime"])
+    out = np.zeros(u.shape, dtype=float)
+    f = float(unspliced_factor)
+    for w, c in zip(weights, values):
+        if regime == "telegraph":
+            p = joint_pmf(u, s, row["k_on"], row["k_off"], c * row["k_syn"], row["k_deg"],
+                          capture_unspliced=min(f, 1.0))
+        elif regime == "bursty":
+            a, b, lam, gam = bursty_rates(np.log([row["burst_frequency"], row["burst_size"],
+                                                 row["k_deg"]]))[0]
+            p = joint_pmf(u, s, a, b, c * lam, gam, capture_unspliced=min(f, 1.0))
+        elif regime == "poisson":
+            p = (stats.poisson.pmf(u, c * f * row["mean_expression_unspliced"])
+                 * stats.poisson.pmf(s, c * row["mean_expression"]))
+        else:
+            return np.full(u.shape, np.nan)
+        out += w * p
+    return out
+
+
+def _distribution_two(adata, gene, layer, unspliced_layer, capture, key, max_count, ax,
+                      show, save):
+    """:func:`distribution` after a two-species fit: joint and marginals."""
+    import matplotlib.pyplot as plt
+
+    j, xs = _gene_counts(adata, gene, layer)
+    _, xu = _gene_counts(adata, gene, unspliced_layer)
+    c = _capture_factors(adata, key, capture, layer)
+    keep = ~(np.isnan(xs) | np.isnan(xu))
+    xs, xu = xs[keep].astype(np.int64), xu[keep].astype(np.int64)
+    if c is not None:
+        c = c[keep]
+    if xs.size == 0:
+        raise ValueError(f"gene {gene!r} has no non-missing counts")
+    cap = 200 if max_count is None else int(max_count)
+    tu, ts = min(int(xu.max()), cap), min(int(xs.max()), cap)
+    if ax is None:
+        _, axes = plt.subplots(1, 3, figsize=(14, 4), layout="constrained")
+    else:
+        axes = list(ax)
+        if len(axes) != 3:
+            raise ValueError("after a two-species fit, ax= takes three Axes (joint, "
+                             "unspliced, spliced)")
+    row = get.kinetics_df(adata, key).iloc[j].to_dict()
+    factor = float(get.fit_record(adata, key).get("unspliced_factor", 1.0))
+    # the law over a grid reaching a bit beyond the data (for the marginals' tails)
+    gu, gs = tu + 2, ts + 2
+    uu, ss = np.meshgrid(np.arange(gu + 1), np.arange(gs + 1), indexing="ij")
+    law = fitted_joint_pmf(uu, ss, row, c, factor)
+    obs = np.zeros((gu + 1, gs + 1))
+    np.add.at(obs, (np.clip(xu, 0, gu), np.clip(xs, 0, gs)), 1.0)
+    obs /= xs.size
+    regime = str(row.get("regime"))
+    a0 = axes[0]
+    from matplotlib.colors import LogNorm
+    shown = np.ma.masked_equal(obs.T, 0.0)
+    im = a0.imshow(shown, origin="lower", aspect="auto", cmap="Greys",
+                   norm=LogNorm(vmin=1.0 / xs.size, vmax=max(obs.max(), 2.0 / xs.size)),
+                   extent=(-0.5, gu + 0.5, -0.5, gs + 0.5))
+    a0.figure.colorbar(im, ax=a0, label="fraction of cells")
+    if np.isfinite(law).all() and law.max() > 0:
+        # the fitted law's levels, half a decade apart, down to one cell in the sample
+        top_p = law.max()
+        levels = top_p * 10.0 ** np.arange(-np.log10(top_p * xs.size), 0, 0.5)
+        levels = levels[levels < top_p] if levels.size else np.array([0.5 * top_p])
+        a0.contour(np.arange(gu + 1), np.arange(gs + 1), law.T, levels=levels,
+                   colors="#d62728", linewidths=0.8)
+    a0.set_xlabel("unspliced count")
+    a0.set_ylabel("spliced count")
+    a0.set_title(f"{gene} ({regime}): observed (grey), fitted (red)", fontsize="medium")
+    for axm, x, m, name in ((axes[1], xu, law.sum(axis=1), "unspliced"),
+                            (axes[2], xs, law.sum(axis=0), "spliced")):
+        top = tu if name == "unspliced" else ts
+        n = np.arange(top + 1)
+        h = np.bincount(np.clip(x, 0, top + 1), minlength=top + 2)[:top + 1] / x.size
+        axm.bar(n, h, width=1.0, color="#cccccc", edgecolor="#999999", linewidth=0.3,
+                label=f"observed ({x.size} cells)")
+        if np.isfinite(m).any():
+            axm.plot(n, m[:top + 1], "o-", color="#d62728", ms=3, lw=1.2,
+                     label="fitted" + ("\n(averaged over the cells' capture)"
+                                       if c is not None else ""))
+        axm.set_xlabel(f"{name} count per cell")
+        axm.set_ylabel("fraction of cells")
+        axm.legend(fontsize="small", frameon=False)
+    def num(k):
+        return f"{float(row.get(k, np.nan)):.3g}"
+    axes[2].set_title(f"burst frequency {num('burst_frequency')}, burst size "
+                      f"{num('burst_size')}, k_deg {num('k_deg')} (units of k_splice)",
+                      fontsize="small")
+    save_or_show(axes[0].figure, f"distribution_{gene}", show=show, save=save)
+    return None if show else axes

@@ -61,6 +61,8 @@ def finish(ax, writekey, show, save, dpi=None):
 def rate_unit(adata, key):
     """Axis label unit of rates from a tl.fit result."""
     try:
+        if get.fit_record(adata, key).get("unspliced_layer") is not None:
+            return "units of k_splice"      # a two-species fit
         given = get.k_deg(adata, key).given
     except KeyError:  # results without a record of the fit
         given = False
