@@ -25,20 +25,22 @@ independent given the cell's capture efficiency.
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import blocks, config
+from . import blocks, config, jointfit
 from .fitting import fit_raw, results_table
-from .histogram import count_histograms
+from .histogram import count_histograms, joint_count_histograms
 from .inputs import FitSettings, rescale_syn, resolve_captures, totals_of
 from .kernels import differential as kdiff
 from .kernels import fit as kfit
 
-__all__ = ["differential", "differential_histograms", "benjamini_hochberg", "TESTS"]
+__all__ = ["differential", "differential_histograms", "differential_two_species",
+           "benjamini_hochberg", "TESTS"]
 
 log = logging.getLogger("telegraph")
 
@@ -314,5 +316,112 @@ def _table(raw1, raw2, rawd, hist1, hist2, settings, *, ci, interval, syn_scale,
     out.attrs["groups"] = list(names)
     out.attrs["settings"] = {"ci": ci, "interval": interval, "min_cells": settings.min_cells,
                              "test": "likelihood ratio, chi-square 1 df",
+                             "padj": "Benjamini-Hochberg over tested genes"}
+    return out
+
+
+def differential_two_species(spliced1, unspliced1, spliced2, unspliced2, *, capture1, capture2,
+                             genes=None, group_names=("1", "2"),
+                             min_cells: int = config.MIN_CELLS, ci: float = config.CI,
+                             round_counts: bool = False,
+                             capture_rtol: float = config.CAPTURE_RTOL,
+                             unspliced_factor: float = 1.0, n_jobs: int | None = None,
+                             progress: bool | None = config.PROGRESS) -> pd.DataFrame:
+    """Differential bursting between two groups of cells from two count layers.
+
+    Each gene is fitted in each group with the telegraph model with splicing
+    (:mod:`telegraph.jointfit`; rates in units of k_splice, assumed the same in
+    both groups), then refitted with burst frequency, burst size or k_deg /
+    k_splice shared by the groups (all other rates free in each); the
+    likelihood-ratio statistics are referred to chi-square(1) and adjusted
+    (Benjamini-Hochberg).
+
+    Parameters
+    ----------
+    spliced1, unspliced1, spliced2, unspliced2 : matrices (cells x genes)
+        The two layers of each group's cells.
+    capture1, capture2 : telegraph.inputs.Capture
+        Each group's capture (resolved on one scale).
+    genes, group_names, min_cells, ci, round_counts, capture_rtol, n_jobs, progress
+        As in :func:`differential`.
+    unspliced_factor : float
+        As in :func:`telegraph.fit`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by gene: ``<q>_log2fc`` (group 2 over group 1) with Wald
+        ``_ci_low``/``_ci_high`` (from the two fits' observed information),
+        ``pval_<q>``, ``padj_<q>``, ``lr_<q>`` for q in burst_frequency,
+        burst_size, k_deg; per group ``burst_frequency_1``, ...,
+        ``k_deg_2``, ``regime_1``/``_2``, ``n_cells_*``, ``mean_*``,
+        ``loglik_*``, ``converged_*``; ``tested`` and ``flag``.
+    """
+    settings = FitSettings(ci=ci, interval="wald", min_cells=min_cells, gof_min_expected=0.0)
+    jhs, tables, rows = [], [], []
+    for S, U, cap in ((spliced1, unspliced1, capture1), (spliced2, unspliced2, capture2)):
+        jh = joint_count_histograms(U, S, capture=cap.efficiency, capture_rtol=capture_rtol,
+                                    round_counts=round_counts, genes=genes)
+        r = jointfit.fit_block(jh, settings, "telegraph", unspliced_factor,
+                               n_jobs=jointfit._n_threads(n_jobs))
+        tab = rescale_syn(jointfit.joint_results_table(r, jh, settings), cap.syn_scale)
+        jhs.append(jh)
+        rows.append(r)
+        tables.append(tab)
+    t1, t2 = tables
+    n = len(t1)
+    z = stats.norm.ppf(0.5 + ci / 2.0)
+    out = pd.DataFrame(index=t1.index.copy())
+    out["gene"] = out.index.to_numpy()
+    reg = np.stack([t1["regime"].astype(str).to_numpy(), t2["regime"].astype(str).to_numpy()])
+    fitted = np.isin(reg, ["telegraph", "bursty"]).all(axis=0)
+    lr = {q: np.full(n, np.nan) for q in jointfit.DIFF_TESTS}
+    conv_null = np.ones(n, bool)
+    for g in np.flatnonzero(fitted):
+        r1, r2 = rows[0][g], rows[1][g]
+        f1 = jointfit.gene_objective(jhs[0], g, unspliced_factor)
+        f2 = jointfit.gene_objective(jhs[1], g, unspliced_factor)
+        for q in jointfit.DIFF_TESTS:
+            ll0, c0 = jointfit.shared_fit(f1, f2, r1["y"], r2["y"], q)
+            lr[q][g] = max(0.0, 2.0 * (r1["loglik"] + r2["loglik"] - ll0))
+            conv_null[g] &= bool(c0)
+    for q in jointfit.DIFF_TESTS:
+        e1, e2 = t1[q].to_numpy(float), t2[q].to_numpy(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lfc = np.log2(e2 / e1)
+        se = np.full(n, np.nan)
+        A, k = jointfit._target_basis("telegraph", q)
+        for g in np.flatnonzero(fitted):
+            se[g] = math.hypot(jointfit._wald_se(rows[0][g]["info"], A, k),
+                               jointfit._wald_se(rows[1][g]["info"], A, k)) / math.log(2.0)
+        out[f"{q}_log2fc"] = lfc
+        out[f"{q}_log2fc_ci_low"] = lfc - z * se
+        out[f"{q}_log2fc_ci_high"] = lfc + z * se
+    for q in jointfit.DIFF_TESTS:
+        p = np.where(np.isfinite(lr[q]), stats.chi2.sf(lr[q], 1), np.nan)
+        out[f"pval_{q}"] = p
+        out[f"padj_{q}"] = benjamini_hochberg(p)
+        out[f"lr_{q}"] = lr[q]
+    for g, t in (("1", t1), ("2", t2)):
+        for c in ("burst_frequency", "burst_size", "k_on", "k_off", "k_syn", "k_deg"):
+            out[f"{c}_{g}"] = t[c].to_numpy(float)
+        out[f"regime_{g}"] = t["regime"].to_numpy()
+        out[f"n_cells_{g}"] = t["n_cells"].to_numpy()
+        out[f"mean_{g}"] = t["mean"].to_numpy(float)
+        out[f"loglik_{g}"] = t["loglik"].to_numpy(float)
+        out[f"converged_{g}"] = t["converged"].to_numpy(bool)
+    out["tested"] = fitted
+    conv = t1["converged"].to_numpy(bool) & t2["converged"].to_numpy(bool) & conv_null
+    flag = np.full(n, "ok", dtype=object)
+    flag[~conv] = "not_converged"
+    flag[(reg == "poisson").any(axis=0)] = "limit_regime"
+    flag[(reg == "all_zero").any(axis=0)] = "all_zero"
+    flag[(reg == "too_few_cells").any(axis=0)] = "too_few_cells"
+    out["flag"] = pd.Categorical(flag, categories=list(FLAGS))
+    for c in ("regime_1", "regime_2"):
+        out[c] = pd.Categorical(out[c].astype(str), categories=list(jointfit.JOINT_REGIMES))
+    out.attrs["groups"] = [str(x) for x in group_names]
+    out.attrs["settings"] = {"ci": ci, "interval": "wald", "min_cells": min_cells,
+                             "species": "two", "test": "likelihood ratio, chi-square 1 df",
                              "padj": "Benjamini-Hochberg over tested genes"}
     return out

@@ -43,7 +43,7 @@ from .histogram import JointHistograms, joint_count_histograms
 from .inputs import Capture, FitSettings, KDeg
 from .joint import evaluate_bins, lattice_box
 
-__all__ = ["fit_layers", "fit_joint_histograms", "fit_gene", "JOINT_REGIMES", "K_DEG_FLAGS",
+__all__ = ["fit_layers", "shared_fit", "gene_objective", "DIFF_TESTS", "fit_joint_histograms", "fit_gene", "JOINT_REGIMES", "K_DEG_FLAGS",
            "JOINT_TARGETS", "MODELS", "bursty_rates"]
 
 log = logging.getLogger("telegraph")
@@ -579,6 +579,7 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph") -
             x2, K, Ig = np.nan, np.nan, np.full((4, 4), np.nan)
         row.update(gof_stat=x2, gof_cells=K, gof_Ig=Ig, gof_I=info)
     row["n_eval"] = gene.n_eval
+    row["info"] = info
     return row
 
 
@@ -846,3 +847,60 @@ def fit_layers(spliced, unspliced, *, capture: Capture, settings: FitSettings,
     return fit_joint_histograms(jh, settings=settings, model=model,
                                 unspliced_factor=unspliced_factor, n_jobs=n_jobs,
                                 progress=progress, client=client)
+
+
+# ---------------------------------------------------------------------------
+# two groups with one quantity shared (differential bursting)
+# ---------------------------------------------------------------------------
+
+#: quantities tested between two groups of a two-species fit
+DIFF_TESTS = ("burst_frequency", "burst_size", "k_deg")
+
+
+def gene_objective(jh: JointHistograms, g: int, unspliced_factor: float = 1.0) -> _Gene:
+    """The log-likelihood of gene ``g`` of ``jh`` in log-rates (a, b, lam, gam),
+    with its exact gradient and observed information (``f(y) -> (ll, g, I)``)."""
+    return _Gene(*_gene_bins(jh, g, unspliced_factor))
+
+
+def shared_fit(f1, f2, y1, y2, name: str):
+    """Maximum of the two groups' summed log-likelihood with ``name`` (one of
+    :data:`DIFF_TESTS`) equal in both, from their separate maxima ``y1``,
+    ``y2`` (log-rates in units of k_splice). Returns (loglik, converged)."""
+    A, k = _target_basis("telegraph", name)
+    Ainv = np.linalg.inv(A)
+    lo, hi = _bounds("telegraph")
+    others = [i for i in range(4) if i != k]
+    Ja = np.zeros((4, 7))
+    Ja[:, :4] = np.eye(4)
+    Jb = np.zeros((4, 7))
+    Jb[k, k] = 1.0
+    for j, i in enumerate(others):
+        Jb[i, 4 + j] = 1.0
+
+    def f(w):
+        ya, yb = A @ (Ja @ w), A @ (Jb @ w)
+        if (np.any(ya < lo - 1e-9) or np.any(ya > hi + 1e-9) or np.any(yb < lo - 1e-9)
+                or np.any(yb > hi + 1e-9)):
+            return -np.inf, None, None
+        la, ga, Ia = f1(ya)
+        if not np.isfinite(la):
+            return -np.inf, None, None
+        lb, gb, Ib = f2(yb)
+        if not np.isfinite(lb):
+            return -np.inf, None, None
+        G = Ja.T @ (A.T @ ga) + Jb.T @ (A.T @ gb)
+        H = Ja.T @ (A.T @ Ia @ A) @ Ja + Jb.T @ (A.T @ Ib @ A) @ Jb
+        return la + lb, G, H
+
+    z1, z2 = Ainv @ y1, Ainv @ y2
+    w0 = np.concatenate([z1, z2[others]])
+    best = (-np.inf, False)
+    # from the first group's value, the second's and their mean of the shared quantity
+    for zk in (0.5 * (z1[k] + z2[k]), z1[k], z2[k]):
+        w = w0.copy()
+        w[k] = zk
+        _, ll, _, _, _, conv = _maximise(f, w, np.full(7, -1e3), np.full(7, 1e3))
+        if ll > best[0]:
+            best = (ll, conv)
+    return best

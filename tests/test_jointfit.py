@@ -160,3 +160,39 @@ def test_histograms_on_dask_give_the_same_fit(two_layer):
         remote = jointfit.fit_joint_histograms(jh, settings=st, client=client)
     np.testing.assert_allclose(remote["k_deg"], local["k_deg"], rtol=1e-9)
     np.testing.assert_allclose(remote["k_on"], local["k_on"], rtol=1e-9)
+
+
+def test_differential_bursting_two_species():
+    """k_on tripled in group B for gene 1 only: its burst frequency test rejects,
+    with the fold change in its interval; the unchanged gene is not rejected."""
+    ad = tg.simulate_anndata(700, 2, k_on=[0.5, 0.5], k_off=[2.0, 2.0], k_syn=[20.0, 20.0],
+                             k_deg=[1.0, 1.0], splicing=2.0, capture=1.0,
+                             groups={"A": {}, "B": {"k_on": 3.0, "genes": [1]}}, seed=11)
+    res = tg.tl.differential_bursting(ad, "group", layer="spliced",
+                                      unspliced_layer="unspliced", n_jobs=1)
+    assert res["tested"].all()
+    assert res["pval_burst_frequency"].iloc[1] < 1e-6
+    lo, hi = res["burst_frequency_log2fc_ci_low"].iloc[1], res["burst_frequency_log2fc_ci_high"].iloc[1]
+    assert lo < np.log2(3.0) < hi
+    assert res["pval_burst_frequency"].iloc[0] > 1e-3
+    assert (res["pval_k_deg"] > 1e-3).all()
+    assert "k_deg_1" in res.columns and "padj_k_deg" in res.columns
+    assert ad.uns["telegraph_differential"]["params"]["unspliced_layer"] == "unspliced"
+
+
+def test_distribution_plot_two_species(two_layer):
+    import matplotlib
+    matplotlib.use("Agg")
+    ad = two_layer[:, :1].copy()
+    tg.tl.fit(ad, layer="spliced", unspliced_layer="unspliced", n_jobs=1, interval="wald")
+    axes = tg.pl.distribution(ad, ad.var_names[0], show=False)
+    assert len(axes) == 3
+    assert axes[0].get_xlabel() == "unspliced count"
+    # the fitted marginals are probability laws over the counts shown
+    drawn = axes[2].lines[0].get_ydata()
+    assert 0.9 < drawn.sum() <= 1.0 + 1e-9
+    u, s = np.meshgrid(np.arange(30), np.arange(60), indexing="ij")
+    from telegraph.pl._distribution import fitted_joint_pmf
+    row = tg.get.kinetics_df(ad).iloc[0].to_dict()
+    p = fitted_joint_pmf(u, s, row, None)
+    assert abs(p.sum() - 1.0) < 1e-3

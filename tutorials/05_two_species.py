@@ -79,16 +79,27 @@ print(f"telegraph {tg.__version__}; small run: {SMALL}; {N_CELLS} cells x {N_GEN
 # %% [markdown]
 # ## A velocyto-style AnnData
 #
-# `tg.simulate_anndata(..., splicing=True)` simulates every gene's promoter, unspliced
-# and spliced molecules exactly (Gillespie), draws `k_splice / k_deg` per gene (splicing
-# is usually faster than degradation), thins the counts by a per-cell capture
+# `tg.simulate_anndata(..., splicing=...)` simulates every gene's promoter, unspliced
+# and spliced molecules exactly (Gillespie), thins the counts by a per-cell capture
 # efficiency (`obs["capture"]`), and stores the layers the way velocyto does: `X` and
 # `layers["spliced"]` hold the spliced counts, `layers["unspliced"]` the unspliced ones.
 # The truth is in `var["true_*"]` (per unit time; here time is in spliced-mRNA
-# lifetimes, `k_deg = 1`).
+# lifetimes, `k_deg = 1`). We draw moderate kinetics per gene: burst frequency
+# 0.2-2, `k_off` 0.5-5, burst size 2-15 and splicing 1-5 times faster than
+# degradation (`splicing=True` would draw `k_splice / k_deg` from a wider prior).
 
 # %%
-adata = tg.simulate_anndata(N_CELLS, N_GENES, splicing=True, seed=5)
+rng = np.random.default_rng(5)
+
+
+def log_uniform(lo, hi):
+    return np.exp(rng.uniform(np.log(lo), np.log(hi), N_GENES))
+
+
+k_off = log_uniform(0.5, 5.0)
+adata = tg.simulate_anndata(N_CELLS, N_GENES, k_on=log_uniform(0.2, 2.0), k_off=k_off,
+                            k_syn=log_uniform(2.0, 15.0) * k_off, k_deg=1.0,
+                            splicing=log_uniform(1.0, 5.0), seed=5)
 print(adata)
 adata.var.filter(like="true_").head()
 

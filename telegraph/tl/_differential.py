@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__, config
-from ..differential import differential
+from ..differential import differential, differential_two_species
 from ..get import counts
 from ..inputs import capture_record, gene_positions, resolve_capture, row_totals
 
@@ -43,9 +43,16 @@ def differential_bursting(adata, groupby: str, *, groups=None, layer: str | None
                           min_cells: int = config.MIN_CELLS, ci: float = config.CI,
                           interval: str = config.INTERVAL, round_counts: bool = False,
                           capture_rtol: float = config.CAPTURE_RTOL,
-                          n_jobs: int | None = None, progress: bool | None = config.PROGRESS) -> pd.DataFrame:
+                          n_jobs: int | None = None, progress: bool | None = config.PROGRESS,
+                          unspliced_layer: str | None = None) -> pd.DataFrame:
     """Test every gene for a change in burst frequency and in burst size
     between two groups of cells.
+
+    With ``unspliced_layer=`` (and ``layer=`` the spliced counts) the two
+    layers are fitted with the telegraph model with splicing and k_deg /
+    k_splice is tested too (:func:`telegraph.differential.differential_two_species`;
+    rates in units of k_splice, fold-change intervals from the observed
+    information).
 
     For each gene the two groups are fitted separately, then refitted under
     "equal burst frequency" (k_on / k_deg shared, k_off and k_syn free in each
@@ -125,14 +132,25 @@ def differential_bursting(adata, groupby: str, *, groups=None, layer: str | None
     idx, names = _columns(adata, genes)
     if idx is not None:
         X = X[:, idx]
-    res = differential(X[cells[0]], X[cells[1]], capture1=c1, capture2=c2, genes=names,
-                       group_names=(g1, g2), min_cells=min_cells, ci=ci, interval=interval,
-                       round_counts=round_counts, capture_rtol=capture_rtol, n_jobs=n_jobs,
-                       progress=progress)
+    if unspliced_layer is not None:
+        U = counts(adata, unspliced_layer)
+        if idx is not None:
+            U = U[:, idx]
+        res = differential_two_species(X[cells[0]], U[cells[0]], X[cells[1]], U[cells[1]],
+                                       capture1=c1, capture2=c2, genes=names,
+                                       group_names=(g1, g2), min_cells=min_cells, ci=ci,
+                                       round_counts=round_counts, capture_rtol=capture_rtol,
+                                       n_jobs=n_jobs, progress=progress)
+    else:
+        res = differential(X[cells[0]], X[cells[1]], capture1=c1, capture2=c2, genes=names,
+                           group_names=(g1, g2), min_cells=min_cells, ci=ci,
+                           interval=interval, round_counts=round_counts,
+                           capture_rtol=capture_rtol, n_jobs=n_jobs, progress=progress)
     _store(adata, key_added, res, {
         "kind": "groups", "groupby": groupby, "groups": [g1, g2],
         "n_cells": [int(masks[0].sum()), int(masks[1].sum())],
         "layer": "X" if layer is None else layer, "capture": capture_record(capture, arrays=False),
+        **({} if unspliced_layer is None else {"unspliced_layer": unspliced_layer}),
         "min_cells": int(min_cells)})
     return res
 
