@@ -135,3 +135,8 @@ JOINT_FIT_BOX_FACTOR = 25
 #: JOINT_BURSTY_TEST * (k_splice + k_on + k_deg) (other rates re-maximised) is within the
 #: confidence drop of its maximum
 JOINT_BURSTY_TEST = 30.0
+#: a two-species fit solves its laws on boxes whose truncating edges lie below
+#: exp(-JOINT_FIT_TAIL + 5) (and JOINT_EDGE_MARGIN nats below every observed count): the
+#: mass left out changes a log-likelihood of N cells by about N exp(-JOINT_FIT_TAIL)
+#: (1e-5 at 10^4 cells), far below what the optimiser and the profile resolve
+JOINT_FIT_TAIL = 22.0

@@ -393,7 +393,8 @@ def _mode_guess(a, b, lam, gam, box):
 
 
 def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, rho_s=None,
-                  want: int = 0, box=None, start_box=None, max_points=None):
+                  want: int = 0, box=None, start_box=None, max_points=None,
+                  tail: float | None = None):
     """Per-bin log P, score and observed information for one parameter set.
 
     Parameters
@@ -421,6 +422,10 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
     max_points : int, optional
         Raise :class:`BoxTooLarge` instead of solving on a larger lattice
         (a fit's optimiser treats such parameters as out of reach).
+    tail : float, optional
+        The normalisation tail of the box (default
+        :data:`telegraph.config.JOINT_TAIL`): every truncating edge lies below
+        exp(-tail + 5) (and the margin below the requested counts).
 
     Returns
     -------
@@ -463,7 +468,7 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
     elif adapt:
         pairs = np.unique(np.stack([np.concatenate([req_u, u]), np.concatenate([req_s, s])]),
                           axis=1)
-        box = lattice_box(a, b, lam, gam, pairs[0], pairs[1])
+        box = lattice_box(a, b, lam, gam, pairs[0], pairs[1], tail=tail)
     ref = None
     for _ in range(10):
         u_lo, nu, s_lo, ns = box
@@ -477,7 +482,7 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
         if adapt:
             # edges below exp(-limit): the stricter of the normalisation's tail and
             # the margin under the least probable requested count
-            limit = max(config.JOINT_TAIL - 5.0,
+            limit = max((config.JOINT_TAIL if tail is None else tail) - 5.0,
                         config.JOINT_EDGE_MARGIN - _least_requested(logpi, box, req_u, req_s))
             # truncating edges only (a lower edge at 0 is the natural boundary)
             grow = [u_lo > 0 and edges[0] > -limit, edges[1] > -limit,
