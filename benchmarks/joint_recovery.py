@@ -7,8 +7,8 @@ in three regimes, rates in units of k_splice (k_splice = 1):
 
 * bursty:          k_on 0.1-0.5, k_off 2-8, burst size 2-8, k_deg 0.2-1
 * balanced:        k_on, k_off 0.5-2, burst size 3-10, k_deg 0.3-2
-* slow switching:  k_on 0.02-0.08, k_off 0.03-0.12 (k_on + k_off < k_deg), burst
-                   size 50-200, k_deg 0.3-1 -- where the bursty limit cannot hold
+* slow switching:  k_on 0.05-0.15, k_off 0.1-0.3 (k_on + k_off < k_deg), burst
+                   size 15-40, k_deg 0.8-1.5 -- where the bursty limit cannot hold
 
 each with per-cell capture (``obs["capture"]``), fitted with
 ``tg.fit(spliced, unspliced=U, capture=...)`` (profile intervals) and with the
@@ -39,8 +39,8 @@ OUT = HERE / "_output"
 REGIMES = {
     "bursty": dict(k_on=(0.1, 0.5), k_off=(2.0, 8.0), burst=(2.0, 8.0), k_deg=(0.2, 1.0)),
     "balanced": dict(k_on=(0.5, 2.0), k_off=(0.5, 2.0), burst=(3.0, 10.0), k_deg=(0.3, 2.0)),
-    "slow switching": dict(k_on=(0.02, 0.08), k_off=(0.03, 0.12), burst=(50.0, 200.0),
-                           k_deg=(0.3, 1.0)),
+    "slow switching": dict(k_on=(0.05, 0.15), k_off=(0.1, 0.3), burst=(15.0, 40.0),
+                           k_deg=(0.8, 1.5)),
 }
 
 

@@ -39,13 +39,16 @@ OUTPUT = HERE / "_output"
 
 # Scripts run in this order (the ones present); any other bench_*.py or
 # larsson_*.py found in the folder runs after them, alphabetically.
-ORDER = ["bench_tail", "bench_likelihood", "bench_joint", "bench_ssa", "bench_fit",
+ORDER = ["bench_tail", "bench_likelihood", "bench_joint", "bench_joint_fit", "joint_recovery",
+         "bench_ssa", "bench_fit",
          "bench_histogram", "bench_scale", "larsson_s_vs_g2m"]
 
 TITLES = {
     "bench_tail": "The realistic mix: per-gene cost distribution and start-up",
     "bench_likelihood": "Likelihood and gradient of one gene",
     "bench_joint": "Two species: likelihood and gradient of one gene",
+    "bench_joint_fit": "Two species: fit time per gene",
+    "joint_recovery": "Two species: recovery study and the bursty-limit bias",
     "bench_ssa": "Gillespie simulation (SSA)",
     "bench_fit": "Per-gene fits",
     "bench_histogram": "Count histograms (the pass over the matrix)",

@@ -22,7 +22,7 @@ import telegraph as tg
 REGIMES = {
     "bursty": (0.3, 3.0, 15.0, 0.5),
     "balanced": (1.0, 1.0, 6.0, 1.0),
-    "slow switching": (0.05, 0.08, 8.0, 0.5),
+    "slow switching": (0.1, 0.2, 6.0, 1.0),
 }
 PER_REGIME = 3
 N_CELLS = 400
@@ -76,4 +76,6 @@ def test_bursty_limit_is_biased_under_slow_switching(study):
     assert (full["loglik_telegraph"] - bur["loglik_bursty"] > 10).all()
     e_full = np.median(np.abs(_log10_error(full, truth, "burst_size")))
     e_bur = np.median(np.abs(_log10_error(bur, truth, "burst_size")))
-    assert e_bur > 0.3 and e_bur > 3 * e_full, (e_full, e_bur)
+    assert e_bur > 0.25 and e_bur > 2 * e_full, (e_full, e_bur)
+    # and it overstates burst frequency to make up the mean
+    assert np.median(_log10_error(bur, truth, "burst_frequency")) > 0.2
