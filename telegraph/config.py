@@ -82,7 +82,7 @@ DESIGN_INFO_TOL = 1e-10
 #: a predicted interval is flagged "few_cells" when the predicted standard error of log
 #: burst frequency or log burst size exceeds this (the log-scale normal approximation of
 #: the fitter's estimates then no longer holds)
-DESIGN_MAX_LOG_SE = 0.35
+DESIGN_MAX_LOG_SE = 0.2
 #: ... or when fewer cells than this are expected to have a non-zero count
 DESIGN_MIN_NONZERO = 100
 #: ... and "near_<limit>" when the predicted probability that the fit reports a limit

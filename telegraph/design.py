@@ -334,6 +334,52 @@ def _variance(V, quantity):
     return np.einsum("i,mij,j->m", c, V, c)
 
 
+#: theta = (log k_on, log k_off, log k_syn) -> phi = (log burst frequency, log burst size,
+#: log k_off): theta = _T_BURST phi
+_T_BURST = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
+_BURST_INDEX = {"burst_frequency": 0, "burst_size": 1}
+
+
+def _burst_covariance(I):
+    """Per-cell covariance (m, 3, 3) of phi = (log burst frequency, log burst size, log k_off)."""
+    return _inverse(np.einsum("ki,mkl,lj->mij", _T_BURST, I, _T_BURST))
+
+
+def _var_positive_part(t):
+    """Var(max(Z, 0)) for Z ~ N(t, 1)."""
+    t = np.asarray(t, float)
+    cdf, pdf = stats.norm.cdf(t), stats.norm.pdf(t)
+    m1 = t * cdf + pdf
+    m2 = (t * t + 1.0) * cdf + t * pdf
+    return np.clip(m2 - m1 * m1, 0.0, 1.0)
+
+
+def _estimator_variance(Vb, n, quantity):
+    """Variance of the fitted log burst frequency or size from ``n`` cells.
+
+    ``Vb`` is the per-cell covariance of (log burst frequency, log burst size,
+    log k_off) (:func:`_burst_covariance`). Asymptotically the estimate is
+    normal with variance V_qq / n; but the fitter reports the bursty limit
+    (k_off = inf) whenever the likelihood is highest there, so it estimates
+    eta = k_deg/k_off >= 0 on a boundary. With eta_hat normal about eta = 1/b
+    with standard deviation sigma = se(log k_off)/b, the constrained estimate
+    is max(eta_hat, 0), and the regression of the target on eta gives
+
+        Var = (V_qq - V_qb^2/V_bb (1 - v(t))) / n,   t = eta/sigma = 1/se(log k_off),
+
+    with v(t) = Var(max(Z, 0)), Z ~ N(t, 1) (Chernoff 1954; Self & Liang 1987;
+    docs/maths.md, "Experiment design"). Far from the limit (t large) v = 1 and
+    this is V_qq / n.
+    """
+    j = _BURST_INDEX[quantity]
+    n = np.asarray(n, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vqq, vqb, vbb = Vb[:, j, j], Vb[:, j, 2], Vb[:, 2, 2]
+        t = np.sqrt(n / vbb)
+        shrink = np.where(vbb > 0, vqb * vqb / vbb, 0.0) * (1.0 - _var_positive_part(t))
+        return (vqq - shrink) / n
+
+
 def _check_quantity(quantity):
     if quantity not in QUANTITIES:
         raise ValueError(f"quantity must be one of {sorted(QUANTITIES)}; got {quantity!r}")
@@ -481,9 +527,12 @@ def expected_precision(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
     (:func:`fisher_information`): the asymptotic standard errors of the
     log estimates, with the other rates as nuisance parameters, and the
     predicted ``ci`` intervals around the true values,
-    exp(log value -/+ z se). These are what :func:`telegraph.fit` delivers
-    on average where the asymptotics hold; the ``asymptotics`` column says
-    where they do not.
+    exp(log value -/+ z se). Near the bursty limit the fitter often reports
+    that limit (k_off = inf), which truncates the uncertainty of k_off and
+    with it part of that of burst frequency and size; the standard errors of
+    those two include this boundary effect (docs/maths.md, "Experiment
+    design"). These are what :func:`telegraph.fit` delivers on average where
+    the asymptotics hold; the ``asymptotics`` column says where they do not.
 
     Parameters
     ----------
@@ -530,12 +579,12 @@ def expected_precision(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
     docs/maths.md, "Experiment design"): where ``asymptotics`` is ``"ok"``
     the spread of the fitted log burst frequency and log burst size and the
     widths of the fitter's intervals agree with the prediction within
-    sampling error. Near the bursty limit the fit often reports that limit,
-    which truncates the uncertainty of k_off, and the spread of burst
-    frequency and burst size is then up to about 20% below the prediction
-    (the prediction is conservative); near the bimodal or Poisson limits
-    burst frequency (and, for Poisson, burst size) is not identified and
-    the prediction does not apply.
+    sampling error. Near the bursty limit (``"near_bursty"``) the boundary
+    correction brings the prediction within about 10% of the fitter's
+    spread; near the bimodal or Poisson limits burst frequency (and, for
+    Poisson, burst size) is not identified and the prediction does not
+    apply. ``k_off_log_se`` and ``k_syn_log_se`` are the plain asymptotic
+    values (the fitter reports k_off = k_syn = inf in the bursty limit).
     """
     _check_level("ci", ci)
     mdl = _model(model)
@@ -546,13 +595,14 @@ def expected_precision(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
         raise ValueError("n_cells must be finite and at least 1")
     I, _, bound = _information(sets, dist, mdl, tol=tol, progress=progress)
     V = _inverse(I) / n[:, None, None]
+    Vb = _burst_covariance(I)
     z = stats.norm.ppf(0.5 + ci / 2.0)
     out = pd.DataFrame({"k_on": sets.k_on, "k_off": sets.k_off, "k_syn": sets.k_syn,
                         "k_deg": sets.k_deg, "n_cells": n, "capture_mean": dist.mean})
     out["burst_frequency"] = np.where(sets.valid, sets.k_on, np.nan)
     out["burst_size"] = np.where(sets.valid, sets.k_syn / sets.k_off, np.nan)
     with np.errstate(invalid="ignore"):
-        se = {q: np.sqrt(_variance(V, q)) for q in QUANTITIES}
+        se = {q: np.sqrt(_estimator_variance(Vb, n, q)) for q in QUANTITIES}
         se["k_off"] = np.sqrt(V[:, 1, 1])
         se["k_syn"] = np.sqrt(V[:, 2, 2])
     for q in ("burst_frequency", "burst_size", "k_off", "k_syn"):
@@ -632,9 +682,10 @@ def _check_effect(effect):
     return e
 
 
-def _per_cell_variances(k_on, k_off, k_syn, k_deg, effect, quantity, via, capture, model, tol,
-                        progress):
-    """Per-cell efficient variances of the target in each group, (V1, V2), flat, and shape."""
+def _group_covariances(k_on, k_off, k_syn, k_deg, effect, quantity, via, capture, model, tol,
+                       progress):
+    """Per-cell covariances of (log burst frequency, log burst size, log k_off) in
+    each group, (Vb1, Vb2) flat, log(effect) and the broadcast shape."""
     _check_quantity(quantity)
     if via not in ("k_syn", "k_off"):
         raise ValueError(f"via must be 'k_syn' or 'k_off' (how burst size changes); got {via!r}")
@@ -647,9 +698,16 @@ def _per_cell_variances(k_on, k_off, k_syn, k_deg, effect, quantity, via, captur
     both = _sets(np.concatenate([s1.k_on, s2.k_on]), np.concatenate([s1.k_off, s2.k_off]),
                  np.concatenate([s1.k_syn, s2.k_syn]), np.concatenate([s1.k_deg, s2.k_deg]))
     I, _, _ = _information(both, dist, mdl, tol=tol, progress=progress)
-    v = _variance(_inverse(I), quantity)
+    Vb = _burst_covariance(I)
     m = s1.a.size
-    return v[:m], v[m:], np.log(eff), s1.shape
+    return Vb[:m], Vb[m:], np.log(eff), s1.shape
+
+
+def _noncentrality(Vb1, Vb2, delta, n, quantity):
+    """Noncentrality of the test's statistic with n cells per group."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return delta ** 2 / (_estimator_variance(Vb1, n, quantity)
+                             + _estimator_variance(Vb2, n, quantity))
 
 
 def _critical_value(alpha):
@@ -681,10 +739,11 @@ def power(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: ArrayLike 
     capture distribution ``capture``. The likelihood-ratio statistic of
     :func:`telegraph.differential.differential` (equal ``quantity``, all other
     rates free in each group) is asymptotically noncentral chi-square(1) with
-    noncentrality delta^2 / (V1/n1 + V2/n2), delta = log(effect) and V_g the
-    per-cell variance of the log quantity in group g with the other rates as
-    nuisance parameters (the inverse of the information, docs/maths.md,
-    "Experiment design").
+    noncentrality delta^2 / (v1 + v2), delta = log(effect) and v_g the
+    variance of the fitted log quantity in group g with the other rates as
+    nuisance parameters: the inverse of n times the information, with the
+    correction for the bursty limit of :func:`expected_precision`
+    (docs/maths.md, "Experiment design").
 
     Parameters
     ----------
@@ -717,13 +776,12 @@ def power(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: ArrayLike 
     n = np.asarray(n_cells, dtype=float)
     if not np.all(np.isfinite(n) & (n >= 1)):
         raise ValueError("n_cells must be finite and at least 1")
-    v1, v2, delta, shape = _per_cell_variances(
+    Vb1, Vb2, delta, shape = _group_covariances(
         *np.broadcast_arrays(k_on, k_off, k_syn, k_deg, n)[:4], effect, quantity, via, capture,
         model, tol, progress)
     n = np.broadcast_to(n, np.broadcast_shapes(shape, n.shape)).ravel()
     delta = np.broadcast_to(delta, n.shape)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        nc = delta ** 2 * n / (v1 + v2)
+    nc = _noncentrality(Vb1, Vb2, delta, n, quantity)
     crit = _critical_value(alpha)
     p = np.where(np.isfinite(nc), stats.ncx2.sf(crit, 1, np.maximum(nc, 1e-300)), np.nan)
     return p.reshape(np.broadcast_shapes(shape, np.shape(n_cells)))[()]
@@ -740,9 +798,10 @@ def cells_needed(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: Arr
     """Cells per group for the differential test to detect a fold change.
 
     The smallest n (cells in each of two groups) at which the predicted power
-    of :func:`power` reaches ``power``: n = nc (V1 + V2) / log(effect)^2,
-    with nc the noncentrality of chi-square(1) at which the test at level
-    ``alpha`` has that power; at least ``config.MIN_CELLS`` (the test's
+    of :func:`power` reaches ``power``: the noncentrality delta^2 / (v1(n) +
+    v2(n)) reaches that of chi-square(1) at which the test at level ``alpha``
+    has that power (far from the bursty limit, v_g = V_g / n and n = nc (V1 +
+    V2) / log(effect)^2); at least ``config.MIN_CELLS`` (the test's
     ``min_cells``). Parameters as in :func:`power`.
 
     Returns
@@ -761,12 +820,27 @@ def cells_needed(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: Arr
     """
     _check_level("alpha", alpha)
     _check_level("power", power)
-    v1, v2, delta, shape = _per_cell_variances(k_on, k_off, k_syn, k_deg, effect, quantity,
-                                               via, capture, model, tol, progress)
-    nc = _noncentrality_for(power, alpha)
+    Vb1, Vb2, delta, shape = _group_covariances(k_on, k_off, k_syn, k_deg, effect, quantity,
+                                                via, capture, model, tol, progress)
+    target = _noncentrality_for(power, alpha)
+    j = _BURST_INDEX[quantity]
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        n = np.ceil(nc * (v1 + v2) / delta ** 2 - 1e-9)
-        n = np.where(np.isnan(v1 + v2), np.nan, np.where(np.isfinite(n), n, np.inf))
+        # the per-cell variance lies between its value at the boundary (v = Var(max(Z, 0))
+        # at t = 0) and V_qq, so n lies between these two, and the noncentrality grows with n
+        full = Vb1[:, j, j] + Vb2[:, j, j]
+        least = full - (1.0 - _var_positive_part(0.0)) * sum(
+            np.where(V[:, 2, 2] > 0, V[:, j, 2] ** 2 / V[:, 2, 2], 0.0) for V in (Vb1, Vb2))
+        hi = target * full / delta ** 2
+        lo = target * least / delta ** 2
+        ok = np.isfinite(hi) & np.isfinite(lo) & (hi > 0)
+        lo, hi = np.where(ok, np.maximum(lo, 1e-9), 1.0), np.where(ok, hi, 1.0)
+        for _ in range(60):                       # bisection in log n
+            mid = np.sqrt(lo * hi)
+            reached = _noncentrality(Vb1, Vb2, delta, mid, quantity) >= target
+            hi = np.where(reached, mid, hi)
+            lo = np.where(reached, lo, mid)
+        n = np.ceil(hi * (1.0 - 1e-12))
+        n = np.where(ok, n, np.where(np.isnan(full), np.nan, np.inf))
     n = np.where(np.isfinite(n), np.maximum(n, config.MIN_CELLS), n)
     return n.reshape(shape)[()]
 

@@ -214,7 +214,7 @@ def test_importance_sampling_cuts_the_spread_of_the_score_estimate():
 
 # ----------------------------------------------------------------------------- against the fitter
 
-@pytest.mark.parametrize("kin, n_cells, spread", [((0.3, 0.5, 10.0), 1000, False),
+@pytest.mark.parametrize("kin, n_cells, spread", [((0.3, 0.5, 10.0), 3000, False),
                                                   ((0.5, 2.0, 20.0), 3000, True)])
 def test_expected_precision_matches_the_fitter(kin, n_cells, spread):
     R = 150
@@ -236,6 +236,23 @@ def test_expected_precision_matches_the_fitter(kin, n_cells, spread):
         assert pred[f"{q}_ci_low"] < true < pred[f"{q}_ci_high"]
         covered = np.sum((res[f"{q}_ci_low"] <= true) & (true <= res[f"{q}_ci_high"]))
         assert stats.binomtest(int(covered), R, 0.95).pvalue > 0.001
+
+
+def test_precision_near_the_bursty_limit_includes_the_boundary():
+    """At k_off = 100 k_deg most fits report the bursty limit (k_off = inf): the
+    spread of burst frequency and size is the boundary-corrected prediction,
+    well below the plain inverse information."""
+    kin, n_cells, R, cap = (2.0, 100.0, 1000.0), 900, 200, 0.2
+    pred = td.expected_precision(*kin, n_cells=n_cells, capture=cap, progress=False).iloc[0]
+    plain = np.sqrt(np.diag(np.linalg.inv(td.fisher_information(
+        *kin, capture=cap, parametrisation="log_burst"))) / n_cells)
+    res = tg.fit(draws(24, R, n_cells, *kin, np.full(n_cells, cap)), capture=cap,
+                 interval="wald", progress=False)
+    chi_lo, chi_hi = stats.chi2.ppf([0.0005, 0.9995], R - 1) / (R - 1)
+    for j, q in enumerate(("burst_frequency", "burst_size")):
+        sd = np.log(res[q].to_numpy(float)).std(ddof=1)
+        assert chi_lo < (sd / pred[f"{q}_log_se"]) ** 2 < chi_hi, (q, sd, pred[f"{q}_log_se"])
+        assert sd < 0.8 * plain[j]
 
 
 def test_probability_of_a_limit_regime_matches_the_fitter():
