@@ -1174,16 +1174,19 @@ def eig_gradient(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: Arr
                  tol: float = config.DESIGN_INFO_TOL) -> DesignGradient:
     """Gradient of a design criterion in capture and cell number.
 
-    The Bayesian expected information gain of ``n_cells`` cells in its
-    large-sample form (Lindley 1956; Chaloner & Verdinelli 1995),
+    The criteria are about psi = (log burst frequency, log burst size), with
+    k_off a nuisance: per cell, M = (C^T I^-1 C)^-1 is the efficient
+    information on psi (C the contrasts of :data:`QUANTITIES`). The Bayesian
+    expected information gain of ``n_cells`` cells in its large-sample form
+    (Lindley 1956; Chaloner & Verdinelli 1995),
 
-        EIG = H(prior) + E_prior[ 1/2 log det(n_cells I(theta)) ] - 3/2 log(2 pi e),
+        EIG = H(prior of psi) + E_prior[ 1/2 log det(n_cells M) ] - log(2 pi e),
 
-    with the parameter sets as the draws from the prior (``"eig"``), or the
-    local criteria over the sets as genes, D = sum log det(n_cells I) and
-    A = -sum of the variances of log burst frequency and log burst size
-    (docs/maths.md, "Experiment design"). The value omits H(prior), which
-    does not depend on the design.
+    with the parameter sets as the draws from the prior (``"eig"``, nats per
+    gene), or the local criteria over the sets as genes, D = sum log
+    det(n_cells M) and A = -sum of the variances of log burst frequency and
+    log burst size (docs/maths.md, "Experiment design"). The value omits
+    H(prior), which does not depend on the design.
 
     Its derivative in the log capture goes through the derivative of the
     per-cell information I = E[S S^T], an expectation over the outcome (a
@@ -1337,8 +1340,9 @@ def _draw_box(rng, box, n):
         if not (0 < lo <= hi and math.isfinite(hi)):
             raise ValueError(f"prior box {name}: need 0 < low <= high; got ({lo}, {hi})")
         draw[name] = np.exp(rng.uniform(math.log(lo), math.log(hi), n))
+    # the EIG is about (log burst frequency, log burst size): uniform on the box's ranges
     entropy = sum(math.log(max(math.log(float(box[k][1]) / float(box[k][0])), 1e-300))
-                  for k in need)
+                  for k in ("k_on", "burst_size"))
     return draw["k_on"], draw["k_off"], draw["burst_size"] * draw["k_off"], entropy
 
 
