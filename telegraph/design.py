@@ -95,7 +95,6 @@ _LIMITS = ("poisson", "bursty", "bimodal")
 _LIMIT_DF = {"poisson": 2, "bursty": 1, "bimodal": 1}
 #: capture groups of the exemplary histograms behind ``p_limit_regime``
 _EXEMPLARY_GROUPS = 8
-_N_THETA = 3
 
 
 # --------------------------------------------------------------------------- observation models
@@ -309,6 +308,12 @@ def _information(sets: _Sets, dist, model, *, tol, progress, deriv=False, moving
         I[ok], dI[ok], bound[ok] = model.information(sets.a[ok], sets.b[ok], sets.lam[ok], dist,
                                                      moving, tol=tol, deriv=deriv,
                                                      progress=progress)
+        short = bound > tol
+        if short.any():
+            log.warning("the expected information of %d parameter set(s) stopped at the "
+                        "longest count range before its truncation bound met tol=%g (largest "
+                        "relative bound %.2g); see the truncation_bound column",
+                        int(short.sum()), tol, float(np.nanmax(bound)))
     return I, dI, bound
 
 
@@ -449,7 +454,7 @@ def fisher_information(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
         Relative truncation bound of the sum over counts.
     return_bound : bool
         Also return the achieved relative bound r: every entry satisfies
-        |I_ij - I_ij(truncated)| <= r sqrt(I_ii I_jj).
+        ``abs(I_ij - I_ij(truncated)) <= r sqrt(I_ii I_jj)``.
     progress : bool
         Progress bar over parameter sets.
 
@@ -1035,7 +1040,8 @@ class CostModel:
                 "reads_half": self.reads_half}
 
 
-class DesignGradient(NamedTuple):
+@dataclass(frozen=True)
+class DesignGradient:
     """Result of :func:`eig_gradient`.
 
     Attributes
@@ -1045,8 +1051,9 @@ class DesignGradient(NamedTuple):
     method : str
         ``"score"`` (score-function estimate from simulated cells) or ``"exact"``.
     value : float
-        The criterion at the design (for ``"eig"``: nats, up to the prior's
-        entropy; estimated from the simulated cells with ``"score"``).
+        The criterion at the design (for ``"eig"``: nats per parameter set, up
+        to the prior's entropy); the same for both methods (the information
+        itself is summed exactly).
     d_log_capture : float
         Derivative of the criterion in the log of a common factor of every
         cell's capture (cells at capture 1 stay there).
@@ -1316,10 +1323,14 @@ class DesignResult:
     def summary(self) -> str:
         """The chosen design in one paragraph."""
         se = f" +- {self.gradient_se:.2g}" if self.gradient_se else ""
+        lo, hi = self.settings.get("reads_range", (math.nan, math.nan))
+        edge = (" (at the edge of the depths searched)"
+                if min(abs(math.log(self.reads / lo)), abs(math.log(self.reads / hi))) < 1e-6
+                else "")
         return (f"best design for budget {self.budget:g} ({self.criterion}, {self.method} "
                 f"gradient, {self.n_sets} parameter sets from {self.prior}): "
-                f"{self.reads:,.0f} reads per cell -> {self.n_cells:,} cells at mean capture "
-                f"{self.capture_mean:.3f}; criterion {self.value:.4g}, d/dlog reads "
+                f"{self.reads:,.0f} reads per cell{edge} -> {self.n_cells:,} cells at mean "
+                f"capture {self.capture_mean:.3f}; criterion {self.value:.4g}, d/dlog reads "
                 f"{self.gradient:.2g}{se}; converged: {self.converged}")
 
     def __repr__(self) -> str:
@@ -1558,7 +1569,8 @@ def optimize(k_on: ArrayLike | None = None, k_off: ArrayLike | None = None,
                         history=history, curve=table, n_sets=int(sets.a.size), prior=source,
                         settings={"baseline": baseline, "n_sim_cells": int(n_sim_cells),
                                   "max_iter": int(max_iter), "seed": seed,
-                                  "model": mdl.name})
+                                  "model": mdl.name,
+                                  "reads_range": (math.exp(lo), math.exp(hi))})
 
 
 def _capture_spread(spread) -> CaptureDistribution:
