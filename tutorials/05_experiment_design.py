@@ -180,7 +180,7 @@ print(prec["asymptotics"].value_counts().to_string())
 
 # %%
 rng = np.random.default_rng(5)
-n_check = min(len(kin), 150 if SMALL else 600)
+n_check = min(len(kin), 100 if SMALL else 600)
 check = kin.iloc[np.sort(rng.choice(len(kin), n_check, replace=False))]
 pred_power = tg.design.power(check["k_on"], check["k_off"], check["k_syn"], effect=EFFECT,
                              n_cells=N_PLAN, alpha=ALPHA, capture=PILOT_CAPTURE)
@@ -242,14 +242,14 @@ save(fig, "05_power_check.png")
 # %%
 cost = tg.design.CostModel(cell=1.0, read=1e-5, capture_max=0.3, reads_half=20_000)
 BUDGET = 2 * N_PLAN * (cost.cell + cost.read * 20_000)   # the planned experiment at 20k reads
-opts = dict(budget=BUDGET, cost=cost, prior=fit, n_prior=64 if SMALL else 256, seed=1,
+opts = dict(budget=BUDGET, cost=cost, prior=fit, n_prior=24 if SMALL else 256, seed=1,
             progress=False)
 t = time.perf_counter()
 exact = tg.design.optimize(criterion="eig", method="exact", curve=True, **opts)
 t_exact = time.perf_counter() - t
 t = time.perf_counter()
 score = tg.design.optimize(criterion="eig", method="score", curve=False,
-                           n_sim_cells=1000 if SMALL else 2000, max_iter=30 if SMALL else 60,
+                           n_sim_cells=500 if SMALL else 2000, max_iter=20 if SMALL else 60,
                            **opts)
 t_score = time.perf_counter() - t
 print(f"budget {BUDGET:,.0f}")
