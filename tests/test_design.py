@@ -403,6 +403,16 @@ def test_cli_design_prints_cells_per_group_and_the_budget_split(fitted_table, tm
                  "--table", str(table), "--no-progress"]) == 0
     written = pd.read_csv(table)
     assert {"gene", "cells_needed_burst_size"} <= set(written.columns)
+    # a table fitted with degradation rates (rates per unit time): the same plan
+    scaled = fitted_table.copy()
+    scaled[["k_on", "k_off", "k_syn"]] *= 2.0
+    scaled.to_csv(tmp_path / "scaled.csv", index=False)
+    table2 = tmp_path / "plan2.csv"
+    assert main(["design", "--kinetics", str(tmp_path / "scaled.csv"), "--effect", "1.5",
+                 "--quantity", "both", "--k-deg", "2", "--table", str(table2),
+                 "--no-progress"]) == 0
+    pd.testing.assert_series_equal(pd.read_csv(table2)["cells_needed_burst_size"],
+                                   written["cells_needed_burst_size"])
     assert main(["design", "--kinetics", str(path), "--effect", "1"]) == 2
     assert "fold change" in capsys.readouterr().err
     assert main(["design", "--kinetics", str(tmp_path / "nope.csv"), "--effect", "2"]) == 2

@@ -19,8 +19,8 @@ import pandas as pd
 from .. import config
 from .. import design as tdesign
 from .. import io as tio
-from ._common import (CLIError, as_cli_advice, check_level, check_outputs, one_line,
-                      parse_genes, read_kinetics)
+from ._common import (CLIError, as_cli_advice, check_level, check_outputs, number_or_name,
+                      one_line, parse_genes, read_kinetics)
 
 _DESCRIPTION = """\
 Plan an experiment from the kinetics of an earlier fit: how many cells per group a
@@ -84,7 +84,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="also predict each gene's power with N cells per group")
     t.add_argument("--genes", metavar="G1,G2|@FILE",
                    help="plan only for these genes (comma-separated, or @FILE one per line)")
-    b = p.add_argument_group("budget (optional): the best split between cells and depth")
+    t.add_argument("--k-deg", metavar="RATE|COLUMN",
+                   help="degradation rates of the genes when the earlier fit was made with "
+                        "--k-deg (its rates are then per unit time): a number, or a column "
+                        "of the table (default: the table's k_deg column if any, else 1)")
+    b = p.add_argument_group(
+        "budget (optional): the best split between cells and depth",
+        "Capture here is on the scale of the table's k_syn, as --capture.")
     b.add_argument("--budget", metavar="B", type=float, default=None,
                    help="what the experiment may cost, in the units of the costs below")
     b.add_argument("--cell-cost", metavar="C", type=float, default=config.DESIGN_CELL_COST,
@@ -187,7 +193,7 @@ def run(args) -> int:
         table = table[names.isin(genes).to_numpy()]
     quantities = list(tdesign.QUANTITIES) if args.quantity == "both" else [args.quantity]
     try:
-        kin = tdesign.kinetics_table(table)
+        kin = tdesign.kinetics_table(table, k_deg=number_or_name(args.k_deg))
         plan = tdesign.plan(kin, effect=args.effect, quantity=args.quantity, power=args.power,
                             alpha=args.alpha, capture=args.capture, n_cells=args.cells,
                             progress=progress)
