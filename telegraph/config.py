@@ -24,6 +24,9 @@ MIN_CELLS = 10
 MAX_ITER = 100
 #: smallest expected count of a pooled cell of the goodness-of-fit statistic
 GOF_MIN_EXPECTED = 5.0
+#: progress bars on stderr: None shows them when stderr is a terminal (or in a Jupyter
+#: kernel), True always, False never (tqdm's ``disable=None`` convention)
+PROGRESS = None
 #: quantities that get profile-likelihood intervals (in the kernel's order)
 PROFILE_TARGETS = ("burst_frequency", "burst_size", "k_off", "k_syn")
 
@@ -57,6 +60,16 @@ BLOCKS_PER_THREAD = 4
 FAN_IN = 4
 #: seconds to wait for a Dask scheduler before giving up
 CONNECT_TIMEOUT = 10.0
+
+# --------------------------------------------------------------------------- simulation
+
+#: seconds of simulation per compiled call of ``tg.simulate`` (blocks of cells; a compiled
+#: call cannot be interrupted, so Ctrl-C waits at most about this long)
+SIMULATE_BLOCK_SECONDS = 0.25
+#: (cell, gene) paths of the first block, before its duration is known
+SIMULATE_FIRST_BLOCK_PATHS = 1024
+#: ``tg.simulate(progress=None)`` shows a bar once the rest of a run should take longer
+SIMULATE_PROGRESS_SECONDS = 5.0
 
 # --------------------------------------------------------------------------- reading
 

@@ -118,7 +118,7 @@ class OneSpecies:
 
     def information(self, a, b, lam, capture: CaptureDistribution, moving=None, *,
                     tol: float = config.DESIGN_INFO_TOL, deriv: bool = False,
-                    progress: bool = False):
+                    progress: bool | None = config.PROGRESS):
         """Per-cell information in theta, averaged over ``capture``.
 
         Returns ``I`` (m, 3, 3), ``dI`` (m, 3, 3): its derivative in the log of
@@ -420,7 +420,7 @@ def fisher_information(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
                        k_deg: ArrayLike = 1.0, *, capture=1.0,
                        parametrisation: str = "log_rates", model: str = "one_species",
                        tol: float = config.DESIGN_INFO_TOL, return_bound: bool = False,
-                       progress: bool = False):
+                       progress: bool | None = config.PROGRESS):
     """Expected Fisher information of one cell about the kinetics.
 
     The exact expectation over the count distribution, I = sum_n P(n) S(n)
@@ -455,8 +455,9 @@ def fisher_information(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
     return_bound : bool
         Also return the achieved relative bound r: every entry satisfies
         ``abs(I_ij - I_ij(truncated)) <= r sqrt(I_ii I_jj)``.
-    progress : bool
-        Progress bar over parameter sets.
+    progress : bool or None
+        Progress bar over parameter sets on stderr: None (default) when
+        stderr is a terminal or in a Jupyter kernel, True always, False never.
 
     Returns
     -------
@@ -525,7 +526,7 @@ def expected_precision(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
                        k_deg: ArrayLike = 1.0, *, n_cells: ArrayLike, capture=1.0,
                        ci: float = config.CI, limits: bool = True,
                        model: str = "one_species", tol: float = config.DESIGN_INFO_TOL,
-                       progress: bool = True) -> pd.DataFrame:
+                       progress: bool | None = config.PROGRESS) -> pd.DataFrame:
     """Predicted precision of the fitted burst frequency and burst size.
 
     From the inverse of ``n_cells`` times the per-cell information
@@ -555,7 +556,8 @@ def expected_precision(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
         Compute ``p_limit_regime`` (fits the limit models to the expected
         histogram of each set: about the cost of fitting that many genes).
     model, tol, progress
-        As in :func:`fisher_information`.
+        As in :func:`fisher_information` (progress bars on stderr; None: on a
+        terminal).
 
     Returns
     -------
@@ -736,7 +738,8 @@ def _noncentrality_for(power_, alpha):
 def power(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: ArrayLike = 1.0, *,
           effect: ArrayLike, n_cells: ArrayLike, quantity: str = "burst_frequency",
           alpha: float = 0.05, capture=1.0, via: str = "k_syn", model: str = "one_species",
-          tol: float = config.DESIGN_INFO_TOL, progress: bool = False) -> np.ndarray:
+          tol: float = config.DESIGN_INFO_TOL,
+          progress: bool | None = config.PROGRESS) -> np.ndarray:
     """Predicted power of the differential test for a fold change in one quantity.
 
     Group 1 has the given kinetics, group 2 the same with ``quantity``
@@ -770,7 +773,8 @@ def power(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: ArrayLike 
         How a burst-size change is made: k_syn times ``effect`` (default), or
         k_off divided by it (which also changes the fraction of time on).
     model, tol, progress
-        As in :func:`fisher_information`.
+        As in :func:`fisher_information` (progress bars on stderr; None: on a
+        terminal).
 
     Returns
     -------
@@ -799,7 +803,7 @@ def cells_needed(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: Arr
                  effect: ArrayLike, quantity: str = "burst_frequency", power: float = 0.8,
                  alpha: float = 0.05, capture=1.0, via: str = "k_syn",
                  model: str = "one_species", tol: float = config.DESIGN_INFO_TOL,
-                 progress: bool = False) -> np.ndarray:
+                 progress: bool | None = config.PROGRESS) -> np.ndarray:
     """Cells per group for the differential test to detect a fold change.
 
     The smallest n (cells in each of two groups) at which the predicted power
@@ -917,7 +921,8 @@ def kinetics_table(table: pd.DataFrame, *, k_deg=None) -> pd.DataFrame:
 
 def plan(kinetics: pd.DataFrame, *, effect: float, quantity: str = "burst_frequency",
          power: float = 0.8, alpha: float = 0.05, capture=1.0, n_cells=None,
-         via: str = "k_syn", model: str = "one_species", progress: bool = True) -> pd.DataFrame:
+         via: str = "k_syn", model: str = "one_species",
+         progress: bool | None = config.PROGRESS) -> pd.DataFrame:
     """Cells per group, gene by gene, from an earlier fit (``telegraph design``).
 
     Parameters
@@ -930,8 +935,8 @@ def plan(kinetics: pd.DataFrame, *, effect: float, quantity: str = "burst_freque
     n_cells : int, optional
         Also predict the power of each gene's test with this many cells per
         group (column ``power_at_<n_cells>``, one per quantity).
-    progress : bool
-        Progress bar.
+    progress : bool or None
+        Progress bar (None: on a terminal; see :func:`fisher_information`).
 
     Returns
     -------
@@ -1419,7 +1424,8 @@ def optimize(k_on: ArrayLike | None = None, k_off: ArrayLike | None = None,
              n_sim_cells: int = config.DESIGN_N_SIM_CELLS, reads: float | None = None,
              reads_range=None, max_iter: int = 60, learning_rate: float = 0.3, seed=0,
              curve: bool = True, model: str = "one_species",
-             tol: float = config.DESIGN_INFO_TOL, progress: bool = True) -> DesignResult:
+             tol: float = config.DESIGN_INFO_TOL,
+             progress: bool | None = config.PROGRESS) -> DesignResult:
     """The split of a fixed budget between cells and sequencing depth.
 
     Chooses the reads per cell r (and so the cells N(r) the budget pays for
@@ -1480,8 +1486,8 @@ def optimize(k_on: ArrayLike | None = None, k_off: ArrayLike | None = None,
         Also tabulate the criterion and precision over a grid of depths.
     model, tol
         As in :func:`fisher_information`.
-    progress : bool
-        Progress bar over the iterations.
+    progress : bool or None
+        Progress bar over the iterations (None: on a terminal).
 
     Returns
     -------
@@ -1529,9 +1535,10 @@ def optimize(k_on: ArrayLike | None = None, k_off: ArrayLike | None = None,
     converged = False
     small = 0
     bar = None
-    if progress:
+    if progress is not False:
         from tqdm.auto import tqdm
-        bar = tqdm(total=max_iter, desc="telegraph design", unit="step", leave=False)
+        bar = tqdm(total=max_iter, desc="telegraph design", unit="step", leave=False,
+                   disable=None if progress is None else False)
     try:
         for it in range(1, max_iter + 1):
             r, n, cm, val, grad, se = evaluate(t, rng)
@@ -1593,7 +1600,7 @@ def _curve(model, sets, spread, cost, budget, criterion, lo, hi, entropy, tol, n
         r = math.exp(t)
         dist, _ = spread.scaled(float(cost.capture(r)))
         n = float(cost.cells(budget, r))
-        I, _, _ = model.information(sets.a, sets.b, sets.lam, dist, tol=tol)
+        I, _, _ = model.information(sets.a, sets.b, sets.lam, dist, tol=tol, progress=False)
         value, _, _, _ = _criterion(criterion, I, n)
         V = _inverse(I) / n
         with np.errstate(invalid="ignore"):

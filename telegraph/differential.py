@@ -74,7 +74,7 @@ def differential(counts1, counts2, *, capture1=None, capture2=None, genes=None,
                  group_names=("1", "2"), min_cells: int = config.MIN_CELLS,
                  ci: float = config.CI, interval: str = config.INTERVAL,
                  round_counts: bool = False, capture_rtol: float = config.CAPTURE_RTOL,
-                 n_jobs: int | None = None, progress: bool = True,
+                 n_jobs: int | None = None, progress: bool | None = config.PROGRESS,
                  chunk_genes: int | None = None, totals=None) -> pd.DataFrame:
     """Test every gene for a change in burst frequency and in burst size.
 
@@ -153,7 +153,7 @@ def _slice_hist(hist, start, stop):
 def differential_histograms(hist1, hist2, *, group_names=("1", "2"),
                             min_cells: int = config.MIN_CELLS, ci: float = config.CI,
                             interval: str = config.INTERVAL, n_jobs: int | None = None,
-                            progress: bool = True, chunk_genes: int | None = None,
+                            progress: bool | None = config.PROGRESS, chunk_genes: int | None = None,
                             syn_scale: float = 1.0, max_iter: int = config.MAX_ITER) -> pd.DataFrame:
     """Differential bursting tests on per-gene histograms of two groups.
 

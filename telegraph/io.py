@@ -15,7 +15,9 @@ import gzip
 import bz2
 import lzma
 import os
+import socket
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Callable, Iterable
@@ -28,7 +30,10 @@ __all__ = [
     "write_table_atomic",
     "check_layer",
     "check_output_path",
+    "remove_stale_temps",
     "write_h5ad_annotations_atomic",
+    "read_txburst_results",
+    "find_txburst_results",
     "SUPPORTED_FORMATS",
 ]
 
@@ -43,6 +48,8 @@ SUPPORTED_FORMATS = (
 # Values of a text table that mean "missing" (blank is txburst's convention;
 # the others are what R and pandas write for NA).
 _MISSING = ["", "NA", "NaN", "nan", "N/A", "n/a", "NULL", "null", "<NA>"]
+#: the name under which the row-name column of a text table is read
+_NAMES = "\0row names"
 _TEXT_SEP = {".csv": ",", ".tsv": "\t", ".txt": None}
 _COMPRESSION = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 
@@ -231,9 +238,16 @@ def _read_text(path: Path, *, cells_in_rows: bool, genes_column):
     value_cols = [c for c in header if c != name_col]
     if not value_cols:
         raise ValueError(f"{path} has no count columns besides the name column {name_col!r}")
+    # The name column is read under a name of our own: its header cell is often blank
+    # (DataFrame.to_csv, R's write.csv), which pandas reports as "Unnamed: 0" and then
+    # cannot combine with per-column missing-value markers.
+    pos = list(header).index(name_col)
+    names = [_NAMES if i == pos else c for i, c in enumerate(header)]
     # Missing-value markers apply to the counts only: a gene may well be called "NA" or "Nan".
-    df = pd.read_csv(path, sep=sep, index_col=name_col, keep_default_na=False,
-                     na_values={c: _MISSING for c in value_cols}, dtype={name_col: str})
+    df = pd.read_csv(path, sep=sep, header=0, names=names, index_col=pos,
+                     keep_default_na=False, na_values={c: _MISSING for c in value_cols},
+                     dtype={_NAMES: str})
+    df.index.name = None if str(name_col).startswith("Unnamed: ") else name_col
     if df.shape[0] == 0:
         raise ValueError(f"{path} has a header but no data rows")
     bad = [c for c in df.columns if df[c].dtype.kind not in "iuf"]
@@ -399,7 +413,8 @@ def check_output_path(path, *, suffixes: Iterable[str], refuse: Iterable = ()) -
 
     Raises ValueError when the extension is not one of ``suffixes``, the path
     is a directory, or it names one of the files in ``refuse`` (the input);
-    FileNotFoundError when its directory does not exist.
+    FileNotFoundError when its directory does not exist; PermissionError when
+    no file can be created there (read-only directory or file system).
     """
     path = Path(path).expanduser()
     suffixes = tuple(s.lower() for s in suffixes)
@@ -415,6 +430,16 @@ def check_output_path(path, *, suffixes: Iterable[str], refuse: Iterable = ()) -
         if other is not None and _same_file(path, Path(other).expanduser()):
             raise ValueError(f"refusing to overwrite the input file {other}; choose another "
                              f"output path")
+    # the one sure test of writability (permissions, read-only mounts, ACLs, quotas of
+    # inodes) is to create the temporary file the write will use
+    try:
+        fd, probe = _make_temp(path)
+    except OSError as exc:
+        raise PermissionError(f"cannot write {path}: directory {str(parent)!r} is not "
+                              f"writable ({exc.strerror or exc})") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
     return path
 
 
@@ -432,15 +457,73 @@ def _new_file_mode(path: Path) -> int:
     return 0o666 & ~umask
 
 
+# Temporary files are named .NAME.tmp<pid>@<host>~<random>: a later write of NAME
+# removes those whose process is gone (killed during a write: SIGKILL, power loss).
+_TMP_MARK = ".tmp"
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}{_TMP_MARK}"
+
+
+def _make_temp(path: Path):
+    """A new temporary file beside ``path``: (fd, name)."""
+    prefix = f"{_temp_prefix(path)}{os.getpid()}@{socket.gethostname()}~"
+    return tempfile.mkstemp(dir=path.parent, prefix=prefix)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:   # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temps(path) -> list[Path]:
+    """Remove the temporary files of earlier writes of ``path`` that can no longer
+    complete: those of processes of this host that are gone, and unparseable ones
+    (older versions) unmodified for an hour. Returns what was removed."""
+    path = Path(path).expanduser()
+    prefix = _temp_prefix(path)
+    host = socket.gethostname()
+    removed = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(prefix):
+            continue
+        owner, sep, _ = entry.name[len(prefix):].partition("~")
+        pid, at, where = owner.partition("@")
+        try:
+            if sep and at and pid.isdigit():
+                stale = where == host and not _pid_alive(int(pid))
+            else:
+                stale = time.time() - entry.stat(follow_symlinks=False).st_mtime > 3600
+            if stale and entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
+
+
 def _atomic_write(path: Path, writer: Callable[[str], None]) -> None:
     """Run ``writer(tmp)`` on a temporary file beside ``path``, then rename it into place.
 
     os.replace within one directory is atomic, so readers see the old file or
     the complete new one; on any error (or KeyboardInterrupt) the temporary
-    file is removed and the target is left as it was.
+    file is removed and the target is left as it was. Temporary files that
+    earlier writes of ``path`` left behind (a killed process) are removed
+    first (:func:`remove_stale_temps`).
     """
     mode = _new_file_mode(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp")
+    remove_stale_temps(path)
+    fd, tmp = _make_temp(path)
     os.close(fd)
     try:
         writer(tmp)
@@ -519,3 +602,77 @@ def write_h5ad_annotations_atomic(source, path, adata, *, uns_key: str,
 
     _atomic_write(path, writer)
     return path
+
+
+# --------------------------------------------------------------------------- txburst's results
+
+#: the file names of txburst's results for counts ``<stem>.csv``: as txburst writes them
+#: (pickles, the form of its public ``data/`` folder) and as tidy CSV copies
+_TXBURST_NAMES = {
+    "ML": ("{stem}_ML.pkl", "{stem}_txburst_ML.csv"),
+    "TEST": ("{stem}_vs_{stem2}_TEST.pkl", "{stem}_vs_{short2}_txburst_TEST.csv"),
+}
+
+
+def find_txburst_results(directory, stem: str, stem2: str | None = None) -> Path:
+    """The file of txburst's results for the counts ``<stem>.csv`` in ``directory``:
+    maximum-likelihood estimates (``txburstML.py``), or with ``stem2`` the
+    tests of ``<stem>.csv`` against ``<stem2>.csv`` (``txburstTEST.py``). Either
+    the pickle txburst writes (``<stem>_ML.pkl``,
+    ``<stem>_vs_<stem2>_TEST.pkl``, as published in its repository's ``data/``
+    folder) or a tidy CSV copy (``<stem>_txburst_ML.csv``,
+    ``<stem>_vs_<suffix of stem2>_txburst_TEST.csv``). Raises
+    FileNotFoundError naming both."""
+    directory = Path(directory)
+    kind = "ML" if stem2 is None else "TEST"
+    short2 = None
+    if stem2 is not None:
+        common = os.path.commonprefix([stem, stem2])
+        short2 = stem2[len(common[:common.rfind("_") + 1]):]
+    names = [n.format(stem=stem, stem2=stem2, short2=short2) for n in _TXBURST_NAMES[kind]]
+    for name in names:
+        if (directory / name).exists():
+            return directory / name
+    raise FileNotFoundError(f"txburst's {kind} results for {stem}"
+                            + (f" vs {stem2}" if stem2 else "") + f" not found in {directory}: "
+                            f"looked for {' and '.join(names)} (the pickle is what txburst "
+                            f"writes and publishes in its data/ folder)")
+
+
+def read_txburst_results(path) -> "pd.DataFrame":
+    """txburst's results as a tidy table indexed by gene.
+
+    Reads the pickles txburst writes -- ``*_ML.pkl`` (txburstML.py: per gene
+    the array (k_on, k_off, k_syn) and the ``keep`` flag) and ``*_TEST.pkl``
+    (txburstTEST.py: per gene both groups' arrays and the p-values of burst
+    frequency and burst size) -- and tidy CSV copies of them. Returns columns
+    ``k_on, k_off, k_syn, keep`` (ML) or ``k_on_1, k_off_1, k_syn_1, k_on_2,
+    k_off_2, k_syn_2, p_bf, p_bs`` (TEST); rates in units of k_deg. Only
+    open pickles you trust: reading one can run code.
+    """
+    import pandas as pd
+    path = Path(path)
+    if path.suffix.lower() not in (".pkl", ".pickle"):
+        return pd.read_csv(path, index_col=0)
+    raw = pd.read_pickle(path)
+    if not isinstance(raw, pd.DataFrame) or raw.shape[1] < 2:
+        raise ValueError(f"{path} is not a txburst result pickle (a DataFrame of per-gene "
+                         f"parameter arrays)")
+
+    def rates(col):
+        return np.array([np.asarray(v, dtype=float).reshape(3) if np.size(v) == 3
+                         else np.full(3, np.nan) for v in raw[col]])
+
+    out = pd.DataFrame(index=pd.Index(raw.index.astype(str), name="gene"))
+    first = raw.columns[0]
+    if raw.shape[1] == 2:                     # ML: (params, keep)
+        r = rates(first)
+        out["k_on"], out["k_off"], out["k_syn"] = r.T
+        out["keep"] = raw[raw.columns[1]].astype(bool).to_numpy()
+        return out
+    r1, r2 = rates(first), rates(raw.columns[1])  # TEST: (params 1, params 2, p_bf, p_bs, name)
+    for g, r in (("1", r1), ("2", r2)):
+        out[f"k_on_{g}"], out[f"k_off_{g}"], out[f"k_syn_{g}"] = r.T
+    out["p_bf"] = pd.to_numeric(raw[raw.columns[2]], errors="coerce").to_numpy()
+    out["p_bs"] = pd.to_numeric(raw[raw.columns[3]], errors="coerce").to_numpy()
+    return out

@@ -10,19 +10,30 @@ one-line error naming the option.
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
 from .. import cluster, config, get
 from .. import io as tio
 from ..inputs import FitSettings, gene_positions, resolve_capture, resolve_k_deg
+from ..kernels import differential as kdiff
+from ..kernels import fit as kfit
+from ..kernels import is_compiled
 
 
 class CLIError(Exception):
     """An error in the user's input: printed as one line, exit status 2."""
 
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C (exit status 143)."""
+
 # the library's advice names its keywords; the user typed options
-_KEYWORD_TO_OPTION = {"round_counts=True": "--round", "min_cells": "--min-cells",
+_KEYWORD_TO_OPTION = {"round_counts='force'": "--force-round", "round_counts=True": "--round",
+                      "pass layer= with the layer that holds them (--layer on the command "
+                      "line)": "pass --layer with the layer that holds them",
+                      "min_cells": "--min-cells",
                       "n_jobs": "--jobs", "ci is a": "--ci is a"}
 
 
@@ -152,12 +163,37 @@ def check_outputs(table, output, refuse) -> None:
         raise CLIError(one_line(exc)) from None
 
 
-def connect(address):
-    """A Dask client for ``--scheduler`` (one-line error when unreachable)."""
+def write_outputs(writes) -> None:
+    """Run the ``(path, write)`` pairs in order, each write atomic. A failure is a
+    one-line error; an interruption (Ctrl-C, SIGTERM) carries the paths already
+    written (``exc.written``) so that the message says what is there."""
+    done = []
     try:
-        return cluster.connect(address)
+        for path, write in writes:
+            write()
+            done.append(path)
+    except (ValueError, OSError) as exc:
+        also = f" ({', '.join(map(str, done))} was written)" if done else ""
+        raise CLIError(f"cannot write output: {one_line(exc)}{also}") from None
+    except KeyboardInterrupt as exc:
+        exc.written = done
+        raise
+
+
+def connect(address):
+    """A Dask client for ``--scheduler`` (one-line error when unreachable). A local
+    cluster logs errors only: its workers' warnings are Dask's business."""
+    try:
+        return cluster.connect(address, silence_logs=logging.ERROR)
     except (ConnectionError, ImportError) as exc:
         raise CLIError(f"--scheduler: {one_line(exc)}") from None
+
+
+def close_client(client) -> None:
+    """Close the ``--scheduler`` client; quietly when interrupted (one line, not
+    Dask's tracebacks of abandoned work)."""
+    if client is not None:
+        cluster.close(client)
 
 
 def write_stdout_csv(table) -> None:
@@ -189,3 +225,62 @@ def check_level(option: str, value: float) -> None:
 def check_at_least_one(option: str, value) -> None:
     if value is not None and value < 1:
         raise CLIError(f"{option} must be at least 1, got {value}")
+
+
+def add_progress_options(group) -> None:
+    """``--progress`` / ``--no-progress`` (default: a bar only on a terminal)."""
+    group.add_argument(
+        "--progress", action="store_true",
+        help="show the progress bar on stderr even when it is not a terminal")
+    group.add_argument(
+        "--no-progress", action="store_true",
+        help="never show the progress bar (by default it is shown only when stderr is a "
+             "terminal, so that a log file gets none)")
+
+
+def progress_option(args):
+    """True (--progress), False (--no-progress) or None (when stderr is a terminal)."""
+    if getattr(args, "progress", False) and getattr(args, "no_progress", False):
+        raise CLIError("--progress and --no-progress exclude each other")
+    if getattr(args, "progress", False):
+        return True
+    return False if getattr(args, "no_progress", False) else None
+
+
+#: the compiled kernels each subcommand runs first
+_KERNELS = {"fit": (kfit.fit_genes,), "test": (kfit.fit_genes, kdiff.differential_genes)}
+
+
+def compile_notice(command: str) -> None:
+    """Say so on stderr, before it happens, when the kernels are about to be
+    compiled (the first run of a fresh installation: about a minute with
+    nothing else to show)."""
+    if all(is_compiled(k) for k in _KERNELS.get(command, ())):
+        return
+    print(f"telegraph {command}: compiling kernels, once per installation (about a minute; "
+          f"later runs start at once) ...", file=sys.stderr, flush=True)
+
+
+def files_written(*paths) -> str:
+    """'wrote A, B' for the outputs given, or '' when there are none."""
+    done = [str(p) for p in paths if p]
+    return ("wrote " + " and ".join(done)) if done else "wrote the table to stdout"
+
+
+def add_round_options(group) -> None:
+    """``--round`` and ``--force-round``."""
+    group.add_argument(
+        "--round", action="store_true",
+        help="round non-integer counts to the nearest whole number instead of refusing "
+             "them (raw counts made non-integer by a correction, e.g. of ambient RNA). "
+             "Data that look normalised or log-transformed are refused even so: give the "
+             "raw counts (--layer)")
+    group.add_argument(
+        "--force-round", action="store_true",
+        help="round even values that look normalised or log-transformed (not "
+             "recommended: rounded normalised values are not counts)")
+
+
+def round_option(args):
+    """``round_counts`` of the library: False, True (--round) or "force"."""
+    return "force" if getattr(args, "force_round", False) else bool(args.round)

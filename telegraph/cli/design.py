@@ -19,8 +19,9 @@ import pandas as pd
 from .. import config
 from .. import design as tdesign
 from .. import io as tio
-from ._common import (CLIError, as_cli_advice, check_level, check_outputs, number_or_name,
-                      one_line, parse_genes, read_kinetics)
+from ._common import (CLIError, add_progress_options, as_cli_advice, check_level,
+                      check_outputs, number_or_name, one_line, parse_genes, progress_option,
+                      read_kinetics)
 
 _DESCRIPTION = """\
 Plan an experiment from the kinetics of an earlier fit: how many cells per group a
@@ -114,8 +115,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     out = p.add_argument_group("output")
     out.add_argument("--table", metavar="OUT.csv|OUT.tsv",
                      help="write the per-gene table here instead of printing it")
-    out.add_argument("--no-progress", action="store_true",
-                     help="do not show progress bars (shown on stderr only on a terminal)")
+    add_progress_options(out)
     p.set_defaults(run=run)
     return p
 
@@ -180,7 +180,7 @@ def run(args) -> int:
     _validate(args)
     source = Path(args.kinetics).expanduser()
     check_outputs(args.table, None, [source])
-    progress = not args.no_progress and sys.stderr.isatty()
+    progress = progress_option(args)
     table = read_kinetics(source)
     if args.genes:
         genes = parse_genes(args.genes)
