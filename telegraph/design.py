@@ -587,10 +587,12 @@ def expected_precision(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
     the spread of the fitted log burst frequency and log burst size and the
     widths of the fitter's intervals agree with the prediction within
     sampling error. Near the bursty limit (``"near_bursty"``) the boundary
-    correction brings the prediction within about 10% of the fitter's
-    spread; near the bimodal or Poisson limits burst frequency (and, for
-    Poisson, burst size) is not identified and the prediction does not
-    apply. ``k_off_log_se`` and ``k_syn_log_se`` are the plain asymptotic
+    correction brings the prediction within about 10% of the widths of the
+    fitter's intervals; the point estimate reported in the ``bursty`` regime
+    is the negative binomial's, whose spread is up to about 20% smaller at
+    the limit and can be larger (and biased) where the regime is uncertain.
+    Near the bimodal or Poisson limits burst frequency (and, for Poisson,
+    burst size) is not identified and the prediction does not apply. ``k_off_log_se`` and ``k_syn_log_se`` are the plain asymptotic
     values (the fitter reports k_off = k_syn = inf in the bursty limit).
     """
     _check_level("ci", ci)
