@@ -100,7 +100,7 @@ DESIGN_MAX_LOG_SE = 0.2
 DESIGN_MIN_NONZERO = 100
 #: ... and "near_<limit>" when the predicted probability that the fit reports a limit
 #: regime (poisson, bimodal, bursty) exceeds this
-DESIGN_MAX_P_LIMIT = 0.05
+DESIGN_MAX_P_LIMIT = 0.01
 #: k_off / k_deg given, for planning, to a gene that an earlier fit placed in the bursty
 #: (negative-binomial) limit: its burst frequency and size are kept, k_syn = size * k_off
 DESIGN_BURSTY_K_OFF = 100.0
