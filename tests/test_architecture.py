@@ -31,7 +31,7 @@ LAYERS = {
     0: {"config", "inputs", "kernels"},
     1: {"stationary", "joint", "ssa", "network", "gradient", "histogram", "blocks",
         "goodness"},
-    2: {"fitting", "jointfit", "differential", "study", "datasets"},
+    2: {"fitting", "jointfit", "differential", "study", "datasets", "design"},
     3: {"io", "ondisk", "get", "cluster", "backed", "tl", "pl"},
     4: {"cli", "__main__"},
 }

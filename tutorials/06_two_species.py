@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # 5. Two species: unspliced and spliced counts, degradation identified
+# # 6. Two species: unspliced and spliced counts, degradation identified
 #
 # Every velocyto, STARsolo or kb-python run gives two count layers per gene,
 # `adata.layers["unspliced"]` and `adata.layers["spliced"]`. A single snapshot of one
@@ -37,7 +37,7 @@
 # 3. compares burst frequency, burst size and `k_deg / k_splice` with the truth, and
 # 4. shows a gene's joint histogram against the fitted law.
 #
-# Run as a script (`python tutorials/05_two_species.py`; `TELEGRAPH_TUTORIAL_SMALL=1` for
+# Run as a script (`python tutorials/06_two_species.py`; `TELEGRAPH_TUTORIAL_SMALL=1` for
 # a quick run) or as a notebook (`jupytext --to ipynb`). Figures go to
 # `TELEGRAPH_TUTORIAL_OUTPUT` (default `tutorials/_output/`).
 
