@@ -72,8 +72,8 @@ def save(fig, name):
     return path
 
 
-N_CELLS = 400 if SMALL else 1500
-N_GENES = 6 if SMALL else 40
+N_CELLS = 300 if SMALL else 1500
+N_GENES = 4 if SMALL else 40
 print(f"telegraph {tg.__version__}; small run: {SMALL}; {N_CELLS} cells x {N_GENES} genes")
 
 # %% [markdown]
