@@ -32,3 +32,14 @@ def test_console_script_installed():
 def test_no_command_prints_help_and_fails():
     r = _run()
     assert r.returncode == 2
+
+
+def test_version_imports_neither_the_commands_nor_their_libraries():
+    """``telegraph --version`` answers before the subcommands (and pandas, Numba,
+    SciPy, AnnData with them) are imported: it takes a fraction of a second."""
+    code = ("import sys; from telegraph.cli import main; rc = main(['--version']); "
+            "print(sorted(m for m in ('pandas', 'numba', 'scipy', 'anndata', 'telegraph.cli.fit')"
+            " if m in sys.modules), rc)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [f"telegraph {tg.__version__}", "[] 0"]

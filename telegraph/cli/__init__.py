@@ -12,14 +12,18 @@ import signal
 import sys
 import threading
 
+import importlib
+
 from .. import __version__
-from . import fit, test
-from ._common import CLIError, Terminated
+from ._errors import CLIError, Terminated
 
 __all__ = ["main", "build_parser", "CLIError"]
 
-#: the subcommands, each a module with ``add_parser(subparsers)`` and ``run(args)``
-_COMMANDS = (fit, test)
+#: the subcommands, each a module of this package with ``add_parser(subparsers)`` and
+#: ``run(args)``; imported when a command line names one (or for the full help), so that
+#: ``telegraph --version`` does not pay for the library's imports (tests/test_architecture.py
+#: checks that these are modules of this package)
+COMMANDS = ("telegraph.cli.fit", "telegraph.cli.test")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,12 +40,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version",
                         version=f"telegraph {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in _COMMANDS:
-        command.add_parser(sub)
+    for name in COMMANDS:
+        importlib.import_module(name).add_parser(sub)
     return parser
 
 
+def _version_only(argv) -> bool:
+    """Whether the command line is ``--version`` before any command (answered
+    without importing the commands)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    return bool(args) and args[0] == "--version"
+
+
 def main(argv=None) -> int:
+    if _version_only(argv):
+        print(f"telegraph {__version__}")
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "command", None) is None:
