@@ -8,11 +8,10 @@ it parses, calls the library, and reports.
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import sys
 import threading
-
-import importlib
 
 from .. import __version__
 from ._errors import CLIError, Terminated
@@ -23,7 +22,7 @@ __all__ = ["main", "build_parser", "CLIError"]
 #: ``run(args)``; imported when a command line names one (or for the full help), so that
 #: ``telegraph --version`` does not pay for the library's imports (tests/test_architecture.py
 #: checks that these are modules of this package)
-COMMANDS = ("telegraph.cli.fit", "telegraph.cli.test")
+COMMANDS = ("telegraph.cli.fit", "telegraph.cli.test", "telegraph.cli.design")
 
 
 def build_parser() -> argparse.ArgumentParser:
