@@ -25,7 +25,9 @@ __all__ = ["main", "build_parser", "CLIError"]
 COMMANDS = ("telegraph.cli.fit", "telegraph.cli.test", "telegraph.cli.design")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; with ``command`` (a name of :data:`COMMANDS`)
+    only that subcommand's, so that running one command imports only its module."""
     parser = argparse.ArgumentParser(
         prog="telegraph",
         description=(
@@ -40,8 +42,21 @@ def build_parser() -> argparse.ArgumentParser:
                         version=f"telegraph {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(name).add_parser(sub)
+        if command is None or _command_name(name) == command:
+            importlib.import_module(name).add_parser(sub)
     return parser
+
+
+def _command_name(module: str) -> str:
+    return module.rsplit(".", 1)[1]
+
+
+def _named_command(argv) -> str | None:
+    """The subcommand a command line runs, when it names one first (``telegraph
+    fit ...``); None for anything else (help, errors: the full parser answers)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    names = {_command_name(m) for m in COMMANDS}
+    return args[0] if args and args[0] in names else None
 
 
 def _version_only(argv) -> bool:
@@ -55,7 +70,7 @@ def main(argv=None) -> int:
     if _version_only(argv):
         print(f"telegraph {__version__}")
         return 0
-    parser = build_parser()
+    parser = build_parser(_named_command(argv))
     args = parser.parse_args(argv)
     if getattr(args, "command", None) is None:
         parser.print_help()
