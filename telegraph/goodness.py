@@ -9,7 +9,6 @@ least a few cells each, with parameters estimated from the ungrouped counts.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 __all__ = ["chernoff_lehmann"]
 
@@ -36,6 +35,7 @@ def chernoff_lehmann(x2, K, npar, I_full, I_g):
     test), flag "ok", "one_class", "degenerate", or "not_computed" where no
     statistic was given.
     """
+    from scipy import stats  # here, not at the top: half a second of start-up
     x2 = np.asarray(x2, dtype=float)
     K = np.asarray(K, dtype=float)
     npar = np.asarray(npar, dtype=int)

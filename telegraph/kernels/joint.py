@@ -60,7 +60,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from ._jit import njit
 
 __all__ = ["N_PAR", "N_PAIR", "N_ROW", "PAIRS", "factorize", "stationary", "first_rhs",
            "second_rhs", "solve_scaled", "count_tables", "edge_max", "trap_depth",
