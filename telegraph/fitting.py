@@ -23,7 +23,7 @@ from .histogram import CountHistograms, count_histograms
 from .inputs import Capture, FitSettings, KDeg, resolve_capture, resolve_k_deg, totals_of
 from .kernels import fit as kfit
 
-__all__ = ["fit", "fit_histograms", "results_table", "REGIMES", "IDENTIFIED"]
+__all__ = ["fit", "fit_histograms", "results_table", "union_distances", "REGIMES", "IDENTIFIED"]
 
 log = logging.getLogger("telegraph")
 
@@ -154,14 +154,36 @@ def fit_raw(hist, settings, gene_slice=slice(None)):
     drop = stats.chi2.ppf(settings.ci, 1) / 2.0
     mask = np.array([t in settings.profile for t in _TARGETS]) & (settings.interval == "profile")
     res = np.empty((stop - start, kfit.N_RESULT))
+    union_tg, union_bm = union_distances(settings.ci)
     kfit.fit_genes(np.ascontiguousarray(ip - lo), np.ascontiguousarray(hist.values[lo:hi]),
                    np.ascontiguousarray(hist.groups[lo:hi]),
                    np.ascontiguousarray(hist.weights[lo:hi], dtype=float),
                    np.ascontiguousarray(hist.capture, dtype=float),
                    np.ascontiguousarray(hist.n_cells[start:stop]), int(settings.min_cells),
                    float(drop), mask, int(settings.max_iter), float(settings.gof_min_expected),
-                   res)
+                   res, union_tg, union_bm)
     return res
+
+
+def union_distances(ci: float) -> tuple[float, float]:
+    """Distances of a limit model below the supremum within which it still
+    adds its own values to the profile intervals of a gene in the telegraph
+    and in the bimodal regime (docs/maths.md, "Profile likelihood").
+
+    The regime decision rejects a limit when its one-sided test at level
+    (1 - ci)/2 does; given that it did, a gene whose truth is the limit has its
+    signed root distance above z only with probability P(Z > z) / ((1 - ci)/2).
+    Telegraph regime: z with P(Z > z) = ((1 - ci)/2)^2, so that this
+    probability is (1 - ci)/2 again; bimodal regime: P(Z > z) =
+    ``config.LIMIT_UNION_BIMODAL`` * (1 - ci)/2. Both (0, 0) when
+    ``config.LIMIT_UNION`` is off.
+    """
+    if not config.LIMIT_UNION:
+        return 0.0, 0.0
+    one_sided = (1.0 - ci) / 2.0
+    z_tg = stats.norm.isf(one_sided * one_sided)
+    z_bm = stats.norm.isf(one_sided * config.LIMIT_UNION_BIMODAL)
+    return float(z_tg * z_tg / 2.0), float(z_bm * z_bm / 2.0)
 
 
 def fit_histograms(hist: CountHistograms, *, k_deg=None, settings: FitSettings | None = None,

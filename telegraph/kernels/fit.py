@@ -24,7 +24,7 @@ from .gof import pearson_gof
 from .models import poisson_fit, sort_bins, telegraph_eval
 from .optimize import (TARGET_LOG_A, TARGET_LOG_B, TARGET_LOG_BETA, fit_negbinom, fit_telegraph,
                        fit_zip)
-from .profile import profile_bound, wald_se
+from .profile import profile_bound, wald_se, widen_near_limits
 
 # regime codes
 REGIME_TELEGRAPH = 0
@@ -208,12 +208,15 @@ def _goodness_of_fit(row, v, w, gr, capture, n_groups, theta, min_expected):
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop, profile_mask,
-              max_iter, gof_min_expected, result):
+              max_iter, gof_min_expected, result, union_telegraph=0.0, union_bimodal=0.0):
     """Fit every gene; one row of ``result`` (n_genes, N_RESULT) per gene.
 
     ``profile_mask[t]`` says whether target t (log a, log beta, log b, log lam)
     gets a profile interval; ``drop`` = chi2_1(ci)/2 is the log-likelihood
-    drop that defines the interval.
+    drop that defines the interval. ``union_telegraph`` / ``union_bimodal``:
+    in those regimes, a limit model within this distance of the supremum adds
+    its own values to the profile intervals
+    (:func:`telegraph.kernels.profile.widen_near_limits`; 0 = never).
     """
     n_genes = indptr.shape[0] - 1
     n_groups = capture.shape[0]
@@ -248,6 +251,11 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
                                   max_iter, buf):
             # a better optimum turned up while profiling
             row[R_CONV] = 0.0
+        d_union = (union_telegraph if row[R_REGIME] == REGIME_TELEGRAPH
+                   else union_bimodal if row[R_REGIME] == REGIME_BIMODAL else 0.0)
+        widen_near_limits(row[R_CI0:R_CI0 + 8], d_union, ll_sup, ll_nb, ll_zip, ll_p,
+                          row[R_NB_A], row[R_NB_BETA], v, w, gr, capture, drop, profile_mask,
+                          max_iter, buf)
         ncell = 0.0
         for i in range(w.shape[0]):
             ncell += w[i]
