@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import warnings
 
 import numpy as np
 
@@ -210,19 +211,42 @@ def map_blocks(func, blocks, *args, client, sizes=None, progress=False,
                desc="telegraph fit") -> list:
     """``[func(block, *args) for block in blocks]`` as tasks on a Dask cluster.
 
-    The blocks are scattered to the workers, each call runs inside
-    :func:`kernel_slot`, and the results come back in order; ``sizes``
-    (genes per block) drive the progress bar.
+    Each block travels inside its own task (not scattered: the scheduler holds
+    the task, so a lost worker's share is recomputed elsewhere), each call
+    runs inside :func:`kernel_slot`, and the results come back in order;
+    ``sizes`` (genes per block) drive the progress bar.
     """
     check_client(client)
     blocks = list(blocks)
     if not blocks:
         return []
-    scattered = client.scatter(blocks)
-    futures = [client.submit(in_slot, func, b, *args, pure=False) for b in scattered]
+    futures = [submit(client, in_slot, func, b, *args) for b in blocks]
     if sizes is None:
         sizes = [1] * len(futures)
     return gather_with_progress(client, futures, sizes, progress, desc)
+
+
+def submit(client, func, *args):
+    """``client.submit(func, *args, pure=False)`` with the arguments inside the task.
+
+    Data handed to a task this way is kept by the scheduler with the task, so
+    when a worker is lost the task (and what depends on it) is simply run
+    again; ``client.scatter`` would keep the only copy on a worker. Dask's
+    warning about a large task is silenced: that is the point here.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ll]arge (graph|object)")
+        return client.submit(func, *args, pure=False)
+
+
+def hold(client, value):
+    """A future of ``value`` that the cluster can recompute (a task returning it):
+    for data many tasks share, in place of ``client.scatter``."""
+    return submit(client, _identity, value)
+
+
+def _identity(value):
+    return value
 
 
 def tree_reduce(client, futures, func, fan_in: int | None = None):

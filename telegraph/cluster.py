@@ -14,7 +14,8 @@ slice.
   fits it.
 
 Only the capture groups of the cells (small integers, one per cell), the gene
-names and the result rows travel. The workers must be able to open the path
+names and the result rows travel, always inside tasks (never scattered), so
+that the scheduler can rerun whatever a lost worker held. The workers must be able to open the path
 at the same place (a shared file system). Results are exactly the in-process
 ones: the per-gene fit is deterministic and independent of which genes share
 a call, and histogram weights are integer cell counts, summed exactly in any
@@ -34,8 +35,11 @@ between workers: see :mod:`telegraph.blocks` for threads.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
+import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -46,13 +50,13 @@ from .histogram import count_histograms
 from .inputs import FitSettings, KDeg, row_totals
 from .ondisk import OnDiskMatrix, ReadPlan, count_cells, count_genes
 
-__all__ = ["connect", "local_client", "warm_up", "cell_totals", "fit_read_plan"]
+__all__ = ["connect", "close", "local_client", "warm_up", "cell_totals", "fit_read_plan"]
 
 
 # --------------------------------------------------------------------------- clients
 
 
-def connect(address: str, *, timeout: float | None = None):
+def connect(address: str, *, timeout: float | None = None, **local_kwargs):
     """A ``dask.distributed.Client`` for a scheduler address, or a local cluster.
 
     Parameters
@@ -60,15 +64,16 @@ def connect(address: str, *, timeout: float | None = None):
     address : str
         ``"tcp://host:port"`` (or ``"host:port"``) of a running scheduler, or
         ``"local"`` for a :class:`distributed.LocalCluster` sized to this
-        machine (:func:`local_client`).
+        machine (:func:`local_client`, which gets ``local_kwargs``).
     timeout : float, optional
         Seconds to wait for the scheduler (default ``config.CONNECT_TIMEOUT``).
 
     Raises
     ------
     ConnectionError
-        The scheduler cannot be reached in time: the message names the
-        address and how to start a scheduler.
+        The address is malformed, nothing listens there (refused, unknown
+        host: said at once), or the scheduler does not answer in time: the
+        message names the address and how to start a scheduler.
     ImportError
         dask[distributed] is not installed.
     """
@@ -78,19 +83,88 @@ def connect(address: str, *, timeout: float | None = None):
         raise ImportError("running on a Dask cluster needs dask[distributed]: "
                           "pip install 'telegraph-sc[dask]'") from None
     if address == "local":
-        return local_client()
+        return local_client(**local_kwargs)
     timeout = config.CONNECT_TIMEOUT if timeout is None else float(timeout)
+    advice = (f"check the address, start one with `dask scheduler` and `dask worker "
+              f"{address}`, or use 'local' for a cluster on this machine")
+    # checked before a Client exists: a Client that fails to start spends 20 s in
+    # its destructor and prints a traceback; and Dask retries a refused
+    # connection until the timeout, where one attempt tells
+    start = time.monotonic()
+    _probe(address, timeout, advice)
     try:
-        return Client(address, timeout=timeout, set_as_default=False)
+        return Client(address, timeout=max(1.0, timeout - (time.monotonic() - start)),
+                      set_as_default=False)
     except (OSError, TimeoutError) as exc:
+        _discard_client(exc, Client)
         raise ConnectionError(
             f"cannot reach a Dask scheduler at {address!r} within {timeout:g} s "
-            f"({' '.join(str(exc).split())}); check the address, start one with "
-            f"`dask scheduler` and `dask worker {address}`, or use 'local' for a "
-            f"cluster on this machine") from None
-    except ValueError as exc:  # a malformed address
-        raise ConnectionError(f"{address!r} is not a Dask scheduler address "
-                              f"({exc}); give tcp://HOST:PORT or 'local'") from None
+            f"({' '.join(str(exc).split())}); {advice}") from None
+    except Exception as exc:  # something answered, but not as a Dask scheduler does
+        _discard_client(exc, Client)
+        raise ConnectionError(
+            f"no Dask scheduler answered at {address!r} ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:200]}); {advice}") from None
+
+
+def _discard_client(exc, client_type) -> None:
+    """Mark closed the Client whose constructor raised ``exc``: its destructor
+    would otherwise spend 20 s closing a connection that never opened, and then
+    print a traceback."""
+    tb = exc.__traceback__
+    while tb is not None:
+        obj = tb.tb_frame.f_locals.get("self")
+        if isinstance(obj, client_type):
+            with contextlib.suppress(Exception):
+                obj.status = "closed"
+                obj._loop_runner.stop()
+            return
+        tb = tb.tb_next
+
+
+def _probe(address: str, timeout: float, advice: str) -> None:
+    """Raise ConnectionError unless ``address`` is well formed and, for a TCP-based
+    scheme, something accepts a connection there."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import backends
+
+    try:
+        scheme, loc = parse_address(address)
+        if scheme not in backends:
+            raise ValueError(f"unknown scheme {scheme!r}; known: {', '.join(sorted(backends))}")
+        if scheme not in ("tcp", "tls", "ws", "wss"):
+            return
+        host, port = parse_host_port(loc)
+    except ValueError as exc:
+        raise ConnectionError(f"{address!r} is not a Dask scheduler address ({exc}); give "
+                              f"tcp://HOST:PORT or 'local'") from None
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except socket.gaierror as exc:
+        raise ConnectionError(f"cannot reach a Dask scheduler at {address!r}: unknown host "
+                              f"{host!r} ({exc.strerror or exc}); {advice}") from None
+    except ConnectionRefusedError:
+        raise ConnectionError(f"cannot reach a Dask scheduler at {address!r}: connection "
+                              f"refused (nothing listens on port {port}); {advice}") from None
+    except (TimeoutError, socket.timeout):
+        raise ConnectionError(f"cannot reach a Dask scheduler at {address!r} within "
+                              f"{timeout:g} s (no answer); {advice}") from None
+    except OSError as exc:
+        raise ConnectionError(f"cannot reach a Dask scheduler at {address!r} "
+                              f"({exc.strerror or exc}); {advice}") from None
+
+
+def close(client) -> None:
+    """Close a client (and the local cluster it started). Called while an
+    interruption (Ctrl-C, SIGTERM) is under way, it first silences what Dask
+    would log about the work it abandons (one "Task exception was never
+    retrieved" traceback per pending result), so that the interruption is
+    reported in one line."""
+    if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+        for name in ("asyncio", "distributed", "tornado"):
+            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    client.close()
 
 
 def local_client(n_workers: int | None = None, *, threads_per_worker: int = 1,
@@ -224,10 +298,11 @@ def fit_read_plan(plan: ReadPlan, *, k_deg: KDeg, settings: FitSettings, client,
     blocks.check_client(client)
     m = plan.matrix
     kd = k_deg.values
-    names_f = client.scatter(plan.names, broadcast=True)
+    # shared data as tasks the cluster can rerun (a scattered copy dies with its worker)
+    names_f = blocks.hold(client, plan.names)
     gcap = plan.group_capture
     if m.format == "csc":
-        goc_f = client.scatter(blocks.small_ints(plan.group_of_cell), broadcast=True)
+        goc_f = blocks.hold(client, blocks.small_ints(plan.group_of_cell))
         futures, sizes = [], []
         done = 0
         for first, stop, pos in plan.gene_blocks():

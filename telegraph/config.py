@@ -103,6 +103,16 @@ FAN_IN = 4
 #: seconds to wait for a Dask scheduler before giving up
 CONNECT_TIMEOUT = 10.0
 
+# --------------------------------------------------------------------------- simulation
+
+#: seconds of simulation per compiled call of ``tg.simulate`` (blocks of cells; a compiled
+#: call cannot be interrupted, so Ctrl-C waits at most about this long)
+SIMULATE_BLOCK_SECONDS = 0.25
+#: (cell, gene) paths of the first block, before its duration is known
+SIMULATE_FIRST_BLOCK_PATHS = 1024
+#: ``tg.simulate(progress=None)`` shows a bar once the rest of a run should take longer
+SIMULATE_PROGRESS_SECONDS = 5.0
+
 # --------------------------------------------------------------------------- reading
 
 #: stored entries per slice when a matrix is read from disk without a chunk size:

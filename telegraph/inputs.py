@@ -364,7 +364,22 @@ def _efficiency(source, n_cells, obs, where):
         raise KeyError(f"capture column {key!r} not found in {where} (columns: "
                        f"{listing(obs.columns)}); or pass capture='total' for size factors "
                        f"from total counts")
-    return check_capture(obs[key].to_numpy(dtype=float), n_cells)
+    what = f"capture={key!r} (column {key!r} of {where})"
+    values = np.asarray(obs[key])   # a categorical column gives its values' own type
+    if values.dtype == object and all(_is_number(v) for v in values.ravel()):
+        values = values.astype(np.float64)
+    if values.dtype == bool or values.dtype.kind not in "iuf":
+        kind = "boolean" if values.dtype == bool else "non-numeric"
+        first = values.ravel()[0] if values.size else None
+        first = first.item() if isinstance(first, np.generic) else first
+        raise ValueError(f"{what} holds {kind} values (dtype {obs[key].dtype}, e.g. "
+                         f"{first!r}), not capture efficiencies: give a numeric column of "
+                         f"detection probabilities in (0, 1], or capture='total' for size "
+                         f"factors from total counts")
+    try:
+        return check_capture(values, n_cells)
+    except ValueError as exc:
+        raise ValueError(f"{what}: {exc}") from None
 
 
 def resolve_capture(capture, *, n_cells: int, obs=None, totals=None,

@@ -15,7 +15,9 @@ import gzip
 import bz2
 import lzma
 import os
+import socket
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Callable, Iterable
@@ -28,6 +30,7 @@ __all__ = [
     "write_table_atomic",
     "check_layer",
     "check_output_path",
+    "remove_stale_temps",
     "write_h5ad_annotations_atomic",
     "SUPPORTED_FORMATS",
 ]
@@ -43,6 +46,8 @@ SUPPORTED_FORMATS = (
 # Values of a text table that mean "missing" (blank is txburst's convention;
 # the others are what R and pandas write for NA).
 _MISSING = ["", "NA", "NaN", "nan", "N/A", "n/a", "NULL", "null", "<NA>"]
+#: the name under which the row-name column of a text table is read
+_NAMES = "\0row names"
 _TEXT_SEP = {".csv": ",", ".tsv": "\t", ".txt": None}
 _COMPRESSION = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 
@@ -231,9 +236,16 @@ def _read_text(path: Path, *, cells_in_rows: bool, genes_column):
     value_cols = [c for c in header if c != name_col]
     if not value_cols:
         raise ValueError(f"{path} has no count columns besides the name column {name_col!r}")
+    # The name column is read under a name of our own: its header cell is often blank
+    # (DataFrame.to_csv, R's write.csv), which pandas reports as "Unnamed: 0" and then
+    # cannot combine with per-column missing-value markers.
+    pos = list(header).index(name_col)
+    names = [_NAMES if i == pos else c for i, c in enumerate(header)]
     # Missing-value markers apply to the counts only: a gene may well be called "NA" or "Nan".
-    df = pd.read_csv(path, sep=sep, index_col=name_col, keep_default_na=False,
-                     na_values={c: _MISSING for c in value_cols}, dtype={name_col: str})
+    df = pd.read_csv(path, sep=sep, header=0, names=names, index_col=pos,
+                     keep_default_na=False, na_values={c: _MISSING for c in value_cols},
+                     dtype={_NAMES: str})
+    df.index.name = None if str(name_col).startswith("Unnamed: ") else name_col
     if df.shape[0] == 0:
         raise ValueError(f"{path} has a header but no data rows")
     bad = [c for c in df.columns if df[c].dtype.kind not in "iuf"]
@@ -399,7 +411,8 @@ def check_output_path(path, *, suffixes: Iterable[str], refuse: Iterable = ()) -
 
     Raises ValueError when the extension is not one of ``suffixes``, the path
     is a directory, or it names one of the files in ``refuse`` (the input);
-    FileNotFoundError when its directory does not exist.
+    FileNotFoundError when its directory does not exist; PermissionError when
+    no file can be created there (read-only directory or file system).
     """
     path = Path(path).expanduser()
     suffixes = tuple(s.lower() for s in suffixes)
@@ -415,6 +428,16 @@ def check_output_path(path, *, suffixes: Iterable[str], refuse: Iterable = ()) -
         if other is not None and _same_file(path, Path(other).expanduser()):
             raise ValueError(f"refusing to overwrite the input file {other}; choose another "
                              f"output path")
+    # the one sure test of writability (permissions, read-only mounts, ACLs, quotas of
+    # inodes) is to create the temporary file the write will use
+    try:
+        fd, probe = _make_temp(path)
+    except OSError as exc:
+        raise PermissionError(f"cannot write {path}: directory {str(parent)!r} is not "
+                              f"writable ({exc.strerror or exc})") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
     return path
 
 
@@ -432,15 +455,73 @@ def _new_file_mode(path: Path) -> int:
     return 0o666 & ~umask
 
 
+# Temporary files are named .NAME.tmp<pid>@<host>~<random>: a later write of NAME
+# removes those whose process is gone (killed during a write: SIGKILL, power loss).
+_TMP_MARK = ".tmp"
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}{_TMP_MARK}"
+
+
+def _make_temp(path: Path):
+    """A new temporary file beside ``path``: (fd, name)."""
+    prefix = f"{_temp_prefix(path)}{os.getpid()}@{socket.gethostname()}~"
+    return tempfile.mkstemp(dir=path.parent, prefix=prefix)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:   # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temps(path) -> list[Path]:
+    """Remove the temporary files of earlier writes of ``path`` that can no longer
+    complete: those of processes of this host that are gone, and unparseable ones
+    (older versions) unmodified for an hour. Returns what was removed."""
+    path = Path(path).expanduser()
+    prefix = _temp_prefix(path)
+    host = socket.gethostname()
+    removed = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(prefix):
+            continue
+        owner, sep, _ = entry.name[len(prefix):].partition("~")
+        pid, at, where = owner.partition("@")
+        try:
+            if sep and at and pid.isdigit():
+                stale = where == host and not _pid_alive(int(pid))
+            else:
+                stale = time.time() - entry.stat(follow_symlinks=False).st_mtime > 3600
+            if stale and entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
+
+
 def _atomic_write(path: Path, writer: Callable[[str], None]) -> None:
     """Run ``writer(tmp)`` on a temporary file beside ``path``, then rename it into place.
 
     os.replace within one directory is atomic, so readers see the old file or
     the complete new one; on any error (or KeyboardInterrupt) the temporary
-    file is removed and the target is left as it was.
+    file is removed and the target is left as it was. Temporary files that
+    earlier writes of ``path`` left behind (a killed process) are removed
+    first (:func:`remove_stale_temps`).
     """
     mode = _new_file_mode(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp")
+    remove_stale_temps(path)
+    fd, tmp = _make_temp(path)
     os.close(fd)
     try:
         writer(tmp)

@@ -15,16 +15,19 @@ d log p(path) / d(k_on, k_off, k_syn, k_deg) that make likelihood-ratio
 
 The compiled kernel runs in parallel over cells; each (gene, cell) path has its
 own random stream derived from the seed, so results are identical for any
-number of threads.
+number of threads, and a run is simulated in blocks of cells (interruptible
+by Ctrl-C between blocks) without changing them.
 """
 
 from __future__ import annotations
 
 import numbers
+import time
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from . import config
 from .inputs import check_capture
 from .kernels import ssa as _k
 from .stationary import score_ab
@@ -212,8 +215,45 @@ def _initial(initial, rates, n_cells, n_genes, per_gene, rng, score):
     return _kernel_array(g0, np.int64), _kernel_array(m0, np.int64), init_score
 
 
+def in_cell_blocks(n_cells: int, n_genes: int, run, *, progress: bool | None = None) -> None:
+    """``run(c0, c1)`` over consecutive blocks of cells covering ``0..n_cells``.
+
+    A compiled call cannot be interrupted, so paths are simulated in blocks of
+    cells sized to last about ``config.SIMULATE_BLOCK_SECONDS`` each (measured
+    as the run goes): Ctrl-C stops the run between two blocks. Every path has
+    its own random stream, so the blocks change nothing in the result.
+    ``progress``: True shows a bar, False never; None shows one (on a
+    terminal) once the rest of the run is expected to take more than
+    ``config.SIMULATE_PROGRESS_SECONDS``.
+    """
+    size = max(1, min(n_cells, config.SIMULATE_FIRST_BLOCK_PATHS // max(1, n_genes)))
+    c0 = 0
+    bar = None
+    try:
+        while c0 < n_cells:
+            c1 = min(n_cells, c0 + size)
+            t0 = time.perf_counter()
+            run(c0, c1)
+            per_cell = (time.perf_counter() - t0) / (c1 - c0)
+            if bar is not None:
+                bar.update(c1 - c0)
+            c0 = c1
+            if c0 >= n_cells:
+                break
+            size = int(min(4 * size, max(1.0, config.SIMULATE_BLOCK_SECONDS
+                                         / max(per_cell, 1e-12))))
+            if bar is None and progress is not False and (
+                    progress or (n_cells - c0) * per_cell > config.SIMULATE_PROGRESS_SECONDS):
+                from tqdm.auto import tqdm
+                bar = tqdm(total=n_cells, initial=c0, desc="telegraph simulate", unit="cell",
+                           leave=False, disable=None if progress is None else False)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def _run(k_on, k_off, k_syn, k_deg, *, n_cells, t, capture=1.0, seed=None,
-         initial="off", score=False):
+         initial="off", score=False, progress=None):
     """Shared engine of :func:`simulate`; also returns the event counts.
 
     Returns ``counts (K, n_cells, n_genes)``, ``scores (K, n_cells, n_genes, 4)``
@@ -231,8 +271,20 @@ def _run(k_on, k_off, k_syn, k_deg, *, n_cells, t, capture=1.0, seed=None,
     scores = (np.empty((n_times, n_cells, n_genes, 4)) if score
               else np.empty((0, 0, 0, 4)))
     events = np.empty((n_cells, n_genes), np.int64)
-    _k.telegraph_paths(*rates, times, g0, m0, cap, key, bool(score),
-                       counts, scores, events)
+
+    def block(c0, c1):
+        # contiguous block outputs: one compiled kernel for every call
+        cb = np.empty((n_times, c1 - c0, n_genes), np.int64)
+        sb = np.empty((n_times, c1 - c0, n_genes, 4)) if score else scores
+        eb = np.empty((c1 - c0, n_genes), np.int64)
+        _k.telegraph_paths(*rates, times, g0[c0:c1], m0[c0:c1], cap[c0:c1], key, c0,
+                           bool(score), cb, sb, eb)
+        counts[:, c0:c1] = cb
+        if score:
+            scores[:, c0:c1] = sb
+        events[c0:c1] = eb
+
+    in_cell_blocks(n_cells, n_genes, block, progress=progress)
     if score:
         if init_score is not None:
             scores += init_score[None]
@@ -243,7 +295,7 @@ def _run(k_on, k_off, k_syn, k_deg, *, n_cells, t, capture=1.0, seed=None,
 
 def simulate(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: ArrayLike = 1.0, *,
              n_cells: int, t: ArrayLike, capture: ArrayLike = 1.0, seed=None,
-             initial: str = "off", score: bool = False):
+             initial: str = "off", score: bool = False, progress: bool | None = None):
     """Simulate single-cell mRNA counts of the telegraph model exactly.
 
     Gillespie's direct method, compiled with Numba and run in parallel over
@@ -286,6 +338,12 @@ def simulate(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: ArrayLi
         ``initial="stationary"`` the score of the initial state's stationary
         probability is included, so E[score] = 0 and
         E[f(counts) score] = grad E[f(counts)].
+    progress : bool or None
+        Show a progress bar: None (default) for runs that turn out to take
+        more than a few seconds, when stderr is a terminal; True always;
+        False never. Long runs are simulated in blocks of cells, so Ctrl-C
+        stops them within a fraction of a second; the result does not depend
+        on the blocks.
 
     Returns
     -------
@@ -310,7 +368,7 @@ def simulate(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: ArrayLi
     """
     counts, scores, _, per_gene, scalar_t = _run(
         k_on, k_off, k_syn, k_deg, n_cells=n_cells, t=t, capture=capture, seed=seed,
-        initial=initial, score=score)
+        initial=initial, score=score, progress=progress)
     if not per_gene:
         counts = counts[:, :, 0]
         if scores is not None:

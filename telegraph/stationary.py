@@ -122,7 +122,10 @@ def logpmf(n: ArrayLike, k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
     -------
     ndarray or float
         log P(n), broadcast over all arguments. NaN for invalid parameters,
-        ``-inf`` for negative or non-integer ``n``.
+        ``-inf`` for negative or non-integer ``n``. Exact (to about 1e-10
+        nats) for any k_off; NaN where ``capture * k_syn / k_deg`` exceeds
+        about 7e12, beyond which the series is not summed (docs/maths.md,
+        "The stationary law", "Large arguments").
 
     Examples
     --------

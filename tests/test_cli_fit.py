@@ -6,9 +6,13 @@ ValueError on bad counts), so they test the CLI's own logic quickly and
 exactly. The end-to-end tests at the bottom run the real fit.
 """
 
+import ctypes
 import hashlib
+import os
+import subprocess
 import sys
 import types
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -363,6 +367,96 @@ def test_interrupt_while_writing_leaves_nothing(fake, capsys, counts_h5ad, tmp_p
     code, _, err = _run(capsys, counts_h5ad, "-o", tmp_path / "o.h5ad")
     assert code == 130 and "nothing was written" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.h5ad"]
+
+
+def test_interrupt_during_the_h5ad_write_says_the_table_was_written(fake, capsys, counts_h5ad,
+                                                                     tmp_path, monkeypatch):
+    """Audit: Ctrl-C while -o was written said "nothing was written" although the
+    --table file was there (and complete)."""
+    def interrupted(self, filename, **kw):
+        with open(filename, "wb") as fh:
+            fh.write(b"\x89HDF partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ad.AnnData, "write_h5ad", interrupted)
+    table = tmp_path / "t.csv"
+    code, _, err = _run(capsys, counts_h5ad, "--table", table, "-o", tmp_path / "o.h5ad")
+    assert code == 130
+    assert "nothing was written" not in err
+    assert f"interrupted; {table} written (complete), nothing else" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.h5ad", "t.csv"]
+    assert len(pd.read_csv(table)) == 6
+
+
+_SIGTERM_DURING_WRITE = """
+import os, signal, sys, time
+import anndata as ad
+from telegraph.cli import main
+
+def killed(self, filename, **kw):
+    with open(filename, "wb") as fh:
+        fh.write(b"partial")
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(60)
+
+ad.AnnData.write_h5ad = killed
+sys.exit(main(["fit", sys.argv[1], "--table", sys.argv[2], "-o", sys.argv[3],
+               "--interval", "wald"]))
+"""
+
+
+def test_sigterm_is_handled_like_ctrl_c(counts_csv, tmp_path):
+    """Audit: SIGTERM (a batch scheduler's stop) killed the command mid-write and left
+    a hidden temporary file; now it is removed, and the message says what was written."""
+    out = tmp_path / "out"
+    out.mkdir()
+    table, h5ad = out / "t.csv", out / "o.h5ad"
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run([sys.executable, "-c", _SIGTERM_DURING_WRITE, str(counts_csv),
+                          str(table), str(h5ad)], cwd=root, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 143, run.stderr[-2000:]
+    assert f"terminated; {table} written (complete), nothing else" in run.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["t.csv"]
+
+
+def _without_root_powers():
+    """preexec_fn for a subprocess that obeys file permissions even as root: the
+    capabilities that override them (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH) are
+    dropped from the bounding set, so the exec'd program does not get them."""
+    if os.geteuid() != 0:
+        return None
+
+    def drop():
+        libc = ctypes.CDLL(None, use_errno=True)
+        for cap in (1, 2):                    # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+            if libc.prctl(24, cap, 0, 0, 0) != 0:      # PR_CAPBSET_DROP
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+    return drop
+
+
+def test_read_only_output_directory_is_refused_before_the_fit(tmp_path):
+    """Audit: a read-only output directory was found only after the whole fit. The
+    input here has a negative count: had the fit run first, that would be the error."""
+    counts = tmp_path / "counts.csv"
+    counts.write_text("gene,a,b,c\ng1,1,-2,3\n")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    root = Path(__file__).resolve().parents[1]
+    try:
+        run = subprocess.run([sys.executable, "-m", "telegraph", "fit", str(counts),
+                              "--table", str(ro / "t.csv")], cwd=root, capture_output=True,
+                             text=True, timeout=300, preexec_fn=_without_root_powers())
+    except subprocess.SubprocessError as exc:
+        pytest.skip(f"cannot run a process that obeys file permissions here: {exc}")
+    finally:
+        ro.chmod(0o755)
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert run.stderr.strip().splitlines() == [
+        f"telegraph fit: error: cannot write {ro / 't.csv'}: directory {str(ro)!r} is "
+        f"not writable (Permission denied)"]
+    assert list(ro.iterdir()) == []
 
 
 # --------------------------------------------------------------------------- --example

@@ -1,5 +1,9 @@
 """Per-gene fits: recovery, intervals, regimes, calibration, bad input, real data."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -209,10 +213,53 @@ def test_all_zero_and_too_few_cells_get_flagged_rows():
     (np.array([[1.0, np.inf], [3.0, 4.0]]), "inf"),
     (np.zeros((0, 3)), "empty"),
     (np.zeros((3, 0)), "empty"),
+    (np.array([[1.0, 3e9], [3.0, 4.0]]), r"at most 2147483647; found 3e\+09 in gene 1"),
 ])
 def test_bad_counts_are_refused(bad, message):
     with pytest.raises(ValueError, match=message):
         tg.fit(bad, progress=False)
+
+
+_HUGE_COUNT_GOF = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (2500 << 20, 2500 << 20))
+import numpy as np
+from telegraph.kernels.gof import pearson_gof
+n = np.random.default_rng(0).poisson(5.0, 300)
+vals, w = np.unique(n, return_counts=True)
+for big in (100, 2**31 - 1):   # the largest accepted count
+    v = np.append(vals, big)
+    ww = np.append(w, 1.0).astype(float)
+    ww[0] -= 1.0
+    Ig = np.zeros((3, 3))
+    x2, k = pearson_gof(v, ww, np.zeros(v.size, np.int64), np.ones(1), 1, 5.0, 5.0, 10.0, 5.0, Ig)
+    print(repr(x2), k, repr(Ig.sum()))
+# counting and the likelihood (grouped path: two capture groups) stay small as well
+from telegraph.histogram import count_histograms
+from telegraph.fitting import fit_histograms
+from telegraph.inputs import FitSettings
+X = np.random.default_rng(1).poisson(5.0, (300, 2)).astype(float)
+X[0, 0] = 2**31 - 1
+h = count_histograms(X, capture=np.where(np.arange(300) % 2, 0.5, 1.0))
+res = fit_histograms(h, settings=FitSettings(interval="wald", gof_min_expected=0.0),
+                     progress=False)
+print(res["regime"].tolist())
+"""
+
+
+def test_one_huge_count_costs_no_memory():
+    """Audit: one cell at 1e9 once took all 23 GB (the goodness of fit tabulated every
+    count up to the largest). Now the statistic reads the bins and stops at the tail
+    cell: under a 2.5 GB address-space limit a count of 2**31 - 1 gives exactly what an
+    outlier of 100 gives (both fall in the tail cell of a law of mean 5), and the
+    histograms and the fit of such a gene stay within the limit too."""
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", _HUGE_COUNT_GOF], cwd=root, timeout=300,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    small, huge, regimes = out.stdout.split("\n")[:3]
+    assert small == huge
+    assert regimes.startswith("['bursty'")
 
 
 def test_round_counts_on_request():

@@ -76,6 +76,39 @@ def test_sources_of_each_kind():
         resolve_capture("nope", n_cells=3)
 
 
+@pytest.mark.parametrize("column, match", [
+    (["a", "b", "c"], r"capture='cap' \(column 'cap' of adata.obs\) holds non-numeric values "
+                      r"\(dtype object, e.g. 'a'\)"),
+    (pd.Categorical(["0.5", "0.5", "0.2"]), r"column 'cap' .* non-numeric .*dtype category"),
+    ([True, False, True], r"column 'cap' .* holds boolean values"),
+    ([0.5, 2.0, 0.5], r"capture='cap' \(column 'cap' of adata.obs\): .*found 2 at cell 1"),
+])
+def test_obs_column_problems_name_capture_and_the_column(column, match):
+    """Audit: a string column failed with "could not convert string to float: 'a'", a
+    boolean one was taken as capture 1; both are refused naming capture and the column."""
+    obs = pd.DataFrame({"cap": column})
+    with pytest.raises(ValueError, match=match):
+        resolve_capture("cap", n_cells=3, obs=obs, where="adata.obs")
+    X = np.random.default_rng(0).poisson(3.0, (3, 2)).astype(float)
+    adata = ad.AnnData(X, obs=obs.set_axis([f"c{i}" for i in range(3)]))
+    with pytest.raises(ValueError, match="column 'cap' of adata.obs"):
+        tg.tl.fit(adata, capture="cap", progress=False)
+
+
+def test_numeric_obs_columns_of_any_storage_are_accepted():
+    for column in (pd.Categorical([0.2, 0.4, 0.2]), pd.array([0.2, 0.4, 0.2], dtype=object),
+                   np.array([1, 1, 1])):
+        cap = resolve_capture("cap", n_cells=3, obs=pd.DataFrame({"cap": column}))
+        assert cap.efficiency.dtype == np.float64 and np.all(cap.efficiency > 0)
+
+
+def test_boolean_capture_is_refused_like_boolean_counts():
+    with pytest.raises(ValueError, match="numeric"):
+        tg.fit(np.ones((4, 2)), capture=np.ones(4, bool), progress=False)
+    with pytest.raises(ValueError, match="numeric"):
+        resolve_capture([True, True, False], n_cells=3)
+
+
 def test_records_resolve_to_the_same_capture():
     obs = pd.DataFrame({"eff": [0.2, 0.4, 0.8]})
     totals = np.array([10.0, 20.0, 60.0])

@@ -4,8 +4,13 @@ import csv
 import gzip
 import hashlib
 import os
+import socket
 import stat
+import subprocess
+import sys
+import time
 import warnings
+from pathlib import Path
 
 import anndata as ad
 import h5py
@@ -67,6 +72,30 @@ def test_text_table_layout_blanks_are_nan(tmp_path, name, sep, opener):
     before = _fingerprint(path)
     _assert_table_read(tio.read(path))
     assert _fingerprint(path) == before
+
+
+@pytest.mark.parametrize("writer", ["pandas", "R"])
+def test_blank_first_header_cell(tmp_path, writer):
+    """DataFrame.to_csv() and R's write.csv leave the row-name column unnamed
+    (``,c1,...`` and ``"","c1",...``); both read like a named one."""
+    path = tmp_path / "counts.csv"
+    df = pd.DataFrame(COUNTS, index=GENES, columns=CELLS)
+    if writer == "pandas":
+        df.to_csv(path)
+        assert path.read_text().startswith(",c1,")
+    else:
+        with open(path, "w", newline="") as fh:
+            w = csv.writer(fh, quoting=csv.QUOTE_NONNUMERIC)
+            w.writerow(["", *CELLS])
+            for g, row in zip(GENES, COUNTS):
+                w.writerow([g, *("NA" if np.isnan(v) else int(v) for v in row)])
+        assert path.read_text().startswith('"","c1",')
+    before = _fingerprint(path)
+    _assert_table_read(tio.read(path))
+    assert _fingerprint(path) == before
+    # the transposed layout too
+    df.T.to_csv(path)
+    _assert_table_read(tio.read(path, cells_in_rows=True))
 
 
 def test_whitespace_separated_txt(tmp_path):
@@ -491,3 +520,51 @@ def test_refuse_ignores_none(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         tio.write_table_atomic(pd.DataFrame({"a": [1]}), tmp_path / "t.csv", refuse=[None])
+
+
+_KILLED_WRITER = """
+import sys, time
+import pandas as pd
+from telegraph import io as tio
+
+def slow(self, path, **kw):
+    with open(path, "w") as fh:
+        fh.write("partial")
+        fh.flush()
+    time.sleep(120)
+
+pd.DataFrame.to_csv = slow
+tio.write_table_atomic(pd.DataFrame({"a": [1]}), sys.argv[1])
+"""
+
+
+def test_next_write_removes_what_a_killed_write_left(tmp_path):
+    """Audit: SIGKILL during a write leaves a hidden temporary file, and later runs
+    never removed it. The next write of the same output removes temporary files of
+    processes that are gone; a live writer's, another output's and foreign files stay."""
+    target = tmp_path / "t.csv"
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(target)], cwd=root)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".t.csv.tmp*")):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.2)
+    finally:
+        proc.kill()
+        proc.wait()
+    (left,) = tmp_path.glob(".t.csv.tmp*")
+    assert left.read_text() == "partial"
+    old = tmp_path / ".t.csv.tmpab12cd34"              # an older version's name
+    old.write_text("x")
+    os.utime(old, (time.time() - 7200,) * 2)
+    live = tmp_path / f".t.csv.tmp{os.getpid()}@{socket.gethostname()}~live"
+    other = tmp_path / ".u.csv.tmp1@nowhere~x"
+    mine = tmp_path / ".t.csv.notes"
+    for p in (live, other, mine):
+        p.write_text("x")
+    tio.write_table_atomic(pd.DataFrame({"a": [2]}), target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["t.csv", live.name, other.name, mine.name])
+    assert pd.read_csv(target)["a"].tolist() == [2]

@@ -577,3 +577,40 @@ def test_histogram_loglik_rejects_bad_input():
         histogram_loglik([1, 2], [1.0, 1.0], 1.0, 1.0, 5.0, capture=[0.5, 0.0])
     with pytest.raises(ValueError):
         histogram_loglik([1, 2], [1.0, 1.0], -1.0, 1.0, 5.0)
+
+
+# -- beyond the documented range of the fits: huge k_off and k_syn ------------------------
+
+# (n, a, b, x): burst sizes x/b of 1e-9 to 2e3 at b = k_off/k_deg up to 1e12 and x up to
+# 5e12; the last point is the audit's example of a silently wrong value (0.15 nats)
+_EXTREME = [(0, 0.5, 1e10, 10.0), (5, 0.5, 1e10, 10.0), (50, 0.5, 1e8, 2e9),
+            (0, 0.5, 1e8, 2e9), (50, 0.5, 1e10, 2e11), (1000, 0.5, 1e7, 2e10),
+            (7, 0.083, 1e9, 3e4), (20, 3.0, 1e5, 4e6), (3, 2.0, 1e12, 5e12)]
+
+
+@pytest.mark.parametrize("n, a, b, x", _EXTREME)
+def test_logpmf_stays_exact_at_extreme_k_off(n, a, b, x):
+    """Audit: log P was off by 3e-6 nats at k_off = 1e8, 0.15 at 1e12, and above 0 at
+    some points. Beyond the fits' box the log of the anchor term is formed without
+    cancellation (docs/maths.md, "Large arguments"): within 1e-9 nats of mpmath."""
+    ref = float(R.mp_logpmf_quad(n, a, b, x, dps=30))
+    got = float(logpmf_ab(n, a, b, x))
+    assert abs(got - ref) <= 1e-9, (got, ref)
+
+
+def test_logpmf_is_nan_beyond_its_range_never_wrong():
+    """Where the series would need more than 5e7 terms (x = capture k_syn/k_deg beyond
+    about 7e12), log P is NaN rather than a truncated sum; the audit's point returned
+    log P = +1233.7 (P > 1)."""
+    assert np.isnan(tg.logpmf(1e7, 0.083, 1e12, 4e17))
+    assert np.isnan(logpmf_ab(3, 2.0, 1e12, 2e13))
+    assert np.isnan(logpmf_ab(3, 2.0, 1.0, 1e19))
+    rng = np.random.default_rng(3)
+    b = 10.0 ** rng.uniform(4, 12, 300)
+    x = b * 10.0 ** rng.uniform(-3, 3, 300)
+    n = rng.integers(0, 200, 300)
+    lp = logpmf_ab(n, 10.0 ** rng.uniform(-2, 1, 300), b, x)
+    ok = x < 7e12
+    assert np.isfinite(lp[ok]).all() and (lp[ok] <= 1e-12).all()
+    assert np.isnan(lp[x > 1e13]).all()
+

@@ -8,11 +8,13 @@ it parses, calls the library, and reports.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 
 from .. import __version__
 from . import fit, test
-from ._common import CLIError
+from ._common import CLIError, Terminated
 
 __all__ = ["main", "build_parser", "CLIError"]
 
@@ -45,14 +47,35 @@ def main(argv=None) -> int:
     if getattr(args, "command", None) is None:
         parser.print_help()
         return 2
+    # SIGTERM (a batch scheduler's stop, `kill`) ends the command the way Ctrl-C does:
+    # temporary files are removed and it says what was written
+    previous = _on_sigterm(_terminate)
     try:
         return int(args.run(args) or 0)
     except CLIError as exc:
         print(f"telegraph {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"telegraph {args.command}: interrupted; nothing was written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        written = getattr(exc, "written", ())
+        what = (f"{', '.join(map(str, written))} written (complete), nothing else"
+                if written else "nothing was written")
+        how, status = (("terminated", 128 + signal.SIGTERM) if isinstance(exc, Terminated)
+                       else ("interrupted", 130))
+        print(f"telegraph {args.command}: {how}; {what}", file=sys.stderr)
+        return status
+    finally:
+        _on_sigterm(previous)
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def _on_sigterm(handler):
+    """Install ``handler`` for SIGTERM (main thread only); returns the previous one."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,6 +10,7 @@ one-line error naming the option.
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -20,6 +21,10 @@ from ..inputs import FitSettings, gene_positions, resolve_capture, resolve_k_deg
 
 class CLIError(Exception):
     """An error in the user's input: printed as one line, exit status 2."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C (exit status 143)."""
 
 # the library's advice names its keywords; the user typed options
 _KEYWORD_TO_OPTION = {"round_counts=True": "--round", "min_cells": "--min-cells",
@@ -134,12 +139,37 @@ def check_outputs(table, output, refuse) -> None:
         raise CLIError(one_line(exc)) from None
 
 
-def connect(address):
-    """A Dask client for ``--scheduler`` (one-line error when unreachable)."""
+def write_outputs(writes) -> None:
+    """Run the ``(path, write)`` pairs in order, each write atomic. A failure is a
+    one-line error; an interruption (Ctrl-C, SIGTERM) carries the paths already
+    written (``exc.written``) so that the message says what is there."""
+    done = []
     try:
-        return cluster.connect(address)
+        for path, write in writes:
+            write()
+            done.append(path)
+    except (ValueError, OSError) as exc:
+        also = f" ({', '.join(map(str, done))} was written)" if done else ""
+        raise CLIError(f"cannot write output: {one_line(exc)}{also}") from None
+    except KeyboardInterrupt as exc:
+        exc.written = done
+        raise
+
+
+def connect(address):
+    """A Dask client for ``--scheduler`` (one-line error when unreachable). A local
+    cluster logs errors only: its workers' warnings are Dask's business."""
+    try:
+        return cluster.connect(address, silence_logs=logging.ERROR)
     except (ConnectionError, ImportError) as exc:
         raise CLIError(f"--scheduler: {one_line(exc)}") from None
+
+
+def close_client(client) -> None:
+    """Close the ``--scheduler`` client; quietly when interrupted (one line, not
+    Dask's tracebacks of abandoned work)."""
+    if client is not None:
+        cluster.close(client)
 
 
 def write_stdout_csv(table) -> None:

@@ -21,8 +21,9 @@ from ..backed import fit_file
 from ..ondisk import OnDiskMatrix, is_ondisk, read_obs_var
 from ..tl import store_results
 from ._common import (CLIError, as_cli_advice, capture_option, check_at_least_one,
-                      check_genes, check_outputs, check_settings, connect, k_deg_option,
-                      one_line, parse_genes, read_input, write_stdout_csv)
+                      check_genes, check_outputs, check_settings, close_client, connect,
+                      k_deg_option, one_line, parse_genes, read_input, write_outputs,
+                      write_stdout_csv)
 
 KEY = config.FIT_KEY  # key_added: results go to var["telegraph_<column>"], uns["telegraph"]
 
@@ -175,13 +176,13 @@ def _validate_args(args) -> None:
 
 
 def _write_outputs(args, table, input_path, write_h5ad) -> None:
-    try:
-        if args.table:
-            tio.write_table_atomic(table, args.table, refuse=[input_path])
-        if args.output:
-            write_h5ad()
-    except (ValueError, OSError) as exc:
-        raise CLIError(f"cannot write output: {one_line(exc)}") from None
+    writes = []
+    if args.table:
+        writes.append((args.table,
+                       lambda: tio.write_table_atomic(table, args.table, refuse=[input_path])))
+    if args.output:
+        writes.append((args.output, write_h5ad))
+    write_outputs(writes)
 
 
 def _result_table(adata, genes):
@@ -295,8 +296,7 @@ def run(args) -> int:
     except (ValueError, KeyError) as exc:
         raise CLIError(as_cli_advice(one_line(exc))) from None
     finally:
-        if client is not None:
-            client.close()
+        close_client(client)
     elapsed = time.perf_counter() - start
 
     table = _result_table(adata, genes)
@@ -342,8 +342,7 @@ def _run_streamed(args, input_path: Path) -> int:
     except FileNotFoundError as exc:  # a Dask worker could not open the file
         raise CLIError(one_line(exc)) from None
     finally:
-        if client is not None:
-            client.close()
+        close_client(client)
     store_results(adata, res, key_added=KEY, layer=args.layer, capture=capture, k_deg=k_deg)
     table = _result_table(adata, genes)
     _write_outputs(args, table, input_path,

@@ -24,7 +24,7 @@ from ..differential import DepthWarning, differential
 from ..inputs import listing, row_totals
 from ._common import (CLIError, as_cli_advice, capture_option, check_at_least_one, check_genes,
                       check_level, check_outputs, check_settings, one_line, parse_genes, read_input,
-                      write_stdout_csv)
+                      write_outputs, write_stdout_csv)
 
 KEY = config.DIFFERENTIAL_KEY
 
@@ -242,13 +242,14 @@ def run(args) -> int:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
     table = res.reset_index(drop=True)
-    try:
-        if args.table:
-            tio.write_table_atomic(table, args.table, refuse=paths)
-        if args.output:
-            tio.write_h5ad_atomic(adata, args.output, refuse=paths)
-    except (ValueError, OSError) as exc:
-        raise CLIError(f"cannot write output: {one_line(exc)}") from None
+    writes = []
+    if args.table:
+        writes.append((args.table,
+                       lambda: tio.write_table_atomic(table, args.table, refuse=paths)))
+    if args.output:
+        writes.append((args.output,
+                       lambda: tio.write_h5ad_atomic(adata, args.output, refuse=paths)))
+    write_outputs(writes)
     tested = int(res["tested"].sum())
     n_f = int((res["padj_burst_frequency"] < args.alpha).sum())
     n_s = int((res["padj_burst_size"] < args.alpha).sum())

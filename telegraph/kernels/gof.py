@@ -33,32 +33,24 @@ def pearson_gof(values, weights, groups, capture, n_groups, a, b, lam, min_expec
     null law with the full-data MLE is chi2(K-1-3) + sum_j l_j chi2(1) with
     l_j the eigenvalues of I^-1 (I - Ig) (Chernoff and Lehmann 1954), which
     the caller uses to calibrate the p-value. Returns (X2, K)."""
-    nmax = 0
+    # memory follows the gene's bins, not its largest count: observed cells
+    # are read from the bins in value order, expected ones computed count by
+    # count; the sweep stops once the rest can only be the tail cell, so its
+    # length is set by the fitted law (its 1 - min_expected/total quantile)
+    m = values.shape[0]
+    ordered = True
     total = 0.0
-    for i in range(values.shape[0]):
+    nmax = 0
+    for i in range(m):
         nmax = max(nmax, values[i])
         total += weights[i]
-    obs = np.zeros(nmax + 1)
-    for i in range(values.shape[0]):
-        obs[values[i]] += weights[i]
+        if i > 0 and values[i] < values[i - 1]:
+            ordered = False
+    order = np.arange(m) if ordered else np.argsort(values, kind="mergesort")
     gw = np.zeros(n_groups)
-    for i in range(values.shape[0]):
+    for i in range(m):
         gw[groups[i]] += weights[i]
-    # expected cells at each n and their derivatives wrt theta
-    expct = np.zeros(nmax + 1)
-    dexp = np.zeros((nmax + 1, 3))
     buf = np.zeros(11)
-    for gi in range(n_groups):
-        if gw[gi] == 0.0:
-            continue
-        x = capture[gi] * lam
-        for n in range(nmax + 1):
-            pb_eval(float(n), a, b, x, False, buf)
-            e = gw[gi] * math.exp(buf[0])
-            expct[n] += e
-            dexp[n, 0] += e * a * buf[1]
-            dexp[n, 1] += e * b * buf[2]
-            dexp[n, 2] += e * x * buf[3]
     x2 = 0.0
     k = 0
     o_acc = 0.0
@@ -67,14 +59,35 @@ def pearson_gof(values, weights, groups, capture, n_groups, a, b, lam, min_expec
     e_used = 0.0
     o_used = 0.0
     d_used = np.zeros(3)
+    d_n = np.zeros(3)
     for i in range(3):
         for j in range(3):
             Ig[i, j] = 0.0
+    j_bin = 0
     for n in range(nmax + 1):
-        o_acc += obs[n]
-        e_acc += expct[n]
+        # expected cells at n and their derivatives wrt theta
+        e_n = 0.0
+        d_n[0] = 0.0
+        d_n[1] = 0.0
+        d_n[2] = 0.0
+        for gi in range(n_groups):
+            if gw[gi] == 0.0:
+                continue
+            x = capture[gi] * lam
+            pb_eval(float(n), a, b, x, False, buf)
+            e = gw[gi] * math.exp(buf[0])
+            e_n += e
+            d_n[0] += e * a * buf[1]
+            d_n[1] += e * b * buf[2]
+            d_n[2] += e * x * buf[3]
+        o_n = 0.0
+        while j_bin < m and values[order[j_bin]] == n:
+            o_n += weights[order[j_bin]]
+            j_bin += 1
+        o_acc += o_n
+        e_acc += e_n
         for i in range(3):
-            d_acc[i] += dexp[n, i]
+            d_acc[i] += d_n[i]
         if e_acc >= min_expected and (total - e_used - e_acc) >= min_expected:
             x2 += (o_acc - e_acc) ** 2 / e_acc
             k += 1
@@ -88,6 +101,10 @@ def pearson_gof(values, weights, groups, capture, n_groups, a, b, lam, min_expec
             o_used += o_acc
             o_acc = 0.0
             e_acc = 0.0
+        elif not (total - e_used - e_acc >= min_expected):
+            # e_acc only grows: no further cell can close, the rest of the
+            # counts belong to the tail cell below
+            break
     e_last = total - e_used
     o_last = total - o_used
     if e_last > 0:

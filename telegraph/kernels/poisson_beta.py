@@ -34,12 +34,19 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .special import digamma_shift, trigamma_shift
+from .special import (digamma_shift, lgamma_diff, log1pmx, log_poisson_term, stirling_rest,
+                      trigamma_shift)
 
 __all__ = ["pb_eval", "pb_eval_many", "histogram_eval"]
 
 _EPS = 1e-18
 _MAX_TERMS = 50_000_000
+# Beyond the fits' search box (b <= 1e3, x <= 1e6) the log of a term is formed
+# without cancellation (_log_term_full): the plain sum of lgammas of ~b or ~x
+# loses about (b or x) * log * 1e-16, 1e-5 nats at 1e10 (docs/maths.md, "The
+# stationary law", "Large arguments"). Inside the box the plain form is kept.
+_B_STABLE = 1.0e4
+_X_STABLE = 1.0e6
 
 
 @njit(cache=True, error_model="numpy")
@@ -47,6 +54,27 @@ def _log_term(k, n, a, b, x, lgab):
     # log[x^k/k! * B(a+n, b+k)/B(a, b)]  (lgab = log B(a, b))
     return (k * math.log(x) - math.lgamma(k + 1.0) + math.lgamma(a + n)
             + math.lgamma(b + k) - math.lgamma(a + b + n + k) - lgab)
+
+
+@njit(cache=True, error_model="numpy")
+def _log_term_full(k, n, a, b, x):
+    """log of the k-th term of P(n) with its prefactor, log[x^n e^-x / n! * x^k/k!
+    * B(a+n, b+k)/B(a, b)], arranged so that no two large quantities cancel:
+    (k log x - lgamma(k+1) - x) + (lgamma(a+n) - lgamma(n+1)) - lgamma(a)
+    + n log x - (lgamma(c+k) - lgamma(b+k)) + (lgamma(a+b) - lgamma(b)),
+    c = a + b + n, the Poisson part by Loader's bd0 and the differences by
+    Stirling's series (kernels/special.py)."""
+    z = b + k
+    h = a + n
+    if z < 15.0:
+        mid = n * math.log(x) - lgamma_diff(z, h)
+    else:
+        # n log x - lgamma_diff(z, h), its h log(z + h) taken against n log x
+        y = h / z
+        mid = (n * math.log(x / (z + h)) - a * math.log(z + h) - z * log1pmx(y)
+               + 0.5 * math.log1p(y) - stirling_rest(z + h) + stirling_rest(z))
+    return (log_poisson_term(k, x) + lgamma_diff(n + 1.0, a - 1.0) - math.lgamma(a) + mid
+            + lgamma_diff(b, a))
 
 
 @njit(cache=True, error_model="numpy")
@@ -87,6 +115,15 @@ def _peak(b, c, x):
 
 
 @njit(cache=True, error_model="numpy")
+def _no_value(want_info, out):
+    """NaN results of pb_eval (out[0:4], and out[4:11] with want_info)."""
+    top = 11 if want_info else 4
+    for j in range(top):
+        out[j] = np.nan
+    return np.nan
+
+
+@njit(cache=True, error_model="numpy")
 def pb_eval(n, a, b, x, want_info, out):
     """Evaluate one count n.
 
@@ -100,12 +137,26 @@ def pb_eval(n, a, b, x, want_info, out):
     c = a + b + n
     alpha = a + n
     lgab = math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+    if not x < 1e18:
+        return _no_value(want_info, out)
     km, k_lo = _peak(b, c, x)
-    L_m = _log_term(float(km), n, a, b, x, lgab)
+    if 18.0 * math.sqrt(km + 1.0) > _MAX_TERMS:
+        # the terms that matter span ~ +-9 sqrt(km) around the peak: more than
+        # the series may take (x beyond ~7e12): no value rather than a wrong one
+        return _no_value(want_info, out)
+    stable = b > _B_STABLE or x > _X_STABLE
+    if stable:
+        L_m = _log_term_full(float(km), n, a, b, x)
+    else:
+        L_m = _log_term(float(km), n, a, b, x, lgab)
     logM = L_m
     boundary = km > 0 and k_lo > 0.0
+    L_0 = 0.0
     if boundary:
-        L_0 = _log_term(0.0, n, a, b, x, lgab)
+        if stable:
+            L_0 = _log_term_full(0.0, n, a, b, x)
+        else:
+            L_0 = _log_term(0.0, n, a, b, x, lgab)
         if L_0 > logM:
             logM = L_0
     # reference values at the peak, to centre the mixture covariances
@@ -152,7 +203,7 @@ def pb_eval(n, a, b, x, want_info, out):
             if not boundary or k_stop_down <= 0:
                 continue
             k = 0.0
-            t = math.exp(_log_term(0.0, n, a, b, x, lgab) - logM)
+            t = math.exp(L_0 - logM)
             step = 1.0
         dc = digamma_shift(a + b, n + k)
         db = digamma_shift(b, k)
@@ -232,10 +283,15 @@ def pb_eval(n, a, b, x, want_info, out):
                 k -= 1.0
                 moved_down = True
 
+    if n_terms > _MAX_TERMS:
+        return _no_value(want_info, out)
     inv_S = 1.0 / S
     E_dc = s_dc * inv_S
     E_db = s_db * inv_S
-    out[0] = (n * math.log(x) - math.lgamma(n + 1.0) - x + logM + math.log(S))
+    if stable:
+        out[0] = logM + math.log(S)      # logM holds the prefactor already
+    else:
+        out[0] = (n * math.log(x) - math.lgamma(n + 1.0) - x + logM + math.log(S))
     out[1] = digamma_shift(a, n) - E_dc
     out[2] = E_db - E_dc
     if want_info:
@@ -631,7 +687,9 @@ def histogram_eval(values, weights, groups, capture, a, b, lam, want_info, out):
             mixed = True
         if values[i] < values[i - 1]:
             ordered = False
-    if not mixed:
+    if not mixed or b > _B_STABLE:
+        # (the shared tables take lgamma differences plainly: beyond the fits'
+        # box in b, every bin goes through pb_eval, which does not)
         for i in range(m):
             if weights[i] != 0.0:
                 _add_bin(float(values[i]), weights[i], capture[groups[i]], a, b, lam,

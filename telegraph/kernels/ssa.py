@@ -107,9 +107,9 @@ def stream_uniforms(key, gene, cell, n):
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def telegraph_paths(k_on, k_off, k_syn, k_deg, times, g0, m0, capture, key,
+def telegraph_paths(k_on, k_off, k_syn, k_deg, times, g0, m0, capture, key, cell0,
                     want_score, counts, scores, events):
-    """Telegraph-model paths for every (cell, gene).
+    """Telegraph-model paths for every (cell, gene) of a block of cells.
 
     Parameters
     ----------
@@ -123,6 +123,10 @@ def telegraph_paths(k_on, k_off, k_syn, k_deg, times, g0, m0, capture, key,
         Capture efficiency in (0, 1]; recorded counts are Binomial(m, capture).
     key : uint64
         Run key; stream of path (cell, gene) is derived from (key, gene, cell).
+    cell0 : int64
+        Index of the block's first cell in the run: row c of the arrays is cell
+        cell0 + c, whose stream is used, so a run simulated block by block (to
+        stay interruptible) gives the same result as in one call.
     want_score : bool
         Accumulate the path scores.
     counts : int64[K, n_cells, n_genes]  (output)
@@ -143,7 +147,7 @@ def telegraph_paths(k_on, k_off, k_syn, k_deg, times, g0, m0, capture, key,
         kdeg = k_deg[j]
         a_on_state = koff + ksyn
         cap = capture[c]
-        s0, s1, s2, s3 = _seed_stream(key, j, c)
+        s0, s1, s2, s3 = _seed_stream(key, j, cell0 + c)
         g = g0[c, j]
         m = m0[c, j]
         t = 0.0

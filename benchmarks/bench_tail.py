@@ -1,0 +1,189 @@
+"""The realistic mix: per-gene cost distribution (the slow tail) and start-up, cold and warm.
+
+Genes are drawn log-uniformly over the box users meet (k_on 0.05-5, k_off 0.1-30,
+burst size 2-100, in units of k_deg), sampled exactly from the stationary law,
+with capture 1 and with per-cell capture (log-normal around 0.3, as in
+``tg.datasets.example``), at 100, 1,000 and 10,000 cells. Every gene is fitted
+on its own on one Numba thread (``telegraph.fitting.fit_raw`` on that gene's
+histogram), so the distribution of per-gene CPU times is measured, not only the
+mean: median, mean, 99th percentile, maximum, and max / median. The baseline
+is the txburst method (tests/reference_txburst.py: 50-node Gauss-Jacobi
+quadrature, L-BFGS-B with finite differences), timed in the same run on a
+subset of the same genes (capture 1; txburst has no capture).
+
+Start-up: ``telegraph fit`` on a small file (20 genes x 300 cells, Wald
+intervals) run as a command, with an empty Numba cache (cold: compilation
+included) and again with the cache filled (warm), against ``python -c pass``
+in the same run; and the time to the first gene (imports and kernel loading)
+inside a warm process.
+
+Usage: python benchmarks/bench_tail.py [--quick]
+Writes benchmarks/_output/tail.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
+
+import numba  # noqa: E402
+
+import telegraph as tg  # noqa: E402
+from reference_txburst import fit_gene as txburst_fit  # noqa: E402
+from telegraph.fitting import fit_raw  # noqa: E402
+from telegraph.histogram import count_histograms  # noqa: E402
+from telegraph.inputs import FitSettings  # noqa: E402
+
+BOX = {"k_on": (0.05, 5.0), "k_off": (0.1, 30.0), "burst_size": (2.0, 100.0)}
+
+
+def draw_genes(rng, n_genes):
+    lu = {k: 10 ** rng.uniform(np.log10(lo), np.log10(hi), n_genes) for k, (lo, hi) in BOX.items()}
+    return lu["k_on"], lu["k_off"], lu["burst_size"] * lu["k_off"]
+
+
+def sample(rng, k_on, k_off, k_syn, n_cells, capture):
+    p = rng.beta(k_on, k_off, size=(n_cells, k_on.shape[0]))
+    return rng.poisson(capture[:, None] * k_syn * p)
+
+
+def per_gene_cpu(X, capture, settings):
+    hist = count_histograms(X, capture=capture)
+    out = np.empty(hist.n_genes)
+    for g in range(hist.n_genes):
+        h = hist.subset([g])
+        t0 = time.process_time()
+        fit_raw(h, settings)
+        out[g] = time.process_time() - t0
+    return out
+
+
+def stats_row(t):
+    med = float(np.median(t))
+    return dict(median=med, mean=float(t.mean()), p99=float(np.quantile(t, 0.99)),
+                max=float(t.max()), max_over_median=float(t.max() / med))
+
+
+def run_cmd(argv, env):
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+    dt = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv} failed: {proc.stderr[-500:]}")
+    return dt
+
+
+def startup(quick):
+    rng = np.random.default_rng(7)
+    k_on, k_off, k_syn = draw_genes(rng, 20)
+    X = sample(rng, k_on, k_off, k_syn, 300, np.ones(300))
+    import anndata as ad
+    import scipy.sparse as sp
+    work = Path(tempfile.mkdtemp(prefix="tg_tail_"))
+    path = work / "small.h5ad"
+    ad.AnnData(X=sp.csr_matrix(X.astype(np.float32))).write_h5ad(path)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO),
+                                                        os.environ.get("PYTHONPATH", "")]))
+    cmd = [sys.executable, "-m", "telegraph", "fit", str(path), "--interval", "wald",
+           "--no-progress", "--table", str(work / "out.csv")]
+    env_cold = dict(env, NUMBA_CACHE_DIR=str(work / "cache"))
+    cold = run_cmd(cmd, env_cold)
+    warm = [run_cmd(cmd, env_cold) for _ in range(2 if quick else 3)]
+    base = [run_cmd([sys.executable, "-c", "pass"], env) for _ in range(3)]
+    probe = ("import time; t0 = time.perf_counter(); import telegraph as tg, numpy as np; "
+             "tg.fit(np.array([[0, 1], [2, 0], [1, 3]] * 5), interval='wald', progress=False, "
+             "min_cells=1); print(time.perf_counter() - t0)")
+    first = subprocess.run([sys.executable, "-c", probe], env=env_cold, capture_output=True,
+                           text=True)
+    to_first = float(first.stdout.strip().splitlines()[-1])
+    return dict(cold=cold, warm=float(np.median(warm)), python=float(np.median(base)),
+                to_first_gene=to_first)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer genes")
+    ap.add_argument("--out", default=str(HERE / "_output" / "tail.md"))
+    args = ap.parse_args(argv)
+    rng = np.random.default_rng(2026)
+    n_genes = 60 if args.quick else 300
+    n_tx = 4 if args.quick else 12
+    cells = [100, 1000] if args.quick else [100, 1000, 10000]
+
+    X0 = sample(rng, *draw_genes(rng, 3), 50, np.ones(50))
+    tg.fit(X0, progress=False)                       # compile outside the timings
+    numba.set_num_threads(1)
+    prof, wald = FitSettings(), FitSettings(interval="wald")
+
+    rows = []
+    for nc in cells:
+        k_on, k_off, k_syn = draw_genes(rng, n_genes)
+        for label, cap in (("capture 1", np.ones(nc)),
+                           ("per-cell capture",
+                            np.clip(rng.lognormal(np.log(0.3), 0.35, nc), 0.02, 1.0))):
+            X = sample(rng, k_on, k_off, k_syn, nc, cap)
+            c = None if label == "capture 1" else cap
+            tp = per_gene_cpu(X, c, prof)
+            tw = per_gene_cpu(X, c, wald)
+            tx = None
+            if label == "capture 1":
+                t0 = time.process_time()
+                for j in range(n_tx):
+                    txburst_fit(X[:, j])
+                tx = (time.process_time() - t0) / n_tx
+            rows.append((nc, label, stats_row(tp), stats_row(tw), tx))
+    st = startup(args.quick)
+
+    lines = ["# The realistic mix: per-gene cost and start-up", "",
+             f"{n_genes} genes per setting drawn log-uniformly over k_on {BOX['k_on']}, k_off "
+             f"{BOX['k_off']}, burst size {BOX['burst_size']} (units of k_deg); CPU time per "
+             f"gene on one thread ({time.strftime('%Y-%m-%d')}, telegraph {tg.__version__}, "
+             f"numba {numba.__version__}). txburst method: mean of {n_tx} genes, capture 1.",
+             "",
+             "| cells | capture | profile: median | mean | p99 | max | max/median | "
+             "Wald: median | mean | p99 | txburst mean | mean speed-up (profile) |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    ms = lambda x: f"{x * 1e3:.1f} ms"  # noqa: E731
+    speedups = {}
+    tx_of = {nc: tx for nc, _, _, _, tx in rows if tx is not None}
+    for nc, label, p, w, _ in rows:
+        tx = tx_of[nc]
+        sp_ = tx / p["mean"]
+        speedups[(nc, label)] = sp_
+        lines.append(f"| {nc:,} | {label} | {ms(p['median'])} | {ms(p['mean'])} | "
+                     f"{ms(p['p99'])} | {ms(p['max'])} | {p['max_over_median']:.0f} | "
+                     f"{ms(w['median'])} | {ms(w['mean'])} | {ms(w['p99'])} | "
+                     f"{tx * 1e3:.0f} ms | {sp_:.0f}x |")
+    lines += ["", "Start-up of `telegraph fit` (20 genes x 300 cells, Wald), wall seconds: "
+              f"cold cache {st['cold']:.1f} s, warm {st['warm']:.1f} s, `python -c pass` "
+              f"{st['python']:.2f} s; in a warm process, imports + kernel loading + a tiny fit "
+              f"{st['to_first_gene']:.2f} s.", ""]
+    k = (1000, "per-cell capture")
+    head = [f"per-cell capture, 1,000 cells: mean speed-up {speedups[k]:.0f}x over the txburst "
+            f"method (profile intervals)"]
+    for nc, label, p, _, _ in rows:
+        if nc == 1000:
+            head.append(f"p99 {ms(p['p99'])} ({label})")
+    head.append(f"cold start {st['cold']:.0f} s, warm {st['warm']:.1f} s")
+    lines.append("Headline: " + "; ".join(head))
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
