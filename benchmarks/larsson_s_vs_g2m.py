@@ -37,8 +37,8 @@ def load(data_dir, n_genes=None):
     from telegraph import io as tio
     s = tio.read(Path(data_dir) / "SS3_c57_UMIs_concat_S.csv")
     g = tio.read(Path(data_dir) / "SS3_c57_UMIs_concat_G2M.csv")
-    tx = pd.read_csv(Path(data_dir) / "SS3_c57_UMIs_concat_S_vs_G2M_txburst_TEST.csv",
-                     index_col="gene")
+    tx = tio.read_txburst_results(tio.find_txburst_results(
+        data_dir, "SS3_c57_UMIs_concat_S", "SS3_c57_UMIs_concat_G2M"))
     if not s.var_names.equals(g.var_names):
         shared = s.var_names.intersection(g.var_names)
         s, g = s[:, shared], g[:, shared]

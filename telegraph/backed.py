@@ -129,7 +129,7 @@ def fit_file(path, *, layer: str | None = None, capture=None, k_deg=None, genes=
              min_cells: int = config.MIN_CELLS, ci: float = config.CI,
              interval: str = config.INTERVAL, round_counts: bool = False,
              capture_rtol: float = config.CAPTURE_RTOL, chunk_size: int | None = None,
-             n_jobs: int | None = None, progress: bool = True, client=None,
+             n_jobs: int | None = None, progress: bool | None = config.PROGRESS, client=None,
              chunk_genes: int | None = None) -> pd.DataFrame:
     """Fit every gene of an ``.h5ad``/``.zarr`` count matrix without loading it.
 

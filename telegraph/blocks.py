@@ -31,6 +31,7 @@ Dask (``dask[distributed]``) is optional and imported only when a client is used
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import warnings
 
@@ -38,7 +39,7 @@ import numpy as np
 
 from . import config
 
-__all__ = ["gene_blocks", "spans", "even_bounds", "balanced_bounds", "kernel_slot",
+__all__ = ["gene_blocks", "show_progress", "progress_bar", "spans", "even_bounds", "balanced_bounds", "kernel_slot",
            "check_client", "total_threads", "map_blocks", "tree_reduce",
            "gather_with_progress", "small_ints"]
 
@@ -86,9 +87,30 @@ def small_ints(a) -> np.ndarray:
 # --------------------------------------------------------------------------- local threads
 
 
+def show_progress(progress) -> bool:
+    """Whether to draw a progress bar: ``progress`` when it is True or False;
+    for None (``config.PROGRESS``), when stderr is a terminal or in a Jupyter
+    kernel, as tqdm's ``disable=None`` (so that a log file gets no bar)."""
+    if progress is not None:
+        return bool(progress)
+    try:
+        tty = sys.stderr.isatty()
+    except (AttributeError, ValueError):  # closed or replaced stderr
+        tty = False
+    return tty or "ipykernel" in sys.modules
+
+
+def progress_bar(total: int, desc: str, progress, **kwargs):
+    """A tqdm bar on stderr, or None when :func:`show_progress` says no."""
+    if not show_progress(progress):
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, leave=False, **kwargs)
+
+
 @contextlib.contextmanager
 def gene_blocks(n_genes: int, *, chunk_genes: int | None = None, n_jobs: int | None = None,
-                progress: bool = True, desc: str = "telegraph fit"):
+                progress: bool | None = config.PROGRESS, desc: str = "telegraph fit"):
     """Consecutive ``(start, stop)`` blocks of genes for compiled calls.
 
     Inside the context Numba uses ``n_jobs`` threads (default: all) and a
@@ -103,10 +125,7 @@ def gene_blocks(n_genes: int, *, chunk_genes: int | None = None, n_jobs: int | N
     if chunk_genes is None:
         chunk_genes = max(config.BLOCK_GENES_MIN, min(config.BLOCK_GENES_MAX,
                                                       n_genes // 20 + 1))
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=n_genes, desc=desc, unit="gene", leave=False)
+    bar = progress_bar(n_genes, desc, progress, unit="gene")
 
     def blocks():
         for start, stop in spans(n_genes, chunk_genes):
@@ -265,11 +284,11 @@ def tree_reduce(client, futures, func, fan_in: int | None = None):
 
 def gather_with_progress(client, futures, sizes, progress, desc="telegraph fit") -> list:
     """Gather futures in order, advancing a progress bar (by ``sizes``) as each completes."""
-    if progress:
+    bar = progress_bar(int(sum(sizes)), desc, progress, unit="gene")
+    if bar is not None:
         from distributed import as_completed
-        from tqdm.auto import tqdm
         size_of = {f.key: n for f, n in zip(futures, sizes)}
-        with tqdm(total=int(sum(sizes)), desc=desc, unit="gene", leave=False) as bar:
+        with bar:
             for f in as_completed(futures, loop=client.loop):
                 bar.update(size_of[f.key])
     return client.gather(futures)

@@ -60,7 +60,7 @@ _N = len(GROUP_LIMITS)
 
 
 def pooled_fit(hist1: CountHistograms, hist2: CountHistograms, settings: FitSettings, *,
-               n_jobs: int | None = None, progress: bool = True,
+               n_jobs: int | None = None, progress: bool | None = config.PROGRESS,
                chunk_genes: int | None = None) -> np.ndarray:
     """Raw fit rows (:class:`~telegraph.kernels.fit.FitRows`) of each gene
     fitted to the cells of both groups, each cell with its own capture.

@@ -24,6 +24,9 @@ MIN_CELLS = 10
 MAX_ITER = 100
 #: smallest expected count of a pooled cell of the goodness-of-fit statistic
 GOF_MIN_EXPECTED = 5.0
+#: progress bars on stderr: None shows them when stderr is a terminal (or in a Jupyter
+#: kernel), True always, False never (tqdm's ``disable=None`` convention)
+PROGRESS = None
 #: quantities that get profile-likelihood intervals (in the kernel's order)
 PROFILE_TARGETS = ("burst_frequency", "burst_size", "k_off", "k_syn")
 #: profile intervals after the regime decision (docs/maths.md, "Profile likelihood"): in the

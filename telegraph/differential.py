@@ -74,7 +74,7 @@ def differential(counts1, counts2, *, capture1=None, capture2=None, genes=None,
                  ci: float = config.CI, interval: str = config.INTERVAL,
                  calibration: str = config.CALIBRATION, weighting: str = config.WEIGHTING,
                  round_counts: bool = False, capture_rtol: float = config.CAPTURE_RTOL,
-                 n_jobs: int | None = None, progress: bool = True,
+                 n_jobs: int | None = None, progress: bool | None = config.PROGRESS,
                  chunk_genes: int | None = None, totals=None,
                  depth_check: bool = True) -> pd.DataFrame:
     """Test every gene for a change in burst frequency and in burst size.
@@ -221,8 +221,8 @@ def differential_histograms(hist1, hist2, *, group_names=("1", "2"),
                             interval: str = config.INTERVAL,
                             calibration: str = config.CALIBRATION,
                             weighting: str = config.WEIGHTING, n_jobs: int | None = None,
-                            progress: bool = True, chunk_genes: int | None = None,
-                            syn_scale: float = 1.0,
+                            progress: bool | None = config.PROGRESS,
+                            chunk_genes: int | None = None, syn_scale: float = 1.0,
                             max_iter: int = config.MAX_ITER) -> pd.DataFrame:
     """Differential bursting tests on per-gene histograms of two groups.
 

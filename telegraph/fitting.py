@@ -23,7 +23,8 @@ from .histogram import CountHistograms, count_histograms
 from .inputs import Capture, FitSettings, KDeg, resolve_capture, resolve_k_deg, totals_of
 from .kernels import fit as kfit
 
-__all__ = ["fit", "fit_histograms", "results_table", "union_distances", "REGIMES", "IDENTIFIED"]
+__all__ = ["fit", "fit_histograms", "results_table", "union_distances", "REGIMES", "IDENTIFIED",
+           "GOF_FLAGS"]
 
 log = logging.getLogger("telegraph")
 
@@ -36,23 +37,23 @@ REGIMES = {
     kfit.REGIME_ALL_ZERO: "all_zero",
 }
 
-#: what each regime still identifies (the rest is flat towards a limit)
+#: the estimates each regime fills (docs/results.md); every other estimate is NaN
 IDENTIFIED = {
-    "telegraph": "k_on,k_off,k_syn,burst_frequency,burst_size",
-    "bursty": "burst_frequency,burst_size",
-    "bimodal": "fraction_on,k_syn",
+    "telegraph": "k_on,k_off,k_syn,burst_frequency,burst_size,fraction_on,mean_expression",
+    "bursty": "k_on,burst_frequency,burst_size,mean_expression",
+    "bimodal": "k_syn,fraction_on,mean_expression",
     "poisson": "mean_expression",
     "too_few_cells": "",
-    "all_zero": "",
+    "all_zero": "mean_expression",
 }
 
 _TARGETS = config.PROFILE_TARGETS
 
 
 def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config.MIN_CELLS,
-        ci: float = config.CI, interval: str = config.INTERVAL, round_counts: bool = False,
+        ci: float = config.CI, interval: str = config.INTERVAL, round_counts: bool | str = False,
         capture_rtol: float = config.CAPTURE_RTOL, n_jobs: int | None = None,
-        progress: bool = True, client=None, chunk_genes: int | None = None) -> pd.DataFrame:
+        progress: bool | None = config.PROGRESS, client=None, chunk_genes: int | None = None) -> pd.DataFrame:
     """Fit the telegraph model to every gene of a count matrix.
 
     Parameters
@@ -83,8 +84,12 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config
         Profile-likelihood intervals (default; exact likelihood-ratio
         inversion at chi2_1(ci)) or Wald intervals on the log scale from the
         observed (Louis) information, which are faster.
-    round_counts : bool
-        Round non-integer counts instead of refusing them.
+    round_counts : bool or "force"
+        Round non-integer counts instead of refusing them: for raw counts
+        made non-integer by a correction (e.g. of ambient RNA). Values that
+        look normalised or log-transformed are refused even so (rounding does
+        not make them counts: pass the raw counts); ``"force"`` rounds them
+        anyway.
     capture_rtol : float
         The likelihood costs one evaluation per distinct (count, capture)
         pair, so cells are grouped by capture efficiency: with more than
@@ -94,8 +99,11 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config
         exactly). 0 keeps every distinct value (exact, slower).
     n_jobs : int or None
         Threads for the compiled fit (default: all cores).
-    progress : bool
-        Show a progress bar.
+    progress : bool or None
+        Progress bar on stderr: None (default) when stderr is a terminal or
+        in a Jupyter kernel (none in a log file), True always, False never.
+        The first call in a fresh installation compiles the kernels (about a
+        minute) before the bar moves.
     client : dask.distributed.Client, optional
         Fit blocks of genes on a Dask cluster: the histograms (far smaller
         than the matrix) are sent to the workers. Same results.
@@ -109,15 +117,20 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config
         k_off, k_syn, burst_frequency, burst_size`` (rates in units of k_deg
         unless ``k_deg`` is given; burst size in molecules per burst),
         ``<name>_ci_low``/``<name>_ci_high`` for burst_frequency, burst_size,
-        k_on, k_off and k_syn (``inf``/0 where the likelihood stays within the
-        cut-off towards a limit), ``fraction_on``, ``mean_expression``
-        (k_syn * fraction_on / k_deg, molecules per cell at capture 1),
-        ``loglik``, ``n_cells``, ``n_missing``, ``mean`` (mean observed count),
-        ``regime`` (telegraph, bursty, bimodal, poisson, too_few_cells,
-        all_zero), ``identified`` (the quantities the regime still
-        identifies), ``converged``, ``gof_stat``, ``gof_df``, ``gof_pval``
-        (Pearson chi-square against the fitted law), and the log-likelihoods of
-        the limit models. ``DataFrame.attrs`` records how the fit was made:
+        k_on, k_off and k_syn (0 or ``inf`` on a side the data do not bound),
+        ``fraction_on``, ``mean_expression`` (molecules per cell at capture
+        1), ``loglik``, ``n_cells``, ``n_missing`` (integers), ``mean`` (mean
+        observed count), ``regime`` (telegraph, bursty, bimodal, poisson,
+        too_few_cells, all_zero), ``identified`` (the estimates the regime
+        fills), ``converged``, ``gof_stat``, ``gof_df`` (integer),
+        ``gof_pval``, ``gof_flag`` (Pearson goodness of fit against the law
+        reported), the maxima of the four laws ``loglik_telegraph``,
+        ``loglik_negbinom``, ``loglik_poisson``, ``loglik_zip``, and
+        ``n_iter`` (integer). Each regime reports the maximum-likelihood
+        estimate of its law -- the telegraph law, or the limit law the data
+        cannot be told apart from -- and fills exactly the quantities that
+        law identifies; the others are NaN (docs/results.md has the table).
+        ``DataFrame.attrs`` records how the fit was made:
         ``"settings"``, ``"capture"`` and ``"k_deg"`` (see
         :mod:`telegraph.inputs`).
     """
@@ -187,7 +200,7 @@ def union_distances(ci: float) -> tuple[float, float]:
 
 
 def fit_histograms(hist: CountHistograms, *, k_deg=None, settings: FitSettings | None = None,
-                   n_jobs: int | None = None, progress: bool = True,
+                   n_jobs: int | None = None, progress: bool | None = config.PROGRESS,
                    chunk_genes: int | None = None, client=None) -> pd.DataFrame:
     """Fit every gene of a :class:`telegraph.histogram.CountHistograms`.
 
@@ -236,44 +249,48 @@ def with_record(table: pd.DataFrame, settings: FitSettings, k_deg: KDeg) -> pd.D
 
 def results_table(raw, hist, settings, *, k_deg=None):
     """Turn raw kernel rows (an array of fit_genes rows or their
-    :class:`~telegraph.kernels.fit.FitRows` view) into the public results table."""
+    :class:`~telegraph.kernels.fit.FitRows` view) into the public results table.
+
+    One encoding per regime (docs/results.md): each regime reports the
+    maximum-likelihood estimate of its law -- the telegraph law, or the limit
+    law the data cannot be told apart from (negative binomial, zero-inflated
+    Poisson, Poisson) -- and fills exactly the quantities that law
+    identifies; every other estimate is NaN. Intervals are the confidence
+    sets of the telegraph likelihood whatever the regime (an unbounded side
+    is 0 or inf).
+    """
     rows = kfit.FitRows(raw)
     n = len(rows)
     kd = np.ones(n) if k_deg is None else np.asarray(k_deg, dtype=float)
-    regime_code = rows.regime
-    regime = np.array([REGIMES[c] for c in regime_code], dtype=object)
-    at_limit = rows.at_limit
+    code = rows.regime
+    regime = np.array([REGIMES[c] for c in code], dtype=object)
+    tg = code == kfit.REGIME_TELEGRAPH
+    nb = code == kfit.REGIME_BURSTY
+    zp = code == kfit.REGIME_BIMODAL
+    po = code == kfit.REGIME_POISSON
+    zero = code == kfit.REGIME_ALL_ZERO
+    fitted = tg | nb | zp | po
 
-    a = np.exp(rows.log_a)
-    b = np.exp(rows.log_b)
-    lam = np.exp(rows.log_lam)
-    beta = lam / b
-    f_on = a / (a + b)
-    # where the supremum is attained only in a limit, report that limit rather
-    # than a point parked on the edge of the search box
-    nb = at_limit == kfit.REGIME_BURSTY
-    a = np.where(nb, np.exp(rows.nb_log_a), a)
-    beta = np.where(nb, np.exp(rows.nb_log_beta), beta)
-    b = np.where(nb, np.inf, b)
-    lam = np.where(nb, np.inf, lam)
-    f_on = np.where(nb, 0.0, f_on)
-    zp = at_limit == kfit.REGIME_BIMODAL
-    f_on = np.where(zp, rows.zip_f, f_on)
-    lam = np.where(zp, np.exp(rows.zip_log_lam), lam)
-    a = np.where(zp, 0.0, a)
-    b = np.where(zp, 0.0, b)
-    beta = np.where(zp, np.inf, beta)
-    po = at_limit == kfit.REGIME_POISSON
-    with np.errstate(invalid="ignore"):
-        mean_expr = np.where(po, rows.poisson_mu, lam * f_on)
-    a = np.where(po, np.inf, a)
-    b = np.where(po, np.inf, b)
-    lam = np.where(po, np.nan, lam)
-    beta = np.where(po, 0.0, beta)
-    f_on = np.where(po, np.nan, f_on)
-    ll = np.where(nb, rows.loglik_nb,
-                  np.where(zp, rows.loglik_zip,
-                           np.where(po, rows.loglik_poisson, rows.loglik)))
+    nan = np.full(n, np.nan)
+    with np.errstate(over="ignore", invalid="ignore"):
+        a_tg, b_tg, lam_tg = np.exp(rows.log_a), np.exp(rows.log_b), np.exp(rows.log_lam)
+        a_nb, beta_nb = np.exp(rows.nb_log_a), np.exp(rows.nb_log_beta)
+        f_zip, lam_zip = np.asarray(rows.zip_f), np.exp(rows.zip_log_lam)
+        # estimates in units of k_deg, by regime; NaN where not identified
+        a = np.select([tg, nb], [a_tg, a_nb], nan)
+        b = np.where(tg, b_tg, nan)
+        lam = np.select([tg, zp], [lam_tg, lam_zip], nan)
+        beta = np.select([tg, nb], [lam_tg / b_tg, beta_nb], nan)
+        f_on = np.select([tg, zp], [a_tg / (a_tg + b_tg), f_zip], nan)
+        mean_expr = np.select([tg, nb, zp, po, zero],
+                              [lam_tg * a_tg / (a_tg + b_tg), a_nb * beta_nb, f_zip * lam_zip,
+                               rows.poisson_mu, np.zeros(n)], nan)
+    ll = np.select([tg, nb, zp, po, zero],
+                   [rows.loglik, rows.loglik_nb, rows.loglik_zip, rows.loglik_poisson,
+                    np.zeros(n)], nan)
+    n_iter = np.select([tg, nb, zp], [rows.n_iter, rows.n_iter_nb, rows.n_iter_zip], 0.0)
+    converged = rows.converged & np.select([nb, zp], [rows.converged_nb, rows.converged_zip],
+                                           True)
 
     out = pd.DataFrame(index=pd.Index(_gene_names(hist, n), name=None))
     out["gene"] = out.index.to_numpy()
@@ -283,7 +300,7 @@ def results_table(raw, hist, settings, *, k_deg=None):
     out["burst_frequency"] = a * kd
     out["burst_size"] = beta
 
-    # intervals (log scale in the kernel)
+    # intervals (log scale in the kernel): the telegraph likelihood's
     z = stats.norm.ppf(0.5 + settings.ci / 2.0)
     names = {"burst_frequency": 0, "burst_size": 1, "k_off": 2, "k_syn": 3}
     center = {"burst_frequency": rows.log_a, "burst_size": rows.log_beta,
@@ -297,8 +314,8 @@ def results_table(raw, hist, settings, *, k_deg=None):
             hi = center[name] + z * se
         scale = 1.0 if name == "burst_size" else kd
         with np.errstate(over="ignore"):
-            out[f"{name}_ci_low"] = np.exp(lo) * scale
-            out[f"{name}_ci_high"] = np.exp(hi) * scale
+            out[f"{name}_ci_low"] = np.where(fitted, np.exp(lo) * scale, np.nan)
+            out[f"{name}_ci_high"] = np.where(fitted, np.exp(hi) * scale, np.nan)
     out["k_on_ci_low"] = out["burst_frequency_ci_low"]
     out["k_on_ci_high"] = out["burst_frequency_ci_high"]
     out["fraction_on"] = f_on
@@ -309,63 +326,119 @@ def results_table(raw, hist, settings, *, k_deg=None):
     out["mean"] = hist.mean()
     out["regime"] = pd.Categorical(regime, categories=list(REGIMES.values()))
     out["identified"] = [IDENTIFIED[r] for r in regime]
-    out["converged"] = rows.converged
-    x2 = rows.gof_stat
-    df, pval = gof_pvalues(rows)
-    out["gof_stat"] = x2
-    out["gof_df"] = df
+    out["converged"] = np.where(fitted, converged, False)
+    stat, df, pval, flag = gof_pvalues(rows)
+    out["gof_stat"] = stat
+    out["gof_df"] = pd.arrays.IntegerArray(np.nan_to_num(df).astype(np.int64), np.isnan(df))
     out["gof_pval"] = pval
+    out["gof_flag"] = pd.Categorical(flag, categories=list(GOF_FLAGS))
+    out["loglik_telegraph"] = np.where(fitted, rows.loglik, np.nan)
     out["loglik_negbinom"] = rows.loglik_nb
     out["loglik_poisson"] = rows.loglik_poisson
     out["loglik_zip"] = rows.loglik_zip
-    out["n_iter"] = rows.n_iter
-    bad = np.isin(regime_code, [kfit.REGIME_NO_DATA, kfit.REGIME_ALL_ZERO])
-    rate_cols = [c for c in out.columns if c.startswith(("k_", "burst_"))] + [
-        "fraction_on", "mean_expression", "loglik"]
-    out.loc[bad, rate_cols] = np.nan
+    out["n_iter"] = np.where(fitted, n_iter, 0).astype(np.int64)
     return out
 
 
-def gof_pvalues(raw):
-    """Calibrated p-values of the Pearson goodness-of-fit statistic.
+#: ``gof_flag`` values: "ok", a test with power; "one_class", the fitted law
+#: expects every cell in one class and "degenerate", the classes carry all the
+#: information the fit used -- in both the statistic is 0 under the fitted law,
+#: the test has no power and its p-value is 1; "not_computed", no statistic
+#: (NaN); "not_fitted", regime too_few_cells or all_zero (NaN)
+GOF_FLAGS = ("ok", "one_class", "degenerate", "not_computed", "not_fitted")
 
-    With K pooled cells and the 3 parameters estimated from the ungrouped
-    counts, the statistic is asymptotically chi2(K-4) + sum_j l_j chi2(1),
-    where l_j in [0, 1] are the eigenvalues of I^-1 (I - I_g), I the
-    information of the exact data and I_g that of the pooled counts
-    (Chernoff & Lehmann 1954). Using chi2(K-4) alone, as is common, rejects
-    too often. The weighted sum is approximated by a scaled chi-square with
-    the same mean and variance (Satterthwaite). Returns (effective df, p).
+#: parameters of the law each regime reports (the degrees of freedom it takes)
+_N_PARAMS = {kfit.REGIME_TELEGRAPH: 3, kfit.REGIME_BURSTY: 2, kfit.REGIME_BIMODAL: 2,
+             kfit.REGIME_POISSON: 1}
+
+
+def gof_pvalues(raw):
+    """Calibrated p-values of the Pearson goodness-of-fit statistic of kernel
+    rows (the law each regime reports; :func:`chernoff_lehmann`).
+
+    Returns (statistic, df, p, flag): df = max(K - 1 - p, 0), an integer
+    (NaN without a test), and flag one of :data:`GOF_FLAGS`.
     """
     rows = kfit.FitRows(raw)
-    n = len(rows)
-    K = rows.gof_cells
-    x2 = rows.gof_stat
-    ok = np.isfinite(x2) & np.isfinite(K) & (K - 4 >= 1)
-    lam = np.ones((n, 3))
-    I_full = rows.info()
-    I_g = rows.grouped_info()
-    good = ok & np.isfinite(I_full).all(axis=(1, 2)) & np.isfinite(I_g).all(axis=(1, 2))
-    if good.any():
-        w, V = np.linalg.eigh(I_full[good])
-        pd_ = (w > 1e-10 * np.abs(w).max(axis=1, keepdims=True)).all(axis=1)
-        w = np.where(w > 0, w, np.inf)
-        Wm = V / np.sqrt(w)[:, None, :]            # I^-1/2 = V diag(w^-1/2) V^T
-        root = Wm @ np.swapaxes(V, 1, 2)
-        M = root @ (I_full[good] - I_g[good]) @ root
-        l = np.clip(np.linalg.eigvalsh(M), 0.0, 1.0)
-        # where the information is singular (a flat direction), count that
-        # parameter as free: conservative
-        l[~pd_] = 1.0
-        lam[good] = l
-    nu0 = K - 4
-    mean = nu0 + lam.sum(axis=1)
-    var = 2 * nu0 + 2 * (lam ** 2).sum(axis=1)
+    npar = np.array([_N_PARAMS.get(c, 0) for c in rows.regime], dtype=int)
+    x2, df, p, flag = chernoff_lehmann(rows.gof_stat, rows.gof_cells, npar, rows.gof_info(),
+                                       rows.grouped_info())
+    flag[npar == 0] = "not_fitted"
+    return x2, df, p, flag
+
+
+def chernoff_lehmann(x2, K, npar, I_full, I_g):
+    """p-values of Pearson statistics ``x2`` over ``K`` classes against laws of
+    ``npar`` parameters estimated from the ungrouped counts.
+
+    The statistic is then asymptotically chi2(K-1-p) + sum_j l_j chi2(1),
+    where l_j in [0, 1] are the eigenvalues of I^-1 (I - I_g), I the
+    information of the ungrouped counts and I_g that of the classes (leading
+    p x p blocks of ``I_full``, ``I_g``: arrays (n, 3, 3)) (Chernoff & Lehmann
+    1954); with fewer classes than parameters (K - 1 < p) it is the sum of
+    the K - 1 smallest l_j chi2(1). Using chi2(K-1-p) alone, as is common,
+    rejects too often. The weighted sum is approximated by a scaled
+    chi-square with the same mean and variance (Satterthwaite).
+
+    With a single class (K = 1: observed = expected = all cells) or
+    vanishing weights the null law is the point mass at 0: the test has no
+    power and its exact p-value is 1 (flag "one_class", "degenerate").
+
+    Returns (statistic, df, p, flag) as :func:`gof_pvalues` (flag "ok",
+    "one_class", "degenerate", or "not_computed" where the kernel gave no
+    statistic).
+    """
+    x2 = np.asarray(x2, dtype=float)
+    K = np.asarray(K, dtype=float)
+    npar = np.asarray(npar, dtype=int)
+    n = x2.shape[0]
+    has = (npar > 0) & np.isfinite(x2) & np.isfinite(K) & (K >= 2)
+    weights = np.zeros((n, 3))      # the weights l_j, ascending (at most p of them count)
+    n_w = np.zeros(n, dtype=int)    # how many of them count
+    for p in (1, 2, 3):
+        sel = has & (npar == p)
+        if not sel.any():
+            continue
+        A = np.asarray(I_full)[sel][:, :p, :p]
+        G = np.asarray(I_g)[sel][:, :p, :p]
+        l = np.ones((int(sel.sum()), p))
+        good = np.isfinite(A).all(axis=(1, 2)) & np.isfinite(G).all(axis=(1, 2))
+        if good.any():
+            w, V = np.linalg.eigh(A[good])
+            pd_ = (w > 1e-10 * np.abs(w).max(axis=1, keepdims=True)).all(axis=1)
+            w = np.where(w > 0, w, np.inf)
+            root = (V / np.sqrt(w)[:, None, :]) @ np.swapaxes(V, 1, 2)   # I^-1/2
+            M = root @ (A[good] - G[good]) @ root
+            lg = np.clip(np.linalg.eigvalsh(M), 0.0, 1.0)
+            # where the information is singular (a flat direction), count that
+            # parameter as free: conservative
+            lg[~pd_] = 1.0
+            l[good] = lg
+        l.sort(axis=1)
+        weights[sel, :p] = l
+        n_w[sel] = np.minimum(K[sel] - 1, p)
+    nu0 = np.where(has, np.maximum(K - 1 - npar, 0), 0.0)
+    mask = np.arange(3)[None, :] < n_w[:, None]
+    mean = nu0 + (weights * mask).sum(axis=1)
+    var = 2 * nu0 + 2 * (weights ** 2 * mask).sum(axis=1)
+    degenerate = has & ~(mean > 1e-8)
+    test = has & ~degenerate
     with np.errstate(invalid="ignore", divide="ignore"):
         c = var / (2 * mean)
         nu = 2 * mean ** 2 / var
         p = stats.chi2.sf(x2 / c, nu)
-    return np.where(ok, nu, np.nan), np.where(ok, p, np.nan)
+    # a single class (O = E = N) or vanishing weights: the statistic's null law is
+    # the point mass at 0, and the exact p-value of that powerless test is 1
+    one = (npar > 0) & np.isfinite(x2) & (K == 1)
+    flag = np.full(n, "ok", dtype=object)
+    flag[~has] = "not_computed"
+    flag[one] = "one_class"
+    flag[degenerate] = "degenerate"
+    trivial = one | degenerate
+    stat = np.where(has, x2, np.where(one, 0.0, np.nan))
+    df = np.where(has | one, nu0, np.nan)
+    pval = np.where(test, p, np.where(trivial, 1.0, np.nan))
+    return stat, df, pval, flag
 
 
 def _gene_names(hist, n):

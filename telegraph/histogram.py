@@ -513,6 +513,89 @@ def _gene_label(genes, g):
     return f"gene {g} (column index)"
 
 
+#: stored values examined to tell normalised data from counts
+_SAMPLE_ENTRIES = 200_000
+
+
+def _sample_cells_values(lay: _Layout):
+    """(cell, value) of up to _SAMPLE_ENTRIES stored non-zero, non-missing values."""
+    m = int(min(lay.data.shape[0], _SAMPLE_ENTRIES))
+    vals = np.asarray(lay.data[:m], dtype=float)
+    p = np.arange(m, dtype=np.int64)
+    if lay.kind == "cell":
+        cells = (p // lay.n_genes if lay.dense else
+                 np.searchsorted(lay.indptr, p, side="right") - 1)
+    else:
+        cells = p % lay.n_cells if lay.dense else np.asarray(lay.indices[:m], dtype=np.int64)
+    keep = np.isfinite(vals) & (vals > 0)
+    return cells[keep], vals[keep]
+
+
+def _whole(v, tol=1e-5):
+    return np.abs(v - np.round(v)) <= tol * np.maximum(1.0, np.abs(v))
+
+
+def _scaled_per_cell(cells, u) -> bool:
+    """Whether, in most cells with 3 or more values, every value is a whole
+    multiple of one number (the cell's smallest value over k = 1..20): counts
+    scaled per cell."""
+    order = np.argsort(cells, kind="stable")
+    c, u = cells[order], u[order]
+    starts = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
+    counts = np.diff(np.r_[starts, c.size])
+    rich = counts >= 3
+    if rich.sum() < 10:
+        return False
+    smallest = np.repeat(np.minimum.reduceat(u, starts), counts)
+    passed = np.zeros(starts.size, dtype=bool)
+    for k in range(1, 21):
+        ok = _whole(u * k / smallest).astype(np.int8)
+        passed |= np.minimum.reduceat(ok, starts).astype(bool)
+    return passed[rich].mean() > 0.9
+
+
+def looks_normalised(lay: _Layout) -> str:
+    """What non-integer data look like, from a sample of their stored values:
+    ``"log1p"`` when exp(x) - 1 is whole (log1p of counts), ``"scaled"`` when
+    each cell's values are whole multiples of one number (counts scaled per
+    cell, as normalize_total or CPM make them), ``"log1p_scaled"`` for log1p
+    of such values; ``""`` when they look like neither (for example counts
+    made non-integer by an ambient-RNA correction)."""
+    cells, vals = _sample_cells_values(lay)
+    if vals.size < 10 or (vals == np.round(vals)).mean() > 0.5:
+        return ""
+    if vals.max() < 30:   # log scale
+        u = np.expm1(vals)
+        if _whole(u).mean() > 0.95:
+            return "log1p"
+        if _scaled_per_cell(cells, u):
+            return "log1p_scaled"
+    return "scaled" if _scaled_per_cell(cells, vals) else ""
+
+
+def _normalised_message(kind: str, where: str) -> str:
+    what = {"log1p": "log-transformed counts (log1p)",
+            "scaled": "normalised counts (scaled per cell, as normalize_total or CPM make "
+                      "them)",
+            "log1p_scaled": "normalised, log-transformed counts (normalize_total + log1p)"}[kind]
+    return (f"these values look like {what}, not raw counts: found {where}. The telegraph "
+            f"model needs raw UMI counts: pass layer= with the layer that holds them "
+            f"(--layer on the command line), e.g. adata.layers['counts'] kept before "
+            f"normalising (adata.layers['counts'] = adata.X.copy()), or use adata.raw. "
+            f"round_counts=True does not make normalised values counts")
+
+
+def refuse_normalised(lay: _Layout, round_counts) -> None:
+    """With ``round_counts=True``, refuse data that look normalised or
+    log-transformed (rounding does not turn them into counts); ``"force"``
+    rounds them anyway."""
+    if round_counts is True or (round_counts and round_counts != "force"):
+        kind = looks_normalised(lay)
+        if kind:
+            raise ValueError(_normalised_message(kind, "non-integer values") + " (pass "
+                             "round_counts='force' to round them anyway)")
+
+
 def _raise_first_problem(lay: _Layout, first, genes):
     """Raise for the bad stored value with the smallest offset, if any."""
     for col, problem in ((0, "inf"), (1, "neg"), (2, "frac"), (3, "big")):
@@ -529,8 +612,13 @@ def _raise_first_problem(lay: _Layout, first, genes):
         if problem == "neg":
             raise ValueError(f"counts must be non-negative; found {x:g} {where}")
         if problem == "frac":
-            raise ValueError(f"counts must be integers; found {x:g} {where}. Pass "
-                             f"round_counts=True to round to the nearest integer")
+            kind = looks_normalised(lay)
+            if kind:
+                raise ValueError(_normalised_message(kind, f"{x:g} {where}"))
+            raise ValueError(f"counts must be integers; found {x:g} {where}. If they are "
+                             f"raw counts made non-integer by a correction (e.g. ambient "
+                             f"RNA), pass round_counts=True to round them to the nearest "
+                             f"integer")
         raise ValueError(f"counts must be at most {_k.MAX_COUNT}; found {x:g} {where}")
 
 
@@ -566,13 +654,16 @@ def check_counts(X, *, round_counts=False, genes=None) -> None:
     Parameters
     ----------
     X : ndarray or scipy.sparse matrix/array, shape (n_cells, n_genes)
-    round_counts : bool
+    round_counts : bool or "force"
         Accept non-integer values (they will be rounded half-to-even); the
-        negativity check then applies to the rounded value.
+        negativity check then applies to the rounded value. Values that look
+        normalised or log-transformed (:func:`looks_normalised`) are still
+        refused; ``"force"`` rounds them anyway.
     genes : sequence of str, optional
         Gene names, used in error messages.
     """
     lay = _layout(X)
+    refuse_normalised(lay, round_counts)
     genes = _genes_array(genes, X, lay.n_genes)
     seg = _blocks(lay, None, numba.get_num_threads())
     _scan(lay, seg, _k.MAX_COUNT, round_counts, genes)
@@ -610,8 +701,10 @@ def count_histograms(X, *, capture=None, capture_bins: int | None = config.CAPTU
         Precomputed capture groups, e.g. :func:`capture_groups` applied to all
         cells of a dataset and sliced per chunk so that chunk histograms can be
         merged.  Excludes ``capture``.
-    round_counts : bool
-        Round non-integer counts half-to-even instead of refusing them.
+    round_counts : bool or "force"
+        Round non-integer counts half-to-even instead of refusing them (not
+        values that look normalised, unless ``"force"``; see
+        :func:`check_counts`).
     genes : sequence, optional
         Gene names (default: ``X.columns`` if present).
 
@@ -635,6 +728,7 @@ def count_histograms(X, *, capture=None, capture_bins: int | None = config.CAPTU
     combined with :meth:`CountHistograms.merge`.
     """
     lay = _layout(X)
+    refuse_normalised(lay, round_counts)
     n_cells, n_genes = lay.n_cells, lay.n_genes
     if n_cells > _k.MAX_COUNT:
         raise ValueError(f"at most {_k.MAX_COUNT} cells per call; stream the cells in "

@@ -32,6 +32,8 @@ __all__ = [
     "check_output_path",
     "remove_stale_temps",
     "write_h5ad_annotations_atomic",
+    "read_txburst_results",
+    "find_txburst_results",
     "SUPPORTED_FORMATS",
 ]
 
@@ -600,3 +602,77 @@ def write_h5ad_annotations_atomic(source, path, adata, *, uns_key: str,
 
     _atomic_write(path, writer)
     return path
+
+
+# --------------------------------------------------------------------------- txburst's results
+
+#: the file names of txburst's results for counts ``<stem>.csv``: as txburst writes them
+#: (pickles, the form of its public ``data/`` folder) and as tidy CSV copies
+_TXBURST_NAMES = {
+    "ML": ("{stem}_ML.pkl", "{stem}_txburst_ML.csv"),
+    "TEST": ("{stem}_vs_{stem2}_TEST.pkl", "{stem}_vs_{short2}_txburst_TEST.csv"),
+}
+
+
+def find_txburst_results(directory, stem: str, stem2: str | None = None) -> Path:
+    """The file of txburst's results for the counts ``<stem>.csv`` in ``directory``:
+    maximum-likelihood estimates (``txburstML.py``), or with ``stem2`` the
+    tests of ``<stem>.csv`` against ``<stem2>.csv`` (``txburstTEST.py``). Either
+    the pickle txburst writes (``<stem>_ML.pkl``,
+    ``<stem>_vs_<stem2>_TEST.pkl``, as published in its repository's ``data/``
+    folder) or a tidy CSV copy (``<stem>_txburst_ML.csv``,
+    ``<stem>_vs_<suffix of stem2>_txburst_TEST.csv``). Raises
+    FileNotFoundError naming both."""
+    directory = Path(directory)
+    kind = "ML" if stem2 is None else "TEST"
+    short2 = None
+    if stem2 is not None:
+        common = os.path.commonprefix([stem, stem2])
+        short2 = stem2[len(common[:common.rfind("_") + 1]):]
+    names = [n.format(stem=stem, stem2=stem2, short2=short2) for n in _TXBURST_NAMES[kind]]
+    for name in names:
+        if (directory / name).exists():
+            return directory / name
+    raise FileNotFoundError(f"txburst's {kind} results for {stem}"
+                            + (f" vs {stem2}" if stem2 else "") + f" not found in {directory}: "
+                            f"looked for {' and '.join(names)} (the pickle is what txburst "
+                            f"writes and publishes in its data/ folder)")
+
+
+def read_txburst_results(path) -> "pd.DataFrame":
+    """txburst's results as a tidy table indexed by gene.
+
+    Reads the pickles txburst writes -- ``*_ML.pkl`` (txburstML.py: per gene
+    the array (k_on, k_off, k_syn) and the ``keep`` flag) and ``*_TEST.pkl``
+    (txburstTEST.py: per gene both groups' arrays and the p-values of burst
+    frequency and burst size) -- and tidy CSV copies of them. Returns columns
+    ``k_on, k_off, k_syn, keep`` (ML) or ``k_on_1, k_off_1, k_syn_1, k_on_2,
+    k_off_2, k_syn_2, p_bf, p_bs`` (TEST); rates in units of k_deg. Only
+    open pickles you trust: reading one can run code.
+    """
+    import pandas as pd
+    path = Path(path)
+    if path.suffix.lower() not in (".pkl", ".pickle"):
+        return pd.read_csv(path, index_col=0)
+    raw = pd.read_pickle(path)
+    if not isinstance(raw, pd.DataFrame) or raw.shape[1] < 2:
+        raise ValueError(f"{path} is not a txburst result pickle (a DataFrame of per-gene "
+                         f"parameter arrays)")
+
+    def rates(col):
+        return np.array([np.asarray(v, dtype=float).reshape(3) if np.size(v) == 3
+                         else np.full(3, np.nan) for v in raw[col]])
+
+    out = pd.DataFrame(index=pd.Index(raw.index.astype(str), name="gene"))
+    first = raw.columns[0]
+    if raw.shape[1] == 2:                     # ML: (params, keep)
+        r = rates(first)
+        out["k_on"], out["k_off"], out["k_syn"] = r.T
+        out["keep"] = raw[raw.columns[1]].astype(bool).to_numpy()
+        return out
+    r1, r2 = rates(first), rates(raw.columns[1])  # TEST: (params 1, params 2, p_bf, p_bs, name)
+    for g, r in (("1", r1), ("2", r2)):
+        out[f"k_on_{g}"], out[f"k_off_{g}"], out[f"k_syn_{g}"] = r.T
+    out["p_bf"] = pd.to_numeric(raw[raw.columns[2]], errors="coerce").to_numpy()
+    out["p_bs"] = pd.to_numeric(raw[raw.columns[3]], errors="coerce").to_numpy()
+    return out

@@ -42,7 +42,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import config
-from .blocks import spans
+from .blocks import progress_bar, spans
 from .histogram import CountHistograms, MergeStack, count_histograms
 from .inputs import listing, row_totals
 
@@ -392,13 +392,9 @@ class ReadPlan:
     def histograms(self, progress: bool = False) -> CountHistograms:
         """The histograms of the kept genes (file order), read here slice by slice."""
         m = self.matrix
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-            csc = m.format == "csc"
-            n = self.n_genes if csc else m.n_cells
-            bar = tqdm(total=n, desc="telegraph read", unit="gene" if csc else "cell",
-                       unit_scale=True, leave=False)
+        csc = m.format == "csc"
+        bar = progress_bar(self.n_genes if csc else m.n_cells, "telegraph read", progress,
+                           unit="gene" if csc else "cell", unit_scale=True)
         try:
             with m.reader() as r:
                 if m.format == "csc":

@@ -182,7 +182,7 @@ def test_csv_to_stdout(fake, capsys, counts_csv):
     # the table comes from the fit, row for row (gene g1 has one missing cell)
     assert table.loc[1, "n_cells"] == 29 and table.loc[0, "n_cells"] == 30
     call = fake.calls[0]
-    assert call["progress"] is False            # stderr is not a terminal under pytest
+    assert call["progress"] is None             # the library decides: stderr is no terminal
     assert call["key_added"] == "telegraph" and call["layer"] is None
 
 
@@ -675,3 +675,61 @@ def test_scalar_capture_is_stored_and_reused_by_plots(capsys, tmp_path):
     # a capture of 0.3 for every cell, not the example's per-cell obs["capture"]
     other = telegraph.pl._distribution.fitted_pmf(n, row, written.obs["capture"].to_numpy())
     assert not np.allclose(fitted.get_ydata(), other)
+
+
+def test_summary_on_success_and_no_bar_into_a_log(real_tl, small, capsys, tmp_path):
+    """stderr that is not a terminal (a log file) gets the summary and no
+    progress bar; --progress forces the bar; a cold cache is announced first."""
+    src = tmp_path / "small.h5ad"
+    small.write_h5ad(src)
+    out_csv = tmp_path / "t.csv"
+    code, out, err = _run(capsys, src, "--interval", "wald", "--table", out_csv)
+    assert code == 0, err
+    table = pd.read_csv(out_csv)
+    n_fit = int(table["regime"].isin(["telegraph", "bursty", "bimodal", "poisson"]).sum())
+    assert f"telegraph fit: fitted {n_fit} of {len(table)} genes in " in err
+    for regime, n in table["regime"].value_counts().items():
+        assert f"{regime} {n}" in err
+    assert f"wrote {out_csv}" in err
+    assert "%|" not in err and "it/s" not in err and "gene/s" not in err
+    assert "compiling" not in err           # the kernels are compiled by now
+    code, out, err = _run(capsys, src, "--interval", "wald", "--table", out_csv, "--progress")
+    assert code == 0 and "telegraph fit:" in err and "%|" in err
+    code, out, err = _run(capsys, src, "--progress", "--no-progress")
+    assert code == 2 and "exclude each other" in err
+
+
+def test_compile_notice_before_the_first_call(monkeypatch, capsys):
+    import telegraph.cli._common as common
+    from telegraph.kernels import fit as kfit
+    from telegraph.kernels import is_compiled
+    telegraph.fit(np.ones((20, 1)), progress=False)
+    assert is_compiled(kfit.fit_genes)
+    common.compile_notice("fit")
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(common, "is_compiled", lambda k: False)
+    common.compile_notice("fit")
+    assert "compiling kernels, once per installation" in capsys.readouterr().err
+
+
+def test_cold_cache_is_detected(tmp_path, monkeypatch):
+    """A cached kernel that was never compiled is reported as such, then as
+    compiled once it ran and once its cache is on disk (a new process)."""
+    import subprocess
+    mod = tmp_path / "coldmod.py"
+    mod.write_text("from numba import njit\n\n@njit(cache=True)\ndef f(x):\n    return x + 1\n")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import coldmod; "
+            "from telegraph.kernels import is_compiled; a = is_compiled(coldmod.f); "
+            "coldmod.f(1); print(a, is_compiled(coldmod.f))")
+    run = lambda: subprocess.run([sys.executable, "-c", code, str(tmp_path)],  # noqa: E731
+                                 capture_output=True, text=True, check=True).stdout.split()
+    assert run() == ["False", "True"]
+    assert run() == ["True", "True"]
+
+
+def test_api_progress_follows_the_terminal(capsys):
+    X = np.random.default_rng(0).poisson(3.0, size=(50, 40))
+    telegraph.fit(X, interval="wald")                 # default: stderr is no terminal here
+    assert "%|" not in capsys.readouterr().err
+    telegraph.fit(X, interval="wald", progress=True)
+    assert "%|" in capsys.readouterr().err

@@ -359,7 +359,7 @@ def test_error_locations(layout):
     X[17, 2] = 0
     X[5, 1] = 2.5
     with pytest.raises(ValueError, match=r"integers; found 2.5 in gene 1 \(column index\), "
-                                         r"cell 5\. Pass round_counts=True"):
+                                         r"cell 5\..*pass round_counts=True"):
         check_counts(in_layout(X, layout))
     X[5, 1] = np.inf
     with pytest.raises(ValueError, match=r"finite; found inf in gene 'B', cell 5"):

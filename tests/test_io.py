@@ -522,6 +522,38 @@ def test_refuse_ignores_none(tmp_path):
         tio.write_table_atomic(pd.DataFrame({"a": [1]}), tmp_path / "t.csv", refuse=[None])
 
 
+def test_txburst_results_as_published_or_as_csv(tmp_path, larsson_dir):
+    """txburst publishes its results as pickles (txburstML.py: per gene an array
+    (k_on, k_off, k_syn) and a keep flag; txburstTEST.py: both groups' arrays
+    and the two p-values); they read the same as the tidy CSV copies."""
+    import pandas as pd
+    from telegraph.io import find_txburst_results, read_txburst_results
+    ml_csv = find_txburst_results(larsson_dir, "SS3_c57_UMIs_concat_G2M")
+    assert ml_csv.name == "SS3_c57_UMIs_concat_G2M_txburst_ML.csv"
+    ml = read_txburst_results(ml_csv)
+    # the pickle as txburstML.py writes it
+    params = [np.array(r) for r in ml[["k_on", "k_off", "k_syn"]].to_numpy()]
+    pd.to_pickle(pd.DataFrame([params, list(ml["keep"])], columns=ml.index).T,
+                 tmp_path / "SS3_c57_UMIs_concat_G2M_ML.pkl")
+    found = find_txburst_results(tmp_path, "SS3_c57_UMIs_concat_G2M")
+    assert found.suffix == ".pkl"
+    pd.testing.assert_frame_equal(read_txburst_results(found), ml, check_names=False)
+    # the test pickle as txburstTEST.py writes it (rows: estimates 1, 2, p_bf, p_bs, name)
+    test_csv = find_txburst_results(larsson_dir, "SS3_c57_UMIs_concat_S",
+                                    "SS3_c57_UMIs_concat_G2M")
+    test = read_txburst_results(test_csv)
+    rows = [(np.array(r[:3]), np.array(r[3:6]), r[6], r[7], g) for g, r in
+            zip(test.index, test[["k_on_1", "k_off_1", "k_syn_1", "k_on_2", "k_off_2",
+                                  "k_syn_2", "p_bf", "p_bs"]].to_numpy())]
+    pd.to_pickle(pd.DataFrame(rows, index=test.index),
+                 tmp_path / "SS3_c57_UMIs_concat_S_vs_SS3_c57_UMIs_concat_G2M_TEST.pkl")
+    found = find_txburst_results(tmp_path, "SS3_c57_UMIs_concat_S", "SS3_c57_UMIs_concat_G2M")
+    got = read_txburst_results(found)
+    pd.testing.assert_frame_equal(got, test[got.columns], check_names=False)
+    with pytest.raises(FileNotFoundError, match="_ML.pkl and .*_txburst_ML.csv"):
+        find_txburst_results(tmp_path, "nothing")
+
+
 _KILLED_WRITER = """
 import sys, time
 import pandas as pd

@@ -8,14 +8,14 @@ matrices the kernel packed, and the views neither copy nor allow writes.
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
 
 from telegraph.kernels import differential as kdiff
 from telegraph.kernels import fit as kfit
-from telegraph.kernels.gof import pearson_gof
+from telegraph.kernels.gof import (LAW_NEGBINOM, LAW_POISSON, LAW_POISSON_BETA, LAW_ZIP,
+                                   pearson_gof)
 from telegraph.kernels.models import sort_bins, telegraph_eval
 
 # the documented position of each scalar entry of a fit row
@@ -23,7 +23,8 @@ FIT_POSITIONS = {
     "log_a": 0, "log_b": 1, "log_lam": 2, "loglik": 3, "converged": 4, "regime": 5,
     "loglik_nb": 6, "loglik_zip": 7, "loglik_poisson": 8, "nb_log_a": 9, "nb_log_beta": 10,
     "zip_f": 11, "zip_log_lam": 12, "poisson_mu": 13, "n_iter": 14, "at_limit": 15,
-    "gof_stat": 28, "gof_cells": 29,
+    "gof_stat": 28, "gof_cells": 29, "gof_law": 48, "n_iter_nb": 49, "n_iter_zip": 50,
+    "converged_nb": 51, "converged_zip": 52,
 }
 
 
@@ -32,6 +33,8 @@ def _fake_fit_rows(n=7, seed=0):
     rng = np.random.default_rng(seed)
     raw = rng.normal(size=(n, kfit.N_RESULT))
     raw[:, kfit.R_CONV] = rng.integers(0, 2, n)
+    raw[:, kfit.R_CONV_NB] = rng.integers(0, 2, n)
+    raw[:, kfit.R_CONV_ZIP] = rng.integers(0, 2, n)
     raw[:, kfit.R_REGIME] = np.arange(n) % 6
     raw[:, kfit.R_AT_LIMIT] = np.arange(n) % 4
     return raw
@@ -44,7 +47,7 @@ def test_fit_names_cover_every_column_once():
     assert sorted(cols) == list(range(kfit.N_RESULT))
     assert kfit.FitRows.COLUMNS == FIT_POSITIONS
     assert kfit.FitRows.BLOCKS == {"ci": (16, 8), "se": (24, 4), "info": (30, 6),
-                                   "grouped_info": (36, 6)}
+                                   "grouped_info": (36, 6), "gof_info": (42, 6)}
 
 
 def test_fit_properties_read_their_columns():
@@ -84,7 +87,7 @@ def test_info_blocks_unpack_symmetric():
     raw = _fake_fit_rows()
     rows = kfit.FitRows(raw)
     order = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
-    for m, start in ((rows.info(), 30), (rows.grouped_info(), 36)):
+    for m, start in ((rows.info(), 30), (rows.grouped_info(), 36), (rows.gof_info(), 42)):
         assert m.shape == (raw.shape[0], 3, 3)
         np.testing.assert_array_equal(m, np.swapaxes(m, 1, 2))
         for k, (i, j) in enumerate(order):
@@ -123,6 +126,7 @@ def test_info_is_what_the_kernel_wrote():
     info = rows.info()
     ginfo = rows.grouped_info()
     assert np.isfinite(info).all() and np.isfinite(ginfo).all()
+    n_telegraph = 0
     for i in range(n_genes):
         s, e = indptr[i], indptr[i + 1]
         v, w, gr = sort_bins(values[s:e], weights[s:e], groups[s:e])
@@ -131,13 +135,23 @@ def test_info_is_what_the_kernel_wrote():
         H = np.zeros((3, 3))
         telegraph_eval(v, w, gr, capture, theta, True, g, H, np.zeros(11))
         np.testing.assert_allclose(info[i], H / w.sum(), rtol=1e-12, atol=0)
+        # the law tested is the regime's
+        assert rows.gof_law[i] == {kfit.REGIME_TELEGRAPH: LAW_POISSON_BETA,
+                                   kfit.REGIME_BURSTY: LAW_NEGBINOM, kfit.REGIME_BIMODAL: LAW_ZIP,
+                                   kfit.REGIME_POISSON: LAW_POISSON}[rows.regime[i]]
+        if rows.regime[i] != kfit.REGIME_TELEGRAPH:
+            continue
+        n_telegraph += 1
+        np.testing.assert_allclose(rows.gof_info()[i], H / w.sum(), rtol=1e-12, atol=0)
         Ig = np.zeros((3, 3))
-        x2, k = pearson_gof(v, w, gr, capture, capture.shape[0], math.exp(theta[0]),
-                            math.exp(theta[1]), math.exp(theta[2]), 5.0, Ig)
+        x2, k, ok = pearson_gof(LAW_POISSON_BETA, v, w, gr, capture, capture.shape[0],
+                                np.exp(theta), 5.0, Ig)
+        assert ok
         np.testing.assert_array_equal(Ig, Ig.T)
         np.testing.assert_allclose(ginfo[i], Ig, rtol=1e-12, atol=0)
         assert rows.gof_stat[i] == pytest.approx(x2, rel=1e-12)
         assert rows.gof_cells[i] == k
+    assert n_telegraph >= 2
 
 
 def test_fit_view_is_read_only_and_does_not_copy():

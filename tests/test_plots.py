@@ -133,3 +133,45 @@ def test_clear_errors(pipeline):
     with pytest.raises(KeyError, match="color="):
         tg.pl.kinetics(pipeline, color="no_column")
     plt.close("all")
+
+
+def test_distribution_draws_the_law_reported_and_titles_what_is_identified():
+    """Each regime's gene: the line is the law the fit reports (the one its
+    goodness of fit tests), and the title names only identified quantities,
+    with units that follow the capture setting."""
+    import anndata as ad
+    rng = np.random.default_rng(51)
+    n = 600
+    X = np.column_stack([rng.poisson(30 * rng.beta(0.8, 2.0, n)),
+                         rng.negative_binomial(0.6, 1 / (1 + 15.0), n),
+                         np.where(rng.random(n) < 0.35, rng.poisson(25, n), 0),
+                         rng.poisson(4.0, n), rng.poisson(400.0, (n, 20))]).astype(float)
+    adata = ad.AnnData(X)
+    tg.tl.fit(adata, capture="total", interval="wald", progress=False)
+    res = tg.get.kinetics_df(adata).iloc[:4]
+    assert list(res["regime"]) == ["telegraph", "bursty", "bimodal", "poisson"]
+    sf = X.sum(1) / X.sum(1).mean()
+    for gene, row in res.iterrows():
+        ax = tg.pl.distribution(adata, gene)
+        line = ax.get_lines()[0]
+        regime = row["regime"]
+        law = {"telegraph": "Poisson-Beta", "bursty": "negative binomial",
+               "bimodal": "zero-inflated Poisson", "poisson": "Poisson"}[regime]
+        assert law in line.get_label()
+        k = line.get_xdata()
+        np.testing.assert_allclose(line.get_ydata(), fitted_pmf(k, row.to_dict(), sf))
+        if regime == "telegraph":
+            # size factors scale k_syn (they may exceed 1)
+            exact = tg.pmf(k[None, :], row["k_on"], row["k_off"],
+                           row["k_syn"] * sf[:, None]).mean(axis=0)
+            np.testing.assert_allclose(line.get_ydata(), exact, rtol=0.03, atol=1e-6)
+        title = ax.get_title()
+        assert ("burst size" in title) == (regime in ("telegraph", "bursty"))
+        assert ("fraction on" in title) == (regime == "bimodal")
+        assert "nan" not in title and "inf" not in title
+        assert "molecules counted in a cell of average depth" in title
+        plt.close("all")
+    ax = tg.pl.kinetics(adata)
+    assert "average depth" in ax.get_ylabel()
+    assert "gene(s) not shown" in ax.get_legend().get_title().get_text()
+    plt.close("all")

@@ -129,6 +129,9 @@ for i, (name, r) in enumerate(REGIMES.items()):
     ax.plot(times, course.mean(axis=1) / stat, "o-", color=f"C{i}", label=name)
 ax.axhline(1.0, color="k", lw=0.8)
 ax.set_xscale("log")
+# ticks at the sampled times only (log-scale minor labels collide)
+ax.set_xticks(times, [f"{t:g}" for t in times])
+ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
 ax.set_xlabel("time since promoter off, no mRNA (mRNA lifetimes)")
 ax.set_ylabel("mean count / stationary mean")
 ax.legend(fontsize=8)
@@ -367,6 +370,7 @@ for ax, j in zip(axes, [0, 2]):
                 fmt="o", color="C3", capsize=3, label=f"score_gradient, {n_tc:,} cells, +- 2 s.e.")
     ax.set_xscale("log")
     ax.set_xlabel("time (mRNA lifetimes)")
+    ax.set_ylabel(f"d E[n(t)] / d{RATES[j]}  (molecules x time)")
     ax.set_title(f"d E[n(t)] / d{RATES[j]}   ({', '.join(f'{k}={v:g}' for k, v in r.items())})",
                  fontsize=9)
 axes[0].legend(fontsize=8)

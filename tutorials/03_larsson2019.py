@@ -26,7 +26,8 @@
 #
 # **Where the data are read from.** The directory is the environment variable
 # `TELEGRAPH_LARSSON_DIR` if set, else `../shared/data/larsson2019` beside this repository
-# (the files there are the repository's, with pickles converted to CSV). Files are in
+# (the files there are the repository's; txburst's results are read as published, pickles,
+# or as CSV copies, by `tg.io.read_txburst_results`). Count files are in
 # txburst's layout: one row per gene, one column per cell, UMI counts of one allele; a blank
 # means *missing* (the cell had reads for the gene but none could be assigned to this allele)
 # and is dropped for that gene, as txburst does. `telegraph.io.read` (and `telegraph fit` on
@@ -84,7 +85,8 @@ print(f"telegraph {tg.__version__}; data from {DATA}; small run: {SMALL}")
 # %%
 phases = {"S": "SS3_c57_UMIs_concat_S", "G2M": "SS3_c57_UMIs_concat_G2M"}
 data = {ph: tg.io.read(DATA / f"{stem}.csv") for ph, stem in phases.items()}
-txburst = {ph: pd.read_csv(DATA / f"{stem}_txburst_ML.csv", index_col="gene")
+# txburst's results as published (pickles in its data/ folder) or as CSV copies
+txburst = {ph: tg.io.read_txburst_results(tg.io.find_txburst_results(DATA, stem))
            for ph, stem in phases.items()}
 genes = data["S"].var_names
 assert genes.equals(data["G2M"].var_names)
@@ -328,7 +330,8 @@ save(fig, "03_example_genes.png")
 # frequency nor burst size when the phases are pooled: those are not tested.
 
 # %%
-tx_test = pd.read_csv(DATA / "SS3_c57_UMIs_concat_S_vs_G2M_txburst_TEST.csv", index_col="gene")
+tx_test = tg.io.read_txburst_results(tg.io.find_txburst_results(DATA, phases["S"],
+                                                                 phases["G2M"]))
 both = ad.concat({ph: a[:, genes] for ph, a in data.items()}, label="phase", index_unique="-")
 both.obs["phase"] = both.obs["phase"].astype("category")
 if hasattr(tg.tl, "differential_bursting"):
@@ -345,10 +348,21 @@ if hasattr(tg.tl, "differential_bursting"):
             ("pval_burst_size", "p_bs", "burst size")]):
         ok = d[ours].notna() & t[theirs].notna()
         x, y = t.loc[ok, theirs], d.loc[ok, ours]
-        ax.loglog(x, y, ".", ms=3, alpha=0.5)
-        low = max(min(x.min(), y.min()) / 2, 1e-300)
-        ax.plot([low, 1], [low, 1], "k-", lw=0.6)
         rho = stats.spearmanr(x, y).statistic
+        # p-values below FLOOR (txburst publishes p = 0 for a gene) are drawn on the floor
+        FLOOR = 1e-12
+        low = max(min(x.min(), y.min()) / 2, FLOOR / 3)
+        below = (x < FLOOR) | (y < FLOOR)
+        ax.loglog(np.maximum(x, low)[~below], np.maximum(y, low)[~below], ".", ms=3,
+                  alpha=0.5)
+        if below.any():
+            ax.loglog(np.maximum(x[below], low), np.maximum(y[below], low), "v", ms=5,
+                      color="C3", label=f"{below.sum()} gene(s) with p < {FLOOR:g}\n"
+                                        "(drawn at the edge)")
+            ax.legend(fontsize=7, loc="lower right")
+        ax.plot([low, 1], [low, 1], "k-", lw=0.6)
+        ax.set_xlim(low / 1.5, 1.5)
+        ax.set_ylim(low / 1.5, 1.5)
         ax.set_xlabel("txburst p-value (published)")
         ax.set_ylabel("telegraph p-value")
         ax.set_title(f"S vs G2/M, {label}: {ok.sum():,} genes tested by both, "

@@ -17,6 +17,9 @@ from pathlib import Path
 from .. import cluster, config, get
 from .. import io as tio
 from ..inputs import FitSettings, gene_positions, resolve_capture, resolve_k_deg
+from ..kernels import differential as kdiff
+from ..kernels import fit as kfit
+from ..kernels import is_compiled
 
 
 class CLIError(Exception):
@@ -27,7 +30,10 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C (exit status 143)."""
 
 # the library's advice names its keywords; the user typed options
-_KEYWORD_TO_OPTION = {"round_counts=True": "--round", "min_cells": "--min-cells",
+_KEYWORD_TO_OPTION = {"round_counts='force'": "--force-round", "round_counts=True": "--round",
+                      "pass layer= with the layer that holds them (--layer on the command "
+                      "line)": "pass --layer with the layer that holds them",
+                      "min_cells": "--min-cells",
                       "n_jobs": "--jobs", "ci is a": "--ci is a"}
 
 
@@ -201,3 +207,62 @@ def check_level(option: str, value: float) -> None:
 def check_at_least_one(option: str, value) -> None:
     if value is not None and value < 1:
         raise CLIError(f"{option} must be at least 1, got {value}")
+
+
+def add_progress_options(group) -> None:
+    """``--progress`` / ``--no-progress`` (default: a bar only on a terminal)."""
+    group.add_argument(
+        "--progress", action="store_true",
+        help="show the progress bar on stderr even when it is not a terminal")
+    group.add_argument(
+        "--no-progress", action="store_true",
+        help="never show the progress bar (by default it is shown only when stderr is a "
+             "terminal, so that a log file gets none)")
+
+
+def progress_option(args):
+    """True (--progress), False (--no-progress) or None (when stderr is a terminal)."""
+    if getattr(args, "progress", False) and getattr(args, "no_progress", False):
+        raise CLIError("--progress and --no-progress exclude each other")
+    if getattr(args, "progress", False):
+        return True
+    return False if getattr(args, "no_progress", False) else None
+
+
+#: the compiled kernels each subcommand runs first
+_KERNELS = {"fit": (kfit.fit_genes,), "test": (kfit.fit_genes, kdiff.differential_genes)}
+
+
+def compile_notice(command: str) -> None:
+    """Say so on stderr, before it happens, when the kernels are about to be
+    compiled (the first run of a fresh installation: about a minute with
+    nothing else to show)."""
+    if all(is_compiled(k) for k in _KERNELS.get(command, ())):
+        return
+    print(f"telegraph {command}: compiling kernels, once per installation (about a minute; "
+          f"later runs start at once) ...", file=sys.stderr, flush=True)
+
+
+def files_written(*paths) -> str:
+    """'wrote A, B' for the outputs given, or '' when there are none."""
+    done = [str(p) for p in paths if p]
+    return ("wrote " + " and ".join(done)) if done else "wrote the table to stdout"
+
+
+def add_round_options(group) -> None:
+    """``--round`` and ``--force-round``."""
+    group.add_argument(
+        "--round", action="store_true",
+        help="round non-integer counts to the nearest whole number instead of refusing "
+             "them (raw counts made non-integer by a correction, e.g. of ambient RNA). "
+             "Data that look normalised or log-transformed are refused even so: give the "
+             "raw counts (--layer)")
+    group.add_argument(
+        "--force-round", action="store_true",
+        help="round even values that look normalised or log-transformed (not "
+             "recommended: rounded normalised values are not counts)")
+
+
+def round_option(args):
+    """``round_counts`` of the library: False, True (--round) or "force"."""
+    return "force" if getattr(args, "force_round", False) else bool(args.round)

@@ -20,9 +20,11 @@ from .. import io as tio
 from ..backed import fit_file
 from ..ondisk import OnDiskMatrix, is_ondisk, read_obs_var
 from ..tl import store_results
-from ._common import (CLIError, as_cli_advice, capture_option, check_at_least_one,
-                      check_genes, check_outputs, check_settings, close_client, connect,
-                      k_deg_option, one_line, parse_genes, read_input, write_outputs,
+from ._common import (CLIError, add_progress_options, add_round_options, as_cli_advice,
+                      capture_option, check_at_least_one, check_genes, check_outputs,
+                      check_settings, close_client, compile_notice, connect, files_written,
+                      k_deg_option, one_line, parse_genes, progress_option, read_input,
+                      round_option, write_outputs,
                       write_stdout_csv)
 
 KEY = config.FIT_KEY  # key_added: results go to var["telegraph_<column>"], uns["telegraph"]
@@ -39,9 +41,12 @@ relative to k_deg, so without --k-deg every rate is reported in units of k_deg
 time); burst size = k_syn / k_off (mRNA molecules per burst, unitless).
 
 Output columns (one row per gene): gene, k_on, k_off, k_syn, burst_frequency,
-burst_size, their <name>_ci_low / <name>_ci_high confidence bounds (+-inf where a
-side is unbounded), loglik, n_cells, mean, regime, converged, gof_pval and further
-quality flags. Without --table and -o the table is written as CSV to stdout.
+burst_size, their <name>_ci_low / <name>_ci_high confidence bounds (0 or inf where a
+side is unbounded), fraction_on, mean_expression, loglik, n_cells, mean, regime,
+identified, converged, gof_pval, gof_flag and further quality flags. Each regime
+fills the estimates it identifies and leaves the others empty (telegraph: all;
+bursty: k_on = burst frequency, burst size, mean; bimodal: k_syn, fraction on,
+mean; poisson: mean). Without --table and -o the table is written as CSV to stdout.
 """
 
 _EPILOG = """\
@@ -51,6 +56,9 @@ examples:
   telegraph fit SS3_c57_UMIs_concat_S.csv --table S_kinetics.csv
   telegraph fit filtered_feature_bc_matrix/ --capture total --genes @genes.txt --table out.tsv
 
+On success a one-paragraph summary goes to stderr: genes fitted per regime, how many
+have a goodness-of-fit p-value, the files written and the time taken. The first run
+of a fresh installation compiles the kernels first (about a minute; it says so).
 Errors (missing file, layer or column, invalid counts) exit with status 2 and a
 one-line message; output files are written atomically (complete or not at all).
 """
@@ -104,10 +112,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--genes", metavar="G1,G2|@FILE",
         help="fit only these genes: comma-separated names, or @FILE with one name per "
              "line ('#' starts a comment)")
-    data.add_argument(
-        "--round", action="store_true",
-        help="round non-integer counts to the nearest whole number instead of refusing "
-             "them (e.g. counts from ambient-RNA correction); never use on normalised data")
+    add_round_options(data)
     fit = p.add_argument_group("fit")
     fit.add_argument(
         "--min-cells", metavar="N", type=int, default=10,
@@ -145,10 +150,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
              "(it must be at the same path on a file system they share); other input is "
              "read here and only per-gene histograms are sent. Needs dask[distributed] "
              "(pip install 'telegraph-sc[dask]')")
-    run_.add_argument(
-        "--no-progress", action="store_true",
-        help="do not show the progress bar (it is shown on stderr only when stderr is "
-             "a terminal)")
+    add_progress_options(run_)
     run_.add_argument(
         "--example", action="store_true",
         help="fit the bundled simulated example (2,000 cells x 200 genes with known "
@@ -187,6 +189,24 @@ def _write_outputs(args, table, input_path, write_h5ad) -> None:
 
 def _result_table(adata, genes):
     return get.kinetics_df(adata, KEY, genes=genes).reset_index()
+
+
+def summary(table, *, elapsed: float, written: str) -> str:
+    """One paragraph on a finished fit: genes per regime, goodness of fit,
+    files written, time."""
+    regimes = table["regime"].astype(str).value_counts()
+    order = ["telegraph", "bursty", "bimodal", "poisson", "all_zero", "too_few_cells",
+             "not_fitted"]
+    per = ", ".join(f"{r} {int(regimes[r])}" for r in order if r in regimes)
+    fitted = table["regime"].astype(str).isin(["telegraph", "bursty", "bimodal", "poisson"])
+    n_ok = (int((table.loc[fitted, "gof_flag"].astype(str) == "ok").sum())
+            if "gof_flag" in table else 0)
+    n_fit = int(fitted.sum())
+    gof = (f"goodness of fit tested with power for {n_ok} of {n_fit} fitted genes"
+           + (f" (for {n_fit - n_ok}, too few non-zero counts: gof_flag)" if n_fit > n_ok
+              else ""))
+    return (f"telegraph fit: fitted {n_fit} of {len(table)} genes in {elapsed:.1f} s ({per}); "
+            f"{gof}; {written}.")
 
 
 # --------------------------------------------------------------------------- example report
@@ -251,7 +271,9 @@ def recovery_report(adata, *, key: str = KEY, ci: float = 0.95, genes=None) -> s
 # --------------------------------------------------------------------------- run
 
 def run(args) -> int:
+    t0 = time.perf_counter()
     _validate_args(args)
+    args.progress_setting = progress_option(args)
     input_path = None if args.example else Path(args.counts).expanduser()
     check_outputs(args.table, args.output, [input_path])
     streamed = not args.example and (args.backed or args.chunk_size is not None or (
@@ -265,7 +287,7 @@ def run(args) -> int:
         if args.output and not input_path.name.lower().endswith(".h5ad"):
             raise CLIError("-o with a .zarr read from disk is not supported: write --table, "
                            "or drop --backed/--chunk-size to load the store")
-        return _run_streamed(args, input_path)
+        return _run_streamed(args, input_path, t0)
 
 
     if args.example:
@@ -285,13 +307,14 @@ def run(args) -> int:
     check_genes(genes, adata, source=source)
     capture = capture_option(args.capture, adata, source=source)
     k_deg = k_deg_option(args.k_deg, adata, source=source)
-    progress = not args.no_progress and sys.stderr.isatty()
+    progress = args.progress_setting
     client = connect(args.scheduler) if args.scheduler is not None else None
+    compile_notice("fit")
     start = time.perf_counter()
     try:
         tg.tl.fit(adata, layer=args.layer, capture=capture, k_deg=k_deg, genes=genes,
                   min_cells=args.min_cells, ci=args.ci, interval=args.interval,
-                  round_counts=args.round, n_jobs=args.jobs, progress=progress,
+                  round_counts=round_option(args), n_jobs=args.jobs, progress=progress,
                   key_added=KEY, **({} if client is None else {"client": client}))
     except (ValueError, KeyError) as exc:
         raise CLIError(as_cli_advice(one_line(exc))) from None
@@ -311,10 +334,12 @@ def run(args) -> int:
         print(recovery_report(adata, ci=args.ci, genes=genes))
     elif not args.table and not args.output:
         write_stdout_csv(table)
+    print(summary(table, elapsed=time.perf_counter() - t0,
+                  written=files_written(args.table, args.output)), file=sys.stderr)
     return 0
 
 
-def _run_streamed(args, input_path: Path) -> int:
+def _run_streamed(args, input_path: Path, t0: float) -> int:
     """Fit an .h5ad/.zarr from disk (telegraph.fit_file); the matrix is never loaded."""
 
     source = str(input_path)
@@ -329,12 +354,13 @@ def _run_streamed(args, input_path: Path) -> int:
     check_genes(genes, adata, source=source)
     capture = capture_option(args.capture, adata, source=source)
     k_deg = k_deg_option(args.k_deg, adata, source=source)
-    progress = not args.no_progress and sys.stderr.isatty()
+    progress = args.progress_setting
     client = connect(args.scheduler) if args.scheduler is not None else None
+    compile_notice("fit")
     try:
         res = fit_file(input_path, layer=args.layer, capture=capture, k_deg=k_deg,
                        genes=genes, min_cells=args.min_cells, ci=args.ci,
-                       interval=args.interval, round_counts=args.round,
+                       interval=args.interval, round_counts=round_option(args),
                        chunk_size=args.chunk_size, n_jobs=args.jobs, progress=progress,
                        client=client)
     except (ValueError, KeyError) as exc:
@@ -350,4 +376,6 @@ def _run_streamed(args, input_path: Path) -> int:
                                                              uns_key=KEY))
     if not args.table and not args.output:
         write_stdout_csv(table)
+    print(summary(table, elapsed=time.perf_counter() - t0,
+                  written=files_written(args.table, args.output)), file=sys.stderr)
     return 0

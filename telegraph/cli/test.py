@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -22,9 +23,11 @@ from .. import config
 from .. import io as tio
 from ..differential import DepthWarning, differential
 from ..inputs import listing, row_totals
-from ._common import (CLIError, as_cli_advice, capture_option, check_at_least_one, check_genes,
-                      check_level, check_outputs, check_settings, one_line, parse_genes, read_input,
-                      write_outputs, write_stdout_csv)
+from ._common import (CLIError, add_progress_options, add_round_options, as_cli_advice,
+                      capture_option, check_at_least_one, check_genes, check_level,
+                      check_outputs, check_settings, compile_notice, files_written, one_line,
+                      parse_genes, progress_option, read_input, round_option, write_outputs,
+                      write_stdout_csv)
 
 KEY = config.DIFFERENTIAL_KEY
 
@@ -107,8 +110,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                            "file by an earlier `telegraph fit -o`. Default 1")
     data.add_argument("--genes", metavar="G1,G2|@FILE",
                       help="test only these genes (comma-separated, or @FILE one per line)")
-    data.add_argument("--round", action="store_true",
-                      help="round non-integer counts instead of refusing them")
+    add_round_options(data)
     t = p.add_argument_group("test")
     t.add_argument("--min-cells", metavar="N", type=int, default=10,
                    help="test a gene only if each group has at least N non-missing cells "
@@ -132,8 +134,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     r = p.add_argument_group("running")
     r.add_argument("--jobs", metavar="N", type=int, default=None,
                    help="number of parallel worker threads (default: all cores)")
-    r.add_argument("--no-progress", action="store_true",
-                   help="do not show the progress bar (shown on stderr only on a terminal)")
+    add_progress_options(r)
     p.set_defaults(run=run)
     return p
 
@@ -183,10 +184,12 @@ def run(args) -> int:
     paths = [Path(c).expanduser() for c in args.counts]
     check_outputs(args.table, args.output, paths)
     genes = parse_genes(args.genes) if args.genes else None
-    progress = not args.no_progress and sys.stderr.isatty()
+    t0 = time.perf_counter()
+    progress = progress_option(args)
+    compile_notice("test")
     common = dict(min_cells=args.min_cells, ci=args.ci, interval=args.interval,
                   calibration=args.calibration, weighting=args.weighting,
-                  round_counts=args.round, n_jobs=args.jobs, progress=progress)
+                  round_counts=round_option(args), n_jobs=args.jobs, progress=progress)
     adata = None
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -253,8 +256,9 @@ def run(args) -> int:
     tested = int(res["tested"].sum())
     n_f = int((res["padj_burst_frequency"] < args.alpha).sum())
     n_s = int((res["padj_burst_size"] < args.alpha).sum())
-    print(f"telegraph test: {groups[1]} vs {groups[0]}: tested {tested} of {len(res)} genes; "
-          f"adjusted p < {args.alpha:g}: burst frequency {n_f}, burst size {n_s}",
+    print(f"telegraph test: {groups[1]} vs {groups[0]}: tested {tested} of {len(res)} genes in "
+          f"{time.perf_counter() - t0:.1f} s; adjusted p < {args.alpha:g}: burst frequency "
+          f"{n_f}, burst size {n_s}; {files_written(args.table, args.output)}.",
           file=sys.stderr)
     if not args.table and not args.output:
         write_stdout_csv(table)

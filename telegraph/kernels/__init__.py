@@ -19,3 +19,18 @@ below it (no cycles):
 - ``poisson_beta``, ``special``: the stationary law's series and the
   polygamma functions.
 """
+
+__all__ = ["is_compiled"]
+
+
+def is_compiled(dispatcher) -> bool:
+    """Whether a cached kernel will run without compiling: it is compiled in
+    this process, or Numba's on-disk cache holds an entry for its current
+    source (the first call of a fresh installation compiles for about a
+    minute). False when that cannot be told."""
+    if dispatcher.overloads:
+        return True
+    try:
+        return bool(dispatcher._cache._cache_file._load_index())
+    except Exception:  # noqa: BLE001 - Numba internals: any failure means "cannot tell"
+        return False

@@ -20,8 +20,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .gof import pearson_gof
-from .models import poisson_fit, sort_bins, telegraph_eval
+from .gof import LAW_NEGBINOM, LAW_POISSON, LAW_POISSON_BETA, LAW_ZIP, pearson_gof
+from .models import MODEL_NEGBINOM, MODEL_ZIP, evaluate, poisson_fit, sort_bins, telegraph_eval
 from .optimize import (TARGET_LOG_A, TARGET_LOG_B, TARGET_LOG_BETA, fit_negbinom, fit_telegraph,
                        fit_zip)
 from .profile import profile_bound, wald_se, widen_near_limits
@@ -41,8 +41,11 @@ R_CI0 = 16          # 4 targets x (low, high) in log space: log a, log beta, log
 R_SE0 = 24          # Wald standard errors of the 4 targets (log space)
 R_GOF_STAT, R_GOF_DF = 28, 29   # Pearson X2 and K, the number of pooled cells
 R_INFO0 = 30        # observed information at the optimum, per cell (aa, ab, al, bb, bl, ll)
-R_GINFO0 = 36       # grouped-data information of the GOF cells, per cell (same order)
-N_RESULT = 42
+R_GINFO0 = 36       # grouped-data information of the GOF classes, per cell (law's coordinates)
+R_GOF_INFO0 = 42    # full-data information of the law tested, per cell (same order)
+R_GOF_LAW = 48      # the law tested (gof.LAW_*), NaN where none
+R_IT_NB, R_IT_ZIP, R_CONV_NB, R_CONV_ZIP = 49, 50, 51, 52   # the limit fits' iterations, flags
+N_RESULT = 53
 
 
 @njit(cache=True, error_model="numpy")
@@ -61,17 +64,16 @@ def _unfittable(n_cells, min_cells, values, weights):
 
 
 @njit(cache=True, error_model="numpy")
-def _fit_models(row, v, w, gr, capture, theta, max_iter, buf):
+def _fit_models(row, v, w, gr, capture, theta, th_nb, th_zip, max_iter, buf):
     """Fit the telegraph model (optimum in the search box to ``theta``) and its
-    Poisson, negative-binomial and zero-inflated Poisson limits; write their
-    estimates, maxima and the telegraph fit's iteration count to ``row``.
-    Returns whether the telegraph, negative-binomial and ZIP fits converged."""
+    Poisson, negative-binomial (to ``th_nb``) and zero-inflated Poisson (to
+    ``th_zip``) limits; write their estimates, maxima, iteration counts and
+    the limit fits' convergence to ``row``. Returns whether the telegraph,
+    negative-binomial and ZIP fits converged."""
     ll, conv, it = fit_telegraph(v, w, gr, capture, theta, max_iter, buf)
     mu_p, ll_p = poisson_fit(v, w, gr, capture)
-    th_nb = np.zeros(3)
-    ll_nb, c_nb = fit_negbinom(v, w, gr, capture, theta, th_nb, max_iter, buf)
-    th_zip = np.zeros(3)
-    ll_zip, c_zip = fit_zip(v, w, gr, capture, th_zip, max_iter, buf)
+    ll_nb, c_nb, it_nb = fit_negbinom(v, w, gr, capture, theta, th_nb, max_iter, buf)
+    ll_zip, c_zip, it_zip = fit_zip(v, w, gr, capture, th_zip, max_iter, buf)
     row[R_A] = theta[0]
     row[R_B] = theta[1]
     row[R_LAM] = theta[2]
@@ -85,6 +87,10 @@ def _fit_models(row, v, w, gr, capture, theta, max_iter, buf):
     row[R_ZIP_F] = 1.0 / (1.0 + math.exp(-th_zip[0]))
     row[R_ZIP_LAM] = th_zip[1]
     row[R_P_MU] = mu_p
+    row[R_IT_NB] = it_nb
+    row[R_IT_ZIP] = it_zip
+    row[R_CONV_NB] = 1.0 if c_nb else 0.0
+    row[R_CONV_ZIP] = 1.0 if c_zip else 0.0
     return conv, c_nb, c_zip
 
 
@@ -195,15 +201,44 @@ def _pack_sym3(row, start, M, div):
 
 
 @njit(cache=True, error_model="numpy")
-def _goodness_of_fit(row, v, w, gr, capture, n_groups, theta, min_expected):
-    """Pearson statistic, its number of pooled cells and the grouped-data
-    information per cell at ``theta`` to the row."""
+def _goodness_of_fit(row, regime, v, w, gr, capture, n_groups, theta, th_nb, th_zip, H, ncell,
+                     min_expected, buf):
+    """Pearson statistic of the law the regime reports (docs/maths.md,
+    "Goodness of fit"), its number of pooled classes, the law, and its
+    full-data and grouped-data informations per cell to the row. ``H`` is the
+    telegraph law's observed information at ``theta``."""
+    par = np.zeros(3)
+    info = np.zeros((3, 3))
+    g = np.zeros(3)
+    if regime == REGIME_TELEGRAPH:
+        law = LAW_POISSON_BETA
+        for i in range(3):
+            par[i] = math.exp(theta[i])
+            for j in range(3):
+                info[i, j] = H[i, j]
+    elif regime == REGIME_BURSTY:
+        law = LAW_NEGBINOM
+        par[0] = math.exp(th_nb[0])
+        par[1] = math.exp(th_nb[1])
+        evaluate(MODEL_NEGBINOM, v, w, gr, capture, th_nb, True, g, info, buf)
+    elif regime == REGIME_BIMODAL:
+        law = LAW_ZIP
+        par[0] = 1.0 / (1.0 + math.exp(-th_zip[0]))
+        par[1] = math.exp(th_zip[1])
+        evaluate(MODEL_ZIP, v, w, gr, capture, th_zip, True, g, info, buf)
+    else:
+        law = LAW_POISSON
+        par[0] = row[R_P_MU]
+        for i in range(v.shape[0]):
+            info[0, 0] += w[i] * capture[gr[i]] * par[0]
     Ig = np.zeros((3, 3))
-    x2, k = pearson_gof(v, w, gr, capture, n_groups, math.exp(theta[0]), math.exp(theta[1]),
-                        math.exp(theta[2]), min_expected, Ig)
-    row[R_GOF_STAT] = x2
-    row[R_GOF_DF] = k
-    _pack_sym3(row, R_GINFO0, Ig, 1.0)
+    x2, k, ok = pearson_gof(law, v, w, gr, capture, n_groups, par, min_expected, Ig)
+    row[R_GOF_LAW] = law
+    _pack_sym3(row, R_GOF_INFO0, info, ncell)
+    if ok:
+        row[R_GOF_STAT] = x2
+        row[R_GOF_DF] = k
+        _pack_sym3(row, R_GINFO0, Ig, 1.0)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -234,14 +269,18 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
             continue
         buf = np.zeros(11)
         theta = np.zeros(3)
-        c_tg, c_nb, c_zip = _fit_models(row, v, w, gr, capture, theta, max_iter, buf)
+        th_nb = np.zeros(3)
+        th_zip = np.zeros(3)
+        c_tg, c_nb, c_zip = _fit_models(row, v, w, gr, capture, theta, th_nb, th_zip, max_iter,
+                                        buf)
         ll = row[R_LL]
         ll_nb = row[R_LL_NB]
         ll_zip = row[R_LL_ZIP]
         ll_p = row[R_LL_P]
         # the supremum may lie at a limit outside the box
         ll_sup = max(ll, max(ll_nb, max(ll_zip, ll_p)))
-        row[R_REGIME] = _regime(ll_sup, ll_nb, ll_zip, ll_p, drop)
+        regime = _regime(ll_sup, ll_nb, ll_zip, ll_p, drop)
+        row[R_REGIME] = regime
         at_limit = _limit_attained(ll, ll_nb, ll_zip, ll_p)
         row[R_AT_LIMIT] = at_limit
         row[R_CONV] = _converged(at_limit, c_tg, c_nb, c_zip)
@@ -261,7 +300,8 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
             ncell += w[i]
         _pack_sym3(row, R_INFO0, H, ncell)
         if gof_min_expected > 0:
-            _goodness_of_fit(row, v, w, gr, capture, n_groups, theta, gof_min_expected)
+            _goodness_of_fit(row, regime, v, w, gr, capture, n_groups, theta, th_nb, th_zip, H,
+                             ncell, gof_min_expected, buf)
 
 
 def _read_only(a):
@@ -298,11 +338,13 @@ class FitRows:
         "loglik_zip": R_LL_ZIP, "loglik_poisson": R_LL_P, "nb_log_a": R_NB_A,
         "nb_log_beta": R_NB_BETA, "zip_f": R_ZIP_F, "zip_log_lam": R_ZIP_LAM,
         "poisson_mu": R_P_MU, "n_iter": R_NITER, "at_limit": R_AT_LIMIT,
-        "gof_stat": R_GOF_STAT, "gof_cells": R_GOF_DF,
+        "gof_stat": R_GOF_STAT, "gof_cells": R_GOF_DF, "gof_law": R_GOF_LAW,
+        "n_iter_nb": R_IT_NB, "n_iter_zip": R_IT_ZIP, "converged_nb": R_CONV_NB,
+        "converged_zip": R_CONV_ZIP,
     }
     #: the blocks of a row: accessor -> (first column, number of columns)
     BLOCKS = {"ci": (R_CI0, 8), "se": (R_SE0, 4), "info": (R_INFO0, 6),
-              "grouped_info": (R_GINFO0, 6)}
+              "grouped_info": (R_GINFO0, 6), "gof_info": (R_GOF_INFO0, 6)}
     #: the targets t of :meth:`ci` and :meth:`se`, in the kernel's order
     TARGETS = ("log_a", "log_beta", "log_b", "log_lam")
 
@@ -361,8 +403,29 @@ class FitRows:
 
     @property
     def n_iter(self):
-        """Newton iterations of the telegraph fit."""
+        """Newton iterations of the telegraph fit (of the climb that reached
+        the optimum; at most max_iter)."""
         return self._col(R_NITER)
+
+    @property
+    def n_iter_nb(self):
+        """Newton iterations of the negative-binomial fit."""
+        return self._col(R_IT_NB)
+
+    @property
+    def n_iter_zip(self):
+        """Newton iterations of the zero-inflated Poisson fit."""
+        return self._col(R_IT_ZIP)
+
+    @property
+    def converged_nb(self):
+        """Whether the negative-binomial fit converged (bool)."""
+        return self._raw[:, R_CONV_NB] == 1.0
+
+    @property
+    def converged_zip(self):
+        """Whether the zero-inflated Poisson fit converged (bool)."""
+        return self._raw[:, R_CONV_ZIP] == 1.0
 
     # what the fit says about itself
     @property
@@ -440,9 +503,16 @@ class FitRows:
         return _sym3(self._raw[:, R_INFO0:R_INFO0 + 6])
 
     def grouped_info(self):
-        """(n, 3, 3) information per cell of the goodness-of-fit cells (the
-        pooled counts), same coordinates (a new array)."""
+        """(n, 3, 3) information per cell of the goodness-of-fit classes (the
+        pooled counts) in the coordinates of the law tested (its leading
+        p x p block; :attr:`gof_law`) (a new array)."""
         return _sym3(self._raw[:, R_GINFO0:R_GINFO0 + 6])
+
+    def gof_info(self):
+        """(n, 3, 3) observed information per cell of the ungrouped counts
+        about the law tested, in its coordinates (leading p x p block; for
+        the telegraph law the same as :meth:`info`) (a new array)."""
+        return _sym3(self._raw[:, R_GOF_INFO0:R_GOF_INFO0 + 6])
 
     @property
     def gof_stat(self):
@@ -451,5 +521,11 @@ class FitRows:
 
     @property
     def gof_cells(self):
-        """K, the number of pooled cells of the statistic."""
+        """K, the number of pooled classes of the statistic."""
         return self._col(R_GOF_DF)
+
+    @property
+    def gof_law(self):
+        """The law tested, :data:`telegraph.kernels.gof.LAW_*` (the regime's:
+        Poisson-Beta, negative binomial, ZIP or Poisson); NaN where none."""
+        return self._col(R_GOF_LAW)

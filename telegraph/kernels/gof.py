@@ -1,13 +1,24 @@
-"""Goodness of fit of a telegraph fit to one gene's histogram, in Numba.
+"""Goodness of fit of the law a gene's fit reports, in Numba.
 
-:func:`pearson_gof` pools adjacent counts into cells that each expect at
-least ``min_expected`` cells (the last one holding the upper tail), and
-returns Pearson's chi-square against the fitted law together with the Fisher
-information of the pooled (grouped) counts. The statistic is not chi2(K-4)
-when the parameters are estimated from the ungrouped counts: its null law
-involves both informations (Chernoff and Lehmann 1954), and the caller
-calibrates the p-value from them (docs/maths.md, "Goodness of fit";
+:func:`pearson_gof` compares one gene's count histogram with the law its fit
+reports -- the Poisson-Beta (telegraph) law, or the limit law of the regime:
+negative binomial, zero-inflated Poisson or Poisson (docs/maths.md, "Limit
+regimes") -- by Pearson's chi-square over classes of adjacent counts that each
+expect at least ``min_expected`` cells, and returns the Fisher information of
+the pooled (grouped) counts. The statistic is not chi2(K-1-p) when the p
+parameters are estimated from the ungrouped counts: its null law involves both
+informations (Chernoff and Lehmann 1954), and the caller calibrates the
+p-value from them (docs/maths.md, "Goodness of fit";
 :func:`telegraph.fitting.gof_pvalues`).
+
+The classes are built on a grid of the count axis whose cells are single
+counts up to about 10^4 and, beyond, runs of 8k counts (k odd, k <= sqrt(n)/32,
+a length on which every mixed-Poisson law is smooth) whose expected mass is
+the midpoint rule over 8 of their counts (relative error below 1e-4). The
+grid covers each capture group's law to 12 standard deviations on both sides
+of its mean (each group's law is evaluated to 40); counts outside it join the
+last class. Work and memory thus
+grow with the square root of the counts' scale, not with the largest count.
 """
 
 from __future__ import annotations
@@ -17,102 +28,235 @@ import math
 import numpy as np
 from numba import njit
 
+from .models import MODEL_NEGBINOM, MODEL_TELEGRAPH, MODEL_ZIP
 from .poisson_beta import pb_eval
+from .special import digamma_shift
 
-__all__ = ["pearson_gof"]
+__all__ = ["LAW_POISSON_BETA", "LAW_NEGBINOM", "LAW_ZIP", "LAW_POISSON", "N_PARAMS",
+           "pearson_gof", "law_moments", "law_pmf"]
+
+# the laws tested, and their parameters ``par`` (natural scale) and log coordinates
+LAW_POISSON_BETA = MODEL_TELEGRAPH   # par (a, b, lam); theta (log a, log b, log lam)
+LAW_NEGBINOM = MODEL_NEGBINOM        # par (a, beta);   theta (log a, log beta)
+LAW_ZIP = MODEL_ZIP                  # par (f, lam);    theta (logit f, log lam)
+LAW_POISSON = 3                      # par (mu,);       theta (log mu,)
+#: number of parameters of each law, indexed by LAW_*
+N_PARAMS = (3, 2, 2, 1)
+
+_Z = 12.0           # the grid covers mean +- _Z standard deviations of each group's law
+_Z_EVAL = 40.0      # a group's law is evaluated to _Z_EVAL standard deviations
+_NODES = 8          # counts sampled per wide grid cell
+_MAX_CELLS = 4_000_000
 
 
 @njit(cache=True, error_model="numpy")
-def pearson_gof(values, weights, groups, capture, n_groups, a, b, lam, min_expected, Ig):
-    """Pearson chi-square of the observed histogram against the fitted law,
-    with adjacent counts pooled until every cell expects >= min_expected
-    cells and the last cell holding the whole upper tail.
+def law_moments(law, par, s):
+    """Mean and variance of the law at capture s."""
+    if law == LAW_POISSON_BETA:
+        a, b, x = par[0], par[1], s * par[2]
+        m = x * a / (a + b)
+        return m, m + x * x * a * b / ((a + b) * (a + b) * (a + b + 1.0))
+    elif law == LAW_NEGBINOM:
+        m = par[0] * s * par[1]
+        return m, m * (1.0 + s * par[1])
+    elif law == LAW_ZIP:
+        f, x = par[0], s * par[1]
+        return f * x, f * x + f * (1.0 - f) * x * x
+    m = s * par[0]
+    return m, m
 
-    Also returns, in ``Ig``, the Fisher information per cell of the pooled
-    (grouped) data about theta = (log a, log b, log lam): the statistic's
-    null law with the full-data MLE is chi2(K-1-3) + sum_j l_j chi2(1) with
-    l_j the eigenvalues of I^-1 (I - Ig) (Chernoff and Lehmann 1954), which
-    the caller uses to calibrate the p-value. Returns (X2, K)."""
-    # memory follows the gene's bins, not its largest count: observed cells
-    # are read from the bins in value order, expected ones computed count by
-    # count; the sweep stops once the rest can only be the tail cell, so its
-    # length is set by the fitted law (its 1 - min_expected/total quantile)
-    m = values.shape[0]
-    ordered = True
+
+@njit(cache=True, error_model="numpy")
+def law_pmf(law, n, par, s, d, buf):
+    """P(n) of the law at capture s (n a whole number, as a float); its
+    derivatives in the law's log coordinates go to ``d``."""
+    if law == LAW_POISSON_BETA:
+        a, b, x = par[0], par[1], s * par[2]
+        pb_eval(n, a, b, x, False, buf)
+        p = math.exp(buf[0])
+        d[0] = p * a * buf[1]
+        d[1] = p * b * buf[2]
+        d[2] = p * x * buf[3]
+        return p
+    elif law == LAW_NEGBINOM:
+        a, sb = par[0], s * par[1]
+        l1 = math.log1p(sb)
+        lp = (math.lgamma(n + a) - math.lgamma(a) - math.lgamma(n + 1.0)
+              + (n * math.log(sb) if n > 0 else 0.0) - (n + a) * l1)
+        p = math.exp(lp)
+        d[0] = p * a * (digamma_shift(a, n) - l1)
+        d[1] = p * (n - (n + a) * sb / (1.0 + sb))
+        d[2] = 0.0
+        return p
+    elif law == LAW_ZIP:
+        f, x = par[0], s * par[1]
+        if n == 0:
+            e = math.exp(-x)
+            d[0] = f * (1.0 - f) * (e - 1.0)
+            d[1] = -f * e * x
+            d[2] = 0.0
+            return 1.0 - f + f * e
+        p = f * math.exp(n * math.log(x) - x - math.lgamma(n + 1.0))
+        d[0] = p * (1.0 - f)
+        d[1] = p * (n - x)
+        d[2] = 0.0
+        return p
+    x = s * par[0]
+    p = math.exp((n * math.log(x) if n > 0 else 0.0) - x - math.lgamma(n + 1.0))
+    d[0] = p * (n - x)
+    d[1] = 0.0
+    d[2] = 0.0
+    return p
+
+
+@njit(cache=True, error_model="numpy")
+def _half_width(u):
+    """k of the grid cell that starts at count u: the cell holds 8k counts
+    (k odd >= 3), or the single count u when k = 1."""
+    k = int(math.sqrt(u) / 32.0)
+    if k < 3:
+        return 1
+    return k if k % 2 == 1 else k - 1
+
+
+@njit(cache=True, error_model="numpy")
+def _cell_length(u):
+    k = _half_width(u)
+    return 1 if k == 1 else _NODES * k
+
+
+@njit(cache=True, error_model="numpy")
+def pearson_gof(law, values, weights, groups, capture, n_groups, par, min_expected, Ig):
+    """Pearson chi-square of the observed histogram against ``law`` at
+    ``par``, with adjacent counts pooled until every class expects >=
+    min_expected cells and the last class holding the rest (both tails).
+
+    Also returns, in the leading p x p block of ``Ig``, the Fisher information
+    per cell of the pooled (grouped) data in the law's log coordinates: the
+    statistic's null law with the full-data MLE is a weighted sum of chi2(1)
+    variables whose weights come from it and the full-data information
+    (Chernoff and Lehmann 1954), which the caller uses to calibrate the
+    p-value. Returns (X2, K, ok); ok is False when the law's range is too wide
+    to tabulate (no statistic)."""
+    npar = N_PARAMS[law]
+    for i in range(3):
+        for j in range(3):
+            Ig[i, j] = 0.0
     total = 0.0
-    nmax = 0
-    for i in range(m):
-        nmax = max(nmax, values[i])
-        total += weights[i]
-        if i > 0 and values[i] < values[i - 1]:
-            ordered = False
-    order = np.arange(m) if ordered else np.argsort(values, kind="mergesort")
     gw = np.zeros(n_groups)
-    for i in range(m):
+    for i in range(values.shape[0]):
+        total += weights[i]
         gw[groups[i]] += weights[i]
+    # the grid spans each group's law to _Z standard deviations around its
+    # mean; each group is evaluated wherever its mass is not negligible
+    # (_Z_EVAL standard deviations, and 30 e-folds of a negative binomial's tail)
+    glo = np.zeros(n_groups)
+    ghi = np.zeros(n_groups)
+    lo = np.inf
+    hi = -np.inf
+    for g in range(n_groups):
+        if gw[g] == 0.0:
+            continue
+        m, v = law_moments(law, par, capture[g])
+        sd = math.sqrt(max(v, 0.0))
+        lo = min(lo, max(0.0, math.floor(m - _Z * sd)))
+        hi = max(hi, math.ceil(m + _Z * sd + 3.0))
+        glo[g] = max(0.0, math.floor(m - _Z_EVAL * sd - 10.0))
+        ghi[g] = math.ceil(m + _Z_EVAL * sd + 10.0)
+        if law == LAW_NEGBINOM:
+            ghi[g] += math.ceil(30.0 / math.log1p(1.0 / (capture[g] * par[1])))
+        elif law == LAW_POISSON_BETA:
+            # never above the Poisson law at the largest rate
+            x = capture[g] * par[2]
+            ghi[g] = min(ghi[g], math.ceil(x + _Z_EVAL * math.sqrt(x) + 10.0))
+    if not (hi >= lo) or hi > 1e15:
+        return np.nan, 0, False
+    # the grid: cell c holds the counts [start[c], start[c] + length)
+    n_cells = 0
+    u = lo
+    while u <= hi:
+        n_cells += 1
+        if n_cells > _MAX_CELLS:
+            return np.nan, 0, False
+        u += _cell_length(u)
+    start = np.empty(n_cells)
+    u = lo
+    for c in range(n_cells):
+        start[c] = u
+        u += _cell_length(u)
+    end = u  # first count after the grid
+    # expected cells of each grid cell and their derivatives
+    expct = np.zeros(n_cells)
+    dexp = np.zeros((n_cells, 3))
+    d = np.zeros(3)
     buf = np.zeros(11)
+    for g in range(n_groups):
+        if gw[g] == 0.0:
+            continue
+        s = capture[g]
+        for c in range(n_cells):
+            u = start[c]
+            k = _half_width(u)
+            if u > ghi[g]:
+                break
+            if u + _cell_length(u) <= glo[g]:
+                continue
+            if k == 1:
+                p = law_pmf(law, u, par, s, d, buf)
+                expct[c] += gw[g] * p
+                for i in range(npar):
+                    dexp[c, i] += gw[g] * d[i]
+            else:
+                for j in range(_NODES):
+                    n = u + j * k + (k - 1) // 2
+                    p = law_pmf(law, n, par, s, d, buf)
+                    expct[c] += gw[g] * k * p
+                    for i in range(npar):
+                        dexp[c, i] += gw[g] * k * d[i]
+    # observed cells of each grid cell (bins are sorted by value)
+    obs = np.zeros(n_cells)
+    c = 0
+    for i in range(values.shape[0]):
+        x = float(values[i])
+        if x < lo or x >= end:
+            continue
+        while c + 1 < n_cells and start[c + 1] <= x:
+            c += 1
+        obs[c] += weights[i]
+    # pool adjacent grid cells into classes; the last class holds the rest
     x2 = 0.0
-    k = 0
+    k_cls = 0
     o_acc = 0.0
     e_acc = 0.0
     d_acc = np.zeros(3)
     e_used = 0.0
     o_used = 0.0
     d_used = np.zeros(3)
-    d_n = np.zeros(3)
-    for i in range(3):
-        for j in range(3):
-            Ig[i, j] = 0.0
-    j_bin = 0
-    for n in range(nmax + 1):
-        # expected cells at n and their derivatives wrt theta
-        e_n = 0.0
-        d_n[0] = 0.0
-        d_n[1] = 0.0
-        d_n[2] = 0.0
-        for gi in range(n_groups):
-            if gw[gi] == 0.0:
-                continue
-            x = capture[gi] * lam
-            pb_eval(float(n), a, b, x, False, buf)
-            e = gw[gi] * math.exp(buf[0])
-            e_n += e
-            d_n[0] += e * a * buf[1]
-            d_n[1] += e * b * buf[2]
-            d_n[2] += e * x * buf[3]
-        o_n = 0.0
-        while j_bin < m and values[order[j_bin]] == n:
-            o_n += weights[order[j_bin]]
-            j_bin += 1
-        o_acc += o_n
-        e_acc += e_n
-        for i in range(3):
-            d_acc[i] += d_n[i]
+    for c in range(n_cells):
+        o_acc += obs[c]
+        e_acc += expct[c]
+        for i in range(npar):
+            d_acc[i] += dexp[c, i]
         if e_acc >= min_expected and (total - e_used - e_acc) >= min_expected:
             x2 += (o_acc - e_acc) ** 2 / e_acc
-            k += 1
-            for i in range(3):
-                for j in range(3):
+            k_cls += 1
+            for i in range(npar):
+                for j in range(npar):
                     Ig[i, j] += d_acc[i] * d_acc[j] / (e_acc * total)
-            for i in range(3):
+            for i in range(npar):
                 d_used[i] += d_acc[i]
                 d_acc[i] = 0.0
             e_used += e_acc
             o_used += o_acc
             o_acc = 0.0
             e_acc = 0.0
-        elif not (total - e_used - e_acc >= min_expected):
-            # e_acc only grows: no further cell can close, the rest of the
-            # counts belong to the tail cell below
-            break
     e_last = total - e_used
     o_last = total - o_used
     if e_last > 0:
         x2 += (o_last - e_last) ** 2 / e_last
-        k += 1
-        # the tail cell's probability is 1 minus the others'
-        for i in range(3):
-            for j in range(3):
+        k_cls += 1
+        # the last class's probability is 1 minus the others'
+        for i in range(npar):
+            for j in range(npar):
                 Ig[i, j] += d_used[i] * d_used[j] / (e_last * total)
-    return x2, k
-
+    return x2, k_cls, True

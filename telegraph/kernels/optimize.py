@@ -292,7 +292,8 @@ def _telegraph_starts(values, weights, groups, capture):
 @njit(cache=True, error_model="numpy")
 def fit_telegraph(values, weights, groups, capture, theta_out, max_iter, buf):
     """Multi-start fit of the telegraph model in the search box; the optimum
-    goes to ``theta_out``. Returns (ll, converged, iterations)."""
+    goes to ``theta_out``. Returns (ll, converged, iterations of the climb
+    that reached it; at most ``max_iter``)."""
     starts, ns = _telegraph_starts(values, weights, groups, capture)
     T = np.eye(3)
     free = np.ones(3, np.bool_)
@@ -314,7 +315,7 @@ def fit_telegraph(values, weights, groups, capture, theta_out, max_iter, buf):
     order = np.argsort(-score_s)
     best_ll = -np.inf
     best_conv = False
-    total_it = 0
+    best_it = 0
     th = np.empty(3)
     for r in range(min(2, ns)):
         s = order[r]
@@ -322,35 +323,34 @@ def fit_telegraph(values, weights, groups, capture, theta_out, max_iter, buf):
             th[i] = starts[s, i]
         ll, conv, it = maximize(MODEL_TELEGRAPH, values, weights, groups, capture, th, T, T, free,
                                 lo, hi, max_iter, buf)
-        total_it += it
         if ll > best_ll + 1e-9 or (abs(ll - best_ll) <= 1e-9 and conv and not best_conv):
             best_ll = ll
             best_conv = conv
+            best_it = it
             for i in range(3):
                 theta_out[i] = th[i]
-    return best_ll, best_conv, total_it
+    return best_ll, best_conv, best_it
 
 
 @njit(cache=True, error_model="numpy")
 def _fit_limit(model, values, weights, groups, capture, theta, max_iter, buf):
     """Fit a two-parameter limit model from the start ``theta`` (updated) in
-    the box LIMIT_LO <= theta <= LIMIT_HI. Returns (ll, converged)."""
+    the box LIMIT_LO <= theta <= LIMIT_HI. Returns (ll, converged, iterations)."""
     T = np.eye(3)
     free = np.zeros(3, np.bool_)
     free[0] = True
     free[1] = True
     lo = np.full(3, LIMIT_LO)
     hi = np.full(3, LIMIT_HI)
-    ll, conv, _ = maximize(model, values, weights, groups, capture, theta, T, T, free, lo, hi,
-                           max_iter, buf)
-    return ll, conv
+    return maximize(model, values, weights, groups, capture, theta, T, T, free, lo, hi,
+                    max_iter, buf)
 
 
 @njit(cache=True, error_model="numpy")
 def fit_negbinom(values, weights, groups, capture, theta_tg, theta_out, max_iter, buf):
     """Fit of the bursty limit, the negative binomial: theta_out = (log a,
     log beta, 0), started from the telegraph fit ``theta_tg``'s burst
-    frequency and size. Returns (ll, converged)."""
+    frequency and size. Returns (ll, converged, iterations)."""
     theta_out[0] = theta_tg[0]
     theta_out[1] = theta_tg[2] - theta_tg[1]
     return _fit_limit(MODEL_NEGBINOM, values, weights, groups, capture, theta_out, max_iter, buf)
@@ -360,7 +360,7 @@ def fit_negbinom(values, weights, groups, capture, theta_tg, theta_out, max_iter
 def fit_zip(values, weights, groups, capture, theta_out, max_iter, buf):
     """Fit of the slow-switching limit, the zero-inflated Poisson: theta_out =
     (logit f, log lam, 0), started from the fraction of non-zero counts and
-    the capture-corrected mean. Returns (ll, converged)."""
+    the capture-corrected mean. Returns (ll, converged, iterations)."""
     m1, m2, m3, zf = moments(values, weights, groups, capture)
     f0 = min(max(1.0 - zf, 1e-3), 1.0 - 1e-3)
     theta_out[0] = math.log(f0 / (1.0 - f0))

@@ -76,14 +76,37 @@ def _volcano(ax, table, test, alpha, n_labels, groups):
         idx = np.flatnonzero(sig)
         idx = idx[np.argsort(p[idx])][:n_labels]
         names = table.index.astype(str)
-        for i in idx:
-            ax.annotate(names[i], (lfc[i], y[i]), fontsize="x-small",
-                        xytext=(3, 2), textcoords="offset points")
+        _label_points(ax, lfc[idx], y[idx], [names[i] for i in idx])
     ax.axvline(0.0, color="#888888", lw=0.6)
     label = test.replace("_", " ")
     g1, g2 = (groups + ["1", "2"])[:2]
     ax.set_xlabel(f"log2 fold change of {label} ({g2} / {g1})")
     ax.set_ylabel("-log10 p-value")
     hidden = int((np.isfinite(p) & ~np.isfinite(lfc)).sum())
-    title = f"{hidden} tested gene(s) at a limit not shown" if hidden else None
-    ax.legend(fontsize="small", frameon=False, title=title, title_fontsize="x-small")
+    title = (f"{hidden} tested gene(s) not shown\n(estimate not identified)" if hidden
+             else None)
+    ax.legend(fontsize="small", frameon=False, title=title, title_fontsize="x-small",
+              loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+
+
+def _label_points(ax, x, y, names, height=9.0, width_per_char=4.5):
+    """Label points in the given order without overlapping labels: a label
+    that would cover an earlier one is moved down in steps of a line height
+    (with a leader line), or left out after a few tries."""
+    ax.autoscale_view()
+    placed = []          # (x0, x1, y0, y1) of the labels, in display points
+    to_points = 72.0 / ax.figure.dpi
+    for xi, yi, name in zip(x, y, names):
+        px, py = ax.transData.transform((xi, yi)) * to_points
+        w = width_per_char * len(name)
+        for step in range(6):
+            dy = 2.0 - step * height
+            box = (px + 3, px + 3 + w, py + dy, py + dy + height)
+            if not any(box[0] < b[1] and b[0] < box[1] and box[2] < b[3] and b[2] < box[3]
+                       for b in placed):
+                placed.append(box)
+                ax.annotate(name, (xi, yi), fontsize="x-small", xytext=(3, dy),
+                            textcoords="offset points",
+                            arrowprops=(dict(arrowstyle="-", lw=0.4, color="#888888")
+                                        if step else None))
+                break

@@ -8,7 +8,7 @@ from .. import config, get
 from ..histogram import capture_groups
 from ..inputs import resolve_capture, resolve_k_deg, totals_of
 from ..stationary import pmf
-from ._utils import finish, new_axes
+from ._utils import capture_kind, finish, molecule_unit, new_axes, rate_unit
 
 __all__ = ["distribution", "fitted_pmf"]
 
@@ -47,8 +47,10 @@ def fitted_pmf(n, row, capture, k_deg=1.0):
     k_syn, burst_frequency, burst_size, fraction_on, mean_expression,
     regime; rates in the units of ``k_deg``); ``capture``: the per-cell
     capture (or relative size factors) of the cells to average over, None for
-    capture 1. The law of each regime is its limit model: negative binomial
-    (bursty), zero-inflated Poisson (bimodal), Poisson.
+    capture 1. The law is the one the fit reports for the gene's regime
+    (docs/results.md): the Poisson-Beta law at the fitted rates (telegraph),
+    the negative binomial (bursty), the zero-inflated Poisson (bimodal) or
+    the Poisson law; NaN for genes that were not fitted.
     """
     from scipy import stats
 
@@ -84,14 +86,51 @@ def fitted_pmf(n, row, capture, k_deg=1.0):
     return out
 
 
+#: the law each regime reports (docs/results.md)
+_LAW_NAMES = {"telegraph": "Poisson-Beta (telegraph)", "bursty": "negative binomial (bursty)",
+              "bimodal": "zero-inflated Poisson (bimodal)", "poisson": "Poisson"}
+
+
+def _kind_of(capture) -> str:
+    """The capture kind of an explicit ``capture=`` argument."""
+    if capture is None:
+        return "none"
+    if isinstance(capture, str):
+        return "total" if capture == "total" else "obs"
+    return "value" if np.ndim(capture) == 0 else "array"
+
+
+def _title(gene, row, regime, rate_unit_, molecules) -> str:
+    """The gene, its regime and the quantities the regime identifies, with units."""
+    def num(key):
+        return f"{float(row.get(key, np.nan)):.3g}"
+    parts = []
+    if regime in ("telegraph", "bursty"):
+        parts.append(f"burst frequency {num('burst_frequency')} ({rate_unit_})")
+        parts.append(f"burst size {num('burst_size')} ({molecules})")
+    if regime == "bimodal":
+        parts.append(f"fraction on {num('fraction_on')}")
+        parts.append(f"k_syn {num('k_syn')} ({molecules}, {rate_unit_})")
+    if regime in ("poisson", "all_zero"):
+        parts.append(f"mean {num('mean_expression')} ({molecules} per cell)")
+    head = f"{gene} ({regime})"
+    return head + ("\n" + "\n".join(parts) if parts else "")
+
+
 def distribution(adata, gene: str, *, layer: str | None = None, capture=None,
                  key: str = config.FIT_KEY, k_deg=None, max_count: int | None = None,
                  ax=None, show: bool | None = None, save=None):
     """Observed count histogram of one gene with the fitted stationary law.
 
-    The fitted law is capture-aware: it is the average over the cells of
-    the law at each cell's capture efficiency (P(n) = mean_c P(n | s_c)), so
-    it is directly comparable with the histogram of the cells' counts.
+    The law drawn is the one the fit reports for the gene's regime
+    (docs/results.md): the Poisson-Beta law at the fitted rates for
+    ``telegraph``, else the regime's limit law (negative binomial,
+    zero-inflated Poisson, Poisson) -- the law its goodness-of-fit p-value
+    tests. It is capture-aware: the average over the cells of the law at each
+    cell's capture efficiency (P(n) = mean_c P(n | s_c)), so it is directly
+    comparable with the histogram of the cells' counts. The title gives the
+    regime and only the quantities it identifies, with their units (molecules
+    counted in a cell of average depth under ``capture="total"``).
 
     Parameters
     ----------
@@ -145,13 +184,15 @@ def distribution(adata, gene: str, *, layer: str | None = None, capture=None,
            label=f"observed ({x.size} cells)")
     regime = str(row.get("regime"))
     if np.isfinite(fit).any():
-        ax.plot(n, fit, "o-", color="#d62728", ms=3, lw=1.2,
-                label=f"fitted ({regime}" + (", capture-aware)" if s is not None else ")"))
+        label = f"fitted: {_LAW_NAMES.get(regime, regime)}"
+        if s is not None:
+            label += "\n(averaged over the cells' capture)"
+        ax.plot(n, fit, "o-", color="#d62728", ms=3, lw=1.2, label=label)
     ax.set_xlabel("count per cell")
     ax.set_ylabel("fraction of cells")
-    bf = row.get("burst_frequency", np.nan)
-    bs = row.get("burst_size", np.nan)
-    ax.set_title(f"{gene}: burst frequency {float(bf):.3g}, burst size {float(bs):.3g}",
+    ax.set_title(_title(gene, row, regime, rate_unit(adata, key),
+                        molecule_unit(capture_kind(adata, key) if capture is None else
+                                      _kind_of(capture))),
                  fontsize="medium")
     ax.legend(fontsize="small", frameon=False)
     return finish(ax, f"distribution_{gene}", show, save)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from .. import config, get
-from ._utils import finish, new_axes, rate_unit
+from ._utils import capture_kind, finish, molecule_unit, new_axes, rate_unit
 
 __all__ = ["kinetics"]
 
@@ -59,9 +59,10 @@ def kinetics(adata, *, key: str = config.FIT_KEY, color: str = "regime",
 
     Returns
     -------
-    matplotlib.axes.Axes (None with ``show=True``). Genes whose estimate is 0
-    or infinite (limit regimes) cannot be placed on log axes; their number is
-    given in the legend title.
+    matplotlib.axes.Axes (None with ``show=True``). Genes whose regime does
+    not identify both burst frequency and burst size (``bimodal``,
+    ``poisson``; docs/results.md) have no point; their number is given in the
+    legend title. The legend is placed beside the axes, not over the data.
     """
     cols = (f"{key}_burst_frequency", f"{key}_burst_size")
     missing = [c for c in cols if c not in adata.var]
@@ -108,10 +109,13 @@ def kinetics(adata, *, key: str = config.FIT_KEY, color: str = "regime",
             ax.scatter(bf[m], bs[m], s=size, color=palette.get(c), label=f"{c} ({m.sum()})",
                        **kwargs)
         hidden = int((~ok).sum())
-        lt = title + (f"\n{hidden} gene(s) at a limit not shown" if hidden else "")
-        ax.legend(title=lt, fontsize="small", title_fontsize="small", frameon=False)
+        lt = title + (f"\n{hidden} gene(s) not shown\n(burst frequency or size\nnot identified)"
+                      if hidden else "")
+        ax.legend(title=lt, fontsize="small", title_fontsize="small", frameon=False,
+                  loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(f"burst frequency k_on ({rate_unit(adata, key)})")
-    ax.set_ylabel("burst size k_syn / k_off (molecules)")
+    ax.set_ylabel(f"burst size k_syn / k_off\n({molecule_unit(capture_kind(adata, key))} "
+                  f"per burst)")
     return finish(ax, "kinetics", show, save)

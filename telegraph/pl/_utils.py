@@ -65,3 +65,25 @@ def rate_unit(adata, key):
     except KeyError:  # results without a record of the fit
         given = False
     return "per unit time" if given else "units of k_deg"
+
+
+def capture_kind(adata, key) -> str:
+    """How the fit stored under ``key`` treated capture: "none", "value",
+    "obs", "array" or "total" (:class:`telegraph.inputs.Capture`); "none" for
+    results without a record of the fit."""
+    try:
+        rec = get.fit_record(adata, key)
+    except KeyError:
+        return "none"
+    source = rec.get("capture", {"kind": "none"})
+    return str(source.get("kind", "none")) if isinstance(source, dict) else "none"
+
+
+def molecule_unit(kind: str) -> str:
+    """What k_syn, burst size and mean expression count under a capture
+    setting (docs/maths.md, "Units")."""
+    if kind == "total":
+        return "molecules counted in a cell of average depth"
+    if kind == "none":
+        return "molecules counted"
+    return "molecules in the cell"

@@ -46,7 +46,7 @@ def differential_bursting(adata, groupby: str, *, groups=None, layer: str | None
                           calibration: str = config.CALIBRATION,
                           weighting: str = config.WEIGHTING, round_counts: bool = False,
                           capture_rtol: float = config.CAPTURE_RTOL,
-                          n_jobs: int | None = None, progress: bool = True) -> pd.DataFrame:
+                          n_jobs: int | None = None, progress: bool | None = config.PROGRESS) -> pd.DataFrame:
     """Test every gene for a change in burst frequency and in burst size
     between two groups of cells.
 
@@ -166,7 +166,7 @@ def differential_bursting_alleles(adata, layers, *, capture=None, genes=None,
                                   weighting: str = config.WEIGHTING, round_counts: bool = False,
                                   capture_rtol: float = config.CAPTURE_RTOL,
                                   n_jobs: int | None = None,
-                                  progress: bool = True) -> pd.DataFrame:
+                                  progress: bool | None = config.PROGRESS) -> pd.DataFrame:
     """Test every gene for different burst frequency and burst size on its
     two alleles (e.g. the two parental alleles of an F1 hybrid).
 

@@ -21,7 +21,7 @@ def fit(adata, *, layer: str | None = None, capture=None, k_deg=None, genes=None
         min_cells: int = config.MIN_CELLS, ci: float = config.CI,
         interval: str = config.INTERVAL, round_counts: bool = False,
         capture_rtol: float = config.CAPTURE_RTOL, n_jobs: int | None = None,
-        progress: bool = True, key_added: str = config.FIT_KEY, copy: bool = False,
+        progress: bool | None = config.PROGRESS, key_added: str = config.FIT_KEY, copy: bool = False,
         client=None, chunk_size: int | None = None):
     """Fit burst kinetics to every gene of ``adata`` (scanpy style).
 
@@ -104,6 +104,8 @@ def store_results(adata, res: pd.DataFrame, *, key_added: str = config.FIT_KEY,
         adata.var.drop(columns=stale, inplace=True)
     settings = dict(res.attrs.get("settings", {}))
     res = res.drop(columns=["gene"])
+    integer = {c for c in res.columns
+               if pd.api.types.is_integer_dtype(res[c]) and not pd.api.types.is_bool_dtype(res[c])}
     fitted = pd.Index(res.index)
     res = res.reindex(adata.var_names.astype(str))
     missing = ~res.index.isin(fitted)
@@ -115,6 +117,10 @@ def store_results(adata, res: pd.DataFrame, *, key_added: str = config.FIT_KEY,
             values = series.astype(object).where(~missing, False).astype(bool).to_numpy()
         elif isinstance(series.dtype, pd.CategoricalDtype) or series.dtype == object:
             values = series.astype(object).where(~missing, "not_fitted").astype(str).to_numpy()
+        elif col in integer:
+            # integers stay integers (nullable: a gene that was not fitted has none), the
+            # same dtype whether or not every gene was fitted
+            values = pd.array(series, dtype="Int64")
         else:
             values = series.to_numpy(dtype=float)
         adata.var[f"{key_added}_{col}"] = values
