@@ -186,15 +186,16 @@ def union_distances(ci: float) -> tuple[float, float]:
     The regime decision rejects a limit when its one-sided test at level
     (1 - ci)/2 does; given that it did, a gene whose truth is the limit has its
     signed root distance above z only with probability P(Z > z) / ((1 - ci)/2).
-    Telegraph regime: z with P(Z > z) = ((1 - ci)/2)^2, so that this
-    probability is (1 - ci)/2 again; bimodal regime: P(Z > z) =
-    ``config.LIMIT_UNION_BIMODAL`` * (1 - ci)/2. Both (0, 0) when
-    ``config.LIMIT_UNION`` is off.
+    Telegraph regime: P(Z > z) = ``config.LIMIT_UNION_TELEGRAPH`` * (1 - ci)/2
+    (a truth on the limit would need only ((1 - ci)/2)^2; truths near the
+    limit, also selected, need more: measured); bimodal regime, the bursty
+    limit only: P(Z > z) = ``config.LIMIT_UNION_BIMODAL`` * (1 - ci)/2. The
+    distances are z^2/2; both 0 when ``config.LIMIT_UNION`` is off.
     """
     if not config.LIMIT_UNION:
         return 0.0, 0.0
     one_sided = (1.0 - ci) / 2.0
-    z_tg = stats.norm.isf(one_sided * one_sided)
+    z_tg = stats.norm.isf(one_sided * config.LIMIT_UNION_TELEGRAPH)
     z_bm = stats.norm.isf(one_sided * config.LIMIT_UNION_BIMODAL)
     return float(z_tg * z_tg / 2.0), float(z_bm * z_bm / 2.0)
 

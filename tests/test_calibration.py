@@ -225,16 +225,21 @@ def test_null_pvalues_uniform_with_capture(null_with_capture):
     assert res.loc[ni, "pval_burst_size"].isna().all() and not res.loc[ni, "tested"].any()
 
 
-def test_null_pvalues_uniform_without_capture():
-    """Same kinetics and the same capture distribution (median 0.3) in both
-    groups, capture not given (counts read as molecules)."""
-    rng = np.random.default_rng(19)
+@pytest.mark.parametrize("mode", ["none", "total"])
+def test_null_pvalues_uniform_without_capture(mode):
+    """Capture not given: the same capture distribution (median 0.3) in both
+    groups, counts read as molecules (no depth warning); or capture 0.15 vs
+    0.45 and size factors (``capture="total"``), where chi2(1) gave 2.6-2.7%
+    false positives."""
+    rng = np.random.default_rng(19 if mode == "none" else 21)
     k_on, k_off, k_syn = kinetics(rng, 200)
-    c1, c2 = capture(rng, 250, 0.3), capture(rng, 250, 0.3)
+    median = (0.3, 0.3) if mode == "none" else (0.15, 0.45)
+    c1, c2 = capture(rng, 250, median[0]), capture(rng, 250, median[1])
     X1, X2 = draw(rng, c1, k_on, k_off, k_syn), draw(rng, c2, k_on, k_off, k_syn)
+    kw = {} if mode == "none" else dict(capture1="total", capture2="total")
     with warnings.catch_warnings():
-        warnings.simplefilter("error", DepthWarning)     # same depth: no warning
-        res = differential(X1, X2, progress=False, interval="wald")
+        warnings.simplefilter("error", DepthWarning)     # same depth or capture: no warning
+        res = differential(X1, X2, progress=False, interval="wald", **kw)
     _null_uniform(res)
 
 

@@ -249,9 +249,9 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
     ``profile_mask[t]`` says whether target t (log a, log beta, log b, log lam)
     gets a profile interval; ``drop`` = chi2_1(ci)/2 is the log-likelihood
     drop that defines the interval. ``union_telegraph`` / ``union_bimodal``:
-    in those regimes, a limit model within this distance of the supremum adds
-    its own values to the profile intervals
-    (:func:`telegraph.kernels.profile.widen_near_limits`; 0 = never).
+    in those regimes, a limit model (in the bimodal regime, the bursty limit)
+    within this distance of the supremum adds its own values to the profile
+    intervals (:func:`telegraph.kernels.profile.widen_near_limits`; 0 = never).
     """
     n_genes = indptr.shape[0] - 1
     n_groups = capture.shape[0]
@@ -290,9 +290,10 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
                                   max_iter, buf):
             # a better optimum turned up while profiling
             row[R_CONV] = 0.0
-        d_union = (union_telegraph if row[R_REGIME] == REGIME_TELEGRAPH
+        telegraph = row[R_REGIME] == REGIME_TELEGRAPH
+        d_union = (union_telegraph if telegraph
                    else union_bimodal if row[R_REGIME] == REGIME_BIMODAL else 0.0)
-        widen_near_limits(row[R_CI0:R_CI0 + 8], d_union, ll_sup, ll_nb, ll_zip, ll_p,
+        widen_near_limits(row[R_CI0:R_CI0 + 8], d_union, telegraph, ll_sup, ll_nb, ll_zip, ll_p,
                           row[R_NB_A], row[R_NB_BETA], v, w, gr, capture, drop, profile_mask,
                           max_iter, buf)
         ncell = 0.0

@@ -459,13 +459,15 @@ def _extend(ci, target, side, value):
 
 
 @njit(cache=True, error_model="numpy")
-def widen_near_limits(ci, d_union, ll_sup, ll_nb, ll_zip, ll_p, nb_log_a, nb_log_beta, values,
-                      weights, groups, capture, drop, profile_mask, max_iter, buf):
+def widen_near_limits(ci, d_union, all_limits, ll_sup, ll_nb, ll_zip, ll_p, nb_log_a,
+                      nb_log_beta, values, weights, groups, capture, drop, profile_mask, max_iter,
+                      buf):
     """Intervals after the regime decision (docs/maths.md, "Profile
     likelihood"): every limit model within ``d_union`` of the supremum
     (ll_sup - ll_limit < d_union) adds its own parameter values to the
     profile intervals ``ci`` (log scale, (low, high) for the targets log a,
-    log beta, log b, log lam; changed in place, only where ``profile_mask``).
+    log beta, log b, log lam; changed in place, only where ``profile_mask``);
+    only the bursty limit unless ``all_limits``.
 
     - bursty limit (k_off, k_syn -> inf): the negative binomial's own
       profile intervals of log a and log beta (cut-off ``drop`` below its
@@ -493,6 +495,8 @@ def widen_near_limits(ci, d_union, ll_sup, ll_nb, ll_zip, ll_p, nb_log_a, nb_log
         for t in (TARGET_LOG_B, TARGET_LOG_LAM):
             if profile_mask[t]:
                 _extend(ci, t, 1.0, np.inf)
+    if not all_limits:
+        return
     if ll_sup - ll_zip < d_union:
         if profile_mask[TARGET_LOG_A]:
             _extend(ci, TARGET_LOG_A, -1.0, -np.inf)
