@@ -50,9 +50,10 @@ _LAZY = {
 }
 #: every submodule, importable as ``tg.<name>`` (tests/test_architecture.py
 #: checks that this lists every module of the package)
-_SUBMODULES = {"backed", "blocks", "cli", "cluster", "config", "datasets", "differential",
-               "design", "fitting", "get", "gradient", "histogram", "inputs", "io", "kernels",
-               "network", "ondisk", "pl", "ssa", "stationary", "study", "tl"}
+_SUBMODULES = {"backed", "blocks", "calibration", "cli", "cluster", "config", "datasets",
+               "design", "differential", "fitting", "get", "gradient", "histogram", "inputs", "io",
+               "kernels", "multitest", "network", "ondisk", "pl", "ssa", "stationary", "study",
+               "tl"}
 
 __all__ = sorted(set(_LAZY) | _SUBMODULES | {"__version__"})
 

@@ -23,7 +23,8 @@ from .histogram import CountHistograms, count_histograms
 from .inputs import Capture, FitSettings, KDeg, resolve_capture, resolve_k_deg, totals_of
 from .kernels import fit as kfit
 
-__all__ = ["fit", "fit_histograms", "results_table", "REGIMES", "IDENTIFIED", "GOF_FLAGS"]
+__all__ = ["fit", "fit_histograms", "results_table", "union_distances", "REGIMES", "IDENTIFIED",
+           "GOF_FLAGS"]
 
 log = logging.getLogger("telegraph")
 
@@ -184,10 +185,33 @@ def fit_raw(hist, settings, gene_slice=slice(None)):
                        np.ascontiguousarray(hist.weights[lo:hi], dtype=float), capture,
                        np.ascontiguousarray(hist.n_cells[start + a:start + b], dtype=np.int64),
                        int(settings.min_cells), float(drop), mask, int(settings.max_iter),
-                       float(settings.gof_min_expected), res[a:b])
+                       float(settings.gof_min_expected), res[a:b], union_tg, union_bm)
 
+    union_tg, union_bm = union_distances(settings.ci)
     blocks.on_threads(piece, hist.indptr[start:stop + 1])
     return res
+
+
+def union_distances(ci: float) -> tuple[float, float]:
+    """Distances of a limit model below the supremum within which it still
+    adds its own values to the profile intervals of a gene in the telegraph
+    and in the bimodal regime (docs/maths.md, "Profile likelihood").
+
+    The regime decision rejects a limit when its one-sided test at level
+    (1 - ci)/2 does; given that it did, a gene whose truth is the limit has its
+    signed root distance above z only with probability P(Z > z) / ((1 - ci)/2).
+    Telegraph regime: P(Z > z) = ``config.LIMIT_UNION_TELEGRAPH`` * (1 - ci)/2
+    (a truth on the limit would need only ((1 - ci)/2)^2; truths near the
+    limit, also selected, need more: measured); bimodal regime, the bursty
+    limit only: P(Z > z) = ``config.LIMIT_UNION_BIMODAL`` * (1 - ci)/2. The
+    distances are z^2/2; both 0 when ``config.LIMIT_UNION`` is off.
+    """
+    if not config.LIMIT_UNION:
+        return 0.0, 0.0
+    one_sided = (1.0 - ci) / 2.0
+    z_tg = -special.ndtri(one_sided * config.LIMIT_UNION_TELEGRAPH)
+    z_bm = -special.ndtri(one_sided * config.LIMIT_UNION_BIMODAL)
+    return float(z_tg * z_tg / 2.0), float(z_bm * z_bm / 2.0)
 
 
 def fit_histograms(hist: CountHistograms, *, k_deg=None, settings: FitSettings | None = None,

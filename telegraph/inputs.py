@@ -39,9 +39,9 @@ from . import config
 
 __all__ = ["capture_in_range", "check_capture", "Capture", "resolve_capture",
            "resolve_captures", "capture_record", "rescale_syn", "size_factors", "row_totals",
-           "totals_of",
+           "totals_of", "depth_ratio", "depth_warning",
            "KDeg", "resolve_k_deg", "k_deg_record", "gene_positions", "FitSettings",
-           "CaptureDistribution", "capture_distribution", "listing"]
+           "DifferentialSettings", "CaptureDistribution", "capture_distribution", "listing"]
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -672,6 +672,66 @@ class FitSettings:
                 "min_cells": int(self.min_cells), "profile": list(self.profile),
                 "max_iter": int(self.max_iter),
                 "gof_min_expected": float(self.gof_min_expected)}
+
+
+@dataclass(frozen=True)
+class DifferentialSettings:
+    """Settings of a differential test beyond those of its fits, validated on
+    creation and stored with the results.
+
+    Attributes
+    ----------
+    calibration : {"bootstrap", "chi2"}
+        Null law of the likelihood-ratio statistics: chi2(1) scaled per regime
+        class by a parametric bootstrap, or chi2(1) itself.
+    weighting : {"information", "none"}
+        Weighted Benjamini-Hochberg with information weights, or plain.
+    """
+
+    calibration: str = config.CALIBRATION
+    weighting: str = config.WEIGHTING
+
+    def __post_init__(self):
+        if self.calibration not in ("bootstrap", "chi2"):
+            raise ValueError(f"calibration must be 'bootstrap' (null law from the data) or "
+                             f"'chi2' (plain chi-square(1)); got {self.calibration!r}")
+        weighting = "none" if self.weighting is None else self.weighting
+        if weighting not in ("information", "none"):
+            raise ValueError(f"weighting must be 'information' (weighted Benjamini-Hochberg) "
+                             f"or 'none' (plain Benjamini-Hochberg); got {self.weighting!r}")
+        object.__setattr__(self, "weighting", weighting)
+
+    def record(self) -> dict:
+        """The settings as stored with the results (h5ad-writable)."""
+        return {"calibration": self.calibration, "weighting": self.weighting}
+
+
+def depth_ratio(totals1, totals2) -> float:
+    """Ratio of the larger to the smaller median total count per cell of two
+    groups (arrays or functions returning them); NaN when a median is 0."""
+    m = [float(np.median(np.asarray(t() if callable(t) else t, dtype=float)))
+         for t in (totals1, totals2)]
+    lo, hi = min(m), max(m)
+    return hi / lo if lo > 0 else float("nan")
+
+
+def depth_warning(totals1, totals2, captures, *, option: str = "capture=") -> str | None:
+    """The note to give when two groups' sequencing depths differ and no
+    capture was given, else None.
+
+    Without capture the model reads every count as molecules, so a group
+    sequenced deeper looks like one with larger or more frequent bursts. The
+    note names ``option``, the argument that supplies capture."""
+    kinds = [c.kind if isinstance(c, Capture) else _source_of(c)["kind"] for c in captures]
+    if any(k != "none" for k in kinds):
+        return None
+    ratio = depth_ratio(totals1, totals2)
+    if not (ratio > config.DEPTH_RATIO_WARN):
+        return None
+    return (f"the two groups' median total counts per cell differ {ratio:.2f}-fold and no "
+            f"capture was given: a difference in sequencing depth shows up as differential "
+            f"bursting; give per-cell capture efficiencies or size factors with {option} "
+            f"(e.g. {option}'total')")
 
 
 def totals_of(X) -> Callable[[], np.ndarray]:
