@@ -4,7 +4,8 @@ large a and b.
 
 Every histogram here has one capture value and counts spread from 0 to past
 the bulk, and is evaluated by the recurrence itself (``_rec_run`` from the
-start ``_rec_start``), whether or not ``histogram_eval`` would choose it for
+start ``_rec_start``), normalised both ways (by exact series values, and by
+the sum of P over the counts), whether or not ``histogram_eval`` would choose it for
 that histogram. The totals are compared with sums of mpmath's log P(n) and
 d log P/d(a, b, x) (tests/reference.py); the observed information, for which
 mpmath has no independent route at this size, with the per-count series
@@ -21,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from telegraph.kernels.poisson_beta import _rec_run, _rec_start, histogram_eval, pb_eval
+from telegraph.kernels.poisson_beta import (_REC_SUM_MIN_AB, _rec_run, _rec_start, histogram_eval,
+                                            pb_eval)
 
 sys.path.insert(0, str(Path(__file__).parent))
 import reference as R  # noqa: E402
@@ -52,18 +54,22 @@ def _counts(a, b, x, n_pick=16):
     return v.astype(np.int64), w
 
 
-def _rec(v, w, a, b, x, info):
+def _rec(v, w, a, b, x, info, anchored):
+    if not anchored and min(a, b) < _REC_SUM_MIN_AB:
+        pytest.skip("normalisation by the sum is not used there")
     out = np.zeros(10)
-    top = _rec_start(int(v.max()), a, b, x)
+    top = _rec_start(int(v.max()), a, b, x, not anchored, 1 << 22)
     assert top >= 0
-    _rec_run(v, w, np.arange(v.size), 0, v.size, top, 1.0, a, b, x, info, np.zeros(11), out)
+    _rec_run(v, w, np.arange(v.size), 0, v.size, top, anchored, 1.0, a, b, x, info, np.zeros(11),
+             out)
     return out
 
 
+@pytest.mark.parametrize("anchored", [True, False], ids=["by-series", "by-sum"])
 @pytest.mark.parametrize("a,b,x", CASES)
-def test_recurrence_matches_mpmath(a, b, x):
+def test_recurrence_matches_mpmath(a, b, x, anchored):
     v, w = _counts(a, b, x)
-    out = _rec(v, w, a, b, x, False)
+    out = _rec(v, w, a, b, x, False, anchored)
     lp = np.array([float(R.mp_logpmf(int(n), a, b, x)) for n in v])
     # log P to 1e-11 per count, plus the rounding of the series that fixes
     # the normalisation (~1e-16 x log x in its log t_k*)
@@ -73,7 +79,8 @@ def test_recurrence_matches_mpmath(a, b, x):
     idx = np.unique(np.linspace(0, v.size - 1, 4).astype(int))
     keep = np.zeros(v.size, bool)
     keep[idx] = True
-    out_k = _rec(v, np.where(keep, w, 0.0) + np.where(keep, 0.0, 1e-300), a, b, x, False)
+    out_k = _rec(v, np.where(keep, w, 0.0) + np.where(keep, 0.0, 1e-300), a, b, x, False,
+                 anchored)
     ref = np.zeros(3)
     scale = np.zeros(3)
     th = np.array([a, b, x])
@@ -85,10 +92,11 @@ def test_recurrence_matches_mpmath(a, b, x):
     assert np.all(err <= 1e-9 * (scale.max() + w[idx].sum())), (err, scale)
 
 
+@pytest.mark.parametrize("anchored", [True, False], ids=["by-series", "by-sum"])
 @pytest.mark.parametrize("a,b,x", CASES)
-def test_recurrence_information_matches_series(a, b, x):
+def test_recurrence_information_matches_series(a, b, x, anchored):
     v, w = _counts(a, b, x, n_pick=40)
-    out = _rec(v, w, a, b, x, True)
+    out = _rec(v, w, a, b, x, True, anchored)
     ref = np.zeros(10)
     absum = np.zeros(10)
     buf = np.zeros(11)

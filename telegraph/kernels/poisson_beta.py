@@ -684,21 +684,28 @@ def _grouped_run(nf, idx, j0, j1, weights, groups, capture, a, b, lam, lg_a, lg_
 _REC_MIN_BINS = 3       # fewer distinct counts than this: the series per count
 _REC_MIN_X = 16.0       # below this x the series has a few terms per count
 _REC_ANCHORS = 8        # exact values (series) that fix the normalisation, at most
+_REC_SUM_MIN_AB = 0.1   # normalisation by the sum only for a, b >= this (spikes at 0 or x lose digits)
+_REC_TAIL = 46.0        # log of P(n_max) over the mass above the start, normalising by the sum
 _REC_DAMP = 40.0        # log of the separation of the two solutions at the largest count
 _REC_MAX_WARM = 1 << 20   # longest warm-up above the largest count
 _REC_SCALE = 1e100      # rescale the recursion when y leaves [1/_REC_SCALE, _REC_SCALE]
 
 
 @njit(cache=True, error_model="numpy")
-def _rec_start(n_max, a, b, x):
+def _rec_start(n_max, a, b, x, tail, limit):
     """Start N' >= n_max of the downward recurrence: the sum over n_max <= n
     <= N' of log(r_big / r_small), the roots of (n+2) r^2 - (n+c+x) r +
     x(n+a)/(n+1) = 0 (the two solutions' local ratios y(n+1)/y(n); P follows
-    the smaller), reaches _REC_DAMP. -1 if it does not within _REC_MAX_WARM."""
+    the smaller), reaches _REC_DAMP. With ``tail``, also P's own decay: the
+    sum of log r_small (log sqrt(r_big r_small) where the roots are complex)
+    less log(1 - r_small) must fall below -_REC_TAIL (the mass above N' is
+    then below e^-_REC_TAIL P(n_max), for the normalisation by the sum). -1 if
+    this takes more than ``limit`` steps."""
     c = a + b
-    acc = 0.0
+    damp = 0.0
+    decay = 0.0
     n = n_max
-    while n - n_max < _REC_MAX_WARM:
+    while n - n_max < limit:
         nf = float(n)
         s = (nf + c + x) / (nf + 2.0)
         p = x * (nf + a) / ((nf + 1.0) * (nf + 2.0))
@@ -707,23 +714,30 @@ def _rec_start(n_max, a, b, x):
             sq = math.sqrt(disc)
             big = 0.5 * (s + sq)
             small = p / big
-            acc += math.log(big / small)
-            if acc >= _REC_DAMP:
-                return n + 1
+            damp += math.log(big / small)
+        else:
+            small = math.sqrt(p)
+        decay += math.log(small)
+        if damp >= _REC_DAMP and (not tail or (small < 1.0
+                                               and decay - math.log1p(-small) <= -_REC_TAIL)):
+            return n + 1
         n += 1
     return -1
 
 
 @njit(cache=True, error_model="numpy")
 def _rec_plan(values, weights, order, j0, j1, a, b, x):
-    """The start N' of the recurrence for bins order[j0:j1] (one capture
-    value x, values ascending along ``order``), or -1 when the series per
+    """How to evaluate bins order[j0:j1] (one capture value x, values
+    ascending along ``order``): returns (start N', normalised by exact
+    series values) for the recurrence, or (-1, False) when the series per
     count is as cheap: for x < _REC_MIN_X (a few terms per count), for fewer
-    than _REC_MIN_BINS distinct counts, or when the recurrence's ~ N' steps
-    + one series cost more than a series (~ 4 + sqrt(x) steps' worth) per
-    distinct count."""
+    than _REC_MIN_BINS distinct counts, or when the recurrence costs more
+    than a series (~ 4 + sqrt(x) steps' worth) per distinct count. The
+    recurrence is normalised either by up to _REC_ANCHORS series values (N'
+    steps + the anchors) or by the sum of P over 0..N' (no series; a longer
+    start that takes in P's tail), whichever is cheaper."""
     if x < _REC_MIN_X:
-        return -1
+        return -1, False
     nd = 0
     last = -1
     n_max = 0
@@ -734,15 +748,24 @@ def _rec_plan(values, weights, order, j0, j1, a, b, x):
             last = values[i]
             n_max = values[i]
     if nd < _REC_MIN_BINS:
-        return -1
+        return -1, False
     per = 4.0 + math.sqrt(x + 1.0)
-    if float(n_max) + per >= nd * per:
-        return -1
-    top = _rec_start(n_max, a, b, x)
+    budget = nd * per
+    if float(n_max) >= budget:
+        return -1, False
     n_anch = min(_REC_ANCHORS, max(1, nd // 8))
-    if top < 0 or float(top) + n_anch * per >= nd * per:
-        return -1
-    return top
+    lim = min(float(_REC_MAX_WARM), budget - n_max)
+    top_a = _rec_start(n_max, a, b, x, False, lim)
+    cost_a = float(top_a) + n_anch * per if top_a >= 0 else np.inf
+    top_s = -1
+    if min(a, b) >= _REC_SUM_MIN_AB:
+        top_s = _rec_start(n_max, a, b, x, True, lim)
+    cost_s = float(top_s) if top_s >= 0 else np.inf
+    if min(cost_a, cost_s) >= budget:
+        return -1, False
+    if cost_a <= cost_s:
+        return top_a, True
+    return top_s, False
 
 
 @njit(cache=True, error_model="numpy")
@@ -769,10 +792,11 @@ def _rec_add(w, s, P, Pa, Pb, Px, Paa, Pab, Pax, Pbb, Pbx, Pxx, log_scale, cst, 
 
 
 @njit(cache=True, error_model="numpy")
-def _rec_run(values, weights, order, j0, j1, top, s, a, b, lam, want_info, buf, out):
+def _rec_run(values, weights, order, j0, j1, top, anchored, s, a, b, lam, want_info, buf, out):
     """Add the bins order[j0:j1] (one capture value s, values ascending along
     ``order``) to ``out`` by the downward recurrence in n from ``top``
-    (:func:`_rec_plan`)."""
+    (:func:`_rec_plan`), normalised by exact series values (``anchored``) or
+    by the sum of P over 0..top."""
     x = s * lam
     c = a + b
     jt = j1 - 1
@@ -814,8 +838,22 @@ def _rec_run(values, weights, order, j0, j1, top, s, a, b, lam, want_info, buf, 
         if weights[i] != 0.0 and values[i] != last:
             nd += 1
             last = values[i]
-    n_anch = min(_REC_ANCHORS, max(1, nd // 8))
-    stride = max(1, nd // n_anch)
+    n_anch = min(_REC_ANCHORS, max(1, nd // 8)) if anchored else 0
+    stride = max(1, nd // max(n_anch, 1))
+    # sums of y and its derivatives over n (normalisation by the sum)
+    S0 = 0.0
+    Sa = 0.0
+    Sb = 0.0
+    Sx = 0.0
+    Saa = 0.0
+    Sab = 0.0
+    Sax = 0.0
+    Sbb = 0.0
+    Sbx = 0.0
+    Sxx = 0.0
+    ls_S = 0.0
+    fS = 1.0
+    W = 0.0
     k_anch = 0
     k_dist = 0
     cst = np.zeros(10)
@@ -844,6 +882,33 @@ def _rec_run(values, weights, order, j0, j1, top, s, a, b, lam, want_info, buf, 
                 cst[7] = gb * gb - Pbb1 * inv - buf[7]
                 cst[8] = gb * gx - Pbx1 * inv - buf[8]
                 cst[9] = gx * gx - Pxx1 * inv - buf[9]
+        if not anchored:
+            S0 += fS * P1
+            Sa += fS * Pa1
+            Sb += fS * Pb1
+            Sx += fS * Px1
+            if want_info:
+                Saa += fS * Paa1
+                Sab += fS * Pab1
+                Sax += fS * Pax1
+                Sbb += fS * Pbb1
+                Sbx += fS * Pbx1
+                Sxx += fS * Pxx1
+            if S0 > _REC_SCALE:
+                # the sums keep their own scale e^ls_S
+                g = 1.0 / S0
+                ls_S -= math.log(g)
+                fS = math.exp(log_scale - ls_S)
+                S0 *= g
+                Sa *= g
+                Sb *= g
+                Sx *= g
+                Saa *= g
+                Sab *= g
+                Sax *= g
+                Sbb *= g
+                Sbx *= g
+                Sxx *= g
         if n <= n_max:
             if j >= j0 and values[order[j]] == n:
                 k_dist += 1
@@ -851,10 +916,13 @@ def _rec_run(values, weights, order, j0, j1, top, s, a, b, lam, want_info, buf, 
                 i = order[j]
                 w = weights[i]
                 if w != 0.0:
+                    W += w
                     _rec_add(w, s, P1, Pa1, Pb1, Px1, Paa1, Pab1, Pax1, Pbb1, Pbx1, Pxx1,
                              log_scale, cst, want_info, acc)
                 j -= 1
-            if j < j0:
+            if anchored and j < j0:
+                break
+            if n == 0:
                 break
         # y(n - 1) from y(n) (1) and y(n + 1) (2)
         m = float(n - 1)
@@ -933,6 +1001,24 @@ def _rec_run(values, weights, order, j0, j1, top, s, a, b, lam, want_info, buf, 
             Pbb2 *= f
             Pbx2 *= f
             Pxx2 *= f
+            fS = math.exp(log_scale - ls_S)
+    if not anchored:
+        # C = sum of y over 0..top (the mass above is below e^-46 of P(n_max))
+        inv = 1.0 / S0
+        ga = Sa * inv
+        gb = Sb * inv
+        gx = Sx * inv
+        acc[0] -= W * (math.log(S0) + ls_S)
+        acc[1] -= W * ga
+        acc[2] -= W * gb
+        acc[3] -= W * s * gx
+        if want_info:
+            acc[4] -= W * (ga * ga - Saa * inv)
+            acc[5] -= W * (ga * gb - Sab * inv)
+            acc[6] -= W * s * (ga * gx - Sax * inv)
+            acc[7] -= W * (gb * gb - Sbb * inv)
+            acc[8] -= W * s * (gb * gx - Sbx * inv)
+            acc[9] -= W * s * s * (gx * gx - Sxx * inv)
     for k in range(10):
         out[k] += acc[k]
 
@@ -965,10 +1051,11 @@ def _rec_groups(values, weights, groups, capture, idx, a, b, lam, want_info, buf
         x = capture[g] * lam
         if not x <= _X_STABLE:
             continue
-        top = _rec_plan(values, weights, byg, j0, j1, a, b, x)
+        top, anchored = _rec_plan(values, weights, byg, j0, j1, a, b, x)
         if top < 0:
             continue
-        _rec_run(values, weights, byg, j0, j1, top, capture[g], a, b, lam, want_info, buf, out)
+        _rec_run(values, weights, byg, j0, j1, top, anchored, capture[g], a, b, lam, want_info,
+                 buf, out)
         if not copied:
             w2 = weights.copy()
             copied = True
@@ -1008,9 +1095,10 @@ def histogram_eval(values, weights, groups, capture, a, b, lam, want_info, out):
         x0 = s0 * lam
         if x0 <= _X_STABLE:
             order = np.arange(m) if ordered else np.argsort(values, kind="mergesort")
-            top = _rec_plan(values, weights, order, 0, m, a, b, x0)
+            top, anchored = _rec_plan(values, weights, order, 0, m, a, b, x0)
             if top >= 0:
-                _rec_run(values, weights, order, 0, m, top, s0, a, b, lam, want_info, buf, out)
+                _rec_run(values, weights, order, 0, m, top, anchored, s0, a, b, lam, want_info,
+                         buf, out)
                 return
     if not mixed or b > _B_STABLE:
         # (the shared tables take lgamma differences plainly: beyond the fits'
