@@ -683,6 +683,8 @@ def _grouped_run(nf, idx, j0, j1, weights, groups, capture, a, b, lam, lg_a, lg_
 
 _REC_MIN_BINS = 3       # fewer distinct counts than this: the series per count
 _REC_MIN_X = 16.0       # below this x the series has a few terms per count
+_REC_SERIES_COST = 9.0  # pb_eval at x ~ this many times sqrt(x) recurrence steps
+_REC_SHARED_COST = 1.5  # a bin of the shared tables (mixed histograms, x <= _X_WINDOW) ~ this
 _REC_ANCHORS = 8        # exact values (series) that fix the normalisation, at most
 _REC_SUM_MIN_AB = 0.1   # normalisation by the sum only for a, b >= this (spikes at 0 or x lose digits)
 _REC_TAIL = 46.0        # log of P(n_max) over the mass above the start, normalising by the sum
@@ -701,9 +703,15 @@ def _rec_start(n_max, a, b, x, tail, limit):
     less log(1 - r_small) must fall below -_REC_TAIL (the mass above N' is
     then below e^-_REC_TAIL P(n_max), for the normalisation by the sum). -1 if
     this takes more than ``limit`` steps."""
+    # products instead of sums of logs (no log per step): damp = prod of
+    # r_big/r_small (only compared with e^_REC_DAMP, so capped there), decay
+    # = prod of r_small times e^log_decay (renormalised before underflow)
     c = a + b
-    damp = 0.0
-    decay = 0.0
+    e_damp = math.exp(_REC_DAMP)
+    damp = 1.0
+    decay = 1.0
+    log_decay = 0.0
+    thr = math.exp(-_REC_TAIL)
     n = n_max
     while n - n_max < limit:
         nf = float(n)
@@ -714,28 +722,35 @@ def _rec_start(n_max, a, b, x, tail, limit):
             sq = math.sqrt(disc)
             big = 0.5 * (s + sq)
             small = p / big
-            damp += math.log(big / small)
+            if damp < e_damp:
+                damp *= big / small
         else:
             small = math.sqrt(p)
-        decay += math.log(small)
-        if damp >= _REC_DAMP and (not tail or (small < 1.0
-                                               and decay - math.log1p(-small) <= -_REC_TAIL)):
+        decay *= small
+        if decay < 1e-250 or decay > 1e250:
+            log_decay += math.log(decay)
+            decay = 1.0
+            thr = math.exp(-_REC_TAIL - log_decay) if -_REC_TAIL - log_decay < 700.0 else np.inf
+        # P's mass above n + 1 <= P(n_max) e^log_decay decay / (1 - r_small)
+        if damp >= e_damp and (not tail or (small < 1.0 and decay <= thr * (1.0 - small))):
             return n + 1
         n += 1
     return -1
 
 
 @njit(cache=True, error_model="numpy")
-def _rec_plan(values, weights, order, j0, j1, a, b, x):
+def _rec_plan(values, weights, order, j0, j1, a, b, x, shared):
     """How to evaluate bins order[j0:j1] (one capture value x, values
     ascending along ``order``): returns (start N', normalised by exact
     series values) for the recurrence, or (-1, False) when the series per
     count is as cheap: for x < _REC_MIN_X (a few terms per count), for fewer
     than _REC_MIN_BINS distinct counts, or when the recurrence costs more
-    than a series (~ 4 + sqrt(x) steps' worth) per distinct count. The
-    recurrence is normalised either by up to _REC_ANCHORS series values (N'
-    steps + the anchors) or by the sum of P over 0..N' (no series; a longer
-    start that takes in P's tail), whichever is cheaper."""
+    than the alternative per distinct count: pb_eval (about
+    _REC_SERIES_COST sqrt(x) recurrence steps' worth), or with ``shared`` the
+    shared-table sums of a mixed histogram (about _REC_SHARED_COST sqrt(x)).
+    The recurrence is normalised either by up to _REC_ANCHORS series values
+    (N' steps + the anchors) or by the sum of P over 0..N' (no series; a
+    longer start that takes in P's tail), whichever is cheaper."""
     if x < _REC_MIN_X:
         return -1, False
     nd = 0
@@ -749,8 +764,9 @@ def _rec_plan(values, weights, order, j0, j1, a, b, x):
             n_max = values[i]
     if nd < _REC_MIN_BINS:
         return -1, False
-    per = 4.0 + math.sqrt(x + 1.0)
-    budget = nd * per
+    rx = math.sqrt(x + 1.0)
+    per = 4.0 + _REC_SERIES_COST * rx
+    budget = nd * (4.0 + _REC_SHARED_COST * rx if shared else per)
     if float(n_max) >= budget:
         return -1, False
     n_anch = min(_REC_ANCHORS, max(1, nd // 8))
@@ -1051,7 +1067,7 @@ def _rec_groups(values, weights, groups, capture, idx, a, b, lam, want_info, buf
         x = capture[g] * lam
         if not x <= _X_STABLE:
             continue
-        top, anchored = _rec_plan(values, weights, byg, j0, j1, a, b, x)
+        top, anchored = _rec_plan(values, weights, byg, j0, j1, a, b, x, x <= _X_WINDOW)
         if top < 0:
             continue
         _rec_run(values, weights, byg, j0, j1, top, anchored, capture[g], a, b, lam, want_info,
@@ -1095,7 +1111,7 @@ def histogram_eval(values, weights, groups, capture, a, b, lam, want_info, out):
         x0 = s0 * lam
         if x0 <= _X_STABLE:
             order = np.arange(m) if ordered else np.argsort(values, kind="mergesort")
-            top, anchored = _rec_plan(values, weights, order, 0, m, a, b, x0)
+            top, anchored = _rec_plan(values, weights, order, 0, m, a, b, x0, False)
             if top >= 0:
                 _rec_run(values, weights, order, 0, m, top, anchored, s0, a, b, lam, want_info,
                          buf, out)
