@@ -27,8 +27,11 @@ GOF_MIN_EXPECTED = 5.0
 #: progress bars on stderr: None shows them when stderr is a terminal (or in a Jupyter
 #: kernel), True always, False never (tqdm's ``disable=None`` convention)
 PROGRESS = None
-#: quantities that get profile-likelihood intervals (in the kernel's order)
+#: quantities that can get profile-likelihood intervals (in the kernel's order)
 PROFILE_TARGETS = ("burst_frequency", "burst_size", "k_off", "k_syn")
+#: those that get them by default (``profile="all"`` / ``--profile all``: every one of
+#: PROFILE_TARGETS); the others get Wald intervals from the observed information
+PROFILE = ("burst_frequency", "burst_size")
 #: profile intervals after the regime decision (docs/maths.md, "Profile likelihood"): in the
 #: telegraph and bimodal regimes, a limit model that the decision rejected by only a little
 #: still adds its own values to the intervals (:func:`telegraph.fitting.union_distances`);

@@ -53,7 +53,8 @@ _TARGETS = config.PROFILE_TARGETS
 def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config.MIN_CELLS,
         ci: float = config.CI, interval: str = config.INTERVAL, round_counts: bool | str = False,
         capture_rtol: float = config.CAPTURE_RTOL, n_jobs: int | None = None,
-        progress: bool | None = config.PROGRESS, client=None, chunk_genes: int | None = None) -> pd.DataFrame:
+        progress: bool | None = config.PROGRESS, client=None, chunk_genes: int | None = None,
+        profile=config.PROFILE) -> pd.DataFrame:
     """Fit the telegraph model to every gene of a count matrix.
 
     Parameters
@@ -109,6 +110,14 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config
         than the matrix) are sent to the workers. Same results.
     chunk_genes : int, optional
         Genes per compiled call (progress granularity).
+    profile : sequence of str or "all"
+        With ``interval="profile"``, the quantities that get profile-likelihood
+        intervals: by default burst frequency and burst size
+        (``config.PROFILE``); ``"all"`` adds k_off and k_syn (k_on's interval is
+        burst frequency's). The others get Wald intervals, infinite (or 0) on
+        a side where the limit model's maximum shows that the data do not
+        bound them, as a profile interval would be. Profiling all four was the
+        default before version 0.2 and costs about twice as much.
 
     Returns
     -------
@@ -143,7 +152,7 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config
     n_cells, n_genes = counts_shape
     cap = resolve_capture(capture, n_cells=n_cells, totals=totals_of(counts))
     kd = resolve_k_deg(k_deg, n_genes=n_genes)
-    settings = FitSettings(ci=ci, interval=interval, min_cells=min_cells)
+    settings = FitSettings(ci=ci, interval=interval, min_cells=min_cells, profile=profile)
     hist = count_histograms(counts, capture=cap.efficiency, capture_rtol=capture_rtol,
                             round_counts=round_counts, genes=genes)
     res = fit_histograms(hist, k_deg=kd, settings=settings, n_jobs=n_jobs, progress=progress,
@@ -170,7 +179,10 @@ def fit_raw(hist, settings, gene_slice=slice(None)):
     """Run the compiled fit on a slice of genes; returns the raw result rows."""
     start, stop, _ = gene_slice.indices(hist.n_genes)
     drop = chi2_1_ppf(settings.ci) / 2.0
-    mask = np.array([t in settings.profile for t in _TARGETS]) & (settings.interval == "profile")
+    prof = settings.interval == "profile"
+    chosen = np.array([t in settings.profile for t in _TARGETS])
+    # profiled targets; the others' unbounded sides (the limit check, no search)
+    mask = np.concatenate([chosen & prof, ~chosen & prof])
     capture = np.ascontiguousarray(hist.capture, dtype=float)
     res = np.empty((stop - start, kfit.N_RESULT))
 
@@ -327,6 +339,12 @@ def results_table(raw, hist, settings, *, k_deg=None):
             se = rows.se(t)
             lo = center[name] - z * se
             hi = center[name] + z * se
+            if settings.interval == "profile":
+                # Wald, except on a side the data do not bound (the limit
+                # model's maximum is within the cut-off)
+                clo, chi = rows.ci(t)
+                lo = np.where(np.isinf(clo), clo, lo)
+                hi = np.where(np.isinf(chi), chi, hi)
         scale = 1.0 if name == "burst_size" else kd
         with np.errstate(over="ignore"):
             out[f"{name}_ci_low"] = np.where(fitted, np.exp(lo) * scale, np.nan)

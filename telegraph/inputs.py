@@ -41,7 +41,8 @@ __all__ = ["capture_in_range", "check_capture", "Capture", "resolve_capture",
            "resolve_captures", "capture_record", "rescale_syn", "size_factors", "row_totals",
            "totals_of", "depth_ratio", "depth_warning",
            "KDeg", "resolve_k_deg", "k_deg_record", "gene_positions", "FitSettings",
-           "DifferentialSettings", "CaptureDistribution", "capture_distribution", "listing"]
+           "resolve_profile", "DifferentialSettings", "CaptureDistribution",
+           "capture_distribution", "listing"]
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -620,6 +621,17 @@ def gene_positions(genes, names, *, where: str = "var_names",
 # --------------------------------------------------------------------------- settings
 
 
+def resolve_profile(profile) -> tuple:
+    """The quantities to profile: ``"all"`` (every one of
+    ``config.PROFILE_TARGETS``), a comma-separated string, or a sequence of
+    names (``()``: none)."""
+    if isinstance(profile, str):
+        if profile.strip().lower() == "all":
+            return tuple(config.PROFILE_TARGETS)
+        profile = [p.strip() for p in profile.split(",") if p.strip()]
+    return tuple(profile)
+
+
 @dataclass(frozen=True)
 class FitSettings:
     """Settings of a fit, validated on creation and stored with the results.
@@ -631,8 +643,10 @@ class FitSettings:
     interval : {"profile", "wald"}
     min_cells : int
         Genes with fewer non-missing cells are not fitted.
-    profile : tuple of str
-        Quantities that get profile intervals (of ``config.PROFILE_TARGETS``).
+    profile : tuple of str or "all"
+        Quantities that get profile intervals when ``interval="profile"`` (of
+        ``config.PROFILE_TARGETS``; default ``config.PROFILE``, burst frequency
+        and burst size; ``"all"``: all four); the others get Wald intervals.
     max_iter : int
         Newton iterations per optimisation.
     gof_min_expected : float
@@ -643,7 +657,7 @@ class FitSettings:
     ci: float = config.CI
     interval: str = config.INTERVAL
     min_cells: int = config.MIN_CELLS
-    profile: tuple = config.PROFILE_TARGETS
+    profile: tuple = config.PROFILE
     max_iter: int = config.MAX_ITER
     gof_min_expected: float = config.GOF_MIN_EXPECTED
 
@@ -658,6 +672,8 @@ class FitSettings:
                 or isinstance(self.min_cells, bool) or self.min_cells < 1:
             raise ValueError(f"min_cells must be a whole number of at least 1; got "
                              f"{self.min_cells!r}")
+        profile = resolve_profile(self.profile)
+        object.__setattr__(self, "profile", profile)
         unknown = set(self.profile) - set(config.PROFILE_TARGETS)
         if unknown:
             raise ValueError(f"profile targets must be among {config.PROFILE_TARGETS}; got "

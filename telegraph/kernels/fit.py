@@ -177,6 +177,15 @@ def _profile_intervals(row, v, w, gr, capture, theta, ll_sup, se, drop, profile_
     found_max = True
     for t in range(4):
         if not profile_mask[t]:
+            if profile_mask.shape[0] > 4 and profile_mask[4 + t]:
+                # not profiled, but the data may not bound it on a side: the
+                # limit model's maximum says so at no cost (+-inf there, NaN
+                # where a Wald bound is to be used)
+                for side_i in range(2):
+                    side = -1.0 if side_i == 0 else 1.0
+                    lim = _profile_limit(t, side, ll_nb, ll_zip, ll_p)
+                    if ll_sup - lim < drop:
+                        row[R_CI0 + 2 * t + side_i] = side * np.inf
             continue
         for side_i in range(2):
             side = -1.0 if side_i == 0 else 1.0
@@ -247,11 +256,14 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
     """Fit every gene; one row of ``result`` (n_genes, N_RESULT) per gene.
 
     ``profile_mask[t]`` says whether target t (log a, log beta, log b, log lam)
-    gets a profile interval; ``drop`` = chi2_1(ci)/2 is the log-likelihood
-    drop that defines the interval. ``union_telegraph`` / ``union_bimodal``:
-    in those regimes, a limit model (in the bimodal regime, the bursty limit)
-    within this distance of the supremum adds its own values to the profile
-    intervals (:func:`telegraph.kernels.profile.widen_near_limits`; 0 = never).
+    gets a profile interval; an optional second half ``profile_mask[4 + t]``
+    asks, for a target not profiled, for +-inf on each side where the limit
+    model's maximum shows that the data do not bound it (else NaN); ``drop`` =
+    chi2_1(ci)/2 is the log-likelihood drop that defines the interval.
+    ``union_telegraph`` / ``union_bimodal``: in those regimes, a limit model (in
+    the bimodal regime, the bursty limit) within this distance of the supremum
+    adds its own values to the profile intervals
+    (:func:`telegraph.kernels.profile.widen_near_limits`; 0 = never).
     """
     n_genes = indptr.shape[0] - 1
     n_groups = capture.shape[0]
