@@ -30,6 +30,12 @@ PROGRESS = None
 #: quantities that get profile-likelihood intervals (in the kernel's order)
 PROFILE_TARGETS = ("burst_frequency", "burst_size", "k_off", "k_syn")
 
+# --------------------------------------------------------------------------- metabolic labelling
+
+#: default probability that a molecule made during the labelling pulse is seen as new
+#: (``detection=`` of :func:`telegraph.labelled_logpmf` and the labelled simulator)
+DETECTION = 1.0
+
 # --------------------------------------------------------------------------- capture groups
 
 #: cells whose capture efficiencies differ by less than a factor 1 + CAPTURE_RTOL share
