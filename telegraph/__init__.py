@@ -11,7 +11,7 @@ Public API (``import telegraph as tg``):
   :func:`posterior_on`, :func:`posterior_mean`, :func:`posterior_var`
 - metabolic labelling (new and old RNA after a pulse, rates per hour):
   :func:`labelled_logpmf`, :func:`labelled_pmf`, :func:`labelled_score`,
-  :func:`labelled_information`
+  :func:`labelled_information`, :func:`simulate_labelled_anndata`
 - simulation: :func:`simulate`, :func:`simulate_anndata`, :func:`score_gradient`
 - inference: :func:`fit`; :func:`fit_file` for .h5ad/.zarr on disk (bounded memory,
   optionally on a Dask cluster)
@@ -52,6 +52,7 @@ _LAZY = {
     "labelled_pmf": "telegraph.labelled",
     "labelled_score": "telegraph.labelled",
     "labelled_information": "telegraph.labelled",
+    "simulate_labelled_anndata": "telegraph.study",
 }
 #: every submodule, importable as ``tg.<name>`` (tests/test_architecture.py
 #: checks that this lists every module of the package)

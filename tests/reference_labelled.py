@@ -161,8 +161,8 @@ def observe(P, capture=1.0, detection=1.0):
         lb = (gammaln(o + 1) - gammaln(mo + 1) - gammaln(np.maximum(o - mo, 0) + 1)
               + _xlog(mo, capture) + _xlog(o - mo, 1 - capture))
     B = np.where(o >= mo, np.exp(lb), 0.0)                   # B[o, mo]
-    R = np.tensordot(A, P, axes=([0], [0]))               # R[k, j, o]
-    S = R @ B                                                # S[k, j, mo]
+    R = np.tensordot(A.astype(P.dtype), P, axes=([0], [0]))   # R[k, j, o]
+    S = (R.reshape(-1, No + 1) @ B.astype(P.dtype)).reshape(R.shape)   # S[k, j, mo]
     out = np.zeros((Nn + 1, No + Nn + 1), dtype=S.dtype)
     for jj in range(Nn + 1):
         out[:, jj:jj + No + 1] += S[:, jj, :]

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .poisson_beta import pb_eval
 
@@ -433,7 +433,7 @@ def group_eval(a, b, lam, tau, c, pi, new, old, want, rows):
     return lost
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(cache=True, error_model="numpy")
 def points_eval(ptr, a, b, lam, tau, c, pi, new, old, want):
     """group_eval over parameter sets: points ptr[u]:ptr[u+1] (of ``new``, ``old``)
     share the parameters a[u], b[u], lam[u], tau[u], c[u], pi[u]. Returns the
@@ -441,7 +441,7 @@ def points_eval(ptr, a, b, lam, tau, c, pi, new, old, want):
     n_sets = ptr.shape[0] - 1
     rows = np.full((new.shape[0], N_ROW), np.nan)
     lost = np.zeros(n_sets)
-    for u in prange(n_sets):
+    for u in range(n_sets):
         i0 = ptr[u]
         i1 = ptr[u + 1]
         lost[u] = group_eval(a[u], b[u], lam[u], tau[u], c[u], pi[u], new[i0:i1],
