@@ -27,6 +27,11 @@ w_1 = a/(a+b), w_0 = b/(a+b). The exact first and second derivatives in
 (no numerical differentiation) and from Louis' identity for the Poisson-Beta
 factors.
 
+A gene's histogram (:func:`histogram_eval`) needs one uniformization for all
+its pulse lengths (the recursion is shared, only the Poisson weights differ)
+at its largest capture; smaller captures thin those tables binomially
+(:func:`thin_tables`).
+
 Kernels take float64 arrays, int64 counts and an int ``want`` (0: log P;
 1: + gradient; 2: + Hessian), always with these types.
 """
@@ -40,7 +45,7 @@ from numba import njit
 
 from .poisson_beta import pb_eval
 
-__all__ = ["new_tables", "group_eval", "points_eval", "histogram_eval", "tail_count",
+__all__ = ["new_tables", "thin_tables", "group_eval", "points_eval", "histogram_eval", "tail_count",
            "N_ROW", "ROW_LOGP", "ROW_GRAD", "ROW_HESS", "PAIRS"]
 
 # per-bin rows of group_eval: log P, gradient (a, b, lam, tau), Hessian of log P
@@ -123,13 +128,15 @@ def _qt(src, dst, a, b, x, K):
 
 
 @njit(cache=True, error_model="numpy")
-def _uniformize(a, b, x, tau, K, want, N, dN, d2N):
+def _uniformize(a, b, x, taus, K, want, N, dN, d2N):
     """Transient law of the (promoter, count) chain from (g, 0), g = 0, 1, at
-    time tau, with its sensitivities. Fills N (2, 2, K+1) [start, promoter,
-    count], dN (2, 3, 2, K+1) in (a, b, x), d2N (2, 6, 2, K+1) in _P2 order.
-    Returns the probability that a path left the table (max over starts)."""
+    each time taus[t], with its sensitivities: one pass of the recursion
+    v_{i+1} = P v_i serves every time (only the Poisson weights differ). Fills
+    N (T, 2, 2, K+1) [time, start, promoter, count], dN (T, 2, 3, 2, K+1) in
+    (a, b, x), d2N (T, 2, 6, 2, K+1) in _P2 order. Returns, per time, the
+    probability that a path left the table (max over the two starts)."""
     L = max(a, b + x) + K
-    Lt = L * tau
+    n_t = taus.shape[0]
     v = np.zeros((2, 2, K + 1))
     w = np.zeros((2, 2, K + 1))
     nd = 3 if want >= 1 else 0
@@ -144,31 +151,42 @@ def _uniformize(a, b, x, tau, K, want, N, dN, d2N):
     v[0, 0, 0] = 1.0
     v[1, 1, 0] = 1.0
     lost = np.zeros(2)      # probability of having left the table, per start
-    lost_acc = np.zeros(2)
-    logw = -Lt
-    log_lt = math.log(Lt) if Lt > 0.0 else -np.inf
+    lost_acc = np.zeros((n_t, 2))
+    lt = np.empty(n_t)
+    logw = np.empty(n_t)
+    log_lt = np.empty(n_t)
+    done = np.zeros(n_t, dtype=np.bool_)
+    for t in range(n_t):
+        lt[t] = L * taus[t]
+        logw[t] = -lt[t]
+        log_lt[t] = math.log(lt[t]) if lt[t] > 0.0 else -np.inf
     i = 0
     while True:
-        wi = math.exp(logw)
-        for s in range(2):
-            for g in range(2):
-                for k in range(K + 1):
-                    N[s, g, k] += wi * v[s, g, k]
-            for p in range(nd):
+        for t in range(n_t):
+            if done[t]:
+                continue
+            wi = math.exp(logw[t])
+            for s in range(2):
                 for g in range(2):
                     for k in range(K + 1):
-                        dN[s, p, g, k] += wi * dv[s, p, g, k]
-            for q in range(n2):
-                for g in range(2):
-                    for k in range(K + 1):
-                        d2N[s, q, g, k] += wi * d2v[s, q, g, k]
-            lost_acc[s] += wi * lost[s]
-        # stop once the remaining Poisson weight is negligible
-        if i > Lt:
-            r = Lt / (i + 1.0)
-            if logw - math.log1p(-r) < _SERIES_LOG:
-                break
-        if Lt == 0.0:
+                        N[t, s, g, k] += wi * v[s, g, k]
+                for p in range(nd):
+                    for g in range(2):
+                        for k in range(K + 1):
+                            dN[t, s, p, g, k] += wi * dv[s, p, g, k]
+                for q in range(n2):
+                    for g in range(2):
+                        for k in range(K + 1):
+                            d2N[t, s, q, g, k] += wi * d2v[s, q, g, k]
+                lost_acc[t, s] += wi * lost[s]
+            # stop once the remaining Poisson weight is negligible
+            if lt[t] == 0.0:
+                done[t] = True
+            elif i > lt[t]:
+                r = lt[t] / (i + 1.0)
+                if logw[t] - math.log1p(-r) < _SERIES_LOG:
+                    done[t] = True
+        if done.all():
             break
         for s in range(2):
             lost[s] += v[s, 1, K] * (x / L)
@@ -186,69 +204,111 @@ def _uniformize(a, b, x, tau, K, want, N, dN, d2N):
         dv, dw = dw, dv
         d2v, d2w = d2w, d2v
         i += 1
-        logw += log_lt - math.log(i)
-    return max(lost_acc[0], lost_acc[1])
+        for t in range(n_t):
+            logw[t] += log_lt[t] - math.log(i)
+    out = np.empty(n_t)
+    for t in range(n_t):
+        out[t] = max(lost_acc[t, 0], lost_acc[t, 1])
+    return out
 
 
 @njit(cache=True, error_model="numpy")
-def new_tables(a, b, x, tau, k_req, want):
-    """Law of the captured new molecules after a pulse of length tau, given the
-    promoter state g at its start, for counts 0..k_req.
+def new_tables(a, b, x, taus, k_req, want):
+    """Law of the captured new molecules after pulses of lengths taus (array),
+    given the promoter state g at the start, for counts 0..K (K >= k_req: the
+    table reaches into the tail, so that it can be thinned to smaller captures
+    by :func:`thin_tables`).
 
-    Returns (tab0, tab1, tab2, lost): tab0[g, k] = P(new = k | g); tab1[g, p, k]
-    its derivative in p = (a, b, x, tau); tab2[g, q, k] the second derivatives
-    over the pairs of (a, b, x, tau) in the order of PAIRS; lost bounds the
-    absolute error of every entry (the probability that a path left the
-    table). Derivative tables have zero length in the first axis past ``want``.
+    Returns (tab0, tab1, tab2, lost): tab0[t, g, k] = P(new = k | g) after
+    taus[t]; tab1[t, g, p, k] its derivative in p = (a, b, x, tau); tab2[t, g,
+    q, k] the second derivatives over the pairs of (a, b, x, tau) in the order
+    of PAIRS; lost[t] bounds the absolute error of every entry (the
+    probability that a path left the table). Derivative tables have zero
+    length on their third axis past ``want``.
     """
-    c_mean = x * (-math.expm1(-tau))
-    K = k_req + tail_count(c_mean, _TAIL_LOG) + 8
+    n_t = taus.shape[0]
+    tau_max = 0.0
+    for t in range(n_t):
+        tau_max = max(tau_max, taus[t])
+    K = k_req + tail_count(x * (-math.expm1(-tau_max)), _TAIL_LOG) + 8
     for _ in range(_MAX_GROW):
-        N = np.zeros((2, 2, K + 1))
-        dN = np.zeros((2, 3 if want >= 1 else 0, 2, K + 1))
-        d2N = np.zeros((2, 6 if want >= 2 else 0, 2, K + 1))
-        lost = _uniformize(a, b, x, tau, K, want, N, dN, d2N)
-        if lost < math.exp(_LOST_LOG):
+        N = np.zeros((n_t, 2, 2, K + 1))
+        dN = np.zeros((n_t, 2, 3 if want >= 1 else 0, 2, K + 1))
+        d2N = np.zeros((n_t, 2, 6 if want >= 2 else 0, 2, K + 1))
+        lost = _uniformize(a, b, x, taus, K, want, N, dN, d2N)
+        if lost.max() < math.exp(_LOST_LOG):
             break
         K = 2 * K
-    m = k_req + 1
-    tab0 = np.zeros((2, m))
-    tab1 = np.zeros((2, 4 if want >= 1 else 0, m))
-    tab2 = np.zeros((2, 10 if want >= 2 else 0, m))
-    for s in range(2):
-        for k in range(m):
-            tab0[s, k] = N[s, 0, k] + N[s, 1, k]
-    if want >= 1:
-        # tau derivatives: d/dtau e^{Q tau} v = Q^T (e^{Q tau} v)
-        tq = np.zeros((2, K + 1))
-        tqq = np.zeros((2, K + 1))
-        tmp = np.zeros((2, K + 1))
+    m = K + 1
+    tab0 = np.zeros((n_t, 2, m))
+    tab1 = np.zeros((n_t, 2, 4 if want >= 1 else 0, m))
+    tab2 = np.zeros((n_t, 2, 10 if want >= 2 else 0, m))
+    tq = np.zeros((2, K + 1))
+    tqq = np.zeros((2, K + 1))
+    tmp = np.zeros((2, K + 1))
+    for t in range(n_t):
         for s in range(2):
+            for k in range(m):
+                tab0[t, s, k] = N[t, s, 0, k] + N[t, s, 1, k]
+            if want < 1:
+                continue
+            # tau derivatives: d/dtau e^{Q tau} v = Q^T (e^{Q tau} v)
             for p in range(3):
                 for k in range(m):
-                    tab1[s, p, k] = dN[s, p, 0, k] + dN[s, p, 1, k]
-            _qt(N[s], tq, a, b, x, K)
+                    tab1[t, s, p, k] = dN[t, s, p, 0, k] + dN[t, s, p, 1, k]
+            _qt(N[t, s], tq, a, b, x, K)
             for k in range(m):
-                tab1[s, 3, k] = tq[0, k] + tq[1, k]
-            if want >= 2:
-                for q in range(6):
-                    p1 = _P2[q][0]
-                    p2 = _P2[q][1]
-                    # position of (p1, p2) in PAIRS (tau is index 3)
-                    j = _pair_index(p1, p2)
-                    for k in range(m):
-                        tab2[s, j, k] = d2N[s, q, 0, k] + d2N[s, q, 1, k]
-                for p in range(3):
-                    # d2/dp dtau = (dQ/dp)^T N + Q^T dN/dp
-                    _qt(dN[s, p], tmp, a, b, x, K)
-                    _dq_add(p, N[s], tmp, K, 1.0)
-                    j = _pair_index(p, 3)
-                    for k in range(m):
-                        tab2[s, j, k] = tmp[0, k] + tmp[1, k]
-                _qt(tq, tqq, a, b, x, K)
+                tab1[t, s, 3, k] = tq[0, k] + tq[1, k]
+            if want < 2:
+                continue
+            for q in range(6):
+                j = _pair_index(_P2[q][0], _P2[q][1])
                 for k in range(m):
-                    tab2[s, 9, k] = tqq[0, k] + tqq[1, k]
+                    tab2[t, s, j, k] = d2N[t, s, q, 0, k] + d2N[t, s, q, 1, k]
+            for p in range(3):
+                # d2/dp dtau = (dQ/dp)^T N + Q^T dN/dp
+                _qt(dN[t, s, p], tmp, a, b, x, K)
+                _dq_add(p, N[t, s], tmp, K, 1.0)
+                j = _pair_index(p, 3)
+                for k in range(m):
+                    tab2[t, s, j, k] = tmp[0, k] + tmp[1, k]
+            _qt(tq, tqq, a, b, x, K)
+            for k in range(m):
+                tab2[t, s, 9, k] = tqq[0, k] + tqq[1, k]
     return tab0, tab1, tab2, lost
+
+
+@njit(cache=True, error_model="numpy")
+def thin_tables(tab0, tab1, tab2, rho, k_need):
+    """Tables of one pulse (tab0[g, k], tab1[g, p, k], tab2[g, q, k]) thinned
+    binomially with probability rho (capture relative to the tables' own), for
+    counts 0..k_need: sum_K T(K) C(K, k) rho^k (1 - rho)^(K - k), a sum of
+    non-negative weights (capture does not depend on the rates, so the
+    derivative tables thin the same way)."""
+    m = tab0.shape[1]
+    n1 = tab1.shape[1]
+    n2 = tab2.shape[1]
+    o0 = np.zeros((2, k_need + 1))
+    o1 = np.zeros((2, n1, k_need + 1))
+    o2 = np.zeros((2, n2, k_need + 1))
+    lr = math.log(rho)
+    l1r = math.log1p(-rho)
+    lf = np.empty(m + 1)
+    lf[0] = 0.0
+    for K in range(1, m + 1):
+        lf[K] = lf[K - 1] + math.log(K)
+    for K in range(m):
+        for k in range(min(K, k_need) + 1):
+            wgt = math.exp(lf[K] - lf[k] - lf[K - k] + k * lr + (K - k) * l1r)
+            if wgt == 0.0:
+                continue
+            for g in range(2):
+                o0[g, k] += wgt * tab0[g, K]
+                for p in range(n1):
+                    o1[g, p, k] += wgt * tab1[g, p, K]
+                for q in range(n2):
+                    o2[g, q, k] += wgt * tab2[g, q, K]
+    return o0, o1, o2
 
 
 @njit(cache=True, error_model="numpy")
@@ -279,6 +339,18 @@ def _old_tables(a, b, x_old, m_max, want):
 
 
 @njit(cache=True, error_model="numpy")
+def _requests(new, old, mis):
+    """Largest count of captured new molecules a bin can need (n + m when new
+    molecules may be counted as old) and the largest old count."""
+    k_req = 0
+    m_max = 0
+    for i in range(new.shape[0]):
+        k_req = max(k_req, new[i] + (old[i] if mis else 0))
+        m_max = max(m_max, old[i])
+    return k_req, m_max
+
+
+@njit(cache=True, error_model="numpy")
 def group_eval(a, b, lam, tau, c, pi, new, old, want, rows):
     """log P of (new, old) pairs of one cell group and its derivatives.
 
@@ -288,18 +360,24 @@ def group_eval(a, b, lam, tau, c, pi, new, old, want, rows):
     2) the Hessian of log P in the order of PAIRS. Returns the table's bound
     on the absolute error of the new-molecule law.
     """
-    m = new.shape[0]
-    if m == 0:
+    if new.shape[0] == 0:
         return 0.0
-    x = c * lam
-    x_old = x * math.exp(-tau)
+    k_req, _ = _requests(new, old, pi < 1.0)
+    taus = np.full(1, tau)
+    tab0, tab1, tab2, lost = new_tables(a, b, c * lam, taus, k_req, want)
+    _eval_bins(a, b, lam, tau, c, c, pi, new, old, want, tab0[0], tab1[0], tab2[0], rows)
+    return lost[0]
+
+
+@njit(cache=True, error_model="numpy")
+def _eval_bins(a, b, lam, tau, c, x_scale, pi, new, old, want, tab0, tab1, tab2, rows):
+    """Rows of group_eval from the new-molecule tables of this group (tab0[g,
+    k], tab1[g, p, k], tab2[g, q, k] over (a, b, x, tau), x = x_scale * lam:
+    the tables may be those of a larger capture thinned to c)."""
+    m = new.shape[0]
+    x_old = c * lam * math.exp(-tau)
     mis = pi < 1.0
-    k_req = 0
-    m_max = 0
-    for i in range(m):
-        k_req = max(k_req, new[i] + (old[i] if mis else 0))
-        m_max = max(m_max, old[i])
-    tab0, tab1, tab2, lost = new_tables(a, b, x, tau, k_req, want)
+    _, m_max = _requests(new, old, mis)
     otab = _old_tables(a, b, x_old, m_max, want)
     ab = a + b
     # log of the promoter-state weights and their derivatives in (a, b)
@@ -367,7 +445,7 @@ def group_eval(a, b, lam, tau, c, pi, new, old, want, rows):
                 nk = tab0[g, k]
                 sN[0] = tab1[g, 0, k] / nk
                 sN[1] = tab1[g, 1, k] / nk
-                sN[2] = c * tab1[g, 2, k] / nk
+                sN[2] = x_scale * tab1[g, 2, k] / nk
                 sN[3] = tab1[g, 3, k] / nk
                 sO[0] = o[1]
                 sO[1] = o[2]
@@ -410,9 +488,9 @@ def group_eval(a, b, lam, tau, c, pi, new, old, want, rows):
                     q = PAIRS[jj][1]
                     f = tab2[g, jj, k] / nk
                     if p == 2:
-                        f *= c
+                        f *= x_scale
                     if q == 2:
-                        f *= c
+                        f *= x_scale
                     hn = f - sN[p] * sN[q]
                     H[p, q] += hn
                     if p != q:
@@ -430,7 +508,6 @@ def group_eval(a, b, lam, tau, c, pi, new, old, want, rows):
                 q = PAIRS[jj][1]
                 rows[i, ROW_HESS + jj] = (S2[p, q] / S0
                                           - rows[i, ROW_GRAD + p] * rows[i, ROW_GRAD + q])
-    return lost
 
 
 @njit(cache=True, error_model="numpy")
@@ -481,7 +558,23 @@ def histogram_eval(k_on, k_off, k_syn, k_deg, t_label, capture, detection, group
     for i in range(m):
         order[fill[groups[i]]] = i
         fill[groups[i]] += 1
-    worst = 0.0
+    # one uniformization for every pulse length, at the largest capture; each
+    # group thins the tables to its own capture (docs/maths.md, "Metabolic
+    # labelling: new and old RNA", "A gene's histogram")
+    taus = np.unique(k_deg * t_label)
+    c_max = 0.0
+    k_all = 0
+    for grp in range(n_groups):
+        i0 = cnt[grp]
+        i1 = cnt[grp + 1]
+        if i1 > i0:
+            c_max = max(c_max, capture[grp])
+            kr, _ = _requests(new[order[i0:i1]], old[order[i0:i1]], detection[grp] < 1.0)
+            k_all = max(k_all, kr)
+    if c_max == 0.0:
+        return 0.0
+    tab0, tab1, tab2, lost = new_tables(a, b, c_max * lam, taus, k_all, want)
+    worst = lost.max()
     g_th = np.zeros(4)
     h_th = np.zeros((4, 4))
     J = np.zeros((4, 4))
@@ -495,8 +588,15 @@ def histogram_eval(k_on, k_off, k_syn, k_deg, t_label, capture, detection, group
         oo = old[idx]
         rows = np.full((i1 - i0, N_ROW), np.nan)
         tau = k_deg * t_label[grp]
-        lost = group_eval(a, b, lam, tau, capture[grp], detection[grp], nn, oo, want, rows)
-        worst = max(worst, lost)
+        ti = np.searchsorted(taus, tau)
+        c = capture[grp]
+        if c < c_max:
+            kr, _ = _requests(nn, oo, detection[grp] < 1.0)
+            t0, t1, t2 = thin_tables(tab0[ti], tab1[ti], tab2[ti], c / c_max, kr)
+            _eval_bins(a, b, lam, tau, c, c_max, detection[grp], nn, oo, want, t0, t1, t2, rows)
+        else:
+            _eval_bins(a, b, lam, tau, c, c_max, detection[grp], nn, oo, want, tab0[ti],
+                       tab1[ti], tab2[ti], rows)
         g_th[:] = 0.0
         h_th[:] = 0.0
         for r in range(i1 - i0):
