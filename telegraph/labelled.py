@@ -37,8 +37,8 @@ RATES = ("k_on", "k_off", "k_syn", "k_deg")
 
 
 def _evaluate(new, old, k_on, k_off, k_syn, k_deg, t_label, detection, capture, want):
-    """Broadcast, validate, evaluate. Returns (shape, rows (size, N_ROW) in
-    (a, b, lam, tau), rates (5, size): k_on, k_off, k_syn, k_deg, t_label,
+    """Broadcast, validate, evaluate. Returns (shape, rows: a LabelledRows view
+    over (a, b, lam, tau), rates (5, size): k_on, k_off, k_syn, k_deg, t_label,
     valid-parameter mask, valid-count mask, NaN-count mask)."""
     arrs = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in
                                  (new, old, k_on, k_off, k_syn, k_deg, t_label, detection,
@@ -73,7 +73,7 @@ def _evaluate(new, old, k_on, k_off, k_syn, k_deg, t_label, detection, capture, 
                                 int(want))
         rows[pts] = res
     rates = np.vstack((k_on, k_off, k_syn, k_deg, t_label))
-    return shape, rows, rates, ok_par, ok_n, nan_n
+    return shape, _k.LabelledRows(rows), rates, ok_par, ok_n, nan_n
 
 
 def _jacobian(rates):
@@ -88,7 +88,7 @@ def _jacobian(rates):
 
 
 def _gradient(rows, rates):
-    g = rows[:, _k.ROW_GRAD:_k.ROW_GRAD + 4]
+    g = rows.grad
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.einsum("ip,ipq->iq", g, _jacobian(rates))
 
@@ -97,11 +97,8 @@ def _hessian(rows, rates):
     """Hessian of log P in the rates (docs/maths.md, "Metabolic labelling: new
     and old RNA", "Scores and information"): J^T H J plus the curvature of
     (a, b, lam) = (k_on, k_off, k_syn) / k_deg."""
-    size = rows.shape[0]
-    H = np.empty((size, 4, 4))
-    for jj, (p, q) in enumerate(_k.PAIRS):
-        H[:, p, q] = H[:, q, p] = rows[:, _k.ROW_HESS + jj]
-    g = rows[:, _k.ROW_GRAD:_k.ROW_GRAD + 4]
+    H = rows.hessian
+    g = rows.grad
     k_on, k_off, k_syn, k_deg, _ = rates
     with np.errstate(invalid="ignore", divide="ignore"):
         J = _jacobian(rates)
@@ -150,7 +147,11 @@ def labelled_logpmf(new: ArrayLike, old: ArrayLike, k_on: ArrayLike, k_off: Arra
     -------
     ndarray or float
         log P(new, old), broadcast over all arguments; NaN for invalid
-        parameters, ``-inf`` for negative or non-integer counts.
+        parameters, ``-inf`` for negative or non-integer counts. NaN also
+        where the transient law would take more than about 2e10 operations
+        (k_syn t_label x (k_syn / k_deg) beyond about 1e10, far outside
+        realistic kinetics; docs/maths.md, "Metabolic labelling: new and old
+        RNA").
 
     Examples
     --------
@@ -162,7 +163,7 @@ def labelled_logpmf(new: ArrayLike, old: ArrayLike, k_on: ArrayLike, k_off: Arra
     """
     shape, rows, _, ok_par, ok_n, nan_n = _evaluate(new, old, k_on, k_off, k_syn, k_deg,
                                                     t_label, detection, capture, 0)
-    res = rows[:, _k.ROW_LOGP]
+    res = rows.logp
     res = np.where(ok_par & ~ok_n & ~nan_n, -np.inf, res)
     return res.reshape(shape)[()]
 
@@ -250,7 +251,7 @@ def labelled_fisher_information(k_on: float, k_off: float, k_syn: float, k_deg: 
     n = nn[keep]
     m = mm[keep]
     shape, rows, rates, _, _, _ = _evaluate(n, m, k_on, k_off, k_syn, k_deg, t, pi, c, 1)
-    p = np.exp(rows[:, _k.ROW_LOGP])
+    p = np.exp(rows.logp)
     g = _gradient(rows, rates)
     return np.einsum("i,ip,iq->pq", p, g, g)
 
@@ -313,12 +314,10 @@ def labelled_histogram_loglik(new, old, weights, k_on: float, k_off: float, k_sy
     for name, v in (("k_on", k_on), ("k_off", k_off), ("k_syn", k_syn), ("k_deg", k_deg)):
         if not (np.isfinite(v) and v > 0):
             raise ValueError(f"{name} must be a rate > 0 (per hour); got {v!r}")
-    out = np.zeros(15)
+    out = np.zeros(_k.LabelledTotals.SIZE)
     _k.histogram_eval(float(k_on), float(k_off), float(k_syn), float(k_deg), t, c, pi, grp,
                       new, old, weights, 2 if info else 1, out)
+    res = _k.LabelledTotals(out)
     if not info:
-        return out[0], out[1:5]
-    I = np.empty((4, 4))
-    for jj, (p, q) in enumerate(_k.PAIRS):
-        I[p, q] = I[q, p] = out[5 + jj]
-    return out[0], out[1:5], I
+        return res.loglik, res.gradient.copy()
+    return res.loglik, res.gradient.copy(), res.information

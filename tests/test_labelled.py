@@ -215,6 +215,10 @@ def test_broadcasting_and_invalid_input():
     assert tg.labelled_logpmf(1.5, 2, 0.5, 2.0, 30.0, 0.2, t_label=1.0) == -np.inf
     assert np.isnan(tg.labelled_logpmf(np.nan, 2, 0.5, 2.0, 30.0, 0.2, t_label=1.0))
     assert np.all(np.isnan(tg.labelled_score(-1, 2, 0.5, 2.0, 30.0, 0.2, t_label=1.0)))
+    # a transient law beyond the work limit is refused (NaN), not computed for hours
+    assert np.isnan(tg.labelled_logpmf(1, 2, 0.5, 2.0, 1e7, 1.0, t_label=20.0))
+    ll, g = labelled_histogram_loglik([1], [2], [1.0], 0.5, 2.0, 1e7, 1.0, t_label=20.0)
+    assert np.isnan(ll) and np.all(np.isnan(g))
     with pytest.raises(ValueError, match="t_label"):
         check_t_label([1.0, -2.0])
     with pytest.raises(ValueError, match="detection"):

@@ -45,8 +45,8 @@ from numba import njit
 
 from .poisson_beta import pb_eval
 
-__all__ = ["new_tables", "thin_tables", "group_eval", "points_eval", "histogram_eval", "tail_count",
-           "N_ROW", "ROW_LOGP", "ROW_GRAD", "ROW_HESS", "PAIRS"]
+__all__ = ["new_tables", "thin_tables", "group_eval", "points_eval", "histogram_eval",
+           "tail_count", "LabelledRows", "LabelledTotals", "N_ROW", "PAIRS"]
 
 # per-bin rows of group_eval: log P, gradient (a, b, lam, tau), Hessian of log P
 # (upper triangle in the order of PAIRS)
@@ -67,6 +67,9 @@ _TAIL_LOG = -90.0
 _SERIES_LOG = -95.0
 _LOST_LOG = -80.0
 _MAX_GROW = 6
+# beyond this many (steps x table entries) of the recursion a table is refused (NaN
+# results): a compiled call cannot be interrupted (x k_deg t_label ~ 1e7 and beyond)
+_MAX_WORK = 2.0e10
 
 # second-derivative pairs among the three rate parameters of the chain (a, b, x)
 _P2 = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
@@ -231,6 +234,10 @@ def new_tables(a, b, x, taus, k_req, want):
     for t in range(n_t):
         tau_max = max(tau_max, taus[t])
     K = k_req + tail_count(x * (-math.expm1(-tau_max)), _TAIL_LOG) + 8
+    if (max(a, b + x) + K) * tau_max * (K + 1.0) > _MAX_WORK:
+        lost = np.full(n_t, np.inf)
+        return (np.full((n_t, 2, 1), np.nan), np.full((n_t, 2, 4 if want >= 1 else 0, 1), np.nan),
+                np.full((n_t, 2, 10 if want >= 2 else 0, 1), np.nan), lost)
     for _ in range(_MAX_GROW):
         N = np.zeros((n_t, 2, 2, K + 1))
         dN = np.zeros((n_t, 2, 3 if want >= 1 else 0, 2, K + 1))
@@ -365,6 +372,9 @@ def group_eval(a, b, lam, tau, c, pi, new, old, want, rows):
     k_req, _ = _requests(new, old, pi < 1.0)
     taus = np.full(1, tau)
     tab0, tab1, tab2, lost = new_tables(a, b, c * lam, taus, k_req, want)
+    if not lost[0] < 1.0:
+        rows[:, :] = np.nan
+        return np.inf
     _eval_bins(a, b, lam, tau, c, c, pi, new, old, want, tab0[0], tab1[0], tab2[0], rows)
     return lost[0]
 
@@ -575,6 +585,10 @@ def histogram_eval(k_on, k_off, k_syn, k_deg, t_label, capture, detection, group
         return 0.0
     tab0, tab1, tab2, lost = new_tables(a, b, c_max * lam, taus, k_all, want)
     worst = lost.max()
+    if not worst < 1.0:
+        for j in range(15):
+            out[j] = np.nan
+        return np.inf
     g_th = np.zeros(4)
     h_th = np.zeros((4, 4))
     J = np.zeros((4, 4))
@@ -642,3 +656,85 @@ def histogram_eval(k_on, k_off, k_syn, k_deg, t_label, capture, detection, group
                             acc += g_th[p] * 2.0 * rates[p] / (k_deg ** 3)
                 out[5 + jj] -= acc
     return worst
+
+
+# ---------------------------------------------------------------------------
+# named views of the results (read outside the kernels by name only)
+# ---------------------------------------------------------------------------
+
+def _read_only(a):
+    a = a.view()
+    a.flags.writeable = False
+    return a
+
+
+class LabelledRows:
+    """Per-point results of :func:`group_eval` / :func:`points_eval`, read by name.
+
+    A row is ``N_ROW`` numbers: log P, the gradient in (a, b, lam, tau), the
+    Hessian of log P's upper triangle in the order of ``PAIRS``.
+    """
+
+    PARAMETERS = ("a", "b", "lam", "tau")
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw):
+        raw = np.asarray(raw, dtype=float)
+        if raw.ndim != 2 or raw.shape[1] != N_ROW:
+            raise ValueError(f"labelled result rows must have shape (m, {N_ROW}); got "
+                             f"{raw.shape}")
+        self._raw = raw
+
+    def __len__(self):
+        return self._raw.shape[0]
+
+    @property
+    def logp(self):
+        """log P of each point, shape (m,)."""
+        return _read_only(self._raw[:, ROW_LOGP])
+
+    @property
+    def grad(self):
+        """d log P / d(a, b, lam, tau), shape (m, 4)."""
+        return _read_only(self._raw[:, ROW_GRAD:ROW_GRAD + 4])
+
+    @property
+    def hessian(self):
+        """d2 log P over (a, b, lam, tau), shape (m, 4, 4), symmetric (a copy)."""
+        m = self._raw.shape[0]
+        out = np.empty((m, 4, 4))
+        for q, (k, l) in enumerate(PAIRS):
+            out[:, k, l] = self._raw[:, ROW_HESS + q]
+            out[:, l, k] = self._raw[:, ROW_HESS + q]
+        return out
+
+
+class LabelledTotals:
+    """The result vector of :func:`histogram_eval`, read by name: ``loglik``,
+    ``gradient`` (4,) and ``information`` (4, 4, symmetric) in the rates
+    (k_on, k_off, k_syn, k_deg)."""
+
+    RATES = ("k_on", "k_off", "k_syn", "k_deg")
+    SIZE = 15
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw):
+        raw = np.asarray(raw, dtype=float)
+        if raw.shape != (self.SIZE,):
+            raise ValueError(f"labelled totals must have shape ({self.SIZE},); got {raw.shape}")
+        self._raw = raw
+
+    @property
+    def loglik(self):
+        return float(self._raw[0])
+
+    @property
+    def gradient(self):
+        return _read_only(self._raw[1:5])
+
+    @property
+    def information(self):
+        out = np.empty((4, 4))
+        for q, (k, l) in enumerate(PAIRS):
+            out[k, l] = out[l, k] = self._raw[5 + q]
+        return out
