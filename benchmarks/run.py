@@ -40,7 +40,7 @@ OUTPUT = HERE / "_output"
 # Scripts run in this order (the ones present); any other bench_*.py or
 # larsson_*.py found in the folder runs after them, alphabetically.
 ORDER = ["bench_tail", "bench_likelihood", "bench_labelled", "bench_ssa", "bench_fit",
-         "bench_histogram", "bench_scale", "larsson_s_vs_g2m"]
+         "bench_histogram", "bench_scale", "bench_design", "larsson_s_vs_g2m"]
 
 TITLES = {
     "bench_tail": "The realistic mix: per-gene cost distribution and start-up",
@@ -50,6 +50,7 @@ TITLES = {
     "bench_fit": "Per-gene fits",
     "bench_histogram": "Count histograms (the pass over the matrix)",
     "bench_scale": "Atlas scale: streaming and Dask",
+    "bench_design": "Experiment design",
     "larsson_s_vs_g2m": "Real data: Larsson et al. 2019, S vs G2/M",
 }
 

@@ -15,6 +15,8 @@ Public API (``import telegraph as tg``):
 - simulation: :func:`simulate`, :func:`simulate_anndata`, :func:`score_gradient`
 - inference: :func:`fit`; :func:`fit_file` for .h5ad/.zarr on disk (bounded memory,
   optionally on a Dask cluster)
+- experiment design: :mod:`telegraph.design` (precision, cells needed, the cells/depth
+  split of a budget, from the expected information)
 - scanpy-style: :mod:`telegraph.tl`, :mod:`telegraph.pl`, :mod:`telegraph.get`
 - data: :mod:`telegraph.datasets`, :mod:`telegraph.io`
 - tunables: :mod:`telegraph.config`
@@ -57,7 +59,8 @@ _LAZY = {
 #: every submodule, importable as ``tg.<name>`` (tests/test_architecture.py
 #: checks that this lists every module of the package)
 _SUBMODULES = {"backed", "blocks", "cli", "cluster", "config", "datasets", "differential",
-               "fitting", "get", "gradient", "histogram", "inputs", "io", "kernels", "labelled",
+               "design", "fitting", "get", "gradient", "histogram", "inputs", "io", "kernels",
+               "labelled",
                "network", "ondisk", "pl", "ssa", "stationary", "study", "tl"}
 
 __all__ = sorted(set(_LAZY) | _SUBMODULES | {"__version__"})

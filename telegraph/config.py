@@ -91,3 +91,33 @@ COUNT_TABLE_BUDGET = 1 << 23
 #: (gene, capture group) pairs beyond which a histogram request is refused as a
 #: capture-binning mistake (one group per cell), not a workload
 MAX_GENE_GROUPS = 1 << 27
+
+# --------------------------------------------------------------------------- experiment design
+
+#: relative truncation tolerance of the expected information (telegraph.design): the sum
+#: over counts stops when a bound on every neglected diagonal entry is below this fraction
+#: of the entry summed so far (docs/maths.md, "Experiment design")
+DESIGN_INFO_TOL = 1e-10
+#: a predicted interval is flagged "few_cells" when the predicted standard error of log
+#: burst frequency or log burst size exceeds this (the log-scale normal approximation of
+#: the fitter's estimates then no longer holds)
+DESIGN_MAX_LOG_SE = 0.2
+#: ... or when fewer cells than this are expected to have a non-zero count
+DESIGN_MIN_NONZERO = 100
+#: ... and "near_<limit>" when the predicted probability that the fit reports a limit
+#: regime (poisson, bimodal, bursty) exceeds this
+DESIGN_MAX_P_LIMIT = 0.01
+#: k_off / k_deg given, for planning, to a gene that an earlier fit placed in the bursty
+#: (negative-binomial) limit: its burst frequency and size are kept, k_syn = size * k_off
+DESIGN_BURSTY_K_OFF = 100.0
+#: prior draws (parameter sets) averaged by the Bayesian criterion of telegraph.design.optimize
+DESIGN_N_PRIOR = 256
+#: simulated cells per parameter set of the score-function gradient estimate
+DESIGN_N_SIM_CELLS = 2000
+#: default cost model of telegraph.design.CostModel: cost of one cell's library, of one
+#: read, the capture efficiency approached at saturating depth and the reads per cell at
+#: which half of it is reached
+DESIGN_CELL_COST = 1.0
+DESIGN_READ_COST = 1e-5
+DESIGN_CAPTURE_MAX = 0.3
+DESIGN_READS_HALF = 20_000.0

@@ -20,7 +20,7 @@ from numpy.typing import ArrayLike
 
 from .ssa import simulate
 
-__all__ = ["score_gradient", "ScoreGradient", "lr_gradient"]
+__all__ = ["score_gradient", "ScoreGradient", "lr_gradient", "lr_terms"]
 
 _BASELINES = ("loo", "optimal", "none")
 
@@ -50,6 +50,42 @@ class ScoreGradient(NamedTuple):
     n_cells: int
 
 
+def lr_terms(values, scores, baseline="loo"):
+    """Per-path terms of the likelihood-ratio gradient: their mean is the estimate.
+
+    Parameters as in :func:`lr_gradient`. Returns an array of shape
+    ``(N,) + values.shape[1:] + (P,)`` (broadcast) whose mean over the first
+    axis is the gradient of :func:`lr_gradient` with the same baseline; a
+    caller can add other per-path terms (e.g. the derivative of f itself when
+    f depends on the parameters) before averaging.
+    """
+    if baseline not in _BASELINES:
+        raise ValueError(f"baseline must be one of {_BASELINES}, got {baseline!r}")
+    v = np.asarray(values, dtype=float)
+    s = np.asarray(scores, dtype=float)
+    n = s.shape[0]
+    if v.shape[0] != n:
+        raise ValueError(f"values and scores need the same number of paths, got {v.shape[0]} "
+                         f"and {n}")
+    if n < 2:
+        raise ValueError("a likelihood-ratio gradient needs at least 2 paths")
+    v = v[..., None]
+    if baseline == "loo":
+        # sum_i (v_i - mean_{-i} v) s_i / n = n/(n-1) * sample covariance
+        vc = v - v.mean(axis=0)
+        sc = s - s.mean(axis=0)
+        return vc * sc * (n / (n - 1.0))
+    if baseline == "optimal":
+        s2 = s * s
+        num = (v * s2).sum(axis=0)
+        den = s2.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            b = (num - v * s2) / (den - s2)
+        b = np.where(np.isfinite(b), b, 0.0)
+        return (v - b) * s
+    return v * s
+
+
 def lr_gradient(values, scores, baseline="loo"):
     """Likelihood-ratio gradient from per-path outputs and path scores.
 
@@ -71,38 +107,13 @@ def lr_gradient(values, scores, baseline="loo"):
     -------
     gradient, stderr : arrays of shape values.shape[1:] + (P,) (broadcast)
     """
-    if baseline not in _BASELINES:
-        raise ValueError(f"baseline must be one of {_BASELINES}, got {baseline!r}")
-    v = np.asarray(values, dtype=float)
-    s = np.asarray(scores, dtype=float)
-    n = s.shape[0]
-    if v.shape[0] != n:
-        raise ValueError(f"values and scores need the same number of paths, got {v.shape[0]} "
-                         f"and {n}")
-    if n < 2:
-        raise ValueError("a likelihood-ratio gradient needs at least 2 paths")
-    v = v[..., None]
-    if baseline == "loo":
-        # sum_i (v_i - mean_{-i} v) s_i / n = n/(n-1) * sample covariance; the
-        # standard error follows from its influence function.
-        vc = v - v.mean(axis=0)
-        sc = s - s.mean(axis=0)
-        terms = vc * sc
-        grad = terms.sum(axis=0) / (n - 1)
-        se = terms.std(axis=0, ddof=1) / np.sqrt(n)
-        return grad, se
-    if baseline == "optimal":
-        s2 = s * s
-        num = (v * s2).sum(axis=0)
-        den = s2.sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            b = (num - v * s2) / (den - s2)
-        b = np.where(np.isfinite(b), b, 0.0)
-        terms = (v - b) * s
-    else:
-        terms = v * s
+    terms = lr_terms(values, scores, baseline)
+    n = terms.shape[0]
     grad = terms.mean(axis=0)
     se = terms.std(axis=0, ddof=1) / np.sqrt(n)
+    if baseline == "loo":
+        # the standard error of the sample covariance, from its influence function
+        se = se * ((n - 1.0) / n)
     return grad, se
 
 

@@ -17,7 +17,9 @@ and nowhere else:
   experiment are (:func:`t_label_in_range`, :func:`check_t_label`,
   :func:`detection_in_range`, :func:`check_detection`);
 - gene selections by name, mask or index (:func:`gene_positions`);
-- the settings of a fit (:class:`FitSettings`).
+- the settings of a fit (:class:`FitSettings`);
+- a planned experiment's capture efficiencies, as a distribution over cells
+  (:class:`CaptureDistribution`, :func:`capture_distribution`).
 
 What was resolved is recorded (:meth:`Capture.record`, :meth:`KDeg.record`,
 :meth:`FitSettings.record`) with the results -- the value or where it came
@@ -42,8 +44,8 @@ __all__ = ["capture_in_range", "check_capture", "Capture", "resolve_capture",
            "resolve_captures", "capture_record", "rescale_syn", "size_factors", "row_totals",
            "totals_of",
            "KDeg", "resolve_k_deg", "k_deg_record", "gene_positions", "FitSettings",
-           "listing", "t_label_in_range", "check_t_label", "detection_in_range",
-           "check_detection"]
+           "CaptureDistribution", "capture_distribution", "listing", "t_label_in_range",
+           "check_t_label", "detection_in_range", "check_detection"]
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -458,6 +460,82 @@ def resolve_capture(capture, *, n_cells: int, obs=None, totals=None,
     """Resolve one capture argument (see :func:`resolve_captures`)."""
     return resolve_captures([capture], n_cells=[n_cells], obs=[obs], totals=[totals],
                             where=where)[0]
+
+
+# --------------------------------------------------------------------------- planned capture
+
+
+@dataclass(frozen=True, eq=False)
+class CaptureDistribution:
+    """The capture efficiencies of a planned experiment's cells, as a distribution.
+
+    Attributes
+    ----------
+    values : ndarray of float64 in (0, 1], shape (n_groups,)
+        Distinct capture efficiencies (detection probability per molecule).
+    weights : ndarray of float64, shape (n_groups,)
+        Fraction of the cells with each value (summing to 1).
+    """
+
+    values: np.ndarray
+    weights: np.ndarray
+
+    @property
+    def mean(self) -> float:
+        """Mean capture efficiency over cells."""
+        return float(np.dot(self.values, self.weights))
+
+    def scaled(self, factor: float) -> tuple["CaptureDistribution", np.ndarray]:
+        """Every efficiency times ``factor`` (> 0), those above 1 set to 1.
+
+        Returns the new distribution and, per group, 1.0 where the efficiency
+        moves with ``factor`` (not clipped at 1), else 0.0.
+        """
+        raw = self.values * float(factor)
+        moving = (raw < 1.0).astype(np.float64)
+        return CaptureDistribution(np.minimum(raw, 1.0), self.weights), moving
+
+
+def capture_distribution(capture) -> CaptureDistribution:
+    """A planned experiment's capture, validated: one value, or values with weights.
+
+    Parameters
+    ----------
+    capture : float, (values, weights) pair, mapping, or CaptureDistribution
+        One efficiency in (0, 1] for every cell; or a pair (or a mapping with
+        keys ``"values"`` and ``"weights"``) of equal-length 1-D arrays: the
+        distinct efficiencies and the fraction (or number) of cells with each.
+        A per-cell array is grouped by :func:`telegraph.design` first.
+
+    Raises
+    ------
+    ValueError
+        Naming the problem and the form expected.
+    """
+    if isinstance(capture, CaptureDistribution):
+        return capture
+    if isinstance(capture, Mapping):
+        missing = {"values", "weights"} - set(capture)
+        if missing:
+            raise ValueError(f"a capture distribution needs keys 'values' and 'weights'; "
+                             f"missing {sorted(missing)}")
+        capture = (capture["values"], capture["weights"])
+    if isinstance(capture, tuple) and len(capture) == 2:
+        values = check_capture(np.atleast_1d(np.asarray(capture[0], dtype=np.float64)))
+        weights = np.atleast_1d(np.asarray(capture[1], dtype=np.float64))
+        if values.ndim != 1 or weights.shape != values.shape:
+            raise ValueError(f"capture (values, weights) must be two 1-D arrays of the same "
+                             f"length; got shapes {values.shape} and {weights.shape}")
+        if not (np.isfinite(weights).all() and (weights >= 0).all() and weights.sum() > 0):
+            raise ValueError("capture weights must be finite, >= 0 and not all 0 (the "
+                             "fraction or number of cells with each efficiency)")
+        return CaptureDistribution(values, weights / weights.sum())
+    arr = np.asarray(capture)
+    if arr.ndim != 0:
+        raise ValueError(f"capture must be one efficiency, a (values, weights) pair or a "
+                         f"per-cell array; got an array of shape {arr.shape} here")
+    value = check_capture(arr)
+    return CaptureDistribution(np.atleast_1d(value), np.ones(1))
 
 
 # --------------------------------------------------------------------------- k_deg

@@ -30,7 +30,7 @@ PACKAGE = REPO / "telegraph"
 LAYERS = {
     0: {"config", "inputs", "kernels"},
     1: {"stationary", "ssa", "network", "gradient", "histogram", "blocks", "labelled"},
-    2: {"fitting", "differential", "study", "datasets"},
+    2: {"fitting", "differential", "study", "datasets", "design"},
     3: {"io", "ondisk", "get", "cluster", "backed", "tl", "pl"},
     4: {"cli", "__main__"},
 }

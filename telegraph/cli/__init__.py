@@ -13,13 +13,13 @@ import sys
 import threading
 
 from .. import __version__
-from . import fit, test
+from . import design, fit, test
 from ._common import CLIError, Terminated
 
 __all__ = ["main", "build_parser", "CLIError"]
 
 #: the subcommands, each a module with ``add_parser(subparsers)`` and ``run(args)``
-_COMMANDS = (fit, test)
+_COMMANDS = (fit, test, design)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -133,6 +133,24 @@ def read_input(path, *, layer=None, cells_in_rows=False):
         raise CLIError(f"cannot read {path}: {one_line(exc)}") from None
 
 
+def read_kinetics(path):
+    """``--kinetics``: the per-gene table of an earlier fit, from a .csv/.tsv table
+    (``telegraph fit --table``) or an .h5ad written by ``telegraph fit -o``."""
+    import pandas as pd
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise CLIError(f"--kinetics: no such file: {path}")
+    name = path.name.lower()
+    try:
+        if name.endswith(".h5ad"):
+            return get.kinetics_df(tio.read(path)).reset_index()
+        sep = "\t" if name.endswith((".tsv", ".tsv.gz", ".txt", ".txt.gz")) else ","
+        return pd.read_csv(path, sep=sep)
+    except (KeyError, ValueError, OSError) as exc:
+        raise CLIError(f"--kinetics: cannot read {path.name}: {one_line(exc)}") from None
+
+
 def check_outputs(table, output, refuse) -> None:
     """Output paths are valid (extension, directory, not an input) before any work."""
     refuse = [p for p in refuse if p is not None]

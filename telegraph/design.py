@@ -1,0 +1,1614 @@
+"""Experiment design: how many cells, at what depth, from the expected information.
+
+Before sequencing, the questions are how precisely an experiment will pin down
+each gene's burst frequency and burst size, how many cells per group a
+differential test needs to see a given fold change, and how to split a fixed
+budget between more cells and deeper sequencing (higher capture). All answers
+here come from the exact per-cell Fisher information of the model the fitter
+uses (docs/maths.md, "Experiment design"):
+
+- :func:`fisher_information`: the expected information of one cell, summed
+  exactly over the count distribution (with a stated, tested truncation
+  bound) and averaged over a capture distribution, in the parametrisation
+  asked for;
+- :func:`expected_precision`: predicted standard errors and 95% intervals of
+  log burst frequency and log burst size for ``n_cells`` cells, with the
+  predicted probability that the fit lands in a limit regime and a column
+  saying where the asymptotics do not hold;
+- :func:`power` and :func:`cells_needed`: the power of the likelihood-ratio
+  test of :func:`telegraph.differential.differential` and the cells per group
+  it needs, from the noncentrality that the information gives with the other
+  rates as nuisance parameters;
+- :func:`optimize`: the cells/depth split of a budget under a stated
+  :class:`CostModel`, by gradient ascent on a Bayesian expected information
+  gain (under a prior over kinetics) or a local D- or A-criterion; the
+  gradient of the expected information gain is estimated by the
+  score-function (REINFORCE) estimator from simulated cells, with a baseline
+  and its standard error (:func:`eig_gradient`), or computed exactly;
+- :func:`plan`: the per-gene table of the command line ``telegraph design``.
+
+Observation models are classes with four methods (:class:`OneSpecies`: one
+species with binomial capture, the stationary Poisson-Beta law); ``model=``
+names one in :data:`MODELS`. Models for unspliced/spliced counts and for
+metabolic labelling (where a pulse length becomes a design variable) come
+when those models are on main: each is one more class.
+
+Rates are per unit time; with the default ``k_deg=1`` they are in units of the
+mRNA degradation rate. Parameters broadcast (one row per parameter set);
+invalid parameters give NaN.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+from scipy import optimize as sopt
+from scipy import stats
+
+from . import blocks, config
+from .fitting import fit_raw
+from .gradient import lr_terms
+from .histogram import CountHistograms, capture_groups
+from .inputs import Capture, CaptureDistribution, FitSettings, capture_distribution
+from .kernels import design as kdesign
+from .kernels import fit as kfit
+from .stationary import logpmf_ab
+from .study import KINETICS_PRIOR
+
+__all__ = [
+    "fisher_information", "expected_precision", "power", "cells_needed", "plan",
+    "kinetics_table", "eig_gradient", "optimize", "CostModel", "DesignResult",
+    "DesignGradient", "OneSpecies", "MODELS", "PARAMETRISATIONS", "QUANTITIES",
+    "CRITERIA",
+]
+
+log = logging.getLogger("telegraph")
+
+#: parametrisations of :func:`fisher_information`: name -> its three coordinates
+PARAMETRISATIONS = {
+    "log_rates": ("log_k_on", "log_k_off", "log_k_syn"),
+    "rates": ("k_on", "k_off", "k_syn"),
+    "log_burst": ("log_burst_frequency", "log_burst_size", "log_k_off"),
+    "burst": ("burst_frequency", "burst_size", "k_off"),
+}
+
+#: quantities a differential test compares, with their contrast in
+#: theta = (log k_on, log k_off, log k_syn): log burst frequency = log k_on,
+#: log burst size = log k_syn - log k_off
+QUANTITIES = {
+    "burst_frequency": np.array([1.0, 0.0, 0.0]),
+    "burst_size": np.array([0.0, -1.0, 1.0]),
+}
+
+#: criteria of :func:`optimize` and :func:`eig_gradient`
+CRITERIA = ("eig", "D", "A")
+
+_LIMITS = ("poisson", "bursty", "bimodal")
+#: degrees of freedom by which the telegraph model exceeds each limit model
+_LIMIT_DF = {"poisson": 2, "bursty": 1, "bimodal": 1}
+#: capture groups of the exemplary histograms behind ``p_limit_regime``
+_EXEMPLARY_GROUPS = 8
+
+
+# --------------------------------------------------------------------------- observation models
+
+
+class OneSpecies:
+    """One species with binomial capture: the stationary Poisson-Beta law.
+
+    A cell's count n has p ~ Beta(a, b), n | p ~ Poisson(s lambda p) with
+    a = k_on/k_deg, b = k_off/k_deg, lambda = k_syn/k_deg and capture s. The
+    snapshot identifies theta = (log a, log b, log lambda) = the log rates in
+    units of k_deg, not k_deg itself. Every method works on flat arrays of
+    parameter sets; a new observation model provides the same four.
+    """
+
+    name = "one_species"
+    #: the coordinates the information is computed in
+    coordinates = ("log_k_on", "log_k_off", "log_k_syn")
+    #: whether the model identifies k_deg (a snapshot does not)
+    identifies_k_deg = False
+
+    def information(self, a, b, lam, capture: CaptureDistribution, moving=None, *,
+                    tol: float = config.DESIGN_INFO_TOL, deriv: bool = False,
+                    progress: bool | None = config.PROGRESS):
+        """Per-cell information in theta, averaged over ``capture``.
+
+        Returns ``I`` (m, 3, 3), ``dI`` (m, 3, 3): its derivative in the log of
+        a common factor of the capture of the groups where ``moving`` is 1
+        (zeros unless ``deriv``), and the relative truncation bound (m,).
+        """
+        m = a.shape[0]
+        I = np.full((m, 3, 3), np.nan)
+        dI = np.full((m, 3, 3), np.nan)
+        bound = np.full(m, np.nan)
+        terms = np.zeros(m, np.int64)
+        caps = np.ascontiguousarray(capture.values, dtype=np.float64)
+        w = np.ascontiguousarray(capture.weights, dtype=np.float64)
+        dw = w * (np.ones_like(w) if moving is None else np.asarray(moving, np.float64))
+        with blocks.gene_blocks(m, progress=progress, desc="telegraph design") as chunks:
+            for start, stop in chunks:
+                sl = slice(start, stop)
+                kdesign.information_many(
+                    np.ascontiguousarray(a[sl], dtype=np.float64),
+                    np.ascontiguousarray(b[sl], dtype=np.float64),
+                    np.ascontiguousarray(lam[sl], dtype=np.float64), caps, w, dw,
+                    float(tol), bool(deriv), I[sl], dI[sl], bound[sl], terms[sl])
+        return I, dI, bound
+
+    def sample(self, rng: np.random.Generator, a, b, lam, cell_capture, importance=True):
+        """Simulated counts (m sets, c cells) for the score-function estimates,
+        with their importance weights (m, c).
+
+        The information's derivative draws much of its value from rare cells
+        with high counts (high promoter activity p), which a plain sample
+        sees too seldom: its mean is then usually too small and its standard
+        error too optimistic. So p is drawn from the defensive mixture
+        q = (Beta(a, b) + Beta(a, b_t)) / 2 with b_t = min(b, max(1/2, b/4)),
+        which over-samples high activity, and each cell carries the weight
+        Beta(a, b)(p) / q(p) (unbiased; at most 2); n | p ~ Poisson(capture
+        lambda p) as in the model. ``importance=False``: plain draws from the
+        model (weights 1).
+        """
+        m = np.size(a)
+        c = len(cell_capture)
+        a2 = np.asarray(a, float)[:, None]
+        b2 = np.asarray(b, float)[:, None]
+        bt = np.minimum(b2, np.maximum(0.5, b2 / 4.0))
+        if importance:
+            tilt = rng.random((m, c)) < 0.5
+            p = np.where(tilt, rng.beta(a2, np.broadcast_to(bt, (m, c))),
+                         rng.beta(a2, np.broadcast_to(b2, (m, c))))
+            with np.errstate(over="ignore", invalid="ignore"):
+                r = np.exp(stats.beta.logpdf(p, a2, bt) - stats.beta.logpdf(p, a2, b2))
+            w = np.where(np.isnan(r), 1.0, 2.0 / (1.0 + r))
+        else:
+            p = rng.beta(a2, np.broadcast_to(b2, (m, c)))
+            w = np.ones((m, c))
+        x = np.asarray(lam, float)[:, None] * np.asarray(cell_capture, float)[None, :]
+        counts = rng.poisson(x * p).astype(np.int64)
+        return np.ascontiguousarray(counts), w
+
+    def cell_scores(self, counts, groups, capture: CaptureDistribution, moving, a, b, lam):
+        """Each simulated cell's score S (m, c, 3) in theta, its derivative dS
+        (m, c, 3) in the log capture factor at the fixed count, and the design
+        score d (m, c) = d log P(n) / d log capture (see
+        :func:`telegraph.kernels.design.cell_scores`)."""
+        m, c = counts.shape
+        S = np.empty((m, c, 3))
+        dS = np.empty((m, c, 3))
+        d = np.empty((m, c))
+        kdesign.cell_scores(np.ascontiguousarray(counts, dtype=np.int64),
+                            np.ascontiguousarray(groups, dtype=np.int64),
+                            np.ascontiguousarray(capture.values, dtype=np.float64),
+                            np.ascontiguousarray(moving, dtype=np.float64),
+                            np.ascontiguousarray(a, dtype=np.float64),
+                            np.ascontiguousarray(b, dtype=np.float64),
+                            np.ascontiguousarray(lam, dtype=np.float64), S, dS, d)
+        return S, dS, d
+
+    def exemplary_histograms(self, a, b, lam, capture: CaptureDistribution,
+                             n_cells) -> CountHistograms:
+        """The expected count histogram of each set ("exemplary data"):
+        ``n_cells * weight_g * P(n | capture_g)``, counts up to 12 Poisson
+        standard deviations above the largest mean."""
+        m = a.shape[0]
+        n_cells = np.broadcast_to(np.asarray(n_cells, float), (m,))
+        vals, grps, wts, ptr = [], [], [], [0]
+        for i in range(m):
+            for g, (s, w) in enumerate(zip(capture.values, capture.weights)):
+                x = s * lam[i]
+                n = np.arange(int(x + 12.0 * math.sqrt(x) + 25.0))
+                p = np.exp(logpmf_ab(n, a[i], b[i], x))
+                keep = p > 1e-14
+                vals.append(n[keep])
+                grps.append(np.full(int(keep.sum()), g))
+                wts.append(n_cells[i] * w * p[keep])
+            ptr.append(ptr[-1] + sum(v.size for v in vals[len(vals) - capture.values.size:]))
+        return CountHistograms(np.asarray(ptr), np.concatenate(vals), np.concatenate(grps),
+                               np.concatenate(wts), capture.values,
+                               np.round(n_cells).astype(np.int64), np.zeros(m, np.int64))
+
+
+#: observation models by name (``model=``)
+MODELS = {"one_species": OneSpecies()}
+
+
+def _model(model):
+    if isinstance(model, OneSpecies):
+        return model
+    try:
+        return MODELS[model]
+    except (KeyError, TypeError):
+        raise ValueError(f"model must be one of {sorted(MODELS)}; got {model!r}. Models of "
+                         "unspliced/spliced counts and of metabolic labelling come when the "
+                         "toolkit fits them") from None
+
+
+# --------------------------------------------------------------------------- argument handling
+
+
+def _capture(capture) -> CaptureDistribution:
+    """A planned capture as a distribution: one value, (values, weights), a
+    mapping, a :class:`telegraph.inputs.Capture`, or a per-cell array (grouped
+    as the fitter groups cells, :func:`telegraph.histogram.capture_groups`)."""
+    if isinstance(capture, Capture):
+        capture = 1.0 if capture.efficiency is None else capture.efficiency
+    if isinstance(capture, (CaptureDistribution, Mapping, tuple)):
+        return capture_distribution(capture)
+    arr = np.asarray(capture)
+    if arr.ndim == 0:
+        return capture_distribution(arr)
+    if arr.ndim != 1:
+        raise ValueError(f"capture must be one efficiency, a (values, weights) pair or a 1-D "
+                         f"per-cell array; got shape {arr.shape}")
+    group_of, values = capture_groups(arr, max_groups=config.CAPTURE_BINS,
+                                      rtol=config.CAPTURE_RTOL)
+    weights = np.bincount(group_of, minlength=values.size).astype(float)
+    return capture_distribution((values, weights))
+
+
+def _coarse(dist: CaptureDistribution, k: int) -> CaptureDistribution:
+    """At most ``k`` groups of about equal weight, each at its weighted mean capture."""
+    if dist.values.size <= k:
+        return dist
+    order = np.argsort(dist.values)
+    v, w = dist.values[order], dist.weights[order]
+    cut = np.minimum((np.cumsum(w) - 0.5 * w) * k, k - 1).astype(int)
+    wt = np.bincount(cut, w, minlength=k)
+    keep = wt > 0
+    return CaptureDistribution(np.bincount(cut, w * v, minlength=k)[keep] / wt[keep], wt[keep])
+
+
+class _Sets(NamedTuple):
+    """Broadcast parameter sets, flattened: shape, rates, dimensionless a, b, lam, valid."""
+    shape: tuple
+    k_on: np.ndarray
+    k_off: np.ndarray
+    k_syn: np.ndarray
+    k_deg: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    lam: np.ndarray
+    valid: np.ndarray
+    extra: tuple
+
+
+def _sets(k_on, k_off, k_syn, k_deg, *extra) -> _Sets:
+    arrs = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in
+                                 (k_on, k_off, k_syn, k_deg) + extra))
+    shape = arrs[0].shape
+    flat = [np.ascontiguousarray(v.ravel()) for v in arrs]
+    kon, koff, ksyn, kdeg = flat[:4]
+    with np.errstate(invalid="ignore"):
+        valid = np.ones(kon.shape, bool)
+        for v in (kon, koff, ksyn, kdeg):
+            valid &= np.isfinite(v) & (v > 0)
+        a = np.where(valid, kon / np.where(valid, kdeg, 1.0), np.nan)
+        b = np.where(valid, koff / np.where(valid, kdeg, 1.0), np.nan)
+        lam = np.where(valid, ksyn / np.where(valid, kdeg, 1.0), np.nan)
+    return _Sets(shape, kon, koff, ksyn, kdeg, a, b, lam, valid, tuple(flat[4:]))
+
+
+def _information(sets: _Sets, dist, model, *, tol, progress, deriv=False, moving=None):
+    """The model's information at the valid sets, NaN elsewhere."""
+    m = sets.a.size
+    I = np.full((m, 3, 3), np.nan)
+    dI = np.full((m, 3, 3), np.nan)
+    bound = np.full(m, np.nan)
+    ok = sets.valid
+    if ok.any():
+        I[ok], dI[ok], bound[ok] = model.information(sets.a[ok], sets.b[ok], sets.lam[ok], dist,
+                                                     moving, tol=tol, deriv=deriv,
+                                                     progress=progress)
+        short = bound > tol
+        if short.any():
+            log.warning("the expected information of %d parameter set(s) stopped at the "
+                        "longest count range before its truncation bound met tol=%g (largest "
+                        "relative bound %.2g); see the truncation_bound column",
+                        int(short.sum()), tol, float(np.nanmax(bound)))
+    return I, dI, bound
+
+
+def _inverse(I):
+    """Inverses of (m, 3, 3) information matrices, scaled to a unit diagonal
+    first (NaN where not positive definite)."""
+    d = np.sqrt(np.abs(np.einsum("mii->mi", I)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(d > 0, 1.0 / d, np.nan)
+    Is = I * scale[:, :, None] * scale[:, None, :]
+    out = np.full_like(I, np.nan)
+    good = np.isfinite(Is).all(axis=(1, 2))
+    if good.any():
+        w = np.linalg.eigvalsh(Is[good])
+        pd_ = w[:, 0] > 1e-13 * w[:, -1]
+        idx = np.flatnonzero(good)[pd_]
+        out[idx] = np.linalg.inv(Is[idx]) * scale[idx, :, None] * scale[idx, None, :]
+    return out
+
+
+def _variance(V, quantity):
+    c = QUANTITIES[quantity]
+    return np.einsum("i,mij,j->m", c, V, c)
+
+
+#: theta = (log k_on, log k_off, log k_syn) -> phi = (log burst frequency, log burst size,
+#: log k_off): theta = _T_BURST phi
+_T_BURST = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
+_BURST_INDEX = {"burst_frequency": 0, "burst_size": 1}
+
+
+def _burst_covariance(I):
+    """Per-cell covariance (m, 3, 3) of phi = (log burst frequency, log burst size, log k_off)."""
+    return _inverse(np.einsum("ki,mkl,lj->mij", _T_BURST, I, _T_BURST))
+
+
+def _var_positive_part(t):
+    """Var(max(Z, 0)) for Z ~ N(t, 1)."""
+    t = np.asarray(t, float)
+    cdf, pdf = stats.norm.cdf(t), stats.norm.pdf(t)
+    m1 = t * cdf + pdf
+    m2 = (t * t + 1.0) * cdf + t * pdf
+    return np.clip(m2 - m1 * m1, 0.0, 1.0)
+
+
+def _estimator_variance(Vb, n, quantity):
+    """Variance of the fitted log burst frequency or size from ``n`` cells.
+
+    ``Vb`` is the per-cell covariance of (log burst frequency, log burst size,
+    log k_off) (:func:`_burst_covariance`). Asymptotically the estimate is
+    normal with variance V_qq / n; but the fitter reports the bursty limit
+    (k_off = inf) whenever the likelihood is highest there, so it estimates
+    eta = k_deg/k_off >= 0 on a boundary. With eta_hat normal about eta = 1/b
+    with standard deviation sigma = se(log k_off)/b, the constrained estimate
+    is max(eta_hat, 0), and the regression of the target on eta gives
+
+        Var = (V_qq - V_qb^2/V_bb (1 - v(t))) / n,   t = eta/sigma = 1/se(log k_off),
+
+    with v(t) = Var(max(Z, 0)), Z ~ N(t, 1) (Chernoff 1954; Self & Liang 1987;
+    docs/maths.md, "Experiment design"). Far from the limit (t large) v = 1 and
+    this is V_qq / n.
+    """
+    j = _BURST_INDEX[quantity]
+    n = np.asarray(n, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vqq, vqb, vbb = Vb[:, j, j], Vb[:, j, 2], Vb[:, 2, 2]
+        t = np.sqrt(n / vbb)
+        shrink = np.where(vbb > 0, vqb * vqb / vbb, 0.0) * (1.0 - _var_positive_part(t))
+        return (vqq - shrink) / n
+
+
+def _check_quantity(quantity):
+    if quantity not in QUANTITIES:
+        raise ValueError(f"quantity must be one of {sorted(QUANTITIES)}; got {quantity!r}")
+
+
+def _check_level(name, value):
+    if not (isinstance(value, (int, float, np.floating)) and 0.0 < value < 1.0):
+        hint = (f" (did you mean {value / 100:g}?)"
+                if isinstance(value, (int, float)) and 1 < value < 100 else "")
+        raise ValueError(f"{name} must be in (0, 1); got {value!r}{hint}")
+
+
+# --------------------------------------------------------------------------- information
+
+
+def _transform(I, sets: _Sets, parametrisation):
+    """Information in theta = log rates -> the parametrisation asked for."""
+    if parametrisation == "log_rates":
+        return I
+    if parametrisation == "rates":
+        J = np.stack([1.0 / sets.k_on, 1.0 / sets.k_off, 1.0 / sets.k_syn], axis=1)
+        return I * J[:, :, None] * J[:, None, :]
+    # phi = (log k_on, log burst size, log k_off): theta = T phi
+    T = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
+    Ip = np.einsum("ki,mkl,lj->mij", T, I, T)
+    if parametrisation == "log_burst":
+        return Ip
+    J = np.stack([1.0 / sets.k_on, sets.k_off / sets.k_syn, 1.0 / sets.k_off], axis=1)
+    return Ip * J[:, :, None] * J[:, None, :]
+
+
+def fisher_information(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
+                       k_deg: ArrayLike = 1.0, *, capture=1.0,
+                       parametrisation: str = "log_rates", model: str = "one_species",
+                       tol: float = config.DESIGN_INFO_TOL, return_bound: bool = False,
+                       progress: bool | None = config.PROGRESS):
+    """Expected Fisher information of one cell about the kinetics.
+
+    The exact expectation over the count distribution, I = sum_n P(n) S(n)
+    S(n)^T with S the exact score (Fisher's identity), summed from n = 0 until
+    a rigorous bound on the rest of every diagonal entry is below ``tol``
+    times the entry (docs/maths.md, "Experiment design"), and averaged over
+    the cells' capture efficiencies. The information of N independent cells
+    is N times this.
+
+    Parameters
+    ----------
+    k_on, k_off, k_syn : array_like
+        Promoter activation and inactivation rates and the transcription rate
+        while on, per unit time (in units of k_deg with the default k_deg).
+        Broadcast against each other and ``k_deg``: one matrix per set.
+    k_deg : array_like, default 1
+        mRNA degradation rate per unit time. A snapshot does not identify it:
+        it is held fixed (it only sets the unit of the rates).
+    capture : float, (values, weights), mapping, array_like or Capture
+        Capture efficiency in (0, 1] of the planned cells: one value, a
+        distribution (distinct values and the fraction of cells with each),
+        or one value per cell (grouped as the fitter groups cells).
+    parametrisation : {"log_rates", "rates", "log_burst", "burst"}
+        Coordinates of the information (:data:`PARAMETRISATIONS`):
+        (log k_on, log k_off, log k_syn) (dimensionless); (k_on, k_off, k_syn)
+        (units time^2); (log burst frequency, log burst size, log k_off); or
+        (burst frequency k_on, burst size k_syn/k_off, k_off).
+    model : str
+        Observation model (:data:`MODELS`); ``"one_species"``.
+    tol : float
+        Relative truncation bound of the sum over counts.
+    return_bound : bool
+        Also return the achieved relative bound r: every entry satisfies
+        ``abs(I_ij - I_ij(truncated)) <= r sqrt(I_ii I_jj)``.
+    progress : bool or None
+        Progress bar over parameter sets on stderr: None (default) when
+        stderr is a terminal or in a Jupyter kernel, True always, False never.
+
+    Returns
+    -------
+    ndarray, shape ``broadcast + (3, 3)``
+        Per-cell information in the coordinates asked for; NaN for invalid
+        parameters. With ``return_bound``, also the bound, shape ``broadcast``.
+
+    Examples
+    --------
+    >>> import telegraph as tg
+    >>> I = tg.design.fisher_information(0.5, 2.0, 20.0, capture=0.3)
+    >>> I.shape
+    (3, 3)
+    """
+    if parametrisation not in PARAMETRISATIONS:
+        raise ValueError(f"parametrisation must be one of {sorted(PARAMETRISATIONS)}; got "
+                         f"{parametrisation!r}")
+    mdl = _model(model)
+    dist = _capture(capture)
+    sets = _sets(k_on, k_off, k_syn, k_deg)
+    I, _, bound = _information(sets, dist, mdl, tol=tol, progress=progress)
+    I = _transform(I, sets, parametrisation).reshape(sets.shape + (3, 3))
+    if return_bound:
+        return I, bound.reshape(sets.shape)[()]
+    return I
+
+
+# --------------------------------------------------------------------------- precision
+
+
+def _limit_probabilities(sets: _Sets, dist, model, n_cells, ci, progress):
+    """Predicted probability that the fit reports each limit regime, from the
+    exemplary data (the expected histogram of ``n_cells`` cells): 2 (l_sup -
+    l_limit) there is the noncentrality of the statistic that decides the
+    regime (docs/maths.md, "Experiment design")."""
+    m = sets.a.size
+    out = {lim: np.full(m, np.nan) for lim in _LIMITS}
+    ok = sets.valid & (n_cells >= 1)
+    if not ok.any():
+        return out
+    hist = model.exemplary_histograms(sets.a[ok], sets.b[ok], sets.lam[ok],
+                                      _coarse(dist, _EXEMPLARY_GROUPS), n_cells[ok])
+    settings = FitSettings(ci=ci, interval="wald", min_cells=1, profile=(),
+                           gof_min_expected=0.0)
+    raw = []
+    with blocks.gene_blocks(hist.n_genes, progress=progress,
+                            desc="telegraph design (limits)") as chunks:
+        for start, stop in chunks:
+            raw.append(fit_raw(hist, settings, slice(start, stop)))
+    rows = kfit.FitRows(np.vstack(raw))
+    lls = {"telegraph": rows.loglik, "poisson": rows.loglik_poisson,
+           "bursty": rows.loglik_nb, "bimodal": rows.loglik_zip}
+    sup = np.nanmax(np.column_stack(list(lls.values())), axis=1)
+    crit = stats.chi2.ppf(ci, 1)
+    for lim in _LIMITS:
+        nc = np.clip(2.0 * (sup - lls[lim]), 0.0, None)
+        with np.errstate(invalid="ignore"):
+            p = np.where(nc > 1e-12, stats.ncx2.cdf(crit, _LIMIT_DF[lim], np.maximum(nc, 1e-12)),
+                         stats.chi2.cdf(crit, _LIMIT_DF[lim]))
+        p = np.where(np.isfinite(lls[lim]), p, 0.0)
+        out[lim][ok] = p
+    return out
+
+
+def expected_precision(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
+                       k_deg: ArrayLike = 1.0, *, n_cells: ArrayLike, capture=1.0,
+                       ci: float = config.CI, limits: bool = True,
+                       model: str = "one_species", tol: float = config.DESIGN_INFO_TOL,
+                       progress: bool | None = config.PROGRESS) -> pd.DataFrame:
+    """Predicted precision of the fitted burst frequency and burst size.
+
+    From the inverse of ``n_cells`` times the per-cell information
+    (:func:`fisher_information`): the asymptotic standard errors of the
+    log estimates, with the other rates as nuisance parameters, and the
+    predicted ``ci`` intervals around the true values,
+    exp(log value -/+ z se). Near the bursty limit the fitter often reports
+    that limit (k_off = inf), which truncates the uncertainty of k_off and
+    with it part of that of burst frequency and size; the standard errors of
+    those two include this boundary effect (docs/maths.md, "Experiment
+    design"). These are what :func:`telegraph.fit` delivers on average where
+    the asymptotics hold; the ``asymptotics`` column says where they do not.
+
+    Parameters
+    ----------
+    k_on, k_off, k_syn, k_deg : array_like
+        Rates per unit time (in units of k_deg with the default ``k_deg=1``),
+        broadcast with ``n_cells``: one row per set.
+    n_cells : array_like of int
+        Number of cells.
+    capture : float, (values, weights), mapping, array_like or Capture
+        Capture efficiency of the cells (see :func:`fisher_information`).
+    ci : float
+        Level of the predicted intervals (and of the fitter's regime
+        decision, for ``p_limit_regime``).
+    limits : bool
+        Compute ``p_limit_regime`` (fits the limit models to the expected
+        histogram of each set: about the cost of fitting that many genes).
+    model, tol, progress
+        As in :func:`fisher_information` (progress bars on stderr; None: on a
+        terminal).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per parameter set: ``k_on``, ``k_off``, ``k_syn``, ``k_deg``,
+        ``n_cells``, ``capture_mean``, ``burst_frequency`` (= k_on, per unit
+        time), ``burst_size`` (k_syn/k_off, molecules), ``burst_frequency_log_se``,
+        ``burst_size_log_se``, ``k_off_log_se``, ``k_syn_log_se`` (natural-log
+        scale), ``k_deg_log_se`` (inf: a snapshot does not identify k_deg),
+        ``burst_frequency_ci_low``/``_ci_high`` and
+        ``burst_size_ci_low``/``_ci_high`` (predicted interval bounds, same
+        units as the values), ``p_limit_regime`` (predicted probability that
+        the fit reports the ``poisson``, ``bursty`` or ``bimodal`` regime,
+        whichever is likeliest, ``nearest_limit``), ``nonzero_cells`` (the
+        expected number of cells with a non-zero count), ``truncation_bound``
+        (see :func:`fisher_information`) and ``asymptotics``: ``"ok"``, or
+        ``"few_cells"`` (a predicted log standard error above
+        ``config.DESIGN_MAX_LOG_SE``, fewer than ``config.DESIGN_MIN_NONZERO``
+        non-zero cells expected, or fewer cells than the fitter fits) and/or
+        ``"near_<limit>"`` (``p_limit_regime`` above
+        ``config.DESIGN_MAX_P_LIMIT``), comma separated.
+
+    Notes
+    -----
+    Checked against the fitter on simulated data (tests/test_design.py,
+    docs/maths.md, "Experiment design"): where ``asymptotics`` is ``"ok"``
+    the spread of the fitted log burst frequency and log burst size and the
+    widths of the fitter's intervals agree with the prediction within
+    sampling error. Near the bursty limit (``"near_bursty"``) the boundary
+    correction brings the prediction within about 10% of the widths of the
+    fitter's intervals; the point estimate reported in the ``bursty`` regime
+    is the negative binomial's, whose spread is up to about 20% smaller at
+    the limit and can be larger (and biased) where the regime is uncertain.
+    Near the bimodal or Poisson limits burst frequency (and, for Poisson,
+    burst size) is not identified and the prediction does not apply. ``k_off_log_se`` and ``k_syn_log_se`` are the plain asymptotic
+    values (the fitter reports k_off = k_syn = inf in the bursty limit).
+    """
+    _check_level("ci", ci)
+    mdl = _model(model)
+    dist = _capture(capture)
+    sets = _sets(k_on, k_off, k_syn, k_deg, n_cells)
+    n = sets.extra[0]
+    if not np.all(np.isfinite(n) & (n >= 1)):
+        raise ValueError("n_cells must be finite and at least 1")
+    I, _, bound = _information(sets, dist, mdl, tol=tol, progress=progress)
+    V = _inverse(I) / n[:, None, None]
+    Vb = _burst_covariance(I)
+    z = stats.norm.ppf(0.5 + ci / 2.0)
+    out = pd.DataFrame({"k_on": sets.k_on, "k_off": sets.k_off, "k_syn": sets.k_syn,
+                        "k_deg": sets.k_deg, "n_cells": n, "capture_mean": dist.mean})
+    out["burst_frequency"] = np.where(sets.valid, sets.k_on, np.nan)
+    out["burst_size"] = np.where(sets.valid, sets.k_syn / sets.k_off, np.nan)
+    with np.errstate(invalid="ignore"):
+        se = {q: np.sqrt(_estimator_variance(Vb, n, q)) for q in QUANTITIES}
+        se["k_off"] = np.sqrt(V[:, 1, 1])
+        se["k_syn"] = np.sqrt(V[:, 2, 2])
+    for q in ("burst_frequency", "burst_size", "k_off", "k_syn"):
+        out[f"{q}_log_se"] = se[q]
+    out["k_deg_log_se"] = np.where(sets.valid, np.inf, np.nan)
+    for q in QUANTITIES:
+        with np.errstate(over="ignore", invalid="ignore"):
+            out[f"{q}_ci_low"] = out[q] * np.exp(-z * se[q])
+            out[f"{q}_ci_high"] = out[q] * np.exp(z * se[q])
+    if limits:
+        pl = _limit_probabilities(sets, dist, mdl, n, ci, progress)
+        P = np.column_stack([pl[lim] for lim in _LIMITS])
+        has = np.isfinite(P).any(axis=1)
+        out["p_limit_regime"] = np.where(has, np.nanmax(np.where(np.isfinite(P), P, -1), axis=1),
+                                         np.nan)
+        out["nearest_limit"] = np.where(has, np.array(_LIMITS)[np.argmax(np.nan_to_num(P, nan=-1),
+                                                                         axis=1)], "")
+    else:
+        out["p_limit_regime"] = np.nan
+        out["nearest_limit"] = ""
+    out["nonzero_cells"] = _nonzero_cells(sets, dist, n)
+    out["truncation_bound"] = bound
+    out["asymptotics"] = _asymptotics(out, sets.valid)
+    return out
+
+
+def _nonzero_cells(sets: _Sets, dist: CaptureDistribution, n):
+    """Expected number of cells with a non-zero count."""
+    p0 = np.zeros(sets.a.size)
+    for s, w in zip(dist.values, dist.weights):
+        with np.errstate(invalid="ignore"):
+            p0 += w * np.exp(logpmf_ab(0, sets.a, sets.b, s * sets.lam))
+    return n * (1.0 - p0)
+
+
+def _asymptotics(table, valid):
+    n = table["n_cells"].to_numpy(float)
+    se = np.fmax(table["burst_frequency_log_se"].to_numpy(float),
+                 table["burst_size_log_se"].to_numpy(float))
+    few = ((n < config.MIN_CELLS) | ~(se <= config.DESIGN_MAX_LOG_SE)
+           | ~(table["nonzero_cells"].to_numpy(float) >= config.DESIGN_MIN_NONZERO))
+    pl = table["p_limit_regime"].to_numpy(float)
+    near = pl > config.DESIGN_MAX_P_LIMIT
+    lim = table["nearest_limit"].to_numpy(object)
+    out = []
+    for i in range(len(table)):
+        if not valid[i]:
+            out.append("invalid")
+            continue
+        why = (["few_cells"] if few[i] else []) + ([f"near_{lim[i]}"] if near[i] else [])
+        out.append(",".join(why) or "ok")
+    return np.array(out, dtype=object)
+
+
+# --------------------------------------------------------------------------- power
+
+
+def _second_group(sets: _Sets, effect, quantity, via):
+    """The rates of the second group: the first group's, with burst frequency
+    (k_on) or burst size (through k_syn, or through k_off) times ``effect``."""
+    kon, koff, ksyn = sets.k_on.copy(), sets.k_off.copy(), sets.k_syn.copy()
+    if quantity == "burst_frequency":
+        kon = kon * effect
+    elif via == "k_syn":
+        ksyn = ksyn * effect
+    else:
+        koff = koff / effect
+    return _sets(kon, koff, ksyn, sets.k_deg)
+
+
+def _check_effect(effect):
+    e = np.asarray(effect, dtype=float)
+    if not np.all(np.isfinite(e) & (e > 0)):
+        raise ValueError(f"effect is a fold change (> 0, e.g. 1.5); got {effect!r}")
+    if np.any(e == 1.0):
+        raise ValueError("effect = 1 is no change: no number of cells detects it")
+    return e
+
+
+def _group_covariances(k_on, k_off, k_syn, k_deg, effect, quantity, via, capture, model, tol,
+                       progress):
+    """Per-cell covariances of (log burst frequency, log burst size, log k_off) in
+    each group, (Vb1, Vb2) flat, log(effect) and the broadcast shape."""
+    _check_quantity(quantity)
+    if via not in ("k_syn", "k_off"):
+        raise ValueError(f"via must be 'k_syn' or 'k_off' (how burst size changes); got {via!r}")
+    mdl = _model(model)
+    dist = _capture(capture)
+    effect = _check_effect(effect)
+    s1 = _sets(k_on, k_off, k_syn, k_deg, effect)
+    eff = s1.extra[0]
+    s2 = _second_group(s1, eff, quantity, via)
+    both = _sets(np.concatenate([s1.k_on, s2.k_on]), np.concatenate([s1.k_off, s2.k_off]),
+                 np.concatenate([s1.k_syn, s2.k_syn]), np.concatenate([s1.k_deg, s2.k_deg]))
+    I, _, _ = _information(both, dist, mdl, tol=tol, progress=progress)
+    Vb = _burst_covariance(I)
+    m = s1.a.size
+    return Vb[:m], Vb[m:], np.log(eff), s1.shape
+
+
+def _noncentrality(Vb1, Vb2, delta, n, quantity):
+    """Noncentrality of the test's statistic with n cells per group."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return delta ** 2 / (_estimator_variance(Vb1, n, quantity)
+                             + _estimator_variance(Vb2, n, quantity))
+
+
+def _critical_value(alpha):
+    """The likelihood-ratio test's critical value: chi-square(1) at level alpha
+    (the reference law of :func:`telegraph.differential.differential`)."""
+    return stats.chi2.isf(alpha, 1)
+
+
+def _noncentrality_for(power_, alpha):
+    """Noncentrality of chi-square(1) at which the test has the power asked."""
+    crit = _critical_value(alpha)
+    if power_ <= alpha:
+        return 0.0
+    f = lambda nc: stats.ncx2.sf(crit, 1, nc) - power_  # noqa: E731
+    hi = 1.0
+    while f(hi) < 0:
+        hi *= 2.0
+    return sopt.brentq(f, 1e-9, hi, xtol=1e-12)
+
+
+def power(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: ArrayLike = 1.0, *,
+          effect: ArrayLike, n_cells: ArrayLike, quantity: str = "burst_frequency",
+          alpha: float = 0.05, capture=1.0, via: str = "k_syn", model: str = "one_species",
+          tol: float = config.DESIGN_INFO_TOL,
+          progress: bool | None = config.PROGRESS) -> np.ndarray:
+    """Predicted power of the differential test for a fold change in one quantity.
+
+    Group 1 has the given kinetics, group 2 the same with ``quantity``
+    multiplied by ``effect``; each group has ``n_cells`` cells with the
+    capture distribution ``capture``. The likelihood-ratio statistic of
+    :func:`telegraph.differential.differential` (equal ``quantity``, all other
+    rates free in each group) is asymptotically noncentral chi-square(1) with
+    noncentrality delta^2 / (v1 + v2), delta = log(effect) and v_g the
+    variance of the fitted log quantity in group g with the other rates as
+    nuisance parameters: the inverse of n times the information, with the
+    correction for the bursty limit of :func:`expected_precision`
+    (docs/maths.md, "Experiment design").
+
+    Parameters
+    ----------
+    k_on, k_off, k_syn, k_deg : array_like
+        Kinetics of group 1, per unit time (units of k_deg by default);
+        broadcast with ``effect`` and ``n_cells``.
+    effect : array_like
+        Fold change (group 2 over group 1), > 0 and not 1.
+    n_cells : array_like
+        Cells per group.
+    quantity : {"burst_frequency", "burst_size"}
+        What changes and is tested.
+    alpha : float
+        Level of the test (two-sided, as the likelihood-ratio test is).
+    capture
+        Capture efficiency of the cells of both groups (see
+        :func:`fisher_information`).
+    via : {"k_syn", "k_off"}
+        How a burst-size change is made: k_syn times ``effect`` (default), or
+        k_off divided by it (which also changes the fraction of time on).
+    model, tol, progress
+        As in :func:`fisher_information` (progress bars on stderr; None: on a
+        terminal).
+
+    Returns
+    -------
+    ndarray or float
+        Power in [alpha, 1], broadcast shape; NaN for invalid kinetics.
+    """
+    _check_level("alpha", alpha)
+    n = np.asarray(n_cells, dtype=float)
+    if not np.all(np.isfinite(n) & (n >= 1)):
+        raise ValueError("n_cells must be finite and at least 1")
+    Vb1, Vb2, delta, shape = _group_covariances(
+        *np.broadcast_arrays(k_on, k_off, k_syn, k_deg, n)[:4], effect, quantity, via, capture,
+        model, tol, progress)
+    n = np.broadcast_to(n, np.broadcast_shapes(shape, n.shape)).ravel()
+    delta = np.broadcast_to(delta, n.shape)
+    nc = _noncentrality(Vb1, Vb2, delta, n, quantity)
+    crit = _critical_value(alpha)
+    p = np.where(np.isfinite(nc), stats.ncx2.sf(crit, 1, np.maximum(nc, 1e-300)), np.nan)
+    return p.reshape(np.broadcast_shapes(shape, np.shape(n_cells)))[()]
+
+
+_predicted_power = power  # plan() has an argument of that name
+
+
+def cells_needed(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: ArrayLike = 1.0, *,
+                 effect: ArrayLike, quantity: str = "burst_frequency", power: float = 0.8,
+                 alpha: float = 0.05, capture=1.0, via: str = "k_syn",
+                 model: str = "one_species", tol: float = config.DESIGN_INFO_TOL,
+                 progress: bool | None = config.PROGRESS) -> np.ndarray:
+    """Cells per group for the differential test to detect a fold change.
+
+    The smallest n (cells in each of two groups) at which the predicted power
+    of :func:`power` reaches ``power``: the noncentrality delta^2 / (v1(n) +
+    v2(n)) reaches that of chi-square(1) at which the test at level ``alpha``
+    has that power (far from the bursty limit, v_g = V_g / n and n = nc (V1 +
+    V2) / log(effect)^2); at least ``config.MIN_CELLS`` (the test's
+    ``min_cells``). Parameters as in :func:`power`.
+
+    Returns
+    -------
+    ndarray or float
+        Cells per group, whole numbers (float dtype: NaN for invalid
+        kinetics, inf where the information cannot separate the groups),
+        one per parameter set.
+
+    Examples
+    --------
+    >>> import telegraph as tg
+    >>> n = tg.design.cells_needed(0.5, 2.0, 20.0, effect=1.5, capture=0.3)
+    >>> bool(n > 100)
+    True
+    """
+    _check_level("alpha", alpha)
+    _check_level("power", power)
+    Vb1, Vb2, delta, shape = _group_covariances(k_on, k_off, k_syn, k_deg, effect, quantity,
+                                                via, capture, model, tol, progress)
+    target = _noncentrality_for(power, alpha)
+    j = _BURST_INDEX[quantity]
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        # the per-cell variance lies between its value at the boundary (v = Var(max(Z, 0))
+        # at t = 0) and V_qq, so n lies between these two, and the noncentrality grows with n
+        full = Vb1[:, j, j] + Vb2[:, j, j]
+        least = full - (1.0 - _var_positive_part(0.0)) * sum(
+            np.where(V[:, 2, 2] > 0, V[:, j, 2] ** 2 / V[:, 2, 2], 0.0) for V in (Vb1, Vb2))
+        hi = target * full / delta ** 2
+        lo = target * least / delta ** 2
+        ok = np.isfinite(hi) & np.isfinite(lo) & (hi > 0)
+        lo, hi = np.where(ok, np.maximum(lo, 1e-9), 1.0), np.where(ok, hi, 1.0)
+        for _ in range(60):                       # bisection in log n
+            mid = np.sqrt(lo * hi)
+            reached = _noncentrality(Vb1, Vb2, delta, mid, quantity) >= target
+            hi = np.where(reached, mid, hi)
+            lo = np.where(reached, lo, mid)
+        n = np.ceil(hi * (1.0 - 1e-12))
+        n = np.where(ok, n, np.where(np.isnan(full), np.nan, np.inf))
+    n = np.where(np.isfinite(n), np.maximum(n, config.MIN_CELLS), n)
+    return n.reshape(shape)[()]
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def kinetics_table(table: pd.DataFrame, *, k_deg=None) -> pd.DataFrame:
+    """Kinetics to plan with, from the results of an earlier fit.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A table of :func:`telegraph.fit` (or ``telegraph fit --table``, or
+        :func:`telegraph.get.kinetics_df`), or any table with columns
+        ``k_on``, ``k_off``, ``k_syn`` (e.g. txburst's estimates), one row per
+        gene; a ``gene`` column or the index names the genes.
+    k_deg : None, float, or str
+        Degradation rate per unit time of each gene: a number, a column of
+        ``table``, or None (the table's ``k_deg`` column if any, else 1).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by gene: ``k_on``, ``k_off``, ``k_syn``, ``k_deg`` (per unit
+        time), ``regime`` (of the earlier fit, ``"telegraph"`` when the table
+        has none) and ``usable``. Genes the earlier fit placed in the bursty
+        limit keep their burst frequency and size with k_off =
+        ``config.DESIGN_BURSTY_K_OFF`` k_deg; genes in the ``poisson`` or
+        ``bimodal`` regime, not fitted or with non-finite rates are not
+        usable (burst frequency or size was not identified) and have NaN rates.
+    """
+    missing = [c for c in ("k_on", "k_off", "k_syn") if c not in table.columns]
+    if missing:
+        raise ValueError(f"the kinetics table has no column(s) {missing}; give a table of "
+                         f"telegraph fit (--table) or one with k_on, k_off, k_syn per gene")
+    genes = (table["gene"].astype(str).to_numpy() if "gene" in table.columns
+             else table.index.astype(str).to_numpy())
+    if k_deg is None:
+        kd = table["k_deg"].to_numpy(float) if "k_deg" in table.columns else np.ones(len(table))
+    elif isinstance(k_deg, str):
+        if k_deg not in table.columns:
+            raise ValueError(f"k_deg={k_deg!r} is not a column of the kinetics table")
+        kd = table[k_deg].to_numpy(float)
+    else:
+        kd = np.broadcast_to(np.asarray(k_deg, float), (len(table),)).copy()
+    kon = table["k_on"].to_numpy(float).copy()
+    koff = table["k_off"].to_numpy(float).copy()
+    ksyn = table["k_syn"].to_numpy(float).copy()
+    regime = (table["regime"].astype(str).to_numpy() if "regime" in table.columns
+              else np.full(len(table), "telegraph", dtype=object))
+    bursty = regime == "bursty"
+    if bursty.any():
+        size = (table["burst_size"].to_numpy(float) if "burst_size" in table.columns
+                else ksyn / koff)
+        koff = np.where(bursty, config.DESIGN_BURSTY_K_OFF * kd, koff)
+        with np.errstate(invalid="ignore", over="ignore"):
+            ksyn = np.where(bursty, size * koff, ksyn)
+    with np.errstate(invalid="ignore"):
+        usable = (np.isin(regime, ["telegraph", "bursty"]) & np.isfinite(kon) & (kon > 0)
+                  & np.isfinite(koff) & (koff > 0) & np.isfinite(ksyn) & (ksyn > 0)
+                  & np.isfinite(kd) & (kd > 0))
+    out = pd.DataFrame({"k_on": np.where(usable, kon, np.nan),
+                        "k_off": np.where(usable, koff, np.nan),
+                        "k_syn": np.where(usable, ksyn, np.nan), "k_deg": kd,
+                        "regime": regime, "usable": usable}, index=pd.Index(genes, name="gene"))
+    return out
+
+
+def plan(kinetics: pd.DataFrame, *, effect: float, quantity: str = "burst_frequency",
+         power: float = 0.8, alpha: float = 0.05, capture=1.0, n_cells=None,
+         via: str = "k_syn", model: str = "one_species",
+         progress: bool | None = config.PROGRESS) -> pd.DataFrame:
+    """Cells per group, gene by gene, from an earlier fit (``telegraph design``).
+
+    Parameters
+    ----------
+    kinetics : pandas.DataFrame
+        Results of an earlier fit (see :func:`kinetics_table`).
+    effect, quantity, power, alpha, capture, via, model
+        As in :func:`cells_needed`; ``quantity="both"`` plans for burst
+        frequency and burst size.
+    n_cells : int, optional
+        Also predict the power of each gene's test with this many cells per
+        group (column ``power_at_<n_cells>``, one per quantity).
+    progress : bool or None
+        Progress bar (None: on a terminal; see :func:`fisher_information`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by gene: ``burst_frequency``, ``burst_size`` (as in the earlier
+        fit), ``regime`` (earlier fit), ``usable``, and per quantity
+        ``cells_needed_<quantity>`` (per group; NaN for genes not usable) and,
+        with ``n_cells``, ``power_<quantity>``. ``attrs`` records the settings.
+    """
+    quantities = list(QUANTITIES) if quantity == "both" else [quantity]
+    for q in quantities:
+        _check_quantity(q)
+    kin = kinetics_table(kinetics) if "usable" not in kinetics.columns else kinetics
+    out = pd.DataFrame(index=kin.index.copy())
+    out["burst_frequency"] = kin["k_on"]
+    out["burst_size"] = kin["k_syn"] / kin["k_off"]
+    out["regime"] = kin["regime"]
+    out["usable"] = kin["usable"]
+    args = (kin["k_on"].to_numpy(float), kin["k_off"].to_numpy(float),
+            kin["k_syn"].to_numpy(float), kin["k_deg"].to_numpy(float))
+    for q in quantities:
+        out[f"cells_needed_{q}"] = cells_needed(*args, effect=effect, quantity=q, power=power,
+                                                alpha=alpha, capture=capture, via=via,
+                                                model=model, progress=progress)
+        if n_cells is not None:
+            out[f"power_{q}"] = _predicted_power(*args, effect=effect, n_cells=n_cells,
+                                                 quantity=q, alpha=alpha, capture=capture,
+                                                 via=via, model=model)
+    out.attrs["settings"] = {"effect": float(effect), "power": float(power),
+                             "alpha": float(alpha), "quantity": quantity,
+                             "capture_mean": _capture(capture).mean, "via": via,
+                             "n_cells": n_cells, "model": _model(model).name}
+    return out
+
+
+# --------------------------------------------------------------------------- design criteria
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """What an experiment costs and what sequencing depth buys.
+
+    An experiment of N cells sequenced at r reads per cell costs
+    ``N * (cell + read * r)`` (in any currency), and a cell sequenced at r
+    reads per cell has its molecules counted with probability
+
+        capture(r) = capture_max * r / (r + reads_half)
+
+    (saturation of a library: deeper sequencing finds ever fewer new
+    molecules). State your own: e.g. the library cost per cell, the cost per
+    read, and the capture efficiency and half-saturation depth measured on a
+    pilot run (capture at depth r is the mean count of a gene at that depth
+    over its mean count at saturation, times ``capture_max``).
+
+    Attributes
+    ----------
+    cell : float
+        Cost of one cell's library (>= 0).
+    read : float
+        Cost of one read (> 0).
+    capture_max : float
+        Capture efficiency approached at saturating depth, in (0, 1].
+    reads_half : float
+        Reads per cell at which half of ``capture_max`` is reached (> 0).
+    """
+
+    cell: float = config.DESIGN_CELL_COST
+    read: float = config.DESIGN_READ_COST
+    capture_max: float = config.DESIGN_CAPTURE_MAX
+    reads_half: float = config.DESIGN_READS_HALF
+
+    def __post_init__(self):
+        for name in ("cell", "read", "capture_max", "reads_half"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float, np.floating)) and math.isfinite(v)):
+                raise ValueError(f"CostModel.{name} must be a finite number; got {v!r}")
+        if self.cell < 0 or self.read <= 0:
+            raise ValueError(f"CostModel: cell cost must be >= 0 and read cost > 0; got "
+                             f"cell={self.cell}, read={self.read}")
+        if not 0 < self.capture_max <= 1:
+            raise ValueError(f"CostModel.capture_max is an efficiency in (0, 1]; got "
+                             f"{self.capture_max}")
+        if self.reads_half <= 0:
+            raise ValueError(f"CostModel.reads_half must be > 0; got {self.reads_half}")
+
+    def capture(self, reads):
+        """Mean capture efficiency at ``reads`` reads per cell."""
+        reads = np.asarray(reads, float)
+        return self.capture_max * reads / (reads + self.reads_half)
+
+    def cells(self, budget, reads):
+        """Cells the ``budget`` pays for at ``reads`` reads per cell (not rounded)."""
+        return np.asarray(budget, float) / (self.cell + self.read * np.asarray(reads, float))
+
+    def d_log_capture(self, reads):
+        """d log capture / d log reads."""
+        return self.reads_half / (np.asarray(reads, float) + self.reads_half)
+
+    def d_log_cells(self, reads):
+        """d log cells / d log reads (at a fixed budget)."""
+        r = self.read * np.asarray(reads, float)
+        return -r / (self.cell + r)
+
+    def record(self) -> dict:
+        return {"cell": self.cell, "read": self.read, "capture_max": self.capture_max,
+                "reads_half": self.reads_half}
+
+
+@dataclass(frozen=True)
+class DesignGradient:
+    """Result of :func:`eig_gradient`.
+
+    Attributes
+    ----------
+    criterion : str
+        ``"eig"``, ``"D"`` or ``"A"``.
+    method : str
+        ``"score"`` (score-function estimate from simulated cells) or ``"exact"``.
+    value : float
+        The criterion at the design (for ``"eig"``: nats per parameter set, up
+        to the prior's entropy); the same for both methods (the information
+        itself is summed exactly).
+    d_log_capture : float
+        Derivative of the criterion in the log of a common factor of every
+        cell's capture (cells at capture 1 stay there).
+    d_log_capture_se : float
+        Its Monte Carlo standard error (0 for ``"exact"``).
+    d_log_cells : float
+        Derivative in the log number of cells (exact for every method).
+    per_set : numpy.ndarray
+        Each parameter set's contribution to ``d_log_capture``.
+    n_sim_cells : int
+        Simulated cells per parameter set (0 for ``"exact"``).
+    """
+
+    criterion: str
+    method: str
+    value: float
+    d_log_capture: float
+    d_log_capture_se: float
+    d_log_cells: float
+    per_set: np.ndarray
+    n_sim_cells: int
+
+
+def _criterion(criterion, I, n):
+    """Value, weight matrices W (dU/dlog kappa = sum_j tr(W_j dI_j)) and dU/dlog n
+    of a criterion over the parameter sets with per-cell information ``I``.
+
+    Every criterion is about psi = (log burst frequency, log burst size), the
+    reported quantities, with k_off a nuisance: per cell, psi has the
+    variance V_psi = C^T I^-1 C (C the contrasts of :data:`QUANTITIES`) and the
+    efficient information M = V_psi^-1; d log det M = tr(V C M C^T V dI) and
+    d tr V_psi = -tr(V C C^T V dI), V = I^-1 (docs/maths.md, "Experiment design").
+    """
+    V = _inverse(I)
+    good = np.isfinite(V).all(axis=(1, 2))
+    m = int(good.sum())
+    if m == 0:
+        raise ValueError("the information is singular for every parameter set: no design "
+                         "criterion can be computed (are the counts all zero?)")
+    C = np.stack(list(QUANTITIES.values()), axis=1)              # (3, 2)
+    k = C.shape[1]
+    VC = np.einsum("mij,jq->miq", V[good], C)                     # (m, 3, 2)
+    Vpsi = np.einsum("iq,miu->mqu", C, VC)                        # (m, 2, 2)
+    W = np.zeros_like(I)
+    if criterion in ("eig", "D"):
+        M = np.linalg.inv(Vpsi)
+        _, logdet = np.linalg.slogdet(M)
+        logdet = logdet + k * math.log(n)
+        Wg = np.einsum("miq,mqu,mju->mij", VC, M, VC)
+        if criterion == "eig":
+            value = 0.5 * float(np.mean(logdet)) - 0.5 * k * math.log(2 * math.pi * math.e)
+            W[good] = 0.5 * Wg / m
+            d_log_n = 0.5 * k
+        else:
+            value = float(np.sum(logdet))
+            W[good] = Wg
+            d_log_n = float(k * m)
+    else:
+        A = float(np.einsum("mqq->", Vpsi)) / n
+        value = -A
+        W[good] = np.einsum("miq,mjq->mij", VC, VC) / n
+        d_log_n = A
+    return value, W, d_log_n, good
+
+
+def _allocate(n_sim, weights):
+    """Cells per capture group for the simulation: proportional (largest
+    remainders), at least one per group of positive weight."""
+    k = weights.size
+    if n_sim < k:
+        raise ValueError(f"n_sim_cells={n_sim} is fewer than the {k} capture groups; simulate "
+                         f"more cells")
+    base = np.where(weights > 0, 1, 0)
+    rest = n_sim - base.sum()
+    exact = weights * rest
+    add = np.floor(exact).astype(int)
+    order = np.argsort(-(exact - add), kind="stable")
+    add[order[: rest - add.sum()]] += 1
+    counts = base + add
+    groups = np.repeat(np.arange(k), counts)
+    cw = np.where(counts > 0, weights * n_sim / np.maximum(counts, 1), 0.0)[groups]
+    return groups, cw
+
+
+def _design_gradient(model, sets: _Sets, dist: CaptureDistribution, moving, n, criterion,
+                     method, baseline, n_sim, rng, tol, progress=False,
+                     importance=True) -> DesignGradient:
+    a, b, lam = sets.a, sets.b, sets.lam
+    I, dI, _ = model.information(a, b, lam, dist, moving, tol=tol, deriv=method == "exact",
+                                 progress=progress)
+    value, W, d_log_n, good = _criterion(criterion, I, n)
+    if method == "exact":
+        per = np.einsum("mij,mij->m", W, np.nan_to_num(dI))
+        return DesignGradient(criterion, method, value, float(per.sum()), 0.0, d_log_n, per, 0)
+    # the score-function estimate of sum_j tr(W_j dI_j), dI = d E[S S^T] / dlog kappa:
+    # per cell, w [(S^T W S - baseline) d + 2 dS^T W S], w the cell's importance
+    # weight (the model's sampler) times its capture group's share over its cells
+    groups, cw = _allocate(int(n_sim), dist.weights)
+    counts, iw = model.sample(rng, a, b, lam, dist.values[groups], importance)
+    S, dS, d = model.cell_scores(counts, groups, dist, moving, a, b, lam)
+    w = (iw * cw[None, :]).T                                        # (c, m) cell weights
+    f = np.einsum("mci,mij,mcj->cm", S, W, S)
+    path = 2.0 * np.einsum("mci,mij,mcj->cm", dS, W, S) * w
+    terms = lr_terms(f, (w * d.T)[:, :, None], baseline)[..., 0] + path
+    per = terms.mean(axis=0)
+    var = terms.var(axis=0, ddof=1) / terms.shape[0]
+    return DesignGradient(criterion, method, value, float(per.sum()),
+                          float(math.sqrt(var[good].sum())), d_log_n, per, int(n_sim))
+
+
+def _check_method(criterion, method, baseline):
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}; got {criterion!r}")
+    if method not in ("score", "exact"):
+        raise ValueError(f"method must be 'score' (simulated outcomes) or 'exact'; got "
+                         f"{method!r}")
+    if baseline not in ("loo", "optimal", "none"):
+        raise ValueError(f"baseline must be 'loo', 'optimal' or 'none'; got {baseline!r}")
+
+
+def eig_gradient(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: ArrayLike = 1.0, *,
+                 n_cells: float, capture=1.0, criterion: str = "eig", method: str = "score",
+                 baseline: str = "optimal", n_sim_cells: int = config.DESIGN_N_SIM_CELLS,
+                 seed=None, importance: bool = True, model: str = "one_species",
+                 tol: float = config.DESIGN_INFO_TOL) -> DesignGradient:
+    """Gradient of a design criterion in capture and cell number.
+
+    The criteria are about psi = (log burst frequency, log burst size), with
+    k_off a nuisance: per cell, M = (C^T I^-1 C)^-1 is the efficient
+    information on psi (C the contrasts of :data:`QUANTITIES`). The Bayesian
+    expected information gain of ``n_cells`` cells in its large-sample form
+    (Lindley 1956; Chaloner & Verdinelli 1995),
+
+        EIG = H(prior of psi) + E_prior[ 1/2 log det(n_cells M) ] - log(2 pi e),
+
+    with the parameter sets as the draws from the prior (``"eig"``, nats per
+    gene), or the local criteria over the sets as genes, D = sum log
+    det(n_cells M) and A = -sum of the variances of log burst frequency and
+    log burst size (docs/maths.md, "Experiment design"). The value omits
+    H(prior), which does not depend on the design.
+
+    Its derivative in the log capture goes through the derivative of the
+    per-cell information I = E[S S^T], an expectation over the outcome (a
+    cell's count) whose law depends on the capture: with W the criterion's
+    weights (dU = sum tr(W dI); 1/2 I^-1 for the EIG), ``method="score"``
+    estimates
+
+        tr(W dI/dlog s) = E[(S^T W S - b) d log P(n)/dlog s] + E[2 (dS)^T W S]
+
+    from ``n_sim_cells`` simulated cells per set by the score-function
+    (REINFORCE) estimator, with a baseline b (:func:`telegraph.gradient.lr_terms`),
+    and reports its standard error; the design score d log P/dlog s =
+    n - x E[p | n] involves the posterior probability that the promoter is
+    on, and dS (the score's own dependence on the capture) comes from Louis'
+    information. The information in W is the model's exact sum.
+    ``method="exact"`` sums the same expectation over all counts (one
+    species: exact up to the truncation bound), which the score estimate
+    must match within its error. Near a limit regime the information is
+    close to singular, the per-cell terms are heavy-tailed and the standard
+    error of the score estimate understates its error: simulate more cells.
+
+    Parameters
+    ----------
+    k_on, k_off, k_syn, k_deg : array_like
+        Parameter sets (draws from the prior, or genes), rates per unit time.
+    n_cells : float
+        Number of cells of the experiment.
+    capture
+        Capture efficiencies of the cells (see :func:`fisher_information`).
+        The design derivative scales every cell's capture by a common factor;
+        cells at capture 1 do not move.
+    criterion : {"eig", "D", "A"}
+    method : {"score", "exact"}
+    baseline : {"loo", "optimal", "none"}
+        Baseline of the score-function estimator (all unbiased; see
+        :func:`telegraph.gradient.lr_gradient`): the mean of S^T W S over the
+        set's other simulated cells, the variance-minimising
+        E[f d^2]/E[d^2] (also leave-one-out), or none.
+    n_sim_cells : int
+        Simulated cells per parameter set (``"score"``).
+    seed : int, optional
+        Seed of the simulation.
+    importance : bool
+        Simulate with the model's importance sampler (one species: the
+        promoter activity from a mixture that over-samples high activity,
+        weighted back; see :meth:`OneSpecies.sample`), which cuts the
+        estimator's variance several-fold; False draws plainly.
+    model, tol
+        As in :func:`fisher_information`.
+
+    Returns
+    -------
+    DesignGradient
+    """
+    _check_method(criterion, method, baseline)
+    if not (np.isfinite(n_cells) and n_cells >= 1):
+        raise ValueError(f"n_cells must be at least 1; got {n_cells!r}")
+    mdl = _model(model)
+    dist = _capture(capture)
+    moving = (dist.values < 1.0).astype(float)
+    sets = _sets(k_on, k_off, k_syn, k_deg)
+    if not sets.valid.all():
+        raise ValueError("every parameter set must have finite rates > 0")
+    return _design_gradient(mdl, sets, dist, moving, float(n_cells), criterion, method,
+                            baseline, n_sim_cells, np.random.default_rng(seed), tol,
+                            importance=bool(importance))
+
+
+@dataclass
+class DesignResult:
+    """Result of :func:`optimize`: the chosen design and how it was found.
+
+    Attributes
+    ----------
+    reads : float
+        Chosen reads per cell.
+    n_cells : int
+        Cells the budget pays for at that depth (rounded down).
+    capture_mean : float
+        Mean capture efficiency of the cells at that depth.
+    criterion, method : str
+        The criterion maximised and how its gradient was obtained.
+    value : float
+        The criterion at the chosen design (for ``"eig"``: nats per gene; the
+        prior's entropy is included for a box prior, not for a table).
+    gradient, gradient_se : float
+        d criterion / d log reads at the chosen design and its standard error
+        (0 with exact gradients).
+    converged : bool
+        Whether the ascent met its stopping rule (exact gradients: the step
+        fell below 1e-3 in log reads; score estimates: the gradient at the
+        averaged design is within two standard errors of 0).
+    budget : float
+    cost : CostModel
+    history : pandas.DataFrame
+        One row per iteration: ``reads``, ``n_cells``, ``capture_mean``,
+        ``value``, ``gradient``, ``gradient_se``.
+    curve : pandas.DataFrame or None
+        The criterion and the median predicted standard errors of log burst
+        frequency and log burst size over the parameter sets on a grid of
+        depths (exact information): ``reads``, ``n_cells``, ``capture_mean``,
+        ``value``, ``burst_frequency_log_se``, ``burst_size_log_se``
+        (what :func:`telegraph.pl.design` draws).
+    n_sets : int
+        Parameter sets (prior draws or genes) the criterion averages or sums.
+    prior : str
+        Where the parameter sets came from.
+    """
+
+    reads: float
+    n_cells: int
+    capture_mean: float
+    criterion: str
+    method: str
+    value: float
+    gradient: float
+    gradient_se: float
+    converged: bool
+    budget: float
+    cost: CostModel
+    history: pd.DataFrame
+    curve: pd.DataFrame | None = None
+    n_sets: int = 0
+    prior: str = ""
+    settings: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """The chosen design in one paragraph."""
+        se = f" +- {self.gradient_se:.2g}" if self.gradient_se else ""
+        lo, hi = self.settings.get("reads_range", (math.nan, math.nan))
+        edge = (" (at the edge of the depths searched)"
+                if min(abs(math.log(self.reads / lo)), abs(math.log(self.reads / hi))) < 1e-6
+                else "")
+        return (f"best design for budget {self.budget:g} ({self.criterion}, {self.method} "
+                f"gradient, {self.n_sets} parameter sets from {self.prior}): "
+                f"{self.reads:,.0f} reads per cell{edge} -> {self.n_cells:,} cells at mean "
+                f"capture {self.capture_mean:.3f}; criterion {self.value:.4g}, d/dlog reads "
+                f"{self.gradient:.2g}{se}; converged: {self.converged}")
+
+    def __repr__(self) -> str:
+        return f"DesignResult({self.summary()})"
+
+
+def _draw_box(rng, box, n):
+    """Kinetics drawn log-uniformly from a box over k_on, k_off (units of k_deg)
+    and burst size, as :data:`telegraph.study.KINETICS_PRIOR`."""
+    need = {"k_on", "k_off", "burst_size"}
+    if set(box) != need:
+        raise ValueError(f"a prior box needs exactly the keys {sorted(need)} (ranges (low, "
+                         f"high) of k_on, k_off in units of k_deg and burst size); got "
+                         f"{sorted(box)}")
+    draw = {}
+    for name in ("k_on", "k_off", "burst_size"):
+        lo, hi = (float(v) for v in box[name])
+        if not (0 < lo <= hi and math.isfinite(hi)):
+            raise ValueError(f"prior box {name}: need 0 < low <= high; got ({lo}, {hi})")
+        draw[name] = np.exp(rng.uniform(math.log(lo), math.log(hi), n))
+    # the EIG is about (log burst frequency, log burst size): uniform on the box's ranges
+    entropy = sum(math.log(max(math.log(float(box[k][1]) / float(box[k][0])), 1e-300))
+                  for k in ("k_on", "burst_size"))
+    return draw["k_on"], draw["k_off"], draw["burst_size"] * draw["k_off"], entropy
+
+
+def _parameter_sets(k_on, k_off, k_syn, k_deg, prior, criterion, n_prior, rng):
+    """The parameter sets a criterion runs over, where they came from, and the
+    prior entropy to add (0 when unknown)."""
+    if prior is not None:
+        if isinstance(prior, str):
+            if prior != "box":
+                raise ValueError(f"prior must be 'box', a mapping of ranges, or a table of "
+                                 f"kinetics; got {prior!r}")
+            prior = KINETICS_PRIOR
+        if isinstance(prior, Mapping):
+            kon, koff, ksyn, h = _draw_box(rng, prior, n_prior)
+            return _sets(kon, koff, ksyn, 1.0), "log-uniform box", h
+        if isinstance(prior, pd.DataFrame):
+            kin = kinetics_table(prior)
+            kin = kin[kin["usable"]]
+            if kin.empty:
+                raise ValueError("the prior table has no usable kinetics (genes in the "
+                                 "telegraph or bursty regime with finite rates)")
+            take = (rng.choice(len(kin), n_prior, replace=False) if len(kin) > n_prior
+                    else np.arange(len(kin)))
+            kin = kin.iloc[np.sort(take)]
+            return (_sets(kin["k_on"], kin["k_off"], kin["k_syn"], kin["k_deg"]),
+                    f"a table of {len(kin)} genes", 0.0)
+        raise ValueError("prior must be 'box', a mapping of (low, high) ranges, or a "
+                         "DataFrame of kinetics (an earlier fit)")
+    if k_on is None or k_off is None or k_syn is None:
+        raise ValueError("give the kinetics (k_on, k_off, k_syn) or a prior")
+    sets = _sets(k_on, k_off, k_syn, k_deg)
+    keep = np.flatnonzero(sets.valid)
+    if keep.size == 0:
+        raise ValueError("no parameter set has finite rates > 0")
+    if criterion == "eig" and keep.size > n_prior:
+        keep = np.sort(rng.choice(keep, n_prior, replace=False))
+    sub = _sets(sets.k_on[keep], sets.k_off[keep], sets.k_syn[keep], sets.k_deg[keep])
+    return sub, f"{keep.size} given kinetics", 0.0
+
+
+def _depth_bounds(budget, cost: CostModel, reads_range):
+    if reads_range is None:
+        lo = cost.reads_half / 100.0
+        hi = cost.reads_half * 100.0
+    else:
+        lo, hi = (float(v) for v in reads_range)
+        if not (0 < lo < hi):
+            raise ValueError(f"reads_range must be (low, high) with 0 < low < high; got "
+                             f"{reads_range!r}")
+    most = (budget / config.MIN_CELLS - cost.cell) / cost.read
+    hi = min(hi, most)
+    if hi <= lo:
+        raise ValueError(f"budget {budget:g} pays for fewer than {config.MIN_CELLS} cells at "
+                         f"{lo:g} reads per cell under this cost model; raise the budget")
+    return math.log(lo), math.log(hi)
+
+
+def optimize(k_on: ArrayLike | None = None, k_off: ArrayLike | None = None,
+             k_syn: ArrayLike | None = None, k_deg: ArrayLike = 1.0, *, budget: float,
+             cost: CostModel | None = None, criterion: str = "eig", prior=None,
+             capture_spread=1.0, method: str | None = None, baseline: str = "optimal",
+             n_prior: int = config.DESIGN_N_PRIOR,
+             n_sim_cells: int = config.DESIGN_N_SIM_CELLS, reads: float | None = None,
+             reads_range=None, max_iter: int = 60, learning_rate: float = 0.3, seed=0,
+             curve: bool = True, model: str = "one_species",
+             tol: float = config.DESIGN_INFO_TOL,
+             progress: bool | None = config.PROGRESS) -> DesignResult:
+    """The split of a fixed budget between cells and sequencing depth.
+
+    Chooses the reads per cell r (and so the cells N(r) the budget pays for
+    and their capture efficiency, by the :class:`CostModel`) that maximise a
+    design criterion, by gradient ascent in log r (Adam steps):
+
+    - ``"eig"``: the Bayesian expected information gain per gene under a
+      prior over kinetics (a log-uniform box, or the genes of an earlier fit
+      as an empirical prior), in its large-sample form (see
+      :func:`eig_gradient`); its gradient is by default estimated from
+      simulated cells by the score-function estimator with a baseline, with
+      its standard error;
+    - ``"D"`` / ``"A"``: local D-optimality (sum over the given genes of log
+      det of the information) or A-optimality (minus the summed variances of
+      log burst frequency and log burst size), with exact gradients by
+      default.
+
+    Parameters
+    ----------
+    k_on, k_off, k_syn, k_deg : array_like, optional
+        Kinetics of the genes to design for, per unit time (units of k_deg by
+        default): the genes of the local criteria, and the empirical prior of
+        ``"eig"`` when ``prior`` is None (at most ``n_prior`` of them, drawn
+        at random).
+    budget : float
+        What the experiment may cost, in the units of ``cost``.
+    cost : CostModel, optional
+        Cost per cell and per read, capture against depth (default
+        :class:`CostModel`'s).
+    criterion : {"eig", "D", "A"}
+    prior : None, "box", mapping or DataFrame
+        For ``"eig"``: ``"box"`` (:data:`telegraph.study.KINETICS_PRIOR`), a
+        box ``{"k_on": (lo, hi), "k_off": (lo, hi), "burst_size": (lo, hi)}``
+        (``n_prior`` log-uniform draws; rates in units of k_deg), or a table
+        of an earlier fit (see :func:`kinetics_table`).
+    capture_spread : float, (values, weights) or array_like
+        Relative capture of the cells around the mean the depth sets (scaled
+        to mean 1; a cell's capture is min(1, capture(r) * factor)).
+    method : {"score", "exact"}, optional
+        Gradient by the score-function estimate or exactly (default: score
+        for ``"eig"``, exact for ``"D"`` and ``"A"``).
+    baseline : {"loo", "optimal", "none"}
+        Baseline of the score-function estimator (see :func:`eig_gradient`).
+    n_prior, n_sim_cells : int
+        Prior draws, and simulated cells per draw for each score estimate.
+    reads : float, optional
+        Starting depth (default: ``cost.reads_half``).
+    reads_range : (float, float), optional
+        Depths searched (default reads_half / 100 to reads_half * 100, and no
+        deeper than leaves ``config.MIN_CELLS`` cells).
+    max_iter : int
+        Gradient steps.
+    learning_rate : float
+        Initial Adam step in log reads (decays as 1/sqrt(iteration)).
+    seed : int
+        Seed of the prior draws and the simulations.
+    curve : bool
+        Also tabulate the criterion and precision over a grid of depths.
+    model, tol
+        As in :func:`fisher_information`.
+    progress : bool or None
+        Progress bar over the iterations (None: on a terminal).
+
+    Returns
+    -------
+    DesignResult
+
+    Examples
+    --------
+    >>> import telegraph as tg
+    >>> res = tg.design.optimize(0.5, 2.0, 20.0, budget=5000, criterion="D", curve=False,
+    ...                          progress=False)
+    >>> bool(res.n_cells > 0)
+    True
+    """
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}; got {criterion!r}")
+    method = method or ("score" if criterion == "eig" else "exact")
+    _check_method(criterion, method, baseline)
+    if not (isinstance(budget, (int, float, np.floating)) and budget > 0):
+        raise ValueError(f"budget must be a positive number; got {budget!r}")
+    cost = CostModel() if cost is None else cost
+    if not isinstance(cost, CostModel):
+        raise TypeError("cost must be a telegraph.design.CostModel")
+    mdl = _model(model)
+    spread = _capture_spread(capture_spread)
+    rng = np.random.default_rng(seed)
+    sets, source, entropy = _parameter_sets(k_on, k_off, k_syn, k_deg, prior, criterion,
+                                            int(n_prior), rng)
+    lo, hi = _depth_bounds(float(budget), cost, reads_range)
+    t = math.log(cost.reads_half if reads is None else float(reads))
+    t = min(max(t, lo), hi)
+
+    def evaluate(t_, rng_):
+        r = math.exp(t_)
+        dist, moving = spread.scaled(float(cost.capture(r)))
+        n = float(cost.cells(budget, r))
+        g = _design_gradient(mdl, sets, dist, moving, n, criterion, method, baseline,
+                             n_sim_cells, rng_, tol)
+        grad = g.d_log_cells * cost.d_log_cells(r) + g.d_log_capture * cost.d_log_capture(r)
+        se = g.d_log_capture_se * cost.d_log_capture(r)
+        return r, n, dist.mean, g.value + entropy, float(grad), float(se)
+
+    rows = []
+    m1 = v1 = 0.0
+    beta1, beta2 = 0.8, 0.95
+    converged = False
+    small = 0
+    bar = None
+    if progress is not False:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=max_iter, desc="telegraph design", unit="step", leave=False,
+                   disable=None if progress is None else False)
+    try:
+        for it in range(1, max_iter + 1):
+            r, n, cm, val, grad, se = evaluate(t, rng)
+            rows.append((it, r, n, cm, val, grad, se))
+            m1 = beta1 * m1 + (1 - beta1) * grad
+            v1 = beta2 * v1 + (1 - beta2) * grad * grad
+            step = (learning_rate / math.sqrt(it)) * (m1 / (1 - beta1 ** it)) / (
+                math.sqrt(v1 / (1 - beta2 ** it)) + 1e-12)
+            t_new = min(max(t + step, lo), hi)
+            if method == "exact":
+                small = small + 1 if abs(t_new - t) < 1e-3 else 0
+                if small >= 3:
+                    t = t_new
+                    converged = True
+                    break
+            t = t_new
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    history = pd.DataFrame(rows, columns=["iteration", "reads", "n_cells", "capture_mean",
+                                          "value", "gradient", "gradient_se"])
+    if method == "score":
+        # Polyak averaging of the second half of the iterates
+        t = float(np.mean(np.log(history["reads"].to_numpy()[len(history) // 2:])))
+    r, n, cm, val, grad, se = evaluate(t, rng)
+    if method == "score":
+        converged = abs(grad) <= 2.0 * se
+    table = _curve(mdl, sets, spread, cost, budget, criterion, lo, hi, entropy, tol) \
+        if curve else None
+    return DesignResult(reads=r, n_cells=int(math.floor(n)), capture_mean=cm,
+                        criterion=criterion, method=method, value=val, gradient=grad,
+                        gradient_se=se, converged=converged, budget=float(budget), cost=cost,
+                        history=history, curve=table, n_sets=int(sets.a.size), prior=source,
+                        settings={"baseline": baseline, "n_sim_cells": int(n_sim_cells),
+                                  "max_iter": int(max_iter), "seed": seed,
+                                  "model": mdl.name,
+                                  "reads_range": (math.exp(lo), math.exp(hi))})
+
+
+def _capture_spread(spread) -> CaptureDistribution:
+    """Relative capture factors of the cells, scaled to mean 1."""
+    if isinstance(spread, (int, float, np.floating)) and spread == 1.0:
+        return CaptureDistribution(np.ones(1), np.ones(1))
+    arr = np.asarray(spread) if not isinstance(spread, (tuple, Mapping)) else None
+    if arr is not None and arr.ndim == 1:
+        arr = np.asarray(arr, float)
+        if not (np.isfinite(arr).all() and (arr > 0).all()):
+            raise ValueError("capture_spread factors must be finite and > 0")
+        spread = arr / arr.max()
+    dist = _capture(spread)
+    return CaptureDistribution(dist.values / dist.mean, dist.weights)
+
+
+def _curve(model, sets, spread, cost, budget, criterion, lo, hi, entropy, tol, n_grid=25):
+    rows = []
+    for t in np.linspace(lo, hi, n_grid):
+        r = math.exp(t)
+        dist, _ = spread.scaled(float(cost.capture(r)))
+        n = float(cost.cells(budget, r))
+        I, _, _ = model.information(sets.a, sets.b, sets.lam, dist, tol=tol, progress=False)
+        value, _, _, _ = _criterion(criterion, I, n)
+        V = _inverse(I) / n
+        with np.errstate(invalid="ignore"):
+            se = {q: np.sqrt(_variance(V, q)) for q in QUANTITIES}
+        rows.append((r, n, dist.mean, value + entropy,
+                     float(np.nanmedian(se["burst_frequency"])),
+                     float(np.nanmedian(se["burst_size"]))))
+    return pd.DataFrame(rows, columns=["reads", "n_cells", "capture_mean", "value",
+                                       "burst_frequency_log_se", "burst_size_log_se"])

@@ -1,0 +1,85 @@
+"""``tg.pl.design``: predicted precision against sequencing depth and cells, the
+chosen design marked."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..design import DesignResult
+from ._utils import finish, new_axes
+
+__all__ = ["design"]
+
+_COLORS = {"burst_frequency": "#d62728", "burst_size": "#1f77b4"}
+
+
+def design(result: DesignResult, *, criterion: bool = True, ax=None,
+           show: bool | None = None, save=None):
+    """Precision of burst frequency and burst size across the budget's designs.
+
+    For each depth on the grid of :attr:`telegraph.design.DesignResult.curve`
+    (the budget then pays for a given number of cells at a given capture),
+    the median over the parameter sets (prior draws or genes) of the
+    predicted standard error of log burst frequency and of log burst size,
+    against reads per cell (bottom axis) and the cells the budget pays for at
+    that depth (top axis), both logarithmic; the design
+    :func:`telegraph.design.optimize` chose is marked.
+
+    Parameters
+    ----------
+    result : telegraph.design.DesignResult
+        Result of :func:`telegraph.design.optimize` (with ``curve=True``).
+    criterion : bool
+        Also draw the criterion (right axis, grey).
+    ax, show, save
+        scanpy conventions (see :mod:`telegraph.pl`).
+
+    Returns
+    -------
+    matplotlib.axes.Axes (None with ``show=True``).
+    """
+    if not isinstance(result, DesignResult):
+        raise TypeError("tg.pl.design draws the result of tg.design.optimize (a DesignResult)")
+    curve = result.curve
+    if curve is None or curve.empty:
+        raise ValueError("this DesignResult has no curve: run tg.design.optimize(..., "
+                         "curve=True)")
+    ax = new_axes(ax, figsize=(5.2, 4.0))
+    h = curve["reads"].to_numpy(float)
+    chosen = result.reads
+    for q, label in (("burst_frequency", "burst frequency"), ("burst_size", "burst size")):
+        se = curve[f"{q}_log_se"].to_numpy(float)
+        ax.plot(h, se, "-", color=_COLORS[q], label=f"{label}")
+        ax.plot([chosen], [np.exp(np.interp(np.log(chosen), np.log(h), np.log(se)))], "o",
+                color=_COLORS[q], ms=7, zorder=5)
+    ax.axvline(chosen, color="k", ls="--", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("reads per cell")
+    ax.set_ylabel("predicted s.e. of log estimate (median over genes)")
+    # the other design variable on the top axis: cells and reads are tied by the budget
+    cost, budget = result.cost, result.budget
+    tiny = 1e-300
+
+    def cells_of(r):
+        return cost.cells(budget, np.maximum(r, tiny))
+
+    def reads_of(c):
+        with np.errstate(over="ignore", divide="ignore"):
+            return np.maximum((budget / np.maximum(c, 1e-12) - cost.cell) / cost.read, tiny)
+
+    sec = ax.secondary_xaxis("top", functions=(cells_of, reads_of))
+    sec.set_xlabel("cells the budget pays for")
+    if criterion:
+        tw = ax.twinx()
+        tw.plot(h, curve["value"].to_numpy(float), color="0.6", lw=1.0,
+                label=f"criterion ({result.criterion})")
+        tw.set_ylabel(f"criterion ({result.criterion})", color="0.4")
+        tw.tick_params(axis="y", colors="0.4")
+    ax.annotate(f"chosen: {result.n_cells:,} cells\nx {result.reads:,.0f} reads\n"
+                f"capture {result.capture_mean:.2f}", xy=(chosen, 0.97),
+                xycoords=("data", "axes fraction"), xytext=(4, 0), textcoords="offset points",
+                va="top", ha="left", fontsize="small")
+    ax.legend(title="predicted s.e.", fontsize="small", title_fontsize="small", frameon=False,
+              loc="lower left")
+    return finish(ax, "design", show, save)
