@@ -10,8 +10,8 @@ against the master-equation reference.
    (promoter, new, old) over the pulse: GTH stationary start, uniformization,
    explicit readout sums) on the whole table of counts: max |log P - log P_ref|
    wherever log P_ref > -50. Cases whose reference would be too large (a box
-   of counts beyond 700, beyond 260 with capture/detection < 1 -- the readout
-   sums are cubic in it --, or more than 20,000 uniformization steps) are
+   of counts beyond 500, beyond 260 with capture/detection < 1 -- the readout
+   sums are cubic in it --, or more than 6,000 uniformization steps) are
    redrawn: the reference, not telegraph, limits the box. On a few cases the
    scores are compared with complex-step derivatives of the reference.
 2. The alternative for the transient law: the dense matrix exponential
@@ -135,7 +135,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer and smaller cases")
     args = ap.parse_args(argv)
-    n_cases, box_max, steps_max = (8, 250, 4000) if args.quick else (30, 700, 20000)
+    n_cases, box_max, steps_max = (8, 250, 4000) if args.quick else (20, 500, 6000)
     rng = np.random.default_rng(15)
     load = os.getloadavg()[0]
     lines = ["# Labelled (new, old) law: accuracy over the box and speed per gene", "",
