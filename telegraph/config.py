@@ -60,7 +60,8 @@ ALLELES_KEY = "telegraph_alleles"
 #: (a compiled call cannot be interrupted, so blocks are kept short)
 BLOCK_GENES_MIN = 32
 BLOCK_GENES_MAX = 1024
-#: gene blocks per worker thread on a Dask cluster (the cost of genes differs)
+#: gene blocks per worker thread on a Dask cluster, and pieces of a block per local thread
+#: (the cost of genes differs)
 BLOCKS_PER_THREAD = 4
 #: histograms merged per task in the tree reduction on a Dask cluster
 FAN_IN = 4

@@ -29,10 +29,10 @@ import time
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from . import blocks, config
-from .fitting import fit_raw, results_table
+from .fitting import chi2_1_ppf, fit_raw, results_table
 from .histogram import count_histograms
 from .inputs import FitSettings, rescale_syn, resolve_captures, totals_of
 from .kernels import differential as kdiff
@@ -144,8 +144,9 @@ def differential(counts1, counts2, *, capture1=None, capture2=None, genes=None,
 def _slice_hist(hist, start, stop):
     ip = hist.indptr[start:stop + 1]
     lo, hi = ip[0], ip[-1]
-    return (np.ascontiguousarray(ip - lo), np.ascontiguousarray(hist.values[lo:hi]),
-            np.ascontiguousarray(hist.groups[lo:hi]),
+    return (np.ascontiguousarray(ip - lo, dtype=np.int64),
+            np.ascontiguousarray(hist.values[lo:hi], dtype=np.int64),
+            np.ascontiguousarray(hist.groups[lo:hi], dtype=np.int64),
             np.ascontiguousarray(hist.weights[lo:hi], dtype=float),
             np.ascontiguousarray(hist.capture, dtype=float))
 
@@ -202,7 +203,7 @@ def differential_histograms(hist1, hist2, *, group_names=("1", "2"),
     # the per-group fits need no intervals or goodness of fit here
     settings = FitSettings(ci=ci, interval="wald", min_cells=min_cells, profile=(),
                            max_iter=max_iter, gof_min_expected=0.0)
-    drop = stats.chi2.ppf(ci, 1) / 2.0
+    drop = chi2_1_ppf(ci) / 2.0
     want_ci = interval == "profile"
     raw1, raw2, rawd = [], [], []
     t0 = time.perf_counter()
@@ -212,11 +213,20 @@ def differential_histograms(hist1, hist2, *, group_names=("1", "2"),
             r1 = fit_raw(hist1, settings, slice(start, stop))
             r2 = fit_raw(hist2, settings, slice(start, stop))
             testable = _testable(r1) & _testable(r2)
+            per_gene = (*_group_model(r1), _limits(r1), *_group_model(r2), _limits(r2),
+                        testable)
             rd = np.empty((stop - start, kdiff.N_DIFF_RESULT))
-            kdiff.differential_genes(
-                *_slice_hist(hist1, start, stop), *_slice_hist(hist2, start, stop),
-                *_group_model(r1), _limits(r1), *_group_model(r2), _limits(r2),
-                testable, float(drop), bool(want_ci), int(max_iter), rd)
+
+            def piece(a, b, start=start, per_gene=per_gene, rd=rd):
+                # genes start + a .. start + b (a serial nogil kernel, blocks.on_threads)
+                kdiff.differential_genes(
+                    *_slice_hist(hist1, start + a, start + b),
+                    *_slice_hist(hist2, start + a, start + b),
+                    *(np.ascontiguousarray(x[a:b]) for x in per_gene),
+                    float(drop), bool(want_ci), int(max_iter), rd[a:b])
+
+            blocks.on_threads(piece, hist1.indptr[start:stop + 1]
+                              + hist2.indptr[start:stop + 1])
             raw1.append(r1)
             raw2.append(r2)
             rawd.append(rd)
@@ -260,11 +270,12 @@ def _testable(raw):
 
 
 def _table(raw1, raw2, rawd, hist1, hist2, settings, *, ci, interval, syn_scale, group_names):
+    from scipy import stats  # here, not at the top: half a second of start-up
     t1 = rescale_syn(results_table(raw1, hist1, settings), syn_scale)
     t2 = rescale_syn(results_table(raw2, hist2, settings), syn_scale)
     out = pd.DataFrame(index=t1.index.copy())
     out["gene"] = out.index.to_numpy()
-    z = stats.norm.ppf(0.5 + ci / 2.0)
+    z = special.ndtri(0.5 + ci / 2.0)  # the normal quantile, scipy's norm.ppf
     d = kdiff.DiffRows(rawd)
     tested = np.isfinite(d.lr(0))
     for k, name in enumerate(TESTS):

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from . import blocks, config
 from .histogram import CountHistograms, count_histograms
@@ -158,21 +158,35 @@ def with_capture(res: pd.DataFrame, capture: Capture) -> pd.DataFrame:
     return res
 
 
+def chi2_1_ppf(q):
+    """The quantile of the chi-square law with one degree of freedom, computed as
+    ``scipy.stats.chi2.ppf(q, 1)`` computes it (scipy.stats costs half a second of
+    start-up; it is imported where a p-value needs it)."""
+    return 2.0 * special.gammaincinv(0.5, q)
+
+
 def fit_raw(hist, settings, gene_slice=slice(None)):
     """Run the compiled fit on a slice of genes; returns the raw result rows."""
     start, stop, _ = gene_slice.indices(hist.n_genes)
-    ip = hist.indptr[start:stop + 1]
-    lo, hi = ip[0], ip[-1]
-    drop = stats.chi2.ppf(settings.ci, 1) / 2.0
+    drop = chi2_1_ppf(settings.ci) / 2.0
     mask = np.array([t in settings.profile for t in _TARGETS]) & (settings.interval == "profile")
+    capture = np.ascontiguousarray(hist.capture, dtype=float)
     res = np.empty((stop - start, kfit.N_RESULT))
-    kfit.fit_genes(np.ascontiguousarray(ip - lo), np.ascontiguousarray(hist.values[lo:hi]),
-                   np.ascontiguousarray(hist.groups[lo:hi]),
-                   np.ascontiguousarray(hist.weights[lo:hi], dtype=float),
-                   np.ascontiguousarray(hist.capture, dtype=float),
-                   np.ascontiguousarray(hist.n_cells[start:stop]), int(settings.min_cells),
-                   float(drop), mask, int(settings.max_iter), float(settings.gof_min_expected),
-                   res)
+
+    def piece(a, b):
+        # genes start + a .. start + b, to rows a .. b (a serial nogil kernel: pieces run
+        # side by side on threads, blocks.on_threads)
+        ip = hist.indptr[start + a:start + b + 1]
+        lo, hi = ip[0], ip[-1]
+        kfit.fit_genes(np.ascontiguousarray(ip - lo, dtype=np.int64),
+                       np.ascontiguousarray(hist.values[lo:hi], dtype=np.int64),
+                       np.ascontiguousarray(hist.groups[lo:hi], dtype=np.int64),
+                       np.ascontiguousarray(hist.weights[lo:hi], dtype=float), capture,
+                       np.ascontiguousarray(hist.n_cells[start + a:start + b], dtype=np.int64),
+                       int(settings.min_cells), float(drop), mask, int(settings.max_iter),
+                       float(settings.gof_min_expected), res[a:b])
+
+    blocks.on_threads(piece, hist.indptr[start:stop + 1])
     return res
 
 
@@ -278,7 +292,7 @@ def results_table(raw, hist, settings, *, k_deg=None):
     out["burst_size"] = beta
 
     # intervals (log scale in the kernel): the telegraph likelihood's
-    z = stats.norm.ppf(0.5 + settings.ci / 2.0)
+    z = special.ndtri(0.5 + settings.ci / 2.0)  # the normal quantile, scipy's norm.ppf
     names = {"burst_frequency": 0, "burst_size": 1, "k_off": 2, "k_syn": 3}
     center = {"burst_frequency": rows.log_a, "burst_size": rows.log_beta,
               "k_off": rows.log_b, "k_syn": rows.log_lam}
@@ -365,6 +379,7 @@ def chernoff_lehmann(x2, K, npar, I_full, I_g):
     "one_class", "degenerate", or "not_computed" where the kernel gave no
     statistic).
     """
+    from scipy import stats  # here, not at the top: half a second of start-up
     x2 = np.asarray(x2, dtype=float)
     K = np.asarray(K, dtype=float)
     npar = np.asarray(npar, dtype=int)

@@ -188,3 +188,13 @@ def test_every_submodule_is_an_attribute_in_a_fresh_interpreter():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_commands_imported_by_name_are_cli_modules():
+    """``telegraph.cli`` imports its subcommands by name (so that ``telegraph
+    --version`` imports nothing else), which the graph read above cannot see:
+    each must be a module of the command-line package, the top layer."""
+    from telegraph.cli import COMMANDS
+    mods = modules()
+    assert COMMANDS
+    assert [c for c in COMMANDS if not (c.startswith("telegraph.cli.") and c in mods)] == []

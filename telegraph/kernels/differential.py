@@ -44,8 +44,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
 
+from ._jit import njit
 from .linalg import grad_info_phi, to_phi, to_theta
 from .models import MODEL_NEGBINOM, MODEL_TELEGRAPH, evaluate, sort_bins
 from .optimize import (LIMIT_HI, LIMIT_LO, TARGET_LOG_A, TARGET_LOG_BETA, maximize, search_box,
@@ -434,7 +434,7 @@ def _ci_end(k1, v1, w1, g1, c1, k2, v2, w2, g2, c2, th1_hat, o1_hat, th2_hat, o2
     return np.nan
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(error_model="numpy", nogil=True)
 def differential_genes(indptr1, values1, groups1, weights1, capture1,
                        indptr2, values2, groups2, weights2, capture2,
                        kind1, theta_tg1, theta_nb1, ll1, lim1,
@@ -457,7 +457,7 @@ def differential_genes(indptr1, values1, groups1, weights1, capture1,
     interval low, interval high, Wald s.e. of the log-ratio, converged).
     """
     n_genes = indptr1.shape[0] - 1
-    for gi in prange(n_genes):
+    for gi in range(n_genes):
         row = result[gi]
         for j in range(N_DIFF_RESULT):
             row[j] = np.nan

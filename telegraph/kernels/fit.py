@@ -1,6 +1,6 @@
 """Per-gene fits of the telegraph model and its limits: the driver and its result rows.
 
-:func:`fit_genes` fits every gene of a batch in parallel and writes one row of
+:func:`fit_genes` fits every gene of a batch and writes one row of
 ``N_RESULT`` floats per gene, laid out by the ``R_*`` constants below. Per
 gene it fits the telegraph model and its limit models
 (:mod:`telegraph.kernels.optimize`, :mod:`telegraph.kernels.models`),
@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
 
+from ._jit import njit
 from .gof import LAW_NEGBINOM, LAW_POISSON, LAW_POISSON_BETA, LAW_ZIP, pearson_gof
 from .models import MODEL_NEGBINOM, MODEL_ZIP, evaluate, poisson_fit, sort_bins, telegraph_eval
 from .optimize import (TARGET_LOG_A, TARGET_LOG_B, TARGET_LOG_BETA, fit_negbinom, fit_telegraph,
@@ -241,7 +241,7 @@ def _goodness_of_fit(row, regime, v, w, gr, capture, n_groups, theta, th_nb, th_
         _pack_sym3(row, R_GINFO0, Ig, 1.0)
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(error_model="numpy", nogil=True)
 def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop, profile_mask,
               max_iter, gof_min_expected, result):
     """Fit every gene; one row of ``result`` (n_genes, N_RESULT) per gene.
@@ -252,7 +252,7 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
     """
     n_genes = indptr.shape[0] - 1
     n_groups = capture.shape[0]
-    for gidx in prange(n_genes):
+    for gidx in range(n_genes):
         row = result[gidx]
         for j in range(N_RESULT):
             row[j] = np.nan

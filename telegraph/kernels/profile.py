@@ -21,8 +21,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
+from ._jit import njit
 from .linalg import grad_info_phi, solve3, to_phi, to_theta
 from .models import MODEL_TELEGRAPH, telegraph_eval
 from .optimize import maximize, search_box, target_transform
