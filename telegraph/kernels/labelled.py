@@ -41,8 +41,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from ._jit import njit
 
+from ._jit import njit
 from .poisson_beta import pb_eval
 
 __all__ = ["new_tables", "thin_tables", "group_eval", "points_eval", "histogram_eval",
