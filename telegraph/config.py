@@ -81,6 +81,12 @@ WEIGHT_SEED = 0
 #: factor: a difference in depth then looks like a difference in burst size or frequency
 DEPTH_RATIO_WARN = 1.5
 
+# --------------------------------------------------------------------------- metabolic labelling
+
+#: default probability that a molecule made during the labelling pulse is seen as new
+#: (``detection=`` of :func:`telegraph.labelled_logpmf` and the labelled simulator)
+DETECTION = 1.0
+
 # --------------------------------------------------------------------------- capture groups
 
 #: cells whose capture efficiencies differ by less than a factor 1 + CAPTURE_RTOL share

@@ -13,6 +13,9 @@ and nowhere else:
   and how ``k_syn`` and burst sizes are put back on the user's scale
   (:class:`Capture`, :func:`resolve_captures`);
 - per-gene degradation rates (:class:`KDeg`);
+- what a valid pulse length and detection probability of a metabolic-labelling
+  experiment are (:func:`t_label_in_range`, :func:`check_t_label`,
+  :func:`detection_in_range`, :func:`check_detection`);
 - gene selections by name, mask or index (:func:`gene_positions`);
 - the settings of a fit (:class:`FitSettings`);
 - a planned experiment's capture efficiencies, as a distribution over cells
@@ -42,7 +45,8 @@ __all__ = ["capture_in_range", "check_capture", "Capture", "resolve_capture",
            "totals_of", "depth_ratio", "depth_warning",
            "KDeg", "resolve_k_deg", "k_deg_record", "gene_positions", "FitSettings",
            "resolve_profile", "DifferentialSettings", "CaptureDistribution",
-           "capture_distribution", "listing"]
+           "capture_distribution", "listing", "t_label_in_range", "check_t_label",
+           "detection_in_range", "check_detection"]
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -142,6 +146,73 @@ def check_capture(capture, n_cells: int | None = None) -> np.ndarray:
         raise ValueError(f"capture efficiencies must be in (0, 1]; found {flat[i]:g} at "
                          f"cell {i}. They are detection probabilities; for relative size "
                          f"factors use capture='total'")
+    return arr
+
+
+def t_label_in_range(values) -> np.ndarray:
+    """True where a labelling pulse length is valid: finite and > 0 (hours).
+
+    The one definition of a valid ``t_label``; distribution functions return
+    NaN where it is False, everything else refuses such values through
+    :func:`check_t_label`.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(v) & (v > 0)
+
+
+def check_t_label(t_label, n_cells: int | None = None) -> np.ndarray:
+    """Validated labelling pulse lengths (hours) as float64, one per cell with
+    ``n_cells`` (a scalar is broadcast). Raises a ValueError naming the first
+    offending cell and the fix."""
+    arr = np.asarray(t_label)
+    if arr.dtype == bool or arr.dtype.kind not in "iuf":
+        raise ValueError(f"t_label must be pulse lengths in hours (numbers > 0), got dtype "
+                         f"{arr.dtype}")
+    arr = arr.astype(np.float64)
+    if n_cells is not None:
+        if arr.ndim == 0:
+            arr = np.full(n_cells, float(arr))
+        if arr.ndim != 1 or arr.shape[0] != n_cells:
+            raise ValueError(f"t_label has shape {arr.shape} for {n_cells} cells; give one "
+                             f"pulse length (hours) per cell or a single number")
+    if arr.size == 0:
+        raise ValueError("t_label is empty; give the pulse length in hours")
+    flat = arr.reshape(-1)
+    bad = ~t_label_in_range(flat)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"t_label must be a finite pulse length > 0 (hours); found "
+                         f"{flat[i]:g} at cell {i}")
+    return arr
+
+
+def detection_in_range(values) -> np.ndarray:
+    """True where a detection probability of new molecules is valid: finite and
+    in (0, 1] (the probability that a molecule made during the pulse is seen as
+    new; the rest are counted as old)."""
+    return capture_in_range(values)
+
+
+def check_detection(detection, n_cells: int | None = None) -> np.ndarray:
+    """Validated detection probabilities of new molecules as float64 (one per
+    cell with ``n_cells``). Raises a ValueError naming the problem and the fix."""
+    arr = np.asarray(detection)
+    if arr.dtype == bool or arr.dtype.kind not in "iuf":
+        raise ValueError(f"detection must be probabilities in (0, 1], got dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    if n_cells is not None:
+        if arr.ndim == 0:
+            arr = np.full(n_cells, float(arr))
+        if arr.ndim != 1 or arr.shape[0] != n_cells:
+            raise ValueError(f"detection has shape {arr.shape} for {n_cells} cells; give "
+                             f"one probability per cell or a single number")
+    flat = arr.reshape(-1)
+    bad = ~detection_in_range(flat)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"detection must be a probability in (0, 1] (the chance that a "
+                         f"new molecule is seen as new); found {flat[i]:g} at cell {i}")
     return arr
 
 

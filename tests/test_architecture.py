@@ -29,7 +29,7 @@ PACKAGE = REPO / "telegraph"
 #: may only point to the same layer or one below
 LAYERS = {
     0: {"config", "inputs", "kernels"},
-    1: {"stationary", "ssa", "network", "gradient", "histogram", "blocks"},
+    1: {"stationary", "ssa", "network", "gradient", "histogram", "blocks", "labelled"},
     2: {"fitting", "differential", "calibration", "multitest", "study", "datasets", "design"},
     3: {"io", "ondisk", "get", "cluster", "backed", "tl", "pl"},
     4: {"cli", "__main__"},
