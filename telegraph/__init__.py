@@ -11,6 +11,9 @@ Public API (``import telegraph as tg``):
   :func:`posterior_on`, :func:`posterior_mean`, :func:`posterior_var`
 - two species (unspliced, spliced): :func:`joint_logpmf`, :func:`joint_pmf`,
   :func:`joint_score`, :func:`joint_information`
+- metabolic labelling (new and old RNA after a pulse, rates per hour):
+  :func:`labelled_logpmf`, :func:`labelled_pmf`, :func:`labelled_score`,
+  :func:`labelled_information`, :func:`simulate_labelled_anndata`
 - simulation: :func:`simulate`, :func:`simulate_anndata`, :func:`score_gradient`
 - inference: :func:`fit`; :func:`fit_file` for .h5ad/.zarr on disk (bounded memory,
   optionally on a Dask cluster)
@@ -53,13 +56,18 @@ _LAZY = {
     "score_gradient": "telegraph.gradient",
     "fit": "telegraph.fitting",
     "fit_file": "telegraph.backed",
+    "labelled_logpmf": "telegraph.labelled",
+    "labelled_pmf": "telegraph.labelled",
+    "labelled_score": "telegraph.labelled",
+    "labelled_information": "telegraph.labelled",
+    "simulate_labelled_anndata": "telegraph.study",
 }
 #: every submodule, importable as ``tg.<name>`` (tests/test_architecture.py
 #: checks that this lists every module of the package)
-_SUBMODULES = {"backed", "blocks", "cli", "cluster", "config", "datasets", "differential",
-               "design", "goodness", "jointfit",
-               "fitting", "get", "gradient", "histogram", "inputs", "io", "joint", "kernels",
-               "network", "ondisk", "pl", "ssa", "stationary", "study", "tl"}
+_SUBMODULES = {"backed", "blocks", "calibration", "cli", "cluster", "config", "datasets",
+               "design", "differential", "fitting", "get", "goodness", "gradient", "histogram",
+               "inputs", "io", "joint", "jointfit", "kernels", "labelled", "multitest", "network",
+               "ondisk", "pl", "ssa", "stationary", "study", "tl"}
 
 __all__ = sorted(set(_LAZY) | _SUBMODULES | {"__version__"})
 

@@ -130,8 +130,9 @@ def fit_file(path, *, layer: str | None = None, capture=None, k_deg=None, genes=
              interval: str = config.INTERVAL, round_counts: bool = False,
              capture_rtol: float = config.CAPTURE_RTOL, chunk_size: int | None = None,
              n_jobs: int | None = None, progress: bool | None = config.PROGRESS, client=None,
-             chunk_genes: int | None = None, unspliced_layer: str | None = None,
-             unspliced_factor: float = 1.0, model: str = "telegraph") -> pd.DataFrame:
+             chunk_genes: int | None = None, profile=config.PROFILE,
+             unspliced_layer: str | None = None, unspliced_factor: float = 1.0,
+             model: str = "telegraph") -> pd.DataFrame:
     """Fit every gene of an ``.h5ad``/``.zarr`` count matrix without loading it.
 
     One pass over slices of the matrix builds each gene's count histogram per
@@ -158,7 +159,7 @@ def fit_file(path, *, layer: str | None = None, capture=None, k_deg=None, genes=
     genes : sequence of str, boolean mask, or integer indices, optional
         Fit only these genes (rows of the result in the order given); the
         other columns of the file are never counted.
-    min_cells, ci, interval, round_counts, capture_rtol, n_jobs, progress, chunk_genes
+    min_cells, ci, interval, profile, round_counts, capture_rtol, n_jobs, progress, chunk_genes
         As in :func:`telegraph.fit`.
     chunk_size : int, optional
         Cells per slice.  Peak memory grows with it: a CSR slice holds
@@ -187,7 +188,7 @@ def fit_file(path, *, layer: str | None = None, capture=None, k_deg=None, genes=
         As :func:`telegraph.fit`, one row per (selected) gene, indexed by the
         file's var names.
     """
-    settings = FitSettings(ci=ci, interval=interval, min_cells=min_cells)
+    settings = FitSettings(ci=ci, interval=interval, min_cells=min_cells, profile=profile)
     p = plan(path, layer=layer, capture=capture, k_deg=k_deg, genes=genes,
              capture_rtol=capture_rtol, chunk_size=chunk_size, round_counts=round_counts,
              client=client)

@@ -24,7 +24,8 @@ from .histogram import CountHistograms, count_histograms
 from .inputs import Capture, FitSettings, KDeg, resolve_capture, resolve_k_deg, totals_of
 from .kernels import fit as kfit
 
-__all__ = ["fit", "fit_histograms", "results_table", "REGIMES", "IDENTIFIED", "GOF_FLAGS"]
+__all__ = ["fit", "fit_histograms", "results_table", "union_distances", "REGIMES", "IDENTIFIED",
+           "GOF_FLAGS"]
 
 log = logging.getLogger("telegraph")
 
@@ -54,8 +55,8 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config
         ci: float = config.CI, interval: str = config.INTERVAL, round_counts: bool | str = False,
         capture_rtol: float = config.CAPTURE_RTOL, n_jobs: int | None = None,
         progress: bool | None = config.PROGRESS, client=None, chunk_genes: int | None = None,
-        unspliced=None, unspliced_factor: float = 1.0, model: str = "telegraph"
-        ) -> pd.DataFrame:
+        profile=config.PROFILE, unspliced=None, unspliced_factor: float = 1.0,
+        model: str = "telegraph") -> pd.DataFrame:
     """Fit the telegraph model to every gene of a count matrix.
 
     With ``unspliced=`` (a second layer of the same cells and genes, e.g.
@@ -117,6 +118,14 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config
         than the matrix) are sent to the workers. Same results.
     chunk_genes : int, optional
         Genes per compiled call (progress granularity).
+    profile : sequence of str or "all"
+        With ``interval="profile"``, the quantities that get profile-likelihood
+        intervals: by default burst frequency and burst size
+        (``config.PROFILE``); ``"all"`` adds k_off and k_syn (k_on's interval is
+        burst frequency's). The others get Wald intervals, infinite (or 0) on
+        a side where the limit model's maximum shows that the data do not
+        bound them, as a profile interval would be. Profiling all four was the
+        default before version 0.2 and costs about twice as much.
     unspliced : array_like or scipy.sparse matrix, (n_cells, n_genes), optional
         Unspliced counts: fit two species per gene (``counts`` are then the
         spliced counts). The table is then that of
@@ -163,7 +172,7 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config
     n_cells, n_genes = counts_shape
     cap = resolve_capture(capture, n_cells=n_cells, totals=totals_of(counts))
     kd = resolve_k_deg(k_deg, n_genes=n_genes)
-    settings = FitSettings(ci=ci, interval=interval, min_cells=min_cells)
+    settings = FitSettings(ci=ci, interval=interval, min_cells=min_cells, profile=profile)
     if unspliced is not None:
         if getattr(unspliced, "shape", None) is None:
             unspliced = np.asarray(unspliced)
@@ -198,7 +207,10 @@ def fit_raw(hist, settings, gene_slice=slice(None)):
     """Run the compiled fit on a slice of genes; returns the raw result rows."""
     start, stop, _ = gene_slice.indices(hist.n_genes)
     drop = chi2_1_ppf(settings.ci) / 2.0
-    mask = np.array([t in settings.profile for t in _TARGETS]) & (settings.interval == "profile")
+    prof = settings.interval == "profile"
+    chosen = np.array([t in settings.profile for t in _TARGETS])
+    # profiled targets; the others' unbounded sides (the limit check, no search)
+    mask = np.concatenate([chosen & prof, ~chosen & prof])
     capture = np.ascontiguousarray(hist.capture, dtype=float)
     res = np.empty((stop - start, kfit.N_RESULT))
 
@@ -213,10 +225,33 @@ def fit_raw(hist, settings, gene_slice=slice(None)):
                        np.ascontiguousarray(hist.weights[lo:hi], dtype=float), capture,
                        np.ascontiguousarray(hist.n_cells[start + a:start + b], dtype=np.int64),
                        int(settings.min_cells), float(drop), mask, int(settings.max_iter),
-                       float(settings.gof_min_expected), res[a:b])
+                       float(settings.gof_min_expected), res[a:b], union_tg, union_bm)
 
+    union_tg, union_bm = union_distances(settings.ci)
     blocks.on_threads(piece, hist.indptr[start:stop + 1])
     return res
+
+
+def union_distances(ci: float) -> tuple[float, float]:
+    """Distances of a limit model below the supremum within which it still
+    adds its own values to the profile intervals of a gene in the telegraph
+    and in the bimodal regime (docs/maths.md, "Profile likelihood").
+
+    The regime decision rejects a limit when its one-sided test at level
+    (1 - ci)/2 does; given that it did, a gene whose truth is the limit has its
+    signed root distance above z only with probability P(Z > z) / ((1 - ci)/2).
+    Telegraph regime: P(Z > z) = ``config.LIMIT_UNION_TELEGRAPH`` * (1 - ci)/2
+    (a truth on the limit would need only ((1 - ci)/2)^2; truths near the
+    limit, also selected, need more: measured); bimodal regime, the bursty
+    limit only: P(Z > z) = ``config.LIMIT_UNION_BIMODAL`` * (1 - ci)/2. The
+    distances are z^2/2; both 0 when ``config.LIMIT_UNION`` is off.
+    """
+    if not config.LIMIT_UNION:
+        return 0.0, 0.0
+    one_sided = (1.0 - ci) / 2.0
+    z_tg = -special.ndtri(one_sided * config.LIMIT_UNION_TELEGRAPH)
+    z_bm = -special.ndtri(one_sided * config.LIMIT_UNION_BIMODAL)
+    return float(z_tg * z_tg / 2.0), float(z_bm * z_bm / 2.0)
 
 
 def fit_histograms(hist: CountHistograms, *, k_deg=None, settings: FitSettings | None = None,
@@ -332,6 +367,12 @@ def results_table(raw, hist, settings, *, k_deg=None):
             se = rows.se(t)
             lo = center[name] - z * se
             hi = center[name] + z * se
+            if settings.interval == "profile":
+                # Wald, except on a side the data do not bound (the limit
+                # model's maximum is within the cut-off)
+                clo, chi = rows.ci(t)
+                lo = np.where(np.isinf(clo), clo, lo)
+                hi = np.where(np.isinf(chi), chi, hi)
         scale = 1.0 if name == "burst_size" else kd
         with np.errstate(over="ignore"):
             out[f"{name}_ci_low"] = np.where(fitted, np.exp(lo) * scale, np.nan)

@@ -12,10 +12,11 @@ interval.
 
 Per gene: Newton's method with the observed information on the log-rates from
 the best of a few moment-based starts, inside the search box
-:data:`telegraph.config.JOINT_FIT_BOUNDS`; profile-likelihood intervals for
-burst frequency (k_on), burst size (k_syn/k_off), k_off, k_syn and k_deg (the
+:data:`telegraph.config.JOINT_FIT_BOUNDS`; profile-likelihood intervals (the
 nuisance rates re-maximised by Newton at each point, the end found by Newton's
-method on the signed root of the likelihood ratio); the regime (the bursty
+method on the signed root of the likelihood ratio) for burst frequency (k_on),
+burst size (k_syn/k_off) and k_deg, and for k_off and k_syn too when
+``settings.profile`` names them (``profile="all"``; Wald intervals otherwise); the regime (the bursty
 limit k_off -> infinity, Monod's boundary model, when the likelihood is flat
 towards it; constitutive/Poisson when the two-Poisson law fits as well) and
 whether k_deg is bounded; and a Pearson goodness of fit over (u, s) classes,

@@ -30,8 +30,9 @@ PACKAGE = REPO / "telegraph"
 LAYERS = {
     0: {"config", "inputs", "kernels"},
     1: {"stationary", "joint", "ssa", "network", "gradient", "histogram", "blocks",
-        "goodness"},
-    2: {"fitting", "jointfit", "differential", "study", "datasets", "design"},
+        "goodness", "labelled"},
+    2: {"fitting", "jointfit", "differential", "calibration", "multitest", "study", "datasets",
+        "design"},
     3: {"io", "ondisk", "get", "cluster", "backed", "tl", "pl"},
     4: {"cli", "__main__"},
 }

@@ -46,9 +46,9 @@ class FakeTL:
 
     def fit(self, adata, *, layer=None, capture=None, k_deg=None, genes=None, min_cells=10,
             ci=0.95, interval="profile", round_counts=False, n_jobs=None, progress=True,
-            key_added="telegraph", copy=False):
+            key_added="telegraph", copy=False, profile=("burst_frequency", "burst_size")):
         self.calls.append(dict(layer=layer, capture=capture, k_deg=k_deg, genes=genes,
-                               min_cells=min_cells, ci=ci, interval=interval,
+                               min_cells=min_cells, ci=ci, interval=interval, profile=profile,
                                round_counts=round_counts, n_jobs=n_jobs, progress=progress,
                                key_added=key_added, copy=copy))
         X = adata.X if layer is None else adata.layers[layer]
@@ -162,7 +162,8 @@ def test_help_explains_every_option_with_units():
     text = _fit_help()
     flat = " ".join(text.split())
     for opt in ["--table", "-o", "--layer", "--capture", "--k-deg", "--genes", "--min-cells",
-                "--ci", "--interval", "--round", "--cells-in-rows", "--jobs", "--no-progress",
+                "--ci", "--interval", "--profile", "--round", "--cells-in-rows", "--jobs",
+                "--no-progress",
                 "--example", "COUNTS"]:
         assert opt in text, opt
     for phrase in ["in units of k_deg", "1/time", "burst size = k_syn / k_off",
@@ -210,13 +211,13 @@ def test_options_are_passed_to_the_library(fake, capsys, counts_h5ad, tmp_path):
     code, _, err = _run(capsys, counts_h5ad, "--layer", "raw", "--capture", "eff",
                         "--k-deg", "kdeg", "--min-cells", "3", "--ci", "0.9",
                         "--interval", "wald", "--round", "--jobs", "2", "--no-progress",
-                        "--table", tmp_path / "t.csv")
+                        "--profile", "all", "--table", tmp_path / "t.csv")
     assert code == 0, err
     call = dict(fake.calls[0])
     capture, k_deg = call.pop("capture"), call.pop("k_deg")
     assert call == dict(layer="raw", genes=None, min_cells=3, ci=0.9, interval="wald",
-                        round_counts=True, n_jobs=2, progress=False, key_added="telegraph",
-                        copy=False)
+                        profile="all", round_counts=True, n_jobs=2, progress=False,
+                        key_added="telegraph", copy=False)
     # obs/var columns are resolved by the library's resolver and keep their source
     assert capture.source == {"kind": "obs", "key": "eff"}
     assert k_deg.source == {"kind": "var", "key": "kdeg"}

@@ -443,3 +443,23 @@ def test_larsson_g2m_loglik_at_least_txburst(larsson_dir):
     at_least = ours >= theirs - 1e-6 * (1 + np.abs(theirs))
     assert comparable.sum() > 9000
     assert at_least.mean() >= 0.99, (at_least.mean(), np.sort(theirs - ours)[-5:])
+
+
+def test_profile_targets_default_and_all():
+    """Burst frequency and burst size are profiled by default; k_off and k_syn
+    get Wald intervals unless profile="all" (the behaviour before 0.2), which
+    leaves the default's columns as they were."""
+    rng = np.random.default_rng(11)
+    p = rng.beta(1.5, 4.0, (400, 3))
+    X = rng.poisson(60.0 * p)
+    d = tg.fit(X, progress=False)
+    a = tg.fit(X, progress=False, profile="all")
+    w = tg.fit(X, progress=False, interval="wald")
+    for q in ("burst_frequency", "burst_size"):
+        np.testing.assert_array_equal(d[f"{q}_ci_low"], a[f"{q}_ci_low"])
+        assert not np.allclose(d[f"{q}_ci_low"], w[f"{q}_ci_low"], rtol=1e-6)
+    for q in ("k_off", "k_syn"):
+        np.testing.assert_allclose(d[f"{q}_ci_high"], w[f"{q}_ci_high"], rtol=1e-12)
+        assert not np.allclose(a[f"{q}_ci_high"], w[f"{q}_ci_high"], rtol=1e-6)
+    with pytest.raises(ValueError, match="profile targets"):
+        tg.fit(X, progress=False, profile=("k_on",))

@@ -220,7 +220,9 @@ def test_gene_positions():
 def test_fit_settings_validate_once():
     s = FitSettings()
     assert (s.ci, s.interval, s.min_cells) == (config.CI, config.INTERVAL, config.MIN_CELLS)
-    assert s.record()["profile"] == list(config.PROFILE_TARGETS)
+    assert s.record()["profile"] == list(config.PROFILE)
+    assert FitSettings(profile="all").profile == config.PROFILE_TARGETS
+    assert FitSettings(profile="k_off, burst_size").profile == ("k_off", "burst_size")
     for kwargs, match in [({"ci": 95}, "did you mean 0.95"), ({"ci": 0.0}, r"\(0, 1\)"),
                           ({"interval": "bootstrap"}, "interval"),
                           ({"min_cells": 0}, "at least 1"), ({"min_cells": 2.5}, "whole"),

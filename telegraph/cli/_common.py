@@ -205,7 +205,8 @@ def write_stdout_csv(table) -> None:
 def check_settings(args) -> None:
     """--ci, --interval, --min-cells checked by the library's settings (one check)."""
     try:
-        FitSettings(ci=args.ci, interval=args.interval, min_cells=args.min_cells)
+        FitSettings(ci=args.ci, interval=args.interval, min_cells=args.min_cells,
+                    profile=getattr(args, "profile", config.PROFILE))
     except ValueError as exc:
         raise CLIError(as_cli_advice(one_line(exc))) from None
 

@@ -137,6 +137,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="profile: profile-likelihood intervals (accurate, asymmetric, may be "
              "unbounded on one side); wald: from the observed information on log-rates "
              "(faster) (default: profile)")
+    fit.add_argument(
+        "--profile", metavar="Q1,Q2|all", default=",".join(config.PROFILE),
+        help="with --interval profile, the quantities that get profile-likelihood "
+             "intervals (of burst_frequency, burst_size, k_off, k_syn; 'all' for every "
+             "one); the others get Wald intervals (default: burst_frequency,burst_size; "
+             "before version 0.2 all four were profiled, which costs about twice as much)")
     run_ = p.add_argument_group("running")
     run_.add_argument(
         "--jobs", metavar="N", type=int, default=None,
@@ -346,9 +352,9 @@ def run(args) -> int:
     try:
         tg.tl.fit(adata, layer=args.layer, capture=capture, k_deg=k_deg, genes=genes,
                   min_cells=args.min_cells, ci=args.ci, interval=args.interval,
-                  round_counts=round_option(args), n_jobs=args.jobs, progress=progress,
-                  key_added=KEY, **({} if client is None else {"client": client}),
-                  **_two_species(args))
+                  profile=args.profile, round_counts=round_option(args), n_jobs=args.jobs,
+                  progress=progress, key_added=KEY,
+                  **({} if client is None else {"client": client}), **_two_species(args))
     except (ValueError, KeyError) as exc:
         raise CLIError(as_cli_advice(one_line(exc))) from None
     finally:
@@ -393,7 +399,8 @@ def _run_streamed(args, input_path: Path, t0: float) -> int:
     try:
         res = fit_file(input_path, layer=args.layer, capture=capture, k_deg=k_deg,
                        genes=genes, min_cells=args.min_cells, ci=args.ci,
-                       interval=args.interval, round_counts=round_option(args),
+                       interval=args.interval, profile=args.profile,
+                       round_counts=round_option(args),
                        chunk_size=args.chunk_size, n_jobs=args.jobs, progress=progress,
                        client=client, **_two_species(args))
     except (ValueError, KeyError) as exc:

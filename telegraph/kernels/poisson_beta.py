@@ -662,6 +662,425 @@ def _grouped_run(nf, idx, j0, j1, weights, groups, capture, a, b, lam, lg_a, lg_
     out[9] += q33 - f_ll
 
 
+# ---------------------------------------------------------------------------
+# One capture value, many counts: the three-term recurrence in n
+# (docs/maths.md, "The stationary law", "A recurrence in the count"). The
+# generating function of P(n) is 1F1(a; a+b; x(z-1)); Kummer's equation for
+# it gives, for every n >= 0,
+#
+#     x (n+a) P(n) = (n+1)(n+a+b+x) P(n+1) - (n+1)(n+2) P(n+2).
+#
+# P is the minimal solution as n -> inf (its ratio P(n+1)/P(n) = x E[p|n] /
+# (n+1) -> 0, the other solution's -> 1), so the recurrence is run DOWNWARD
+# (Miller's algorithm): from y(N'+1) = 0, y(N') = 1 at a start N' above the
+# largest count, where the local growth rates of the two solutions (the roots
+# of the characteristic equation) have separated them by e^-40 before the
+# largest count is reached, y(n) = C P(n) to rounding for every n below. One
+# exact value of the series (pb_eval, with its scores and information) at the
+# largest count fixes C(a, b, x) and its first and second derivatives. The
+# derivatives of y in (a, b, x) obey the same recurrence with sources from the
+# derivatives of its coefficients, so the scores and the observed information
+# come along: O(1) per count instead of the O(sqrt x) terms of the series.
+
+_REC_MIN_BINS = 3       # fewer distinct counts than this: the series per count
+_REC_MIN_X = 16.0       # below this x the series has a few terms per count
+_REC_SERIES_COST = 9.0  # pb_eval at x ~ this many times sqrt(x) recurrence steps
+_REC_SHARED_COST = 1.5  # a bin of the shared tables (mixed histograms, x <= _X_WINDOW) ~ this
+_REC_ANCHORS = 8        # exact values (series) that fix the normalisation, at most
+_REC_SUM_MIN_AB = 0.1   # normalisation by the sum only for a, b >= this (spikes at 0 or x lose digits)
+_REC_TAIL = 46.0        # log of P(n_max) over the mass above the start, normalising by the sum
+_REC_DAMP = 40.0        # log of the separation of the two solutions at the largest count
+_REC_MAX_WARM = 1 << 20   # longest warm-up above the largest count
+_REC_SCALE = 1e100      # rescale the recursion when y leaves [1/_REC_SCALE, _REC_SCALE]
+
+
+@njit(cache=True, error_model="numpy")
+def _rec_start(n_max, a, b, x, tail, limit):
+    """Start N' >= n_max of the downward recurrence: the sum over n_max <= n
+    <= N' of log(r_big / r_small), the roots of (n+2) r^2 - (n+c+x) r +
+    x(n+a)/(n+1) = 0 (the two solutions' local ratios y(n+1)/y(n); P follows
+    the smaller), reaches _REC_DAMP. With ``tail``, also P's own decay: the
+    sum of log r_small (log sqrt(r_big r_small) where the roots are complex)
+    less log(1 - r_small) must fall below -_REC_TAIL (the mass above N' is
+    then below e^-_REC_TAIL P(n_max), for the normalisation by the sum). -1 if
+    this takes more than ``limit`` steps."""
+    # products instead of sums of logs (no log per step): damp = prod of
+    # r_big/r_small (only compared with e^_REC_DAMP, so capped there), decay
+    # = prod of r_small times e^log_decay (renormalised before underflow)
+    c = a + b
+    e_damp = math.exp(_REC_DAMP)
+    damp = 1.0
+    decay = 1.0
+    log_decay = 0.0
+    thr = math.exp(-_REC_TAIL)
+    n = n_max
+    while n - n_max < limit:
+        nf = float(n)
+        s = (nf + c + x) / (nf + 2.0)
+        p = x * (nf + a) / ((nf + 1.0) * (nf + 2.0))
+        disc = s * s - 4.0 * p
+        if disc > 0.0:
+            sq = math.sqrt(disc)
+            big = 0.5 * (s + sq)
+            small = p / big
+            if damp < e_damp:
+                damp *= big / small
+        else:
+            small = math.sqrt(p)
+        decay *= small
+        if decay < 1e-250 or decay > 1e250:
+            log_decay += math.log(decay)
+            decay = 1.0
+            thr = math.exp(-_REC_TAIL - log_decay) if -_REC_TAIL - log_decay < 700.0 else np.inf
+        # P's mass above n + 1 <= P(n_max) e^log_decay decay / (1 - r_small)
+        if damp >= e_damp and (not tail or (small < 1.0 and decay <= thr * (1.0 - small))):
+            return n + 1
+        n += 1
+    return -1
+
+
+@njit(cache=True, error_model="numpy")
+def _rec_plan(values, weights, order, j0, j1, a, b, x, shared):
+    """How to evaluate bins order[j0:j1] (one capture value x, values
+    ascending along ``order``): returns (start N', normalised by exact
+    series values) for the recurrence, or (-1, False) when the series per
+    count is as cheap: for x < _REC_MIN_X (a few terms per count), for fewer
+    than _REC_MIN_BINS distinct counts, or when the recurrence costs more
+    than the alternative per distinct count: pb_eval (about
+    _REC_SERIES_COST sqrt(x) recurrence steps' worth), or with ``shared`` the
+    shared-table sums of a mixed histogram (about _REC_SHARED_COST sqrt(x)).
+    The recurrence is normalised either by up to _REC_ANCHORS series values
+    (N' steps + the anchors) or by the sum of P over 0..N' (no series; a
+    longer start that takes in P's tail), whichever is cheaper."""
+    if x < _REC_MIN_X:
+        return -1, False
+    nd = 0
+    last = -1
+    n_max = 0
+    for j in range(j0, j1):
+        i = order[j]
+        if weights[i] != 0.0 and values[i] != last:
+            nd += 1
+            last = values[i]
+            n_max = values[i]
+    if nd < _REC_MIN_BINS:
+        return -1, False
+    rx = math.sqrt(x + 1.0)
+    per = 4.0 + _REC_SERIES_COST * rx
+    budget = nd * (4.0 + _REC_SHARED_COST * rx if shared else per)
+    if float(n_max) >= budget:
+        return -1, False
+    n_anch = min(_REC_ANCHORS, max(1, nd // 8))
+    lim = min(float(_REC_MAX_WARM), budget - n_max)
+    top_a = _rec_start(n_max, a, b, x, False, lim)
+    cost_a = float(top_a) + n_anch * per if top_a >= 0 else np.inf
+    top_s = -1
+    if min(a, b) >= _REC_SUM_MIN_AB:
+        top_s = _rec_start(n_max, a, b, x, True, lim)
+    cost_s = float(top_s) if top_s >= 0 else np.inf
+    if min(cost_a, cost_s) >= budget:
+        return -1, False
+    if cost_a <= cost_s:
+        return top_a, True
+    return top_s, False
+
+
+@njit(cache=True, error_model="numpy")
+def _rec_add(w, s, P, Pa, Pb, Px, Paa, Pab, Pax, Pbb, Pbx, Pxx, log_scale, cst, want_info,
+             out):
+    """Add weight w times log P and its derivatives to the histogram totals,
+    x = s lam: from the unnormalised y (times e^log_scale) less the
+    normalisation ``cst`` (log C, its gradient, the information of C)."""
+    inv = 1.0 / P
+    ga = Pa * inv
+    gb = Pb * inv
+    gx = Px * inv
+    out[0] += w * (math.log(P) + log_scale - cst[0])
+    out[1] += w * (ga - cst[1])
+    out[2] += w * (gb - cst[2])
+    out[3] += w * s * (gx - cst[3])
+    if want_info:
+        out[4] += w * (ga * ga - Paa * inv - cst[4])
+        out[5] += w * (ga * gb - Pab * inv - cst[5])
+        out[6] += w * s * (ga * gx - Pax * inv - cst[6])
+        out[7] += w * (gb * gb - Pbb * inv - cst[7])
+        out[8] += w * s * (gb * gx - Pbx * inv - cst[8])
+        out[9] += w * s * s * (gx * gx - Pxx * inv - cst[9])
+
+
+@njit(cache=True, error_model="numpy")
+def _rec_run(values, weights, order, j0, j1, top, anchored, s, a, b, lam, want_info, buf, out):
+    """Add the bins order[j0:j1] (one capture value s, values ascending along
+    ``order``) to ``out`` by the downward recurrence in n from ``top``
+    (:func:`_rec_plan`), normalised by exact series values (``anchored``) or
+    by the sum of P over 0..top."""
+    x = s * lam
+    c = a + b
+    jt = j1 - 1
+    while jt >= j0 and weights[order[jt]] == 0.0:
+        jt -= 1
+    if jt < j0:
+        return
+    n_max = values[order[jt]]
+    # y(top + 1) = 0 (index 2), y(top) = 1 (index 1); derivatives 0
+    P2 = 0.0
+    Pa2 = 0.0
+    Pb2 = 0.0
+    Px2 = 0.0
+    Paa2 = 0.0
+    Pab2 = 0.0
+    Pax2 = 0.0
+    Pbb2 = 0.0
+    Pbx2 = 0.0
+    Pxx2 = 0.0
+    P1 = 1.0
+    Pa1 = 0.0
+    Pb1 = 0.0
+    Px1 = 0.0
+    Paa1 = 0.0
+    Pab1 = 0.0
+    Pax1 = 0.0
+    Pbb1 = 0.0
+    Pbx1 = 0.0
+    Pxx1 = 0.0
+    log_scale = 0.0
+    # anchors: the largest count and every stride-th distinct count below,
+    # up to _REC_ANCHORS; each fixes C for the counts down to the next one,
+    # so the rounding of the recurrence (~1e-14 of log P per step where it
+    # cancels most, in the bulk) does not add up over the whole range
+    nd = 0
+    last = -1
+    for jj in range(j0, j1):
+        i = order[jj]
+        if weights[i] != 0.0 and values[i] != last:
+            nd += 1
+            last = values[i]
+    n_anch = min(_REC_ANCHORS, max(1, nd // 8)) if anchored else 0
+    stride = max(1, nd // max(n_anch, 1))
+    # sums of y and its derivatives over n (normalisation by the sum)
+    S0 = 0.0
+    Sa = 0.0
+    Sb = 0.0
+    Sx = 0.0
+    Saa = 0.0
+    Sab = 0.0
+    Sax = 0.0
+    Sbb = 0.0
+    Sbx = 0.0
+    Sxx = 0.0
+    ls_S = 0.0
+    fS = 1.0
+    W = 0.0
+    k_anch = 0
+    k_dist = 0
+    cst = np.zeros(10)
+    acc = np.zeros(10)
+    j = jt
+    n = top
+    while True:
+        if (n <= n_max and k_anch < n_anch and j >= j0 and values[order[j]] == n
+                and k_dist % stride == 0):
+            # an exact value (the series) fixes the normalisation C
+            k_anch += 1
+            pb_eval(float(n), a, b, x, want_info, buf)
+            inv = 1.0 / P1
+            ga = Pa1 * inv
+            gb = Pb1 * inv
+            gx = Px1 * inv
+            cst[0] = math.log(P1) + log_scale - buf[0]
+            cst[1] = ga - buf[1]
+            cst[2] = gb - buf[2]
+            cst[3] = gx - buf[3]
+            if want_info:
+                # info of y minus the exact info
+                cst[4] = ga * ga - Paa1 * inv - buf[4]
+                cst[5] = ga * gb - Pab1 * inv - buf[5]
+                cst[6] = ga * gx - Pax1 * inv - buf[6]
+                cst[7] = gb * gb - Pbb1 * inv - buf[7]
+                cst[8] = gb * gx - Pbx1 * inv - buf[8]
+                cst[9] = gx * gx - Pxx1 * inv - buf[9]
+        if not anchored:
+            S0 += fS * P1
+            Sa += fS * Pa1
+            Sb += fS * Pb1
+            Sx += fS * Px1
+            if want_info:
+                Saa += fS * Paa1
+                Sab += fS * Pab1
+                Sax += fS * Pax1
+                Sbb += fS * Pbb1
+                Sbx += fS * Pbx1
+                Sxx += fS * Pxx1
+            if S0 > _REC_SCALE:
+                # the sums keep their own scale e^ls_S
+                g = 1.0 / S0
+                ls_S -= math.log(g)
+                fS = math.exp(log_scale - ls_S)
+                S0 *= g
+                Sa *= g
+                Sb *= g
+                Sx *= g
+                Saa *= g
+                Sab *= g
+                Sax *= g
+                Sbb *= g
+                Sbx *= g
+                Sxx *= g
+        if n <= n_max:
+            if j >= j0 and values[order[j]] == n:
+                k_dist += 1
+            while j >= j0 and values[order[j]] == n:
+                i = order[j]
+                w = weights[i]
+                if w != 0.0:
+                    W += w
+                    _rec_add(w, s, P1, Pa1, Pb1, Px1, Paa1, Pab1, Pax1, Pbb1, Pbx1, Pxx1,
+                             log_scale, cst, want_info, acc)
+                j -= 1
+            if anchored and j < j0:
+                break
+            if n == 0:
+                break
+        # y(n - 1) from y(n) (1) and y(n + 1) (2)
+        m = float(n - 1)
+        na = m + a
+        e1 = m + 1.0
+        E = e1 * (m + c + x)
+        F = e1 * (m + 2.0)
+        invD = 1.0 / (x * na)
+        P = (E * P1 - F * P2) * invD
+        Pa = (E * Pa1 + e1 * P1 - F * Pa2 - x * P) * invD
+        Pb = (E * Pb1 + e1 * P1 - F * Pb2) * invD
+        Px = (E * Px1 + e1 * P1 - F * Px2 - na * P) * invD
+        if want_info:
+            Paa = (E * Paa1 + 2.0 * e1 * Pa1 - F * Paa2 - 2.0 * x * Pa) * invD
+            Pab = (E * Pab1 + e1 * (Pa1 + Pb1) - F * Pab2 - x * Pb) * invD
+            Pax = (E * Pax1 + e1 * (Pa1 + Px1) - F * Pax2 - P - x * Px - na * Pa) * invD
+            Pbb = (E * Pbb1 + 2.0 * e1 * Pb1 - F * Pbb2) * invD
+            Pbx = (E * Pbx1 + e1 * (Pb1 + Px1) - F * Pbx2 - na * Pb) * invD
+            Pxx = (E * Pxx1 + 2.0 * e1 * Px1 - F * Pxx2 - 2.0 * na * Px) * invD
+        else:
+            Paa = 0.0
+            Pab = 0.0
+            Pax = 0.0
+            Pbb = 0.0
+            Pbx = 0.0
+            Pxx = 0.0
+        P2 = P1
+        Pa2 = Pa1
+        Pb2 = Pb1
+        Px2 = Px1
+        Paa2 = Paa1
+        Pab2 = Pab1
+        Pax2 = Pax1
+        Pbb2 = Pbb1
+        Pbx2 = Pbx1
+        Pxx2 = Pxx1
+        P1 = P
+        Pa1 = Pa
+        Pb1 = Pb
+        Px1 = Px
+        Paa1 = Paa
+        Pab1 = Pab
+        Pax1 = Pax
+        Pbb1 = Pbb
+        Pbx1 = Pbx
+        Pxx1 = Pxx
+        n -= 1
+        if not (P > 1.0 / _REC_SCALE and P < _REC_SCALE):
+            if not (P > 0.0) or not np.isfinite(P) or n < 0:
+                # (never met in the tests; a safeguard) the series instead
+                for jj in range(j0, j1):
+                    i = order[jj]
+                    if weights[i] != 0.0:
+                        _add_bin(float(values[i]), weights[i], s, a, b, lam, want_info, buf,
+                                 out)
+                return
+            f = 1.0 / P
+            log_scale -= math.log(f)
+            P1 *= f
+            Pa1 *= f
+            Pb1 *= f
+            Px1 *= f
+            Paa1 *= f
+            Pab1 *= f
+            Pax1 *= f
+            Pbb1 *= f
+            Pbx1 *= f
+            Pxx1 *= f
+            P2 *= f
+            Pa2 *= f
+            Pb2 *= f
+            Px2 *= f
+            Paa2 *= f
+            Pab2 *= f
+            Pax2 *= f
+            Pbb2 *= f
+            Pbx2 *= f
+            Pxx2 *= f
+            fS = math.exp(log_scale - ls_S)
+    if not anchored:
+        # C = sum of y over 0..top (the mass above is below e^-46 of P(n_max))
+        inv = 1.0 / S0
+        ga = Sa * inv
+        gb = Sb * inv
+        gx = Sx * inv
+        acc[0] -= W * (math.log(S0) + ls_S)
+        acc[1] -= W * ga
+        acc[2] -= W * gb
+        acc[3] -= W * s * gx
+        if want_info:
+            acc[4] -= W * (ga * ga - Saa * inv)
+            acc[5] -= W * (ga * gb - Sab * inv)
+            acc[6] -= W * s * (ga * gx - Sax * inv)
+            acc[7] -= W * (gb * gb - Sbb * inv)
+            acc[8] -= W * s * (gb * gx - Sbx * inv)
+            acc[9] -= W * s * s * (gx * gx - Sxx * inv)
+    for k in range(10):
+        out[k] += acc[k]
+
+
+@njit(cache=True, error_model="numpy")
+def _rec_groups(values, weights, groups, capture, idx, a, b, lam, want_info, buf, out):
+    """Add the bins of every capture group for which the recurrence in n is
+    cheaper than the series (:func:`_rec_plan`) to ``out``; returns the
+    weights with those bins zeroed (the input itself when there are none)."""
+    m = values.shape[0]
+    G = capture.shape[0]
+    start = np.zeros(G + 1, np.int64)
+    for i in range(m):
+        start[groups[i] + 1] += 1
+    for g in range(G):
+        start[g + 1] += start[g]
+    pos = start[:G].copy()
+    byg = np.empty(m, np.int64)
+    for j in range(m):
+        i = idx[j]
+        byg[pos[groups[i]]] = i
+        pos[groups[i]] += 1
+    w2 = weights
+    copied = False
+    for g in range(G):
+        j0 = start[g]
+        j1 = start[g + 1]
+        if j1 - j0 < _REC_MIN_BINS:
+            continue
+        x = capture[g] * lam
+        if not x <= _X_STABLE:
+            continue
+        top, anchored = _rec_plan(values, weights, byg, j0, j1, a, b, x, x <= _X_WINDOW)
+        if top < 0:
+            continue
+        _rec_run(values, weights, byg, j0, j1, top, anchored, capture[g], a, b, lam, want_info,
+                 buf, out)
+        if not copied:
+            w2 = weights.copy()
+            copied = True
+        for j in range(j0, j1):
+            w2[byg[j]] = 0.0
+    return w2
+
+
 @njit(cache=True, error_model="numpy")
 def histogram_eval(values, weights, groups, capture, a, b, lam, want_info, out):
     """Total log-likelihood of one gene's count histogram, its gradient with
@@ -688,6 +1107,16 @@ def histogram_eval(values, weights, groups, capture, a, b, lam, want_info, out):
             mixed = True
         if values[i] < values[i - 1]:
             ordered = False
+    if not mixed and m > 0 and b <= _B_STABLE:
+        s0 = capture[groups[0]]
+        x0 = s0 * lam
+        if x0 <= _X_STABLE:
+            order = np.arange(m) if ordered else np.argsort(values, kind="mergesort")
+            top, anchored = _rec_plan(values, weights, order, 0, m, a, b, x0, False)
+            if top >= 0:
+                _rec_run(values, weights, order, 0, m, top, anchored, s0, a, b, lam, want_info,
+                         buf, out)
+                return
     if not mixed or b > _B_STABLE:
         # (the shared tables take lgamma differences plainly: beyond the fits'
         # box in b, every bin goes through pb_eval, which does not)
@@ -700,6 +1129,9 @@ def histogram_eval(values, weights, groups, capture, a, b, lam, want_info, out):
         idx = np.arange(m)
     else:
         idx = np.argsort(values, kind="mergesort")
+    # capture groups with many counts: the recurrence in n per group; their
+    # bins are then left out of the shared-table sums below
+    weights = _rec_groups(values, weights, groups, capture, idx, a, b, lam, want_info, buf, out)
     # table length: the longest k-range any bin with x <= _X_WINDOW can need
     x_max = 0.0
     for i in range(m):

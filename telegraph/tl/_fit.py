@@ -22,8 +22,9 @@ def fit(adata, *, layer: str | None = None, capture=None, k_deg=None, genes=None
         interval: str = config.INTERVAL, round_counts: bool = False,
         capture_rtol: float = config.CAPTURE_RTOL, n_jobs: int | None = None,
         progress: bool | None = config.PROGRESS, key_added: str = config.FIT_KEY, copy: bool = False,
-        client=None, chunk_size: int | None = None, unspliced_layer: str | None = None,
-        unspliced_factor: float = 1.0, model: str = "telegraph"):
+        client=None, chunk_size: int | None = None, profile=config.PROFILE,
+        unspliced_layer: str | None = None, unspliced_factor: float = 1.0,
+        model: str = "telegraph"):
     """Fit burst kinetics to every gene of ``adata`` (scanpy style).
 
     Parameters
@@ -45,7 +46,7 @@ def fit(adata, *, layer: str | None = None, capture=None, k_deg=None, genes=None
         rates are in units of k_deg.
     genes : sequence of str or boolean mask, optional
         Fit only these genes; the others get NaN.
-    min_cells, ci, interval, round_counts, capture_rtol, n_jobs, progress, client
+    min_cells, ci, interval, profile, round_counts, capture_rtol, n_jobs, progress, client
         As in :func:`telegraph.fit` (``client``: a ``dask.distributed.Client``).
     chunk_size : int, optional
         For an AnnData opened with ``backed="r"``: cells read per slice
@@ -82,7 +83,8 @@ def fit(adata, *, layer: str | None = None, capture=None, k_deg=None, genes=None
     adata = adata.copy() if copy else adata
     names = np.asarray(adata.var_names.astype(str))
     idx = None if genes is None else gene_positions(genes, names, where="adata.var_names")
-    common = dict(min_cells=min_cells, ci=ci, interval=interval, round_counts=round_counts,
+    common = dict(min_cells=min_cells, ci=ci, interval=interval, profile=profile,
+                  round_counts=round_counts,
                   capture_rtol=capture_rtol, n_jobs=n_jobs, progress=progress, client=client)
     joint = {} if unspliced_layer is None else dict(unspliced_factor=unspliced_factor,
                                                     model=model)
