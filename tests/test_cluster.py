@@ -207,7 +207,9 @@ def test_ctrl_c_under_a_local_cluster_is_one_line(tmp_path):
     run = subprocess.run([sys.executable, str(script), str(tmp_path / "t.csv")], env=env,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 130, run.stderr[-3000:]
-    assert run.stderr.strip().splitlines() == ["telegraph fit: interrupted; nothing was written"]
+    lines = [line for line in run.stderr.strip().splitlines()
+             if not line.startswith("telegraph fit: compiling kernels")]  # a cold cache's notice
+    assert lines == ["telegraph fit: interrupted; nothing was written"]
 
 
 def test_cli_unreachable_scheduler(data, capsys, monkeypatch, tmp_path):
