@@ -180,17 +180,14 @@ def test_cli_malformed_scheduler_address_is_one_line(address, data, tmp_path):
 
 
 _INTERRUPTED_ON_LOCAL = textwrap.dedent("""
-    import os, signal, sys, threading, time
+    import os, signal, sys, threading
     from telegraph import blocks
     from telegraph.cli import main
 
     gather = blocks.gather_with_progress
 
-    def interrupted_later(*args, **kwargs):    # Ctrl-C while the futures are pending:
-        # the compiled fit of the example can finish in well under a second, so the
-        # wait for them is held open here rather than hoped to outlast a timer
-        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
-        time.sleep(30.0)
+    def interrupted_later(*args, **kwargs):    # Ctrl-C 3 s into the gather
+        threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT)).start()
         return gather(*args, **kwargs)
 
     blocks.gather_with_progress = interrupted_later
