@@ -39,16 +39,20 @@ OUTPUT = HERE / "_output"
 
 # Scripts run in this order (the ones present); any other bench_*.py or
 # larsson_*.py found in the folder runs after them, alphabetically.
-ORDER = ["bench_tail", "bench_likelihood", "bench_ssa", "bench_fit", "bench_histogram",
-         "bench_scale", "bench_design", "larsson_s_vs_g2m"]
+ORDER = ["bench_startup", "bench_tail", "bench_likelihood", "bench_labelled", "bench_ssa",
+         "bench_fit", "bench_histogram", "bench_scale", "bench_calibration", "bench_design",
+         "larsson_s_vs_g2m"]
 
 TITLES = {
+    "bench_startup": "Start-up and compilation: each command cold and warm",
     "bench_tail": "The realistic mix: per-gene cost distribution and start-up",
     "bench_likelihood": "Likelihood and gradient of one gene",
+    "bench_labelled": "Metabolic labelling: the (new, old) law, accuracy and speed per gene",
     "bench_ssa": "Gillespie simulation (SSA)",
     "bench_fit": "Per-gene fits",
     "bench_histogram": "Count histograms (the pass over the matrix)",
     "bench_scale": "Atlas scale: streaming and Dask",
+    "bench_calibration": "Calibrated inference: null p-values, power, interval coverage",
     "bench_design": "Experiment design",
     "larsson_s_vs_g2m": "Real data: Larsson et al. 2019, S vs G2/M",
 }

@@ -9,6 +9,9 @@ Public API (``import telegraph as tg``):
 
 - stationary law: :func:`logpmf`, :func:`pmf`, :func:`score`,
   :func:`posterior_on`, :func:`posterior_mean`, :func:`posterior_var`
+- metabolic labelling (new and old RNA after a pulse, rates per hour):
+  :func:`labelled_logpmf`, :func:`labelled_pmf`, :func:`labelled_score`,
+  :func:`labelled_information`, :func:`simulate_labelled_anndata`
 - simulation: :func:`simulate`, :func:`simulate_anndata`, :func:`score_gradient`
 - inference: :func:`fit`; :func:`fit_file` for .h5ad/.zarr on disk (bounded memory,
   optionally on a Dask cluster)
@@ -47,12 +50,18 @@ _LAZY = {
     "score_gradient": "telegraph.gradient",
     "fit": "telegraph.fitting",
     "fit_file": "telegraph.backed",
+    "labelled_logpmf": "telegraph.labelled",
+    "labelled_pmf": "telegraph.labelled",
+    "labelled_score": "telegraph.labelled",
+    "labelled_information": "telegraph.labelled",
+    "simulate_labelled_anndata": "telegraph.study",
 }
 #: every submodule, importable as ``tg.<name>`` (tests/test_architecture.py
 #: checks that this lists every module of the package)
-_SUBMODULES = {"backed", "blocks", "cli", "cluster", "config", "datasets", "differential",
-               "design", "fitting", "get", "gradient", "histogram", "inputs", "io", "kernels",
-               "network", "ondisk", "pl", "ssa", "stationary", "study", "tl"}
+_SUBMODULES = {"backed", "blocks", "calibration", "cli", "cluster", "config", "datasets",
+               "design", "differential", "fitting", "get", "gradient", "histogram", "inputs", "io",
+               "kernels", "labelled", "multitest", "network", "ondisk", "pl", "ssa", "stationary",
+               "study", "tl"}
 
 __all__ = sorted(set(_LAZY) | _SUBMODULES | {"__version__"})
 

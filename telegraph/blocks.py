@@ -8,6 +8,11 @@ nothing of what is computed or where the data come from:
   machine, with the Numba thread count set for the duration, a progress bar
   advanced per block, and both restored also on Ctrl-C (a compiled call
   cannot be interrupted, so blocks are kept short: ``config.BLOCK_GENES_*``);
+- :func:`on_threads` runs a serial compiled kernel (``nogil=True``) over
+  pieces of one such block on that many Python threads: the per-gene fits and
+  tests are plain loops over genes, not Numba ``parallel=True`` kernels, whose
+  parallel-accelerator compilation cost as much as a fresh installation's
+  first fit (benchmarks/bench_startup.py);
 - :func:`map_blocks` runs a function over blocks on a ``dask.distributed``
   client, each task inside :func:`kernel_slot`, and gathers the results in
   order with a progress bar; :func:`tree_reduce` combines futures on the
@@ -15,9 +20,9 @@ nothing of what is computed or where the data come from:
 - :func:`spans`, :func:`even_bounds` and :func:`balanced_bounds` cut a range
   into blocks.
 
-Threads on a cluster: the compiled kernels are Numba ``parallel=True``
-functions, and Numba's ``workqueue`` threading layer (its fallback when neither
-TBB nor OpenMP is available) aborts the process when two threads launch
+Threads on a cluster: the count kernels and the simulation are Numba
+``parallel=True`` functions, and Numba's ``workqueue`` threading layer (its
+fallback when neither TBB nor OpenMP is available) aborts the process when two threads launch
 parallel kernels at once. :func:`kernel_slot` therefore runs each task's
 kernels on one Numba thread under a thread-safe layer (tbb, omp), so that a
 worker with T Dask threads uses T cores, and behind a per-process lock on the
@@ -34,12 +39,13 @@ import contextlib
 import sys
 import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from . import config
 
-__all__ = ["gene_blocks", "show_progress", "progress_bar", "spans", "even_bounds", "balanced_bounds", "kernel_slot",
+__all__ = ["gene_blocks", "on_threads", "show_progress", "progress_bar", "spans", "even_bounds", "balanced_bounds", "kernel_slot",
            "check_client", "total_threads", "map_blocks", "tree_reduce",
            "gather_with_progress", "small_ints"]
 
@@ -139,6 +145,37 @@ def gene_blocks(n_genes: int, *, chunk_genes: int | None = None, n_jobs: int | N
         if bar is not None:
             bar.close()
         numba.set_num_threads(old_threads)
+
+
+def on_threads(func, indptr, n_threads: int | None = None) -> None:
+    """``func(start, stop)`` over pieces of ``range(n)`` on local threads.
+
+    ``indptr`` (length n + 1) gives each item's work (a gene's histogram
+    bins), so the pieces (``config.BLOCKS_PER_THREAD`` per thread) cost about
+    the same; ``n_threads`` defaults to Numba's thread count, which
+    :func:`gene_blocks` sets from ``n_jobs`` and :func:`kernel_slot` to one
+    inside a Dask task. ``func`` calls a ``nogil`` kernel on the piece and
+    writes its rows in place, so the pieces run side by side; with one thread
+    it is a single call over everything. On Ctrl-C the pieces not yet started
+    are dropped and the running ones finish.
+    """
+    n = len(indptr) - 1
+    if n_threads is None:
+        import numba
+        n_threads = numba.get_num_threads()
+    n_threads = max(1, min(int(n_threads), n))
+    if n_threads <= 1:
+        if n > 0:
+            func(0, n)
+        return
+    bounds = balanced_bounds(indptr, config.BLOCKS_PER_THREAD * n_threads)
+    pool = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="telegraph")
+    try:
+        for future in [pool.submit(func, int(a), int(b))
+                       for a, b in zip(bounds[:-1], bounds[1:])]:
+            future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _worker_threads():

@@ -32,6 +32,60 @@ PROFILE_TARGETS = ("burst_frequency", "burst_size", "k_off", "k_syn")
 #: those that get them by default (``profile="all"`` / ``--profile all``: every one of
 #: PROFILE_TARGETS); the others get Wald intervals from the observed information
 PROFILE = ("burst_frequency", "burst_size")
+#: profile intervals after the regime decision (docs/maths.md, "Profile likelihood"): in the
+#: telegraph and bimodal regimes, a limit model that the decision rejected by only a little
+#: still adds its own values to the intervals (:func:`telegraph.fitting.union_distances`);
+#: False gives the plain profile intervals
+LIMIT_UNION = True
+#: telegraph regime: a limit counts as "rejected by only a little" while its one-sided test
+#: would not reject at LIMIT_UNION_TELEGRAPH * (1 - ci)/2 (distance 6.39 at ci 0.95); bimodal
+#: regime: the bursty limit, at LIMIT_UNION_BIMODAL * (1 - ci)/2 (distance 2.82). Both chosen by
+#: measurement (benchmarks/bench_calibration.py): coverage given the regime of at least ci at
+#: 30-300 cells without raising the coverage over all genes above 98.5%
+LIMIT_UNION_TELEGRAPH = 0.007
+LIMIT_UNION_BIMODAL = 0.35
+
+# --------------------------------------------------------------------------- differential tests
+
+#: null law of the likelihood-ratio statistics (docs/maths.md, "Differential bursting"):
+#: "bootstrap" refers each statistic to chi2_1 scaled by the mean statistic of parametric
+#: bootstrap draws of the same regime class; "chi2" to chi2_1 itself (faster, conservative near
+#: the limits of the model)
+CALIBRATION = "bootstrap"
+#: bootstrap draws per pooled regime class: each gene of the class once, but at least
+#: CALIBRATION_MIN_DRAWS (genes of a small class are drawn again, each at most
+#: CALIBRATION_MAX_REPEATS times) and at most CALIBRATION_MAX_DRAWS (a random subset of a
+#: large class); the relative standard error of a class's scale is about sqrt(2 / draws)
+CALIBRATION_MIN_DRAWS = 400
+CALIBRATION_MAX_DRAWS = 1000
+CALIBRATION_MAX_REPEATS = 4
+#: a subclass (pooled regime x number of groups in a limit regime) with fewer draws takes the
+#: scale of its whole pooled regime
+CALIBRATION_MIN_SUBCLASS = 40
+#: seed of the bootstrap draws (the same data give the same p-values)
+CALIBRATION_SEED = 0
+#: weights of the multiple-testing adjustment: "information" (weighted Benjamini-Hochberg with
+#: cross-weighted weights from each gene's standard error in the pooled fit,
+#: :func:`telegraph.multitest.information_weights`) or "none" (plain Benjamini-Hochberg)
+WEIGHTING = "information"
+#: FDR level the weights are tuned for (they control the FDR at every level)
+WEIGHT_ALPHA = 0.05
+#: folds of the cross-weighting, genes per stratum of the covariate (at most WEIGHT_MAX_STRATA
+#: strata; fewer than two strata means no weights), largest weight, seed of the folds
+WEIGHT_FOLDS = 5
+WEIGHT_GENES_PER_STRATUM = 300
+WEIGHT_MAX_STRATA = 10
+WEIGHT_MAX = 10.0
+WEIGHT_SEED = 0
+#: without capture, a note when the two groups' median total counts differ by more than this
+#: factor: a difference in depth then looks like a difference in burst size or frequency
+DEPTH_RATIO_WARN = 1.5
+
+# --------------------------------------------------------------------------- metabolic labelling
+
+#: default probability that a molecule made during the labelling pulse is seen as new
+#: (``detection=`` of :func:`telegraph.labelled_logpmf` and the labelled simulator)
+DETECTION = 1.0
 
 # --------------------------------------------------------------------------- capture groups
 
@@ -57,7 +111,8 @@ ALLELES_KEY = "telegraph_alleles"
 #: (a compiled call cannot be interrupted, so blocks are kept short)
 BLOCK_GENES_MIN = 32
 BLOCK_GENES_MAX = 1024
-#: gene blocks per worker thread on a Dask cluster (the cost of genes differs)
+#: gene blocks per worker thread on a Dask cluster, and pieces of a block per local thread
+#: (the cost of genes differs)
 BLOCKS_PER_THREAD = 4
 #: histograms merged per task in the tree reduction on a Dask cluster
 FAN_IN = 4

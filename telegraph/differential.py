@@ -10,10 +10,20 @@ k_on / k_deg between the groups while each group keeps its own k_off and k_syn;
 k_off. The constrained maximum l0 is a one-dimensional maximisation over the
 shared value of the sum of the two groups' profile log-likelihoods, solved by
 Newton's method with exact profile derivatives (envelope theorem) in compiled
-code, all genes in parallel (:mod:`telegraph.kernels.differential`). The
-statistic 2 (l1 + l2 - l0) is referred to chi-square(1); log2 fold changes come
-with profile-likelihood intervals (inverting the same statistic, so an interval
-excludes 0 exactly when p < 1 - ci) or Wald intervals.
+code, all genes in parallel (:mod:`telegraph.kernels.differential`).
+
+The statistic 2 (l1 + l2 - l0) is not chi-square(1) near the limits of the
+model, where most genes lie; its null law is calibrated on the data
+(:mod:`telegraph.calibration`): each gene's regime in the fit of both groups
+pooled puts it in a class (genes whose pooled fit is bimodal or Poisson, where
+neither burst frequency nor burst size is identified, are not tested), and the
+statistic is referred to chi-square(1) scaled by the mean statistic of
+parametric-bootstrap draws of its class. Log2 fold changes come with
+profile-likelihood intervals inverting the same calibrated statistic (so an
+interval excludes 0 exactly when p < 1 - ci) or Wald intervals. p-values are
+adjusted by Benjamini-Hochberg weighted by each gene's information in the
+pooled fit (:mod:`telegraph.multitest`). docs/maths.md, "Differential
+bursting", has the account.
 
 The test assumes k_deg is the same in both groups (a snapshot identifies rates
 only in units of k_deg): a change in mRNA stability would show up as a change
@@ -26,19 +36,25 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from . import blocks, config
-from .fitting import fit_raw, results_table
+from .calibration import (NullScales, groups_in_limit, null_scales, pooled_fit,
+                          regime_classes)
+from .fitting import chi2_1_ppf, fit_raw, results_table
 from .histogram import count_histograms
-from .inputs import FitSettings, rescale_syn, resolve_captures, totals_of
+from .inputs import (DifferentialSettings, FitSettings, depth_warning, rescale_syn,
+                     resolve_captures, totals_of)
 from .kernels import differential as kdiff
 from .kernels import fit as kfit
+from .multitest import benjamini_hochberg, information_weights, weighted_bh
 
-__all__ = ["differential", "differential_histograms", "benjamini_hochberg", "TESTS"]
+__all__ = ["differential", "differential_histograms", "benjamini_hochberg", "TESTS",
+           "DepthWarning"]
 
 log = logging.getLogger("telegraph")
 
@@ -46,36 +62,21 @@ log = logging.getLogger("telegraph")
 TESTS = ("burst_frequency", "burst_size")
 
 #: flag values of the result table
-FLAGS = ("ok", "limit_regime", "not_converged", "too_few_cells", "all_zero")
+FLAGS = ("ok", "limit_regime", "not_converged", "not_identified", "too_few_cells", "all_zero")
 
 
-def benjamini_hochberg(pvals):
-    """Benjamini-Hochberg adjusted p-values (step-up, FDR control).
-
-    NaN entries are left out of the family and stay NaN.
-    """
-    p = np.asarray(pvals, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = np.isfinite(p)
-    m = int(ok.sum())
-    if m == 0:
-        return out
-    q = p[ok]
-    order = np.argsort(q)
-    ranked = q[order] * m / np.arange(1, m + 1)
-    adj = np.minimum.accumulate(ranked[::-1])[::-1]
-    res = np.empty(m)
-    res[order] = np.minimum(adj, 1.0)
-    out[ok] = res
-    return out
+class DepthWarning(UserWarning):
+    """The two groups' sequencing depths differ and no capture was given."""
 
 
 def differential(counts1, counts2, *, capture1=None, capture2=None, genes=None,
                  group_names=("1", "2"), min_cells: int = config.MIN_CELLS,
                  ci: float = config.CI, interval: str = config.INTERVAL,
+                 calibration: str = config.CALIBRATION, weighting: str = config.WEIGHTING,
                  round_counts: bool = False, capture_rtol: float = config.CAPTURE_RTOL,
                  n_jobs: int | None = None, progress: bool | None = config.PROGRESS,
-                 chunk_genes: int | None = None, totals=None) -> pd.DataFrame:
+                 chunk_genes: int | None = None, totals=None,
+                 depth_check: bool = True) -> pd.DataFrame:
     """Test every gene for a change in burst frequency and in burst size.
 
     Parameters
@@ -99,13 +100,26 @@ def differential(counts1, counts2, *, capture1=None, capture2=None, genes=None,
     interval : {"profile", "wald"}
         Profile-likelihood intervals of the log-ratio (default) or Wald
         intervals from the two groups' profile curvatures (faster).
+    calibration : {"bootstrap", "chi2"}
+        Null law of the likelihood-ratio statistics: chi-square(1) scaled per
+        regime class by a parametric bootstrap of the pooled fits (default,
+        :mod:`telegraph.calibration`), or plain chi-square(1) (faster; too
+        few false positives near the limits of the model, and so less power).
+    weighting : {"information", "none"}
+        Multiple-testing adjustment: Benjamini-Hochberg weighted by each
+        gene's information in the pooled fit (default,
+        :func:`telegraph.multitest.information_weights`), or plain.
     round_counts, capture_rtol, n_jobs, progress, chunk_genes
         As in :func:`telegraph.fit`.
     totals : pair of array_like, optional
-        With ``capture="total"``: the per-cell totals to take size factors
-        from (default: each matrix's own cell totals). The allele test passes
-        the totals of both alleles of each cell here, so that the two alleles
-        of a cell share its size factor.
+        The per-cell totals of the two groups: size factors with
+        ``capture="total"``, and the depth check (default: each matrix's own
+        cell totals). The allele test passes the totals of both alleles of
+        each cell here, so that the two alleles of a cell share its size
+        factor.
+    depth_check : bool
+        Without capture, warn (:class:`DepthWarning`) when the groups'
+        median total counts differ by more than ``config.DEPTH_RATIO_WARN``.
 
     Returns
     -------
@@ -125,8 +139,13 @@ def differential(counts1, counts2, *, capture1=None, capture2=None, genes=None,
                          f"{shapes[1][1]}); give the same genes in the same order")
     counts1 = counts1 if hasattr(counts1, "shape") else np.asarray(counts1)
     counts2 = counts2 if hasattr(counts2, "shape") else np.asarray(counts2)
+    DifferentialSettings(calibration=calibration, weighting=weighting)
     if totals is None:
         totals = (totals_of(counts1), totals_of(counts2))
+    if depth_check:
+        note = depth_warning(totals[0], totals[1], [capture1, capture2])
+        if note is not None:
+            warnings.warn(note, DepthWarning, stacklevel=2)
     c1, c2 = resolve_captures([capture1, capture2], n_cells=[shapes[0][0], shapes[1][0]],
                               totals=totals)
     h1 = count_histograms(counts1, capture=c1.efficiency, capture_rtol=capture_rtol,
@@ -134,7 +153,8 @@ def differential(counts1, counts2, *, capture1=None, capture2=None, genes=None,
     h2 = count_histograms(counts2, capture=c2.efficiency, capture_rtol=capture_rtol,
                           round_counts=round_counts, genes=genes)
     res = differential_histograms(h1, h2, group_names=group_names, min_cells=min_cells, ci=ci,
-                                  interval=interval, n_jobs=n_jobs, progress=progress,
+                                  interval=interval, calibration=calibration,
+                                  weighting=weighting, n_jobs=n_jobs, progress=progress,
                                   chunk_genes=chunk_genes, syn_scale=c1.syn_scale)
     res.attrs["capture"] = {"group1": c1.record(arrays=False),
                             "group2": c2.record(arrays=False)}
@@ -144,17 +164,75 @@ def differential(counts1, counts2, *, capture1=None, capture2=None, genes=None,
 def _slice_hist(hist, start, stop):
     ip = hist.indptr[start:stop + 1]
     lo, hi = ip[0], ip[-1]
-    return (np.ascontiguousarray(ip - lo), np.ascontiguousarray(hist.values[lo:hi]),
-            np.ascontiguousarray(hist.groups[lo:hi]),
+    return (np.ascontiguousarray(ip - lo, dtype=np.int64),
+            np.ascontiguousarray(hist.values[lo:hi], dtype=np.int64),
+            np.ascontiguousarray(hist.groups[lo:hi], dtype=np.int64),
             np.ascontiguousarray(hist.weights[lo:hi], dtype=float),
             np.ascontiguousarray(hist.capture, dtype=float))
 
 
+def _group_fits(hist1, hist2, settings, *, n_jobs, progress, chunk_genes, desc):
+    """Raw fit rows of each group's genes."""
+    raw1, raw2 = [], []
+    with blocks.gene_blocks(hist1.n_genes, chunk_genes=chunk_genes, n_jobs=n_jobs,
+                            progress=progress, desc=desc) as chunks:
+        for start, stop in chunks:
+            raw1.append(fit_raw(hist1, settings, slice(start, stop)))
+            raw2.append(fit_raw(hist2, settings, slice(start, stop)))
+    cat = (lambda rows: np.vstack(rows) if rows else np.empty((0, kfit.N_RESULT)))
+    return cat(raw1), cat(raw2)
+
+
+def _test_rows(hist1, hist2, raw1, raw2, tested, drops, want_ci, max_iter, *, n_jobs,
+               progress, chunk_genes, desc):
+    """Rows of :func:`telegraph.kernels.differential.differential_genes` for
+    every gene (NaN where not ``tested``)."""
+    out = []
+    with blocks.gene_blocks(hist1.n_genes, chunk_genes=chunk_genes, n_jobs=n_jobs,
+                            progress=progress, desc=desc) as chunks:
+        for start, stop in chunks:
+            r1, r2 = raw1[start:stop], raw2[start:stop]
+            rd = np.empty((stop - start, kdiff.N_DIFF_RESULT))
+            per_gene = (*_group_model(r1), _limits(r1), *_group_model(r2), _limits(r2),
+                        tested[start:stop], drops[start:stop])
+
+            def piece(a, b, start=start, per_gene=per_gene, rd=rd):
+                # genes start + a .. start + b (a serial nogil kernel, blocks.on_threads)
+                kdiff.differential_genes(
+                    *_slice_hist(hist1, start + a, start + b),
+                    *_slice_hist(hist2, start + a, start + b),
+                    *(np.ascontiguousarray(x[a:b]) for x in per_gene[:-1]),
+                    np.ascontiguousarray(per_gene[-1][a:b], dtype=float), bool(want_ci),
+                    int(max_iter), rd[a:b])
+
+            blocks.on_threads(piece, hist1.indptr[start:stop + 1]
+                              + hist2.indptr[start:stop + 1])
+            out.append(rd)
+    return np.vstack(out) if out else np.empty((0, kdiff.N_DIFF_RESULT))
+
+
+def _statistics(hist1, hist2, settings, *, n_jobs, progress, chunk_genes, desc):
+    """(n_genes, 2) likelihood-ratio statistics of the two tests (NaN where
+    a gene cannot be tested), the test's own code path without intervals,
+    and how many groups' fits are in a limit regime."""
+    raw1, raw2 = _group_fits(hist1, hist2, settings, n_jobs=n_jobs, progress=progress,
+                             chunk_genes=chunk_genes, desc=desc)
+    testable = _testable(raw1) & _testable(raw2)
+    drops = np.ones((hist1.n_genes, 2))
+    rawd = _test_rows(hist1, hist2, raw1, raw2, testable, drops, False, settings.max_iter,
+                      n_jobs=n_jobs, progress=progress, chunk_genes=chunk_genes, desc=desc)
+    d = kdiff.DiffRows(rawd)
+    return np.column_stack([d.lr(0), d.lr(1)]), groups_in_limit(raw1, raw2)
+
+
 def differential_histograms(hist1, hist2, *, group_names=("1", "2"),
                             min_cells: int = config.MIN_CELLS, ci: float = config.CI,
-                            interval: str = config.INTERVAL, n_jobs: int | None = None,
-                            progress: bool | None = config.PROGRESS, chunk_genes: int | None = None,
-                            syn_scale: float = 1.0, max_iter: int = config.MAX_ITER) -> pd.DataFrame:
+                            interval: str = config.INTERVAL,
+                            calibration: str = config.CALIBRATION,
+                            weighting: str = config.WEIGHTING, n_jobs: int | None = None,
+                            progress: bool | None = config.PROGRESS,
+                            chunk_genes: int | None = None, syn_scale: float = 1.0,
+                            max_iter: int = config.MAX_ITER) -> pd.DataFrame:
     """Differential bursting tests on per-gene histograms of two groups.
 
     ``hist1`` and ``hist2`` (:class:`telegraph.histogram.CountHistograms`)
@@ -173,23 +251,29 @@ def differential_histograms(hist1, hist2, *, group_names=("1", "2"),
           NaN where a group's estimate is 0 or infinite (a limit regime),
           with ``<name>_ci_low`` / ``<name>_ci_high`` (level ``ci``; +-inf
           where the data do not bound the ratio on that side);
-        - ``pval_burst_frequency``, ``pval_burst_size``: likelihood-ratio
-          test p-values (chi-square, 1 df) of equal burst frequency (resp.
-          size) with all other rates free in each group;
-          ``padj_*``: Benjamini-Hochberg adjusted over the tested genes;
-          ``lr_*``: the statistics 2 (l1 + l2 - l0); ``loglik_null_*``: l0,
-          the maximum log-likelihood of the two groups under the null;
+        - ``pval_burst_frequency``, ``pval_burst_size``: p-values of the
+          likelihood-ratio tests of equal burst frequency (resp. size) with
+          all other rates free in each group, the statistic referred to its
+          calibrated null law chi2(1) x ``null_scale_*``;
+          ``padj_*``: weighted (``weight_*``) Benjamini-Hochberg adjusted over
+          the tested genes; ``lr_*``: the statistics 2 (l1 + l2 - l0);
+          ``null_scale_*``: the scale of the null law (1 with
+          ``calibration="chi2"``); ``loglik_null_*``: l0, the maximum
+          log-likelihood of the two groups under the null;
         - per group g in (1, 2): ``burst_frequency_g``, ``burst_size_g``,
           ``k_on_g``, ``k_off_g``, ``k_syn_g`` (units of k_deg), ``regime_g``,
           ``n_cells_g``, ``mean_g`` (mean observed count), ``loglik_g``,
-          ``converged_g``;
+          ``converged_g``; ``regime_pooled``: the regime of both groups'
+          cells fitted together (the calibration class);
         - ``tested`` (bool) and ``flag``: ``ok``; ``limit_regime`` (a group
           is in the Poisson or bimodal regime, where burst frequency or size
-          is not identified: the test is then conservative);
-          ``not_converged``; ``too_few_cells`` / ``all_zero`` (not tested).
+          is not identified); ``not_converged``; ``not_identified`` (the
+          pooled fit is bimodal or Poisson: neither target is identified,
+          not tested); ``too_few_cells`` / ``all_zero`` (not tested).
 
         ``attrs["groups"]`` holds the group names, ``attrs["settings"]`` the
-        settings.
+        settings, ``attrs["calibration"]`` the null scales per class
+        (:meth:`telegraph.calibration.NullScales.record`).
     """
     if hist1.n_genes != hist2.n_genes:
         raise ValueError(f"the groups have histograms of {hist1.n_genes} and {hist2.n_genes} "
@@ -198,35 +282,39 @@ def differential_histograms(hist1, hist2, *, group_names=("1", "2"),
             and not np.array_equal(hist1.genes, hist2.genes)):
         raise ValueError("the two groups' histograms name different genes")
     FitSettings(ci=ci, interval=interval, min_cells=min_cells)  # the user's settings are valid
+    tset = DifferentialSettings(calibration=calibration, weighting=weighting)
     n_genes = hist1.n_genes
     # the per-group fits need no intervals or goodness of fit here
     settings = FitSettings(ci=ci, interval="wald", min_cells=min_cells, profile=(),
                            max_iter=max_iter, gof_min_expected=0.0)
-    drop = stats.chi2.ppf(ci, 1) / 2.0
-    want_ci = interval == "profile"
-    raw1, raw2, rawd = [], [], []
+    run = dict(n_jobs=n_jobs, progress=progress, chunk_genes=chunk_genes)
     t0 = time.perf_counter()
-    with blocks.gene_blocks(n_genes, chunk_genes=chunk_genes, n_jobs=n_jobs,
-                            progress=progress, desc="telegraph test") as chunks:
-        for start, stop in chunks:
-            r1 = fit_raw(hist1, settings, slice(start, stop))
-            r2 = fit_raw(hist2, settings, slice(start, stop))
-            testable = _testable(r1) & _testable(r2)
-            rd = np.empty((stop - start, kdiff.N_DIFF_RESULT))
-            kdiff.differential_genes(
-                *_slice_hist(hist1, start, stop), *_slice_hist(hist2, start, stop),
-                *_group_model(r1), _limits(r1), *_group_model(r2), _limits(r2),
-                testable, float(drop), bool(want_ci), int(max_iter), rd)
-            raw1.append(r1)
-            raw2.append(r2)
-            rawd.append(rd)
-    cat = (lambda rows, width: np.vstack(rows) if rows else np.empty((0, width)))
-    raw1 = cat(raw1, kfit.N_RESULT)
-    raw2 = cat(raw2, kfit.N_RESULT)
-    rawd = cat(rawd, kdiff.N_DIFF_RESULT)
+    raw1, raw2 = _group_fits(hist1, hist2, settings, desc="telegraph test", **run)
+    testable = _testable(raw1) & _testable(raw2)
+    pooled = None
+    if tset.calibration == "bootstrap" or tset.weighting == "information":
+        pooled = pooled_fit(hist1, hist2, settings, **run)
+    if tset.calibration == "bootstrap":
+        classes = np.where(testable, regime_classes(pooled, raw1, raw2), -1)
+        tested = classes >= 0
+
+        def statistics(b1, b2):
+            return _statistics(b1, b2, settings, desc="telegraph test: calibration", **run)
+
+        scales = null_scales(hist1, hist2, pooled, classes, statistics)
+        scale = scales.of_genes(classes)
+    else:
+        classes = np.full(n_genes, -1)
+        tested = testable
+        scales = NullScales.chi2()
+        scale = np.ones((n_genes, 2))
+    drops = scale * (chi2_1_ppf(ci) / 2.0)
+    rawd = _test_rows(hist1, hist2, raw1, raw2, tested, drops, interval == "profile", max_iter,
+                      desc="telegraph test: statistics", **run)
     log.info("tested %d genes in %.1f s", n_genes, time.perf_counter() - t0)
     return _table(raw1, raw2, rawd, hist1, hist2, settings, ci=ci, interval=interval,
-                  syn_scale=syn_scale, group_names=group_names)
+                  syn_scale=syn_scale, group_names=group_names, pooled=pooled, scale=scale,
+                  scales=scales, tset=tset, identified=tested | ~testable)
 
 
 def _group_model(raw):
@@ -259,12 +347,14 @@ def _testable(raw):
     return (finite & (regime != kfit.REGIME_NO_DATA) & (regime != kfit.REGIME_ALL_ZERO))
 
 
-def _table(raw1, raw2, rawd, hist1, hist2, settings, *, ci, interval, syn_scale, group_names):
+def _table(raw1, raw2, rawd, hist1, hist2, settings, *, ci, interval, syn_scale, group_names,
+           pooled, scale, scales, tset, identified):
+    from scipy import stats  # here, not at the top: half a second of start-up
     t1 = rescale_syn(results_table(raw1, hist1, settings), syn_scale)
     t2 = rescale_syn(results_table(raw2, hist2, settings), syn_scale)
     out = pd.DataFrame(index=t1.index.copy())
     out["gene"] = out.index.to_numpy()
-    z = stats.norm.ppf(0.5 + ci / 2.0)
+    z = special.ndtri(0.5 + ci / 2.0)  # the normal quantile, scipy's norm.ppf
     d = kdiff.DiffRows(rawd)
     tested = np.isfinite(d.lr(0))
     for k, name in enumerate(TESTS):
@@ -277,18 +367,29 @@ def _table(raw1, raw2, rawd, hist1, hist2, settings, *, ci, interval, syn_scale,
         if interval == "profile":
             lo, hi = d.ci(k)
         else:
-            se = d.se(k)
+            # the calibrated statistic is chi2_1 x scale: the variance of the
+            # log-ratio scales alike
+            se = d.se(k) * np.sqrt(scale[:, k])
             lo = d_hat - z * se
             hi = d_hat + z * se
         out[f"{name}_log2fc"] = lfc
         out[f"{name}_log2fc_ci_low"] = lo / np.log(2.0)
         out[f"{name}_log2fc_ci_high"] = hi / np.log(2.0)
+    covariate = None if pooled is None else kfit.FitRows(pooled)
     for k, name in enumerate(TESTS):
         lr = d.lr(k)
-        p = np.where(np.isfinite(lr), stats.chi2.sf(lr, 1), np.nan)
+        p = np.where(np.isfinite(lr), stats.chi2.sf(lr / scale[:, k], 1), np.nan)
+        if tset.weighting == "information":
+            # the target's standard error in the pooled fit: what the null
+            # genes' p-values do not depend on, and what power does
+            w = information_weights(p, covariate.se(k))
+        else:
+            w = np.where(np.isfinite(p), 1.0, np.nan)
         out[f"pval_{name}"] = p
-        out[f"padj_{name}"] = benjamini_hochberg(p)
+        out[f"padj_{name}"] = weighted_bh(p, np.nan_to_num(w))
         out[f"lr_{name}"] = lr
+        out[f"null_scale_{name}"] = np.where(np.isfinite(lr), scale[:, k], np.nan)
+        out[f"weight_{name}"] = w
         out[f"loglik_null_{name}"] = d.loglik_null(k)
     for g, t in (("1", t1), ("2", t2)):
         for c in ("burst_frequency", "burst_size", "k_on", "k_off", "k_syn"):
@@ -298,6 +399,11 @@ def _table(raw1, raw2, rawd, hist1, hist2, settings, *, ci, interval, syn_scale,
         out[f"mean_{g}"] = t["mean"].to_numpy(float)
         out[f"loglik_{g}"] = t["loglik"].to_numpy(float)
         out[f"converged_{g}"] = t["converged"].to_numpy(bool)
+    if pooled is not None:
+        out["regime_pooled"] = results_table(pooled, hist1.join(hist2), settings)[
+            "regime"].to_numpy()
+    else:
+        out["regime_pooled"] = None
     out["tested"] = tested
     reg = np.stack([t1["regime"].astype(str).to_numpy(), t2["regime"].astype(str).to_numpy()])
     conv = (t1["converged"].to_numpy(bool) & t2["converged"].to_numpy(bool)
@@ -305,14 +411,22 @@ def _table(raw1, raw2, rawd, hist1, hist2, settings, *, ci, interval, syn_scale,
     flag = np.full(len(out), "ok", dtype=object)
     flag[~conv] = "not_converged"
     flag[np.isin(reg, ["poisson", "bimodal"]).any(axis=0)] = "limit_regime"
+    flag[~identified] = "not_identified"
     flag[(reg == "all_zero").any(axis=0)] = "all_zero"
     flag[(reg == "too_few_cells").any(axis=0)] = "too_few_cells"
     out["flag"] = pd.Categorical(flag, categories=list(FLAGS))
-    for c in ("regime_1", "regime_2"):
-        out[c] = pd.Categorical(out[c].astype(str), categories=list(t1["regime"].cat.categories))
+    categories = list(t1["regime"].cat.categories)
+    for c in ("regime_1", "regime_2", "regime_pooled"):
+        out[c] = pd.Categorical(out[c].astype(object).where(out[c].notna(), None),
+                                categories=categories)
     names = tuple(str(x) for x in group_names)
     out.attrs["groups"] = list(names)
+    test = ("likelihood ratio; null law chi-square(1) x the mean of parametric-bootstrap "
+            "statistics of the gene's class (pooled regime, groups in a limit regime)"
+            if tset.calibration == "bootstrap" else "likelihood ratio, chi-square 1 df")
+    padj = ("Benjamini-Hochberg over tested genes, weighted by information in the pooled fit"
+            if tset.weighting == "information" else "Benjamini-Hochberg over tested genes")
     out.attrs["settings"] = {"ci": ci, "interval": interval, "min_cells": settings.min_cells,
-                             "test": "likelihood ratio, chi-square 1 df",
-                             "padj": "Benjamini-Hochberg over tested genes"}
+                             **tset.record(), "test": test, "padj": padj}
+    out.attrs["calibration"] = scales.record()
     return out

@@ -16,14 +16,15 @@ import time
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from . import blocks, config
 from .histogram import CountHistograms, count_histograms
 from .inputs import Capture, FitSettings, KDeg, resolve_capture, resolve_k_deg, totals_of
 from .kernels import fit as kfit
 
-__all__ = ["fit", "fit_histograms", "results_table", "REGIMES", "IDENTIFIED", "GOF_FLAGS"]
+__all__ = ["fit", "fit_histograms", "results_table", "union_distances", "REGIMES", "IDENTIFIED",
+           "GOF_FLAGS"]
 
 log = logging.getLogger("telegraph")
 
@@ -167,25 +168,62 @@ def with_capture(res: pd.DataFrame, capture: Capture) -> pd.DataFrame:
     return res
 
 
+def chi2_1_ppf(q):
+    """The quantile of the chi-square law with one degree of freedom, computed as
+    ``scipy.stats.chi2.ppf(q, 1)`` computes it (scipy.stats costs half a second of
+    start-up; it is imported where a p-value needs it)."""
+    return 2.0 * special.gammaincinv(0.5, q)
+
+
 def fit_raw(hist, settings, gene_slice=slice(None)):
     """Run the compiled fit on a slice of genes; returns the raw result rows."""
     start, stop, _ = gene_slice.indices(hist.n_genes)
-    ip = hist.indptr[start:stop + 1]
-    lo, hi = ip[0], ip[-1]
-    drop = stats.chi2.ppf(settings.ci, 1) / 2.0
+    drop = chi2_1_ppf(settings.ci) / 2.0
     prof = settings.interval == "profile"
     chosen = np.array([t in settings.profile for t in _TARGETS])
     # profiled targets; the others' unbounded sides (the limit check, no search)
     mask = np.concatenate([chosen & prof, ~chosen & prof])
+    capture = np.ascontiguousarray(hist.capture, dtype=float)
     res = np.empty((stop - start, kfit.N_RESULT))
-    kfit.fit_genes(np.ascontiguousarray(ip - lo), np.ascontiguousarray(hist.values[lo:hi]),
-                   np.ascontiguousarray(hist.groups[lo:hi]),
-                   np.ascontiguousarray(hist.weights[lo:hi], dtype=float),
-                   np.ascontiguousarray(hist.capture, dtype=float),
-                   np.ascontiguousarray(hist.n_cells[start:stop]), int(settings.min_cells),
-                   float(drop), mask, int(settings.max_iter), float(settings.gof_min_expected),
-                   res)
+
+    def piece(a, b):
+        # genes start + a .. start + b, to rows a .. b (a serial nogil kernel: pieces run
+        # side by side on threads, blocks.on_threads)
+        ip = hist.indptr[start + a:start + b + 1]
+        lo, hi = ip[0], ip[-1]
+        kfit.fit_genes(np.ascontiguousarray(ip - lo, dtype=np.int64),
+                       np.ascontiguousarray(hist.values[lo:hi], dtype=np.int64),
+                       np.ascontiguousarray(hist.groups[lo:hi], dtype=np.int64),
+                       np.ascontiguousarray(hist.weights[lo:hi], dtype=float), capture,
+                       np.ascontiguousarray(hist.n_cells[start + a:start + b], dtype=np.int64),
+                       int(settings.min_cells), float(drop), mask, int(settings.max_iter),
+                       float(settings.gof_min_expected), res[a:b], union_tg, union_bm)
+
+    union_tg, union_bm = union_distances(settings.ci)
+    blocks.on_threads(piece, hist.indptr[start:stop + 1])
     return res
+
+
+def union_distances(ci: float) -> tuple[float, float]:
+    """Distances of a limit model below the supremum within which it still
+    adds its own values to the profile intervals of a gene in the telegraph
+    and in the bimodal regime (docs/maths.md, "Profile likelihood").
+
+    The regime decision rejects a limit when its one-sided test at level
+    (1 - ci)/2 does; given that it did, a gene whose truth is the limit has its
+    signed root distance above z only with probability P(Z > z) / ((1 - ci)/2).
+    Telegraph regime: P(Z > z) = ``config.LIMIT_UNION_TELEGRAPH`` * (1 - ci)/2
+    (a truth on the limit would need only ((1 - ci)/2)^2; truths near the
+    limit, also selected, need more: measured); bimodal regime, the bursty
+    limit only: P(Z > z) = ``config.LIMIT_UNION_BIMODAL`` * (1 - ci)/2. The
+    distances are z^2/2; both 0 when ``config.LIMIT_UNION`` is off.
+    """
+    if not config.LIMIT_UNION:
+        return 0.0, 0.0
+    one_sided = (1.0 - ci) / 2.0
+    z_tg = -special.ndtri(one_sided * config.LIMIT_UNION_TELEGRAPH)
+    z_bm = -special.ndtri(one_sided * config.LIMIT_UNION_BIMODAL)
+    return float(z_tg * z_tg / 2.0), float(z_bm * z_bm / 2.0)
 
 
 def fit_histograms(hist: CountHistograms, *, k_deg=None, settings: FitSettings | None = None,
@@ -290,7 +328,7 @@ def results_table(raw, hist, settings, *, k_deg=None):
     out["burst_size"] = beta
 
     # intervals (log scale in the kernel): the telegraph likelihood's
-    z = stats.norm.ppf(0.5 + settings.ci / 2.0)
+    z = special.ndtri(0.5 + settings.ci / 2.0)  # the normal quantile, scipy's norm.ppf
     names = {"burst_frequency": 0, "burst_size": 1, "k_off": 2, "k_syn": 3}
     center = {"burst_frequency": rows.log_a, "burst_size": rows.log_beta,
               "k_off": rows.log_b, "k_syn": rows.log_lam}
@@ -383,6 +421,7 @@ def chernoff_lehmann(x2, K, npar, I_full, I_g):
     "one_class", "degenerate", or "not_computed" where the kernel gave no
     statistic).
     """
+    from scipy import stats  # here, not at the top: half a second of start-up
     x2 = np.asarray(x2, dtype=float)
     K = np.asarray(K, dtype=float)
     npar = np.asarray(npar, dtype=int)

@@ -13,6 +13,9 @@ and nowhere else:
   and how ``k_syn`` and burst sizes are put back on the user's scale
   (:class:`Capture`, :func:`resolve_captures`);
 - per-gene degradation rates (:class:`KDeg`);
+- what a valid pulse length and detection probability of a metabolic-labelling
+  experiment are (:func:`t_label_in_range`, :func:`check_t_label`,
+  :func:`detection_in_range`, :func:`check_detection`);
 - gene selections by name, mask or index (:func:`gene_positions`);
 - the settings of a fit (:class:`FitSettings`);
 - a planned experiment's capture efficiencies, as a distribution over cells
@@ -39,9 +42,11 @@ from . import config
 
 __all__ = ["capture_in_range", "check_capture", "Capture", "resolve_capture",
            "resolve_captures", "capture_record", "rescale_syn", "size_factors", "row_totals",
-           "totals_of",
-           "KDeg", "resolve_k_deg", "k_deg_record", "gene_positions", "FitSettings", "resolve_profile",
-           "CaptureDistribution", "capture_distribution", "listing"]
+           "totals_of", "depth_ratio", "depth_warning",
+           "KDeg", "resolve_k_deg", "k_deg_record", "gene_positions", "FitSettings",
+           "resolve_profile", "DifferentialSettings", "CaptureDistribution",
+           "capture_distribution", "listing", "t_label_in_range", "check_t_label",
+           "detection_in_range", "check_detection"]
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -141,6 +146,73 @@ def check_capture(capture, n_cells: int | None = None) -> np.ndarray:
         raise ValueError(f"capture efficiencies must be in (0, 1]; found {flat[i]:g} at "
                          f"cell {i}. They are detection probabilities; for relative size "
                          f"factors use capture='total'")
+    return arr
+
+
+def t_label_in_range(values) -> np.ndarray:
+    """True where a labelling pulse length is valid: finite and > 0 (hours).
+
+    The one definition of a valid ``t_label``; distribution functions return
+    NaN where it is False, everything else refuses such values through
+    :func:`check_t_label`.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(v) & (v > 0)
+
+
+def check_t_label(t_label, n_cells: int | None = None) -> np.ndarray:
+    """Validated labelling pulse lengths (hours) as float64, one per cell with
+    ``n_cells`` (a scalar is broadcast). Raises a ValueError naming the first
+    offending cell and the fix."""
+    arr = np.asarray(t_label)
+    if arr.dtype == bool or arr.dtype.kind not in "iuf":
+        raise ValueError(f"t_label must be pulse lengths in hours (numbers > 0), got dtype "
+                         f"{arr.dtype}")
+    arr = arr.astype(np.float64)
+    if n_cells is not None:
+        if arr.ndim == 0:
+            arr = np.full(n_cells, float(arr))
+        if arr.ndim != 1 or arr.shape[0] != n_cells:
+            raise ValueError(f"t_label has shape {arr.shape} for {n_cells} cells; give one "
+                             f"pulse length (hours) per cell or a single number")
+    if arr.size == 0:
+        raise ValueError("t_label is empty; give the pulse length in hours")
+    flat = arr.reshape(-1)
+    bad = ~t_label_in_range(flat)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"t_label must be a finite pulse length > 0 (hours); found "
+                         f"{flat[i]:g} at cell {i}")
+    return arr
+
+
+def detection_in_range(values) -> np.ndarray:
+    """True where a detection probability of new molecules is valid: finite and
+    in (0, 1] (the probability that a molecule made during the pulse is seen as
+    new; the rest are counted as old)."""
+    return capture_in_range(values)
+
+
+def check_detection(detection, n_cells: int | None = None) -> np.ndarray:
+    """Validated detection probabilities of new molecules as float64 (one per
+    cell with ``n_cells``). Raises a ValueError naming the problem and the fix."""
+    arr = np.asarray(detection)
+    if arr.dtype == bool or arr.dtype.kind not in "iuf":
+        raise ValueError(f"detection must be probabilities in (0, 1], got dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    if n_cells is not None:
+        if arr.ndim == 0:
+            arr = np.full(n_cells, float(arr))
+        if arr.ndim != 1 or arr.shape[0] != n_cells:
+            raise ValueError(f"detection has shape {arr.shape} for {n_cells} cells; give "
+                             f"one probability per cell or a single number")
+    flat = arr.reshape(-1)
+    bad = ~detection_in_range(flat)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"detection must be a probability in (0, 1] (the chance that a "
+                         f"new molecule is seen as new); found {flat[i]:g} at cell {i}")
     return arr
 
 
@@ -687,6 +759,66 @@ class FitSettings:
                 "min_cells": int(self.min_cells), "profile": list(self.profile),
                 "max_iter": int(self.max_iter),
                 "gof_min_expected": float(self.gof_min_expected)}
+
+
+@dataclass(frozen=True)
+class DifferentialSettings:
+    """Settings of a differential test beyond those of its fits, validated on
+    creation and stored with the results.
+
+    Attributes
+    ----------
+    calibration : {"bootstrap", "chi2"}
+        Null law of the likelihood-ratio statistics: chi2(1) scaled per regime
+        class by a parametric bootstrap, or chi2(1) itself.
+    weighting : {"information", "none"}
+        Weighted Benjamini-Hochberg with information weights, or plain.
+    """
+
+    calibration: str = config.CALIBRATION
+    weighting: str = config.WEIGHTING
+
+    def __post_init__(self):
+        if self.calibration not in ("bootstrap", "chi2"):
+            raise ValueError(f"calibration must be 'bootstrap' (null law from the data) or "
+                             f"'chi2' (plain chi-square(1)); got {self.calibration!r}")
+        weighting = "none" if self.weighting is None else self.weighting
+        if weighting not in ("information", "none"):
+            raise ValueError(f"weighting must be 'information' (weighted Benjamini-Hochberg) "
+                             f"or 'none' (plain Benjamini-Hochberg); got {self.weighting!r}")
+        object.__setattr__(self, "weighting", weighting)
+
+    def record(self) -> dict:
+        """The settings as stored with the results (h5ad-writable)."""
+        return {"calibration": self.calibration, "weighting": self.weighting}
+
+
+def depth_ratio(totals1, totals2) -> float:
+    """Ratio of the larger to the smaller median total count per cell of two
+    groups (arrays or functions returning them); NaN when a median is 0."""
+    m = [float(np.median(np.asarray(t() if callable(t) else t, dtype=float)))
+         for t in (totals1, totals2)]
+    lo, hi = min(m), max(m)
+    return hi / lo if lo > 0 else float("nan")
+
+
+def depth_warning(totals1, totals2, captures, *, option: str = "capture=") -> str | None:
+    """The note to give when two groups' sequencing depths differ and no
+    capture was given, else None.
+
+    Without capture the model reads every count as molecules, so a group
+    sequenced deeper looks like one with larger or more frequent bursts. The
+    note names ``option``, the argument that supplies capture."""
+    kinds = [c.kind if isinstance(c, Capture) else _source_of(c)["kind"] for c in captures]
+    if any(k != "none" for k in kinds):
+        return None
+    ratio = depth_ratio(totals1, totals2)
+    if not (ratio > config.DEPTH_RATIO_WARN):
+        return None
+    return (f"the two groups' median total counts per cell differ {ratio:.2f}-fold and no "
+            f"capture was given: a difference in sequencing depth shows up as differential "
+            f"bursting; give per-cell capture efficiencies or size factors with {option} "
+            f"(e.g. {option}'total')")
 
 
 def totals_of(X) -> Callable[[], np.ndarray]:

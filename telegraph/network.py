@@ -12,7 +12,8 @@ mass-action factor (prod_s C(x_s, nu_js)), so that the propensity is k h_j.
 Several reactions may share one rate constant (e.g. the steps of a chain).
 
 Ready-made models: :func:`telegraph_model`, :func:`multistate_model` (a chain
-of K off states before the on state: refractory promoters) and
+of K off states before the on state: refractory promoters),
+:func:`labelled_model` (new and old molecules during a labelling pulse) and
 :func:`constitutive_model`.
 
 Example
@@ -41,7 +42,7 @@ from .kernels import ssa as _k
 from .ssa import _capture, _kernel_array, _n_cells, _seed_parts, _times
 
 __all__ = ["Reaction", "MassActionNetwork", "telegraph_model", "multistate_model",
-           "constitutive_model"]
+           "constitutive_model", "labelled_model"]
 
 _EMPTY = {"", "0", "∅", "Ø", "nothing", "None"}
 _TERM = re.compile(r"^\s*(\d+)?\s*\*?\s*([A-Za-z_][A-Za-z0-9_.]*)\s*$")
@@ -387,6 +388,26 @@ def multistate_model(k_on, k_off, k_syn, k_deg=1.0, *, n_off=2):
     return MassActionNetwork(species=offs + ["G_on", "M"], reactions=reactions,
                              rates=rates, initial={"G_off1": 1}, measured=["M"],
                              name=f"multistate(K={n_off})")
+
+
+def labelled_model(k_on, k_off, k_syn, k_deg=1.0):
+    """The telegraph model during a metabolic-labelling pulse.
+
+    Species ``G_off, G_on, new, old``: molecules made while the label is
+    present are ``new``; ``old`` are those present when the pulse started
+    (give them in ``initial``, e.g. drawn from the stationary law). Both
+    degrade at ``k_deg``; rate constants per unit time. Starts with the
+    promoter off and no molecules; nothing is ``measured`` (capture and the
+    misclassification of new molecules are applied by the caller,
+    :func:`telegraph.study.sample_ssa_labelled`).
+    """
+    return MassActionNetwork(
+        species=["G_off", "G_on", "new", "old"],
+        reactions=[("G_off -> G_on", "k_on"), ("G_on -> G_off", "k_off"),
+                   ("G_on -> G_on + new", "k_syn"), ("new -> 0", "k_deg"),
+                   ("old -> 0", "k_deg")],
+        rates={"k_on": k_on, "k_off": k_off, "k_syn": k_syn, "k_deg": k_deg},
+        initial={"G_off": 1}, name="labelled")
 
 
 def constitutive_model(k_syn, k_deg=1.0):

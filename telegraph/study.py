@@ -18,7 +18,11 @@ reuse, each doing one thing:
 - cells: :func:`assign_cells` (cell -> group and cell -> sampling time);
 - counts: :func:`sample_ssa` (exact paths, any time and initial state) or
   :func:`sample_stationary` (exact draws from the stationary law);
-- output: :func:`truth_var` and :func:`assemble_anndata`.
+- output: :func:`truth_var` and :func:`assemble_anndata`;
+- metabolic labelling: :func:`simulate_labelled_anndata` (new and old layers
+  after a labelling pulse of known length, rates per hour) from
+  :func:`sample_ssa_labelled` (exact paths of
+  :func:`telegraph.network.labelled_model` from the exact stationary state).
 
 All rates are per unit time; with k_deg = 1 time is measured in mRNA lifetimes
 and the rates are in units of k_deg.
@@ -33,8 +37,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .inputs import check_capture, gene_positions
-from .ssa import RATE_NAMES, simulate
+from . import config
+from .inputs import check_capture, check_detection, check_t_label, gene_positions
+from .network import labelled_model
+from .ssa import RATE_NAMES, simulate, stationary_state
 
 if TYPE_CHECKING:
     import anndata
@@ -44,6 +50,7 @@ __all__ = [
     "draw_prior_kinetics", "gene_kinetics", "draw_capture", "cell_capture",
     "group_rates", "cell_groups", "assign_cells", "sample_ssa", "sample_stationary",
     "gene_names", "cell_names", "truth_var", "assemble_anndata", "simulate_anndata",
+    "HALF_LIFE_PRIOR", "sample_ssa_labelled", "simulate_labelled_anndata",
 ]
 
 #: Log-uniform prior of the kinetics, ``name: (low, high)``, in units of k_deg:
@@ -652,3 +659,147 @@ def simulate_anndata(n_cells: int = 1000, n_genes: int | None = None, *, k_on=No
     return assemble_anndata(counts, cap, truth_var(genes, base, names, rates),
                             {"telegraph_simulation": settings}, group_names=names,
                             group_of=group_of, times=times, time_of=time_of)
+
+
+# -- metabolic labelling ------------------------------------------------------------------
+#: Log-uniform prior of mRNA half-lives in hours for :func:`simulate_labelled_anndata`
+#: when ``k_deg`` is not given (k_deg = log 2 / half-life, per hour).
+HALF_LIFE_PRIOR: tuple[float, float] = (1.0, 10.0)
+
+
+def sample_ssa_labelled(rates: Mapping[str, np.ndarray], t_label: np.ndarray,
+                        capture: np.ndarray, detection: np.ndarray, *, seed=None
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """New and old counts of a labelling experiment from exact paths.
+
+    Per gene and cell, the state at the start of the pulse (promoter, molecules)
+    is drawn exactly from the stationary law (:func:`telegraph.ssa.stationary_state`);
+    the pulse is simulated with Gillespie's direct method on the network of
+    :func:`telegraph.network.labelled_model` (molecules made during it are
+    new, the others old); at harvest every molecule is captured with the
+    cell's efficiency and a captured new molecule is seen as new with the
+    cell's detection probability, else counted as old (docs/maths.md,
+    "Metabolic labelling: new and old RNA").
+
+    Parameters
+    ----------
+    rates : mapping
+        ``{rate: (n_genes,) array}`` of k_on, k_off, k_syn, k_deg, per hour.
+    t_label : numpy.ndarray
+        Pulse length per cell, hours.
+    capture, detection : numpy.ndarray
+        Per cell, in (0, 1].
+    seed : int, numpy.random.SeedSequence or None
+        Each distinct pulse length (in increasing order) gets a child of the
+        seed's :meth:`~numpy.random.SeedSequence.spawn`, and each gene one
+        child of that.
+
+    Returns
+    -------
+    (new, old) : numpy.ndarray of int64, cells x genes each.
+    """
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    n_genes = rates["k_on"].size
+    new = np.zeros((t_label.size, n_genes), np.int64)
+    old = np.zeros((t_label.size, n_genes), np.int64)
+    pulses = np.unique(t_label)
+    for t, child in zip(pulses, ss.spawn(pulses.size)):
+        cells = np.flatnonzero(t_label == t)
+        for j, gss in enumerate(child.spawn(n_genes)):
+            path_ss, draw_ss = gss.spawn(2)
+            rng = np.random.default_rng(draw_ss)
+            kon, koff, ksyn, kdeg = (float(rates[k][j]) for k in RATE_NAMES)
+            g0, m0 = stationary_state(kon, koff, ksyn, kdeg, (cells.size,), rng)
+            x0 = np.stack([1 - g0, g0, np.zeros_like(m0), m0], axis=1)
+            x = labelled_model(kon, koff, ksyn, kdeg).simulate(
+                int(cells.size), float(t), initial=x0, seed=path_ss, species=["new", "old"])
+            cap = capture[cells]
+            new_cap = rng.binomial(x[:, 0], cap)
+            seen = rng.binomial(new_cap, detection[cells])
+            new[cells, j] = seen
+            old[cells, j] = rng.binomial(x[:, 1], cap) + (new_cap - seen)
+    return new, old
+
+
+def simulate_labelled_anndata(n_cells: int = 1000, n_genes: int | None = None, *,
+                              t_label, k_on=None, k_off=None, k_syn=None, k_deg=None,
+                              capture=None, detection=config.DETECTION,
+                              seed: int | None = 0) -> anndata.AnnData:
+    """Simulate a metabolic-labelling experiment (new and old RNA) with known kinetics.
+
+    Each gene follows the telegraph model at stationarity until a labelling
+    pulse of ``t_label`` hours; molecules made during the pulse are new (see
+    :func:`sample_ssa_labelled`: exact Gillespie paths, binomial capture,
+    misclassification of new molecules as old with probability
+    ``1 - detection``).
+
+    Parameters
+    ----------
+    n_cells : int
+        Number of cells.
+    n_genes : int, optional
+        Number of genes; default: the length of any per-gene rate array, else 100.
+    t_label : float or 1-D array
+        Pulse length(s) in hours. With several, cells are split evenly over them
+        (a time course); ``obs["t_label"]`` records each cell's.
+    k_on, k_off, k_syn : float or array (n_genes,), optional
+        Rates per hour; any left as None is drawn from :data:`KINETICS_PRIOR`
+        (in units of k_deg, then multiplied by k_deg).
+    k_deg : float or array (n_genes,), optional
+        Degradation rate per hour; None draws half-lives log-uniformly from
+        :data:`HALF_LIFE_PRIOR` (hours).
+    capture : float, array (n_cells,) or None
+        Capture efficiency per cell; None draws it from :data:`CAPTURE_PRIOR`.
+    detection : float or array (n_cells,)
+        Probability that a captured new molecule is seen as new (default
+        ``config.DETECTION``).
+    seed : int or None
+        Seed of every random draw.
+
+    Returns
+    -------
+    anndata.AnnData
+        ``X`` and ``layers["total"]``: new + old; ``layers["new"]``,
+        ``layers["old"]`` (CSR int64). ``obs``: ``capture``, ``t_label``
+        (hours), ``detection``. ``var``: the truth of :func:`truth_var` (rates
+        per hour) and ``true_half_life`` (hours).
+        ``uns["telegraph_simulation"]``: the settings.
+
+    Examples
+    --------
+    >>> import telegraph as tg
+    >>> ad = tg.simulate_labelled_anndata(200, 5, t_label=[1.0, 4.0], seed=1)
+    >>> sorted(ad.layers)
+    ['new', 'old', 'total']
+    """
+    _check_n_cells(n_cells)
+    pulses = np.atleast_1d(check_t_label(t_label)).ravel()
+    n_genes = _n_genes(n_genes, (k_on, k_off, k_syn, k_deg))
+    setup_ss, sim_ss = np.random.SeedSequence(seed).spawn(2)
+    rng = np.random.default_rng(setup_ss)
+    drawn = draw_prior_kinetics(rng, n_genes)
+    half = 10.0 ** rng.uniform(np.log10(HALF_LIFE_PRIOR[0]), np.log10(HALF_LIFE_PRIOR[1]),
+                               n_genes)
+    kdeg = np.log(2.0) / half if k_deg is None else _per_gene("k_deg", k_deg, n_genes)
+    base = gene_kinetics(drawn, k_on=k_on, k_off=k_off, k_syn=k_syn, k_deg=kdeg)
+    genes = gene_names(n_genes)
+    cap = cell_capture(rng, capture, n_cells)
+    det = check_detection(detection, n_cells)
+    _, pulse_of = assign_cells(rng, np.array([n_cells]), pulses.size)
+    t_cell = pulses[pulse_of]
+    new, old = sample_ssa_labelled(base, t_cell, cap, det, seed=sim_ss)
+    var = truth_var(genes, base)
+    var["true_half_life"] = np.log(2.0) / base["k_deg"]
+    settings = {
+        "seed": -1 if seed is None else int(seed),
+        "t_label": pulses.tolist(),
+        "time_unit": "hour",
+        "simulator": "exact stationary state, then Gillespie direct method over the pulse "
+                     "(telegraph.network.labelled_model)",
+    }
+    adata = assemble_anndata(new + old, cap, var, {"telegraph_simulation": settings})
+    adata.obs["t_label"] = t_cell
+    adata.obs["detection"] = det
+    for key, mat in (("total", new + old), ("new", new), ("old", old)):
+        adata.layers[key] = sp.csr_matrix(mat)
+    return adata

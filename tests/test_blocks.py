@@ -6,7 +6,8 @@ import numba
 import numpy as np
 import pytest
 
-from telegraph.blocks import balanced_bounds, even_bounds, gene_blocks, small_ints, spans
+from telegraph.blocks import (balanced_bounds, even_bounds, gene_blocks, on_threads, small_ints,
+                              spans)
 
 
 def _covers(bounds, n):
@@ -55,3 +56,30 @@ def test_small_ints():
     assert small_ints(np.array([0, 3, 200])).dtype == np.uint8
     assert small_ints(np.array([0, 70_000])).dtype == np.uint32
     np.testing.assert_array_equal(small_ints(np.array([0, 70_000])), [0, 70_000])
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_on_threads_covers_every_item_once(n_threads):
+    rng = np.random.default_rng(1)
+    indptr = np.concatenate([[0], np.cumsum(rng.integers(0, 30, 97))]) + 5
+    hits = np.zeros(97, np.int64)
+    pieces = []
+
+    def piece(a, b):
+        hits[a:b] += 1
+        pieces.append((a, b))
+
+    on_threads(piece, indptr, n_threads)
+    assert np.all(hits == 1)
+    assert len(pieces) == (1 if n_threads == 1 else len(balanced_bounds(indptr, 4 * n_threads)) - 1)
+    on_threads(piece, np.zeros(1, np.int64), n_threads)   # no items: no call
+    assert np.all(hits == 1)
+
+
+def test_on_threads_raises_what_a_piece_raises():
+    def piece(a, b):
+        if a > 0:
+            raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        on_threads(piece, np.arange(20), 2)

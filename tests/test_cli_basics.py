@@ -32,3 +32,34 @@ def test_console_script_installed():
 def test_no_command_prints_help_and_fails():
     r = _run()
     assert r.returncode == 2
+
+
+def test_version_imports_neither_the_commands_nor_their_libraries():
+    """``telegraph --version`` answers before the subcommands (and pandas, Numba,
+    SciPy, AnnData with them) are imported: it takes a fraction of a second."""
+    code = ("import sys; from telegraph.cli import main; rc = main(['--version']); "
+            "print(sorted(m for m in ('pandas', 'numba', 'scipy', 'anndata', 'telegraph.cli.fit')"
+            " if m in sys.modules), rc)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [f"telegraph {tg.__version__}", "[] 0"]
+
+
+def test_a_command_imports_only_its_own_module():
+    """``telegraph fit ...`` builds and imports the fit command alone (the
+    design command's scipy.stats is half a second of start-up)."""
+    code = ("import sys; from telegraph.cli import COMMANDS, build_parser; "
+            "a = build_parser('fit').parse_args(['fit', '--example']); "
+            "print(a.command, sorted(m for m in COMMANDS if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["fit", "['telegraph.cli.fit']"]
+
+
+def test_commands_are_named_after_their_modules():
+    """What lets ``main`` import only the module of the command named."""
+    import argparse
+
+    from telegraph.cli import COMMANDS, build_parser
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert list(sub.choices) == [m.rsplit(".", 1)[1] for m in COMMANDS]

@@ -8,21 +8,26 @@ it parses, calls the library, and reports.
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import sys
 import threading
 
 from .. import __version__
-from . import design, fit, test
-from ._common import CLIError, Terminated
+from ._errors import CLIError, Terminated
 
 __all__ = ["main", "build_parser", "CLIError"]
 
-#: the subcommands, each a module with ``add_parser(subparsers)`` and ``run(args)``
-_COMMANDS = (fit, test, design)
+#: the subcommands, each a module of this package with ``add_parser(subparsers)`` and
+#: ``run(args)``; imported when a command line names one (or for the full help), so that
+#: ``telegraph --version`` does not pay for the library's imports (tests/test_architecture.py
+#: checks that these are modules of this package)
+COMMANDS = ("telegraph.cli.fit", "telegraph.cli.test", "telegraph.cli.design")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; with ``command`` (a name of :data:`COMMANDS`)
+    only that subcommand's, so that running one command imports only its module."""
     parser = argparse.ArgumentParser(
         prog="telegraph",
         description=(
@@ -36,13 +41,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version",
                         version=f"telegraph {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in _COMMANDS:
-        command.add_parser(sub)
+    for name in COMMANDS:
+        if command is None or _command_name(name) == command:
+            importlib.import_module(name).add_parser(sub)
     return parser
 
 
+def _command_name(module: str) -> str:
+    return module.rsplit(".", 1)[1]
+
+
+def _named_command(argv) -> str | None:
+    """The subcommand a command line runs, when it names one first (``telegraph
+    fit ...``); None for anything else (help, errors: the full parser answers)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    names = {_command_name(m) for m in COMMANDS}
+    return args[0] if args and args[0] in names else None
+
+
+def _version_only(argv) -> bool:
+    """Whether the command line is ``--version`` before any command (answered
+    without importing the commands)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    return bool(args) and args[0] == "--version"
+
+
 def main(argv=None) -> int:
-    parser = build_parser()
+    if _version_only(argv):
+        print(f"telegraph {__version__}")
+        return 0
+    parser = build_parser(_named_command(argv))
     args = parser.parse_args(argv)
     if getattr(args, "command", None) is None:
         parser.print_help()

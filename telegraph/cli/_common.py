@@ -20,14 +20,9 @@ from ..inputs import FitSettings, gene_positions, resolve_capture, resolve_k_deg
 from ..kernels import differential as kdiff
 from ..kernels import fit as kfit
 from ..kernels import is_compiled
+from ._errors import CLIError
 
 
-class CLIError(Exception):
-    """An error in the user's input: printed as one line, exit status 2."""
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C (exit status 143)."""
 
 # the library's advice names its keywords; the user typed options
 _KEYWORD_TO_OPTION = {"round_counts='force'": "--force-round", "round_counts=True": "--round",

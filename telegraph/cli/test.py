@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ import telegraph as tg
 
 from .. import config
 from .. import io as tio
-from ..differential import differential
+from ..differential import DepthWarning, differential
 from ..inputs import listing, row_totals
 from ._common import (CLIError, add_progress_options, add_round_options, as_cli_advice,
                       capture_option, check_at_least_one, check_genes, check_level,
@@ -38,16 +39,22 @@ COUNTS2, e.g. txburst's per-phase tables).
 
 Two likelihood-ratio tests per gene under the two-state (telegraph) model: equal burst
 frequency k_on (k_off and k_syn free in each group) and equal burst size k_syn/k_off
-(k_on and k_off free in each group); chi-square(1) p-values and Benjamini-Hochberg
-adjusted values. Rates are in units of the mRNA degradation rate k_deg, assumed equal in
-both groups (a change in mRNA stability would appear as a change in burst frequency).
+(k_on and k_off free in each group); p-values from the statistics' null law calibrated on
+the data (chi-square(1) scaled per regime class of the pooled fit by a parametric
+bootstrap; genes whose pooled fit identifies neither quantity are not tested) and
+Benjamini-Hochberg adjusted values weighted by each gene's information. Rates are in
+units of the mRNA degradation rate k_deg, assumed equal in both groups (a change in mRNA
+stability would appear as a change in burst frequency). Without --capture, a note says
+when the groups' sequencing depths differ (a depth difference looks like differential
+bursting).
 
 Output columns (one row per gene): gene, burst_frequency_log2fc, burst_size_log2fc
 (group 2 over group 1) with _ci_low/_ci_high, pval_burst_frequency,
-padj_burst_frequency, pval_burst_size, padj_burst_size, lr_* statistics, per-group
-estimates burst_frequency_1/_2, burst_size_1/_2, k_on/k_off/k_syn_1/_2, regime_1/_2,
-n_cells_1/_2, tested and flag (ok, limit_regime, not_converged, too_few_cells,
-all_zero). Without --table the table is written as CSV to stdout.
+padj_burst_frequency, pval_burst_size, padj_burst_size, lr_* statistics, null_scale_*,
+weight_*, per-group estimates burst_frequency_1/_2, burst_size_1/_2, k_on/k_off/k_syn_1/_2,
+regime_1/_2, regime_pooled, n_cells_1/_2, tested and flag (ok, limit_regime,
+not_converged, not_identified, too_few_cells, all_zero). Without --table the table is
+written as CSV to stdout.
 """
 
 _EPILOG = """\
@@ -114,6 +121,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="profile: profile-likelihood intervals of the log-ratio (consistent "
                         "with the test: they exclude 0 exactly when p < 1 - LEVEL); wald: "
                         "faster, symmetric on the log scale (default: profile)")
+    t.add_argument("--calibration", choices=("bootstrap", "chi2"), default=config.CALIBRATION,
+                   help="null law of the statistics: bootstrap (chi-square(1) scaled per "
+                        "regime class by a parametric bootstrap of the pooled fits) or chi2 "
+                        "(plain chi-square(1): faster, conservative near the limits of the "
+                        f"model) (default: {config.CALIBRATION})")
+    t.add_argument("--weighting", choices=("information", "none"), default=config.WEIGHTING,
+                   help="Benjamini-Hochberg weighted by each gene's information in the "
+                        "pooled fit, or plain (default: %(default)s)")
     t.add_argument("--alpha", metavar="Q", type=float, default=0.1,
                    help="adjusted p-value threshold for the summary line (default: 0.1)")
     r = p.add_argument_group("running")
@@ -157,6 +172,12 @@ def _check_layers(adata, layers, source):
             raise CLIError(one_line(exc)) from None
 
 
+def _depth_note(message: str) -> str:
+    """The library's depth warning, naming the command line's option."""
+    return message.replace("with capture= (e.g. capture='total')", "with --capture (e.g. "
+                           "--capture total)")
+
+
 def run(args) -> int:
     _validate(args)
 
@@ -167,52 +188,61 @@ def run(args) -> int:
     progress = progress_option(args)
     compile_notice("test")
     common = dict(min_cells=args.min_cells, ci=args.ci, interval=args.interval,
+                  calibration=args.calibration, weighting=args.weighting,
                   round_counts=round_option(args), n_jobs=args.jobs, progress=progress)
     adata = None
     try:
-        if len(paths) == 2:
-            a1 = read_input(paths[0], cells_in_rows=args.cells_in_rows)
-            a2 = read_input(paths[1], cells_in_rows=args.cells_in_rows)
-            shared = [g for g in a1.var_names if g in set(a2.var_names)]
-            if not shared:
-                raise CLIError(f"{paths[0].name} and {paths[1].name} have no gene names in "
-                               "common")
-            dropped = a1.n_vars + a2.n_vars - 2 * len(shared)
-            if dropped:
-                print(f"telegraph test: {dropped} gene(s) not in both files are left out",
-                      file=sys.stderr)
-            check_genes(genes, a1[:, shared], source=str(paths[0]))
-            keep = shared if genes is None else genes
-            c1 = capture_option(args.capture, a1, source=str(paths[0]))
-            c2 = capture_option(args.capture, a2, source=str(paths[1]))
-            # size factors from each file's totals over all its genes
-            totals = (row_totals(a1.X), row_totals(a2.X)) if c1 == "total" else None
-            res = differential(a1[:, keep].X, a2[:, keep].X, capture1=c1, capture2=c2,
-                               genes=np.asarray(keep, dtype=str), totals=totals,
-                               group_names=(paths[0].stem, paths[1].stem), **common)
-            groups = (paths[0].stem, paths[1].stem)
-        else:
-            source = str(paths[0])
-            layers = args.layers if args.layers else [args.layer]
-            adata = read_input(paths[0], cells_in_rows=args.cells_in_rows)
-            _check_layers(adata, layers, source)
-            check_genes(genes, adata, source=source)
-            capture = capture_option(args.capture, adata, source=source)
-            if args.layers:
-                res = tg.tl.differential_bursting_alleles(adata, tuple(args.layers),
-                                                       capture=capture, genes=genes,
-                                                       key_added=KEY, **common)
-                groups = tuple(args.layers)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DepthWarning)
+            if len(paths) == 2:
+                a1 = read_input(paths[0], cells_in_rows=args.cells_in_rows)
+                a2 = read_input(paths[1], cells_in_rows=args.cells_in_rows)
+                shared = [g for g in a1.var_names if g in set(a2.var_names)]
+                if not shared:
+                    raise CLIError(f"{paths[0].name} and {paths[1].name} have no gene names in "
+                                   "common")
+                dropped = a1.n_vars + a2.n_vars - 2 * len(shared)
+                if dropped:
+                    print(f"telegraph test: {dropped} gene(s) not in both files are left out",
+                          file=sys.stderr)
+                check_genes(genes, a1[:, shared], source=str(paths[0]))
+                keep = shared if genes is None else genes
+                c1 = capture_option(args.capture, a1, source=str(paths[0]))
+                c2 = capture_option(args.capture, a2, source=str(paths[1]))
+                # size factors from each file's totals over all its genes
+                totals = (row_totals(a1.X), row_totals(a2.X)) if c1 == "total" else None
+                res = differential(a1[:, keep].X, a2[:, keep].X, capture1=c1, capture2=c2,
+                                   genes=np.asarray(keep, dtype=str), totals=totals,
+                                   group_names=(paths[0].stem, paths[1].stem), **common)
+                groups = (paths[0].stem, paths[1].stem)
             else:
-                if args.groupby not in adata.obs:
-                    raise CLIError(f"--groupby {args.groupby!r}: no such obs column in {source} "
-                                   f"(obs columns: {listing(adata.obs.columns)})")
-                res = tg.tl.differential_bursting(adata, args.groupby, groups=args.groups,
-                                               layer=args.layer, capture=capture, genes=genes,
-                                               key_added=KEY, **common)
-                groups = tuple(adata.uns[KEY]["params"]["groups"])
+                source = str(paths[0])
+                layers = args.layers if args.layers else [args.layer]
+                adata = read_input(paths[0], cells_in_rows=args.cells_in_rows)
+                _check_layers(adata, layers, source)
+                check_genes(genes, adata, source=source)
+                capture = capture_option(args.capture, adata, source=source)
+                if args.layers:
+                    res = tg.tl.differential_bursting_alleles(adata, tuple(args.layers),
+                                                           capture=capture, genes=genes,
+                                                           key_added=KEY, **common)
+                    groups = tuple(args.layers)
+                else:
+                    if args.groupby not in adata.obs:
+                        raise CLIError(f"--groupby {args.groupby!r}: no such obs column in "
+                                       f"{source} (obs columns: "
+                                       f"{listing(adata.obs.columns)})")
+                    res = tg.tl.differential_bursting(adata, args.groupby, groups=args.groups,
+                                                   layer=args.layer, capture=capture, genes=genes,
+                                                   key_added=KEY, **common)
+                    groups = tuple(adata.uns[KEY]["params"]["groups"])
     except (ValueError, KeyError) as exc:
         raise CLIError(as_cli_advice(one_line(exc))) from None
+    for w in caught:
+        if issubclass(w.category, DepthWarning):
+            print(f"telegraph test: note: {_depth_note(str(w.message))}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
     table = res.reset_index(drop=True)
     writes = []

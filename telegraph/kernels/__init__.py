@@ -17,7 +17,10 @@ below it (no cycles):
   negative-binomial and zero-inflated Poisson laws on one gene's histogram;
   ``linalg``: 3x3 solvers and the phi = T theta coordinate changes;
 - ``poisson_beta``, ``special``: the stationary law's series and the
-  polygamma functions.
+  polygamma functions;
+- ``labelled``: the joint law of new and old molecules after a
+  metabolic-labelling pulse (uniformization of the transient one-species law,
+  Poisson-Beta old molecules) and the views of its results.
 """
 
 __all__ = ["is_compiled"]

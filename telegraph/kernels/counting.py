@@ -44,7 +44,9 @@ or on the layout: CSR, CSC and dense inputs give identical histograms.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from ._jit import njit
 
 __all__ = ["scan_values", "count_cell_major", "count_gene_major",
            "reduce_blocks", "overflow_runs", "assemble", "merge_histograms",

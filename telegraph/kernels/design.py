@@ -27,8 +27,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from ._jit import njit
 from .poisson_beta import pb_eval
 from .special import trigamma
 

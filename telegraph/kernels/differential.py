@@ -30,7 +30,8 @@ telegraph model inside the fit box, as they were fitted.
 
 The profile interval of the log-ratio delta = psi2 - psi1 inverts the same
 statistic: L(delta) = max_psi [p1(psi) + p2(psi + delta)] and the interval is
-{delta : l1 + l2 - L(delta) <= drop}, drop = chi2_1(ci) / 2. Whether a side is
+{delta : l1 + l2 - L(delta) <= drop}, drop = half the ci-quantile of the
+statistic's (calibrated) null law, per gene and test. Whether a side is
 unbounded is decided from the limit models (the suprema of the profiles
 towards +-inf); otherwise its end is found by Newton's method on the root
 deviance, which is nearly linear in delta, with dL/ddelta = p2'(psi* + delta).
@@ -44,8 +45,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
 
+from ._jit import njit
 from .linalg import grad_info_phi, to_phi, to_theta
 from .models import MODEL_NEGBINOM, MODEL_TELEGRAPH, evaluate, sort_bins
 from .optimize import (LIMIT_HI, LIMIT_LO, TARGET_LOG_A, TARGET_LOG_BETA, maximize, search_box,
@@ -434,12 +435,12 @@ def _ci_end(k1, v1, w1, g1, c1, k2, v2, w2, g2, c2, th1_hat, o1_hat, th2_hat, o2
     return np.nan
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(error_model="numpy", nogil=True)
 def differential_genes(indptr1, values1, groups1, weights1, capture1,
                        indptr2, values2, groups2, weights2, capture2,
                        kind1, theta_tg1, theta_nb1, ll1, lim1,
                        kind2, theta_tg2, theta_nb2, ll2, lim2,
-                       testable, drop, want_ci, max_iter, result):
+                       testable, drops, want_ci, max_iter, result):
     """Likelihood-ratio tests of equal log burst frequency and equal log burst
     size for every gene; one row of ``result`` (n_genes, N_DIFF_RESULT).
 
@@ -450,14 +451,15 @@ def differential_genes(indptr1, values1, groups1, weights1, capture1,
     ``ll_g[i]`` = the unconstrained maximum (telegraph for kind 0, NB for
     kind 1), ``lim_g[i]`` = the log-likelihoods of the Poisson and
     zero-inflated Poisson limits (the suprema of the profiles towards
-    +-inf). ``testable[i]`` false skips the gene (NaN row). ``drop`` =
-    chi2_1(ci) / 2 defines the profile intervals of the log-ratios,
-    computed when ``want_ci``.
+    +-inf). ``testable[i]`` false skips the gene (NaN row). ``drops[i, t]``
+    defines the profile interval of the log-ratio of test t (the calibrated
+    null law's ci-quantile of the statistic, halved: chi2_1(ci) / 2 times
+    the gene's null scale), computed when ``want_ci``.
     Per target t the row holds (psi1_hat, psi2_hat, l0, LR statistic,
     interval low, interval high, Wald s.e. of the log-ratio, converged).
     """
     n_genes = indptr1.shape[0] - 1
-    for gi in prange(n_genes):
+    for gi in range(n_genes):
         row = result[gi]
         for j in range(N_DIFF_RESULT):
             row[j] = np.nan
@@ -526,7 +528,7 @@ def differential_genes(indptr1, values1, groups1, weights1, capture1,
                     row[base + D_CI_LO + side_i] = _ci_end(
                         k1, v1, w1, g1, capture1, k2, v2, w2, g2, capture2, th1_hat, o1_hat,
                         th2_hat, o2_hat, target, psi1, psi2, ll_alt, ll_alt - l0,
-                        ll_alt - l_lim, se, side, drop, max_iter, buf)
+                        ll_alt - l_lim, se, side, drops[gi, t], max_iter, buf)
 
 
 class DiffRows:

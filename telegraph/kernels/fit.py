@@ -1,6 +1,6 @@
 """Per-gene fits of the telegraph model and its limits: the driver and its result rows.
 
-:func:`fit_genes` fits every gene of a batch in parallel and writes one row of
+:func:`fit_genes` fits every gene of a batch and writes one row of
 ``N_RESULT`` floats per gene, laid out by the ``R_*`` constants below. Per
 gene it fits the telegraph model and its limit models
 (:mod:`telegraph.kernels.optimize`, :mod:`telegraph.kernels.models`),
@@ -18,13 +18,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
 
+from ._jit import njit
 from .gof import LAW_NEGBINOM, LAW_POISSON, LAW_POISSON_BETA, LAW_ZIP, pearson_gof
 from .models import MODEL_NEGBINOM, MODEL_ZIP, evaluate, poisson_fit, sort_bins, telegraph_eval
 from .optimize import (TARGET_LOG_A, TARGET_LOG_B, TARGET_LOG_BETA, fit_negbinom, fit_telegraph,
                        fit_zip)
-from .profile import profile_bound, wald_se
+from .profile import profile_bound, wald_se, widen_near_limits
 
 # regime codes
 REGIME_TELEGRAPH = 0
@@ -250,20 +250,24 @@ def _goodness_of_fit(row, regime, v, w, gr, capture, n_groups, theta, th_nb, th_
         _pack_sym3(row, R_GINFO0, Ig, 1.0)
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(error_model="numpy", nogil=True)
 def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop, profile_mask,
-              max_iter, gof_min_expected, result):
+              max_iter, gof_min_expected, result, union_telegraph=0.0, union_bimodal=0.0):
     """Fit every gene; one row of ``result`` (n_genes, N_RESULT) per gene.
 
     ``profile_mask[t]`` says whether target t (log a, log beta, log b, log lam)
     gets a profile interval; an optional second half ``profile_mask[4 + t]``
     asks, for a target not profiled, for +-inf on each side where the limit
-    model's maximum shows that the data do not bound it (else NaN); ``drop`` = chi2_1(ci)/2 is the log-likelihood
-    drop that defines the interval.
+    model's maximum shows that the data do not bound it (else NaN); ``drop`` =
+    chi2_1(ci)/2 is the log-likelihood drop that defines the interval.
+    ``union_telegraph`` / ``union_bimodal``: in those regimes, a limit model (in
+    the bimodal regime, the bursty limit) within this distance of the supremum
+    adds its own values to the profile intervals
+    (:func:`telegraph.kernels.profile.widen_near_limits`; 0 = never).
     """
     n_genes = indptr.shape[0] - 1
     n_groups = capture.shape[0]
-    for gidx in prange(n_genes):
+    for gidx in range(n_genes):
         row = result[gidx]
         for j in range(N_RESULT):
             row[j] = np.nan
@@ -298,6 +302,12 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
                                   max_iter, buf):
             # a better optimum turned up while profiling
             row[R_CONV] = 0.0
+        telegraph = row[R_REGIME] == REGIME_TELEGRAPH
+        d_union = (union_telegraph if telegraph
+                   else union_bimodal if row[R_REGIME] == REGIME_BIMODAL else 0.0)
+        widen_near_limits(row[R_CI0:R_CI0 + 8], d_union, telegraph, ll_sup, ll_nb, ll_zip, ll_p,
+                          row[R_NB_A], row[R_NB_BETA], v, w, gr, capture, drop, profile_mask,
+                          max_iter, buf)
         ncell = 0.0
         for i in range(w.shape[0]):
             ncell += w[i]

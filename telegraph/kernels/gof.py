@@ -26,8 +26,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
+from ._jit import njit
 from .models import MODEL_NEGBINOM, MODEL_TELEGRAPH, MODEL_ZIP
 from .poisson_beta import pb_eval
 from .special import digamma_shift

@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from ._jit import njit
 
 __all__ = ["solve_damped", "solve3", "to_phi", "to_theta", "grad_info_phi"]
 

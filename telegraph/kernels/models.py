@@ -26,8 +26,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
+from ._jit import njit
 from .poisson_beta import histogram_eval
 from .special import digamma_shift, trigamma_shift
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
+from ._jit import njit
 from .linalg import grad_info_phi, solve_damped, to_phi, to_theta
 from .models import MODEL_NEGBINOM, MODEL_TELEGRAPH, MODEL_ZIP, evaluate, moments
 

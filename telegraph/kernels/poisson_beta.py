@@ -32,8 +32,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from ._jit import njit
 from .special import (digamma_shift, lgamma_diff, log1pmx, log_poisson_term, stirling_rest,
                       trigamma_shift)
 

@@ -13,7 +13,12 @@ T theta; its profile log-likelihood maximises over the other two
   falsi on the signed root deviance with nested maximisation. Where the
   profile stays above the cut-off up to the edge of the search box, the
   limit model that the profile tends to as psi -> +-inf decides whether the
-  interval is unbounded on that side (docs/maths.md, "Limit regimes").
+  interval is unbounded on that side (docs/maths.md, "Limit regimes");
+- :func:`widen_near_limits`, the intervals of a gene whose regime decision
+  rejected a limit model by only a little: the limit's own parameter values
+  join the interval (docs/maths.md, "Profile likelihood", *Intervals after
+  the regime decision*), through :func:`negbinom_profile_bound` for the
+  bursty limit, where burst frequency and size stay finite.
 """
 
 from __future__ import annotations
@@ -21,13 +26,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
+from ._jit import njit
 from .linalg import grad_info_phi, solve3, to_phi, to_theta
-from .models import MODEL_TELEGRAPH, telegraph_eval
-from .optimize import maximize, search_box, target_transform
+from .models import MODEL_NEGBINOM, MODEL_TELEGRAPH, evaluate, telegraph_eval
+from .optimize import (LIMIT_HI, LIMIT_LO, TARGET_LOG_A, TARGET_LOG_B, TARGET_LOG_BETA,
+                       TARGET_LOG_LAM, maximize, search_box, target_transform)
 
-__all__ = ["wald_se", "profile_bound"]
+__all__ = ["wald_se", "profile_bound", "negbinom_profile_bound", "widen_near_limits"]
 
 
 @njit(cache=True, error_model="numpy")
@@ -340,3 +346,167 @@ def _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, targe
             return np.nan
     return np.nan
 
+
+
+@njit(cache=True, error_model="numpy")
+def _negbinom_profile_point(values, weights, groups, capture, theta, fix, psi, max_iter, buf):
+    """Profile log-likelihood of the negative binomial (theta = (log a, log
+    beta, unused)) at theta[fix] = psi, maximised over the other coordinate
+    from the warm start ``theta`` (updated)."""
+    theta[fix] = psi
+    free = np.zeros(3, np.bool_)
+    free[1 - fix] = True
+    lo = np.full(3, LIMIT_LO)
+    hi = np.full(3, LIMIT_HI)
+    eye = np.eye(3)
+    ll, conv, it = maximize(MODEL_NEGBINOM, values, weights, groups, capture, theta, eye, eye,
+                            free, lo, hi, max_iter, buf)
+    return ll
+
+
+@njit(cache=True, error_model="numpy")
+def negbinom_profile_bound(values, weights, groups, capture, theta_nb, ll_nb, fix, side, drop,
+                           max_iter, buf):
+    """One end of the profile-likelihood interval of log a (``fix`` = 0) or
+    log burst size (``fix`` = 1) within the negative binomial, the bursty
+    limit, at its own maximum ``ll_nb`` (theta_nb = (log a, log beta, 0)).
+
+    Steps outwards from the estimate (first step from the Wald standard
+    error, then doubling) until the profile drops by more than ``drop``, then
+    regula falsi (Illinois) on the signed root deviance. Returns +-inf when
+    the profile stays above the cut-off up to the edge of the limit models'
+    box, NaN when the estimate is not finite."""
+    psi_hat = theta_nb[fix]
+    if not (np.isfinite(psi_hat) and np.isfinite(ll_nb)):
+        return np.nan
+    g = np.zeros(3)
+    H = np.zeros((3, 3))
+    evaluate(MODEL_NEGBINOM, values, weights, groups, capture, theta_nb, True, g, H, buf)
+    det = H[0, 0] * H[1, 1] - H[0, 1] * H[1, 0]
+    var = H[1 - fix, 1 - fix] / det if det > 0.0 else np.nan
+    d = math.sqrt(2.0 * drop * var) if (var > 0.0 and np.isfinite(var)) else 0.5
+    d = min(max(d, 0.02), 3.0)
+    theta = theta_nb.copy()
+    theta_in = theta_nb.copy()
+    psi_in = psi_hat
+    def_in = 0.0
+    psi_out = np.nan
+    def_out = np.nan
+    for _ in range(40):
+        psi = psi_in + side * d
+        if psi <= LIMIT_LO or psi >= LIMIT_HI:
+            return side * np.inf
+        for i in range(3):
+            theta[i] = theta_in[i]
+        dev = ll_nb - _negbinom_profile_point(values, weights, groups, capture, theta, fix, psi,
+                                              max_iter, buf)
+        if dev >= drop:
+            psi_out = psi
+            def_out = dev
+            break
+        psi_in = psi
+        def_in = max(dev, 0.0)
+        for i in range(3):
+            theta_in[i] = theta[i]
+        d *= 2.0
+    if not np.isfinite(psi_out):
+        return np.nan
+    a_psi = psi_in
+    b_psi = psi_out
+    fa = math.sqrt(def_in) - math.sqrt(drop)
+    fb = math.sqrt(def_out) - math.sqrt(drop)
+    side_kept = 0
+    for _ in range(30):
+        if abs(b_psi - a_psi) < 1e-3:
+            break
+        c_psi = b_psi - fb * (b_psi - a_psi) / (fb - fa)
+        for i in range(3):
+            theta[i] = theta_in[i]
+        dev = ll_nb - _negbinom_profile_point(values, weights, groups, capture, theta, fix, c_psi,
+                                              max_iter, buf)
+        fc = math.sqrt(max(dev, 0.0)) - math.sqrt(drop)
+        if abs(fc) < 1e-6:
+            return c_psi
+        if fc < 0:
+            a_psi = c_psi
+            fa = fc
+            for i in range(3):
+                theta_in[i] = theta[i]
+            if side_kept == -1:
+                fb *= 0.5
+            side_kept = -1
+        else:
+            b_psi = c_psi
+            fb = fc
+            if side_kept == 1:
+                fa *= 0.5
+            side_kept = 1
+    return 0.5 * (a_psi + b_psi)
+
+
+@njit(cache=True, error_model="numpy")
+def _extend(ci, target, side, value):
+    """Move one end of a target's interval (ci: (low, high) per target, log
+    scale) outwards to ``value`` if that is further out (an end that failed,
+    NaN, stays NaN)."""
+    k = 2 * target + (0 if side < 0 else 1)
+    if np.isnan(value) or np.isnan(ci[k]):
+        return
+    if side < 0:
+        ci[k] = min(ci[k], value)
+    else:
+        ci[k] = max(ci[k], value)
+
+
+@njit(cache=True, error_model="numpy")
+def widen_near_limits(ci, d_union, all_limits, ll_sup, ll_nb, ll_zip, ll_p, nb_log_a,
+                      nb_log_beta, values, weights, groups, capture, drop, profile_mask, max_iter,
+                      buf):
+    """Intervals after the regime decision (docs/maths.md, "Profile
+    likelihood"): every limit model within ``d_union`` of the supremum
+    (ll_sup - ll_limit < d_union) adds its own parameter values to the
+    profile intervals ``ci`` (log scale, (low, high) for the targets log a,
+    log beta, log b, log lam; changed in place, only where ``profile_mask``);
+    only the bursty limit unless ``all_limits``.
+
+    - bursty limit (k_off, k_syn -> inf): the negative binomial's own
+      profile intervals of log a and log beta (cut-off ``drop`` below its
+      maximum) join, and k_off, k_syn become unbounded above;
+    - bimodal limit (k_on, k_off -> 0): k_on and k_off unbounded below,
+      burst size above;
+    - Poisson limit (k_on, k_off -> inf): k_on, k_off, k_syn unbounded
+      above, burst size below.
+
+    ``d_union`` <= 0 changes nothing (regimes whose intervals already cover)."""
+    if not (d_union > 0.0):
+        return
+    if ll_sup - ll_nb < d_union:
+        th = np.zeros(3)
+        th[0] = nb_log_a
+        th[1] = nb_log_beta
+        for t in (TARGET_LOG_A, TARGET_LOG_BETA):
+            if not profile_mask[t]:
+                continue
+            fix = 0 if t == TARGET_LOG_A else 1
+            for side in (-1.0, 1.0):
+                end = negbinom_profile_bound(values, weights, groups, capture, th, ll_nb, fix,
+                                             side, drop, max_iter, buf)
+                _extend(ci, t, side, end)
+        for t in (TARGET_LOG_B, TARGET_LOG_LAM):
+            if profile_mask[t]:
+                _extend(ci, t, 1.0, np.inf)
+    if not all_limits:
+        return
+    if ll_sup - ll_zip < d_union:
+        if profile_mask[TARGET_LOG_A]:
+            _extend(ci, TARGET_LOG_A, -1.0, -np.inf)
+        if profile_mask[TARGET_LOG_B]:
+            _extend(ci, TARGET_LOG_B, -1.0, -np.inf)
+        if profile_mask[TARGET_LOG_BETA]:
+            _extend(ci, TARGET_LOG_BETA, 1.0, np.inf)
+    if ll_sup - ll_p < d_union:
+        for t in (TARGET_LOG_A, TARGET_LOG_B, TARGET_LOG_LAM):
+            if profile_mask[t]:
+                _extend(ci, t, 1.0, np.inf)
+        if profile_mask[TARGET_LOG_BETA]:
+            _extend(ci, TARGET_LOG_BETA, -1.0, -np.inf)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from numba import njit
+from ._jit import njit
 
 __all__ = ["digamma", "trigamma", "digamma_shift", "trigamma_shift", "stirling_rest",
            "log1pmx", "lgamma_diff", "log_poisson_term"]

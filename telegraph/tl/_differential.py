@@ -20,8 +20,9 @@ def _store(adata, key_added, res, params):
     params = dict(params)
     params["version"] = __version__
     params["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    params["ci"] = res.attrs.get("settings", {}).get("ci")
-    params["interval"] = res.attrs.get("settings", {}).get("interval")
+    settings = res.attrs.get("settings", {})
+    for key in ("ci", "interval", "calibration", "weighting"):
+        params[key] = settings.get(key)
     table = res.drop(columns=["gene"])
     # h5ad stores categorical and plain columns; keep names as strings
     table.index = table.index.astype(str)
@@ -41,7 +42,9 @@ def differential_bursting(adata, groupby: str, *, groups=None, layer: str | None
                           capture=None, genes=None,
                           key_added: str = config.DIFFERENTIAL_KEY,
                           min_cells: int = config.MIN_CELLS, ci: float = config.CI,
-                          interval: str = config.INTERVAL, round_counts: bool = False,
+                          interval: str = config.INTERVAL,
+                          calibration: str = config.CALIBRATION,
+                          weighting: str = config.WEIGHTING, round_counts: bool = False,
                           capture_rtol: float = config.CAPTURE_RTOL,
                           n_jobs: int | None = None, progress: bool | None = config.PROGRESS) -> pd.DataFrame:
     """Test every gene for a change in burst frequency and in burst size
@@ -50,9 +53,15 @@ def differential_bursting(adata, groupby: str, *, groups=None, layer: str | None
     For each gene the two groups are fitted separately, then refitted under
     "equal burst frequency" (k_on / k_deg shared, k_off and k_syn free in each
     group) and under "equal burst size" (k_syn / k_off shared, k_on and k_off
-    free in each group); likelihood-ratio statistics are referred to
-    chi-square(1) and adjusted for multiple testing (Benjamini-Hochberg). The
-    mRNA degradation rate is assumed equal in the two groups.
+    free in each group); likelihood-ratio statistics are referred to their
+    null law calibrated on the data (chi-square(1) scaled per regime class of
+    the pooled fit, by a parametric bootstrap) and adjusted for multiple
+    testing (Benjamini-Hochberg weighted by each gene's information). The
+    mRNA degradation rate is assumed equal in the two groups. Without
+    ``capture``, a warning (:class:`telegraph.differential.DepthWarning`)
+    says when the groups' median total counts differ by more than
+    ``config.DEPTH_RATIO_WARN``: a depth difference would then show up as
+    differential bursting.
 
     Parameters
     ----------
@@ -75,7 +84,7 @@ def differential_bursting(adata, groupby: str, *, groups=None, layer: str | None
     key_added : str
         The results are stored in ``adata.uns[key_added]`` as a dict with
         ``"results"`` (the returned table) and ``"params"``.
-    min_cells, ci, interval, round_counts, capture_rtol, n_jobs, progress
+    min_cells, ci, interval, calibration, weighting, round_counts, capture_rtol, n_jobs, progress
         As in :func:`telegraph.differential.differential`.
 
     Returns
@@ -84,7 +93,8 @@ def differential_bursting(adata, groupby: str, *, groups=None, layer: str | None
         Indexed by gene; see :func:`telegraph.differential.differential_histograms`
         for the columns (``burst_frequency_log2fc``, ``burst_size_log2fc`` with
         ``_ci_low``/``_ci_high``, ``pval_*``, ``padj_*``, per-group estimates
-        ``*_1``/``*_2`` in units of k_deg, ``regime_1``/``regime_2``, ``flag``).
+        ``*_1``/``*_2`` in units of k_deg, ``regime_1``/``regime_2``,
+        ``regime_pooled``, ``flag``).
     """
     if groupby not in adata.obs:
         raise KeyError(f"groupby column {groupby!r} not found in adata.obs "
@@ -114,6 +124,16 @@ def differential_bursting(adata, groupby: str, *, groups=None, layer: str | None
     X = counts(adata, layer)
     cells = [np.flatnonzero(m) for m in masks]
     both = np.concatenate(cells)
+    # depth (and size factors) from all genes, not only the tested ones
+    all_totals = []
+
+    def totals(g):
+        def get():
+            if not all_totals:
+                all_totals.append(row_totals(X))
+            return all_totals[0][cells[g]]
+        return get
+
     if isinstance(capture, str) and capture == "total":
         # size factors relative to the mean total of the compared cells
         cap = resolve_capture("total", n_cells=both.shape[0], totals=row_totals(X)[both])
@@ -127,8 +147,9 @@ def differential_bursting(adata, groupby: str, *, groups=None, layer: str | None
         X = X[:, idx]
     res = differential(X[cells[0]], X[cells[1]], capture1=c1, capture2=c2, genes=names,
                        group_names=(g1, g2), min_cells=min_cells, ci=ci, interval=interval,
+                       calibration=calibration, weighting=weighting,
                        round_counts=round_counts, capture_rtol=capture_rtol, n_jobs=n_jobs,
-                       progress=progress)
+                       progress=progress, totals=(totals(0), totals(1)))
     _store(adata, key_added, res, {
         "kind": "groups", "groupby": groupby, "groups": [g1, g2],
         "n_cells": [int(masks[0].sum()), int(masks[1].sum())],
@@ -140,7 +161,9 @@ def differential_bursting(adata, groupby: str, *, groups=None, layer: str | None
 def differential_bursting_alleles(adata, layers, *, capture=None, genes=None,
                                   key_added: str = config.ALLELES_KEY,
                                   min_cells: int = config.MIN_CELLS, ci: float = config.CI,
-                                  interval: str = config.INTERVAL, round_counts: bool = False,
+                                  interval: str = config.INTERVAL,
+                                  calibration: str = config.CALIBRATION,
+                                  weighting: str = config.WEIGHTING, round_counts: bool = False,
                                   capture_rtol: float = config.CAPTURE_RTOL,
                                   n_jobs: int | None = None,
                                   progress: bool | None = config.PROGRESS) -> pd.DataFrame:
@@ -169,10 +192,12 @@ def differential_bursting_alleles(adata, layers, *, capture=None, genes=None,
     idx, names = _columns(adata, genes)
     if idx is not None:
         X1, X2 = X1[:, idx], X2[:, idx]
+    # the alleles of the same cells share their depth: no depth check
     res = differential(X1, X2, capture1=cap, capture2=cap, genes=names,
                        group_names=(str(l1), str(l2)), min_cells=min_cells, ci=ci,
-                       interval=interval, round_counts=round_counts,
-                       capture_rtol=capture_rtol, n_jobs=n_jobs, progress=progress)
+                       interval=interval, calibration=calibration, weighting=weighting,
+                       round_counts=round_counts, capture_rtol=capture_rtol, n_jobs=n_jobs,
+                       progress=progress, depth_check=False)
     _store(adata, key_added, res, {
         "kind": "alleles", "layers": [str(l1), str(l2)], "groups": [str(l1), str(l2)],
         "n_cells": [int(adata.n_obs), int(adata.n_obs)],
