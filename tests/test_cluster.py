@@ -180,17 +180,14 @@ def test_cli_malformed_scheduler_address_is_one_line(address, data, tmp_path):
 
 
 _INTERRUPTED_ON_LOCAL = textwrap.dedent("""
-    import os, signal, sys, threading, time
+    import os, signal, sys, threading
     from telegraph import blocks
     from telegraph.cli import main
 
     gather = blocks.gather_with_progress
 
-    def interrupted_later(*args, **kwargs):    # Ctrl-C while the futures are pending:
-        # the compiled fit of the example can finish in well under a second, so the
-        # wait for them is held open here rather than hoped to outlast a timer
-        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
-        time.sleep(30.0)
+    def interrupted_later(*args, **kwargs):    # Ctrl-C 3 s into the gather
+        threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT)).start()
         return gather(*args, **kwargs)
 
     blocks.gather_with_progress = interrupted_later
@@ -210,7 +207,9 @@ def test_ctrl_c_under_a_local_cluster_is_one_line(tmp_path):
     run = subprocess.run([sys.executable, str(script), str(tmp_path / "t.csv")], env=env,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 130, run.stderr[-3000:]
-    assert run.stderr.strip().splitlines() == ["telegraph fit: interrupted; nothing was written"]
+    lines = [line for line in run.stderr.strip().splitlines()
+             if not line.startswith("telegraph fit: compiling kernels")]  # a cold cache's notice
+    assert lines == ["telegraph fit: interrupted; nothing was written"]
 
 
 def test_cli_unreachable_scheduler(data, capsys, monkeypatch, tmp_path):
