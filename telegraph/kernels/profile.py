@@ -86,6 +86,35 @@ def _profile_point(values, weights, groups, capture, theta, target, psi, max_ite
 
 
 @njit(cache=True, error_model="numpy")
+def _secant_end(a_psi, ra, b_psi, rb):
+    """The end point from the last bracket [a_psi, b_psi] of the root of the
+    signed root deviance r (ra <= 0 <= rb its values there, not the Illinois-
+    scaled ones): the secant root, which is exact for the linear r of a
+    quadratic profile and within O((b - a)^2) otherwise, rather than the
+    midpoint, which is only within (b - a)/2."""
+    if ra < 0.0 and rb > 0.0:
+        c = a_psi - ra * (b_psi - a_psi) / (rb - ra)
+        return min(max(c, min(a_psi, b_psi)), max(a_psi, b_psi))
+    return 0.5 * (a_psi + b_psi)
+
+
+@njit(cache=True, error_model="numpy")
+def _next_step(d, dist, def_in, drop):
+    """The next bracketing step outwards, after a point at distance ``dist``
+    from the estimate whose deviance ``def_in`` is still below ``drop``: the
+    signed root deviance is nearly linear in psi, so its extrapolation puts
+    the end point near dist * sqrt(drop / def_in); the step goes 10% beyond
+    that (to bracket the root in one step), at most doubling as before and at
+    least 0.02. Doubling alone overshoots far when the Wald error is large
+    (the bursty regime), where one profile point far outside can cost more
+    than all the others (large x, long series)."""
+    if def_in > 0.01 * drop:
+        dstar = 1.1 * dist * math.sqrt(drop / def_in) - dist
+        return min(max(dstar, 0.02), 2.0 * d)
+    return 2.0 * d
+
+
+@njit(cache=True, error_model="numpy")
 def profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, side, se,
                   drop, ll_limit, max_iter, buf, use_vm=True):
     """One end of the profile-likelihood interval of a target (log scale).
@@ -152,7 +181,7 @@ def profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, s
             eps_e = math.exp(-side * psi)
             eps_star = eps_e * (dlim - drop) / max(dlim - def_in, 1e-300)
             return -side * math.log(eps_star), best
-        d *= 2.0
+        d = _next_step(d, abs(psi_in - psi_hat), def_in, drop)
     if not np.isfinite(psi_out):
         return np.nan, best
     # root of sqrt(dev) = sqrt(drop): the signed root deviance is nearly linear
@@ -163,6 +192,8 @@ def profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, s
     b_psi = psi_out
     fa = r_in
     fb = r_out
+    ra = r_in
+    rb = r_out
     side_kept = 0
     for _ in range(30):
         if abs(b_psi - a_psi) < 1e-3:
@@ -182,6 +213,7 @@ def profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, s
             # c is inside the interval: becomes the new inner end
             a_psi = c_psi
             fa = fc
+            ra = fc
             for i in range(3):
                 theta_in[i] = theta[i]
             if side_kept == -1:
@@ -190,10 +222,11 @@ def profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, s
         else:
             b_psi = c_psi
             fb = fc
+            rb = fc
             if side_kept == 1:
                 fa *= 0.5
             side_kept = 1
-    return 0.5 * (a_psi + b_psi), best
+    return _secant_end(a_psi, ra, b_psi, rb), best
 
 
 @njit(cache=True, error_model="numpy")
@@ -408,13 +441,15 @@ def negbinom_profile_bound(values, weights, groups, capture, theta_nb, ll_nb, fi
         def_in = max(dev, 0.0)
         for i in range(3):
             theta_in[i] = theta[i]
-        d *= 2.0
+        d = _next_step(d, abs(psi_in - psi_hat), def_in, drop)
     if not np.isfinite(psi_out):
         return np.nan
     a_psi = psi_in
     b_psi = psi_out
     fa = math.sqrt(def_in) - math.sqrt(drop)
     fb = math.sqrt(def_out) - math.sqrt(drop)
+    ra = fa
+    rb = fb
     side_kept = 0
     for _ in range(30):
         if abs(b_psi - a_psi) < 1e-3:
@@ -430,6 +465,7 @@ def negbinom_profile_bound(values, weights, groups, capture, theta_nb, ll_nb, fi
         if fc < 0:
             a_psi = c_psi
             fa = fc
+            ra = fc
             for i in range(3):
                 theta_in[i] = theta[i]
             if side_kept == -1:
@@ -438,10 +474,11 @@ def negbinom_profile_bound(values, weights, groups, capture, theta_nb, ll_nb, fi
         else:
             b_psi = c_psi
             fb = fc
+            rb = fc
             if side_kept == 1:
                 fa *= 0.5
             side_kept = 1
-    return 0.5 * (a_psi + b_psi)
+    return _secant_end(a_psi, ra, b_psi, rb)
 
 
 @njit(cache=True, error_model="numpy")

@@ -1,0 +1,106 @@
+"""The profile-likelihood end points found by bracketing (kernels/profile.py):
+the step rule, and the end points against a brute-force profile."""
+
+import numpy as np
+import pytest
+from scipy import optimize, stats
+
+from telegraph.fitting import fit_raw
+from telegraph.histogram import count_histograms
+from telegraph.inputs import FitSettings
+from telegraph.kernels.fit import FitRows
+from telegraph.kernels.models import sort_bins
+from telegraph.kernels.optimize import (LOG_HI, LOG_LAM_HI, LOG_LAM_LO, LOG_LO, TARGET_LOG_A,
+                                        TARGET_LOG_BETA)
+from telegraph.kernels.poisson_beta import histogram_eval
+from telegraph.kernels.profile import _next_step, _secant_end, profile_bound
+
+DROP = stats.chi2.ppf(0.95, 1) / 2
+
+
+def test_next_step_extrapolates_the_signed_root_deviance():
+    # a linear signed root deviance r = slope * dist: the next point lands 10%
+    # beyond the root, never more than double the last step, at least 0.02
+    slope = 0.4
+    for dist in (0.1, 1.0, 3.0):
+        d = _next_step(dist, dist, (slope * dist) ** 2, DROP)
+        root = np.sqrt(DROP) / slope
+        if 1.1 * root - dist <= 2 * dist:
+            assert dist + d == pytest.approx(1.1 * root)
+        else:
+            assert d == pytest.approx(2 * dist)
+    # the deviance hardly moved: doubling
+    assert _next_step(0.5, 0.5, 1e-4, DROP) == 1.0
+    # already almost at the root: the smallest step
+    assert _next_step(0.1, 0.1, DROP * 0.9999, DROP) == 0.02
+
+
+def test_secant_end_is_exact_for_a_linear_root():
+    assert _secant_end(1.0, -0.2, 2.0, 0.6) == pytest.approx(1.25)
+    assert _secant_end(2.0, -0.2, 1.0, 0.6) == pytest.approx(1.75)
+    assert _secant_end(1.0, 0.0, 2.0, 0.0) == 1.5
+
+
+def _bursty_gene():
+    rng = np.random.default_rng(56)
+    n = 600
+    cap = np.clip(rng.lognormal(np.log(0.3), 0.35, n), 0.02, 1.0)
+    p = rng.beta(2.7, 0.5, n)
+    x = rng.poisson(cap * 13.0 * p)
+    hist = count_histograms(x[:, None], capture=cap)
+    return hist
+
+
+def test_bracketed_end_points_match_a_brute_force_profile():
+    """Per-cell capture, a gene near the bursty limit (where the Wald error of
+    burst size is large and the bracketing used to double far out): the end
+    points of burst frequency and burst size found by bracketing (no
+    Venzon-Moolgavkar) lie where the brute-force profile (Nelder-Mead over the
+    two other coordinates, from several starts) has dropped by chi2_1(0.95)/2."""
+    hist = _bursty_gene()
+    rows = FitRows(fit_raw(hist, FitSettings()))
+    theta = rows.theta[0].copy()
+    v, w, gr = sort_bins(hist.values, hist.weights, hist.groups)
+    cap = hist.capture
+    out = np.zeros(10)
+
+    def ll(th):
+        a, b, lam = np.exp(th)
+        histogram_eval(v, w, gr, cap, a, b, lam, False, out)
+        return out[0]
+
+    ll_hat = ll(theta)
+    buf = np.zeros(11)
+    checked = 0
+    for target in (TARGET_LOG_A, TARGET_LOG_BETA):
+        for side in (-1.0, 1.0):
+            end, _ = profile_bound(v, w, gr, cap, theta, ll_hat, target, side, 0.3, DROP,
+                                   -np.inf, 100, buf, False)
+            if not np.isfinite(end):
+                continue
+
+            def neg(z, end=end, target=target):
+                # target fixed at end; z = the two other coordinates of phi
+                if target == TARGET_LOG_A:
+                    th = np.array([end, z[0], z[1]])
+                else:   # phi = (log a, log b, log beta), log lam = log b + log beta
+                    th = np.array([z[0], z[1], z[1] + end])
+                return -ll(th)
+
+            # the kernel's search box (towards the bursty limit the profile
+            # rises along a ridge without end)
+            if target == TARGET_LOG_A:
+                starts = [theta[1], theta[2]]
+                box = [(LOG_LO, LOG_HI), (LOG_LAM_LO, LOG_LAM_HI)]
+            else:
+                starts = [theta[0], theta[1]]
+                box = [(LOG_LO, LOG_HI), (LOG_LO, LOG_HI)]
+            best = min(optimize.minimize(neg, np.clip(np.add(starts, s), *np.transpose(box)),
+                                         method="Nelder-Mead", bounds=box,
+                                         options={"xatol": 1e-9, "fatol": 1e-11,
+                                                  "maxiter": 4000}).fun
+                       for s in np.array(np.meshgrid([-2, -1, 0, 1], [-3, -1.5, 0, 1.5]))
+                       .reshape(2, -1).T)
+            assert ll_hat + best == pytest.approx(DROP, abs=2e-3), (target, side, end)
+            checked += 1
+    assert checked >= 3
