@@ -103,8 +103,10 @@ LABEL_BURSTY_TEST = 30.0
 #: steps x table entries ((k_on + k_off + c k_syn) t_label x (largest new + c k_syn (1 -
 #: e^-k_deg t_label) / k_deg); ~1e-7 s each): such parameters are far from the data (the
 #: optimiser shortens such steps; an interval end beyond them is reported as unbounded)
-LABEL_FIT_MIN_WORK = 3e6
-LABEL_FIT_WORK_FACTOR = 300
+LABEL_FIT_MIN_WORK = 5e5
+LABEL_FIT_WORK_FACTOR = 100
+#: the bursty-limit test of a labelled fit gets this many times that budget
+LABEL_BURSTY_WORK = 10.0
 LABEL_SHORT_PULSE = 0.1
 LABEL_LONG_PULSE = 5.0
 #: most distinct pulse lengths (x detection probabilities) of one labelled fit: each is

@@ -299,8 +299,13 @@ def fit_gene(new, old, w, grp, t_label, capture, detection, settings: FitSetting
         yb = y.copy()
         yb[1] = lb
         yb[2] = min(y[2] + (lb - y[1]), hi[2])
-        _, llb, *_ = _maximise(gene, yb, lo, hi, free=np.array([True, False, True, True]),
-                               max_iter=25, tol=1e-4)
+        # the limit is costlier to evaluate (k_off t and k_syn t large): a larger budget
+        budget, gene.max_work = gene.max_work, gene.max_work * config.LABEL_BURSTY_WORK
+        try:
+            _, llb, *_ = _maximise(gene, yb, lo, hi, free=np.array([True, False, True, True]),
+                                   max_iter=25, tol=1e-4)
+        finally:
+            gene.max_work = budget
         bursty = ll - llb < drop
     ci = {}
     for name in LABEL_TARGETS:
