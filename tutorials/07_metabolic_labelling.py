@@ -70,8 +70,8 @@ def save(fig, name):
     return path
 
 
-N_CELLS = 400 if SMALL else 2000
-N_GENES = 3 if SMALL else 30
+N_CELLS = 300 if SMALL else 1000
+N_GENES = 3 if SMALL else 12
 print(f"telegraph {tg.__version__}; small run: {SMALL}; {N_CELLS} cells x {N_GENES} genes")
 
 # %% [markdown]
