@@ -19,7 +19,7 @@ import pytest
 from scipy import stats
 
 import telegraph as tg
-from telegraph import labelfit
+from telegraph import cluster, labelfit
 from telegraph.cli import main as cli_main
 from telegraph.histogram import labelled_count_histograms
 from telegraph.inputs import FitSettings, resolve_labelling
@@ -242,3 +242,17 @@ def test_bursty_and_flags_columns(fitted):
     assert (fitted["half_life_ci_low"] <= fitted["half_life"]).all()
     assert (fitted["half_life"] <= fitted["half_life_ci_high"]).all()
     assert math.isclose(fitted.attrs["labelling"]["pulses_hours"][1], 4.0)
+
+
+def test_histograms_on_dask_give_the_same_fit(labelled):
+    ad = labelled[:300, :2]
+    lh = labelled_count_histograms(ad.layers["new"], ad.layers["old"],
+                                   t_label=ad.obs["t_label"].to_numpy(),
+                                   detection=np.full(ad.n_obs, DETECTION))
+    st = FitSettings(interval="wald", gof_min_expected=0.0)
+    local = labelfit.fit_labelled_histograms(lh, settings=st, n_jobs=1, progress=False)
+    with cluster.local_client(2, processes=False) as client:
+        remote = labelfit.fit_labelled_histograms(lh, settings=st, client=client,
+                                                  progress=False)
+    np.testing.assert_allclose(remote["k_deg"], local["k_deg"], rtol=1e-9)
+    np.testing.assert_allclose(remote["k_on"], local["k_on"], rtol=1e-9)
