@@ -48,6 +48,7 @@ import time
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 if "IPython" not in sys.modules:  # a plain script: draw off-screen
     matplotlib.use("Agg")
@@ -163,6 +164,10 @@ for r, label, off in ((res, "one pulse (2 h)", 0.97), (res2, "1, 2 and 4 h", 1.0
 ax.plot([truth.min() * 0.7, truth.max() * 1.4], [truth.min() * 0.7, truth.max() * 1.4], "k--",
         lw=0.8)
 ax.set(xscale="log", yscale="log", xlabel="true half-life (h)", ylabel="fitted half-life (h)")
+for axis in (ax.xaxis, ax.yaxis):  # hours as plain numbers, no crowded minor labels
+    axis.set_major_locator(matplotlib.ticker.FixedLocator([0.25, 0.5, 1, 2, 4, 8, 16]))
+    axis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 ax.legend(frameon=False)
 save(fig, "labelling_half_lives.png")
 
