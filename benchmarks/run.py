@@ -40,7 +40,8 @@ OUTPUT = HERE / "_output"
 # Scripts run in this order (the ones present); any other bench_*.py or
 # larsson_*.py found in the folder runs after them, alphabetically.
 ORDER = ["bench_startup", "bench_tail", "bench_likelihood", "bench_joint", "bench_joint_fit",
-         "joint_recovery", "bench_labelled", "bench_ssa", "bench_fit", "bench_histogram",
+         "joint_recovery", "bench_labelled", "labelled_recovery", "bench_ssa", "bench_fit",
+         "bench_histogram",
          "bench_scale", "bench_calibration", "bench_design", "larsson_s_vs_g2m"]
 
 TITLES = {
@@ -51,6 +52,8 @@ TITLES = {
     "bench_joint_fit": "Two species: fit time per gene",
     "joint_recovery": "Two species: recovery study and the bursty-limit bias",
     "bench_labelled": "Metabolic labelling: the (new, old) law, accuracy and speed per gene",
+    "labelled_recovery": "Metabolic labelling: recovery, coverage, precision vs t_label x k_deg, "
+                         "fit time",
     "bench_ssa": "Gillespie simulation (SSA)",
     "bench_fit": "Per-gene fits",
     "bench_histogram": "Count histograms (the pass over the matrix)",

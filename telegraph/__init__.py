@@ -66,7 +66,8 @@ _LAZY = {
 #: checks that this lists every module of the package)
 _SUBMODULES = {"backed", "blocks", "calibration", "cli", "cluster", "config", "datasets",
                "design", "differential", "fitting", "get", "goodness", "gradient", "histogram",
-               "inputs", "io", "joint", "jointfit", "kernels", "labelled", "multitest", "network",
+               "inputs", "io", "joint", "jointfit", "kernels", "labelfit", "labelled", "likelihood_fit",
+               "multitest", "network",
                "ondisk", "pl", "ssa", "stationary", "study", "tl"}
 
 __all__ = sorted(set(_LAZY) | _SUBMODULES | {"__version__"})

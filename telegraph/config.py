@@ -91,6 +91,32 @@ DEPTH_RATIO_WARN = 1.5
 #: default probability that a molecule made during the labelling pulse is seen as new
 #: (``detection=`` of :func:`telegraph.labelled_logpmf` and the labelled simulator)
 DETECTION = 1.0
+#: search box of a labelled fit (telegraph.labelfit), rates per hour; an interval
+#: reaching an end is unbounded there
+LABEL_FIT_BOUNDS = {"k_on": (1e-4, 1e3), "k_off": (1e-4, 1e3), "k_syn": (1e-3, 1e5),
+                    "k_deg": (1e-4, 1e2)}
+#: a labelled fit is in the bursty regime when its likelihood at k_off =
+#: LABEL_BURSTY_TEST * (k_on + k_deg + 1 / shortest t_label) (other rates re-maximised)
+#: is within the confidence drop of its maximum
+LABEL_BURSTY_TEST = 30.0
+#: the ``pulse`` flag of a labelled fit: "short" when every pulse is shorter than
+#: LABEL_SHORT_PULSE mRNA lifetimes (t_label * k_deg; few new molecules, k_deg rests on
+#: them), "long" when every pulse exceeds LABEL_LONG_PULSE lifetimes (old molecules
+#: below e^-5 of the total: k_deg rests on the few left)
+#: a labelled fit does not evaluate its law where the uniformization would cost more than
+#: max(LABEL_FIT_MIN_WORK, LABEL_FIT_WORK_FACTOR * (largest new + 2) * (largest old + 2))
+#: steps x table entries ((k_on + k_off + c k_syn) t_label x (largest new + c k_syn (1 -
+#: e^-k_deg t_label) / k_deg); ~1e-7 s each): such parameters are far from the data (the
+#: optimiser shortens such steps; an interval end beyond them is reported as unbounded)
+LABEL_FIT_MIN_WORK = 5e5
+LABEL_FIT_WORK_FACTOR = 100
+#: the bursty-limit test of a labelled fit gets this many times that budget
+LABEL_BURSTY_WORK = 10.0
+LABEL_SHORT_PULSE = 0.1
+LABEL_LONG_PULSE = 5.0
+#: most distinct pulse lengths (x detection probabilities) of one labelled fit: each is
+#: a cell group of its own (round per-cell values that differ only by noise)
+LABEL_MAX_PULSES = 64
 
 # --------------------------------------------------------------------------- capture groups
 

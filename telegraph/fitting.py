@@ -18,10 +18,11 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from . import blocks, config, jointfit
+from . import blocks, config, jointfit, labelfit
 from .goodness import chernoff_lehmann
 from .histogram import CountHistograms, count_histograms
-from .inputs import Capture, FitSettings, KDeg, resolve_capture, resolve_k_deg, totals_of
+from .inputs import (Capture, FitSettings, KDeg, Labelling, resolve_capture, resolve_k_deg,
+                     resolve_labelling, row_totals, totals_of)
 from .kernels import fit as kfit
 
 __all__ = ["fit", "fit_histograms", "results_table", "union_distances", "REGIMES", "IDENTIFIED",
@@ -56,7 +57,8 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config
         capture_rtol: float = config.CAPTURE_RTOL, n_jobs: int | None = None,
         progress: bool | None = config.PROGRESS, client=None, chunk_genes: int | None = None,
         profile=config.PROFILE, unspliced=None, unspliced_factor: float = 1.0,
-        model: str = "telegraph") -> pd.DataFrame:
+        model: str = "telegraph", new=None, t_label=None,
+        detection=config.DETECTION) -> pd.DataFrame:
     """Fit the telegraph model to every gene of a count matrix.
 
     With ``unspliced=`` (a second layer of the same cells and genes, e.g.
@@ -64,6 +66,12 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config
     splicing is fitted to both (:mod:`telegraph.jointfit`): rates come out in
     units of the splicing rate and k_deg, the degradation rate of spliced
     molecules, is estimated with its interval.
+
+    With ``new=`` (the labelled counts of a metabolic-labelling experiment,
+    e.g. scSLAM-seq, NASC-seq, scNT-seq, sci-fate) and ``t_label=`` (the
+    pulse length in hours), ``counts`` are the old (unlabelled) counts and the
+    pulse identifies every rate in absolute time (:mod:`telegraph.labelfit`):
+    k_on, k_off, k_syn and k_deg per hour, the half-life in hours.
 
     Parameters
     ----------
@@ -138,6 +146,19 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config
     model : {"telegraph", "bursty"}
         Two species: the full model (default) or its bursty limit (k_off ->
         infinity, the boundary model of Monod), for comparison.
+    new : array_like or scipy.sparse matrix, (n_cells, n_genes), optional
+        New (labelled) counts of the same cells and genes: fit the labelled
+        model (``counts`` are then the old counts). The table is then that of
+        :func:`telegraph.labelfit.fit_layers`: ``k_on, k_off, k_syn, k_deg``
+        per hour, ``half_life`` (hours) with intervals, ``k_deg_flag``,
+        ``pulse``. ``k_deg`` must not be given.
+    t_label : float or array_like (n_cells,)
+        With ``new``: pulse length in hours, one number or one per cell (cells
+        harvested after several pulse lengths: a time course).
+    detection : float or array_like (n_cells,)
+        With ``new``: probability in (0, 1] that a captured new molecule is
+        seen as new (its label conversions detected; the rest are counted as
+        old), from the protocol's spike-ins or conversion model. Default 1.
 
     Returns
     -------
@@ -170,9 +191,35 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config
     if len(counts_shape) != 2:
         raise ValueError(f"counts must be a 2-D cells x genes matrix; got shape {counts_shape}")
     n_cells, n_genes = counts_shape
-    cap = resolve_capture(capture, n_cells=n_cells, totals=totals_of(counts))
+    labelling = None
+    if new is not None:
+        if unspliced is not None:
+            raise ValueError("give either unspliced= (two species) or new= (labelling), "
+                             "not both")
+        if getattr(new, "shape", None) is None:
+            new = np.asarray(new)
+        if tuple(new.shape) != tuple(counts_shape):
+            raise ValueError(f"new counts have shape {tuple(new.shape)} but the old counts "
+                             f"{tuple(counts_shape)}; give both of the same cells and genes")
+        if t_label is None:
+            raise ValueError("t_label is required with new=: the labelling pulse length in "
+                             "hours (one number, or one per cell)")
+        labelling = t_label if isinstance(t_label, Labelling) else resolve_labelling(
+            t_label, detection, n_cells=n_cells)
+    elif t_label is not None:
+        raise ValueError("t_label= needs new=, the labelled counts (counts are then the old "
+                         "ones)")
+    totals = (totals_of(counts) if labelling is None
+              else (lambda: row_totals(counts) + row_totals(new)))
+    cap = resolve_capture(capture, n_cells=n_cells, totals=totals)
     kd = resolve_k_deg(k_deg, n_genes=n_genes)
     settings = FitSettings(ci=ci, interval=interval, min_cells=min_cells, profile=profile)
+    if labelling is not None:
+        res = labelfit.fit_layers(counts, new, labelling=labelling, capture=cap,
+                                  settings=settings, k_deg=kd, genes=genes,
+                                  round_counts=round_counts, capture_rtol=capture_rtol,
+                                  n_jobs=n_jobs, progress=progress, client=client)
+        return with_capture(res, cap)
     if unspliced is not None:
         if getattr(unspliced, "shape", None) is None:
             unspliced = np.asarray(unspliced)

@@ -35,7 +35,8 @@ from .inputs import check_capture, gene_positions
 from .kernels import counting as _k
 
 __all__ = ["CountHistograms", "MergeStack", "capture_groups", "count_histograms", "check_counts",
-           "JointHistograms", "joint_count_histograms"]
+           "JointHistograms", "joint_count_histograms", "LabelledHistograms",
+           "labelled_count_histograms"]
 
 
 
@@ -944,3 +945,93 @@ def joint_count_histograms(unspliced, spliced, *, base: int | None = None,
         else:
             V = np.rint(np.asarray(spliced, float)) * base + np.rint(np.asarray(unspliced, float))
     return JointHistograms(count_histograms(V, **kwargs), int(base))
+
+
+@dataclass
+class LabelledHistograms:
+    """Per-gene histograms of (new, old) count pairs of a labelling experiment.
+
+    Cells are grouped by (pulse length, detection probability, capture group);
+    each group is one capture group of :attr:`joint` (new molecules encoded
+    as its "unspliced", old ones as its "spliced" counts), with its pulse
+    length and detection in :attr:`t_label` and :attr:`detection`.
+
+    Attributes
+    ----------
+    joint : JointHistograms
+    t_label : ndarray of float64, shape (n_groups,)
+        Pulse length of each group, hours.
+    detection : ndarray of float64, shape (n_groups,)
+        Detection probability of new molecules of each group.
+    """
+
+    joint: JointHistograms
+    t_label: np.ndarray
+    detection: np.ndarray
+
+    @property
+    def n_genes(self) -> int:
+        """Number of genes."""
+        return self.joint.n_genes
+
+    @property
+    def hist(self) -> CountHistograms:
+        """The underlying histograms (genes, capture of each group, cells)."""
+        return self.joint.hist
+
+    def gene(self, g: int):
+        """``(new, old, group, weight)`` arrays of gene ``g``'s bins."""
+        return self.joint.gene(g)
+
+    def subset(self, genes) -> "LabelledHistograms":
+        """The histograms of a slice of the genes."""
+        return LabelledHistograms(JointHistograms(self.hist.subset(genes), self.joint.base),
+                                  self.t_label, self.detection)
+
+
+def labelled_count_histograms(new, old, *, t_label, detection, capture=None,
+                              capture_bins: int | None = config.CAPTURE_BINS,
+                              capture_rtol: float = config.CAPTURE_RTOL,
+                              round_counts: bool | str = False,
+                              genes=None) -> LabelledHistograms:
+    """Per-gene histograms of (new, old) count pairs by (pulse, detection, capture) group.
+
+    Parameters
+    ----------
+    new, old : ndarray or scipy.sparse matrix, shape (n_cells, n_genes)
+        Counts of new (labelled) and old molecules of the same cells and genes.
+    t_label, detection : ndarray of float64, shape (n_cells,)
+        Validated per-cell pulse lengths (hours) and detection probabilities
+        (:func:`telegraph.inputs.resolve_labelling`).
+    capture : ndarray (n_cells,) or None
+        Per-cell capture efficiency (binned as in :func:`count_histograms`
+        within each pulse group).
+    capture_bins, capture_rtol, round_counts, genes
+        As in :func:`count_histograms`.
+
+    Returns
+    -------
+    LabelledHistograms
+    """
+    if tuple(new.shape) != tuple(old.shape):
+        raise ValueError(f"the new counts have shape {tuple(new.shape)} but the old counts "
+                         f"{tuple(old.shape)}; give both layers of the same cells and genes")
+    n_cells = old.shape[0]
+    t_label = np.asarray(t_label, dtype=np.float64)
+    detection = np.asarray(detection, dtype=np.float64)
+    if t_label.shape != (n_cells,) or detection.shape != (n_cells,):
+        raise ValueError("t_label and detection must have one value per cell")
+    pairs, pulse_of = np.unique(np.stack([t_label, detection], axis=1), axis=0,
+                                return_inverse=True)
+    pulse_of = pulse_of.ravel()
+    if capture is None:
+        cap_of, cap_val = np.zeros(n_cells, np.int64), np.ones(1)
+    else:
+        cap_of, cap_val = capture_groups(capture, max_groups=capture_bins, rtol=capture_rtol,
+                                         n_cells=n_cells)
+    keys, group_of = np.unique(np.stack([pulse_of, cap_of], axis=1), axis=0,
+                               return_inverse=True)
+    group_of = group_of.ravel().astype(np.int64)
+    jh = joint_count_histograms(new, old, groups=(group_of, cap_val[keys[:, 1]]),
+                                round_counts=round_counts, genes=genes)
+    return LabelledHistograms(jh, pairs[keys[:, 0], 0].copy(), pairs[keys[:, 0], 1].copy())

@@ -46,7 +46,7 @@ __all__ = ["capture_in_range", "check_capture", "Capture", "resolve_capture",
            "KDeg", "resolve_k_deg", "k_deg_record", "gene_positions", "FitSettings",
            "resolve_profile", "DifferentialSettings", "CaptureDistribution",
            "capture_distribution", "listing", "t_label_in_range", "check_t_label",
-           "detection_in_range", "check_detection"]
+           "detection_in_range", "check_detection", "Labelling", "resolve_labelling"]
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -214,6 +214,97 @@ def check_detection(detection, n_cells: int | None = None) -> np.ndarray:
         raise ValueError(f"detection must be a probability in (0, 1] (the chance that a "
                          f"new molecule is seen as new); found {flat[i]:g} at cell {i}")
     return arr
+
+
+@dataclass(frozen=True, eq=False)
+class Labelling:
+    """The labelling pulse of every cell, resolved (:func:`resolve_labelling`).
+
+    Attributes
+    ----------
+    t_label : ndarray of float64, shape (n_cells,)
+        Pulse length of each cell, hours (> 0).
+    detection : ndarray of float64, shape (n_cells,)
+        Probability in (0, 1] that a captured new molecule is seen as new.
+    source : dict
+        Where they came from (``{"t_label": ..., "detection": ...}``, each a
+        number, ``"obs:<key>"`` or ``"array"``).
+    """
+
+    t_label: np.ndarray
+    detection: np.ndarray
+    source: dict = field(default_factory=dict)
+
+    @property
+    def pulses(self) -> np.ndarray:
+        """The distinct pulse lengths, hours (ascending)."""
+        return np.unique(self.t_label)
+
+    def record(self) -> dict:
+        """What to store with the results (h5ad-writable)."""
+        return {"t_label": self.source.get("t_label"), "detection": self.source.get("detection"),
+                "pulses_hours": self.pulses.tolist()}
+
+
+def _per_cell(value, name, n_cells, obs, check):
+    """(per-cell array, source) of t_label or detection: a number, an array of
+    one value per cell, or the name of an obs column."""
+    if isinstance(value, str):
+        if obs is None:
+            raise ValueError(f"{name}={value!r} names an obs column, but no AnnData was given; "
+                             f"pass the values (a number or one per cell) instead")
+        if value not in obs.columns:
+            raise KeyError(f"{name}={value!r} is not a column of adata.obs (columns: "
+                           f"{listing(list(obs.columns))}); give a number or the obs column "
+                           f"holding each cell's value")
+        col = np.asarray(obs[value])
+        if col.dtype == bool or col.dtype.kind not in "iuf":
+            raise ValueError(f"obs[{value!r}] must hold numbers ({name}); it has dtype "
+                             f"{col.dtype}")
+        try:
+            return check(col, n_cells), f"obs:{value}"
+        except ValueError as err:
+            raise ValueError(f"obs[{value!r}]: {err}") from None
+    if value is None:
+        raise ValueError(f"{name} is required for a labelled fit (new= given)")
+    arr = check(value, n_cells)
+    src = float(np.asarray(value)) if np.ndim(value) == 0 else "array"
+    return arr, src
+
+
+def resolve_labelling(t_label, detection=config.DETECTION, *, n_cells: int,
+                      obs=None) -> Labelling:
+    """Resolve the pulse lengths and detection probabilities of a labelled fit, once.
+
+    Parameters
+    ----------
+    t_label : float, array_like (n_cells,) or str
+        Pulse length in hours: one number, one per cell, or (with ``obs``) the
+        name of an obs column of per-cell values (a time course).
+    detection : float, array_like (n_cells,) or str
+        Probability in (0, 1] that a captured new molecule is seen as new; the
+        rest are counted as old. Same forms as ``t_label``.
+    n_cells : int
+    obs : pandas.DataFrame, optional
+        ``adata.obs``, where column names are looked up.
+
+    Raises
+    ------
+    ValueError, KeyError
+        Naming the problem and the fix: non-positive, non-finite or
+        non-numeric pulse lengths, detection outside (0, 1], a missing obs
+        column, a wrong number of values, or more than
+        ``config.LABEL_MAX_PULSES`` distinct (pulse, detection) pairs.
+    """
+    t, t_src = _per_cell(t_label, "t_label", n_cells, obs, check_t_label)
+    d, d_src = _per_cell(config.DETECTION if detection is None else detection, "detection",
+                         n_cells, obs, check_detection)
+    n_pairs = np.unique(np.stack([t, d], axis=1), axis=0).shape[0] if n_cells else 0
+    if n_pairs > config.LABEL_MAX_PULSES:
+        raise ValueError(f"{n_pairs} distinct (t_label, detection) pairs; a labelled fit "
+                         f"takes at most {config.LABEL_MAX_PULSES} (each is a cell group): "
+                         f"round the pulse lengths (hours) to the times actually used")
+    return Labelling(t, d, {"t_label": t_src, "detection": d_src})
 
 
 def size_factors(totals) -> np.ndarray:

@@ -42,6 +42,7 @@ from .goodness import chernoff_lehmann
 from .histogram import JointHistograms, joint_count_histograms
 from .inputs import Capture, FitSettings, KDeg
 from .joint import evaluate_bins, lattice_box
+from .likelihood_fit import _maximise, _profile_side, _wald_se
 
 __all__ = ["fit_layers", "shared_fit", "gene_objective", "DIFF_TESTS", "fit_joint_histograms", "fit_gene", "JOINT_REGIMES", "K_DEG_FLAGS",
            "JOINT_TARGETS", "MODELS", "bursty_rates"]
@@ -191,63 +192,6 @@ _BOX_REUSE = 0.3
 
 
 # ---------------------------------------------------------------------------
-# Newton's method in a box
-# ---------------------------------------------------------------------------
-
-def _newton_step(g, info):
-    """Ascent direction from the gradient and the information (eigenvalues
-    floored at a small positive fraction of the largest, so the step always
-    climbs)."""
-    w, V = np.linalg.eigh(0.5 * (info + info.T))
-    top = max(float(np.max(np.abs(w))), 1e-12)
-    w = np.maximum(np.abs(w), 1e-8 * top + 1e-12)
-    return V @ ((V.T @ g) / w)
-
-
-def _maximise(f, y0, lo, hi, free=None, max_iter=None, tol=1e-7, state=None):
-    """Maximise f over the box [lo, hi] in the free coordinates (the others
-    stay at y0). Projected Newton with backtracking; coordinates on a bound
-    whose gradient points out are held there.
-
-    Returns (y, loglik, gradient, information, iterations, converged)."""
-    max_iter = config.JOINT_MAX_ITER if max_iter is None else max_iter
-    y = np.clip(np.asarray(y0, float), lo, hi)
-    free = np.ones(y.shape, bool) if free is None else np.asarray(free, bool)
-    ll, g, info = f(y) if state is None else state
-    if not np.isfinite(ll):
-        return y, ll, g, info, 0, False
-    for it in range(1, max_iter + 1):
-        act = free & ~(((y <= lo) & (g < 0)) | ((y >= hi) & (g > 0)))
-        if not act.any():
-            return y, ll, g, info, it, True
-        d = np.zeros_like(y)
-        d[act] = _newton_step(g[act], info[np.ix_(act, act)])
-        dec = float(g[act] @ d[act])
-        if dec < tol:
-            return y, ll, g, info, it, True
-        n = np.max(np.abs(d))
-        if n > 2.0:
-            d *= 2.0 / n
-        t = 1.0
-        for _ in range(30):
-            y_new = np.clip(y + t * d, lo, hi)
-            res = f(y_new)
-            if res[0] >= ll + 1e-4 * t * min(dec, 1.0) or (
-                    np.isfinite(res[0]) and res[0] >= ll and t < 1e-3):
-                break
-            t *= 0.5
-        else:
-            return y, ll, g, info, it, dec < 1e-3
-        if not np.isfinite(res[0]):
-            return y, ll, g, info, it, False
-        gain = res[0] - ll
-        y, (ll, g, info) = y_new, res
-        if gain < 0.1 * tol and t < 1.0:
-            return y, ll, g, info, it, True
-    return y, ll, g, info, max_iter, False
-
-
-# ---------------------------------------------------------------------------
 # profile intervals
 # ---------------------------------------------------------------------------
 
@@ -260,100 +204,6 @@ def _target_basis(model, name):
             return A, 2
         return np.eye(4), {"burst_frequency": 0, "k_off": 1, "k_syn": 2, "k_deg": 3}[name]
     return np.eye(3), {"burst_frequency": 0, "burst_size": 1, "k_deg": 2}[name]
-
-
-def _profile_side(gene, yhat, llhat, lo, hi, A, k, sign, drop, se, info_hat):
-    """One end of the profile interval of z_k (y = A z): the value where the
-    profile log-likelihood has fallen by ``drop``, or +-inf (unbounded within
-    the search box). Newton's method on the signed root of the likelihood
-    ratio, safeguarded by bisection."""
-    Ainv = np.linalg.inv(A)
-    zhat = Ainv @ yhat
-    # the box in z: bounds of y mapped through (z-box of coordinate k from the y-box)
-    ylo, yhi = lo, hi
-    if np.allclose(A, np.eye(A.shape[0])):
-        zlo, zhi = ylo.copy(), yhi.copy()
-    else:
-        zlo = np.full(A.shape[0], -np.inf)
-        zhi = np.full(A.shape[0], np.inf)
-        for j in range(A.shape[0]):
-            row = Ainv[j]
-            zlo[j] = np.sum(np.where(row > 0, row * ylo, row * yhi))
-            zhi[j] = np.sum(np.where(row > 0, row * yhi, row * ylo))
-    edge = zhi[k] if sign > 0 else zlo[k]
-
-    def fz(z):
-        y = A @ z
-        if np.any(y < ylo - 1e-9) or np.any(y > yhi + 1e-9):
-            return -np.inf, None, None
-        ll, g, info = gene(y)
-        if not np.isfinite(ll):
-            return ll, None, None
-        return ll, A.T @ g, A.T @ info @ A
-
-    free = np.ones(A.shape[0], bool)
-    free[k] = False
-    target = math.sqrt(2.0 * drop)
-    step = se * target if np.isfinite(se) and se > 0 else 1.0
-    step = min(max(step, 0.05), 5.0)
-    inside, outside = zhat[k], None       # the bracket: D < drop at inside, > at outside
-    z = zhat.copy()
-    Iz = A.T @ info_hat @ A
-    tau = zhat[k] + sign * step
-    for _ in range(12):
-        if sign * (tau - edge) >= 0:
-            tau = edge
-        z_try = z.copy()
-        z_try[k] = tau
-        # the nuisance optimum moves by -I_ff^-1 I_fk d tau (to first order)
-        try:
-            shift = -np.linalg.solve(Iz[np.ix_(free, free)], Iz[free, k]) * (tau - z[k])
-            if np.all(np.isfinite(shift)) and np.max(np.abs(shift)) < 3.0:
-                z_try[free] += shift
-        except np.linalg.LinAlgError:
-            pass
-        zs, ll, g, info_z, _, _ = _maximise(fz, z_try, zlo, zhi, free=free, max_iter=25,
-                                            tol=1e-4)
-        if not np.isfinite(ll):
-            # beyond what can be evaluated: treat as far out
-            outside = tau
-            tau = 0.5 * (inside + outside)
-            continue
-        D = max(llhat - ll, 0.0)
-        rho = math.sqrt(2.0 * D)
-        if D < drop:
-            inside = tau
-            z = zs
-            if info_z is not None:
-                Iz = info_z
-            if tau == edge:
-                return sign * np.inf
-        else:
-            outside = tau
-        if abs(rho - target) < 0.03:
-            return tau
-        slope = -sign * g[k] / rho if rho > 1e-8 else 0.0   # d rho / d |tau - zhat|
-        if slope > 1e-8:
-            new = tau + sign * (target - rho) / slope
-        else:
-            new = tau + sign * abs(tau - zhat[k]) if outside is None else np.nan
-        if outside is not None and not (min(inside, outside) < new < max(inside, outside)):
-            new = 0.5 * (inside + outside)
-        if outside is not None and abs(outside - inside) < 1e-3:
-            return 0.5 * (inside + outside)
-        tau = new
-    return tau if outside is not None else sign * np.inf
-
-
-def _wald_se(info, A, k):
-    """Standard error of z_k (y = A z) from the information in y."""
-    try:
-        Iz = A.T @ info @ A
-        cov = np.linalg.inv(Iz)
-        v = cov[k, k]
-        return math.sqrt(v) if v > 0 else np.inf
-    except np.linalg.LinAlgError:
-        return np.inf
 
 
 # ---------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from conftest import REPO
 
 TUTORIALS = REPO / "tutorials"
 EXPECTED = ["01_quickstart.py", "02_simulation_study.py", "03_larsson2019.py",
-            "04_technical_noise.py", "05_experiment_design.py", "06_two_species.py"]
+            "04_technical_noise.py", "05_experiment_design.py", "06_two_species.py",
+            "07_metabolic_labelling.py"]
 NEEDS_LARSSON = {"03_larsson2019.py", "05_experiment_design.py"}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

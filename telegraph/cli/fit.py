@@ -23,9 +23,8 @@ from ..tl import store_results
 from ._common import (CLIError, add_progress_options, add_round_options, as_cli_advice,
                       capture_option, check_at_least_one, check_genes, check_outputs,
                       check_settings, close_client, compile_notice, connect, files_written,
-                      k_deg_option, one_line, parse_genes, progress_option, read_input,
-                      round_option, write_outputs,
-                      write_stdout_csv)
+                      k_deg_option, number_or_name, one_line, parse_genes, progress_option,
+                      read_input, round_option, write_outputs, write_stdout_csv)
 
 KEY = config.FIT_KEY  # key_added: results go to var["telegraph_<column>"], uns["telegraph"]
 
@@ -37,7 +36,9 @@ mRNA at rate k_syn while on, and mRNA degrades at rate k_deg.
 Units: all rates are per unit time. A snapshot of counts identifies them only
 relative to k_deg, so without --k-deg every rate is reported in units of k_deg
 (k_deg = 1; time measured in mean mRNA lifetimes). With --k-deg (in 1/time, e.g.
-1/h) rates come out in the same 1/time. Burst frequency = k_on (bursts per unit
+1/h) rates come out in the same 1/time. With --new-layer and --t-label (metabolic
+labelling: new and old RNA after a pulse of known length in hours) every rate, k_deg
+included, is identified per hour, with half_life in hours. Burst frequency = k_on (bursts per unit
 time); burst size = k_syn / k_off (mRNA molecules per burst, unitless).
 
 Output columns (one row per gene): gene, k_on, k_off, k_syn, burst_frequency,
@@ -102,6 +103,22 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--unspliced-factor", metavar="F", type=float, default=1.0,
         help="with --unspliced-layer: capture efficiency of unspliced molecules relative "
              "to spliced ones (default: 1, the same)")
+    data.add_argument(
+        "--new-layer", metavar="L",
+        help="AnnData layer of new (labelled) counts of a metabolic-labelling experiment "
+             "(scSLAM-seq, NASC-seq, scNT-seq, sci-fate; with --layer holding the old, "
+             "unlabelled counts and --t-label the pulse length): the pulse identifies every "
+             "rate in absolute time, so k_on, k_off, k_syn, k_deg come out per hour with "
+             "intervals, and half_life in hours; not with --k-deg")
+    data.add_argument(
+        "--t-label", metavar="HOURS|OBS_KEY",
+        help="with --new-layer: labelling pulse length in hours, one number for every cell "
+             "or an obs column of per-cell pulse lengths (a time course)")
+    data.add_argument(
+        "--detection", metavar="P|OBS_KEY",
+        help="with --new-layer: probability in (0, 1] that a captured new molecule is seen "
+             "as new (its label conversions detected; the others count as old): a number "
+             "or an obs column (default: 1)")
     data.add_argument(
         "--cells-in-rows", action="store_true",
         help="text tables only: rows are cells and the header names genes (the "
@@ -190,6 +207,22 @@ def _validate_args(args) -> None:
     if args.unspliced_layer is not None and args.k_deg is not None:
         raise CLIError("--k-deg cannot be combined with --unspliced-layer: the two-species "
                        "fit estimates k_deg (in units of the splicing rate); drop --k-deg")
+    if args.new_layer is not None:
+        if args.unspliced_layer is not None:
+            raise CLIError("give either --unspliced-layer (two species) or --new-layer "
+                           "(metabolic labelling), not both")
+        if args.k_deg is not None:
+            raise CLIError("--k-deg cannot be combined with --new-layer: the labelling pulse "
+                           "identifies k_deg (per hour); drop --k-deg")
+        if args.t_label is None:
+            raise CLIError("--new-layer needs --t-label: the pulse length in hours, or the "
+                           "obs column holding each cell's")
+        if args.backed or args.chunk_size is not None:
+            raise CLIError("--new-layer is not supported with --backed/--chunk-size yet; "
+                           "drop them (the file is then loaded)")
+    elif args.t_label is not None or args.detection is not None:
+        raise CLIError("--t-label and --detection need --new-layer (the labelled counts; "
+                       "--layer then holds the old ones)")
     if args.unspliced_factor != 1.0 and args.unspliced_layer is None:
         raise CLIError("--unspliced-factor needs --unspliced-layer")
     if not (math.isfinite(args.unspliced_factor) and args.unspliced_factor > 0):
@@ -218,6 +251,26 @@ def _two_species(args) -> dict:
         return {}
     return {"unspliced_layer": args.unspliced_layer,
             "unspliced_factor": args.unspliced_factor}
+
+
+def _labelling(args, adata, source) -> dict:
+    """Keyword arguments of a labelled fit (none without --new-layer)."""
+    if args.new_layer is None:
+        return {}
+    try:
+        tio.check_layer(adata, args.new_layer, source=source)
+    except ValueError as exc:
+        raise CLIError(one_line(exc)) from None
+    out = {"new_layer": args.new_layer, "t_label": number_or_name(args.t_label)}
+    if args.detection is not None:
+        out["detection"] = number_or_name(args.detection)
+    for opt, key in (("--t-label", "t_label"), ("--detection", "detection")):
+        v = out.get(key)
+        if isinstance(v, str) and v not in adata.obs.columns:
+            raise CLIError(f"{opt} {v!r} is neither a number nor a column of obs in {source} "
+                           f"(columns: {', '.join(map(str, list(adata.obs.columns)[:8]))}"
+                           f"{', ...' if adata.obs.shape[1] > 8 else ''})")
+    return out
 
 
 def _result_table(adata, genes):
@@ -345,6 +398,7 @@ def run(args) -> int:
     check_genes(genes, adata, source=source)
     capture = capture_option(args.capture, adata, source=source)
     k_deg = k_deg_option(args.k_deg, adata, source=source)
+    labelled = _labelling(args, adata, source)
     progress = args.progress_setting
     client = connect(args.scheduler) if args.scheduler is not None else None
     compile_notice("fit")
@@ -354,7 +408,8 @@ def run(args) -> int:
                   min_cells=args.min_cells, ci=args.ci, interval=args.interval,
                   profile=args.profile, round_counts=round_option(args), n_jobs=args.jobs,
                   progress=progress, key_added=KEY,
-                  **({} if client is None else {"client": client}), **_two_species(args))
+                  **({} if client is None else {"client": client}), **_two_species(args),
+                  **labelled)
     except (ValueError, KeyError) as exc:
         raise CLIError(as_cli_advice(one_line(exc))) from None
     finally:

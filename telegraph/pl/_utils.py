@@ -61,8 +61,11 @@ def finish(ax, writekey, show, save, dpi=None):
 def rate_unit(adata, key):
     """Axis label unit of rates from a tl.fit result."""
     try:
-        if get.fit_record(adata, key).get("unspliced_layer") is not None:
+        record = get.fit_record(adata, key)
+        if record.get("unspliced_layer") is not None:
             return "units of k_splice"      # a two-species fit
+        if record.get("new_layer") is not None:
+            return "per hour"               # a labelled fit: the pulse is a clock
         given = get.k_deg(adata, key).given
     except KeyError:  # results without a record of the fit
         given = False

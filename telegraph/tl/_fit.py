@@ -12,7 +12,7 @@ from ..backed import fit_file
 from ..fitting import fit as _fit
 from ..get import counts
 from ..inputs import (capture_record, gene_positions, k_deg_record, resolve_capture,
-                      resolve_k_deg, totals_of)
+                      resolve_k_deg, resolve_labelling, row_totals, totals_of)
 
 __all__ = ["fit", "store_results"]
 
@@ -24,7 +24,8 @@ def fit(adata, *, layer: str | None = None, capture=None, k_deg=None, genes=None
         progress: bool | None = config.PROGRESS, key_added: str = config.FIT_KEY, copy: bool = False,
         client=None, chunk_size: int | None = None, profile=config.PROFILE,
         unspliced_layer: str | None = None, unspliced_factor: float = 1.0,
-        model: str = "telegraph"):
+        model: str = "telegraph", new_layer: str | None = None, t_label=None,
+        detection=config.DETECTION):
     """Fit burst kinetics to every gene of ``adata`` (scanpy style).
 
     Parameters
@@ -63,6 +64,19 @@ def fit(adata, *, layer: str | None = None, capture=None, k_deg=None, genes=None
         not be given.
     unspliced_factor, model
         Two species: as in :func:`telegraph.fit`.
+    new_layer : str, optional
+        Layer of new (labelled) counts of a metabolic-labelling experiment
+        (then ``layer=`` holds the old, unlabelled counts, e.g. ``layer="old",
+        new_layer="new"``): fit the labelled model (:mod:`telegraph.labelfit`).
+        Rates are then per hour, with ``k_deg``, ``half_life`` and their
+        intervals; ``k_deg`` must not be given.
+    t_label : float, str or array_like
+        With ``new_layer``: pulse length in hours, one number for every cell,
+        an ``adata.obs`` column of per-cell pulse lengths (several pulse
+        lengths: a time course), or an array.
+    detection : float, str or array_like
+        With ``new_layer``: probability in (0, 1] that a captured new molecule
+        is seen as new (default 1); a number, an obs column or an array.
     key_added : str
         Results go to ``adata.var[f"{key_added}_{column}"]`` and the settings
         to ``adata.uns[key_added]``.
@@ -88,6 +102,31 @@ def fit(adata, *, layer: str | None = None, capture=None, k_deg=None, genes=None
                   capture_rtol=capture_rtol, n_jobs=n_jobs, progress=progress, client=client)
     joint = {} if unspliced_layer is None else dict(unspliced_factor=unspliced_factor,
                                                     model=model)
+    if new_layer is not None:
+        if unspliced_layer is not None:
+            raise ValueError("give either unspliced_layer= (two species) or new_layer= "
+                             "(labelling), not both")
+        if new_layer == (layer or "X"):
+            raise ValueError(f"new_layer={new_layer!r} is also layer=: layer= must hold the "
+                             f"old (unlabelled) counts, new_layer= the new ones")
+        if t_label is None:
+            raise ValueError("new_layer= needs t_label=: the pulse length in hours (a number "
+                             "or an adata.obs column of per-cell values)")
+        if getattr(adata, "isbacked", False):
+            raise ValueError("a labelled fit of a backed AnnData is not supported yet; load "
+                             "it (anndata.read_h5ad without backed=)")
+        X = counts(adata, layer)
+        N = counts(adata, new_layer)
+        lab = resolve_labelling(t_label, detection, n_cells=adata.n_obs, obs=adata.obs)
+        cap = resolve_capture(capture, n_cells=adata.n_obs, obs=adata.obs,
+                              totals=lambda: row_totals(X) + row_totals(N), where="adata.obs")
+        kd = resolve_k_deg(k_deg, n_genes=adata.n_vars, var=adata.var, where="adata.var")
+        if idx is not None:
+            X, N, kd, names = X[:, idx], N[:, idx], kd.subset(idx), names[idx]
+        res = _fit(X, capture=cap, k_deg=kd, genes=names, new=N, t_label=lab, **common)
+        store_results(adata, res, key_added=key_added, layer=layer, capture=capture,
+                      k_deg=k_deg, new_layer=new_layer)
+        return adata if copy else None
     if getattr(adata, "isbacked", False):
         res = fit_file(adata.filename, layer=layer, capture=capture, k_deg=k_deg, genes=idx,
                        chunk_size=chunk_size, unspliced_layer=unspliced_layer, **joint,
@@ -111,7 +150,7 @@ def fit(adata, *, layer: str | None = None, capture=None, k_deg=None, genes=None
 
 def store_results(adata, res: pd.DataFrame, *, key_added: str = config.FIT_KEY,
                   layer: str | None = None, capture=None, k_deg=None,
-                  unspliced_layer: str | None = None) -> None:
+                  unspliced_layer: str | None = None, new_layer: str | None = None) -> None:
     """Write a result table of :func:`telegraph.fit` into ``adata.var``/``adata.uns``.
 
     Results of an earlier fit under ``key_added`` are replaced. Genes missing
@@ -124,6 +163,7 @@ def store_results(adata, res: pd.DataFrame, *, key_added: str = config.FIT_KEY,
     if stale:
         adata.var.drop(columns=stale, inplace=True)
     settings = dict(res.attrs.get("settings", {}))
+    res_attrs = dict(res.attrs)
     res = res.drop(columns=["gene"])
     integer = {c for c in res.columns
                if pd.api.types.is_integer_dtype(res[c]) and not pd.api.types.is_bool_dtype(res[c])}
@@ -150,6 +190,8 @@ def store_results(adata, res: pd.DataFrame, *, key_added: str = config.FIT_KEY,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "layer": "X" if layer is None else layer,
         **({} if unspliced_layer is None else {"unspliced_layer": unspliced_layer}),
+        **({} if new_layer is None else {"new_layer": new_layer,
+                                         "labelling": res_attrs.get("labelling", {})}),
         "capture": capture_record(capture),
         "k_deg": k_deg_record(k_deg),
         **settings,
