@@ -53,6 +53,7 @@ from scipy import optimize as sopt
 from scipy import stats
 
 from . import blocks, config
+from .differential import differential, differential_histograms
 from .fitting import fit_raw
 from .gradient import lr_terms
 from .histogram import CountHistograms, capture_groups
@@ -66,7 +67,7 @@ __all__ = [
     "fisher_information", "expected_precision", "power", "cells_needed", "plan",
     "kinetics_table", "eig_gradient", "optimize", "CostModel", "DesignResult",
     "DesignGradient", "OneSpecies", "MODELS", "PARAMETRISATIONS", "QUANTITIES",
-    "CRITERIA",
+    "CRITERIA", "CALIBRATIONS",
 ]
 
 log = logging.getLogger("telegraph")
@@ -86,6 +87,9 @@ QUANTITIES = {
     "burst_frequency": np.array([1.0, 0.0, 0.0]),
     "burst_size": np.array([0.0, -1.0, 1.0]),
 }
+
+#: null laws of the differential test that :func:`power` and :func:`cells_needed` predict for
+CALIBRATIONS = ("bootstrap", "panel", "chi2")
 
 #: criteria of :func:`optimize` and :func:`eig_gradient`
 CRITERIA = ("eig", "D", "A")
@@ -691,10 +695,50 @@ def _check_effect(effect):
     return e
 
 
+class _Groups(NamedTuple):
+    """The two groups of a differential design: per-cell covariances of (log
+    burst frequency, log burst size, log k_off) (flat), log(effect), the
+    broadcast shape, both groups' sets and the capture distribution."""
+    Vb1: np.ndarray
+    Vb2: np.ndarray
+    delta: np.ndarray
+    shape: tuple
+    s1: _Sets
+    s2: _Sets
+    dist: CaptureDistribution
+    lr_per_cell: np.ndarray
+
+
+#: cells per group of the exemplary data behind the noncentrality (any large number: the
+#: statistic on exemplary data is proportional to it)
+_EXEMPLARY_CELLS = 10_000.0
+
+
+def _exemplary_statistics(s1: _Sets, s2: _Sets, dist, quantity, model, progress):
+    """The likelihood-ratio statistic of the real test on the two groups'
+    exemplary data (expected histograms, :meth:`OneSpecies.exemplary_histograms`),
+    per cell of each group: n times this is the noncentrality at n cells per
+    group (docs/maths.md, "Experiment design"). NaN where the test leaves the
+    exemplary data untested or the model has no exemplary data."""
+    m = s1.a.size
+    out = np.full(m, np.nan)
+    ok = np.flatnonzero(s1.valid & s2.valid)
+    if ok.size == 0 or not hasattr(model, "exemplary_histograms"):
+        return out
+    coarse = _coarse(dist, _EXEMPLARY_GROUPS)
+    n = np.full(ok.size, _EXEMPLARY_CELLS)
+    h1 = model.exemplary_histograms(s1.a[ok], s1.b[ok], s1.lam[ok], coarse, n)
+    h2 = model.exemplary_histograms(s2.a[ok], s2.b[ok], s2.lam[ok], coarse, n)
+    res = differential_histograms(h1, h2, interval="wald", calibration="chi2", weighting="none",
+                                  progress=progress)
+    out[ok] = res[f"lr_{quantity}"].to_numpy(float) / _EXEMPLARY_CELLS
+    return out
+
+
 def _group_covariances(k_on, k_off, k_syn, k_deg, effect, quantity, via, capture, model, tol,
-                       progress):
-    """Per-cell covariances of (log burst frequency, log burst size, log k_off) in
-    each group, (Vb1, Vb2) flat, log(effect) and the broadcast shape."""
+                       progress, exemplary=True) -> _Groups:
+    """The two groups' covariances (:class:`_Groups`), and with ``exemplary``
+    the statistic of the test on their exemplary data."""
     _check_quantity(quantity)
     if via not in ("k_syn", "k_off"):
         raise ValueError(f"via must be 'k_syn' or 'k_off' (how burst size changes); got {via!r}")
@@ -709,38 +753,145 @@ def _group_covariances(k_on, k_off, k_syn, k_deg, effect, quantity, via, capture
     I, _, _ = _information(both, dist, mdl, tol=tol, progress=progress)
     Vb = _burst_covariance(I)
     m = s1.a.size
-    return Vb[:m], Vb[m:], np.log(eff), s1.shape
+    lr = (_exemplary_statistics(s1, s2, dist, quantity, mdl, progress) if exemplary
+          else np.full(m, np.nan))
+    return _Groups(Vb[:m], Vb[m:], np.log(eff), s1.shape, s1, s2, dist, lr)
 
 
-def _noncentrality(Vb1, Vb2, delta, n, quantity):
-    """Noncentrality of the test's statistic with n cells per group."""
+def _noncentrality(Vb1, Vb2, delta, n, quantity, lr_per_cell=None):
+    """Noncentrality of the test's statistic with n cells per group: n times
+    the statistic on exemplary data where there is one, else from the
+    information, delta^2 / (v1 + v2)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        return delta ** 2 / (_estimator_variance(Vb1, n, quantity)
+        info = delta ** 2 / (_estimator_variance(Vb1, n, quantity)
                              + _estimator_variance(Vb2, n, quantity))
+        if lr_per_cell is None:
+            return info
+        return np.where(np.isfinite(lr_per_cell), np.asarray(n, float) * lr_per_cell, info)
 
 
 def _critical_value(alpha):
-    """The likelihood-ratio test's critical value: chi-square(1) at level alpha
-    (the reference law of :func:`telegraph.differential.differential`)."""
+    """chi-square(1) at level alpha: the reference law of the likelihood-ratio
+    statistic of :func:`telegraph.differential.differential` before its
+    calibrated scale."""
     return stats.chi2.isf(alpha, 1)
 
 
-def _noncentrality_for(power_, alpha):
-    """Noncentrality of chi-square(1) at which the test has the power asked."""
+def _check_calibration(calibration):
+    if calibration not in CALIBRATIONS:
+        raise ValueError(f"calibration must be one of {CALIBRATIONS}; got {calibration!r} "
+                         "('bootstrap': the test's calibrated null law, as "
+                         "telegraph.differential.differential applies it by default; 'chi2': "
+                         "its calibration='chi2')")
+
+
+def _simulated_groups(rng, s1: _Sets, s2: _Sets, idx, n, dist: CaptureDistribution, copies):
+    """Counts of two groups (cells x genes, NaN beyond a gene's cells) and the
+    cells' capture: ``copies`` genes for each set of ``idx``, each with its set's
+    number of cells ``n`` (at most ``config.DESIGN_NULL_MAX_CELLS``: the null
+    scale has settled by then), drawn exactly from the stationary law."""
+    genes = np.repeat(np.asarray(idx, np.int64), copies)
+    cells = np.repeat(np.minimum(np.asarray(n, float)[idx], config.DESIGN_NULL_MAX_CELLS),
+                      copies).astype(np.int64)
+    top = int(cells.max())
+    # the cells' capture groups in proportion to the weights, in random order (a gene
+    # with fewer cells takes the first ones)
+    groups, _ = _allocate(max(top, dist.values.size), dist.weights)
+    cap = dist.values[rng.permutation(groups)][:top]
+    out = []
+    for s in (s1, s2):
+        p = rng.beta(s.a[genes][None, :], s.b[genes][None, :], size=(top, genes.size))
+        x = rng.poisson(cap[:, None] * s.lam[genes][None, :] * p).astype(float)
+        x[np.arange(top)[:, None] >= cells[None, :]] = np.nan
+        out.append(x)
+    return out[0], out[1], cap
+
+
+def _test_scales(s1: _Sets, s2: _Sets, n, dist, quantity, calibration, null_genes, seed,
+                 progress):
+    """The scale of the null law the real test applies to each set's genes:
+    (m, K) scales of K genes simulated at the design and run through
+    :func:`telegraph.differential.differential` (its bootstrap calibration,
+    :func:`telegraph.calibration.null_scales`, per regime class); NaN where
+    the test leaves a gene untested. ``"bootstrap"``: for each set a class of
+    ``null_genes`` genes like it; ``"panel"``: the sets are the genes of one
+    experiment (one gene each, classes shared as in the real test);
+    ``"chi2"``: ones (the uncalibrated test)."""
+    m = s1.a.size
+    ok = s1.valid & s2.valid & np.isfinite(n) & (n >= 1)
+    if calibration == "chi2":
+        return np.where(ok[:, None], 1.0, np.nan)
+    col = f"null_scale_{quantity}"
+    run = dict(interval="wald", weighting="none", calibration="bootstrap", progress=False,
+               depth_check=False)
+    if calibration == "panel":
+        out = np.full((m, 1), np.nan)
+        idx = np.flatnonzero(ok)
+        if idx.size:
+            X1, X2, cap = _simulated_groups(np.random.default_rng(seed), s1, s2, idx, n, dist,
+                                            1)
+            res = differential(X1, X2, capture1=cap, capture2=cap, **run)
+            out[idx, 0] = res[col].to_numpy(float)
+        return out
+    # experiments of at most DESIGN_NULL_PANEL genes each: the bootstrap draws at most
+    # CALIBRATION_MAX_DRAWS statistics per class and experiment, so independent
+    # experiments average the scale's own Monte Carlo error down
+    k = int(null_genes)
+    if k < 1:
+        raise ValueError(f"null_genes must be at least 1; got {null_genes!r}")
+    sizes = [min(config.DESIGN_NULL_PANEL, k - j) for j in range(0, k, config.DESIGN_NULL_PANEL)]
+    out = np.full((m, k), np.nan)
+    idx = np.flatnonzero(ok)
+    with blocks.gene_blocks(idx.size, progress=progress, chunk_genes=1,
+                            desc="telegraph design (null law)") as chunks:
+        for start, stop in chunks:
+            for i in idx[start:stop]:
+                at = 0
+                for e, size in enumerate(sizes):
+                    X1, X2, cap = _simulated_groups(np.random.default_rng([seed, e]), s1, s2,
+                                                    [i], n, dist, size)
+                    res = differential(X1, X2, capture1=cap, capture2=cap, **run)
+                    out[i, at:at + size] = res[col].to_numpy(float)
+                    at += size
+    return out
+
+
+def _power_with_scales(nc, scales, alpha):
+    """Power averaged over the simulated genes of each set: a gene with null
+    scale c rejects when its statistic, noncentral chi-square(1) with
+    noncentrality nc, exceeds c times the chi-square(1) critical value; an
+    untested gene (NaN scale) never rejects."""
     crit = _critical_value(alpha)
-    if power_ <= alpha:
+    nc = np.asarray(nc, float)[:, None]
+    with np.errstate(invalid="ignore"):
+        pw = np.where(np.isfinite(scales),
+                      stats.ncx2.sf(np.nan_to_num(scales, nan=1.0) * crit, 1,
+                                    np.maximum(nc, 1e-300)), 0.0)
+    return np.where(np.isfinite(nc[:, 0]), pw.mean(axis=1), np.nan)
+
+
+def _noncentrality_for(power_, alpha, scales=None):
+    """Noncentrality at which the test (null scales ``scales`` of a set's
+    genes, default 1) has the power asked: inf where too few of the genes are
+    tested for it."""
+    scales = np.ones(1) if scales is None else np.asarray(scales, float)
+    tested = np.isfinite(scales).mean() if scales.size else 0.0
+    if not tested > power_:
+        return math.inf
+    f = lambda nc: _power_with_scales(np.array([nc]), scales[None, :], alpha)[0] - power_  # noqa: E731
+    if f(1e-9) >= 0:
         return 0.0
-    f = lambda nc: stats.ncx2.sf(crit, 1, nc) - power_  # noqa: E731
     hi = 1.0
     while f(hi) < 0:
         hi *= 2.0
-    return sopt.brentq(f, 1e-9, hi, xtol=1e-12)
+    return sopt.brentq(f, 1e-9, hi, xtol=1e-10)
 
 
 def power(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: ArrayLike = 1.0, *,
           effect: ArrayLike, n_cells: ArrayLike, quantity: str = "burst_frequency",
           alpha: float = 0.05, capture=1.0, via: str = "k_syn", model: str = "one_species",
-          tol: float = config.DESIGN_INFO_TOL,
+          calibration: str = "bootstrap", null_genes: int = config.DESIGN_NULL_GENES,
+          seed: int = config.CALIBRATION_SEED, tol: float = config.DESIGN_INFO_TOL,
           progress: bool | None = config.PROGRESS) -> np.ndarray:
     """Predicted power of the differential test for a fold change in one quantity.
 
@@ -752,8 +903,13 @@ def power(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: ArrayLike 
     noncentrality delta^2 / (v1 + v2), delta = log(effect) and v_g the
     variance of the fitted log quantity in group g with the other rates as
     nuisance parameters: the inverse of n times the information, with the
-    correction for the bursty limit of :func:`expected_precision`
-    (docs/maths.md, "Experiment design").
+    correction for the bursty limit of :func:`expected_precision`. The test
+    rejects when the statistic exceeds c times the chi-square(1) critical
+    value, c the calibrated scale of its null law (the mean bootstrap
+    statistic of the gene's regime class, :mod:`telegraph.calibration`): c is
+    predicted by running the real test on genes simulated at the design,
+    which also gives the chance that a gene is not tested (docs/maths.md,
+    "Experiment design").
 
     Parameters
     ----------
@@ -767,73 +923,66 @@ def power(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: ArrayLike 
     quantity : {"burst_frequency", "burst_size"}
         What changes and is tested.
     alpha : float
-        Level of the test (two-sided, as the likelihood-ratio test is).
+        Level of the test (two-sided, as the likelihood-ratio test is),
+        applied to the unadjusted p-values.
     capture
         Capture efficiency of the cells of both groups (see
         :func:`fisher_information`).
     via : {"k_syn", "k_off"}
         How a burst-size change is made: k_syn times ``effect`` (default), or
         k_off divided by it (which also changes the fraction of time on).
-    model, tol, progress
+    model : str
+        Observation model (:data:`MODELS`). The calibrated null law is the one
+        species test's; ``"two_species"`` uses chi-square(1), as
+        :func:`telegraph.differential.differential_two_species` does.
+    calibration : {"bootstrap", "panel", "chi2"}
+        The null law the test will apply: ``"bootstrap"`` (default, as
+        :func:`telegraph.differential.differential`): each parameter set is
+        a gene among ``null_genes`` genes like it; ``"panel"``: the parameter
+        sets are the genes of one experiment, tested together (their regime
+        classes share the calibration, as in the real test; one simulated gene
+        per set, so each set's power is one draw of its class and the sum over
+        sets is what to compare); ``"chi2"``: plain chi-square(1) (the test's
+        ``calibration="chi2"``).
+    null_genes : int
+        Genes simulated per set for ``"bootstrap"``.
+    seed : int
+        Seed of those simulations.
+    tol, progress
         As in :func:`fisher_information` (progress bars on stderr; None: on a
         terminal).
 
     Returns
     -------
     ndarray or float
-        Power in [alpha, 1], broadcast shape; NaN for invalid kinetics.
+        Power in [0, 1], broadcast shape; NaN for invalid kinetics.
     """
     _check_level("alpha", alpha)
+    _check_calibration(calibration)
     n = np.asarray(n_cells, dtype=float)
     if not np.all(np.isfinite(n) & (n >= 1)):
         raise ValueError("n_cells must be finite and at least 1")
-    Vb1, Vb2, delta, shape = _group_covariances(
-        *np.broadcast_arrays(k_on, k_off, k_syn, k_deg, n)[:4], effect, quantity, via, capture,
-        model, tol, progress)
-    n = np.broadcast_to(n, np.broadcast_shapes(shape, n.shape)).ravel()
-    delta = np.broadcast_to(delta, n.shape)
-    nc = _noncentrality(Vb1, Vb2, delta, n, quantity)
-    crit = _critical_value(alpha)
-    p = np.where(np.isfinite(nc), stats.ncx2.sf(crit, 1, np.maximum(nc, 1e-300)), np.nan)
-    return p.reshape(np.broadcast_shapes(shape, np.shape(n_cells)))[()]
+    g = _group_covariances(*np.broadcast_arrays(k_on, k_off, k_syn, k_deg, n)[:4], effect,
+                           quantity, via, capture, model, tol, progress)
+    n = np.broadcast_to(n, np.broadcast_shapes(g.shape, n.shape)).ravel()
+    delta = np.broadcast_to(g.delta, n.shape)
+    nc = _noncentrality(g.Vb1, g.Vb2, delta, n, quantity, g.lr_per_cell)
+    scales = _test_scales(g.s1, g.s2, n, g.dist, quantity, _calibration_of(model, calibration),
+                          null_genes, seed, progress)
+    p = _power_with_scales(nc, scales, alpha)
+    return p.reshape(np.broadcast_shapes(g.shape, np.shape(n_cells)))[()]
 
 
 _predicted_power = power  # plan() has an argument of that name
 
 
-def cells_needed(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: ArrayLike = 1.0, *,
-                 effect: ArrayLike, quantity: str = "burst_frequency", power: float = 0.8,
-                 alpha: float = 0.05, capture=1.0, via: str = "k_syn",
-                 model: str = "one_species", tol: float = config.DESIGN_INFO_TOL,
-                 progress: bool | None = config.PROGRESS) -> np.ndarray:
-    """Cells per group for the differential test to detect a fold change.
+def _calibration_of(model, calibration):
+    """The calibrated null law is the one-species test's."""
+    return calibration if _model(model).name == "one_species" else "chi2"
 
-    The smallest n (cells in each of two groups) at which the predicted power
-    of :func:`power` reaches ``power``: the noncentrality delta^2 / (v1(n) +
-    v2(n)) reaches that of chi-square(1) at which the test at level ``alpha``
-    has that power (far from the bursty limit, v_g = V_g / n and n = nc (V1 +
-    V2) / log(effect)^2); at least ``config.MIN_CELLS`` (the test's
-    ``min_cells``). Parameters as in :func:`power`.
 
-    Returns
-    -------
-    ndarray or float
-        Cells per group, whole numbers (float dtype: NaN for invalid
-        kinetics, inf where the information cannot separate the groups),
-        one per parameter set.
-
-    Examples
-    --------
-    >>> import telegraph as tg
-    >>> n = tg.design.cells_needed(0.5, 2.0, 20.0, effect=1.5, capture=0.3)
-    >>> bool(n > 100)
-    True
-    """
-    _check_level("alpha", alpha)
-    _check_level("power", power)
-    Vb1, Vb2, delta, shape = _group_covariances(k_on, k_off, k_syn, k_deg, effect, quantity,
-                                                via, capture, model, tol, progress)
-    target = _noncentrality_for(power, alpha)
+def _cells_for(Vb1, Vb2, delta, quantity, target, lr_per_cell):
+    """Smallest n at which the noncentrality reaches ``target`` (per set)."""
     j = _BURST_INDEX[quantity]
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         # the per-cell variance lies between its value at the boundary (v = Var(max(Z, 0))
@@ -851,9 +1000,72 @@ def cells_needed(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: Arr
             hi = np.where(reached, mid, hi)
             lo = np.where(reached, lo, mid)
         n = np.ceil(hi * (1.0 - 1e-12))
-        n = np.where(ok, n, np.where(np.isnan(full), np.nan, np.inf))
-    n = np.where(np.isfinite(n), np.maximum(n, config.MIN_CELLS), n)
-    return n.reshape(shape)[()]
+        n = np.where(ok, n, np.where(np.isnan(full) | np.isnan(target), np.nan, np.inf))
+        ex = np.isfinite(lr_per_cell)
+        n_ex = np.where(lr_per_cell > 0, np.ceil(target / np.where(ex, lr_per_cell, 1.0)
+                                                 * (1.0 - 1e-12)), np.inf)
+        n = np.where(ex & ~np.isnan(target), n_ex, n)
+    return np.where(np.isfinite(n), np.maximum(n, config.MIN_CELLS), n)
+
+
+def cells_needed(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: ArrayLike = 1.0, *,
+                 effect: ArrayLike, quantity: str = "burst_frequency", power: float = 0.8,
+                 alpha: float = 0.05, capture=1.0, via: str = "k_syn",
+                 model: str = "one_species", calibration: str = "bootstrap",
+                 null_genes: int = config.DESIGN_NULL_GENES,
+                 seed: int = config.CALIBRATION_SEED, tol: float = config.DESIGN_INFO_TOL,
+                 progress: bool | None = config.PROGRESS) -> np.ndarray:
+    """Cells per group for the differential test to detect a fold change.
+
+    The smallest n (cells in each of two groups) at which the predicted power
+    of :func:`power` reaches ``power``: the noncentrality delta^2 / (v1(n) +
+    v2(n)) reaches the one at which the test at level ``alpha``, with the
+    calibrated null scale it applies at that design, has that power (far
+    from the bursty limit, v_g = V_g / n and n = nc (V1 + V2) / log(effect)^2);
+    at least ``config.MIN_CELLS`` (the test's ``min_cells``). The null scale
+    depends on n: it is predicted at the chi-square answer and the answer
+    refined twice. Parameters as in :func:`power`.
+
+    Returns
+    -------
+    ndarray or float
+        Cells per group, whole numbers (float dtype: NaN for invalid
+        kinetics, inf where the information cannot separate the groups or the
+        test leaves too many such genes untested), one per parameter set.
+
+    Examples
+    --------
+    >>> import telegraph as tg
+    >>> n = tg.design.cells_needed(0.5, 2.0, 20.0, effect=1.5, capture=0.3,
+    ...                            calibration="chi2")
+    >>> bool(n > 100)
+    True
+    """
+    _check_level("alpha", alpha)
+    _check_level("power", power)
+    _check_calibration(calibration)
+    g = _group_covariances(k_on, k_off, k_syn, k_deg, effect, quantity, via, capture, model, tol,
+                           progress)
+    m = g.s1.a.size
+    target = np.full(m, _noncentrality_for(power, alpha))
+    n = _cells_for(g.Vb1, g.Vb2, g.delta, quantity, target, g.lr_per_cell)
+    calibration = _calibration_of(model, calibration)
+    if calibration != "chi2":
+        for _ in range(2):
+            scales = _test_scales(g.s1, g.s2, np.where(np.isfinite(n), n, np.nan), g.dist,
+                                  quantity, calibration, null_genes, seed, progress)
+            if calibration == "panel":
+                # one gene per set: an untested draw takes the others' typical scale
+                fill = np.nanmedian(scales) if np.isfinite(scales).any() else 1.0
+                scales = np.where(np.isfinite(n)[:, None] & ~np.isfinite(scales), fill, scales)
+            target = np.array([_noncentrality_for(power, alpha, scales[i])
+                               if np.isfinite(n[i]) else np.nan for i in range(m)])
+            new = _cells_for(g.Vb1, g.Vb2, g.delta, quantity, target, g.lr_per_cell)
+            done = np.all(~np.isfinite(n) | (np.abs(new - n) <= 0.02 * n))
+            n = np.where(np.isfinite(n), new, n)
+            if done:
+                break
+    return n.reshape(g.shape)[()]
 
 
 # --------------------------------------------------------------------------- tables
@@ -923,7 +1135,8 @@ def kinetics_table(table: pd.DataFrame, *, k_deg=None) -> pd.DataFrame:
 
 def plan(kinetics: pd.DataFrame, *, effect: float, quantity: str = "burst_frequency",
          power: float = 0.8, alpha: float = 0.05, capture=1.0, n_cells=None,
-         via: str = "k_syn", model: str = "one_species",
+         via: str = "k_syn", model: str = "one_species", calibration: str = "panel",
+         seed: int = config.CALIBRATION_SEED,
          progress: bool | None = config.PROGRESS) -> pd.DataFrame:
     """Cells per group, gene by gene, from an earlier fit (``telegraph design``).
 
@@ -931,9 +1144,12 @@ def plan(kinetics: pd.DataFrame, *, effect: float, quantity: str = "burst_freque
     ----------
     kinetics : pandas.DataFrame
         Results of an earlier fit (see :func:`kinetics_table`).
-    effect, quantity, power, alpha, capture, via, model
+    effect, quantity, power, alpha, capture, via, model, seed
         As in :func:`cells_needed`; ``quantity="both"`` plans for burst
         frequency and burst size.
+    calibration : {"panel", "bootstrap", "chi2"}
+        The test's null law (see :func:`power`): by default the genes are a
+        panel tested together, their regime classes sharing the calibration.
     n_cells : int, optional
         Also predict the power of each gene's test with this many cells per
         group (column ``power_at_<n_cells>``, one per quantity).
@@ -962,15 +1178,18 @@ def plan(kinetics: pd.DataFrame, *, effect: float, quantity: str = "burst_freque
     for q in quantities:
         out[f"cells_needed_{q}"] = cells_needed(*args, effect=effect, quantity=q, power=power,
                                                 alpha=alpha, capture=capture, via=via,
-                                                model=model, progress=progress)
+                                                model=model, calibration=calibration,
+                                                seed=seed, progress=progress)
         if n_cells is not None:
             out[f"power_{q}"] = _predicted_power(*args, effect=effect, n_cells=n_cells,
                                                  quantity=q, alpha=alpha, capture=capture,
-                                                 via=via, model=model)
+                                                 via=via, model=model, calibration=calibration,
+                                                 seed=seed, progress=progress)
     out.attrs["settings"] = {"effect": float(effect), "power": float(power),
                              "alpha": float(alpha), "quantity": quantity,
                              "capture_mean": _capture(capture).mean, "via": via,
-                             "n_cells": n_cells, "model": _model(model).name}
+                             "n_cells": n_cells, "model": _model(model).name,
+                             "calibration": calibration}
     return out
 
 
