@@ -52,7 +52,7 @@ from numpy.typing import ArrayLike
 from scipy import optimize as sopt
 from scipy import stats
 
-from . import blocks, config
+from . import blocks, config, joint, labelled
 from .differential import differential, differential_histograms
 from .fitting import fit_raw
 from .gradient import lr_terms
@@ -221,19 +221,81 @@ class OneSpecies:
                                np.round(n_cells).astype(np.int64), np.zeros(m, np.int64))
 
 
+class _RateModel:
+    """An observation model that identifies k_deg: its information is over
+    theta = (log k_on, log k_off, log k_syn, log k_deg), computed from the
+    rates themselves (:meth:`information_rates`). No design derivative, no
+    exemplary data: :func:`power` uses the information's noncentrality and a
+    chi-square(1) null law (as the two-species test does)."""
+
+    coordinates = ("log_k_on", "log_k_off", "log_k_syn", "log_k_deg")
+    identifies_k_deg = True
+    options: dict = {}
+
+    def information_rates(self, k_on, k_off, k_syn, k_deg, capture: CaptureDistribution, *,
+                          tol, progress, **options):
+        """Per-cell information (m, 4, 4) in theta averaged over ``capture``
+        and the probability left out of the sums (m,)."""
+        m = np.size(k_on)
+        I = np.zeros((m, 4, 4))
+        left = np.zeros(m)
+        with blocks.gene_blocks(m, progress=progress, chunk_genes=1,
+                                desc=f"telegraph design ({self.name})") as chunks:
+            for start, stop in chunks:
+                for i in range(start, stop):
+                    r = np.array([k_on[i], k_off[i], k_syn[i], k_deg[i]])
+                    for s, w in zip(capture.values, capture.weights):
+                        J, miss = self._one(r, float(s), **options)
+                        I[i] += w * J * r[:, None] * r[None, :]
+                        left[i] += w * miss
+        return I, left
+
+
+class TwoSpecies(_RateModel):
+    """Unspliced and spliced counts of each cell: the joint stationary law of
+    :mod:`telegraph.joint` (both species captured with the same efficiency).
+    Rates are in units of the splicing rate k_splice (as the two-species fit
+    reports them); k_deg (of spliced mRNA) is identified."""
+
+    name = "two_species"
+
+    def _one(self, r, s, **_):
+        a, b, lam, gam = r[0], r[1], r[2] * s, r[3]
+        u_lo, nu, s_lo, ns = joint.lattice_box(a, b, lam, gam)
+        uu, ss = np.meshgrid(np.arange(u_lo, u_lo + nu), np.arange(s_lo, s_lo + ns),
+                             indexing="ij")
+        rows, _ = joint.evaluate_bins(a, b, lam, gam, uu.ravel(), ss.ravel(),
+                                      box=(u_lo, nu, s_lo, ns), want=1)
+        p = np.exp(np.asarray(rows.logp))
+        S = np.asarray(rows.score) * np.array([1.0, 1.0, s, 1.0])   # d/d(k_on, k_off, k_syn, k_deg)
+        return np.einsum("n,ni,nj->ij", p, S, S), max(0.0, 1.0 - float(p.sum()))
+
+
+class Labelled(_RateModel):
+    """New and old (metabolically labelled / unlabelled) counts of each cell
+    after a pulse of length ``t_label`` (hours), new molecules detected with
+    probability ``detection``: the law of :mod:`telegraph.labelled`. Rates are
+    per hour (absolute: the pulse sets the clock); k_deg is identified."""
+
+    name = "labelled"
+
+    def _one(self, r, s, *, t_label, detection):
+        J = labelled.labelled_fisher_information(*r, t_label=t_label, detection=detection,
+                                                 capture=s)
+        return J, 0.0
+
+
 #: observation models by name (``model=``)
-MODELS = {"one_species": OneSpecies()}
+MODELS = {"one_species": OneSpecies(), "two_species": TwoSpecies(), "labelled": Labelled()}
 
 
 def _model(model):
-    if isinstance(model, OneSpecies):
+    if isinstance(model, (OneSpecies, _RateModel)):
         return model
     try:
         return MODELS[model]
     except (KeyError, TypeError):
-        raise ValueError(f"model must be one of {sorted(MODELS)}; got {model!r}. Models of "
-                         "unspliced/spliced counts and of metabolic labelling come when the "
-                         "toolkit fits them") from None
+        raise ValueError(f"model must be one of {sorted(MODELS)}; got {model!r}") from None
 
 
 # --------------------------------------------------------------------------- argument handling
@@ -301,14 +363,23 @@ def _sets(k_on, k_off, k_syn, k_deg, *extra) -> _Sets:
     return _Sets(shape, kon, koff, ksyn, kdeg, a, b, lam, valid, tuple(flat[4:]))
 
 
-def _information(sets: _Sets, dist, model, *, tol, progress, deriv=False, moving=None):
-    """The model's information at the valid sets, NaN elsewhere."""
+def _information(sets: _Sets, dist, model, *, tol, progress, deriv=False, moving=None,
+                 options=None):
+    """The model's information at the valid sets, NaN elsewhere: (m, d, d) in
+    the model's coordinates (d = 3 one species, 4 where k_deg is identified)."""
     m = sets.a.size
-    I = np.full((m, 3, 3), np.nan)
-    dI = np.full((m, 3, 3), np.nan)
+    d = len(model.coordinates)
+    I = np.full((m, d, d), np.nan)
+    dI = np.full((m, d, d), np.nan)
     bound = np.full(m, np.nan)
     ok = sets.valid
+    opts = _model_options(model, options)
     if ok.any():
+        if isinstance(model, _RateModel):
+            I[ok], bound[ok] = model.information_rates(
+                sets.k_on[ok], sets.k_off[ok], sets.k_syn[ok], sets.k_deg[ok], dist, tol=tol,
+                progress=progress, **opts)
+            return I, dI, bound
         I[ok], dI[ok], bound[ok] = model.information(sets.a[ok], sets.b[ok], sets.lam[ok], dist,
                                                      moving, tol=tol, deriv=deriv,
                                                      progress=progress)
@@ -319,6 +390,27 @@ def _information(sets: _Sets, dist, model, *, tol, progress, deriv=False, moving
                         "relative bound %.2g); see the truncation_bound column",
                         int(short.sum()), tol, float(np.nanmax(bound)))
     return I, dI, bound
+
+
+def _model_options(model, options):
+    """The options a model needs (labelled: t_label, detection), checked."""
+    options = dict(options or {})
+    if isinstance(model, Labelled):
+        t = options.get("t_label")
+        if t is None:
+            raise ValueError("model='labelled' needs t_label= (the pulse length, hours)")
+        t = float(t)
+        if not (math.isfinite(t) and t > 0):
+            raise ValueError(f"t_label is a pulse length in hours (> 0); got {t!r}")
+        det = options.get("detection")
+        det = config.DETECTION if det is None else float(det)
+        if not 0 < det <= 1:
+            raise ValueError(f"detection is a probability in (0, 1]; got {det!r}")
+        return {"t_label": t, "detection": det}
+    given = {k: v for k, v in options.items() if v is not None}
+    if given:
+        raise ValueError(f"{sorted(given)} apply to model='labelled' only")
+    return {}
 
 
 def _inverse(I):
@@ -349,9 +441,18 @@ _T_BURST = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
 _BURST_INDEX = {"burst_frequency": 0, "burst_size": 1}
 
 
+def _burst_matrix(d):
+    """theta -> phi: the first three coordinates as _T_BURST, the rest (log k_deg) kept."""
+    T = np.eye(d)
+    T[:3, :3] = _T_BURST
+    return T
+
+
 def _burst_covariance(I):
-    """Per-cell covariance (m, 3, 3) of phi = (log burst frequency, log burst size, log k_off)."""
-    return _inverse(np.einsum("ki,mkl,lj->mij", _T_BURST, I, _T_BURST))
+    """Per-cell covariance (m, 3, 3) of phi = (log burst frequency, log burst size, log k_off)
+    (with log k_deg, where the model has it, as one more nuisance parameter)."""
+    T = _burst_matrix(I.shape[-1])
+    return _inverse(np.einsum("ki,mkl,lj->mij", T, I, T))[:, :3, :3]
 
 
 def _var_positive_part(t):
@@ -408,21 +509,24 @@ def _transform(I, sets: _Sets, parametrisation):
     """Information in theta = log rates -> the parametrisation asked for."""
     if parametrisation == "log_rates":
         return I
+    d = I.shape[-1]
+    extra = [1.0 / sets.k_deg] if d == 4 else []
     if parametrisation == "rates":
-        J = np.stack([1.0 / sets.k_on, 1.0 / sets.k_off, 1.0 / sets.k_syn], axis=1)
+        J = np.stack([1.0 / sets.k_on, 1.0 / sets.k_off, 1.0 / sets.k_syn] + extra, axis=1)
         return I * J[:, :, None] * J[:, None, :]
-    # phi = (log k_on, log burst size, log k_off): theta = T phi
-    T = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
+    # phi = (log k_on, log burst size, log k_off[, log k_deg]): theta = T phi
+    T = _burst_matrix(d)
     Ip = np.einsum("ki,mkl,lj->mij", T, I, T)
     if parametrisation == "log_burst":
         return Ip
-    J = np.stack([1.0 / sets.k_on, sets.k_off / sets.k_syn, 1.0 / sets.k_off], axis=1)
+    J = np.stack([1.0 / sets.k_on, sets.k_off / sets.k_syn, 1.0 / sets.k_off] + extra, axis=1)
     return Ip * J[:, :, None] * J[:, None, :]
 
 
 def fisher_information(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
                        k_deg: ArrayLike = 1.0, *, capture=1.0,
                        parametrisation: str = "log_rates", model: str = "one_species",
+                       t_label: float | None = None, detection: float | None = None,
                        tol: float = config.DESIGN_INFO_TOL, return_bound: bool = False,
                        progress: bool | None = config.PROGRESS):
     """Expected Fisher information of one cell about the kinetics.
@@ -452,10 +556,21 @@ def fisher_information(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
         (log k_on, log k_off, log k_syn) (dimensionless); (k_on, k_off, k_syn)
         (units time^2); (log burst frequency, log burst size, log k_off); or
         (burst frequency k_on, burst size k_syn/k_off, k_off).
-    model : str
-        Observation model (:data:`MODELS`); ``"one_species"``.
+    model : {"one_species", "two_species", "labelled"}
+        Observation model (:data:`MODELS`): one species with capture (the
+        snapshot, k_deg not identified: 3 coordinates); ``"two_species"``
+        (unspliced and spliced counts, :mod:`telegraph.joint`; rates in units
+        of the splicing rate; k_deg identified: a fourth coordinate, log k_deg
+        or k_deg); ``"labelled"`` (new and old counts after a pulse of
+        ``t_label`` hours, :mod:`telegraph.labelled`; rates per hour; k_deg
+        identified).
+    t_label, detection : float, optional
+        ``"labelled"`` only: pulse length (hours) and the probability that a
+        new molecule is detected as new (default ``config.DETECTION``).
     tol : float
-        Relative truncation bound of the sum over counts.
+        Relative truncation bound of the sum over counts (one species; the
+        other models sum over a lattice box whose left-out probability is
+        returned as the bound).
     return_bound : bool
         Also return the achieved relative bound r: every entry satisfies
         ``abs(I_ij - I_ij(truncated)) <= r sqrt(I_ii I_jj)``.
@@ -465,8 +580,9 @@ def fisher_information(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
 
     Returns
     -------
-    ndarray, shape ``broadcast + (3, 3)``
-        Per-cell information in the coordinates asked for; NaN for invalid
+    ndarray, shape ``broadcast + (d, d)``
+        Per-cell information in the coordinates asked for (d = 3, or 4 with
+        k_deg last for the models that identify it); NaN for invalid
         parameters. With ``return_bound``, also the bound, shape ``broadcast``.
 
     Examples
@@ -482,8 +598,10 @@ def fisher_information(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
     mdl = _model(model)
     dist = _capture(capture)
     sets = _sets(k_on, k_off, k_syn, k_deg)
-    I, _, bound = _information(sets, dist, mdl, tol=tol, progress=progress)
-    I = _transform(I, sets, parametrisation).reshape(sets.shape + (3, 3))
+    I, _, bound = _information(sets, dist, mdl, tol=tol, progress=progress,
+                               options={"t_label": t_label, "detection": detection})
+    d = I.shape[-1]
+    I = _transform(I, sets, parametrisation).reshape(sets.shape + (d, d))
     if return_bound:
         return I, bound.reshape(sets.shape)[()]
     return I
@@ -529,7 +647,8 @@ def _limit_probabilities(sets: _Sets, dist, model, n_cells, ci, progress):
 def expected_precision(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
                        k_deg: ArrayLike = 1.0, *, n_cells: ArrayLike, capture=1.0,
                        ci: float = config.CI, limits: bool = True,
-                       model: str = "one_species", tol: float = config.DESIGN_INFO_TOL,
+                       model: str = "one_species", t_label: float | None = None,
+                       detection: float | None = None, tol: float = config.DESIGN_INFO_TOL,
                        progress: bool | None = config.PROGRESS) -> pd.DataFrame:
     """Predicted precision of the fitted burst frequency and burst size.
 
@@ -559,9 +678,12 @@ def expected_precision(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
     limits : bool
         Compute ``p_limit_regime`` (fits the limit models to the expected
         histogram of each set: about the cost of fitting that many genes).
-    model, tol, progress
+    model, t_label, detection, tol, progress
         As in :func:`fisher_information` (progress bars on stderr; None: on a
-        terminal).
+        terminal). With ``"two_species"`` or ``"labelled"``, k_deg is
+        identified: ``k_deg_log_se`` and ``k_deg_ci_low``/``_ci_high`` are
+        finite, k_deg is a nuisance parameter of the other standard errors,
+        and ``p_limit_regime`` is not computed (NaN).
 
     Returns
     -------
@@ -606,7 +728,8 @@ def expected_precision(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
     n = sets.extra[0]
     if not np.all(np.isfinite(n) & (n >= 1)):
         raise ValueError("n_cells must be finite and at least 1")
-    I, _, bound = _information(sets, dist, mdl, tol=tol, progress=progress)
+    I, _, bound = _information(sets, dist, mdl, tol=tol, progress=progress,
+                               options={"t_label": t_label, "detection": detection})
     V = _inverse(I) / n[:, None, None]
     Vb = _burst_covariance(I)
     z = stats.norm.ppf(0.5 + ci / 2.0)
@@ -620,12 +743,20 @@ def expected_precision(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
         se["k_syn"] = np.sqrt(V[:, 2, 2])
     for q in ("burst_frequency", "burst_size", "k_off", "k_syn"):
         out[f"{q}_log_se"] = se[q]
-    out["k_deg_log_se"] = np.where(sets.valid, np.inf, np.nan)
+    if mdl.identifies_k_deg:
+        with np.errstate(invalid="ignore"):
+            out["k_deg_log_se"] = np.sqrt(V[:, 3, 3])
+    else:
+        out["k_deg_log_se"] = np.where(sets.valid, np.inf, np.nan)
     for q in QUANTITIES:
         with np.errstate(over="ignore", invalid="ignore"):
             out[f"{q}_ci_low"] = out[q] * np.exp(-z * se[q])
             out[f"{q}_ci_high"] = out[q] * np.exp(z * se[q])
-    if limits:
+    with np.errstate(over="ignore", invalid="ignore"):
+        kd_se = out["k_deg_log_se"].to_numpy(float)
+        out["k_deg_ci_low"] = np.where(sets.valid, sets.k_deg * np.exp(-z * kd_se), np.nan)
+        out["k_deg_ci_high"] = np.where(sets.valid, sets.k_deg * np.exp(z * kd_se), np.nan)
+    if limits and not mdl.identifies_k_deg:
         pl = _limit_probabilities(sets, dist, mdl, n, ci, progress)
         P = np.column_stack([pl[lim] for lim in _LIMITS])
         has = np.isfinite(P).any(axis=1)
@@ -636,7 +767,8 @@ def expected_precision(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
     else:
         out["p_limit_regime"] = np.nan
         out["nearest_limit"] = ""
-    out["nonzero_cells"] = _nonzero_cells(sets, dist, n)
+    out["nonzero_cells"] = (np.full(n.size, np.nan) if mdl.identifies_k_deg
+                            else _nonzero_cells(sets, dist, n))
     out["truncation_bound"] = bound
     out["asymptotics"] = _asymptotics(out, sets.valid)
     return out
@@ -655,8 +787,9 @@ def _asymptotics(table, valid):
     n = table["n_cells"].to_numpy(float)
     se = np.fmax(table["burst_frequency_log_se"].to_numpy(float),
                  table["burst_size_log_se"].to_numpy(float))
+    nz = table["nonzero_cells"].to_numpy(float)
     few = ((n < config.MIN_CELLS) | ~(se <= config.DESIGN_MAX_LOG_SE)
-           | ~(table["nonzero_cells"].to_numpy(float) >= config.DESIGN_MIN_NONZERO))
+           | (np.isfinite(nz) & ~(nz >= config.DESIGN_MIN_NONZERO)))
     pl = table["p_limit_regime"].to_numpy(float)
     near = pl > config.DESIGN_MAX_P_LIMIT
     lim = table["nearest_limit"].to_numpy(object)
