@@ -89,6 +89,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "tested together, as telegraph test calibrates them), bootstrap (each "
                         "gene among genes like it; slower), chi2 (telegraph test "
                         "--calibration chi2)")
+    t.add_argument("--model", choices=("one_species", "two_species"), default="one_species",
+                   help="observation model of the planned experiment: one_species (default) "
+                        "or two_species (unspliced and spliced counts; the table's rates in "
+                        "units of k_splice, as a two-species fit reports them)")
     t.add_argument("--genes", metavar="G1,G2|@FILE",
                    help="plan only for these genes (comma-separated, or @FILE one per line)")
     t.add_argument("--k-deg", metavar="RATE|COLUMN",
@@ -203,7 +207,8 @@ def run(args) -> int:
         kin = tdesign.kinetics_table(table, k_deg=number_or_name(args.k_deg))
         plan = tdesign.plan(kin, effect=args.effect, quantity=args.quantity, power=args.power,
                             alpha=args.alpha, capture=args.capture, n_cells=args.cells,
-                            calibration=args.calibration, progress=progress)
+                            calibration=args.calibration, model=args.model,
+                            progress=progress)
         extra = _budget_lines(args, kin, quantities, progress) if args.budget else []
     except ValueError as exc:
         raise CLIError(as_cli_advice(one_line(exc))) from None
