@@ -146,7 +146,8 @@ def test_broadcasting_and_invalid_parameters():
     ({"effect": 1.5, "quantity": "burst"}, "quantity must be"),
     ({"effect": 1.5, "alpha": 5}, "did you mean 0.05"),
     ({"effect": 1.5, "capture": 1.5}, r"\(0, 1\]"),
-    ({"effect": 1.5, "model": "two_species"}, "come when"),
+    ({"effect": 1.5, "model": "three_species"}, "model must be one of"),
+        ({"effect": 1.5, "model": "labelled"}, "needs t_label"),
     ({"effect": 1.5, "via": "k_on"}, "via must be"),
 ])
 def test_bad_arguments_are_explained(kwargs, message):
