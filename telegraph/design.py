@@ -53,6 +53,7 @@ from scipy import optimize as sopt
 from scipy import stats
 
 from . import blocks, config, joint, labelled
+from .calibration import critical_statistic
 from .differential import differential, differential_histograms
 from .fitting import fit_raw
 from .gradient import lr_terms
@@ -954,17 +955,16 @@ def _test_scales(s1: _Sets, s2: _Sets, n, dist, quantity, calibration, null_gene
     ok = s1.valid & s2.valid & np.isfinite(n) & (n >= 1)
     if calibration == "chi2":
         return np.where(ok[:, None], 1.0, np.nan)
-    col = f"null_scale_{quantity}"
     run = dict(interval="wald", weighting="none", calibration="bootstrap", progress=False,
                depth_check=False)
     if calibration == "panel":
-        out = np.full((m, 1), np.nan)
+        out = np.full((m, 1), np.nan, complex)
         idx = np.flatnonzero(ok)
         if idx.size:
             X1, X2, cap = _simulated_groups(np.random.default_rng(seed), s1, s2, idx, n, dist,
                                             1)
             res = differential(X1, X2, capture1=cap, capture2=cap, **run)
-            out[idx, 0] = res[col].to_numpy(float)
+            out[idx, 0] = _critical_of(res, quantity)
         return out
     # experiments of at most DESIGN_NULL_PANEL genes each: the bootstrap draws at most
     # CALIBRATION_MAX_DRAWS statistics per class and experiment, so independent
@@ -973,7 +973,7 @@ def _test_scales(s1: _Sets, s2: _Sets, n, dist, quantity, calibration, null_gene
     if k < 1:
         raise ValueError(f"null_genes must be at least 1; got {null_genes!r}")
     sizes = [min(config.DESIGN_NULL_PANEL, k - j) for j in range(0, k, config.DESIGN_NULL_PANEL)]
-    out = np.full((m, k), np.nan)
+    out = np.full((m, k), np.nan, complex)
     idx = np.flatnonzero(ok)
     with blocks.gene_blocks(idx.size, progress=progress, chunk_genes=1,
                             desc="telegraph design (null law)") as chunks:
@@ -984,9 +984,17 @@ def _test_scales(s1: _Sets, s2: _Sets, n, dist, quantity, calibration, null_gene
                     X1, X2, cap = _simulated_groups(np.random.default_rng([seed, e]), s1, s2,
                                                     [i], n, dist, size)
                     res = differential(X1, X2, capture1=cap, capture2=cap, **run)
-                    out[i, at:at + size] = res[col].to_numpy(float)
+                    out[i, at:at + size] = _critical_of(res, quantity)
                     at += size
     return out
+
+
+def _critical_of(res, quantity):
+    """Each gene's calibrated null law, scale + 1j * atom (NaN: not tested);
+    :func:`_power_with_scales` turns it into the critical statistic at the
+    level asked (:func:`telegraph.calibration.critical_statistic`)."""
+    return (res[f"null_scale_{quantity}"].to_numpy(float)
+            + 1j * res[f"null_atom_{quantity}"].to_numpy(float))
 
 
 def _power_with_scales(nc, scales, alpha):
@@ -994,12 +1002,14 @@ def _power_with_scales(nc, scales, alpha):
     scale c rejects when its statistic, noncentral chi-square(1) with
     noncentrality nc, exceeds c times the chi-square(1) critical value; an
     untested gene (NaN scale) never rejects."""
-    crit = _critical_value(alpha)
     nc = np.asarray(nc, float)[:, None]
-    with np.errstate(invalid="ignore"):
-        pw = np.where(np.isfinite(scales),
-                      stats.ncx2.sf(np.nan_to_num(scales, nan=1.0) * crit, 1,
-                                    np.maximum(nc, 1e-300)), 0.0)
+    scales = np.asarray(scales)
+    c, w = np.real(scales), (np.imag(scales) if np.iscomplexobj(scales) else 0.0 * scales)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        crit = np.where(w > 0, critical_statistic(np.nan_to_num(c, nan=1.0),
+                                                  np.nan_to_num(w), alpha),
+                        np.nan_to_num(c, nan=1.0) * _critical_value(alpha))
+        pw = np.where(np.isfinite(c), stats.ncx2.sf(crit, 1, np.maximum(nc, 1e-300)), 0.0)
     return np.where(np.isfinite(nc[:, 0]), pw.mean(axis=1), np.nan)
 
 
@@ -1007,8 +1017,8 @@ def _noncentrality_for(power_, alpha, scales=None):
     """Noncentrality at which the test (null scales ``scales`` of a set's
     genes, default 1) has the power asked: inf where too few of the genes are
     tested for it."""
-    scales = np.ones(1) if scales is None else np.asarray(scales, float)
-    tested = np.isfinite(scales).mean() if scales.size else 0.0
+    scales = np.ones(1) if scales is None else np.asarray(scales)
+    tested = np.isfinite(np.real(scales)).mean() if scales.size else 0.0
     if not tested > power_:
         return math.inf
     f = lambda nc: _power_with_scales(np.array([nc]), scales[None, :], alpha)[0] - power_  # noqa: E731
@@ -1189,8 +1199,9 @@ def cells_needed(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: Arr
                                   quantity, calibration, null_genes, seed, progress)
             if calibration == "panel":
                 # one gene per set: an untested draw takes the others' typical scale
-                fill = np.nanmedian(scales) if np.isfinite(scales).any() else 1.0
-                scales = np.where(np.isfinite(n)[:, None] & ~np.isfinite(scales), fill, scales)
+                fin = np.isfinite(np.real(scales))
+                fill = np.median(scales[fin]) if fin.any() else 1.0
+                scales = np.where(np.isfinite(n)[:, None] & ~fin, fill, scales)
             target = np.array([_noncentrality_for(power, alpha, scales[i])
                                if np.isfinite(n[i]) else np.nan for i in range(m)])
             new = _cells_for(g.Vb1, g.Vb2, g.delta, quantity, target, g.lr_per_cell)
