@@ -53,9 +53,14 @@ def cost_section(rng, n_genes, n_brute, reps):
     # compile outside the timings
     td.expected_precision(kon[:3], koff[:3], ksyn[:3], n_cells=500, capture=capture,
                           progress=False)
-    td.cells_needed(kon[:3], koff[:3], ksyn[:3], effect=1.5, capture=capture)
+    td.cells_needed(kon[:3], koff[:3], ksyn[:3], effect=1.5, capture=capture,
+                    calibration="chi2", progress=False)
     _, t_info = cpu(lambda: td.fisher_information(kon, koff, ksyn, capture=capture))
-    need, t_need = cpu(lambda: td.cells_needed(kon, koff, ksyn, effect=1.5, capture=capture))
+    _, t_need_chi2 = cpu(lambda: td.cells_needed(kon, koff, ksyn, effect=1.5, capture=capture,
+                                                 calibration="chi2", progress=False))
+    # the panel calibration (plan, telegraph design): the real test on the simulated panel
+    need, t_need = cpu(lambda: td.cells_needed(kon, koff, ksyn, effect=1.5, capture=capture,
+                                               calibration="panel", progress=False))
     _, t_prec = cpu(lambda: td.expected_precision(kon, koff, ksyn, n_cells=1000,
                                                   capture=capture, limits=False,
                                                   progress=False))
@@ -80,7 +85,8 @@ def cost_section(rng, n_genes, n_brute, reps):
     t_brute_all = t_brute / max(len(sub), 1) * n_genes
     rows = [
         ("fisher_information (exact, per cell)", t_info),
-        ("cells_needed (1.5-fold burst frequency, power 0.8)", t_need),
+        ("cells_needed, chi-square null (1.5-fold burst frequency, power 0.8)", t_need_chi2),
+        ("cells_needed, calibrated null of the panel (plan / telegraph design)", t_need),
         ("expected_precision, no limit probabilities", t_prec),
         ("expected_precision, with limit probabilities", t_lim),
         ("baseline: tg.fit of one 2,000-cell experiment (Wald)", t_fit),

@@ -48,7 +48,7 @@ from .histogram import CountHistograms
 from .inputs import FitSettings
 from .kernels import fit as kfit
 
-__all__ = ["POOLED", "GROUP_LIMITS", "CLASSES", "pooled_fit", "groups_in_limit", "regime_classes",
+__all__ = ["critical_statistic", "POOLED", "GROUP_LIMITS", "CLASSES", "pooled_fit", "groups_in_limit", "regime_classes",
            "sample_histograms", "NullScales", "null_law", "null_scales"]
 
 log = logging.getLogger("telegraph")
@@ -295,6 +295,18 @@ class NullScales:
                 "se": self.se.tolist(), "draws": self.draws.tolist(),
                 "genes": self.genes.tolist(), "seconds": float(self.seconds),
                 "threshold": float(self.threshold)}
+
+
+def critical_statistic(scale, atom, alpha: float,
+                       threshold: float = config.CALIBRATION_ATOM_LR) -> np.ndarray:
+    """The statistic above which :meth:`NullScales.pvalues` falls below
+    ``alpha``, for null laws with scale ``scale`` and atom ``atom``
+    (broadcast): :meth:`NullScales.critical` at level 1 - alpha, from the
+    laws themselves (telegraph.design predicts power with it)."""
+    c = np.asarray(scale, float)
+    w = np.asarray(atom, float)
+    q = np.clip(alpha * _chi2_1_sf(threshold / c) / (1.0 - w), 0.0, 1.0)
+    return np.maximum(c * chi2_1_ppf(1.0 - q), threshold)
 
 
 def null_law(x, threshold: float = config.CALIBRATION_ATOM_LR) -> tuple[float, float, float]:

@@ -252,6 +252,16 @@ DESIGN_BURSTY_K_OFF = 100.0
 DESIGN_N_PRIOR = 256
 #: simulated cells per parameter set of the score-function gradient estimate
 DESIGN_N_SIM_CELLS = 2000
+#: genes simulated per parameter set to predict the calibrated null scale of the
+#: differential test (telegraph.design.power, cells_needed), run through the real test in
+#: experiments of DESIGN_NULL_PANEL genes (each a class of genes like the set, whose
+#: bootstrap draws up to CALIBRATION_MAX_DRAWS statistics): the predicted scale averages
+#: DESIGN_NULL_GENES / DESIGN_NULL_PANEL such bootstraps
+DESIGN_NULL_GENES = 1000
+DESIGN_NULL_PANEL = 250
+#: ... each simulated with at most this many cells per group (a design of more cells takes
+#: the scale at this many: the scale settles as cells grow, and memory stays bounded)
+DESIGN_NULL_MAX_CELLS = 5000
 #: default cost model of telegraph.design.CostModel: cost of one cell's library, of one
 #: read, the capture efficiency approached at saturating depth and the reads per cell at
 #: which half of it is reached

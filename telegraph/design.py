@@ -52,7 +52,9 @@ from numpy.typing import ArrayLike
 from scipy import optimize as sopt
 from scipy import stats
 
-from . import blocks, config
+from . import blocks, config, joint, labelled
+from .calibration import critical_statistic
+from .differential import differential, differential_histograms
 from .fitting import fit_raw
 from .gradient import lr_terms
 from .histogram import CountHistograms, capture_groups
@@ -66,7 +68,7 @@ __all__ = [
     "fisher_information", "expected_precision", "power", "cells_needed", "plan",
     "kinetics_table", "eig_gradient", "optimize", "CostModel", "DesignResult",
     "DesignGradient", "OneSpecies", "MODELS", "PARAMETRISATIONS", "QUANTITIES",
-    "CRITERIA",
+    "CRITERIA", "CALIBRATIONS",
 ]
 
 log = logging.getLogger("telegraph")
@@ -86,6 +88,9 @@ QUANTITIES = {
     "burst_frequency": np.array([1.0, 0.0, 0.0]),
     "burst_size": np.array([0.0, -1.0, 1.0]),
 }
+
+#: null laws of the differential test that :func:`power` and :func:`cells_needed` predict for
+CALIBRATIONS = ("bootstrap", "panel", "chi2")
 
 #: criteria of :func:`optimize` and :func:`eig_gradient`
 CRITERIA = ("eig", "D", "A")
@@ -217,19 +222,81 @@ class OneSpecies:
                                np.round(n_cells).astype(np.int64), np.zeros(m, np.int64))
 
 
+class _RateModel:
+    """An observation model that identifies k_deg: its information is over
+    theta = (log k_on, log k_off, log k_syn, log k_deg), computed from the
+    rates themselves (:meth:`information_rates`). No design derivative, no
+    exemplary data: :func:`power` uses the information's noncentrality and a
+    chi-square(1) null law (as the two-species test does)."""
+
+    coordinates = ("log_k_on", "log_k_off", "log_k_syn", "log_k_deg")
+    identifies_k_deg = True
+    options: dict = {}
+
+    def information_rates(self, k_on, k_off, k_syn, k_deg, capture: CaptureDistribution, *,
+                          tol, progress, **options):
+        """Per-cell information (m, 4, 4) in theta averaged over ``capture``
+        and the probability left out of the sums (m,)."""
+        m = np.size(k_on)
+        I = np.zeros((m, 4, 4))
+        left = np.zeros(m)
+        with blocks.gene_blocks(m, progress=progress, chunk_genes=1,
+                                desc=f"telegraph design ({self.name})") as chunks:
+            for start, stop in chunks:
+                for i in range(start, stop):
+                    r = np.array([k_on[i], k_off[i], k_syn[i], k_deg[i]])
+                    for s, w in zip(capture.values, capture.weights):
+                        J, miss = self._one(r, float(s), **options)
+                        I[i] += w * J * r[:, None] * r[None, :]
+                        left[i] += w * miss
+        return I, left
+
+
+class TwoSpecies(_RateModel):
+    """Unspliced and spliced counts of each cell: the joint stationary law of
+    :mod:`telegraph.joint` (both species captured with the same efficiency).
+    Rates are in units of the splicing rate k_splice (as the two-species fit
+    reports them); k_deg (of spliced mRNA) is identified."""
+
+    name = "two_species"
+
+    def _one(self, r, s, **_):
+        a, b, lam, gam = r[0], r[1], r[2] * s, r[3]
+        u_lo, nu, s_lo, ns = joint.lattice_box(a, b, lam, gam)
+        uu, ss = np.meshgrid(np.arange(u_lo, u_lo + nu), np.arange(s_lo, s_lo + ns),
+                             indexing="ij")
+        rows, _ = joint.evaluate_bins(a, b, lam, gam, uu.ravel(), ss.ravel(),
+                                      box=(u_lo, nu, s_lo, ns), want=1)
+        p = np.exp(np.asarray(rows.logp))
+        S = np.asarray(rows.score) * np.array([1.0, 1.0, s, 1.0])   # d/d(k_on, k_off, k_syn, k_deg)
+        return np.einsum("n,ni,nj->ij", p, S, S), max(0.0, 1.0 - float(p.sum()))
+
+
+class Labelled(_RateModel):
+    """New and old (metabolically labelled / unlabelled) counts of each cell
+    after a pulse of length ``t_label`` (hours), new molecules detected with
+    probability ``detection``: the law of :mod:`telegraph.labelled`. Rates are
+    per hour (absolute: the pulse sets the clock); k_deg is identified."""
+
+    name = "labelled"
+
+    def _one(self, r, s, *, t_label, detection):
+        J = labelled.labelled_fisher_information(*r, t_label=t_label, detection=detection,
+                                                 capture=s)
+        return J, 0.0
+
+
 #: observation models by name (``model=``)
-MODELS = {"one_species": OneSpecies()}
+MODELS = {"one_species": OneSpecies(), "two_species": TwoSpecies(), "labelled": Labelled()}
 
 
 def _model(model):
-    if isinstance(model, OneSpecies):
+    if isinstance(model, (OneSpecies, _RateModel)):
         return model
     try:
         return MODELS[model]
     except (KeyError, TypeError):
-        raise ValueError(f"model must be one of {sorted(MODELS)}; got {model!r}. Models of "
-                         "unspliced/spliced counts and of metabolic labelling come when the "
-                         "toolkit fits them") from None
+        raise ValueError(f"model must be one of {sorted(MODELS)}; got {model!r}") from None
 
 
 # --------------------------------------------------------------------------- argument handling
@@ -297,14 +364,23 @@ def _sets(k_on, k_off, k_syn, k_deg, *extra) -> _Sets:
     return _Sets(shape, kon, koff, ksyn, kdeg, a, b, lam, valid, tuple(flat[4:]))
 
 
-def _information(sets: _Sets, dist, model, *, tol, progress, deriv=False, moving=None):
-    """The model's information at the valid sets, NaN elsewhere."""
+def _information(sets: _Sets, dist, model, *, tol, progress, deriv=False, moving=None,
+                 options=None):
+    """The model's information at the valid sets, NaN elsewhere: (m, d, d) in
+    the model's coordinates (d = 3 one species, 4 where k_deg is identified)."""
     m = sets.a.size
-    I = np.full((m, 3, 3), np.nan)
-    dI = np.full((m, 3, 3), np.nan)
+    d = len(model.coordinates)
+    I = np.full((m, d, d), np.nan)
+    dI = np.full((m, d, d), np.nan)
     bound = np.full(m, np.nan)
     ok = sets.valid
+    opts = _model_options(model, options)
     if ok.any():
+        if isinstance(model, _RateModel):
+            I[ok], bound[ok] = model.information_rates(
+                sets.k_on[ok], sets.k_off[ok], sets.k_syn[ok], sets.k_deg[ok], dist, tol=tol,
+                progress=progress, **opts)
+            return I, dI, bound
         I[ok], dI[ok], bound[ok] = model.information(sets.a[ok], sets.b[ok], sets.lam[ok], dist,
                                                      moving, tol=tol, deriv=deriv,
                                                      progress=progress)
@@ -315,6 +391,27 @@ def _information(sets: _Sets, dist, model, *, tol, progress, deriv=False, moving
                         "relative bound %.2g); see the truncation_bound column",
                         int(short.sum()), tol, float(np.nanmax(bound)))
     return I, dI, bound
+
+
+def _model_options(model, options):
+    """The options a model needs (labelled: t_label, detection), checked."""
+    options = dict(options or {})
+    if isinstance(model, Labelled):
+        t = options.get("t_label")
+        if t is None:
+            raise ValueError("model='labelled' needs t_label= (the pulse length, hours)")
+        t = float(t)
+        if not (math.isfinite(t) and t > 0):
+            raise ValueError(f"t_label is a pulse length in hours (> 0); got {t!r}")
+        det = options.get("detection")
+        det = config.DETECTION if det is None else float(det)
+        if not 0 < det <= 1:
+            raise ValueError(f"detection is a probability in (0, 1]; got {det!r}")
+        return {"t_label": t, "detection": det}
+    given = {k: v for k, v in options.items() if v is not None}
+    if given:
+        raise ValueError(f"{sorted(given)} apply to model='labelled' only")
+    return {}
 
 
 def _inverse(I):
@@ -345,9 +442,18 @@ _T_BURST = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
 _BURST_INDEX = {"burst_frequency": 0, "burst_size": 1}
 
 
+def _burst_matrix(d):
+    """theta -> phi: the first three coordinates as _T_BURST, the rest (log k_deg) kept."""
+    T = np.eye(d)
+    T[:3, :3] = _T_BURST
+    return T
+
+
 def _burst_covariance(I):
-    """Per-cell covariance (m, 3, 3) of phi = (log burst frequency, log burst size, log k_off)."""
-    return _inverse(np.einsum("ki,mkl,lj->mij", _T_BURST, I, _T_BURST))
+    """Per-cell covariance (m, 3, 3) of phi = (log burst frequency, log burst size, log k_off)
+    (with log k_deg, where the model has it, as one more nuisance parameter)."""
+    T = _burst_matrix(I.shape[-1])
+    return _inverse(np.einsum("ki,mkl,lj->mij", T, I, T))[:, :3, :3]
 
 
 def _var_positive_part(t):
@@ -404,21 +510,24 @@ def _transform(I, sets: _Sets, parametrisation):
     """Information in theta = log rates -> the parametrisation asked for."""
     if parametrisation == "log_rates":
         return I
+    d = I.shape[-1]
+    extra = [1.0 / sets.k_deg] if d == 4 else []
     if parametrisation == "rates":
-        J = np.stack([1.0 / sets.k_on, 1.0 / sets.k_off, 1.0 / sets.k_syn], axis=1)
+        J = np.stack([1.0 / sets.k_on, 1.0 / sets.k_off, 1.0 / sets.k_syn] + extra, axis=1)
         return I * J[:, :, None] * J[:, None, :]
-    # phi = (log k_on, log burst size, log k_off): theta = T phi
-    T = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
+    # phi = (log k_on, log burst size, log k_off[, log k_deg]): theta = T phi
+    T = _burst_matrix(d)
     Ip = np.einsum("ki,mkl,lj->mij", T, I, T)
     if parametrisation == "log_burst":
         return Ip
-    J = np.stack([1.0 / sets.k_on, sets.k_off / sets.k_syn, 1.0 / sets.k_off], axis=1)
+    J = np.stack([1.0 / sets.k_on, sets.k_off / sets.k_syn, 1.0 / sets.k_off] + extra, axis=1)
     return Ip * J[:, :, None] * J[:, None, :]
 
 
 def fisher_information(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
                        k_deg: ArrayLike = 1.0, *, capture=1.0,
                        parametrisation: str = "log_rates", model: str = "one_species",
+                       t_label: float | None = None, detection: float | None = None,
                        tol: float = config.DESIGN_INFO_TOL, return_bound: bool = False,
                        progress: bool | None = config.PROGRESS):
     """Expected Fisher information of one cell about the kinetics.
@@ -448,10 +557,21 @@ def fisher_information(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
         (log k_on, log k_off, log k_syn) (dimensionless); (k_on, k_off, k_syn)
         (units time^2); (log burst frequency, log burst size, log k_off); or
         (burst frequency k_on, burst size k_syn/k_off, k_off).
-    model : str
-        Observation model (:data:`MODELS`); ``"one_species"``.
+    model : {"one_species", "two_species", "labelled"}
+        Observation model (:data:`MODELS`): one species with capture (the
+        snapshot, k_deg not identified: 3 coordinates); ``"two_species"``
+        (unspliced and spliced counts, :mod:`telegraph.joint`; rates in units
+        of the splicing rate; k_deg identified: a fourth coordinate, log k_deg
+        or k_deg); ``"labelled"`` (new and old counts after a pulse of
+        ``t_label`` hours, :mod:`telegraph.labelled`; rates per hour; k_deg
+        identified).
+    t_label, detection : float, optional
+        ``"labelled"`` only: pulse length (hours) and the probability that a
+        new molecule is detected as new (default ``config.DETECTION``).
     tol : float
-        Relative truncation bound of the sum over counts.
+        Relative truncation bound of the sum over counts (one species; the
+        other models sum over a lattice box whose left-out probability is
+        returned as the bound).
     return_bound : bool
         Also return the achieved relative bound r: every entry satisfies
         ``abs(I_ij - I_ij(truncated)) <= r sqrt(I_ii I_jj)``.
@@ -461,8 +581,9 @@ def fisher_information(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
 
     Returns
     -------
-    ndarray, shape ``broadcast + (3, 3)``
-        Per-cell information in the coordinates asked for; NaN for invalid
+    ndarray, shape ``broadcast + (d, d)``
+        Per-cell information in the coordinates asked for (d = 3, or 4 with
+        k_deg last for the models that identify it); NaN for invalid
         parameters. With ``return_bound``, also the bound, shape ``broadcast``.
 
     Examples
@@ -478,8 +599,10 @@ def fisher_information(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
     mdl = _model(model)
     dist = _capture(capture)
     sets = _sets(k_on, k_off, k_syn, k_deg)
-    I, _, bound = _information(sets, dist, mdl, tol=tol, progress=progress)
-    I = _transform(I, sets, parametrisation).reshape(sets.shape + (3, 3))
+    I, _, bound = _information(sets, dist, mdl, tol=tol, progress=progress,
+                               options={"t_label": t_label, "detection": detection})
+    d = I.shape[-1]
+    I = _transform(I, sets, parametrisation).reshape(sets.shape + (d, d))
     if return_bound:
         return I, bound.reshape(sets.shape)[()]
     return I
@@ -525,7 +648,8 @@ def _limit_probabilities(sets: _Sets, dist, model, n_cells, ci, progress):
 def expected_precision(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
                        k_deg: ArrayLike = 1.0, *, n_cells: ArrayLike, capture=1.0,
                        ci: float = config.CI, limits: bool = True,
-                       model: str = "one_species", tol: float = config.DESIGN_INFO_TOL,
+                       model: str = "one_species", t_label: float | None = None,
+                       detection: float | None = None, tol: float = config.DESIGN_INFO_TOL,
                        progress: bool | None = config.PROGRESS) -> pd.DataFrame:
     """Predicted precision of the fitted burst frequency and burst size.
 
@@ -555,9 +679,12 @@ def expected_precision(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
     limits : bool
         Compute ``p_limit_regime`` (fits the limit models to the expected
         histogram of each set: about the cost of fitting that many genes).
-    model, tol, progress
+    model, t_label, detection, tol, progress
         As in :func:`fisher_information` (progress bars on stderr; None: on a
-        terminal).
+        terminal). With ``"two_species"`` or ``"labelled"``, k_deg is
+        identified: ``k_deg_log_se`` and ``k_deg_ci_low``/``_ci_high`` are
+        finite, k_deg is a nuisance parameter of the other standard errors,
+        and ``p_limit_regime`` is not computed (NaN).
 
     Returns
     -------
@@ -602,7 +729,8 @@ def expected_precision(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
     n = sets.extra[0]
     if not np.all(np.isfinite(n) & (n >= 1)):
         raise ValueError("n_cells must be finite and at least 1")
-    I, _, bound = _information(sets, dist, mdl, tol=tol, progress=progress)
+    I, _, bound = _information(sets, dist, mdl, tol=tol, progress=progress,
+                               options={"t_label": t_label, "detection": detection})
     V = _inverse(I) / n[:, None, None]
     Vb = _burst_covariance(I)
     z = stats.norm.ppf(0.5 + ci / 2.0)
@@ -616,12 +744,20 @@ def expected_precision(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
         se["k_syn"] = np.sqrt(V[:, 2, 2])
     for q in ("burst_frequency", "burst_size", "k_off", "k_syn"):
         out[f"{q}_log_se"] = se[q]
-    out["k_deg_log_se"] = np.where(sets.valid, np.inf, np.nan)
+    if mdl.identifies_k_deg:
+        with np.errstate(invalid="ignore"):
+            out["k_deg_log_se"] = np.sqrt(V[:, 3, 3])
+    else:
+        out["k_deg_log_se"] = np.where(sets.valid, np.inf, np.nan)
     for q in QUANTITIES:
         with np.errstate(over="ignore", invalid="ignore"):
             out[f"{q}_ci_low"] = out[q] * np.exp(-z * se[q])
             out[f"{q}_ci_high"] = out[q] * np.exp(z * se[q])
-    if limits:
+    with np.errstate(over="ignore", invalid="ignore"):
+        kd_se = out["k_deg_log_se"].to_numpy(float)
+        out["k_deg_ci_low"] = np.where(sets.valid, sets.k_deg * np.exp(-z * kd_se), np.nan)
+        out["k_deg_ci_high"] = np.where(sets.valid, sets.k_deg * np.exp(z * kd_se), np.nan)
+    if limits and not mdl.identifies_k_deg:
         pl = _limit_probabilities(sets, dist, mdl, n, ci, progress)
         P = np.column_stack([pl[lim] for lim in _LIMITS])
         has = np.isfinite(P).any(axis=1)
@@ -632,7 +768,8 @@ def expected_precision(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,
     else:
         out["p_limit_regime"] = np.nan
         out["nearest_limit"] = ""
-    out["nonzero_cells"] = _nonzero_cells(sets, dist, n)
+    out["nonzero_cells"] = (np.full(n.size, np.nan) if mdl.identifies_k_deg
+                            else _nonzero_cells(sets, dist, n))
     out["truncation_bound"] = bound
     out["asymptotics"] = _asymptotics(out, sets.valid)
     return out
@@ -651,8 +788,9 @@ def _asymptotics(table, valid):
     n = table["n_cells"].to_numpy(float)
     se = np.fmax(table["burst_frequency_log_se"].to_numpy(float),
                  table["burst_size_log_se"].to_numpy(float))
+    nz = table["nonzero_cells"].to_numpy(float)
     few = ((n < config.MIN_CELLS) | ~(se <= config.DESIGN_MAX_LOG_SE)
-           | ~(table["nonzero_cells"].to_numpy(float) >= config.DESIGN_MIN_NONZERO))
+           | (np.isfinite(nz) & ~(nz >= config.DESIGN_MIN_NONZERO)))
     pl = table["p_limit_regime"].to_numpy(float)
     near = pl > config.DESIGN_MAX_P_LIMIT
     lim = table["nearest_limit"].to_numpy(object)
@@ -691,10 +829,50 @@ def _check_effect(effect):
     return e
 
 
+class _Groups(NamedTuple):
+    """The two groups of a differential design: per-cell covariances of (log
+    burst frequency, log burst size, log k_off) (flat), log(effect), the
+    broadcast shape, both groups' sets and the capture distribution."""
+    Vb1: np.ndarray
+    Vb2: np.ndarray
+    delta: np.ndarray
+    shape: tuple
+    s1: _Sets
+    s2: _Sets
+    dist: CaptureDistribution
+    lr_per_cell: np.ndarray
+
+
+#: cells per group of the exemplary data behind the noncentrality (any large number: the
+#: statistic on exemplary data is proportional to it)
+_EXEMPLARY_CELLS = 10_000.0
+
+
+def _exemplary_statistics(s1: _Sets, s2: _Sets, dist, quantity, model, progress):
+    """The likelihood-ratio statistic of the real test on the two groups'
+    exemplary data (expected histograms, :meth:`OneSpecies.exemplary_histograms`),
+    per cell of each group: n times this is the noncentrality at n cells per
+    group (docs/maths.md, "Experiment design"). NaN where the test leaves the
+    exemplary data untested or the model has no exemplary data."""
+    m = s1.a.size
+    out = np.full(m, np.nan)
+    ok = np.flatnonzero(s1.valid & s2.valid)
+    if ok.size == 0 or not hasattr(model, "exemplary_histograms"):
+        return out
+    coarse = _coarse(dist, _EXEMPLARY_GROUPS)
+    n = np.full(ok.size, _EXEMPLARY_CELLS)
+    h1 = model.exemplary_histograms(s1.a[ok], s1.b[ok], s1.lam[ok], coarse, n)
+    h2 = model.exemplary_histograms(s2.a[ok], s2.b[ok], s2.lam[ok], coarse, n)
+    res = differential_histograms(h1, h2, interval="wald", calibration="chi2", weighting="none",
+                                  progress=progress)
+    out[ok] = res[f"lr_{quantity}"].to_numpy(float) / _EXEMPLARY_CELLS
+    return out
+
+
 def _group_covariances(k_on, k_off, k_syn, k_deg, effect, quantity, via, capture, model, tol,
-                       progress):
-    """Per-cell covariances of (log burst frequency, log burst size, log k_off) in
-    each group, (Vb1, Vb2) flat, log(effect) and the broadcast shape."""
+                       progress, exemplary=True) -> _Groups:
+    """The two groups' covariances (:class:`_Groups`), and with ``exemplary``
+    the statistic of the test on their exemplary data."""
     _check_quantity(quantity)
     if via not in ("k_syn", "k_off"):
         raise ValueError(f"via must be 'k_syn' or 'k_off' (how burst size changes); got {via!r}")
@@ -709,38 +887,154 @@ def _group_covariances(k_on, k_off, k_syn, k_deg, effect, quantity, via, capture
     I, _, _ = _information(both, dist, mdl, tol=tol, progress=progress)
     Vb = _burst_covariance(I)
     m = s1.a.size
-    return Vb[:m], Vb[m:], np.log(eff), s1.shape
+    lr = (_exemplary_statistics(s1, s2, dist, quantity, mdl, progress) if exemplary
+          else np.full(m, np.nan))
+    return _Groups(Vb[:m], Vb[m:], np.log(eff), s1.shape, s1, s2, dist, lr)
 
 
-def _noncentrality(Vb1, Vb2, delta, n, quantity):
-    """Noncentrality of the test's statistic with n cells per group."""
+def _noncentrality(Vb1, Vb2, delta, n, quantity, lr_per_cell=None):
+    """Noncentrality of the test's statistic with n cells per group: n times
+    the statistic on exemplary data where there is one, else from the
+    information, delta^2 / (v1 + v2)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        return delta ** 2 / (_estimator_variance(Vb1, n, quantity)
+        info = delta ** 2 / (_estimator_variance(Vb1, n, quantity)
                              + _estimator_variance(Vb2, n, quantity))
+        if lr_per_cell is None:
+            return info
+        return np.where(np.isfinite(lr_per_cell), np.asarray(n, float) * lr_per_cell, info)
 
 
 def _critical_value(alpha):
-    """The likelihood-ratio test's critical value: chi-square(1) at level alpha
-    (the reference law of :func:`telegraph.differential.differential`)."""
+    """chi-square(1) at level alpha: the reference law of the likelihood-ratio
+    statistic of :func:`telegraph.differential.differential` before its
+    calibrated scale."""
     return stats.chi2.isf(alpha, 1)
 
 
-def _noncentrality_for(power_, alpha):
-    """Noncentrality of chi-square(1) at which the test has the power asked."""
-    crit = _critical_value(alpha)
-    if power_ <= alpha:
+def _check_calibration(calibration):
+    if calibration not in CALIBRATIONS:
+        raise ValueError(f"calibration must be one of {CALIBRATIONS}; got {calibration!r} "
+                         "('bootstrap': the test's calibrated null law, as "
+                         "telegraph.differential.differential applies it by default; 'chi2': "
+                         "its calibration='chi2')")
+
+
+def _simulated_groups(rng, s1: _Sets, s2: _Sets, idx, n, dist: CaptureDistribution, copies):
+    """Counts of two groups (cells x genes, NaN beyond a gene's cells) and the
+    cells' capture: ``copies`` genes for each set of ``idx``, each with its set's
+    number of cells ``n`` (at most ``config.DESIGN_NULL_MAX_CELLS``: the null
+    scale has settled by then), drawn exactly from the stationary law."""
+    genes = np.repeat(np.asarray(idx, np.int64), copies)
+    cells = np.repeat(np.minimum(np.asarray(n, float)[idx], config.DESIGN_NULL_MAX_CELLS),
+                      copies).astype(np.int64)
+    top = int(cells.max())
+    # the cells' capture groups in proportion to the weights, in random order (a gene
+    # with fewer cells takes the first ones)
+    groups, _ = _allocate(max(top, dist.values.size), dist.weights)
+    cap = dist.values[rng.permutation(groups)][:top]
+    out = []
+    for s in (s1, s2):
+        p = rng.beta(s.a[genes][None, :], s.b[genes][None, :], size=(top, genes.size))
+        x = rng.poisson(cap[:, None] * s.lam[genes][None, :] * p).astype(float)
+        x[np.arange(top)[:, None] >= cells[None, :]] = np.nan
+        out.append(x)
+    return out[0], out[1], cap
+
+
+def _test_scales(s1: _Sets, s2: _Sets, n, dist, quantity, calibration, null_genes, seed,
+                 progress):
+    """The scale of the null law the real test applies to each set's genes:
+    (m, K) scales of K genes simulated at the design and run through
+    :func:`telegraph.differential.differential` (its bootstrap calibration,
+    :func:`telegraph.calibration.null_scales`, per regime class); NaN where
+    the test leaves a gene untested. ``"bootstrap"``: for each set a class of
+    ``null_genes`` genes like it; ``"panel"``: the sets are the genes of one
+    experiment (one gene each, classes shared as in the real test);
+    ``"chi2"``: ones (the uncalibrated test)."""
+    m = s1.a.size
+    ok = s1.valid & s2.valid & np.isfinite(n) & (n >= 1)
+    if calibration == "chi2":
+        return np.where(ok[:, None], 1.0, np.nan)
+    run = dict(interval="wald", weighting="none", calibration="bootstrap", progress=False,
+               depth_check=False)
+    if calibration == "panel":
+        out = np.full((m, 1), np.nan, complex)
+        idx = np.flatnonzero(ok)
+        if idx.size:
+            X1, X2, cap = _simulated_groups(np.random.default_rng(seed), s1, s2, idx, n, dist,
+                                            1)
+            res = differential(X1, X2, capture1=cap, capture2=cap, **run)
+            out[idx, 0] = _critical_of(res, quantity)
+        return out
+    # experiments of at most DESIGN_NULL_PANEL genes each: the bootstrap draws at most
+    # CALIBRATION_MAX_DRAWS statistics per class and experiment, so independent
+    # experiments average the scale's own Monte Carlo error down
+    k = int(null_genes)
+    if k < 1:
+        raise ValueError(f"null_genes must be at least 1; got {null_genes!r}")
+    sizes = [min(config.DESIGN_NULL_PANEL, k - j) for j in range(0, k, config.DESIGN_NULL_PANEL)]
+    out = np.full((m, k), np.nan, complex)
+    idx = np.flatnonzero(ok)
+    with blocks.gene_blocks(idx.size, progress=progress, chunk_genes=1,
+                            desc="telegraph design (null law)") as chunks:
+        for start, stop in chunks:
+            for i in idx[start:stop]:
+                at = 0
+                for e, size in enumerate(sizes):
+                    X1, X2, cap = _simulated_groups(np.random.default_rng([seed, e]), s1, s2,
+                                                    [i], n, dist, size)
+                    res = differential(X1, X2, capture1=cap, capture2=cap, **run)
+                    out[i, at:at + size] = _critical_of(res, quantity)
+                    at += size
+    return out
+
+
+def _critical_of(res, quantity):
+    """Each gene's calibrated null law, scale + 1j * atom (NaN: not tested);
+    :func:`_power_with_scales` turns it into the critical statistic at the
+    level asked (:func:`telegraph.calibration.critical_statistic`)."""
+    return (res[f"null_scale_{quantity}"].to_numpy(float)
+            + 1j * res[f"null_atom_{quantity}"].to_numpy(float))
+
+
+def _power_with_scales(nc, scales, alpha):
+    """Power averaged over the simulated genes of each set: a gene with null
+    scale c rejects when its statistic, noncentral chi-square(1) with
+    noncentrality nc, exceeds c times the chi-square(1) critical value; an
+    untested gene (NaN scale) never rejects."""
+    nc = np.asarray(nc, float)[:, None]
+    scales = np.asarray(scales)
+    c, w = np.real(scales), (np.imag(scales) if np.iscomplexobj(scales) else 0.0 * scales)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        crit = np.where(w > 0, critical_statistic(np.nan_to_num(c, nan=1.0),
+                                                  np.nan_to_num(w), alpha),
+                        np.nan_to_num(c, nan=1.0) * _critical_value(alpha))
+        pw = np.where(np.isfinite(c), stats.ncx2.sf(crit, 1, np.maximum(nc, 1e-300)), 0.0)
+    return np.where(np.isfinite(nc[:, 0]), pw.mean(axis=1), np.nan)
+
+
+def _noncentrality_for(power_, alpha, scales=None):
+    """Noncentrality at which the test (null scales ``scales`` of a set's
+    genes, default 1) has the power asked: inf where too few of the genes are
+    tested for it."""
+    scales = np.ones(1) if scales is None else np.asarray(scales)
+    tested = np.isfinite(np.real(scales)).mean() if scales.size else 0.0
+    if not tested > power_:
+        return math.inf
+    f = lambda nc: _power_with_scales(np.array([nc]), scales[None, :], alpha)[0] - power_  # noqa: E731
+    if f(1e-9) >= 0:
         return 0.0
-    f = lambda nc: stats.ncx2.sf(crit, 1, nc) - power_  # noqa: E731
     hi = 1.0
     while f(hi) < 0:
         hi *= 2.0
-    return sopt.brentq(f, 1e-9, hi, xtol=1e-12)
+    return sopt.brentq(f, 1e-9, hi, xtol=1e-10)
 
 
 def power(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: ArrayLike = 1.0, *,
           effect: ArrayLike, n_cells: ArrayLike, quantity: str = "burst_frequency",
           alpha: float = 0.05, capture=1.0, via: str = "k_syn", model: str = "one_species",
-          tol: float = config.DESIGN_INFO_TOL,
+          calibration: str = "bootstrap", null_genes: int = config.DESIGN_NULL_GENES,
+          seed: int = config.CALIBRATION_SEED, tol: float = config.DESIGN_INFO_TOL,
           progress: bool | None = config.PROGRESS) -> np.ndarray:
     """Predicted power of the differential test for a fold change in one quantity.
 
@@ -752,8 +1046,13 @@ def power(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: ArrayLike 
     noncentrality delta^2 / (v1 + v2), delta = log(effect) and v_g the
     variance of the fitted log quantity in group g with the other rates as
     nuisance parameters: the inverse of n times the information, with the
-    correction for the bursty limit of :func:`expected_precision`
-    (docs/maths.md, "Experiment design").
+    correction for the bursty limit of :func:`expected_precision`. The test
+    rejects when the statistic exceeds c times the chi-square(1) critical
+    value, c the calibrated scale of its null law (the mean bootstrap
+    statistic of the gene's regime class, :mod:`telegraph.calibration`): c is
+    predicted by running the real test on genes simulated at the design,
+    which also gives the chance that a gene is not tested (docs/maths.md,
+    "Experiment design").
 
     Parameters
     ----------
@@ -767,73 +1066,66 @@ def power(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: ArrayLike 
     quantity : {"burst_frequency", "burst_size"}
         What changes and is tested.
     alpha : float
-        Level of the test (two-sided, as the likelihood-ratio test is).
+        Level of the test (two-sided, as the likelihood-ratio test is),
+        applied to the unadjusted p-values.
     capture
         Capture efficiency of the cells of both groups (see
         :func:`fisher_information`).
     via : {"k_syn", "k_off"}
         How a burst-size change is made: k_syn times ``effect`` (default), or
         k_off divided by it (which also changes the fraction of time on).
-    model, tol, progress
+    model : str
+        Observation model (:data:`MODELS`). The calibrated null law is the one
+        species test's; ``"two_species"`` uses chi-square(1), as
+        :func:`telegraph.differential.differential_two_species` does.
+    calibration : {"bootstrap", "panel", "chi2"}
+        The null law the test will apply: ``"bootstrap"`` (default, as
+        :func:`telegraph.differential.differential`): each parameter set is
+        a gene among ``null_genes`` genes like it; ``"panel"``: the parameter
+        sets are the genes of one experiment, tested together (their regime
+        classes share the calibration, as in the real test; one simulated gene
+        per set, so each set's power is one draw of its class and the sum over
+        sets is what to compare); ``"chi2"``: plain chi-square(1) (the test's
+        ``calibration="chi2"``).
+    null_genes : int
+        Genes simulated per set for ``"bootstrap"``.
+    seed : int
+        Seed of those simulations.
+    tol, progress
         As in :func:`fisher_information` (progress bars on stderr; None: on a
         terminal).
 
     Returns
     -------
     ndarray or float
-        Power in [alpha, 1], broadcast shape; NaN for invalid kinetics.
+        Power in [0, 1], broadcast shape; NaN for invalid kinetics.
     """
     _check_level("alpha", alpha)
+    _check_calibration(calibration)
     n = np.asarray(n_cells, dtype=float)
     if not np.all(np.isfinite(n) & (n >= 1)):
         raise ValueError("n_cells must be finite and at least 1")
-    Vb1, Vb2, delta, shape = _group_covariances(
-        *np.broadcast_arrays(k_on, k_off, k_syn, k_deg, n)[:4], effect, quantity, via, capture,
-        model, tol, progress)
-    n = np.broadcast_to(n, np.broadcast_shapes(shape, n.shape)).ravel()
-    delta = np.broadcast_to(delta, n.shape)
-    nc = _noncentrality(Vb1, Vb2, delta, n, quantity)
-    crit = _critical_value(alpha)
-    p = np.where(np.isfinite(nc), stats.ncx2.sf(crit, 1, np.maximum(nc, 1e-300)), np.nan)
-    return p.reshape(np.broadcast_shapes(shape, np.shape(n_cells)))[()]
+    g = _group_covariances(*np.broadcast_arrays(k_on, k_off, k_syn, k_deg, n)[:4], effect,
+                           quantity, via, capture, model, tol, progress)
+    n = np.broadcast_to(n, np.broadcast_shapes(g.shape, n.shape)).ravel()
+    delta = np.broadcast_to(g.delta, n.shape)
+    nc = _noncentrality(g.Vb1, g.Vb2, delta, n, quantity, g.lr_per_cell)
+    scales = _test_scales(g.s1, g.s2, n, g.dist, quantity, _calibration_of(model, calibration),
+                          null_genes, seed, progress)
+    p = _power_with_scales(nc, scales, alpha)
+    return p.reshape(np.broadcast_shapes(g.shape, np.shape(n_cells)))[()]
 
 
 _predicted_power = power  # plan() has an argument of that name
 
 
-def cells_needed(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: ArrayLike = 1.0, *,
-                 effect: ArrayLike, quantity: str = "burst_frequency", power: float = 0.8,
-                 alpha: float = 0.05, capture=1.0, via: str = "k_syn",
-                 model: str = "one_species", tol: float = config.DESIGN_INFO_TOL,
-                 progress: bool | None = config.PROGRESS) -> np.ndarray:
-    """Cells per group for the differential test to detect a fold change.
+def _calibration_of(model, calibration):
+    """The calibrated null law is the one-species test's."""
+    return calibration if _model(model).name == "one_species" else "chi2"
 
-    The smallest n (cells in each of two groups) at which the predicted power
-    of :func:`power` reaches ``power``: the noncentrality delta^2 / (v1(n) +
-    v2(n)) reaches that of chi-square(1) at which the test at level ``alpha``
-    has that power (far from the bursty limit, v_g = V_g / n and n = nc (V1 +
-    V2) / log(effect)^2); at least ``config.MIN_CELLS`` (the test's
-    ``min_cells``). Parameters as in :func:`power`.
 
-    Returns
-    -------
-    ndarray or float
-        Cells per group, whole numbers (float dtype: NaN for invalid
-        kinetics, inf where the information cannot separate the groups),
-        one per parameter set.
-
-    Examples
-    --------
-    >>> import telegraph as tg
-    >>> n = tg.design.cells_needed(0.5, 2.0, 20.0, effect=1.5, capture=0.3)
-    >>> bool(n > 100)
-    True
-    """
-    _check_level("alpha", alpha)
-    _check_level("power", power)
-    Vb1, Vb2, delta, shape = _group_covariances(k_on, k_off, k_syn, k_deg, effect, quantity,
-                                                via, capture, model, tol, progress)
-    target = _noncentrality_for(power, alpha)
+def _cells_for(Vb1, Vb2, delta, quantity, target, lr_per_cell):
+    """Smallest n at which the noncentrality reaches ``target`` (per set)."""
     j = _BURST_INDEX[quantity]
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         # the per-cell variance lies between its value at the boundary (v = Var(max(Z, 0))
@@ -851,9 +1143,73 @@ def cells_needed(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: Arr
             hi = np.where(reached, mid, hi)
             lo = np.where(reached, lo, mid)
         n = np.ceil(hi * (1.0 - 1e-12))
-        n = np.where(ok, n, np.where(np.isnan(full), np.nan, np.inf))
-    n = np.where(np.isfinite(n), np.maximum(n, config.MIN_CELLS), n)
-    return n.reshape(shape)[()]
+        n = np.where(ok, n, np.where(np.isnan(full) | np.isnan(target), np.nan, np.inf))
+        ex = np.isfinite(lr_per_cell)
+        n_ex = np.where(lr_per_cell > 0, np.ceil(target / np.where(ex, lr_per_cell, 1.0)
+                                                 * (1.0 - 1e-12)), np.inf)
+        n = np.where(ex & ~np.isnan(target), n_ex, n)
+    return np.where(np.isfinite(n), np.maximum(n, config.MIN_CELLS), n)
+
+
+def cells_needed(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: ArrayLike = 1.0, *,
+                 effect: ArrayLike, quantity: str = "burst_frequency", power: float = 0.8,
+                 alpha: float = 0.05, capture=1.0, via: str = "k_syn",
+                 model: str = "one_species", calibration: str = "bootstrap",
+                 null_genes: int = config.DESIGN_NULL_GENES,
+                 seed: int = config.CALIBRATION_SEED, tol: float = config.DESIGN_INFO_TOL,
+                 progress: bool | None = config.PROGRESS) -> np.ndarray:
+    """Cells per group for the differential test to detect a fold change.
+
+    The smallest n (cells in each of two groups) at which the predicted power
+    of :func:`power` reaches ``power``: the noncentrality delta^2 / (v1(n) +
+    v2(n)) reaches the one at which the test at level ``alpha``, with the
+    calibrated null scale it applies at that design, has that power (far
+    from the bursty limit, v_g = V_g / n and n = nc (V1 + V2) / log(effect)^2);
+    at least ``config.MIN_CELLS`` (the test's ``min_cells``). The null scale
+    depends on n: it is predicted at the chi-square answer and the answer
+    refined twice. Parameters as in :func:`power`.
+
+    Returns
+    -------
+    ndarray or float
+        Cells per group, whole numbers (float dtype: NaN for invalid
+        kinetics, inf where the information cannot separate the groups or the
+        test leaves too many such genes untested), one per parameter set.
+
+    Examples
+    --------
+    >>> import telegraph as tg
+    >>> n = tg.design.cells_needed(0.5, 2.0, 20.0, effect=1.5, capture=0.3,
+    ...                            calibration="chi2")
+    >>> bool(n > 100)
+    True
+    """
+    _check_level("alpha", alpha)
+    _check_level("power", power)
+    _check_calibration(calibration)
+    g = _group_covariances(k_on, k_off, k_syn, k_deg, effect, quantity, via, capture, model, tol,
+                           progress)
+    m = g.s1.a.size
+    target = np.full(m, _noncentrality_for(power, alpha))
+    n = _cells_for(g.Vb1, g.Vb2, g.delta, quantity, target, g.lr_per_cell)
+    calibration = _calibration_of(model, calibration)
+    if calibration != "chi2":
+        for _ in range(2):
+            scales = _test_scales(g.s1, g.s2, np.where(np.isfinite(n), n, np.nan), g.dist,
+                                  quantity, calibration, null_genes, seed, progress)
+            if calibration == "panel":
+                # one gene per set: an untested draw takes the others' typical scale
+                fin = np.isfinite(np.real(scales))
+                fill = np.median(scales[fin]) if fin.any() else 1.0
+                scales = np.where(np.isfinite(n)[:, None] & ~fin, fill, scales)
+            target = np.array([_noncentrality_for(power, alpha, scales[i])
+                               if np.isfinite(n[i]) else np.nan for i in range(m)])
+            new = _cells_for(g.Vb1, g.Vb2, g.delta, quantity, target, g.lr_per_cell)
+            done = np.all(~np.isfinite(n) | (np.abs(new - n) <= 0.02 * n))
+            n = np.where(np.isfinite(n), new, n)
+            if done:
+                break
+    return n.reshape(g.shape)[()]
 
 
 # --------------------------------------------------------------------------- tables
@@ -923,7 +1279,8 @@ def kinetics_table(table: pd.DataFrame, *, k_deg=None) -> pd.DataFrame:
 
 def plan(kinetics: pd.DataFrame, *, effect: float, quantity: str = "burst_frequency",
          power: float = 0.8, alpha: float = 0.05, capture=1.0, n_cells=None,
-         via: str = "k_syn", model: str = "one_species",
+         via: str = "k_syn", model: str = "one_species", calibration: str = "panel",
+         seed: int = config.CALIBRATION_SEED,
          progress: bool | None = config.PROGRESS) -> pd.DataFrame:
     """Cells per group, gene by gene, from an earlier fit (``telegraph design``).
 
@@ -931,9 +1288,12 @@ def plan(kinetics: pd.DataFrame, *, effect: float, quantity: str = "burst_freque
     ----------
     kinetics : pandas.DataFrame
         Results of an earlier fit (see :func:`kinetics_table`).
-    effect, quantity, power, alpha, capture, via, model
+    effect, quantity, power, alpha, capture, via, model, seed
         As in :func:`cells_needed`; ``quantity="both"`` plans for burst
         frequency and burst size.
+    calibration : {"panel", "bootstrap", "chi2"}
+        The test's null law (see :func:`power`): by default the genes are a
+        panel tested together, their regime classes sharing the calibration.
     n_cells : int, optional
         Also predict the power of each gene's test with this many cells per
         group (column ``power_at_<n_cells>``, one per quantity).
@@ -962,15 +1322,18 @@ def plan(kinetics: pd.DataFrame, *, effect: float, quantity: str = "burst_freque
     for q in quantities:
         out[f"cells_needed_{q}"] = cells_needed(*args, effect=effect, quantity=q, power=power,
                                                 alpha=alpha, capture=capture, via=via,
-                                                model=model, progress=progress)
+                                                model=model, calibration=calibration,
+                                                seed=seed, progress=progress)
         if n_cells is not None:
             out[f"power_{q}"] = _predicted_power(*args, effect=effect, n_cells=n_cells,
                                                  quantity=q, alpha=alpha, capture=capture,
-                                                 via=via, model=model)
+                                                 via=via, model=model, calibration=calibration,
+                                                 seed=seed, progress=progress)
     out.attrs["settings"] = {"effect": float(effect), "power": float(power),
                              "alpha": float(alpha), "quantity": quantity,
                              "capture_mean": _capture(capture).mean, "via": via,
-                             "n_cells": n_cells, "model": _model(model).name}
+                             "n_cells": n_cells, "model": _model(model).name,
+                             "calibration": calibration}
     return out
 
 

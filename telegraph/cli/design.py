@@ -27,7 +27,8 @@ _DESCRIPTION = """\
 Plan an experiment from the kinetics of an earlier fit: how many cells per group a
 differential bursting test (telegraph test) needs to detect a fold change EFFECT in burst
 frequency (or burst size) with the power asked, gene by gene, from the exact expected
-Fisher information of the telegraph model (no simulation). With --budget, also the split
+Fisher information of the telegraph model and the null law the test will calibrate
+(predicted by running the real test on genes simulated at the design). With --budget, also the split
 of the budget between cells and sequencing depth that maximises the expected information
 about burst frequency and burst size, under a stated cost model.
 
@@ -83,6 +84,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "see above)")
     t.add_argument("--cells", metavar="N", type=int, default=None,
                    help="also predict each gene's power with N cells per group")
+    t.add_argument("--calibration", choices=tdesign.CALIBRATIONS, default="panel",
+                   help="null law of the test planned for: panel (default: the genes are "
+                        "tested together, as telegraph test calibrates them), bootstrap (each "
+                        "gene among genes like it; slower), chi2 (telegraph test "
+                        "--calibration chi2)")
+    t.add_argument("--model", choices=("one_species", "two_species"), default="one_species",
+                   help="observation model of the planned experiment: one_species (default) "
+                        "or two_species (unspliced and spliced counts; the table's rates in "
+                        "units of k_splice, as a two-species fit reports them)")
     t.add_argument("--genes", metavar="G1,G2|@FILE",
                    help="plan only for these genes (comma-separated, or @FILE one per line)")
     t.add_argument("--k-deg", metavar="RATE|COLUMN",
@@ -168,7 +178,8 @@ def _budget_lines(args, kin, quantities, progress) -> list[str]:
         pw = tdesign.power(use["k_on"].to_numpy(float), use["k_off"].to_numpy(float),
                            use["k_syn"].to_numpy(float), use["k_deg"].to_numpy(float),
                            effect=args.effect, n_cells=per_group, quantity=k, alpha=args.alpha,
-                           capture=res.capture_mean)
+                           capture=res.capture_mean, calibration=args.calibration,
+                           progress=progress)
         rows[f"genes reaching power {args.power:g}, {k}"] = \
             f"{np.mean(pw >= args.power):.0%} of {len(use):,}"
     width = max(len(k) for k in rows)
@@ -196,6 +207,7 @@ def run(args) -> int:
         kin = tdesign.kinetics_table(table, k_deg=number_or_name(args.k_deg))
         plan = tdesign.plan(kin, effect=args.effect, quantity=args.quantity, power=args.power,
                             alpha=args.alpha, capture=args.capture, n_cells=args.cells,
+                            calibration=args.calibration, model=args.model,
                             progress=progress)
         extra = _budget_lines(args, kin, quantities, progress) if args.budget else []
     except ValueError as exc:
