@@ -14,6 +14,7 @@ import sys
 import numba
 import numpy as np
 from conftest import REPO
+from telegraph.kernels import counting
 from telegraph.kernels import fit as kfit
 from telegraph.kernels._jit import Kernel, njit
 
@@ -98,3 +99,23 @@ def test_a_wald_fit_without_goodness_of_fit_compiles_no_profile_or_gof_kernel():
     full = _kernels_typed_when_compiling(kfit.fit_genes, *head, np.ones(8, np.bool_), 50, 5.0,
                                          *tail)
     assert stages <= full
+
+
+def test_the_histogram_pass_compiles_no_parallel_kernel():
+    # the counting kernels run on Python threads (counting._on_threads), not through
+    # Numba's parallel accelerator, whose compilation cost seconds per kernel
+    kernels = [v for v in vars(counting).values() if isinstance(v, Kernel)]
+    assert len(kernels) >= 6
+    assert not [k.py_func.__name__ for k in kernels if k.targetoptions.get("parallel")]
+    assert all(k.targetoptions.get("nogil") for k in kernels
+               if k.py_func.__name__.startswith(("_scan", "_count", "_assemble")))
+
+
+def test_the_threaded_counting_splits_blocks_without_gaps_or_overlaps():
+    def kernel(lo, hi, out):
+        out[lo:hi] += 1
+
+    for n_items in (0, 1, 5, 64):
+        out = np.zeros(n_items, np.int64)
+        counting._on_threads(kernel, n_items, out)
+        assert np.all(out == 1)
