@@ -63,7 +63,7 @@ def _unfittable(n_cells, min_cells, values, weights):
     return -1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _fit_models(row, v, w, gr, capture, theta, th_nb, th_zip, max_iter, buf):
     """Fit the telegraph model (optimum in the search box to ``theta``) and its
     Poisson, negative-binomial (to ``th_nb``) and zero-inflated Poisson (to
@@ -138,7 +138,7 @@ def _converged(at_limit, c_tg, c_nb, c_zip):
     return 1.0 if c_tg else 0.0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _wald(row, v, w, gr, capture, theta, buf, H):
     """Wald standard errors of the targets at the box optimum ``theta`` to the
     row; the observed information there goes to ``H``. Returns the errors."""
@@ -163,7 +163,7 @@ def _profile_limit(target, side, ll_nb, ll_zip, ll_p):
     return ll_nb if side > 0 else ll_p
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _profile_intervals(row, v, w, gr, capture, theta, ll_sup, se, drop, profile_mask, max_iter,
                        buf):
     """Profile-likelihood intervals (log scale) of the targets in
@@ -209,7 +209,7 @@ def _pack_sym3(row, start, M, div):
             k += 1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _goodness_of_fit(row, regime, v, w, gr, capture, n_groups, theta, th_nb, th_zip, H, ncell,
                      min_expected, buf):
     """Pearson statistic of the law the regime reports (docs/maths.md,
