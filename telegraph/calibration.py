@@ -19,10 +19,14 @@ where the gene lies. This module measures it.
   far smaller when a group does not identify the target;
 - :func:`sample_histograms`: parametric-bootstrap data, the two groups' cells
   (same numbers, same capture groups) drawn from a gene's pooled fit;
-- :func:`null_scales`: for each subclass and test, the mean of the statistics
-  of bootstrap draws of the class's genes that fall in the subclass (by their
-  own groups' fits, as the data did) -- the Bartlett-type scale c with
-  statistic / c ~ chi-square(1) under the null (:attr:`NullScales.scale`).
+- :func:`null_scales`: for each subclass and test, from the statistics of
+  bootstrap draws of the class's genes that fall in the subclass (by their
+  own groups' fits, as the data did), the null law: an atom at zero of weight
+  w (the fraction of draws below ``config.CALIBRATION_ATOM_LR``) and, above
+  it, chi-square(1) scaled by the Bartlett-type scale c, the mean of the
+  positive draws (:attr:`NullScales.atom`, :attr:`NullScales.scale`);
+  :meth:`NullScales.pvalues` and :meth:`NullScales.critical` refer statistics
+  to it.
 
 The statistics themselves come from the caller (a function of two
 histograms), so that this module shares the test's code path exactly.
@@ -36,14 +40,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scipy import special
+
 from . import blocks, config
-from .fitting import fit_raw
+from .fitting import chi2_1_ppf, fit_raw
 from .histogram import CountHistograms
 from .inputs import FitSettings
 from .kernels import fit as kfit
 
 __all__ = ["POOLED", "GROUP_LIMITS", "CLASSES", "pooled_fit", "groups_in_limit", "regime_classes",
-           "sample_histograms", "NullScales", "null_scales"]
+           "sample_histograms", "NullScales", "null_law", "null_scales"]
 
 log = logging.getLogger("telegraph")
 
@@ -171,23 +177,32 @@ def _streams(hist1, hist2, genes, seed):
 
 @dataclass
 class NullScales:
-    """Scales of the statistics' null laws: statistic / scale ~ chi2(1).
+    """The statistics' null laws, per subclass and test: an atom at zero of
+    weight ``atom`` and, above ``config.CALIBRATION_ATOM_LR``, chi2(1) scaled
+    by ``scale`` (docs/maths.md, "Differential bursting").
 
     Attributes
     ----------
     mean : ndarray, shape (len(CLASSES), 2)
-        Per subclass and test (burst frequency, burst size): the mean
-        bootstrap statistic (NaN where there are too few draws).
+        Per subclass and test (burst frequency, burst size): the scale of
+        chi2_1 fitted to the positive bootstrap statistics by their mean
+        (:func:`null_law`; NaN where there are too few draws).
     se : ndarray, same shape
-        Its standard error.
+        The standard error of that mean.
     draws : ndarray of int, same shape
-        Bootstrap statistics behind each mean.
+        Bootstrap statistics behind each law.
     genes : ndarray of int, shape (len(CLASSES),)
         Genes of each subclass among the tested ones.
     seconds : float
         Time the bootstrap took.
     method : str
         "bootstrap" or "chi2".
+    zeros : ndarray, shape (len(CLASSES), 2)
+        The fraction of the bootstrap statistics below ``threshold`` (0 where
+        there are too few draws).
+    threshold : float
+        Statistics below it are in the atom (``config.CALIBRATION_ATOM_LR``;
+        0 for the plain chi2(1) reference, which has no atom).
     """
 
     mean: np.ndarray
@@ -196,36 +211,112 @@ class NullScales:
     genes: np.ndarray
     seconds: float = 0.0
     method: str = "bootstrap"
+    zeros: np.ndarray | None = None
+    threshold: float = config.CALIBRATION_ATOM_LR
+
+    def __post_init__(self):
+        if self.zeros is None:
+            self.zeros = np.zeros(np.shape(self.mean))
 
     @classmethod
     def chi2(cls) -> "NullScales":
-        """No calibration: every scale 1 (the plain chi2(1) reference)."""
+        """No calibration: every scale 1, no atom (the plain chi2(1) reference)."""
         shape = (len(CLASSES), 2)
         return cls(np.ones(shape), np.zeros(shape), np.zeros(shape, np.int64),
-                   np.zeros(len(CLASSES), np.int64), 0.0, "chi2")
+                   np.zeros(len(CLASSES), np.int64), 0.0, "chi2", np.zeros(shape), 0.0)
 
     @property
     def scale(self) -> np.ndarray:
-        """The scales used: the mean bootstrap statistic of each subclass (1
-        where there are too few draws). Adding a standard error was measured
-        too (docs/maths.md, "Differential bursting"): it made the tests
-        conservative by about a percentage point of false positives."""
-        return np.where(np.isfinite(self.mean) & (self.mean > 0), self.mean, 1.0)
+        """The scales used: each subclass's scale fitted to the mean of its
+        positive bootstrap statistics (1 where there are too few draws). Adding a standard error was
+        measured too (docs/maths.md, "Differential bursting"): it made the
+        tests conservative by about a percentage point of false positives."""
+        ok = np.isfinite(self.mean) & (self.mean > 0)
+        return np.where(ok, self.mean, 1.0)
+
+    @property
+    def atom(self) -> np.ndarray:
+        """The weight of each subclass's atom at zero (0 where the scale is 1
+        for want of draws)."""
+        ok = np.isfinite(self.mean) & (self.mean > 0)
+        return np.where(ok, np.clip(self.zeros, 0.0, 1.0 - 1e-9), 0.0)
 
     def of_genes(self, classes) -> np.ndarray:
         """(n_genes, 2) scale of each gene's tests (1 outside the classes)."""
+        return self._per_gene(self.scale, classes, 1.0)
+
+    def atom_of_genes(self, classes) -> np.ndarray:
+        """(n_genes, 2) atom weight of each gene's tests (0 outside the classes)."""
+        return self._per_gene(self.atom, classes, 0.0)
+
+    @staticmethod
+    def _per_gene(table, classes, default):
         classes = np.asarray(classes)
-        out = np.ones((classes.size, 2))
+        out = np.full((classes.size, 2), default)
         ok = classes >= 0
-        out[ok] = self.scale[classes[ok]]
+        out[ok] = table[classes[ok]]
         return out
+
+    def pvalues(self, lr, classes, k: int, seed: int = config.CALIBRATION_SEED) -> np.ndarray:
+        """p-values of test ``k``'s statistics ``lr`` (one per gene, NaN where
+        not tested) under each gene's null law: (1 - w) P(chi2_1 > lr / c) /
+        P(chi2_1 > t0 / c) above the atom's threshold t0 (:attr:`threshold`),
+        and a uniform draw on [1 - w, 1] at the atom (a randomised p-value, Habiger & Pena 2011:
+        the atom's genes are spread over the top w of the unit interval, as a
+        uniform null law asks, instead of being piled at 1). The draw is fixed
+        by ``seed`` and the gene's position, so the same data give the same
+        p-values."""
+        lr = np.asarray(lr, float)
+        c = self.of_genes(classes)[:, k]
+        w = self.atom_of_genes(classes)[:, k]
+        t0 = np.where(np.asarray(classes) >= 0, self.threshold, 0.0)  # chi2_1 outside
+        u = np.random.default_rng([seed, 7, k]).random(lr.size)
+        with np.errstate(invalid="ignore"):
+            tail = (1.0 - w) * _chi2_1_sf(lr / c) / _chi2_1_sf(t0 / c)
+            p = np.where(lr >= t0, np.minimum(tail, 1.0 - w), 1.0 - w * u)
+        return np.where(np.isfinite(lr), p, np.nan)
+
+    def critical(self, classes, level: float) -> np.ndarray:
+        """(n_genes, 2) critical statistic of each gene's tests at confidence
+        ``level``: the lr at which :meth:`pvalues` equals 1 - level (the
+        threshold the interval of the log fold change inverts); the atom's
+        threshold where the atom alone holds more than ``level``."""
+        c = self.of_genes(classes)
+        w = self.atom_of_genes(classes)
+        t0 = np.where(np.asarray(classes) >= 0, self.threshold, 0.0)[:, None]
+        q = np.clip((1.0 - level) * _chi2_1_sf(t0 / c) / (1.0 - w), 0.0, 1.0)
+        return np.maximum(c * chi2_1_ppf(1.0 - q), t0)
 
     def record(self) -> dict:
         """h5ad-writable summary for ``attrs`` / ``uns``."""
         return {"method": self.method, "classes": list(CLASSES),
-                "scale": self.scale.tolist(), "mean": np.nan_to_num(self.mean).tolist(),
+                "scale": self.scale.tolist(), "atom": self.atom.tolist(),
+                "mean": np.nan_to_num(self.mean).tolist(),
                 "se": self.se.tolist(), "draws": self.draws.tolist(),
-                "genes": self.genes.tolist(), "seconds": float(self.seconds)}
+                "genes": self.genes.tolist(), "seconds": float(self.seconds),
+                "threshold": float(self.threshold)}
+
+
+def null_law(x, threshold: float = config.CALIBRATION_ATOM_LR) -> tuple[float, float, float]:
+    """The null law of statistics ``x`` (bootstrap draws of one subclass):
+    the weight w of the atom (the fraction below ``threshold``), the scale c
+    of chi2_1 x c above it, fitted by its mean (the mean of a chi2_1 x c
+    truncated at t is c P(chi2_3 > t/c) / P(chi2_1 > t/c)), and the standard
+    error of that mean; c NaN when fewer than 10 draws are positive."""
+    x = np.asarray(x, float)
+    pos = x[x >= threshold]
+    if pos.size < 10 or pos.mean() <= 0:
+        return 0.0, np.nan, 0.0
+    m = pos.mean()
+    c = m
+    for _ in range(4):   # a contraction: each step moves c by a factor ~ sqrt(threshold / c)
+        c = m * _chi2_1_sf(threshold / c) / special.gammaincc(1.5, threshold / c / 2.0)
+    return 1.0 - pos.size / x.size, c, pos.std(ddof=1) / np.sqrt(pos.size)
+
+
+def _chi2_1_sf(x):
+    """P(chi2_1 > x), as ``scipy.stats.chi2.sf(x, 1)`` computes it."""
+    return special.gammaincc(0.5, np.maximum(x, 0.0) / 2.0)
 
 
 def _draw_genes(members: np.ndarray, rng, min_draws: int, max_draws: int,
@@ -283,6 +374,7 @@ def null_scales(hist1: CountHistograms, hist2: CountHistograms, pooled, classes,
     classes = np.asarray(classes)
     k = len(CLASSES)
     mean = np.full((k, 2), np.nan)
+    zeros = np.zeros((k, 2))
     se = np.zeros((k, 2))
     draws = np.zeros((k, 2), np.int64)
     genes = np.array([(classes == c).sum() for c in range(k)], np.int64)
@@ -307,10 +399,10 @@ def null_scales(hist1: CountHistograms, hist2: CountHistograms, pooled, classes,
                 if x.size < min_subclass:
                     x = lr[(origin == c // _N) & np.isfinite(lr[:, t]), t]
                 draws[c, t] = x.size
-                if x.size >= 20 and x.mean() > 0:
-                    mean[c, t] = x.mean()
-                    se[c, t] = x.std(ddof=1) / np.sqrt(x.size)
-    out = NullScales(mean, se, draws, genes, time.perf_counter() - t0)
-    log.info("null calibration: %d bootstrap draws in %.1f s; scales %s", all_genes.size,
-             out.seconds, np.round(out.scale, 3).tolist())
+                if x.size >= 20:
+                    zeros[c, t], mean[c, t], se[c, t] = null_law(x)
+    out = NullScales(mean, se, draws, genes, time.perf_counter() - t0, zeros=zeros)
+    log.info("null calibration: %d bootstrap draws in %.1f s; scales %s; atoms %s",
+             all_genes.size, out.seconds, np.round(out.scale, 3).tolist(),
+             np.round(out.atom, 3).tolist())
     return out

@@ -162,9 +162,22 @@ def close(client) -> None:
     retrieved" traceback per pending result), so that the interruption is
     reported in one line."""
     if isinstance(sys.exc_info()[1], KeyboardInterrupt):
-        for name in ("asyncio", "distributed", "tornado"):
-            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+        _silence_logging()
+        if getattr(client, "cluster", None) is not None:
+            # A local cluster this process started: its worker and nanny processes
+            # write to the same terminal, and a worker still alive when the scheduler
+            # stops logs "Failed to communicate with scheduler during heartbeat"
+            # (a loaded machine makes workers slow to stop). Silence them first.
+            with contextlib.suppress(Exception):
+                client.run(_silence_logging)
+                client.run(_silence_logging, nanny=True)
     client.close()
+
+
+def _silence_logging() -> None:
+    """Silence the loggers through which Dask reports abandoned work."""
+    for name in ("asyncio", "distributed", "tornado"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 def local_client(n_workers: int | None = None, *, threads_per_worker: int = 1,

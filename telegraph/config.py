@@ -64,6 +64,11 @@ CALIBRATION_MAX_REPEATS = 4
 CALIBRATION_MIN_SUBCLASS = 40
 #: seed of the bootstrap draws (the same data give the same p-values)
 CALIBRATION_SEED = 0
+#: likelihood-ratio statistics below this count as the null law's atom at zero (a group in a
+#: limit regime that does not identify the target leaves nothing to test): the atom's weight
+#: and the scale of the positive part are measured apart (docs/maths.md, "Differential
+#: bursting"); 1e-4 is far above the fits' convergence error and holds 0.8% of chi2_1
+CALIBRATION_ATOM_LR = 1e-4
 #: weights of the multiple-testing adjustment: "information" (weighted Benjamini-Hochberg with
 #: cross-weighted weights from each gene's standard error in the pooled fit,
 #: :func:`telegraph.multitest.information_weights`) or "none" (plain Benjamini-Hochberg)

@@ -255,10 +255,12 @@ def differential_histograms(hist1, hist2, *, group_names=("1", "2"),
         - ``pval_burst_frequency``, ``pval_burst_size``: p-values of the
           likelihood-ratio tests of equal burst frequency (resp. size) with
           all other rates free in each group, the statistic referred to its
-          calibrated null law chi2(1) x ``null_scale_*``;
+          calibrated null law: an atom at zero of weight ``null_atom_*`` and
+          chi2(1) x ``null_scale_*`` above it (a statistic in the atom gets a
+          randomised p-value, uniform over the top ``null_atom_*`` of [0, 1]);
           ``padj_*``: weighted (``weight_*``) Benjamini-Hochberg adjusted over
           the tested genes; ``lr_*``: the statistics 2 (l1 + l2 - l0);
-          ``null_scale_*``: the scale of the null law (1 with
+          ``null_scale_*``, ``null_atom_*``: the null law (1 and 0 with
           ``calibration="chi2"``); ``loglik_null_*``: l0, the maximum
           log-likelihood of the two groups under the null;
         - per group g in (1, 2): ``burst_frequency_g``, ``burst_size_g``,
@@ -303,19 +305,20 @@ def differential_histograms(hist1, hist2, *, group_names=("1", "2"),
             return _statistics(b1, b2, settings, desc="telegraph test: calibration", **run)
 
         scales = null_scales(hist1, hist2, pooled, classes, statistics)
-        scale = scales.of_genes(classes)
     else:
         classes = np.full(n_genes, -1)
         tested = testable
         scales = NullScales.chi2()
-        scale = np.ones((n_genes, 2))
-    drops = scale * (chi2_1_ppf(ci) / 2.0)
+    # the statistic at which a test is significant at 1 - ci: what the intervals invert
+    critical = scales.critical(classes, ci)
+    drops = critical / 2.0
     rawd = _test_rows(hist1, hist2, raw1, raw2, tested, drops, interval == "profile", max_iter,
                       desc="telegraph test: statistics", **run)
     log.info("tested %d genes in %.1f s", n_genes, time.perf_counter() - t0)
     return _table(raw1, raw2, rawd, hist1, hist2, settings, ci=ci, interval=interval,
-                  syn_scale=syn_scale, group_names=group_names, pooled=pooled, scale=scale,
-                  scales=scales, tset=tset, identified=tested | ~testable)
+                  syn_scale=syn_scale, group_names=group_names, pooled=pooled,
+                  classes=classes, critical=critical, scales=scales, tset=tset,
+                  identified=tested | ~testable)
 
 
 def _group_model(raw):
@@ -349,8 +352,7 @@ def _testable(raw):
 
 
 def _table(raw1, raw2, rawd, hist1, hist2, settings, *, ci, interval, syn_scale, group_names,
-           pooled, scale, scales, tset, identified):
-    from scipy import stats  # here, not at the top: half a second of start-up
+           pooled, classes, critical, scales, tset, identified):
     t1 = rescale_syn(results_table(raw1, hist1, settings), syn_scale)
     t2 = rescale_syn(results_table(raw2, hist2, settings), syn_scale)
     out = pd.DataFrame(index=t1.index.copy())
@@ -368,9 +370,9 @@ def _table(raw1, raw2, rawd, hist1, hist2, settings, *, ci, interval, syn_scale,
         if interval == "profile":
             lo, hi = d.ci(k)
         else:
-            # the calibrated statistic is chi2_1 x scale: the variance of the
-            # log-ratio scales alike
-            se = d.se(k) * np.sqrt(scale[:, k])
+            # the Wald interval inverts the calibrated test: its half-width is
+            # the one at which the Wald statistic reaches the critical value
+            se = d.se(k) * np.sqrt(critical[:, k] / chi2_1_ppf(ci))
             lo = d_hat - z * se
             hi = d_hat + z * se
         out[f"{name}_log2fc"] = lfc
@@ -379,7 +381,7 @@ def _table(raw1, raw2, rawd, hist1, hist2, settings, *, ci, interval, syn_scale,
     covariate = None if pooled is None else kfit.FitRows(pooled)
     for k, name in enumerate(TESTS):
         lr = d.lr(k)
-        p = np.where(np.isfinite(lr), stats.chi2.sf(lr / scale[:, k], 1), np.nan)
+        p = scales.pvalues(lr, classes, k)
         if tset.weighting == "information":
             # the target's standard error in the pooled fit: what the null
             # genes' p-values do not depend on, and what power does
@@ -389,7 +391,10 @@ def _table(raw1, raw2, rawd, hist1, hist2, settings, *, ci, interval, syn_scale,
         out[f"pval_{name}"] = p
         out[f"padj_{name}"] = weighted_bh(p, np.nan_to_num(w))
         out[f"lr_{name}"] = lr
-        out[f"null_scale_{name}"] = np.where(np.isfinite(lr), scale[:, k], np.nan)
+        out[f"null_scale_{name}"] = np.where(np.isfinite(lr), scales.of_genes(classes)[:, k],
+                                             np.nan)
+        out[f"null_atom_{name}"] = np.where(np.isfinite(lr),
+                                            scales.atom_of_genes(classes)[:, k], np.nan)
         out[f"weight_{name}"] = w
         out[f"loglik_null_{name}"] = d.loglik_null(k)
     for g, t in (("1", t1), ("2", t2)):

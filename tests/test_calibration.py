@@ -18,7 +18,8 @@ from scipy import optimize, stats
 
 import telegraph as tg
 from telegraph import config
-from telegraph.calibration import _draw_genes, pooled_fit, sample_histograms
+from telegraph.calibration import (CLASSES, NullScales, _draw_genes, null_law, pooled_fit,
+                                  sample_histograms)
 from telegraph.differential import DepthWarning, differential
 from telegraph.fitting import fit_raw
 from telegraph.histogram import count_histograms
@@ -164,6 +165,52 @@ def test_sample_histograms_keep_the_cells_and_draw_the_fitted_law():
         expect = mu * c.mean()
         sd = np.sqrt(h.var()[g] / 4000)
         assert abs(mean_b[j] - expect) < 5 * sd, (j, mean_b[j], expect)
+
+
+def _law(draws):
+    """A NullScales whose first subclass has the null law of ``draws``."""
+    shape = (len(CLASSES), 2)
+    mean, zeros = np.full(shape, np.nan), np.zeros(shape)
+    zeros[0, 0], mean[0, 0], _ = null_law(draws)
+    return NullScales(mean, np.zeros(shape), np.full(shape, draws.size),
+                      np.zeros(len(CLASSES), int), zeros=zeros)
+
+
+def _from_law(rng, n, atom, scale):
+    return np.where(rng.random(n) < atom, rng.uniform(0, 1e-8, n), scale * rng.chisquare(1, n))
+
+
+@pytest.mark.parametrize("atom,scale", [(0.0, 1.0), (0.25, 0.3), (0.6, 1.4)])
+def test_null_law_with_an_atom_gives_uniform_pvalues(atom, scale):
+    """Statistics drawn from the law the calibration measures -- an atom at 0
+    of weight w, chi2_1 x c above it -- get uniform p-values, with no pile at 1
+    (the atom's are randomised over [1 - w, 1]); the critical value inverts
+    the p-values; the plain chi2 reference is chi2_1's survival function."""
+    rng = np.random.default_rng(3)
+    n = 20000
+    law = _law(_from_law(rng, n, atom, scale))          # the bootstrap's draws
+    w, c = law.atom[0, 0], law.scale[0, 0]
+    below = stats.chi2.cdf(config.CALIBRATION_ATOM_LR / scale, 1)
+    assert w == pytest.approx(atom + (1 - atom) * below, abs=4 * np.sqrt(0.25 / n))
+    assert c == pytest.approx(scale, rel=4 * np.sqrt(2 / ((1 - atom) * n)))
+    lr = _from_law(rng, n, atom, scale)                  # the data's statistics
+    cls = np.zeros(n, np.int64)
+    p = law.pvalues(lr, cls, 0)
+    assert stats.kstest(p, "uniform").pvalue > 0.001
+    for q in (0.05, 0.9):
+        k = int((p > q).sum()) if q > 0.5 else int((p < q).sum())
+        lo, hi = binomial_interval(k, n)
+        assert lo <= (1 - q if q > 0.5 else q) <= hi, (q, k)
+    crit = law.critical(cls[:1], 0.95)[0, 0]
+    assert law.pvalues(np.array([crit]), cls[:1], 0)[0] == pytest.approx(0.05, rel=1e-9)
+    # the same statistics give the same p-values; genes outside the classes get chi2_1
+    np.testing.assert_array_equal(p, law.pvalues(lr, cls, 0))
+    np.testing.assert_allclose(law.pvalues(lr[:50], np.full(50, -1), 0),
+                               stats.chi2.sf(lr[:50], 1), rtol=1e-12)
+    plain = NullScales.chi2()
+    np.testing.assert_allclose(plain.pvalues(lr[:50], cls[:50], 1), stats.chi2.sf(lr[:50], 1),
+                               rtol=1e-12)
+    assert plain.critical(cls[:1], 0.95)[0, 1] == pytest.approx(stats.chi2.ppf(0.95, 1))
 
 
 def test_draw_genes_each_once_more_for_small_classes():

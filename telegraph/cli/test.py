@@ -50,9 +50,9 @@ bursting).
 
 Output columns (one row per gene): gene, burst_frequency_log2fc, burst_size_log2fc
 (group 2 over group 1) with _ci_low/_ci_high, pval_burst_frequency,
-padj_burst_frequency, pval_burst_size, padj_burst_size, lr_* statistics, null_scale_*,
-weight_*, per-group estimates burst_frequency_1/_2, burst_size_1/_2, k_on/k_off/k_syn_1/_2,
-regime_1/_2, regime_pooled, n_cells_1/_2, tested and flag (ok, limit_regime,
+padj_burst_frequency, pval_burst_size, padj_burst_size, lr_* statistics, null_scale_*
+and null_atom_* (the calibrated null law), weight_*, per-group estimates
+burst_frequency_1/_2, burst_size_1/_2, k_on/k_off/k_syn_1/_2, regime_1/_2, regime_pooled, n_cells_1/_2, tested and flag (ok, limit_regime,
 not_converged, not_identified, too_few_cells, all_zero). Without --table the table is
 written as CSV to stdout.
 """
