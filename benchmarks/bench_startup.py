@@ -16,7 +16,8 @@ Every figure comes from a fresh child process, this checkout first on the path:
 - warm start-up before the first gene: the CPU and wall time of a warm ``telegraph fit
   --example`` up to the first call of the fit kernel (imports, the example's data, the count
   histograms, loading the compiled kernels);
-- the per-kernel compile table of a cold ``telegraph fit --example`` and ``telegraph test``:
+- the per-kernel compile table of a cold ``telegraph fit --example`` (profile and Wald
+  intervals) and ``telegraph test``:
   for each kernel (Numba dispatcher), how many versions were compiled and the CPU seconds spent
   compiling it, exclusive of and including the kernels it calls (Numba's compile events).
 
@@ -168,7 +169,7 @@ def first_gene(code: Path, work: Path, n: int):
 
 
 def compile_table(code: Path, work: Path, args):
-    cache = work / f"cache-{code.name}-compile-{args[0]}"
+    cache = work / f"cache-{code.name}-compile-{'-'.join(args[:1] + args[-1:])}"
     shutil.rmtree(cache, ignore_errors=True)
     _, cpu, stdout = run(["-c", COMPILE_PROBE, *args], env_for(code, cache), work)
     return json.loads(stdout.strip().splitlines()[-1]), cpu
@@ -272,14 +273,17 @@ def main():
             print(f"{name}: commands", file=sys.stderr, flush=True)
             results[name] = time_commands(code, work, cmds, n_warm)
             first[name] = first_gene(code, work, n_warm)
-            probes = [["fit", "--example", "--no-progress", "--table", "out.csv"]]
+            probes = [["fit", "--example", "--no-progress", "--table", "out.csv"],
+                      ["fit", "--example", "--no-progress", "--table", "out.csv", "--interval",
+                       "wald"]]
             if not args.quick:
                 probes.append(["test", str(example), "--groupby", "group", "--groups", "A", "B",
                                "--no-progress", "--table", "out.csv"])
             for p in probes:
                 print(f"{name}: compile table of {p[0]}", file=sys.stderr, flush=True)
-                tables[(name, " ".join(p[:2]) if p[0] == "fit" else "test")] = \
-                    compile_table(code, work, p)
+                label = ("test" if p[0] != "fit" else
+                         "fit --example" + (" --interval wald" if "wald" in p else ""))
+                tables[(name, label)] = compile_table(code, work, p)
     text = report(results, base, first, tables, args.against, args.quick)
     (OUTPUT / "startup.md").write_text(text)
     print(text)

@@ -258,6 +258,9 @@ def fit_raw(hist, settings, gene_slice=slice(None)):
     chosen = np.array([t in settings.profile for t in _TARGETS])
     # profiled targets; the others' unbounded sides (the limit check, no search)
     mask = np.concatenate([chosen & prof, ~chosen & prof])
+    # None: the kernel's version without that stage (same results; compiles only what runs)
+    mask = mask if mask.any() else None
+    gof = float(settings.gof_min_expected) if settings.gof_min_expected > 0 else None
     capture = np.ascontiguousarray(hist.capture, dtype=float)
     res = np.empty((stop - start, kfit.N_RESULT))
 
@@ -272,7 +275,7 @@ def fit_raw(hist, settings, gene_slice=slice(None)):
                        np.ascontiguousarray(hist.weights[lo:hi], dtype=float), capture,
                        np.ascontiguousarray(hist.n_cells[start + a:start + b], dtype=np.int64),
                        int(settings.min_cells), float(drop), mask, int(settings.max_iter),
-                       float(settings.gof_min_expected), res[a:b], union_tg, union_bm)
+                       gof, res[a:b], union_tg, union_bm)
 
     union_tg, union_bm = union_distances(settings.ci)
     blocks.on_threads(piece, hist.indptr[start:stop + 1])

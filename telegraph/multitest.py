@@ -26,7 +26,6 @@ Plain NumPy/SciPy on arrays of p-values; NaN marks a gene outside the family.
 from __future__ import annotations
 
 import numpy as np
-from scipy import optimize
 
 from . import config
 
@@ -85,6 +84,8 @@ def weighted_bh(pvals, weights):
 def _bum_fit(p):
     """Maximum-likelihood beta-uniform mixture f(p) = lam + (1 - lam) a p^(a-1)
     (0 < a <= 1, 0 <= lam <= 1) of p-values; returns (lam, a)."""
+    from scipy import optimize  # here, not at the top: half a second of start-up of every command
+
     p = np.clip(p, 1e-300, 1.0)
     lp = np.log(p)
 

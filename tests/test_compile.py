@@ -11,8 +11,12 @@ import os
 import subprocess
 import sys
 
+import numba
+import numpy as np
 from conftest import REPO
-from telegraph.kernels._jit import njit
+from telegraph.kernels import counting
+from telegraph.kernels import fit as kfit
+from telegraph.kernels._jit import Kernel, njit
 
 
 def test_constants_passed_by_callers_compile_one_version():
@@ -50,3 +54,73 @@ def test_cache_directory_honours_numba_cache_dir_else_the_user_cache(tmp_path):
     assert _files(tmp_path / "numba") and not _files(tmp_path / "xdg")
     _cache_files_after_a_call(env)
     assert _files(tmp_path / "xdg" / "telegraph" / "numba")
+
+
+def _kernels_typed_when_compiling(dispatcher, *args):
+    """Names of the kernels a fresh, uncached copy of ``dispatcher`` calls when
+    compiled for ``args``: Numba types every kernel the compiled code still calls
+    (compiling it unless it is compiled or cached already); a callee inlined at
+    Numba IR level (``inline="always"``) is typed as part of the caller, so its
+    own callees are the ones seen."""
+    seen = set()
+    original = Kernel.get_call_template
+
+    def record(self, args, kws):
+        seen.add(self.py_func.__module__ + "." + self.py_func.__name__)
+        return original(self, args, kws)
+
+    fresh = njit(cache=False, error_model="numpy", nogil=True)(dispatcher.py_func)
+    Kernel.get_call_template = record
+    try:
+        fresh.compile(tuple(numba.typeof(a) for a in args))
+    finally:
+        Kernel.get_call_template = original
+    return seen
+
+
+def test_a_wald_fit_without_goodness_of_fit_compiles_no_profile_or_gof_kernel():
+    # fit_genes(profile_mask=None, gof_min_expected=None) is the version a Wald fit
+    # without goodness of fit runs (telegraph.fitting.fit_raw passes None for a stage
+    # it does not need): its compilation must not reach the profile or GOF kernels
+    ip = np.array([0, 2], np.int64)
+    v = np.array([0, 3], np.int64)
+    g = np.zeros(2, np.int64)
+    w = np.array([5.0, 5.0])
+    cap = np.ones(1)
+    nc = np.array([10], np.int64)
+    res = np.empty((1, kfit.N_RESULT))
+    head = (ip, v, g, w, cap, nc, 1, 1.92)
+    tail = (res, 0.0, 0.0)
+    # the kernels through which fit_genes reaches each stage (those of a stage inlined
+    # into fit_genes, inline="always", are typed as part of it: their callees are seen)
+    profile = {"telegraph.kernels.fit._profile_intervals", "telegraph.kernels.profile.profile_bound",
+               "telegraph.kernels.profile.widen_near_limits"}
+    gof = {"telegraph.kernels.fit._goodness_of_fit", "telegraph.kernels.gof.pearson_gof"}
+    fitting = {"telegraph.kernels.fit._fit_models", "telegraph.kernels.optimize.fit_telegraph"}
+    wald = _kernels_typed_when_compiling(kfit.fit_genes, *head, None, 50, None, *tail)
+    assert wald & fitting
+    assert not wald & (profile | gof)
+    # and the same kernel with a mask and a GOF threshold reaches both stages
+    full = _kernels_typed_when_compiling(kfit.fit_genes, *head, np.ones(8, np.bool_), 50, 5.0,
+                                         *tail)
+    assert full & fitting and full & profile and full & gof
+
+
+def test_the_histogram_pass_compiles_no_parallel_kernel():
+    # the counting kernels run on Python threads (counting._on_threads), not through
+    # Numba's parallel accelerator, whose compilation cost seconds per kernel
+    kernels = [v for v in vars(counting).values() if isinstance(v, Kernel)]
+    assert len(kernels) >= 6
+    assert not [k.py_func.__name__ for k in kernels if k.targetoptions.get("parallel")]
+    assert all(k.targetoptions.get("nogil") for k in kernels
+               if k.py_func.__name__.startswith(("_scan", "_count", "_assemble")))
+
+
+def test_the_threaded_counting_splits_blocks_without_gaps_or_overlaps():
+    def kernel(lo, hi, out):
+        out[lo:hi] += 1
+
+    for n_items in (0, 1, 5, 64):
+        out = np.zeros(n_items, np.int64)
+        counting._on_threads(kernel, n_items, out)
+        assert np.all(out == 1)

@@ -73,6 +73,7 @@ class _Locator(_CacheLocator):
 
     def __init__(self, py_func, py_file, root):
         self._lineno = py_func.__code__.co_firstlineno
+        self._py_file = py_file   # Numba's "cannot cache" warning reads it
         self._cache_path = os.path.join(root, self.get_suitable_cache_subpath(py_file))
 
     def get_cache_path(self):

@@ -12,7 +12,11 @@ build them from raw arrays, normally in a single pass over the stored values:
 - *cell-major* layouts (CSR, C-ordered dense) are counted in parallel over
   blocks of cells, each block into its own table, the tables summed at the end;
   *gene-major* layouts (CSC, F-ordered dense) in parallel over blocks of genes
-  into one shared table (a gene is touched by one thread only).
+  into one shared table (a gene is touched by one thread only). In parallel
+  means: plain serial ``nogil`` kernels over a range of blocks, run side by
+  side on Python threads (:func:`_on_threads`), not Numba's ``parallel=True``,
+  whose parallel-accelerator compilation cost several seconds per kernel on
+  the first call of an installation for no speed gain over threads here.
 - The counting pass also validates every stored value (NaN = missing; inf,
   negative, non-integer or huge values are located and reported by the
   caller).  Overflow pairs go to per-block buffers of an estimated capacity;
@@ -43,8 +47,10 @@ or on the layout: CSR, CSC and dense inputs give identical histograms.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
 import numpy as np
-from numba import prange
 
 from ._jit import njit
 
@@ -59,7 +65,27 @@ _VAL_BITS = 31  # a count fits in 31 bits (MAX_COUNT), a key in the other 32
 MAX_COUNT = 2 ** 31 - 1
 
 
-@njit(cache=True, parallel=True)
+def _on_threads(kernel, n_items, *args):
+    """``kernel(lo, hi, *args)`` over ``range(n_items)`` cut into one contiguous
+    range per thread (Numba's thread count, as ``prange``'s static schedule
+    would), side by side: the kernels are ``nogil`` and each range writes its
+    own part of the outputs."""
+    n = max(1, min(numba.get_num_threads(), n_items))
+    if n == 1:
+        kernel(0, n_items, *args)
+        return
+    bounds = [n_items * i // n for i in range(n + 1)]
+    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="telegraph-count") as pool:
+        for future in [pool.submit(kernel, bounds[i], bounds[i + 1], *args) for i in range(n)]:
+            future.result()
+
+
+def _chunk_bounds(n, size):
+    # boundaries of ceil(n / size) ranges covering 0..n (as _chunks, in NumPy)
+    m = max(1, (n + size - 1) // size)
+    return np.minimum(n, np.arange(m + 1, dtype=np.int64) * size)
+
+
 def scan_values(data, indptr, seg, vcut, round_counts):
     """Validate the stored values and size the counting pass.
 
@@ -77,8 +103,16 @@ def scan_values(data, indptr, seg, vcut, round_counts):
     n_over = np.zeros(indptr.shape[0] - 1, np.int64)
     n_nan = np.zeros(nb, np.int64)
     first = np.full((nb, 4), -1, np.int64)
+    _on_threads(_scan_blocks, nb, data, indptr, seg, np.int64(vcut), bool(round_counts), vmax,
+                n_over, n_nan, first)
+    return vmax, n_over, n_nan, first
+
+
+@njit(cache=True, nogil=True)
+def _scan_blocks(b0, b1, data, indptr, seg, vcut, round_counts, vmax, n_over, n_nan, first):
+    # blocks b0 <= b < b1 of scan_values
     fmax = float(MAX_COUNT)
-    for b in prange(nb):
+    for b in range(b0, b1):
         mx = np.int64(-1)
         nan = 0
         f_inf = -1
@@ -118,7 +152,6 @@ def scan_values(data, indptr, seg, vcut, round_counts):
         first[b, 1] = f_neg
         first[b, 2] = f_frac
         first[b, 3] = f_big
-    return vmax, n_over, n_nan, first
 
 
 @njit(cache=True, inline="always")
@@ -140,7 +173,6 @@ def _classify(y, p, first, b):
     return False
 
 
-@njit(cache=True, parallel=True)
 def count_cell_major(data, indices, indptr, dense, order, seg, group_of_cell,
                      n_genes, round_counts, over_offsets,
                      table, missing, ov_key, ov_val):
@@ -158,12 +190,23 @@ def count_cell_major(data, indices, indptr, dense, order, seg, group_of_cell,
     block as :func:`scan_values`.
     """
     nb = seg.shape[0] - 1
-    width = table.shape[1]
-    fmax = float(MAX_COUNT)
     vmax = np.full(nb, -1, np.int64)
     n_over = np.zeros(nb, np.int64)
     first = np.full((nb, 4), -1, np.int64)
-    for b in prange(nb):
+    _on_threads(_count_cell_blocks, nb, data, indices, indptr, bool(dense), order, seg,
+                group_of_cell, np.int64(n_genes), bool(round_counts), over_offsets, table,
+                missing, ov_key, ov_val, vmax, n_over, first)
+    return vmax, n_over, first
+
+
+@njit(cache=True, nogil=True)
+def _count_cell_blocks(b0, b1, data, indices, indptr, dense, order, seg, group_of_cell, n_genes,
+                       round_counts, over_offsets, table, missing, ov_key, ov_val, vmax, n_over,
+                       first):
+    # blocks b0 <= b < b1 of count_cell_major
+    width = table.shape[1]
+    fmax = float(MAX_COUNT)
+    for b in range(b0, b1):
         pos = over_offsets[b]
         end = over_offsets[b + 1]
         tb = table[b]
@@ -199,10 +242,8 @@ def count_cell_major(data, indices, indptr, dense, order, seg, group_of_cell,
                     mb[key] += 1
         vmax[b] = mx
         n_over[b] = pos - over_offsets[b]
-    return vmax, n_over, first
 
 
-@njit(cache=True, parallel=True)
 def count_gene_major(data, indices, indptr, dense, order, seg, group_of_cell,
                      n_groups, round_counts, over_offsets,
                      table, missing, ov_key, ov_val):
@@ -211,12 +252,23 @@ def count_gene_major(data, indices, indptr, dense, order, seg, group_of_cell,
     of the tables (a gene belongs to one block, so they are shared); keys are
     ``gene * n_groups + group``."""
     nb = seg.shape[0] - 1
-    width = table.shape[0]
-    fmax = float(MAX_COUNT)
     vmax = np.full(nb, -1, np.int64)
     n_over = np.zeros(nb, np.int64)
     first = np.full((nb, 4), -1, np.int64)
-    for b in prange(nb):
+    _on_threads(_count_gene_blocks, nb, data, indices, indptr, bool(dense), order, seg,
+                group_of_cell, np.int64(n_groups), bool(round_counts), over_offsets, table,
+                missing, ov_key, ov_val, vmax, n_over, first)
+    return vmax, n_over, first
+
+
+@njit(cache=True, nogil=True)
+def _count_gene_blocks(b0, b1, data, indices, indptr, dense, order, seg, group_of_cell, n_groups,
+                       round_counts, over_offsets, table, missing, ov_key, ov_val, vmax, n_over,
+                       first):
+    # blocks b0 <= b < b1 of count_gene_major
+    width = table.shape[0]
+    fmax = float(MAX_COUNT)
+    for b in range(b0, b1):
         pos = over_offsets[b]
         end = over_offsets[b + 1]
         mx = np.int64(-1)
@@ -250,7 +302,6 @@ def count_gene_major(data, indices, indptr, dense, order, seg, group_of_cell,
                     missing[key] += 1
         vmax[b] = mx
         n_over[b] = pos - over_offsets[b]
-    return vmax, n_over, first
 
 
 @njit(cache=True)
@@ -301,7 +352,6 @@ def overflow_runs(ov_key, ov_val, n_keys):
     return ptr, run_val, run_cnt
 
 
-@njit(cache=True, parallel=True)
 def assemble(table, width, missing, n_genes, run_ptr, run_val, run_cnt,
              cells_in_group, gene_major_keys):
     """Per-gene bins sorted by (group, value) from the reduced counts.
@@ -316,14 +366,37 @@ def assemble(table, width, missing, n_genes, run_ptr, run_val, run_cnt,
     means the input stored some (cell, gene) twice).
     """
     n_keys = table.shape[1]
-    n_groups = cells_in_group.shape[0]
-    ch = _chunks(n_keys, 8192)
-    n_ch = ch.shape[0] - 1
+    width = np.int64(width)
+    n_genes = np.int64(n_genes)
+    gene_major_keys = bool(gene_major_keys)
+    ch = _chunk_bounds(n_keys, 8192)
     stored = np.zeros(n_keys, np.int64)
     cnt = np.zeros(n_keys, np.int64)
-    zlow = np.zeros(n_ch, np.int64)
+    zlow = np.zeros(ch.shape[0] - 1, np.int64)
     # stored entries and bins of values >= 1 per key, then the zeros
-    for c in prange(n_ch):
+    _on_threads(_assemble_counts, ch.shape[0] - 1, ch, table, width, missing, n_genes, run_ptr,
+                run_cnt, cells_in_group, gene_major_keys, stored, cnt, zlow)
+    indptr, n_missing, off = _assemble_offsets(cnt, missing, n_genes, cells_in_group.shape[0],
+                                               gene_major_keys)
+    n_bins = indptr[n_genes]
+    values = np.empty(n_bins, np.int64)
+    groups = np.empty(n_bins, np.int64)
+    weights = np.empty(n_bins, np.float64)
+    # fill, by chunks of genes so that both the table reads and the output
+    # writes (one cursor per key of the chunk) stay in cache
+    gch = _chunk_bounds(n_genes, 64)
+    _on_threads(_assemble_fill, gch.shape[0] - 1, gch, table, width, n_genes, run_ptr, run_val,
+                run_cnt, cells_in_group.shape[0], gene_major_keys, off, values, groups, weights)
+    low = min(0, int(zlow.min())) if zlow.shape[0] else 0
+    return indptr, values, groups, weights, n_missing, np.int64(low)
+
+
+@njit(cache=True, nogil=True)
+def _assemble_counts(c0, c1, ch, table, width, missing, n_genes, run_ptr, run_cnt,
+                     cells_in_group, gene_major_keys, stored, cnt, zlow):
+    # key chunks c0 <= c < c1 of assemble: stored entries, bins and zeros per key
+    n_groups = cells_in_group.shape[0]
+    for c in range(c0, c1):
         lo = ch[c]
         hi = ch[c + 1]
         for v in range(width):
@@ -345,8 +418,12 @@ def assemble(table, width, missing, n_genes, run_ptr, run_val, run_cnt,
                 cnt[k] += 1
             cnt[k] += run_ptr[k + 1] - run_ptr[k]
         zlow[c] = low
-    # output offset of every key: genes in order, groups in order inside a
-    # gene (cheap serial loops: a prange costs compile time, not run time here)
+
+
+@njit(cache=True, nogil=True)
+def _assemble_offsets(cnt, missing, n_genes, n_groups, gene_major_keys):
+    # output offset of every key: genes in order, groups in order inside a gene
+    n_keys = cnt.shape[0]
     indptr = np.zeros(n_genes + 1, np.int64)
     n_missing = np.zeros(n_genes, np.int64)
     if gene_major_keys:
@@ -378,14 +455,14 @@ def assemble(table, width, missing, n_genes, run_ptr, run_val, run_cnt,
             off[g] = indptr[g]
         for k in range(n_genes, n_keys):
             off[k] = off[k - n_genes] + cnt[k - n_genes]
-    n_bins = indptr[n_genes]
-    values = np.empty(n_bins, np.int64)
-    groups = np.empty(n_bins, np.int64)
-    weights = np.empty(n_bins, np.float64)
-    # fill, by chunks of genes so that both the table reads and the output
-    # writes (one cursor per key of the chunk) stay in cache
-    gch = _chunks(n_genes, 64)
-    for c in prange(gch.shape[0] - 1):
+    return indptr, n_missing, off
+
+
+@njit(cache=True, nogil=True)
+def _assemble_fill(c0, c1, gch, table, width, n_genes, run_ptr, run_val, run_cnt, n_groups,
+                   gene_major_keys, off, values, groups, weights):
+    # gene chunks c0 <= c < c1 of assemble: the bins of their keys to the output
+    for c in range(c0, c1):
         g0 = gch[c]
         g1 = gch[c + 1]
         if gene_major_keys:
@@ -421,10 +498,6 @@ def assemble(table, width, missing, n_genes, run_ptr, run_val, run_cnt,
                     groups[o] = grp
                     weights[o] = run_cnt[i]
                     o += 1
-    low = np.int64(0)
-    for c in range(n_ch):
-        low = min(low, zlow[c])
-    return indptr, values, groups, weights, n_missing, low
 
 
 @njit(cache=True)

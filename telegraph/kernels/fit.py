@@ -63,7 +63,7 @@ def _unfittable(n_cells, min_cells, values, weights):
     return -1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _fit_models(row, v, w, gr, capture, theta, th_nb, th_zip, max_iter, buf):
     """Fit the telegraph model (optimum in the search box to ``theta``) and its
     Poisson, negative-binomial (to ``th_nb``) and zero-inflated Poisson (to
@@ -138,7 +138,7 @@ def _converged(at_limit, c_tg, c_nb, c_zip):
     return 1.0 if c_tg else 0.0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _wald(row, v, w, gr, capture, theta, buf, H):
     """Wald standard errors of the targets at the box optimum ``theta`` to the
     row; the observed information there goes to ``H``. Returns the errors."""
@@ -163,7 +163,7 @@ def _profile_limit(target, side, ll_nb, ll_zip, ll_p):
     return ll_nb if side > 0 else ll_p
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _profile_intervals(row, v, w, gr, capture, theta, ll_sup, se, drop, profile_mask, max_iter,
                        buf):
     """Profile-likelihood intervals (log scale) of the targets in
@@ -209,7 +209,7 @@ def _pack_sym3(row, start, M, div):
             k += 1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _goodness_of_fit(row, regime, v, w, gr, capture, n_groups, theta, th_nb, th_zip, H, ncell,
                      min_expected, buf):
     """Pearson statistic of the law the regime reports (docs/maths.md,
@@ -260,6 +260,10 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
     asks, for a target not profiled, for +-inf on each side where the limit
     model's maximum shows that the data do not bound it (else NaN); ``drop`` =
     chi2_1(ci)/2 is the log-likelihood drop that defines the interval.
+    ``profile_mask=None`` (Wald intervals only) and ``gof_min_expected=None``
+    (no goodness of fit) give the results of an all-False mask and of 0, and
+    compile a version of this kernel without the profile or the
+    goodness-of-fit kernels (a first Wald fit compiles only what it runs).
     ``union_telegraph`` / ``union_bimodal``: in those regimes, a limit model (in
     the bimodal regime, the bursty limit) within this distance of the supremum
     adds its own values to the profile intervals
@@ -298,23 +302,27 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
         row[R_CONV] = _converged(at_limit, c_tg, c_nb, c_zip)
         H = np.zeros((3, 3))
         se = _wald(row, v, w, gr, capture, theta, buf, H)
-        if not _profile_intervals(row, v, w, gr, capture, theta, ll_sup, se, drop, profile_mask,
-                                  max_iter, buf):
-            # a better optimum turned up while profiling
-            row[R_CONV] = 0.0
-        telegraph = row[R_REGIME] == REGIME_TELEGRAPH
-        d_union = (union_telegraph if telegraph
-                   else union_bimodal if row[R_REGIME] == REGIME_BIMODAL else 0.0)
-        widen_near_limits(row[R_CI0:R_CI0 + 8], d_union, telegraph, ll_sup, ll_nb, ll_zip, ll_p,
-                          row[R_NB_A], row[R_NB_BETA], v, w, gr, capture, drop, profile_mask,
-                          max_iter, buf)
+        # `is not None` on an argument: Numba drops the branch when compiling for None
+        # (then the profile kernels are not compiled at all)
+        if profile_mask is not None:
+            if not _profile_intervals(row, v, w, gr, capture, theta, ll_sup, se, drop,
+                                      profile_mask, max_iter, buf):
+                # a better optimum turned up while profiling
+                row[R_CONV] = 0.0
+            telegraph = row[R_REGIME] == REGIME_TELEGRAPH
+            d_union = (union_telegraph if telegraph
+                       else union_bimodal if row[R_REGIME] == REGIME_BIMODAL else 0.0)
+            widen_near_limits(row[R_CI0:R_CI0 + 8], d_union, telegraph, ll_sup, ll_nb, ll_zip,
+                              ll_p, row[R_NB_A], row[R_NB_BETA], v, w, gr, capture, drop,
+                              profile_mask, max_iter, buf)
         ncell = 0.0
         for i in range(w.shape[0]):
             ncell += w[i]
         _pack_sym3(row, R_INFO0, H, ncell)
-        if gof_min_expected > 0:
-            _goodness_of_fit(row, regime, v, w, gr, capture, n_groups, theta, th_nb, th_zip, H,
-                             ncell, gof_min_expected, buf)
+        if gof_min_expected is not None:
+            if gof_min_expected > 0:
+                _goodness_of_fit(row, regime, v, w, gr, capture, n_groups, theta, th_nb,
+                                 th_zip, H, ncell, gof_min_expected, buf)
 
 
 def _read_only(a):

@@ -153,7 +153,7 @@ def telegraph_eval(values, weights, groups, capture, theta, want_info, g, H, buf
     return buf[0]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def evaluate(model, values, weights, groups, capture, theta, want_info, g, H, buf):
     """Log-likelihood of ``model`` at theta; the gradient in theta goes to
     ``g`` and, when ``want_info``, the observed information to ``H`` (the

@@ -346,7 +346,7 @@ def _fit_limit(model, values, weights, groups, capture, theta, max_iter, buf):
                     max_iter, buf)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def fit_negbinom(values, weights, groups, capture, theta_tg, theta_out, max_iter, buf):
     """Fit of the bursty limit, the negative binomial: theta_out = (log a,
     log beta, 0), started from the telegraph fit ``theta_tg``'s burst
@@ -356,7 +356,7 @@ def fit_negbinom(values, weights, groups, capture, theta_tg, theta_out, max_iter
     return _fit_limit(MODEL_NEGBINOM, values, weights, groups, capture, theta_out, max_iter, buf)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def fit_zip(values, weights, groups, capture, theta_out, max_iter, buf):
     """Fit of the slow-switching limit, the zero-inflated Poisson: theta_out =
     (logit f, log lam, 0), started from the fraction of non-zero counts and
