@@ -43,7 +43,7 @@ from .histogram import JointHistograms, joint_count_histograms
 from .inputs import Capture, FitSettings, KDeg
 from .joint import evaluate_bins, lattice_box
 
-__all__ = ["fit_layers", "shared_fit", "gene_objective", "DIFF_TESTS", "fit_joint_histograms", "fit_gene", "JOINT_REGIMES", "K_DEG_FLAGS",
+__all__ = ["fit_layers", "fit_joint_table", "joint_tables", "shared_fit", "gene_objective", "DIFF_TESTS", "fit_joint_histograms", "fit_gene", "JOINT_REGIMES", "K_DEG_FLAGS",
            "JOINT_TARGETS", "MODELS", "bursty_rates"]
 
 log = logging.getLogger("telegraph")
@@ -639,10 +639,10 @@ def fit_joint_histograms(jh: JointHistograms, *, settings: FitSettings | None = 
             jh.hist.indptr, config.BLOCKS_PER_THREAD * blocks.total_threads(client))
         parts = [JointHistograms(jh.hist.subset(slice(int(a), int(b))), jh.base)
                  for a, b in zip(bounds[:-1], bounds[1:])]
-        res = blocks.map_blocks(fit_block, parts, settings, model, unspliced_factor,
-                                client=client, sizes=np.diff(bounds), progress=progress,
-                                desc="telegraph fit (two species)")
-        rows = [r for part in res for r in part]
+        tables = blocks.map_blocks(fit_joint_table, parts, settings, model, unspliced_factor,
+                                   client=client, sizes=np.diff(bounds), progress=progress,
+                                   desc="telegraph fit (two species)")
+        table = joint_tables(tables, settings, model, unspliced_factor)
     else:
         bar = blocks.progress_bar(jh.n_genes, "telegraph fit (two species)", progress,
                                   unit="gene")
@@ -652,8 +652,27 @@ def fit_joint_histograms(jh: JointHistograms, *, settings: FitSettings | None = 
         finally:
             if bar is not None:
                 bar.close()
+        table = joint_tables([joint_results_table(rows, jh, settings, model)], settings, model,
+                             unspliced_factor)
     log.info("fitted %d genes (two species) in %.1f s", jh.n_genes, time.perf_counter() - t0)
-    table = joint_results_table(rows, jh, settings, model)
+    return table
+
+
+def fit_joint_table(jh: JointHistograms, settings: FitSettings, model: str = "telegraph",
+                    unspliced_factor: float = 1.0) -> pd.DataFrame:
+    """Fit every gene of ``jh`` on this thread: the table of
+    :func:`joint_results_table` (what a Dask task runs on a block of genes;
+    :func:`joint_tables` joins the blocks' tables)."""
+    return joint_results_table(fit_block(jh, settings, model, unspliced_factor), jh, settings,
+                               model)
+
+
+def joint_tables(tables, settings: FitSettings, model: str = "telegraph",
+                 unspliced_factor: float = 1.0) -> pd.DataFrame:
+    """The tables of blocks of genes (in order) as one table with the fit's record
+    in ``attrs``."""
+    tables = list(tables)
+    table = pd.concat(tables) if len(tables) > 1 else tables[0]
     table.attrs["settings"] = {**settings.record(), "model": model, "species": "two",
                                "unspliced_factor": float(unspliced_factor)}
     table.attrs["k_deg"] = KDeg(None).record(arrays=False)

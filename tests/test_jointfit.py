@@ -162,6 +162,44 @@ def test_histograms_on_dask_give_the_same_fit(two_layer):
     np.testing.assert_allclose(remote["k_on"], local["k_on"], rtol=1e-9)
 
 
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_workers_read_both_layers_from_the_file(two_layer, tmp_path, fmt):
+    """fit_file(..., unspliced_layer=, client=): the tasks carry a file
+    reference and cell ranges (CSR) or gene ranges (CSC), never counts; the
+    result equals the fit in this process."""
+    import scipy.sparse as sp
+    ad = two_layer[:300].copy()
+    ad.obs["cap"] = np.linspace(0.4, 1.0, ad.n_obs)
+    if fmt == "csc":
+        for key in ("spliced", "unspliced"):
+            ad.layers[key] = sp.csc_matrix(ad.layers[key])
+    path = tmp_path / f"two_{fmt}.h5ad"
+    ad.write_h5ad(path)
+    kw = dict(layer="spliced", unspliced_layer="unspliced", capture="cap", chunk_size=100,
+              interval="wald", progress=False)
+    local = tg.fit_file(path, **kw)
+    calls = []
+    with cluster.local_client(2, processes=False) as client:
+        submit = client.submit
+
+        def recording(func, *args, **kwargs):
+            calls.append((func.__name__, args))
+            return submit(func, *args, **kwargs)
+
+        client.submit = recording
+        remote = tg.fit_file(path, client=client, **kw)
+    reads = [n for n, _ in calls if n in ("_task_joint_cells", "_task_joint_genes")]
+    # 300 cells in slices of 100 (CSR); blocks of genes (CSC)
+    assert reads == (["_task_joint_cells"] * 3 if fmt == "csr" else
+                     ["_task_joint_genes"] * len(reads)) and reads
+    for name, args in calls:
+        for a in args:
+            assert not sp.issparse(a), name
+            if isinstance(a, np.ndarray):
+                assert a.size <= max(100, ad.n_vars + 1) or fmt == "csc", (name, a.size)
+    pd.testing.assert_frame_equal(remote, local)
+
+
 def test_differential_bursting_two_species():
     """k_on tripled in group B for gene 1 only: its burst frequency test rejects,
     with the fold change in its interval; the unchanged gene is not rejected."""
