@@ -177,8 +177,8 @@ def fit_file(path, *, layer: str | None = None, capture=None, k_deg=None, genes=
     unspliced_layer : str, optional
         Layer of unspliced counts: fit two species per gene (``layer`` then
         holds the spliced counts; :mod:`telegraph.jointfit`). Both layers are
-        read in the same slices (here; with ``client`` the genes are then
-        fitted on the workers). ``k_deg`` must not be given.
+        read in the same slices (with ``client`` by the workers, which then
+        fit the genes where their histograms are). ``k_deg`` must not be given.
     unspliced_factor, model
         Two species: as in :func:`telegraph.fit`.
 
@@ -196,10 +196,16 @@ def fit_file(path, *, layer: str | None = None, capture=None, k_deg=None, genes=
         if p.k_deg.given:
             raise ValueError("k_deg cannot be given to a two-species fit: it estimates k_deg "
                              "(in units of the splicing rate); leave k_deg=None")
-        jh = joint_histograms(p.read, OnDiskMatrix(_path_of(path), unspliced_layer), progress)
-        res = jointfit.fit_joint_histograms(jh, settings=settings, model=model,
-                                            unspliced_factor=unspliced_factor, n_jobs=n_jobs,
-                                            progress=progress, client=client)
+        um = OnDiskMatrix(_path_of(path), unspliced_layer)
+        if client is not None:      # the workers read both layers themselves
+            res = cluster.fit_joint_read_plan(p.read, um, settings=settings, client=client,
+                                              model=model, unspliced_factor=unspliced_factor,
+                                              progress=progress)
+        else:
+            jh = joint_histograms(p.read, um, progress)
+            res = jointfit.fit_joint_histograms(jh, settings=settings, model=model,
+                                                unspliced_factor=unspliced_factor,
+                                                n_jobs=n_jobs, progress=progress)
     elif client is not None:
         res = cluster.fit_read_plan(p.read, k_deg=p.k_deg, settings=settings, client=client,
                                     progress=progress)

@@ -12,6 +12,10 @@ slice.
   the workers and then fitted where they are.
 - For a CSC matrix a task reads a block of genes for every cell, counts and
   fits it.
+- Two layers (unspliced and spliced, :func:`fit_joint_read_plan`): the same,
+  each task reading its slice of both layers and counting (unspliced,
+  spliced) pairs (:func:`telegraph.ondisk.count_joint_cells`), the gene
+  blocks fitted by :func:`telegraph.jointfit.fit_joint_table`.
 
 Only the capture groups of the cells (small integers, one per cell), the gene
 names and the result rows travel, always inside tasks (never scattered), so
@@ -46,11 +50,14 @@ import pandas as pd
 
 from . import blocks, config
 from .fitting import fit_raw, results_table, with_record
-from .histogram import count_histograms
+from .histogram import JointHistograms, count_histograms
 from .inputs import FitSettings, KDeg, row_totals
-from .ondisk import OnDiskMatrix, ReadPlan, count_cells, count_genes
+from .jointfit import fit_joint_table, joint_tables
+from .ondisk import (OnDiskMatrix, ReadPlan, count_cells, count_genes, count_joint_cells,
+                     count_joint_genes, joint_by_genes)
 
-__all__ = ["connect", "close", "local_client", "warm_up", "cell_totals", "fit_read_plan"]
+__all__ = ["connect", "close", "local_client", "warm_up", "cell_totals", "fit_read_plan",
+           "fit_joint_read_plan"]
 
 
 # --------------------------------------------------------------------------- clients
@@ -265,6 +272,30 @@ def _task_csc_block(matrix, first, stop, positions, group_of_cell, group_capture
     return _task_fit_table(h, k_deg, settings)
 
 
+def _task_joint_cells(spliced, unspliced, start, stop, group_of_cell, group_capture, sel,
+                      names, bounds, round_counts):
+    """Joint histograms of cells start:stop of two layers, split into the gene
+    blocks ``bounds``."""
+    with _reader(spliced) as rs, _reader(unspliced) as ru:
+        h = count_joint_cells(rs, ru, start, stop, group_of_cell, group_capture, sel=sel,
+                              genes=names, round_counts=round_counts, slot=blocks.kernel_slot)
+    return tuple(JointHistograms(h.hist.subset(slice(int(a), int(b))), h.base)
+                 for a, b in zip(bounds[:-1], bounds[1:]))
+
+
+def _task_joint_fit(jh, settings, model, unspliced_factor):
+    with blocks.kernel_slot():
+        return fit_joint_table(jh, settings, model, unspliced_factor)
+
+
+def _task_joint_genes(spliced, unspliced, first, stop, positions, group_of_cell,
+                      group_capture, names, settings, model, unspliced_factor, round_counts):
+    with _reader(spliced) as rs, _reader(unspliced) as ru:
+        jh = count_joint_genes(rs, ru, first, stop, positions, group_of_cell, group_capture,
+                               genes=names, round_counts=round_counts, slot=blocks.kernel_slot)
+    return _task_joint_fit(jh, settings, model, unspliced_factor)
+
+
 def _task_totals_cells(matrix, start, stop):
     with _reader(matrix) as r:
         return row_totals(r.cells(start, stop))
@@ -345,3 +376,46 @@ def fit_read_plan(plan: ReadPlan, *, k_deg: KDeg, settings: FitSettings, client,
         del chunks
     tables = blocks.gather_with_progress(client, futures, sizes, progress)
     return with_record(pd.concat(tables) if len(tables) > 1 else tables[0], settings, k_deg)
+
+
+def fit_joint_read_plan(plan: ReadPlan, unspliced: OnDiskMatrix, *, settings: FitSettings,
+                        client, model: str = "telegraph", unspliced_factor: float = 1.0,
+                        progress: bool = False) -> pd.DataFrame:
+    """Read, count and fit two layers on a cluster: ``plan.matrix`` holds the
+    spliced counts, ``unspliced`` the unspliced ones (same file, same format).
+    The workers read both layers themselves (see the module notes). Returns the
+    table of :func:`telegraph.jointfit.fit_joint_histograms`, in file order."""
+    blocks.check_client(client)
+    m = plan.matrix
+    by_genes = joint_by_genes(m, unspliced)
+    names_f = blocks.hold(client, plan.names)
+    gcap = plan.group_capture
+    futures, sizes = [], []
+    if by_genes:
+        goc_f = blocks.hold(client, blocks.small_ints(plan.group_of_cell))
+        done = 0
+        for first, stop, pos in plan.gene_blocks():
+            k = pos.shape[0]
+            names = plan.names[done:done + k]
+            futures.append(client.submit(_task_joint_genes, m, unspliced, first, stop, pos,
+                                         goc_f, gcap, names, settings, model,
+                                         unspliced_factor, plan.round_counts, pure=False))
+            sizes.append(k)
+            done += k
+    else:
+        n_blocks = config.BLOCKS_PER_THREAD * blocks.total_threads(client)
+        bounds = blocks.even_bounds(plan.n_genes, n_blocks)
+        goc = blocks.small_ints(plan.group_of_cell)
+        chunks = [client.submit(_task_joint_cells, m, unspliced, a, b, goc[a:b], gcap,
+                                plan.columns, names_f, bounds, plan.round_counts, pure=False)
+                  for a, b in m.cell_spans(plan.chunk_size)]
+        for j, (g0, g1) in enumerate(zip(bounds[:-1], bounds[1:])):
+            parts = [client.submit(_getitem, c, j, pure=False) for c in chunks]
+            merged = blocks.tree_reduce(client, parts, _task_merge)
+            futures.append(client.submit(_task_joint_fit, merged, settings, model,
+                                         unspliced_factor, pure=False))
+            sizes.append(int(g1 - g0))
+        del chunks
+    tables = blocks.gather_with_progress(client, futures, sizes, progress,
+                                         desc="telegraph fit (two species)")
+    return joint_tables(tables, settings, model, unspliced_factor)

@@ -18,8 +18,9 @@ method on the signed root of the likelihood ratio) for burst frequency (k_on),
 burst size (k_syn/k_off) and k_deg, and for k_off and k_syn too when
 ``settings.profile`` names them (``profile="all"``; Wald intervals otherwise); the regime (the bursty
 limit k_off -> infinity, Monod's boundary model, when the likelihood is flat
-towards it; constitutive/Poisson when the two-Poisson law fits as well) and
-whether k_deg is bounded; and a Pearson goodness of fit over (u, s) classes,
+towards it; the slow-switching (bimodal) limit k_on, k_off -> 0 at a fixed
+fraction on, likewise; constitutive/Poisson when the two-Poisson law fits as
+well) and whether k_deg is bounded (``k_deg_flag``); and a Pearson goodness of fit over (u, s) classes,
 calibrated for estimated parameters (:func:`telegraph.goodness.chernoff_lehmann`).
 Genes run in parallel on threads (the compiled kernels release the GIL) or, with
 a Dask client, in blocks on the workers (:mod:`telegraph.blocks`).
@@ -44,19 +45,20 @@ from .inputs import Capture, FitSettings, KDeg
 from .joint import evaluate_bins, lattice_box
 from .likelihood_fit import _maximise, _profile_side, _wald_se
 
-__all__ = ["fit_layers", "shared_fit", "gene_objective", "DIFF_TESTS", "fit_joint_histograms", "fit_gene", "JOINT_REGIMES", "K_DEG_FLAGS",
+__all__ = ["fit_layers", "fit_joint_table", "joint_tables", "shared_fit", "gene_objective", "DIFF_TESTS", "fit_joint_histograms", "fit_gene", "JOINT_REGIMES", "K_DEG_FLAGS",
            "JOINT_TARGETS", "MODELS", "bursty_rates"]
 
 log = logging.getLogger("telegraph")
 
 #: regimes of a two-species fit (the ``regime`` column)
-JOINT_REGIMES = ("telegraph", "bursty", "poisson", "too_few_cells", "all_zero")
+JOINT_REGIMES = ("telegraph", "bursty", "bimodal", "poisson", "too_few_cells", "all_zero")
 #: the estimates each regime fills; k_deg also needs ``k_deg_flag == "identified"``
 #: to be bounded on both sides
 JOINT_IDENTIFIED = {
     "telegraph": "k_on,k_off,k_syn,k_deg,burst_frequency,burst_size,fraction_on,"
                  "mean_expression",
     "bursty": "k_on,k_deg,burst_frequency,burst_size,mean_expression",
+    "bimodal": "k_syn,k_deg,fraction_on,mean_expression",
     "poisson": "k_deg,mean_expression",
     "too_few_cells": "",
     "all_zero": "",
@@ -269,10 +271,43 @@ def _poisson_loglik(u, s, w, cs, cu):
     return ll, mu, ms
 
 
+def _bimodal_loglik(u, s, w, cs, cu, tol=1e-10, max_iter=2000):
+    """Maximum of the slow-switching limit (k_on, k_off -> 0 at a fixed fraction
+    on f, relative to k_splice and k_deg): cells are off (no molecules) with
+    probability 1 - f, else on, with independent Poisson unspliced (mean k_syn,
+    units of k_splice) and spliced (mean k_syn / k_deg) counts, thinned by the
+    capture. By EM (the off/on state of the cells with no molecule is the
+    missing datum). Returns (loglik, f, k_syn, k_deg) at capture 1."""
+    zero = (u == 0) & (s == 0)
+    n = float(w.sum())
+    const = float(np.sum(w * (gammaln(u + 1.0) + gammaln(s + 1.0))))
+    mu = max(float(np.sum(w * u) / np.sum(w * cu)), 1e-12)
+    ms = max(float(np.sum(w * s) / np.sum(w * cs)), 1e-12)
+    f = max(float(np.sum(w[~zero])) / n, 1e-9)
+    mu, ms = mu / f, ms / f
+    ll_old = -np.inf
+    for _ in range(max_iter):
+        lam_u, lam_s = cu * mu, cs * ms
+        log_on = (np.log(f) + np.where(u > 0, u * np.log(np.maximum(lam_u, 1e-300)), 0.0)
+                  - lam_u + np.where(s > 0, s * np.log(np.maximum(lam_s, 1e-300)), 0.0) - lam_s)
+        log_p = np.where(zero, np.logaddexp(math.log1p(-min(f, 1.0 - 1e-15)), log_on), log_on)
+        ll = float(np.sum(w * log_p)) - const
+        r = np.where(zero, np.exp(log_on - log_p), 1.0)        # P(on | counts)
+        wr = w * r
+        f = min(max(float(wr.sum()) / n, 1e-12), 1.0)
+        mu = max(float(np.sum(wr * u) / np.sum(wr * cu)), 1e-12)
+        ms = max(float(np.sum(wr * s) / np.sum(wr * cs)), 1e-12)
+        if ll - ll_old < tol * (1.0 + abs(ll)):
+            break
+        ll_old = ll
+    return ll, f, mu, mu / ms
+
+
 def _gof(theta, y_info, u, s, w, cs, cu, min_expected):
     """Pearson statistic over (u, s) classes against the fitted law: every
     lattice point expecting at least ``min_expected`` cells is a class, the
-    rest one class. Returns (X2, K, information of the classes in log
+    others are pooled in order of decreasing expectation into classes
+    expecting at least ``min_expected``. Returns (X2, K, information of the classes in log
     coordinates) (NaN where not computed)."""
     a, b, lam, gam = theta
     c_ref = float(max(cs.max(), cu.max()))
@@ -307,24 +342,34 @@ def _gof(theta, y_info, u, s, w, cs, cu, min_expected):
     inside = (u >= u_lo) & (u < u_lo + nu) & (s >= s_lo) & (s < s_lo + ns)
     idx = (s[inside] - s_lo) + ns * (u[inside] - u_lo)
     np.add.at(O, idx, w[inside])
-    big = E >= min_expected
-    if not big.any():
+    # classes: every lattice point expecting at least min_expected cells; the others,
+    # in order of decreasing expectation, pooled into classes of at least min_expected
+    # (a two-dimensional law spreads its mass over many points); the mass outside the
+    # box joins the last pool. The classes depend on the fitted law only.
+    order = np.argsort(-E, kind="stable")
+    cls = np.empty(E.size, np.int64)
+    k, acc = 0, 0.0
+    for j in order:
+        cls[j] = k
+        acc += E[j]
+        if acc >= min_expected:
+            k, acc = k + 1, 0.0
+    n_cls = k + (1 if acc > 0 else 0)
+    Ek = np.bincount(cls, weights=E, minlength=n_cls)
+    Ok = np.bincount(cls, weights=O, minlength=n_cls)
+    dEk = np.stack([np.bincount(cls, weights=dE[:, i], minlength=n_cls) for i in range(4)],
+                   axis=1)
+    # the last pool and the mass outside the box (what the lattice leaves out)
+    Ek[-1] += n - float(np.sum(E))
+    Ok[-1] += n - float(np.sum(O))
+    dEk[-1] -= np.sum(dE, axis=0)
+    if Ek[-1] < min_expected and n_cls > 1:
+        Ek[-2] += Ek[-1]
+        Ok[-2] += Ok[-1]
+        dEk[-2] += dEk[-1]
+        Ek, Ok, dEk = Ek[:-1], Ok[:-1], dEk[:-1]
+    if not np.all(Ek > 0):
         return np.nan, np.nan, np.full((4, 4), np.nan)
-    Ek, Ok, dEk = list(E[big]), list(O[big]), list(dE[big])
-    E_rest = n - float(np.sum(E[big]))
-    O_rest = n - float(np.sum(O[big]))
-    dE_rest = -np.sum(dE[big], axis=0)
-    if E_rest >= min_expected or len(Ek) == 1:
-        if E_rest > 1e-9 * n:
-            Ek.append(E_rest)
-            Ok.append(O_rest)
-            dEk.append(dE_rest)
-    else:
-        j = int(np.argmin(Ek))
-        Ek[j] += E_rest
-        Ok[j] += O_rest
-        dEk[j] = dEk[j] + dE_rest
-    Ek, Ok, dEk = np.array(Ek), np.array(Ok), np.array(dEk)
     x2 = float(np.sum((Ok - Ek) ** 2 / Ek))
     Ig = np.einsum("ki,kj->ij", dEk / Ek[:, None], dEk)
     return x2, float(len(Ek)), Ig
@@ -394,32 +439,51 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph") -
             bursty = ll - llb < drop
     else:
         bursty = True
+    ll_p, mu_p, ms_p = _poisson_loglik(u, s, w, cs, cu)
+    row.update(loglik_poisson=ll_p, poisson_mu=mu_p, poisson_ms=ms_p)
+    # the slow-switching limit (both modes, no switching in a lifetime): k_on and k_off
+    # are then bounded above only, burst size below only
+    bimodal = False
+    if model == "telegraph":
+        ll_bm, f_bm, lam_bm, gam_bm = _bimodal_loglik(u, s, w, cs, cu)
+        row.update(loglik_bimodal=ll_bm, bimodal_f=f_bm, bimodal_k_syn=lam_bm,
+                   bimodal_k_deg=gam_bm)
+        bimodal = ll - ll_bm < drop
+        if bimodal and bursty:      # the nearer limit
+            bimodal = ll_bm > llb if y[1] < lb else False
+            bursty = not bimodal
     targets = JOINT_TARGETS if model == "telegraph" else ("burst_frequency", "burst_size",
                                                           "k_deg")
+    # the sides a limit within the confidence set leaves unbounded (log scale)
+    open_side = {}
+    if bursty:
+        open_side = {"k_off": (None, np.inf), "k_syn": (None, np.inf)}
+    if bimodal:
+        open_side = {"burst_frequency": (-np.inf, None), "k_off": (-np.inf, None),
+                     "burst_size": (None, np.inf)}
     ci = {}
     for name in targets:
         A, k = _target_basis(model, name)
         zk = float((np.linalg.inv(A) @ y)[k])
         se = _wald_se(info, A, k)
+        lo_open, hi_open = open_side.get(name, (None, None))
         if settings.interval == "profile" and (name in settings.profile or name == "k_deg"
                                                or model == "bursty"):
-            lo_k = _profile_side(gene, y, ll, lo, hi, A, k, -1, drop, se, info)
-            # with the bursty limit in the confidence set, k_off and k_syn are not
-            # bounded above
-            hi_k = (np.inf if bursty and name in ("k_off", "k_syn") else
+            lo_k = (lo_open if lo_open is not None else
+                    _profile_side(gene, y, ll, lo, hi, A, k, -1, drop, se, info))
+            hi_k = (hi_open if hi_open is not None else
                     _profile_side(gene, y, ll, lo, hi, A, k, +1, drop, se, info))
         else:
-            lo_k, hi_k = zk - z * se, zk + z * se
-            if bursty and name in ("k_off", "k_syn"):
-                hi_k = np.inf
+            lo_k = zk - z * se if lo_open is None else lo_open
+            hi_k = zk + z * se if hi_open is None else hi_open
         ci[name] = (lo_k, hi_k)
     row["ci"] = ci
-    ll_p, mu_p, ms_p = _poisson_loglik(u, s, w, cs, cu)
-    row.update(loglik_poisson=ll_p, poisson_mu=mu_p, poisson_ms=ms_p)
     if ll - ll_p < drop:
         row["regime"] = "poisson"
     elif bursty:
         row["regime"] = "bursty"
+    elif bimodal:
+        row["regime"] = "bimodal"
     else:
         row["regime"] = "telegraph"
     if settings.gof_min_expected > 0 and model == "telegraph":
@@ -489,10 +553,10 @@ def fit_joint_histograms(jh: JointHistograms, *, settings: FitSettings | None = 
             jh.hist.indptr, config.BLOCKS_PER_THREAD * blocks.total_threads(client))
         parts = [JointHistograms(jh.hist.subset(slice(int(a), int(b))), jh.base)
                  for a, b in zip(bounds[:-1], bounds[1:])]
-        res = blocks.map_blocks(fit_block, parts, settings, model, unspliced_factor,
-                                client=client, sizes=np.diff(bounds), progress=progress,
-                                desc="telegraph fit (two species)")
-        rows = [r for part in res for r in part]
+        tables = blocks.map_blocks(fit_joint_table, parts, settings, model, unspliced_factor,
+                                   client=client, sizes=np.diff(bounds), progress=progress,
+                                   desc="telegraph fit (two species)")
+        table = joint_tables(tables, settings, model, unspliced_factor)
     else:
         bar = blocks.progress_bar(jh.n_genes, "telegraph fit (two species)", progress,
                                   unit="gene")
@@ -502,8 +566,27 @@ def fit_joint_histograms(jh: JointHistograms, *, settings: FitSettings | None = 
         finally:
             if bar is not None:
                 bar.close()
+        table = joint_tables([joint_results_table(rows, jh, settings, model)], settings, model,
+                             unspliced_factor)
     log.info("fitted %d genes (two species) in %.1f s", jh.n_genes, time.perf_counter() - t0)
-    table = joint_results_table(rows, jh, settings, model)
+    return table
+
+
+def fit_joint_table(jh: JointHistograms, settings: FitSettings, model: str = "telegraph",
+                    unspliced_factor: float = 1.0) -> pd.DataFrame:
+    """Fit every gene of ``jh`` on this thread: the table of
+    :func:`joint_results_table` (what a Dask task runs on a block of genes;
+    :func:`joint_tables` joins the blocks' tables)."""
+    return joint_results_table(fit_block(jh, settings, model, unspliced_factor), jh, settings,
+                               model)
+
+
+def joint_tables(tables, settings: FitSettings, model: str = "telegraph",
+                 unspliced_factor: float = 1.0) -> pd.DataFrame:
+    """The tables of blocks of genes (in order) as one table with the fit's record
+    in ``attrs``."""
+    tables = list(tables)
+    table = pd.concat(tables) if len(tables) > 1 else tables[0]
     table.attrs["settings"] = {**settings.record(), "model": model, "species": "two",
                                "unspliced_factor": float(unspliced_factor)}
     table.attrs["k_deg"] = KDeg(None).record(arrays=False)
@@ -553,6 +636,13 @@ def joint_results_table(rows, jh: JointHistograms, settings: FitSettings,
             cols["mean_expression"][i] = r["poisson_ms"]
             cols["mean_expression_unspliced"][i] = r["poisson_mu"]
             cols["loglik"][i] = r["loglik_poisson"]
+        elif reg == "bimodal":     # only the on-state law, the fraction on and k_deg
+            cols["k_syn"][i] = lam
+            cols["k_deg"][i] = gam
+            cols["fraction_on"][i] = a / (a + b)
+            cols["mean_expression_unspliced"][i] = lam * a / (a + b)
+            cols["mean_expression"][i] = lam * a / ((a + b) * gam)
+            cols["loglik"][i] = r["loglik"]
         else:
             cols["k_on"][i] = cols["burst_frequency"][i] = a
             cols["burst_size"][i] = lam / b
@@ -585,7 +675,8 @@ def joint_results_table(rows, jh: JointHistograms, settings: FitSettings,
     out["gene"] = names
     for k in ("k_on", "k_off", "k_syn", "k_deg", "burst_frequency", "burst_size"):
         out[k] = cols[k]
-    out["k_splice"] = np.where(np.isin(regime, ["telegraph", "bursty", "poisson"]), 1.0, np.nan)
+    out["k_splice"] = np.where(np.isin(regime, ["telegraph", "bursty", "bimodal", "poisson"]),
+                               1.0, np.nan)
     for t in JOINT_TARGETS:
         out[f"{t}_ci_low"] = ci[f"{t}_ci_low"]
         out[f"{t}_ci_high"] = ci[f"{t}_ci_high"]
@@ -599,7 +690,10 @@ def joint_results_table(rows, jh: JointHistograms, settings: FitSettings,
     out["n_missing"] = np.asarray(jh.hist.n_missing, dtype=np.int64)
     out["mean"], out["mean_unspliced"] = _observed_means(jh)
     out["regime"] = pd.Categorical(regime, categories=list(JOINT_REGIMES))
-    out["identified"] = [JOINT_IDENTIFIED[r] for r in regime]
+    # k_deg / k_splice is identified only when the data bound it on both sides
+    out["identified"] = [",".join(q for q in JOINT_IDENTIFIED[r].split(",")
+                                  if q != "k_deg" or kf == "identified")
+                         for r, kf in zip(regime, kflag)]
     out["k_deg_flag"] = pd.Categorical(kflag, categories=list(K_DEG_FLAGS))
     out["converged"] = converged
     stat, df, pval, flag = chernoff_lehmann(x2, K, npar, I_full, I_g)
@@ -670,10 +764,17 @@ def fit_layers(spliced, unspliced, *, capture: Capture, settings: FitSettings,
         per cell at capture 1), ``mean_expression_unspliced``, ``loglik``,
         ``n_cells``, ``n_missing``, ``mean``/``mean_unspliced`` (observed),
         ``regime`` (telegraph; bursty: the bursty limit is within the
-        confidence set, k_off and k_syn are not identified; poisson:
-        constitutive, only the means and k_deg; too_few_cells; all_zero),
-        ``identified``, ``k_deg_flag`` (identified, fast_degradation,
-        slow_degradation, not_identified), ``converged``, ``gof_stat``,
+        confidence set, k_off and k_syn are not identified; bimodal: the
+        slow-switching limit (k_on, k_off -> 0 at a fixed fraction on: cells
+        either off or on for many lifetimes, both modes visible) is within the
+        confidence set, only k_syn, fraction_on, k_deg and the means are
+        identified; poisson: constitutive, only the means and k_deg;
+        too_few_cells; all_zero), ``identified`` (the estimates the regime
+        fills, k_deg among them only when ``k_deg_flag`` is "identified"),
+        ``k_deg_flag`` (whether the data bound k_deg / k_splice: identified;
+        fast_degradation: no upper bound, too few spliced molecules;
+        slow_degradation: no lower bound, too few unspliced molecules;
+        not_identified), ``converged``, ``gof_stat``,
         ``gof_df``, ``gof_pval``, ``gof_flag`` (Pearson over (u, s) classes
         against the telegraph law, calibrated for 4 estimated parameters),
         ``loglik_telegraph`` (or ``loglik_bursty``), ``loglik_poisson``,

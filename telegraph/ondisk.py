@@ -48,7 +48,8 @@ from .histogram import (CountHistograms, JointHistograms, MergeStack, count_hist
 from .inputs import listing, row_totals
 
 __all__ = ["OnDiskMatrix", "ReadPlan", "read_obs_var", "is_ondisk", "count_cells",
-           "count_genes", "gene_spans", "check_chunk_size"]
+           "count_genes", "gene_spans", "check_chunk_size", "joint_histograms",
+           "joint_by_genes", "count_joint_cells", "count_joint_genes"]
 
 
 # --------------------------------------------------------------------------- the matrix
@@ -423,17 +424,9 @@ class ReadPlan:
                 bar.close()
 
 
-def joint_histograms(plan: ReadPlan, unspliced: OnDiskMatrix,
-                     progress: bool = False) -> JointHistograms:
-    """Per-gene histograms of (unspliced, spliced) pairs of two layers of one
-    file, read slice by slice (``plan.matrix`` holds the spliced counts).
-
-    Both layers are read in the same slices (by cells for CSR or dense, by
-    genes for CSC: store both in the same format) and each slice's pairs are
-    counted with the fixed base :data:`telegraph.config.JOINT_STREAM_BASE`, so
-    that the slices' histograms merge.
-    """
-    m = plan.matrix
+def joint_by_genes(m: OnDiskMatrix, unspliced: OnDiskMatrix) -> bool:
+    """Check that two layers can be read in the same slices; True when they
+    are read by genes (CSC), False by cells (CSR or dense)."""
     if tuple(unspliced.shape) != tuple(m.shape):
         raise ValueError(f"{unspliced.where} has shape {unspliced.shape} but {m.where} "
                          f"{m.shape}; the two layers must hold the same cells and genes")
@@ -442,18 +435,60 @@ def joint_histograms(plan: ReadPlan, unspliced: OnDiskMatrix,
         raise ValueError(f"{m.where} is {m.format} and {unspliced.where} "
                          f"{unspliced.format}; store both layers in the same sparse format "
                          "to read them from disk")
+    return by_genes
+
+
+def _count_joint(U, S, groups, genes, round_counts, where, slot):
+    try:
+        with slot():
+            return joint_count_histograms(U, S, base=config.JOINT_STREAM_BASE, groups=groups,
+                                          round_counts=round_counts, genes=genes)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (in {where})") from None
+
+
+def count_joint_cells(rs: Reader, ru: Reader, start, stop, group_of_cell, group_capture,
+                      sel=None, genes=None, round_counts=False,
+                      slot=contextlib.nullcontext) -> JointHistograms:
+    """Joint (unspliced, spliced) histograms of the cells ``start:stop`` of two
+    layers (readers ``rs`` of the spliced, ``ru`` of the unspliced counts; CSR
+    or dense), pairs encoded with :data:`telegraph.config.JOINT_STREAM_BASE`
+    so that the slices merge. Arguments as :func:`count_cells`."""
+    S, U = rs.cells(start, stop), ru.cells(start, stop)
+    if sel is not None:
+        S, U = S[:, sel], U[:, sel]
+    return _count_joint(U, S, (group_of_cell, group_capture), genes, round_counts,
+                        rs.m.where, slot)
+
+
+def count_joint_genes(rs: Reader, ru: Reader, first, stop, positions, group_of_cell,
+                      group_capture, genes=None, round_counts=False,
+                      slot=contextlib.nullcontext) -> JointHistograms:
+    """Joint histograms of the genes ``first:stop`` of two layers (CSC or
+    dense), every cell. Arguments as :func:`count_genes`."""
+    S, U = rs.genes(first, stop), ru.genes(first, stop)
+    if positions is not None:
+        S, U = S[:, positions], U[:, positions]
+    return _count_joint(U, S, (group_of_cell, group_capture), genes, round_counts,
+                        rs.m.where, slot)
+
+
+def joint_histograms(plan: ReadPlan, unspliced: OnDiskMatrix,
+                     progress: bool = False) -> JointHistograms:
+    """Per-gene histograms of (unspliced, spliced) pairs of two layers of one
+    file, read slice by slice (``plan.matrix`` holds the spliced counts).
+
+    Both layers are read in the same slices (by cells for CSR or dense, by
+    genes for CSC: store both in the same format) and each slice's pairs are
+    counted with the fixed base :data:`telegraph.config.JOINT_STREAM_BASE`, so
+    that the slices' histograms merge (:mod:`telegraph.cluster` runs the same
+    slices on Dask workers).
+    """
+    m = plan.matrix
+    by_genes = joint_by_genes(m, unspliced)
     base = config.JOINT_STREAM_BASE
-
-    def count(U, S, groups, genes, where):
-        try:
-            return joint_count_histograms(U, S, base=base, groups=groups,
-                                          round_counts=plan.round_counts, genes=genes).hist
-        except ValueError as exc:
-            raise ValueError(f"{exc} (in {where})") from None
-
     bar = progress_bar(plan.n_genes if by_genes else m.n_cells, "telegraph read", progress,
                        unit="gene" if by_genes else "cell", unit_scale=True)
-    groups_all = (plan.group_of_cell, plan.group_capture)
     try:
         with m.reader() as rs, unspliced.reader() as ru:
             if by_genes:
@@ -461,20 +496,18 @@ def joint_histograms(plan: ReadPlan, unspliced: OnDiskMatrix,
                 done = 0
                 for first, stop, pos in plan.gene_blocks():
                     names = plan.names[done:done + pos.shape[0]]
-                    S = rs.genes(first, stop)[:, pos]
-                    U = ru.genes(first, stop)[:, pos]
-                    parts.append(count(U, S, groups_all, names, m.where))
+                    parts.append(count_joint_genes(rs, ru, first, stop, pos,
+                                                   plan.group_of_cell, plan.group_capture,
+                                                   names, plan.round_counts).hist)
                     done += pos.shape[0]
                     if bar is not None:
                         bar.update(pos.shape[0])
                 return JointHistograms(CountHistograms.concat(parts), base)
             stack = MergeStack()
             for a, b in m.cell_spans(plan.chunk_size):
-                S, U = rs.cells(a, b), ru.cells(a, b)
-                if plan.columns is not None:
-                    S, U = S[:, plan.columns], U[:, plan.columns]
-                stack.push(count(U, S, (plan.group_of_cell[a:b], plan.group_capture),
-                                 plan.names, m.where))
+                stack.push(count_joint_cells(rs, ru, a, b, plan.group_of_cell[a:b],
+                                             plan.group_capture, plan.columns, plan.names,
+                                             plan.round_counts).hist)
                 if bar is not None:
                     bar.update(b - a)
             return JointHistograms(stack.result(), base)

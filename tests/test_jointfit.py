@@ -162,6 +162,44 @@ def test_histograms_on_dask_give_the_same_fit(two_layer):
     np.testing.assert_allclose(remote["k_on"], local["k_on"], rtol=1e-9)
 
 
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_workers_read_both_layers_from_the_file(two_layer, tmp_path, fmt):
+    """fit_file(..., unspliced_layer=, client=): the tasks carry a file
+    reference and cell ranges (CSR) or gene ranges (CSC), never counts; the
+    result equals the fit in this process."""
+    import scipy.sparse as sp
+    ad = two_layer[:200].copy()
+    ad.obs["cap"] = np.tile([0.4, 0.6, 0.8, 1.0], ad.n_obs // 4)
+    if fmt == "csc":
+        for key in ("spliced", "unspliced"):
+            ad.layers[key] = sp.csc_matrix(ad.layers[key])
+    path = tmp_path / f"two_{fmt}.h5ad"
+    ad.write_h5ad(path)
+    kw = dict(layer="spliced", unspliced_layer="unspliced", capture="cap", chunk_size=100,
+              interval="wald", progress=False, genes=list(ad.var_names[:2]))
+    local = tg.fit_file(path, **kw)
+    calls = []
+    with cluster.local_client(2, processes=False) as client:
+        submit = client.submit
+
+        def recording(func, *args, **kwargs):
+            calls.append((func.__name__, args))
+            return submit(func, *args, **kwargs)
+
+        client.submit = recording
+        remote = tg.fit_file(path, client=client, **kw)
+    reads = [n for n, _ in calls if n in ("_task_joint_cells", "_task_joint_genes")]
+    # 200 cells in slices of 100 (CSR); blocks of genes (CSC)
+    assert reads == (["_task_joint_cells"] * 2 if fmt == "csr" else
+                     ["_task_joint_genes"] * len(reads)) and reads
+    for name, args in calls:
+        for a in args:
+            assert not sp.issparse(a), name
+            if isinstance(a, np.ndarray):
+                assert a.size <= max(100, ad.n_vars + 1) or fmt == "csc", (name, a.size)
+    pd.testing.assert_frame_equal(remote, local)
+
+
 def test_differential_bursting_two_species():
     """k_on tripled in group B for gene 1 only: its burst frequency test rejects,
     with the fold change in its interval; the unchanged gene is not rejected."""
@@ -196,3 +234,50 @@ def test_distribution_plot_two_species(two_layer):
     row = tg.get.kinetics_df(ad).iloc[0].to_dict()
     p = fitted_joint_pmf(u, s, row, None)
     assert abs(p.sum() - 1.0) < 1e-3
+
+
+def test_slow_switching_limit_is_the_bimodal_regime():
+    """k_on + k_off = 5e-4 k_splice: cells stay off or on for thousands of
+    lifetimes, so only the on-state law, the fraction on and k_deg are
+    identified: regime "bimodal", burst frequency unbounded below, burst size
+    above; k_syn, fraction on and k_deg / k_splice recovered. A gene switching
+    fast stays "telegraph"; the pooled Pearson classes give both a test."""
+    ad = tg.simulate_anndata(300, 2, k_on=[2e-4, 1.0], k_off=[3e-4, 2.0], k_syn=[20.0, 20.0],
+                             k_deg=[1.0, 1.0], splicing=1.0, capture=1.0, seed=4)
+    res = tg.fit(ad.layers["spliced"], unspliced=ad.layers["unspliced"], n_jobs=1,
+                 interval="wald", progress=False)
+    assert list(res["regime"].astype(str)) == ["bimodal", "telegraph"]
+    bm = res.iloc[0]
+    assert bm["identified"] == "k_syn,k_deg,fraction_on,mean_expression"
+    assert np.isnan(bm["k_on"]) and np.isnan(bm["burst_size"])
+    assert bm["burst_frequency_ci_low"] == 0 and bm["k_off_ci_low"] == 0
+    assert bm["burst_size_ci_high"] == np.inf
+    assert bm["burst_frequency_ci_high"] >= 2e-4
+    np.testing.assert_allclose(bm["k_syn"], 20.0, rtol=0.1)
+    np.testing.assert_allclose(bm["k_deg"], 1.0, rtol=0.1)
+    assert bm["k_deg_ci_low"] <= 1.0 <= bm["k_deg_ci_high"]
+    assert 0.25 < bm["fraction_on"] < 0.55          # 0.4, binomial SE 0.03 at 300 cells
+    assert (res["gof_flag"].astype(str) == "ok").all() and (res["gof_pval"] > 1e-3).all()
+
+
+def test_bimodal_limit_maximum():
+    """The slow-switching limit's EM maximum: no perturbation of (f, k_syn,
+    k_deg) raises its log-likelihood, computed here directly."""
+    from scipy import stats
+    rng = np.random.default_rng(0)
+    n = 400
+    on = rng.random(n) < 0.3
+    c = rng.uniform(0.3, 1.0, n)
+    u = np.where(on, rng.poisson(c * 6.0), 0)
+    s = np.where(on, rng.poisson(c * 6.0 / 0.5), 0)
+    w = np.ones(n)
+    ll, f, lam, gam = jointfit._bimodal_loglik(u, s, w, c, c)
+
+    def direct(f, lam, gam):
+        p = f * stats.poisson.pmf(u, c * lam) * stats.poisson.pmf(s, c * lam / gam)
+        return float(np.sum(np.log(p + (1 - f) * ((u == 0) & (s == 0)))))
+
+    np.testing.assert_allclose(direct(f, lam, gam), ll, rtol=1e-10)
+    for d in ([1.01, 1, 1], [0.99, 1, 1], [1, 1.01, 1], [1, 0.99, 1], [1, 1, 1.01], [1, 1, 0.99]):
+        assert direct(f * d[0], lam * d[1], gam * d[2]) < ll
+    assert abs(gam - 0.5) < 0.1 and abs(f - 0.3) < 0.07

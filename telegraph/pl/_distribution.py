@@ -229,8 +229,9 @@ def fitted_joint_pmf(u, s, row, capture, unspliced_factor: float = 1.0):
     k_splice); ``capture``: per-cell capture (or size factors) of the cells
     to average over, None for capture 1. The law of the gene's regime: the
     telegraph law with splicing, its bursty limit (k_off -> infinity at the
-    fitted burst size; :func:`telegraph.jointfit.bursty_rates`), or two
-    independent Poisson laws; NaN for genes that were not fitted.
+    fitted burst size; :func:`telegraph.jointfit.bursty_rates`), its
+    slow-switching limit (off with no molecules, or on with two Poisson laws),
+    or two independent Poisson laws; NaN for genes that were not fitted.
     """
     from scipy import stats
 
@@ -247,6 +248,11 @@ def fitted_joint_pmf(u, s, row, capture, unspliced_factor: float = 1.0):
             a, b, lam, gam = bursty_rates(np.log([row["burst_frequency"], row["burst_size"],
                                                  row["k_deg"]]))[0]
             p = joint_pmf(u, s, a, b, c * lam, gam, capture_unspliced=min(f, 1.0))
+        elif regime == "bimodal":     # off (no molecules) or on (two Poisson laws)
+            on = row["fraction_on"]
+            p = on * (stats.poisson.pmf(u, c * f * row["k_syn"])
+                      * stats.poisson.pmf(s, c * row["k_syn"] / row["k_deg"]))
+            p = p + (1.0 - on) * ((u == 0) & (s == 0))
         elif regime == "poisson":
             p = (stats.poisson.pmf(u, c * f * row["mean_expression_unspliced"])
                  * stats.poisson.pmf(s, c * row["mean_expression"]))
