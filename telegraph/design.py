@@ -941,30 +941,32 @@ def _simulated_groups(rng, s1: _Sets, s2: _Sets, idx, n, dist: CaptureDistributi
     return out[0], out[1], cap
 
 
-def _test_scales(s1: _Sets, s2: _Sets, n, dist, quantity, calibration, null_genes, seed,
-                 progress):
-    """The scale of the null law the real test applies to each set's genes:
-    (m, K) scales of K genes simulated at the design and run through
+def _test_criticals(s1: _Sets, s2: _Sets, n, dist, quantity, calibration, alpha, null_genes,
+                    seed, progress):
+    """The critical statistic at level ``alpha`` of the null law the real
+    test applies to each set's genes (its scale and atom, through
+    :func:`telegraph.calibration.critical_statistic`): (m, K) critical values
+    of K genes simulated at the design and run through
     :func:`telegraph.differential.differential` (its bootstrap calibration,
     :func:`telegraph.calibration.null_scales`, per regime class); NaN where
     the test leaves a gene untested. ``"bootstrap"``: for each set a class of
     ``null_genes`` genes like it; ``"panel"``: the sets are the genes of one
     experiment (one gene each, classes shared as in the real test);
-    ``"chi2"``: ones (the uncalibrated test)."""
+    ``"chi2"``: chi-square(1)'s (the uncalibrated test)."""
     m = s1.a.size
     ok = s1.valid & s2.valid & np.isfinite(n) & (n >= 1)
     if calibration == "chi2":
-        return np.where(ok[:, None], 1.0, np.nan)
+        return np.where(ok[:, None], _critical_value(alpha), np.nan)
     run = dict(interval="wald", weighting="none", calibration="bootstrap", progress=False,
                depth_check=False)
     if calibration == "panel":
-        out = np.full((m, 1), np.nan, complex)
+        out = np.full((m, 1), np.nan)
         idx = np.flatnonzero(ok)
         if idx.size:
             X1, X2, cap = _simulated_groups(np.random.default_rng(seed), s1, s2, idx, n, dist,
                                             1)
             res = differential(X1, X2, capture1=cap, capture2=cap, **run)
-            out[idx, 0] = _critical_of(res, quantity)
+            out[idx, 0] = _critical_of(res, quantity, alpha)
         return out
     # experiments of at most DESIGN_NULL_PANEL genes each: the bootstrap draws at most
     # CALIBRATION_MAX_DRAWS statistics per class and experiment, so independent
@@ -973,7 +975,7 @@ def _test_scales(s1: _Sets, s2: _Sets, n, dist, quantity, calibration, null_gene
     if k < 1:
         raise ValueError(f"null_genes must be at least 1; got {null_genes!r}")
     sizes = [min(config.DESIGN_NULL_PANEL, k - j) for j in range(0, k, config.DESIGN_NULL_PANEL)]
-    out = np.full((m, k), np.nan, complex)
+    out = np.full((m, k), np.nan)
     idx = np.flatnonzero(ok)
     with blocks.gene_blocks(idx.size, progress=progress, chunk_genes=1,
                             desc="telegraph design (null law)") as chunks:
@@ -984,44 +986,40 @@ def _test_scales(s1: _Sets, s2: _Sets, n, dist, quantity, calibration, null_gene
                     X1, X2, cap = _simulated_groups(np.random.default_rng([seed, e]), s1, s2,
                                                     [i], n, dist, size)
                     res = differential(X1, X2, capture1=cap, capture2=cap, **run)
-                    out[i, at:at + size] = _critical_of(res, quantity)
+                    out[i, at:at + size] = _critical_of(res, quantity, alpha)
                     at += size
     return out
 
 
-def _critical_of(res, quantity):
-    """Each gene's calibrated null law, scale + 1j * atom (NaN: not tested);
-    :func:`_power_with_scales` turns it into the critical statistic at the
-    level asked (:func:`telegraph.calibration.critical_statistic`)."""
-    return (res[f"null_scale_{quantity}"].to_numpy(float)
-            + 1j * res[f"null_atom_{quantity}"].to_numpy(float))
+def _critical_of(res, quantity, alpha):
+    """Each tested gene's critical statistic at level ``alpha`` under its
+    calibrated null law (scale and atom at zero); NaN: not tested."""
+    return critical_statistic(res[f"null_scale_{quantity}"].to_numpy(float),
+                              res[f"null_atom_{quantity}"].to_numpy(float), alpha)
 
 
-def _power_with_scales(nc, scales, alpha):
-    """Power averaged over the simulated genes of each set: a gene with null
-    scale c rejects when its statistic, noncentral chi-square(1) with
-    noncentrality nc, exceeds c times the chi-square(1) critical value; an
-    untested gene (NaN scale) never rejects."""
+def _power_with_criticals(nc, crit):
+    """Power averaged over the simulated genes of each set: a gene rejects
+    when its statistic, noncentral chi-square(1) with noncentrality nc,
+    exceeds its critical value ``crit``; an untested gene (NaN) never
+    rejects."""
     nc = np.asarray(nc, float)[:, None]
-    scales = np.asarray(scales)
-    c, w = np.real(scales), (np.imag(scales) if np.iscomplexobj(scales) else 0.0 * scales)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        crit = np.where(w > 0, critical_statistic(np.nan_to_num(c, nan=1.0),
-                                                  np.nan_to_num(w), alpha),
-                        np.nan_to_num(c, nan=1.0) * _critical_value(alpha))
-        pw = np.where(np.isfinite(c), stats.ncx2.sf(crit, 1, np.maximum(nc, 1e-300)), 0.0)
+    crit = np.asarray(crit, float)
+    with np.errstate(invalid="ignore"):
+        pw = np.where(np.isfinite(crit), stats.ncx2.sf(np.nan_to_num(crit, nan=1.0), 1,
+                                                       np.maximum(nc, 1e-300)), 0.0)
     return np.where(np.isfinite(nc[:, 0]), pw.mean(axis=1), np.nan)
 
 
-def _noncentrality_for(power_, alpha, scales=None):
-    """Noncentrality at which the test (null scales ``scales`` of a set's
-    genes, default 1) has the power asked: inf where too few of the genes are
-    tested for it."""
-    scales = np.ones(1) if scales is None else np.asarray(scales)
-    tested = np.isfinite(np.real(scales)).mean() if scales.size else 0.0
+def _noncentrality_for(power_, alpha, crit=None):
+    """Noncentrality at which the test (critical statistics ``crit`` of a
+    set's genes, default chi-square(1)'s at ``alpha``) has the power asked:
+    inf where too few of the genes are tested for it."""
+    crit = np.full(1, _critical_value(alpha)) if crit is None else np.asarray(crit, float)
+    tested = np.isfinite(crit).mean() if crit.size else 0.0
     if not tested > power_:
         return math.inf
-    f = lambda nc: _power_with_scales(np.array([nc]), scales[None, :], alpha)[0] - power_  # noqa: E731
+    f = lambda nc: _power_with_criticals(np.array([nc]), crit[None, :])[0] - power_  # noqa: E731
     if f(1e-9) >= 0:
         return 0.0
     hi = 1.0
@@ -1110,9 +1108,9 @@ def power(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: ArrayLike 
     n = np.broadcast_to(n, np.broadcast_shapes(g.shape, n.shape)).ravel()
     delta = np.broadcast_to(g.delta, n.shape)
     nc = _noncentrality(g.Vb1, g.Vb2, delta, n, quantity, g.lr_per_cell)
-    scales = _test_scales(g.s1, g.s2, n, g.dist, quantity, _calibration_of(model, calibration),
-                          null_genes, seed, progress)
-    p = _power_with_scales(nc, scales, alpha)
+    crit = _test_criticals(g.s1, g.s2, n, g.dist, quantity, _calibration_of(model, calibration),
+                           alpha, null_genes, seed, progress)
+    p = _power_with_criticals(nc, crit)
     return p.reshape(np.broadcast_shapes(g.shape, np.shape(n_cells)))[()]
 
 
@@ -1195,14 +1193,14 @@ def cells_needed(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: Arr
     calibration = _calibration_of(model, calibration)
     if calibration != "chi2":
         for _ in range(2):
-            scales = _test_scales(g.s1, g.s2, np.where(np.isfinite(n), n, np.nan), g.dist,
-                                  quantity, calibration, null_genes, seed, progress)
+            crit = _test_criticals(g.s1, g.s2, np.where(np.isfinite(n), n, np.nan), g.dist,
+                                   quantity, calibration, alpha, null_genes, seed, progress)
             if calibration == "panel":
-                # one gene per set: an untested draw takes the others' typical scale
-                fin = np.isfinite(np.real(scales))
-                fill = np.median(scales[fin]) if fin.any() else 1.0
-                scales = np.where(np.isfinite(n)[:, None] & ~fin, fill, scales)
-            target = np.array([_noncentrality_for(power, alpha, scales[i])
+                # one gene per set: an untested draw takes the others' typical critical value
+                fin = np.isfinite(crit)
+                fill = np.median(crit[fin]) if fin.any() else _critical_value(alpha)
+                crit = np.where(np.isfinite(n)[:, None] & ~fin, fill, crit)
+            target = np.array([_noncentrality_for(power, alpha, crit[i])
                                if np.isfinite(n[i]) else np.nan for i in range(m)])
             new = _cells_for(g.Vb1, g.Vb2, g.delta, quantity, target, g.lr_per_cell)
             done = np.all(~np.isfinite(n) | (np.abs(new - n) <= 0.02 * n))
