@@ -52,6 +52,7 @@ from .inputs import (DifferentialSettings, FitSettings, depth_warning, rescale_s
                      resolve_captures, totals_of)
 from .kernels import differential as kdiff
 from .kernels import fit as kfit
+from .likelihood_fit import n_threads
 from .multitest import benjamini_hochberg, information_weights, weighted_bh
 
 __all__ = ["differential", "differential_histograms", "differential_two_species",
@@ -482,7 +483,7 @@ def differential_two_species(spliced1, unspliced1, spliced2, unspliced2, *, capt
         jh = joint_count_histograms(U, S, capture=cap.efficiency, capture_rtol=capture_rtol,
                                     round_counts=round_counts, genes=genes)
         r = jointfit.fit_block(jh, settings, "telegraph", unspliced_factor,
-                               n_jobs=jointfit._n_threads(n_jobs))
+                               n_jobs=n_threads(n_jobs))
         tab = rescale_syn(jointfit.joint_results_table(r, jh, settings), cap.syn_scale)
         jhs.append(jh)
         rows.append(r)

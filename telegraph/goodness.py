@@ -9,8 +9,9 @@ least a few cells each, with parameters estimated from the ungrouped counts.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
-__all__ = ["chernoff_lehmann"]
+__all__ = ["chernoff_lehmann", "gof_columns"]
 
 
 def chernoff_lehmann(x2, K, npar, I_full, I_g):
@@ -90,3 +91,19 @@ def chernoff_lehmann(x2, K, npar, I_full, I_g):
     df = np.where(has | one, nu0, np.nan)
     pval = np.where(test, p, np.where(trivial, 1.0, np.nan))
     return stat, df, pval, flag
+
+
+#: values of the ``gof_flag`` column
+GOF_FLAGS = ("ok", "one_class", "degenerate", "not_computed", "not_fitted")
+
+
+def gof_columns(out: pd.DataFrame, x2, K, npar, I_full, I_g, *, not_fitted) -> None:
+    """Write the goodness-of-fit columns ``gof_stat``, ``gof_df``, ``gof_pval``
+    and ``gof_flag`` of a results table: :func:`chernoff_lehmann` of each
+    gene's Pearson statistic, flag ``not_fitted`` where ``not_fitted``."""
+    stat, df, pval, flag = chernoff_lehmann(x2, K, npar, I_full, I_g)
+    flag[np.asarray(not_fitted, bool)] = "not_fitted"
+    out["gof_stat"] = stat
+    out["gof_df"] = pd.arrays.IntegerArray(np.nan_to_num(df).astype(np.int64), np.isnan(df))
+    out["gof_pval"] = pval
+    out["gof_flag"] = pd.Categorical(flag, categories=list(GOF_FLAGS))

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -39,11 +38,11 @@ import pandas as pd
 from scipy.special import gammaln, ndtri
 
 from . import blocks, config
-from .goodness import chernoff_lehmann
+from .goodness import gof_columns
 from .histogram import JointHistograms, joint_count_histograms
 from .inputs import Capture, FitSettings, KDeg
 from .joint import evaluate_bins, lattice_box
-from .likelihood_fit import _maximise, _profile_side, _wald_se
+from .likelihood_fit import _maximise, _profile_side, _wald_se, layer_means, n_threads
 
 __all__ = ["fit_layers", "fit_joint_table", "joint_tables", "shared_fit", "gene_objective", "DIFF_TESTS", "fit_joint_histograms", "fit_gene", "JOINT_REGIMES", "K_DEG_FLAGS",
            "JOINT_TARGETS", "MODELS", "bursty_rates"]
@@ -526,10 +525,6 @@ def fit_block(jh: JointHistograms, settings: FitSettings, model: str = "telegrap
         return list(pool.map(one, range(jh.n_genes)))
 
 
-def _n_threads(n_jobs):
-    return (os.cpu_count() or 1) if n_jobs is None else max(1, int(n_jobs))
-
-
 def fit_joint_histograms(jh: JointHistograms, *, settings: FitSettings | None = None,
                          model: str = "telegraph", unspliced_factor: float = 1.0,
                          n_jobs: int | None = None, progress: bool | None = config.PROGRESS,
@@ -562,7 +557,7 @@ def fit_joint_histograms(jh: JointHistograms, *, settings: FitSettings | None = 
                                   unit="gene")
         try:
             rows = fit_block(jh, settings, model, unspliced_factor,
-                             n_jobs=_n_threads(n_jobs), bar=bar)
+                             n_jobs=n_threads(n_jobs), bar=bar)
         finally:
             if bar is not None:
                 bar.close()
@@ -688,7 +683,7 @@ def joint_results_table(rows, jh: JointHistograms, settings: FitSettings,
     out["loglik"] = cols["loglik"]
     out["n_cells"] = np.asarray(jh.hist.n_cells, dtype=np.int64)
     out["n_missing"] = np.asarray(jh.hist.n_missing, dtype=np.int64)
-    out["mean"], out["mean_unspliced"] = _observed_means(jh)
+    out["mean_unspliced"], out["mean"] = layer_means(jh)
     out["regime"] = pd.Categorical(regime, categories=list(JOINT_REGIMES))
     # k_deg / k_splice is identified only when the data bound it on both sides
     out["identified"] = [",".join(q for q in JOINT_IDENTIFIED[r].split(",")
@@ -696,29 +691,12 @@ def joint_results_table(rows, jh: JointHistograms, settings: FitSettings,
                          for r, kf in zip(regime, kflag)]
     out["k_deg_flag"] = pd.Categorical(kflag, categories=list(K_DEG_FLAGS))
     out["converged"] = converged
-    stat, df, pval, flag = chernoff_lehmann(x2, K, npar, I_full, I_g)
-    flag[np.isin(regime, ["too_few_cells", "all_zero"])] = "not_fitted"
-    out["gof_stat"] = stat
-    out["gof_df"] = pd.arrays.IntegerArray(np.nan_to_num(df).astype(np.int64), np.isnan(df))
-    out["gof_pval"] = pval
-    out["gof_flag"] = pd.Categorical(flag, categories=["ok", "one_class", "degenerate",
-                                                       "not_computed", "not_fitted"])
+    gof_columns(out, x2, K, npar, I_full, I_g,
+                not_fitted=np.isin(regime, ["too_few_cells", "all_zero"]))
     out[f"loglik_{model}"] = ll_tel
     out["loglik_poisson"] = ll_p
     out["n_iter"] = n_iter
     return out
-
-
-def _observed_means(jh: JointHistograms):
-    n = jh.n_genes
-    ms, mu = np.full(n, np.nan), np.full(n, np.nan)
-    for g in range(n):
-        u, s, _, w = jh.gene(g)
-        tot = float(np.sum(w))
-        if tot > 0:
-            ms[g] = float(np.sum(w * s)) / tot
-            mu[g] = float(np.sum(w * u)) / tot
-    return ms, mu
 
 
 def fit_layers(spliced, unspliced, *, capture: Capture, settings: FitSettings,

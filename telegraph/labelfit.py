@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -37,12 +36,12 @@ from scipy.optimize import minimize_scalar
 from scipy.special import gammaln, ndtri
 
 from . import blocks, config
-from .goodness import chernoff_lehmann
+from .goodness import gof_columns
 from .histogram import LabelledHistograms, labelled_count_histograms
 from .inputs import Capture, FitSettings, KDeg, Labelling
 from .jointfit import _target_basis
 from .labelled import labelled_histogram_loglik, labelled_logpmf, labelled_score
-from .likelihood_fit import _maximise, _profile_side, _wald_se
+from .likelihood_fit import _maximise, _profile_side, _wald_se, layer_means, n_threads
 
 __all__ = ["fit_layers", "fit_labelled_histograms", "fit_gene", "labelled_results_table",
            "gene_objective", "LABEL_REGIMES", "K_DEG_FLAGS", "PULSE_FLAGS", "LABEL_TARGETS"]
@@ -395,7 +394,7 @@ def fit_labelled_histograms(lh: LabelledHistograms, *, settings: FitSettings | N
     else:
         bar = blocks.progress_bar(lh.n_genes, "telegraph fit (labelled)", progress, unit="gene")
         try:
-            rows = fit_block(lh, settings, n_jobs=_n_threads(n_jobs), bar=bar)
+            rows = fit_block(lh, settings, n_jobs=n_threads(n_jobs), bar=bar)
         finally:
             if bar is not None:
                 bar.close()
@@ -405,10 +404,6 @@ def fit_labelled_histograms(lh: LabelledHistograms, *, settings: FitSettings | N
                                "time_unit": "hour"}
     table.attrs["k_deg"] = KDeg(None).record(arrays=False)
     return table
-
-
-def _n_threads(n_jobs):
-    return (os.cpu_count() or 1) if n_jobs is None else max(1, int(n_jobs))
 
 
 def labelled_results_table(rows, lh: LabelledHistograms) -> pd.DataFrame:
@@ -495,35 +490,18 @@ def labelled_results_table(rows, lh: LabelledHistograms) -> pd.DataFrame:
     out["loglik"] = cols["loglik"]
     out["n_cells"] = np.asarray(lh.hist.n_cells, dtype=np.int64)
     out["n_missing"] = np.asarray(lh.hist.n_missing, dtype=np.int64)
-    out["mean_new"], out["mean_old"] = _observed_means(lh)
+    out["mean_new"], out["mean_old"] = layer_means(lh)
     out["regime"] = pd.Categorical(regime, categories=list(LABEL_REGIMES))
     out["identified"] = [LABEL_IDENTIFIED[r] for r in regime]
     out["k_deg_flag"] = pd.Categorical(kflag, categories=list(K_DEG_FLAGS))
     out["pulse"] = pd.Categorical(pulse, categories=list(PULSE_FLAGS))
     out["converged"] = converged
-    stat, df, pval, flag = chernoff_lehmann(x2, K, npar, I_full, I_g)
-    flag[np.isin(regime, ["too_few_cells", "all_zero"])] = "not_fitted"
-    out["gof_stat"] = stat
-    out["gof_df"] = pd.arrays.IntegerArray(np.nan_to_num(df).astype(np.int64), np.isnan(df))
-    out["gof_pval"] = pval
-    out["gof_flag"] = pd.Categorical(flag, categories=["ok", "one_class", "degenerate",
-                                                       "not_computed", "not_fitted"])
+    gof_columns(out, x2, K, npar, I_full, I_g,
+                not_fitted=np.isin(regime, ["too_few_cells", "all_zero"]))
     out["loglik_telegraph"] = ll_tel
     out["loglik_poisson"] = ll_p
     out["n_iter"] = n_iter
     return out
-
-
-def _observed_means(lh: LabelledHistograms):
-    n = lh.n_genes
-    mn, mo = np.full(n, np.nan), np.full(n, np.nan)
-    for g in range(n):
-        new, old, _, w = lh.gene(g)
-        tot = float(np.sum(w))
-        if tot > 0:
-            mn[g] = float(np.sum(w * new)) / tot
-            mo[g] = float(np.sum(w * old)) / tot
-    return mn, mo
 
 
 def fit_layers(old, new, *, labelling: Labelling, capture: Capture, settings: FitSettings,

@@ -20,12 +20,13 @@ two species").
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
 from . import config
 
-__all__ = ["_newton_step", "_maximise", "_profile_side", "_wald_se"]
+__all__ = ["_newton_step", "_maximise", "_profile_side", "_wald_se", "n_threads", "layer_means"]
 
 
 # ---------------------------------------------------------------------------
@@ -181,3 +182,23 @@ def _wald_se(info, A, k):
         return math.sqrt(v) if v > 0 else np.inf
     except np.linalg.LinAlgError:
         return np.inf
+
+
+def n_threads(n_jobs) -> int:
+    """Threads of a per-gene fit: all cores for ``n_jobs=None``, else at least one."""
+    return (os.cpu_count() or 1) if n_jobs is None else max(1, int(n_jobs))
+
+
+def layer_means(hists):
+    """Mean observed count of each of the two layers, per gene, of two-layer
+    histograms (``hists.gene(g)`` -> first layer, second layer, group, weight);
+    NaN for a gene without cells."""
+    n = hists.n_genes
+    first, second = np.full(n, np.nan), np.full(n, np.nan)
+    for g in range(n):
+        a, b, _, w = hists.gene(g)
+        tot = float(np.sum(w))
+        if tot > 0:
+            first[g] = float(np.sum(w * a)) / tot
+            second[g] = float(np.sum(w * b)) / tot
+    return first, second
