@@ -99,6 +99,22 @@ def _secant_end(a_psi, ra, b_psi, rb):
 
 
 @njit(cache=True, error_model="numpy")
+def _illinois(a_psi, fa, ra, b_psi, fb, rb, side_kept, c_psi, fc):
+    """One Illinois step of regula falsi on the signed root deviance: the new
+    point c (value fc) replaces the inner end a (fc < 0, inside the interval)
+    or the outer end b; the end kept twice in a row has its value halved.
+    ra, rb are the unscaled values at the ends (for :func:`_secant_end`).
+    Returns the updated (a_psi, fa, ra, b_psi, fb, rb, side_kept)."""
+    if fc < 0:
+        if side_kept == -1:
+            fb *= 0.5
+        return c_psi, fc, fc, b_psi, fb, rb, -1
+    if side_kept == 1:
+        fa *= 0.5
+    return a_psi, fa, ra, c_psi, fc, fc, 1
+
+
+@njit(cache=True, error_model="numpy")
 def _next_step(d, dist, def_in, drop):
     """The next bracketing step outwards, after a point at distance ``dist``
     from the estimate whose deviance ``def_in`` is still below ``drop``: the
@@ -209,23 +225,11 @@ def profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, s
             a_psi = c_psi
             b_psi = c_psi
             break
-        if fc < 0:
-            # c is inside the interval: becomes the new inner end
-            a_psi = c_psi
-            fa = fc
-            ra = fc
+        a_psi, fa, ra, b_psi, fb, rb, side_kept = _illinois(a_psi, fa, ra, b_psi, fb, rb,
+                                                            side_kept, c_psi, fc)
+        if fc < 0:  # c is inside the interval: its maximiser starts the next point
             for i in range(3):
                 theta_in[i] = theta[i]
-            if side_kept == -1:
-                fb *= 0.5
-            side_kept = -1
-        else:
-            b_psi = c_psi
-            fb = fc
-            rb = fc
-            if side_kept == 1:
-                fa *= 0.5
-            side_kept = 1
     return _secant_end(a_psi, ra, b_psi, rb), best
 
 
@@ -462,22 +466,11 @@ def negbinom_profile_bound(values, weights, groups, capture, theta_nb, ll_nb, fi
         fc = math.sqrt(max(dev, 0.0)) - math.sqrt(drop)
         if abs(fc) < 1e-6:
             return c_psi
-        if fc < 0:
-            a_psi = c_psi
-            fa = fc
-            ra = fc
+        a_psi, fa, ra, b_psi, fb, rb, side_kept = _illinois(a_psi, fa, ra, b_psi, fb, rb,
+                                                            side_kept, c_psi, fc)
+        if fc < 0:  # c is inside the interval: its maximiser starts the next point
             for i in range(3):
                 theta_in[i] = theta[i]
-            if side_kept == -1:
-                fb *= 0.5
-            side_kept = -1
-        else:
-            b_psi = c_psi
-            fb = fc
-            rb = fc
-            if side_kept == 1:
-                fa *= 0.5
-            side_kept = 1
     return _secant_end(a_psi, ra, b_psi, rb)
 
 
