@@ -178,12 +178,22 @@ def close(client) -> None:
             with contextlib.suppress(Exception):
                 client.run(_silence_logging)
                 client.run(_silence_logging, nanny=True)
+        try:
+            client.close()
+        except BaseException:  # noqa: BLE001 - workers busy in a kernel can outlast close's timeout
+            pass
+        finally:
+            client.status = "closed"   # its destructor must not close it again (a 60 s wait)
+        return
     client.close()
 
 
 def _silence_logging() -> None:
-    """Silence the loggers through which Dask reports abandoned work."""
-    for name in ("asyncio", "distributed", "tornado"):
+    """Silence the loggers through which Dask reports abandoned work (Dask's
+    configuration sets some child loggers' levels itself, so each is set)."""
+    roots = ("asyncio", "distributed", "tornado")
+    names = [n for n in list(logging.root.manager.loggerDict) if n.split(".")[0] in roots]
+    for name in (*roots, *names):
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
