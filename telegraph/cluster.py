@@ -164,13 +164,28 @@ def _probe(address: str, timeout: float, advice: str) -> None:
 
 def close(client) -> None:
     """Close a client (and the local cluster it started). Called while an
-    interruption (Ctrl-C, SIGTERM) is under way, it first silences what Dask
-    would log about the work it abandons (one "Task exception was never
-    retrieved" traceback per pending result), so that the interruption is
-    reported in one line."""
-    if isinstance(sys.exc_info()[1], KeyboardInterrupt):
-        _silence_logging()
-        if getattr(client, "cluster", None) is not None:
+    interruption (Ctrl-C, SIGTERM) is under way, or interrupted itself (closing
+    a local cluster can take seconds), it silences what Dask would log about the
+    work it abandons (one "Task exception was never retrieved" traceback per
+    pending result, a cancelled close) and gives up on the close, so that the
+    interruption is reported in one line."""
+    if not isinstance(sys.exc_info()[1], KeyboardInterrupt):
+        try:
+            client.close()
+        except KeyboardInterrupt:
+            _abandon(client, close=False)
+            raise
+        return
+    _abandon(client, close=True)
+
+
+def _abandon(client, *, close: bool) -> None:
+    """Silence Dask's logging here (and, for a local cluster, in its worker and
+    nanny processes), optionally try to close, and mark the client closed so that
+    its destructor does not wait (60 s) to close it again."""
+    _silence_logging()
+    try:
+        if close and getattr(client, "cluster", None) is not None:
             # A local cluster this process started: its worker and nanny processes
             # write to the same terminal, and a worker still alive when the scheduler
             # stops logs "Failed to communicate with scheduler during heartbeat"
@@ -178,14 +193,12 @@ def close(client) -> None:
             with contextlib.suppress(Exception):
                 client.run(_silence_logging)
                 client.run(_silence_logging, nanny=True)
-        try:
+        if close:
             client.close()
-        except BaseException:  # noqa: BLE001 - workers busy in a kernel can outlast close's timeout
-            pass
-        finally:
-            client.status = "closed"   # its destructor must not close it again (a 60 s wait)
-        return
-    client.close()
+    except BaseException:  # noqa: BLE001 - workers busy in a kernel can outlast close's timeout
+        pass
+    finally:
+        client.status = "closed"
 
 
 def _silence_logging() -> None:

@@ -180,36 +180,53 @@ def test_cli_malformed_scheduler_address_is_one_line(address, data, tmp_path):
 
 
 _INTERRUPTED_ON_LOCAL = textwrap.dedent("""
-    import os, signal, sys, threading
+    import os, signal, sys, threading, time
+    from distributed import Client
     from telegraph import blocks
     from telegraph.cli import main
 
-    gather = blocks.gather_with_progress
+    gather, close = blocks.gather_with_progress, Client.close
 
-    def interrupted_later(*args, **kwargs):    # Ctrl-C 3 s into the gather
+    def interrupted_in_gather(*args, **kwargs):    # Ctrl-C 3 s into the gather
         threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT)).start()
-        return gather(*args, **kwargs)
+        result = gather(*args, **kwargs)
+        time.sleep(60)         # work done within 3 s: the Ctrl-C still lands in the fit
+        return result
 
-    blocks.gather_with_progress = interrupted_later
+    def interrupted_in_close(self, *args, **kwargs):  # Ctrl-C while the cluster stops
+        Client.close = close                          # once
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+        return close(self, *args, **kwargs)
+
     if __name__ == "__main__":
+        if sys.argv[2] == "gather":
+            blocks.gather_with_progress = interrupted_in_gather
+        else:
+            Client.close = interrupted_in_close
         sys.exit(main(["fit", "--example", "--scheduler", "local", "--table", sys.argv[1]]))
 """)
 
 
 @pytest.mark.slow
-def test_ctrl_c_under_a_local_cluster_is_one_line(tmp_path):
+@pytest.mark.parametrize("when", ["gather", "close"])
+def test_ctrl_c_under_a_local_cluster_is_one_line(tmp_path, when):
     """Audit: Ctrl-C under --scheduler local printed ~39 lines of "Task exception was
-    never retrieved ... AllExit" before the one-line message."""
+    never retrieved ... AllExit" before the one-line message; a Ctrl-C while the local
+    cluster was closing printed a cancelled close's traceback and, 60 s later, the
+    client destructor's timeout."""
     script = tmp_path / "interrupt.py"
     script.write_text(_INTERRUPTED_ON_LOCAL)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO),
                                                        os.environ.get("PYTHONPATH", "")]))
-    run = subprocess.run([sys.executable, str(script), str(tmp_path / "t.csv")], env=env,
-                         capture_output=True, text=True, timeout=300)
+    start = time.monotonic()
+    run = subprocess.run([sys.executable, str(script), str(tmp_path / "t.csv"), when],
+                         env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 130, run.stderr[-3000:]
     lines = [line for line in run.stderr.strip().splitlines()
              if not line.startswith("telegraph fit: compiling kernels")]  # a cold cache's notice
     assert lines == ["telegraph fit: interrupted; nothing was written"]
+    assert not (tmp_path / "t.csv").exists()
+    assert time.monotonic() - start < 55      # not the destructor's 60 s wait
 
 
 def test_cli_unreachable_scheduler(data, capsys, monkeypatch, tmp_path):
