@@ -213,12 +213,12 @@ def test_ctrl_c_under_a_local_cluster_is_one_line(tmp_path, when):
     """Audit: Ctrl-C under --scheduler local printed ~39 lines of "Task exception was
     never retrieved ... AllExit" before the one-line message; a Ctrl-C while the local
     cluster was closing printed a cancelled close's traceback and, 60 s later, the
-    client destructor's timeout."""
+    client destructor's timeout (both would be lines here). No limit on the time: a loaded
+    machine makes a local cluster slow to start and stop."""
     script = tmp_path / "interrupt.py"
     script.write_text(_INTERRUPTED_ON_LOCAL)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO),
                                                        os.environ.get("PYTHONPATH", "")]))
-    start = time.monotonic()
     run = subprocess.run([sys.executable, str(script), str(tmp_path / "t.csv"), when],
                          env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 130, run.stderr[-3000:]
@@ -226,7 +226,6 @@ def test_ctrl_c_under_a_local_cluster_is_one_line(tmp_path, when):
              if not line.startswith("telegraph fit: compiling kernels")]  # a cold cache's notice
     assert lines == ["telegraph fit: interrupted; nothing was written"]
     assert not (tmp_path / "t.csv").exists()
-    assert time.monotonic() - start < 55      # not the destructor's 60 s wait
 
 
 def test_cli_unreachable_scheduler(data, capsys, monkeypatch, tmp_path):
