@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import brentq, minimize_scalar
+from scipy.optimize import minimize_scalar
 from scipy.special import expit, gammaln, logit, ndtri
 
 from . import blocks, config
@@ -709,54 +709,75 @@ def _parabolic_max(F, x0: float, x_lo: float, x_hi: float, xtol: float,
                 return b
             # the vertex sits on the best point: tighten the wider side
             v = b - 2 * xtol if b - a > c - b else b + 2 * xtol
+        if min(abs(v - x) for x in xs) < 0.5 * xtol:
+            return b
         val(v)
     return max(pts, key=lambda x: pts[x])
 
 
-def _interval_end(prof: _SummedProfile, pi_hat: float, target: float, sign: int,
+def _interval_end(prof: _SummedProfile, pi_hat: float, L_hat: float, z: float, sign: int,
                   p_lo: float, p_hi: float, xtol: float) -> float:
-    """Where the summed profile falls to ``target`` on one side of ``pi_hat``
-    (sign -1: below, +1: above), on the logit scale; the end of the range
-    where it stays above."""
+    """Where the summed profile has fallen by z^2/2 on one side of ``pi_hat``
+    (sign -1: below, +1: above); the end of the range where it stays above.
+    On logit pi (pi = 1 apart), regula falsi on the signed root
+    r = sqrt(2 (L_hat - L)), nearly linear near the maximum (as for the
+    genes' profile intervals, :func:`telegraph.likelihood_fit._profile_side`),
+    from the values evaluated so far."""
     edge = p_lo if sign < 0 else p_hi
     if pi_hat == edge:
         return edge
-    x_hat = logit(pi_hat)
-    ps, Ls = prof.evaluated()
-    side = (ps < pi_hat) if sign < 0 else (ps > pi_hat)
-    out = ps[side & (Ls < target)]
-    if out.size:
-        outer = float(out.max() if sign < 0 else out.min())
-    else:
-        # step out from the curvature of the evaluated points near the maximum
-        near = np.argsort(np.abs(logit(np.clip(ps, 1e-12, 1 - 1e-12)) - x_hat))[:3]
-        step = 0.5
-        if near.size == 3:
-            xs = logit(np.clip(ps[near], 1e-12, 1 - 1e-12))
-            try:
-                a = np.polyfit(xs - x_hat, Ls[near], 2)[0]
-                if a < 0:
-                    step = float(np.clip(1.2 * math.sqrt((Ls.max() - target) / -a), 0.05, 2.0))
-            except (np.linalg.LinAlgError, ValueError):
-                pass
-        outer = None
-        x = x_hat
-        while outer is None:
-            x += sign * step
-            p = float(expit(x))
-            if (sign < 0 and p <= p_lo) or (sign > 0 and p >= min(p_hi, 1 - 1e-3)):
-                p = edge
-            if prof(p) < target:
-                outer = p
-            elif p == edge:
+    x_hat = float(logit(pi_hat))
+    x_edge = float(logit(p_lo)) if sign < 0 else (
+        math.inf if p_hi == 1.0 else float(logit(p_hi)))
+    x_cap = float(logit(1 - 1e-3))      # beyond it the next step is pi = 1 itself
+
+    def root(x):       # signed root minus z: < 0 inside the interval, > 0 outside
+        L = prof(1.0 if x == math.inf else float(expit(x)))
+        return math.sqrt(2.0 * max(L_hat - L, 0.0)) - z
+
+    ps, _ = prof.evaluated()
+    with np.errstate(divide="ignore"):
+        xs = logit(ps)
+    known = {float(x): root(float(x)) for x, p in zip(xs, ps)
+             if (p - pi_hat) * sign > 0}
+    for _ in range(30):
+        inside = [x for x, r in known.items() if r <= 0] + [x_hat]
+        outside = [x for x, r in known.items() if r > 0]
+        x_in = max(inside, key=lambda x: sign * x)
+        r_in = known.get(x_in, -z)
+        if outside:
+            x_out = min(outside, key=lambda x: sign * x)
+            r_out = known[x_out]
+            if abs(r_in) < 0.03 or abs(r_out) < 0.03:
+                return float(expit(x_in if abs(r_in) <= abs(r_out) else x_out))
+            if x_out == math.inf:           # pi = 1 is outside
+                if x_in >= x_cap:           # the end lies in (0.999, 1): close enough
+                    return float(expit(x_in))
+                x_new = min(x_in + 1.0, x_cap)
+            else:
+                if abs(x_out - x_in) < xtol:
+                    return float(expit(0.5 * (x_in + x_out)))
+                x_new = x_in + (x_out - x_in) * (-r_in) / (r_out - r_in)
+                # keep away from the ends of the bracket (Illinois-like safeguard)
+                w = abs(x_out - x_in)
+                x_new = x_in + sign * min(max(sign * (x_new - x_in), 0.1 * w), 0.9 * w)
+        else:
+            if x_in == x_edge:
                 return edge
-            step *= 2.0
-    if outer == 1.0:
-        # the logit scale ends before 1: the root lies in (pi_hat, 1)
-        return float(brentq(lambda p: prof(p) - target, pi_hat, 1.0,
-                            xtol=max(xtol * pi_hat * (1 - pi_hat), 1e-6)))
-    a, b = sorted((x_hat, float(logit(outer))))
-    return float(expit(brentq(lambda x: prof(float(expit(x))) - target, a, b, xtol=xtol)))
+            # extrapolate the signed root linearly from the maximum (slope from the
+            # farthest point inside, or a first step), overshooting a little
+            d = sign * (x_in - x_hat)
+            step = 1.2 * d * z / (r_in + z) if d > 0 and r_in + z > 0.05 else 0.3
+            x_new = x_hat + sign * min(max(step, d + 0.05), d + 2.0)
+            if sign < 0:
+                x_new = max(x_new, x_edge)
+            else:
+                lim = min(x_edge, x_cap)
+                if x_new > lim:
+                    x_new = lim if x_in < lim else x_edge
+        known[x_new] = root(x_new)
+    x_in = max([x for x, r in known.items() if r <= 0] + [x_hat], key=lambda x: sign * x)
+    return float(expit(x_in))
 
 
 def estimate_detection(lh: LabelledHistograms, *, settings: FitSettings | None = None,
@@ -824,9 +845,8 @@ def estimate_detection(lh: LabelledHistograms, *, settings: FitSettings | None =
         k = int(np.argmax(Ls))
         pi_hat, L_hat = float(ps[k]), float(Ls[k])
         z = float(ndtri(0.5 + settings.ci / 2.0))
-        target = L_hat - z * z / 2.0
-        low = _interval_end(prof, pi_hat, target, -1, p_lo, p_hi, xtol)
-        high = _interval_end(prof, pi_hat, target, +1, p_lo, p_hi, xtol)
+        low = _interval_end(prof, pi_hat, L_hat, z, -1, p_lo, p_hi, xtol)
+        high = _interval_end(prof, pi_hat, L_hat, z, +1, p_lo, p_hi, xtol)
         ps, Ls = prof.evaluated()
     finally:
         if bar is not None:
