@@ -631,6 +631,8 @@ class _SummedProfile:
 
     def __call__(self, pi: float) -> float:
         pi = float(pi)
+        if not 0.0 < pi <= 1.0:
+            raise ValueError(f"detection {pi} outside (0, 1]")
         if pi not in self.sol:
             below = max((p for p in self.sol if p < pi), default=None)
             above = min((p for p in self.sol if p > pi), default=None)
@@ -703,6 +705,8 @@ def _parabolic_max(F, x0: float, x_lo: float, x_hi: float, xtol: float,
         num = (b - a) ** 2 * (fb - fc) - (b - c) ** 2 * (fb - fa)
         den = (b - a) * (fb - fc) - (b - c) * (fb - fa)
         v = b - 0.5 * num / den if den != 0 else b
+        if not math.isfinite(v):
+            v = b       # a non-finite profile value: tighten around the best point below
         v = min(max(v, a + 0.05 * (b - a)), c - 0.05 * (c - b))
         if abs(v - b) < xtol:
             if max(b - a, c - b) <= 4 * xtol:
@@ -726,7 +730,8 @@ def _interval_end(prof: _SummedProfile, pi_hat: float, L_hat: float, z: float, s
     edge = p_lo if sign < 0 else p_hi
     if pi_hat == edge:
         return edge
-    x_hat = float(logit(pi_hat))
+    # pi_hat = 1 (perfect detection) lies beyond the logit scale: step down from 0.999
+    x_hat = float(logit(min(pi_hat, 1 - 1e-3)))
     x_edge = float(logit(p_lo)) if sign < 0 else (
         math.inf if p_hi == 1.0 else float(logit(p_hi)))
     x_cap = float(logit(1 - 1e-3))      # beyond it the next step is pi = 1 itself
@@ -775,6 +780,8 @@ def _interval_end(prof: _SummedProfile, pi_hat: float, L_hat: float, z: float, s
                 lim = min(x_edge, x_cap)
                 if x_new > lim:
                     x_new = lim if x_in < lim else x_edge
+        if not math.isfinite(x_new) and x_new != x_edge:
+            break           # cannot happen on a finite profile; the last point inside
         known[x_new] = root(x_new)
     x_in = max([x for x, r in known.items() if r <= 0] + [x_hat], key=lambda x: sign * x)
     return float(expit(x_in))

@@ -238,3 +238,16 @@ def test_interval_ends_of_a_known_profile(centre, width):
     else:   # the end lies in (0.999, 1]: reported there
         assert hi >= 0.998
     assert len(prof.sol) < 16
+
+
+def test_interval_end_below_an_estimate_of_one():
+    """pi_hat = 1 (perfect detection) lies beyond the logit scale: the lower end is
+    searched from 0.999 down (a bug once stepped from logit(1) = inf)."""
+    z = 1.959963984540054
+    prof = _FakeProfile(10.0, 2.0)
+    L1 = prof(1.0)
+    lo = labelfit._interval_end(prof, 1.0, L1, z, -1, 0.02, 1.0, 0.01)
+    x = np.log((1 - 1e-6) / 1e-6)
+    expected = 1 / (1 + np.exp(-(10.0 - 2.0 * np.sqrt(((x - 10.0) / 2.0) ** 2 + z * z))))
+    assert lo == pytest.approx(expected, abs=2e-3)
+    assert labelfit._interval_end(prof, 1.0, L1, z, +1, 0.02, 1.0, 0.01) == 1.0
