@@ -2021,9 +2021,10 @@ class PulseDesign:
     gradient, gradient_se : float
         d criterion / d log t_label there, and its standard error (0 exact).
     converged : bool
-        Exact gradients: the step fell below 1e-3 in log t_label; score
-        estimates: the gradient at the averaged pulse is within two standard
-        errors of 0. A pulse at the edge of ``t_range`` is reported as such.
+        Exact gradients: the bracket of the gradient's root is narrower than
+        1e-3 in log t_label (or the criterion still rises at an end of
+        ``t_range``, reported as such); score estimates: the gradient at the
+        averaged pulse is within two standard errors of 0.
     history : pandas.DataFrame
         One row per iteration: ``t_label``, ``value``, ``gradient``, ``gradient_se``.
     curve : pandas.DataFrame or None
@@ -2064,7 +2065,7 @@ class PulseDesign:
         return f"PulseDesign({self.summary()})"
 
 
-def _pulse_cell_terms(rates, capture, t_label, detection, tol):
+def _pulse_cell_terms(rates, capture, t_label, detection, tol, deriv=True):
     """One parameter set in one capture group: the (new, old) lattice's
     probabilities p, scores S (log rates), the design score d = d log P / d log
     t_label and dS = dS / d log t_label at fixed counts.
@@ -2076,9 +2077,10 @@ def _pulse_cell_terms(rates, capture, t_label, detection, tol):
     design", "The pulse length")."""
     n, m = labelled.count_lattice(rates[2], rates[3], capture, tol)
     logp, S, H = labelled.log_derivatives(n, m, *rates, t_label=t_label, detection=detection,
-                                          capture=capture)
+                                          capture=capture, hessian=deriv)
     seen = np.isfinite(logp)     # counts of probability 0 have no score
-    return np.exp(logp[seen]), S[seen], S[seen].sum(axis=1), H[seen].sum(axis=2)
+    dS = H[seen].sum(axis=2) if deriv else None
+    return np.exp(logp[seen]), S[seen], S[seen].sum(axis=1), dS
 
 
 def _pulse_information(sets: _Sets, dist: CaptureDistribution, t_label, detection, tol,
@@ -2092,7 +2094,7 @@ def _pulse_information(sets: _Sets, dist: CaptureDistribution, t_label, detectio
     for j in range(m):
         r = (sets.k_on[j], sets.k_off[j], sets.k_syn[j], sets.k_deg[j])
         for c, w in zip(dist.values, dist.weights):
-            p, S, d, dS = _pulse_cell_terms(r, float(c), t_label, detection, tol)
+            p, S, d, dS = _pulse_cell_terms(r, float(c), t_label, detection, tol, deriv)
             I[j] += w * np.einsum("n,ni,nk->ik", p, S, S)
             if deriv:
                 G = np.einsum("n,ni,nk->ik", p * d, S, S) + np.einsum("n,ni,nk->ik", p, dS, S)
@@ -2148,6 +2150,55 @@ def _pulse_curve(sets, dist, detection, n, C, names, criterion, lo, hi, tol, n_g
     return pd.DataFrame(rows, columns=["t_label", "value", *(f"{q}_log_se" for q in names)])
 
 
+def _gradient_root(evaluate, x, lo, hi, max_iter, step=0.5, xtol=1e-3):
+    """Maximise a smooth one-dimensional criterion in [lo, hi] from its exact
+    gradient: steps of ``step`` uphill until the gradient changes sign (or an
+    end is reached), then regula falsi (Illinois) on the gradient to ``xtol``.
+    ``evaluate(x)`` returns a row ending in (gradient, standard error). Returns
+    (x, rows (iteration, *row), converged)."""
+    rows = []
+
+    def at(x_):
+        row = evaluate(x_)
+        rows.append((len(rows) + 1, *row))
+        return row[-2]
+
+    ga = at(x)
+    if ga == 0.0:
+        return x, rows, True
+    a, direction = x, (1.0 if ga > 0 else -1.0)
+    b = gb = None
+    while len(rows) < max_iter:
+        nxt = min(max(a + direction * step, lo), hi)
+        if nxt == a:                          # the optimum is at the end of the range
+            return a, rows, True
+        g = at(nxt)
+        if g * direction <= 0.0:
+            b, gb = nxt, g
+            break
+        a, ga = nxt, g
+    if b is None:
+        return a, rows, False
+    kept = 0
+    while len(rows) < max_iter and abs(b - a) > xtol:
+        c = b - gb * (b - a) / (gb - ga)
+        gc = at(c)
+        if gc == 0.0:
+            return c, rows, True
+        if (gc > 0) == (ga > 0):
+            a, ga = c, gc
+            if kept == 1:
+                gb *= 0.5
+            kept = 1
+        else:
+            b, gb = c, gc
+            if kept == -1:
+                ga *= 0.5
+            kept = -1
+    x = b - gb * (b - a) / (gb - ga)
+    return x, rows, abs(b - a) <= xtol
+
+
 def optimize_pulse(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: ArrayLike, *,
                    n_cells: float, capture=1.0, detection: float = config.DETECTION,
                    quantities=("burst_frequency", "burst_size", "k_deg"),
@@ -2163,8 +2214,9 @@ def optimize_pulse(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: A
     chooses the pulse that maximises a design criterion about the log of the
     ``quantities`` (burst frequency = k_on, burst size = k_syn / k_off, k_deg;
     the other rates nuisances), from the exact per-cell Fisher information of
-    the new/old law, by gradient ascent in log t_label (Adam steps, as
-    :func:`optimize`):
+    the new/old law, by gradient ascent in log t_label (exact gradient: uphill
+    steps of 0.5 until the gradient changes sign, then regula falsi on it;
+    score-function estimates: Adam steps, as :func:`optimize`):
 
     - ``"D"``: sum over the genes of log det of the efficient information
       (local D-optimality; the genes are the given kinetics, e.g. an earlier
@@ -2192,7 +2244,9 @@ def optimize_pulse(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: A
     n_cells : float
         Cells of the experiment.
     capture
-        Capture efficiencies of the cells (see :func:`fisher_information`).
+        Capture efficiencies of the cells (see :func:`fisher_information`);
+        a spread of values is averaged over
+        ``config.DESIGN_PULSE_CAPTURE_GROUPS`` groups of about equal weight.
     detection : float
         Probability that a new molecule is seen as new.
     quantities : sequence of str
@@ -2246,7 +2300,7 @@ def optimize_pulse(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: A
     if not sets.valid.all():
         raise ValueError("every gene needs finite rates > 0 (per hour), k_deg included: the "
                          "pulse is chosen relative to the degradation rate")
-    dist = _capture(capture)
+    dist = _coarse(_capture(capture), config.DESIGN_PULSE_CAPTURE_GROUPS)
     n = float(n_cells)
     rng = np.random.default_rng(seed)
     x_lo, x_hi = math.log(lo), math.log(hi)
@@ -2263,8 +2317,11 @@ def optimize_pulse(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: A
                              f"t_range around 1 / k_deg or start at t_label=") from None
         return math.exp(x_), value, grad, se
 
-    x, rows, converged = _ascend(evaluate, x, x_lo, x_hi, method, max_iter, learning_rate,
-                                 progress)
+    if method == "exact":
+        x, rows, converged = _gradient_root(evaluate, x, x_lo, x_hi, max_iter)
+    else:
+        x, rows, converged = _ascend(evaluate, x, x_lo, x_hi, method, max_iter, learning_rate,
+                                     progress)
     history = pd.DataFrame(rows, columns=["iteration", "t_label", "value", "gradient",
                                           "gradient_se"])
     t, value, grad, se = evaluate(x)

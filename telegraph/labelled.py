@@ -265,15 +265,17 @@ def count_lattice(k_syn: float, k_deg: float, capture: float,
 
 
 def log_derivatives(new, old, k_on: float, k_off: float, k_syn: float, k_deg: float, *,
-                    t_label: float, detection: float, capture: float):
-    """log P, its gradient S (size, 4) and Hessian H (size, 4, 4) in the log
-    rates (log k_on, log k_off, log k_syn, log k_deg) at counts (new, old), in
-    one evaluation (the design of a pulse needs all three; docs/maths.md,
-    "Experiment design")."""
+                    t_label: float, detection: float, capture: float, hessian: bool = True):
+    """log P, its gradient S (size, 4) and (``hessian``; else None) its Hessian
+    H (size, 4, 4) in the log rates (log k_on, log k_off, log k_syn, log k_deg)
+    at counts (new, old), in one evaluation (the design of a pulse needs all
+    three; docs/maths.md, "Experiment design")."""
     _, rows, rates, _, _, _ = _evaluate(new, old, k_on, k_off, k_syn, k_deg, t_label,
-                                        detection, capture, 2)
+                                        detection, capture, 2 if hessian else 1)
     r = rates[:4].T                                           # (size, 4)
     S = _gradient(rows, rates) * r
+    if not hessian:
+        return np.asarray(rows.logp), S, None
     H = _hessian(rows, rates) * r[:, :, None] * r[:, None, :]
     idx = np.arange(4)
     H[:, idx, idx] += S
