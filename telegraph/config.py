@@ -117,6 +117,21 @@ LABEL_LONG_PULSE = 5.0
 #: most distinct pulse lengths (x detection probabilities) of one labelled fit: each is
 #: a cell group of its own (round per-cell values that differ only by noise)
 LABEL_MAX_PULSES = 64
+#: ``detection="estimate"``: one detection probability shared by all genes, the maximum of
+#: the summed profile log-likelihood over this many genes (those with the highest mean
+#: new + old count; point fits only), then every gene fitted at it
+#: (docs/maths.md, "Estimating the detection probability")
+DETECTION_ESTIMATE_GENES = 100
+#: the search range of that estimate (a probability in (0, 1]); an interval reaching its
+#: lower end is unbounded there
+DETECTION_ESTIMATE_RANGE = (0.02, 1.0)
+#: accuracy of the estimate and of its interval ends, on the logit scale (0.01: about 0.2%
+#: of pi at pi = 0.7, far below a useful interval's width)
+DETECTION_ESTIMATE_XTOL = 0.01
+#: the estimate is flagged "flat" (and a warning raised) when its interval is wider than
+#: this (most of (0, 1]) or reaches the lower end of the search range: the data do not
+#: identify pi (one pulse length, slowly degrading genes); give it instead
+DETECTION_FLAT_WIDTH = 0.5
 
 # --------------------------------------------------------------------------- capture groups
 

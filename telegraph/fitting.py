@@ -155,10 +155,20 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config
     t_label : float or array_like (n_cells,)
         With ``new``: pulse length in hours, one number or one per cell (cells
         harvested after several pulse lengths: a time course).
-    detection : float or array_like (n_cells,)
+    detection : float, array_like (n_cells,) or "estimate"
         With ``new``: probability in (0, 1] that a captured new molecule is
         seen as new (its label conversions detected; the rest are counted as
         old), from the protocol's spike-ins or conversion model. Default 1.
+        ``"estimate"``: one probability for all cells, estimated across genes
+        (the maximum of the summed profile log-likelihood over the
+        ``config.DETECTION_ESTIMATE_GENES`` most expressed genes,
+        :func:`telegraph.labelfit.estimate_detection`), then every gene fitted
+        at it; the estimate, its interval and standard error are in
+        ``result.attrs["labelling"]["detection_estimate"]``. The genes'
+        intervals are conditional on the estimated value. It needs a design
+        that identifies it: several pulse lengths, or genes whose mRNA lives
+        shorter than the pulse (docs/maths.md, "Estimating the detection
+        probability"); otherwise it is flagged "flat" with a warning.
 
     Returns
     -------

@@ -46,7 +46,7 @@ __all__ = ["capture_in_range", "check_capture", "Capture", "resolve_capture",
            "KDeg", "resolve_k_deg", "k_deg_record", "gene_positions", "FitSettings",
            "resolve_profile", "DifferentialSettings", "CaptureDistribution",
            "capture_distribution", "listing", "t_label_in_range", "check_t_label",
-           "detection_in_range", "check_detection", "Labelling", "resolve_labelling"]
+           "detection_in_range", "check_detection", "Labelling", "resolve_labelling", "ESTIMATE"]
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -225,15 +225,24 @@ class Labelling:
     t_label : ndarray of float64, shape (n_cells,)
         Pulse length of each cell, hours (> 0).
     detection : ndarray of float64, shape (n_cells,)
-        Probability in (0, 1] that a captured new molecule is seen as new.
+        Probability in (0, 1] that a captured new molecule is seen as new
+        (with :attr:`estimate_detection`, a placeholder of ones: the fit
+        estimates one value for all cells).
     source : dict
         Where they came from (``{"t_label": ..., "detection": ...}``, each a
-        number, ``"obs:<key>"`` or ``"array"``).
+        number, ``"obs:<key>"``, ``"array"`` or, for detection,
+        ``"estimate"``).
     """
 
     t_label: np.ndarray
     detection: np.ndarray
     source: dict = field(default_factory=dict)
+
+    @property
+    def estimate_detection(self) -> bool:
+        """True when the detection probability is to be estimated across genes
+        (``detection="estimate"``)."""
+        return self.source.get("detection") == ESTIMATE
 
     @property
     def pulses(self) -> np.ndarray:
@@ -244,6 +253,10 @@ class Labelling:
         """What to store with the results (h5ad-writable)."""
         return {"t_label": self.source.get("t_label"), "detection": self.source.get("detection"),
                 "pulses_hours": self.pulses.tolist()}
+
+
+#: the value of ``detection=`` that asks for one detection probability estimated across genes
+ESTIMATE = "estimate"
 
 
 def _per_cell(value, name, n_cells, obs, check):
@@ -283,7 +296,12 @@ def resolve_labelling(t_label, detection=config.DETECTION, *, n_cells: int,
         name of an obs column of per-cell values (a time course).
     detection : float, array_like (n_cells,) or str
         Probability in (0, 1] that a captured new molecule is seen as new; the
-        rest are counted as old. Same forms as ``t_label``.
+        rest are counted as old. Same forms as ``t_label``, or ``"estimate"``:
+        one probability shared by all cells and genes, estimated by the fit
+        (:func:`telegraph.labelfit.estimate_detection`; the per-cell values
+        are then a placeholder of ones). ``"estimate"`` is the only string
+        that is not an obs column name; an obs column literally named
+        "estimate" is refused as ambiguous.
     n_cells : int
     obs : pandas.DataFrame, optional
         ``adata.obs``, where column names are looked up.
@@ -296,9 +314,23 @@ def resolve_labelling(t_label, detection=config.DETECTION, *, n_cells: int,
         column, a wrong number of values, or more than
         ``config.LABEL_MAX_PULSES`` distinct (pulse, detection) pairs.
     """
+    if isinstance(t_label, str) and t_label == ESTIMATE and (
+            obs is None or ESTIMATE not in obs.columns):
+        raise ValueError("t_label='estimate': the pulse length cannot be estimated; give it "
+                         "in hours (a number, one per cell, or an obs column); only "
+                         "detection= takes 'estimate'")
     t, t_src = _per_cell(t_label, "t_label", n_cells, obs, check_t_label)
-    d, d_src = _per_cell(config.DETECTION if detection is None else detection, "detection",
-                         n_cells, obs, check_detection)
+    if isinstance(detection, str) and detection == ESTIMATE:
+        if obs is not None and ESTIMATE in obs.columns:
+            raise ValueError("detection='estimate' asks for one detection probability "
+                             "estimated across genes, but adata.obs also has a column named "
+                             "'estimate'; rename that column (e.g. adata.obs.rename(columns="
+                             "{'estimate': 'detection'})) and pass its new name to use its "
+                             "values, or rename it to estimate")
+        d, d_src = np.ones(n_cells), ESTIMATE
+    else:
+        d, d_src = _per_cell(config.DETECTION if detection is None else detection,
+                             "detection", n_cells, obs, check_detection)
     n_pairs = np.unique(np.stack([t, d], axis=1), axis=0).shape[0] if n_cells else 0
     if n_pairs > config.LABEL_MAX_PULSES:
         raise ValueError(f"{n_pairs} distinct (t_label, detection) pairs; a labelled fit "

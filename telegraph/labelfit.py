@@ -28,12 +28,14 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
-from scipy.special import gammaln, ndtri
+from scipy.special import expit, gammaln, logit, ndtri
 
 from . import blocks, config
 from .goodness import gof_columns
@@ -44,7 +46,8 @@ from .labelled import labelled_histogram_loglik, labelled_logpmf, labelled_score
 from .likelihood_fit import _maximise, _profile_side, _wald_se, layer_means, n_threads
 
 __all__ = ["fit_layers", "fit_labelled_histograms", "fit_gene", "labelled_results_table",
-           "gene_objective", "LABEL_REGIMES", "K_DEG_FLAGS", "PULSE_FLAGS", "LABEL_TARGETS"]
+           "gene_objective", "estimate_detection", "DetectionEstimate", "DetectionWarning",
+           "LABEL_REGIMES", "K_DEG_FLAGS", "PULSE_FLAGS", "LABEL_TARGETS", "DETECTION_FLAGS"]
 
 log = logging.getLogger("telegraph")
 
@@ -504,6 +507,380 @@ def labelled_results_table(rows, lh: LabelledHistograms) -> pd.DataFrame:
     return out
 
 
+# ---------------------------------------------------------------------------
+# the detection probability, estimated across genes
+# ---------------------------------------------------------------------------
+
+#: ``flag`` of a :class:`DetectionEstimate`: "identified", or "flat" when the
+#: summed profile hardly falls over (0, 1] (interval wider than
+#: ``config.DETECTION_FLAT_WIDTH`` or reaching the lower end of
+#: ``config.DETECTION_ESTIMATE_RANGE``)
+DETECTION_FLAGS = ("identified", "flat")
+
+
+class DetectionWarning(UserWarning):
+    """The data hardly identify the detection probability (``detection="estimate"``)."""
+
+
+@dataclass(frozen=True)
+class DetectionEstimate:
+    """One detection probability estimated across genes (:func:`estimate_detection`).
+
+    Attributes
+    ----------
+    detection : float
+        The estimate, the maximum of the summed profile log-likelihood.
+    ci_low, ci_high : float
+        Its profile-likelihood interval at level ``ci`` (where the summed
+        profile has fallen by chi2_1(ci)/2 = 1.92 at 95%); the ends of
+        ``config.DETECTION_ESTIMATE_RANGE`` where it does not fall that far.
+    se : float
+        (ci_high - ci_low) / (2 z), z the normal quantile of the level.
+    flag : str
+        One of :data:`DETECTION_FLAGS`.
+    ci : float
+        The level.
+    genes : tuple of str
+        The genes whose profiles were summed.
+    loglik : float
+        The summed profile log-likelihood at the estimate.
+    profile_detection, profile_loglik : ndarray
+        Every value of pi evaluated and the summed profile there (ascending pi).
+    seconds : float
+        Wall time of the estimate.
+    """
+
+    detection: float
+    ci_low: float
+    ci_high: float
+    se: float
+    flag: str
+    ci: float
+    genes: tuple
+    loglik: float
+    profile_detection: np.ndarray
+    profile_loglik: np.ndarray
+    seconds: float
+
+    def record(self) -> dict:
+        """What to store with the results (h5ad-writable)."""
+        return {"detection": float(self.detection), "ci_low": float(self.ci_low),
+                "ci_high": float(self.ci_high), "se": float(self.se), "flag": self.flag,
+                "ci": float(self.ci), "n_genes": len(self.genes), "genes": list(self.genes),
+                "loglik": float(self.loglik),
+                "profile_detection": np.asarray(self.profile_detection, float).tolist(),
+                "profile_loglik": np.asarray(self.profile_loglik, float).tolist(),
+                "seconds": float(self.seconds)}
+
+    def describe(self) -> str:
+        """One line for a log or a command's summary."""
+        return (f"detection estimated across {len(self.genes)} genes: {self.detection:.3f} "
+                f"({self.ci:.0%} CI {self.ci_low:.3f}-{self.ci_high:.3f}"
+                f"{', flat: not identified' if self.flag == 'flat' else ''})")
+
+
+def _estimation_genes(lh: LabelledHistograms, min_cells: int, n_genes: int) -> np.ndarray:
+    """Positions of the (at most ``n_genes``) genes with the highest mean new + old
+    count among those with at least ``min_cells`` cells (ascending)."""
+    mean_new, mean_old = layer_means(lh)
+    total = mean_new + mean_old
+    ok = (np.asarray(lh.hist.n_cells) >= max(int(min_cells), 1)) & np.isfinite(total) & (total > 0)
+    cand = np.flatnonzero(ok)
+    order = cand[np.argsort(-total[cand], kind="stable")]
+    return np.sort(order[:max(int(n_genes), 0)])
+
+
+class _SummedProfile:
+    """The summed profile log-likelihood of a set of genes as a function of one
+    detection probability pi shared by all cells: each gene's four rates
+    maximised at each pi (point fits, no intervals), warm-started from its
+    solutions at the nearest pi already evaluated on either side (both when
+    they differ, keeping the better). Values are cached by pi."""
+
+    def __init__(self, lh: LabelledHistograms, genes, settings: FitSettings, n_jobs: int,
+                 bar=None):
+        self.args = [_gene_args(lh, int(g)) for g in genes]
+        self.objs = [gene_objective(lh, int(g)) for g in genes]
+        self.max_iter = settings.max_iter
+        self.n_jobs = max(1, int(n_jobs))
+        self.bar = bar
+        self.lo, self.hi = _bounds()
+        self.sol = {}            # pi -> (Y (G, 4), loglik (G,))
+
+    def _gene(self, i, pi, warm):
+        f = self.objs[i]
+        f.pi = np.full(f.pi.shape, float(pi))
+        lo, hi = self.lo, self.hi
+        if not warm:
+            new, old, w = self.args[i][:3]
+            _, m_p, kdeg_p = _poisson_fit(new, old, w, f.grp, f.t, f.c, f.pi)
+            cand = [np.clip(y, lo, hi) for y in _starts(new, old, w, f.grp, f.t, f.c, f.pi,
+                                                         kdeg_p, m_p)]
+            lls = [f(y, want=1)[0] for y in cand]
+            warm = [cand[int(np.argmax(lls))]]
+        best_y, best = warm[0], -np.inf
+        for y0 in warm:
+            y, ll, *_ = _maximise(f, y0, lo, hi, max_iter=self.max_iter)
+            if ll > best:
+                best_y, best = y, ll
+        if not np.isfinite(best):
+            # the telegraph fit failed here: the constitutive limit, which it contains
+            new, old, w = self.args[i][:3]
+            best = _poisson_fit(new, old, w, f.grp, f.t, f.c, f.pi)[0]
+        return best_y, best
+
+    def __call__(self, pi: float) -> float:
+        pi = float(pi)
+        if not 0.0 < pi <= 1.0:
+            raise ValueError(f"detection {pi} outside (0, 1]")
+        if pi not in self.sol:
+            below = max((p for p in self.sol if p < pi), default=None)
+            above = min((p for p in self.sol if p > pi), default=None)
+            near = sorted((p for p in (below, above) if p is not None),
+                          key=lambda p: abs(p - pi))
+            Ys = [self.sol[p][0] for p in near]
+
+            def one(i):
+                warm = [Ys[0][i]] if Ys else []
+                if len(Ys) > 1 and np.max(np.abs(Ys[1][i] - Ys[0][i])) > 0.05:
+                    warm.append(Ys[1][i])
+                return self._gene(i, pi, warm)
+
+            n = len(self.objs)
+            if self.n_jobs == 1 or n < 2:
+                res = [one(i) for i in range(n)]
+            else:
+                with ThreadPoolExecutor(min(self.n_jobs, n)) as pool:
+                    res = list(pool.map(one, range(n)))
+            self.sol[pi] = (np.array([r[0] for r in res]), np.array([r[1] for r in res]))
+            if self.bar is not None:
+                self.bar.update(1)
+        return float(np.sum(self.sol[pi][1]))
+
+    def constitutive(self, pi: float) -> float:
+        """The same sum for the constitutive law (new and old independent Poisson
+        variables; each gene's mean and k_deg re-maximised): cheap, and with
+        several pulse lengths it identifies pi from the mean new fractions
+        alone (the telegraph law has the same means) -- the starting value."""
+        total = 0.0
+        for (new, old, w, *_), f in zip(self.args, self.objs):
+            total += _poisson_fit(new, old, w, f.grp, f.t, f.c, np.full(f.pi.shape, pi))[0]
+        return total
+
+    def evaluated(self):
+        """(pi ascending, summed profile) of every value evaluated."""
+        ps = np.array(sorted(self.sol))
+        return ps, np.array([float(np.sum(self.sol[p][1])) for p in ps])
+
+
+def _parabolic_max(F, x0: float, x_lo: float, x_hi: float, xtol: float,
+                   h: float = 0.1) -> float:
+    """The maximiser of a smooth unimodal F on [x_lo, x_hi] from x0: successive
+    parabolic interpolation through the best point and its two neighbours
+    (the vertex kept inside them), stepping uphill by doubling while the best
+    point is an outer one; stops when the vertex is within ``xtol`` of the
+    best point. F is cached by the caller."""
+    pts = {}
+
+    def val(x):
+        x = float(min(max(x, x_lo), x_hi))
+        if x not in pts:
+            pts[x] = F(x)
+        return pts[x]
+
+    for x in (x0, x0 - h, x0 + h):
+        val(x)
+    for _ in range(40):
+        xs = sorted(pts)
+        b = max(xs, key=lambda x: pts[x])
+        i = xs.index(b)
+        if i == 0 or i == len(xs) - 1:
+            if b in (x_lo, x_hi):
+                return b
+            j = 1 if i == 0 else -2
+            val(b + 2.0 * (b - xs[j]))
+            continue
+        a, c = xs[i - 1], xs[i + 1]
+        fa, fb, fc = pts[a], pts[b], pts[c]
+        num = (b - a) ** 2 * (fb - fc) - (b - c) ** 2 * (fb - fa)
+        den = (b - a) * (fb - fc) - (b - c) * (fb - fa)
+        v = b - 0.5 * num / den if den != 0 else b
+        if not math.isfinite(v):
+            v = b       # a non-finite profile value: tighten around the best point below
+        v = min(max(v, a + 0.05 * (b - a)), c - 0.05 * (c - b))
+        if abs(v - b) < xtol:
+            if max(b - a, c - b) <= 4 * xtol:
+                return b
+            # the vertex sits on the best point: tighten the wider side
+            v = b - 2 * xtol if b - a > c - b else b + 2 * xtol
+        if min(abs(v - x) for x in xs) < 0.5 * xtol:
+            return b
+        val(v)
+    return max(pts, key=lambda x: pts[x])
+
+
+def _interval_end(prof: _SummedProfile, pi_hat: float, L_hat: float, z: float, sign: int,
+                  p_lo: float, p_hi: float, xtol: float) -> float:
+    """Where the summed profile has fallen by z^2/2 on one side of ``pi_hat``
+    (sign -1: below, +1: above); the end of the range where it stays above.
+    On logit pi (pi = 1 apart), regula falsi on the signed root
+    r = sqrt(2 (L_hat - L)), nearly linear near the maximum (as for the
+    genes' profile intervals, :func:`telegraph.likelihood_fit._profile_side`),
+    from the values evaluated so far."""
+    edge = p_lo if sign < 0 else p_hi
+    if pi_hat == edge:
+        return edge
+    # pi_hat = 1 (perfect detection) lies beyond the logit scale: step down from 0.999
+    x_hat = float(logit(min(pi_hat, 1 - 1e-3)))
+    x_edge = float(logit(p_lo)) if sign < 0 else (
+        math.inf if p_hi == 1.0 else float(logit(p_hi)))
+    x_cap = float(logit(1 - 1e-3))      # beyond it the next step is pi = 1 itself
+
+    def root(x):       # signed root minus z: < 0 inside the interval, > 0 outside
+        L = prof(1.0 if x == math.inf else float(expit(x)))
+        return math.sqrt(2.0 * max(L_hat - L, 0.0)) - z
+
+    ps, _ = prof.evaluated()
+    with np.errstate(divide="ignore"):
+        xs = logit(ps)
+    known = {float(x): root(float(x)) for x, p in zip(xs, ps)
+             if (p - pi_hat) * sign > 0}
+    for _ in range(30):
+        inside = [x for x, r in known.items() if r <= 0] + [x_hat]
+        outside = [x for x, r in known.items() if r > 0]
+        x_in = max(inside, key=lambda x: sign * x)
+        r_in = known.get(x_in, -z)
+        if outside:
+            x_out = min(outside, key=lambda x: sign * x)
+            r_out = known[x_out]
+            if abs(r_in) < 0.03 or abs(r_out) < 0.03:
+                return float(expit(x_in if abs(r_in) <= abs(r_out) else x_out))
+            if x_out == math.inf:           # pi = 1 is outside
+                if x_in >= x_cap:           # the end lies in (0.999, 1): close enough
+                    return float(expit(x_in))
+                x_new = min(x_in + 1.0, x_cap)
+            else:
+                if abs(x_out - x_in) < xtol:
+                    return float(expit(0.5 * (x_in + x_out)))
+                x_new = x_in + (x_out - x_in) * (-r_in) / (r_out - r_in)
+                # keep away from the ends of the bracket (Illinois-like safeguard)
+                w = abs(x_out - x_in)
+                x_new = x_in + sign * min(max(sign * (x_new - x_in), 0.1 * w), 0.9 * w)
+        else:
+            if x_in == x_edge:
+                return edge
+            # extrapolate the signed root linearly from the maximum (slope from the
+            # farthest point inside, or a first step), overshooting a little
+            d = sign * (x_in - x_hat)
+            step = 1.2 * d * z / (r_in + z) if d > 0 and r_in + z > 0.05 else 0.3
+            x_new = x_hat + sign * min(max(step, d + 0.05), d + 2.0)
+            if sign < 0:
+                x_new = max(x_new, x_edge)
+            else:
+                lim = min(x_edge, x_cap)
+                if x_new > lim:
+                    x_new = lim if x_in < lim else x_edge
+        if not math.isfinite(x_new) and x_new != x_edge:
+            break           # cannot happen on a finite profile; the last point inside
+        known[x_new] = root(x_new)
+    x_in = max([x for x, r in known.items() if r <= 0] + [x_hat], key=lambda x: sign * x)
+    return float(expit(x_in))
+
+
+def estimate_detection(lh: LabelledHistograms, *, settings: FitSettings | None = None,
+                       n_genes: int = config.DETECTION_ESTIMATE_GENES,
+                       n_jobs: int | None = None,
+                       progress: bool | None = config.PROGRESS) -> DetectionEstimate:
+    """Estimate one detection probability shared by every cell and gene.
+
+    docs/maths.md, "Estimating the detection probability". The estimate
+    maximises the sum over genes of each gene's profile log-likelihood in pi
+    (its four rates, per hour, re-maximised at each pi; point fits only),
+    over the ``n_genes`` genes with the highest mean new + old count and at
+    least ``settings.min_cells`` cells. It starts from the maximum of the
+    same sum for the constitutive law (means only, cheap), then refines by
+    successive parabolic interpolation on logit pi inside
+    ``config.DETECTION_ESTIMATE_RANGE`` (pi = 1 checked apart), every gene
+    warm-started from its fits at the nearest values already evaluated. The
+    interval is where the summed profile is within chi2_1(ci)/2 of its
+    maximum. A flat profile (no pulse design that identifies pi: one pulse
+    length and slowly degrading genes) is flagged and warned about
+    (:class:`DetectionWarning`).
+
+    Parameters
+    ----------
+    lh : telegraph.histogram.LabelledHistograms
+        The histograms (their detection values are ignored).
+    settings : telegraph.inputs.FitSettings, optional
+        ``min_cells``, ``ci`` and ``max_iter`` are used.
+    n_genes : int
+        Most genes to sum over (``config.DETECTION_ESTIMATE_GENES``).
+    n_jobs : int, optional
+        Threads over genes (default: all cores).
+    progress : bool, optional
+        A progress bar over the evaluations of the summed profile.
+
+    Returns
+    -------
+    DetectionEstimate
+    """
+    settings = FitSettings() if settings is None else settings
+    t0 = time.perf_counter()
+    genes = _estimation_genes(lh, settings.min_cells, n_genes)
+    if genes.size == 0:
+        raise ValueError(f"detection='estimate' needs genes with at least {settings.min_cells} "
+                         f"cells and some counts, and there are none; give detection= as a "
+                         f"number (e.g. from the protocol's spike-ins)")
+    p_lo, p_hi = (float(v) for v in config.DETECTION_ESTIMATE_RANGE)
+    if not 0.0 < p_lo < p_hi <= 1.0:
+        raise ValueError(f"config.DETECTION_ESTIMATE_RANGE must be (low, high) with 0 < low < "
+                         f"high <= 1, got {config.DETECTION_ESTIMATE_RANGE}")
+    xtol = float(config.DETECTION_ESTIMATE_XTOL)
+    bar = blocks.progress_bar(None, "telegraph detection estimate", progress, unit="pass")
+    try:
+        prof = _SummedProfile(lh, genes, settings, n_threads(n_jobs), bar=bar)
+        x_lo, x_hi = float(logit(p_lo)), float(logit(min(p_hi, 1 - 1e-3)))
+        # start: the maximum of the constitutive sum (means only; cheap)
+        x0 = float(minimize_scalar(lambda x: -prof.constitutive(float(expit(x))),
+                                   bounds=(x_lo, x_hi), method="bounded",
+                                   options={"xatol": xtol}).x)
+        _parabolic_max(lambda x: prof(float(expit(x))), x0, x_lo, x_hi, xtol)
+        ps, Ls = prof.evaluated()
+        if p_hi == 1.0 and ps[int(np.argmax(Ls))] > expit(x_hi - 4 * xtol):
+            prof(1.0)     # the maximum at the upper end: pi = 1 itself
+            ps, Ls = prof.evaluated()
+        k = int(np.argmax(Ls))
+        pi_hat, L_hat = float(ps[k]), float(Ls[k])
+        z = float(ndtri(0.5 + settings.ci / 2.0))
+        low = _interval_end(prof, pi_hat, L_hat, z, -1, p_lo, p_hi, xtol)
+        high = _interval_end(prof, pi_hat, L_hat, z, +1, p_lo, p_hi, xtol)
+        ps, Ls = prof.evaluated()
+    finally:
+        if bar is not None:
+            bar.close()
+    k = int(np.argmax(Ls))
+    if Ls[k] > L_hat + 1e-6:
+        # a value evaluated for the interval beat the optimiser's (a rugged profile)
+        pi_hat, L_hat = float(ps[k]), float(Ls[k])
+        low, high = min(low, pi_hat), max(high, pi_hat)
+    flat = low <= p_lo or high - low > config.DETECTION_FLAT_WIDTH
+    names = lh.hist.genes
+    est = DetectionEstimate(
+        detection=pi_hat, ci_low=low, ci_high=high, se=(high - low) / (2.0 * z),
+        flag="flat" if flat else "identified", ci=float(settings.ci),
+        genes=tuple(f"gene{g}" if names is None else str(names[g]) for g in genes),
+        loglik=L_hat, profile_detection=ps, profile_loglik=Ls,
+        seconds=time.perf_counter() - t0)
+    log.info("%s in %.1f s (%d evaluations)", est.describe(), est.seconds, ps.size)
+    if flat:
+        warnings.warn(f"{est.describe()}: the summed profile log-likelihood is nearly flat, so "
+                      f"the data hardly identify the detection probability (with one pulse "
+                      f"length it trades off against k_deg; fast-degrading genes or several "
+                      f"pulse lengths identify it). Give detection= (e.g. from spike-ins) "
+                      f"instead", DetectionWarning, stacklevel=3)
+    return est
+
+
 def fit_layers(old, new, *, labelling: Labelling, capture: Capture, settings: FitSettings,
                k_deg: KDeg | None = None, genes=None, round_counts: bool | str = False,
                capture_rtol: float = config.CAPTURE_RTOL, n_jobs: int | None = None,
@@ -522,7 +899,14 @@ def fit_layers(old, new, *, labelling: Labelling, capture: Capture, settings: Fi
         Counts of old (unlabelled) and new (labelled) molecules of the same
         cells and genes.
     labelling : telegraph.inputs.Labelling
-        Per-cell pulse length (hours) and detection probability.
+        Per-cell pulse length (hours) and detection probability; with
+        ``labelling.estimate_detection`` one detection probability is first
+        estimated across genes (:func:`estimate_detection`) and every gene
+        fitted at it: ``table.attrs["labelling"]["detection_estimate"]``
+        holds the estimate, its interval and standard error
+        (:meth:`DetectionEstimate.record`). The genes' intervals are then
+        conditional on the estimated value (they do not include its
+        uncertainty).
     capture : telegraph.inputs.Capture
     settings : telegraph.inputs.FitSettings
     k_deg : telegraph.inputs.KDeg, optional
@@ -565,7 +949,14 @@ def fit_layers(old, new, *, labelling: Labelling, capture: Capture, settings: Fi
                                    detection=labelling.detection, capture=capture.efficiency,
                                    capture_rtol=capture_rtol, round_counts=round_counts,
                                    genes=genes)
+    estimate = None
+    if labelling.estimate_detection:
+        estimate = estimate_detection(lh, settings=settings, n_jobs=n_jobs, progress=progress)
+        lh = LabelledHistograms(lh.joint, lh.t_label,
+                                np.full(lh.detection.shape, estimate.detection))
     table = fit_labelled_histograms(lh, settings=settings, n_jobs=n_jobs, progress=progress,
                                     client=client)
     table.attrs["labelling"] = labelling.record()
+    if estimate is not None:
+        table.attrs["labelling"]["detection_estimate"] = estimate.record()
     return table

@@ -29,7 +29,9 @@ _KEYWORD_TO_OPTION = {"round_counts='force'": "--force-round", "round_counts=Tru
                       "pass layer= with the layer that holds them (--layer on the command "
                       "line)": "pass --layer with the layer that holds them",
                       "min_cells": "--min-cells",
-                      "n_jobs": "--jobs", "ci is a": "--ci is a"}
+                      "n_jobs": "--jobs", "ci is a": "--ci is a",
+                      "detection='estimate'": "--detection estimate",
+                      "give detection= as a number": "give --detection as a number"}
 
 
 def one_line(exc: BaseException) -> str:

@@ -11,6 +11,7 @@ import argparse
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import telegraph as tg
@@ -18,6 +19,8 @@ import telegraph as tg
 from .. import config, get
 from .. import io as tio
 from ..backed import fit_file
+from ..inputs import ESTIMATE
+from ..labelfit import DetectionWarning
 from ..ondisk import OnDiskMatrix, is_ondisk, read_obs_var
 from ..tl import store_results
 from ._common import (CLIError, add_progress_options, add_round_options, as_cli_advice,
@@ -115,10 +118,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="with --new-layer: labelling pulse length in hours, one number for every cell "
              "or an obs column of per-cell pulse lengths (a time course)")
     data.add_argument(
-        "--detection", metavar="P|OBS_KEY",
+        "--detection", metavar="P|OBS_KEY|estimate",
         help="with --new-layer: probability in (0, 1] that a captured new molecule is seen "
              "as new (its label conversions detected; the others count as old): a number "
-             "or an obs column (default: 1)")
+             "or an obs column (default: 1), or 'estimate': one value for all cells "
+             "estimated across the most expressed genes (needs several pulse lengths or "
+             "fast-degrading genes), every gene then fitted at it; the estimate and its "
+             "interval are printed and stored in uns['" + KEY + "']['labelling']"
+             "['detection_estimate'] (gene intervals are conditional on it)")
     data.add_argument(
         "--cells-in-rows", action="store_true",
         help="text tables only: rows are cells and the header names genes (the "
@@ -266,6 +273,8 @@ def _labelling(args, adata, source) -> dict:
         out["detection"] = number_or_name(args.detection)
     for opt, key in (("--t-label", "t_label"), ("--detection", "detection")):
         v = out.get(key)
+        if key == "detection" and v == ESTIMATE:
+            continue  # estimated by the fit (an obs column of that name: refused there)
         if isinstance(v, str) and v not in adata.obs.columns:
             raise CLIError(f"{opt} {v!r} is neither a number nor a column of obs in {source} "
                            f"(columns: {', '.join(map(str, list(adata.obs.columns)[:8]))}"
@@ -275,6 +284,18 @@ def _labelling(args, adata, source) -> dict:
 
 def _result_table(adata, genes):
     return get.kinetics_df(adata, KEY, genes=genes).reset_index()
+
+
+def detection_summary(estimate: dict) -> str:
+    """One line on a detection probability estimated across genes (its record)."""
+    flat = estimate.get("flag") == "flat"
+    return (f"detection estimated across {estimate['n_genes']} genes: "
+            f"{estimate['detection']:.3f} ({estimate['ci']:.0%} CI {estimate['ci_low']:.3f}-"
+            f"{estimate['ci_high']:.3f}, se {estimate['se']:.3f}) in "
+            f"{estimate['seconds']:.1f} s"
+            + ("; flat: the data hardly identify it (one pulse length, slow genes?): give "
+               "--detection P instead" if flat else "")
+            + "; gene intervals are conditional on it")
 
 
 def summary(table, *, elapsed: float, written: str) -> str:
@@ -404,12 +425,15 @@ def run(args) -> int:
     compile_notice("fit")
     start = time.perf_counter()
     try:
-        tg.tl.fit(adata, layer=args.layer, capture=capture, k_deg=k_deg, genes=genes,
-                  min_cells=args.min_cells, ci=args.ci, interval=args.interval,
-                  profile=args.profile, round_counts=round_option(args), n_jobs=args.jobs,
-                  progress=progress, key_added=KEY,
-                  **({} if client is None else {"client": client}), **_two_species(args),
-                  **labelled)
+        with warnings.catch_warnings():
+            # a flat detection estimate is reported in the summary below
+            warnings.simplefilter("ignore", DetectionWarning)
+            tg.tl.fit(adata, layer=args.layer, capture=capture, k_deg=k_deg, genes=genes,
+                      min_cells=args.min_cells, ci=args.ci, interval=args.interval,
+                      profile=args.profile, round_counts=round_option(args), n_jobs=args.jobs,
+                      progress=progress, key_added=KEY,
+                      **({} if client is None else {"client": client}), **_two_species(args),
+                      **labelled)
     except (ValueError, KeyError) as exc:
         raise CLIError(as_cli_advice(one_line(exc))) from None
     finally:
@@ -417,6 +441,9 @@ def run(args) -> int:
     elapsed = time.perf_counter() - start
 
     table = _result_table(adata, genes)
+    estimate = adata.uns.get(KEY, {}).get("labelling", {}).get("detection_estimate")
+    if estimate is not None:
+        print(f"telegraph fit: {detection_summary(estimate)}", file=sys.stderr)
     _write_outputs(args, table, input_path,
                    lambda: tio.write_h5ad_atomic(adata, args.output, refuse=[input_path]))
     if args.example:

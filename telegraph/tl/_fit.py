@@ -76,7 +76,13 @@ def fit(adata, *, layer: str | None = None, capture=None, k_deg=None, genes=None
         lengths: a time course), or an array.
     detection : float, str or array_like
         With ``new_layer``: probability in (0, 1] that a captured new molecule
-        is seen as new (default 1); a number, an obs column or an array.
+        is seen as new (default 1); a number, an obs column or an array, or
+        ``"estimate"``: one probability estimated across genes and every gene
+        fitted at it (as in :func:`telegraph.fit`); the estimate, its
+        interval and standard error go to
+        ``adata.uns[key_added]["labelling"]["detection_estimate"]``, and the
+        genes' intervals are conditional on it. An obs column named
+        "estimate" is refused as ambiguous (rename it).
     key_added : str
         Results go to ``adata.var[f"{key_added}_{column}"]`` and the settings
         to ``adata.uns[key_added]``.
