@@ -16,13 +16,15 @@ place (together with :func:`telegraph.tl.fit`'s writer):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 
 from . import config
 from .inputs import (Capture, KDeg, capture_record, k_deg_record, resolve_capture,
                      resolve_k_deg, totals_of)
 
-__all__ = ["counts", "kinetics_df", "differential_df", "fit_record", "capture", "k_deg",
+__all__ = ["counts", "kinetics_df", "fit_columns", "differential_df", "fit_record", "capture", "k_deg",
            "layer_of_fit"]
 
 
@@ -57,6 +59,29 @@ def fit_record(adata, key: str = config.FIT_KEY) -> dict:
     return rec
 
 
+def fit_columns(adata, key: str = config.FIT_KEY, *, stale: bool = False) -> list:
+    """The ``adata.var`` columns that the fit stored under ``key`` wrote.
+
+    A fit records its result columns in ``adata.uns[key]["columns"]``; so
+    another fit whose key starts with the same words (``key`` and
+    ``f"{key}_estimated"``) keeps its own columns. A fit stored before that
+    record existed is read by the ``f"{key}_"`` prefix, less the columns that
+    other recorded fits claim. ``stale=True``: also the other
+    ``f"{key}_"`` columns no recorded fit claims (left by an older version,
+    or by hand): what a new fit under ``key`` replaces.
+    """
+    rec = adata.uns.get(key)
+    recorded = ([f"{key}_{c}" for c in rec["columns"]]
+                if isinstance(rec, Mapping) and "columns" in rec else None)
+    if recorded is not None and not stale:
+        return [c for c in recorded if c in adata.var.columns]
+    claimed = {f"{k}_{c}" for k, r in adata.uns.items()
+               if k != key and isinstance(r, Mapping) and "columns" in r for c in r["columns"]}
+    prefix = f"{key}_"
+    return [c for c in adata.var.columns
+            if (str(c).startswith(prefix) and c not in claimed) or c in (recorded or ())]
+
+
 def kinetics_df(adata, key: str = config.FIT_KEY, *, genes=None) -> pd.DataFrame:
     """The per-gene results of :func:`telegraph.tl.fit` as a DataFrame.
 
@@ -76,7 +101,7 @@ def kinetics_df(adata, key: str = config.FIT_KEY, *, genes=None) -> pd.DataFrame
         genes that were not fitted have regime ``"not_fitted"``.
     """
     prefix = f"{key}_"
-    cols = [c for c in adata.var.columns if str(c).startswith(prefix)]
+    cols = fit_columns(adata, key)
     if not cols:
         raise KeyError(f"adata.var has no '{prefix}*' columns: run tg.tl.fit(adata, "
                        f"key_added={key!r}) first")

@@ -3,6 +3,7 @@ goodness-of-fit p-values: one encoding in every output, every identified
 quantity filled, a calibrated p-value for every fitted gene (or a flag saying
 why not) in every regime and at every count scale."""
 
+import anndata
 import numpy as np
 import pandas as pd
 import pytest
@@ -268,3 +269,23 @@ def test_gof_of_bursty_data_at_a_mean_of_a_million():
     assert (df["regime"] == "bursty").all()
     assert (df["gof_pval"] > 1e-3).all()
     np.testing.assert_allclose(df["mean_expression"], 1e6, rtol=0.2)
+
+
+def test_fits_whose_keys_share_a_prefix_keep_their_own_columns(tmp_path):
+    """Audit: tg.get.kinetics_df(adata, "telegraph") picked up the columns of a fit stored
+    under "telegraph_estimated", and refitting under "telegraph" deleted them."""
+    adata = tg.datasets.example(n_cells=200, n_genes=4, seed=3)
+    tg.tl.fit(adata, key_added="telegraph_estimated", interval="wald", progress=False)
+    tg.tl.fit(adata, interval="wald", progress=False)                    # key "telegraph"
+    tg.tl.fit(adata, interval="wald", min_cells=10_000, progress=False)  # refit: nothing fitted
+    assert (adata.var["telegraph_estimated_regime"] != "not_fitted").all()
+    ours = tg.get.kinetics_df(adata, "telegraph")
+    other = tg.get.kinetics_df(adata, "telegraph_estimated")
+    assert not any(c.startswith("estimated_") for c in ours.columns)
+    assert list(ours.columns) == list(other.columns)
+    assert (ours["regime"] == "too_few_cells").all()
+    # the record survives an .h5ad round trip
+    path = tmp_path / "a.h5ad"
+    adata.write_h5ad(path)
+    back = tg.get.kinetics_df(anndata.read_h5ad(path), "telegraph")
+    assert list(back.columns) == list(ours.columns)

@@ -10,7 +10,7 @@ import pandas as pd
 from .. import __version__, config
 from ..backed import fit_file
 from ..fitting import fit as _fit
-from ..get import counts
+from ..get import counts, fit_columns
 from ..inputs import (capture_record, gene_positions, k_deg_record, resolve_capture,
                       resolve_k_deg, resolve_labelling, row_totals, totals_of)
 
@@ -165,7 +165,7 @@ def store_results(adata, res: pd.DataFrame, *, key_added: str = config.FIT_KEY,
     resolved, :mod:`telegraph.inputs`): their records go to
     ``adata.uns[key_added]`` with the settings in ``res.attrs``.
     """
-    stale = [c for c in adata.var.columns if str(c).startswith(f"{key_added}_")]
+    stale = fit_columns(adata, key_added, stale=True)   # not another key's it prefixes
     if stale:
         adata.var.drop(columns=stale, inplace=True)
     settings = dict(res.attrs.get("settings", {}))
@@ -193,6 +193,7 @@ def store_results(adata, res: pd.DataFrame, *, key_added: str = config.FIT_KEY,
         adata.var[f"{key_added}_{col}"] = values
     adata.uns[key_added] = {
         "version": __version__,
+        "columns": [str(c) for c in res.columns],
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "layer": "X" if layer is None else layer,
         **({} if unspliced_layer is None else {"unspliced_layer": unspliced_layer}),
