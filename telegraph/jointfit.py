@@ -423,7 +423,7 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph") -
     starts = [np.clip(y, lo, hi) for y in _starts(u, s, w, cs, cu, model)]
     lls = [gene(y, want=0)[0] for y in starts]
     y0 = starts[int(np.argmax(lls))]
-    y, ll, g, info, it, conv = _maximise(gene, y0, lo, hi)
+    y, ll, g, info, it, conv = _maximise(gene, y0, lo, hi, wall=config.JOINT_WALL_STEP)
     row.update(y=y, loglik=ll, n_iter=it, converged=bool(conv and np.isfinite(ll)))
     if not np.isfinite(ll):
         row["regime"] = "telegraph"
@@ -445,7 +445,8 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph") -
             yb = y.copy()
             yb[1] = lb
             yb[2] = y[2] + (lb - y[1])
-            _, llb, *_ = _maximise(gene, yb, lo, hi, free=free, max_iter=25, tol=1e-4)
+            _, llb, *_ = _maximise(gene, yb, lo, hi, free=free, max_iter=25, tol=1e-4,
+                                   wall=config.JOINT_WALL_STEP)
             bursty = ll - llb < drop
     else:
         bursty = True
@@ -480,9 +481,11 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph") -
         if settings.interval == "profile" and (name in settings.profile or name == "k_deg"
                                                or model == "bursty"):
             lo_k = (lo_open if lo_open is not None else
-                    _profile_side(gene, y, ll, lo, hi, A, k, -1, drop, se, info))
+                    _profile_side(gene, y, ll, lo, hi, A, k, -1, drop, se, info,
+                                  config.JOINT_WALL_STEP))
             hi_k = (hi_open if hi_open is not None else
-                    _profile_side(gene, y, ll, lo, hi, A, k, +1, drop, se, info))
+                    _profile_side(gene, y, ll, lo, hi, A, k, +1, drop, se, info,
+                                  config.JOINT_WALL_STEP))
         else:
             lo_k = zk - z * se if lo_open is None else lo_open
             hi_k = zk + z * se if hi_open is None else hi_open
