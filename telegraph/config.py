@@ -259,6 +259,10 @@ DESIGN_BURSTY_K_OFF = 100.0
 DESIGN_N_PRIOR = 256
 #: simulated cells per parameter set of the score-function gradient estimate
 DESIGN_N_SIM_CELLS = 2000
+#: capture groups (of about equal weight, each at its mean capture) over which
+#: design.optimize_pulse averages the information at every step of its ascent: the
+#: information is smooth in the capture, and each group costs a sum over its (new, old) lattice
+DESIGN_PULSE_CAPTURE_GROUPS = 8
 #: genes simulated per parameter set to predict the calibrated null scale of the
 #: differential test (telegraph.design.power, cells_needed), run through the real test in
 #: experiments of DESIGN_NULL_PANEL genes (each a class of genes like the set, whose

@@ -58,7 +58,7 @@ from .differential import differential, differential_histograms
 from .fitting import fit_raw
 from .gradient import lr_terms
 from .histogram import CountHistograms, capture_groups
-from .inputs import Capture, CaptureDistribution, FitSettings, capture_distribution
+from .inputs import Capture, CaptureDistribution, FitSettings, capture_distribution, check_detection
 from .kernels import design as kdesign
 from .kernels import fit as kfit
 from .stationary import logpmf_ab
@@ -68,7 +68,7 @@ __all__ = [
     "fisher_information", "expected_precision", "power", "cells_needed", "plan",
     "kinetics_table", "eig_gradient", "optimize", "CostModel", "DesignResult",
     "DesignGradient", "OneSpecies", "MODELS", "PARAMETRISATIONS", "QUANTITIES",
-    "CRITERIA", "CALIBRATIONS",
+    "CRITERIA", "CALIBRATIONS", "optimize_pulse", "PulseDesign", "PULSE_QUANTITIES",
 ]
 
 log = logging.getLogger("telegraph")
@@ -1445,12 +1445,13 @@ class DesignGradient:
     n_sim_cells: int
 
 
-def _criterion(criterion, I, n):
+def _criterion(criterion, I, n, C=None):
     """Value, weight matrices W (dU/dlog kappa = sum_j tr(W_j dI_j)) and dU/dlog n
     of a criterion over the parameter sets with per-cell information ``I``.
 
     Every criterion is about psi = (log burst frequency, log burst size), the
-    reported quantities, with k_off a nuisance: per cell, psi has the
+    reported quantities (or the columns of the contrasts ``C``, e.g. with log
+    k_deg for a pulse), the other coordinates nuisances: per cell, psi has the
     variance V_psi = C^T I^-1 C (C the contrasts of :data:`QUANTITIES`) and the
     efficient information M = V_psi^-1; d log det M = tr(V C M C^T V dI) and
     d tr V_psi = -tr(V C C^T V dI), V = I^-1 (docs/maths.md, "Experiment design").
@@ -1461,7 +1462,8 @@ def _criterion(criterion, I, n):
     if m == 0:
         raise ValueError("the information is singular for every parameter set: no design "
                          "criterion can be computed (are the counts all zero?)")
-    C = np.stack(list(QUANTITIES.values()), axis=1)              # (3, 2)
+    if C is None:
+        C = np.stack(list(QUANTITIES.values()), axis=1)          # (3, 2)
     k = C.shape[1]
     VC = np.einsum("mij,jq->miq", V[good], C)                     # (m, 3, 2)
     Vpsi = np.einsum("iq,miu->mqu", C, VC)                        # (m, 2, 2)
@@ -1892,42 +1894,10 @@ def optimize(k_on: ArrayLike | None = None, k_off: ArrayLike | None = None,
         se = g.d_log_capture_se * cost.d_log_capture(r)
         return r, n, dist.mean, g.value + entropy, float(grad), float(se)
 
-    rows = []
-    m1 = v1 = 0.0
-    beta1, beta2 = 0.8, 0.95
-    converged = False
-    small = 0
-    bar = None
-    if progress is not False:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=max_iter, desc="telegraph design", unit="step", leave=False,
-                   disable=None if progress is None else False)
-    try:
-        for it in range(1, max_iter + 1):
-            r, n, cm, val, grad, se = evaluate(t, rng)
-            rows.append((it, r, n, cm, val, grad, se))
-            m1 = beta1 * m1 + (1 - beta1) * grad
-            v1 = beta2 * v1 + (1 - beta2) * grad * grad
-            step = (learning_rate / math.sqrt(it)) * (m1 / (1 - beta1 ** it)) / (
-                math.sqrt(v1 / (1 - beta2 ** it)) + 1e-12)
-            t_new = min(max(t + step, lo), hi)
-            if method == "exact":
-                small = small + 1 if abs(t_new - t) < 1e-3 else 0
-                if small >= 3:
-                    t = t_new
-                    converged = True
-                    break
-            t = t_new
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+    t, rows, converged = _ascend(lambda x: evaluate(x, rng), t, lo, hi, method, max_iter,
+                                 learning_rate, progress)
     history = pd.DataFrame(rows, columns=["iteration", "reads", "n_cells", "capture_mean",
                                           "value", "gradient", "gradient_se"])
-    if method == "score":
-        # Polyak averaging of the second half of the iterates
-        t = float(np.mean(np.log(history["reads"].to_numpy()[len(history) // 2:])))
     r, n, cm, val, grad, se = evaluate(t, rng)
     if method == "score":
         converged = abs(grad) <= 2.0 * se
@@ -1941,6 +1911,52 @@ def optimize(k_on: ArrayLike | None = None, k_off: ArrayLike | None = None,
                                   "max_iter": int(max_iter), "seed": seed,
                                   "model": mdl.name,
                                   "reads_range": (math.exp(lo), math.exp(hi))})
+
+
+def _ascend(evaluate, x, lo, hi, method, max_iter, learning_rate, progress):
+    """Gradient ascent of one design variable x (a log) in [lo, hi] by Adam steps
+    decaying as 1/sqrt(iteration). ``evaluate(x)`` returns a row whose last two
+    entries are the gradient and its standard error. Exact gradients stop after
+    three steps below 1e-3; score estimates run ``max_iter`` steps and return
+    the Polyak average of the second half of the iterates. Returns (x, rows
+    (iteration, *row), converged by the exact rule)."""
+    rows = []
+    m1 = v1 = 0.0
+    beta1, beta2 = 0.8, 0.95
+    converged = False
+    small = 0
+    xs = []
+    bar = None
+    if progress is not False:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=max_iter, desc="telegraph design", unit="step", leave=False,
+                   disable=None if progress is None else False)
+    try:
+        for it in range(1, max_iter + 1):
+            row = evaluate(x)
+            xs.append(x)
+            rows.append((it, *row))
+            grad = row[-2]
+            m1 = beta1 * m1 + (1 - beta1) * grad
+            v1 = beta2 * v1 + (1 - beta2) * grad * grad
+            step = (learning_rate / math.sqrt(it)) * (m1 / (1 - beta1 ** it)) / (
+                math.sqrt(v1 / (1 - beta2 ** it)) + 1e-12)
+            x_new = min(max(x + step, lo), hi)
+            if method == "exact":
+                small = small + 1 if abs(x_new - x) < 1e-3 else 0
+                if small >= 3:
+                    x = x_new
+                    converged = True
+                    break
+            x = x_new
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    if method == "score":
+        x = float(np.mean(xs[len(xs) // 2:]))
+    return x, rows, converged
 
 
 def _capture_spread(spread) -> CaptureDistribution:
@@ -1973,3 +1989,350 @@ def _curve(model, sets, spread, cost, budget, criterion, lo, hi, entropy, tol, n
                      float(np.nanmedian(se["burst_size"]))))
     return pd.DataFrame(rows, columns=["reads", "n_cells", "capture_mean", "value",
                                        "burst_frequency_log_se", "burst_size_log_se"])
+
+
+# --------------------------------------------------------------------------- pulse length
+
+#: what the pulse length of a labelling experiment is chosen for: contrasts in
+#: theta = (log k_on, log k_off, log k_syn, log k_deg) (rates per hour)
+PULSE_QUANTITIES = {
+    "burst_frequency": np.array([1.0, 0.0, 0.0, 0.0]),
+    "burst_size": np.array([0.0, -1.0, 1.0, 0.0]),
+    "k_deg": np.array([0.0, 0.0, 0.0, 1.0]),
+}
+
+
+@dataclass
+class PulseDesign:
+    """Result of :func:`optimize_pulse`: the chosen pulse length and how it was found.
+
+    Attributes
+    ----------
+    t_label : float
+        Chosen pulse length, hours.
+    n_cells : float
+        Cells of the experiment (fixed).
+    quantities : tuple of str
+        What the criterion is about (from :data:`PULSE_QUANTITIES`).
+    criterion, method : str
+        The criterion maximised and how its gradient was obtained.
+    value : float
+        The criterion at the chosen pulse.
+    gradient, gradient_se : float
+        d criterion / d log t_label there, and its standard error (0 exact).
+    converged : bool
+        Exact gradients: the bracket of the gradient's root is narrower than
+        1e-3 in log t_label (or the criterion still rises at an end of
+        ``t_range``, reported as such); score estimates: the gradient at the
+        averaged pulse is within two standard errors of 0.
+    history : pandas.DataFrame
+        One row per iteration: ``t_label``, ``value``, ``gradient``, ``gradient_se``.
+    curve : pandas.DataFrame or None
+        On a grid of pulse lengths (exact information): ``t_label``,
+        ``value`` and the median predicted standard error of the log of each
+        quantity (``<quantity>_log_se``) over the parameter sets.
+    n_sets : int
+    settings : dict
+    """
+
+    t_label: float
+    n_cells: float
+    quantities: tuple
+    criterion: str
+    method: str
+    value: float
+    gradient: float
+    gradient_se: float
+    converged: bool
+    history: pd.DataFrame
+    curve: pd.DataFrame | None = None
+    n_sets: int = 0
+    settings: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """The chosen pulse in one sentence."""
+        se = f" +- {self.gradient_se:.2g}" if self.gradient_se else ""
+        lo, hi = self.settings.get("t_range", (math.nan, math.nan))
+        edge = (" (at the edge of the pulse lengths searched)"
+                if min(abs(math.log(self.t_label / lo)), abs(math.log(self.t_label / hi))) < 1e-6
+                else "")
+        return (f"best pulse for {', '.join(self.quantities)} ({self.criterion}, {self.method} "
+                f"gradient, {self.n_sets} genes, {self.n_cells:g} cells): "
+                f"{self.t_label:.3g} h{edge}; criterion {self.value:.4g}, d/dlog t_label "
+                f"{self.gradient:.2g}{se}; converged: {self.converged}")
+
+    def __repr__(self) -> str:
+        return f"PulseDesign({self.summary()})"
+
+
+def _pulse_cell_terms(rates, capture, t_label, detection, tol, deriv=True):
+    """One parameter set in one capture group: the (new, old) lattice's
+    probabilities p, scores S (log rates), the design score d = d log P / d log
+    t_label and dS = dS / d log t_label at fixed counts.
+
+    The law depends on the rates and the pulse only through (k_on, k_off,
+    k_syn) / k_deg and k_deg t_label, so scaling every rate by e^u is the same
+    as scaling the pulse by e^u: d/dlog t_label = sum_i d/dlog k_i, d = 1^T S
+    and dS = H 1, H the Hessian in the log rates (docs/maths.md, "Experiment
+    design", "The pulse length")."""
+    n, m = labelled.count_lattice(rates[2], rates[3], capture, tol)
+    logp, S, H = labelled.log_derivatives(n, m, *rates, t_label=t_label, detection=detection,
+                                          capture=capture, hessian=deriv)
+    seen = np.isfinite(logp)     # counts of probability 0 have no score
+    dS = H[seen].sum(axis=2) if deriv else None
+    return np.exp(logp[seen]), S[seen], S[seen].sum(axis=1), dS
+
+
+def _pulse_information(sets: _Sets, dist: CaptureDistribution, t_label, detection, tol,
+                       deriv=False):
+    """Per-cell information I (m, 4, 4) in the log rates at pulse ``t_label``,
+    averaged over the capture groups, and (``deriv``) its exact derivative in
+    log t_label: sum_n P (d S S^T + dS S^T + S dS^T)."""
+    m = sets.k_on.size
+    I = np.zeros((m, 4, 4))
+    dI = np.zeros((m, 4, 4))
+    for j in range(m):
+        r = (sets.k_on[j], sets.k_off[j], sets.k_syn[j], sets.k_deg[j])
+        for c, w in zip(dist.values, dist.weights):
+            p, S, d, dS = _pulse_cell_terms(r, float(c), t_label, detection, tol, deriv)
+            I[j] += w * np.einsum("n,ni,nk->ik", p, S, S)
+            if deriv:
+                G = np.einsum("n,ni,nk->ik", p * d, S, S) + np.einsum("n,ni,nk->ik", p, dS, S)
+                dI[j] += w * (G + np.einsum("n,ni,nk->ki", p, dS, S))
+    return I, dI
+
+
+def _pulse_gradient(sets: _Sets, dist, t_label, detection, n, C, criterion, method, baseline,
+                    n_sim, rng, tol):
+    """(value, d value / d log t_label, its standard error) of a criterion."""
+    I, dI = _pulse_information(sets, dist, t_label, detection, tol, deriv=method == "exact")
+    value, W, _, good = _criterion(criterion, I, n, C)
+    if method == "exact":
+        return value, float(np.einsum("mij,mij->", W[good], dI[good])), 0.0
+    # score-function estimate from cells drawn from the exact (truncated) law:
+    # tr(W dI) = E[(S^T W S - b) d] + 2 E[dS^T W S]
+    groups, cw = _allocate(int(n_sim), dist.weights)
+    per, var = np.zeros(sets.k_on.size), np.zeros(sets.k_on.size)
+    for j in np.flatnonzero(good):
+        r = (sets.k_on[j], sets.k_off[j], sets.k_syn[j], sets.k_deg[j])
+        f, d, path = [], [], []
+        for g, c in enumerate(dist.values):
+            k = int((groups == g).sum())
+            if k == 0:
+                continue
+            p, S, dd, dS = _pulse_cell_terms(r, float(c), t_label, detection, tol)
+            pick = rng.choice(p.size, size=k, p=p / p.sum())
+            Sg, wg = S[pick], cw[groups == g]
+            f.append(np.einsum("ci,ij,cj->c", Sg, W[j], Sg))
+            d.append(wg * dd[pick])
+            path.append(2.0 * wg * np.einsum("ci,ij,cj->c", dS[pick], W[j], Sg))
+        terms = lr_terms(np.concatenate(f), np.concatenate(d)[:, None], baseline)[:, 0]
+        terms = terms + np.concatenate(path)
+        per[j] = terms.mean()
+        var[j] = terms.var(ddof=1) / terms.size
+    return value, float(per.sum()), float(math.sqrt(var.sum()))
+
+
+def _pulse_curve(sets, dist, detection, n, C, names, criterion, lo, hi, tol, n_grid=25):
+    rows = []
+    for x in np.linspace(lo, hi, n_grid):
+        t = math.exp(x)
+        I, _ = _pulse_information(sets, dist, t, detection, tol)
+        try:
+            value = _criterion(criterion, I, n, C)[0]
+        except ValueError:              # singular for every gene: nothing identified there
+            value = math.nan
+        V = _inverse(I) / n
+        with np.errstate(invalid="ignore"):
+            se = [float(np.nanmedian(np.sqrt(np.einsum("i,mij,j->m", C[:, q], V, C[:, q]))))
+                  for q in range(C.shape[1])]
+        rows.append((t, value, *se))
+    return pd.DataFrame(rows, columns=["t_label", "value", *(f"{q}_log_se" for q in names)])
+
+
+def _gradient_root(evaluate, x, lo, hi, max_iter, step=0.5, xtol=1e-3):
+    """Maximise a smooth one-dimensional criterion in [lo, hi] from its exact
+    gradient: steps of ``step`` uphill until the gradient changes sign (or an
+    end is reached), then regula falsi (Illinois) on the gradient to ``xtol``.
+    ``evaluate(x)`` returns a row ending in (gradient, standard error). Returns
+    (x, rows (iteration, *row), converged)."""
+    rows = []
+
+    def at(x_):
+        row = evaluate(x_)
+        rows.append((len(rows) + 1, *row))
+        return row[-2]
+
+    ga = at(x)
+    if ga == 0.0:
+        return x, rows, True
+    a, direction = x, (1.0 if ga > 0 else -1.0)
+    b = gb = None
+    while len(rows) < max_iter:
+        nxt = min(max(a + direction * step, lo), hi)
+        if nxt == a:                          # the optimum is at the end of the range
+            return a, rows, True
+        g = at(nxt)
+        if g * direction <= 0.0:
+            b, gb = nxt, g
+            break
+        a, ga = nxt, g
+    if b is None:
+        return a, rows, False
+    kept = 0
+    while len(rows) < max_iter and abs(b - a) > xtol:
+        c = b - gb * (b - a) / (gb - ga)
+        gc = at(c)
+        if gc == 0.0:
+            return c, rows, True
+        if (gc > 0) == (ga > 0):
+            a, ga = c, gc
+            if kept == 1:
+                gb *= 0.5
+            kept = 1
+        else:
+            b, gb = c, gc
+            if kept == -1:
+                ga *= 0.5
+            kept = -1
+    x = b - gb * (b - a) / (gb - ga)
+    return x, rows, abs(b - a) <= xtol
+
+
+def optimize_pulse(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: ArrayLike, *,
+                   n_cells: float, capture=1.0, detection: float = config.DETECTION,
+                   quantities=("burst_frequency", "burst_size", "k_deg"),
+                   criterion: str = "D", method: str = "exact", baseline: str = "optimal",
+                   t_range=(0.05, 48.0), t_label: float | None = None,
+                   n_sim_cells: int = config.DESIGN_N_SIM_CELLS, max_iter: int = 60,
+                   learning_rate: float = 0.3, seed=0, curve: bool = True,
+                   tol: float = 1e-12, progress: bool | None = config.PROGRESS) -> PulseDesign:
+    """The labelling pulse length that pins down burst kinetics and degradation best.
+
+    For a metabolic-labelling experiment (new and old counts after a pulse of
+    ``t_label`` hours, :mod:`telegraph.labelled`) with ``n_cells`` cells,
+    chooses the pulse that maximises a design criterion about the log of the
+    ``quantities`` (burst frequency = k_on, burst size = k_syn / k_off, k_deg;
+    the other rates nuisances), from the exact per-cell Fisher information of
+    the new/old law, by gradient ascent in log t_label (exact gradient: uphill
+    steps of 0.5 until the gradient changes sign, then regula falsi on it;
+    score-function estimates: Adam steps, as :func:`optimize`):
+
+    - ``"D"``: sum over the genes of log det of the efficient information
+      (local D-optimality; the genes are the given kinetics, e.g. an earlier
+      fit); ``"A"``: minus the summed variances; ``"eig"``: the large-sample
+      expected information gain averaged over the genes as prior draws.
+
+    The gradient in log t_label is exact: the new/old law depends on the rates
+    and the pulse only through the rates' ratios to k_deg and k_deg t_label,
+    so d/dlog t_label is the sum of the derivatives in the log rates, and the
+    derivative of the information follows from the scores and Hessians of
+    :func:`telegraph.labelled_score` / :func:`telegraph.labelled_information`
+    summed over the counts (``method="exact"``). ``method="score"`` estimates
+    the same derivative from ``n_sim_cells`` cells per gene drawn from the law
+    by the score-function estimator with a baseline, and reports its
+    standard error (docs/maths.md, "Experiment design", "The pulse length").
+
+    Parameters
+    ----------
+    k_on, k_off : array_like
+        Promoter activation and inactivation rates of the genes, per hour.
+    k_syn : array_like
+        Transcription rate while on, molecules per hour.
+    k_deg : array_like
+        mRNA degradation rate, per hour (the pulse is chosen relative to it).
+    n_cells : float
+        Cells of the experiment.
+    capture
+        Capture efficiencies of the cells (see :func:`fisher_information`);
+        a spread of values is averaged over
+        ``config.DESIGN_PULSE_CAPTURE_GROUPS`` groups of about equal weight.
+    detection : float
+        Probability that a new molecule is seen as new.
+    quantities : sequence of str
+        Keys of :data:`PULSE_QUANTITIES` the criterion is about.
+    criterion : {"D", "A", "eig"}
+    method : {"exact", "score"}
+    baseline : {"loo", "optimal", "none"}
+        Baseline of the score-function estimator (see :func:`eig_gradient`).
+    t_range : (float, float)
+        Pulse lengths searched, hours.
+    t_label : float, optional
+        Starting pulse (default: the geometric mean over the genes of
+        1 / k_deg, within ``t_range``).
+    n_sim_cells, max_iter, learning_rate, seed, progress
+        As in :func:`optimize`.
+    curve : bool
+        Also tabulate the criterion and the predicted standard errors over a
+        grid of pulse lengths (what :func:`telegraph.pl.design` draws).
+    tol : float
+        Probability left out of each cell's sum over counts.
+
+    Returns
+    -------
+    PulseDesign
+
+    Examples
+    --------
+    >>> import telegraph as tg
+    >>> res = tg.design.optimize_pulse(0.5, 2.0, 30.0, 0.3, n_cells=500, curve=False,
+    ...                                quantities=["k_deg"], progress=False)
+    >>> bool(0.05 < res.t_label < 48.0)
+    True
+    """
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}; got {criterion!r}")
+    _check_method(criterion, method, baseline)
+    names = (quantities,) if isinstance(quantities, str) else tuple(quantities)
+    unknown = [q for q in names if q not in PULSE_QUANTITIES]
+    if not names or unknown:
+        raise ValueError(f"quantities must be among {sorted(PULSE_QUANTITIES)}; got "
+                         f"{list(names)!r}")
+    C = np.stack([PULSE_QUANTITIES[q] for q in names], axis=1)
+    if not (np.isfinite(n_cells) and n_cells >= 1):
+        raise ValueError(f"n_cells must be at least 1; got {n_cells!r}")
+    lo, hi = (float(v) for v in t_range)
+    if not (0 < lo < hi and math.isfinite(hi)):
+        raise ValueError(f"t_range must be (low, high) pulse lengths in hours with 0 < low < "
+                         f"high; got {t_range!r}")
+    det = float(check_detection(detection).reshape(-1)[0])
+    sets = _sets(k_on, k_off, k_syn, k_deg)
+    if not sets.valid.all():
+        raise ValueError("every gene needs finite rates > 0 (per hour), k_deg included: the "
+                         "pulse is chosen relative to the degradation rate")
+    dist = _coarse(_capture(capture), config.DESIGN_PULSE_CAPTURE_GROUPS)
+    n = float(n_cells)
+    rng = np.random.default_rng(seed)
+    x_lo, x_hi = math.log(lo), math.log(hi)
+    x = (float(np.mean(-np.log(sets.k_deg))) if t_label is None else math.log(float(t_label)))
+    x = min(max(x, x_lo), x_hi)
+
+    def evaluate(x_):
+        try:
+            value, grad, se = _pulse_gradient(sets, dist, math.exp(x_), det, n, C, criterion,
+                                              method, baseline, n_sim_cells, rng, tol)
+        except ValueError:
+            raise ValueError(f"at a pulse of {math.exp(x_):.3g} h the labelled data identify "
+                             f"none of the genes' rates (singular information); narrow "
+                             f"t_range around 1 / k_deg or start at t_label=") from None
+        return math.exp(x_), value, grad, se
+
+    if method == "exact":
+        x, rows, converged = _gradient_root(evaluate, x, x_lo, x_hi, max_iter)
+    else:
+        x, rows, converged = _ascend(evaluate, x, x_lo, x_hi, method, max_iter, learning_rate,
+                                     progress)
+    history = pd.DataFrame(rows, columns=["iteration", "t_label", "value", "gradient",
+                                          "gradient_se"])
+    t, value, grad, se = evaluate(x)
+    if method == "score":
+        converged = abs(grad) <= 2.0 * se
+    table = _pulse_curve(sets, dist, det, n, C, names, criterion, x_lo, x_hi, tol) \
+        if curve else None
+    return PulseDesign(t_label=t, n_cells=n, quantities=names, criterion=criterion,
+                       method=method, value=value, gradient=grad, gradient_se=se,
+                       converged=converged, history=history, curve=table,
+                       n_sets=int(sets.k_on.size),
+                       settings={"baseline": baseline, "n_sim_cells": int(n_sim_cells),
+                                 "max_iter": int(max_iter), "seed": seed, "detection": det,
+                                 "t_range": (lo, hi)})

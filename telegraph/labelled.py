@@ -243,17 +243,43 @@ def labelled_fisher_information(k_on: float, k_off: float, k_syn: float, k_deg: 
     t = float(check_t_label(t_label).reshape(-1)[0])
     pi = float(check_detection(detection).reshape(-1)[0])
     c = float(check_capture(capture).reshape(-1)[0])
-    # the total count is Poisson-Beta: its tail bounds both axes
-    lam = c * k_syn / k_deg
-    top = int(_k.tail_count(lam, float(np.log(tail)) - 5.0))
-    nn, mm = np.meshgrid(np.arange(top + 1), np.arange(top + 1), indexing="ij")
-    keep = (nn + mm) <= top
-    n = nn[keep]
-    m = mm[keep]
+    n, m = count_lattice(k_syn, k_deg, c, tail)
     shape, rows, rates, _, _, _ = _evaluate(n, m, k_on, k_off, k_syn, k_deg, t, pi, c, 1)
     p = np.exp(rows.logp)
     g = _gradient(rows, rates)
-    return np.einsum("i,ip,iq->pq", p, g, g)
+    seen = p > 0            # counts of probability 0 (log P = -inf) have no score
+    return np.einsum("i,ip,iq->pq", p[seen], g[seen], g[seen])
+
+
+def count_lattice(k_syn: float, k_deg: float, capture: float,
+                  tail: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:
+    """The (new, old) counts that carry all but about ``tail`` of the
+    probability of one cell: new + old <= the Poisson-Beta tail count of the
+    total (which bounds both axes, whatever the pulse, detection or switching
+    rates). Returns two flat int arrays."""
+    lam = capture * k_syn / k_deg
+    top = int(_k.tail_count(lam, float(np.log(tail)) - 5.0))
+    nn, mm = np.meshgrid(np.arange(top + 1), np.arange(top + 1), indexing="ij")
+    keep = (nn + mm) <= top
+    return nn[keep], mm[keep]
+
+
+def log_derivatives(new, old, k_on: float, k_off: float, k_syn: float, k_deg: float, *,
+                    t_label: float, detection: float, capture: float, hessian: bool = True):
+    """log P, its gradient S (size, 4) and (``hessian``; else None) its Hessian
+    H (size, 4, 4) in the log rates (log k_on, log k_off, log k_syn, log k_deg)
+    at counts (new, old), in one evaluation (the design of a pulse needs all
+    three; docs/maths.md, "Experiment design")."""
+    _, rows, rates, _, _, _ = _evaluate(new, old, k_on, k_off, k_syn, k_deg, t_label,
+                                        detection, capture, 2 if hessian else 1)
+    r = rates[:4].T                                           # (size, 4)
+    S = _gradient(rows, rates) * r
+    if not hessian:
+        return np.asarray(rows.logp), S, None
+    H = _hessian(rows, rates) * r[:, :, None] * r[:, None, :]
+    idx = np.arange(4)
+    H[:, idx, idx] += S
+    return np.asarray(rows.logp), S, H
 
 
 def labelled_histogram_loglik(new, old, weights, k_on: float, k_off: float, k_syn: float,

@@ -24,6 +24,7 @@ import telegraph as tg  # noqa: E402
 from reference import cme_logpmf, thin  # noqa: E402
 from telegraph import design as td  # noqa: E402
 from telegraph.differential import differential  # noqa: E402
+from telegraph.labelled import labelled_fisher_information  # noqa: E402
 from telegraph.stationary import histogram_loglik  # noqa: E402
 
 
@@ -510,3 +511,112 @@ def test_two_species_precision_matches_the_joint_fitter():
         assert lo < est.var(ddof=1) / se ** 2 < hi, (q, est.std(ddof=1), se)
         width = np.median(np.log(res[f"{q}_ci_high"] / res[f"{q}_ci_low"]).to_numpy(float))
         assert abs(width / (2 * stats.norm.ppf(0.975) * se) - 1) < 0.1, (q, width, se)
+
+
+# --------------------------------------------------------------------------- pulse length
+
+_PULSE_GENES = dict(k_on=[0.5, 0.1], k_off=[2.0, 1.0], k_syn=[30.0, 50.0], k_deg=[0.2, 0.5])
+
+
+def _log_rate_information(k_on, k_off, k_syn, k_deg, t, capture, detection):
+    """Per-cell information in the log rates from tg.labelled_fisher_information (the rate
+    coordinates, its own lattice sum): an independent path to the criterion."""
+    J = labelled_fisher_information(k_on, k_off, k_syn, k_deg, t_label=t,
+                                       detection=detection, capture=capture)
+    r = np.array([k_on, k_off, k_syn, k_deg])
+    return J * r[:, None] * r[None, :]
+
+
+@pytest.mark.parametrize("criterion", ["D", "A", "eig"])
+def test_exact_pulse_gradient_matches_finite_differences(criterion):
+    sets = td._sets(*_PULSE_GENES.values())
+    dist = td._capture(([0.2, 0.5], [0.4, 0.6]))
+    C = np.stack([td.PULSE_QUANTITIES[q] for q in td.PULSE_QUANTITIES], axis=1)
+
+    def at(t, method="exact"):
+        return td._pulse_gradient(sets, dist, t, 0.9, 400.0, C, criterion, method, "optimal",
+                                  0, None, 1e-12)
+
+    value, grad, se = at(2.0)
+    h = 1e-4
+    fd = (at(2.0 * math.exp(h))[0] - at(2.0 * math.exp(-h))[0]) / (2 * h)
+    assert se == 0.0
+    assert grad == pytest.approx(fd, rel=1e-6, abs=1e-9)
+
+
+def test_score_estimate_of_the_pulse_gradient_agrees_with_the_exact_one():
+    sets = td._sets(0.5, 2.0, 30.0, 0.2)
+    dist = td._capture(0.3)
+    C = td.PULSE_QUANTITIES["k_deg"][:, None]
+    _, exact, _ = td._pulse_gradient(sets, dist, 3.0, 0.9, 500.0, C, "D", "exact", "optimal",
+                                     0, None, 1e-12)
+    estimates = [td._pulse_gradient(sets, dist, 3.0, 0.9, 500.0, C, "D", "score", "optimal",
+                                    3000, np.random.default_rng(seed), 1e-12)[1:]
+                 for seed in range(4)]
+    est = np.array([e[0] for e in estimates])
+    se = np.array([e[1] for e in estimates])
+    assert (se > 0).all()
+    # the mean of four independent estimates within 4 of its standard errors
+    assert abs(est.mean() - exact) < 4.0 * math.sqrt((se ** 2).sum()) / 4
+    assert exact > 0          # a pulse of 3 h is shorter than the best one for k_deg 0.2/h
+
+
+def test_optimal_pulse_is_the_peak_of_the_independent_criterion():
+    """D-optimal pulse for log k_deg of one gene: N / var(log k_deg), maximised over a fine grid
+    of pulses with the information of tg.labelled_fisher_information."""
+    kin = (0.5, 2.0, 30.0, 0.2)
+    res = tg.design.optimize_pulse(*kin, n_cells=500, capture=0.3, detection=0.9,
+                                   quantities=["k_deg"], curve=False, progress=False)
+    assert res.converged
+
+    def crit(t):
+        V = np.linalg.inv(_log_rate_information(*kin, t, 0.3, 0.9))
+        return math.log(500.0 / V[3, 3])
+
+    grid = np.exp(np.linspace(math.log(2.0), math.log(40.0), 61))
+    values = np.array([crit(t) for t in grid])
+    best = grid[values.argmax()]
+    assert abs(math.log(res.t_label / best)) <= math.log(grid[1] / grid[0])
+    assert crit(res.t_label) >= values.max() - 1e-6
+    assert res.value == pytest.approx(crit(res.t_label), abs=1e-6)
+    assert 1.2 < res.t_label * kin[3] < 2.5        # about two mean lifetimes (docs/maths.md)
+
+
+def test_optimal_pulse_scales_inversely_with_the_rates():
+    """The law depends on the pulse only through k_deg t_label and the rates' ratios: kinetics
+    twice as fast want a pulse exactly half as long."""
+    kin = np.array([0.5, 2.0, 30.0, 0.2])
+    one = tg.design.optimize_pulse(*kin, n_cells=500, capture=0.3, curve=False, progress=False)
+    two = tg.design.optimize_pulse(*(2 * kin), n_cells=500, capture=0.3, curve=False,
+                                   progress=False)
+    assert one.converged and two.converged
+    assert one.t_label / two.t_label == pytest.approx(2.0, rel=2e-3)
+    assert one.value == pytest.approx(two.value, abs=1e-5)
+
+
+def test_pulse_design_curve_plot_and_errors(tmp_path):
+    res = tg.design.optimize_pulse(**_PULSE_GENES, n_cells=300, capture=0.3, max_iter=8,
+                                   t_range=(0.5, 20.0), progress=False)
+    assert list(res.curve.columns) == ["t_label", "value", "burst_frequency_log_se",
+                                       "burst_size_log_se", "k_deg_log_se"]
+    assert res.curve["t_label"].iloc[0] == pytest.approx(0.5)
+    assert res.curve["t_label"].iloc[-1] == pytest.approx(20.0)
+    assert "best pulse" in res.summary()
+    ax = tg.pl.design(res, show=False)
+    assert ax.get_xlabel().startswith("labelling pulse")
+    plt.close("all")
+    with pytest.raises(ValueError, match="quantities must be among"):
+        tg.design.optimize_pulse(0.5, 2.0, 30.0, 0.2, n_cells=100, quantities=["k_syn"])
+    with pytest.raises(ValueError, match="t_range"):
+        tg.design.optimize_pulse(0.5, 2.0, 30.0, 0.2, n_cells=100, t_range=(2.0, 1.0))
+    with pytest.raises(ValueError, match="k_deg included"):
+        tg.design.optimize_pulse(0.5, 2.0, 30.0, np.nan, n_cells=100)
+
+
+def test_labelled_information_of_a_short_pulse_is_finite():
+    """Audit: counts of probability 0 in double precision (many new molecules after a short
+    pulse) have no score; they made the whole information NaN."""
+    J = labelled_fisher_information(0.5, 2.0, 30.0, 0.2, t_label=0.3, detection=0.9,
+                                       capture=0.3)
+    assert np.isfinite(J).all()
+    assert np.linalg.eigvalsh(J).min() > 0

@@ -104,3 +104,38 @@ def test_bracketed_end_points_match_a_brute_force_profile():
             assert ll_hat + best == pytest.approx(DROP, abs=2e-3), (target, side, end)
             checked += 1
     assert checked >= 3
+
+
+def test_end_point_far_from_the_optimum_follows_the_profile_path():
+    """Audit (bench_tail, 100 cells, capture 1): the upper end of burst size lies about 5 log
+    units from the optimum. A single jump there started the inner maximisation from the last
+    point inside, which slid into another basin (a ridge to the edge of the box) with a spurious
+    deviance far above the cut-off: the end came out at 4.37 where the profile had dropped by
+    only about half the cut-off, and such points cost tens of ms. Continuation in steps of at most
+    MAX_JUMP finds the end where the brute-force profile drops by chi2_1(0.95)/2."""
+    counts = {0: 18, 1: 17, 2: 18, 3: 17, 4: 15, 5: 7, 6: 2, 7: 4, 8: 1, 12: 1}
+    x = np.repeat(list(counts), list(counts.values())).astype(float)
+    hist = count_histograms(x[:, None])
+    rows = FitRows(fit_raw(hist, FitSettings()))
+    v, w, gr = sort_bins(hist.values, hist.weights, hist.groups)
+    out = np.zeros(10)
+
+    def ll(th):
+        a, b, lam = np.exp(th)
+        histogram_eval(v, w, gr, hist.capture, a, b, lam, False, out)
+        return out[0]
+
+    ll_sup = max(rows.loglik[0], rows.loglik_nb[0], rows.loglik_zip[0], rows.loglik_poisson[0])
+    end = rows.ci(TARGET_LOG_BETA)[1][0]              # log scale
+    assert end > 6.0                                 # before: 4.37
+
+    def deviance(psi):   # brute force over (log a, log b), log beta fixed at psi
+        box = [(LOG_LO, LOG_HI), (LOG_LO, LOG_HI)]
+        return ll_sup + min(
+            optimize.minimize(lambda z: -ll(np.array([z[0], z[1], z[1] + psi])),
+                              [s0, s1], method="Nelder-Mead", bounds=box,
+                              options={"xatol": 1e-9, "fatol": 1e-11, "maxiter": 4000}).fun
+            for s0 in np.linspace(-4, 4, 5) for s1 in np.linspace(-6, 6, 5))
+
+    assert deviance(end) == pytest.approx(DROP, abs=2e-3)
+    assert deviance(4.37) < DROP - 0.5               # the old end was well inside

@@ -85,6 +85,26 @@ def _profile_point(values, weights, groups, capture, theta, target, psi, max_ite
     return ll
 
 
+#: largest step (log scale) of the target between two warm-started inner maximisations: a
+#: point further from the last maximiser is reached through intermediate points, because a
+#: long jump can land the inner maximisation in another basin (a ridge to the edge of the
+#: box), whose spurious deviance derails the root search and whose points cost tens of ms
+MAX_JUMP = 1.0
+
+
+@njit(cache=True, error_model="numpy")
+def _profile_walk(values, weights, groups, capture, theta, target, psi_from, psi, max_iter,
+                  buf):
+    """The profile at psi reached by continuation from theta, the maximiser at
+    psi_from: intermediate points at most MAX_JUMP apart, each warm-started
+    from the one before; theta is updated. Returns the profile log-likelihood."""
+    n = int(math.ceil(abs(psi - psi_from) / MAX_JUMP))
+    for k in range(1, n):
+        _profile_point(values, weights, groups, capture, theta, target,
+                       psi_from + (psi - psi_from) * k / n, max_iter, buf)
+    return _profile_point(values, weights, groups, capture, theta, target, psi, max_iter, buf)
+
+
 @njit(cache=True, error_model="numpy")
 def _secant_end(a_psi, ra, b_psi, rb):
     """The end point from the last bracket [a_psi, b_psi] of the root of the
@@ -177,7 +197,8 @@ def profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, s
             at_edge = True
         for i in range(3):
             theta[i] = theta_in[i]
-        llp = _profile_point(values, weights, groups, capture, theta, target, psi, max_iter, buf)
+        llp = _profile_walk(values, weights, groups, capture, theta, target, psi_in, psi,
+                            max_iter, buf)
         if llp > best:
             best = llp
         dev = ll_hat - llp
@@ -217,7 +238,8 @@ def profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, s
         c_psi = b_psi - fb * (b_psi - a_psi) / (fb - fa)
         for i in range(3):
             theta[i] = theta_in[i]
-        llp = _profile_point(values, weights, groups, capture, theta, target, c_psi, max_iter, buf)
+        llp = _profile_walk(values, weights, groups, capture, theta, target, a_psi, c_psi,
+                            max_iter, buf)
         if llp > best:
             best = llp
         fc = math.sqrt(max(ll_hat - llp, 0.0)) - math.sqrt(drop)
