@@ -235,6 +235,13 @@ JOINT_CAPTURE_LEVEL = 0.35
 #: such steps; an interval end beyond them is reported at the last point reached)
 JOINT_FIT_MIN_POINTS = 25000
 JOINT_FIT_BOX_FACTOR = 25
+#: backtracking factor of a two-species fit's Newton steps (and profile re-maximisations)
+#: after a trial point whose law needs more than the gene's lattice budget, instead of
+#: 1/2: such a point often costs a full solve on the largest allowed box before it
+#: fails, and halving towards the budget's edge repeated that a dozen times per step.
+#: The iterations also stop once a step cut short there gains less than the tolerance
+#: (likelihood_fit._maximise's ``wall``)
+JOINT_WALL_STEP = 0.1
 #: a two-species fit is in the bursty regime when its likelihood at k_off =
 #: JOINT_BURSTY_TEST * (k_splice + k_on + k_deg) (other rates re-maximised) is within the
 #: confidence drop of its maximum

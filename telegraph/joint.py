@@ -39,7 +39,7 @@ from .stationary import logpmf_ab
 
 __all__ = ["joint_logpmf", "joint_pmf", "joint_score", "joint_information",
            "joint_table", "joint_histogram_loglik", "dissection", "lattice_box",
-           "evaluate_bins", "RATES"]
+           "evaluate_bins", "thinning_plan", "RATES"]
 
 #: the five rates, in the order of the last axis of :func:`joint_score`
 RATES = ("k_on", "k_off", "k_syn", "k_deg", "k_splice")
@@ -394,7 +394,7 @@ def _mode_guess(a, b, lam, gam, box):
 
 def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, rho_s=None,
                   want: int = 0, box=None, start_box=None, max_points=None,
-                  tail: float | None = None):
+                  tail: float | None = None, plan=None):
     """Per-bin log P, score and observed information for one parameter set.
 
     Parameters
@@ -426,6 +426,8 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
         The normalisation tail of the box (default
         :data:`telegraph.config.JOINT_TAIL`): every truncating edge lies below
         exp(-tail + 5) (and the margin below the requested counts).
+    plan : optional
+        :func:`thinning_plan` of these bins (computed here when not given).
 
     Returns
     -------
@@ -499,7 +501,7 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
         break
     Y, top = _k.derive_tables(tree[0], tree[1], tree[2], pool, fac_ptr, piv, logpi, u_lo, nu,
                               s_lo, ns, int(want))
-    _bins_from_tables(Y, top, box, u, s, rho_u, rho_s, int(want), out)
+    _bins_from_tables(Y, top, box, u, s, rho_u, rho_s, int(want), out, plan)
     return _k.JointRows(out), box
 
 
@@ -528,33 +530,63 @@ def _binom_matrix(counts, n_lo, n_count, rho):
     return np.where(n >= k, np.exp(lb), 0.0)
 
 
-def _bins_from_tables(Y, top, box, u, s, rho_u, rho_s, want, out):
+def thinning_plan(u, s, rho_u, rho_s):
+    """How :func:`_bins_from_tables` thins the count tables for these bins: the
+    bins grouped by their pair of thinning ratios, with each group's distinct
+    unspliced and spliced counts. It depends on the bins only, so a fit that
+    evaluates the same bins at many parameter sets computes it once (the
+    ``plan`` argument of :func:`evaluate_bins`)."""
+    u = np.asarray(u, dtype=np.int64).ravel()
+    s = np.asarray(s, dtype=np.int64).ravel()
+    ratios, grp = np.unique(np.stack([np.asarray(rho_u, float).ravel(),
+                                      np.asarray(rho_s, float).ravel()], axis=1),
+                            axis=0, return_inverse=True)
+    grp = grp.ravel()
+    order = np.argsort(grp, kind="stable")
+    bounds = np.searchsorted(grp[order], np.arange(ratios.shape[0] + 1))
+    plan = []
+    for r, (ru, rs) in enumerate(ratios):
+        sel = order[bounds[r]:bounds[r + 1]]
+        uk, ui = np.unique(u[sel], return_inverse=True)
+        sk, si = np.unique(s[sel], return_inverse=True)
+        plan.append((sel, float(ru), float(rs), uk, ui.ravel(), sk, si.ravel()))
+    return plan
+
+
+def _bins_from_tables(Y, top, box, u, s, rho_u, rho_s, want, out, plan=None):
     """Per-bin rows from the count tables: thinned by (rho_u, rho_s) per bin, as
     B_u Y B_s^T (positive binomial matrices) for each distinct pair of ratios."""
     u_lo, nu, s_lo, ns = box
     m = u.shape[0]
     out[:] = np.nan
     inside = (u >= u_lo) & (u < u_lo + nu) & (s >= s_lo) & (s < s_lo + ns)
-    ratios, grp = np.unique(np.stack([rho_u, rho_s], axis=1), axis=0, return_inverse=True)
-    grp = grp.ravel()
-    T = np.zeros((Y.shape[0], m))
-    for r, (ru, rs) in enumerate(ratios):
-        sel = np.flatnonzero((grp == r) & inside)
-        if sel.size == 0:
-            continue
+    if plan is None:
+        plan = thinning_plan(u, s, rho_u, rho_s)
+    q = Y.shape[0]
+    T = np.zeros((q, m))
+    for sel, ru, rs, uk, ui, sk, si in plan:
+        if not inside[sel].all():
+            sel = sel[inside[sel]]
+            if sel.size == 0:
+                continue
+            uk, ui = np.unique(u[sel], return_inverse=True)
+            sk, si = np.unique(s[sel], return_inverse=True)
+            ui, si = ui.ravel(), si.ravel()
         if ru >= 1.0 and rs >= 1.0:
             T[:, sel] = Y[:, u[sel] - u_lo, s[sel] - s_lo]
             continue
-        uk, ui = np.unique(u[sel], return_inverse=True)
-        sk, si = np.unique(s[sel], return_inverse=True)
-        Bu = (np.eye(nu)[uk - u_lo] if ru >= 1.0
-              else _log_binom_matrix(uk, u_lo, nu, ru))             # (n_u, nu)
-        Bs = (np.eye(ns)[sk - s_lo] if rs >= 1.0
-              else _log_binom_matrix(sk, s_lo, ns, rs))             # (n_s, ns)
-        q = Y.shape[0]
-        right = (Y.reshape(q * nu, ns) @ Bs.T).reshape(q, nu, Bs.shape[0])
-        thinned = np.matmul(Bu[None, :, :], right)                  # (q, n_u, n_s)
-        T[:, sel] = thinned[:, ui.ravel(), si.ravel()]
+        if ru >= 1.0:
+            right = Y[:, uk - u_lo, :]                                   # (q, n_u, ns)
+        else:
+            Bu = _log_binom_matrix(uk, u_lo, nu, ru)                     # (n_u, nu)
+            right = np.matmul(Bu[None, :, :], Y)                         # (q, n_u, ns)
+        if rs >= 1.0:
+            thinned = right[:, :, sk - s_lo]                             # (q, n_u, n_s)
+        else:
+            Bs = _log_binom_matrix(sk, s_lo, ns, rs)                     # (n_s, ns)
+            n_u = right.shape[1]
+            thinned = (right.reshape(q * n_u, ns) @ Bs.T).reshape(q, n_u, Bs.shape[0])
+        T[:, sel] = thinned[:, ui, si]
     ok = inside & (T[0] > 0)
     with np.errstate(divide="ignore"):
         out[inside, 0] = np.log(T[0, inside]) + top

@@ -41,7 +41,7 @@ from . import blocks, config
 from .goodness import gof_columns
 from .histogram import JointHistograms, joint_count_histograms
 from .inputs import Capture, FitSettings, KDeg
-from .joint import evaluate_bins, lattice_box
+from .joint import evaluate_bins, lattice_box, thinning_plan
 from .likelihood_fit import _maximise, _profile_side, _wald_se, layer_means, n_threads
 
 __all__ = ["fit_layers", "fit_joint_table", "joint_tables", "shared_fit", "gene_objective", "DIFF_TESTS", "fit_joint_histograms", "fit_gene", "JOINT_REGIMES", "K_DEG_FLAGS",
@@ -135,10 +135,11 @@ class _Gene:
             bins = np.stack([u[sel], s[sel], cu[sel] / c_ref, cs[sel] / c_ref], axis=1)
             ub, inv = np.unique(bins, axis=0, return_inverse=True)
             wb = np.bincount(inv.ravel(), weights=w[sel], minlength=ub.shape[0])
-            self.levels.append(dict(c_ref=c_ref, wb=wb, u=ub[:, 0].astype(np.int64),
-                                    s=ub[:, 1].astype(np.int64), rho_u=ub[:, 2].copy(),
-                                    rho_s=ub[:, 3].copy(), box=None, box_at=None,
-                                    scale=np.array([1.0, 1.0, c_ref, 1.0])))
+            lu, ls = ub[:, 0].astype(np.int64), ub[:, 1].astype(np.int64)
+            ru, rs = ub[:, 2].copy(), ub[:, 3].copy()
+            self.levels.append(dict(c_ref=c_ref, wb=wb, u=lu, s=ls, rho_u=ru, rho_s=rs,
+                                    plan=thinning_plan(lu, ls, ru, rs), box=None,
+                                    box_at=None, scale=np.array([1.0, 1.0, c_ref, 1.0])))
         # parameters whose law needs a lattice far larger than the data's range are
         # out of reach for the optimiser (such steps are shortened, such starts skipped)
         self.max_points = max(config.JOINT_FIT_MIN_POINTS,
@@ -158,7 +159,8 @@ class _Gene:
                 start = L["box"]
             rows, box = evaluate_bins(a, b, L["c_ref"] * lam, gam, L["u"], L["s"],
                                       L["rho_u"], L["rho_s"], want, start_box=start,
-                                      max_points=self.max_points, tail=config.JOINT_FIT_TAIL)
+                                      max_points=self.max_points, tail=config.JOINT_FIT_TAIL,
+                                      plan=L["plan"])
             if start is None:
                 L["box_at"] = lt
             L["box"] = box
@@ -172,15 +174,19 @@ class _Gene:
 
     def __call__(self, y, want=2):
         """(loglik, gradient, information) in y; loglik -inf where the law cannot
-        be evaluated (a lattice beyond JOINT_MAX_POINTS)."""
+        be evaluated (a lattice beyond JOINT_MAX_POINTS). ``want`` 0: the
+        log-likelihood only (gradient and information None); 1: and the
+        gradient; 2: all three."""
         theta, J, T = self.rates(np.asarray(y, float))
         self.n_eval += 1
         try:
-            ll, g4, I4 = self.loglik(theta, max(want, 1))
+            ll, g4, I4 = self.loglik(theta, want)
         except (ValueError, FloatingPointError, ZeroDivisionError):
             return -np.inf, None, None
         if not np.isfinite(ll):
             return -np.inf, None, None
+        if want < 1:        # the log-likelihood only (no sensitivities solved)
+            return ll, None, None
         g = J.T @ g4
         if want < 2:
             return ll, g, None
@@ -329,13 +335,18 @@ def _gof(theta, y_info, u, s, w, cs, cu, min_expected):
     E = np.zeros(uu.size)
     dE = np.zeros((uu.size, 4))
     scale = np.array([a, b, c_ref * lam, gam])
-    for (pu, ps), ncell in zip(pairs, grp_cells):
-        rows, _ = evaluate_bins(a, b, c_ref * lam, gam, uu, ss, np.full(uu.size, pu),
-                                np.full(uu.size, ps), want=1, box=box)
-        P = np.exp(np.nan_to_num(np.asarray(rows.logp), nan=-np.inf))
-        sc = np.nan_to_num(np.asarray(rows.score)) * scale
-        E += ncell * P
-        dE += (ncell * P)[:, None] * sc
+    # every band in one evaluation: the law is solved once on the box and each band's
+    # bins are binomial thinnings of it (evaluate_bins groups bins by their ratios)
+    nb = len(pairs)
+    rho = np.asarray(pairs, dtype=float)
+    rows, _ = evaluate_bins(a, b, c_ref * lam, gam, np.tile(uu, nb), np.tile(ss, nb),
+                            np.repeat(rho[:, 0], uu.size), np.repeat(rho[:, 1], uu.size),
+                            want=1, box=box)
+    P = np.exp(np.nan_to_num(np.asarray(rows.logp), nan=-np.inf)).reshape(nb, uu.size)
+    sc = np.nan_to_num(np.asarray(rows.score)).reshape(nb, uu.size, 4) * scale
+    for k, ncell in enumerate(grp_cells):
+        E += ncell * P[k]
+        dE += (ncell * P[k])[:, None] * sc[k]
     n = w.sum()
     O = np.zeros(uu.size)
     inside = (u >= u_lo) & (u < u_lo + nu) & (s >= s_lo) & (s < s_lo + ns)
@@ -412,7 +423,7 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph") -
     starts = [np.clip(y, lo, hi) for y in _starts(u, s, w, cs, cu, model)]
     lls = [gene(y, want=0)[0] for y in starts]
     y0 = starts[int(np.argmax(lls))]
-    y, ll, g, info, it, conv = _maximise(gene, y0, lo, hi)
+    y, ll, g, info, it, conv = _maximise(gene, y0, lo, hi, wall=config.JOINT_WALL_STEP)
     row.update(y=y, loglik=ll, n_iter=it, converged=bool(conv and np.isfinite(ll)))
     if not np.isfinite(ll):
         row["regime"] = "telegraph"
@@ -434,7 +445,8 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph") -
             yb = y.copy()
             yb[1] = lb
             yb[2] = y[2] + (lb - y[1])
-            _, llb, *_ = _maximise(gene, yb, lo, hi, free=free, max_iter=25, tol=1e-4)
+            _, llb, *_ = _maximise(gene, yb, lo, hi, free=free, max_iter=25, tol=1e-4,
+                                   wall=config.JOINT_WALL_STEP)
             bursty = ll - llb < drop
     else:
         bursty = True
@@ -469,9 +481,11 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph") -
         if settings.interval == "profile" and (name in settings.profile or name == "k_deg"
                                                or model == "bursty"):
             lo_k = (lo_open if lo_open is not None else
-                    _profile_side(gene, y, ll, lo, hi, A, k, -1, drop, se, info))
+                    _profile_side(gene, y, ll, lo, hi, A, k, -1, drop, se, info,
+                                  config.JOINT_WALL_STEP))
             hi_k = (hi_open if hi_open is not None else
-                    _profile_side(gene, y, ll, lo, hi, A, k, +1, drop, se, info))
+                    _profile_side(gene, y, ll, lo, hi, A, k, +1, drop, se, info,
+                                  config.JOINT_WALL_STEP))
         else:
             lo_k = zk - z * se if lo_open is None else lo_open
             hi_k = zk + z * se if hi_open is None else hi_open

@@ -43,10 +43,18 @@ def _newton_step(g, info):
     return V @ ((V.T @ g) / w)
 
 
-def _maximise(f, y0, lo, hi, free=None, max_iter=None, tol=1e-7, state=None):
+def _maximise(f, y0, lo, hi, free=None, max_iter=None, tol=1e-7, state=None, wall=None):
     """Maximise f over the box [lo, hi] in the free coordinates (the others
     stay at y0). Projected Newton with backtracking; coordinates on a bound
     whose gradient points out are held there.
+
+    ``wall``: for objectives that cannot be evaluated beyond some region (f
+    returns -inf there, possibly only after an expensive attempt), the factor
+    by which the step is cut after such a trial point (instead of 1/2), and
+    the iterations stop once a step cut short by that region gains less than
+    ``tol`` (the maximum lies on its edge; creeping along it costs many
+    failed evaluations for gains below the tolerance). Default None: plain
+    halving.
 
     Returns (y, loglik, gradient, information, iterations, converged)."""
     max_iter = config.JOINT_MAX_ITER if max_iter is None else max_iter
@@ -68,20 +76,25 @@ def _maximise(f, y0, lo, hi, free=None, max_iter=None, tol=1e-7, state=None):
         if n > 2.0:
             d *= 2.0 / n
         t = 1.0
+        walled = False
         for _ in range(30):
             y_new = np.clip(y + t * d, lo, hi)
             res = f(y_new)
             if res[0] >= ll + 1e-4 * t * min(dec, 1.0) or (
                     np.isfinite(res[0]) and res[0] >= ll and t < 1e-3):
                 break
-            t *= 0.5
+            if wall is not None and not np.isfinite(res[0]):
+                walled = True
+                t *= wall
+            else:
+                t *= 0.5
         else:
             return y, ll, g, info, it, dec < 1e-3
         if not np.isfinite(res[0]):
             return y, ll, g, info, it, False
         gain = res[0] - ll
         y, (ll, g, info) = y_new, res
-        if gain < 0.1 * tol and t < 1.0:
+        if (gain < 0.1 * tol and t < 1.0) or (walled and gain < tol):
             return y, ll, g, info, it, True
     return y, ll, g, info, max_iter, False
 
@@ -90,11 +103,11 @@ def _maximise(f, y0, lo, hi, free=None, max_iter=None, tol=1e-7, state=None):
 # profile intervals
 # ---------------------------------------------------------------------------
 
-def _profile_side(gene, yhat, llhat, lo, hi, A, k, sign, drop, se, info_hat):
+def _profile_side(gene, yhat, llhat, lo, hi, A, k, sign, drop, se, info_hat, wall=None):
     """One end of the profile interval of z_k (y = A z): the value where the
     profile log-likelihood has fallen by ``drop``, or +-inf (unbounded within
     the search box). Newton's method on the signed root of the likelihood
-    ratio, safeguarded by bisection."""
+    ratio, safeguarded by bisection. ``wall``: passed to :func:`_maximise`."""
     Ainv = np.linalg.inv(A)
     zhat = Ainv @ yhat
     # the box in z: bounds of y mapped through (z-box of coordinate k from the y-box)
@@ -141,7 +154,7 @@ def _profile_side(gene, yhat, llhat, lo, hi, A, k, sign, drop, se, info_hat):
         except np.linalg.LinAlgError:
             pass
         zs, ll, g, info_z, _, _ = _maximise(fz, z_try, zlo, zhi, free=free, max_iter=25,
-                                            tol=1e-4)
+                                            tol=1e-4, wall=wall)
         if not np.isfinite(ll):
             # beyond what can be evaluated: treat as far out
             outside = tau
