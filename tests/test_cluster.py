@@ -220,7 +220,7 @@ def test_ctrl_c_under_a_local_cluster_is_one_line(tmp_path, when):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO),
                                                        os.environ.get("PYTHONPATH", "")]))
     run = subprocess.run([sys.executable, str(script), str(tmp_path / "t.csv"), when],
-                         env=env, capture_output=True, text=True, timeout=300)
+                         env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 130, run.stderr[-3000:]
     lines = [line for line in run.stderr.strip().splitlines()
              if not line.startswith("telegraph fit: compiling kernels")]  # a cold cache's notice
