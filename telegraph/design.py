@@ -61,6 +61,7 @@ from .histogram import CountHistograms, capture_groups
 from .inputs import Capture, CaptureDistribution, FitSettings, capture_distribution, check_detection
 from .kernels import design as kdesign
 from .kernels import fit as kfit
+from .kernels.profile import illinois_step, secant_end
 from .stationary import logpmf_ab
 from .study import KINETICS_PRIOR
 
@@ -1632,6 +1633,18 @@ def eig_gradient(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: Arr
                             importance=bool(importance))
 
 
+def _edge_note(x, bounds, what) -> str:
+    """" (at the edge of the <what> searched)" when the chosen x is an end of ``bounds``."""
+    lo, hi = bounds if bounds is not None else (math.nan, math.nan)
+    at_edge = min(abs(math.log(x / lo)), abs(math.log(x / hi))) < 1e-6
+    return f" (at the edge of the {what} searched)" if at_edge else ""
+
+
+def _gradient_note(gradient, se, converged) -> str:
+    """The gradient at the chosen design, its standard error and convergence, as text."""
+    return f"{gradient:.2g}{f' +- {se:.2g}' if se else ''}; converged: {converged}"
+
+
 @dataclass
 class DesignResult:
     """Result of :func:`optimize`: the chosen design and how it was found.
@@ -1692,16 +1705,12 @@ class DesignResult:
 
     def summary(self) -> str:
         """The chosen design in one paragraph."""
-        se = f" +- {self.gradient_se:.2g}" if self.gradient_se else ""
-        lo, hi = self.settings.get("reads_range", (math.nan, math.nan))
-        edge = (" (at the edge of the depths searched)"
-                if min(abs(math.log(self.reads / lo)), abs(math.log(self.reads / hi))) < 1e-6
-                else "")
+        edge = _edge_note(self.reads, self.settings.get("reads_range"), "depths")
         return (f"best design for budget {self.budget:g} ({self.criterion}, {self.method} "
                 f"gradient, {self.n_sets} parameter sets from {self.prior}): "
                 f"{self.reads:,.0f} reads per cell{edge} -> {self.n_cells:,} cells at mean "
                 f"capture {self.capture_mean:.3f}; criterion {self.value:.4g}, d/dlog reads "
-                f"{self.gradient:.2g}{se}; converged: {self.converged}")
+                f"{_gradient_note(self.gradient, self.gradient_se, self.converged)}")
 
     def __repr__(self) -> str:
         return f"DesignResult({self.summary()})"
@@ -2051,15 +2060,11 @@ class PulseDesign:
 
     def summary(self) -> str:
         """The chosen pulse in one sentence."""
-        se = f" +- {self.gradient_se:.2g}" if self.gradient_se else ""
-        lo, hi = self.settings.get("t_range", (math.nan, math.nan))
-        edge = (" (at the edge of the pulse lengths searched)"
-                if min(abs(math.log(self.t_label / lo)), abs(math.log(self.t_label / hi))) < 1e-6
-                else "")
+        edge = _edge_note(self.t_label, self.settings.get("t_range"), "pulse lengths")
         return (f"best pulse for {', '.join(self.quantities)} ({self.criterion}, {self.method} "
                 f"gradient, {self.n_sets} genes, {self.n_cells:g} cells): "
                 f"{self.t_label:.3g} h{edge}; criterion {self.value:.4g}, d/dlog t_label "
-                f"{self.gradient:.2g}{se}; converged: {self.converged}")
+                f"{_gradient_note(self.gradient, self.gradient_se, self.converged)}")
 
     def __repr__(self) -> str:
         return f"PulseDesign({self.summary()})"
@@ -2153,9 +2158,11 @@ def _pulse_curve(sets, dist, detection, n, C, names, criterion, lo, hi, tol, n_g
 def _gradient_root(evaluate, x, lo, hi, max_iter, step=0.5, xtol=1e-3):
     """Maximise a smooth one-dimensional criterion in [lo, hi] from its exact
     gradient: steps of ``step`` uphill until the gradient changes sign (or an
-    end is reached), then regula falsi (Illinois) on the gradient to ``xtol``.
-    ``evaluate(x)`` returns a row ending in (gradient, standard error). Returns
-    (x, rows (iteration, *row), converged)."""
+    end is reached), then regula falsi on the gradient to ``xtol``, with the
+    Illinois step and secant end of the profile bounds
+    (:func:`telegraph.kernels.profile.illinois_step`). ``evaluate(x)`` returns a
+    row ending in (gradient, standard error). Returns (x, rows (iteration,
+    *row), converged)."""
     rows = []
 
     def at(x_):
@@ -2167,7 +2174,7 @@ def _gradient_root(evaluate, x, lo, hi, max_iter, step=0.5, xtol=1e-3):
     if ga == 0.0:
         return x, rows, True
     a, direction = x, (1.0 if ga > 0 else -1.0)
-    b = gb = None
+    b = None
     while len(rows) < max_iter:
         nxt = min(max(a + direction * step, lo), hi)
         if nxt == a:                          # the optimum is at the end of the range
@@ -2179,24 +2186,17 @@ def _gradient_root(evaluate, x, lo, hi, max_iter, step=0.5, xtol=1e-3):
         a, ga = nxt, g
     if b is None:
         return a, rows, False
+    # f = -direction * gradient: < 0 on the inner (uphill) end a, >= 0 on b
+    fa = ra = -direction * ga
+    fb = rb = -direction * gb
     kept = 0
     while len(rows) < max_iter and abs(b - a) > xtol:
-        c = b - gb * (b - a) / (gb - ga)
-        gc = at(c)
-        if gc == 0.0:
+        c = b - fb * (b - a) / (fb - fa)
+        fc = -direction * at(c)
+        if fc == 0.0:
             return c, rows, True
-        if (gc > 0) == (ga > 0):
-            a, ga = c, gc
-            if kept == 1:
-                gb *= 0.5
-            kept = 1
-        else:
-            b, gb = c, gc
-            if kept == -1:
-                ga *= 0.5
-            kept = -1
-    x = b - gb * (b - a) / (gb - ga)
-    return x, rows, abs(b - a) <= xtol
+        a, fa, ra, b, fb, rb, kept = illinois_step(a, fa, ra, b, fb, rb, kept, c, fc)
+    return float(secant_end(a, ra, b, rb)), rows, abs(b - a) <= xtol
 
 
 def optimize_pulse(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: ArrayLike, *,

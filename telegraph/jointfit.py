@@ -31,7 +31,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -42,7 +41,8 @@ from .goodness import gof_columns
 from .histogram import JointHistograms, joint_count_histograms
 from .inputs import Capture, FitSettings, KDeg
 from .joint import evaluate_bins, lattice_box, thinning_plan
-from .likelihood_fit import _maximise, _profile_side, _wald_se, layer_means, n_threads
+from .likelihood_fit import (_maximise, _profile_side, _wald_se, genes_on_threads, layer_means,
+                             n_threads)
 
 __all__ = ["fit_layers", "fit_joint_table", "joint_tables", "shared_fit", "gene_objective", "DIFF_TESTS", "fit_joint_histograms", "fit_gene", "JOINT_REGIMES", "K_DEG_FLAGS",
            "JOINT_TARGETS", "MODELS", "bursty_rates"]
@@ -525,18 +525,9 @@ def _gene_bins(jh: JointHistograms, g: int, unspliced_factor: float):
 def fit_block(jh: JointHistograms, settings: FitSettings, model: str = "telegraph",
               unspliced_factor: float = 1.0, n_jobs: int | None = 1, bar=None) -> list:
     """Fit every gene of ``jh`` (threads: ``n_jobs``); a list of rows."""
-
-    def one(g):
-        row = fit_gene(*_gene_bins(jh, g, unspliced_factor), settings, model)
-        if bar is not None:
-            bar.update(1)
-        return row
-
-    n_jobs = 1 if n_jobs is None else max(1, int(n_jobs))
-    if n_jobs == 1 or jh.n_genes < 2:
-        return [one(g) for g in range(jh.n_genes)]
-    with ThreadPoolExecutor(n_jobs) as pool:
-        return list(pool.map(one, range(jh.n_genes)))
+    return genes_on_threads(
+        lambda g: fit_gene(*_gene_bins(jh, g, unspliced_factor), settings, model),
+        jh.n_genes, n_jobs, bar)
 
 
 def fit_joint_histograms(jh: JointHistograms, *, settings: FitSettings | None = None,

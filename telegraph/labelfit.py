@@ -29,7 +29,6 @@ import logging
 import math
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +42,8 @@ from .histogram import LabelledHistograms, labelled_count_histograms
 from .inputs import Capture, FitSettings, KDeg, Labelling
 from .jointfit import _target_basis
 from .labelled import labelled_histogram_loglik, labelled_logpmf, labelled_score
-from .likelihood_fit import _maximise, _profile_side, _wald_se, layer_means, n_threads
+from .likelihood_fit import (_maximise, _profile_side, _wald_se, genes_on_threads, layer_means,
+                             n_threads)
 
 __all__ = ["fit_layers", "fit_labelled_histograms", "fit_gene", "labelled_results_table",
            "gene_objective", "estimate_detection", "DetectionEstimate", "DetectionWarning",
@@ -358,18 +358,8 @@ def gene_objective(lh: LabelledHistograms, g: int) -> _Gene:
 def fit_block(lh: LabelledHistograms, settings: FitSettings, n_jobs: int | None = 1,
               bar=None) -> list:
     """Fit every gene of ``lh`` (threads: ``n_jobs``); a list of rows."""
-
-    def one(g):
-        row = fit_gene(*_gene_args(lh, g), settings)
-        if bar is not None:
-            bar.update(1)
-        return row
-
-    n_jobs = 1 if n_jobs is None else max(1, int(n_jobs))
-    if n_jobs == 1 or lh.n_genes < 2:
-        return [one(g) for g in range(lh.n_genes)]
-    with ThreadPoolExecutor(n_jobs) as pool:
-        return list(pool.map(one, range(lh.n_genes)))
+    return genes_on_threads(lambda g: fit_gene(*_gene_args(lh, g), settings), lh.n_genes,
+                            n_jobs, bar)
 
 
 def fit_labelled_histograms(lh: LabelledHistograms, *, settings: FitSettings | None = None,
@@ -647,11 +637,7 @@ class _SummedProfile:
                 return self._gene(i, pi, warm)
 
             n = len(self.objs)
-            if self.n_jobs == 1 or n < 2:
-                res = [one(i) for i in range(n)]
-            else:
-                with ThreadPoolExecutor(min(self.n_jobs, n)) as pool:
-                    res = list(pool.map(one, range(n)))
+            res = genes_on_threads(one, n, min(self.n_jobs, n))
             self.sol[pi] = (np.array([r[0] for r in res]), np.array([r[1] for r in res]))
             if self.bar is not None:
                 self.bar.update(1)

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from . import config
 
-__all__ = ["_newton_step", "_maximise", "_profile_side", "_wald_se", "n_threads", "layer_means"]
+__all__ = ["_newton_step", "_maximise", "_profile_side", "_wald_se", "n_threads", "layer_means",
+           "genes_on_threads"]
 
 
 # ---------------------------------------------------------------------------
@@ -200,6 +202,24 @@ def _wald_se(info, A, k):
 def n_threads(n_jobs) -> int:
     """Threads of a per-gene fit: all cores for ``n_jobs=None``, else at least one."""
     return (os.cpu_count() or 1) if n_jobs is None else max(1, int(n_jobs))
+
+
+def genes_on_threads(fit_one, n_genes: int, n_jobs: int | None = 1, bar=None) -> list:
+    """``[fit_one(g) for g in range(n_genes)]`` on ``n_jobs`` threads (the
+    per-gene fits release no GIL of their own, but their compiled kernels do),
+    advancing ``bar`` by one per gene."""
+
+    def one(g):
+        row = fit_one(g)
+        if bar is not None:
+            bar.update(1)
+        return row
+
+    n_jobs = 1 if n_jobs is None else max(1, int(n_jobs))
+    if n_jobs == 1 or n_genes < 2:
+        return [one(g) for g in range(n_genes)]
+    with ThreadPoolExecutor(n_jobs) as pool:
+        return list(pool.map(one, range(n_genes)))
 
 
 def layer_means(hists):

@@ -13,7 +13,7 @@ from telegraph.kernels.models import sort_bins
 from telegraph.kernels.optimize import (LOG_HI, LOG_LAM_HI, LOG_LAM_LO, LOG_LO, TARGET_LOG_A,
                                         TARGET_LOG_BETA)
 from telegraph.kernels.poisson_beta import histogram_eval
-from telegraph.kernels.profile import _next_step, _secant_end, profile_bound
+from telegraph.kernels.profile import _next_step, profile_bound, secant_end
 
 DROP = stats.chi2.ppf(0.95, 1) / 2
 
@@ -36,9 +36,9 @@ def test_next_step_extrapolates_the_signed_root_deviance():
 
 
 def test_secant_end_is_exact_for_a_linear_root():
-    assert _secant_end(1.0, -0.2, 2.0, 0.6) == pytest.approx(1.25)
-    assert _secant_end(2.0, -0.2, 1.0, 0.6) == pytest.approx(1.75)
-    assert _secant_end(1.0, 0.0, 2.0, 0.0) == 1.5
+    assert secant_end(1.0, -0.2, 2.0, 0.6) == pytest.approx(1.25)
+    assert secant_end(2.0, -0.2, 1.0, 0.6) == pytest.approx(1.75)
+    assert secant_end(1.0, 0.0, 2.0, 0.0) == 1.5
 
 
 def _bursty_gene():

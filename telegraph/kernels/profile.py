@@ -106,7 +106,7 @@ def _profile_walk(values, weights, groups, capture, theta, target, psi_from, psi
 
 
 @njit(cache=True, error_model="numpy")
-def _secant_end(a_psi, ra, b_psi, rb):
+def secant_end(a_psi, ra, b_psi, rb):
     """The end point from the last bracket [a_psi, b_psi] of the root of the
     signed root deviance r (ra <= 0 <= rb its values there, not the Illinois-
     scaled ones): the secant root, which is exact for the linear r of a
@@ -119,11 +119,11 @@ def _secant_end(a_psi, ra, b_psi, rb):
 
 
 @njit(cache=True, error_model="numpy")
-def _illinois(a_psi, fa, ra, b_psi, fb, rb, side_kept, c_psi, fc):
+def illinois_step(a_psi, fa, ra, b_psi, fb, rb, side_kept, c_psi, fc):
     """One Illinois step of regula falsi on the signed root deviance: the new
     point c (value fc) replaces the inner end a (fc < 0, inside the interval)
     or the outer end b; the end kept twice in a row has its value halved.
-    ra, rb are the unscaled values at the ends (for :func:`_secant_end`).
+    ra, rb are the unscaled values at the ends (for :func:`secant_end`).
     Returns the updated (a_psi, fa, ra, b_psi, fb, rb, side_kept)."""
     if fc < 0:
         if side_kept == -1:
@@ -247,12 +247,12 @@ def profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, s
             a_psi = c_psi
             b_psi = c_psi
             break
-        a_psi, fa, ra, b_psi, fb, rb, side_kept = _illinois(a_psi, fa, ra, b_psi, fb, rb,
-                                                            side_kept, c_psi, fc)
+        a_psi, fa, ra, b_psi, fb, rb, side_kept = illinois_step(a_psi, fa, ra, b_psi, fb, rb,
+                                                                side_kept, c_psi, fc)
         if fc < 0:  # c is inside the interval: its maximiser starts the next point
             for i in range(3):
                 theta_in[i] = theta[i]
-    return _secant_end(a_psi, ra, b_psi, rb), best
+    return secant_end(a_psi, ra, b_psi, rb), best
 
 
 @njit(cache=True, error_model="numpy")
@@ -488,12 +488,12 @@ def negbinom_profile_bound(values, weights, groups, capture, theta_nb, ll_nb, fi
         fc = math.sqrt(max(dev, 0.0)) - math.sqrt(drop)
         if abs(fc) < 1e-6:
             return c_psi
-        a_psi, fa, ra, b_psi, fb, rb, side_kept = _illinois(a_psi, fa, ra, b_psi, fb, rb,
-                                                            side_kept, c_psi, fc)
+        a_psi, fa, ra, b_psi, fb, rb, side_kept = illinois_step(a_psi, fa, ra, b_psi, fb, rb,
+                                                                side_kept, c_psi, fc)
         if fc < 0:  # c is inside the interval: its maximiser starts the next point
             for i in range(3):
                 theta_in[i] = theta[i]
-    return _secant_end(a_psi, ra, b_psi, rb)
+    return secant_end(a_psi, ra, b_psi, rb)
 
 
 @njit(cache=True, error_model="numpy")
