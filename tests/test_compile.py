@@ -186,8 +186,9 @@ def top(x):
     return leaf(x) + 1.0
 """
 
-_PROBE = """
-import json, sys
+#: start of a child's script: records the kernels it compiles, imports nested.py
+_COMPILED = """
+import json, subprocess, sys, threading
 from numba.core import event
 compiled = []
 class L(event.Listener):
@@ -198,6 +199,9 @@ class L(event.Listener):
 event.register("numba:compile", L())
 sys.path.insert(0, sys.argv[1])
 import nested
+"""
+
+_PROBE = _COMPILED + """
 print(json.dumps([nested.top(3.0), compiled]))
 """
 
@@ -217,18 +221,7 @@ def test_a_warm_process_loads_the_caller_and_compiles_no_callee(tmp_path):
     assert warm == []
 
 
-_ELSEWHERE_PROBE = """
-import json, subprocess, sys, threading
-from numba.core import event
-compiled = []
-class L(event.Listener):
-    def on_start(self, ev):
-        compiled.append(ev.data["dispatcher"].py_func.__name__)
-    def on_end(self, ev):
-        pass
-event.register("numba:compile", L())
-sys.path.insert(0, sys.argv[1])
-import nested
+_ELSEWHERE_PROBE = _COMPILED + """
 from telegraph.kernels import compiled_elsewhere
 other = subprocess.Popen([sys.executable, "-c", "import nested; nested.top(1.0)"],
                          cwd=sys.argv[1])
