@@ -320,7 +320,7 @@ def compile_fit_elsewhere(settings: FitSettings) -> bool:
     except OSError:  # no second process: compile here, as usual
         return False
     atexit.register(_stop, process)
-    compiled_elsewhere(kfit.fit_genes, process)
+    compiled_elsewhere(kfit.fit_genes, process, timeout=config.COMPILE_ELSEWHERE_TIMEOUT)
     return True
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from conftest import REPO
 import telegraph as tg
 from telegraph.fitting import _compile_fit_here
-from telegraph.kernels import counting
+from telegraph.kernels import compiled_elsewhere, counting
 from telegraph.kernels import fit as kfit
 from telegraph.kernels._jit import Kernel, njit
 
@@ -260,3 +260,14 @@ def test_the_background_compile_builds_the_kernel_version_a_fit_runs():
     _compile_fit_here("wald")
     _compile_fit_here("profile")
     assert set(kfit.fit_genes.signatures) == before
+
+
+def test_a_process_that_does_not_end_in_time_is_stopped_and_the_kernel_compiled_here():
+    @njit(cache=False)
+    def late(x):
+        return x + 1.0
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    compiled_elsewhere(late, sleeper, timeout=0.5)
+    assert late(1.0) == 2.0
+    assert sleeper.poll() is not None   # stopped, not left running

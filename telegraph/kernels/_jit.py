@@ -43,6 +43,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import subprocess
 from pathlib import Path
 
 import llvmlite.binding as ll
@@ -121,20 +122,25 @@ class _Cache(FunctionCache):
 _ELSEWHERE: dict = {}
 
 
-def compiled_elsewhere(kernel, process) -> None:
+def compiled_elsewhere(kernel, process, timeout: float | None = None) -> None:
     """Tell this process that ``process`` (a :class:`subprocess.Popen`) is
     compiling ``kernel`` into the shared on-disk cache: the first call of
     ``kernel`` here that needs compiling waits for that process to end and
     then loads the kernel from the cache (compiling it itself, as usual, if
-    the process failed or was stopped). A command line run uses it to
+    the process failed, was stopped, or has not ended within ``timeout``
+    seconds, after which it is stopped). A command line run uses it to
     compile the fit kernel in a second process while it reads its input and
     counts (about a third of the first run's wall time on two cores)."""
-    _ELSEWHERE.setdefault(kernel, []).append(process)
+    _ELSEWHERE.setdefault(kernel, []).append((process, timeout))
 
 
 def _await_elsewhere(kernel) -> None:
-    for process in _ELSEWHERE.pop(kernel, ()):
-        process.wait()
+    for process, timeout in _ELSEWHERE.pop(kernel, ()):
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.terminate()
+            process.wait()
 
 
 class _LinkOnlyLibrary(JITCodeLibrary):
