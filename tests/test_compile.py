@@ -186,6 +186,13 @@ def top(x):
     return leaf(x) + 1.0
 """
 
+def _child_env(tmp_path):
+    """The environment of a child process: a fresh cache, and this checkout's
+    telegraph first on the path (also for the grandchildren the scripts start)."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    return dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=path)
+
+
 #: start of a child's script: records the kernels it compiles, imports nested.py
 _COMPILED = """
 import json, subprocess, sys, threading
@@ -208,7 +215,7 @@ print(json.dumps([nested.top(3.0), compiled]))
 
 def test_a_warm_process_loads_the_caller_and_compiles_no_callee(tmp_path):
     (tmp_path / "nested.py").write_text(_NESTED)
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    env = _child_env(tmp_path)
     runs = []
     for _ in range(2):
         r = subprocess.run([sys.executable, "-c", _PROBE, str(tmp_path)], cwd=REPO,
@@ -240,7 +247,7 @@ def test_a_kernel_compiled_by_another_process_is_awaited_and_loaded(tmp_path):
     # the command line compiles the fit kernel in a second process while it reads its
     # input: the first calls here (two threads at once) wait for it and load its work
     (tmp_path / "nested.py").write_text(_NESTED)
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    env = _child_env(tmp_path)
     r = subprocess.run([sys.executable, "-c", _ELSEWHERE_PROBE, str(tmp_path)], cwd=REPO,
                        capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr
