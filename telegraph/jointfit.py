@@ -160,7 +160,7 @@ class _Gene:
             rows, box = evaluate_bins(a, b, L["c_ref"] * lam, gam, L["u"], L["s"],
                                       L["rho_u"], L["rho_s"], want, start_box=start,
                                       max_points=self.max_points, tail=config.JOINT_FIT_TAIL,
-                                      plan=L["plan"])
+                                      plan=L["plan"], trim=config.JOINT_FIT_TRIM)
             if start is None:
                 L["box_at"] = lt
             L["box"] = box
