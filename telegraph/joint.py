@@ -332,7 +332,8 @@ def _mode_guess(a, b, lam, gam, box):
 
 def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, rho_s=None,
                   want: int = 0, box=None, start_box=None, max_points=None,
-                  tail: float | None = None, plan=None, trim: float | None = None):
+                  tail: float | None = None, plan=None, trim: float | None = None,
+                  work: dict | None = None):
     """Per-bin log P, score and observed information for one parameter set.
 
     Parameters
@@ -371,6 +372,11 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
         each side to where the solved law falls ``trim`` nats below the depth
         its edges must reach -- the ``start_box`` for the next evaluation at
         nearby parameters (a fit's boxes otherwise only grow).
+
+    work : dict, optional
+        Scratch space kept between calls (a fit passes the same dict at every
+        evaluation of a gene, on one thread): the elimination's front matrices
+        are written to the buffer it holds, grown when a larger box needs more.
 
     Returns
     -------
@@ -421,8 +427,14 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
         if ref is None:
             ref = _mode_guess(a, b, lam, gam, box)
         tree = dissection(nu, ns, ref)
+        buf = _NO_WORK
+        if work is not None:
+            need = int(_k.pool_size(tree[0]))
+            buf = work.get("pool", _NO_WORK)
+            if buf.shape[0] < need:
+                buf = work["pool"] = np.empty(need + need // 4)
         pool, fac_ptr, piv, status, logpi, depth, mi, mj, edges = _k.factor_stationary(
-            *tree, u_lo, nu, s_lo, ns, par)
+            *tree, u_lo, nu, s_lo, ns, par, buf)
         grow = [False] * 4
         if adapt:
             # edges below exp(-limit): the stricter of the normalisation's tail and
@@ -448,6 +460,10 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
     if adapt and trim is not None:
         box = _trimmed(logpi, box, limit + trim)
     return _k.JointRows(out), box
+
+
+#: an empty scratch buffer: factorize allocates its own pool
+_NO_WORK = np.empty(0)
 
 
 def _trimmed(logpi, box, depth):

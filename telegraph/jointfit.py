@@ -147,6 +147,10 @@ class _Gene:
         if model == "bursty":     # its laws have geometric tails: larger lattices
             self.max_points *= 4
         self.n_eval = 0
+        # the elimination's scratch (front matrices), reused by every evaluation of
+        # this gene (a fresh one per evaluation cost ~a quarter of a large box's
+        # time); so one instance is evaluated on one thread at a time
+        self.work = {}
 
     def loglik(self, theta, want):
         """(ll, grad, info) in (a, b, lam, gam) at capture 1."""
@@ -160,7 +164,8 @@ class _Gene:
             rows, box = evaluate_bins(a, b, L["c_ref"] * lam, gam, L["u"], L["s"],
                                       L["rho_u"], L["rho_s"], want, start_box=start,
                                       max_points=self.max_points, tail=config.JOINT_FIT_TAIL,
-                                      plan=L["plan"], trim=config.JOINT_FIT_TRIM)
+                                      plan=L["plan"], trim=config.JOINT_FIT_TRIM,
+                                      work=self.work)
             if start is None:
                 L["box_at"] = lt
             L["box"] = box

@@ -65,7 +65,7 @@ from ._jit import njit
 
 __all__ = ["N_PAR", "N_PAIR", "N_ROW", "PAIRS", "dissect", "factorize", "stationary", "first_rhs",
            "second_rhs", "solve_scaled", "count_tables", "edge_max", "trap_depth",
-           "argmax_point", "factor_stationary", "derive_tables", "JointRows"]
+           "argmax_point", "pool_size", "factor_stationary", "derive_tables", "JointRows"]
 
 #: parameters differentiated: a, b, lam, gam (k_splice = 1)
 N_PAR = 4
@@ -343,8 +343,24 @@ def dissect(nu, ns, ri, rj, leaf):
 # ---------------------------------------------------------------------------
 
 @njit(cache=True, nogil=True)
-def factorize(fptr, fr, nel, kid, own, u_lo, nu, s_lo, ns, par):
+def pool_size(fptr):
+    """Length of the pool of front matrices :func:`factorize` fills."""
+    tot = 0
+    for k in range(fptr.shape[0] - 1):
+        f = fptr[k + 1] - fptr[k]
+        tot += f * f
+    return tot
+
+
+@njit(cache=True, nogil=True)
+def factorize(fptr, fr, nel, kid, own, u_lo, nu, s_lo, ns, par, work):
     """Eliminate every state but the last of the root front.
+
+    ``work``: a float array of at least :func:`pool_size` entries to hold the
+    front matrices (its contents are overwritten; a fit passes the same
+    buffer at every evaluation: a fresh pool of hundreds of megabytes costs
+    more in page faults than the elimination of its smaller fronts), or a
+    shorter one (a new pool is allocated).
 
     Returns (pool, fac_ptr, piv, status): the front matrices after
     elimination (node k's f x f matrix at pool[fac_ptr[k]:fac_ptr[k+1]],
@@ -357,7 +373,7 @@ def factorize(fptr, fr, nel, kid, own, u_lo, nu, s_lo, ns, par):
     for k in range(n):
         f = fptr[k + 1] - fptr[k]
         fac_ptr[k + 1] = fac_ptr[k] + f * f
-    pool = np.zeros(fac_ptr[n])
+    pool = work[:fac_ptr[n]] if work.shape[0] >= fac_ptr[n] else np.empty(fac_ptr[n])
     n_states = 2 * nu * ns
     piv = np.zeros(n_states)
     pos = np.full(n_states, -1, np.int64)
@@ -367,6 +383,7 @@ def factorize(fptr, fr, nel, kid, own, u_lo, nu, s_lo, ns, par):
         f0 = fptr[k]
         f = fptr[k + 1] - f0
         F = pool[fac_ptr[k]:fac_ptr[k + 1]].reshape((f, f))
+        F[:, :] = 0.0
         for p in range(f):
             pos[fr[f0 + p]] = p
         # the children's censored rates among their kept states
@@ -925,10 +942,12 @@ def count_tables(logpi, h, K, nu, ns, want):
 
 
 @njit(cache=True, nogil=True)
-def factor_stationary(fptr, fr, nel, kid, own, u_lo, nu, s_lo, ns, par):
-    """Eliminate and back-substitute: (pool, fac_ptr, piv, status, logpi,
-    trap depth, (i, j) of the most probable state, edge maxima)."""
-    pool, fac_ptr, piv, status = factorize(fptr, fr, nel, kid, own, u_lo, nu, s_lo, ns, par)
+def factor_stationary(fptr, fr, nel, kid, own, u_lo, nu, s_lo, ns, par, work):
+    """Eliminate (in ``work``, see :func:`factorize`) and back-substitute:
+    (pool, fac_ptr, piv, status, logpi, trap depth, (i, j) of the most
+    probable state, edge maxima)."""
+    pool, fac_ptr, piv, status = factorize(fptr, fr, nel, kid, own, u_lo, nu, s_lo, ns, par,
+                                           work)
     logpi = stationary(fptr, fr, nel, pool, fac_ptr, piv)
     depth = trap_depth(fptr, fr, nel, logpi)
     i, j = argmax_point(logpi, nu)
