@@ -7,6 +7,7 @@ directory. Compile *times* are measured in benchmarks/bench_startup.py, not here
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -124,3 +125,91 @@ def test_the_threaded_counting_splits_blocks_without_gaps_or_overlaps():
         out = np.zeros(n_items, np.int64)
         counting._on_threads(kernel, n_items, out)
         assert np.all(out == 1)
+
+
+def test_a_kernel_only_other_kernels_call_is_compiled_for_linking_only():
+    @njit(cache=False)
+    def leaf(x):
+        return 2.0 * x
+
+    @njit(cache=False)
+    def mid(x):
+        return leaf(x) + 1.0
+
+    @njit(cache=False)
+    def top(x):
+        return mid(x) * 3.0
+
+    assert top(1.5) == (2.0 * 1.5 + 1.0) * 3.0
+    # leaf and mid were typed and lowered for top, but have no entry point of their
+    # own: their code was optimised and code-generated once, inside top
+    assert leaf.signatures and mid.signatures
+    assert not leaf.overloads and not mid.overloads and top.overloads
+    # called from Python afterwards, mid gets machine code of its own, same result,
+    # and a new caller links the compiled mid with the link-only leaf
+    assert mid(1.5) == 4.0 and mid.overloads
+
+    @njit(cache=False)
+    def other(x):
+        return mid(x) - leaf(x)
+
+    assert other(1.5) == 1.0
+
+
+def test_a_parallel_kernel_called_from_a_kernel_is_compiled_as_usual():
+    @njit(cache=False, parallel=True)
+    def total(a):
+        s = 0.0
+        for i in numba.prange(a.size):
+            s += a[i]
+        return s
+
+    @njit(cache=False)
+    def caller(a):
+        return total(a) + 1.0
+
+    assert caller(np.arange(10.0)) == 46.0
+    assert total.overloads
+
+
+_NESTED = """
+from telegraph.kernels._jit import njit
+
+@njit
+def leaf(x):
+    return x * x
+
+@njit
+def top(x):
+    return leaf(x) + 1.0
+"""
+
+_PROBE = """
+import json, sys
+from numba.core import event
+compiled = []
+class L(event.Listener):
+    def on_start(self, ev):
+        compiled.append(ev.data["dispatcher"].py_func.__name__)
+    def on_end(self, ev):
+        pass
+event.register("numba:compile", L())
+sys.path.insert(0, sys.argv[1])
+import nested
+print(json.dumps([nested.top(3.0), compiled]))
+"""
+
+
+def test_a_warm_process_loads_the_caller_and_compiles_no_callee(tmp_path):
+    (tmp_path / "nested.py").write_text(_NESTED)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    runs = []
+    for _ in range(2):
+        r = subprocess.run([sys.executable, "-c", _PROBE, str(tmp_path)], cwd=REPO,
+                           capture_output=True, text=True, timeout=300, env=env)
+        assert r.returncode == 0, r.stderr
+        runs.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    (cold_value, cold), (warm_value, warm) = runs
+    assert cold_value == warm_value == 10.0
+    assert sorted(cold) == ["leaf", "top"]
+    assert warm == []

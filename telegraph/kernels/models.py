@@ -29,6 +29,7 @@ import numpy as np
 
 from ._jit import njit
 from .poisson_beta import histogram_eval
+from .sorting import stable_argsort
 from .special import digamma_shift, trigamma_shift
 
 __all__ = ["MODEL_TELEGRAPH", "MODEL_NEGBINOM", "MODEL_ZIP", "telegraph_eval", "evaluate",
@@ -210,6 +211,6 @@ def sort_bins(values, weights, groups):
     shares the per-count work across capture groups when equal counts are
     adjacent, and the fitter evaluates the same bins hundreds of times."""
     key = values * (groups.max() + 1) + groups if values.shape[0] > 0 else values.copy()
-    o = np.argsort(key, kind="mergesort")
+    o = stable_argsort(key)
     return values[o], weights[o], groups[o]
 

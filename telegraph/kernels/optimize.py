@@ -312,7 +312,16 @@ def fit_telegraph(values, weights, groups, capture, theta_out, max_iter, buf):
         ll0 = evaluate(MODEL_TELEGRAPH, values, weights, groups, capture, starts[s], False, g, H,
                        buf)
         score_s[s] = ll0 if np.isfinite(ll0) else -np.inf
-    order = np.argsort(-score_s)
+    # the starts by descending score, ties in their order (an insertion sort:
+    # at most five starts; NumPy's argsort of -score_s gives the same order)
+    order = np.arange(ns)
+    for i in range(1, ns):
+        o = order[i]
+        j = i
+        while j > 0 and score_s[order[j - 1]] < score_s[o]:
+            order[j] = order[j - 1]
+            j -= 1
+        order[j] = o
     best_ll = -np.inf
     best_conv = False
     best_it = 0

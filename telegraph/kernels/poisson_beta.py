@@ -35,6 +35,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import njit
+from .sorting import stable_argsort
 from .special import (digamma_shift, lgamma_diff, log1pmx, log_poisson_term, stirling_rest,
                       trigamma_shift)
 
@@ -1111,7 +1112,7 @@ def histogram_eval(values, weights, groups, capture, a, b, lam, want_info, out):
         s0 = capture[groups[0]]
         x0 = s0 * lam
         if x0 <= _X_STABLE:
-            order = np.arange(m) if ordered else np.argsort(values, kind="mergesort")
+            order = np.arange(m) if ordered else stable_argsort(values)
             top, anchored = _rec_plan(values, weights, order, 0, m, a, b, x0, False)
             if top >= 0:
                 _rec_run(values, weights, order, 0, m, top, anchored, s0, a, b, lam, want_info,
@@ -1128,7 +1129,7 @@ def histogram_eval(values, weights, groups, capture, a, b, lam, want_info, out):
     if ordered:
         idx = np.arange(m)
     else:
-        idx = np.argsort(values, kind="mergesort")
+        idx = stable_argsort(values)
     # capture groups with many counts: the recurrence in n per group; their
     # bins are then left out of the shared-table sums below
     weights = _rec_groups(values, weights, groups, capture, idx, a, b, lam, want_info, buf, out)
