@@ -251,11 +251,11 @@ _KERNELS = {"fit": (kfit.fit_genes,), "test": (kfit.fit_genes, kdiff.differentia
 
 def compile_notice(command: str) -> None:
     """Say so on stderr, before it happens, when the kernels are about to be
-    compiled (the first run of a fresh installation: about a minute with
-    nothing else to show)."""
+    compiled (the first run of a fresh installation: about half a minute
+    with nothing else to show)."""
     if all(is_compiled(k) for k in _KERNELS.get(command, ())):
         return
-    print(f"telegraph {command}: compiling kernels, once per installation (about a minute; "
+    print(f"telegraph {command}: compiling kernels, once per installation (about half a minute; "
           f"later runs start at once) ...", file=sys.stderr, flush=True)
 
 

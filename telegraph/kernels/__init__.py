@@ -23,14 +23,16 @@ below it (no cycles):
   Poisson-Beta old molecules) and the views of its results.
 """
 
-__all__ = ["is_compiled"]
+from ._jit import compiled_elsewhere
+
+__all__ = ["is_compiled", "compiled_elsewhere"]
 
 
 def is_compiled(dispatcher) -> bool:
     """Whether a cached kernel will run without compiling: it is compiled in
     this process, or Numba's on-disk cache holds an entry for its current
-    source (the first call of a fresh installation compiles for about a
-    minute). False when that cannot be told."""
+    source (the first call of a fresh installation compiles for about
+    half a minute). False when that cannot be told."""
     if dispatcher.overloads:
         return True
     try:
