@@ -251,6 +251,11 @@ JOINT_BURSTY_TEST = 30.0
 #: mass left out changes a log-likelihood of N cells by about N exp(-JOINT_FIT_TAIL)
 #: (1e-5 at 10^4 cells), far below what the optimiser and the profile resolve
 JOINT_FIT_TAIL = 22.0
+#: a two-species fit starts each evaluation from the box of the previous one (at nearby
+#: parameters) cut down to where that law fell this many nats below the depth its edges
+#: must reach (boxes grown from the marginal bounds overshoot, by tens of nats on the
+#: spliced side; a box that is too small at the new parameters is grown again)
+JOINT_FIT_TRIM = 4.0
 
 # --------------------------------------------------------------------------- experiment design
 

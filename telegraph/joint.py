@@ -67,73 +67,11 @@ def dissection(nu: int, ns: int, ref: tuple[int, int] | None = None, leaf: int =
     mode of the law), as must every separator next to the probable region.
     Default: the centre.
     """
-    nodes = []
-
-    def boundary(u0, u1, s0, s1):
-        pts = set()
-        if u0 > 0:
-            pts.update(j * nu + u0 for j in range(s0, s1))
-        if u1 < nu:
-            pts.update(j * nu + u1 - 1 for j in range(s0, s1))
-        if s0 > 0:
-            pts.update(s0 * nu + i for i in range(u0, u1))
-        if s1 < ns:
-            pts.update((s1 - 1) * nu + i for i in range(u0, u1))
-        return sorted(pts)
-
-    def rec(u0, u1, s0, s1, cut=None):
-        du, ds = u1 - u0, s1 - s0
-        if cut is None and (du * ds <= leaf or max(du, ds) < 3):
-            own = [j * nu + i for j in range(s0, s1) for i in range(u0, u1)]
-            kids = []
-        else:
-            along_s = ds >= du
-            if along_s:
-                sm = (s0 + s1) // 2 if cut is None else cut[1]
-                halves = [(u0, u1, s0, sm), (u0, u1, sm + 1, s1)]
-                own = [sm * nu + i for i in range(u0, u1)]
-            else:
-                um = (u0 + u1) // 2 if cut is None else cut[0]
-                halves = [(u0, um, s0, s1), (um + 1, u1, s0, s1)]
-                own = [j * nu + um for j in range(s0, s1)]
-            kids = [rec(*h) for h in halves if h[1] > h[0] and h[3] > h[2]]
-        bnd = boundary(u0, u1, s0, s1)
-        keep = set(bnd)
-        front = list(own)
-        for k in kids:
-            front += nodes[k][1]
-        elim = [p for p in front if p not in keep]
-        nodes.append((own, bnd, elim + bnd, len(elim), kids))
-        return len(nodes) - 1
-
-    ref = (nu // 2, ns // 2) if ref is None else (int(ref[0]), int(ref[1]))
-    rec(0, nu, 0, ns, cut=ref)
-    # the reference point last in the root front
-    own, bnd, front, ne, kids = nodes[-1]
-    rp = ref[1] * nu + ref[0]
-    front = [p for p in front if p != rp] + [rp]
-    nodes[-1] = (own, bnd, front, ne, kids)
-    n = len(nodes)
-    sizes = np.array([2 * len(nd[2]) for nd in nodes], np.int64)
-    fptr = np.zeros(n + 1, np.int64)
-    np.cumsum(sizes, out=fptr[1:])
-    fr = np.empty(fptr[-1], np.int64)
-    own_flag = np.zeros(fptr[-1], np.int64)
-    nel = np.empty(n, np.int64)
-    kid = np.full((n, 2), -1, np.int64)
-    for k, (own_pts, _, front, ne, kids) in enumerate(nodes):
-        pts = np.asarray(front, np.int64)
-        fr[fptr[k]:fptr[k + 1]:2] = 2 * pts
-        fr[fptr[k] + 1:fptr[k + 1]:2] = 2 * pts + 1
-        mask = np.isin(pts, np.asarray(own_pts, np.int64))
-        own_flag[fptr[k]:fptr[k + 1]:2] = mask
-        own_flag[fptr[k] + 1:fptr[k + 1]:2] = mask
-        nel[k] = 2 * ne
-        kid[k, :len(kids)] = kids
-    nel[-1] = sizes[-1] - 1          # the root eliminates all but one state
-    for arr in (fptr, fr, nel, kid, own_flag):
+    ri, rj = (nu // 2, ns // 2) if ref is None else (int(ref[0]), int(ref[1]))
+    out = _k.dissect(int(nu), int(ns), ri, rj, int(leaf))
+    for arr in out:
         arr.flags.writeable = False
-    return fptr, fr, nel, kid, own_flag
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -394,7 +332,8 @@ def _mode_guess(a, b, lam, gam, box):
 
 def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, rho_s=None,
                   want: int = 0, box=None, start_box=None, max_points=None,
-                  tail: float | None = None, plan=None):
+                  tail: float | None = None, plan=None, trim: float | None = None,
+                  work: dict | None = None):
     """Per-bin log P, score and observed information for one parameter set.
 
     Parameters
@@ -428,12 +367,22 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
         exp(-tail + 5) (and the margin below the requested counts).
     plan : optional
         :func:`thinning_plan` of these bins (computed here when not given).
+    trim : float, optional
+        Without ``box``: return, instead of the box used, that box trimmed on
+        each side to where the solved law falls ``trim`` nats below the depth
+        its edges must reach -- the ``start_box`` for the next evaluation at
+        nearby parameters (a fit's boxes otherwise only grow).
+
+    work : dict, optional
+        Scratch space kept between calls (a fit passes the same dict at every
+        evaluation of a gene, on one thread): the elimination's front matrices
+        are written to the buffer it holds, grown when a larger box needs more.
 
     Returns
     -------
     rows : :class:`telegraph.kernels.joint.JointRows`
         Per bin: ``logp``, ``score`` and ``info`` in (a, b, lam, gam).
-    box : the lattice box used.
+    box : the lattice box used (trimmed, with ``trim``).
 
     Notes
     -----
@@ -478,8 +427,14 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
         if ref is None:
             ref = _mode_guess(a, b, lam, gam, box)
         tree = dissection(nu, ns, ref)
+        buf = _NO_WORK
+        if work is not None:
+            need = int(_k.pool_size(tree[0]))
+            buf = work.get("pool", _NO_WORK)
+            if buf.shape[0] < need:
+                buf = work["pool"] = np.empty(need + need // 4)
         pool, fac_ptr, piv, status, logpi, depth, mi, mj, edges = _k.factor_stationary(
-            *tree, u_lo, nu, s_lo, ns, par)
+            *tree, u_lo, nu, s_lo, ns, par, buf)
         grow = [False] * 4
         if adapt:
             # edges below exp(-limit): the stricter of the normalisation's tail and
@@ -502,7 +457,30 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
     Y, top = _k.derive_tables(tree[0], tree[1], tree[2], pool, fac_ptr, piv, logpi, u_lo, nu,
                               s_lo, ns, int(want))
     _bins_from_tables(Y, top, box, u, s, rho_u, rho_s, int(want), out, plan)
+    if adapt and trim is not None:
+        box = _trimmed(logpi, box, limit + trim)
     return _k.JointRows(out), box
+
+
+#: an empty scratch buffer: factorize allocates its own pool
+_NO_WORK = np.empty(0)
+
+
+def _trimmed(logpi, box, depth):
+    """The box cut down on each side to the first row or column (counted from the
+    mode outwards) whose largest log P is below ``-depth``: the start of the next
+    evaluation at nearby parameters (which grows it again wherever its edges are
+    not deep enough). Boxes grow by a priori marginal bounds, which overshoot
+    (the spliced one by tens of nats); without trimming a fit's boxes only grow."""
+    u_lo, nu, s_lo, ns = box
+    lp = logpi.reshape(ns, nu, 2).max(axis=2)
+    ku = np.flatnonzero(lp.max(axis=0) > -depth)
+    ks = np.flatnonzero(lp.max(axis=1) > -depth)
+    if ku.size == 0 or ks.size == 0:
+        return box
+    i0, i1 = max(int(ku[0]) - 1, 0), min(int(ku[-1]) + 1, nu - 1)
+    j0, j1 = max(int(ks[0]) - 1, 0), min(int(ks[-1]) + 1, ns - 1)
+    return u_lo + i0, i1 - i0 + 1, s_lo + j0, j1 - j0 + 1
 
 
 def _log_binom_matrix(counts, n_lo, n_count, rho):

@@ -147,6 +147,10 @@ class _Gene:
         if model == "bursty":     # its laws have geometric tails: larger lattices
             self.max_points *= 4
         self.n_eval = 0
+        # the elimination's scratch (front matrices), reused by every evaluation of
+        # this gene (a fresh one per evaluation cost ~a quarter of a large box's
+        # time); so one instance is evaluated on one thread at a time
+        self.work = {}
 
     def loglik(self, theta, want):
         """(ll, grad, info) in (a, b, lam, gam) at capture 1."""
@@ -160,7 +164,8 @@ class _Gene:
             rows, box = evaluate_bins(a, b, L["c_ref"] * lam, gam, L["u"], L["s"],
                                       L["rho_u"], L["rho_s"], want, start_box=start,
                                       max_points=self.max_points, tail=config.JOINT_FIT_TAIL,
-                                      plan=L["plan"])
+                                      plan=L["plan"], trim=config.JOINT_FIT_TRIM,
+                                      work=self.work)
             if start is None:
                 L["box_at"] = lt
             L["box"] = box
@@ -432,6 +437,16 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph") -
     # chi2_1 quantile and normal quantile without scipy.stats (half a second of start-up)
     z = float(ndtri(0.5 + settings.ci / 2.0))
     drop = z * z / 2.0
+    ll_p, mu_p, ms_p = _poisson_loglik(u, s, w, cs, cu)
+    row.update(loglik_poisson=ll_p, poisson_mu=mu_p, poisson_ms=ms_p)
+    # the slow-switching limit (both modes, no switching in a lifetime): k_on and k_off
+    # are then bounded above only, burst size below only
+    bimodal = False
+    if model == "telegraph":
+        ll_bm, f_bm, lam_bm, gam_bm = _bimodal_loglik(u, s, w, cs, cu)
+        row.update(loglik_bimodal=ll_bm, bimodal_f=f_bm, bimodal_k_syn=lam_bm,
+                   bimodal_k_deg=gam_bm)
+        bimodal = ll - ll_bm < drop
     if model == "telegraph":
         # the bursty limit: the likelihood no lower (within the drop) at k_off =
         # JOINT_BURSTY_TEST * (1 + k_on + k_deg) in units of k_splice, the other rates
@@ -445,21 +460,18 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph") -
             yb = y.copy()
             yb[1] = lb
             yb[2] = y[2] + (lb - y[1])
-            _, llb, *_ = _maximise(gene, yb, lo, hi, free=free, max_iter=25, tol=1e-4,
-                                   wall=config.JOINT_WALL_STEP)
+            first = gene(np.clip(yb, lo, hi))
+            if ll - first[0] < drop and not bimodal:
+                # already within the drop at the start: re-maximising only raises
+                # llb, and its value is needed only to choose between two limits
+                llb = first[0]
+            else:
+                _, llb, *_ = _maximise(gene, yb, lo, hi, free=free, max_iter=25, tol=1e-4,
+                                       wall=config.JOINT_WALL_STEP, state=first)
             bursty = ll - llb < drop
     else:
         bursty = True
-    ll_p, mu_p, ms_p = _poisson_loglik(u, s, w, cs, cu)
-    row.update(loglik_poisson=ll_p, poisson_mu=mu_p, poisson_ms=ms_p)
-    # the slow-switching limit (both modes, no switching in a lifetime): k_on and k_off
-    # are then bounded above only, burst size below only
-    bimodal = False
     if model == "telegraph":
-        ll_bm, f_bm, lam_bm, gam_bm = _bimodal_loglik(u, s, w, cs, cu)
-        row.update(loglik_bimodal=ll_bm, bimodal_f=f_bm, bimodal_k_syn=lam_bm,
-                   bimodal_k_deg=gam_bm)
-        bimodal = ll - ll_bm < drop
         if bimodal and bursty:      # the nearer limit
             bimodal = ll_bm > llb if y[1] < lb else False
             bursty = not bimodal

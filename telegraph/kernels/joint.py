@@ -27,8 +27,9 @@ recursively by separator lines of the lattice (every transition moves u and s
 by at most one, so a line of constant u or constant s separates); each node of
 the dissection tree holds a dense "front" (its separator plus the boundaries
 its children leave), eliminates the states that have become interior and hands
-the censored rates among the rest to its parent. The tree is built once per box
-shape by :mod:`telegraph.joint` and passed in as arrays:
+the censored rates among the rest to its parent. The tree is built by
+:func:`dissect` (cached per box shape and reference point by
+:func:`telegraph.joint.dissection`) and passed in as arrays:
 
     fptr[node]:fptr[node+1]  the node's front (states), the ones to eliminate
                               first (nel[node] of them), then the kept ones
@@ -62,9 +63,9 @@ import math
 import numpy as np
 from ._jit import njit
 
-__all__ = ["N_PAR", "N_PAIR", "N_ROW", "PAIRS", "factorize", "stationary", "first_rhs",
+__all__ = ["N_PAR", "N_PAIR", "N_ROW", "PAIRS", "dissect", "factorize", "stationary", "first_rhs",
            "second_rhs", "solve_scaled", "count_tables", "edge_max", "trap_depth",
-           "argmax_point", "factor_stationary", "derive_tables", "JointRows"]
+           "argmax_point", "pool_size", "factor_stationary", "derive_tables", "JointRows"]
 
 #: parameters differentiated: a, b, lam, gam (k_splice = 1)
 N_PAR = 4
@@ -127,12 +128,239 @@ def _neighbours(st, nu, ns, out):
 
 
 # ---------------------------------------------------------------------------
+# the nested-dissection tree of a box
+# ---------------------------------------------------------------------------
+
+@njit(cache=True, nogil=True)
+def _boundary_into(u0, u1, s0, s1, nu, ns, out, k):
+    """Write the sorted lattice points of the rectangle [u0, u1) x [s0, s1) that
+    touch the box outside it (its sides that are not the box's edges) to
+    out[k:]; returns the new end."""
+    for j in range(s0, s1):
+        if (j == s0 and s0 > 0) or (j == s1 - 1 and s1 < ns):
+            for i in range(u0, u1):
+                out[k] = j * nu + i
+                k += 1
+        else:
+            if u0 > 0:
+                out[k] = j * nu + u0
+                k += 1
+            if u1 < nu and u1 - 1 != u0:
+                out[k] = j * nu + u1 - 1
+                k += 1
+            elif u1 < nu and u0 == 0:      # a one-wide rectangle at the box's lower edge
+                out[k] = j * nu + u1 - 1
+                k += 1
+    return k
+
+
+@njit(cache=True, nogil=True)
+def dissect(nu, ns, ri, rj, leaf):
+    """Nested-dissection elimination tree of an nu x ns lattice box (the arrays
+    :func:`factorize` takes: fptr, fr, nel, kid, own; see
+    :func:`telegraph.joint.dissection`, which documents the tree). The first
+    cut passes through lattice point (ri, rj), whose two states end the root
+    front. Nodes are numbered in postorder (children before parents, the
+    first half's subtree before the second's)."""
+    n_pts = nu * ns
+    cap = 2 * n_pts + 2                      # a binary tree whose leaves hold >= 1 point
+    # rectangles in preorder of a DFS that visits the second half first; reversed,
+    # that is the postorder of the DFS that visits the first half first
+    R = np.zeros((cap, 4), np.int64)
+    leafy = np.zeros(cap, np.bool_)
+    cut_u = np.full(cap, -1, np.int64)       # separator column (cut across u) ...
+    cut_s = np.full(cap, -1, np.int64)       # ... or row (cut across s)
+    parent = np.full(cap, -1, np.int64)
+    slot = np.zeros(cap, np.int64)
+    stack = np.zeros((256, 6), np.int64)     # u0, u1, s0, s1, parent, slot (depth < 128)
+    stack[0, 0], stack[0, 1], stack[0, 2], stack[0, 3] = 0, nu, 0, ns
+    stack[0, 4], stack[0, 5] = -1, 0
+    sp = 1
+    m = 0
+    while sp > 0:
+        sp -= 1
+        u0, u1, s0, s1, par, sl = (stack[sp, 0], stack[sp, 1], stack[sp, 2], stack[sp, 3],
+                                   stack[sp, 4], stack[sp, 5])
+        k = m
+        m += 1
+        R[k, 0], R[k, 1], R[k, 2], R[k, 3] = u0, u1, s0, s1
+        parent[k] = par
+        slot[k] = sl
+        du = u1 - u0
+        ds = s1 - s0
+        root = k == 0
+        if not root and (du * ds <= leaf or max(du, ds) < 3):
+            leafy[k] = True
+            continue
+        if ds >= du:
+            sm = (s0 + s1) // 2 if not root else rj
+            cut_s[k] = sm
+            h = ((u0, u1, s0, sm), (u0, u1, sm + 1, s1))
+        else:
+            um = (u0 + u1) // 2 if not root else ri
+            cut_u[k] = um
+            h = ((u0, um, s0, s1), (um + 1, u1, s0, s1))
+        # push the first half, then the second (popped first)
+        for c in range(2):
+            a0, a1, b0, b1 = h[c]
+            if a1 > a0 and b1 > b0:
+                stack[sp, 0], stack[sp, 1], stack[sp, 2], stack[sp, 3] = a0, a1, b0, b1
+                stack[sp, 4], stack[sp, 5] = k, c
+                sp += 1
+    n = m
+    post = np.empty(n, np.int64)              # preorder index -> postorder number
+    for k in range(n):
+        post[k] = n - 1 - k
+    kid = np.full((n, 2), -1, np.int64)
+    for k in range(1, n):
+        kid[post[parent[k]], slot[k]] = post[k]
+    # a parent whose first half was empty has its only child in slot 1: move it to 0
+    for q in range(n):
+        if kid[q, 0] < 0 and kid[q, 1] >= 0:
+            kid[q, 0] = kid[q, 1]
+            kid[q, 1] = -1
+    # per node (postorder): own points, boundary points, front
+    rect = np.empty((n, 4), np.int64)
+    isleaf = np.empty(n, np.bool_)
+    cu = np.empty(n, np.int64)
+    cs = np.empty(n, np.int64)
+    for k in range(n):
+        q = post[k]
+        rect[q] = R[k]
+        isleaf[q] = leafy[k]
+        cu[q] = cut_u[k]
+        cs[q] = cut_s[k]
+    bptr = np.zeros(n + 1, np.int64)
+    tmp = np.empty(2 * (nu + ns) + 8, np.int64)
+    for q in range(n):
+        bptr[q + 1] = bptr[q] + _boundary_into(rect[q, 0], rect[q, 1], rect[q, 2], rect[q, 3],
+                                               nu, ns, tmp, 0)
+    bnd = np.empty(bptr[n], np.int64)
+    optr = np.zeros(n + 1, np.int64)
+    fptr_pts = np.zeros(n + 1, np.int64)
+    for q in range(n):
+        _boundary_into(rect[q, 0], rect[q, 1], rect[q, 2], rect[q, 3], nu, ns, bnd, bptr[q])
+        u0, u1, s0, s1 = rect[q, 0], rect[q, 1], rect[q, 2], rect[q, 3]
+        if isleaf[q]:
+            no = (u1 - u0) * (s1 - s0)
+        elif cs[q] >= 0:
+            no = u1 - u0
+        else:
+            no = s1 - s0
+        nk = 0
+        for c in range(2):
+            ch = kid[q, c]
+            if ch >= 0:
+                nk += bptr[ch + 1] - bptr[ch]
+        optr[q + 1] = optr[q] + no
+        fptr_pts[q + 1] = fptr_pts[q] + no + nk
+    fpts = np.empty(fptr_pts[n], np.int64)
+    fown = np.zeros(fptr_pts[n], np.int64)
+    nel = np.empty(n, np.int64)
+    inb = np.zeros(n_pts, np.int64)            # stamp: point is on the node's boundary
+    raw = np.empty(fptr_pts[n] - fptr_pts[0] + 1, np.int64)
+    rown = np.empty(raw.shape[0], np.int64)
+    for q in range(n):
+        u0, u1, s0, s1 = rect[q, 0], rect[q, 1], rect[q, 2], rect[q, 3]
+        # the raw front: own points, then each child's boundary
+        r = 0
+        if isleaf[q]:
+            for j in range(s0, s1):
+                for i in range(u0, u1):
+                    raw[r] = j * nu + i
+                    rown[r] = 1
+                    r += 1
+        elif cs[q] >= 0:
+            for i in range(u0, u1):
+                raw[r] = cs[q] * nu + i
+                rown[r] = 1
+                r += 1
+        else:
+            for j in range(s0, s1):
+                raw[r] = j * nu + cu[q]
+                rown[r] = 1
+                r += 1
+        for c in range(2):
+            ch = kid[q, c]
+            if ch >= 0:
+                for t in range(bptr[ch], bptr[ch + 1]):
+                    raw[r] = bnd[t]
+                    rown[r] = 0
+                    r += 1
+        for t in range(bptr[q], bptr[q + 1]):
+            inb[bnd[t]] = q + 1
+        # eliminated (not on the boundary), in raw order; then the boundary, sorted
+        f0 = fptr_pts[q]
+        w = f0
+        for t in range(r):
+            if inb[raw[t]] != q + 1:
+                fpts[w] = raw[t]
+                fown[w] = rown[t]
+                w += 1
+        nel[q] = w - f0
+        # the boundary points, with their own flags (a boundary point is either own
+        # or a child's boundary point; own points are marked in the stamp array)
+        for t in range(r):
+            if inb[raw[t]] == q + 1 and rown[t] == 1:
+                inb[raw[t]] = -(q + 1)            # own and on the boundary
+        for t in range(bptr[q], bptr[q + 1]):
+            fpts[w] = bnd[t]
+            fown[w] = 1 if inb[bnd[t]] == -(q + 1) else 0
+            w += 1
+    # the reference point last in the root front
+    root = n - 1
+    rp = rj * nu + ri
+    f0 = fptr_pts[root]
+    f1 = fptr_pts[root + 1]
+    at = -1
+    for t in range(f0, f1):
+        if fpts[t] == rp:
+            at = t
+    if at >= 0:
+        ow = fown[at]
+        for t in range(at, f1 - 1):
+            fpts[t] = fpts[t + 1]
+            fown[t] = fown[t + 1]
+        fpts[f1 - 1] = rp
+        fown[f1 - 1] = ow
+    # states: two per point (promoter off, on)
+    fptr = 2 * fptr_pts
+    fr = np.empty(fptr[n], np.int64)
+    own = np.empty(fptr[n], np.int64)
+    for t in range(fptr_pts[n]):
+        fr[2 * t] = 2 * fpts[t]
+        fr[2 * t + 1] = 2 * fpts[t] + 1
+        own[2 * t] = fown[t]
+        own[2 * t + 1] = fown[t]
+    for q in range(n):
+        nel[q] *= 2
+    nel[root] = fptr[root + 1] - fptr[root] - 1
+    return fptr, fr, nel, kid, own
+
+
+# ---------------------------------------------------------------------------
 # elimination (factorisation) and the stationary law
 # ---------------------------------------------------------------------------
 
 @njit(cache=True, nogil=True)
-def factorize(fptr, fr, nel, kid, own, u_lo, nu, s_lo, ns, par):
+def pool_size(fptr):
+    """Length of the pool of front matrices :func:`factorize` fills."""
+    tot = 0
+    for k in range(fptr.shape[0] - 1):
+        f = fptr[k + 1] - fptr[k]
+        tot += f * f
+    return tot
+
+
+@njit(cache=True, nogil=True)
+def factorize(fptr, fr, nel, kid, own, u_lo, nu, s_lo, ns, par, work):
     """Eliminate every state but the last of the root front.
+
+    ``work``: a float array of at least :func:`pool_size` entries to hold the
+    front matrices (its contents are overwritten; a fit passes the same
+    buffer at every evaluation: a fresh pool of hundreds of megabytes costs
+    more in page faults than the elimination of its smaller fronts), or a
+    shorter one (a new pool is allocated).
 
     Returns (pool, fac_ptr, piv, status): the front matrices after
     elimination (node k's f x f matrix at pool[fac_ptr[k]:fac_ptr[k+1]],
@@ -145,7 +373,7 @@ def factorize(fptr, fr, nel, kid, own, u_lo, nu, s_lo, ns, par):
     for k in range(n):
         f = fptr[k + 1] - fptr[k]
         fac_ptr[k + 1] = fac_ptr[k] + f * f
-    pool = np.zeros(fac_ptr[n])
+    pool = work[:fac_ptr[n]] if work.shape[0] >= fac_ptr[n] else np.empty(fac_ptr[n])
     n_states = 2 * nu * ns
     piv = np.zeros(n_states)
     pos = np.full(n_states, -1, np.int64)
@@ -155,6 +383,7 @@ def factorize(fptr, fr, nel, kid, own, u_lo, nu, s_lo, ns, par):
         f0 = fptr[k]
         f = fptr[k + 1] - f0
         F = pool[fac_ptr[k]:fac_ptr[k + 1]].reshape((f, f))
+        F[:, :] = 0.0
         for p in range(f):
             pos[fr[f0 + p]] = p
         # the children's censored rates among their kept states
@@ -185,7 +414,10 @@ def factorize(fptr, fr, nel, kid, own, u_lo, nu, s_lo, ns, par):
                 if own[f0 + q] == 0:
                     F[q, p] = _rate(nb[t], st, u_lo, nu, s_lo, ns, par)
         # GTH elimination of the interior states (diagonals are never read)
-        if _eliminate(F, nel[k], f, fr, f0, piv):
+        if f >= _BLOCKED_FROM:
+            if _eliminate_blocked(F, nel[k], f, fr, f0, piv):
+                status = UNDERFLOW
+        elif _eliminate(F, nel[k], f, fr, f0, piv):
             status = UNDERFLOW
         for p in range(f):
             pos[fr[f0 + p]] = -1
@@ -236,6 +468,120 @@ def _eliminate(F, ne, f, fr, f0, piv):
                     x *= inv
                     for j in range(t + 1, f):
                         F[r, j] += x * F[t, j]
+    return bad
+
+
+#: pivots per panel of the blocked elimination (:func:`_eliminate_blocked`)
+_PANEL = 24
+#: fronts smaller than this are eliminated pivot by pivot (:func:`_eliminate`)
+_BLOCKED_FROM = 48
+
+
+@njit(cache=True, nogil=True)
+def _eliminate_blocked(F, ne, f, fr, f0, piv):
+    """:func:`_eliminate` by panels of ``_PANEL`` pivots: each panel's rows and
+    columns are eliminated pivot by pivot, then the rest of the front is
+    updated once by the panel's product, F[r, j] += sum over the panel's
+    pivots t of F[r, t] F[t, j] / q_t -- the same positive terms as pivot by
+    pivot, summed in another order, so the relative accuracy of GTH is kept.
+    Four pivot rows are applied per pass over a row (one load and store of
+    F[r, j] per four products: the compiler vectorises that loop, ~2.5x the
+    rank-one update's speed on dense fronts); pivot rows that are mostly zero
+    beyond the panel update their non-zero columns only. Returns True if a
+    pivot underflowed."""
+    bad = False
+    W = _PANEL
+    nz = np.empty(f, np.int64)
+    rnz = np.empty((W, f), np.int64)
+    rm = np.zeros(W, np.int64)
+    inv = np.zeros(W)
+    dense = np.empty(W, np.int64)
+    sparse = np.empty(W, np.int64)
+    sel = np.empty(W, np.int64)
+    for t0 in range(0, ne, W):
+        t1 = min(t0 + W, ne)
+        # the panel: pivots t0..t1-1 update the panel's rows (all columns) and the
+        # panel's columns of the rows below it
+        for t in range(t0, t1):
+            sp = 0.0
+            m = 0
+            for j in range(t + 1, f):
+                v = F[t, j]
+                if v != 0.0:
+                    sp += v
+                    nz[m] = j
+                    m += 1
+            if not sp > 1e-300:
+                bad = True
+                sp = 1e-300
+            piv[fr[f0 + t]] = sp
+            iv = 1.0 / sp
+            inv[t - t0] = iv
+            for r in range(t + 1, t1):
+                x = F[r, t]
+                if x != 0.0:
+                    x *= iv
+                    for q in range(m):
+                        j = nz[q]
+                        F[r, j] += x * F[t, j]
+            if t + 1 < t1:
+                for r in range(t1, f):
+                    x = F[r, t]
+                    if x != 0.0:
+                        x *= iv
+                        for j in range(t + 1, t1):
+                            F[r, j] += x * F[t, j]
+        # the panel's rows beyond it: dense ones by fours, sparse ones by their non-zeros
+        nd = 0
+        nsp = 0
+        for t in range(t0, t1):
+            m = 0
+            for j in range(t1, f):
+                if F[t, j] != 0.0:
+                    rnz[t - t0, m] = j
+                    m += 1
+            rm[t - t0] = m
+            if 4 * m < f - t1:
+                sparse[nsp] = t
+                nsp += 1
+            else:
+                dense[nd] = t
+                nd += 1
+        for r in range(t1, f):
+            row = F[r]
+            k = 0
+            for q in range(nd):
+                t = dense[q]
+                if row[t] != 0.0:
+                    sel[k] = t
+                    k += 1
+            q = 0
+            while q + 4 <= k:
+                a0, a1, a2, a3 = sel[q], sel[q + 1], sel[q + 2], sel[q + 3]
+                x0 = row[a0] * inv[a0 - t0]
+                x1 = row[a1] * inv[a1 - t0]
+                x2 = row[a2] * inv[a2 - t0]
+                x3 = row[a3] * inv[a3 - t0]
+                p0, p1, p2, p3 = F[a0], F[a1], F[a2], F[a3]
+                for j in range(t1, f):
+                    row[j] += (x0 * p0[j] + x1 * p1[j]) + (x2 * p2[j] + x3 * p3[j])
+                q += 4
+            while q < k:
+                a0 = sel[q]
+                x0 = row[a0] * inv[a0 - t0]
+                p0 = F[a0]
+                for j in range(t1, f):
+                    row[j] += x0 * p0[j]
+                q += 1
+            for q in range(nsp):
+                t = sparse[q]
+                x = row[t]
+                if x != 0.0:
+                    x *= inv[t - t0]
+                    pt = F[t]
+                    for c in range(rm[t - t0]):
+                        j = rnz[t - t0, c]
+                        row[j] += x * pt[j]
     return bad
 
 
@@ -460,6 +806,19 @@ def _ratio(v, lp, a, b):
 
 
 @njit(cache=True, nogil=True)
+def _push_row(F, j, end, vj, h, src, acc, r):
+    """acc[t] += v_j q(j, t) h_src for the front states t < end (row j of F)."""
+    if vj == 0.0:
+        return
+    for t in range(end):
+        fj = F[j, t]
+        if fj != 0.0:
+            x = vj * fj
+            for c in range(r):
+                acc[t, c] += x * h[src, c]
+
+
+@njit(cache=True, nogil=True)
 def solve_scaled(fptr, fr, nel, pool, fac_ptr, piv, logpi, beta):
     """Solve x^T Q = (pi * beta)^T for x = pi * h, returned as h (one column per
     right-hand side), normalised so that sum_x pi h = 0.
@@ -498,28 +857,44 @@ def solve_scaled(fptr, fr, nel, pool, fac_ptr, piv, logpi, beta):
                     dst = fr[f0 + j]
                     for c in range(r):
                         b[dst, c] += w * b[e, c]
-    # the root's last state: free (h = 0 there), then back-substitute
+    # the root's last state: free (h = 0 there), then back-substitute. The sums
+    # sum_j pi_j q(j, e) h_j run over row j of the front (the inflow rates of the
+    # states j eliminated before it), pushed forward as soon as h_j is known: the
+    # factors are read along rows, not down columns (3x faster at fronts of
+    # hundreds of states). acc[t] holds the sum in the front's scale v; a state
+    # far below that scale (v < 1e-200) gathers its sum in ratios instead.
+    acc = np.zeros((fmax, r))
     for k in range(n - 1, -1, -1):
         f0 = fptr[k]
         f = fptr[k + 1] - f0
+        ne = nel[k]
         F = pool[fac_ptr[k]:fac_ptr[k + 1]].reshape((f, f))
         _front_scale(logpi, fr, f0, f, v)
         for p in range(f):
             lp[p] = logpi[fr[f0 + p]]
-        for t in range(nel[k] - 1, -1, -1):
+        acc[:ne, :] = 0.0
+        for j in range(ne, f):
+            _push_row(F, j, ne, v[j], h, fr[f0 + j], acc, r)
+        for t in range(ne - 1, -1, -1):
             e = fr[f0 + t]
             if lp[t] == -np.inf:
                 continue
             inv = 1.0 / piv[e]
-            for c in range(r):
-                h[e, c] = -b[e, c] * inv
-            for j in range(t + 1, f):
-                fj = F[j, t]
-                if fj != 0.0 and lp[j] > -np.inf:
-                    w = _ratio(v, lp, j, t) * fj * inv
-                    src = fr[f0 + j]
-                    for c in range(r):
-                        h[e, c] += w * h[src, c]
+            if v[t] > 1e-200:
+                sc = inv / v[t]
+                for c in range(r):
+                    h[e, c] = acc[t, c] * sc - b[e, c] * inv
+            else:
+                for c in range(r):
+                    h[e, c] = -b[e, c] * inv
+                for j in range(t + 1, f):
+                    fj = F[j, t]
+                    if fj != 0.0 and lp[j] > -np.inf:
+                        w = _ratio(v, lp, j, t) * fj * inv
+                        src = fr[f0 + j]
+                        for c in range(r):
+                            h[e, c] += w * h[src, c]
+            _push_row(F, t, t, v[t], h, e, acc, r)
     for c in range(r):
         mean = 0.0
         for s in range(n_states):
@@ -567,10 +942,12 @@ def count_tables(logpi, h, K, nu, ns, want):
 
 
 @njit(cache=True, nogil=True)
-def factor_stationary(fptr, fr, nel, kid, own, u_lo, nu, s_lo, ns, par):
-    """Eliminate and back-substitute: (pool, fac_ptr, piv, status, logpi,
-    trap depth, (i, j) of the most probable state, edge maxima)."""
-    pool, fac_ptr, piv, status = factorize(fptr, fr, nel, kid, own, u_lo, nu, s_lo, ns, par)
+def factor_stationary(fptr, fr, nel, kid, own, u_lo, nu, s_lo, ns, par, work):
+    """Eliminate (in ``work``, see :func:`factorize`) and back-substitute:
+    (pool, fac_ptr, piv, status, logpi, trap depth, (i, j) of the most
+    probable state, edge maxima)."""
+    pool, fac_ptr, piv, status = factorize(fptr, fr, nel, kid, own, u_lo, nu, s_lo, ns, par,
+                                           work)
     logpi = stationary(fptr, fr, nel, pool, fac_ptr, piv)
     depth = trap_depth(fptr, fr, nel, logpi)
     i, j = argmax_point(logpi, nu)
