@@ -300,10 +300,3 @@ DESIGN_CELL_COST = 1.0
 DESIGN_READ_COST = 1e-5
 DESIGN_CAPTURE_MAX = 0.3
 DESIGN_READS_HALF = 20_000.0
-
-# --------------------------------------------------------------------------- first run
-
-#: seconds the first fit of a command line run waits for the second process compiling
-#: the fit kernel (telegraph.fitting.compile_fit_elsewhere) before it stops that process
-#: and compiles the kernel itself (about 20 CPU s; minutes on a busy machine)
-COMPILE_ELSEWHERE_TIMEOUT = 600.0

@@ -11,11 +11,7 @@ compiled fit over blocks of genes -- on local threads or on a Dask cluster
 
 from __future__ import annotations
 
-import atexit
 import logging
-import os
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -28,7 +24,6 @@ from .histogram import CountHistograms, count_histograms
 from .inputs import (Capture, FitSettings, KDeg, Labelling, resolve_capture, resolve_k_deg,
                      resolve_labelling, row_totals, totals_of)
 from .kernels import fit as kfit
-from .kernels import compiled_elsewhere, is_compiled
 
 __all__ = ["fit", "fit_histograms", "results_table", "union_distances", "REGIMES", "IDENTIFIED",
            "GOF_FLAGS"]
@@ -295,48 +290,6 @@ def fit_raw(hist, settings, gene_slice=slice(None)):
     union_tg, union_bm = union_distances(settings.ci)
     blocks.on_threads(piece, hist.indptr[start:stop + 1])
     return res
-
-
-def compile_fit_elsewhere(settings: FitSettings) -> bool:
-    """Start compiling the fit kernel for ``settings`` into the on-disk cache in
-    a second Python process, when it is not compiled yet (the first run of a
-    fresh installation); the first fit of this process then waits for that
-    process and loads the kernel (:func:`telegraph.kernels._jit.compiled_elsewhere`).
-    The command line calls it before it reads its input, so that the
-    compilation runs beside reading, counting and compiling the counting
-    kernels. The process is stopped when this one exits. Returns whether a
-    process was started."""
-    if is_compiled(kfit.fit_genes):
-        return False
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    code = ("import sys; from telegraph.fitting import _compile_fit_here; "
-            "_compile_fit_here(sys.argv[1])")
-    try:
-        process = subprocess.Popen([sys.executable, "-c", code, settings.interval], env=env,
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-    except OSError:  # no second process: compile here, as usual
-        return False
-    atexit.register(_stop, process)
-    compiled_elsewhere(kfit.fit_genes, process, timeout=config.COMPILE_ELSEWHERE_TIMEOUT)
-    return True
-
-
-def _stop(process) -> None:
-    if process.poll() is None:
-        process.terminate()
-        process.wait()
-
-
-def _compile_fit_here(interval: str) -> None:
-    """Compile (or load) the fit kernel as :func:`fit_raw` calls it for
-    ``interval``: a one-gene fit (the kernel's version depends only on the
-    stages that run, not on the data)."""
-    hist = CountHistograms(np.array([0, 2]), np.array([0, 3]), np.array([0, 0]),
-                           np.array([5.0, 5.0]), np.ones(1), np.array([10]), np.array([0]))
-    fit_raw(hist, FitSettings(interval=interval))
 
 
 def union_distances(ci: float) -> tuple[float, float]:

@@ -15,9 +15,7 @@ import sys
 import numba
 import numpy as np
 from conftest import REPO
-import telegraph as tg
-from telegraph.fitting import _compile_fit_here
-from telegraph.kernels import compiled_elsewhere, counting
+from telegraph.kernels import counting
 from telegraph.kernels import fit as kfit
 from telegraph.kernels._jit import Kernel, njit
 
@@ -188,14 +186,15 @@ def top(x):
 
 def _child_env(tmp_path):
     """The environment of a child process: a fresh cache, and this checkout's
-    telegraph first on the path (also for the grandchildren the scripts start)."""
+    telegraph first on the path (not another checkout's through an editable install,
+    whose kernel sources would stamp the cache differently)."""
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     return dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=path)
 
 
 #: start of a child's script: records the kernels it compiles, imports nested.py
 _COMPILED = """
-import json, subprocess, sys, threading
+import json, sys
 from numba.core import event
 compiled = []
 class L(event.Listener):
@@ -226,54 +225,3 @@ def test_a_warm_process_loads_the_caller_and_compiles_no_callee(tmp_path):
     assert cold_value == warm_value == 10.0
     assert sorted(cold) == ["leaf", "top"]
     assert warm == []
-
-
-_ELSEWHERE_PROBE = _COMPILED + """
-from telegraph.kernels import compiled_elsewhere
-other = subprocess.Popen([sys.executable, "-c", "import nested; nested.top(1.0)"],
-                         cwd=sys.argv[1])
-compiled_elsewhere(nested.top, other)
-out = []
-threads = [threading.Thread(target=lambda: out.append(nested.top(3.0))) for _ in range(2)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-print(json.dumps([out, compiled, other.returncode]))
-"""
-
-
-def test_a_kernel_compiled_by_another_process_is_awaited_and_loaded(tmp_path):
-    # the command line compiles the fit kernel in a second process while it reads its
-    # input: the first calls here (two threads at once) wait for it and load its work
-    (tmp_path / "nested.py").write_text(_NESTED)
-    env = _child_env(tmp_path)
-    r = subprocess.run([sys.executable, "-c", _ELSEWHERE_PROBE, str(tmp_path)], cwd=REPO,
-                       capture_output=True, text=True, timeout=300, env=env)
-    assert r.returncode == 0, r.stderr
-    out, compiled, returncode = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out == [10.0, 10.0] and returncode == 0
-    assert compiled == []
-
-
-def test_the_background_compile_builds_the_kernel_version_a_fit_runs():
-    # telegraph.fitting._compile_fit_here must compile exactly the versions of
-    # fit_genes that fit_raw calls (else the second process works for nothing)
-    X = np.random.default_rng(0).poisson(3.0, size=(60, 2))
-    tg.fit(X, interval="wald", progress=False)
-    tg.fit(X, progress=False)
-    before = set(kfit.fit_genes.signatures)   # (with those earlier tests compiled)
-    _compile_fit_here("wald")
-    _compile_fit_here("profile")
-    assert set(kfit.fit_genes.signatures) == before
-
-
-def test_a_process_that_does_not_end_in_time_is_stopped_and_the_kernel_compiled_here():
-    @njit(cache=False)
-    def late(x):
-        return x + 1.0
-
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    compiled_elsewhere(late, sleeper, timeout=0.5)
-    assert late(1.0) == 2.0
-    assert sleeper.poll() is not None   # stopped, not left running

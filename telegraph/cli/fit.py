@@ -19,8 +19,7 @@ import telegraph as tg
 from .. import config, get
 from .. import io as tio
 from ..backed import fit_file
-from ..fitting import compile_fit_elsewhere
-from ..inputs import ESTIMATE, FitSettings
+from ..inputs import ESTIMATE
 from ..labelfit import DetectionWarning
 from ..ondisk import OnDiskMatrix, is_ondisk, read_obs_var
 from ..tl import store_results
@@ -396,11 +395,6 @@ def run(args) -> int:
             raise CLIError("-o with a .zarr read from disk is not supported: write --table, "
                            "or drop --backed/--chunk-size to load the store")
         return _run_streamed(args, input_path, t0)
-
-    if (args.scheduler is None and args.unspliced_layer is None and args.new_layer is None):
-        # the first run of a fresh installation: the fit kernel compiles in a second
-        # process while this one reads and counts
-        compile_fit_elsewhere(FitSettings(interval=args.interval))
 
     if args.example:
         adata = tg.datasets.example()

@@ -23,9 +23,7 @@ below it (no cycles):
   Poisson-Beta old molecules) and the views of its results.
 """
 
-from ._jit import compiled_elsewhere
-
-__all__ = ["is_compiled", "compiled_elsewhere"]
+__all__ = ["is_compiled"]
 
 
 def is_compiled(dispatcher) -> bool:

@@ -43,7 +43,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import subprocess
 from pathlib import Path
 
 import llvmlite.binding as ll
@@ -57,7 +56,7 @@ from numba.core.caching import CompileResultCacheImpl, FunctionCache, _CacheLoca
 from numba.core.registry import CPUDispatcher
 from numba.misc.appdirs import AppDirs
 
-__all__ = ["njit", "Kernel", "cache_dir", "compiled_elsewhere"]
+__all__ = ["njit", "Kernel", "cache_dir"]
 
 _KERNELS = Path(__file__).resolve().parent
 
@@ -116,31 +115,6 @@ class _CacheImpl(CompileResultCacheImpl):
 
 class _Cache(FunctionCache):
     _impl_class = _CacheImpl
-
-
-#: kernel -> processes compiling it into the cache (:func:`compiled_elsewhere`)
-_ELSEWHERE: dict = {}
-
-
-def compiled_elsewhere(kernel, process, timeout: float | None = None) -> None:
-    """Tell this process that ``process`` (a :class:`subprocess.Popen`) is
-    compiling ``kernel`` into the shared on-disk cache: the first call of
-    ``kernel`` here that needs compiling waits for that process to end and
-    then loads the kernel from the cache (compiling it itself, as usual, if
-    the process failed, was stopped, or has not ended within ``timeout``
-    seconds, after which it is stopped). A command line run uses it to
-    compile the fit kernel in a second process while it reads its input and
-    counts (about a third of the first run's wall time on two cores)."""
-    _ELSEWHERE.setdefault(kernel, []).append((process, timeout))
-
-
-def _await_elsewhere(kernel) -> None:
-    for process, timeout in _ELSEWHERE.pop(kernel, ()):
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.terminate()
-            process.wait()
 
 
 class _LinkOnlyLibrary(JITCodeLibrary):
@@ -259,10 +233,7 @@ class Kernel(CPUDispatcher):
         # called from Python (or asked for explicitly): real machine code
         args, _ = sigutils.normalize_signature(sig)
         self._link_only.pop(tuple(args), None)
-        with global_compiler_lock:  # other threads calling the kernel wait here too
-            if tuple(args) not in self.overloads:
-                _await_elsewhere(self)
-            return super().compile(sig)
+        return super().compile(sig)
 
     @property
     def signatures(self):
