@@ -425,6 +425,21 @@ def factorize(fptr, fr, nel, kid, own, u_lo, nu, s_lo, ns, par, work):
 
 
 @njit(cache=True, nogil=True)
+def _pivot(F, t, f, nz):
+    """The GTH pivot q_t = sum_{j > t} F[t, j] of front row t, and the number m
+    of its non-zero columns, written to nz[:m] in order. Returns (q_t, m)."""
+    sp = 0.0
+    m = 0
+    for j in range(t + 1, f):
+        v = F[t, j]
+        if v != 0.0:
+            sp += v
+            nz[m] = j
+            m += 1
+    return sp, m
+
+
+@njit(cache=True, nogil=True)
 def _eliminate(F, ne, f, fr, f0, piv):
     """Eliminate front states 0..ne-1 of the dense front F in place: for each
     pivot t, q_t = sum_{j > t} F[t, j] (the GTH pivot) and
@@ -439,14 +454,7 @@ def _eliminate(F, ne, f, fr, f0, piv):
     bad = False
     nz = np.empty(f, np.int64)
     for t in range(ne):
-        sp = 0.0
-        m = 0
-        for j in range(t + 1, f):
-            v = F[t, j]
-            if v != 0.0:
-                sp += v
-                nz[m] = j
-                m += 1
+        sp, m = _pivot(F, t, f, nz)
         if not sp > 1e-300:
             bad = True
             sp = 1e-300
@@ -503,14 +511,7 @@ def _eliminate_blocked(F, ne, f, fr, f0, piv):
         # the panel: pivots t0..t1-1 update the panel's rows (all columns) and the
         # panel's columns of the rows below it
         for t in range(t0, t1):
-            sp = 0.0
-            m = 0
-            for j in range(t + 1, f):
-                v = F[t, j]
-                if v != 0.0:
-                    sp += v
-                    nz[m] = j
-                    m += 1
+            sp, m = _pivot(F, t, f, nz)
             if not sp > 1e-300:
                 bad = True
                 sp = 1e-300
