@@ -56,16 +56,8 @@ def design(result: DesignResult | PulseDesign, *, criterion: bool = True, ax=Non
     ax = new_axes(ax, figsize=(5.2, 4.0))
     h = curve["reads"].to_numpy(float)
     chosen = result.reads
-    for q, label in (("burst_frequency", "burst frequency"), ("burst_size", "burst size")):
-        se = curve[f"{q}_log_se"].to_numpy(float)
-        ax.plot(h, se, "-", color=_COLORS[q], label=f"{label}")
-        ax.plot([chosen], [np.exp(np.interp(np.log(chosen), np.log(h), np.log(se)))], "o",
-                color=_COLORS[q], ms=7, zorder=5)
-    ax.axvline(chosen, color="k", ls="--", lw=0.8)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    _se_curves(ax, h, curve, ("burst_frequency", "burst_size"), chosen)
     ax.set_xlabel("reads per cell")
-    ax.set_ylabel("predicted s.e. of log estimate (median over genes)")
     # the other design variable on the top axis: cells and reads are tied by the budget
     cost, budget = result.cost, result.budget
     tiny = 1e-300
@@ -80,11 +72,7 @@ def design(result: DesignResult | PulseDesign, *, criterion: bool = True, ax=Non
     sec = ax.secondary_xaxis("top", functions=(cells_of, reads_of))
     sec.set_xlabel("cells the budget pays for")
     if criterion:
-        tw = ax.twinx()
-        tw.plot(h, curve["value"].to_numpy(float), color="0.6", lw=1.0,
-                label=f"criterion ({result.criterion})")
-        tw.set_ylabel(f"criterion ({result.criterion})", color="0.4")
-        tw.tick_params(axis="y", colors="0.4")
+        _criterion_axis(ax, h, curve, result.criterion)
     ax.annotate(f"chosen: {result.n_cells:,} cells\nx {result.reads:,.0f} reads\n"
                 f"capture {result.capture_mean:.2f}", xy=(chosen, 0.97),
                 xycoords=("data", "axes fraction"), xytext=(4, 0), textcoords="offset points",
@@ -98,27 +86,39 @@ def _pulse(result: PulseDesign, curve, criterion, ax, show, save):
     ax = new_axes(ax, figsize=(5.2, 4.0))
     t = curve["t_label"].to_numpy(float)
     chosen = result.t_label
-    for q in result.quantities:
-        se = curve[f"{q}_log_se"].to_numpy(float)
-        ok = np.isfinite(se) & (se > 0)
-        ax.plot(t[ok], se[ok], "-", color=_COLORS[q], label=q.replace("_", " "))
-        if ok.sum() >= 2:
-            ax.plot([chosen], [np.exp(np.interp(np.log(chosen), np.log(t[ok]),
-                                                np.log(se[ok])))], "o",
-                    color=_COLORS[q], ms=7, zorder=5)
-    ax.axvline(chosen, color="k", ls="--", lw=0.8)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    _se_curves(ax, t, curve, result.quantities, chosen)
     ax.set_xlabel("labelling pulse t_label (hours)")
-    ax.set_ylabel("predicted s.e. of log estimate (median over genes)")
     if criterion:
-        tw = ax.twinx()
-        tw.plot(t, curve["value"].to_numpy(float), color="0.6", lw=1.0)
-        tw.set_ylabel(f"criterion ({result.criterion})", color="0.4")
-        tw.tick_params(axis="y", colors="0.4")
+        _criterion_axis(ax, t, curve, result.criterion)
     ax.annotate(f"chosen: {chosen:.3g} h\n{result.n_cells:,.0f} cells", xy=(chosen, 0.97),
                 xycoords=("data", "axes fraction"), xytext=(4, 0), textcoords="offset points",
                 va="top", ha="left", fontsize="small")
     ax.legend(title="predicted s.e.", fontsize="small", title_fontsize="small", frameon=False,
               loc="lower left")
     return finish(ax, "design", show, save)
+
+
+def _se_curves(ax, x, curve, quantities, chosen) -> None:
+    """The predicted standard error of each quantity against the design variable
+    ``x`` (log-log), the chosen design marked on each curve and by a dashed line."""
+    for q in quantities:
+        se = curve[f"{q}_log_se"].to_numpy(float)
+        ok = np.isfinite(se) & (se > 0)
+        ax.plot(x[ok], se[ok], "-", color=_COLORS[q], label=q.replace("_", " "))
+        if ok.sum() >= 2:
+            ax.plot([chosen], [np.exp(np.interp(np.log(chosen), np.log(x[ok]),
+                                                np.log(se[ok])))], "o",
+                    color=_COLORS[q], ms=7, zorder=5)
+    ax.axvline(chosen, color="k", ls="--", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylabel("predicted s.e. of log estimate (median over genes)")
+
+
+def _criterion_axis(ax, x, curve, criterion: str) -> None:
+    """The design criterion along ``x`` on a grey right-hand axis."""
+    tw = ax.twinx()
+    tw.plot(x, curve["value"].to_numpy(float), color="0.6", lw=1.0,
+            label=f"criterion ({criterion})")
+    tw.set_ylabel(f"criterion ({criterion})", color="0.4")
+    tw.tick_params(axis="y", colors="0.4")
