@@ -170,11 +170,16 @@ def close(client) -> None:
     pending result, a cancelled close) and gives up on the close, so that the
     interruption is reported in one line."""
     if not isinstance(sys.exc_info()[1], KeyboardInterrupt):
+        # quiet while it closes: a Ctrl-C during the close makes Dask log the
+        # cancelled close at once, before the handler below could silence it
+        levels = _silence_logging()
         try:
             client.close()
         except KeyboardInterrupt:
             _abandon(client, close=False)
             raise
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
         return
     _abandon(client, close=True)
 
@@ -201,13 +206,18 @@ def _abandon(client, *, close: bool) -> None:
         client.status = "closed"
 
 
-def _silence_logging() -> None:
+def _silence_logging() -> dict:
     """Silence the loggers through which Dask reports abandoned work (Dask's
-    configuration sets some child loggers' levels itself, so each is set)."""
+    configuration sets some child loggers' levels itself, so each is set).
+    Returns their levels before, by name."""
     roots = ("asyncio", "distributed", "tornado")
     names = [n for n in list(logging.root.manager.loggerDict) if n.split(".")[0] in roots]
+    levels = {}
     for name in (*roots, *names):
-        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+        logger = logging.getLogger(name)
+        levels[name] = logger.level
+        logger.setLevel(logging.CRITICAL + 1)
+    return levels
 
 
 def local_client(n_workers: int | None = None, *, threads_per_worker: int = 1,
