@@ -293,6 +293,12 @@ DESIGN_NULL_PANEL = 250
 #: ... each simulated with at most this many cells per group (a design of more cells takes
 #: the scale at this many: the scale settles as cells grow, and memory stays bounded)
 DESIGN_NULL_MAX_CELLS = 5000
+#: simulated experiments of the panel (telegraph.design.power and cells_needed with
+#: calibration="panel", plan, telegraph design) whose critical values the predicted power
+#: averages: the scale the test applies in one experiment varies with its bootstrap (sd about
+#: 0.05 in scale, 1% in power), so one simulated experiment would shift every gene's
+#: predicted power by its own draw; as many draws as DESIGN_NULL_GENES / DESIGN_NULL_PANEL
+DESIGN_NULL_PANELS = 4
 #: default cost model of telegraph.design.CostModel: cost of one cell's library, of one
 #: read, the capture efficiency approached at saturating depth and the reads per cell at
 #: which half of it is reached

@@ -952,7 +952,8 @@ def _test_criticals(s1: _Sets, s2: _Sets, n, dist, quantity, calibration, alpha,
     :func:`telegraph.calibration.null_scales`, per regime class); NaN where
     the test leaves a gene untested. ``"bootstrap"``: for each set a class of
     ``null_genes`` genes like it; ``"panel"``: the sets are the genes of one
-    experiment (one gene each, classes shared as in the real test);
+    experiment (one gene each, classes shared as in the real test), simulated
+    ``config.DESIGN_NULL_PANELS`` times;
     ``"chi2"``: chi-square(1)'s (the uncalibrated test)."""
     m = s1.a.size
     ok = s1.valid & s2.valid & np.isfinite(n) & (n >= 1)
@@ -961,13 +962,18 @@ def _test_criticals(s1: _Sets, s2: _Sets, n, dist, quantity, calibration, alpha,
     run = dict(interval="wald", weighting="none", calibration="bootstrap", progress=False,
                depth_check=False)
     if calibration == "panel":
-        out = np.full((m, 1), np.nan)
+        # several simulated experiments of the panel: the scale one experiment's test applies
+        # carries the Monte Carlo error of its bootstrap, which one simulated experiment
+        # would pass into the predicted power of every gene of its class at once
+        # (docs/maths.md, "Experiment design")
+        K = config.DESIGN_NULL_PANELS
+        out = np.full((m, K), np.nan)
         idx = np.flatnonzero(ok)
-        if idx.size:
-            X1, X2, cap = _simulated_groups(np.random.default_rng(seed), s1, s2, idx, n, dist,
-                                            1)
+        for e in range(K if idx.size else 0):
+            X1, X2, cap = _simulated_groups(np.random.default_rng([seed, e]), s1, s2, idx, n,
+                                            dist, 1)
             res = differential(X1, X2, capture1=cap, capture2=cap, **run)
-            out[idx, 0] = _critical_of(res, quantity, alpha)
+            out[idx, e] = _critical_of(res, quantity, alpha)
         return out
     # experiments of at most DESIGN_NULL_PANEL genes each: the bootstrap draws at most
     # CALIBRATION_MAX_DRAWS statistics per class and experiment, so independent
@@ -1082,9 +1088,10 @@ def power(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: ArrayLike 
         :func:`telegraph.differential.differential`): each parameter set is
         a gene among ``null_genes`` genes like it; ``"panel"``: the parameter
         sets are the genes of one experiment, tested together (their regime
-        classes share the calibration, as in the real test; one simulated gene
-        per set, so each set's power is one draw of its class and the sum over
-        sets is what to compare); ``"chi2"``: plain chi-square(1) (the test's
+        classes share the calibration, as in the real test; the panel is
+        simulated ``config.DESIGN_NULL_PANELS`` times, one gene per set, so
+        each set's power averages a few draws of its class's null law and the
+        sum over sets is what to compare); ``"chi2"``: plain chi-square(1) (the test's
         ``calibration="chi2"``).
     null_genes : int
         Genes simulated per set for ``"bootstrap"``.

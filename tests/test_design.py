@@ -305,6 +305,45 @@ def test_cells_needed_reaches_the_power_with_the_real_test(quantity, kin, cap):
     assert abs(realised - 0.8) < tol and abs(realised - pred) < tol, (realised, pred, n)
 
 
+def test_panel_power_averages_experiments_and_matches_the_real_test():
+    """calibration="panel": the critical values are those the real test applies in
+    config.DESIGN_NULL_PANELS simulated experiments of the panel, and the predicted power
+    averages over them (the scale of one experiment's test is one draw of its bootstrap:
+    about 0.01 in every gene's power at once, docs/maths.md, "Experiment design"). The
+    predicted number of detections is the mean over R replicate experiments of the real
+    test, within the spread of both: per experiment sum p(1 - p) plus (m sc)^2, sc = 0.01
+    the shared calibration error in power; the prediction's (m sc)^2 / DESIGN_NULL_PANELS."""
+    rng = np.random.default_rng(16)
+    m, n, R, cap, effect = 40, 300, 40, 0.2, 1.5
+    k_on = np.exp(rng.uniform(np.log(0.5), np.log(3.0), m))
+    k_off = np.where(np.arange(m) % 4 == 0, 5.0, 100.0)       # telegraph and near-bursty genes
+    k_syn = k_off * np.exp(rng.uniform(np.log(20.0), np.log(100.0), m))
+    K = tg.config.DESIGN_NULL_PANELS
+    assert K >= 2
+    g = td._group_covariances(k_on, k_off, k_syn, 1.0, effect, "burst_frequency", "k_syn", cap,
+                              "one_species", tg.config.DESIGN_INFO_TOL, False)
+    crit = td._test_criticals(g.s1, g.s2, np.full(m, float(n)), g.dist, "burst_frequency",
+                              "panel", 0.05, 0, 3, False)
+    assert crit.shape == (m, K) and np.all(np.isfinite(crit))
+    assert np.ptp(crit.mean(axis=0)) > 0                       # independent experiments
+    pred = td.power(k_on, k_off, k_syn, effect=effect, n_cells=n, capture=cap,
+                    calibration="panel", seed=3, progress=False)
+    nc = n * g.lr_per_cell
+    each = np.mean([td._power_with_criticals(nc, crit[:, [e]]) for e in range(K)], axis=0)
+    np.testing.assert_allclose(pred, each, rtol=1e-12)
+    assert 0.3 < pred.mean() < 0.8
+    c = np.full(n, cap)
+    hits = []
+    for r in range(R):
+        X1 = draws([16, r, 1], m, n, k_on, k_off, k_syn, c)
+        X2 = draws([16, r, 2], m, n, k_on * effect, k_off, k_syn, c)
+        res = differential(X1, X2, capture1=c, capture2=c, interval="wald", progress=False)
+        hits.append(np.sum(res["pval_burst_frequency"].to_numpy(float) < 0.05))
+    shared = (m * 0.01) ** 2
+    tol = 3 * math.sqrt((np.sum(pred * (1 - pred)) + shared) / R + shared / K)
+    assert abs(np.mean(hits) - pred.sum()) < tol, (np.mean(hits), pred.sum(), tol)
+
+
 def test_cells_needed_is_where_the_predicted_power_crosses():
     chi2 = dict(calibration="chi2", progress=False)
     kin = (np.array([0.3, 1.0, 3.0]), 4.0, 60.0)
