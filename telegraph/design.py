@@ -943,7 +943,7 @@ def _simulated_groups(rng, s1: _Sets, s2: _Sets, idx, n, dist: CaptureDistributi
 
 
 def _test_criticals(s1: _Sets, s2: _Sets, n, dist, quantity, calibration, alpha, null_genes,
-                    seed, progress):
+                    seed, progress, panels=config.DESIGN_NULL_PANELS):
     """The critical statistic at level ``alpha`` of the null law the real
     test applies to each set's genes (its scale and atom, through
     :func:`telegraph.calibration.critical_statistic`): (m, K) critical values
@@ -953,7 +953,7 @@ def _test_criticals(s1: _Sets, s2: _Sets, n, dist, quantity, calibration, alpha,
     the test leaves a gene untested. ``"bootstrap"``: for each set a class of
     ``null_genes`` genes like it; ``"panel"``: the sets are the genes of one
     experiment (one gene each, classes shared as in the real test), simulated
-    ``config.DESIGN_NULL_PANELS`` times;
+    ``panels`` times;
     ``"chi2"``: chi-square(1)'s (the uncalibrated test)."""
     m = s1.a.size
     ok = s1.valid & s2.valid & np.isfinite(n) & (n >= 1)
@@ -966,7 +966,7 @@ def _test_criticals(s1: _Sets, s2: _Sets, n, dist, quantity, calibration, alpha,
         # carries the Monte Carlo error of its bootstrap, which one simulated experiment
         # would pass into the predicted power of every gene of its class at once
         # (docs/maths.md, "Experiment design")
-        K = config.DESIGN_NULL_PANELS
+        K = int(panels)
         out = np.full((m, K), np.nan)
         idx = np.flatnonzero(ok)
         for e in range(K if idx.size else 0):
@@ -1173,7 +1173,9 @@ def cells_needed(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: Arr
     from the bursty limit, v_g = V_g / n and n = nc (V1 + V2) / log(effect)^2);
     at least ``config.MIN_CELLS`` (the test's ``min_cells``). The null scale
     depends on n: it is predicted at the chi-square answer and the answer
-    refined twice. Parameters as in :func:`power`.
+    refined twice (with ``"panel"``, the first time from one simulated
+    experiment of the panel, the second from ``config.DESIGN_NULL_PANELS``).
+    Parameters as in :func:`power`.
 
     Returns
     -------
@@ -1200,9 +1202,13 @@ def cells_needed(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: Arr
     n = _cells_for(g.Vb1, g.Vb2, g.delta, quantity, target, g.lr_per_cell)
     calibration = _calibration_of(model, calibration)
     if calibration != "chi2":
-        for _ in range(2):
+        for it in range(2):
+            # "panel": the first refinement only moves n near the answer, from one simulated
+            # experiment; the answer's critical values average config.DESIGN_NULL_PANELS
+            panels = 1 if it == 0 else config.DESIGN_NULL_PANELS
             crit = _test_criticals(g.s1, g.s2, np.where(np.isfinite(n), n, np.nan), g.dist,
-                                   quantity, calibration, alpha, null_genes, seed, progress)
+                                   quantity, calibration, alpha, null_genes, seed, progress,
+                                   panels)
             if calibration == "panel":
                 # one gene per set: an untested draw takes the others' typical critical value
                 fin = np.isfinite(crit)
@@ -1213,7 +1219,7 @@ def cells_needed(k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike, k_deg: Arr
             new = _cells_for(g.Vb1, g.Vb2, g.delta, quantity, target, g.lr_per_cell)
             done = np.all(~np.isfinite(n) | (np.abs(new - n) <= 0.02 * n))
             n = np.where(np.isfinite(n), new, n)
-            if done:
+            if done and (calibration != "panel" or it > 0):
                 break
     return n.reshape(g.shape)[()]
 

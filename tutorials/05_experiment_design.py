@@ -184,7 +184,10 @@ print(prec["asymptotics"].value_counts().to_string())
 # second with 1.5-fold burst frequency, counts drawn exactly from the stationary law, then
 # the real `differential` test. The predicted number of detections is the sum of the genes'
 # predicted powers (its spread from the independent coin flips of the genes is
-# sqrt(sum p (1 - p))).
+# sqrt(sum p (1 - p)); the test's calibrated null scale, one bootstrap draw per experiment
+# shared by the genes of a regime class, adds to it: over replicates of the full run the
+# count varied with sd 10.8 against 9.3 from the coin flips, docs/maths.md, "Experiment
+# design").
 
 # %%
 rng = np.random.default_rng(5)
