@@ -168,7 +168,9 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config
         intervals are conditional on the estimated value. It needs a design
         that identifies it: several pulse lengths, or genes whose mRNA lives
         shorter than the pulse (docs/maths.md, "Estimating the detection
-        probability"); otherwise it is flagged "flat" with a warning.
+        probability"); otherwise it is flagged "flat" with a warning. The
+        estimate runs on this machine's threads even with ``client`` (which
+        then fits the genes at it).
 
     Returns
     -------

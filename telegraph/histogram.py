@@ -36,7 +36,7 @@ from .kernels import counting as _k
 
 __all__ = ["CountHistograms", "MergeStack", "capture_groups", "count_histograms", "check_counts",
            "JointHistograms", "joint_count_histograms", "LabelledHistograms",
-           "labelled_count_histograms"]
+           "labelled_count_histograms", "LabelledGroups", "labelled_groups"]
 
 
 
@@ -1016,7 +1016,61 @@ def labelled_count_histograms(new, old, *, t_label, detection, capture=None,
     if tuple(new.shape) != tuple(old.shape):
         raise ValueError(f"the new counts have shape {tuple(new.shape)} but the old counts "
                          f"{tuple(old.shape)}; give both layers of the same cells and genes")
-    n_cells = old.shape[0]
+    g = labelled_groups(t_label, detection, capture, n_cells=old.shape[0],
+                        capture_bins=capture_bins, capture_rtol=capture_rtol)
+    jh = joint_count_histograms(new, old, groups=(g.group_of_cell, g.group_capture),
+                                round_counts=round_counts, genes=genes)
+    return g.histograms(jh)
+
+
+@dataclass(frozen=True)
+class LabelledGroups:
+    """The cell groups of a labelling experiment: every distinct (pulse length,
+    detection, capture group) combination (:func:`labelled_groups`).
+
+    Attributes
+    ----------
+    group_of_cell : ndarray of int64, shape (n_cells,)
+        Group of every cell.
+    group_capture, t_label, detection : ndarray of float64, shape (n_groups,)
+        Capture efficiency, pulse length (hours) and detection probability of
+        each group.
+    """
+
+    group_of_cell: np.ndarray
+    group_capture: np.ndarray
+    t_label: np.ndarray
+    detection: np.ndarray
+
+    def histograms(self, joint: JointHistograms) -> LabelledHistograms:
+        """``joint`` (new counts as its "unspliced", old ones as its "spliced"
+        layer, counted with these groups) as labelled histograms."""
+        return LabelledHistograms(joint, self.t_label, self.detection)
+
+
+def labelled_groups(t_label, detection, capture=None, *, n_cells: int,
+                    capture_bins: int | None = config.CAPTURE_BINS,
+                    capture_rtol: float = config.CAPTURE_RTOL) -> LabelledGroups:
+    """The (pulse, detection, capture) group of every cell of a labelling experiment.
+
+    Decided once from the cells' per-cell values, without the counts, so that
+    histograms counted in slices of cells (:mod:`telegraph.ondisk`) share the
+    groups of :func:`labelled_count_histograms` on the whole matrix.
+
+    Parameters
+    ----------
+    t_label, detection : ndarray of float64, shape (n_cells,)
+        Validated per-cell pulse lengths (hours) and detection probabilities.
+    capture : ndarray (n_cells,) or None
+        Per-cell capture efficiency, binned as in :func:`count_histograms`.
+    n_cells : int
+    capture_bins, capture_rtol
+        As in :func:`count_histograms`.
+
+    Returns
+    -------
+    LabelledGroups
+    """
     t_label = np.asarray(t_label, dtype=np.float64)
     detection = np.asarray(detection, dtype=np.float64)
     if t_label.shape != (n_cells,) or detection.shape != (n_cells,):
@@ -1031,7 +1085,5 @@ def labelled_count_histograms(new, old, *, t_label, detection, capture=None,
                                          n_cells=n_cells)
     keys, group_of = np.unique(np.stack([pulse_of, cap_of], axis=1), axis=0,
                                return_inverse=True)
-    group_of = group_of.ravel().astype(np.int64)
-    jh = joint_count_histograms(new, old, groups=(group_of, cap_val[keys[:, 1]]),
-                                round_counts=round_counts, genes=genes)
-    return LabelledHistograms(jh, pairs[keys[:, 0], 0].copy(), pairs[keys[:, 0], 1].copy())
+    return LabelledGroups(group_of.ravel().astype(np.int64), cap_val[keys[:, 1]],
+                          pairs[keys[:, 0], 0].copy(), pairs[keys[:, 0], 1].copy())
