@@ -87,6 +87,25 @@ def test_from_disk_equals_in_memory(experiment, reference, suffix):
     assert digest(path) == before
 
 
+def test_size_factors_and_genes_in_the_order_given(experiment, tmp_path):
+    """capture="total" sums both layers per cell (an extra pass over each), as
+    in memory; a gene subset comes back in the order given."""
+    adata, _, _ = experiment
+    total = np.asarray((adata.layers["old"] + adata.layers["new"]).sum(axis=1)).ravel()
+    adata = adata[total > 0].copy()             # capture="total" refuses empty cells
+    path = tmp_path / "nonempty.h5ad"
+    adata.write_h5ad(path)
+    genes = list(adata.var_names[::-1])
+    sub = adata[:, genes]       # both genes: the totals are those of the whole file
+    mem = tg.fit(sub.layers["old"], new=sub.layers["new"], t_label=sub.obs["t_label"].to_numpy(),
+                 detection=DETECTION, capture="total", genes=genes, **FIT)
+    disk = tg.fit_file(path, layer="old", new_layer="new", t_label="t_label",
+                       detection=DETECTION, capture="total", genes=genes, chunk_size=CHUNK,
+                       **FIT)
+    assert list(disk.index) == genes
+    assert_same_table(disk, mem)
+
+
 def test_slices_are_bounded_by_the_chunk(experiment):
     """Every slice read holds at most chunk_size cells of both layers."""
     _, path, _ = experiment
