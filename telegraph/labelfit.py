@@ -44,7 +44,8 @@ from .labelled import labelled_histogram_loglik, labelled_logpmf, labelled_score
 from .likelihood_fit import (_maximise, _profile_side, _wald_se, genes_on_threads, layer_means,
                              n_threads)
 
-__all__ = ["fit_layers", "fit_labelling", "refuse_k_deg", "fit_labelled_histograms", "fit_gene", "labelled_results_table",
+__all__ = ["fit_layers", "fit_labelling", "refuse_k_deg", "fit_labelled_histograms", "fit_gene",
+           "labelled_results_table",
            "gene_objective", "estimate_detection", "DetectionEstimate", "DetectionWarning",
            "LABEL_REGIMES", "K_DEG_FLAGS", "PULSE_FLAGS", "LABEL_TARGETS", "DETECTION_FLAGS"]
 
