@@ -1004,8 +1004,9 @@ def labelled_count_histograms(new, old, *, t_label, detection, capture=None,
         Validated per-cell pulse lengths (hours) and detection probabilities
         (:func:`telegraph.inputs.resolve_labelling`).
     capture : ndarray (n_cells,) or None
-        Per-cell capture efficiency (binned as in :func:`count_histograms`
-        within each pulse group).
+        Per-cell capture efficiency, binned over all cells as in
+        :func:`count_histograms`; the groups are the (pulse, detection,
+        capture bin) combinations that occur (:func:`labelled_groups`).
     capture_bins, capture_rtol, round_counts, genes
         As in :func:`count_histograms`.
 
@@ -1062,7 +1063,8 @@ def labelled_groups(t_label, detection, capture=None, *, n_cells: int,
     t_label, detection : ndarray of float64, shape (n_cells,)
         Validated per-cell pulse lengths (hours) and detection probabilities.
     capture : ndarray (n_cells,) or None
-        Per-cell capture efficiency, binned as in :func:`count_histograms`.
+        Per-cell capture efficiency, binned over all cells as in
+        :func:`count_histograms`.
     n_cells : int
     capture_bins, capture_rtol
         As in :func:`count_histograms`.
