@@ -14,6 +14,15 @@ Before any slice is read, the user's arguments are resolved against the
 file's ``obs`` and ``var`` (:func:`plan`, through :mod:`telegraph.inputs`):
 genes, capture (an obs column, a number, an array, or size factors, which
 cost one extra pass over the file for the cells' totals) and k_deg.
+
+Two layers are read in the same slices: unspliced and spliced counts (a
+two-species fit, :mod:`telegraph.jointfit`), or new and old counts of a
+metabolic-labelling experiment (:mod:`telegraph.labelfit`). A labelled
+experiment is compressed as the two-species one is
+(:func:`telegraph.ondisk.joint_histograms`, new counts in place of the
+unspliced ones), its cells grouped by (pulse length, detection, capture
+group), groups decided from the file's obs before any slice is read
+(:func:`telegraph.histogram.labelled_groups`).
 """
 
 from __future__ import annotations
@@ -23,11 +32,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import cluster, config, jointfit
+from . import cluster, config, jointfit, labelfit
 from .fitting import fit_histograms, with_capture
-from .histogram import CountHistograms, capture_groups
-from .inputs import Capture, FitSettings, KDeg, gene_positions, resolve_capture, resolve_k_deg
-from .ondisk import OnDiskMatrix, ReadPlan, check_chunk_size, joint_histograms
+from .histogram import CountHistograms, LabelledGroups, capture_groups, labelled_groups
+from .inputs import (Capture, FitSettings, KDeg, Labelling, gene_positions, resolve_capture,
+                     resolve_k_deg, resolve_labelling)
+from .ondisk import OnDiskMatrix, ReadPlan, check_chunk_size, joint_by_genes, joint_histograms
 
 __all__ = ["fit_file", "histograms_file", "plan", "FilePlan"]
 
@@ -46,12 +56,23 @@ class FilePlan:
     order : ndarray of int64 or None
         Rows of the result in the order the user gave the genes (None: file
         order).
+    new : telegraph.ondisk.OnDiskMatrix or None
+        A labelled fit: the layer of new counts (``read.matrix`` then holds
+        the old ones).
+    labelling : telegraph.inputs.Labelling or None
+        A labelled fit: every cell's pulse length and detection.
+    groups : telegraph.histogram.LabelledGroups or None
+        A labelled fit: the (pulse, detection, capture) groups, also in
+        ``read.group_of_cell`` and ``read.group_capture``.
     """
 
     read: ReadPlan
     capture: Capture
     k_deg: KDeg
     order: np.ndarray | None
+    new: OnDiskMatrix | None = None
+    labelling: Labelling | None = None
+    groups: LabelledGroups | None = None
 
 
 def _path_of(path):
@@ -64,10 +85,28 @@ def _path_of(path):
 
 def plan(path, *, layer=None, capture=None, k_deg=None, genes=None,
          capture_rtol: float = config.CAPTURE_RTOL, chunk_size=None,
-         round_counts: bool = False, client=None) -> FilePlan:
-    """Resolve the arguments of :func:`fit_file` against the file's obs and var."""
+         round_counts: bool = False, client=None, new_layer: str | None = None,
+         t_label=None, detection=config.DETECTION) -> FilePlan:
+    """Resolve the arguments of :func:`fit_file` against the file's obs and var.
+
+    Nothing of the count matrix is read here, except each cell's total count
+    with ``capture="total"`` (one pass; over both layers of a labelled fit).
+    """
     m = OnDiskMatrix(_path_of(path), layer)
     chunk_size = check_chunk_size(chunk_size, m)
+    new = None
+    if new_layer is not None:
+        if t_label is None:
+            raise ValueError("new_layer= needs t_label=: the pulse length in hours (a number "
+                             "or an obs column of per-cell values)")
+        if new_layer == (layer or "X"):
+            raise ValueError(f"new_layer={new_layer!r} is also layer=: layer= must hold the "
+                             f"old (unlabelled) counts, new_layer= the new ones")
+        new = OnDiskMatrix(_path_of(path), new_layer)
+        joint_by_genes(m, new)      # same cells and genes, formats read in the same slices
+    elif t_label is not None:
+        raise ValueError("t_label= needs new_layer=, the layer of new (labelled) counts "
+                         "(layer= then holds the old ones)")
     var = m.var()
     all_names = np.asarray(var.index.astype(str), dtype=object)
     if all_names.shape[0] != m.n_genes:
@@ -85,28 +124,44 @@ def plan(path, *, layer=None, capture=None, k_deg=None, genes=None,
         names = all_names[columns]
 
     def totals():
+        # a labelled fit: a cell's total is its new plus its old molecules (as in memory)
+        layers = [m] if new is None else [m, new]
         if client is None:
-            return m.cell_totals(chunk_size)
-        return cluster.cell_totals(m, chunk_size, client=client)
+            return sum(x.cell_totals(chunk_size) for x in layers)
+        return sum(cluster.cell_totals(x, chunk_size, client=client) for x in layers)
 
-    needs_obs = isinstance(capture, str) and capture != "total"
-    cap = resolve_capture(capture, n_cells=m.n_cells, obs=m.obs() if needs_obs else None,
-                          totals=totals, where=f"the obs of {m.path}")
-    if cap.efficiency is None:
+    obs_needed = (isinstance(capture, str) and capture != "total") or (
+        new is not None and (isinstance(t_label, str) or isinstance(detection, str)))
+    obs = m.obs() if obs_needed else None
+    where = f"the obs of {m.path}"
+    labelling = None if new is None else (
+        t_label if isinstance(t_label, Labelling) else
+        resolve_labelling(t_label, detection, n_cells=m.n_cells, obs=obs, where=where))
+    kd = resolve_k_deg(k_deg, n_genes=m.n_genes,
+                       var=var if isinstance(k_deg, str) else None,
+                       where=f"the var of {m.path}")
+    if new is not None:
+        labelfit.refuse_k_deg(kd)
+    cap = resolve_capture(capture, n_cells=m.n_cells,
+                          obs=obs if isinstance(capture, str) and capture != "total" else None,
+                          totals=totals, where=where)
+    groups = None
+    if labelling is not None:
+        groups = labelled_groups(labelling.t_label, labelling.detection, cap.efficiency,
+                                 n_cells=m.n_cells, capture_rtol=capture_rtol)
+        group_of_cell, group_capture = groups.group_of_cell, groups.group_capture
+    elif cap.efficiency is None:
         group_of_cell = np.zeros(m.n_cells, np.int64)
         group_capture = np.ones(1)
     else:
         group_of_cell, group_capture = capture_groups(
             cap.efficiency, max_groups=config.CAPTURE_BINS, rtol=capture_rtol,
             n_cells=m.n_cells)
-    kd = resolve_k_deg(k_deg, n_genes=m.n_genes,
-                       var=var if isinstance(k_deg, str) else None,
-                       where=f"the var of {m.path}")
     if columns is not None:
         kd = kd.subset(columns)
     read = ReadPlan(m, columns, names, group_of_cell, group_capture, chunk_size,
                     bool(round_counts))
-    return FilePlan(read, cap, kd, order)
+    return FilePlan(read, cap, kd, order, new, labelling, groups)
 
 
 def histograms_file(path, *, layer=None, capture=None, genes=None, round_counts: bool = False,
@@ -132,7 +187,8 @@ def fit_file(path, *, layer: str | None = None, capture=None, k_deg=None, genes=
              n_jobs: int | None = None, progress: bool | None = config.PROGRESS, client=None,
              chunk_genes: int | None = None, profile=config.PROFILE,
              unspliced_layer: str | None = None, unspliced_factor: float = 1.0,
-             model: str = "telegraph") -> pd.DataFrame:
+             model: str = "telegraph", new_layer: str | None = None, t_label=None,
+             detection=config.DETECTION) -> pd.DataFrame:
     """Fit every gene of an ``.h5ad``/``.zarr`` count matrix without loading it.
 
     One pass over slices of the matrix builds each gene's count histogram per
@@ -173,7 +229,8 @@ def fit_file(path, *, layer: str | None = None, capture=None, k_deg=None, genes=
         Run on a Dask cluster: workers read their own slices from ``path``
         (which they must be able to open: a shared file system), histograms
         are tree-reduced on the workers, and blocks of genes are fitted there
-        (:mod:`telegraph.cluster`).  Same results.
+        (:mod:`telegraph.cluster`).  Same results.  A labelled fit
+        (``new_layer``) reads the file here and fits the genes there.
     unspliced_layer : str, optional
         Layer of unspliced counts: fit two species per gene (``layer`` then
         holds the spliced counts; :mod:`telegraph.jointfit`). Both layers are
@@ -181,6 +238,25 @@ def fit_file(path, *, layer: str | None = None, capture=None, k_deg=None, genes=
         fit the genes where their histograms are). ``k_deg`` must not be given.
     unspliced_factor, model
         Two species: as in :func:`telegraph.fit`.
+    new_layer : str, optional
+        Layer of new (labelled) counts of a metabolic-labelling experiment
+        (``layer`` then holds the old, unlabelled counts): fit the labelled
+        model (:mod:`telegraph.labelfit`; rates per hour, k_deg and half_life
+        estimated, ``k_deg`` must not be given). Both layers are read in the
+        same slices (store them in the same format) into histograms of
+        (new, old) pairs by (pulse length, detection, capture) group. With
+        ``client`` the file is read here and the genes are fitted on the
+        workers (only the histograms travel); with ``detection="estimate"``
+        the estimate runs here, on threads. ``capture="total"`` sums both
+        layers per cell.
+    t_label : float, str, array_like or telegraph.inputs.Labelling
+        With ``new_layer`` (required): pulse length in hours, one number, an
+        obs column of the file holding each cell's, or an array over the
+        cells.
+    detection : float, str, array_like or "estimate"
+        With ``new_layer``: probability in (0, 1] that a captured new molecule
+        is seen as new (a number, an obs column, an array), or ``"estimate"``
+        (one value estimated across genes, :func:`telegraph.fit`).
 
     Returns
     -------
@@ -189,10 +265,18 @@ def fit_file(path, *, layer: str | None = None, capture=None, k_deg=None, genes=
         file's var names.
     """
     settings = FitSettings(ci=ci, interval=interval, min_cells=min_cells, profile=profile)
+    if new_layer is not None and unspliced_layer is not None:
+        raise ValueError("give either unspliced_layer= (two species) or new_layer= "
+                         "(labelling), not both")
     p = plan(path, layer=layer, capture=capture, k_deg=k_deg, genes=genes,
              capture_rtol=capture_rtol, chunk_size=chunk_size, round_counts=round_counts,
-             client=client)
-    if unspliced_layer is not None:
+             client=client, new_layer=new_layer, t_label=t_label, detection=detection)
+    if p.new is not None:
+        # new counts as the "unspliced", old as the "spliced" layer of the joint pass
+        lh = p.groups.histograms(joint_histograms(p.read, p.new, progress))
+        res = labelfit.fit_labelling(lh, labelling=p.labelling, settings=settings,
+                                     n_jobs=n_jobs, progress=progress, client=client)
+    elif unspliced_layer is not None:
         if p.k_deg.given:
             raise ValueError("k_deg cannot be given to a two-species fit: it estimates k_deg "
                              "(in units of the splicing rate); leave k_deg=None")

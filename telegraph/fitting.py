@@ -20,7 +20,7 @@ from scipy import special
 
 from . import blocks, config, jointfit, labelfit
 from .goodness import chernoff_lehmann
-from .histogram import CountHistograms, count_histograms
+from .histogram import CountHistograms, coarse_capture_groups, count_histograms
 from .inputs import (Capture, FitSettings, KDeg, Labelling, resolve_capture, resolve_k_deg,
                      resolve_labelling, row_totals, totals_of)
 from .kernels import fit as kfit
@@ -168,7 +168,9 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config
         intervals are conditional on the estimated value. It needs a design
         that identifies it: several pulse lengths, or genes whose mRNA lives
         shorter than the pulse (docs/maths.md, "Estimating the detection
-        probability"); otherwise it is flagged "flat" with a warning.
+        probability"); otherwise it is flagged "flat" with a warning. The
+        estimate runs on this machine's threads even with ``client`` (which
+        then fits the genes at it).
 
     Returns
     -------
@@ -272,6 +274,7 @@ def fit_raw(hist, settings, gene_slice=slice(None)):
     mask = mask if mask.any() else None
     gof = float(settings.gof_min_expected) if settings.gof_min_expected > 0 else None
     capture = np.ascontiguousarray(hist.capture, dtype=float)
+    coarse_of, capture_coarse = coarse_capture_groups(capture)
     res = np.empty((stop - start, kfit.N_RESULT))
 
     def piece(a, b):
@@ -285,7 +288,8 @@ def fit_raw(hist, settings, gene_slice=slice(None)):
                        np.ascontiguousarray(hist.weights[lo:hi], dtype=float), capture,
                        np.ascontiguousarray(hist.n_cells[start + a:start + b], dtype=np.int64),
                        int(settings.min_cells), float(drop), mask, int(settings.max_iter),
-                       gof, res[a:b], union_tg, union_bm)
+                       gof, res[a:b], union_tg, union_bm, coarse_of, capture_coarse,
+                       float(config.CAPTURE_COARSE_MIN_FACTOR))
 
     union_tg, union_bm = union_distances(settings.ci)
     blocks.on_threads(piece, hist.indptr[start:stop + 1])

@@ -36,7 +36,7 @@ from .kernels import counting as _k
 
 __all__ = ["CountHistograms", "MergeStack", "capture_groups", "count_histograms", "check_counts",
            "JointHistograms", "joint_count_histograms", "LabelledHistograms",
-           "labelled_count_histograms"]
+           "labelled_count_histograms", "LabelledGroups", "labelled_groups"]
 
 
 
@@ -383,6 +383,42 @@ def capture_groups(capture, *, max_groups=None, rtol=0.0, n_cells=None):
     gmax = uniq[np.append(starts[1:], n_u) - 1]
     value = np.clip(total / count, gmin, gmax)
     return group_of_cell, value
+
+
+def coarse_capture_groups(group_capture, rtol: float | None = None,
+                          min_factor: float | None = None):
+    """The coarse capture groups of a two-level fit (docs/maths.md, "Many
+    capture groups: climb coarse, finish exact").
+
+    Parameters
+    ----------
+    group_capture : ndarray of float, shape (n_groups,)
+        The capture efficiency of each (exact) group of a histogram.
+    rtol : float, optional
+        Groups whose capture differs by less than a factor ``1 + rtol`` merge
+        (:func:`capture_groups` applied to the groups' values; the coarse
+        value is the mean of its groups' values: it only steers the search).
+        Default ``config.CAPTURE_COARSE_RTOL``.
+    min_factor : float, optional
+        Two levels only when merging divides the number of groups by at least
+        this. Default ``config.CAPTURE_COARSE_MIN_FACTOR``.
+
+    Returns
+    -------
+    (coarse_of, coarse_capture) : (ndarray of int64, ndarray of float64) or (None, None)
+        The coarse group of each group and the coarse groups' capture; (None,
+        None) when one level serves (too few groups to merge).
+    """
+    rtol = config.CAPTURE_COARSE_RTOL if rtol is None else float(rtol)
+    min_factor = config.CAPTURE_COARSE_MIN_FACTOR if min_factor is None else float(min_factor)
+    cap = np.asarray(group_capture, dtype=float)
+    if cap.ndim != 1 or cap.size < 2 or rtol <= 0.0:
+        return None, None
+    coarse_of, coarse_capture = capture_groups(cap, max_groups=1, rtol=rtol)
+    if cap.size < min_factor * coarse_capture.size:
+        return None, None
+    return (np.ascontiguousarray(coarse_of, dtype=np.int64),
+            np.ascontiguousarray(coarse_capture, dtype=float))
 
 
 # --------------------------------------------------------------------------
@@ -1004,8 +1040,9 @@ def labelled_count_histograms(new, old, *, t_label, detection, capture=None,
         Validated per-cell pulse lengths (hours) and detection probabilities
         (:func:`telegraph.inputs.resolve_labelling`).
     capture : ndarray (n_cells,) or None
-        Per-cell capture efficiency (binned as in :func:`count_histograms`
-        within each pulse group).
+        Per-cell capture efficiency, binned over all cells as in
+        :func:`count_histograms`; the groups are the (pulse, detection,
+        capture bin) combinations that occur (:func:`labelled_groups`).
     capture_bins, capture_rtol, round_counts, genes
         As in :func:`count_histograms`.
 
@@ -1016,7 +1053,62 @@ def labelled_count_histograms(new, old, *, t_label, detection, capture=None,
     if tuple(new.shape) != tuple(old.shape):
         raise ValueError(f"the new counts have shape {tuple(new.shape)} but the old counts "
                          f"{tuple(old.shape)}; give both layers of the same cells and genes")
-    n_cells = old.shape[0]
+    g = labelled_groups(t_label, detection, capture, n_cells=old.shape[0],
+                        capture_bins=capture_bins, capture_rtol=capture_rtol)
+    jh = joint_count_histograms(new, old, groups=(g.group_of_cell, g.group_capture),
+                                round_counts=round_counts, genes=genes)
+    return g.histograms(jh)
+
+
+@dataclass(frozen=True)
+class LabelledGroups:
+    """The cell groups of a labelling experiment: every distinct (pulse length,
+    detection, capture group) combination (:func:`labelled_groups`).
+
+    Attributes
+    ----------
+    group_of_cell : ndarray of int64, shape (n_cells,)
+        Group of every cell.
+    group_capture, t_label, detection : ndarray of float64, shape (n_groups,)
+        Capture efficiency, pulse length (hours) and detection probability of
+        each group.
+    """
+
+    group_of_cell: np.ndarray
+    group_capture: np.ndarray
+    t_label: np.ndarray
+    detection: np.ndarray
+
+    def histograms(self, joint: JointHistograms) -> LabelledHistograms:
+        """``joint`` (new counts as its "unspliced", old ones as its "spliced"
+        layer, counted with these groups) as labelled histograms."""
+        return LabelledHistograms(joint, self.t_label, self.detection)
+
+
+def labelled_groups(t_label, detection, capture=None, *, n_cells: int,
+                    capture_bins: int | None = config.CAPTURE_BINS,
+                    capture_rtol: float = config.CAPTURE_RTOL) -> LabelledGroups:
+    """The (pulse, detection, capture) group of every cell of a labelling experiment.
+
+    Decided once from the cells' per-cell values, without the counts, so that
+    histograms counted in slices of cells (:mod:`telegraph.ondisk`) share the
+    groups of :func:`labelled_count_histograms` on the whole matrix.
+
+    Parameters
+    ----------
+    t_label, detection : ndarray of float64, shape (n_cells,)
+        Validated per-cell pulse lengths (hours) and detection probabilities.
+    capture : ndarray (n_cells,) or None
+        Per-cell capture efficiency, binned over all cells as in
+        :func:`count_histograms`.
+    n_cells : int
+    capture_bins, capture_rtol
+        As in :func:`count_histograms`.
+
+    Returns
+    -------
+    LabelledGroups
+    """
     t_label = np.asarray(t_label, dtype=np.float64)
     detection = np.asarray(detection, dtype=np.float64)
     if t_label.shape != (n_cells,) or detection.shape != (n_cells,):
@@ -1031,7 +1123,5 @@ def labelled_count_histograms(new, old, *, t_label, detection, capture=None,
                                          n_cells=n_cells)
     keys, group_of = np.unique(np.stack([pulse_of, cap_of], axis=1), axis=0,
                                return_inverse=True)
-    group_of = group_of.ravel().astype(np.int64)
-    jh = joint_count_histograms(new, old, groups=(group_of, cap_val[keys[:, 1]]),
-                                round_counts=round_counts, genes=genes)
-    return LabelledHistograms(jh, pairs[keys[:, 0], 0].copy(), pairs[keys[:, 0], 1].copy())
+    return LabelledGroups(group_of.ravel().astype(np.int64), cap_val[keys[:, 1]],
+                          pairs[keys[:, 0], 0].copy(), pairs[keys[:, 0], 1].copy())

@@ -259,7 +259,7 @@ class Labelling:
 ESTIMATE = "estimate"
 
 
-def _per_cell(value, name, n_cells, obs, check):
+def _per_cell(value, name, n_cells, obs, check, where="adata.obs"):
     """(per-cell array, source) of t_label or detection: a number, an array of
     one value per cell, or the name of an obs column."""
     if isinstance(value, str):
@@ -267,7 +267,7 @@ def _per_cell(value, name, n_cells, obs, check):
             raise ValueError(f"{name}={value!r} names an obs column, but no AnnData was given; "
                              f"pass the values (a number or one per cell) instead")
         if value not in obs.columns:
-            raise KeyError(f"{name}={value!r} is not a column of adata.obs (columns: "
+            raise KeyError(f"{name}={value!r} is not a column of {where} (columns: "
                            f"{listing(list(obs.columns))}); give a number or the obs column "
                            f"holding each cell's value")
         col = np.asarray(obs[value])
@@ -286,7 +286,7 @@ def _per_cell(value, name, n_cells, obs, check):
 
 
 def resolve_labelling(t_label, detection=config.DETECTION, *, n_cells: int,
-                      obs=None) -> Labelling:
+                      obs=None, where: str = "adata.obs") -> Labelling:
     """Resolve the pulse lengths and detection probabilities of a labelled fit, once.
 
     Parameters
@@ -305,6 +305,8 @@ def resolve_labelling(t_label, detection=config.DETECTION, *, n_cells: int,
     n_cells : int
     obs : pandas.DataFrame, optional
         ``adata.obs``, where column names are looked up.
+    where : str
+        What ``obs`` is, for messages (e.g. "the obs of counts.h5ad").
 
     Raises
     ------
@@ -319,7 +321,7 @@ def resolve_labelling(t_label, detection=config.DETECTION, *, n_cells: int,
         raise ValueError("t_label='estimate': the pulse length cannot be estimated; give it "
                          "in hours (a number, one per cell, or an obs column); only "
                          "detection= takes 'estimate'")
-    t, t_src = _per_cell(t_label, "t_label", n_cells, obs, check_t_label)
+    t, t_src = _per_cell(t_label, "t_label", n_cells, obs, check_t_label, where)
     if isinstance(detection, str) and detection == ESTIMATE:
         if obs is not None and ESTIMATE in obs.columns:
             raise ValueError("detection='estimate' asks for one detection probability "
@@ -330,7 +332,7 @@ def resolve_labelling(t_label, detection=config.DETECTION, *, n_cells: int,
         d, d_src = np.ones(n_cells), ESTIMATE
     else:
         d, d_src = _per_cell(config.DETECTION if detection is None else detection,
-                             "detection", n_cells, obs, check_detection)
+                             "detection", n_cells, obs, check_detection, where)
     n_pairs = np.unique(np.stack([t, d], axis=1), axis=0).shape[0] if n_cells else 0
     if n_pairs > config.LABEL_MAX_PULSES:
         raise ValueError(f"{n_pairs} distinct (t_label, detection) pairs; a labelled fit "

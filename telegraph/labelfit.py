@@ -33,7 +33,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize_scalar
 from scipy.special import expit, gammaln, logit, ndtri
 
 from . import blocks, config
@@ -45,7 +44,8 @@ from .labelled import labelled_histogram_loglik, labelled_logpmf, labelled_score
 from .likelihood_fit import (_maximise, _profile_side, _wald_se, genes_on_threads, layer_means,
                              n_threads)
 
-__all__ = ["fit_layers", "fit_labelled_histograms", "fit_gene", "labelled_results_table",
+__all__ = ["fit_layers", "fit_labelling", "refuse_k_deg", "fit_labelled_histograms", "fit_gene",
+           "labelled_results_table",
            "gene_objective", "estimate_detection", "DetectionEstimate", "DetectionWarning",
            "LABEL_REGIMES", "K_DEG_FLAGS", "PULSE_FLAGS", "LABEL_TARGETS", "DETECTION_FLAGS"]
 
@@ -140,6 +140,9 @@ class _Gene:
 def _poisson_fit(new, old, w, grp, t, c, pi):
     """Maximum of the constitutive law (new and old independent Poisson):
     returns (loglik, mean at capture 1, k_deg per hour)."""
+    # here, not at the top: scipy.optimize costs ~0.1 s of the start-up of every command
+    from scipy.optimize import minimize_scalar
+
     cc, tt, pp = c[grp], t[grp], pi[grp]
     m = float(np.sum(w * (new + old)) / np.sum(w * cc))
     const = float(np.sum(w * (gammaln(new + 1.0) + gammaln(old + 1.0))))
@@ -802,7 +805,11 @@ def estimate_detection(lh: LabelledHistograms, *, settings: FitSettings | None =
     n_genes : int
         Most genes to sum over (``config.DETECTION_ESTIMATE_GENES``).
     n_jobs : int, optional
-        Threads over genes (default: all cores).
+        Threads over genes (default: all cores). The estimate always runs on
+        this machine's threads: there is no Dask version (it is a sequence of
+        some 10-20 evaluations of the summed profile over at most ``n_genes``
+        genes, each warm-started from the last); a fit given ``client=``
+        estimates here, then fits the genes on the cluster (:func:`fit_labelling`).
     progress : bool, optional
         A progress bar over the evaluations of the summed profile.
 
@@ -826,7 +833,10 @@ def estimate_detection(lh: LabelledHistograms, *, settings: FitSettings | None =
     try:
         prof = _SummedProfile(lh, genes, settings, n_threads(n_jobs), bar=bar)
         x_lo, x_hi = float(logit(p_lo)), float(logit(min(p_hi, 1 - 1e-3)))
-        # start: the maximum of the constitutive sum (means only; cheap)
+        # start: the maximum of the constitutive sum (means only; cheap); scipy.optimize
+        # imported here, not at the top (~0.1 s of the start-up of every command)
+        from scipy.optimize import minimize_scalar
+
         x0 = float(minimize_scalar(lambda x: -prof.constitutive(float(expit(x))),
                                    bounds=(x_lo, x_hi), method="bounded",
                                    options={"xatol": xtol}).x)
@@ -925,9 +935,7 @@ def fit_layers(old, new, *, labelling: Labelling, capture: Capture, settings: Fi
     if tuple(new.shape) != tuple(old.shape):
         raise ValueError(f"new counts have shape {tuple(new.shape)} but old counts "
                          f"{tuple(old.shape)}; give both layers of the same cells and genes")
-    if k_deg is not None and k_deg.given:
-        raise ValueError("k_deg cannot be given to a labelled fit: the pulse identifies it "
-                         "(per hour); leave k_deg=None")
+    refuse_k_deg(k_deg)
     if labelling.t_label.shape[0] != old.shape[0]:
         raise ValueError(f"t_label has {labelling.t_label.shape[0]} values for "
                          f"{old.shape[0]} cells")
@@ -935,8 +943,52 @@ def fit_layers(old, new, *, labelling: Labelling, capture: Capture, settings: Fi
                                    detection=labelling.detection, capture=capture.efficiency,
                                    capture_rtol=capture_rtol, round_counts=round_counts,
                                    genes=genes)
+    return fit_labelling(lh, labelling=labelling, settings=settings, n_jobs=n_jobs,
+                         progress=progress, client=client)
+
+
+def refuse_k_deg(k_deg: KDeg | None) -> None:
+    """Raise a ValueError when a degradation rate was given to a labelled fit
+    (the pulse identifies it)."""
+    if k_deg is not None and k_deg.given:
+        raise ValueError("k_deg cannot be given to a labelled fit: the pulse identifies it "
+                         "(per hour); leave k_deg=None")
+
+
+def fit_labelling(lh: LabelledHistograms, *, labelling: Labelling, settings: FitSettings,
+                  n_jobs: int | None = None, progress: bool | None = config.PROGRESS,
+                  client=None) -> pd.DataFrame:
+    """Fit the histograms of a labelling experiment as its ``labelling`` asks.
+
+    What :func:`fit_layers` runs once the counts are histograms (and what
+    :func:`telegraph.fit_file` runs on histograms read from disk in slices):
+    with ``labelling.estimate_detection``, one detection probability is first
+    estimated across genes (:func:`estimate_detection`, on this machine's
+    threads even with a ``client``) and replaces the histograms' detection;
+    then every gene is fitted (:func:`fit_labelled_histograms`, on the Dask
+    ``client`` when given) and ``table.attrs["labelling"]`` records the
+    pulses, the detection and the estimate.
+
+    Parameters
+    ----------
+    lh : telegraph.histogram.LabelledHistograms
+        Counted with the groups of ``labelling`` (:func:`telegraph.histogram.labelled_groups`).
+    labelling : telegraph.inputs.Labelling
+    settings : telegraph.inputs.FitSettings
+    n_jobs, progress, client
+        As in :func:`telegraph.fit`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`fit_layers` (rates per hour; at the scale of the capture the
+        histograms were counted with).
+    """
     estimate = None
     if labelling.estimate_detection:
+        if client is not None:
+            log.info("detection='estimate': the estimate runs on this machine's threads; "
+                     "the genes are then fitted on the Dask client")
         estimate = estimate_detection(lh, settings=settings, n_jobs=n_jobs, progress=progress)
         lh = LabelledHistograms(lh.joint, lh.t_label,
                                 np.full(lh.detection.shape, estimate.detection))

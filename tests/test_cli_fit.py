@@ -734,3 +734,25 @@ def test_api_progress_follows_the_terminal(capsys):
     assert "%|" not in capsys.readouterr().err
     telegraph.fit(X, interval="wald", progress=True)
     assert "%|" in capsys.readouterr().err
+
+
+def test_recovery_report_spearman_matches_scipy():
+    """The example report's Spearman r is scipy.stats.spearmanr's (average ranks, ties
+    included), computed without importing scipy.stats."""
+    from scipy import stats
+
+    rng = np.random.default_rng(7)
+    n = 40
+    truth = np.round(rng.lognormal(0, 1, n), 1)           # rounded: ties in both columns
+    est = np.round(truth * rng.lognormal(0, 0.5, n), 1)
+    var = pd.DataFrame({"differential": ["none"] * n,
+                        "true_burst_frequency": truth, "true_burst_size": truth[::-1].copy(),
+                        "telegraph_burst_frequency": est,
+                        "telegraph_burst_size": est[::-1].copy()},
+                       index=[f"g{i}" for i in range(n)])
+    adata = ad.AnnData(np.zeros((3, n)), var=var)
+    report = cli_fit.recovery_report(adata, key="telegraph")
+    line = next(l for l in report.splitlines() if l.startswith("burst_frequency"))
+    rho = float(line.split()[3])
+    assert len(np.unique(truth)) < n and len(np.unique(est)) < n
+    assert rho == pytest.approx(stats.spearmanr(est, truth)[0], abs=5e-4)

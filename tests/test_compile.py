@@ -91,7 +91,7 @@ def test_a_wald_fit_without_goodness_of_fit_compiles_no_profile_or_gof_kernel():
     nc = np.array([10], np.int64)
     res = np.empty((1, kfit.N_RESULT))
     head = (ip, v, g, w, cap, nc, 1, 1.92)
-    tail = (res, 0.0, 0.0)
+    tail = (res, 0.0, 0.0, None, None, 2.0)   # one level (no coarse capture groups)
     # the kernels through which fit_genes reaches each stage (those of a stage inlined
     # into fit_genes, inline="always", are typed as part of it: their callees are seen)
     profile = {"telegraph.kernels.fit._profile_intervals", "telegraph.kernels.profile.profile_bound",

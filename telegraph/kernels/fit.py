@@ -21,9 +21,10 @@ import numpy as np
 
 from ._jit import njit
 from .gof import LAW_NEGBINOM, LAW_POISSON, LAW_POISSON_BETA, LAW_ZIP, pearson_gof
-from .models import MODEL_NEGBINOM, MODEL_ZIP, evaluate, poisson_fit, sort_bins, telegraph_eval
-from .optimize import (TARGET_LOG_A, TARGET_LOG_B, TARGET_LOG_BETA, fit_negbinom, fit_telegraph,
-                       fit_zip)
+from .models import (MODEL_NEGBINOM, MODEL_TELEGRAPH, MODEL_ZIP, coarse_bins, evaluate,
+                     poisson_fit, sort_bins, telegraph_eval)
+from .optimize import (TARGET_LOG_A, TARGET_LOG_B, TARGET_LOG_BETA, _fit_limit, fit_negbinom,
+                       fit_telegraph, fit_zip, maximize, search_box)
 from .profile import profile_bound, wald_se, widen_near_limits
 
 # regime codes
@@ -74,6 +75,38 @@ def _fit_models(row, v, w, gr, capture, theta, th_nb, th_zip, max_iter, buf):
     mu_p, ll_p = poisson_fit(v, w, gr, capture)
     ll_nb, c_nb, it_nb = fit_negbinom(v, w, gr, capture, theta, th_nb, max_iter, buf)
     ll_zip, c_zip, it_zip = fit_zip(v, w, gr, capture, th_zip, max_iter, buf)
+    _write_models(row, theta, ll, it, th_nb, ll_nb, it_nb, c_nb, th_zip, ll_zip, it_zip, c_zip,
+                  mu_p, ll_p)
+    return conv, c_nb, c_zip
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _finish_models(row, v, w, gr, capture, theta, th_nb, th_zip, max_iter, buf):
+    """The second level of a two-level fit (docs/maths.md, "Many capture
+    groups: climb coarse, finish exact"): the telegraph model and its limits
+    climbed on the exact bins from their optima on the coarse ones (in
+    ``theta``, ``th_nb``, ``th_zip``, updated), written to ``row`` as
+    :func:`_fit_models` writes them (iterations: both levels'). Returns
+    whether the three fits converged."""
+    T = np.eye(3)
+    free = np.ones(3, np.bool_)
+    lo = np.empty(3)
+    hi = np.empty(3)
+    search_box(TARGET_LOG_A, lo, hi)
+    ll, conv, it = maximize(MODEL_TELEGRAPH, v, w, gr, capture, theta, T, T, free, lo, hi,
+                            max_iter, buf)
+    mu_p, ll_p = poisson_fit(v, w, gr, capture)
+    ll_nb, c_nb, it_nb = _fit_limit(MODEL_NEGBINOM, v, w, gr, capture, th_nb, max_iter, buf)
+    ll_zip, c_zip, it_zip = _fit_limit(MODEL_ZIP, v, w, gr, capture, th_zip, max_iter, buf)
+    _write_models(row, theta, ll, it + row[R_NITER], th_nb, ll_nb, it_nb + row[R_IT_NB], c_nb,
+                  th_zip, ll_zip, it_zip + row[R_IT_ZIP], c_zip, mu_p, ll_p)
+    return conv, c_nb, c_zip
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _write_models(row, theta, ll, it, th_nb, ll_nb, it_nb, c_nb, th_zip, ll_zip, it_zip, c_zip,
+                  mu_p, ll_p):
+    """The fits of the telegraph model and its limits to ``row``."""
     row[R_A] = theta[0]
     row[R_B] = theta[1]
     row[R_LAM] = theta[2]
@@ -91,7 +124,6 @@ def _fit_models(row, v, w, gr, capture, theta, th_nb, th_zip, max_iter, buf):
     row[R_IT_ZIP] = it_zip
     row[R_CONV_NB] = 1.0 if c_nb else 0.0
     row[R_CONV_ZIP] = 1.0 if c_zip else 0.0
-    return conv, c_nb, c_zip
 
 
 @njit(cache=True, error_model="numpy")
@@ -252,7 +284,8 @@ def _goodness_of_fit(row, regime, v, w, gr, capture, n_groups, theta, th_nb, th_
 
 @njit(error_model="numpy", nogil=True)
 def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop, profile_mask,
-              max_iter, gof_min_expected, result, union_telegraph=0.0, union_bimodal=0.0):
+              max_iter, gof_min_expected, result, union_telegraph=0.0, union_bimodal=0.0,
+              coarse_of=None, capture_coarse=None, coarse_min_factor=2.0):
     """Fit every gene; one row of ``result`` (n_genes, N_RESULT) per gene.
 
     ``profile_mask[t]`` says whether target t (log a, log beta, log b, log lam)
@@ -268,6 +301,12 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
     the bimodal regime, the bursty limit) within this distance of the supremum
     adds its own values to the profile intervals
     (:func:`telegraph.kernels.profile.widen_near_limits`; 0 = never).
+    ``coarse_of`` (capture group -> coarse group) and ``capture_coarse`` (the
+    coarse groups' capture): a two-level fit, whose model fits climb on the
+    coarse groups and are finished on the exact ones (docs/maths.md, "Many
+    capture groups: climb coarse, finish exact"); None: one level. A gene
+    is fitted on two levels only when merging divides its bins by at least
+    ``coarse_min_factor``.
     """
     n_genes = indptr.shape[0] - 1
     n_groups = capture.shape[0]
@@ -287,8 +326,20 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
         theta = np.zeros(3)
         th_nb = np.zeros(3)
         th_zip = np.zeros(3)
-        c_tg, c_nb, c_zip = _fit_models(row, v, w, gr, capture, theta, th_nb, th_zip, max_iter,
-                                        buf)
+        # `is not None` on an argument: Numba drops the branch when compiling for None
+        if coarse_of is not None:
+            vc, wc, gc = coarse_bins(v, w, gr, coarse_of)
+            capc = capture_coarse
+        else:
+            vc, wc, gc, capc = v, w, gr, capture
+        coarse = coarse_of is not None and vc.shape[0] * coarse_min_factor <= v.shape[0]
+        if coarse:
+            _fit_models(row, vc, wc, gc, capc, theta, th_nb, th_zip, max_iter, buf)
+            c_tg, c_nb, c_zip = _finish_models(row, v, w, gr, capture, theta, th_nb, th_zip,
+                                               max_iter, buf)
+        else:
+            c_tg, c_nb, c_zip = _fit_models(row, v, w, gr, capture, theta, th_nb, th_zip,
+                                            max_iter, buf)
         ll = row[R_LL]
         ll_nb = row[R_LL_NB]
         ll_zip = row[R_LL_ZIP]
@@ -302,8 +353,7 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
         row[R_CONV] = _converged(at_limit, c_tg, c_nb, c_zip)
         H = np.zeros((3, 3))
         se = _wald(row, v, w, gr, capture, theta, buf, H)
-        # `is not None` on an argument: Numba drops the branch when compiling for None
-        # (then the profile kernels are not compiled at all)
+        # (for profile_mask None, the profile kernels are not compiled at all)
         if profile_mask is not None:
             if not _profile_intervals(row, v, w, gr, capture, theta, ll_sup, se, drop,
                                       profile_mask, max_iter, buf):

@@ -54,7 +54,10 @@ def fit(adata, *, layer: str | None = None, capture=None, k_deg=None, genes=None
         (default: about 8 million stored entries per slice). A backed AnnData
         is fitted from its file without loading the matrix
         (:func:`telegraph.fit_file`; with ``client``, the Dask workers read
-        the file themselves).
+        the file themselves, except for a labelled fit, whose file is read
+        here and whose genes are fitted on the workers). Obs columns named
+        by ``capture``, ``t_label`` or ``detection`` are then read from the
+        file.
     unspliced_layer : str, optional
         Layer of unspliced counts (velocyto, STARsolo, kb-python: ``"unspliced"``;
         then ``layer="spliced"``): fit the telegraph model with splicing to
@@ -69,7 +72,8 @@ def fit(adata, *, layer: str | None = None, capture=None, k_deg=None, genes=None
         (then ``layer=`` holds the old, unlabelled counts, e.g. ``layer="old",
         new_layer="new"``): fit the labelled model (:mod:`telegraph.labelfit`).
         Rates are then per hour, with ``k_deg``, ``half_life`` and their
-        intervals; ``k_deg`` must not be given.
+        intervals; ``k_deg`` must not be given. A backed AnnData is fitted
+        from its file, both layers read in the same slices (same results).
     t_label : float, str or array_like
         With ``new_layer``: pulse length in hours, one number for every cell,
         an ``adata.obs`` column of per-cell pulse lengths (several pulse
@@ -119,17 +123,20 @@ def fit(adata, *, layer: str | None = None, capture=None, k_deg=None, genes=None
             raise ValueError("new_layer= needs t_label=: the pulse length in hours (a number "
                              "or an adata.obs column of per-cell values)")
         if getattr(adata, "isbacked", False):
-            raise ValueError("a labelled fit of a backed AnnData is not supported yet; load "
-                             "it (anndata.read_h5ad without backed=)")
-        X = counts(adata, layer)
-        N = counts(adata, new_layer)
-        lab = resolve_labelling(t_label, detection, n_cells=adata.n_obs, obs=adata.obs)
-        cap = resolve_capture(capture, n_cells=adata.n_obs, obs=adata.obs,
-                              totals=lambda: row_totals(X) + row_totals(N), where="adata.obs")
-        kd = resolve_k_deg(k_deg, n_genes=adata.n_vars, var=adata.var, where="adata.var")
-        if idx is not None:
-            X, N, kd, names = X[:, idx], N[:, idx], kd.subset(idx), names[idx]
-        res = _fit(X, capture=cap, k_deg=kd, genes=names, new=N, t_label=lab, **common)
+            res = fit_file(adata.filename, layer=layer, capture=capture, k_deg=k_deg,
+                           genes=idx, chunk_size=chunk_size, new_layer=new_layer,
+                           t_label=t_label, detection=detection, **common)
+        else:
+            X = counts(adata, layer)
+            N = counts(adata, new_layer)
+            lab = resolve_labelling(t_label, detection, n_cells=adata.n_obs, obs=adata.obs)
+            cap = resolve_capture(capture, n_cells=adata.n_obs, obs=adata.obs,
+                                  totals=lambda: row_totals(X) + row_totals(N),
+                                  where="adata.obs")
+            kd = resolve_k_deg(k_deg, n_genes=adata.n_vars, var=adata.var, where="adata.var")
+            if idx is not None:
+                X, N, kd, names = X[:, idx], N[:, idx], kd.subset(idx), names[idx]
+            res = _fit(X, capture=cap, k_deg=kd, genes=names, new=N, t_label=lab, **common)
         store_results(adata, res, key_added=key_added, layer=layer, capture=capture,
                       k_deg=k_deg, new_layer=new_layer)
         return adata if copy else None
