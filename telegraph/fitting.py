@@ -275,6 +275,10 @@ def fit_raw(hist, settings, gene_slice=slice(None)):
     gof = float(settings.gof_min_expected) if settings.gof_min_expected > 0 else None
     capture = np.ascontiguousarray(hist.capture, dtype=float)
     coarse_of, capture_coarse = coarse_capture_groups(capture)
+    if coarse_of is None:
+        # one level: empty arrays (not None), so that one compiled version of the kernel
+        # serves fits with and without many capture groups
+        coarse_of, capture_coarse = np.empty(0, np.int64), np.empty(0)
     res = np.empty((stop - start, kfit.N_RESULT))
 
     def piece(a, b):

@@ -80,3 +80,17 @@ def test_two_level_fit_reports_the_one_level_fit(monkeypatch):
     ok = np.isfinite(one[:, kfit.R_GOF_STAT])
     np.testing.assert_allclose(two[ok, kfit.R_GOF_STAT], one[ok, kfit.R_GOF_STAT], rtol=1e-3,
                                atol=1e-3)
+
+
+def test_one_compiled_version_serves_one_and_two_levels():
+    """Histograms without many capture groups run the same compiled version of the fit
+    kernel as those with (a first fit of each kind would otherwise compile it twice)."""
+    many, _ = _genes(5, 300, 3)
+    one = count_histograms(np.asarray([[0.0, 3.0], [2.0, 1.0], [5.0, 0.0]] * 10))
+    assert coarse_capture_groups(many.capture)[0] is not None
+    assert coarse_capture_groups(one.capture)[0] is None
+    settings = FitSettings(interval="wald")
+    fitting.fit_raw(many, settings)
+    before = len(kfit.fit_genes.signatures)
+    fitting.fit_raw(one, settings)
+    assert len(kfit.fit_genes.signatures) == before

@@ -304,9 +304,9 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
     ``coarse_of`` (capture group -> coarse group) and ``capture_coarse`` (the
     coarse groups' capture): a two-level fit, whose model fits climb on the
     coarse groups and are finished on the exact ones (docs/maths.md, "Many
-    capture groups: climb coarse, finish exact"); None: one level. A gene
-    is fitted on two levels only when merging divides its bins by at least
-    ``coarse_min_factor``.
+    capture groups: climb coarse, finish exact"); empty arrays (or None): one
+    level. A gene is fitted on two levels only when merging divides its bins
+    by at least ``coarse_min_factor``.
     """
     n_genes = indptr.shape[0] - 1
     n_groups = capture.shape[0]
@@ -326,13 +326,18 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
         theta = np.zeros(3)
         th_nb = np.zeros(3)
         th_zip = np.zeros(3)
-        # `is not None` on an argument: Numba drops the branch when compiling for None
+        # `is not None` on an argument: Numba drops the branch when compiling for None; an
+        # empty coarse_of is one level too (the same compiled version serves both)
+        coarse = False
         if coarse_of is not None:
-            vc, wc, gc = coarse_bins(v, w, gr, coarse_of)
-            capc = capture_coarse
+            if coarse_of.shape[0] > 0:
+                vc, wc, gc = coarse_bins(v, w, gr, coarse_of)
+                capc = capture_coarse
+                coarse = vc.shape[0] * coarse_min_factor <= v.shape[0]
+            else:
+                vc, wc, gc, capc = v, w, gr, capture
         else:
             vc, wc, gc, capc = v, w, gr, capture
-        coarse = coarse_of is not None and vc.shape[0] * coarse_min_factor <= v.shape[0]
         if coarse:
             _fit_models(row, vc, wc, gc, capc, theta, th_nb, th_zip, max_iter, buf)
             c_tg, c_nb, c_zip = _finish_models(row, v, w, gr, capture, theta, th_nb, th_zip,
