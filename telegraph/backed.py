@@ -35,8 +35,8 @@ import pandas as pd
 from . import cluster, config, jointfit, labelfit
 from .fitting import fit_histograms, with_capture
 from .histogram import CountHistograms, LabelledGroups, capture_groups, labelled_groups
-from .inputs import (Capture, FitSettings, KDeg, Labelling, gene_positions, resolve_capture,
-                     resolve_k_deg, resolve_labelling)
+from .inputs import (Capture, FitSettings, KDeg, Labelling, check_labelled_layers,
+                     gene_positions, resolve_capture, resolve_k_deg, resolve_labelling)
 from .ondisk import OnDiskMatrix, ReadPlan, check_chunk_size, joint_by_genes, joint_histograms
 
 __all__ = ["fit_file", "histograms_file", "plan", "FilePlan"]
@@ -94,19 +94,11 @@ def plan(path, *, layer=None, capture=None, k_deg=None, genes=None,
     """
     m = OnDiskMatrix(_path_of(path), layer)
     chunk_size = check_chunk_size(chunk_size, m)
+    check_labelled_layers(layer, new_layer, t_label)
     new = None
     if new_layer is not None:
-        if t_label is None:
-            raise ValueError("new_layer= needs t_label=: the pulse length in hours (a number "
-                             "or an obs column of per-cell values)")
-        if new_layer == (layer or "X"):
-            raise ValueError(f"new_layer={new_layer!r} is also layer=: layer= must hold the "
-                             f"old (unlabelled) counts, new_layer= the new ones")
         new = OnDiskMatrix(_path_of(path), new_layer)
         joint_by_genes(m, new)      # same cells and genes, formats read in the same slices
-    elif t_label is not None:
-        raise ValueError("t_label= needs new_layer=, the layer of new (labelled) counts "
-                         "(layer= then holds the old ones)")
     var = m.var()
     all_names = np.asarray(var.index.astype(str), dtype=object)
     if all_names.shape[0] != m.n_genes:
@@ -130,7 +122,8 @@ def plan(path, *, layer=None, capture=None, k_deg=None, genes=None,
             return sum(x.cell_totals(chunk_size) for x in layers)
         return sum(cluster.cell_totals(x, chunk_size, client=client) for x in layers)
 
-    obs_needed = (isinstance(capture, str) and capture != "total") or (
+    capture_column = isinstance(capture, str) and capture != "total"
+    obs_needed = capture_column or (
         new is not None and (isinstance(t_label, str) or isinstance(detection, str)))
     obs = m.obs() if obs_needed else None
     where = f"the obs of {m.path}"
@@ -143,7 +136,7 @@ def plan(path, *, layer=None, capture=None, k_deg=None, genes=None,
     if new is not None:
         labelfit.refuse_k_deg(kd)
     cap = resolve_capture(capture, n_cells=m.n_cells,
-                          obs=obs if isinstance(capture, str) and capture != "total" else None,
+                          obs=obs if capture_column else None,
                           totals=totals, where=where)
     groups = None
     if labelling is not None:
@@ -265,9 +258,7 @@ def fit_file(path, *, layer: str | None = None, capture=None, k_deg=None, genes=
         file's var names.
     """
     settings = FitSettings(ci=ci, interval=interval, min_cells=min_cells, profile=profile)
-    if new_layer is not None and unspliced_layer is not None:
-        raise ValueError("give either unspliced_layer= (two species) or new_layer= "
-                         "(labelling), not both")
+    check_labelled_layers(layer, new_layer, t_label, unspliced_layer)
     p = plan(path, layer=layer, capture=capture, k_deg=k_deg, genes=genes,
              capture_rtol=capture_rtol, chunk_size=chunk_size, round_counts=round_counts,
              client=client, new_layer=new_layer, t_label=t_label, detection=detection)

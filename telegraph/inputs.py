@@ -46,7 +46,8 @@ __all__ = ["capture_in_range", "check_capture", "Capture", "resolve_capture",
            "KDeg", "resolve_k_deg", "k_deg_record", "gene_positions", "FitSettings",
            "resolve_profile", "DifferentialSettings", "CaptureDistribution",
            "capture_distribution", "listing", "t_label_in_range", "check_t_label",
-           "detection_in_range", "check_detection", "Labelling", "resolve_labelling", "ESTIMATE"]
+           "detection_in_range", "check_detection", "Labelling", "resolve_labelling", "ESTIMATE",
+           "check_labelled_layers"]
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -283,6 +284,34 @@ def _per_cell(value, name, n_cells, obs, check, where="adata.obs"):
     arr = check(value, n_cells)
     src = float(np.asarray(value)) if np.ndim(value) == 0 else "array"
     return arr, src
+
+
+def check_labelled_layers(layer: str | None, new_layer: str | None, t_label,
+                          unspliced_layer: str | None = None) -> None:
+    """Check the layer arguments of a labelled fit once, wherever its counts are read
+    (in memory, :func:`telegraph.tl.fit`; from disk, :func:`telegraph.fit_file`).
+
+    Raises
+    ------
+    ValueError
+        ``new_layer`` with ``unspliced_layer``, ``new_layer`` naming ``layer``
+        (which holds the old counts), ``new_layer`` without ``t_label``, or
+        ``t_label`` without ``new_layer``.
+    """
+    if new_layer is None:
+        if t_label is not None:
+            raise ValueError("t_label= needs new_layer=, the layer of new (labelled) counts "
+                             "(layer= then holds the old ones)")
+        return
+    if unspliced_layer is not None:
+        raise ValueError("give either unspliced_layer= (two species) or new_layer= "
+                         "(labelling), not both")
+    if new_layer == (layer or "X"):
+        raise ValueError(f"new_layer={new_layer!r} is also layer=: layer= must hold the "
+                         f"old (unlabelled) counts, new_layer= the new ones")
+    if t_label is None:
+        raise ValueError("new_layer= needs t_label=: the pulse length in hours (a number "
+                         "or an obs column of per-cell values)")
 
 
 def resolve_labelling(t_label, detection=config.DETECTION, *, n_cells: int,

@@ -326,23 +326,21 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
         theta = np.zeros(3)
         th_nb = np.zeros(3)
         th_zip = np.zeros(3)
-        # `is not None` on an argument: Numba drops the branch when compiling for None; an
-        # empty coarse_of is one level too (the same compiled version serves both)
-        coarse = False
+        # two levels: climb on the coarse bins, finish on the exact ones. `is not None` on
+        # an argument: Numba drops the branch when compiling for None; an empty coarse_of
+        # is one level too (the same compiled version serves both)
+        two_level = False
+        c_tg = c_nb = c_zip = False
         if coarse_of is not None:
             if coarse_of.shape[0] > 0:
                 vc, wc, gc = coarse_bins(v, w, gr, coarse_of)
-                capc = capture_coarse
-                coarse = vc.shape[0] * coarse_min_factor <= v.shape[0]
-            else:
-                vc, wc, gc, capc = v, w, gr, capture
-        else:
-            vc, wc, gc, capc = v, w, gr, capture
-        if coarse:
-            _fit_models(row, vc, wc, gc, capc, theta, th_nb, th_zip, max_iter, buf)
-            c_tg, c_nb, c_zip = _finish_models(row, v, w, gr, capture, theta, th_nb, th_zip,
-                                               max_iter, buf)
-        else:
+                if vc.shape[0] * coarse_min_factor <= v.shape[0]:
+                    two_level = True
+                    _fit_models(row, vc, wc, gc, capture_coarse, theta, th_nb, th_zip,
+                                max_iter, buf)
+                    c_tg, c_nb, c_zip = _finish_models(row, v, w, gr, capture, theta, th_nb,
+                                                       th_zip, max_iter, buf)
+        if not two_level:
             c_tg, c_nb, c_zip = _fit_models(row, v, w, gr, capture, theta, th_nb, th_zip,
                                             max_iter, buf)
         ll = row[R_LL]

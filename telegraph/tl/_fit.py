@@ -11,8 +11,9 @@ from .. import __version__, config
 from ..backed import fit_file
 from ..fitting import fit as _fit
 from ..get import counts, fit_columns
-from ..inputs import (capture_record, gene_positions, k_deg_record, resolve_capture,
-                      resolve_k_deg, resolve_labelling, row_totals, totals_of)
+from ..inputs import (capture_record, check_labelled_layers, gene_positions, k_deg_record,
+                      resolve_capture, resolve_k_deg, resolve_labelling, row_totals,
+                      totals_of)
 
 __all__ = ["fit", "store_results"]
 
@@ -113,15 +114,7 @@ def fit(adata, *, layer: str | None = None, capture=None, k_deg=None, genes=None
     joint = {} if unspliced_layer is None else dict(unspliced_factor=unspliced_factor,
                                                     model=model)
     if new_layer is not None:
-        if unspliced_layer is not None:
-            raise ValueError("give either unspliced_layer= (two species) or new_layer= "
-                             "(labelling), not both")
-        if new_layer == (layer or "X"):
-            raise ValueError(f"new_layer={new_layer!r} is also layer=: layer= must hold the "
-                             f"old (unlabelled) counts, new_layer= the new ones")
-        if t_label is None:
-            raise ValueError("new_layer= needs t_label=: the pulse length in hours (a number "
-                             "or an adata.obs column of per-cell values)")
+        check_labelled_layers(layer, new_layer, t_label, unspliced_layer)
         if getattr(adata, "isbacked", False):
             res = fit_file(adata.filename, layer=layer, capture=capture, k_deg=k_deg,
                            genes=idx, chunk_size=chunk_size, new_layer=new_layer,
