@@ -156,7 +156,17 @@ def sample_histograms(hist: CountHistograms, genes, pooled, rngs) -> CountHistog
                            np.zeros(genes.size, np.int64))
 
 
-def _streams(hist1, hist2, genes, seed):
+def _draw_statistics(hist1, hist2, pooled, genes, statistics, seed, start):
+    """Statistics and groups' limit regimes of bootstrap draws of ``genes``
+    (the draws numbered from ``start`` on, each with its own streams)."""
+    rngs1, rngs2 = _streams(hist1, hist2, genes, seed, start)
+    b1 = sample_histograms(hist1, genes, pooled, rngs1)
+    b2 = sample_histograms(hist2, genes, pooled, rngs2)
+    lr, limits = statistics(b1, b2)
+    return np.asarray(lr, dtype=float), np.asarray(limits, np.int64)
+
+
+def _streams(hist1, hist2, genes, seed, start=0):
     """Random generators of each draw's two groups. A group's stream depends
     on the draw and on the group's place in an order of the two groups by
     their cells (number, then total capture) that does not depend on which
@@ -170,8 +180,8 @@ def _streams(hist1, hist2, genes, seed):
             sig.append((round(float(cells.sum())), round(float(cells @ h.capture), 9)))
         first = 1 if sig[1] < sig[0] else 0
         roles = (1, 0) if first else (0, 1)
-        r1.append(np.random.default_rng([seed, j, roles[0]]))
-        r2.append(np.random.default_rng([seed, j, roles[1]]))
+        r1.append(np.random.default_rng([seed, start + j, roles[0]]))
+        r2.append(np.random.default_rng([seed, start + j, roles[1]]))
     return r1, r2
 
 
@@ -352,14 +362,19 @@ def null_scales(hist1: CountHistograms, hist2: CountHistograms, pooled, classes,
                 min_draws: int = config.CALIBRATION_MIN_DRAWS,
                 max_draws: int = config.CALIBRATION_MAX_DRAWS,
                 max_repeats: int = config.CALIBRATION_MAX_REPEATS,
-                min_subclass: int = config.CALIBRATION_MIN_SUBCLASS) -> NullScales:
+                min_subclass: int = config.CALIBRATION_MIN_SUBCLASS,
+                top_up: int = config.CALIBRATION_TOP_UP_DRAWS,
+                top_up_repeats: int = config.CALIBRATION_TOP_UP_REPEATS) -> NullScales:
     """Bartlett-type scales of the two tests' statistics per regime subclass,
     from a parametric bootstrap of the pooled fits.
 
     Draws are made per pooled regime (genes chosen by :func:`_draw_genes`);
-    each draw falls in a subclass by its own groups' fits, as the data do. A subclass with
-    fewer than ``min_subclass`` draws takes the scale of all the draws of its
-    pooled regime.
+    each draw falls in a subclass by its own groups' fits, as the data do. A
+    subclass with tested genes but fewer than ``top_up`` draws gets a second
+    round: its own genes are drawn again (each up to ``top_up_repeats`` times,
+    about 2.5 times the shortfall in all), and the draws that land in it are
+    added. A subclass still short of ``min_subclass`` draws takes the law of
+    all the draws of its pooled regime.
 
     Parameters
     ----------
@@ -374,8 +389,8 @@ def null_scales(hist1: CountHistograms, hist2: CountHistograms, pooled, classes,
         two tests (burst frequency, burst size), NaN where a draw cannot be
         tested; (n,) :func:`groups_in_limit` of the draws) for histograms of
         two groups.
-    seed, min_draws, max_draws, max_repeats, min_subclass
-        As ``config.CALIBRATION_*``.
+    seed, min_draws, max_draws, max_repeats, min_subclass, top_up, top_up_repeats
+        As ``config.CALIBRATION_*`` (top_up: ``CALIBRATION_TOP_UP_DRAWS``).
 
     Returns
     -------
@@ -396,25 +411,41 @@ def null_scales(hist1: CountHistograms, hist2: CountHistograms, pooled, classes,
         members = np.flatnonzero(pooled_class == r)
         picked.append(_draw_genes(members, rng, min_draws, max_draws, max_repeats)
                       if members.size else np.zeros(0, np.int64))
-    all_genes = np.concatenate(picked)
-    if all_genes.size:
-        rngs1, rngs2 = _streams(hist1, hist2, all_genes, seed)
-        b1 = sample_histograms(hist1, all_genes, pooled, rngs1)
-        b2 = sample_histograms(hist2, all_genes, pooled, rngs2)
-        lr, limits = statistics(b1, b2)
-        lr = np.asarray(lr, dtype=float)
+    drawn = np.concatenate(picked)
+    if drawn.size:
+        lr, limits = _draw_statistics(hist1, hist2, pooled, drawn, statistics, seed, 0)
         origin = np.repeat(np.arange(len(POOLED)), [p.size for p in picked])
-        sub = _N * origin + np.asarray(limits, np.int64)
+        sub = _N * origin + limits
+        first_round = np.ones(lr.shape[0], bool)
+        # subclasses short of draws: their own genes are drawn again, and the draws that
+        # land in the subclass (by their own groups' fits) are kept
+        landed = np.bincount(sub, minlength=k)
+        short = np.flatnonzero((genes > 0) & (landed < top_up))
+        if short.size:
+            extra = np.concatenate([
+                np.repeat(np.flatnonzero(classes == c),
+                          int(np.clip(np.ceil(2.5 * (top_up - landed[c]) / genes[c]), 1,
+                                      top_up_repeats)))
+                for c in short])
+            lr2, limits2 = _draw_statistics(hist1, hist2, pooled, extra, statistics, seed,
+                                            drawn.size)
+            sub2 = _N * (classes[extra] // _N) + limits2
+            keep = sub2 == classes[extra]
+            lr = np.vstack([lr, lr2[keep]])
+            sub = np.concatenate([sub, sub2[keep]])
+            origin = np.concatenate([origin, classes[extra][keep] // _N])
+            first_round = np.concatenate([first_round, np.zeros(int(keep.sum()), bool)])
+            drawn = np.concatenate([drawn, extra])
         for c in range(k):
             for t in range(2):
                 x = lr[(sub == c) & np.isfinite(lr[:, t]), t]
                 if x.size < min_subclass:
-                    x = lr[(origin == c // _N) & np.isfinite(lr[:, t]), t]
+                    x = lr[first_round & (origin == c // _N) & np.isfinite(lr[:, t]), t]
                 draws[c, t] = x.size
                 if x.size >= 20:
                     zeros[c, t], mean[c, t], se[c, t] = null_law(x)
     out = NullScales(mean, se, draws, genes, time.perf_counter() - t0, zeros=zeros)
     log.info("null calibration: %d bootstrap draws in %.1f s; scales %s; atoms %s",
-             all_genes.size, out.seconds, np.round(out.scale, 3).tolist(),
+             drawn.size, out.seconds, np.round(out.scale, 3).tolist(),
              np.round(out.atom, 3).tolist())
     return out

@@ -62,6 +62,13 @@ CALIBRATION_MAX_REPEATS = 4
 #: a subclass (pooled regime x number of groups in a limit regime) with fewer draws takes the
 #: scale of its whole pooled regime
 CALIBRATION_MIN_SUBCLASS = 40
+#: a subclass with tested genes but fewer than CALIBRATION_TOP_UP_DRAWS bootstrap draws after
+#: the first round draws its own genes again (about 2.5 times the shortfall, each gene at most
+#: CALIBRATION_TOP_UP_REPEATS times more) and keeps the draws that land in it: a few dozen genes
+#: with a group in the Poisson regime otherwise took the law of their whole pooled regime
+#: (docs/maths.md, "Differential bursting")
+CALIBRATION_TOP_UP_DRAWS = 150
+CALIBRATION_TOP_UP_REPEATS = 8
 #: seed of the bootstrap draws (the same data give the same p-values)
 CALIBRATION_SEED = 0
 #: likelihood-ratio statistics below this count as the null law's atom at zero (a group in a

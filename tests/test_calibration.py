@@ -18,7 +18,8 @@ from scipy import optimize, stats
 
 import telegraph as tg
 from telegraph import config
-from telegraph.calibration import (CLASSES, NullScales, _draw_genes, null_law, pooled_fit,
+from telegraph.calibration import (CLASSES, NullScales, _draw_genes, null_law, null_scales,
+                                  pooled_fit,
                                   sample_histograms)
 from telegraph.differential import DepthWarning, differential
 from telegraph.fitting import fit_raw
@@ -221,6 +222,41 @@ def test_draw_genes_each_once_more_for_small_classes():
     np.testing.assert_array_equal(np.sort(mid), np.arange(700))
     small = _draw_genes(np.arange(30), rng, 400, 1000, 4)
     assert small.size == 120 and (np.bincount(small) == 4).all()
+
+
+def test_a_short_subclass_is_topped_up_with_its_own_genes():
+    """A subclass whose genes seldom land in it in the first round (here 6
+    genes of low expression among 60; a draw lands there when its mean count
+    is low) gets a second round of draws of its own genes, and its law comes
+    from those; without the second round it took the law of the whole pooled
+    regime (240 draws of all genes). The statistics are a stand-in (the
+    draws' mean count), so that no test is fitted."""
+    rng = np.random.default_rng(11)
+    n = 60
+    k_on, k_off, k_syn = kinetics(rng, n)
+    k_syn[:6] = 0.3 * k_off[:6] * (k_on[:6] + k_off[:6]) / k_on[:6]   # mean 0.3 molecules
+    k_syn[6:] = np.maximum(k_syn[6:], 20.0 * k_off[6:] * (k_on[6:] + k_off[6:]) / k_on[6:])
+    c = capture(rng, 80, 0.3)
+    h1 = count_histograms(draw(rng, c, k_on, k_off, k_syn), capture=c)
+    h2 = count_histograms(draw(rng, c, k_on, k_off, k_syn), capture=c)
+    pooled = pooled_fit(h1, h2, FitSettings(interval="wald"), progress=False)
+    classes = np.zeros(n, np.int64)
+    classes[:6] = 1                                   # "telegraph / poisson"
+
+    def statistics(b1, b2):
+        m = (b1.mean() + b2.mean()) / 2
+        return np.column_stack([m, m]), np.where(m < 0.5, 1, 0)
+
+    law = null_scales(h1, h2, pooled, classes, statistics)
+    # 6 genes x 4 draws in the first round, at most 24 landing: topped up past 40
+    assert config.CALIBRATION_MIN_SUBCLASS <= law.draws[1, 0] <= 6 * (4 + 8)
+    # its law is that of the low genes' draws (mean count ~0.1), not of the pooled regime
+    assert law.scale[1, 0] < 0.5
+    no_top_up = null_scales(h1, h2, pooled, classes, statistics, top_up=0)
+    assert no_top_up.draws[1, 0] == 240
+    assert no_top_up.scale[1, 0] > 2.0
+    # the other subclass keeps its first-round law
+    assert law.scale[0, 0] == no_top_up.scale[0, 0]
 
 
 # ----------------------------------------------------------------------------- null calibration
