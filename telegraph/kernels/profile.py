@@ -517,7 +517,8 @@ def bursty_limit_end(values, weights, groups, capture, theta_hat, ll_hat, target
     maximisation walks the ridge at tens of evaluations and stops at the box
     edge, short of the limit. Instead the end is the negative binomial's own
     profile end at the cut-off ``ll_hat - drop`` (cheap: no series), accepted
-    when (i) the profile stays above the cut-off from the estimate up to
+    when the likelihood still rises along the ridge at the box edge there
+    (one evaluation; a first look), (i) the profile stays above the cut-off from the estimate up to
     there (the end is the first crossing): the negative binomial's profile,
     unimodal, is above it at the estimate, or the telegraph profile is above
     it at the negative binomial's near end; and (ii) the telegraph profile at
@@ -538,11 +539,30 @@ def bursty_limit_end(values, weights, groups, capture, theta_hat, ll_hat, target
                                  side, drop, max_iter, buf)
     if not np.isfinite(psi) or not (side * (psi - psi_hat) > 0.0):
         return np.nan, -np.inf
+    th = theta_nb.copy()
+    ll_lim = _negbinom_profile_point(values, weights, groups, capture, th, fix, psi, max_iter,
+                                     buf)
+    # a first look (one evaluation): at the edge of the box on the ridge through
+    # the negative binomial's point, the likelihood must still rise towards the
+    # limit; where it falls, a telegraph maximum inside the box is higher
+    lo = np.empty(3)
+    hi = np.empty(3)
+    search_box(target, lo, hi)
+    theta = np.empty(3)
+    theta[0] = th[0]
+    theta[1] = hi[1]
+    theta[2] = th[1] + hi[1]
+    g = np.zeros(3)
+    H = np.zeros((3, 3))
+    ll_edge = telegraph_eval(values, weights, groups, capture, theta, False, g, H, buf)
+    if not np.isfinite(ll_edge) or not (g[1] + g[2] > 0.0):
+        return np.nan, -np.inf
     # (i) the profile stays above the cut-off from the estimate to the negative
     # binomial's interval: the estimate lies in that interval, or the telegraph
     # profile is above the cut-off at its near end
-    th = theta_nb.copy()
-    theta = theta_hat.copy()
+    for i in range(3):
+        th[i] = theta_nb[i]
+        theta[i] = theta_hat[i]
     psi_from = psi_hat
     if not (ll_hat - _negbinom_profile_point(values, weights, groups, capture, th, fix, psi_hat,
                                              max_iter, buf) < drop):
@@ -554,10 +574,6 @@ def bursty_limit_end(values, weights, groups, capture, theta_hat, ll_hat, target
                                        near, max_iter, buf) < drop):
             return np.nan, -np.inf
         psi_from = near
-    for i in range(3):
-        th[i] = theta_nb[i]
-    ll_lim = _negbinom_profile_point(values, weights, groups, capture, th, fix, psi, max_iter,
-                                     buf)
     # (ii) the telegraph profile at psi, by continuation from the optimum
     ll_tg = _profile_walk(values, weights, groups, capture, theta, target, psi_from, psi,
                           max_iter, buf)
