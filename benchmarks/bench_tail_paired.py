@@ -45,6 +45,7 @@ assert telegraph.fitting.__file__.startswith({tree!r})
 numba.set_num_threads(1)
 settings = FitSettings()
 rng = np.random.default_rng(2026)
+sample(rng, *draw_genes(rng, 3), 50, np.ones(50))     # bench_tail.py's warm-up draw
 out = {{}}
 for nc in (100, 1000, 10000):         # bench_tail.py's stream of genes, setting by setting
     k_on, k_off, k_syn = draw_genes(rng, {genes})
