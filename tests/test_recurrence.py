@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from telegraph.kernels.poisson_beta import (_REC_SUM_MIN_AB, _rec_run, _rec_start, histogram_eval,
-                                            pb_eval)
+                                            pb_eval, pb_pmf_run)
 
 sys.path.insert(0, str(Path(__file__).parent))
 import reference as R  # noqa: E402
@@ -135,3 +135,35 @@ def test_histogram_eval_takes_the_recurrence_and_agrees():
     assert out[0] == pytest.approx(ref[0], rel=1e-12, abs=1e-11 * w.sum())
     th = np.array([a, b, lam])
     assert np.all(np.abs((out[1:4] - ref[1:4]) * th) <= 1e-9 * w.sum())
+
+
+@pytest.mark.parametrize("a,b,x,n0,n1", [
+    (2.2, 13.0, 350.0, 0, 1200),        # a goodness-of-fit grid: 0 to far past the bulk
+    (0.05, 1e3, 8.45e4, 0, 400),        # the bursty edge of the box
+    (0.3, 0.5, 50.0, 0, 300),           # spikes at 0 and at x
+    (5.0, 1.0, 3e3, 1500, 4000),        # a run away from 0
+])
+def test_pmf_run_matches_the_series_and_mpmath(a, b, x, n0, n1):
+    """pb_pmf_run (the expected histogram of the goodness-of-fit test): P(n) and
+    P (a, b, x) d/d(a, b, x) log P at every count of the run, against the series per
+    count (pb_eval) everywhere and mpmath at five counts."""
+    m = n1 - n0
+    p = np.empty(m)
+    d = np.empty((m, 3))
+    assert pb_pmf_run(n0, n1, a, b, x, p, d)
+    buf = np.zeros(11)
+    lp = np.empty(m)
+    dref = np.empty((m, 3))
+    for j in range(m):
+        pb_eval(float(n0 + j), a, b, x, False, buf)
+        lp[j] = buf[0]
+        dref[j] = np.exp(buf[0]) * np.array([a * buf[1], b * buf[2], x * buf[3]])
+    # log P to the series' own accuracy (~1e-16 x log x in its terms; 2e-10 at x = 8e4)
+    tol = 1e-11 + 4e-15 * x * math.log(x)
+    assert np.max(np.abs(np.log(p) - lp)) <= tol
+    assert np.max(np.abs(d - dref) / np.abs(dref).max(axis=0)) <= 10 * tol
+    for j in np.linspace(0, m - 1, 5).astype(int):
+        assert abs(math.log(p[j]) - float(R.mp_logpmf(n0 + int(j), a, b, x))) <= tol
+    # short runs and small x are left to the series
+    assert not pb_pmf_run(0, 5, a, b, x, p, d)
+    assert not pb_pmf_run(0, 100, a, b, 3.0, p, d)

@@ -25,7 +25,7 @@ from .models import (MODEL_NEGBINOM, MODEL_TELEGRAPH, MODEL_ZIP, coarse_bins, ev
                      poisson_fit, sort_bins, telegraph_eval)
 from .optimize import (TARGET_LOG_A, TARGET_LOG_B, TARGET_LOG_BETA, _fit_limit, fit_negbinom,
                        fit_telegraph, fit_zip, maximize, search_box)
-from .profile import profile_bound, wald_se, widen_near_limits
+from .profile import bursty_limit_end, profile_bound, wald_se, widen_near_limits
 
 # regime codes
 REGIME_TELEGRAPH = 0
@@ -196,10 +196,12 @@ def _profile_limit(target, side, ll_nb, ll_zip, ll_p):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _profile_intervals(row, v, w, gr, capture, theta, ll_sup, se, drop, profile_mask, max_iter,
-                       buf):
+def _profile_intervals(row, v, w, gr, capture, theta, th_nb, ll_sup, se, drop, profile_mask,
+                       max_iter, buf):
     """Profile-likelihood intervals (log scale) of the targets in
-    ``profile_mask`` to the row, from the box optimum ``theta``, the supremum
+    ``profile_mask`` to the row, from the box optimum ``theta``, the
+    negative binomial's ``th_nb`` (ends on the bursty limit,
+    :func:`telegraph.kernels.profile.bursty_limit_end`), the supremum
     ``ll_sup`` and the limit models' maxima already in the row. Returns False
     when a profile rose above ``ll_sup`` (the fit had missed the global
     maximum), else True."""
@@ -222,8 +224,16 @@ def _profile_intervals(row, v, w, gr, capture, theta, ll_sup, se, drop, profile_
         for side_i in range(2):
             side = -1.0 if side_i == 0 else 1.0
             lim = _profile_limit(t, side, ll_nb, ll_zip, ll_p)
-            bound, best = profile_bound(v, w, gr, capture, theta, ll_sup, t, side, se[t], drop,
-                                        lim, max_iter, buf)
+            bound = np.nan
+            best = ll_sup
+            if ll_sup - lim >= drop:
+                # an end on the bursty limit, from the negative binomial's profile
+                bound, best = bursty_limit_end(v, w, gr, capture, theta, ll_sup, t, side, drop,
+                                               th_nb, ll_nb, max_iter, buf)
+            if not np.isfinite(bound):
+                bound, best_pb = profile_bound(v, w, gr, capture, theta, ll_sup, t, side, se[t],
+                                               drop, lim, max_iter, buf)
+                best = max(best, best_pb)
             row[R_CI0 + 2 * t + side_i] = bound
             if best > ll_sup + 1e-6 * (1.0 + abs(ll_sup)):
                 found_max = False
@@ -358,7 +368,7 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
         se = _wald(row, v, w, gr, capture, theta, buf, H)
         # (for profile_mask None, the profile kernels are not compiled at all)
         if profile_mask is not None:
-            if not _profile_intervals(row, v, w, gr, capture, theta, ll_sup, se, drop,
+            if not _profile_intervals(row, v, w, gr, capture, theta, th_nb, ll_sup, se, drop,
                                       profile_mask, max_iter, buf):
                 # a better optimum turned up while profiling
                 row[R_CONV] = 0.0

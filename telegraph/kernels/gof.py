@@ -18,7 +18,10 @@ the midpoint rule over 8 of their counts (relative error below 1e-4). The
 grid covers each capture group's law to 12 standard deviations on both sides
 of its mean (each group's law is evaluated to 40); counts outside it join the
 last class. Work and memory thus
-grow with the square root of the counts' scale, not with the largest count.
+grow with the square root of the counts' scale, not with the largest count. The
+Poisson-Beta law's single-count cells come, per capture group, from the
+recurrence in the count (:func:`telegraph.kernels.poisson_beta.pb_pmf_run`,
+O(1) per count) rather than the series per count (O(sqrt x) terms).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import numpy as np
 
 from ._jit import njit
 from .models import MODEL_NEGBINOM, MODEL_TELEGRAPH, MODEL_ZIP
-from .poisson_beta import pb_eval
+from .poisson_beta import pb_eval, pb_pmf_run
 from .special import digamma_shift
 
 __all__ = ["LAW_POISSON_BETA", "LAW_NEGBINOM", "LAW_ZIP", "LAW_POISSON", "N_PARAMS",
@@ -190,11 +193,32 @@ def pearson_gof(law, values, weights, groups, capture, n_groups, par, min_expect
     dexp = np.zeros((n_cells, 3))
     d = np.zeros(3)
     buf = np.zeros(11)
+    # the leading cells of single counts: for the Poisson-Beta law, each group's
+    # run of them by the recurrence in n (O(1) per count, not O(sqrt x))
+    n_single = 0
+    while n_single < n_cells and _half_width(start[n_single]) == 1:
+        n_single += 1
+    run_on = law == LAW_POISSON_BETA and n_single > 0
+    p_run = np.empty(n_single if run_on else 0)
+    d_run = np.empty((n_single if run_on else 0, 3))
     for g in range(n_groups):
         if gw[g] == 0.0:
             continue
         s = capture[g]
-        for c in range(n_cells):
+        c_first = 0
+        if run_on:
+            # the single counts the group's law reaches: glo <= u <= ghi
+            u0 = max(lo, glo[g])
+            u1 = min(ghi[g], lo + n_single - 1.0)
+            if u1 >= u0 and pb_pmf_run(int(u0), int(u1) + 1, par[0], par[1], s * par[2],
+                                       p_run, d_run):
+                c0 = int(u0 - lo)
+                for j in range(int(u1 - u0) + 1):
+                    expct[c0 + j] += gw[g] * p_run[j]
+                    for i in range(npar):
+                        dexp[c0 + j, i] += gw[g] * d_run[j, i]
+                c_first = n_single
+        for c in range(c_first, n_cells):
             u = start[c]
             k = _half_width(u)
             if u > ghi[g]:

@@ -39,7 +39,7 @@ from .sorting import stable_argsort
 from .special import (digamma_shift, lgamma_diff, log1pmx, log_poisson_term, stirling_rest,
                       trigamma_shift)
 
-__all__ = ["pb_eval", "pb_eval_many", "histogram_eval"]
+__all__ = ["pb_eval", "pb_eval_many", "histogram_eval", "pb_pmf_run"]
 
 _EPS = 1e-18
 _MAX_TERMS = 50_000_000
@@ -1158,3 +1158,105 @@ def histogram_eval(values, weights, groups, capture, a, b, lam, want_info, out):
                     _add_bin(float(v0), weights[i], capture[groups[i]], a, b, lam,
                              want_info, buf, out)
         j0 = j1
+
+
+# ---------------------------------------------------------------------------
+# A run of consecutive counts at one capture value: the pmf and its gradient at
+# every count n0 <= n < n1 (the expected histogram of a goodness-of-fit test), by
+# the same downward recurrence in n, normalised by exact series values (pb_eval)
+# at the top of every stretch of _PMF_STRIDE counts: O(1) per count instead of
+# the O(sqrt x) terms of the series.
+
+_PMF_STRIDE = 64        # counts per anchor (the rounding of the recurrence over a stretch: < 1e-10)
+_PMF_MIN_COUNTS = 8     # shorter runs: the series per count
+
+
+@njit(cache=True, error_model="numpy")
+def pb_pmf_run(n0, n1, a, b, x, p, d):
+    """P(n) and x-scaled log-derivatives for the counts n0 <= n < n1 at one
+    (a, b, x): ``p[j]`` = P(n0 + j) and ``d[j]`` = P (a d/da, b d/db,
+    x d/dx) log P at n0 + j, the quantities ``telegraph.kernels.gof.law_pmf``
+    returns for the Poisson-Beta law. Returns False, leaving ``p`` and ``d``
+    unspecified, where the series per count is as cheap (small x, short
+    runs, a long warm-up) or the recurrence loses its footing; the caller
+    then evaluates count by count."""
+    m = n1 - n0
+    if m < _PMF_MIN_COUNTS or not (x >= _REC_MIN_X) or not (x <= _X_STABLE) or b > _B_STABLE:
+        return False
+    per = 4.0 + _REC_SERIES_COST * math.sqrt(x + 1.0)
+    n_anch = (m + _PMF_STRIDE - 1) // _PMF_STRIDE
+    budget = m * per - n_anch * per - m
+    if budget <= 0.0:
+        return False
+    top = _rec_start(n1 - 1, a, b, x, False, min(float(_REC_MAX_WARM), budget))
+    if top < 0:
+        return False
+    c = a + b
+    buf = np.zeros(11)
+    # y(top + 1) = 0, y(top) = 1 (scaled by e^log_scale); first derivatives in a, b, x
+    P2 = 0.0
+    Pa2 = 0.0
+    Pb2 = 0.0
+    Px2 = 0.0
+    P1 = 1.0
+    Pa1 = 0.0
+    Pb1 = 0.0
+    Px1 = 0.0
+    log_scale = 0.0
+    cst0 = 0.0
+    csta = 0.0
+    cstb = 0.0
+    cstx = 0.0
+    n = top
+    while True:
+        if n < n1:
+            j = n - n0
+            if (n1 - 1 - n) % _PMF_STRIDE == 0:
+                # an exact value fixes the normalisation C for this stretch
+                pb_eval(float(n), a, b, x, False, buf)
+                if not np.isfinite(buf[0]):
+                    return False
+                cst0 = math.log(P1) + log_scale - buf[0]
+                csta = Pa1 / P1 - buf[1]
+                cstb = Pb1 / P1 - buf[2]
+                cstx = Px1 / P1 - buf[3]
+            pn = math.exp(math.log(P1) + log_scale - cst0)
+            p[j] = pn
+            d[j, 0] = pn * a * (Pa1 / P1 - csta)
+            d[j, 1] = pn * b * (Pb1 / P1 - cstb)
+            d[j, 2] = pn * x * (Px1 / P1 - cstx)
+            if n == n0:
+                return True
+        # y(n - 1) from y(n) (1) and y(n + 1) (2)
+        mm = float(n - 1)
+        na = mm + a
+        e1 = mm + 1.0
+        E = e1 * (mm + c + x)
+        F = e1 * (mm + 2.0)
+        invD = 1.0 / (x * na)
+        P = (E * P1 - F * P2) * invD
+        Pa = (E * Pa1 + e1 * P1 - F * Pa2 - x * P) * invD
+        Pb = (E * Pb1 + e1 * P1 - F * Pb2) * invD
+        Px = (E * Px1 + e1 * P1 - F * Px2 - na * P) * invD
+        P2 = P1
+        Pa2 = Pa1
+        Pb2 = Pb1
+        Px2 = Px1
+        P1 = P
+        Pa1 = Pa
+        Pb1 = Pb
+        Px1 = Px
+        n -= 1
+        if not (P > 1.0 / _REC_SCALE and P < _REC_SCALE):
+            if not (P > 0.0) or not np.isfinite(P):
+                return False
+            f = 1.0 / P
+            log_scale -= math.log(f)
+            P1 *= f
+            Pa1 *= f
+            Pb1 *= f
+            Px1 *= f
+            P2 *= f
+            Pa2 *= f
+            Pb2 *= f
+            Px2 *= f

@@ -30,10 +30,11 @@ import numpy as np
 from ._jit import njit
 from .linalg import grad_info_phi, solve3, to_phi, to_theta
 from .models import MODEL_NEGBINOM, MODEL_TELEGRAPH, evaluate, telegraph_eval
-from .optimize import (LIMIT_HI, LIMIT_LO, TARGET_LOG_A, TARGET_LOG_B, TARGET_LOG_BETA,
-                       TARGET_LOG_LAM, maximize, search_box, target_transform)
+from .optimize import (LIMIT_HI, LIMIT_LO, TARGET_LOG_A, TARGET_LOG_B,
+                       TARGET_LOG_BETA, TARGET_LOG_LAM, maximize, search_box, target_transform)
 
-__all__ = ["wald_se", "profile_bound", "negbinom_profile_bound", "widen_near_limits"]
+__all__ = ["wald_se", "profile_bound", "bursty_limit_end", "negbinom_profile_bound",
+           "widen_near_limits"]
 
 
 @njit(cache=True, error_model="numpy")
@@ -494,6 +495,91 @@ def negbinom_profile_bound(values, weights, groups, capture, theta_nb, ll_nb, fi
             for i in range(3):
                 theta_in[i] = theta[i]
     return secant_end(a_psi, ra, b_psi, rb)
+
+
+@njit(cache=True, error_model="numpy")
+def bursty_limit_end(values, weights, groups, capture, theta_hat, ll_hat, target, side, drop,
+                     theta_nb, ll_nb, max_iter, buf):
+    """The upper end of burst frequency (``target`` = TARGET_LOG_A, ``side``
+    = 1) or the lower end of burst size (TARGET_LOG_BETA, -1) where the
+    profile reaches its cut-off on the bursty limit (docs/maths.md, "Profile
+    likelihood", *Ends on the bursty ridge*): returns (end, telegraph profile
+    there), or (NaN, -inf) where that is not shown (any other target or side
+    too), and the caller searches as usual.
+
+    The profile over the model and its limits is max(telegraph in the box,
+    negative binomial) at every psi, the negative binomial (at ``theta_nb`` =
+    (log a, log beta, 0), maximum ``ll_nb``) being the telegraph law's limit
+    b -> inf at fixed a and beta. On these two sides the telegraph profile
+    runs up a ridge to that limit (at fixed a and beta its Fano factor 1 +
+    beta b / (a + b + 1) grows with b towards the negative binomial's 1 +
+    beta: more a at the same mean means less beta and more b), and nested
+    maximisation walks the ridge at tens of evaluations and stops at the box
+    edge, short of the limit. Instead the end is the negative binomial's own
+    profile end at the cut-off ``ll_hat - drop`` (cheap: no series), accepted
+    when the likelihood still rises along the ridge at the box edge there
+    (one evaluation; a first look), (i) the profile stays above the cut-off from the estimate up to
+    there (the end is the first crossing): the negative binomial's profile,
+    unimodal, is above it at the estimate, or the telegraph profile is above
+    it at the negative binomial's near end; and (ii) the telegraph profile at
+    that end, reached by continuation from the optimum as the search would
+    reach it, is no higher than the negative binomial's: the limit attains
+    the profile there."""
+    if not ((target == TARGET_LOG_A and side > 0) or (target == TARGET_LOG_BETA and side < 0)):
+        return np.nan, -np.inf
+    if not (ll_hat - ll_nb < drop) or not (np.isfinite(theta_nb[0])
+                                           and np.isfinite(theta_nb[1])):
+        return np.nan, -np.inf
+    fix = 0 if target == TARGET_LOG_A else 1
+    T, Tinv, fix_phi = target_transform(target)
+    phi = np.zeros(3)
+    to_phi(T, theta_hat, phi)
+    psi_hat = phi[fix_phi]
+    psi = negbinom_profile_bound(values, weights, groups, capture, theta_nb.copy(), ll_hat, fix,
+                                 side, drop, max_iter, buf)
+    if not np.isfinite(psi) or not (side * (psi - psi_hat) > 0.0):
+        return np.nan, -np.inf
+    th = theta_nb.copy()
+    ll_lim = _negbinom_profile_point(values, weights, groups, capture, th, fix, psi, max_iter,
+                                     buf)
+    # a first look (one evaluation): at the edge of the box on the ridge through
+    # the negative binomial's point, the likelihood must still rise towards the
+    # limit; where it falls, a telegraph maximum inside the box is higher
+    lo = np.empty(3)
+    hi = np.empty(3)
+    search_box(target, lo, hi)
+    theta = np.empty(3)
+    theta[0] = th[0]
+    theta[1] = hi[1]
+    theta[2] = th[1] + hi[1]
+    g = np.zeros(3)
+    H = np.zeros((3, 3))
+    ll_edge = telegraph_eval(values, weights, groups, capture, theta, False, g, H, buf)
+    if not np.isfinite(ll_edge) or not (g[1] + g[2] > 0.0):
+        return np.nan, -np.inf
+    # (i) the profile stays above the cut-off from the estimate to the negative
+    # binomial's interval: the estimate lies in that interval, or the telegraph
+    # profile is above the cut-off at its near end
+    for i in range(3):
+        th[i] = theta_nb[i]
+        theta[i] = theta_hat[i]
+    psi_from = psi_hat
+    if not (ll_hat - _negbinom_profile_point(values, weights, groups, capture, th, fix, psi_hat,
+                                             max_iter, buf) < drop):
+        near = negbinom_profile_bound(values, weights, groups, capture, theta_nb.copy(), ll_hat,
+                                      fix, -side, drop, max_iter, buf)
+        if not np.isfinite(near) or not (side * (near - psi_hat) > 0.0):
+            return np.nan, -np.inf
+        if not (ll_hat - _profile_walk(values, weights, groups, capture, theta, target, psi_hat,
+                                       near, max_iter, buf) < drop):
+            return np.nan, -np.inf
+        psi_from = near
+    # (ii) the telegraph profile at psi, by continuation from the optimum
+    ll_tg = _profile_walk(values, weights, groups, capture, theta, target, psi_from, psi,
+                          max_iter, buf)
+    if not (ll_tg <= ll_lim + 1e-9 * (1.0 + abs(ll_lim))):
+        return np.nan, ll_tg
+    return psi, ll_tg
 
 
 @njit(cache=True, error_model="numpy")

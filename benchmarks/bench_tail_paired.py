@@ -1,0 +1,136 @@
+"""The slow tail, before and after: per-gene CPU times of the realistic mix on this
+checkout and on a baseline checkout, in one command.
+
+Each checkout runs in its own subprocess (a process imports one ``telegraph``), on the same
+genes as bench_tail.py (its generator, seed and order; the 100-cell settings are drawn but not
+timed), one Numba thread, the default profile intervals;
+the runs alternate (baseline, this, baseline, this, ...) ``--repeats`` times, and each gene's
+time is its best over the repeats (CPU time; the machine is shared). Every setting fits
+throw-away genes first (compilation and cache loading stay out of the timings). Reported per
+setting: median, mean, 99th percentile and maximum per gene for both, their ratios
+(baseline / this), and max / median.
+
+Usage: python benchmarks/bench_tail_paired.py --baseline PATH [--repeats 3] [--genes 300]
+Writes benchmarks/_output/tail_paired.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+SETTINGS = [(1000, "capture 1"), (1000, "per-cell capture"), (10000, "capture 1"),
+            (10000, "per-cell capture")]
+
+WORKER = r"""
+import json, sys, time
+sys.path.insert(0, {tree!r}); sys.path.insert(0, {bench!r})
+import numpy as np, numba
+import telegraph                      # the tree's, before bench_tail puts this checkout first
+from telegraph.fitting import fit_raw
+from telegraph.histogram import count_histograms
+from telegraph.inputs import FitSettings
+from bench_tail import draw_genes, sample
+assert telegraph.__file__.startswith({tree!r}), telegraph.__file__
+import telegraph.fitting
+assert telegraph.fitting.__file__.startswith({tree!r})
+numba.set_num_threads(1)
+settings = FitSettings()
+rng = np.random.default_rng(2026)
+sample(rng, *draw_genes(rng, 3), 50, np.ones(50))     # bench_tail.py's warm-up draw
+out = {{}}
+for nc in (100, 1000, 10000):         # bench_tail.py's stream of genes, setting by setting
+    k_on, k_off, k_syn = draw_genes(rng, {genes})
+    for label in ("capture 1", "per-cell capture"):
+        cap = (np.ones(nc) if label == "capture 1"
+               else np.clip(rng.lognormal(np.log(0.3), 0.35, nc), 0.02, 1.0))
+        X = sample(rng, k_on, k_off, k_syn, nc, cap)
+        if [nc, label] not in [list(s) for s in {settings!r}]:
+            continue
+        hist = count_histograms(X, capture=None if label == "capture 1" else cap)
+        fit_raw(hist.subset(np.arange(3)), settings)      # compiled / loaded, untimed
+        t = []
+        for g in range(hist.n_genes):
+            h = hist.subset([g])
+            t0 = time.process_time()
+            fit_raw(h, settings)
+            t.append(time.process_time() - t0)
+        out[f"{{nc}}|{{label}}"] = t
+print(json.dumps(out))
+"""
+
+
+def run(tree, genes):
+    code = WORKER.format(tree=str(Path(tree).resolve()), bench=str(HERE), settings=SETTINGS,
+                         genes=genes)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          cwd=str(tree))
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-2000:])
+    return {k: np.array(v) for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
+
+
+def stats(t):
+    med = float(np.median(t))
+    return dict(median=med, mean=float(t.mean()), p99=float(np.quantile(t, 0.99)),
+                max=float(t.max()), max_over_median=float(t.max() / med))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--baseline", required=True, help="a checkout of the code to compare with")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--genes", type=int, default=300)
+    ap.add_argument("--out", default=str(HERE / "_output" / "tail_paired.md"))
+    args = ap.parse_args(argv)
+    this = HERE.parent
+    runs = {"baseline": [], "this": []}
+    t_start = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load0 = os.getloadavg()[0]
+    for _ in range(args.repeats):
+        runs["baseline"].append(run(args.baseline, args.genes))
+        runs["this"].append(run(this, args.genes))
+    load1 = os.getloadavg()[0]
+    lines = ["# The slow tail, before and after (bench_tail_paired.py)", "",
+             f"{args.genes} genes per setting (bench_tail.py's realistic mix), default profile "
+             f"intervals, one thread; each gene's CPU time the best of {args.repeats} runs "
+             f"alternating baseline / this ({t_start}, load average {load0:.1f} at start, "
+             f"{load1:.1f} at end). Ratios: baseline / this.", "",
+             "| cells | capture | median: before | after | ratio | mean: before | after | ratio | "
+             "p99: before | after | ratio | max: before | after | ratio | max/median: before | "
+             "after |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    ms = lambda x: f"{x * 1e3:.2f} ms"  # noqa: E731
+    for nc, label in SETTINGS:
+        key = f"{nc}|{label}"
+        b = stats(np.min([r[key] for r in runs["baseline"]], axis=0))
+        a = stats(np.min([r[key] for r in runs["this"]], axis=0))
+        cells = [f"{nc:,}", label]
+        for s in ("median", "mean", "p99", "max"):
+            cells += [ms(b[s]), ms(a[s]), f"{b[s] / a[s]:.2f}x"]
+        cells += [f"{b['max_over_median']:.1f}", f"{a['max_over_median']:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    # the spread of the paired ratio of means over the repeats
+    lines += ["", "Ratio of mean per-gene CPU (baseline / this) in each repeat: " + "; ".join(
+        f"{nc:,} {label}: " + ", ".join(
+            f"{rb[f'{nc}|{label}'].mean() / rt[f'{nc}|{label}'].mean():.2f}"
+            for rb, rt in zip(runs["baseline"], runs["this"]))
+        for nc, label in SETTINGS) + "."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
