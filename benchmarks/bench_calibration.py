@@ -30,12 +30,14 @@ the plain one, the fit with and without the interval repair.
 Writes benchmarks/_output/calibration.md and the figures
 docs/figures/calibration_qq.png, calibration_power.png, calibration_coverage.png.
 
-Usage: python benchmarks/bench_calibration.py [--quick]
+Usage: python benchmarks/bench_calibration.py [--quick] [--parts coverage,null,power]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import sys
 import time
@@ -54,7 +56,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from telegraph import config  # noqa: E402
+from telegraph import calibration, config  # noqa: E402
+from telegraph import differential as differential_module  # noqa: E402
 from telegraph.differential import differential  # noqa: E402
 from telegraph.fitting import fit_raw  # noqa: E402
 from telegraph.histogram import count_histograms  # noqa: E402
@@ -118,14 +121,31 @@ def binci(k, n):
 
 # --------------------------------------------------------------------------- 1. null
 
+@contextlib.contextmanager
+def no_second_round():
+    """The calibration without its second round of draws for subclasses short of
+    draws (``null_scales(top_up=0)``: such a subclass takes its pooled regime's law),
+    the code before 1 Dec, for comparison on the same data."""
+    saved = differential_module.null_scales
+    differential_module.null_scales = functools.partial(calibration.null_scales, top_up=0)
+    try:
+        yield
+    finally:
+        differential_module.null_scales = saved
+
+
 def null_study(settings):
     rows, qq = [], {}
     for label, seed, n_genes, n_cells, cap, mode in settings:
         X1, X2, c1, c2, _ = two_groups(seed, n_genes, n_cells, cap)
         new, t_new = run_test(X1, X2, c1, c2, mode)
+        with no_second_round():
+            first, t_first = run_test(X1, X2, c1, c2, mode)
         old, t_old = run_test(X1, X2, c1, c2, mode, **PLAIN)
         cls = new["regime_pooled"].astype(str).to_numpy()
-        for method, res, t in (("calibrated", new, t_new), ("chi2(1)", old, t_old)):
+        for method, res, t in (("calibrated", new, t_new),
+                               ("calibrated, no second round", first, t_first),
+                               ("chi2(1)", old, t_old)):
             for name in TESTS:
                 p = res[f"pval_{name}"].to_numpy()
                 ok = np.isfinite(p)
@@ -291,27 +311,32 @@ def pct(x):
 
 
 def report(null_rows, power_rows, cov_rows, cov_cost, quick, seconds):
-    acc = [r for r in power_rows if r["cells"] == 800 and r["fold"] == 3.0]
-    get = {(r["test"], r["method"]): r for r in acc}
-    main_null = [r for r in null_rows if r["setting"].startswith("600 cells, capture given")]
-    fpr = {(r["test"], r["method"]): r for r in main_null}
-    tel100 = {(r["repair"]): r for r in cov_rows if r["cells"] == 100 and r["regime"] == "telegraph"}
-    head = (
-        "Headline: Null false-positive rate at p < 0.05 (600 + 600 cells, capture 0.15 vs 0.45, "
-        f"given): {pct(fpr[('burst_frequency', 'calibrated')]['FPR'])} / "
-        f"{pct(fpr[('burst_size', 'calibrated')]['FPR'])} calibrated vs "
-        f"{pct(fpr[('burst_frequency', 'chi2(1)')]['FPR'])} / "
-        f"{pct(fpr[('burst_size', 'chi2(1)')]['FPR'])} against chi2(1) (burst frequency / size); "
-        "power at adjusted p < 0.05 (800 + 800 cells, capture 0.5, 3-fold): "
-        f"{get[('burst_frequency', 'calibrated + weights')]['power']:.3f} / "
-        f"{get[('burst_size', 'calibrated + weights')]['power']:.3f} vs plain LRT "
-        f"{get[('burst_frequency', 'plain LRT')]['power']:.3f} / "
-        f"{get[('burst_size', 'plain LRT')]['power']:.3f} (FDP "
-        f"{get[('burst_frequency', 'calibrated + weights')]['fdp']:.3f} / "
-        f"{get[('burst_size', 'calibrated + weights')]['fdp']:.3f}); 95% intervals among "
-        f"`telegraph` genes at 100 cells cover {pct(tel100[True]['burst frequency'])} / "
-        f"{pct(tel100[True]['burst size'])} (before: {pct(tel100[False]['burst frequency'])} / "
-        f"{pct(tel100[False]['burst size'])}).")
+    head = "(headline: run all three parts)"
+    if null_rows and power_rows and cov_rows:
+        acc = [r for r in power_rows if r["cells"] == 800 and r["fold"] == 3.0]
+        get = {(r["test"], r["method"]): r for r in acc}
+        main_null = [r for r in null_rows
+                     if r["setting"].startswith("600 cells, capture given")]
+        fpr = {(r["test"], r["method"]): r for r in main_null}
+        tel100 = {(r["repair"]): r for r in cov_rows
+                  if r["cells"] == 100 and r["regime"] == "telegraph"}
+        head = (
+            "Headline: Null false-positive rate at p < 0.05 (600 + 600 cells, capture 0.15 vs "
+            f"0.45, given): {pct(fpr[('burst_frequency', 'calibrated')]['FPR'])} / "
+            f"{pct(fpr[('burst_size', 'calibrated')]['FPR'])} calibrated vs "
+            f"{pct(fpr[('burst_frequency', 'chi2(1)')]['FPR'])} / "
+            f"{pct(fpr[('burst_size', 'chi2(1)')]['FPR'])} against chi2(1) "
+            "(burst frequency / size); "
+            "power at adjusted p < 0.05 (800 + 800 cells, capture 0.5, 3-fold): "
+            f"{get[('burst_frequency', 'calibrated + weights')]['power']:.3f} / "
+            f"{get[('burst_size', 'calibrated + weights')]['power']:.3f} vs plain LRT "
+            f"{get[('burst_frequency', 'plain LRT')]['power']:.3f} / "
+            f"{get[('burst_size', 'plain LRT')]['power']:.3f} (FDP "
+            f"{get[('burst_frequency', 'calibrated + weights')]['fdp']:.3f} / "
+            f"{get[('burst_size', 'calibrated + weights')]['fdp']:.3f}); 95% intervals among "
+            f"`telegraph` genes at 100 cells cover {pct(tel100[True]['burst frequency'])} / "
+            f"{pct(tel100[True]['burst size'])} (before: {pct(tel100[False]['burst frequency'])} / "
+            f"{pct(tel100[False]['burst size'])}).")
     lines = ["# Calibrated inference at the limits of the model", "",
              f"{'Quick mode (smaller workloads). ' if quick else ''}Simulated data, kinetics as "
              "`tg.datasets.example` (k_on 0.05-5, k_off 0.5-20, burst size 2-50, units of "
@@ -396,7 +421,13 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller workloads")
     ap.add_argument("--out", default=str(HERE / "_output" / "calibration.md"))
+    ap.add_argument("--parts", default="coverage,null,power",
+                    help="comma-separated parts to run: coverage, null, power (default all; "
+                         "the figures of the parts not run are left as they are)")
     args = ap.parse_args(argv)
+    parts = {x.strip() for x in args.parts.split(",") if x.strip()}
+    if not parts or parts - {"coverage", "null", "power"}:
+        ap.error(f"--parts: choose among coverage, null, power, got {args.parts!r}")
     t_start = time.perf_counter()
     q = args.quick
     g = (lambda full, quick: quick if q else full)
@@ -409,6 +440,8 @@ def main(argv=None):
          "given"),
         ("3000 cells, capture given (0.15 vs 0.45)", 15, g(600, 200), 3000, (0.15, 0.45),
          "given"),
+        ("10000 cells, capture given (0.15 vs 0.45)", 16, g(300, 100), 10000, (0.15, 0.45),
+         "given"),
     ]
     power_grid = [
         ("800 cells, 1.5-fold", 21, g(900, 450), 800, 1.5),
@@ -420,15 +453,19 @@ def main(argv=None):
     cov_sizes = [(30, g(3000, 1000)), (100, g(1500, 500)), (300, g(1000, 400)),
                  (1000, g(500, 200))]
     FIGURES.mkdir(parents=True, exist_ok=True)
-    cov_rows, cov_cost = coverage_study(cov_sizes, 1)
-    print("coverage done", time.perf_counter() - t_start, flush=True)
-    null_rows, qq = null_study(null_settings)
-    print("null done", time.perf_counter() - t_start, flush=True)
-    power_rows = power_study(power_grid)
-    print("power done", time.perf_counter() - t_start, flush=True)
-    qq_figure(qq, null_settings, FIGURES / "calibration_qq.png")
-    power_figure(power_rows, FIGURES / "calibration_power.png")
-    coverage_figure(cov_rows, FIGURES / "calibration_coverage.png")
+    cov_rows, cov_cost, null_rows, qq, power_rows = [], {}, [], {}, []
+    if "coverage" in parts:
+        cov_rows, cov_cost = coverage_study(cov_sizes, 1)
+        print("coverage done", time.perf_counter() - t_start, flush=True)
+        coverage_figure(cov_rows, FIGURES / "calibration_coverage.png")
+    if "null" in parts:
+        null_rows, qq = null_study(null_settings)
+        print("null done", time.perf_counter() - t_start, flush=True)
+        qq_figure(qq, null_settings, FIGURES / "calibration_qq.png")
+    if "power" in parts:
+        power_rows = power_study(power_grid)
+        print("power done", time.perf_counter() - t_start, flush=True)
+        power_figure(power_rows, FIGURES / "calibration_power.png")
     text = report(null_rows, power_rows, cov_rows, cov_cost, q,
                   time.perf_counter() - t_start)
     out = Path(args.out)
