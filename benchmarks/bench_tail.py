@@ -54,6 +54,11 @@ def draw_genes(rng, n_genes):
     return lu["k_on"], lu["k_off"], lu["burst_size"] * lu["k_off"]
 
 
+def cell_capture(rng, n_cells):
+    """Per-cell capture efficiencies: log-normal around 0.3 (sd 0.35), as in the example."""
+    return np.clip(rng.lognormal(np.log(0.3), 0.35, n_cells), 0.02, 1.0)
+
+
 def sample(rng, k_on, k_off, k_syn, n_cells, capture):
     p = rng.beta(k_on, k_off, size=(n_cells, k_on.shape[0]))
     return rng.poisson(capture[:, None] * k_syn * p)
@@ -143,9 +148,7 @@ def main(argv=None):
     rows = []
     for nc in cells:
         k_on, k_off, k_syn = draw_genes(rng, n_genes)
-        for label, cap in (("capture 1", np.ones(nc)),
-                           ("per-cell capture",
-                            np.clip(rng.lognormal(np.log(0.3), 0.35, nc), 0.02, 1.0))):
+        for label, cap in (("capture 1", np.ones(nc)), ("per-cell capture", cell_capture(rng, nc))):
             X = sample(rng, k_on, k_off, k_syn, nc, cap)
             c = None if label == "capture 1" else cap
             tp = per_gene_cpu(X, c, prof)

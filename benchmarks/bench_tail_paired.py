@@ -31,14 +31,12 @@ SETTINGS = [(1000, "capture 1"), (1000, "per-cell capture"), (10000, "capture 1"
             (10000, "per-cell capture")]
 
 WORKER = r"""
-import json, sys, time
+import json, sys
 sys.path.insert(0, {tree!r}); sys.path.insert(0, {bench!r})
 import numpy as np, numba
 import telegraph                      # the tree's, before bench_tail puts this checkout first
-from telegraph.fitting import fit_raw
-from telegraph.histogram import count_histograms
 from telegraph.inputs import FitSettings
-from bench_tail import draw_genes, sample
+from bench_tail import cell_capture, draw_genes, per_gene_cpu, sample
 assert telegraph.__file__.startswith({tree!r}), telegraph.__file__
 import telegraph.fitting
 assert telegraph.fitting.__file__.startswith({tree!r})
@@ -50,20 +48,13 @@ out = {{}}
 for nc in (100, 1000, 10000):         # bench_tail.py's stream of genes, setting by setting
     k_on, k_off, k_syn = draw_genes(rng, {genes})
     for label in ("capture 1", "per-cell capture"):
-        cap = (np.ones(nc) if label == "capture 1"
-               else np.clip(rng.lognormal(np.log(0.3), 0.35, nc), 0.02, 1.0))
+        cap = np.ones(nc) if label == "capture 1" else cell_capture(rng, nc)
         X = sample(rng, k_on, k_off, k_syn, nc, cap)
         if [nc, label] not in [list(s) for s in {settings!r}]:
             continue
-        hist = count_histograms(X, capture=None if label == "capture 1" else cap)
-        fit_raw(hist.subset(np.arange(3)), settings)      # compiled / loaded, untimed
-        t = []
-        for g in range(hist.n_genes):
-            h = hist.subset([g])
-            t0 = time.process_time()
-            fit_raw(h, settings)
-            t.append(time.process_time() - t0)
-        out[f"{{nc}}|{{label}}"] = t
+        # bench_tail's timing loop (throw-away genes first, then one gene per call)
+        t = per_gene_cpu(X, None if label == "capture 1" else cap, settings)
+        out[f"{{nc}}|{{label}}"] = t.tolist()
 print(json.dumps(out))
 """
 
