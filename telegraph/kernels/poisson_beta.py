@@ -809,6 +809,26 @@ def _rec_add(w, s, P, Pa, Pb, Px, Paa, Pab, Pax, Pbb, Pbx, Pxx, log_scale, cst, 
         out[9] += w * s * s * (gx * gx - Pxx * inv - cst[9])
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _rec_down(n, a, c, x, P1, Pa1, Pb1, Px1, P2, Pa2, Pb2, Px2):
+    """One step of the downward recurrence in the count (docs/maths.md, "The
+    stationary law", "A recurrence in the count"): y(n - 1)
+    and its first derivatives in a, b, x from y(n) (``*1``) and y(n + 1)
+    (``*2``), with c = a + b. Returns (P, Pa, Pb, Px) and the step's
+    coefficients (na, e1, E, F, invD), which the second derivatives reuse."""
+    m = float(n - 1)
+    na = m + a
+    e1 = m + 1.0
+    E = e1 * (m + c + x)
+    F = e1 * (m + 2.0)
+    invD = 1.0 / (x * na)
+    P = (E * P1 - F * P2) * invD
+    Pa = (E * Pa1 + e1 * P1 - F * Pa2 - x * P) * invD
+    Pb = (E * Pb1 + e1 * P1 - F * Pb2) * invD
+    Px = (E * Px1 + e1 * P1 - F * Px2 - na * P) * invD
+    return P, Pa, Pb, Px, na, e1, E, F, invD
+
+
 @njit(cache=True, error_model="numpy")
 def _rec_run(values, weights, order, j0, j1, top, anchored, s, a, b, lam, want_info, buf, out):
     """Add the bins order[j0:j1] (one capture value s, values ascending along
@@ -943,16 +963,8 @@ def _rec_run(values, weights, order, j0, j1, top, anchored, s, a, b, lam, want_i
             if n == 0:
                 break
         # y(n - 1) from y(n) (1) and y(n + 1) (2)
-        m = float(n - 1)
-        na = m + a
-        e1 = m + 1.0
-        E = e1 * (m + c + x)
-        F = e1 * (m + 2.0)
-        invD = 1.0 / (x * na)
-        P = (E * P1 - F * P2) * invD
-        Pa = (E * Pa1 + e1 * P1 - F * Pa2 - x * P) * invD
-        Pb = (E * Pb1 + e1 * P1 - F * Pb2) * invD
-        Px = (E * Px1 + e1 * P1 - F * Px2 - na * P) * invD
+        P, Pa, Pb, Px, na, e1, E, F, invD = _rec_down(n, a, c, x, P1, Pa1, Pb1, Px1, P2, Pa2,
+                                                      Pb2, Px2)
         if want_info:
             Paa = (E * Paa1 + 2.0 * e1 * Pa1 - F * Paa2 - 2.0 * x * Pa) * invD
             Pab = (E * Pab1 + e1 * (Pa1 + Pb1) - F * Pab2 - x * Pb) * invD
@@ -1228,16 +1240,8 @@ def pb_pmf_run(n0, n1, a, b, x, p, d):
             if n == n0:
                 return True
         # y(n - 1) from y(n) (1) and y(n + 1) (2)
-        mm = float(n - 1)
-        na = mm + a
-        e1 = mm + 1.0
-        E = e1 * (mm + c + x)
-        F = e1 * (mm + 2.0)
-        invD = 1.0 / (x * na)
-        P = (E * P1 - F * P2) * invD
-        Pa = (E * Pa1 + e1 * P1 - F * Pa2 - x * P) * invD
-        Pb = (E * Pb1 + e1 * P1 - F * Pb2) * invD
-        Px = (E * Px1 + e1 * P1 - F * Px2 - na * P) * invD
+        P, Pa, Pb, Px, _na, _e1, _E, _F, _invD = _rec_down(n, a, c, x, P1, Pa1, Pb1, Px1, P2,
+                                                           Pa2, Pb2, Px2)
         P2 = P1
         Pa2 = Pa1
         Pb2 = Pb1
