@@ -41,6 +41,20 @@ def test_secant_end_is_exact_for_a_linear_root():
     assert secant_end(1.0, 0.0, 2.0, 0.0) == 1.5
 
 
+def _loglik(hist):
+    """The telegraph log-likelihood of a one-gene histogram as a function of
+    theta = (log a, log b, log lam), by the package's exact evaluation."""
+    v, w, gr = sort_bins(hist.values, hist.weights, hist.groups)
+    out = np.zeros(10)
+
+    def ll(th):
+        a, b, lam = np.exp(th)
+        histogram_eval(v, w, gr, hist.capture, a, b, lam, False, out)
+        return out[0]
+
+    return ll
+
+
 def _bursty_gene():
     rng = np.random.default_rng(56)
     n = 600
@@ -62,13 +76,7 @@ def test_bracketed_end_points_match_a_brute_force_profile():
     theta = rows.theta[0].copy()
     v, w, gr = sort_bins(hist.values, hist.weights, hist.groups)
     cap = hist.capture
-    out = np.zeros(10)
-
-    def ll(th):
-        a, b, lam = np.exp(th)
-        histogram_eval(v, w, gr, cap, a, b, lam, False, out)
-        return out[0]
-
+    ll = _loglik(hist)
     ll_hat = ll(theta)
     buf = np.zeros(11)
     checked = 0
@@ -117,14 +125,7 @@ def test_end_point_far_from_the_optimum_follows_the_profile_path():
     x = np.repeat(list(counts), list(counts.values())).astype(float)
     hist = count_histograms(x[:, None])
     rows = FitRows(fit_raw(hist, FitSettings()))
-    v, w, gr = sort_bins(hist.values, hist.weights, hist.groups)
-    out = np.zeros(10)
-
-    def ll(th):
-        a, b, lam = np.exp(th)
-        histogram_eval(v, w, gr, hist.capture, a, b, lam, False, out)
-        return out[0]
-
+    ll = _loglik(hist)
     ll_sup = max(rows.loglik[0], rows.loglik_nb[0], rows.loglik_zip[0], rows.loglik_poisson[0])
     end = rows.ci(TARGET_LOG_BETA)[1][0]              # log scale
     assert end > 6.0                                 # before: 4.37
@@ -164,14 +165,7 @@ def test_ends_on_the_bursty_limit_are_the_negative_binomial_profile_ends():
         a, beta = np.exp(la), np.exp(lbeta)
         return float(np.sum(wt * stats.nbinom.logpmf(v, a, 1.0 / (1.0 + s * beta))))
 
-    vs, ws, gs = sort_bins(hist.values, hist.weights, hist.groups)
-    out = np.zeros(10)
-
-    def tg_ll(th):
-        a, b, lam = np.exp(th)
-        histogram_eval(vs, ws, gs, hist.capture, a, b, lam, False, out)
-        return out[0]
-
+    tg_ll = _loglik(hist)
     theta = rows.theta[0]
     for target, side in ((TARGET_LOG_A, 1), (TARGET_LOG_BETA, 0)):
         end = rows.ci(target)[side][0]
