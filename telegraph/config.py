@@ -321,3 +321,18 @@ DESIGN_CELL_COST = 1.0
 DESIGN_READ_COST = 1e-5
 DESIGN_CAPTURE_MAX = 0.3
 DESIGN_READS_HALF = 20_000.0
+
+# ---------------------------------------------------------------------------
+# profile-interval ends of the multi-rate fits (likelihood_fit._profile_end_vm)
+# ---------------------------------------------------------------------------
+
+#: the Venzon-Moolgavkar iteration stops when the profile model at the current point is
+#: within this many nats of the cut-off and the nuisance Newton decrement is below it
+PROFILE_VM_TOL = 0.01
+#: evaluations (value, score, information) the iteration may spend on one end before
+#: the bracketing search with re-maximised nuisance takes over
+PROFILE_VM_MAX_EVAL = 12
+#: a step of the iteration that lands more than this many nats below the cut-off is halved
+PROFILE_VM_OVERSHOOT = 1.0
+#: largest change of any log-rate coordinate in one step of the iteration
+PROFILE_VM_MAX_STEP = 2.0

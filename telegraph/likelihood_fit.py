@@ -10,9 +10,11 @@ two species").
 
 - :func:`_maximise`: projected Newton with backtracking inside a box;
 - :func:`_profile_side`: one end of a profile-likelihood interval of a linear
-  combination of the coordinates (the nuisance coordinates re-maximised at
-  each point, the end found by Newton's method on the signed root of the
-  likelihood ratio, safeguarded by bisection);
+  combination of the coordinates: first by the Venzon-Moolgavkar iteration
+  (:func:`_profile_end_vm`, one evaluation per Newton step on the end's
+  equations), else by re-maximising the nuisance coordinates at each trial
+  point, the end found by Newton's method on the signed root of the
+  likelihood ratio, safeguarded by bisection;
 - :func:`_wald_se`: the standard error of such a combination from the
   information.
 """
@@ -108,8 +110,11 @@ def _maximise(f, y0, lo, hi, free=None, max_iter=None, tol=1e-7, state=None, wal
 def _profile_side(gene, yhat, llhat, lo, hi, A, k, sign, drop, se, info_hat, wall=None):
     """One end of the profile interval of z_k (y = A z): the value where the
     profile log-likelihood has fallen by ``drop``, or +-inf (unbounded within
-    the search box). Newton's method on the signed root of the likelihood
-    ratio, safeguarded by bisection. ``wall``: passed to :func:`_maximise`."""
+    the search box). First the Venzon-Moolgavkar iteration
+    (:func:`_profile_end_vm`, a few evaluations); where it does not converge,
+    Newton's method on the signed root of the likelihood ratio with the
+    nuisance re-maximised at each trial value, safeguarded by bisection
+    (:func:`_bracketing_end`). ``wall``: passed to :func:`_maximise`."""
     Ainv = np.linalg.inv(A)
     zhat = Ainv @ yhat
     # the box in z: bounds of y mapped through (z-box of coordinate k from the y-box)
@@ -136,12 +141,27 @@ def _profile_side(gene, yhat, llhat, lo, hi, A, k, sign, drop, se, info_hat, wal
 
     free = np.ones(A.shape[0], bool)
     free[k] = False
+    Iz = A.T @ info_hat @ A
+    end, far = _profile_end_vm(fz, zhat, llhat, zlo, zhi, k, sign, drop, Iz, wall)
+    if end is not None:
+        return end
+    tau = _bracketing_end(fz, zhat, llhat, zlo, zhi, k, sign, drop, se, Iz, edge, free, wall)
+    if far is not None and sign * (far[0][k] - tau) > 0.0:
+        # the iteration found the log-likelihood above the cut-off farther out: the
+        # confidence set reaches at least there
+        return float(far[0][k])
+    return tau
+
+
+def _bracketing_end(fz, zhat, llhat, zlo, zhi, k, sign, drop, se, Iz, edge, free, wall):
+    """The end of :func:`_profile_side` by re-maximising the nuisance at trial
+    values of z_k: Newton's method on the signed root of the likelihood ratio,
+    safeguarded by bisection."""
     target = math.sqrt(2.0 * drop)
     step = se * target if np.isfinite(se) and se > 0 else 1.0
     step = min(max(step, 0.05), 5.0)
     inside, outside = zhat[k], None       # the bracket: D < drop at inside, > at outside
     z = zhat.copy()
-    Iz = A.T @ info_hat @ A
     tau = zhat[k] + sign * step
     for _ in range(12):
         if sign * (tau - edge) >= 0:
@@ -186,6 +206,148 @@ def _profile_side(gene, yhat, llhat, lo, hi, A, k, sign, drop, se, info_hat, wal
             return 0.5 * (inside + outside)
         tau = new
     return tau if outside is not None else sign * np.inf
+
+
+def _profile_end_vm(fz, zhat, llhat, zlo, zhi, k, sign, drop, Iz, wall=None):
+    """One end of a profile interval by the Venzon-Moolgavkar iteration, or None.
+
+    Solves l(z) = llhat - drop together with dl/dz_f = 0 for the nuisance
+    coordinates f (every coordinate but k) by Newton's method on that system
+    (docs/maths.md, "Fitting two species", *Profile ends by the
+    Venzon-Moolgavkar iteration*): at each point the quadratic model of l
+    with the exact observed information gives, for a step d in z_k, the
+    nuisance step that maximises the model (a + b d) and the profile model
+    c0 + c1 d + c2 d^2 / 2; d solves c0 + c1 d + c2 d^2 / 2 = llhat - drop
+    on the requested side. One evaluation (value, score, information) per
+    step, against a full re-maximisation of the nuisance per trial value in
+    the bracketing search of :func:`_profile_side`. A nuisance coordinate
+    that a step would carry through the search box is held on that edge (an
+    active set, as in :func:`_maximise`), and released when its gradient
+    turns back inside: the end of the profile over the box, the edge
+    included.
+
+    Returns (end, far): end is z_k at a point where the nuisance Newton decrement and the
+    distance of the profile model from the cut-off are both below
+    :data:`telegraph.config.PROFILE_VM_TOL`, or None when the iteration
+    does not get there within :data:`telegraph.config.PROFILE_VM_MAX_EVAL`
+    evaluations or leaves the safe ground (a nuisance information that is not
+    positive definite, z_k beyond the search box, a point that cannot be
+    evaluated after three shorter tries): the caller then falls back to the
+    bracketing search, which also finds ends on the box's edge; ``far`` is
+    then the (z, information) of the point farthest out on that side whose
+    log-likelihood was still above the cut-off (so is the profile there), or
+    None: an end of the search short of it is moved out to it. A step
+    that had to be shortened because the objective could not be evaluated
+    (``wall``: the factor of each shortening, else 1/2) makes the place it
+    reached the edge, for this end, of the nuisance coordinate that moved
+    most (the profile over the region where the model can be evaluated, as
+    the bracketing search's re-maximisation finds it). Where the profile
+    model is not concave or does not reach the cut-off on that side, the
+    step re-maximises the nuisance at the current z_k (d = 0), or, with the
+    nuisance already at its maximum there and the profile below the cut-off,
+    goes halfway back towards the estimate; a step that lands more than
+    :data:`telegraph.config.PROFILE_VM_OVERSHOOT` nats below the cut-off is
+    halved (up to three times)."""
+    n = zhat.shape[0]
+    target = llhat - drop
+    tol = config.PROFILE_VM_TOL
+    z, ll, g, H = zhat.copy(), llhat, np.zeros(n), -Iz
+    zlo, zhi = zlo.copy(), zhi.copy()
+    nuis = np.arange(n) != k
+    held = nuis & ((z <= zlo) | (z >= zhi))
+    far = None       # (z, information) of the farthest point above the cut-off
+    evals = 0
+    while evals < config.PROFILE_VM_MAX_EVAL:
+        # release held coordinates whose gradient points back into the box
+        held &= ((z <= zlo) & (g <= 0.0)) | ((z >= zhi) & (g >= 0.0)) | (evals == 0)
+        for _ in range(n):
+            f = nuis & ~held
+            Hff, Hfk = H[np.ix_(f, f)], H[f, k]
+            try:
+                C = np.linalg.cholesky(-Hff)
+            except np.linalg.LinAlgError:
+                return None, far
+            a = _chol_solve(C, g[f])
+            b = _chol_solve(C, Hfk)
+            c0 = ll + 0.5 * float(g[f] @ a)
+            c1 = g[k] + float(Hfk @ a)
+            c2 = H[k, k] + float(Hfk @ b)
+            if evals > 0 and abs(c0 - target) < tol and float(g[f] @ a) < tol:
+                return float(z[k]), None
+            d = _vm_root(c0 - target, c1, c2, z[k] - zhat[k], sign)
+            if d is None:
+                if float(g[f] @ a) > tol:
+                    d = 0.0     # the nuisance first: a Newton step at this z_k
+                elif c0 < target and sign * (z[k] - zhat[k]) > 0.0:
+                    d = -0.5 * (z[k] - zhat[k])     # beyond the end: halfway back
+                else:
+                    return None, far
+            step = np.zeros(n)
+            step[k] = d
+            step[f] = a + b * d
+            big = float(np.max(np.abs(step)))
+            if big > config.PROFILE_VM_MAX_STEP:
+                step *= config.PROFILE_VM_MAX_STEP / big
+            out = f & (((z + step) < zlo) | ((z + step) > zhi))
+            if not out.any():
+                break
+            held |= out       # hold them on the edge and solve again without them
+            z = np.clip(z, zlo, zhi)
+            z[out] = np.where(z[out] + step[out] > zhi[out], zhi[out], zlo[out])
+        walled = False
+        for tries in range(4):
+            z_new = z + step
+            if not zlo[k] - 1e-9 <= z_new[k] <= zhi[k] + 1e-9:
+                return None, far
+            z_new = np.clip(z_new, zlo, zhi)
+            res = fz(z_new)
+            evals += 1
+            if not (np.isfinite(res[0]) and res[1] is not None):
+                walled = True
+                step *= 0.5 if wall is None else wall
+            elif res[0] < target - config.PROFILE_VM_OVERSHOOT and step[k] != 0.0 and tries < 3:
+                step *= 0.5     # far beyond the cut-off: the model's step was too long
+            else:
+                break
+        else:
+            return None, far
+        if walled:
+            # beyond here the objective cannot be evaluated: that region's edge is an
+            # edge of the box for the nuisance coordinate that moved most
+            j = int(np.argmax(np.where(nuis, np.abs(step), -1.0)))
+            if step[j] > 0:
+                zhi[j] = z_new[j]
+            else:
+                zlo[j] = z_new[j]
+            held[j] = True
+        z, (ll, g, Iz_new) = z_new, res
+        H = -Iz_new
+        if ll >= target and sign * (z[k] - zhat[k]) > (0.0 if far is None
+                                                       else sign * (far[0][k] - zhat[k])):
+            far = (z.copy(), Iz_new)
+    return None, far
+
+
+def _vm_root(c, c1, c2, dz, sign):
+    """The step d of the profile model c + c1 d + c2 d^2 / 2 = 0 (c: the model's
+    height above the cut-off at the current point, dz its distance from the
+    estimate in the profiled coordinate) that lands on the requested side of
+    the estimate, the nearest if two do; None if the model is not concave or
+    has no such root."""
+    if not c2 < 0.0:
+        return None
+    disc = c1 * c1 - 2.0 * c2 * c
+    if disc < 0.0:
+        return None
+    r = math.sqrt(disc)
+    roots = [x for x in ((-c1 + r) / c2, (-c1 - r) / c2) if sign * (dz + x) > 0.0]
+    return min(roots, key=abs) if roots else None
+
+
+def _chol_solve(C, v):
+    """x with (C C^T) x = v, C lower triangular."""
+    from scipy.linalg import solve_triangular
+    return solve_triangular(C.T, solve_triangular(C, v, lower=True), lower=False)
 
 
 def _wald_se(info, A, k):

@@ -1,0 +1,168 @@
+"""Profile-interval ends of the multi-rate fits (telegraph.likelihood_fit).
+
+The ends of :func:`_profile_side` (the Venzon-Moolgavkar iteration, with the
+bracketing search as its fallback) are checked against profiles known in
+closed form: a Gaussian log-likelihood (the end is the Wald end exactly) and
+the gamma distribution, whose rate maximises at shape / mean for every shape,
+so its profile in the shape is an explicit function whose cut-off crossing
+scipy's brentq finds independently.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.optimize import brentq
+from scipy.special import gammaln, polygamma, psi
+
+from telegraph import likelihood_fit as lf
+
+DROP = 1.920729410347062   # chi2_1(0.95) / 2
+
+
+class Counting:
+    """An objective y -> (ll, gradient, information) that counts its calls."""
+
+    def __init__(self, f):
+        self.f = f
+        self.n = 0
+
+    def __call__(self, y):
+        self.n += 1
+        return self.f(np.asarray(y, float))
+
+
+def gaussian(mu, P):
+    def f(y):
+        d = y - mu
+        return -0.5 * float(d @ P @ d), -P @ d, P.copy()
+    return f
+
+
+def gamma_loglik(x):
+    """Log-likelihood of gamma(shape a, rate b) data in y = (log a, log b), with
+    its exact score and observed information."""
+    n, s1, s2 = x.size, float(np.log(x).sum()), float(x.sum())
+
+    def f(y):
+        a, b = np.exp(y)
+        ll = n * a * math.log(b) - n * gammaln(a) + (a - 1.0) * s1 - b * s2
+        da = n * math.log(b) - n * psi(a) + s1
+        db = n * a / b - s2
+        H = np.array([[-n * polygamma(1, a), n / b], [n / b, -n * a / b ** 2]])
+        th, gr = np.array([a, b]), np.array([da, db])
+        Hy = np.outer(th, th) * H + np.diag(th * gr)
+        return ll, th * gr, -Hy
+    return f
+
+
+def gamma_profile(x, log_a):
+    """The profile log-likelihood in log shape (rate maximised: b = a / mean)."""
+    a = math.exp(log_a)
+    b = a / x.mean()
+    n = x.size
+    return n * a * math.log(b) - n * gammaln(a) + (a - 1.0) * np.log(x).sum() - b * x.sum()
+
+
+def fit(f, y0, lo, hi):
+    y, ll, g, info, _, conv = lf._maximise(f, y0, lo, hi, tol=1e-12)
+    assert conv
+    return y, ll, info
+
+
+def test_gaussian_end_is_the_wald_end_after_one_step():
+    rng = np.random.default_rng(3)
+    M = rng.normal(size=(4, 4))
+    P = M @ M.T + 4 * np.eye(4)
+    mu = np.array([0.3, -1.0, 2.0, 0.5])
+    f = Counting(gaussian(mu, P))
+    lo, hi = np.full(4, -20.0), np.full(4, 20.0)
+    cov = np.linalg.inv(P)
+    for k in range(4):
+        for sign in (-1, 1):
+            f.n = 0
+            end = lf._profile_side(f, mu, 0.0, lo, hi, np.eye(4), k, sign, DROP,
+                                   math.sqrt(cov[k, k]), P)
+            assert end == pytest.approx(mu[k] + sign * math.sqrt(2 * DROP * cov[k, k]),
+                                        abs=1e-9)
+            assert f.n == 1     # the quadratic model is exact: one step, one check
+
+
+def test_gamma_shape_ends_match_the_explicit_profile():
+    rng = np.random.default_rng(11)
+    for shape, n in ((0.7, 60), (3.0, 200), (25.0, 40)):
+        x = rng.gamma(shape, 1.0 / 2.0, size=n)
+        f = Counting(gamma_loglik(x))
+        lo, hi = np.full(2, -12.0), np.full(2, 12.0)
+        y, ll, info = fit(f, np.array([0.0, 0.0]), lo, hi)
+        # independent: the explicit profile's crossings of the cut-off
+        cut = gamma_profile(x, y[0]) - DROP
+        assert gamma_profile(x, y[0]) == pytest.approx(ll, abs=1e-8)
+        expect = [brentq(lambda t: gamma_profile(x, t) - cut, y[0] + s * 1e-9, y[0] + s * 6.0,
+                         xtol=1e-13) for s in (-1, 1)]
+        se = lf._wald_se(info, np.eye(2), 0)
+        for sign, want in zip((-1, 1), expect):
+            f.n = 0
+            end = lf._profile_side(f, y, ll, lo, hi, np.eye(2), 0, sign, DROP, se, info)
+            # the iteration stops within PROFILE_VM_TOL = 0.01 nats of the cut-off:
+            # about 0.01 / |profile slope| in log shape
+            slope = abs(gamma_profile(x, want + 1e-6) - gamma_profile(x, want - 1e-6)) / 2e-6
+            assert abs(end - want) < 0.012 / slope + 1e-9, (shape, sign, end, want)
+            assert f.n <= 6     # converged by the iteration, not the bracketing search
+
+
+def test_gamma_rate_end_through_a_linear_change_of_coordinates():
+    # the target is log mean = log a - log b (z = A^-1 y with y = A z); its profile:
+    # for each mean m (b = a / m) the best shape solves
+    # log a - psi(a) = log m - mean(log x) + mean(x) / m - 1
+    rng = np.random.default_rng(5)
+    x = rng.gamma(2.0, 1.5, size=150)
+    f = Counting(gamma_loglik(x))
+    lo, hi = np.full(2, -12.0), np.full(2, 12.0)
+    y, ll, info = fit(f, np.array([0.0, 0.0]), lo, hi)
+    A = np.array([[0.0, 1.0], [-1.0, 1.0]])   # y = A z, z = (log mean, log a)
+
+    def profile_mean(log_m):
+        m = math.exp(log_m)
+        c = math.log(m) - np.log(x).mean() + x.mean() / m - 1.0
+        a = brentq(lambda t: math.log(t) - psi(t) - c, 1e-8, 1e8, xtol=1e-14)
+        b = a / m
+        return x.size * a * math.log(b) - x.size * gammaln(a) + (a - 1) * np.log(x).sum() \
+            - b * x.sum()
+
+    zhat = np.linalg.solve(A, y)
+    cut = ll - DROP
+    se = lf._wald_se(info, A, 0)
+    for sign in (-1, 1):
+        want = brentq(lambda t: profile_mean(t) - cut, zhat[0] + sign * 1e-9,
+                      zhat[0] + sign * 1.0, xtol=1e-13)
+        end = lf._profile_side(f, y, ll, lo, hi, A, 0, sign, DROP, se, info)
+        assert profile_mean(zhat[0]) == pytest.approx(ll, abs=1e-8)
+        assert end == pytest.approx(want, abs=2e-3)
+
+
+def test_an_end_beyond_the_search_box_is_unbounded():
+    # a wide Gaussian in a narrow box: the iteration's step leaves the box, and the
+    # bracketing search reports the side as unbounded
+    mu = np.zeros(2)
+    P = np.array([[0.01, 0.0], [0.0, 1.0]])
+    f = Counting(gaussian(mu, P))
+    lo, hi = np.full(2, -5.0), np.full(2, 5.0)
+    assert lf._profile_side(f, mu, 0.0, lo, hi, np.eye(2), 0, 1, DROP, 10.0, P) == np.inf
+    assert lf._profile_side(f, mu, 0.0, lo, hi, np.eye(2), 0, -1, DROP, 10.0, P) == -np.inf
+
+
+def test_a_nuisance_held_on_the_box_edge():
+    # the nuisance optimum for z_0 above ~1.3 lies beyond the box edge z_1 <= 1: the end
+    # is the profile over the box, z_1 held on its edge
+    P = np.array([[1.0, -0.9], [-0.9, 1.0]])
+    f = Counting(gaussian(np.zeros(2), P))
+    lo, hi = np.array([-10.0, -10.0]), np.array([10.0, 1.0])
+    end = lf._profile_side(f, np.zeros(2), 0.0, lo, hi, np.eye(2), 0, 1, DROP, 2.0, P)
+    # on the edge z_1 = 1: -0.5 (z0^2 - 1.8 z0 + 1) = -DROP
+    want = (1.8 + math.sqrt(1.8 ** 2 - 4 * (1 - 2 * DROP))) / 2
+    # unconstrained the nuisance would sit at 0.9 z0 > 1 there: the edge binds
+    assert 0.9 * want > 1.0
+    assert end == pytest.approx(want, abs=5e-3)
