@@ -484,6 +484,13 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph") -
     if bimodal:
         open_side = {"burst_frequency": (-np.inf, None), "k_off": (-np.inf, None),
                      "burst_size": (None, np.inf)}
+    if ll - ll_p < drop:
+        # the two-Poisson law, within the drop, is a limit of the model both ways (a
+        # promoter always on: k_off -> 0, any k_on, burst size -> inf; or bursts of
+        # vanishing size: k_on -> inf, burst size -> 0): nothing but the means and
+        # k_deg is bounded, as for one species
+        open_side = {name: (-np.inf, np.inf)
+                     for name in ("burst_frequency", "burst_size", "k_off", "k_syn")}
     ci = {}
     for name in targets:
         A, k = _target_basis(model, name)

@@ -92,6 +92,22 @@ def test_bursty_limit_is_flagged():
     np.testing.assert_allclose(res["k_deg"].iloc[0], 0.5, rtol=0.15)
 
 
+def test_constitutive_gene_is_the_poisson_regime_with_open_intervals():
+    """A promoter nearly always on (k_off << k_on): the counts are two Poisson
+    laws, a limit of the model both ways, so burst frequency and burst size are
+    bounded on neither side (as for one species), while k_deg, pinned by the
+    ratio of the means, keeps a finite interval around the truth."""
+    ad = tg.simulate_anndata(600, 1, k_on=[20.0], k_off=[0.05], k_syn=[3.0], k_deg=[1.0],
+                             splicing=[2.0], capture=1.0, seed=5)
+    res = tg.fit(ad.layers["spliced"], unspliced=ad.layers["unspliced"], n_jobs=1)
+    row = res.iloc[0]
+    assert row["regime"] == "poisson"
+    for name in ("burst_frequency", "burst_size", "k_off", "k_syn"):
+        assert row[f"{name}_ci_low"] == 0.0 and row[f"{name}_ci_high"] == np.inf, name
+    # k_deg in units of k_splice: 1 / 2
+    assert 0.0 < row["k_deg_ci_low"] < 0.5 < row["k_deg_ci_high"] < np.inf
+
+
 def test_bad_input_is_refused(two_layer):
     ad = two_layer
     with pytest.raises(ValueError, match="k_deg cannot be given"):
