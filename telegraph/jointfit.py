@@ -471,19 +471,20 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph") -
             bursty = ll - llb < drop
     else:
         bursty = True
+    # the sides a limit within the confidence set leaves unbounded (log scale); with both
+    # limits in it, both sets (the regime below names the nearer one)
+    open_side = {}
+    if bursty:
+        open_side = {"k_off": (None, np.inf), "k_syn": (None, np.inf)}
+    if bimodal:
+        open_side.update({"burst_frequency": (-np.inf, None), "burst_size": (None, np.inf),
+                          "k_off": (-np.inf, open_side.get("k_off", (None, None))[1])})
     if model == "telegraph":
         if bimodal and bursty:      # the nearer limit
             bimodal = ll_bm > llb if y[1] < lb else False
             bursty = not bimodal
     targets = JOINT_TARGETS if model == "telegraph" else ("burst_frequency", "burst_size",
                                                           "k_deg")
-    # the sides a limit within the confidence set leaves unbounded (log scale)
-    open_side = {}
-    if bursty:
-        open_side = {"k_off": (None, np.inf), "k_syn": (None, np.inf)}
-    if bimodal:
-        open_side = {"burst_frequency": (-np.inf, None), "k_off": (-np.inf, None),
-                     "burst_size": (None, np.inf)}
     if ll - ll_p < drop:
         # the two-Poisson law, within the drop, is a limit of the model both ways (a
         # promoter always on: k_off -> 0, any k_on, burst size -> inf; or bursts of

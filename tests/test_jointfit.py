@@ -108,6 +108,29 @@ def test_constitutive_gene_is_the_poisson_regime_with_open_intervals():
     assert 0.0 < row["k_deg_ci_low"] < 0.5 < row["k_deg_ci_high"] < np.inf
 
 
+def test_both_limits_in_the_confidence_set_open_both_sets_of_sides():
+    """A weakly expressed gene whose likelihood is within the drop of both the bursty
+    limit (the nearer: the regime) and the slow-switching limit: the intervals are
+    open on the sides of both (k_off and k_syn above; burst frequency below and burst
+    size above), not only on the nearer limit's."""
+    from telegraph import jointfit
+    from telegraph.histogram import joint_count_histograms
+    from telegraph.inputs import FitSettings
+
+    ad = tg.simulate_anndata(800, 1, k_on=[0.46], k_off=[0.46], k_syn=[1.35], k_deg=[0.44],
+                             splicing=[1.0], capture=0.5, seed=1)
+    jh = joint_count_histograms(ad.layers["unspliced"], ad.layers["spliced"], capture=0.5)
+    row = jointfit.fit_gene(*jointfit._gene_bins(jh, 0, 1.0), FitSettings(), "telegraph")
+    drop = 1.920729410347062
+    assert row["regime"] == "bursty"
+    assert row["loglik"] - row["loglik_bimodal"] < drop      # the other limit is in it too
+    ci = row["ci"]
+    assert ci["k_off"][1] == np.inf and ci["k_syn"][1] == np.inf       # bursty
+    assert ci["burst_frequency"][0] == -np.inf and ci["burst_size"][1] == np.inf   # bimodal
+    assert ci["k_off"][0] == -np.inf
+    assert np.isfinite(ci["burst_frequency"][1]) and np.isfinite(ci["burst_size"][0])
+
+
 def test_bad_input_is_refused(two_layer):
     ad = two_layer
     with pytest.raises(ValueError, match="k_deg cannot be given"):
