@@ -22,9 +22,7 @@ Writes benchmarks/_output/joint_paired.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench_tail_paired import run_worker  # noqa: E402  (one way to run a checkout's worker)
 #: (cells, capture, genes, seed)
 SETTINGS = [(1000, "per-cell capture", 24, 11), (1000, "capture 1", 16, 12),
             (10000, "per-cell capture", 12, 13)]
@@ -73,12 +73,7 @@ print(json.dumps(out))
 def run(tree):
     code = WORKER.format(tree=str(Path(tree).resolve()), bench=str(HERE), settings=SETTINGS,
                          ends=ENDS)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                          cwd=str(tree))
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stderr[-2000:])
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_worker(code, tree)
 
 
 def covered(rows, truth, q):

@@ -59,15 +59,21 @@ print(json.dumps(out))
 """
 
 
-def run(tree, genes):
-    code = WORKER.format(tree=str(Path(tree).resolve()), bench=str(HERE), settings=SETTINGS,
-                         genes=genes)
+def run_worker(code: str, tree) -> dict:
+    """Run a worker script in a fresh interpreter in ``tree`` (no PYTHONPATH: the script
+    puts its checkout first) and return the JSON its last line prints."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           cwd=str(tree))
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-2000:])
-    return {k: np.array(v) for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run(tree, genes):
+    code = WORKER.format(tree=str(Path(tree).resolve()), bench=str(HERE), settings=SETTINGS,
+                         genes=genes)
+    return {k: np.array(v) for k, v in run_worker(code, tree).items()}
 
 
 def stats(t):
