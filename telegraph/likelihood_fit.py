@@ -264,11 +264,11 @@ def _profile_end_vm(fz, zhat, llhat, zlo, zhi, k, sign, drop, Iz, wall=None):
             f = nuis & ~held
             Hff, Hfk = H[np.ix_(f, f)], H[f, k]
             try:
-                C = np.linalg.cholesky(-Hff)
+                np.linalg.cholesky(-Hff)        # the nuisance's information: positive definite
             except np.linalg.LinAlgError:
                 return None, far
-            a = _chol_solve(C, g[f])
-            b = _chol_solve(C, Hfk)
+            a = np.linalg.solve(-Hff, g[f])
+            b = np.linalg.solve(-Hff, Hfk)
             c0 = ll + 0.5 * float(g[f] @ a)
             c1 = g[k] + float(Hfk @ a)
             c2 = H[k, k] + float(Hfk @ b)
@@ -342,12 +342,6 @@ def _vm_root(c, c1, c2, dz, sign):
     r = math.sqrt(disc)
     roots = [x for x in ((-c1 + r) / c2, (-c1 - r) / c2) if sign * (dz + x) > 0.0]
     return min(roots, key=abs) if roots else None
-
-
-def _chol_solve(C, v):
-    """x with (C C^T) x = v, C lower triangular."""
-    from scipy.linalg import solve_triangular
-    return solve_triangular(C.T, solve_triangular(C, v, lower=True), lower=False)
 
 
 def _wald_se(info, A, k):
