@@ -250,6 +250,9 @@ JOINT_CAPTURE_LEVEL = 0.35
 #: such steps; an interval end beyond them is reported at the last point reached)
 JOINT_FIT_MIN_POINTS = 25000
 JOINT_FIT_BOX_FACTOR = 25
+#: a two-species fit whose estimate sits on the edge of what its lattice budget can evaluate
+#: (a profile end at the estimate itself) is refitted once with this many times the budget
+JOINT_WALL_BUDGET = 4.0
 #: backtracking factor of a two-species fit's Newton steps (and profile re-maximisations)
 #: after a trial point whose law needs more than the gene's lattice budget, instead of
 #: 1/2: such a point often costs a full solve on the largest allowed box before it

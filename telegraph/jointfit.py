@@ -390,7 +390,8 @@ def _gof(theta, y_info, u, s, w, cs, cu, min_expected):
     return x2, float(len(Ek)), Ig
 
 
-def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph") -> dict:
+def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph",
+             budget: float = 1.0) -> dict:
     """Fit one gene's (unspliced, spliced) histogram.
 
     Parameters
@@ -404,6 +405,12 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph") -
     settings : FitSettings
     model : {"telegraph", "bursty"}
         The full model, or its bursty limit (:func:`bursty_rates`).
+    budget : float
+        Multiplies the gene's lattice budget (the largest lattice the optimiser
+        may use). A fit whose estimate sits on the edge of what that budget can
+        evaluate -- a profile end at the estimate itself, no step beyond it
+        evaluable -- is refitted once with
+        :data:`telegraph.config.JOINT_WALL_BUDGET` times the budget.
 
     Returns
     -------
@@ -425,6 +432,7 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph") -
         return row
     lo, hi = _bounds(model)
     gene = _Gene(u, s, w, cs, cu, model)
+    gene.max_points = int(gene.max_points * budget)
     starts = [np.clip(y, lo, hi) for y in _starts(u, s, w, cs, cu, model)]
     lls = [gene(y, want=0)[0] for y in starts]
     y0 = starts[int(np.argmax(lls))]
@@ -511,6 +519,16 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph") -
             hi_k = zk + z * se if hi_open is None else hi_open
         ci[name] = (lo_k, hi_k)
     row["ci"] = ci
+    if budget == 1.0 and settings.interval == "profile":
+        # an end at the estimate itself (within 0.2% in the rate): no point beyond it
+        # could be evaluated (its law needs a lattice over the budget), so the maximum
+        # was found on that wall, not at the likelihood's top; fit again with room
+        for name, (lo_k, hi_k) in ci.items():
+            A, k = _target_basis(model, name)
+            zk = float((np.linalg.inv(A) @ y)[k])
+            if min(abs(lo_k - zk), abs(hi_k - zk)) < 2e-3:
+                return fit_gene(u, s, w, cs, cu, settings, model,
+                                budget=config.JOINT_WALL_BUDGET)
     if ll - ll_p < drop:
         row["regime"] = "poisson"
     elif bursty:

@@ -131,6 +131,51 @@ def test_both_limits_in_the_confidence_set_open_both_sets_of_sides():
     assert np.isfinite(ci["burst_frequency"][1]) and np.isfinite(ci["burst_size"][0])
 
 
+def test_an_estimate_on_the_lattice_budget_wall_is_refitted_with_more_room(monkeypatch):
+    """A profile end at the estimate itself means no point beyond it could be
+    evaluated (its law needed a lattice over the gene's budget): the maximum sat
+    on that wall. The gene is fitted again, once, with JOINT_WALL_BUDGET times
+    the budget (seen on a simulate_anndata gene with k_off 19.5: burst frequency
+    0.0975 with upper end 0.0975 and k_deg with upper end at its estimate became,
+    refitted, 0.099 in [0.086, 0.114] and k_deg in [0.81, 1.05] around the truth 1)."""
+    from telegraph import config, jointfit
+    from telegraph.histogram import joint_count_histograms
+    from telegraph.inputs import FitSettings
+
+    ad = tg.simulate_anndata(400, 1, k_on=[0.5], k_off=[2.0], k_syn=[20.0], k_deg=[1.0],
+                             splicing=[1.0], capture=1.0, seed=6)
+    jh = joint_count_histograms(ad.layers["unspliced"], ad.layers["spliced"], capture=1.0)
+    bins = jointfit._gene_bins(jh, 0, 1.0)
+    budgets = []
+    real_gene = jointfit._Gene
+
+    def spy(*args, **kwargs):
+        g = real_gene(*args, **kwargs)
+        budgets.append(g)         # its max_points is read after fit_gene has set it
+        return g
+
+    monkeypatch.setattr(jointfit, "_Gene", spy)
+    real_side = jointfit._profile_side
+
+    def side_at_estimate(gene, yhat, llhat, lo, hi, A, k, sign, *rest):
+        if len(budgets) == 1 and sign > 0 and k == 0:     # first fit: an end on the wall
+            return float((np.linalg.inv(A) @ yhat)[k])
+        return real_side(gene, yhat, llhat, lo, hi, A, k, sign, *rest)
+
+    monkeypatch.setattr(jointfit, "_profile_side", side_at_estimate)
+    row = jointfit.fit_gene(*bins, FitSettings(), "telegraph")
+    assert len(budgets) == 2
+    assert budgets[1].max_points == int(budgets[0].max_points * config.JOINT_WALL_BUDGET)
+    lo_bf, hi_bf = row["ci"]["burst_frequency"]
+    zk = row["y"][0]
+    assert lo_bf < zk - 0.01 and hi_bf > zk + 0.01       # the refit's own, real ends
+    # without the degenerate end there is no refit
+    budgets.clear()
+    monkeypatch.setattr(jointfit, "_profile_side", real_side)
+    jointfit.fit_gene(*bins, FitSettings(), "telegraph")
+    assert len(budgets) == 1
+
+
 def test_bad_input_is_refused(two_layer):
     ad = two_layer
     with pytest.raises(ValueError, match="k_deg cannot be given"):
