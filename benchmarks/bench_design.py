@@ -23,6 +23,7 @@ Usage: python benchmarks/bench_design.py [--quick]
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -34,6 +35,8 @@ from telegraph import design as td
 from telegraph.differential import differential
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _report import publish  # noqa: E402  (print and write the report)
 
 
 def kinetics(rng, n_genes):
@@ -166,11 +169,7 @@ def main(argv=None):
               f"experiment and {t_brute / t_need:,.0f}x less than simulating the real test; "
               f"the spread of the score-function EIG gradient falls {ratio_is:.1f}x with "
               f"importance sampling (baseline: factor {1 / ratio_base:.2f})."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

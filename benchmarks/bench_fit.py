@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _report import publish  # noqa: E402  (print and write the report)
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 import numba  # noqa: E402
@@ -108,11 +110,7 @@ def main(argv=None):
               f"costs above: {est_w:.0f} s with Wald intervals, {est_p:.0f} s with profile "
               "intervals (the histogram pass over the matrix comes on top; see "
               "bench_histogram.py)."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

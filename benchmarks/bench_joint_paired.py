@@ -31,6 +31,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _report import publish  # noqa: E402  (print and write the report)
 from bench_tail_paired import run_worker  # noqa: E402  (one way to run a checkout's worker)
 #: (cells, capture, genes, seed)
 SETTINGS = [(1000, "per-cell capture", 24, 11), (1000, "capture 1", 16, 12),
@@ -142,11 +143,7 @@ def main(argv=None):
             cells.append(" / ".join(f"{covered(rows, truth, q)}"
                                     for q in ("burst_frequency", "burst_size", "k_deg")))
         lines.append("| " + " | ".join(cells) + " |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

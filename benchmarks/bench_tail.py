@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _report import publish  # noqa: E402  (print and write the report)
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
@@ -205,11 +207,7 @@ def main(argv=None):
     if st is not None:
         head.append(f"cold start {st['cold']:.0f} s, warm {st['warm']:.1f} s")
     lines.append("Headline: " + "; ".join(head))
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

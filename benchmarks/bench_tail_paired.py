@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _report import publish  # noqa: E402  (print and write the report)
 SETTINGS = [(1000, "capture 1"), (1000, "per-cell capture"), (10000, "capture 1"),
             (10000, "per-cell capture")]
 
@@ -122,11 +124,7 @@ def main(argv=None):
             f"{rb[f'{nc}|{label}'].mean() / rt[f'{nc}|{label}'].mean():.2f}"
             for rb, rt in zip(runs["baseline"], runs["this"]))
         for nc, label in SETTINGS) + "."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

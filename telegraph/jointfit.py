@@ -514,21 +514,18 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph",
             hi_k = (hi_open if hi_open is not None else
                     _profile_side(gene, y, ll, lo, hi, A, k, +1, drop, se, info,
                                   config.JOINT_WALL_STEP))
+            if budget == 1.0 and min(abs(lo_k - zk), abs(hi_k - zk)) < 2e-3:
+                # an end at the estimate itself (within 0.2% in the rate): no point
+                # beyond it could be evaluated (its law needs a lattice over the
+                # budget), so the maximum was found on that wall, not at the
+                # likelihood's top; fit again with room
+                return fit_gene(u, s, w, cs, cu, settings, model,
+                                budget=config.JOINT_WALL_BUDGET)
         else:
             lo_k = zk - z * se if lo_open is None else lo_open
             hi_k = zk + z * se if hi_open is None else hi_open
         ci[name] = (lo_k, hi_k)
     row["ci"] = ci
-    if budget == 1.0 and settings.interval == "profile":
-        # an end at the estimate itself (within 0.2% in the rate): no point beyond it
-        # could be evaluated (its law needs a lattice over the budget), so the maximum
-        # was found on that wall, not at the likelihood's top; fit again with room
-        for name, (lo_k, hi_k) in ci.items():
-            A, k = _target_basis(model, name)
-            zk = float((np.linalg.inv(A) @ y)[k])
-            if min(abs(lo_k - zk), abs(hi_k - zk)) < 2e-3:
-                return fit_gene(u, s, w, cs, cu, settings, model,
-                                budget=config.JOINT_WALL_BUDGET)
     if ll - ll_p < drop:
         row["regime"] = "poisson"
     elif bursty:
