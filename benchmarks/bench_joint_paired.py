@@ -22,9 +22,7 @@ Writes benchmarks/_output/joint_paired.md.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +30,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _report import publish  # noqa: E402  (print and write the report)
-from bench_tail_paired import run_worker  # noqa: E402  (one way to run a checkout's worker)
+from bench_tail_paired import alternate, run_worker  # noqa: E402  (paired runs, one way)
 #: (cells, capture, genes, seed)
 SETTINGS = [(1000, "per-cell capture", 24, 11), (1000, "capture 1", 16, 12),
             (10000, "per-cell capture", 12, 13)]
@@ -109,14 +107,7 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--out", default=str(HERE / "_output" / "joint_paired.md"))
     args = ap.parse_args(argv)
-    this = HERE.parent
-    runs = {"baseline": [], "this": []}
-    t_start = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    load0 = os.getloadavg()[0]
-    for _ in range(args.repeats):
-        runs["baseline"].append(run(args.baseline))
-        runs["this"].append(run(this))
-    load1 = os.getloadavg()[0]
+    runs, t_start, load0, load1 = alternate(run, args.baseline, HERE.parent, args.repeats)
     lines = ["# Two species, before and after (bench_joint_paired.py)", "",
              f"bench_joint_fit.py's generator; default profile intervals, one thread, each gene "
              f"fitted on its own; each gene's CPU time the best of {args.repeats} runs alternating "

@@ -72,6 +72,18 @@ def run_worker(code: str, tree) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def alternate(run_tree, baseline, this, repeats: int):
+    """``run_tree(baseline)`` and ``run_tree(this)`` alternately ``repeats`` times.
+    Returns ({"baseline": [...], "this": [...]}, start time, load average at start, at end)."""
+    runs = {"baseline": [], "this": []}
+    t_start = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load0 = os.getloadavg()[0]
+    for _ in range(repeats):
+        runs["baseline"].append(run_tree(baseline))
+        runs["this"].append(run_tree(this))
+    return runs, t_start, load0, os.getloadavg()[0]
+
+
 def run(tree, genes):
     code = WORKER.format(tree=str(Path(tree).resolve()), bench=str(HERE), settings=SETTINGS,
                          genes=genes)
@@ -91,14 +103,8 @@ def main(argv=None):
     ap.add_argument("--genes", type=int, default=300)
     ap.add_argument("--out", default=str(HERE / "_output" / "tail_paired.md"))
     args = ap.parse_args(argv)
-    this = HERE.parent
-    runs = {"baseline": [], "this": []}
-    t_start = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    load0 = os.getloadavg()[0]
-    for _ in range(args.repeats):
-        runs["baseline"].append(run(args.baseline, args.genes))
-        runs["this"].append(run(this, args.genes))
-    load1 = os.getloadavg()[0]
+    runs, t_start, load0, load1 = alternate(lambda tree: run(tree, args.genes), args.baseline,
+                                            HERE.parent, args.repeats)
     lines = ["# The slow tail, before and after (bench_tail_paired.py)", "",
              f"{args.genes} genes per setting (bench_tail.py's realistic mix), default profile "
              f"intervals, one thread; each gene's CPU time the best of {args.repeats} runs "
