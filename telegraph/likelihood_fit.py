@@ -224,7 +224,9 @@ def _profile_end_vm(fz, zhat, llhat, zlo, zhi, k, sign, drop, Iz, wall=None):
     that a step would carry through the search box is held on that edge (an
     active set, as in :func:`_maximise`), and released when its gradient
     turns back inside: the end of the profile over the box, the edge
-    included.
+    included. The step that takes a coordinate to the edge moves the free
+    nuisance by the quadratic model with that move included (on a ridge,
+    the coordinates along it move together).
 
     Returns (end, far): end is z_k at a point where the nuisance Newton decrement and the
     distance of the profile model from the cut-off are both below
@@ -260,6 +262,8 @@ def _profile_end_vm(fz, zhat, llhat, zlo, zhi, k, sign, drop, Iz, wall=None):
     while evals < config.PROFILE_VM_MAX_EVAL:
         # release held coordinates whose gradient points back into the box
         held &= ((z <= zlo) & (g <= 0.0)) | ((z >= zhi) & (g >= 0.0)) | (evals == 0)
+        # the step of each held coordinate: to its edge (0 once there)
+        delta = np.zeros(n)
         for _ in range(n):
             f = nuis & ~held
             Hff, Hfk = H[np.ix_(f, f)], H[f, k]
@@ -267,22 +271,29 @@ def _profile_end_vm(fz, zhat, llhat, zlo, zhi, k, sign, drop, Iz, wall=None):
                 np.linalg.cholesky(-Hff)        # the nuisance's information: positive definite
             except np.linalg.LinAlgError:
                 return None, far
-            a = np.linalg.solve(-Hff, g[f])
+            # the quadratic model with the held coordinates moved by delta: the free
+            # nuisance's gradient there is g_f + H_fh delta_h (on a ridge, a coordinate
+            # held at the edge moves the others with it)
+            dh = delta[held]
+            r0 = g[f] + H[np.ix_(f, held)] @ dh
+            a = np.linalg.solve(-Hff, r0)
             b = np.linalg.solve(-Hff, Hfk)
-            c0 = ll + 0.5 * float(g[f] @ a)
-            c1 = g[k] + float(Hfk @ a)
+            dec = float(r0 @ a)     # the nuisance Newton decrement
+            c0 = ll + float(g[held] @ dh) + 0.5 * float(dh @ H[np.ix_(held, held)] @ dh) \
+                + 0.5 * dec
+            c1 = g[k] + float(H[k, held] @ dh) + float(Hfk @ a)
             c2 = H[k, k] + float(Hfk @ b)
-            if evals > 0 and abs(c0 - target) < tol and float(g[f] @ a) < tol:
+            if evals > 0 and abs(c0 - target) < tol and dec < tol and not dh.any():
                 return float(z[k]), None
             d = _vm_root(c0 - target, c1, c2, z[k] - zhat[k], sign)
             if d is None:
-                if float(g[f] @ a) > tol:
+                if dec > tol or dh.any():
                     d = 0.0     # the nuisance first: a Newton step at this z_k
                 elif c0 < target and sign * (z[k] - zhat[k]) > 0.0:
                     d = -0.5 * (z[k] - zhat[k])     # beyond the end: halfway back
                 else:
                     return None, far
-            step = np.zeros(n)
+            step = delta.copy()
             step[k] = d
             step[f] = a + b * d
             big = float(np.max(np.abs(step)))
@@ -291,9 +302,9 @@ def _profile_end_vm(fz, zhat, llhat, zlo, zhi, k, sign, drop, Iz, wall=None):
             out = f & (((z + step) < zlo) | ((z + step) > zhi))
             if not out.any():
                 break
-            held |= out       # hold them on the edge and solve again without them
-            z = np.clip(z, zlo, zhi)
-            z[out] = np.where(z[out] + step[out] > zhi[out], zhi[out], zlo[out])
+            # hold them on the edge (a step of their own to it) and solve again for the rest
+            held |= out
+            delta[out] = np.where(z[out] + step[out] > zhi[out], zhi[out], zlo[out]) - z[out]
         walled = False
         for tries in range(4):
             z_new = z + step

@@ -166,3 +166,20 @@ def test_a_nuisance_held_on_the_box_edge():
     # unconstrained the nuisance would sit at 0.9 z0 > 1 there: the edge binds
     assert 0.9 * want > 1.0
     assert end == pytest.approx(want, abs=5e-3)
+
+
+def test_a_nuisance_held_on_the_edge_carries_the_ridge_with_it():
+    # a narrow ridge z_2 = z_1 (curvature 1e4 across it, as log k_syn follows log k_off
+    # at a fixed burst size near the bursty limit) whose nuisance optimum runs through
+    # the box edge z_1 <= 1: holding z_1 on the edge must move z_2 along the ridge in the
+    # same step (moved alone, the point falls ~1e4 nats off the ridge)
+    A, K, eps = 1.0, 1e4, 0.01
+    P = np.array([[A, -A, 0.0], [-A, A + K + eps, -K], [0.0, -K, K]])
+    f = Counting(gaussian(np.zeros(3), P))
+    lo, hi = np.full(3, -10.0), np.array([10.0, 1.0, 10.0])
+    end = lf._profile_side(f, np.zeros(3), 0.0, lo, hi, np.eye(3), 0, 1, DROP, 2.0, P)
+    # on the edge z_1 = z_2 = 1: -(A (z0 - 1)^2 + eps) / 2 = -DROP
+    want = 1.0 + math.sqrt((2 * DROP - eps) / A)
+    assert A * want / (A + eps) > 1.0        # unconstrained, the nuisance would leave the box
+    assert end == pytest.approx(want, abs=5e-3)
+    assert f.n <= 5                          # the iteration, not the bracketing search
