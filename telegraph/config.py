@@ -260,6 +260,12 @@ JOINT_WALL_BUDGET = 4.0
 #: The iterations also stop once a step cut short there gains less than the tolerance
 #: (likelihood_fit._maximise's ``wall``)
 JOINT_WALL_STEP = 0.1
+#: a two-species point fit whose Newton steps are cut short by the lattice budget and gain
+#: less than this (nats) stops there; if its last steps were cut short that way (the
+#: maximum lies beyond the budget) the budget is raised at once by JOINT_WALL_BUDGET and
+#: the fit goes on from that point (creeping along the budget's edge cost a low-count
+#: bursty gene 175 evaluations before its refit)
+JOINT_WALL_TOL = 0.01
 #: a two-species fit is in the bursty regime when its likelihood at k_off =
 #: JOINT_BURSTY_TEST * (k_splice + k_on + k_deg) (other rates re-maximised) is within the
 #: confidence drop of its maximum

@@ -64,7 +64,8 @@ log = logging.getLogger("telegraph")
 TESTS = ("burst_frequency", "burst_size")
 
 #: flag values of the result table
-FLAGS = ("ok", "limit_regime", "not_converged", "not_identified", "too_few_cells", "all_zero")
+FLAGS = ("ok", "limit_regime", "not_converged", "not_identified", "too_few_cells", "all_zero",
+         "too_large")
 
 
 class DepthWarning(UserWarning):
@@ -273,7 +274,8 @@ def differential_histograms(hist1, hist2, *, group_names=("1", "2"),
           is in the Poisson or bimodal regime, where burst frequency or size
           is not identified); ``not_converged``; ``not_identified`` (the
           pooled fit is bimodal or Poisson: neither target is identified,
-          not tested); ``too_few_cells`` / ``all_zero`` (not tested).
+          not tested); ``too_few_cells`` / ``all_zero`` / ``too_large`` (two species:
+          counts too large for the exact law; not tested).
 
         ``attrs["groups"]`` holds the group names, ``attrs["settings"]`` the
         settings, ``attrs["calibration"]`` the null scales per class
@@ -421,6 +423,7 @@ def _table(raw1, raw2, rawd, hist1, hist2, settings, *, ci, interval, syn_scale,
     flag[~identified] = "not_identified"
     flag[(reg == "all_zero").any(axis=0)] = "all_zero"
     flag[(reg == "too_few_cells").any(axis=0)] = "too_few_cells"
+    flag[(reg == "too_large").any(axis=0)] = "too_large"
     out["flag"] = pd.Categorical(flag, categories=list(FLAGS))
     categories = list(t1["regime"].cat.categories)
     for c in ("regime_1", "regime_2", "regime_pooled"):
@@ -537,6 +540,7 @@ def differential_two_species(spliced1, unspliced1, spliced2, unspliced2, *, capt
     flag[(reg == "poisson").any(axis=0)] = "limit_regime"
     flag[(reg == "all_zero").any(axis=0)] = "all_zero"
     flag[(reg == "too_few_cells").any(axis=0)] = "too_few_cells"
+    flag[(reg == "too_large").any(axis=0)] = "too_large"
     out["flag"] = pd.Categorical(flag, categories=list(FLAGS))
     for c in ("regime_1", "regime_2"):
         out[c] = pd.Categorical(out[c].astype(str), categories=list(jointfit.JOINT_REGIMES))

@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -40,7 +41,7 @@ from . import blocks, config
 from .goodness import gof_columns
 from .histogram import JointHistograms, joint_count_histograms
 from .inputs import Capture, FitSettings, KDeg
-from .joint import evaluate_bins, lattice_box, thinning_plan
+from .joint import BoxTooLarge, evaluate_bins, lattice_box, thinning_plan
 from .likelihood_fit import (_maximise, _profile_side, _wald_se, genes_on_threads, layer_means,
                              n_threads)
 
@@ -50,7 +51,10 @@ __all__ = ["fit_layers", "fit_joint_table", "joint_tables", "shared_fit", "gene_
 log = logging.getLogger("telegraph")
 
 #: regimes of a two-species fit (the ``regime`` column)
-JOINT_REGIMES = ("telegraph", "bursty", "bimodal", "poisson", "too_few_cells", "all_zero")
+#: ("too_large": no starting point's law fits in telegraph.config.JOINT_MAX_POINTS lattice
+#: points -- counts of thousands -- so the gene is not fitted)
+JOINT_REGIMES = ("telegraph", "bursty", "bimodal", "poisson", "too_few_cells", "all_zero",
+                 "too_large")
 #: the estimates each regime fills; k_deg also needs ``k_deg_flag == "identified"``
 #: to be bounded on both sides
 JOINT_IDENTIFIED = {
@@ -61,6 +65,7 @@ JOINT_IDENTIFIED = {
     "poisson": "k_deg,mean_expression",
     "too_few_cells": "",
     "all_zero": "",
+    "too_large": "",
 }
 #: ``k_deg_flag``: whether the data bound k_deg / k_splice. "fast_degradation": no
 #: upper bound (spliced counts too few to tell how fast they go); "slow_degradation":
@@ -147,6 +152,7 @@ class _Gene:
         if model == "bursty":     # its laws have geometric tails: larger lattices
             self.max_points *= 4
         self.n_eval = 0
+        self.refused = -1     # the last evaluation refused for the lattice budget
         # the elimination's scratch (front matrices), reused by every evaluation of
         # this gene (a fresh one per evaluation cost ~a quarter of a large box's
         # time); so one instance is evaluated on one thread at a time
@@ -161,11 +167,19 @@ class _Gene:
             start = None
             if L["box"] is not None and np.max(np.abs(lt - L["box_at"])) < _BOX_REUSE:
                 start = L["box"]
-            rows, box = evaluate_bins(a, b, L["c_ref"] * lam, gam, L["u"], L["s"],
-                                      L["rho_u"], L["rho_s"], want, start_box=start,
-                                      max_points=self.max_points, tail=config.JOINT_FIT_TAIL,
-                                      plan=L["plan"], trim=config.JOINT_FIT_TRIM,
-                                      work=self.work)
+            try:
+                rows, box = self._evaluate(L, a, b, lam, gam, want, start)
+            except ValueError:
+                if start is not None or L["box"] is None:
+                    raise
+                # the a priori box (from bounds on the marginal tails, which overshoot:
+                # the spliced lower tail by hundreds of counts where k_deg << k_splice) is
+                # over the lattice budget: start from the last solved box instead, which
+                # the edge check grows wherever this law needs it (the same accuracy; over
+                # the budget only if the law itself is)
+                start = L["box"]
+                rows, box = self._evaluate(L, a, b, lam, gam, want, start)
+                L["box_at"] = lt
             if start is None:
                 L["box_at"] = lt
             L["box"] = box
@@ -177,6 +191,12 @@ class _Gene:
                 info += np.einsum("m,mij->ij", wb, rows.info) * np.outer(sc, sc)
         return ll, grad, info
 
+    def _evaluate(self, L, a, b, lam, gam, want, start):
+        return evaluate_bins(a, b, L["c_ref"] * lam, gam, L["u"], L["s"], L["rho_u"],
+                             L["rho_s"], want, start_box=start, max_points=self.max_points,
+                             tail=config.JOINT_FIT_TAIL, plan=L["plan"],
+                             trim=config.JOINT_FIT_TRIM, work=self.work)
+
     def __call__(self, y, want=2):
         """(loglik, gradient, information) in y; loglik -inf where the law cannot
         be evaluated (a lattice beyond JOINT_MAX_POINTS). ``want`` 0: the
@@ -186,6 +206,9 @@ class _Gene:
         self.n_eval += 1
         try:
             ll, g4, I4 = self.loglik(theta, want)
+        except BoxTooLarge:
+            self.refused = self.n_eval
+            return -np.inf, None, None
         except (ValueError, FloatingPointError, ZeroDivisionError):
             return -np.inf, None, None
         if not np.isfinite(ll):
@@ -436,11 +459,25 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph",
     starts = [np.clip(y, lo, hi) for y in _starts(u, s, w, cs, cu, model)]
     lls = [gene(y, want=0)[0] for y in starts]
     y0 = starts[int(np.argmax(lls))]
-    y, ll, g, info, it, conv = _maximise(gene, y0, lo, hi, wall=config.JOINT_WALL_STEP)
+    y, ll, g, info, it, conv = _maximise(gene, y0, lo, hi, wall=config.JOINT_WALL_STEP,
+                                         wall_tol=config.JOINT_WALL_TOL)
+    if budget == 1.0 and np.isfinite(ll) and gene.refused >= gene.n_eval - 3:
+        # its last steps were cut short by the lattice budget: the maximum lies beyond
+        # it; go on from here with room (the refit below is then not needed)
+        budget = config.JOINT_WALL_BUDGET
+        gene.max_points = int(gene.max_points * budget)
+        y, ll, g, info, it2, conv = _maximise(gene, y, lo, hi, wall=config.JOINT_WALL_STEP,
+                                              wall_tol=config.JOINT_WALL_TOL,
+                                              state=(ll, g, info))
+        it += it2
     row.update(y=y, loglik=ll, n_iter=it, converged=bool(conv and np.isfinite(ll)))
     if not np.isfinite(ll):
-        row["regime"] = "telegraph"
+        # no start could be evaluated: the law at every one needs a lattice over
+        # JOINT_MAX_POINTS (or the gene's budget); nothing is estimated
+        row.pop("y")
+        row["regime"] = "too_large"
         row["converged"] = False
+        row["max_counts"] = (int(u.max()), int(s.max()))
         return row
     # chi2_1 quantile and normal quantile without scipy.stats (half a second of start-up)
     z = float(ndtri(0.5 + settings.ci / 2.0))
@@ -603,8 +640,27 @@ def fit_joint_histograms(jh: JointHistograms, *, settings: FitSettings | None = 
                 bar.close()
         table = joint_tables([joint_results_table(rows, jh, settings, model)], settings, model,
                              unspliced_factor)
+    _warn_too_large(table)
     log.info("fitted %d genes (two species) in %.1f s", jh.n_genes, time.perf_counter() - t0)
     return table
+
+
+def _warn_too_large(table: pd.DataFrame) -> None:
+    """Warn, naming the genes and the fix, when some were too large to fit."""
+    big = table.index[table["regime"].astype(str) == "too_large"] if len(table) else []
+    if len(big):
+        names = ", ".join(str(g) for g in list(big)[:5]) + (", ..." if len(big) > 5 else "")
+        warnings.warn(
+            f"{len(big)} gene(s) not fitted (regime 'too_large': {names}): their counts (up "
+            f"to thousands of molecules) need a lattice of more than "
+            f"telegraph.config.JOINT_MAX_POINTS = {config.JOINT_MAX_POINTS} points for the "
+            "exact two-species law. Fit their spliced layer with one species (tg.fit without "
+            "unspliced=), or raise JOINT_MAX_POINTS if you have the memory (~10 kB per point)",
+            TooLargeWarning, stacklevel=3)
+
+
+class TooLargeWarning(UserWarning):
+    """Some genes' counts were too large for the exact two-species law."""
 
 
 def fit_joint_table(jh: JointHistograms, settings: FitSettings, model: str = "telegraph",
@@ -732,7 +788,7 @@ def joint_results_table(rows, jh: JointHistograms, settings: FitSettings,
     out["k_deg_flag"] = pd.Categorical(kflag, categories=list(K_DEG_FLAGS))
     out["converged"] = converged
     gof_columns(out, x2, K, npar, I_full, I_g,
-                not_fitted=np.isin(regime, ["too_few_cells", "all_zero"]))
+                not_fitted=np.isin(regime, ["too_few_cells", "all_zero", "too_large"]))
     out[f"loglik_{model}"] = ll_tel
     out["loglik_poisson"] = ll_p
     out["n_iter"] = n_iter
@@ -787,7 +843,9 @@ def fit_layers(spliced, unspliced, *, capture: Capture, settings: FitSettings,
         either off or on for many lifetimes, both modes visible) is within the
         confidence set, only k_syn, fraction_on, k_deg and the means are
         identified; poisson: constitutive, only the means and k_deg;
-        too_few_cells; all_zero), ``identified`` (the estimates the regime
+        too_few_cells; all_zero; too_large: counts of thousands, whose law needs more
+        than ``telegraph.config.JOINT_MAX_POINTS`` lattice points, not fitted, with a
+        TooLargeWarning), ``identified`` (the estimates the regime
         fills, k_deg among them only when ``k_deg_flag`` is "identified"),
         ``k_deg_flag`` (whether the data bound k_deg / k_splice: identified;
         fast_degradation: no upper bound, too few spliced molecules;

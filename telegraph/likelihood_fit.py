@@ -47,7 +47,8 @@ def _newton_step(g, info):
     return V @ ((V.T @ g) / w)
 
 
-def _maximise(f, y0, lo, hi, free=None, max_iter=None, tol=1e-7, state=None, wall=None):
+def _maximise(f, y0, lo, hi, free=None, max_iter=None, tol=1e-7, state=None, wall=None,
+              wall_tol=None):
     """Maximise f over the box [lo, hi] in the free coordinates (the others
     stay at y0). Projected Newton with backtracking; coordinates on a bound
     whose gradient points out are held there.
@@ -58,10 +59,12 @@ def _maximise(f, y0, lo, hi, free=None, max_iter=None, tol=1e-7, state=None, wal
     the iterations stop once a step cut short by that region gains less than
     ``tol`` (the maximum lies on its edge; creeping along it costs many
     failed evaluations for gains below the tolerance). Default None: plain
-    halving.
+    halving. ``wall_tol`` (default ``tol``): the gain below which such a
+    step ends the iterations.
 
     Returns (y, loglik, gradient, information, iterations, converged)."""
     max_iter = config.JOINT_MAX_ITER if max_iter is None else max_iter
+    wall_tol = tol if wall_tol is None else wall_tol
     y = np.clip(np.asarray(y0, float), lo, hi)
     free = np.ones(y.shape, bool) if free is None else np.asarray(free, bool)
     ll, g, info = f(y) if state is None else state
@@ -76,6 +79,7 @@ def _maximise(f, y0, lo, hi, free=None, max_iter=None, tol=1e-7, state=None, wal
         dec = float(g[act] @ d[act])
         if dec < tol:
             return y, ll, g, info, it, True
+        d = _edge_step(d, y, g, info, act, lo, hi)
         n = np.max(np.abs(d))
         if n > 2.0:
             d *= 2.0 / n
@@ -98,9 +102,35 @@ def _maximise(f, y0, lo, hi, free=None, max_iter=None, tol=1e-7, state=None, wal
             return y, ll, g, info, it, False
         gain = res[0] - ll
         y, (ll, g, info) = y_new, res
-        if (gain < 0.1 * tol and t < 1.0) or (walled and gain < tol):
+        if (gain < 0.1 * tol and t < 1.0) or (walled and gain < wall_tol):
             return y, ll, g, info, it, True
     return y, ll, g, info, max_iter, False
+
+
+def _edge_step(d, y, g, info, act, lo, hi):
+    """The Newton step ``d`` with every coordinate it would carry through the box
+    moved to that edge instead, and the other active coordinates re-solved with
+    that move included (their gradient there is g_f - I_fh d_h): on a ridge
+    through the box edge the coordinates along it move together (clipped alone,
+    the step left the ridge and the line search halved it many times over). The
+    plain step (clipped later) if the result does not climb."""
+    act = act.copy()
+    held = np.zeros_like(act)
+    e = d.copy()
+    for _ in range(d.shape[0]):
+        out = act & ((y + e < lo) | (y + e > hi))
+        if not out.any():
+            break
+        e[out] = np.where(y[out] + e[out] > hi[out], hi[out], lo[out]) - y[out]
+        held |= out
+        act &= ~out
+        if not act.any():
+            break
+        rhs = g[act] - info[np.ix_(act, held)] @ e[held]
+        e[act] = _newton_step(rhs, info[np.ix_(act, act)])
+    if not held.any():
+        return d
+    return e if float(g @ e) > 0.0 else d
 
 
 # ---------------------------------------------------------------------------

@@ -183,3 +183,18 @@ def test_a_nuisance_held_on_the_edge_carries_the_ridge_with_it():
     assert A * want / (A + eps) > 1.0        # unconstrained, the nuisance would leave the box
     assert end == pytest.approx(want, abs=5e-3)
     assert f.n <= 5                          # the iteration, not the bracketing search
+
+
+def test_the_maximiser_follows_a_ridge_to_the_box_edge():
+    # the maximum of a narrow ridge z_1 = z_0 lies beyond the box edge z_0 <= 1: a
+    # Newton step clipped in z_0 alone leaves the ridge (~1e4 nats); moved along it, the
+    # constrained maximum (1, 1) is reached at once
+    K, eps = 1e4, 0.01
+    P = np.array([[K + eps, -K], [-K, K]])
+    mu = np.array([3.0, 3.0])
+    f = Counting(gaussian(mu, P))
+    lo, hi = np.full(2, -10.0), np.array([1.0, 10.0])
+    y, ll, g, info, it, conv = lf._maximise(f, np.zeros(2), lo, hi)
+    assert conv
+    np.testing.assert_allclose(y, [1.0, 1.0], atol=1e-6)
+    assert f.n <= 6

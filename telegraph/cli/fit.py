@@ -311,7 +311,7 @@ def summary(table, *, elapsed: float, written: str) -> str:
     files written, time."""
     regimes = table["regime"].astype(str).value_counts()
     order = ["telegraph", "bursty", "bimodal", "poisson", "all_zero", "too_few_cells",
-             "not_fitted"]
+             "too_large", "not_fitted"]
     per = ", ".join(f"{r} {int(regimes[r])}" for r in order if r in regimes)
     fitted = table["regime"].astype(str).isin(["telegraph", "bursty", "bimodal", "poisson"])
     n_ok = (int((table.loc[fitted, "gof_flag"].astype(str) == "ok").sum())
