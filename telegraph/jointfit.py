@@ -758,10 +758,6 @@ def joint_results_table(rows, jh: JointHistograms, settings: FitSettings,
             x2[i], K[i] = r["gof_stat"], r["gof_cells"]
             I_full[i], I_g[i] = r["gof_I"], r["gof_Ig"]
             npar[i] = 4
-    # an interval side at the search box's end is unbounded: 0 or inf
-    for t in JOINT_TARGETS:
-        lo_c, hi_c = ci[f"{t}_ci_low"], ci[f"{t}_ci_high"]
-        lo_c[lo_c == 0.0] = 0.0
     out = pd.DataFrame(index=pd.Index(names))
     out["gene"] = names
     for k in ("k_on", "k_off", "k_syn", "k_deg", "burst_frequency", "burst_size"):
