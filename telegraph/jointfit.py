@@ -655,7 +655,7 @@ def _warn_too_large(table: pd.DataFrame) -> None:
             f"to thousands of molecules) need a lattice of more than "
             f"telegraph.config.JOINT_MAX_POINTS = {config.JOINT_MAX_POINTS} points for the "
             "exact two-species law. Fit their spliced layer with one species (tg.fit without "
-            "unspliced=), or raise JOINT_MAX_POINTS if you have the memory (~10 kB per point)",
+            "unspliced=; telegraph fit without --unspliced-layer), or raise JOINT_MAX_POINTS if you have the memory (~10 kB per point)",
             TooLargeWarning, stacklevel=3)
 
 

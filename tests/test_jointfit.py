@@ -243,7 +243,7 @@ def test_an_a_priori_box_over_the_budget_starts_from_the_last_solved_box():
     assert box[1] * box[3] <= budget
 
 
-def test_counts_too_large_for_the_lattice_are_reported_not_fitted():
+def test_counts_too_large_for_the_lattice_are_reported_not_fitted(tmp_path, capsys):
     """A gene of thousands of molecules (burst size ~1,800) needs a lattice over
     JOINT_MAX_POINTS at every start: regime too_large, nothing estimated, a
     warning naming the gene and the fix (it was regime 'telegraph' with every
@@ -260,6 +260,15 @@ def test_counts_too_large_for_the_lattice_are_reported_not_fitted():
     assert np.isnan(big["burst_frequency"]) and not big["converged"]
     assert big["gof_flag"] == "not_fitted" and big["k_deg_flag"] == "not_fitted"
     assert ok["regime"] != "too_large" and np.isfinite(ok["burst_size"])
+    # the CLI says so in one line and fits the rest
+    ad.write_h5ad(tmp_path / "big.h5ad")
+    assert cli_main(["fit", str(tmp_path / "big.h5ad"), "--layer", "spliced",
+                     "--unspliced-layer", "unspliced", "--table", str(tmp_path / "t.csv"),
+                     "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "1 gene(s) not fitted, regime too_large (gene0000)" in err
+    assert "without --unspliced-layer" in err
+    assert pd.read_csv(tmp_path / "t.csv")["regime"].tolist()[0] == "too_large"
 
 
 def test_bad_input_is_refused(two_layer):

@@ -20,6 +20,7 @@ from .. import config, get
 from .. import io as tio
 from ..backed import fit_file
 from ..inputs import ESTIMATE
+from ..jointfit import TooLargeWarning
 from ..labelfit import DetectionWarning
 from ..ondisk import OnDiskMatrix, is_ondisk, read_obs_var
 from ..tl import store_results
@@ -438,6 +439,7 @@ def run(args) -> int:
         with warnings.catch_warnings():
             # a flat detection estimate is reported in the summary below
             warnings.simplefilter("ignore", DetectionWarning)
+            warnings.simplefilter("ignore", TooLargeWarning)   # said below
             tg.tl.fit(adata, layer=args.layer, capture=capture, k_deg=k_deg, genes=genes,
                       min_cells=args.min_cells, ci=args.ci, interval=args.interval,
                       profile=args.profile, round_counts=round_option(args), n_jobs=args.jobs,
@@ -452,6 +454,7 @@ def run(args) -> int:
 
     table = _result_table(adata, genes)
     _print_detection_estimate(adata)
+    _print_too_large(table)
     _write_outputs(args, table, input_path,
                    lambda: tio.write_h5ad_atomic(adata, args.output, refuse=[input_path]))
     if args.example:
@@ -466,6 +469,17 @@ def run(args) -> int:
     print(summary(table, elapsed=time.perf_counter() - t0,
                   written=files_written(args.table, args.output)), file=sys.stderr)
     return 0
+
+
+def _print_too_large(table) -> None:
+    big = table["regime"].astype(str) == "too_large"
+    if big.any():
+        names = ", ".join(table.loc[big, "gene"].astype(str).head(5)) + (
+            ", ..." if big.sum() > 5 else "")
+        print(f"telegraph fit: {int(big.sum())} gene(s) not fitted, regime too_large ({names}): "
+              "counts of thousands of molecules need a lattice over "
+              "telegraph.config.JOINT_MAX_POINTS for the exact two-species law; fit them "
+              "without --unspliced-layer (one species)", file=sys.stderr)
 
 
 def _print_detection_estimate(adata) -> None:
@@ -498,6 +512,7 @@ def _run_streamed(args, input_path: Path, t0: float) -> int:
         with warnings.catch_warnings():
             # a flat detection estimate is reported in the summary below
             warnings.simplefilter("ignore", DetectionWarning)
+            warnings.simplefilter("ignore", TooLargeWarning)   # said below
             res = fit_file(input_path, layer=args.layer, capture=capture, k_deg=k_deg,
                            genes=genes, min_cells=args.min_cells, ci=args.ci,
                            interval=args.interval, profile=args.profile,
@@ -514,6 +529,7 @@ def _run_streamed(args, input_path: Path, t0: float) -> int:
                   unspliced_layer=args.unspliced_layer, new_layer=args.new_layer)
     table = _result_table(adata, genes)
     _print_detection_estimate(adata)
+    _print_too_large(table)
     _write_outputs(args, table, input_path,
                    lambda: tio.write_h5ad_annotations_atomic(input_path, args.output, adata,
                                                              uns_key=KEY))
