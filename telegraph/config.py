@@ -219,6 +219,11 @@ JOINT_MARGIN = 15.0
 #: the law solved again. Measured: an edge d nats below a count moves its log P by about
 #: exp(-1.8 d) (d = 10: 2e-8), so 12 keeps the required 1e-6 with a wide margin
 JOINT_EDGE_MARGIN = 12.0
+#: ... and in a fit, this many: an edge d nats below the least probable observed count moves
+#: that count's log P by about exp(-1.8 d) (d = 8: 6e-7 nats), and only the few extreme
+#: counts are that close, so a log-likelihood moves by ~1e-6, far below what the optimiser
+#: and the profile resolve (0.01 nats); the box, on heavy-tailed laws, is ~15% smaller a side
+JOINT_FIT_EDGE_MARGIN = 8.0
 #: refuse boxes of more lattice points than this: the elimination needs ~10 kB per
 #: point at that size (2e5 points: a few GB, ~10 s)
 JOINT_MAX_POINTS = 200_000

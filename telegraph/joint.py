@@ -333,7 +333,7 @@ def _mode_guess(a, b, lam, gam, box):
 def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, rho_s=None,
                   want: int = 0, box=None, start_box=None, max_points=None,
                   tail: float | None = None, plan=None, trim: float | None = None,
-                  work: dict | None = None):
+                  work: dict | None = None, edge_margin: float | None = None):
     """Per-bin log P, score and observed information for one parameter set.
 
     Parameters
@@ -373,6 +373,10 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
         its edges must reach -- the ``start_box`` for the next evaluation at
         nearby parameters (a fit's boxes otherwise only grow).
 
+    edge_margin : float, optional
+        How many nats below the least probable requested count every truncating
+        edge must lie (default :data:`telegraph.config.JOINT_EDGE_MARGIN`; a fit
+        passes ``JOINT_FIT_EDGE_MARGIN``).
     work : dict, optional
         Scratch space kept between calls (a fit passes the same dict at every
         evaluation of a gene, on one thread): the elimination's front matrices
@@ -403,6 +407,7 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
     if m == 0:
         return _k.JointRows(out), box
     adapt = box is None
+    edge_margin = config.JOINT_EDGE_MARGIN if edge_margin is None else edge_margin
     # the table-level counts a bin draws on most: its own counts, or about
     # count / rho under thinning
     req_u = np.rint(u / rho_u).astype(np.int64)
@@ -440,7 +445,7 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
             # edges below exp(-limit): the stricter of the normalisation's tail and
             # the margin under the least probable requested count
             limit = max((config.JOINT_TAIL if tail is None else tail) - 5.0,
-                        config.JOINT_EDGE_MARGIN - _least_requested(logpi, box, req_u, req_s))
+                        edge_margin - _least_requested(logpi, box, req_u, req_s))
             # truncating edges only (a lower edge at 0 is the natural boundary)
             grow = [u_lo > 0 and edges[0] > -limit, edges[1] > -limit,
                     s_lo > 0 and edges[2] > -limit, edges[3] > -limit]

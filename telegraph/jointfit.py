@@ -195,7 +195,8 @@ class _Gene:
         return evaluate_bins(a, b, L["c_ref"] * lam, gam, L["u"], L["s"], L["rho_u"],
                              L["rho_s"], want, start_box=start, max_points=self.max_points,
                              tail=config.JOINT_FIT_TAIL, plan=L["plan"],
-                             trim=config.JOINT_FIT_TRIM, work=self.work)
+                             trim=config.JOINT_FIT_TRIM, work=self.work,
+                             edge_margin=config.JOINT_FIT_EDGE_MARGIN)
 
     def __call__(self, y, want=2):
         """(loglik, gradient, information) in y; loglik -inf where the law cannot
