@@ -45,13 +45,18 @@ from .joint import BoxTooLarge, evaluate_bins, lattice_box, thinning_plan
 from .likelihood_fit import (_maximise, _profile_side, _wald_se, genes_on_threads, layer_means,
                              n_threads)
 
-__all__ = ["fit_layers", "fit_joint_table", "joint_tables", "shared_fit", "gene_objective", "DIFF_TESTS", "fit_joint_histograms", "fit_gene", "JOINT_REGIMES", "K_DEG_FLAGS",
+__all__ = ["fit_layers", "fit_joint_table", "joint_tables", "shared_fit", "gene_objective", "DIFF_TESTS", "fit_joint_histograms", "fit_gene", "JOINT_REGIMES", "TooLargeWarning", "K_DEG_FLAGS",
            "JOINT_TARGETS", "MODELS", "bursty_rates"]
 
 log = logging.getLogger("telegraph")
 
-#: regimes of a two-species fit (the ``regime`` column)
-#: ("too_large": no starting point's law fits in telegraph.config.JOINT_MAX_POINTS lattice
+class TooLargeWarning(UserWarning):
+    """Some genes' counts were too large for the exact two-species law (regime
+    ``too_large``: not fitted)."""
+
+
+#: regimes of a two-species fit (the ``regime`` column;
+#: "too_large": no starting point's law fits in telegraph.config.JOINT_MAX_POINTS lattice
 #: points -- counts of thousands -- so the gene is not fitted)
 JOINT_REGIMES = ("telegraph", "bursty", "bimodal", "poisson", "too_few_cells", "all_zero",
                  "too_large")
@@ -478,7 +483,6 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph",
         row.pop("y")
         row["regime"] = "too_large"
         row["converged"] = False
-        row["max_counts"] = (int(u.max()), int(s.max()))
         return row
     # chi2_1 quantile and normal quantile without scipy.stats (half a second of start-up)
     z = float(ndtri(0.5 + settings.ci / 2.0))
@@ -656,12 +660,9 @@ def _warn_too_large(table: pd.DataFrame) -> None:
             f"to thousands of molecules) need a lattice of more than "
             f"telegraph.config.JOINT_MAX_POINTS = {config.JOINT_MAX_POINTS} points for the "
             "exact two-species law. Fit their spliced layer with one species (tg.fit without "
-            "unspliced=; telegraph fit without --unspliced-layer), or raise JOINT_MAX_POINTS if you have the memory (~10 kB per point)",
+            "unspliced=; telegraph fit without --unspliced-layer), or raise JOINT_MAX_POINTS "
+            "if you have the memory (~10 kB per point)",
             TooLargeWarning, stacklevel=3)
-
-
-class TooLargeWarning(UserWarning):
-    """Some genes' counts were too large for the exact two-species law."""
 
 
 def fit_joint_table(jh: JointHistograms, settings: FitSettings, model: str = "telegraph",
