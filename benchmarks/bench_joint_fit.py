@@ -38,8 +38,13 @@ import telegraph as tg  # noqa: E402
 OUT = HERE / "_output"
 
 
+def _log_uniform(rng, n):
+    """n draws log-uniform over (lo, hi): lu(lo, hi)."""
+    return lambda lo, hi: np.exp(rng.uniform(np.log(lo), np.log(hi), n))
+
+
 def genes(rng, n):
-    lu = lambda lo, hi: np.exp(rng.uniform(np.log(lo), np.log(hi), n))  # noqa: E731
+    lu = _log_uniform(rng, n)
     k_on, k_off, burst, k_deg = lu(0.1, 2.0), lu(0.3, 5.0), lu(2.0, 20.0), lu(0.2, 2.0)
     return dict(k_on=k_on, k_off=k_off, k_syn=burst * k_off, k_deg=k_deg)
 
@@ -50,7 +55,7 @@ def wide_genes(rng, n):
     count log-uniform over 0.2-50 at capture 1, scaled down where the mean spliced count
     would pass 500. Burst sizes then reach the thousands (some such genes need lattices over
     telegraph.config.JOINT_MAX_POINTS and are reported ``too_large``)."""
-    lu = lambda lo, hi: np.exp(rng.uniform(np.log(lo), np.log(hi), n))  # noqa: E731
+    lu = _log_uniform(rng, n)
     k_on, k_off, k_deg = lu(0.01, 100.0), lu(0.01, 100.0), lu(0.05, 20.0)
     mu = lu(0.2, 50.0)
     k_syn = mu * (k_on + k_off) / k_on

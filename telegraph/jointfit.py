@@ -645,24 +645,26 @@ def fit_joint_histograms(jh: JointHistograms, *, settings: FitSettings | None = 
                 bar.close()
         table = joint_tables([joint_results_table(rows, jh, settings, model)], settings, model,
                              unspliced_factor)
-    _warn_too_large(table)
+    message = too_large_message(table)
+    if message is not None:
+        warnings.warn(message, TooLargeWarning, stacklevel=3)
     log.info("fitted %d genes (two species) in %.1f s", jh.n_genes, time.perf_counter() - t0)
     return table
 
 
-def _warn_too_large(table: pd.DataFrame) -> None:
-    """Warn, naming the genes and the fix, when some were too large to fit."""
-    big = table.index[table["regime"].astype(str) == "too_large"] if len(table) else []
-    if len(big):
-        names = ", ".join(str(g) for g in list(big)[:5]) + (", ..." if len(big) > 5 else "")
-        warnings.warn(
-            f"{len(big)} gene(s) not fitted (regime 'too_large': {names}): their counts (up "
-            f"to thousands of molecules) need a lattice of more than "
-            f"telegraph.config.JOINT_MAX_POINTS = {config.JOINT_MAX_POINTS} points for the "
-            "exact two-species law. Fit their spliced layer with one species (tg.fit without "
-            "unspliced=; telegraph fit without --unspliced-layer), or raise JOINT_MAX_POINTS "
-            "if you have the memory (~10 kB per point)",
-            TooLargeWarning, stacklevel=3)
+def too_large_message(table: pd.DataFrame) -> str | None:
+    """What to tell the user about the genes of a two-species result table that were
+    too large to fit (names and the fix), or None when there are none (the warning
+    of :func:`fit_joint_histograms` and the CLI's line)."""
+    big = [str(g) for g in table.loc[table["regime"].astype(str) == "too_large", "gene"]]
+    if not big:
+        return None
+    names = ", ".join(big[:5]) + (", ..." if len(big) > 5 else "")
+    return (f"{len(big)} gene(s) not fitted, regime too_large ({names}): counts of thousands "
+            f"of molecules need a lattice of more than telegraph.config.JOINT_MAX_POINTS = "
+            f"{config.JOINT_MAX_POINTS} points for the exact two-species law; fit them with "
+            "one species (tg.fit without unspliced=, telegraph fit without --unspliced-layer), "
+            "or raise JOINT_MAX_POINTS if you have the memory (~10 kB per point)")
 
 
 def fit_joint_table(jh: JointHistograms, settings: FitSettings, model: str = "telegraph",

@@ -20,7 +20,7 @@ from .. import config, get
 from .. import io as tio
 from ..backed import fit_file
 from ..inputs import ESTIMATE
-from ..jointfit import TooLargeWarning
+from ..jointfit import TooLargeWarning, too_large_message
 from ..labelfit import DetectionWarning
 from ..ondisk import OnDiskMatrix, is_ondisk, read_obs_var
 from ..tl import store_results
@@ -472,14 +472,9 @@ def run(args) -> int:
 
 
 def _print_too_large(table) -> None:
-    big = table["regime"].astype(str) == "too_large"
-    if big.any():
-        names = ", ".join(table.loc[big, "gene"].astype(str).head(5)) + (
-            ", ..." if big.sum() > 5 else "")
-        print(f"telegraph fit: {int(big.sum())} gene(s) not fitted, regime too_large ({names}): "
-              "counts of thousands of molecules need a lattice over "
-              "telegraph.config.JOINT_MAX_POINTS for the exact two-species law; fit them "
-              "without --unspliced-layer (one species)", file=sys.stderr)
+    message = too_large_message(table) if "regime" in table else None
+    if message is not None:
+        print(f"telegraph fit: {message}", file=sys.stderr)
 
 
 def _print_detection_estimate(adata) -> None:
