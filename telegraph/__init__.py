@@ -54,7 +54,7 @@ _LAZY = {
     "simulate": "telegraph.ssa",
     "simulate_anndata": "telegraph.study",
     "score_gradient": "telegraph.gradient",
-    "fit": "telegraph.fitting",
+    "fit": "telegraph.layerfit",
     "fit_file": "telegraph.backed",
     "labelled_logpmf": "telegraph.labelled",
     "labelled_pmf": "telegraph.labelled",
@@ -66,7 +66,7 @@ _LAZY = {
 #: checks that this lists every module of the package)
 _SUBMODULES = {"backed", "blocks", "calibration", "cli", "cluster", "config", "datasets",
                "design", "differential", "fitting", "get", "goodness", "gradient", "histogram",
-               "inputs", "io", "joint", "jointfit", "kernels", "labelfit", "labelled", "likelihood_fit",
+               "inputs", "io", "joint", "jointfit", "kernels", "labelfit", "labelled", "layerfit", "likelihood_fit",
                "multitest", "network",
                "ondisk", "pl", "ssa", "stationary", "study", "tl"}
 

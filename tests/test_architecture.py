@@ -31,7 +31,7 @@ LAYERS = {
     0: {"config", "inputs", "kernels"},
     1: {"stationary", "joint", "ssa", "network", "gradient", "histogram", "blocks",
         "goodness", "labelled"},
-    2: {"likelihood_fit", "fitting", "jointfit", "labelfit", "differential", "calibration", "multitest", "study", "datasets",
+    2: {"likelihood_fit", "fitting", "layerfit", "jointfit", "labelfit", "differential", "calibration", "multitest", "study", "datasets",
         "design"},
     3: {"io", "ondisk", "get", "cluster", "backed", "tl", "pl"},
     4: {"cli", "__main__"},

@@ -9,7 +9,7 @@ import pandas as pd
 
 from .. import __version__, config
 from ..backed import fit_file
-from ..fitting import fit as _fit
+from ..layerfit import fit as _fit
 from ..get import counts, fit_columns
 from ..inputs import (capture_record, check_labelled_layers, gene_positions, k_deg_record,
                       resolve_capture, resolve_k_deg, resolve_labelling, row_totals,
