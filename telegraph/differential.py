@@ -487,7 +487,9 @@ def differential_two_species(spliced1, unspliced1, spliced2, unspliced2, *, capt
                                     round_counts=round_counts, genes=genes)
         r = jointfit.fit_block(jh, settings, "telegraph", unspliced_factor,
                                n_jobs=n_threads(n_jobs))
-        tab = rescale_syn(jointfit.joint_results_table(r, jh, settings), cap.syn_scale)
+        tab = rescale_syn(jointfit.joint_results_table(r, jh, settings,
+                                                       unspliced_factor=unspliced_factor),
+                          cap.syn_scale)
         jhs.append(jh)
         rows.append(r)
         tables.append(tab)
@@ -497,7 +499,11 @@ def differential_two_species(spliced1, unspliced1, spliced2, unspliced2, *, capt
     out = pd.DataFrame(index=t1.index.copy())
     out["gene"] = out.index.to_numpy()
     reg = np.stack([t1["regime"].astype(str).to_numpy(), t2["regime"].astype(str).to_numpy()])
-    fitted = np.isin(reg, ["telegraph", "bursty"]).all(axis=0)
+    # genes too large for the exact law (fitted on their unspliced counts, or not at all)
+    # have no joint likelihood to test with
+    large = np.stack([t["fit_method"].astype(str).to_numpy() == "unspliced_marginal"
+                      for t in (t1, t2)]).any(axis=0) | (reg == "too_large").any(axis=0)
+    fitted = np.isin(reg, ["telegraph", "bursty"]).all(axis=0) & ~large
     lr = {q: np.full(n, np.nan) for q in jointfit.DIFF_TESTS}
     conv_null = np.ones(n, bool)
     for g in np.flatnonzero(fitted):
@@ -540,7 +546,7 @@ def differential_two_species(spliced1, unspliced1, spliced2, unspliced2, *, capt
     flag[(reg == "poisson").any(axis=0)] = "limit_regime"
     flag[(reg == "all_zero").any(axis=0)] = "all_zero"
     flag[(reg == "too_few_cells").any(axis=0)] = "too_few_cells"
-    flag[(reg == "too_large").any(axis=0)] = "too_large"
+    flag[large] = "too_large"
     out["flag"] = pd.Categorical(flag, categories=list(FLAGS))
     for c in ("regime_1", "regime_2"):
         out[c] = pd.Categorical(out[c].astype(str), categories=list(jointfit.JOINT_REGIMES))

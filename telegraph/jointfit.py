@@ -38,26 +38,30 @@ import pandas as pd
 from scipy.special import gammaln, ndtri
 
 from . import blocks, config
+from .fitting import fit_raw, results_table
 from .goodness import gof_columns
-from .histogram import JointHistograms, joint_count_histograms
+from .histogram import CountHistograms, JointHistograms, joint_count_histograms
 from .inputs import Capture, FitSettings, KDeg
 from .joint import BoxTooLarge, evaluate_bins, lattice_box, thinning_plan
 from .likelihood_fit import (_maximise, _profile_side, _wald_se, genes_on_threads, layer_means,
                              n_threads)
 
 __all__ = ["fit_layers", "fit_joint_table", "joint_tables", "shared_fit", "gene_objective", "DIFF_TESTS", "fit_joint_histograms", "fit_gene", "JOINT_REGIMES", "TooLargeWarning", "K_DEG_FLAGS",
-           "JOINT_TARGETS", "MODELS", "bursty_rates"]
+           "JOINT_TARGETS", "MODELS", "bursty_rates", "FIT_METHODS", "marginal_fits",
+           "ratio_of_means"]
 
 log = logging.getLogger("telegraph")
 
 class TooLargeWarning(UserWarning):
-    """Some genes' counts were too large for the exact two-species law (regime
-    ``too_large``: not fitted)."""
+    """Some genes' counts were too large for the exact two-species law: fitted on
+    their unspliced counts alone (``fit_method`` "unspliced_marginal"), or not at all
+    (regime ``too_large``)."""
 
 
 #: regimes of a two-species fit (the ``regime`` column;
 #: "too_large": no starting point's law fits in telegraph.config.JOINT_MAX_POINTS lattice
-#: points -- counts of thousands -- so the gene is not fitted)
+#: points -- counts of thousands -- and the unspliced marginal could not stand in
+#: (:func:`marginal_fits`), so the gene is not fitted)
 JOINT_REGIMES = ("telegraph", "bursty", "bimodal", "poisson", "too_few_cells", "all_zero",
                  "too_large")
 #: the estimates each regime fills; k_deg also needs ``k_deg_flag == "identified"``
@@ -77,6 +81,10 @@ JOINT_IDENTIFIED = {
 #: no lower bound (unspliced too few); "not_identified": neither
 K_DEG_FLAGS = ("identified", "fast_degradation", "slow_degradation", "not_identified",
                "not_fitted")
+#: ``fit_method``: "joint", the exact two-species law; "unspliced_marginal", a gene
+#: too large for its lattice, fitted on its unspliced counts alone with k_deg from the
+#: ratio of the means (:func:`marginal_fits`); "not_fitted"
+FIT_METHODS = ("joint", "unspliced_marginal", "not_fitted")
 #: quantities with intervals, in the order of the fit's log coordinates' targets
 JOINT_TARGETS = ("burst_frequency", "burst_size", "k_off", "k_syn", "k_deg")
 #: the models :func:`fit_layers` fits: the full telegraph model, or its bursty limit
@@ -643,8 +651,8 @@ def fit_joint_histograms(jh: JointHistograms, *, settings: FitSettings | None = 
         finally:
             if bar is not None:
                 bar.close()
-        table = joint_tables([joint_results_table(rows, jh, settings, model)], settings, model,
-                             unspliced_factor)
+        table = joint_tables([joint_results_table(rows, jh, settings, model, unspliced_factor)],
+                             settings, model, unspliced_factor)
     message = too_large_message(table)
     if message is not None:
         warnings.warn(message, TooLargeWarning, stacklevel=3)
@@ -654,17 +662,28 @@ def fit_joint_histograms(jh: JointHistograms, *, settings: FitSettings | None = 
 
 def too_large_message(table: pd.DataFrame) -> str | None:
     """What to tell the user about the genes of a two-species result table that were
-    too large to fit (names and the fix), or None when there are none (the warning
-    of :func:`fit_joint_histograms` and the CLI's line)."""
-    big = [str(g) for g in table.loc[table["regime"].astype(str) == "too_large", "gene"]]
-    if not big:
-        return None
-    names = ", ".join(big[:5]) + (", ..." if len(big) > 5 else "")
-    return (f"{len(big)} gene(s) not fitted, regime too_large ({names}): counts of thousands "
-            f"of molecules need a lattice of more than telegraph.config.JOINT_MAX_POINTS = "
-            f"{config.JOINT_MAX_POINTS} points for the exact two-species law; fit them with "
-            "one species (tg.fit without unspliced=, telegraph fit without --unspliced-layer), "
-            "or raise JOINT_MAX_POINTS if you have the memory (~10 kB per point)")
+    too large for the exact law (names and what was done, or the fix), or None when
+    there are none (the warning of :func:`fit_joint_histograms` and the CLI's line)."""
+    def names(mask):
+        big = [str(g) for g in table.loc[mask, "gene"]]
+        return len(big), ", ".join(big[:5]) + (", ..." if len(big) > 5 else "")
+
+    room = (f"telegraph.config.JOINT_MAX_POINTS = {config.JOINT_MAX_POINTS} lattice points "
+            "(raise it if you have the memory, ~10 kB per point)")
+    parts = []
+    if "fit_method" in table:
+        n, which = names(table["fit_method"].astype(str) == "unspliced_marginal")
+        if n:
+            parts.append(f"{n} gene(s) too large for the exact two-species law ({which}) were "
+                         "fitted on their unspliced counts alone, k_deg from the ratio of the "
+                         f"means (fit_method unspliced_marginal); their law needs more than "
+                         f"{room}")
+    n, which = names(table["regime"].astype(str) == "too_large")
+    if n:
+        parts.append(f"{n} gene(s) not fitted, regime too_large ({which}): counts of "
+                     f"thousands of molecules need more than {room}; fit them with one species "
+                     "(tg.fit without unspliced=, telegraph fit without --unspliced-layer)")
+    return "; ".join(parts) if parts else None
 
 
 def fit_joint_table(jh: JointHistograms, settings: FitSettings, model: str = "telegraph",
@@ -673,7 +692,7 @@ def fit_joint_table(jh: JointHistograms, settings: FitSettings, model: str = "te
     :func:`joint_results_table` (what a Dask task runs on a block of genes;
     :func:`joint_tables` joins the blocks' tables)."""
     return joint_results_table(fit_block(jh, settings, model, unspliced_factor), jh, settings,
-                               model)
+                               model, unspliced_factor)
 
 
 def joint_tables(tables, settings: FitSettings, model: str = "telegraph",
@@ -689,8 +708,12 @@ def joint_tables(tables, settings: FitSettings, model: str = "telegraph",
 
 
 def joint_results_table(rows, jh: JointHistograms, settings: FitSettings,
-                        model: str = "telegraph") -> pd.DataFrame:
-    """The public table of a two-species fit from :func:`fit_gene` rows."""
+                        model: str = "telegraph", unspliced_factor: float = 1.0) -> pd.DataFrame:
+    """The public table of a two-species fit from :func:`fit_gene` rows.
+
+    Genes too large for the exact two-species law (regime ``too_large`` in
+    their rows) are fitted here on their unspliced counts alone, with k_deg
+    from the ratio of the means (:func:`marginal_fits`; model "telegraph" only)."""
     n = len(rows)
     genes = jh.hist.genes
     names = [f"gene{i}" for i in range(n)] if genes is None else [str(g) for g in genes]
@@ -792,7 +815,112 @@ def joint_results_table(rows, jh: JointHistograms, settings: FitSettings,
     out[f"loglik_{model}"] = ll_tel
     out["loglik_poisson"] = ll_p
     out["n_iter"] = n_iter
+    fitted = np.isin(regime, ["telegraph", "bursty", "bimodal", "poisson"])
+    out["fit_method"] = pd.Categorical(np.where(fitted, "joint", "not_fitted"),
+                                       categories=list(FIT_METHODS))
+    big = np.flatnonzero(regime == "too_large")
+    if model == "telegraph" and big.size:
+        marginal_fits(out, jh, big, settings, unspliced_factor)
     return out
+
+
+def _unspliced_histograms(jh: JointHistograms, genes, unspliced_factor: float) -> CountHistograms:
+    """The histograms of the unspliced counts alone (by capture group, the groups'
+    capture times ``unspliced_factor``) of the genes ``genes`` of ``jh``: the
+    marginal over the spliced counts."""
+    indptr, values, groups, weights = [0], [], [], []
+    for g in genes:
+        u, _, grp, wt = jh.gene(int(g))
+        key = grp.astype(np.int64) * (int(u.max()) + 1) + u
+        uniq, inv = np.unique(key, return_inverse=True)
+        values.append(uniq % (int(u.max()) + 1))
+        groups.append(uniq // (int(u.max()) + 1))
+        weights.append(np.bincount(inv, weights=wt, minlength=uniq.size))
+        indptr.append(indptr[-1] + uniq.size)
+    genes = np.asarray(genes, np.int64)
+    names = None if jh.hist.genes is None else jh.hist.genes[genes]
+    cat = (lambda parts, dtype: np.concatenate(parts).astype(dtype) if parts
+           else np.empty(0, dtype))
+    return CountHistograms(np.asarray(indptr, np.int64), cat(values, np.int64),
+                           cat(groups, np.int64), cat(weights, float),
+                           jh.hist.capture * unspliced_factor,
+                           jh.hist.n_cells[genes], jh.hist.n_missing[genes], names)
+
+
+def ratio_of_means(u, s, w, cs, cu, ci: float = config.CI):
+    """k_deg / k_splice from the ratio of the mean unspliced to the mean spliced
+    count (at stationarity k_splice E[U] = k_deg E[S] whatever the promoter does),
+    each mean per unit capture, with a delta-method (sandwich) interval on the log
+    scale (docs/maths.md, "Genes too large for the lattice").
+
+    Parameters
+    ----------
+    u, s : int arrays (m,)
+        Bins' unspliced and spliced counts.
+    w : float array (m,)
+        Cells per bin.
+    cs, cu : float arrays (m,)
+        Capture efficiency of spliced and unspliced molecules of each bin.
+    ci : float
+        Confidence level.
+
+    Returns
+    -------
+    (k_deg, ci_low, ci_high, se of log k_deg), k_deg in units of k_splice; NaN
+    when either layer has no molecules.
+    """
+    u, s, w, cs, cu = (np.asarray(v, float) for v in (u, s, w, cs, cu))
+    A, B = float(w @ u), float(w @ s)
+    n = float(w.sum())
+    if not (A > 0 and B > 0 and n > 1):
+        return np.nan, np.nan, np.nan, np.nan
+    mu_u, mu_s = A / float(w @ cu), B / float(w @ cs)
+    # the influence of each cell on log(A) - log(B), the means' own estimation included
+    d = (u - cu * mu_u) / A - (s - cs * mu_s) / B
+    se = math.sqrt(float(w @ (d * d)) * n / (n - 1.0))
+    z = float(ndtri(0.5 + ci / 2.0))
+    k = mu_u / mu_s
+    return k, k * math.exp(-z * se), k * math.exp(z * se), se
+
+
+def marginal_fits(out: pd.DataFrame, jh: JointHistograms, genes, settings: FitSettings,
+                  unspliced_factor: float = 1.0) -> None:
+    """Fill the rows ``genes`` (positions) of a two-species table, genes too large
+    for the exact two-species law, from their unspliced counts alone (in place).
+
+    The unspliced marginal of the model is the one-species stationary law with
+    rates in units of k_splice (docs/maths.md, "Genes too large for the lattice"),
+    so the one-species engine (:mod:`telegraph.fitting`) fits k_on, k_off, k_syn,
+    burst frequency and size, their intervals, the regime and a goodness of fit
+    of that marginal; k_deg comes from :func:`ratio_of_means`. ``fit_method``
+    reads "unspliced_marginal"; ``loglik`` and ``loglik_telegraph`` stay NaN (the
+    joint law was not evaluated). A gene without unspliced molecules stays
+    ``too_large``.
+    """
+    genes = np.asarray(genes, np.int64)
+    hm = _unspliced_histograms(jh, genes, unspliced_factor)
+    one = results_table(fit_raw(hm, settings), hm, settings)
+    same = ["k_on", "k_off", "k_syn", "burst_frequency", "burst_size", "fraction_on"]
+    same += [f"{t}_ci_{side}" for t in ("burst_frequency", "burst_size", "k_off", "k_syn",
+                                         "k_on") for side in ("low", "high")]
+    same += ["converged", "n_iter", "gof_stat", "gof_df", "gof_pval", "gof_flag"]
+    for j, g in enumerate(genes):
+        r = one.iloc[j]
+        reg = str(r["regime"])
+        if reg not in ("telegraph", "bursty", "bimodal", "poisson"):
+            continue
+        k, lo_k, hi_k, _ = ratio_of_means(*_gene_bins(jh, int(g), unspliced_factor),
+                                          ci=settings.ci)
+        if not np.isfinite(k):
+            continue
+        values = {c: r[c] for c in same}
+        values.update(regime=reg, k_deg=k, k_deg_ci_low=lo_k, k_deg_ci_high=hi_k,
+                      k_deg_flag="identified", k_splice=1.0,
+                      mean_expression_unspliced=r["mean_expression"],
+                      mean_expression=r["mean_expression"] / k,
+                      identified=JOINT_IDENTIFIED[reg], fit_method="unspliced_marginal")
+        for c, v in values.items():
+            out.iloc[g, out.columns.get_loc(c)] = v
 
 
 def fit_layers(spliced, unspliced, *, capture: Capture, settings: FitSettings,
@@ -843,9 +971,12 @@ def fit_layers(spliced, unspliced, *, capture: Capture, settings: FitSettings,
         either off or on for many lifetimes, both modes visible) is within the
         confidence set, only k_syn, fraction_on, k_deg and the means are
         identified; poisson: constitutive, only the means and k_deg;
-        too_few_cells; all_zero; too_large: counts of thousands, whose law needs more
-        than ``telegraph.config.JOINT_MAX_POINTS`` lattice points, not fitted, with a
-        TooLargeWarning), ``identified`` (the estimates the regime
+        too_few_cells; all_zero; too_large: with model "bursty" only, counts of
+        thousands, whose law needs more than ``telegraph.config.JOINT_MAX_POINTS``
+        lattice points, not fitted), ``fit_method`` (joint; unspliced_marginal: such a
+        gene of the full model, fitted on its unspliced counts alone with k_deg from
+        the ratio of the means, :func:`marginal_fits`, named by a TooLargeWarning;
+        not_fitted), ``identified`` (the estimates the regime
         fills, k_deg among them only when ``k_deg_flag`` is "identified"),
         ``k_deg_flag`` (whether the data bound k_deg / k_splice: identified;
         fast_degradation: no upper bound, too few spliced molecules;

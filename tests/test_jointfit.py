@@ -243,32 +243,114 @@ def test_an_a_priori_box_over_the_budget_starts_from_the_last_solved_box():
     assert box[1] * box[3] <= budget
 
 
-def test_counts_too_large_for_the_lattice_are_reported_not_fitted(tmp_path, capsys):
-    """A gene of thousands of molecules (burst size ~1,800) needs a lattice over
-    JOINT_MAX_POINTS at every start: regime too_large, nothing estimated, a
-    warning naming the gene and the fix (it was regime 'telegraph' with every
-    estimate NaN and every quantity listed as identified)."""
+@pytest.fixture(scope="module")
+def too_large():
+    """Gene 0: thousands of unspliced molecules (burst size ~1,800): its law needs a
+    lattice over JOINT_MAX_POINTS at every start; gene 1 an ordinary gene."""
     ad = tg.simulate_anndata(300, 2, k_on=[0.0129, 0.5], k_off=[7.93, 2.0],
                              k_syn=[1.43e4, 20.0], k_deg=[8.27, 1.0], splicing=[1.0, 1.0],
                              capture=1.0, seed=3)
     assert ad.layers["unspliced"][:, 0].max() > 1000
-    with pytest.warns(jointfit.TooLargeWarning, match="gene0.*JOINT_MAX_POINTS"):
-        t = tg.fit(ad.layers["spliced"], unspliced=ad.layers["unspliced"], capture=1.0,
-                   progress=False)
+    return ad
+
+
+def test_counts_too_large_for_the_lattice_are_fitted_on_the_unspliced_marginal(
+        too_large, tmp_path, capsys):
+    """Such a gene is fitted on its unspliced counts alone (the one-species law in
+    units of k_splice: the same estimates and intervals as a one-species fit of
+    that layer), k_deg from the ratio of the means, fit_method saying so and a
+    warning naming the gene (it was regime 'telegraph' with every estimate NaN, then
+    regime too_large with nothing estimated)."""
+    ad = too_large
+    U, S = ad.layers["unspliced"].toarray(), ad.layers["spliced"].toarray()
+    with pytest.warns(jointfit.TooLargeWarning, match="gene0.*unspliced counts alone"):
+        t = tg.fit(S, unspliced=U, capture=1.0, progress=False)
     big, ok = t.iloc[0], t.iloc[1]
-    assert big["regime"] == "too_large" and big["identified"] == ""
-    assert np.isnan(big["burst_frequency"]) and not big["converged"]
-    assert big["gof_flag"] == "not_fitted" and big["k_deg_flag"] == "not_fitted"
-    assert ok["regime"] != "too_large" and np.isfinite(ok["burst_size"])
+    assert big["fit_method"] == "unspliced_marginal" and ok["fit_method"] == "joint"
+    one = tg.fit(U[:, :1], capture=1.0, progress=False).iloc[0]
+    assert big["regime"] == one["regime"]
+    for c in ("burst_frequency", "burst_size", "burst_frequency_ci_low",
+              "burst_frequency_ci_high", "burst_size_ci_low", "burst_size_ci_high",
+              "gof_pval"):
+        assert big[c] == pytest.approx(one[c], rel=1e-9, nan_ok=True), c
+    assert big["mean_expression_unspliced"] == pytest.approx(one["mean_expression"], rel=1e-9)
+    # k_deg / k_splice = E[U] / E[S] at stationarity (truth 8.27)
+    assert big["k_deg"] == pytest.approx(U[:, 0].sum() / S[:, 0].sum(), rel=1e-12)
+    assert big["k_deg_ci_low"] < 8.27 < big["k_deg_ci_high"]
+    assert big["k_deg_flag"] == "identified" and "k_deg" in big["identified"]
+    assert np.isnan(big["loglik"]) and np.isnan(big["loglik_telegraph"])
+    assert big["burst_frequency_ci_low"] < 0.0129 < big["burst_frequency_ci_high"]
+    assert big["burst_size_ci_low"] < 1.43e4 / 7.93 < big["burst_size_ci_high"]
     # the CLI says so in one line and fits the rest
     ad.write_h5ad(tmp_path / "big.h5ad")
     assert cli_main(["fit", str(tmp_path / "big.h5ad"), "--layer", "spliced",
                      "--unspliced-layer", "unspliced", "--table", str(tmp_path / "t.csv"),
                      "--no-progress"]) == 0
     err = capsys.readouterr().err
-    assert "1 gene(s) not fitted, regime too_large (gene0000)" in err
-    assert "without --unspliced-layer" in err
-    assert pd.read_csv(tmp_path / "t.csv")["regime"].tolist()[0] == "too_large"
+    assert "1 gene(s) too large for the exact two-species law (gene0000)" in err
+    assert "1 of them on their unspliced counts alone" in err
+    table = pd.read_csv(tmp_path / "t.csv")
+    assert table["fit_method"].tolist() == ["unspliced_marginal", "joint"]
+
+
+def test_too_large_genes_are_not_tested_for_differential_bursting(monkeypatch):
+    """A gene fitted on its unspliced counts alone has no joint likelihood to test
+    with: flag too_large, not tested; the ordinary gene is tested. (A small
+    JOINT_MAX_POINTS makes gene 0, ~100 molecules per cell, too large.)"""
+    from telegraph import config
+    monkeypatch.setattr(config, "JOINT_MAX_POINTS", 3000)
+    ad = tg.simulate_anndata(400, 2, k_on=[0.5, 0.5], k_off=[2.0, 2.0], k_syn=[400.0, 20.0],
+                             k_deg=[1.0, 1.0], splicing=2.0, capture=1.0,
+                             groups={"A": {}, "B": {}}, seed=5)
+    res = tg.tl.differential_bursting(ad, "group", layer="spliced",
+                                      unspliced_layer="unspliced", n_jobs=1)
+    assert res["flag"].astype(str).tolist()[0] == "too_large"
+    assert res["tested"].tolist() == [False, True]
+    assert np.isnan(res["pval_burst_frequency"].iloc[0])
+    assert np.isfinite(res["pval_burst_frequency"].iloc[1])
+
+
+def test_too_large_genes_of_the_bursty_limit_model_are_not_fitted(too_large):
+    """The comparison model (model="bursty") has no marginal fallback: regime
+    too_large, nothing estimated, a warning naming the gene and the fix."""
+    ad = too_large
+    with pytest.warns(jointfit.TooLargeWarning, match="not fitted.*gene0.*JOINT_MAX_POINTS"):
+        t = tg.fit(ad.layers["spliced"], unspliced=ad.layers["unspliced"], capture=1.0,
+                   model="bursty", progress=False)
+    big = t.iloc[0]
+    assert big["regime"] == "too_large" and big["identified"] == ""
+    assert big["fit_method"] == "not_fitted"
+    assert np.isnan(big["burst_frequency"]) and not big["converged"]
+    assert big["gof_flag"] == "not_fitted" and big["k_deg_flag"] == "not_fitted"
+
+
+def test_ratio_of_means_interval_covers_at_its_level():
+    """The delta-method interval of k_deg = E[U] / E[S] (per unit capture) covers
+    the truth at its level whatever the law, here overdispersed, correlated counts
+    under per-cell capture (a burst process shared by both species): 600 data sets of
+    400 cells; and its standard error matches the spread of the estimate."""
+    rng = np.random.default_rng(11)
+    gamma, n, reps = 0.4, 400, 600
+    hits, logs, ses = 0, [], []
+    for _ in range(reps):
+        c = rng.uniform(0.2, 1.0, n)
+        lam = rng.gamma(0.3, 30.0, n)                    # shared latent activity
+        u = rng.poisson(c * lam)
+        s = rng.poisson(c * lam / gamma * rng.gamma(4.0, 0.25, n))   # E[S] = E[U] / gamma
+        k, lo, hi, se = jointfit.ratio_of_means(u, s, np.ones(n), c, c, ci=0.95)
+        hits += lo < gamma < hi
+        logs.append(np.log(k))
+        ses.append(se)
+    cover = hits / reps
+    assert 0.95 - 3 * 0.0089 < cover < 0.95 + 3 * 0.0089, cover
+    assert np.median(ses) == pytest.approx(np.std(logs), rel=0.12)
+    # bins with weights give the cells' answer
+    u, s, c = np.array([3, 3, 0, 7]), np.array([10, 10, 2, 5]), np.array([0.5, 0.5, 1.0, 0.8])
+    whole = jointfit.ratio_of_means(u, s, np.ones(4), c, c)
+    binned = jointfit.ratio_of_means(u[1:], s[1:], np.array([2.0, 1.0, 1.0]), c[1:], c[1:])
+    np.testing.assert_allclose(whole, binned, rtol=1e-12)
+    assert np.isnan(jointfit.ratio_of_means(np.zeros(3, int), s[:3], np.ones(3), c[:3],
+                                            c[:3])[0])
 
 
 def test_bad_input_is_refused(two_layer):

@@ -321,8 +321,12 @@ def summary(table, *, elapsed: float, written: str) -> str:
     gof = (f"goodness of fit tested with power for {n_ok} of {n_fit} fitted genes"
            + (f" (for {n_fit - n_ok}, too few non-zero counts: gof_flag)" if n_fit > n_ok
               else ""))
+    n_marginal = (int((table["fit_method"].astype(str) == "unspliced_marginal").sum())
+                  if "fit_method" in table else 0)
+    marginal = (f"{n_marginal} of them on their unspliced counts alone (too large for the "
+                "exact two-species law); " if n_marginal else "")
     return (f"telegraph fit: fitted {n_fit} of {len(table)} genes in {elapsed:.1f} s ({per}); "
-            f"{gof}; {written}.")
+            f"{marginal}{gof}; {written}.")
 
 
 # --------------------------------------------------------------------------- example report

@@ -231,13 +231,17 @@ def fitted_joint_pmf(u, s, row, capture, unspliced_factor: float = 1.0):
     telegraph law with splicing, its bursty limit (k_off -> infinity at the
     fitted burst size; :func:`telegraph.jointfit.bursty_rates`), its
     slow-switching limit (off with no molecules, or on with two Poisson laws),
-    or two independent Poisson laws; NaN for genes that were not fitted.
+    or two independent Poisson laws; NaN for genes that were not fitted and for
+    genes fitted on their unspliced counts alone (``fit_method``
+    "unspliced_marginal": their joint law is too large to compute).
     """
     from scipy import stats
 
     u, s = np.broadcast_arrays(np.asarray(u), np.asarray(s))
     weights, values = _capture_weights(capture)
     regime = str(row["regime"])
+    if str(row.get("fit_method", "joint")) == "unspliced_marginal":
+        return np.full(u.shape, np.nan)
     out = np.zeros(u.shape, dtype=float)
     f = float(unspliced_factor)
     for w, c in zip(weights, values):
@@ -311,7 +315,10 @@ def _distribution_two(adata, gene, layer, unspliced_layer, capture, key, max_cou
                    colors="#d62728", linewidths=0.8)
     a0.set_xlabel("unspliced count")
     a0.set_ylabel("spliced count")
-    a0.set_title(f"{gene} ({regime}): observed (grey), fitted (red)", fontsize="medium")
+    marginal = str(row.get("fit_method", "joint")) == "unspliced_marginal"
+    a0.set_title(f"{gene} ({regime}): observed (grey), fitted (red)" if not marginal else
+                 f"{gene} ({regime}): observed; fitted on unspliced counts alone, joint law "
+                 "too large to draw", fontsize="medium")
     for axm, x, m, name in ((axes[1], xu, law.sum(axis=1), "unspliced"),
                             (axes[2], xs, law.sum(axis=0), "spliced")):
         top = tu if name == "unspliced" else ts
