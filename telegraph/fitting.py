@@ -20,7 +20,7 @@ import pandas as pd
 from scipy import special
 
 from . import blocks, config
-from .goodness import chernoff_lehmann
+from .goodness import GOF_FLAGS, chernoff_lehmann
 from .histogram import CountHistograms, coarse_capture_groups
 from .inputs import Capture, FitSettings, KDeg, resolve_k_deg
 from .kernels import fit as kfit
@@ -274,13 +274,6 @@ def results_table(raw, hist, settings, *, k_deg=None):
     return out
 
 
-#: ``gof_flag`` values: "ok", a test with power; "one_class", the fitted law
-#: expects every cell in one class and "degenerate", the classes carry all the
-#: information the fit used -- in both the statistic is 0 under the fitted law,
-#: the test has no power and its p-value is 1; "not_computed", no statistic
-#: (NaN); "not_fitted", regime too_few_cells or all_zero (NaN)
-GOF_FLAGS = ("ok", "one_class", "degenerate", "not_computed", "not_fitted")
-
 #: parameters of the law each regime reports (the degrees of freedom it takes)
 _N_PARAMS = {kfit.REGIME_TELEGRAPH: 3, kfit.REGIME_BURSTY: 2, kfit.REGIME_BIMODAL: 2,
              kfit.REGIME_POISSON: 1}
@@ -291,7 +284,7 @@ def gof_pvalues(raw):
     rows (the law each regime reports; :func:`chernoff_lehmann`).
 
     Returns (statistic, df, p, flag): df = max(K - 1 - p, 0), an integer
-    (NaN without a test), and flag one of :data:`GOF_FLAGS`.
+    (NaN without a test), and flag one of :data:`telegraph.goodness.GOF_FLAGS`.
     """
     rows = kfit.FitRows(raw)
     npar = np.array([_N_PARAMS.get(c, 0) for c in rows.regime], dtype=int)

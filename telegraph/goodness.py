@@ -95,7 +95,11 @@ def chernoff_lehmann(x2, K, npar, I_full, I_g):
     return stat, df, pval, flag
 
 
-#: values of the ``gof_flag`` column
+#: values of the ``gof_flag`` column: "ok", a test with power; "one_class", the fitted
+#: law expects every cell in one class and "degenerate", the classes carry all the
+#: information the fit used -- in both the statistic is 0 under the fitted law, the test
+#: has no power and its p-value is 1; "not_computed", no statistic (NaN); "not_fitted",
+#: no fit (NaN)
 GOF_FLAGS = ("ok", "one_class", "degenerate", "not_computed", "not_fitted")
 
 
