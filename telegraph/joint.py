@@ -424,7 +424,9 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
     elif adapt:
         pairs = np.unique(np.stack([np.concatenate([req_u, u]), np.concatenate([req_s, s])]),
                           axis=1)
-        box = lattice_box(a, b, lam, gam, pairs[0], pairs[1], tail=tail)
+        # the a priori box asks for the margin the check below asks for (more only cost a
+        # larger solve: the check grows the box wherever it falls short)
+        box = lattice_box(a, b, lam, gam, pairs[0], pairs[1], tail=tail, margin=edge_margin)
     ref = None
     for _ in range(10):
         u_lo, nu, s_lo, ns = box

@@ -137,8 +137,8 @@ class _Gene:
     level being binomial thinnings of it (:func:`telegraph.joint.evaluate_bins`)
     -- so a bin of low capture never asks for the far tail of a law solved at
     a much higher capture. Each level's lattice box is reused as the start of
-    the next evaluation while the parameters stay within :data:`_BOX_REUSE`
-    (log scale) of those it was made for (the box is still grown wherever
+    the next evaluation while the parameters stay within
+    :data:`telegraph.config.JOINT_FIT_BOX_REUSE` (log scale) of those it was made for (the box is still grown wherever
     needed, so accuracy is unchanged)."""
 
     def __init__(self, u, s, w, cs, cu, model="telegraph"):
@@ -178,7 +178,8 @@ class _Gene:
         ll, grad, info = 0.0, np.zeros(4), np.zeros((4, 4))
         for L in self.levels:
             start = None
-            if L["box"] is not None and np.max(np.abs(lt - L["box_at"])) < _BOX_REUSE:
+            near = config.JOINT_FIT_BOX_REUSE
+            if L["box"] is not None and np.max(np.abs(lt - L["box_at"])) < near:
                 start = L["box"]
             try:
                 rows, box = self._evaluate(L, a, b, lam, gam, want, start)
@@ -234,10 +235,6 @@ class _Gene:
             return ll, g, None
         info = J.T @ I4 @ J - np.einsum("i,ijk->jk", g4, T)
         return ll, g, info
-
-
-#: a lattice box is reused while the log-rates move less than this from where it was made
-_BOX_REUSE = 0.3
 
 
 # ---------------------------------------------------------------------------
