@@ -45,6 +45,7 @@ from .inputs import Capture, FitSettings, KDeg
 from .joint import BoxTooLarge, evaluate_bins, lattice_box, thinning_plan
 from .likelihood_fit import (_maximise, _profile_side, _wald_se, genes_on_threads, layer_means,
                              n_threads)
+from .stationary import logpmf_ab
 
 __all__ = ["fit_layers", "fit_joint_table", "joint_tables", "shared_fit", "gene_objective", "DIFF_TESTS", "fit_joint_histograms", "fit_gene", "JOINT_REGIMES", "TooLargeWarning", "K_DEG_FLAGS",
            "JOINT_TARGETS", "MODELS", "bursty_rates", "FIT_METHODS", "marginal_fits",
@@ -300,6 +301,38 @@ def _starts(u, s, w, cs, cu, model):
     return out
 
 
+def _first_point(gene, starts, u, w, cu):
+    """The start of a fit's Newton iterations among the moment starts, and its
+    (log-likelihood, gradient, information) or None.
+
+    The starts are ranked by the exact log-likelihood of the unspliced counts alone
+    (their marginal is the one-species Poisson-Beta law in units of k_splice,
+    docs/maths.md "Two species": microseconds per bin, where one joint evaluation
+    solves a lattice); the best :data:`telegraph.config.JOINT_FIT_STARTS` of them
+    are evaluated with the joint law and the best of those is taken. With one,
+    it is evaluated once with its information, which the first Newton step
+    needs anyway; a start whose joint law cannot be evaluated (over the lattice
+    budget) gives way to the next in the ranking."""
+    def unspliced(y):
+        a, b, lam, _ = gene.rates(y)[0]
+        with np.errstate(all="ignore"):
+            v = float(np.sum(w * logpmf_ab(u, a, b, lam * cu)))
+        return v if np.isfinite(v) else -np.inf
+    order = np.argsort([-unspliced(y) for y in starts], kind="stable")
+    ranked = [starts[i] for i in order]
+    n = config.JOINT_FIT_STARTS
+    if n == 1:
+        for y in ranked:
+            res = gene(y, want=2)
+            if np.isfinite(res[0]):
+                return y, res
+        return ranked[0], None
+    lls = [gene(y, want=0)[0] for y in ranked[:n]]
+    if not np.isfinite(max(lls)):
+        lls += [gene(y, want=0)[0] for y in ranked[n:]]
+    return ranked[int(np.argmax(lls))], None
+
+
 def _poisson_loglik(u, s, w, cs, cu):
     """Maximum of the constitutive (two independent Poisson) law; returns
     (loglik, mean unspliced, mean spliced) at capture 1."""
@@ -467,11 +500,11 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph",
     lo, hi = _bounds(model)
     gene = _Gene(u, s, w, cs, cu, model)
     gene.max_points = int(gene.max_points * budget)
-    starts = [np.clip(y, lo, hi) for y in _starts(u, s, w, cs, cu, model)]
-    lls = [gene(y, want=0)[0] for y in starts]
-    y0 = starts[int(np.argmax(lls))]
+    y0, state = _first_point(gene, [np.clip(y, lo, hi) for y in _starts(u, s, w, cs, cu, model)],
+                             u, w, cu)
     y, ll, g, info, it, conv = _maximise(gene, y0, lo, hi, wall=config.JOINT_WALL_STEP,
-                                         wall_tol=config.JOINT_WALL_TOL)
+                                         wall_tol=config.JOINT_WALL_TOL, state=state,
+                                         stall=config.JOINT_FIT_STALL)
     if budget == 1.0 and np.isfinite(ll) and gene.refused >= gene.n_eval - 3:
         # its last steps were cut short by the lattice budget: the maximum lies beyond
         # it; go on from here with room (the refit below is then not needed)
@@ -479,7 +512,7 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph",
         gene.max_points = int(gene.max_points * budget)
         y, ll, g, info, it2, conv = _maximise(gene, y, lo, hi, wall=config.JOINT_WALL_STEP,
                                               wall_tol=config.JOINT_WALL_TOL,
-                                              state=(ll, g, info))
+                                              state=(ll, g, info), stall=config.JOINT_FIT_STALL)
         it += it2
     row.update(y=y, loglik=ll, n_iter=it, converged=bool(conv and np.isfinite(ll)))
     if not np.isfinite(ll):
@@ -522,7 +555,8 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph",
                 llb = first[0]
             else:
                 _, llb, *_ = _maximise(gene, yb, lo, hi, free=free, max_iter=25, tol=1e-4,
-                                       wall=config.JOINT_WALL_STEP, state=first)
+                                       wall=config.JOINT_WALL_STEP, state=first,
+                                       stall=config.JOINT_FIT_STALL)
             bursty = ll - llb < drop
     else:
         bursty = True
@@ -557,10 +591,10 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph",
                                                or model == "bursty"):
             lo_k = (lo_open if lo_open is not None else
                     _profile_side(gene, y, ll, lo, hi, A, k, -1, drop, se, info,
-                                  config.JOINT_WALL_STEP))
+                                  config.JOINT_WALL_STEP, config.JOINT_FIT_STALL))
             hi_k = (hi_open if hi_open is not None else
                     _profile_side(gene, y, ll, lo, hi, A, k, +1, drop, se, info,
-                                  config.JOINT_WALL_STEP))
+                                  config.JOINT_WALL_STEP, config.JOINT_FIT_STALL))
             if budget == 1.0 and min(abs(lo_k - zk), abs(hi_k - zk)) < 2e-3:
                 # an end at the estimate itself (within 0.2% in the rate): no point
                 # beyond it could be evaluated (its law needs a lattice over the

@@ -80,6 +80,22 @@ def test_unspliced_marginal_matches_one_species_fit(two_layer, fitted):
     np.testing.assert_allclose(fitted["mean_expression_unspliced"], u.mean(axis=0), rtol=0.08)
 
 
+def test_one_start_ranked_by_the_unspliced_marginal_reaches_the_multistart_maximum(
+        two_layer, fitted, monkeypatch):
+    """The fit evaluates with the joint law only the moment start that best explains the
+    unspliced counts (config.JOINT_FIT_STARTS = 1); evaluating all six and starting from
+    the best joint one must reach the same maximum."""
+    from telegraph import config
+    assert config.JOINT_FIT_STARTS == 1
+    monkeypatch.setattr(config, "JOINT_FIT_STARTS", 6)
+    ad = two_layer
+    every = tg.fit(ad.layers["spliced"], unspliced=ad.layers["unspliced"],
+                   genes=list(ad.var_names), n_jobs=1, interval="wald")
+    np.testing.assert_allclose(fitted["loglik"], every["loglik"], rtol=0, atol=1e-5)
+    for name in ("k_on", "k_off", "k_syn", "k_deg"):
+        np.testing.assert_allclose(fitted[name], every[name], rtol=1e-3)
+
+
 def test_bursty_limit_is_flagged():
     """A gene with k_off >> every other rate: the data cannot bound k_off."""
     ad = tg.simulate_anndata(500, 1, k_on=[0.5], k_off=[400.0], k_syn=[2000.0], k_deg=[1.0],

@@ -198,3 +198,24 @@ def test_the_maximiser_follows_a_ridge_to_the_box_edge():
     assert conv
     np.testing.assert_allclose(y, [1.0, 1.0], atol=1e-6)
     assert f.n <= 6
+
+
+def test_a_flat_ridge_stops_once_the_steps_gain_nothing():
+    # l = -y0^2 / 2 - 1 / y1 rises towards y1 -> infinity ever more slowly (as the
+    # two-species likelihood does towards its bursty limit): the Newton decrement
+    # 1 / (2 y1) stays above any small tolerance, so the plain iteration walks until
+    # max_iter; with ``stall`` it stops, as converged, once three steps gain < 1e-3
+    def ridge(y):
+        return (-0.5 * y[0] ** 2 - 1.0 / y[1], np.array([-y[0], 1.0 / y[1] ** 2]),
+                np.diag([1.0, 2.0 / y[1] ** 3]))
+    lo, hi = np.array([-10.0, 0.5]), np.array([10.0, 1e4])
+    f = Counting(ridge)
+    *_, it, conv = lf._maximise(f, np.array([1.0, 1.0]), lo, hi, max_iter=60)
+    assert not conv and it == 60
+    f = Counting(ridge)
+    y, ll, g, info, it, conv = lf._maximise(f, np.array([1.0, 1.0]), lo, hi, max_iter=60,
+                                            stall=1e-3)
+    assert conv and it < 60
+    # stopped where a step of at most 2 gains about 2 / y1^2: three of them < 1e-3
+    assert 6.0 / y[1] ** 2 < 2e-3 and ll > -0.05
+    assert abs(y[0]) < 1e-6
