@@ -188,7 +188,7 @@ def _profile_side(gene, yhat, llhat, lo, hi, A, k, sign, drop, se, info_hat, wal
     if end is not None:
         return end
     tau = _bracketing_end(fz, zhat, llhat, zlo, zhi, k, sign, drop, se, Iz, edge, free, wall,
-                          stall)
+                          stall, far)
     if far is not None and sign * (far[0][k] - tau) > 0.0:
         # the iteration found the log-likelihood above the cut-off farther out: the
         # confidence set reaches at least there
@@ -197,16 +197,23 @@ def _profile_side(gene, yhat, llhat, lo, hi, A, k, sign, drop, se, info_hat, wal
 
 
 def _bracketing_end(fz, zhat, llhat, zlo, zhi, k, sign, drop, se, Iz, edge, free, wall,
-                    stall=None):
+                    stall=None, far=None):
     """The end of :func:`_profile_side` by re-maximising the nuisance at trial
     values of z_k: Newton's method on the signed root of the likelihood ratio,
-    safeguarded by bisection."""
+    safeguarded by bisection. ``far``: (z, information) of a point whose
+    log-likelihood is above the cut-off (the farthest the Venzon-Moolgavkar
+    iteration reached): the profile there is too, so the search starts from
+    it, half a step beyond, instead of from the estimate."""
     target = math.sqrt(2.0 * drop)
     step = se * target if np.isfinite(se) and se > 0 else 1.0
     step = min(max(step, 0.05), 5.0)
     inside, outside = zhat[k], None       # the bracket: D < drop at inside, > at outside
     z = zhat.copy()
     tau = zhat[k] + sign * step
+    if far is not None and sign * (far[0][k] - zhat[k]) > 0.0:
+        z, Iz = far[0].copy(), far[1]
+        inside = z[k]
+        tau = inside + sign * 0.5 * step
     for _ in range(12):
         if sign * (tau - edge) >= 0:
             tau = edge

@@ -219,3 +219,35 @@ def test_a_flat_ridge_stops_once_the_steps_gain_nothing():
     # stopped where a step of at most 2 gains about 2 / y1^2: three of them < 1e-3
     assert 6.0 / y[1] ** 2 < 2e-3 and ll > -0.05
     assert abs(y[0]) < 1e-6
+
+
+def test_the_bracketing_search_goes_on_from_the_farthest_point_the_iteration_reached(
+        monkeypatch):
+    # the iteration is cut off after two steps (as when it leaves safe ground): the
+    # bracketing search then starts from the farthest point above the cut-off it
+    # reached, not from the estimate, and still finds the explicit profile's end
+    from telegraph import config
+    rng = np.random.default_rng(5)
+    x = rng.gamma(0.7, 0.5, size=60)
+    lo, hi = np.full(2, -12.0), np.full(2, 12.0)
+    y, ll, info = fit(gamma_loglik(x), np.array([0.0, 0.0]), lo, hi)
+    cut = gamma_profile(x, y[0]) - DROP
+    se = lf._wald_se(info, np.eye(2), 0)
+    monkeypatch.setattr(config, "PROFILE_VM_MAX_EVAL", 2)
+    seen = {}
+    real = lf._bracketing_end
+
+    def spy(*args):
+        seen["far"] = args[-1]
+        return real(*args)
+    monkeypatch.setattr(lf, "_bracketing_end", spy)
+    for sign in (-1, 1):
+        want = brentq(lambda t: gamma_profile(x, t) - cut, y[0] + sign * 1e-9,
+                      y[0] + sign * 6.0, xtol=1e-13)
+        end = lf._profile_side(Counting(gamma_loglik(x)), y, ll, lo, hi, np.eye(2), 0, sign,
+                               DROP, se, info)
+        far = seen["far"]
+        assert far is not None and sign * (far[0][0] - y[0]) > 0    # a start beyond the estimate
+        # the search stops within 0.03 of the cut-off in the signed root
+        slope = abs(gamma_profile(x, want + 1e-6) - gamma_profile(x, want - 1e-6)) / 2e-6
+        assert abs(end - want) < 0.1 / slope + 1e-3, (sign, end, want)
