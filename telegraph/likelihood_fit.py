@@ -384,8 +384,10 @@ def _profile_end_vm(fz, zhat, llhat, zlo, zhi, k, sign, drop, Iz, wall=None):
             held[j] = True
         z, (ll, g, Iz_new) = z_new, res
         H = -Iz_new
-        if ll >= target and sign * (z[k] - zhat[k]) > (0.0 if far is None
-                                                       else sign * (far[0][k] - zhat[k])):
+        # (not the first point: the quadratic model's jump, its nuisance not yet corrected
+        # by a step of its own, is a poor start for the bracketing search's re-maximisation)
+        if evals >= 2 and ll >= target and sign * (z[k] - zhat[k]) > (
+                0.0 if far is None else sign * (far[0][k] - zhat[k])):
             far = (z.copy(), Iz_new)
     return None, far
 
