@@ -139,8 +139,9 @@ class _Gene:
     -- so a bin of low capture never asks for the far tail of a law solved at
     a much higher capture. Each level's lattice box is reused as the start of
     the next evaluation while the parameters stay within
-    :data:`telegraph.config.JOINT_FIT_BOX_REUSE` (log scale) of those it was made for (the box is still grown wherever
-    needed, so accuracy is unchanged)."""
+    :data:`telegraph.config.JOINT_FIT_BOX_REUSE` (log scale) of those it was
+    made for (the box is still grown wherever needed, so accuracy is
+    unchanged)."""
 
     def __init__(self, u, s, w, cs, cu, model="telegraph"):
         self.rates = _full_rates if model == "telegraph" else bursty_rates
@@ -177,9 +178,9 @@ class _Gene:
         a, b, lam, gam = theta
         lt = np.log(theta)
         ll, grad, info = 0.0, np.zeros(4), np.zeros((4, 4))
+        near = config.JOINT_FIT_BOX_REUSE
         for L in self.levels:
             start = None
-            near = config.JOINT_FIT_BOX_REUSE
             if L["box"] is not None and np.max(np.abs(lt - L["box_at"])) < near:
                 start = L["box"]
             try:

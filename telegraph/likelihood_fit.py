@@ -112,8 +112,8 @@ def _maximise(f, y0, lo, hi, free=None, max_iter=None, tol=1e-7, state=None, wal
         y, (ll, g, info) = y_new, res
         if (gain < 0.1 * tol and t < 1.0) or (walled and gain < wall_tol):
             return y, ll, g, info, it, True
-        gains.append(gain)
-        if stall is not None and len(gains) >= 3 and sum(gains[-3:]) < stall:
+        gains = (gains + [gain])[-3:]
+        if stall is not None and len(gains) == 3 and sum(gains) < stall:
             return y, ll, g, info, it, True
     return y, ll, g, info, max_iter, False
 
