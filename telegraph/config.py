@@ -175,6 +175,11 @@ BLOCK_GENES_MAX = 1024
 #: gene blocks per worker thread on a Dask cluster, and pieces of a block per local thread
 #: (the cost of genes differs)
 BLOCKS_PER_THREAD = 4
+#: the pointwise law (tg.logpmf, tg.score, the posteriors) runs arrays of at least this many
+#: valid entries in pieces on threads, shorter ones in one serial call (starting threads
+#: costs ~80-150 us, the work of a few hundred entries, and two threads gained nothing below
+#: ~10,000 entries on a 2-core machine; most calls inside the fits are short)
+LAW_THREADS_FROM = 10_000
 #: histograms merged per task in the tree reduction on a Dask cluster
 FAN_IN = 4
 #: seconds to wait for a Dask scheduler before giving up

@@ -20,8 +20,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from . import blocks, config
 from .inputs import capture_in_range, check_capture
-from .kernels.poisson_beta import histogram_eval, pb_eval_many
+from .kernels.poisson_beta import histogram_eval, pb_eval_rows
 
 __all__ = [
     "logpmf", "pmf", "score", "posterior_on", "posterior_mean", "posterior_var",
@@ -45,10 +46,19 @@ def _evaluate(n, a, b, x, *, want_info=False):
     good = ok_par & ok_n
     out = np.full((n.size, 11), np.nan)
     ep = np.full(n.size, np.nan)
-    if good.any():
-        o, e = pb_eval_many(np.ascontiguousarray(n[good]), np.ascontiguousarray(a[good]),
-                            np.ascontiguousarray(b[good]), np.ascontiguousarray(x[good]),
-                            want_info)
+    m = int(np.count_nonzero(good))
+    if m:
+        args = tuple(np.ascontiguousarray(v[good]) for v in (n, a, b, x))
+        o = np.full((m, 11), np.nan)
+        e = np.empty(m)
+
+        def piece(lo, hi):
+            pb_eval_rows(lo, hi, *args, want_info, o, e)
+
+        if m >= config.LAW_THREADS_FROM:
+            blocks.on_threads(piece, np.arange(m + 1))
+        else:
+            piece(0, m)
         out[good] = o
         ep[good] = e
     return shape, out, ep, ok_par, ok_n

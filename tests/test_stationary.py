@@ -358,6 +358,32 @@ def test_broadcasting_shapes_and_values():
     assert tg.logpmf([0, 1, 2], 1.0, 1.0, 10.0).shape == (3,)
 
 
+def test_long_arrays_on_threads_equal_one_serial_call(monkeypatch):
+    """Arrays of at least config.LAW_THREADS_FROM valid entries run in pieces on
+    threads: every entry, invalid ones among them, equals the one-call result and
+    the scalar call."""
+    from telegraph import config
+    rng = np.random.default_rng(3)
+    m = 3001
+    n = rng.integers(0, 60, m).astype(float)
+    n[::97] = -1.0                       # impossible counts
+    n[::101] = 2.5
+    k_on = np.exp(rng.uniform(-3, 3, m))
+    k_on[::89] = -1.0                    # invalid parameters
+    serial = (tg.logpmf(n, k_on, 2.0, 30.0), tg.score(n, k_on, 2.0, 30.0),
+              tg.posterior_var(n, k_on, 2.0, 30.0))
+    monkeypatch.setattr(config, "LAW_THREADS_FROM", 7)
+    monkeypatch.setattr("numba.get_num_threads", lambda: 3)
+    threaded = (tg.logpmf(n, k_on, 2.0, 30.0), tg.score(n, k_on, 2.0, 30.0),
+                tg.posterior_var(n, k_on, 2.0, 30.0))
+    for x, y in zip(serial, threaded):
+        np.testing.assert_array_equal(x, y)
+    assert np.isneginf(threaded[0][97]) and np.isnan(threaded[0][89])
+    for i in (0, 1, 500, 1777, m - 1):
+        assert threaded[0][i] == float(tg.logpmf(n[i], k_on[i], 2.0, 30.0)) or (
+            np.isnan(threaded[0][i]) and k_on[i] < 0)
+
+
 BAD_PARAMS = [dict(k_on=0.0), dict(k_on=-1.0), dict(k_on=np.inf), dict(k_on=np.nan),
               dict(k_off=0.0), dict(k_off=-2.0), dict(k_off=np.inf), dict(k_syn=0.0),
               dict(k_syn=-3.0), dict(k_syn=np.nan), dict(k_syn=np.inf), dict(k_deg=0.0),
