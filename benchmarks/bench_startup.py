@@ -68,7 +68,7 @@ class Listener(event.Listener):
 event.register("numba:compile", Listener())
 from telegraph.cli import main
 try:
-    main(sys.argv[1:])
+    main()   # as the console script does (arguments from sys.argv)
 except SystemExit:
     pass
 print(json.dumps({k: [excl[k], incl[k], count[k]] for k in incl}))
@@ -88,7 +88,7 @@ def first(*args):
 first.overloads, first._cache = kernel.overloads, kernel._cache   # read by is_compiled
 kfit.fit_genes = first
 from telegraph.cli import main
-main(sys.argv[1:])
+main()   # as the console script does (arguments from sys.argv)
 print(json.dumps(seen[0]))
 """
 

@@ -15,6 +15,7 @@ import threading
 
 from .. import __version__
 from ._errors import CLIError, Terminated
+from ._startup import pause_collector, work_starts
 
 __all__ = ["main", "build_parser", "CLIError"]
 
@@ -70,6 +71,19 @@ def main(argv=None) -> int:
     if _version_only(argv):
         print(f"telegraph {__version__}")
         return 0
+    # run as the program (the console script, python -m telegraph: argv from sys.argv), the
+    # cyclic collector rests during the start-up (imports, reading the input) and resumes
+    # where the work starts, or here at the end (telegraph.cli._startup); a caller that
+    # passes argv (a test, a script calling main many times) keeps its collector as it is
+    if argv is None:
+        pause_collector()
+    try:
+        return _run(argv)
+    finally:
+        work_starts()
+
+
+def _run(argv) -> int:
     parser = build_parser(_named_command(argv))
     args = parser.parse_args(argv)
     if getattr(args, "command", None) is None:

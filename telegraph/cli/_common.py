@@ -21,6 +21,7 @@ from ..kernels import differential as kdiff
 from ..kernels import fit as kfit
 from ..kernels import is_compiled
 from ._errors import CLIError
+from ._startup import work_starts
 
 
 
@@ -252,7 +253,9 @@ _KERNELS = {"fit": (kfit.fit_genes,), "test": (kfit.fit_genes, kdiff.differentia
 def compile_notice(command: str) -> None:
     """Say so on stderr, before it happens, when the kernels are about to be
     compiled (the first run of a fresh installation: about half a minute
-    with nothing else to show)."""
+    with nothing else to show). The start-up ends here: the paused garbage
+    collector resumes (:func:`telegraph.cli._startup.work_starts`)."""
+    work_starts()
     if all(is_compiled(k) for k in _KERNELS.get(command, ())):
         return
     print(f"telegraph {command}: compiling kernels, once per installation (about half a minute; "

@@ -22,6 +22,7 @@ from .. import io as tio
 from ._common import (CLIError, add_progress_options, as_cli_advice, check_level,
                       check_outputs, number_or_name, one_line, parse_genes, progress_option,
                       read_kinetics)
+from ._startup import work_starts
 
 _DESCRIPTION = """\
 Plan an experiment from the kinetics of an earlier fit: how many cells per group a
@@ -203,6 +204,7 @@ def run(args) -> int:
                            f"{missing[0]!r}")
         table = table[names.isin(genes).to_numpy()]
     quantities = list(tdesign.QUANTITIES) if args.quantity == "both" else [args.quantity]
+    work_starts()       # the start-up is over: the garbage collector resumes
     try:
         kin = tdesign.kinetics_table(table, k_deg=number_or_name(args.k_deg))
         plan = tdesign.plan(kin, effect=args.effect, quantity=args.quantity, power=args.power,
