@@ -280,6 +280,11 @@ JOINT_WALL_TOL = 0.01
 #: JOINT_BURSTY_TEST * (k_splice + k_on + k_deg) (other rates re-maximised) is within the
 #: confidence drop of its maximum
 JOINT_BURSTY_TEST = 30.0
+#: ... a test not run (not bursty) where the unspliced counts alone reject the bursty
+#: limit by more than this many nats (or 10 times the confidence drop): the one-species
+#: likelihood ratio of the unspliced marginal against its negative-binomial limit
+#: (jointfit._marginal_rejects_bursty)
+JOINT_BURSTY_SCREEN = 20.0
 #: a two-species fit solves its laws on boxes whose truncating edges lie below
 #: exp(-JOINT_FIT_TAIL + 5) (and JOINT_EDGE_MARGIN nats below every observed count): the
 #: mass left out changes a log-likelihood of N cells by about N exp(-JOINT_FIT_TAIL)

@@ -383,12 +383,11 @@ def _read_10x_h5(path: Path):
 
 def _read_loom(path: Path):
     try:
-        import loompy  # noqa: F401  (anndata imports it lazily; fail with advice instead)
+        import loompy  # (anndata imports it lazily; fail with advice instead)
     except ModuleNotFoundError:
         raise ValueError(f"reading {path} needs the 'loompy' package: pip install loompy") \
             from None
     import anndata as ad
-    import loompy
 
     # Loom has no fixed name for the cell and gene name attributes: loompy/velocyto
     # write CellID/Gene, anndata writes obs_names/var_names.

@@ -96,6 +96,84 @@ def test_one_start_ranked_by_the_unspliced_marginal_reaches_the_multistart_maxim
         np.testing.assert_allclose(fitted[name], every[name], rtol=1e-3)
 
 
+def test_the_start_at_the_unspliced_maximum_reaches_the_moment_starts_maximum(
+        two_layer, fitted, monkeypatch):
+    """The fit starts from the one-species fit of the unspliced counts alone (their
+    marginal is the Poisson-Beta law in units of k_splice): that start explains the
+    unspliced counts at least as well as every moment start, and fits started from the
+    moment starts only reach the same maximum."""
+    from telegraph import jointfit as jf
+    from telegraph.stationary import logpmf_ab
+    U = two_layer.layers["unspliced"].toarray().astype(np.int64)
+    S = two_layer.layers["spliced"].toarray().astype(np.int64)
+    for g in range(3):
+        pairs, w = np.unique(np.stack([U[:, g], S[:, g]], axis=1), axis=0, return_counts=True)
+        u, s, w, one = pairs[:, 0], pairs[:, 1], w.astype(float), np.ones(len(w))
+        rows = jf._marginal_fit(u, w, one)
+        y0 = jf._marginal_start(rows, float(np.sum(w * u) / np.sum(w * s)), "telegraph")
+        assert y0 is not None
+
+        def ll_u(y):
+            a, b, lam, _ = np.exp(y)
+            return float(np.sum(w * logpmf_ab(u, a, b, lam)))
+        assert all(ll_u(y0) >= ll_u(y) - 1e-9 for y in jf._starts(u, s, w, one, one, "telegraph"))
+        # its k_deg start is the ratio of the means (k_splice E[U] = k_deg E[S])
+        np.testing.assert_allclose(np.exp(y0[3]), U[:, g].mean() / S[:, g].mean())
+    monkeypatch.setattr(jf, "_marginal_start", lambda *a, **k: None)
+    ad = two_layer
+    moments = tg.fit(ad.layers["spliced"], unspliced=ad.layers["unspliced"],
+                     genes=list(ad.var_names), n_jobs=1, interval="wald")
+    np.testing.assert_allclose(fitted["loglik"], moments["loglik"], rtol=0, atol=1e-5)
+    for name in ("k_on", "k_off", "k_syn", "k_deg"):
+        np.testing.assert_allclose(fitted[name], moments[name], rtol=1e-3)
+
+
+def test_bursty_test_skipped_only_where_the_unspliced_counts_reject_the_limit(
+        two_layer, fitted, monkeypatch):
+    """Where the unspliced counts alone reject the bursty limit by more than
+    JOINT_BURSTY_SCREEN nats the joint test (a costly law at the limit's burst size)
+    is not run; running it anyway gives the same regime and intervals. Where they do
+    not, it runs."""
+    from telegraph import config
+    from telegraph import jointfit as jf
+    U = two_layer.layers["unspliced"].toarray().astype(np.int64)
+    screened = []
+    for g in range(3):
+        u, w = np.unique(U[:, g], return_counts=True)
+        screened.append(jf._marginal_rejects_bursty(
+            jf._marginal_fit(u, w.astype(float), np.ones(len(w))), 1.92))
+    assert screened == [False, False, True]       # the gene with slow degradation only
+    calls = []
+    original = jf._bursty_start
+    monkeypatch.setattr(jf, "_bursty_start", lambda *a: calls.append(1) or original(*a))
+    ad = two_layer
+    kw = dict(genes=list(ad.var_names), n_jobs=1)
+    tg.fit(ad.layers["spliced"], unspliced=ad.layers["unspliced"], interval="wald", **kw)
+    assert len(calls) == 2          # the test ran for the two genes not screened
+    monkeypatch.setattr(config, "JOINT_BURSTY_SCREEN", np.inf)
+    full = tg.fit(ad.layers["spliced"], unspliced=ad.layers["unspliced"], **kw)
+    assert list(full["regime"].astype(str)) == list(fitted["regime"].astype(str))
+    cols = [c for c in fitted.columns if c.endswith(("_ci_low", "_ci_high"))]
+    np.testing.assert_allclose(full[cols].to_numpy(float), fitted[cols].to_numpy(float),
+                               rtol=1e-6)
+
+
+def test_goodness_of_fit_on_the_fits_box_equals_the_a_priori_box(two_layer, fitted,
+                                                                   monkeypatch):
+    """The goodness of fit solves the fitted law on the box the fit's top capture level
+    last solved (trimmed, at nearby parameters) instead of the a priori box of the
+    marginal tail bounds: the classes and the statistic must be the same."""
+    from telegraph import jointfit as jf
+    original = jf._gof
+    monkeypatch.setattr(jf, "_gof", lambda *a, box=None, **k: original(*a, **k))
+    ad = two_layer
+    apriori = tg.fit(ad.layers["spliced"], unspliced=ad.layers["unspliced"],
+                     genes=list(ad.var_names), n_jobs=1)
+    np.testing.assert_array_equal(fitted["gof_df"], apriori["gof_df"])
+    np.testing.assert_allclose(fitted["gof_stat"], apriori["gof_stat"], rtol=1e-6)
+    np.testing.assert_allclose(fitted["gof_pval"], apriori["gof_pval"], rtol=1e-5, atol=1e-9)
+
+
 def test_bursty_limit_is_flagged():
     """A gene with k_off >> every other rate: the data cannot bound k_off."""
     ad = tg.simulate_anndata(500, 1, k_on=[0.5], k_off=[400.0], k_syn=[2000.0], k_deg=[1.0],

@@ -203,5 +203,4 @@ def store_results(adata, res: pd.DataFrame, *, key_added: str = config.FIT_KEY,
         "k_deg": k_deg_record(k_deg),
         **settings,
         "n_genes_fitted": int(len(fitted)),
-        "columns": list(res.columns),
     }
