@@ -661,9 +661,12 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph",
                 # llb, and its value is needed only to choose between two limits
                 llb = first[0]
             else:
+                # (given up once its quadratic model, four times over, cannot reach the
+                # drop: only whether it does decides, and each step solves a wide law)
                 _, llb, *_ = _maximise(gene, yb, lo, hi, free=free, max_iter=25, tol=1e-4,
                                        wall=config.JOINT_WALL_STEP, state=first,
-                                       stall=config.JOINT_FIT_STALL)
+                                       stall=config.JOINT_FIT_STALL,
+                                       floor=ll - drop)
             bursty = ll - llb < drop
     else:
         bursty = True

@@ -48,7 +48,7 @@ def _newton_step(g, info):
 
 
 def _maximise(f, y0, lo, hi, free=None, max_iter=None, tol=1e-7, state=None, wall=None,
-              wall_tol=None, stall=None):
+              wall_tol=None, stall=None, floor=None):
     """Maximise f over the box [lo, hi] in the free coordinates (the others
     stay at y0). Projected Newton with backtracking; coordinates on a bound
     whose gradient points out are held there.
@@ -69,6 +69,13 @@ def _maximise(f, y0, lo, hi, free=None, max_iter=None, tol=1e-7, state=None, wal
     a two-species fit took 80 evaluations, each solving its lattice, to gain
     0.002 nats there. Default None: no such rule.
 
+    ``floor``: for a caller that only asks whether the maximum reaches this
+    value (a test): stop (not converged) once the log-likelihood plus four
+    times the gain the Newton step's quadratic model promises (2 x the
+    decrement g' I^-1 g, with the information's eigenvalues floored, so
+    never less than the model's gain) plus one nat is still below it.
+    Default None.
+
     Returns (y, loglik, gradient, information, iterations, converged)."""
     max_iter = config.JOINT_MAX_ITER if max_iter is None else max_iter
     wall_tol = tol if wall_tol is None else wall_tol
@@ -87,6 +94,8 @@ def _maximise(f, y0, lo, hi, free=None, max_iter=None, tol=1e-7, state=None, wal
         dec = float(g[act] @ d[act])
         if dec < tol:
             return y, ll, g, info, it, True
+        if floor is not None and ll + 2.0 * dec + 1.0 < floor:
+            return y, ll, g, info, it, False
         d = _edge_step(d, y, g, info, act, lo, hi)
         n = np.max(np.abs(d))
         if n > 2.0:

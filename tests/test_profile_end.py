@@ -221,6 +221,34 @@ def test_a_flat_ridge_stops_once_the_steps_gain_nothing():
     assert abs(y[0]) < 1e-6
 
 
+def test_a_floor_out_of_reach_stops_the_maximiser_and_one_in_reach_does_not():
+    # a log-likelihood with its maximum 0 at mu (a log-cosh valley: not quadratic, its
+    # quadratic model far from the top promises gains of hundreds of nats). A test asks
+    # only whether the maximum reaches the floor: near the top, a floor 3 nats above
+    # the maximum is given up at once (not converged; one evaluation, the start's); far
+    # from it, where the model promises much, the climb goes on until it no longer does;
+    # a floor below the maximum is climbed to
+    mu = np.array([1.0, -2.0])
+
+    def f(y):
+        d = y - mu
+        return (-float(np.sum(np.log(np.cosh(d)))), -np.tanh(d), np.diag(1.0 / np.cosh(d) ** 2))
+    lo, hi = np.full(2, -50.0), np.full(2, 50.0)
+    near = mu + np.array([0.3, -0.2])
+    c = Counting(f)
+    y, ll, g, info, it, conv = lf._maximise(c, near, lo, hi, floor=3.0)
+    assert not conv and c.n == 1 and ll == f(near)[0]
+    far = mu + np.array([4.0, -2.0])
+    assert -6.0 < f(far)[0] < -4.0
+    c = Counting(f)
+    y, ll, g, info, it, conv = lf._maximise(c, far, lo, hi, floor=3.0)
+    assert not conv and c.n > 1 and ll > -1.0 and ll + 1.0 < 3.0
+    c = Counting(f)
+    y, ll, g, info, it, conv = lf._maximise(c, far, lo, hi, floor=-0.5)
+    assert conv and ll > -1e-6
+    np.testing.assert_allclose(y, mu, atol=1e-3)
+
+
 def test_the_bracketing_search_goes_on_from_the_farthest_point_the_iteration_reached(
         monkeypatch):
     # the iteration is cut off after two steps (as when it leaves safe ground): the
