@@ -32,10 +32,11 @@ import logging
 import math
 import time
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy.special import gammaln, ndtri
+from scipy.special import digamma, gammaln, ndtri, polygamma
 
 from . import blocks, config
 from .fitting import fit_raw, results_table
@@ -43,10 +44,9 @@ from .goodness import gof_columns
 from .histogram import CountHistograms, JointHistograms, joint_count_histograms
 from .inputs import Capture, FitSettings, KDeg
 from .joint import BoxTooLarge, evaluate_bins, lattice_box, thinning_plan
-from .kernels.fit import REGIME_BIMODAL, REGIME_BURSTY, REGIME_TELEGRAPH, FitRows
 from .likelihood_fit import (_maximise, _profile_side, _wald_se, genes_on_threads, layer_means,
                              n_threads)
-from .stationary import logpmf_ab
+from .stationary import derivatives_ab, logpmf_ab
 
 __all__ = ["fit_layers", "fit_joint_table", "joint_tables", "shared_fit", "gene_objective", "DIFF_TESTS", "fit_joint_histograms", "fit_gene", "JOINT_REGIMES", "TooLargeWarning", "K_DEG_FLAGS",
            "JOINT_TARGETS", "MODELS", "bursty_rates", "FIT_METHODS", "marginal_fits",
@@ -303,44 +303,110 @@ def _starts(u, s, w, cs, cu, model):
     return out
 
 
-def _marginal_fit(u, w, cu):
-    """The one-species fit of the unspliced counts alone: their marginal is the
-    Poisson-Beta law in units of k_splice (docs/maths.md, "Two species"), fitted
-    by the one-species engine (:mod:`telegraph.fitting`; Wald intervals only,
-    milliseconds), with its bursty-limit (negative-binomial) fit. Returns the
-    :class:`telegraph.kernels.fit.FitRows` of that one gene, or None without
-    unspliced molecules."""
+class _Marginal(NamedTuple):
+    """The unspliced counts' own fits (:func:`_marginal_fit`): the telegraph
+    law's maximum ``y`` = log(a, b, lam) and ``ll``, the bursty limit's
+    (negative binomial) ``y_nb`` = log(a, burst size) and ``ll_nb``, and the
+    Poisson law's maximum ``ll_p``; rates in units of k_splice at capture 1."""
+    y: np.ndarray
+    ll: float
+    y_nb: np.ndarray
+    ll_nb: float
+    ll_p: float
+
+
+def _negbinom_objective(u, w, cu):
+    """(loglik, gradient, information) of the negative binomial -- the bursty
+    limit of the unspliced marginal: shape a = k_on, burst size B thinned to B c
+    by each bin's capture c -- in y = log(a, B)."""
+    lg = gammaln(u + 1.0)
+
+    def f(y):
+        a, B = np.exp(y)
+        q = B * cu
+        L1 = np.log1p(q)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ll = float(np.sum(w * (gammaln(u + a) - gammaln(a) - lg
+                                   + np.where(u > 0, u * np.log(q), 0.0) - (a + u) * L1)))
+        ga = float(np.sum(w * (digamma(u + a) - digamma(a) - L1)))
+        gB = float(np.sum(w * (u / B - (a + u) * cu / (1.0 + q))))
+        haa = float(np.sum(w * (polygamma(1, u + a) - polygamma(1, a))))
+        haB = -float(np.sum(w * cu / (1.0 + q)))
+        hBB = float(np.sum(w * (-u / B ** 2 + (a + u) * cu ** 2 / (1.0 + q) ** 2)))
+        g = np.array([ga, gB])
+        H = np.array([[haa, haB], [haB, hBB]])
+        th = np.array([a, B])
+        return ll, g * th, -(H * np.outer(th, th)) - np.diag(g * th)
+    return f
+
+
+def _marginal_fit(u, w, cu, starts):
+    """The unspliced counts' own maximum likelihood fits (:class:`_Marginal`), or
+    None without unspliced molecules. Their marginal is the one-species
+    Poisson-Beta law in units of k_splice (docs/maths.md, "Two species"): Newton
+    on log(a, b, lam) with its exact score and information
+    (:func:`telegraph.stationary.derivatives_ab`; microseconds per distinct
+    (count, capture) pair), from the best of ``starts`` (log-rates, the first
+    three of each used) in the fit's search box; its bursty limit, the negative
+    binomial, likewise from its moments."""
     if u.max() <= 0:
         return None
-    caps, grp = np.unique(cu, return_inverse=True)
-    base = int(u.max()) + 1
-    key = grp.ravel().astype(np.int64) * base + u
-    uniq, inv = np.unique(key, return_inverse=True)
-    wts = np.bincount(inv.ravel(), weights=w, minlength=uniq.size)
-    hist = CountHistograms(np.array([0, uniq.size], np.int64), uniq % base, uniq // base, wts,
-                           caps, np.array([int(round(float(w.sum())))], np.int64),
-                           np.zeros(1, np.int64), None)
-    return FitRows(fit_raw(hist, _MARGINAL_SETTINGS))
+    pairs, inv = np.unique(np.stack([u.astype(float), cu]), axis=1, return_inverse=True)
+    uu, cc = pairs[0], pairs[1]
+    ww = np.bincount(inv.ravel(), weights=w, minlength=uu.size)
+    n, mu_u = float(ww.sum()), float(ww @ uu)
+    lo, hi = _bounds("telegraph")
+    lo, hi = lo[:3], hi[:3]
+
+    def f(y):
+        th = np.exp(y)
+        with np.errstate(all="ignore"):
+            lp, sc, I = derivatives_ab(uu, th[0], th[1], th[2] * cc)
+        ll = float(ww @ lp)
+        if not np.isfinite(ll):
+            return -np.inf, None, None
+        # d/d(a, b, lam) = (d/da, d/db, c d/dx) for each bin
+        J = np.stack([np.ones_like(cc), np.ones_like(cc), cc], axis=1)
+        g = np.einsum("m,mi->i", ww, sc * J)
+        info = np.einsum("m,mij->ij", ww, I * J[:, :, None] * J[:, None, :])
+        return ll, g * th, info * np.outer(th, th) - np.diag(g * th)
+
+    with np.errstate(all="ignore"):
+        y0 = max((np.clip(np.asarray(y[:3], float), lo, hi) for y in starts),
+                 key=lambda y: f(y)[0])
+    y, ll, *_ = _maximise(f, y0, lo, hi, max_iter=25, tol=1e-4, stall=1e-3)
+    # the negative binomial from its moments (Fano factor - 1 = burst size at the capture)
+    c_bar = float(ww @ cc) / n
+    m = mu_u / n
+    v = float(ww @ (uu - m) ** 2) / n
+    B0 = max(v / max(m, 1e-12) - 1.0, 1e-2) / c_bar
+    yb0 = np.log([max(m / (B0 * c_bar), 1e-3), B0])
+    lo_nb, hi_nb = np.array([lo[0], math.log(1e-4)]), np.array([hi[0], math.log(1e4)])
+    y_nb, ll_nb, *_ = _maximise(_negbinom_objective(uu, ww, cc), np.clip(yb0, lo_nb, hi_nb),
+                                lo_nb, hi_nb, max_iter=60, tol=1e-9)
+    lam = mu_u / float(ww @ cc)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ll_p = float(ww @ (np.where(uu > 0, uu * np.log(cc * lam), 0.0) - cc * lam
+                           - gammaln(uu + 1.0)))
+    return _Marginal(y, float(ll), y_nb, float(ll_nb), ll_p)
 
 
-def _marginal_start(rows, gam, model):
+def _marginal_start(mg, gam, model):
     """A start at the maximum of the unspliced counts' own likelihood
     (:func:`_marginal_fit`), with k_deg at ``gam`` (the ratio of the means).
     The joint maximum lies near it (the marginal is a factor of the joint law),
     where the moment starts can be far off (a bursty gene's moment start had 4x
-    its k_syn and cost 4x a typical evaluation). None where that fit found no
-    telegraph maximum to speak of (regime Poisson: the marginal's limits
-    explain the counts as well; no cells or molecules)."""
-    if rows is None or int(rows.regime[0]) not in (REGIME_TELEGRAPH, REGIME_BURSTY,
-                                                   REGIME_BIMODAL):
+    its k_syn and cost 4x a typical evaluation). None where the marginal's
+    maximum is not a telegraph law to speak of (the Poisson law within 2 nats of
+    it: its limits explain the counts as well)."""
+    if mg is None or not np.isfinite(mg.ll) or mg.ll - mg.ll_p < 2.0:
         return None
-    la, lb, ll = float(rows.log_a[0]), float(rows.log_b[0]), float(rows.log_lam[0])
+    la, lb, ll = (float(v) for v in mg.y)
     if not all(np.isfinite(v) for v in (la, lb, ll, gam)) or gam <= 0:
         return None
     if model == "bursty":       # the marginal's own bursty-limit (negative-binomial) fit
-        la_nb, lbeta = float(rows.nb_log_a[0]), float(rows.nb_log_beta[0])
-        if np.isfinite(la_nb) and np.isfinite(lbeta):
-            return np.array([la_nb, lbeta, math.log(gam)])
+        if np.all(np.isfinite(mg.y_nb)):
+            return np.array([mg.y_nb[0], mg.y_nb[1], math.log(gam)])
         return np.array([la, ll - lb, math.log(gam)])
     # a marginal at (or towards) the bursty limit: k_off where the joint model is
     # that limit's to O(1 / JOINT_BURSTY_TEST), at the same burst size
@@ -350,36 +416,29 @@ def _marginal_start(rows, gam, model):
     return np.array([la, lb, ll, math.log(gam)])
 
 
-def _marginal_rejects_bursty(rows, drop):
+def _marginal_rejects_bursty(mg, drop):
     """Whether the unspliced counts alone reject the bursty limit by more than
-    max(JOINT_BURSTY_SCREEN, 10 x the confidence drop) nats (the one-species
-    likelihood ratio of the telegraph law against its negative-binomial limit,
+    max(JOINT_BURSTY_SCREEN, 10 x the confidence drop) nats (the likelihood
+    ratio of their telegraph law against its negative-binomial limit,
     :func:`_marginal_fit`). The joint test is then not run: its likelihood,
     which adds the spliced counts, was measured to reject the limit too (joint
     ratio at least 0.37 times the marginal one, and larger for every gene whose
     marginal ratio passed 10 nats, on the benchmark mixes at 1,000-10,000
     cells), while its test point, a law with the burst size of the limit,
     can need a lattice ten times the fit's (9 of a heavy gene's 20 CPU s)."""
-    if rows is None:
+    if mg is None:
         return False
-    lr = float(rows.loglik[0] - rows.loglik_nb[0])
+    lr = mg.ll - mg.ll_nb
     return bool(np.isfinite(lr) and lr > max(config.JOINT_BURSTY_SCREEN, 10.0 * drop))
 
 
-def _bursty_start(rows, y, lb):
+def _bursty_start(mg, y, lb):
     """A start of the bursty-limit test (k_off fixed at exp(lb), k_on, k_syn,
     k_deg free) from the unspliced marginal's bursty-limit (negative-binomial)
     fit: its k_on and burst size, k_deg of ``y``. None without that fit."""
-    if rows is None:
+    if mg is None or not np.all(np.isfinite(mg.y_nb)):
         return None
-    la, lbeta = float(rows.nb_log_a[0]), float(rows.nb_log_beta[0])
-    if not (np.isfinite(la) and np.isfinite(lbeta)):
-        return None
-    return np.array([la, lb, lbeta + lb, y[3]])
-
-
-#: the unspliced marginal's fit that starts a two-species fit: a point estimate
-_MARGINAL_SETTINGS = FitSettings(interval="wald", gof_min_expected=0.0, min_cells=1)
+    return np.array([mg.y_nb[0], lb, mg.y_nb[1] + lb, y[3]])
 
 
 def _ranked(gene, starts, u, w, cu):
@@ -594,7 +653,7 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph",
     gene = _Gene(u, s, w, cs, cu, model)
     gene.max_points = int(gene.max_points * budget)
     starts = _starts(u, s, w, cs, cu, model)
-    marginal = _marginal_fit(u, w, cu)
+    marginal = _marginal_fit(u, w, cu, _starts(u, s, w, cs, cu, "telegraph"))
     m0 = _marginal_start(marginal, float(np.sum(w * u) / np.sum(w * cu))
                          / max(float(np.sum(w * s) / np.sum(w * cs)), 1e-3), model)
     if m0 is not None:

@@ -26,7 +26,7 @@ from .kernels.poisson_beta import histogram_eval, pb_eval_rows
 
 __all__ = [
     "logpmf", "pmf", "score", "posterior_on", "posterior_mean", "posterior_var",
-    "logpmf_ab", "score_ab", "histogram_loglik",
+    "logpmf_ab", "score_ab", "derivatives_ab", "histogram_loglik",
 ]
 
 
@@ -105,6 +105,22 @@ def score_ab(n, a, b, x):
     """
     shape, out, _, _, _ = _evaluate(n, a, b, x)
     return out[:, 1:4].reshape(shape + (3,))
+
+
+def derivatives_ab(n, a, b, x):
+    """log P(n), its gradient and its observed information in (a, b, x), in one pass.
+
+    Same parameters as :func:`logpmf_ab`. Returns ``(logp, score, info)`` with
+    shapes ``s``, ``s + (3,)`` and ``s + (3, 3)`` (``s`` the broadcast shape;
+    ``info`` the negative Hessian of log P, by Louis' identity); NaN where the
+    count or a parameter is invalid.
+    """
+    shape, out, _, _, _ = _evaluate(n, a, b, x, want_info=True)
+    info = np.empty((out.shape[0], 3, 3))
+    for q, (i, j) in enumerate(((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))):
+        info[:, i, j] = info[:, j, i] = out[:, 4 + q]
+    return (out[:, 0].reshape(shape), out[:, 1:4].reshape(shape + (3,)),
+            info.reshape(shape + (3, 3)))
 
 
 def logpmf(n: ArrayLike, k_on: ArrayLike, k_off: ArrayLike, k_syn: ArrayLike,

@@ -109,8 +109,8 @@ def test_the_start_at_the_unspliced_maximum_reaches_the_moment_starts_maximum(
     for g in range(3):
         pairs, w = np.unique(np.stack([U[:, g], S[:, g]], axis=1), axis=0, return_counts=True)
         u, s, w, one = pairs[:, 0], pairs[:, 1], w.astype(float), np.ones(len(w))
-        rows = jf._marginal_fit(u, w, one)
-        y0 = jf._marginal_start(rows, float(np.sum(w * u) / np.sum(w * s)), "telegraph")
+        mg = jf._marginal_fit(u, w, one, jf._starts(u, s, w, one, one, "telegraph"))
+        y0 = jf._marginal_start(mg, float(np.sum(w * u) / np.sum(w * s)), "telegraph")
         assert y0 is not None
 
         def ll_u(y):
@@ -128,6 +128,35 @@ def test_the_start_at_the_unspliced_maximum_reaches_the_moment_starts_maximum(
         np.testing.assert_allclose(fitted[name], moments[name], rtol=1e-3)
 
 
+def test_the_unspliced_marginal_fits_match_the_one_species_engine():
+    """The start's fits of the unspliced counts alone (Newton with the exact
+    Poisson-Beta score and information, and the negative binomial) reach the maxima
+    the one-species engine (the compiled fit of telegraph.fitting) finds on the same
+    histogram, with per-cell capture."""
+    from telegraph import jointfit as jf
+    from telegraph.fitting import fit_raw
+    from telegraph.histogram import CountHistograms
+    from telegraph.inputs import FitSettings
+    from telegraph.kernels.fit import FitRows
+    ad = tg.simulate_anndata(1500, 3, seed=11, k_on=[0.2, 1.0, 0.5], k_off=[2.0, 1.5, 20.0],
+                             k_syn=[40.0, 12.0, 200.0], k_deg=[0.5, 1.0, 1.0], splicing=1.0)
+    c = np.round(ad.obs["capture"].to_numpy(), 2)
+    for g in range(3):
+        u = ad.layers["unspliced"][:, g].toarray().ravel().astype(np.int64)
+        pairs, inv = np.unique(np.stack([u.astype(float), c]), axis=1, return_inverse=True)
+        w = np.bincount(inv.ravel()).astype(float)
+        uu, cc = pairs[0].astype(np.int64), pairs[1]
+        mg = jf._marginal_fit(uu, w, cc, jf._starts(uu, uu, w, cc, cc, "telegraph"))
+        caps, grp = np.unique(cc, return_inverse=True)
+        hist = CountHistograms(np.array([0, uu.size]), uu, grp.ravel(), w, caps,
+                               np.array([int(w.sum())]), np.zeros(1, np.int64), None)
+        one = FitRows(fit_raw(hist, FitSettings(interval="wald", gof_min_expected=0.0)))
+        assert mg.ll == pytest.approx(float(one.loglik[0]), abs=1e-3)
+        assert mg.ll_nb == pytest.approx(float(one.loglik_nb[0]), abs=1e-6)
+        if mg.ll - mg.ll_nb > 5.0:          # a telegraph maximum well inside the box
+            np.testing.assert_allclose(mg.y, one.theta[0], atol=2e-2)
+
+
 def test_bursty_test_skipped_only_where_the_unspliced_counts_reject_the_limit(
         two_layer, fitted, monkeypatch):
     """Where the unspliced counts alone reject the bursty limit by more than
@@ -140,8 +169,9 @@ def test_bursty_test_skipped_only_where_the_unspliced_counts_reject_the_limit(
     screened = []
     for g in range(3):
         u, w = np.unique(U[:, g], return_counts=True)
+        w, one = w.astype(float), np.ones(len(w))
         screened.append(jf._marginal_rejects_bursty(
-            jf._marginal_fit(u, w.astype(float), np.ones(len(w))), 1.92))
+            jf._marginal_fit(u, w, one, jf._starts(u, u, w, one, one, "telegraph")), 1.92))
     assert screened == [False, False, True]       # the gene with slow degradation only
     calls = []
     original = jf._bursty_start

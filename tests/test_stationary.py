@@ -640,3 +640,27 @@ def test_logpmf_is_nan_beyond_its_range_never_wrong():
     assert np.isfinite(lp[ok]).all() and (lp[ok] <= 1e-12).all()
     assert np.isnan(lp[x > 1e13]).all()
 
+
+
+@pytest.mark.parametrize("a,b,x", [(0.3, 2.0, 15.0), (2.0, 0.5, 40.0), (0.05, 30.0, 300.0)])
+def test_derivatives_ab_satisfy_the_information_identities(a, b, x):
+    """derivatives_ab's log P equals logpmf_ab's and its score score_ab's; over the
+    whole support the scores average to zero and the observed information averages
+    to the score's covariance (E[-d2 log P] = E[s s'], Bartlett): checks of the
+    information that do not use the code's own formula."""
+    from telegraph.stationary import derivatives_ab, logpmf_ab, score_ab
+    n = np.arange(0, 4000)
+    lp, sc, info = derivatives_ab(n, a, b, x)
+    np.testing.assert_allclose(lp, logpmf_ab(n, a, b, x), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(sc, score_ab(n, a, b, x), rtol=1e-12, atol=1e-12)
+    assert info.shape == (n.size, 3, 3)
+    np.testing.assert_array_equal(info, np.swapaxes(info, 1, 2))
+    p = np.exp(lp)
+    assert abs(p.sum() - 1.0) < 1e-9
+    np.testing.assert_allclose(p @ sc, 0.0, atol=1e-7)
+    fisher = np.einsum("n,ni,nj->ij", p, sc, sc)
+    np.testing.assert_allclose(np.einsum("n,nij->ij", p, info), fisher,
+                               rtol=1e-6, atol=1e-9 * np.abs(fisher).max())
+    # broadcasting as logpmf_ab: a (2, 1) x (3,) grid
+    lp2, sc2, info2 = derivatives_ab(np.array([[0], [5]]), a, b, np.array([1.0, 2.0, x]))
+    assert lp2.shape == (2, 3) and sc2.shape == (2, 3, 3) and info2.shape == (2, 3, 3, 3)
