@@ -533,10 +533,11 @@ def _gof(theta, y_info, u, s, w, cs, cu, min_expected, box=None):
     others are pooled in order of decreasing expectation into classes
     expecting at least ``min_expected``. Returns (X2, K, information of the classes in log
     coordinates) (NaN where not computed). ``box``: the lattice box of the law at
-    the largest capture (a fit passes the last box its top capture level solved,
-    at nearby parameters, trimmed to where that law fell JOINT_FIT_TRIM nats below
-    the depth its edges had to reach); default the a priori box of the fit's
-    normalisation tail. The mass outside the box joins the last pool."""
+    the largest capture (a fit passes the box its top capture level solved last in
+    the point fit, at or a Newton step from the estimate, trimmed to where that law
+    fell JOINT_FIT_TRIM nats below the depth its edges had to reach); default the a
+    priori box of the fit's normalisation tail. The mass outside the box joins the
+    last pool."""
     a, b, lam, gam = theta
     c_ref = float(max(cs.max(), cu.max()))
     if box is None:
@@ -672,6 +673,9 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph",
                                               state=(ll, g, info), stall=config.JOINT_FIT_STALL)
         it += it2
     row.update(y=y, loglik=ll, n_iter=it, converged=bool(conv and np.isfinite(ll)))
+    # the top capture level's box as the point fit left it (solved at, or a step from,
+    # the estimate): the goodness of fit's box (the profile's last boxes suit other laws)
+    gof_box = gene.levels[0]["box"]
     if not np.isfinite(ll):
         # no start could be evaluated: the law at every one needs a lattice over
         # JOINT_MAX_POINTS (or the gene's budget); nothing is estimated
@@ -788,7 +792,7 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph",
         theta = np.exp(y)
         try:
             x2, K, Ig = _gof(theta, info, u, s, w, cs, cu, settings.gof_min_expected,
-                             box=gene.levels[0]["box"])
+                             box=gof_box)
         except (ValueError, FloatingPointError):
             x2, K, Ig = np.nan, np.nan, np.full((4, 4), np.nan)
         row.update(gof_stat=x2, gof_cells=K, gof_Ig=Ig, gof_I=info)
