@@ -80,6 +80,16 @@ def test_unspliced_marginal_matches_one_species_fit(two_layer, fitted):
     np.testing.assert_allclose(fitted["mean_expression_unspliced"], u.mean(axis=0), rtol=0.08)
 
 
+def _assert_same_maximum(fitted, ad):
+    """A Wald fit of ``ad`` under the current (patched) settings reaches the maximum
+    of ``fitted``."""
+    other = tg.fit(ad.layers["spliced"], unspliced=ad.layers["unspliced"],
+                   genes=list(ad.var_names), n_jobs=1, interval="wald")
+    np.testing.assert_allclose(fitted["loglik"], other["loglik"], rtol=0, atol=1e-5)
+    for name in ("k_on", "k_off", "k_syn", "k_deg"):
+        np.testing.assert_allclose(fitted[name], other[name], rtol=1e-3)
+
+
 def test_one_start_ranked_by_the_unspliced_marginal_reaches_the_multistart_maximum(
         two_layer, fitted, monkeypatch):
     """The fit evaluates with the joint law only the moment start that best explains the
@@ -88,12 +98,7 @@ def test_one_start_ranked_by_the_unspliced_marginal_reaches_the_multistart_maxim
     from telegraph import config
     assert config.JOINT_FIT_STARTS == 1
     monkeypatch.setattr(config, "JOINT_FIT_STARTS", 6)
-    ad = two_layer
-    every = tg.fit(ad.layers["spliced"], unspliced=ad.layers["unspliced"],
-                   genes=list(ad.var_names), n_jobs=1, interval="wald")
-    np.testing.assert_allclose(fitted["loglik"], every["loglik"], rtol=0, atol=1e-5)
-    for name in ("k_on", "k_off", "k_syn", "k_deg"):
-        np.testing.assert_allclose(fitted[name], every[name], rtol=1e-3)
+    _assert_same_maximum(fitted, two_layer)
 
 
 def test_the_start_at_the_unspliced_maximum_reaches_the_moment_starts_maximum(
@@ -120,12 +125,7 @@ def test_the_start_at_the_unspliced_maximum_reaches_the_moment_starts_maximum(
         # its k_deg start is the ratio of the means (k_splice E[U] = k_deg E[S])
         np.testing.assert_allclose(np.exp(y0[3]), U[:, g].mean() / S[:, g].mean())
     monkeypatch.setattr(jf, "_marginal_start", lambda *a, **k: None)
-    ad = two_layer
-    moments = tg.fit(ad.layers["spliced"], unspliced=ad.layers["unspliced"],
-                     genes=list(ad.var_names), n_jobs=1, interval="wald")
-    np.testing.assert_allclose(fitted["loglik"], moments["loglik"], rtol=0, atol=1e-5)
-    for name in ("k_on", "k_off", "k_syn", "k_deg"):
-        np.testing.assert_allclose(fitted[name], moments[name], rtol=1e-3)
+    _assert_same_maximum(fitted, two_layer)
 
 
 def test_the_unspliced_marginal_fits_match_the_one_species_engine():
