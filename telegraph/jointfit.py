@@ -955,7 +955,10 @@ def joint_results_table(rows, jh: JointHistograms, settings: FitSettings,
         if not fitted:
             continue
         if reg == "poisson":
-            cols["k_deg"][i] = r["poisson_mu"] / max(r["poisson_ms"], 1e-300)
+            # no spliced molecules at all: the maximum is at infinitely fast degradation
+            # (inf, not the 1e300 a floored ratio gave; no unspliced ones: 0)
+            cols["k_deg"][i] = (r["poisson_mu"] / r["poisson_ms"] if r["poisson_ms"] > 0
+                                else np.inf)
             cols["mean_expression"][i] = r["poisson_ms"]
             cols["mean_expression_unspliced"][i] = r["poisson_mu"]
             cols["loglik"][i] = r["loglik_poisson"]

@@ -206,6 +206,26 @@ def test_goodness_of_fit_on_the_fits_box_equals_the_a_priori_box(two_layer, fitt
     np.testing.assert_allclose(fitted["gof_pval"], apriori["gof_pval"], rtol=1e-5, atol=1e-9)
 
 
+def test_a_layer_without_molecules_bounds_k_deg_on_one_side_only():
+    """No spliced molecule in any cell: k_deg's maximum is at infinity (fast
+    degradation) -- reported as inf with an interval open above, not as a huge
+    number; no unspliced molecule: at 0 (slow degradation), open below."""
+    rng = np.random.default_rng(0)
+    S = rng.poisson(2.0, size=(300, 2)).astype(float)
+    U = rng.poisson(1.0, size=(300, 2)).astype(float)
+    S[:, 0] = 0.0
+    U[:, 1] = 0.0
+    res = tg.fit(S, unspliced=U, capture=1.0, n_jobs=1, progress=False)
+    fast, slow = res.iloc[0], res.iloc[1]
+    assert fast["k_deg"] == np.inf and fast["k_deg_ci_high"] == np.inf
+    assert 0 < fast["k_deg_ci_low"] < np.inf
+    assert fast["k_deg_flag"] == "fast_degradation" and fast["mean_expression"] == 0.0
+    assert slow["k_deg"] == 0.0 and slow["k_deg_ci_low"] == 0.0
+    assert 0 < slow["k_deg_ci_high"] < np.inf
+    assert slow["k_deg_flag"] == "slow_degradation"
+    assert "k_deg" not in fast["identified"].split(",") + slow["identified"].split(",")
+
+
 def test_bursty_limit_is_flagged():
     """A gene with k_off >> every other rate: the data cannot bound k_off."""
     ad = tg.simulate_anndata(500, 1, k_on=[0.5], k_off=[400.0], k_syn=[2000.0], k_deg=[1.0],
