@@ -11,7 +11,9 @@ and k_deg, the degradation rate of spliced molecules, now estimated with an
 interval.
 
 Per gene: Newton's method with the observed information on the log-rates from
-the best of a few moment-based starts, inside the search box
+the maximum of the unspliced counts' own likelihood (their marginal is the
+one-species law in units of k_splice) or, failing that, the best of a few
+moment-based starts, inside the search box
 :data:`telegraph.config.JOINT_FIT_BOUNDS`; profile-likelihood intervals (the
 nuisance rates re-maximised by Newton at each point, the end found by Newton's
 method on the signed root of the likelihood ratio) for burst frequency (k_on),
@@ -455,7 +457,8 @@ def _ranked(gene, starts, u, w, cu):
 
 
 def _first_point(gene, starts, u, w, cu):
-    """The start of a fit's Newton iterations among the moment starts, and its
+    """The start of a fit's Newton iterations among ``starts`` (the unspliced
+    marginal's maximum, :func:`_marginal_start`, and the moment starts), and its
     (log-likelihood, gradient, information) or None.
 
     The starts are ranked by the exact log-likelihood of the unspliced counts alone
