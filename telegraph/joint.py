@@ -333,7 +333,8 @@ def _mode_guess(a, b, lam, gam, box):
 def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, rho_s=None,
                   want: int = 0, box=None, start_box=None, max_points=None,
                   tail: float | None = None, plan=None, trim: float | None = None,
-                  work: dict | None = None, edge_margin: float | None = None):
+                  work: dict | None = None, edge_margin: float | None = None,
+                  bin_margin: bool = False):
     """Per-bin log P, score and observed information for one parameter set.
 
     Parameters
@@ -377,6 +378,16 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
         How many nats below the least probable requested count every truncating
         edge must lie (default :data:`telegraph.config.JOINT_EDGE_MARGIN`; a fit
         passes ``JOINT_FIT_EDGE_MARGIN``).
+    bin_margin : bool
+        Without ``box``: ask for the edge margin below the least probable bin
+        itself -- its thinned probability where rho < 1, from the solved law --
+        instead of below the table at the counts it draws on most (count / rho,
+        which lies deeper in the tail than the thinned bin: a bin of 20
+        molecules at rho = 0.4 asked the table for 50), and start from a box
+        that holds the bins' own counts. Thinning sums the table over counts
+        from the bin's upwards with binomial weights at most 1, so what the
+        edges leave out moves a bin's probability by about as much as it moves
+        an unthinned one's that probable: the same accuracy. A fit passes True.
     work : dict, optional
         Scratch space kept between calls (a fit passes the same dict at every
         evaluation of a gene, on one thread): the elimination's front matrices
@@ -418,8 +429,9 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
         # below grows it wherever its edges are not deep enough
         lo_u = min(start_box[0], int(u.min()))
         lo_s = min(start_box[2], int(s.min()))
-        hi_u = max(start_box[0] + start_box[1], int(max(u.max(), req_u.max())) + 2)
-        hi_s = max(start_box[2] + start_box[3], int(max(s.max(), req_s.max())) + 2)
+        hold_u, hold_s = (u, s) if bin_margin else (req_u, req_s)
+        hi_u = max(start_box[0] + start_box[1], int(max(u.max(), hold_u.max())) + 2)
+        hi_s = max(start_box[2] + start_box[3], int(max(s.max(), hold_s.max())) + 2)
         box = (lo_u, hi_u - lo_u, lo_s, hi_s - lo_s)
     elif adapt:
         pairs = np.unique(np.stack([np.concatenate([req_u, u]), np.concatenate([req_s, s])]),
@@ -443,11 +455,23 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
         pool, fac_ptr, piv, status, logpi, depth, mi, mj, edges = _k.factor_stationary(
             *tree, u_lo, nu, s_lo, ns, par, buf)
         grow = [False] * 4
+        rows_done = False
         if adapt:
             # edges below exp(-limit): the stricter of the normalisation's tail and
-            # the margin under the least probable requested count
+            # the margin under the least probable requested count (or bin)
+            if bin_margin:
+                # the bins' rows now (kept if the box passes: the usual case)
+                Y, top = _k.derive_tables(tree[0], tree[1], tree[2], pool, fac_ptr, piv,
+                                          logpi, u_lo, nu, s_lo, ns, int(want))
+                _bins_from_tables(Y, top, box, u, s, rho_u, rho_s, int(want), out, plan)
+                rows_done = True
+                lp = out[:, 0]
+                fin = np.isfinite(lp)
+                least = min(float(np.min(lp[fin])), 0.0) if fin.any() else 0.0
+            else:
+                least = _least_requested(logpi, box, req_u, req_s)
             limit = max((config.JOINT_TAIL if tail is None else tail) - 5.0,
-                        edge_margin - _least_requested(logpi, box, req_u, req_s))
+                        edge_margin - least)
             # truncating edges only (a lower edge at 0 is the natural boundary)
             grow = [u_lo > 0 and edges[0] > -limit, edges[1] > -limit,
                     s_lo > 0 and edges[2] > -limit, edges[3] > -limit]
@@ -461,9 +485,10 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
             ref = (mi, mj)
             continue
         break
-    Y, top = _k.derive_tables(tree[0], tree[1], tree[2], pool, fac_ptr, piv, logpi, u_lo, nu,
-                              s_lo, ns, int(want))
-    _bins_from_tables(Y, top, box, u, s, rho_u, rho_s, int(want), out, plan)
+    if not rows_done:
+        Y, top = _k.derive_tables(tree[0], tree[1], tree[2], pool, fac_ptr, piv, logpi, u_lo,
+                                  nu, s_lo, ns, int(want))
+        _bins_from_tables(Y, top, box, u, s, rho_u, rho_s, int(want), out, plan)
     if adapt and trim is not None:
         box = _trimmed(logpi, box, limit + trim)
     return _k.JointRows(out), box

@@ -215,7 +215,7 @@ class _Gene:
                              L["rho_s"], want, start_box=start, max_points=self.max_points,
                              tail=config.JOINT_FIT_TAIL, plan=L["plan"],
                              trim=config.JOINT_FIT_TRIM, work=self.work,
-                             edge_margin=config.JOINT_FIT_EDGE_MARGIN)
+                             edge_margin=config.JOINT_FIT_EDGE_MARGIN, bin_margin=True)
 
     def __call__(self, y, want=2):
         """(loglik, gradient, information) in y; loglik -inf where the law cannot

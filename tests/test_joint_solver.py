@@ -140,3 +140,31 @@ def test_trimmed_box_keeps_the_law(case):
                                 tail=config.JOINT_FIT_TAIL)
     assert box2 == trimmed
     assert np.max(np.abs(again.logp - on_wide.logp)) < 1e-8
+
+
+@pytest.mark.parametrize("case", [(0.3, 3.0, 40.0, 0.3),      # bursty, heavy spliced tail
+                                  (1.0, 2.5, 40.0, 1.5)])
+def test_margin_below_the_thinned_bins_keeps_their_accuracy(case):
+    """bin_margin=True asks for the edge margin below each bin's own (thinned)
+    probability instead of below the table at count / rho: on bins thinned to
+    rho = 0.3-0.9 of the table's capture its log P, score and information agree
+    with a box a quarter as wide again as the one used, to what the margin asks for
+    (an edge d nats below a probability moves it by ~exp(-1.8 d)), and its box
+    is no larger than the count / rho criterion's."""
+    a, b, lam, gam = case
+    rng = np.random.default_rng(5)
+    rho = rng.choice([0.3, 0.5, 0.9], 300)
+    u = rng.poisson(rho * lam * a / (a + b) * rng.gamma(0.5, 2.0, 300))
+    s = rng.poisson(rho * lam * a / ((a + b) * gam) * rng.gamma(0.5, 2.0, 300))
+    margin = config.JOINT_FIT_EDGE_MARGIN
+    kw = dict(want=2, tail=config.JOINT_FIT_TAIL, edge_margin=margin)
+    new, box_new = evaluate_bins(a, b, lam, gam, u, s, rho, rho, bin_margin=True, **kw)
+    old, box_old = evaluate_bins(a, b, lam, gam, u, s, rho, rho, **kw)
+    assert box_new[1] * box_new[3] <= box_old[1] * box_old[3]
+    wide = (0, 5 * (box_old[0] + box_old[1]) // 4, 0, 5 * (box_old[2] + box_old[3]) // 4)
+    ref, _ = evaluate_bins(a, b, lam, gam, u, s, rho, rho, want=2, box=wide)
+    tol = 10 * np.exp(-1.8 * margin)
+    for got in (new, old):
+        assert np.max(np.abs(got.logp - ref.logp)) < tol
+        assert np.max(np.abs(got.score - ref.score)) < tol * np.max(np.abs(ref.score))
+        assert np.max(np.abs(got.info - ref.info)) < 10 * tol * np.max(np.abs(ref.info))
