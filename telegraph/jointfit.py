@@ -305,6 +305,12 @@ def _starts(u, s, w, cs, cu, model):
     return out
 
 
+def _in_log_rates(g, info, th):
+    """Gradient and observed information in y = log(th) from those in th: d/dy =
+    th d/dth, and -d2/dy2 = th th' * info - diag(th * g)."""
+    return g * th, info * np.outer(th, th) - np.diag(g * th)
+
+
 class _Marginal(NamedTuple):
     """The unspliced counts' own fits (:func:`_marginal_fit`): the telegraph
     law's maximum ``y`` = log(a, b, lam) and ``ll``, the bursty limit's
@@ -335,10 +341,8 @@ def _negbinom_objective(u, w, cu):
         haa = float(np.sum(w * (polygamma(1, u + a) - polygamma(1, a))))
         haB = -float(np.sum(w * cu / (1.0 + q)))
         hBB = float(np.sum(w * (-u / B ** 2 + (a + u) * cu ** 2 / (1.0 + q) ** 2)))
-        g = np.array([ga, gB])
-        H = np.array([[haa, haB], [haB, hBB]])
-        th = np.array([a, B])
-        return ll, g * th, -(H * np.outer(th, th)) - np.diag(g * th)
+        return (ll, *_in_log_rates(np.array([ga, gB]), -np.array([[haa, haB], [haB, hBB]]),
+                                   np.array([a, B])))
     return f
 
 
@@ -371,7 +375,7 @@ def _marginal_fit(u, w, cu, starts):
         J = np.stack([np.ones_like(cc), np.ones_like(cc), cc], axis=1)
         g = np.einsum("m,mi->i", ww, sc * J)
         info = np.einsum("m,mij->ij", ww, I * J[:, :, None] * J[:, None, :])
-        return ll, g * th, info * np.outer(th, th) - np.diag(g * th)
+        return (ll, *_in_log_rates(g, info, th))
 
     with np.errstate(all="ignore"):
         y0 = max((np.clip(np.asarray(y[:3], float), lo, hi) for y in starts),
@@ -386,11 +390,7 @@ def _marginal_fit(u, w, cu, starts):
     lo_nb, hi_nb = np.array([lo[0], math.log(1e-4)]), np.array([hi[0], math.log(1e4)])
     y_nb, ll_nb, *_ = _maximise(_negbinom_objective(uu, ww, cc), np.clip(yb0, lo_nb, hi_nb),
                                 lo_nb, hi_nb, max_iter=60, tol=1e-9)
-    lam = mu_u / float(ww @ cc)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ll_p = float(ww @ (np.where(uu > 0, uu * np.log(cc * lam), 0.0) - cc * lam
-                           - gammaln(uu + 1.0)))
-    return _Marginal(y, float(ll), y_nb, float(ll_nb), ll_p)
+    return _Marginal(y, float(ll), y_nb, float(ll_nb), _poisson_max(uu, ww, cc)[0])
 
 
 def _marginal_start(mg, gam, model):
@@ -483,19 +483,23 @@ def _first_point(gene, starts, u, w, cu):
     return ranked[int(np.argmax(lls))], None
 
 
+def _poisson_max(x, w, c):
+    """Maximum of one species' Poisson law thinned by capture ``c``: (loglik,
+    mean at capture 1)."""
+    m = float(np.sum(w * x) / np.sum(w * c))
+    lam = c * m
+    with np.errstate(divide="ignore", invalid="ignore"):
+        term = np.where(x > 0, x * np.log(np.where(lam > 0, lam, 1.0)), 0.0) - lam \
+            - gammaln(x + 1.0)
+    return float(np.sum(w * term)), m
+
+
 def _poisson_loglik(u, s, w, cs, cu):
     """Maximum of the constitutive (two independent Poisson) law; returns
     (loglik, mean unspliced, mean spliced) at capture 1."""
-    mu = float(np.sum(w * u) / np.sum(w * cu))
-    ms = float(np.sum(w * s) / np.sum(w * cs))
-    ll = 0.0
-    for x, c, m in ((u, cu, mu), (s, cs, ms)):
-        lam = c * m
-        with np.errstate(divide="ignore", invalid="ignore"):
-            term = np.where(x > 0, x * np.log(np.where(lam > 0, lam, 1.0)), 0.0) - lam \
-                - gammaln(x + 1.0)
-        ll += float(np.sum(w * term))
-    return ll, mu, ms
+    ll_u, mu = _poisson_max(u, w, cu)
+    ll_s, ms = _poisson_max(s, w, cs)
+    return ll_u + ll_s, mu, ms
 
 
 def _bimodal_loglik(u, s, w, cs, cu, tol=1e-10, max_iter=2000):
@@ -656,8 +660,9 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph",
     lo, hi = _bounds(model)
     gene = _Gene(u, s, w, cs, cu, model)
     gene.max_points = int(gene.max_points * budget)
-    starts = _starts(u, s, w, cs, cu, model)
-    marginal = _marginal_fit(u, w, cu, _starts(u, s, w, cs, cu, "telegraph"))
+    moment = _starts(u, s, w, cs, cu, "telegraph")
+    starts = list(moment) if model == "telegraph" else _starts(u, s, w, cs, cu, model)
+    marginal = _marginal_fit(u, w, cu, moment)
     m0 = _marginal_start(marginal, float(np.sum(w * u) / np.sum(w * cu))
                          / max(float(np.sum(w * s) / np.sum(w * cs)), 1e-3), model)
     if m0 is not None:

@@ -22,6 +22,7 @@ from numpy.typing import ArrayLike
 
 from . import blocks, config
 from .inputs import capture_in_range, check_capture
+from .kernels.linalg import sym3
 from .kernels.poisson_beta import histogram_eval, pb_eval_rows
 
 __all__ = [
@@ -116,9 +117,7 @@ def derivatives_ab(n, a, b, x):
     count or a parameter is invalid.
     """
     shape, out, _, _, _ = _evaluate(n, a, b, x, want_info=True)
-    info = np.empty((out.shape[0], 3, 3))
-    for q, (i, j) in enumerate(((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))):
-        info[:, i, j] = info[:, j, i] = out[:, 4 + q]
+    info = sym3(out[:, 4:10])
     return (out[:, 0].reshape(shape), out[:, 1:4].reshape(shape + (3,)),
             info.reshape(shape + (3, 3)))
 
@@ -284,5 +283,4 @@ def histogram_loglik(values, weights, a, b, lam, capture=1.0, *, info=False):
     grad = out[1:4].copy()
     if not info:
         return float(out[0]), grad
-    I = np.array([[out[4], out[5], out[6]], [out[5], out[7], out[8]], [out[6], out[8], out[9]]])
-    return float(out[0]), grad, I
+    return float(out[0]), grad, sym3(out[None, 4:10])[0]

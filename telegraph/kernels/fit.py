@@ -25,6 +25,7 @@ from .models import (MODEL_NEGBINOM, MODEL_TELEGRAPH, MODEL_ZIP, coarse_bins, ev
                      poisson_fit, sort_bins, telegraph_eval)
 from .optimize import (TARGET_LOG_A, TARGET_LOG_B, TARGET_LOG_BETA, _fit_limit, fit_negbinom,
                        fit_telegraph, fit_zip, maximize, search_box)
+from .linalg import sym3
 from .profile import bursty_limit_end, profile_bound, wald_se, widen_near_limits
 
 # regime codes
@@ -393,19 +394,6 @@ def _read_only(a):
     return a
 
 
-def _sym3(block):
-    """(n, 3, 3) symmetric matrices from (n, 6) upper triangles (00, 01, 02,
-    11, 12, 22), the order :func:`_pack_sym3` writes."""
-    m = np.empty((block.shape[0], 3, 3))
-    k = 0
-    for i in range(3):
-        for j in range(i, 3):
-            m[:, i, j] = block[:, k]
-            m[:, j, i] = block[:, k]
-            k += 1
-    return m
-
-
 class FitRows:
     """The rows :func:`fit_genes` writes, read by name.
 
@@ -584,19 +572,19 @@ class FitRows:
     def info(self):
         """(n, 3, 3) observed information per cell in theta = (log a, log b,
         log lam) at the optimum (a new array)."""
-        return _sym3(self._raw[:, R_INFO0:R_INFO0 + 6])
+        return sym3(self._raw[:, R_INFO0:R_INFO0 + 6])
 
     def grouped_info(self):
         """(n, 3, 3) information per cell of the goodness-of-fit classes (the
         pooled counts) in the coordinates of the law tested (its leading
         p x p block; :attr:`gof_law`) (a new array)."""
-        return _sym3(self._raw[:, R_GINFO0:R_GINFO0 + 6])
+        return sym3(self._raw[:, R_GINFO0:R_GINFO0 + 6])
 
     def gof_info(self):
         """(n, 3, 3) observed information per cell of the ungrouped counts
         about the law tested, in its coordinates (leading p x p block; for
         the telegraph law the same as :meth:`info`) (a new array)."""
-        return _sym3(self._raw[:, R_GOF_INFO0:R_GOF_INFO0 + 6])
+        return sym3(self._raw[:, R_GOF_INFO0:R_GOF_INFO0 + 6])
 
     @property
     def gof_stat(self):

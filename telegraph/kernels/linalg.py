@@ -7,7 +7,8 @@ elimination with partial pivoting, for systems that need not be positive
 definite). Coordinate changes: profiling works in linear reparameterisations
 phi = T theta (:func:`to_phi`, :func:`to_theta`), in which gradient and
 information transform by :func:`grad_info_phi` (docs/maths.md, "Profile
-likelihood").
+likelihood"). And one plain NumPy helper for the Python side: :func:`sym3`, the
+symmetric matrices of the upper triangles the kernels write (information blocks).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from ._jit import njit
 
-__all__ = ["solve_damped", "solve3", "to_phi", "to_theta", "grad_info_phi"]
+__all__ = ["solve_damped", "solve3", "to_phi", "to_theta", "grad_info_phi", "sym3"]
 
 
 @njit(cache=True, error_model="numpy")
@@ -136,3 +137,18 @@ def grad_info_phi(Tinv, g, H, gp, Hp):
                     s += Tinv[k, i] * H[k, l] * Tinv[l, j]
             Hp[i, j] = s
 
+
+def sym3(block):
+    """(n, 3, 3) symmetric matrices from (n, 6) upper triangles in the order
+    (00, 01, 02, 11, 12, 22) -- the order the kernels write information blocks
+    in (:func:`telegraph.kernels.fit._pack_sym3`, :func:`telegraph.kernels.poisson_beta.pb_eval`,
+    :func:`telegraph.kernels.poisson_beta.histogram_eval`). Plain NumPy (not compiled)."""
+    block = np.asarray(block, dtype=float)
+    m = np.empty((block.shape[0], 3, 3))
+    k = 0
+    for i in range(3):
+        for j in range(i, 3):
+            m[:, i, j] = block[:, k]
+            m[:, j, i] = block[:, k]
+            k += 1
+    return m
