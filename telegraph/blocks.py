@@ -8,6 +8,8 @@ nothing of what is computed or where the data come from:
   machine, with the Numba thread count set for the duration, a progress bar
   advanced per block, and both restored also on Ctrl-C (a compiled call
   cannot be interrupted, so blocks are kept short: ``config.BLOCK_GENES_*``);
+- :func:`map_genes` runs a per-gene function written in Python (the two-species and
+  labelled fits) on worker processes or threads;
 - :func:`on_threads` runs a serial compiled kernel (``nogil=True``) over
   pieces of one such block on that many Python threads: the per-gene fits and
   tests are plain loops over genes, not Numba ``parallel=True`` kernels, whose
@@ -45,7 +47,7 @@ import numpy as np
 
 from . import config
 
-__all__ = ["gene_blocks", "on_threads", "show_progress", "progress_bar", "spans", "even_bounds", "balanced_bounds", "kernel_slot",
+__all__ = ["gene_blocks", "on_threads", "map_genes", "show_progress", "progress_bar", "spans", "even_bounds", "balanced_bounds", "kernel_slot",
            "check_client", "total_threads", "map_blocks", "tree_reduce",
            "gather_with_progress", "small_ints"]
 
@@ -145,6 +147,54 @@ def gene_blocks(n_genes: int, *, chunk_genes: int | None = None, n_jobs: int | N
         if bar is not None:
             bar.close()
         numba.set_num_threads(old_threads)
+
+
+def map_genes(func, per_gene, *static, n_jobs: int = 1, bar=None) -> list:
+    """``[func(*args, *static) for args in per_gene]`` on this machine, in order,
+    advancing ``bar`` by one per item.
+
+    For per-gene fits written in Python around compiled kernels (two species,
+    labelled): ``func`` is a module-level function (sent to workers by name),
+    ``per_gene`` a sequence of argument tuples (one gene's histogram each: small),
+    ``static`` what every call shares. With ``n_jobs`` > 1 and at least
+    ``config.PROCESSES_FROM_GENES`` items the calls run on ``n_jobs`` worker
+    processes when ``config.GENE_WORKERS`` is "processes" (joblib's loky executor,
+    reused between calls; the workers see this process's :mod:`telegraph.config`,
+    changes included), otherwise on ``n_jobs`` threads: the kernels release the GIL
+    but the Python between them does not, so threads scale poorly. On Ctrl-C the
+    workers are stopped and KeyboardInterrupt raised here.
+    """
+    per_gene = list(per_gene)
+    n = len(per_gene)
+    n_jobs = max(1, min(int(n_jobs), n)) if n else 1
+
+    def done(row):
+        if bar is not None:
+            bar.update(1)
+        return row
+
+    if n_jobs == 1:
+        return [done(func(*args, *static)) for args in per_gene]
+    if config.GENE_WORKERS == "processes" and n >= config.PROCESSES_FROM_GENES:
+        from joblib import Parallel, delayed
+
+        cfg = {k: v for k, v in vars(config).items() if k.isupper()}
+        run = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator")
+        return [done(row) for row in run(delayed(_with_config)(cfg, func, args, static)
+                                         for args in per_gene)]
+    pool = ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="telegraph")
+    try:
+        return [done(f.result()) for f in [pool.submit(func, *args, *static)
+                                           for args in per_gene]]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _with_config(cfg, func, args, static):
+    """``func(*args, *static)`` in a worker process, under the caller's settings."""
+    for key, value in cfg.items():
+        setattr(config, key, value)
+    return func(*args, *static)
 
 
 def on_threads(func, indptr, n_threads: int | None = None) -> None:

@@ -180,6 +180,15 @@ BLOCKS_PER_THREAD = 4
 #: costs ~80-150 us, the work of a few hundred entries, and two threads gained nothing below
 #: ~10,000 entries on a 2-core machine; most calls inside the fits are short)
 LAW_THREADS_FROM = 10_000
+#: where per-gene fits written in Python (two species, labelled) run with ``n_jobs`` > 1:
+#: "processes" (worker processes of joblib's loky, kept alive between calls and fed genes
+#: in batches) or "threads". Their compiled kernels release the GIL but the Python around
+#: them does not: on 2 cores, threads measured 1.19x one thread (CPU time up 40%),
+#: processes 1.8x (benchmarks/bench_joint_fit.py)
+GENE_WORKERS = "processes"
+#: a per-gene fit of fewer genes runs on threads (starting worker processes costs ~2 s
+#: once per session: importing telegraph and loading its kernels from Numba's cache)
+PROCESSES_FROM_GENES = 24
 #: histograms merged per task in the tree reduction on a Dask cluster
 FAN_IN = 4
 #: seconds to wait for a Dask scheduler before giving up

@@ -46,7 +46,7 @@ from .goodness import gof_columns
 from .histogram import CountHistograms, JointHistograms, joint_count_histograms
 from .inputs import Capture, FitSettings, KDeg
 from .joint import BoxTooLarge, evaluate_bins, lattice_box, thinning_plan
-from .likelihood_fit import (_maximise, _profile_side, _wald_se, genes_on_threads, layer_means,
+from .likelihood_fit import (_maximise, _profile_side, _wald_se, layer_means,
                              n_threads)
 from .stationary import derivatives_ab, logpmf_ab
 
@@ -822,10 +822,11 @@ def _gene_bins(jh: JointHistograms, g: int, unspliced_factor: float):
 
 def fit_block(jh: JointHistograms, settings: FitSettings, model: str = "telegraph",
               unspliced_factor: float = 1.0, n_jobs: int | None = 1, bar=None) -> list:
-    """Fit every gene of ``jh`` (threads: ``n_jobs``); a list of rows."""
-    return genes_on_threads(
-        lambda g: fit_gene(*_gene_bins(jh, g, unspliced_factor), settings, model),
-        jh.n_genes, n_jobs, bar)
+    """Fit every gene of ``jh`` on ``n_jobs`` workers (:func:`telegraph.blocks.map_genes`:
+    processes for many genes); a list of rows."""
+    return blocks.map_genes(fit_gene, (_gene_bins(jh, g, unspliced_factor)
+                                       for g in range(jh.n_genes)),
+                            settings, model, n_jobs=n_jobs, bar=bar)
 
 
 def fit_joint_histograms(jh: JointHistograms, *, settings: FitSettings | None = None,

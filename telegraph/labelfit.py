@@ -360,9 +360,10 @@ def gene_objective(lh: LabelledHistograms, g: int) -> _Gene:
 
 def fit_block(lh: LabelledHistograms, settings: FitSettings, n_jobs: int | None = 1,
               bar=None) -> list:
-    """Fit every gene of ``lh`` (threads: ``n_jobs``); a list of rows."""
-    return genes_on_threads(lambda g: fit_gene(*_gene_args(lh, g), settings), lh.n_genes,
-                            n_jobs, bar)
+    """Fit every gene of ``lh`` on ``n_jobs`` workers (:func:`telegraph.blocks.map_genes`:
+    processes for many genes); a list of rows."""
+    return blocks.map_genes(fit_gene, (_gene_args(lh, g) for g in range(lh.n_genes)), settings,
+                            n_jobs=n_jobs, bar=bar)
 
 
 def fit_labelled_histograms(lh: LabelledHistograms, *, settings: FitSettings | None = None,

@@ -86,7 +86,11 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config
         value is their mean capture (the expected total count is kept
         exactly). 0 keeps every distinct value (exact, slower).
     n_jobs : int or None
-        Threads for the compiled fit (default: all cores).
+        Workers (default: all cores): threads for the one-species fit's
+        compiled kernels; for two-species and labelled fits of
+        ``config.PROCESSES_FROM_GENES`` genes or more, worker processes
+        (``config.GENE_WORKERS``; their Python between kernel calls holds the
+        GIL, so threads scale poorly), started once per session.
     progress : bool or None
         Progress bar on stderr: None (default) when stderr is a terminal or
         in a Jupyter kernel (none in a log file), True always, False never.

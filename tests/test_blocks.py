@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import numba
 import numpy as np
 import pytest
 
-from telegraph.blocks import (balanced_bounds, even_bounds, gene_blocks, on_threads, small_ints,
-                              spans)
+from telegraph import config
+from telegraph.blocks import (balanced_bounds, even_bounds, gene_blocks, map_genes, on_threads,
+                              small_ints, spans)
 
 
 def _covers(bounds, n):
@@ -83,3 +86,52 @@ def test_on_threads_raises_what_a_piece_raises():
 
     with pytest.raises(ValueError, match="boom"):
         on_threads(piece, np.arange(20), 2)
+
+
+def _square_plus(x, c):
+    return x * x + c
+
+
+@pytest.mark.parametrize("workers", ["processes", "threads"])
+def test_map_genes_in_order_on_workers(monkeypatch, workers):
+    """The per-gene map returns what the serial loop does, in order, on worker
+    processes (the many-gene path) and threads, and advances the bar once per item."""
+    monkeypatch.setattr(config, "GENE_WORKERS", workers)
+    monkeypatch.setattr(config, "PROCESSES_FROM_GENES", 4)
+
+    class Bar:
+        n = 0
+
+        def update(self, k):
+            self.n += k
+
+    bar = Bar()
+    args = [(x,) for x in range(30)]
+    out = map_genes(_square_plus, args, 0.5, n_jobs=2, bar=bar)
+    assert out == [x * x + 0.5 for x in range(30)]
+    assert bar.n == 30
+
+
+def test_map_genes_workers_see_changed_config(monkeypatch):
+    """A tunable changed in this process (as the too-large warning advises for
+    JOINT_MAX_POINTS) reaches the worker processes: they run under it, not under
+    the module's default."""
+    monkeypatch.setattr(config, "PROCESSES_FROM_GENES", 2)
+    monkeypatch.setattr(config, "GENE_WORKERS", "processes")
+    monkeypatch.setattr(config, "JOINT_MAX_POINTS", 123_457)
+    out = map_genes(lambda k: (getattr(__import__("telegraph").config, k), os.getpid()),
+                    [("JOINT_MAX_POINTS",)] * 8, n_jobs=2)
+    assert {v for v, _ in out} == {123_457}
+    assert os.getpid() not in {pid for _, pid in out}    # it did run elsewhere
+
+
+def test_map_genes_raises_what_a_gene_raises(monkeypatch):
+    monkeypatch.setattr(config, "PROCESSES_FROM_GENES", 2)
+
+    def bad(x):
+        if x == 3:
+            raise ValueError("gene 3 failed")
+        return x
+
+    with pytest.raises(ValueError, match="gene 3 failed"):
+        map_genes(bad, [(x,) for x in range(6)], n_jobs=2)

@@ -171,7 +171,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     run_ = p.add_argument_group("running")
     run_.add_argument(
         "--jobs", metavar="N", type=int, default=None,
-        help="number of parallel worker threads (default: all cores)")
+        help="number of parallel workers (default: all cores): threads, or worker "
+             "processes for two-species and labelled fits of many genes")
     run_.add_argument(
         "--backed", action="store_true",
         help=".h5ad/.zarr input only: do not load the count matrix; read it from disk in "
