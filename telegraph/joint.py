@@ -498,6 +498,42 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
 _NO_WORK = np.empty(0)
 
 
+def law_tables(a: float, b: float, lam: float, gam: float, box, want: int = 1):
+    """The law on a fixed lattice box as count tables (promoter summed out):
+    ``(Y, top)`` of :func:`telegraph.kernels.joint.count_tables` -- ``Y[0]`` the
+    probabilities, ``Y[1:5]`` their derivatives in (a, b, lam, gam) with ``want``
+    >= 1, all times exp(-top) -- solved as :func:`evaluate_bins` solves a fixed
+    box (the dissection re-rooted at the most probable state where the first
+    root was a trap for the sensitivities)."""
+    u_lo, nu, s_lo, ns = box
+    par = np.array([a, b, lam, gam], dtype=float)
+    ref = _mode_guess(a, b, lam, gam, box)
+    for _ in range(2):
+        tree = dissection(nu, ns, ref)
+        pool, fac_ptr, piv, status, logpi, depth, mi, mj, edges = _k.factor_stationary(
+            *tree, u_lo, nu, s_lo, ns, par, _NO_WORK)
+        if want >= 1 and depth > config.JOINT_TRAP and ref != (mi, mj):
+            ref = (mi, mj)
+            continue
+        break
+    return _k.derive_tables(tree[0], tree[1], tree[2], pool, fac_ptr, piv, logpi, u_lo, nu,
+                            s_lo, ns, int(want))
+
+
+def thinned_tables(Y, box, rho_u: float, rho_s: float):
+    """The count tables ``Y`` (``(q, nu, ns)`` over ``box``) binomially thinned by
+    ``rho_u`` and ``rho_s``, at the same lattice points: B_u Y B_s^T for each
+    table (positive sums; what thins out below the box's lower corner is left
+    out, as it is of :func:`evaluate_bins`' bins there)."""
+    u_lo, nu, s_lo, ns = box
+    T = Y
+    if rho_u < 1.0:
+        T = np.matmul(_binom_matrix(np.arange(u_lo, u_lo + nu), u_lo, nu, rho_u)[None], T)
+    if rho_s < 1.0:
+        T = np.matmul(T, _binom_matrix(np.arange(s_lo, s_lo + ns), s_lo, ns, rho_s).T[None])
+    return T
+
+
 def _trimmed(logpi, box, depth):
     """The box cut down on each side to the first row or column (counted from the
     mode outwards) whose largest log P is below ``-depth``: the start of the next

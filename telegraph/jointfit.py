@@ -45,7 +45,8 @@ from .fitting import fit_raw, results_table
 from .goodness import gof_columns
 from .histogram import CountHistograms, JointHistograms, joint_count_histograms
 from .inputs import Capture, FitSettings, KDeg
-from .joint import BoxTooLarge, evaluate_bins, lattice_box, thinning_plan
+from .joint import (BoxTooLarge, evaluate_bins, lattice_box, law_tables, thinned_tables,
+                    thinning_plan)
 from .likelihood_fit import (_maximise, _profile_side, _wald_se, layer_means,
                              n_threads)
 from .stationary import derivatives_ab, logpmf_ab
@@ -562,25 +563,20 @@ def _gof(theta, y_info, u, s, w, cs, cu, min_expected, box=None):
         pairs.append((float(np.sum(ws * cu[sel]) / ws.sum()) / c_ref,
                       float(np.sum(ws * cs[sel]) / ws.sum()) / c_ref))
         grp_cells.append(float(ws.sum()))
-    uu, ss = np.meshgrid(np.arange(u_lo, u_lo + nu), np.arange(s_lo, s_lo + ns), indexing="ij")
-    uu, ss = uu.ravel(), ss.ravel()
-    E = np.zeros(uu.size)
-    dE = np.zeros((uu.size, 4))
-    scale = np.array([a, b, c_ref * lam, gam])
-    # every band in one evaluation: the law is solved once on the box and each band's
-    # bins are binomial thinnings of it (evaluate_bins groups bins by their ratios)
-    nb = len(pairs)
-    rho = np.asarray(pairs, dtype=float)
-    rows, _ = evaluate_bins(a, b, c_ref * lam, gam, np.tile(uu, nb), np.tile(ss, nb),
-                            np.repeat(rho[:, 0], uu.size), np.repeat(rho[:, 1], uu.size),
-                            want=1, box=box)
-    P = np.exp(np.nan_to_num(np.asarray(rows.logp), nan=-np.inf)).reshape(nb, uu.size)
-    sc = np.nan_to_num(np.asarray(rows.score)).reshape(nb, uu.size, 4) * scale
-    for k, ncell in enumerate(grp_cells):
-        E += ncell * P[k]
-        dE += (ncell * P[k])[:, None] * sc[k]
+    # the law solved once on the box; each band's expectations are binomial thinnings
+    # of its tables (matrix products over the lattice)
+    Y, top = law_tables(a, b, c_ref * lam, gam, box, want=1)
+    E = np.zeros((nu, ns))
+    dE = np.zeros((4, nu, ns))
+    for (ru, rs), ncell in zip(pairs, grp_cells):
+        T = thinned_tables(Y, box, ru, rs)
+        E += ncell * T[0]
+        dE += ncell * T[1:]
+    # per lattice point (u-major, as u * ns + s), derivatives in log coordinates
+    E = E.ravel() * math.exp(top)
+    dE = dE.reshape(4, -1).T * (math.exp(top) * np.array([a, b, c_ref * lam, gam]))
     n = w.sum()
-    O = np.zeros(uu.size)
+    O = np.zeros(E.size)
     inside = (u >= u_lo) & (u < u_lo + nu) & (s >= s_lo) & (s < s_lo + ns)
     idx = (s[inside] - s_lo) + ns * (u[inside] - u_lo)
     np.add.at(O, idx, w[inside])

@@ -37,7 +37,7 @@ import telegraph as tg  # noqa: E402
 from telegraph import study  # noqa: E402
 from telegraph.histogram import joint_count_histograms  # noqa: E402
 from telegraph.joint import (evaluate_bins, joint_histogram_loglik, joint_table,  # noqa: E402
-                             lattice_box)
+                             lattice_box, law_tables, thinned_tables)
 
 LOGP_TOL = 1e-6
 SCORE_RTOL = 1e-6
@@ -261,6 +261,29 @@ def test_capture_is_thinning():
     u, s = np.meshgrid(np.arange(8), np.arange(20), indexing="ij")
     assert np.allclose(tg.joint_logpmf(u, s, *case, capture=0.3),
                        tg.joint_logpmf(u, s, 0.4, 1.5, 12.0 * 0.3, 0.5), atol=1e-12)
+
+
+def test_thinned_tables_are_the_thinned_law_and_its_derivatives():
+    """The whole-lattice tables the goodness of fit reads (one solve, each capture
+    band a matrix product): probabilities equal the reference law thinned in each
+    species, derivatives equal the per-bin scores of :func:`evaluate_bins` (which
+    thins bin by bin) times those probabilities."""
+    case = (0.4, 1.5, 12.0, 0.5)
+    lp1, _ = RJ.solve(*case)
+    box = lattice_box(*case, tail=40.0)
+    Y, top = law_tables(*case, box, want=1)
+    u_lo, nu, s_lo, ns = box
+    assert u_lo == 0 and s_lo == 0
+    uu, ss = np.meshgrid(np.arange(nu), np.arange(ns), indexing="ij")
+    for ru, rs in ((1.0, 1.0), (0.6, 0.25), (0.3, 0.3)):
+        T = thinned_tables(Y, box, ru, rs) * math.exp(top)
+        ref = RJ.thin_s(RJ.thin_u(lp1, ru), rs)[:nu, :ns]
+        keep = ref > -30
+        assert np.max(np.abs(np.log(T[0][keep]) - ref[keep])) < LOGP_TOL, (ru, rs)
+        rows, _ = evaluate_bins(*case, uu[keep], ss[keep], np.full(keep.sum(), ru),
+                                np.full(keep.sum(), rs), want=1, box=box)
+        score = T[1:, keep] / T[0][keep]
+        assert np.allclose(score.T, rows.score, rtol=1e-8, atol=1e-10), (ru, rs)
 
 
 def test_histogram_evaluation_matches_point_sums():
