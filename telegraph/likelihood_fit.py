@@ -288,9 +288,11 @@ def _profile_end_vm(fz, zhat, llhat, zlo, zhi, k, sign, drop, Iz, wall=None):
     nuisance by the quadratic model with that move included (on a ridge,
     the coordinates along it move together).
 
-    Returns (end, far): end is z_k at a point where the nuisance Newton decrement and the
-    distance of the profile model from the cut-off are both below
-    :data:`telegraph.config.PROFILE_VM_TOL`, or None when the iteration
+    Returns (end, far): end is the root of the profile model (z_k + d) of an
+    evaluated point where the nuisance Newton decrement and the distance of that
+    model from the cut-off are both below :data:`telegraph.config.PROFILE_VM_ACCEPT`
+    (the model is exact to second order there, so the end is closer than the point
+    itself), or None when the iteration
     does not get there within :data:`telegraph.config.PROFILE_VM_MAX_EVAL`
     evaluations or leaves the safe ground (a nuisance information that is not
     positive definite, z_k beyond the search box, a point that cannot be
@@ -343,9 +345,12 @@ def _profile_end_vm(fz, zhat, llhat, zlo, zhi, k, sign, drop, Iz, wall=None):
                 + 0.5 * dec
             c1 = g[k] + float(H[k, held] @ dh) + float(Hfk @ a)
             c2 = H[k, k] + float(Hfk @ b)
-            if evals > 0 and abs(c0 - target) < tol and dec < tol and not dh.any():
-                return float(z[k]), None
             d = _vm_root(c0 - target, c1, c2, z[k] - zhat[k], sign)
+            if evals > 0 and not dh.any() and d is not None and \
+                    abs(c0 - target) < config.PROFILE_VM_ACCEPT and \
+                    dec < config.PROFILE_VM_ACCEPT:
+                # the model at this point, exact to second order, puts the end d away
+                return float(z[k] + d), None
             if d is None:
                 if dec > tol or dh.any():
                     d = 0.0     # the nuisance first: a Newton step at this z_k
