@@ -391,7 +391,9 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
     work : dict, optional
         Scratch space kept between calls (a fit passes the same dict at every
         evaluation of a gene, on one thread): the elimination's front matrices
-        are written to the buffer it holds, grown when a larger box needs more.
+        are written to the buffer it holds, grown when a larger box needs more;
+        ``work["tables"]`` is then (parameters, box, count tables, their log
+        scale) of the law solved (:func:`telegraph.kernels.joint.count_tables`).
 
     Returns
     -------
@@ -489,6 +491,10 @@ def evaluate_bins(a: float, b: float, lam: float, gam: float, u, s, rho_u=None, 
         Y, top = _k.derive_tables(tree[0], tree[1], tree[2], pool, fac_ptr, piv, logpi, u_lo,
                                   nu, s_lo, ns, int(want))
         _bins_from_tables(Y, top, box, u, s, rho_u, rho_s, int(want), out, plan)
+    if work is not None:
+        # the law just solved, for a caller that wants its tables (a fit's goodness of
+        # fit at the estimate): parameters, box, count tables and their scale
+        work["tables"] = (par, tuple(int(x) for x in box), Y, top)
     if adapt and trim is not None:
         box = _trimmed(logpi, box, limit + trim)
     return _k.JointRows(out), box

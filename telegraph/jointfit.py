@@ -172,6 +172,8 @@ class _Gene:
             self.max_points *= 4
         self.n_eval = 0
         self.refused = -1     # the last evaluation refused for the lattice budget
+        # (parameters, box, count tables, scale) of the top level's last law solved
+        self.top_tables = None
         # the elimination's scratch (front matrices), reused by every evaluation of
         # this gene (a fresh one per evaluation cost ~a quarter of a large box's
         # time); so one instance is evaluated on one thread at a time
@@ -203,6 +205,8 @@ class _Gene:
             if start is None:
                 L["box_at"] = lt
             L["box"] = box
+            if L is self.levels[0]:
+                self.top_tables = self.work.get("tables")
             wb, sc = L["wb"], L["scale"]
             ll += float(np.sum(wb * rows.logp))
             if want >= 1:
@@ -535,7 +539,7 @@ def _bimodal_loglik(u, s, w, cs, cu, tol=1e-10, max_iter=2000):
     return ll, f, mu, mu / ms
 
 
-def _gof(theta, y_info, u, s, w, cs, cu, min_expected, box=None):
+def _gof(theta, y_info, u, s, w, cs, cu, min_expected, box=None, tables=None):
     """Pearson statistic over (u, s) classes against the fitted law: every
     lattice point expecting at least ``min_expected`` cells is a class, the
     others are pooled in order of decreasing expectation into classes
@@ -545,7 +549,10 @@ def _gof(theta, y_info, u, s, w, cs, cu, min_expected, box=None):
     the point fit, at or a Newton step from the estimate, trimmed to where that law
     fell JOINT_FIT_TRIM nats below the depth its edges had to reach); default the a
     priori box of the fit's normalisation tail. The mass outside the box joins the
-    last pool."""
+    last pool. ``tables``: (parameters, box, count tables, scale) of a law already
+    solved with sensitivities (the fit's last evaluation of its top level,
+    ``work["tables"]`` of :func:`telegraph.joint.evaluate_bins`), used instead of a
+    new solve when its parameters are those of ``theta`` at the largest capture."""
     a, b, lam, gam = theta
     c_ref = float(max(cs.max(), cu.max()))
     if box is None:
@@ -565,7 +572,15 @@ def _gof(theta, y_info, u, s, w, cs, cu, min_expected, box=None):
         grp_cells.append(float(ws.sum()))
     # the law solved once on the box; each band's expectations are binomial thinnings
     # of its tables (matrix products over the lattice)
-    Y, top = law_tables(a, b, c_ref * lam, gam, box, want=1)
+    if (tables is not None and tables[2].shape[0] >= 5
+            and np.array_equal(tables[0], [a, b, c_ref * lam, gam])):
+        _, box, Y, top = tables
+        u_lo, nu, s_lo, ns = box
+        if nu * ns > config.JOINT_MAX_POINTS // 2:
+            return np.nan, np.nan, np.full((4, 4), np.nan)
+        Y = Y[:5]
+    else:
+        Y, top = law_tables(a, b, c_ref * lam, gam, box, want=1)
     E = np.zeros((nu, ns))
     dE = np.zeros((4, nu, ns))
     for (ru, rs), ncell in zip(pairs, grp_cells):
@@ -680,6 +695,7 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph",
     # the top capture level's box as the point fit left it (solved at, or a step from,
     # the estimate): the goodness of fit's box (the profile's last boxes suit other laws)
     gof_box = gene.levels[0]["box"]
+    gof_tables = gene.top_tables
     if not np.isfinite(ll):
         # no start could be evaluated: the law at every one needs a lattice over
         # JOINT_MAX_POINTS (or the gene's budget); nothing is estimated
@@ -796,7 +812,7 @@ def fit_gene(u, s, w, cs, cu, settings: FitSettings, model: str = "telegraph",
         theta = np.exp(y)
         try:
             x2, K, Ig = _gof(theta, info, u, s, w, cs, cu, settings.gof_min_expected,
-                             box=gof_box)
+                             box=gof_box, tables=gof_tables)
         except (ValueError, FloatingPointError):
             x2, K, Ig = np.nan, np.nan, np.full((4, 4), np.nan)
         row.update(gof_stat=x2, gof_cells=K, gof_Ig=Ig, gof_I=info)
