@@ -266,6 +266,13 @@ JOINT_STREAM_BASE = 1 << 13
 #: within this factor of the level's largest share one solution (the others of the
 #: level are binomial thinnings of it)
 JOINT_CAPTURE_LEVEL = 0.35
+#: ... but a level holding less than this fraction of a gene's cells joins the level
+#: above it (its bins are thinned further from that level's law: the same accuracy, as
+#: the edges are grown wherever its bins need; a level's solve costs a fixed ~1 ms of
+#: Python and lattice however few its cells): on 16 genes x 10,000 cells with lognormal
+#: per-cell capture, whose lowest level held ~0.5% of the cells, 1.17x less CPU per gene
+#: (mean; median 1.03x), log-likelihoods within 5e-5 nats
+JOINT_LEVEL_MIN_FRACTION = 0.02
 #: a two-species fit does not evaluate its law on lattices of more than
 #: max(JOINT_FIT_MIN_POINTS, JOINT_FIT_BOX_FACTOR * (largest u + 2) * (largest s + 2))
 #: points: parameters that need more are far from the data (the optimiser shortens

@@ -137,7 +137,9 @@ class _Gene:
 
     The bins are reduced once to distinct (u, s, capture); cells are split into
     capture levels (a level holds captures within a factor
-    :data:`telegraph.config.JOINT_CAPTURE_LEVEL` of its largest) and the law
+    :data:`telegraph.config.JOINT_CAPTURE_LEVEL` of its largest; one of fewer than
+    :data:`telegraph.config.JOINT_LEVEL_MIN_FRACTION` of the cells joins the level
+    above) and the law
     is solved once per level at its largest capture, the other bins of the
     level being binomial thinnings of it (:func:`telegraph.joint.evaluate_bins`)
     -- so a bin of low capture never asks for the far tail of a law solved at
@@ -152,6 +154,12 @@ class _Gene:
         top = np.maximum(cs, cu)
         c_max = float(top.max())
         level = np.floor(np.log(c_max / top) / -math.log(config.JOINT_CAPTURE_LEVEL) + 1e-9)
+        # a level of few cells joins the one above (from the lowest up, so that small
+        # levels in a row pool before they join)
+        ids = np.unique(level)
+        for lv, above in zip(ids[::-1][:-1], ids[::-1][1:]):
+            if np.sum(w[level == lv]) < config.JOINT_LEVEL_MIN_FRACTION * np.sum(w):
+                level[level == lv] = above
         self.levels = []
         for lv in np.unique(level):
             sel = level == lv
