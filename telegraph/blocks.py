@@ -149,7 +149,7 @@ def gene_blocks(n_genes: int, *, chunk_genes: int | None = None, n_jobs: int | N
         numba.set_num_threads(old_threads)
 
 
-def map_genes(func, per_gene, *static, n_jobs: int = 1, bar=None) -> list:
+def map_genes(func, per_gene, *static, n_jobs: int = 1, bar=None, cost=None) -> list:
     """``[func(*args, *static) for args in per_gene]`` on this machine, in order,
     advancing ``bar`` by one per item.
 
@@ -161,12 +161,22 @@ def map_genes(func, per_gene, *static, n_jobs: int = 1, bar=None) -> list:
     processes when ``config.GENE_WORKERS`` is "processes" (joblib's loky executor,
     reused between calls; the workers see this process's :mod:`telegraph.config`,
     changes included), otherwise on ``n_jobs`` threads: the kernels release the GIL
-    but the Python between them does not, so threads scale poorly. On Ctrl-C the
-    workers are stopped and KeyboardInterrupt raised here.
+    but the Python between them does not, so threads scale poorly. ``cost``: an
+    estimate of each item's work; on several workers the items start in decreasing
+    order of it (the longest first, so that no long item is left to run alone at the
+    end) and are returned in their own order. On Ctrl-C the workers are stopped and
+    KeyboardInterrupt raised here.
     """
     per_gene = list(per_gene)
     n = len(per_gene)
     n_jobs = max(1, min(int(n_jobs), n)) if n else 1
+    if n_jobs > 1 and cost is not None:
+        order = np.argsort(-np.asarray(cost, dtype=float), kind="stable")
+        rows = map_genes(func, [per_gene[i] for i in order], *static, n_jobs=n_jobs, bar=bar)
+        out = [None] * n
+        for i, row in zip(order, rows):
+            out[i] = row
+        return out
 
     def done(row):
         if bar is not None:

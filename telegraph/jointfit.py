@@ -844,9 +844,12 @@ def fit_block(jh: JointHistograms, settings: FitSettings, model: str = "telegrap
               unspliced_factor: float = 1.0, n_jobs: int | None = 1, bar=None) -> list:
     """Fit every gene of ``jh`` on ``n_jobs`` workers (:func:`telegraph.blocks.map_genes`:
     processes for many genes); a list of rows."""
-    return blocks.map_genes(fit_gene, (_gene_bins(jh, g, unspliced_factor)
-                                       for g in range(jh.n_genes)),
-                            settings, model, n_jobs=n_jobs, bar=bar)
+    bins = [_gene_bins(jh, g, unspliced_factor) for g in range(jh.n_genes)]
+    # work ~ the lattice (the counts' range in both species) and the bins
+    cost = [(int(b[0].max(initial=0)) + 2) * (int(b[1].max(initial=0)) + 2) + len(b[0])
+            for b in bins]
+    return blocks.map_genes(fit_gene, bins, settings, model, n_jobs=n_jobs, bar=bar,
+                            cost=cost)
 
 
 def fit_joint_histograms(jh: JointHistograms, *, settings: FitSettings | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import numba
 import numpy as np
@@ -135,3 +136,24 @@ def test_map_genes_raises_what_a_gene_raises(monkeypatch):
 
     with pytest.raises(ValueError, match="gene 3 failed"):
         map_genes(bad, [(x,) for x in range(6)], n_jobs=2)
+
+
+def test_map_genes_starts_the_costliest_first_and_returns_in_order(monkeypatch):
+    """With a cost per item and several workers, the items start in decreasing cost
+    (longest-first scheduling: no long gene left alone at the end) and come back in
+    their own order; on one worker the order is the items' own."""
+    monkeypatch.setattr(config, "GENE_WORKERS", "threads")
+    started = []
+
+    def record(x):
+        started.append(x)
+        time.sleep(0.05)        # both workers busy before either takes a third item
+        return 10 * x
+
+    cost = [1.0, 5.0, 3.0, 4.0]
+    out = map_genes(record, [(x,) for x in range(4)], n_jobs=2, cost=cost)
+    assert out == [0, 10, 20, 30]
+    assert sorted(started[:2]) == [1, 3]      # the two costliest were started first
+    started.clear()
+    assert map_genes(record, [(x,) for x in range(4)], n_jobs=1, cost=cost) == [0, 10, 20, 30]
+    assert started == [0, 1, 2, 3]
