@@ -190,8 +190,13 @@ def map_genes(func, per_gene, *static, n_jobs: int = 1, bar=None, cost=None) -> 
 
         cfg = {k: v for k, v in vars(config).items() if k.isupper()}
         run = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator")
-        return [done(row) for row in run(delayed(_with_config)(cfg, func, args, static)
-                                         for args in per_gene)]
+        with warnings.catch_warnings():
+            # loky replaces a worker whose memory grew by 300 MB (a heavy gene's lattice)
+            # (after it has sent its last result) and says so: nothing is lost
+            warnings.filterwarnings("ignore", message="A worker stopped while some jobs",
+                                    category=UserWarning)
+            return [done(row) for row in run(delayed(_with_config)(cfg, func, args, static)
+                                             for args in per_gene)]
     pool = ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="telegraph")
     try:
         return [done(f.result()) for f in [pool.submit(func, *args, *static)

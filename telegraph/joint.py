@@ -49,7 +49,9 @@ RATES = ("k_on", "k_off", "k_syn", "k_deg", "k_splice")
 # the dissection tree of a box (depends on its shape only)
 # ---------------------------------------------------------------------------
 
-@lru_cache(maxsize=1024)
+#: (a gene's evaluations reuse a dozen or so; a heavy box's tree is ~2 MB, so a cache of
+#: 1,024 grew by hundreds of MB over a long run)
+@lru_cache(maxsize=128)
 def dissection(nu: int, ns: int, ref: tuple[int, int] | None = None, leaf: int = 24):
     """Nested-dissection elimination tree of an ``nu`` x ``ns`` lattice box.
 
