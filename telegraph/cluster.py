@@ -173,6 +173,14 @@ def close(client) -> None:
         # quiet while it closes: a Ctrl-C during the close makes Dask log the
         # cancelled close at once, before the handler below could silence it
         levels = _silence_logging()
+        if getattr(client, "cluster", None) is not None:
+            # a local cluster this process started: its workers, if still alive when the
+            # scheduler stops, log "Failed to communicate with scheduler during heartbeat"
+            # to the same terminal -- also when a Ctrl-C lands in the close, too late to
+            # reach them then; silence them first (the work is done)
+            with contextlib.suppress(Exception):
+                client.run(_silence_logging)
+                client.run(_silence_logging, nanny=True)
         try:
             client.close()
         except KeyboardInterrupt:
