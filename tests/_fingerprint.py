@@ -2,8 +2,10 @@
 
 :func:`fingerprint` hashes ``X`` (format, dtype, shape, ``data``, ``indices``,
 ``indptr``), ``obs`` and ``var`` (index, column names, dtypes and values;
-categoricals by categories and codes) and ``uns`` (as sorted JSON) separately,
-so a failing pin says which part changed. Pins are computed once on trusted code
+categoricals by categories and codes; floating-point columns rounded to float32,
+since NumPy's vectorised ``power``/``exp`` (SVML on CPUs with AVX-512, the C library
+elsewhere) may differ in the last bit of a float64 from one CPU to another) and ``uns``
+(as sorted JSON) separately, so a failing pin says which part changed. Pins are computed once on trusted code
 and asserted by the tests afterwards (tests/test_datasets.py, tests/test_study.py).
 """
 
@@ -38,6 +40,8 @@ def _frame(df: pd.DataFrame) -> str:
             parts.append(np.ascontiguousarray(s.cat.codes.to_numpy()).tobytes())
         elif s.dtype == object:
             parts.append(_text(s.to_numpy()))
+        elif np.issubdtype(s.dtype, np.floating):
+            parts.append(np.ascontiguousarray(s.to_numpy(), dtype=np.float32).tobytes())
         else:
             parts.append(np.ascontiguousarray(s.to_numpy()).tobytes())
     return _sha(*parts)
