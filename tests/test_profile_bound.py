@@ -83,7 +83,7 @@ def test_bracketed_end_points_match_a_brute_force_profile():
     for target in (TARGET_LOG_A, TARGET_LOG_BETA):
         for side in (-1.0, 1.0):
             end, _ = profile_bound(v, w, gr, cap, theta, ll_hat, target, side, 0.3, DROP,
-                                   -np.inf, 100, buf, False)
+                                   -np.inf, 100, buf, 0.0, np.zeros(3), np.zeros((3, 3)), False)
             if not np.isfinite(end):
                 continue
 
@@ -188,3 +188,40 @@ def test_ends_on_the_bursty_limit_are_the_negative_binomial_profile_ends():
                                           options={"xatol": 1e-8, "fatol": 1e-10,
                                                    "maxiter": 3000}).fun for st in starts)
         assert ll_sup - box_best >= DROP - 2e-3, (target, end, ll_sup - box_best)
+
+
+def _quadratic_point(phi, phi_hat, info, ll_hat):
+    """Value, gradient and information of ll_hat - (phi - phi_hat)' info (phi - phi_hat) / 2."""
+    d = phi - phi_hat
+    return ll_hat - 0.5 * d @ info @ d, -info @ d, info
+
+
+def test_vm_model_end_is_exact_for_a_quadratic_loglik_and_refuses_unsafe_points():
+    from telegraph.kernels.profile import _VM_ACCEPT, _vm_model_end
+
+    info = np.array([[4.0, 1.5, -0.7], [1.5, 3.0, 0.4], [-0.7, 0.4, 2.0]])
+    phi_hat = np.array([0.3, -1.2, 2.0])
+    ll_hat, fix, side = -100.0, 1, -1.0
+    var_k = np.linalg.inv(info)[fix, fix]
+    exact = phi_hat[fix] + side * np.sqrt(2.0 * DROP * var_k)
+    target = ll_hat - DROP
+    pinned = np.zeros(3, np.bool_)
+    # a point near the end, its nuisance slightly off the profile's maximiser
+    psi = exact - side * 0.002
+    phi = phi_hat + np.linalg.inv(info)[:, fix] / var_k * (psi - phi_hat[fix])
+    phi[[0, 2]] += [0.01, -0.008]
+    ll, g, H = _quadratic_point(phi, phi_hat, info, ll_hat)
+    assert abs(ll - target) < _VM_ACCEPT
+    end = _vm_model_end(phi, ll, g, H, pinned, fix, target, phi_hat[fix], side)
+    assert end == pytest.approx(exact, abs=1e-12)
+    # the same point, asked for the other side: not on it
+    assert np.isnan(_vm_model_end(phi, ll, g, H, pinned, fix, target, phi_hat[fix], -side))
+    # a point whose model is further than the acceptance from the cut-off
+    far = phi_hat + (phi - phi_hat) * 0.8
+    ll, g, H = _quadratic_point(far, phi_hat, info, ll_hat)
+    assert abs(ll - target) > _VM_ACCEPT
+    assert np.isnan(_vm_model_end(far, ll, g, H, pinned, fix, target, phi_hat[fix], side))
+    # a nuisance coordinate held on the box edge: no model end
+    ll, g, H = _quadratic_point(phi, phi_hat, info, ll_hat)
+    held = np.array([True, False, False])
+    assert np.isnan(_vm_model_end(phi, ll, g, H, held, fix, target, phi_hat[fix], side))

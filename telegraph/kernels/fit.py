@@ -172,15 +172,15 @@ def _converged(at_limit, c_tg, c_nb, c_zip):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _wald(row, v, w, gr, capture, theta, buf, H):
+def _wald(row, v, w, gr, capture, theta, buf, g, H):
     """Wald standard errors of the targets at the box optimum ``theta`` to the
-    row; the observed information there goes to ``H``. Returns the errors."""
-    g = np.zeros(3)
-    telegraph_eval(v, w, gr, capture, theta, True, g, H, buf)
+    row; the gradient and observed information there go to ``g`` and ``H``.
+    Returns the errors and the log-likelihood there."""
+    ll = telegraph_eval(v, w, gr, capture, theta, True, g, H, buf)
     se = wald_se(H)
     for t in range(4):
         row[R_SE0 + t] = se[t]
-    return se
+    return se, ll
 
 
 @njit(cache=True, error_model="numpy")
@@ -198,12 +198,13 @@ def _profile_limit(target, side, ll_nb, ll_zip, ll_p):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _profile_intervals(row, v, w, gr, capture, theta, th_nb, ll_sup, se, drop, profile_mask,
-                       max_iter, buf):
+                       max_iter, buf, ll0, g0, H0):
     """Profile-likelihood intervals (log scale) of the targets in
     ``profile_mask`` to the row, from the box optimum ``theta``, the
     negative binomial's ``th_nb`` (ends on the bursty limit,
     :func:`telegraph.kernels.profile.bursty_limit_end`), the supremum
-    ``ll_sup`` and the limit models' maxima already in the row. Returns False
+    ``ll_sup`` and the limit models' maxima already in the row (``ll0``,
+    ``g0``, ``H0``: the evaluation at ``theta``). Returns False
     when a profile rose above ``ll_sup`` (the fit had missed the global
     maximum), else True."""
     ll_nb = row[R_LL_NB]
@@ -233,7 +234,7 @@ def _profile_intervals(row, v, w, gr, capture, theta, th_nb, ll_sup, se, drop, p
                                                th_nb, ll_nb, max_iter, buf)
             if not np.isfinite(bound):
                 bound, best_pb = profile_bound(v, w, gr, capture, theta, ll_sup, t, side, se[t],
-                                               drop, lim, max_iter, buf)
+                                               drop, lim, max_iter, buf, ll0, g0, H0)
                 best = max(best, best_pb)
             row[R_CI0 + 2 * t + side_i] = bound
             if best > ll_sup + 1e-6 * (1.0 + abs(ll_sup)):
@@ -365,12 +366,13 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
         at_limit = _limit_attained(ll, ll_nb, ll_zip, ll_p)
         row[R_AT_LIMIT] = at_limit
         row[R_CONV] = _converged(at_limit, c_tg, c_nb, c_zip)
+        g0 = np.zeros(3)
         H = np.zeros((3, 3))
-        se = _wald(row, v, w, gr, capture, theta, buf, H)
+        se, ll0 = _wald(row, v, w, gr, capture, theta, buf, g0, H)
         # (for profile_mask None, the profile kernels are not compiled at all)
         if profile_mask is not None:
             if not _profile_intervals(row, v, w, gr, capture, theta, th_nb, ll_sup, se, drop,
-                                      profile_mask, max_iter, buf):
+                                      profile_mask, max_iter, buf, ll0, g0, H):
                 # a better optimum turned up while profiling
                 row[R_CONV] = 0.0
             telegraph = row[R_REGIME] == REGIME_TELEGRAPH

@@ -153,7 +153,7 @@ def _next_step(d, dist, def_in, drop):
 
 @njit(cache=True, error_model="numpy")
 def profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, side, se,
-                  drop, ll_limit, max_iter, buf, use_vm=True):
+                  drop, ll_limit, max_iter, buf, ll0, g0, H0, use_vm=True):
     """One end of the profile-likelihood interval of a target (log scale).
 
     Finds psi where ll_hat - profile(psi) = drop on the given side (+1 or -1).
@@ -161,6 +161,9 @@ def profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, s
     ll_limit (the supremum of the profile as psi -> +-inf) decides: the bound
     is infinite if ll_hat - ll_limit < drop, otherwise it is interpolated
     between the edge and the limit in exp(-side psi).
+    ``ll0``, ``g0``, ``H0``: the log-likelihood, gradient and observed
+    information at ``theta_hat`` (the Venzon-Moolgavkar iteration starts
+    there; the fit has them from its Wald step).
     Returns (bound, best profile log-likelihood seen)."""
     # the profile tends to the limit model's maximum as psi -> side * inf: if
     # that stays above the cut-off, the interval is unbounded on this side
@@ -169,7 +172,7 @@ def profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, s
         return side * np.inf, ll_hat
     if use_vm:
         vm = _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, target,
-                               side, drop, buf)
+                               side, drop, buf, ll0, g0, H0)
         if np.isfinite(vm):
             return vm, ll_hat
     T, Tinv, fix = target_transform(target)
@@ -256,14 +259,89 @@ def profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, s
     return secant_end(a_psi, ra, b_psi, rb), best
 
 
+#: the Venzon-Moolgavkar iteration ends at the root of the profile model of a point it
+#: evaluated once that model is within this many nats of the cut-off and the nuisance's
+#: Newton decrement is below it (the model is exact to second order there; the same rule
+#: as the two-species fits' :data:`telegraph.config.PROFILE_VM_ACCEPT`)
+_VM_ACCEPT = 0.01
+#: ... and only at a point on the requested side of the estimate whose model puts the end
+#: within this fraction of the point's distance from the estimate (where the profile is
+#: roughly quadratic the step is ~1% of it; a longer one means a flat or skewed profile)
+_VM_NEAR = 0.1
+
+
+@njit(cache=True, error_model="numpy")
+def _vm_model_end(phi, ll, gp, Hp, pinned, fix, target_ll, psi_hat, side):
+    """The end from the profile model at an evaluated point (phi, ll, gradient
+    gp and information Hp in phi): with the two nuisance coordinates free and
+    their information positive definite, the model c0 + c1 d - c2 d^2 / 2 of
+    the profile at psi = phi[fix] + d, maximised over the nuisance to second
+    order; returns the root psi of c0 + ... = target_ll on the requested side
+    (the nearest if two are) when |c0 - target_ll| and the nuisance's Newton
+    decrement are below _VM_ACCEPT, the point lies on the requested side of
+    the estimate ``psi_hat`` and the root within _VM_NEAR of its distance from
+    it, else NaN."""
+    dz = phi[fix] - psi_hat
+    if not side * dz > 0.0:
+        return np.nan
+    i0 = -1
+    i1 = -1
+    for i in range(3):
+        if i == fix:
+            continue
+        if pinned[i]:
+            return np.nan
+        if i0 < 0:
+            i0 = i
+        else:
+            i1 = i
+    h00 = Hp[i0, i0]
+    h01 = Hp[i0, i1]
+    h11 = Hp[i1, i1]
+    det = h00 * h11 - h01 * h01
+    if not (h00 > 0.0 and det > 0.0):
+        return np.nan
+    # a = Hff^-1 g_f (the nuisance's Newton step), b = Hff^-1 H_fk
+    a0 = (h11 * gp[i0] - h01 * gp[i1]) / det
+    a1 = (h00 * gp[i1] - h01 * gp[i0]) / det
+    b0 = (h11 * Hp[i0, fix] - h01 * Hp[i1, fix]) / det
+    b1 = (h00 * Hp[i1, fix] - h01 * Hp[i0, fix]) / det
+    dec = gp[i0] * a0 + gp[i1] * a1
+    c = ll + 0.5 * dec - target_ll
+    if not (abs(c) < _VM_ACCEPT and dec < _VM_ACCEPT):
+        return np.nan
+    c1 = gp[fix] - (Hp[fix, i0] * a0 + Hp[fix, i1] * a1)
+    c2 = Hp[fix, fix] - (Hp[fix, i0] * b0 + Hp[fix, i1] * b1)   # the Schur complement
+    if not c2 > 0.0:
+        return np.nan
+    # c + c1 d - c2 d^2 / 2 = 0
+    disc = c1 * c1 + 2.0 * c2 * c
+    if disc < 0.0:
+        return np.nan
+    r = math.sqrt(disc)
+    best = np.nan
+    for d in ((c1 + r) / c2, (c1 - r) / c2):
+        if side * (dz + d) > 0.0 and not (abs(d) >= abs(best)):
+            best = d
+    if not abs(best) <= _VM_NEAR * abs(dz):
+        # a long step on a flat profile: the model is not to be trusted that far
+        return np.nan
+    return phi[fix] + best
+
+
 @njit(cache=True, error_model="numpy")
 def _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, target, side, drop,
-                      buf):
+                      buf, ll0, g0, H0):
     """Venzon-Moolgavkar: solve l(phi) = ll_hat - drop together with
     dl/dphi_j = 0 for the nuisance coordinates by Newton's method, one
     likelihood evaluation (with Louis information) per step. A nuisance
     coordinate that sits on the edge of the search box with the likelihood
     rising outwards (a ridge towards a limit) is held on the edge instead.
+    The iteration starts from ``ll0``, ``g0``, ``H0``, the evaluation at
+    ``theta_hat``, and ends at the root of an evaluated point's profile model
+    once that model is within PROFILE_VM_ACCEPT nats of the cut-off with the
+    nuisance's Newton decrement below it (docs/maths.md, "Profile likelihood",
+    *Venzon-Moolgavkar*).
     Returns the bound (log scale) or NaN when it does not converge cleanly
     (the caller then profiles by nested maximisation)."""
     T, Tinv, fix = target_transform(target)
@@ -278,7 +356,11 @@ def _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, targe
     theta = theta_hat.copy()
     to_phi(T, theta, phi)
     psi_hat = phi[fix]
-    ll = telegraph_eval(values, weights, groups, capture, theta, True, g, H, buf)
+    ll = ll0
+    for i in range(3):
+        g[i] = g0[i]
+        for j in range(3):
+            H[i, j] = H0[i, j]
     target_ll = ll_hat - drop
     J = np.zeros((3, 3))
     F = np.zeros(3)
@@ -328,6 +410,9 @@ def _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, targe
             if not found:
                 return np.nan
             continue
+        end = _vm_model_end(phi, ll, gp, Hp, pinned, fix, target_ll, psi_hat, side)
+        if lo[fix] <= end <= hi[fix]:
+            return end
         # residuals: F0 = l - target, Fj = dl/dphi_j for free nuisance j
         F[0] = ll - target_ll
         for j in range(3):
