@@ -4,9 +4,10 @@
 ``indptr``), ``obs`` and ``var`` (index, column names, dtypes and values;
 categoricals by categories and codes; floating-point columns rounded to float32,
 since NumPy's vectorised ``power``/``exp`` (SVML on CPUs with AVX-512, the C library
-elsewhere) may differ in the last bit of a float64 from one CPU to another) and ``uns``
-(as sorted JSON) separately, so a failing pin says which part changed. Pins are computed once on trusted code
-and asserted by the tests afterwards (tests/test_datasets.py, tests/test_study.py).
+elsewhere) may differ in the last bit of a float64 from one CPU to another) and
+``uns`` (as sorted JSON) separately, so a failing pin says which part changed. Pins
+are computed once on trusted code and asserted by the tests afterwards
+(tests/test_datasets.py, tests/test_study.py).
 """
 
 from __future__ import annotations

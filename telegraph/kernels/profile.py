@@ -339,9 +339,9 @@ def _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, targe
     rising outwards (a ridge towards a limit) is held on the edge instead.
     The iteration starts from ``ll0``, ``g0``, ``H0``, the evaluation at
     ``theta_hat``, and ends at the root of an evaluated point's profile model
-    once that model is within PROFILE_VM_ACCEPT nats of the cut-off with the
-    nuisance's Newton decrement below it (docs/maths.md, "Profile likelihood",
-    *Venzon-Moolgavkar*).
+    once that model is within _VM_ACCEPT nats of the cut-off with the
+    nuisance's Newton decrement below it (:func:`_vm_model_end`; docs/maths.md,
+    "Profile likelihood", *Venzon-Moolgavkar*).
     Returns the bound (log scale) or NaN when it does not converge cleanly
     (the caller then profiles by nested maximisation)."""
     T, Tinv, fix = target_transform(target)
@@ -357,10 +357,8 @@ def _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, targe
     to_phi(T, theta, phi)
     psi_hat = phi[fix]
     ll = ll0
-    for i in range(3):
-        g[i] = g0[i]
-        for j in range(3):
-            H[i, j] = H0[i, j]
+    g[:] = g0
+    H[:, :] = H0
     target_ll = ll_hat - drop
     J = np.zeros((3, 3))
     F = np.zeros(3)
