@@ -260,6 +260,15 @@ def _init_state(kind, values, weights, groups, capture, theta_tg, theta_nb, targ
 
 
 @njit(cache=True, error_model="numpy")
+def _copy2(dst, src):
+    """``dst[:, :] = src`` element by element (a slice copy compiles Numba's
+    shape-error message, seconds of a cold start)."""
+    for i in range(dst.shape[0]):
+        for j in range(dst.shape[1]):
+            dst[i, j] = src[i, j]
+
+
+@njit(cache=True, error_model="numpy")
 def _joint_max(k1, v1, w1, g1, c1, k2, v2, w2, g2, c2, th1, o1, th2, o2, target, delta,
                psi1_hat, psi2_hat, psi_start, max_iter, buf, res, gain_tol):
     """max_psi p1(psi) + p2(psi + delta).
@@ -308,10 +317,10 @@ def _joint_max(k1, v1, w1, g1, c1, k2, v2, w2, g2, c2, th1, o1, th2, o2, target,
             res[2] = q1[0]
             res[3] = q1[1]
             res[4] = q2[1]
-            bt1[:, :] = th1
-            bt2[:, :] = th2
-            bo1[:, :] = o1
-            bo2[:, :] = o2
+            _copy2(bt1, th1)
+            _copy2(bt2, th2)
+            _copy2(bo1, o1)
+            _copy2(bo2, o2)
         if not np.isfinite(F):
             break
         if D > 0.0:
@@ -328,10 +337,10 @@ def _joint_max(k1, v1, w1, g1, c1, k2, v2, w2, g2, c2, th1, o1, th2, o2, target,
         if abs(new - psi) < 1e-10:
             break
         psi = new
-    th1[:, :] = bt1
-    th2[:, :] = bt2
-    o1[:, :] = bo1
-    o2[:, :] = bo2
+    _copy2(th1, bt1)
+    _copy2(th2, bt2)
+    _copy2(o1, bo1)
+    _copy2(o2, bo2)
     return best
 
 

@@ -357,8 +357,10 @@ def _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, targe
     to_phi(T, theta, phi)
     psi_hat = phi[fix]
     ll = ll0
-    g[:] = g0
-    H[:, :] = H0
+    for i in range(3):   # element by element: a slice copy compiles Numba's shape-error message (~4 s cold)
+        g[i] = g0[i]
+        for j in range(3):
+            H[i, j] = H0[i, j]
     target_ll = ll_hat - drop
     J = np.zeros((3, 3))
     F = np.zeros(3)
