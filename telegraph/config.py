@@ -189,6 +189,10 @@ GENE_WORKERS = "processes"
 #: a per-gene fit of fewer genes runs on threads (starting worker processes costs ~2 s
 #: once per session: importing telegraph and loading its kernels from Numba's cache)
 PROCESSES_FROM_GENES = 24
+#: a fit that will compile the fit kernel (a fresh installation or Numba cache) compiles
+#: parts of it in a second process at the same time when there is a second core
+#: (telegraph/kernels/_ahead.py); False compiles everything in the calling process
+COMPILE_AHEAD = True
 #: histograms merged per task in the tree reduction on a Dask cluster
 FAN_IN = 4
 #: seconds to wait for a Dask scheduler before giving up

@@ -23,6 +23,7 @@ from . import blocks, config
 from .goodness import GOF_FLAGS, chernoff_lehmann
 from .histogram import CountHistograms, coarse_capture_groups
 from .inputs import Capture, FitSettings, KDeg, resolve_k_deg
+from .kernels import _ahead
 from .kernels import fit as kfit
 
 __all__ = ["fit_histograms", "results_table", "union_distances", "REGIMES", "IDENTIFIED",
@@ -67,17 +68,36 @@ def chi2_1_ppf(q):
     return 2.0 * special.gammaincinv(0.5, q)
 
 
-def fit_raw(hist, settings, gene_slice=slice(None)):
-    """Run the compiled fit on a slice of genes; returns the raw result rows."""
-    start, stop, _ = gene_slice.indices(hist.n_genes)
-    drop = chi2_1_ppf(settings.ci) / 2.0
+def _stages(settings: FitSettings):
+    """The profile mask and goodness-of-fit threshold the fit kernel gets for
+    ``settings``; None for a stage that does not run (the kernel's version
+    without that stage: the same results, and it compiles only what runs)."""
     prof = settings.interval == "profile"
     chosen = np.array([t in settings.profile for t in _TARGETS])
     # profiled targets; the others' unbounded sides (the limit check, no search)
     mask = np.concatenate([chosen & prof, ~chosen & prof])
-    # None: the kernel's version without that stage (same results; compiles only what runs)
-    mask = mask if mask.any() else None
     gof = float(settings.gof_min_expected) if settings.gof_min_expected > 0 else None
+    return (mask if mask.any() else None), gof
+
+
+def compile_ahead(settings: FitSettings) -> bool:
+    """When the fit kernel is not compiled for ``settings`` yet (a fresh
+    installation or Numba cache), start compiling parts of it in a second
+    process (:mod:`telegraph.kernels._ahead`, ``config.COMPILE_AHEAD``): the
+    first fit then compiles on two cores. Call it as early as the settings
+    are known; returns whether a helper process was started."""
+    if not config.COMPILE_AHEAD:
+        return False
+    mask, gof = _stages(settings)
+    args, jobs = kfit.compile_ahead_plan(mask is not None, gof is not None)
+    return _ahead.start(kfit.fit_genes, args, jobs)
+
+
+def fit_raw(hist, settings, gene_slice=slice(None)):
+    """Run the compiled fit on a slice of genes; returns the raw result rows."""
+    start, stop, _ = gene_slice.indices(hist.n_genes)
+    drop = chi2_1_ppf(settings.ci) / 2.0
+    mask, gof = _stages(settings)
     capture = np.ascontiguousarray(hist.capture, dtype=float)
     coarse_of, capture_coarse = coarse_capture_groups(capture)
     if coarse_of is None:
@@ -153,6 +173,7 @@ def fit_histograms(hist: CountHistograms, *, k_deg=None, settings: FitSettings |
         rows = blocks.map_blocks(fit_raw, parts, settings, client=client,
                                  sizes=np.diff(bounds), progress=progress)
     else:
+        compile_ahead(settings)
         rows = []
         with blocks.gene_blocks(hist.n_genes, chunk_genes=chunk_genes, n_jobs=n_jobs,
                                 progress=progress, desc="telegraph fit") as chunks:

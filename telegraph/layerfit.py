@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import config, jointfit, labelfit
-from .fitting import fit_histograms, with_capture
+from .fitting import compile_ahead, fit_histograms, with_capture
 from .histogram import count_histograms
 from .inputs import (FitSettings, Labelling, resolve_capture, resolve_k_deg, resolve_labelling,
                      row_totals, totals_of)
@@ -201,6 +201,8 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config
     cap = resolve_capture(capture, n_cells=n_cells, totals=totals)
     kd = resolve_k_deg(k_deg, n_genes=n_genes)
     settings = FitSettings(ci=ci, interval=interval, min_cells=min_cells, profile=profile)
+    if labelling is None and unspliced is None and client is None:
+        compile_ahead(settings)   # a cold first fit: compiling starts on a second core now
     if labelling is not None:
         res = labelfit.fit_layers(counts, new, labelling=labelling, capture=cap,
                                   settings=settings, k_deg=kd, genes=genes,

@@ -14,6 +14,7 @@ import sys
 
 import numba
 import numpy as np
+import pytest
 from conftest import REPO
 from telegraph.kernels import counting
 from telegraph.kernels import fit as kfit
@@ -57,53 +58,58 @@ def test_cache_directory_honours_numba_cache_dir_else_the_user_cache(tmp_path):
     assert _files(tmp_path / "xdg" / "telegraph" / "numba")
 
 
-def _kernels_typed_when_compiling(dispatcher, *args):
-    """Names of the kernels a fresh, uncached copy of ``dispatcher`` calls when
-    compiled for ``args``: Numba types every kernel the compiled code still calls
-    (compiling it unless it is compiled or cached already); a callee inlined at
-    Numba IR level (``inline="always"``) is typed as part of the caller, so its
-    own callees are the ones seen."""
-    seen = set()
-    original = Kernel.get_call_template
+def _kernels_typed_when_compiling(dispatcher, arg_types):
+    """What a fresh, uncached copy of ``dispatcher`` reaches when compiled for
+    ``arg_types``: the names of the kernels it calls (Numba types every kernel the
+    compiled code still calls, compiling it unless it is compiled or cached
+    already; a callee inlined at Numba IR level, ``inline="always"``, is typed as
+    part of the caller, so its own callees are the ones seen), and the set of
+    (kernel name, argument types) it links."""
+    seen, links = set(), set()
+    template, linking = Kernel.get_call_template, Kernel._compile_for_linking
 
     def record(self, args, kws):
         seen.add(self.py_func.__module__ + "." + self.py_func.__name__)
-        return original(self, args, kws)
+        return template(self, args, kws)
+
+    def record_link(self, args):   # the argument types a caller links a kernel for
+        links.add((self.py_func.__qualname__, tuple(args)))
+        return linking(self, args)
 
     fresh = njit(cache=False, error_model="numpy", nogil=True)(dispatcher.py_func)
-    Kernel.get_call_template = record
+    Kernel.get_call_template, Kernel._compile_for_linking = record, record_link
     try:
-        fresh.compile(tuple(numba.typeof(a) for a in args))
+        fresh.compile(tuple(arg_types))
     finally:
-        Kernel.get_call_template = original
-    return seen
+        Kernel.get_call_template, Kernel._compile_for_linking = template, linking
+    return seen, links
 
 
-def test_a_wald_fit_without_goodness_of_fit_compiles_no_profile_or_gof_kernel():
+@pytest.fixture(scope="module")
+def fit_genes_typed():
+    """fit_genes typed afresh for the argument types the fit calls it with
+    (``kfit.compile_ahead_plan``, checked against a real fit below), in the
+    version with profile intervals and goodness of fit and in the one without."""
+    return {stages: _kernels_typed_when_compiling(kfit.fit_genes,
+                                                  kfit.compile_ahead_plan(*stages)[0])
+            for stages in ((True, True), (False, False))}
+
+
+def test_a_wald_fit_without_goodness_of_fit_compiles_no_profile_or_gof_kernel(fit_genes_typed):
     # fit_genes(profile_mask=None, gof_min_expected=None) is the version a Wald fit
     # without goodness of fit runs (telegraph.fitting.fit_raw passes None for a stage
     # it does not need): its compilation must not reach the profile or GOF kernels
-    ip = np.array([0, 2], np.int64)
-    v = np.array([0, 3], np.int64)
-    g = np.zeros(2, np.int64)
-    w = np.array([5.0, 5.0])
-    cap = np.ones(1)
-    nc = np.array([10], np.int64)
-    res = np.empty((1, kfit.N_RESULT))
-    head = (ip, v, g, w, cap, nc, 1, 1.92)
-    tail = (res, 0.0, 0.0, None, None, 2.0)   # one level (no coarse capture groups)
     # the kernels through which fit_genes reaches each stage (those of a stage inlined
     # into fit_genes, inline="always", are typed as part of it: their callees are seen)
     profile = {"telegraph.kernels.fit._profile_intervals", "telegraph.kernels.profile.profile_bound",
                "telegraph.kernels.profile.widen_near_limits"}
     gof = {"telegraph.kernels.fit._goodness_of_fit", "telegraph.kernels.gof.pearson_gof"}
     fitting = {"telegraph.kernels.fit._fit_models", "telegraph.kernels.optimize.fit_telegraph"}
-    wald = _kernels_typed_when_compiling(kfit.fit_genes, *head, None, 50, None, *tail)
+    wald, _ = fit_genes_typed[False, False]
     assert wald & fitting
     assert not wald & (profile | gof)
-    # and the same kernel with a mask and a GOF threshold reaches both stages
-    full = _kernels_typed_when_compiling(kfit.fit_genes, *head, np.ones(8, np.bool_), 50, 5.0,
-                                         *tail)
+    # and the version with a mask and a GOF threshold reaches both stages
+    full, _ = fit_genes_typed[True, True]
     assert full & fitting and full & profile and full & gof
 
 
@@ -270,3 +276,75 @@ def test_kernels_compile_at_their_optimisation_level_unless_numba_opt_is_set(mon
         assert seen == [int(before)]
     finally:
         event.unregister("numba:compile", listener)
+
+
+# ------------------------------------------------------------------ compiling ahead
+
+_AHEAD = _COMPILED + """
+import os
+from numba.core import types
+from telegraph.kernels import _ahead
+os.environ["PYTHONPATH"] = sys.argv[1]     # the helper imports nested too
+declared = {"right": types.float64, "wrong": types.int64}[sys.argv[2]]
+started = _ahead.start(nested.top, (types.float64,), [(nested.leaf, (declared,))])
+if started:
+    _ahead._helper.steal = False           # wait for the helper: a deterministic split
+    if sys.argv[3] == "kill":
+        _ahead._helper.proc.kill()
+value = nested.top(3.0)
+claims = _ahead._helper.claims if started else None
+ended = not _ahead.running()
+print(json.dumps([started, value, compiled, claims]))
+"""
+
+
+def _run_ahead(tmp_path, declared="right", helper="live"):
+    r = subprocess.run([sys.executable, "-c", _AHEAD, str(tmp_path), declared, helper],
+                       cwd=REPO, capture_output=True, text=True, timeout=300,
+                       env=_child_env(tmp_path))
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_a_cold_call_loads_the_kernel_a_helper_compiled_ahead(tmp_path):
+    (tmp_path / "nested.py").write_text(_NESTED)
+    started, value, compiled, claims = _run_ahead(tmp_path)
+    assert started and value == 10.0
+    # the helper compiled leaf into the cache; this process compiled top and loaded leaf
+    assert compiled == ["top"]
+    assert not os.path.exists(claims)              # the helper's claim files are gone
+    started, value, compiled, _ = _run_ahead(tmp_path)
+    assert not started and value == 10.0 and compiled == []   # warm: no helper
+
+
+def test_a_wrongly_declared_job_or_a_dead_helper_only_costs_time(tmp_path):
+    (tmp_path / "nested.py").write_text(_NESTED)
+    # leaf declared for int64, linked for float64: never loaded, compiled here
+    started, value, compiled, _ = _run_ahead(tmp_path, declared="wrong")
+    assert started and value == 10.0 and sorted(compiled) == ["leaf", "top"]
+    # a helper killed before it compiled anything: this process compiles it all itself
+    (tmp_path / "cache").rename(tmp_path / "old")
+    started, value, compiled, _ = _run_ahead(tmp_path, helper="kill")
+    assert started and value == 10.0 and sorted(compiled) == ["leaf", "top"]
+
+
+def test_the_fit_kernels_jobs_are_declared_as_fit_genes_links_them(fit_genes_typed):
+    # what a helper compiles ahead for the fit kernel must be what fit_genes links
+    # (else it is compiled twice: kernels/_ahead.py)
+    for stages, (_, links) in fit_genes_typed.items():
+        for kernel, job_args in kfit.compile_ahead_plan(*stages)[1]:
+            assert (kernel.py_func.__qualname__, tuple(job_args)) in links, kernel.py_func.__name__
+    # the other versions' jobs are among these
+    full = set(map(str, kfit.compile_ahead_plan(True, True)[1]))
+    assert set(map(str, kfit.compile_ahead_plan(True, False)[1])) <= full
+    assert set(map(str, kfit.compile_ahead_plan(False, True)[1])) <= full
+
+
+def test_the_fit_calls_fit_genes_with_the_declared_argument_types():
+    import telegraph as tg
+    rng = np.random.default_rng(0)
+    X = rng.poisson(3.0, size=(60, 2))
+    for interval in ("profile", "wald"):
+        tg.fit(X, interval=interval, progress=False)
+        args, _ = kfit.compile_ahead_plan(profile=interval == "profile", gof=True)
+        assert tuple(args) in kfit.fit_genes.overloads

@@ -110,6 +110,11 @@ def _source_stamp() -> str:
     return h.hexdigest()
 
 
+#: set by kernels/_ahead.py while a helper process compiles kernels ahead:
+#: ``wait(kernel, args)`` -> whether the helper has put it in the cache now
+_ahead_wait = None
+
+
 class _Locator(_CacheLocator):
     """Cache files of one kernel under ``root``, stamped with every kernel's source."""
 
@@ -241,6 +246,9 @@ class Kernel(CPUDispatcher):
 
     def _link_or_load(self, args):
         cres = self._cache.load_overload(args, self.targetctx)
+        if cres is None and _ahead_wait is not None and _ahead_wait(self, args):
+            # compiled by the helper process meanwhile (kernels/_ahead.py)
+            cres = self._cache.load_overload(args, self.targetctx)
         if cres is not None:
             self._cache_hits[args] += 1
             self.targetctx.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba.core import types as nbtypes
 
 from ._jit import njit
 from .gof import LAW_NEGBINOM, LAW_POISSON, LAW_POISSON_BETA, LAW_ZIP, pearson_gof
@@ -389,6 +390,35 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
             if gof_min_expected > 0:
                 _goodness_of_fit(row, regime, v, w, gr, capture, n_groups, theta, th_nb,
                                  th_zip, H, ncell, gof_min_expected, buf)
+
+
+# --------------------------------------------------------- compiling ahead
+
+_I, _F, _B, _NONE = nbtypes.int64, nbtypes.float64, nbtypes.boolean, nbtypes.none
+_VI, _VF, _VB, _MF = nbtypes.int64[::1], nbtypes.float64[::1], nbtypes.boolean[::1], \
+    nbtypes.float64[:, ::1]
+#: one gene's histogram as the model kernels take it: values, weights, groups, capture
+_HIST = (_VI, _VF, _VI, _VF)
+
+
+def compile_ahead_plan(profile: bool, gof: bool):
+    """The argument types of :func:`fit_genes` as :func:`telegraph.fitting.fit_raw`
+    calls it (``profile``: a profile mask, else None; ``gof``: a goodness-of-fit
+    threshold, else None), and the jobs a helper process compiles ahead when
+    that version is compiled cold (kernels/_ahead.py): the kernels it reaches
+    last or shares most, each with the argument types ``fit_genes`` links it
+    for, the one needed first first. Returns ``(args, jobs)``."""
+    args = (_VI, _VI, _VI, _VF, _VF, _VI, _I, _F, _VB if profile else _NONE, _I,
+            _F if gof else _NONE, _MF, _F, _F, _VI, _VF, _F)
+    jobs = [(telegraph_eval, _HIST + (_VF, _B, _VF, _MF, _VF))]
+    if profile:
+        jobs.append((profile_bound, _HIST + (_VF, _F, _I, _F, _F, _F, _F, _I, _VF, _F, _VF, _MF,
+                                             nbtypes.Omitted(True))))
+    if gof:
+        jobs.append((pearson_gof, (_I,) + _HIST + (_I, _VF, _F, _MF)))
+    if profile:
+        jobs.append((bursty_limit_end, _HIST + (_VF, _F, _I, _F, _F, _VF, _F, _I, _VF)))
+    return args, jobs
 
 
 def _read_only(a):
