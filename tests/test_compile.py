@@ -233,51 +233,6 @@ def test_a_warm_process_loads_the_caller_and_compiles_no_callee(tmp_path):
     assert warm == []
 
 
-def test_kernels_compile_at_their_optimisation_level_unless_numba_opt_is_set(monkeypatch):
-    from numba.core import config as numba_config
-    from numba.core import event
-
-    from telegraph.kernels import _jit
-
-    seen = []
-
-    class Listener(event.Listener):
-        def on_start(self, ev):
-            seen.append(int(numba_config.OPT))
-
-        def on_end(self, ev):
-            pass
-
-    before = numba_config.OPT
-    listener = Listener()
-    event.register("numba:compile", listener)
-    try:
-        monkeypatch.delenv("NUMBA_OPT", raising=False)
-
-        @njit(cache=False)
-        def leaf(x):
-            return x + 1.0
-
-        @njit(cache=False)
-        def top(x):
-            return leaf(x) * 2.0
-
-        assert top(1.0) == 4.0
-        assert seen == [_jit.OPT_LEVEL, _jit.OPT_LEVEL]   # top, and leaf for linking
-        assert numba_config.OPT is before                 # restored
-        seen.clear()
-        monkeypatch.setenv("NUMBA_OPT", str(int(before)))   # the user's choice wins
-
-        @njit(cache=False)
-        def other(x):
-            return x - 1.0
-
-        assert other(1.0) == 0.0
-        assert seen == [int(before)]
-    finally:
-        event.unregister("numba:compile", listener)
-
-
 # ------------------------------------------------------------------ compiling ahead
 
 _AHEAD = _COMPILED + """

@@ -1,7 +1,7 @@
 """How the kernels are compiled and cached: one machine-code version per kernel.
 
 Every kernel module takes its decorator from here (``from ._jit import njit``)
-instead of from Numba. It is Numba's ``njit`` with four differences, all about
+instead of from Numba. It is Numba's ``njit`` with five differences, all about
 the cost of the first call (a fresh installation compiles every kernel it
 uses once; benchmarks/bench_startup.py measures it per kernel):
 
@@ -27,11 +27,10 @@ uses once; benchmarks/bench_startup.py measures it per kernel):
   ``telegraph fit --example``). Here only a kernel called from Python gets
   machine code (and a cache entry), once for everything it calls; a callee
   gets machine code of its own, compiled again, only if Python calls it too;
-- the kernels' LLVM passes run at optimisation level 1 (:data:`OPT_LEVEL`;
-  Numba's default is 3), unless ``NUMBA_OPT`` is set: on the realistic mix of
-  benchmarks/bench_tail.py the fits run as fast (0.95-0.98x the CPU time per
-  gene, the same results bit for bit) and a cold ``telegraph fit --example``
-  compiles about 10% faster (measured on 3 Dec, see benchmarks/RESULTS.md);
+- a callee is loaded from the cache when it is there, and on a cold first
+  fit a helper process may be compiling it into the cache meanwhile
+  (:mod:`telegraph.kernels._ahead`): then it waits for the helper instead of
+  compiling it again;
 - a cache entry is valid for the exact source of *every* kernel module, not
   only of the module that defines the kernel: Numba checks only the latter,
   so an edit of a kernel in another file would leave callers compiled
@@ -45,7 +44,6 @@ is passed to Numba unchanged, and the result is an ordinary Numba dispatcher
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import os
@@ -62,33 +60,9 @@ from numba.core.caching import CompileResultCacheImpl, FunctionCache, _CacheLoca
 from numba.core.registry import CPUDispatcher
 from numba.misc.appdirs import AppDirs
 
-__all__ = ["njit", "Kernel", "cache_dir", "OPT_LEVEL"]
+__all__ = ["njit", "Kernel", "cache_dir"]
 
 _KERNELS = Path(__file__).resolve().parent
-
-#: LLVM optimisation level of the kernels' function and module passes (Numba's
-#: default: 3); ``NUMBA_OPT``, when set, wins. Level 1 keeps inlining and the
-#: scalar optimisations the kernels' loops need; levels 2-3 add passes (loop
-#: vectorisation, ...) that cost compile time and gain nothing on these
-#: scalar, branchy loops (module docstring).
-OPT_LEVEL = 1
-
-
-@contextlib.contextmanager
-def _kernel_opt_level():
-    """Compile under :data:`OPT_LEVEL` (Numba reads ``config.OPT`` when it builds
-    its pass managers); inside Numba's compiler lock, so that no other
-    thread's compilation sees the change."""
-    with global_compiler_lock:
-        if "NUMBA_OPT" in os.environ:
-            yield
-            return
-        old = numba_config.OPT
-        numba_config.OPT = type(old)(OPT_LEVEL)
-        try:
-            yield
-        finally:
-            numba_config.OPT = old
 
 
 def cache_dir() -> str:
@@ -241,7 +215,7 @@ class Kernel(CPUDispatcher):
         cache when it is there, else compiled for linking only."""
         if args in self.overloads or args in self._link_only:
             return
-        with _kernel_opt_level():   # takes the compiler lock, as Dispatcher.compile does
+        with global_compiler_lock:   # as in Dispatcher.compile
             self._link_or_load(args)
 
     def _link_or_load(self, args):
@@ -271,8 +245,7 @@ class Kernel(CPUDispatcher):
         # called from Python (or asked for explicitly): real machine code
         args, _ = sigutils.normalize_signature(sig)
         self._link_only.pop(tuple(args), None)
-        with _kernel_opt_level():
-            return super().compile(sig)
+        return super().compile(sig)
 
     @property
     def signatures(self):
