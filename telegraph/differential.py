@@ -46,7 +46,7 @@ from scipy import special
 from . import blocks, config, jointfit
 from .calibration import (NullScales, groups_in_limit, null_scales, pooled_fit,
                           regime_classes)
-from .fitting import chi2_1_ppf, fit_raw, results_table
+from .fitting import chi2_1_ppf, compile_ahead, fit_raw, results_table
 from .histogram import count_histograms, joint_count_histograms
 from .inputs import (DifferentialSettings, FitSettings, depth_warning, rescale_syn,
                      resolve_captures, totals_of)
@@ -162,6 +162,26 @@ def differential(counts1, counts2, *, capture1=None, capture2=None, genes=None,
     res.attrs["capture"] = {"group1": c1.record(arrays=False),
                             "group2": c2.record(arrays=False)}
     return res
+
+
+def _group_settings(ci: float, min_cells: int, max_iter: int) -> FitSettings:
+    """The settings of the per-group fits: they need no intervals or goodness of fit."""
+    return FitSettings(ci=ci, interval="wald", min_cells=min_cells, profile=(),
+                       max_iter=max_iter, gof_min_expected=0.0)
+
+
+def _compile_ahead(settings: FitSettings) -> bool:
+    # a cold first test: the group fits' kernel and the test kernel compile on two cores
+    return compile_ahead(settings, (kdiff.differential_genes, *kdiff.compile_ahead_plan()))
+
+
+def compile_ahead_test() -> bool:
+    """When the kernels of :func:`differential` are not compiled yet (a fresh
+    installation or Numba cache), start compiling them in a second process
+    (:func:`telegraph.fitting.compile_ahead`); the command line calls it before
+    it reads its input. Returns whether a helper process was started."""
+    defaults = FitSettings()
+    return _compile_ahead(_group_settings(defaults.ci, defaults.min_cells, defaults.max_iter))
 
 
 def _slice_hist(hist, start, stop):
@@ -290,11 +310,10 @@ def differential_histograms(hist1, hist2, *, group_names=("1", "2"),
     FitSettings(ci=ci, interval=interval, min_cells=min_cells)  # the user's settings are valid
     tset = DifferentialSettings(calibration=calibration, weighting=weighting)
     n_genes = hist1.n_genes
-    # the per-group fits need no intervals or goodness of fit here
-    settings = FitSettings(ci=ci, interval="wald", min_cells=min_cells, profile=(),
-                           max_iter=max_iter, gof_min_expected=0.0)
+    settings = _group_settings(ci, min_cells, max_iter)
     run = dict(n_jobs=n_jobs, progress=progress, chunk_genes=chunk_genes)
     t0 = time.perf_counter()
+    _compile_ahead(settings)
     raw1, raw2 = _group_fits(hist1, hist2, settings, desc="telegraph test", **run)
     testable = _testable(raw1) & _testable(raw2)
     pooled = None

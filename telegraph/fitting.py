@@ -80,17 +80,18 @@ def _stages(settings: FitSettings):
     return (mask if mask.any() else None), gof
 
 
-def compile_ahead(settings: FitSettings) -> bool:
+def compile_ahead(settings: FitSettings, *more) -> bool:
     """When the fit kernel is not compiled for ``settings`` yet (a fresh
     installation or Numba cache), start compiling parts of it in a second
     process (:mod:`telegraph.kernels._ahead`, ``config.COMPILE_AHEAD``): the
-    first fit then compiles on two cores. Call it as early as the settings
-    are known; returns whether a helper process was started."""
+    first fit then compiles on two cores. ``more``: plans ``(kernel, argument
+    types, jobs)`` of kernels the caller runs next. Call it as early as the
+    settings are known; returns whether a helper process was started."""
     if not config.COMPILE_AHEAD:
         return False
     mask, gof = _stages(settings)
     args, jobs = kfit.compile_ahead_plan(mask is not None, gof is not None)
-    return _ahead.start(kfit.fit_genes, args, jobs)
+    return _ahead.start((kfit.fit_genes, args, jobs), *more)
 
 
 def fit_raw(hist, settings, gene_slice=slice(None)):

@@ -241,7 +241,7 @@ from numba.core import types
 from telegraph.kernels import _ahead
 os.environ["PYTHONPATH"] = sys.argv[1]     # the helper imports nested too
 declared = {"right": types.float64, "wrong": types.int64}[sys.argv[2]]
-started = _ahead.start(nested.top, (types.float64,), [(nested.leaf, (declared,))])
+started = _ahead.start((nested.top, (types.float64,), [(nested.leaf, (declared,))]))
 if started:
     _ahead._helper.steal = False           # wait for the helper: a deterministic split
     if sys.argv[3] == "kill":
@@ -295,11 +295,19 @@ def test_the_fit_kernels_jobs_are_declared_as_fit_genes_links_them(fit_genes_typ
     assert set(map(str, kfit.compile_ahead_plan(False, True)[1])) <= full
 
 
-def test_the_fit_calls_fit_genes_with_the_declared_argument_types():
+def test_the_fit_and_the_test_call_their_kernels_with_the_declared_argument_types():
     import telegraph as tg
+    from telegraph.differential import differential
+    from telegraph.kernels import differential as kdiff
     rng = np.random.default_rng(0)
     X = rng.poisson(3.0, size=(60, 2))
     for interval in ("profile", "wald"):
         tg.fit(X, interval=interval, progress=False)
         args, _ = kfit.compile_ahead_plan(profile=interval == "profile", gof=True)
         assert tuple(args) in kfit.fit_genes.overloads
+    differential(X, rng.poisson(4.0, size=(50, 2)), progress=False)
+    args, jobs = kdiff.compile_ahead_plan()
+    assert tuple(args) in kdiff.differential_genes.overloads
+    assert jobs == [(kdiff.differential_genes, args)]
+    # its per-group fits: Wald intervals, no goodness of fit
+    assert tuple(kfit.compile_ahead_plan(profile=False, gof=False)[0]) in kfit.fit_genes.overloads

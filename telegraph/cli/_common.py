@@ -205,11 +205,12 @@ def write_stdout_csv(table) -> None:
         os.dup2(devnull, sys.stdout.fileno())
 
 
-def check_settings(args) -> None:
-    """--ci, --interval, --min-cells checked by the library's settings (one check)."""
+def check_settings(args) -> FitSettings:
+    """--ci, --interval, --min-cells checked by the library's settings (one check);
+    returns the settings of a fit with them."""
     try:
-        FitSettings(ci=args.ci, interval=args.interval, min_cells=args.min_cells,
-                    profile=getattr(args, "profile", config.PROFILE))
+        return FitSettings(ci=args.ci, interval=args.interval, min_cells=args.min_cells,
+                           profile=getattr(args, "profile", config.PROFILE))
     except ValueError as exc:
         raise CLIError(as_cli_advice(one_line(exc))) from None
 

@@ -19,6 +19,7 @@ import telegraph as tg
 from .. import config, get
 from .. import io as tio
 from ..backed import fit_file
+from ..fitting import compile_ahead
 from ..inputs import ESTIMATE
 from ..jointfit import TooLargeWarning, too_large_message
 from ..labelfit import DetectionWarning
@@ -215,7 +216,7 @@ def _validate_args(args) -> None:
         raise CLIError("give either COUNTS or --example, not both")
     if not args.example and not args.counts:
         raise CLIError("no input: give a COUNTS file (or --example for the bundled data)")
-    check_settings(args)
+    args.fit_settings = check_settings(args)
     check_at_least_one("--jobs", args.jobs)
     if args.unspliced_layer is not None and args.k_deg is not None:
         raise CLIError("--k-deg cannot be combined with --unspliced-layer: the two-species "
@@ -413,6 +414,8 @@ def run(args) -> int:
                            "or drop --backed/--chunk-size to load the store")
         return _run_streamed(args, input_path, t0)
 
+    if args.unspliced_layer is None and args.new_layer is None and args.scheduler is None:
+        compile_ahead(args.fit_settings)   # a cold first fit: compiling starts on a second core now
     if args.example:
         adata = tg.datasets.example()
         source = "the example"

@@ -21,7 +21,7 @@ import telegraph as tg
 
 from .. import config
 from .. import io as tio
-from ..differential import DepthWarning, differential
+from ..differential import DepthWarning, compile_ahead_test, differential
 from ..inputs import listing, row_totals
 from ._common import (CLIError, add_progress_options, add_round_options, as_cli_advice,
                       capture_option, check_at_least_one, check_genes, check_level,
@@ -180,6 +180,7 @@ def _depth_note(message: str) -> str:
 
 def run(args) -> int:
     _validate(args)
+    compile_ahead_test()   # a cold first run: compiling starts on a second core now
 
     paths = [Path(c).expanduser() for c in args.counts]
     check_outputs(args.table, args.output, paths)

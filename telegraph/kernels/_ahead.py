@@ -83,9 +83,12 @@ def _is_cached(kernel, args) -> bool:
 class _Helper:
     """The helper process and the jobs it shares with this process."""
 
-    def __init__(self, jobs):
+    def __init__(self, jobs, whole=()):
         self.jobs = [(kernel, tuple(args)) for kernel, args in jobs]
         self.index = {(id(k), a): i for i, (k, a) in enumerate(self.jobs)}
+        # jobs that are kernels called from Python (compiled whole, never for linking)
+        whole = set(whole)
+        self.whole = {i for i, (k, a) in enumerate(self.jobs) if (id(k), a) in whole}
         self.claims = tempfile.mkdtemp(prefix="telegraph-ahead-")
         self.done: set[int] = set()
         self.failed: set[int] = set()
@@ -136,7 +139,7 @@ class _Helper:
         if not self.steal:
             return False
         for j in range(len(self.jobs) - 1, -1, -1):
-            if self._claim(j):
+            if j not in self.whole and self._claim(j):
                 kernel, args = self.jobs[j]
                 kernel._compile_for_linking(args)
                 return True
@@ -166,20 +169,30 @@ class _Helper:
 _helper: _Helper | None = None
 
 
-def start(top, top_args, jobs) -> bool:
-    """Compile ``jobs`` (pairs of a kernel and the argument types ``top`` links
-    it for) in a helper process, if ``top`` is about to be compiled for
-    ``top_args`` (neither compiled in this process nor cached) and there is a
-    second core. Returns whether a helper was started (one per process)."""
+def start(*plans) -> bool:
+    """Compile jobs ahead in a helper process. Each plan is ``(top, top_args,
+    jobs)``: ``top`` a kernel about to be called from Python with arguments of
+    types ``top_args``, ``jobs`` pairs of a kernel and the argument types ``top``
+    links it for (or ``top`` itself, to compile it whole). The jobs of each plan
+    whose top is neither compiled in this process nor cached are compiled, in
+    the order given, if there is a second core. Returns whether a helper was
+    started (one per process)."""
     global _helper
-    if _helper is not None or _cores() < 2 or not isinstance(top, _jit.Kernel):
+    if _helper is not None or _cores() < 2:
         return False
-    if _is_cached(top, top_args):
-        return False
-    jobs = [(k, tuple(a)) for k, a in jobs if not _is_cached(k, a)]
+    jobs, seen = [], set()
+    for top, top_args, plan_jobs in plans:
+        if not isinstance(top, _jit.Kernel) or _is_cached(top, top_args):
+            continue
+        for kernel, args in plan_jobs:
+            key = (id(kernel), tuple(args))
+            if key not in seen and not _is_cached(kernel, args):
+                seen.add(key)
+                jobs.append((kernel, tuple(args)))
     if not jobs:
         return False
-    _helper = _Helper(jobs)
+    whole = {(id(top), tuple(top_args)) for top, top_args, _ in plans}
+    _helper = _Helper(jobs, whole)
     _jit._ahead_wait = _helper.wait_for
     return True
 

@@ -244,7 +244,10 @@ class Kernel(CPUDispatcher):
     def compile(self, sig):
         # called from Python (or asked for explicitly): real machine code
         args, _ = sigutils.normalize_signature(sig)
-        self._link_only.pop(tuple(args), None)
+        args = tuple(args)
+        self._link_only.pop(args, None)
+        if _ahead_wait is not None and args not in self.overloads:
+            _ahead_wait(self, args)   # a helper compiling it ahead: then it is loaded
         return super().compile(sig)
 
     @property

@@ -45,6 +45,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba.core import types as nbtypes
 
 from ._jit import njit
 from .linalg import grad_info_phi, to_phi, to_theta
@@ -615,3 +616,16 @@ class DiffRows:
     def converged(self, target):
         """Whether the constrained maximisation converged (bool)."""
         return self._raw[:, target * N_PER_TARGET + D_CONV] == 1.0
+
+
+def compile_ahead_plan():
+    """The argument types of :func:`differential_genes` as
+    :mod:`telegraph.differential` calls it, and the job a helper process
+    compiles ahead when it is compiled cold (kernels/_ahead.py): the kernel
+    itself, while the per-group fits compile. Returns ``(args, jobs)``."""
+    vi, vf, mf = nbtypes.int64[::1], nbtypes.float64[::1], nbtypes.float64[:, ::1]
+    hist = (vi, vi, vi, vf, vf)       # indptr, values, groups, weights, capture
+    group = (vi, mf, mf, vf, mf)      # kind, theta_tg, theta_nb, ll, lim
+    args = hist + hist + group + group + (nbtypes.boolean[::1], mf, nbtypes.boolean,
+                                          nbtypes.int64, mf)
+    return args, [(differential_genes, args)]
