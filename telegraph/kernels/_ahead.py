@@ -22,18 +22,23 @@ first compiles it), so no job is compiled twice:
   the job and compiles it itself if the helper has not started it; if the
   helper has, it waits for it, and meanwhile compiles for linking the jobs
   nobody has started yet, from the end of the list (the helper works from the
-  front), so that neither process idles while the other has work;
+  front), so that neither process idles while the other has work; a job that
+  is itself a kernel called from Python (the test kernel) is only ever
+  compiled whole, never for linking;
 - when the helper fails or ends early, this process compiles what is missing
   itself: the result is the same, only slower;
-- the helper is stopped when this process exits; an interrupted helper leaves
-  nothing half-written (Numba writes a cache entry to a temporary file and
-  renames it).
+- the helper is stopped when this process exits (Ctrl-C reaches both); an
+  interrupted helper leaves nothing half-written (Numba writes a cache entry
+  to a temporary file and renames it), and its claim files are removed.
 
 Nothing here changes what is compiled, only where: the jobs' declared
 argument types must be the ones the top kernel links them for (tested in
 tests/test_compile.py); a job declared wrongly is never loaded and is compiled
-here as before. On one core there is nothing to overlap and no helper is
-started.
+here as before. On one core (the CPUs this process may run on) there is
+nothing to overlap and no helper is started. The plans of the fit and the test
+kernels are declared next to them (:func:`telegraph.kernels.fit.compile_ahead_plan`,
+:func:`telegraph.kernels.differential.compile_ahead_plan`) and started by
+:func:`telegraph.fitting.compile_ahead`.
 """
 
 from __future__ import annotations
