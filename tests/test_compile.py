@@ -241,6 +241,8 @@ from numba.core import types
 from telegraph.kernels import _ahead
 os.environ["PYTHONPATH"] = sys.argv[1]     # the helper imports nested too
 declared = {"right": types.float64, "wrong": types.int64}[sys.argv[2]]
+if sys.argv[3] == "no-interpreter":
+    sys.executable = os.path.join(sys.argv[1], "no-such-python")
 started = _ahead.start((nested.top, (types.float64,), [(nested.leaf, (declared,))]))
 if started:
     _ahead._helper.steal = False           # wait for the helper: a deterministic split
@@ -281,6 +283,10 @@ def test_a_wrongly_declared_job_or_a_dead_helper_only_costs_time(tmp_path):
     (tmp_path / "cache").rename(tmp_path / "old")
     started, value, compiled, _ = _run_ahead(tmp_path, helper="kill")
     assert started and value == 10.0 and sorted(compiled) == ["leaf", "top"]
+    # no interpreter to start a helper with: no helper, everything compiled here
+    (tmp_path / "cache").rename(tmp_path / "older")
+    started, value, compiled, _ = _run_ahead(tmp_path, helper="no-interpreter")
+    assert not started and value == 10.0 and sorted(compiled) == ["leaf", "top"]
 
 
 def test_the_fit_kernels_jobs_are_declared_as_fit_genes_links_them(fit_genes_typed):

@@ -109,8 +109,11 @@ class _Helper:
             [sys.executable, "-m", "telegraph.kernels._ahead", self.claims],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
         self.lines: queue.Queue = queue.Queue()
-        self.proc.stdin.write(pickle.dumps(spec))
-        self.proc.stdin.close()
+        try:
+            self.proc.stdin.write(pickle.dumps(spec))
+            self.proc.stdin.close()
+        except BrokenPipeError:   # the helper died at once: it reports nothing, this compiles
+            pass
         threading.Thread(target=self._read, daemon=True).start()
         atexit.register(self.stop)
 
@@ -197,7 +200,10 @@ def start(*plans) -> bool:
     if not jobs:
         return False
     whole = {(id(top), tuple(top_args)) for top, top_args, _ in plans}
-    _helper = _Helper(jobs, whole)
+    try:
+        _helper = _Helper(jobs, whole)
+    except OSError:   # no interpreter to start (an embedded Python): compile here
+        return False
     _jit._ahead_wait = _helper.wait_for
     return True
 
