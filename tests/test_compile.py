@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import numba
 import numpy as np
@@ -285,8 +286,12 @@ def test_a_wrongly_declared_job_or_a_dead_helper_only_costs_time(tmp_path):
     assert started and value == 10.0 and sorted(compiled) == ["leaf", "top"]
     # no interpreter to start a helper with: no helper, everything compiled here
     (tmp_path / "cache").rename(tmp_path / "older")
+    before = set(os.listdir(tempfile.gettempdir()))
     started, value, compiled, _ = _run_ahead(tmp_path, helper="no-interpreter")
     assert not started and value == 10.0 and sorted(compiled) == ["leaf", "top"]
+    left = {d for d in set(os.listdir(tempfile.gettempdir())) - before
+            if d.startswith("telegraph-ahead-")}
+    assert not left   # no claim directory left behind
 
 
 def test_the_fit_kernels_jobs_are_declared_as_fit_genes_links_them(fit_genes_typed):

@@ -105,9 +105,14 @@ class _Helper:
         # the same telegraph as this process (same sources: same cache keys)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "telegraph.kernels._ahead", self.claims],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "telegraph.kernels._ahead", self.claims],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                env=env)
+        except OSError:
+            shutil.rmtree(self.claims, ignore_errors=True)
+            raise
         self.lines: queue.Queue = queue.Queue()
         try:
             self.proc.stdin.write(pickle.dumps(spec))
