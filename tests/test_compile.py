@@ -102,7 +102,8 @@ def test_a_wald_fit_without_goodness_of_fit_compiles_no_profile_or_gof_kernel(fi
     # it does not need): its compilation must not reach the profile or GOF kernels
     # the kernels through which fit_genes reaches each stage (those of a stage inlined
     # into fit_genes, inline="always", are typed as part of it: their callees are seen)
-    profile = {"telegraph.kernels.fit._profile_intervals", "telegraph.kernels.profile.profile_bound",
+    profile = {"telegraph.kernels.fit._profile_intervals",
+               "telegraph.kernels.profile.profile_bound",
                "telegraph.kernels.profile.widen_near_limits"}
     gof = {"telegraph.kernels.fit._goodness_of_fit", "telegraph.kernels.gof.pearson_gof"}
     fitting = {"telegraph.kernels.fit._fit_models", "telegraph.kernels.optimize.fit_telegraph"}
@@ -251,7 +252,6 @@ if started:
         _ahead._helper.proc.kill()
 value = nested.top(3.0)
 claims = _ahead._helper.claims if started else None
-ended = not _ahead.running()
 print(json.dumps([started, value, compiled, claims]))
 """
 

@@ -57,7 +57,7 @@ from pathlib import Path
 
 from . import _jit
 
-__all__ = ["start", "running"]
+__all__ = ["start"]
 
 #: seconds this process waits for one job of the helper before compiling it
 #: itself (a helper that hangs costs at most this much)
@@ -211,11 +211,6 @@ def start(*plans) -> bool:
         return False
     _jit._ahead_wait = _helper.wait_for
     return True
-
-
-def running() -> bool:
-    """Whether this process has a helper compiling ahead that has not ended."""
-    return _helper is not None and _helper.proc.poll() is None
 
 
 def _claim_file(claims: str, i: int) -> bool:

@@ -357,7 +357,8 @@ def _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, targe
     to_phi(T, theta, phi)
     psi_hat = phi[fix]
     ll = ll0
-    for i in range(3):   # element by element: a slice copy compiles Numba's shape-error message (~4 s cold)
+    # element by element: a slice copy compiles Numba's shape-error message (~4 s cold)
+    for i in range(3):
         g[i] = g0[i]
         for j in range(3):
             H[i, j] = H0[i, j]
