@@ -235,6 +235,39 @@ def test_a_warm_process_loads_the_caller_and_compiles_no_callee(tmp_path):
     assert warm == []
 
 
+_WARM_LOAD = _COMPILED + """
+import numba
+import numpy as np
+value = nested.top(3.0)
+loaded = list(compiled)
+loaded_without_registries = "numba.np.linalg" not in sys.modules
+@numba.njit
+def later(a, x):       # compiled after the loads: NumPy's linear algebra, a sort, a cached kernel
+    return np.linalg.solve(a, np.sort(x))[0] + nested.top(1.0)
+print(json.dumps([value, loaded, loaded_without_registries,
+                  later(np.array([[2.0, 0.0], [0.0, 4.0]]), np.array([8.0, 6.0]))]))
+"""
+
+
+def test_a_warm_load_skips_numbas_lowering_registries_and_a_later_compile_still_works(tmp_path):
+    # Numba refreshes its whole target context before a cache load (imports every
+    # lowering module, ~0.2 s of a warm start); cached machine code needs only the
+    # runtime, and a compile refreshes the context itself
+    (tmp_path / "nested.py").write_text(_NESTED)
+    env = _child_env(tmp_path)
+    runs = []
+    for _ in range(2):
+        r = subprocess.run([sys.executable, "-c", _WARM_LOAD, str(tmp_path)], cwd=REPO,
+                           capture_output=True, text=True, timeout=300, env=env)
+        assert r.returncode == 0, r.stderr
+        runs.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    (_, cold, _, cold_later), (value, warm, skipped, warm_later) = runs
+    assert sorted(cold) == ["leaf", "top"]
+    assert value == 10.0 and warm == [] and skipped
+    # solve([[2, 0], [0, 4]], sort([8, 6]))[0] = 6 / 2 = 3, plus top(1.0) = 1 * 1 + 1 = 2
+    assert cold_later == warm_later == 5.0
+
+
 # ------------------------------------------------------------------ compiling ahead
 
 _AHEAD = _COMPILED + """

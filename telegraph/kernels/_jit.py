@@ -1,9 +1,9 @@
 """How the kernels are compiled and cached: one machine-code version per kernel.
 
 Every kernel module takes its decorator from here (``from ._jit import njit``)
-instead of from Numba. It is Numba's ``njit`` with five differences, all about
-the cost of the first call (a fresh installation compiles every kernel it
-uses once; benchmarks/bench_startup.py measures it per kernel):
+instead of from Numba. It is Numba's ``njit`` with six differences, all about
+start-up: the first call (a fresh installation compiles every kernel it uses
+once; benchmarks/bench_startup.py measures it per kernel) and loading:
 
 - a kernel called from another kernel is compiled for the *types* of its
   arguments, never for their values. Numba's own dispatcher types a constant
@@ -31,6 +31,11 @@ uses once; benchmarks/bench_startup.py measures it per kernel):
   fit a helper process may be compiling it into the cache meanwhile
   (:mod:`telegraph.kernels._ahead`): then it waits for the helper instead of
   compiling it again;
+- loading a kernel from the cache does not import Numba's lowering modules
+  (its NumPy, linear-algebra, random and container implementations, SciPy's
+  linalg with them: about 0.2 s of a warm start, in every process and every
+  Dask worker): machine code loaded from the cache needs only Numba's
+  runtime, and a compile, should one follow, imports them itself;
 - a cache entry is valid for the exact source of *every* kernel module, not
   only of the module that defines the kernel: Numba checks only the latter,
   so an edit of a kernel in another file would leave callers compiled
@@ -58,6 +63,7 @@ from numba.core.compiler_lock import global_compiler_lock
 from numba.core.dispatcher import _FunctionCompiler
 from numba.core.caching import CompileResultCacheImpl, FunctionCache, _CacheLocator
 from numba.core.registry import CPUDispatcher
+from numba.core.runtime import rtsys
 from numba.misc.appdirs import AppDirs
 
 __all__ = ["njit", "Kernel", "cache_dir"]
@@ -124,6 +130,18 @@ class _CacheImpl(CompileResultCacheImpl):
 
 class _Cache(FunctionCache):
     _impl_class = _CacheImpl
+
+    def load_overload(self, sig, target_context):
+        # Numba refreshes the whole target context before every cache load:
+        # the first refresh imports every lowering module Numba has (its
+        # NumPy, linear algebra, random, typed containers, ...; SciPy's
+        # linalg with them), about 0.2 s of a warm start, though machine code
+        # loaded from the cache needs only the runtime (NRT) to run. A
+        # compile refreshes the context itself (Numba's CompilerBase), so a
+        # kernel compiled later in the process still sees every registry.
+        rtsys.initialize(target_context)
+        with self._guard_against_spurious_io_errors():
+            return self._load_overload(sig, target_context)
 
 
 class _LinkOnlyLibrary(JITCodeLibrary):
