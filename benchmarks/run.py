@@ -39,7 +39,7 @@ OUTPUT = HERE / "_output"
 
 # Scripts run in this order (the ones present); any other bench_*.py or
 # larsson_*.py found in the folder runs after them, alphabetically.
-ORDER = ["bench_startup", "bench_tail", "bench_likelihood", "bench_joint", "bench_joint_fit",
+ORDER = ["bench_startup", "bench_tail", "bench_capture_binning", "bench_likelihood", "bench_joint", "bench_joint_fit",
          "joint_recovery", "bench_labelled", "labelled_recovery", "bench_ssa", "bench_fit",
          "bench_histogram",
          "bench_scale", "bench_calibration", "bench_design", "larsson_s_vs_g2m"]
@@ -47,6 +47,7 @@ ORDER = ["bench_startup", "bench_tail", "bench_likelihood", "bench_joint", "benc
 TITLES = {
     "bench_startup": "Start-up and compilation: each command cold and warm",
     "bench_tail": "The realistic mix: per-gene cost distribution and start-up",
+    "bench_capture_binning": "Capture groups: error of the binned likelihood",
     "bench_likelihood": "Likelihood and gradient of one gene",
     "bench_joint": "Two species: likelihood and gradient of one gene",
     "bench_joint_fit": "Two species: fit time per gene",
@@ -65,6 +66,7 @@ TITLES = {
 
 # For scripts without a --quick flag: arguments that give a smaller workload.
 QUICK_FALLBACK = {
+    "bench_capture_binning": ["--genes", "10"],
     "bench_histogram": ["--cells", "20000", "--repeat", "2"],
     "larsson_s_vs_g2m": ["--genes", "1000"],
 }
