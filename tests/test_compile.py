@@ -220,16 +220,22 @@ print(json.dumps([nested.top(3.0), compiled]))
 """
 
 
-def test_a_warm_process_loads_the_caller_and_compiles_no_callee(tmp_path):
+def _cold_then_warm(tmp_path, script):
+    """The JSON last lines of ``script`` run twice in child processes on nested.py:
+    with an empty cache, then with the cache the first run filled."""
     (tmp_path / "nested.py").write_text(_NESTED)
     env = _child_env(tmp_path)
     runs = []
     for _ in range(2):
-        r = subprocess.run([sys.executable, "-c", _PROBE, str(tmp_path)], cwd=REPO,
+        r = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=REPO,
                            capture_output=True, text=True, timeout=300, env=env)
         assert r.returncode == 0, r.stderr
         runs.append(json.loads(r.stdout.strip().splitlines()[-1]))
-    (cold_value, cold), (warm_value, warm) = runs
+    return runs
+
+
+def test_a_warm_process_loads_the_caller_and_compiles_no_callee(tmp_path):
+    (cold_value, cold), (warm_value, warm) = _cold_then_warm(tmp_path, _PROBE)
     assert cold_value == warm_value == 10.0
     assert sorted(cold) == ["leaf", "top"]
     assert warm == []
@@ -253,14 +259,7 @@ def test_a_warm_load_skips_numbas_lowering_registries_and_a_later_compile_still_
     # Numba refreshes its whole target context before a cache load (imports every
     # lowering module, ~0.2 s of a warm start); cached machine code needs only the
     # runtime, and a compile refreshes the context itself
-    (tmp_path / "nested.py").write_text(_NESTED)
-    env = _child_env(tmp_path)
-    runs = []
-    for _ in range(2):
-        r = subprocess.run([sys.executable, "-c", _WARM_LOAD, str(tmp_path)], cwd=REPO,
-                           capture_output=True, text=True, timeout=300, env=env)
-        assert r.returncode == 0, r.stderr
-        runs.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    runs = _cold_then_warm(tmp_path, _WARM_LOAD)
     (_, cold, _, cold_later), (value, warm, skipped, warm_later) = runs
     assert sorted(cold) == ["leaf", "top"]
     assert value == 10.0 and warm == [] and skipped
