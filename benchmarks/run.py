@@ -39,10 +39,10 @@ OUTPUT = HERE / "_output"
 
 # Scripts run in this order (the ones present); any other bench_*.py or
 # larsson_*.py found in the folder runs after them, alphabetically.
-ORDER = ["bench_startup", "bench_tail", "bench_capture_binning", "bench_likelihood", "bench_joint", "bench_joint_fit",
-         "joint_recovery", "bench_labelled", "labelled_recovery", "bench_ssa", "bench_fit",
-         "bench_histogram",
-         "bench_scale", "bench_calibration", "bench_design", "larsson_s_vs_g2m"]
+ORDER = ["bench_startup", "bench_tail", "bench_capture_binning", "bench_likelihood",
+         "bench_joint", "bench_joint_fit", "joint_recovery", "bench_labelled",
+         "labelled_recovery", "bench_ssa", "bench_fit", "bench_histogram", "bench_scale",
+         "bench_calibration", "bench_design", "larsson_s_vs_g2m"]
 
 TITLES = {
     "bench_startup": "Start-up and compilation: each command cold and warm",

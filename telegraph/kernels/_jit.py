@@ -132,13 +132,9 @@ class _Cache(FunctionCache):
     _impl_class = _CacheImpl
 
     def load_overload(self, sig, target_context):
-        # Numba refreshes the whole target context before every cache load:
-        # the first refresh imports every lowering module Numba has (its
-        # NumPy, linear algebra, random, typed containers, ...; SciPy's
-        # linalg with them), about 0.2 s of a warm start, though machine code
-        # loaded from the cache needs only the runtime (NRT) to run. A
-        # compile refreshes the context itself (Numba's CompilerBase), so a
-        # kernel compiled later in the process still sees every registry.
+        # Numba's own load refreshes the whole target context first (see the
+        # module docstring); cached machine code needs only the runtime (NRT),
+        # and a later compile refreshes the context itself (CompilerBase)
         rtsys.initialize(target_context)
         with self._guard_against_spurious_io_errors():
             return self._load_overload(sig, target_context)
