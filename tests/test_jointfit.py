@@ -153,7 +153,16 @@ def test_the_unspliced_marginal_fits_match_the_one_species_engine():
         hist = CountHistograms(np.array([0, uu.size]), uu, grp.ravel(), w, caps,
                                np.array([int(w.sum())]), np.zeros(1, np.int64), None)
         one = FitRows(fit_raw(hist, FitSettings(interval="wald", gof_min_expected=0.0)))
-        assert mg.ll == pytest.approx(float(one.loglik[0]), abs=1e-3)
+        # the one-species engine maximises the expansion in log capture of these ~50 groups
+        # (docs/maths.md, "Fitting"): its maximum differs from the exact one by that
+        # expansion's error, and the exact log-likelihood at its optimum is the exact
+        # maximum (the optima differ by the expansion's error, which costs second order)
+        from telegraph.stationary import histogram_loglik
+        assert mg.ll == pytest.approx(float(one.loglik[0]), abs=0.05)
+        if np.isfinite(one.theta[0]).all():
+            a1, b1, l1 = np.exp(one.theta[0])
+            assert mg.ll == pytest.approx(histogram_loglik(uu, w, a1, b1, l1, capture=cc)[0],
+                                          abs=1e-3)
         assert mg.ll_nb == pytest.approx(float(one.loglik_nb[0]), abs=1e-6)
         if mg.ll - mg.ll_nb > 5.0:          # a telegraph maximum well inside the box
             np.testing.assert_allclose(mg.y, one.theta[0], atol=2e-2)

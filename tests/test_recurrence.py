@@ -61,7 +61,7 @@ def _rec(v, w, a, b, x, info, anchored):
     top = _rec_start(int(v.max()), a, b, x, not anchored, 1 << 22)
     assert top >= 0
     _rec_run(v, w, np.arange(v.size), 0, v.size, top, anchored, 1.0, a, b, x, info, np.zeros(11),
-             out)
+             out, np.empty((0, 2)), np.empty(0), np.empty((0, 3)), np.zeros((0, 3, 3)), np.zeros(0))
     return out
 
 

@@ -13,5 +13,12 @@ def test_stable_argsort_matches_numpy_on_ties_runs_and_edge_sizes():
              np.array([2, 1, 2, 1, 0, 2], np.int64)]
     cases += [rng.integers(0, k, n).astype(np.int64) for n in (2, 3, 17, 100, 1001)
               for k in (2, 50, 1 << 40)]
+    # negative keys, ranges at the counting sort's limit (2 n + 64) and beyond it, extremes
+    cases += [rng.integers(-30, 30, 40).astype(np.int64),
+              np.array([0, 2 * 5 + 64, 3, 3, 1], np.int64),
+              np.array([0, 2 * 5 + 65, 3, 3, 1], np.int64),
+              np.array([np.iinfo(np.int64).max, np.iinfo(np.int64).min, 0, -1, 5], np.int64),
+              np.array([np.iinfo(np.int64).max, np.iinfo(np.int64).max - 3, 7], np.int64),
+              np.array([np.iinfo(np.int64).max, np.iinfo(np.int64).max - 3], np.int64)]
     for keys in cases:
         np.testing.assert_array_equal(stable_argsort(keys), np.argsort(keys, kind="stable"))

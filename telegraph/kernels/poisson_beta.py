@@ -38,7 +38,7 @@ from .sorting import stable_argsort
 from .special import (digamma_shift, lgamma_diff, log1pmx, log_poisson_term, stirling_rest,
                       trigamma_shift)
 
-__all__ = ["pb_eval", "pb_eval_rows", "histogram_eval", "pb_pmf_run"]
+__all__ = ["pb_eval", "pb_eval_rows", "histogram_eval", "exact_histogram_eval", "pb_pmf_run"]
 
 _EPS = 1e-18
 _MAX_TERMS = 50_000_000
@@ -354,6 +354,10 @@ def pb_eval_rows(lo, hi, n, a, b, x, want_info, out, ep):
 # formed about a common reference (the term peak at the mean x of the count),
 # so E[u u'] - m m' cancels only by the spread of the bins' peaks.
 
+_TAYLOR_RTOL = 0.3        # coarse capture groups of the expansion in log capture
+_TAYLOR_MIN_GROUPS = 12   # fewer capture groups: each evaluated as it is
+_TAYLOR_MIN_FACTOR = 2.0  # the merge must divide the bins by at least this
+
 _X_GROUPED = 64.0
 _X_WINDOW = 1.0e4     # beyond this, pb_eval per bin
 _K_CAP = 16384        # longest shared table; a bin needing more uses pb_eval
@@ -387,6 +391,85 @@ def _add_bin(n, w, s, a, b, lam, want_info, buf, out):
         out[7] += w * buf[7]
         out[8] += w * s * buf[8]
         out[9] += w * s * s * buf[9]
+
+
+@njit(cache=True, error_model="numpy")
+def _spread_terms(n, r, s1, s2, L, G, I, want_info, res):
+    """The expansion in log capture of one bin (docs/maths.md, "Fitting", *The
+    expansion in log capture*): res (10) = s1 (n - m1) + s2/2 (m2 - m1^2 - m1), its
+    gradient in (a, b, x) and its information (negative Hessian), with
+    m_j = E[Lambda^j | n] = (n+1)...(n+j) P(n+j)/P(n). ``L[k]``, ``G[k]``, ``I[k]``
+    with k = (r + j) mod 3: log P(n+j), its gradient and information (j = 0, 1, 2)
+    at the bin's x; any common factor of P(n), P(n+1), P(n+2) (the recurrence's
+    normalisation) cancels in the ratios."""
+    k0 = r % 3
+    k1 = (r + 1) % 3
+    k2 = (r + 2) % 3
+    # R_j = P(n+j)/P(n): gradient R_j dr_j, Hessian R_j (dr_j dr_j' + d2r_j)
+    c1 = n + 1.0
+    c2 = (n + 1.0) * (n + 2.0)
+    m1 = c1 * math.exp(L[k1] - L[k0])
+    m2 = c2 * math.exp(L[k2] - L[k0])
+    res[0] = s1 * (n - m1) + 0.5 * s2 * (m2 - m1 * m1 - m1)
+    # dC = -s1 dm1 + s2/2 (dm2 - (2 m1 + 1) dm1), dm_j = m_j (G_j - G_0)
+    for p in range(3):
+        dm1 = m1 * (G[k1, p] - G[k0, p])
+        dm2 = m2 * (G[k2, p] - G[k0, p])
+        res[1 + p] = -s1 * dm1 + 0.5 * s2 * (dm2 - (2.0 * m1 + 1.0) * dm1)
+    if want_info:
+        k = 4
+        for p in range(3):
+            for q in range(p, 3):
+                # second derivatives of m_j: m_j (dr dr' + d2r), d2r = -(I_j - I_0)
+                r1p = G[k1, p] - G[k0, p]
+                r1q = G[k1, q] - G[k0, q]
+                d2m1 = m1 * (r1p * r1q - (I[k1, p, q] - I[k0, p, q]))
+                d2m2 = m2 * ((G[k2, p] - G[k0, p]) * (G[k2, q] - G[k0, q])
+                             - (I[k2, p, q] - I[k0, p, q]))
+                d2C = (-s1 * d2m1 + 0.5 * s2 * (d2m2 - 2.0 * m1 * m1 * r1p * r1q
+                                                 - (2.0 * m1 + 1.0) * d2m1))
+                res[k] = -d2C
+                k += 1
+
+
+@njit(cache=True, error_model="numpy")
+def _info3(buf, I, j):
+    """The information entries (aa, ab, ax, bb, bx, xx) of a pb_eval result as
+    the symmetric 3 x 3 block I[j]."""
+    k = 4
+    for p in range(3):
+        for q in range(p, 3):
+            I[j, p, q] = buf[k]
+            I[j, q, p] = buf[k]
+            k += 1
+
+
+@njit(cache=True, error_model="numpy")
+def _add_bin_spread(n, w, s1, s2, s, a, b, lam, want_info, buf, out, L, G, I, res):
+    """``_add_bin`` of a bin whose cells' log capture spreads about its group's:
+    w log P(n) plus the expansion in log capture with s1, s2 = the sums of
+    (u_c - u_g) and (u_c - u_g)^2 over the bin's cells (the law at n, n+1, n+2
+    by the series). L (3), G (3, 3), I (3, 3, 3), res (10): scratch."""
+    x = s * lam
+    for j in range(3):
+        pb_eval(n + j, a, b, x, want_info, buf)
+        L[j] = buf[0]
+        for p in range(3):
+            G[j, p] = buf[1 + p]
+        if want_info:
+            _info3(buf, I, j)
+    _spread_terms(n, 0, s1, s2, L, G, I, want_info, res)
+    out[0] += w * L[0] + res[0]
+    out[1] += w * G[0, 0] + res[1]
+    out[2] += w * G[0, 1] + res[2]
+    out[3] += s * (w * G[0, 2] + res[3])
+    if want_info:
+        out[4] += w * I[0, 0, 0] + res[4]
+        out[5] += w * I[0, 0, 1] + res[5]
+        out[6] += s * (w * I[0, 0, 2] + res[6])
+        out[7] += w * I[0, 1, 1] + res[7]
+        out[8] += s * (w * I[0, 1, 2] + res[8])
+        out[9] += s * s * (w * I[0, 2, 2] + res[9])
 
 
 @njit(cache=True, error_model="numpy")
@@ -739,7 +822,7 @@ def _rec_start(n_max, a, b, x, tail, limit):
 
 
 @njit(cache=True, error_model="numpy")
-def _rec_plan(values, weights, order, j0, j1, a, b, x, shared):
+def _rec_plan(values, weights, order, j0, j1, a, b, x, shared, extra=0):
     """How to evaluate bins order[j0:j1] (one capture value x, values
     ascending along ``order``): returns (start N', normalised by exact
     series values) for the recurrence, or (-1, False) when the series per
@@ -750,8 +833,10 @@ def _rec_plan(values, weights, order, j0, j1, a, b, x, shared):
     shared-table sums of a mixed histogram (about _REC_SHARED_COST sqrt(x)).
     The recurrence is normalised either by up to _REC_ANCHORS series values
     (N' steps + the anchors) or by the sum of P over 0..N' (no series; a
-    longer start that takes in P's tail), whichever is cheaper."""
-    if x < _REC_MIN_X:
+    longer start that takes in P's tail), whichever is cheaper. ``extra``:
+    counts above the largest whose P must be right too (2 for the expansion
+    in log capture, which needs P(n+1) and P(n+2))."""
+    if x < _REC_MIN_X and extra == 0:
         return -1, False
     nd = 0
     last = -1
@@ -764,9 +849,12 @@ def _rec_plan(values, weights, order, j0, j1, a, b, x, shared):
             n_max = values[i]
     if nd < _REC_MIN_BINS:
         return -1, False
+    n_max += extra   # the expansion in log capture also needs P(n+1), P(n+2)
     rx = math.sqrt(x + 1.0)
     per = 4.0 + _REC_SERIES_COST * rx
-    budget = nd * (4.0 + _REC_SHARED_COST * rx if shared else per)
+    budget = nd * (4.0 + _REC_SHARED_COST * rx if shared and extra == 0 else per)
+    if extra > 0:
+        budget *= 3.0   # the alternative: the series at n, n + 1 and n + 2
     if float(n_max) >= budget:
         return -1, False
     n_anch = min(_REC_ANCHORS, max(1, nd // 8))
@@ -828,11 +916,56 @@ def _rec_down(n, a, c, x, P1, Pa1, Pb1, Px1, P2, Pa2, Pb2, Px2):
 
 
 @njit(cache=True, error_model="numpy")
-def _rec_run(values, weights, order, j0, j1, top, anchored, s, a, b, lam, want_info, buf, out):
+def _rec_level(L, G, I, j, P, Pa, Pb, Px, Paa, Pab, Pax, Pbb, Pbx, Pxx, log_scale, want_info):
+    """log y, its gradient and information (negative Hessian) in (a, b, x) from y
+    and its derivatives, as level j of (L, G, I) for :func:`_spread_terms` (the
+    recurrence's normalisation cancels there)."""
+    inv = 1.0 / P
+    L[j] = math.log(P) + log_scale
+    ga = Pa * inv
+    gb = Pb * inv
+    gx = Px * inv
+    G[j, 0] = ga
+    G[j, 1] = gb
+    G[j, 2] = gx
+    if want_info:
+        I[j, 0, 0] = ga * ga - Paa * inv
+        I[j, 0, 1] = ga * gb - Pab * inv
+        I[j, 0, 2] = ga * gx - Pax * inv
+        I[j, 1, 1] = gb * gb - Pbb * inv
+        I[j, 1, 2] = gb * gx - Pbx * inv
+        I[j, 2, 2] = gx * gx - Pxx * inv
+        I[j, 1, 0] = I[j, 0, 1]
+        I[j, 2, 0] = I[j, 0, 2]
+        I[j, 2, 1] = I[j, 1, 2]
+
+
+@njit(cache=True, error_model="numpy")
+def _add_scaled(res, s, want_info, out):
+    """Add terms in (a, b, x) to totals in (a, b, lam), x = s lam."""
+    out[0] += res[0]
+    out[1] += res[1]
+    out[2] += res[2]
+    out[3] += s * res[3]
+    if want_info:
+        out[4] += res[4]
+        out[5] += res[5]
+        out[6] += s * res[6]
+        out[7] += res[7]
+        out[8] += s * res[8]
+        out[9] += s * s * res[9]
+
+
+@njit(cache=True, error_model="numpy")
+def _rec_run(values, weights, order, j0, j1, top, anchored, s, a, b, lam, want_info, buf, out,
+             spread, L3, G3, I3, res):
     """Add the bins order[j0:j1] (one capture value s, values ascending along
     ``order``) to ``out`` by the downward recurrence in n from ``top``
     (:func:`_rec_plan`), normalised by exact series values (``anchored``) or
-    by the sum of P over 0..top."""
+    by the sum of P over 0..top. ``spread`` (m, 2) or empty: each bin's sums of
+    (u_c - u_g) and (u_c - u_g)^2, its expansion in log capture from P(n),
+    P(n+1), P(n+2) of the recurrence (``top`` planned with ``extra=2``);
+    L3, G3, I3, res: its scratch (:func:`_add_bin_spread`)."""
     x = s * lam
     c = a + b
     jt = j1 - 1
@@ -841,6 +974,7 @@ def _rec_run(values, weights, order, j0, j1, top, anchored, s, a, b, lam, want_i
     if jt < j0:
         return
     n_max = values[order[jt]]
+    has_spread = spread.shape[0] > 0
     # y(top + 1) = 0 (index 2), y(top) = 1 (index 1); derivatives 0
     P2 = 0.0
     Pa2 = 0.0
@@ -945,6 +1079,12 @@ def _rec_run(values, weights, order, j0, j1, top, anchored, s, a, b, lam, want_i
                 Sbb *= g
                 Sbx *= g
                 Sxx *= g
+        if has_spread and j >= j0 and values[order[j]] >= n - 2:
+            # the expansion in log capture of a bin at n, n - 1 or n - 2 needs
+            # this level: kept in slot n mod 3 (log P with the scale, so that
+            # levels kept before and after a rescaling compare)
+            _rec_level(L3, G3, I3, n % 3, P1, Pa1, Pb1, Px1, Paa1, Pab1, Pax1, Pbb1, Pbx1,
+                       Pxx1, log_scale, want_info)
         if n <= n_max:
             if j >= j0 and values[order[j]] == n:
                 k_dist += 1
@@ -955,6 +1095,11 @@ def _rec_run(values, weights, order, j0, j1, top, anchored, s, a, b, lam, want_i
                     W += w
                     _rec_add(w, s, P1, Pa1, Pb1, Px1, Paa1, Pab1, Pax1, Pbb1, Pbx1, Pxx1,
                              log_scale, cst, want_info, acc)
+                    if has_spread and (spread[i, 0] != 0.0 or spread[i, 1] != 0.0):
+                        # levels n, n + 1, n + 2 sit in slots n, n + 1, n + 2 mod 3
+                        _spread_terms(float(n), n % 3, spread[i, 0], spread[i, 1], L3, G3, I3,
+                                      want_info, res)
+                        _add_scaled(res, s, want_info, acc)
                 j -= 1
             if anchored and j < j0:
                 break
@@ -1004,8 +1149,13 @@ def _rec_run(values, weights, order, j0, j1, top, anchored, s, a, b, lam, want_i
                 for jj in range(j0, j1):
                     i = order[jj]
                     if weights[i] != 0.0:
-                        _add_bin(float(values[i]), weights[i], s, a, b, lam, want_info, buf,
-                                 out)
+                        if has_spread:
+                            _add_bin_spread(float(values[i]), weights[i], spread[i, 0],
+                                            spread[i, 1], s, a, b, lam, want_info, buf, out,
+                                            L3, G3, I3, res)
+                        else:
+                            _add_bin(float(values[i]), weights[i], s, a, b, lam, want_info,
+                                     buf, out)
                 return
             f = 1.0 / P
             log_scale -= math.log(f)
@@ -1052,12 +1202,14 @@ def _rec_run(values, weights, order, j0, j1, top, anchored, s, a, b, lam, want_i
 
 
 @njit(cache=True, error_model="numpy")
-def _rec_groups(values, weights, groups, capture, idx, a, b, lam, want_info, buf, out):
+def _rec_groups(values, weights, groups, capture, idx, a, b, lam, want_info, buf, out, spread,
+                L3, G3, I3, res):
     """Add the bins of every capture group for which the recurrence in n is
     cheaper than the series (:func:`_rec_plan`) to ``out``; returns the
     weights with those bins zeroed (the input itself when there are none)."""
     m = values.shape[0]
     G = capture.shape[0]
+    has_spread = spread.shape[0] > 0
     start = np.zeros(G + 1, np.int64)
     for i in range(m):
         start[groups[i] + 1] += 1
@@ -1079,11 +1231,12 @@ def _rec_groups(values, weights, groups, capture, idx, a, b, lam, want_info, buf
         x = capture[g] * lam
         if not x <= _X_STABLE:
             continue
-        top, anchored = _rec_plan(values, weights, byg, j0, j1, a, b, x, x <= _X_WINDOW)
+        top, anchored = _rec_plan(values, weights, byg, j0, j1, a, b, x, x <= _X_WINDOW,
+                                  2 if has_spread else 0)
         if top < 0:
             continue
         _rec_run(values, weights, byg, j0, j1, top, anchored, capture[g], a, b, lam, want_info,
-                 buf, out)
+                 buf, out, spread, L3, G3, I3, res)
         if not copied:
             w2 = weights.copy()
             copied = True
@@ -1102,6 +1255,122 @@ def histogram_eval(values, weights, groups, capture, a, b, lam, want_info, out):
     x = capture * lam. Writes into ``out`` (length 10): loglik, grad (3),
     info (aa, ab, al, bb, bl, ll).
 
+    With many capture groups (at least ``_TAYLOR_MIN_GROUPS``), when merging
+    the groups into coarse ones (capture within a factor 1 + ``_TAYLOR_RTOL``)
+    divides the bins by ``_TAYLOR_MIN_FACTOR`` or more, the law is evaluated
+    at the coarse groups only and each bin's log-likelihood is expanded to
+    second order in log capture about its coarse group's value
+    (docs/maths.md, "Fitting", *The expansion in log capture*): the cost
+    follows the coarse bins.
+    """
+    m = values.shape[0]
+    if capture.shape[0] >= _TAYLOR_MIN_GROUPS and m > 0:
+        k, vc, wc, gc, cc, sc = _merge_capture(values, weights, groups, capture)
+        if k > 0 and k * _TAYLOR_MIN_FACTOR <= m:
+            _histogram_eval(vc[:k], wc[:k], gc[:k], cc, sc[:k], a, b, lam, want_info, out)
+            return
+    _histogram_eval(values, weights, groups, capture, np.empty((0, 2)), a, b, lam, want_info, out)
+
+
+@njit(cache=True, error_model="numpy")
+def exact_histogram_eval(values, weights, groups, capture, a, b, lam, want_info, out):
+    """:func:`histogram_eval` with every capture group evaluated at its own
+    capture (no expansion in log capture): the exact log-likelihood of the
+    histogram."""
+    _histogram_eval(values, weights, groups, capture, np.empty((0, 2)), a, b, lam, want_info, out)
+
+
+@njit(cache=True, error_model="numpy")
+def _coarse_capture(capture):
+    """Coarse groups of the capture values: cells of width log(1 + _TAYLOR_RTOL)
+    in u = log capture from the smallest value (no sort), the empty ones
+    dropped; each coarse group's value is the geometric middle of its
+    members' range (every |u - u_G| <= log(1 + rtol) / 2). Returns (coarse
+    group of each value, the coarse values, u - u_G of each value)."""
+    G = capture.shape[0]
+    width = math.log(1.0 + _TAYLOR_RTOL)
+    u = np.empty(G)
+    u0 = math.inf
+    for g in range(G):
+        u[g] = math.log(capture[g])
+        u0 = min(u0, u[g])
+    cell = np.empty(G, np.int64)
+    n_cells = 0
+    for g in range(G):
+        cell[g] = int((u[g] - u0) / width)
+        n_cells = max(n_cells, cell[g] + 1)
+    lo = np.full(n_cells, math.inf)
+    hi = np.full(n_cells, -math.inf)
+    for g in range(G):
+        lo[cell[g]] = min(lo[cell[g]], u[g])
+        hi[cell[g]] = max(hi[cell[g]], u[g])
+    renum = np.empty(n_cells, np.int64)
+    k = 0
+    for q in range(n_cells):
+        if lo[q] <= hi[q]:
+            renum[q] = k
+            k += 1
+    cc = np.empty(k)
+    for q in range(n_cells):
+        if lo[q] <= hi[q]:
+            cc[renum[q]] = math.exp(0.5 * (lo[q] + hi[q]))
+    coarse_of = np.empty(G, np.int64)
+    du = np.empty(G)
+    for g in range(G):
+        coarse_of[g] = renum[cell[g]]
+        du[g] = u[g] - 0.5 * (lo[cell[g]] + hi[cell[g]])
+    return coarse_of, cc, du
+
+
+@njit(cache=True, error_model="numpy")
+def _merge_capture(values, weights, groups, capture):
+    """One gene's bins merged into the coarse capture groups of
+    :func:`_coarse_capture`, with each coarse bin's sums of (u_f - u_G) and
+    (u_f - u_G)^2 over its cells (u = log capture): returns (number of coarse
+    bins, values, weights, groups, the coarse capture values, the sums), the
+    bins ordered by (value, coarse group). Bins that come ordered by (value,
+    group), with groups numbered by ascending capture (as
+    :func:`telegraph.histogram.count_histograms` writes them), need no sort."""
+    m = values.shape[0]
+    coarse_of, cc, du = _coarse_capture(capture)
+    key = np.empty(m, np.int64)
+    G = cc.shape[0]
+    ordered = True
+    for i in range(m):
+        key[i] = values[i] * G + coarse_of[groups[i]]
+        if i > 0 and key[i] < key[i - 1]:
+            ordered = False
+    order = key if ordered else stable_argsort(key)   # (key: unused when ordered)
+    vc = np.empty(m, np.int64)
+    wc = np.empty(m)
+    gc = np.empty(m, np.int64)
+    sc = np.zeros((m, 2))
+    k = 0
+    last = -1
+    for j in range(m):
+        i = j if ordered else order[j]
+        w = weights[i]
+        if w == 0.0:
+            continue
+        if k == 0 or key[i] != last:
+            vc[k] = values[i]
+            gc[k] = coarse_of[groups[i]]
+            wc[k] = 0.0
+            k += 1
+            last = key[i]
+        d = du[groups[i]]
+        wc[k - 1] += w
+        sc[k - 1, 0] += w * d
+        sc[k - 1, 1] += w * d * d
+    return k, vc, wc, gc, cc, sc
+
+
+@njit(cache=True, error_model="numpy")
+def _histogram_eval(values, weights, groups, capture, spread, a, b, lam, want_info, out):
+    """:func:`histogram_eval` of the given bins; ``spread``: empty, or (m, 2),
+    each bin's sums of (u_c - u_g) and (u_c - u_g)^2 over its cells, for the
+    expansion in log capture about the group's value.
+
     Bins of one count from several capture groups share their per-k tables
     (see the comment above ``_X_GROUPED``); this is fastest when the bins
     come sorted by value (else they are sorted here, O(m log m)). A histogram
@@ -1110,7 +1379,13 @@ def histogram_eval(values, weights, groups, capture, a, b, lam, want_info, out):
     for j in range(10):
         out[j] = 0.0
     m = values.shape[0]
-    buf = np.zeros(11)
+    scratch = np.zeros(60)   # pb_eval's buffer, then the expansion's (one allocation)
+    buf = scratch[:11]
+    has_spread = spread.shape[0] > 0
+    L3 = scratch[11:14]
+    G3 = scratch[14:23].reshape((3, 3))
+    I3 = scratch[23:50].reshape((3, 3, 3))
+    res = scratch[50:60]
     mixed = False
     ordered = True
     for i in range(1, m):
@@ -1123,18 +1398,24 @@ def histogram_eval(values, weights, groups, capture, a, b, lam, want_info, out):
         x0 = s0 * lam
         if x0 <= _X_STABLE:
             order = np.arange(m) if ordered else stable_argsort(values)
-            top, anchored = _rec_plan(values, weights, order, 0, m, a, b, x0, False)
+            top, anchored = _rec_plan(values, weights, order, 0, m, a, b, x0, False,
+                                      2 if has_spread else 0)
             if top >= 0:
                 _rec_run(values, weights, order, 0, m, top, anchored, s0, a, b, lam, want_info,
-                         buf, out)
+                         buf, out, spread, L3, G3, I3, res)
                 return
     if not mixed or b > _B_STABLE:
         # (the shared tables take lgamma differences plainly: beyond the fits'
         # box in b, every bin goes through pb_eval, which does not)
         for i in range(m):
             if weights[i] != 0.0:
-                _add_bin(float(values[i]), weights[i], capture[groups[i]], a, b, lam,
-                         want_info, buf, out)
+                if has_spread and (spread[i, 0] != 0.0 or spread[i, 1] != 0.0):
+                    _add_bin_spread(float(values[i]), weights[i], spread[i, 0], spread[i, 1],
+                                    capture[groups[i]], a, b, lam, want_info, buf, out, L3, G3,
+                                    I3, res)
+                else:
+                    _add_bin(float(values[i]), weights[i], capture[groups[i]], a, b, lam,
+                             want_info, buf, out)
         return
     if ordered:
         idx = np.arange(m)
@@ -1142,7 +1423,18 @@ def histogram_eval(values, weights, groups, capture, a, b, lam, want_info, out):
         idx = stable_argsort(values)
     # capture groups with many counts: the recurrence in n per group; their
     # bins are then left out of the shared-table sums below
-    weights = _rec_groups(values, weights, groups, capture, idx, a, b, lam, want_info, buf, out)
+    weights = _rec_groups(values, weights, groups, capture, idx, a, b, lam, want_info, buf, out,
+                          spread, L3, G3, I3, res)
+    if has_spread:
+        # the other bins with a spread: the series at n, n + 1, n + 2 each
+        w2 = weights.copy()
+        for i in range(m):
+            if w2[i] != 0.0 and (spread[i, 0] != 0.0 or spread[i, 1] != 0.0):
+                _add_bin_spread(float(values[i]), w2[i], spread[i, 0], spread[i, 1],
+                                capture[groups[i]], a, b, lam, want_info, buf, out, L3, G3, I3,
+                                res)
+                w2[i] = 0.0
+        weights = w2
     # table length: the longest k-range any bin with x <= _X_WINDOW can need
     x_max = 0.0
     for i in range(m):
