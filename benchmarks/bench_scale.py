@@ -397,9 +397,11 @@ def main(argv=None):
         "",
         "## What the fit costs: capture groups",
         "",
-        "A gene's likelihood costs one evaluation per histogram bin, a distinct "
-        "(capture group, count) pair, so per-cell capture multiplies the bins by up to the "
-        "number of capture groups. Same file, streamed, in process:",
+        "A gene's histogram has a bin per distinct (capture group, count) pair, so per-cell "
+        "capture multiplies the bins by up to the number of capture groups; with 12 groups or "
+        "more the telegraph law is evaluated at coarse groups (within a factor 1.3) and "
+        "expanded in log capture to the fine ones (docs/maths.md, \"Fitting\"), the limit "
+        "laws on every bin. Same file, streamed, in process:",
         "",
         "| capture | groups | bins per gene | histogram pass | fit Wald | x data pass | "
         "fit profile | x data pass |",
