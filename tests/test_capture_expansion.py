@@ -25,7 +25,8 @@ def _bin_total(n, w, s1, s2, s, a, b, lam):
 
 
 def _scratch():
-    return np.empty(3), np.empty((3, 3)), np.zeros((3, 3, 3)), np.zeros(10)
+    return (np.empty(3), np.empty((3, 3)), np.zeros((3, 3, 3)), np.zeros(10),
+            np.full(3, -1, np.int64))
 
 
 CASES = [  # n, w, s1, s2, s, a, b, lam

@@ -445,31 +445,41 @@ def _info3(buf, I, j):
 
 
 @njit(cache=True, error_model="numpy")
-def _add_bin_spread(n, w, s1, s2, s, a, b, lam, want_info, buf, out, L, G, I, res):
+def _add_bin_spread(n, w, s1, s2, s, a, b, lam, want_info, buf, out, L, G, I, res, held):
     """``_add_bin`` of a bin whose cells' log capture spreads about its group's:
     w log P(n) plus the expansion in log capture with s1, s2 = the sums of
     (u_c - u_g) and (u_c - u_g)^2 over the bin's cells (the law at n, n+1, n+2
-    by the series). L (3), G (3, 3), I (3, 3, 3), res (10): scratch."""
+    by the series). L (3), G (3, 3), I (3, 3, 3), res (10): scratch; the law at
+    count c sits in slot c mod 3, and ``held[k]`` (int64, 3) is the count slot k
+    holds at this capture s (-1: none), so that the bins of one capture value,
+    visited by ascending count, evaluate each count once; the caller resets
+    ``held`` when s changes."""
+    n_int = int(n)
     x = s * lam
     for j in range(3):
-        pb_eval(n + j, a, b, x, want_info, buf)
-        L[j] = buf[0]
-        for p in range(3):
-            G[j, p] = buf[1 + p]
-        if want_info:
-            _info3(buf, I, j)
-    _spread_terms(n, 0, s1, s2, L, G, I, want_info, res)
-    out[0] += w * L[0] + res[0]
-    out[1] += w * G[0, 0] + res[1]
-    out[2] += w * G[0, 1] + res[2]
-    out[3] += s * (w * G[0, 2] + res[3])
+        c = n_int + j
+        k = c % 3
+        if held[k] != c:
+            pb_eval(float(c), a, b, x, want_info, buf)
+            L[k] = buf[0]
+            for p in range(3):
+                G[k, p] = buf[1 + p]
+            if want_info:
+                _info3(buf, I, k)
+            held[k] = c
+    k0 = n_int % 3
+    _spread_terms(n, k0, s1, s2, L, G, I, want_info, res)
+    out[0] += w * L[k0] + res[0]
+    out[1] += w * G[k0, 0] + res[1]
+    out[2] += w * G[k0, 1] + res[2]
+    out[3] += s * (w * G[k0, 2] + res[3])
     if want_info:
-        out[4] += w * I[0, 0, 0] + res[4]
-        out[5] += w * I[0, 0, 1] + res[5]
-        out[6] += s * (w * I[0, 0, 2] + res[6])
-        out[7] += w * I[0, 1, 1] + res[7]
-        out[8] += s * (w * I[0, 1, 2] + res[8])
-        out[9] += s * s * (w * I[0, 2, 2] + res[9])
+        out[4] += w * I[k0, 0, 0] + res[4]
+        out[5] += w * I[k0, 0, 1] + res[5]
+        out[6] += s * (w * I[k0, 0, 2] + res[6])
+        out[7] += w * I[k0, 1, 1] + res[7]
+        out[8] += s * (w * I[k0, 1, 2] + res[8])
+        out[9] += s * s * (w * I[k0, 2, 2] + res[9])
 
 
 @njit(cache=True, error_model="numpy")
@@ -1146,13 +1156,14 @@ def _rec_run(values, weights, order, j0, j1, top, anchored, s, a, b, lam, want_i
         if not (P > 1.0 / _REC_SCALE and P < _REC_SCALE):
             if not (P > 0.0) or not np.isfinite(P) or n < 0:
                 # (never met in the tests; a safeguard) the series instead
+                held = np.full(3, -1, np.int64)
                 for jj in range(j0, j1):
                     i = order[jj]
                     if weights[i] != 0.0:
                         if has_spread:
                             _add_bin_spread(float(values[i]), weights[i], spread[i, 0],
                                             spread[i, 1], s, a, b, lam, want_info, buf, out,
-                                            L3, G3, I3, res)
+                                            L3, G3, I3, res, held)
                         else:
                             _add_bin(float(values[i]), weights[i], s, a, b, lam, want_info,
                                      buf, out)
@@ -1328,16 +1339,18 @@ def _merge_capture(values, weights, groups, capture):
     :func:`_coarse_capture`, with each coarse bin's sums of (u_f - u_G) and
     (u_f - u_G)^2 over its cells (u = log capture): returns (number of coarse
     bins, values, weights, groups, the coarse capture values, the sums), the
-    bins ordered by (value, coarse group). Bins that come ordered by (value,
-    group), with groups numbered by ascending capture (as
-    :func:`telegraph.histogram.count_histograms` writes them), need no sort."""
+    bins ordered by (coarse group, value): :func:`_histogram_eval` then
+    evaluates each count of a coarse group once (the expansion needs the law
+    at n, n + 1, n + 2)."""
     m = values.shape[0]
     coarse_of, cc, du = _coarse_capture(capture)
     key = np.empty(m, np.int64)
-    G = cc.shape[0]
+    v_max = 0
+    for i in range(m):
+        v_max = max(v_max, values[i])
     ordered = True
     for i in range(m):
-        key[i] = values[i] * G + coarse_of[groups[i]]
+        key[i] = coarse_of[groups[i]] * (v_max + 1) + values[i]
         if i > 0 and key[i] < key[i - 1]:
             ordered = False
     order = key if ordered else stable_argsort(key)   # (key: unused when ordered)
@@ -1404,15 +1417,20 @@ def _histogram_eval(values, weights, groups, capture, spread, a, b, lam, want_in
                 _rec_run(values, weights, order, 0, m, top, anchored, s0, a, b, lam, want_info,
                          buf, out, spread, L3, G3, I3, res)
                 return
+    held = np.full(3, -1, np.int64)   # counts whose law L3, G3, I3 hold (_add_bin_spread)
     if not mixed or b > _B_STABLE:
         # (the shared tables take lgamma differences plainly: beyond the fits'
         # box in b, every bin goes through pb_eval, which does not)
+        g_last = -1
         for i in range(m):
             if weights[i] != 0.0:
-                if has_spread and (spread[i, 0] != 0.0 or spread[i, 1] != 0.0):
+                if has_spread:
+                    if groups[i] != g_last:
+                        held[:] = -1
+                        g_last = groups[i]
                     _add_bin_spread(float(values[i]), weights[i], spread[i, 0], spread[i, 1],
                                     capture[groups[i]], a, b, lam, want_info, buf, out, L3, G3,
-                                    I3, res)
+                                    I3, res, held)
                 else:
                     _add_bin(float(values[i]), weights[i], capture[groups[i]], a, b, lam,
                              want_info, buf, out)
@@ -1426,15 +1444,19 @@ def _histogram_eval(values, weights, groups, capture, spread, a, b, lam, want_in
     weights = _rec_groups(values, weights, groups, capture, idx, a, b, lam, want_info, buf, out,
                           spread, L3, G3, I3, res)
     if has_spread:
-        # the other bins with a spread: the series at n, n + 1, n + 2 each
-        w2 = weights.copy()
+        # the other bins: the series at n, n + 1, n + 2, each count of a capture
+        # group evaluated once when its bins come by ascending count within the
+        # group (as _merge_capture orders them); _rec_groups has used L3, G3, I3
+        g_last = -1
         for i in range(m):
-            if w2[i] != 0.0 and (spread[i, 0] != 0.0 or spread[i, 1] != 0.0):
-                _add_bin_spread(float(values[i]), w2[i], spread[i, 0], spread[i, 1],
+            if weights[i] != 0.0:
+                if groups[i] != g_last:
+                    held[:] = -1
+                    g_last = groups[i]
+                _add_bin_spread(float(values[i]), weights[i], spread[i, 0], spread[i, 1],
                                 capture[groups[i]], a, b, lam, want_info, buf, out, L3, G3, I3,
-                                res)
-                w2[i] = 0.0
-        weights = w2
+                                res, held)
+        return
     # table length: the longest k-range any bin with x <= _X_WINDOW can need
     x_max = 0.0
     for i in range(m):
