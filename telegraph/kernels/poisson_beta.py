@@ -356,7 +356,7 @@ def pb_eval_rows(lo, hi, n, a, b, x, want_info, out, ep):
 
 _TAYLOR_RTOL = 0.3        # coarse capture groups of the expansion in log capture
 _TAYLOR_MIN_GROUPS = 12   # fewer capture groups: each evaluated as it is
-_TAYLOR_MIN_FACTOR = 2.0  # the merge must divide the bins by at least this
+_TAYLOR_MIN_FACTOR = 2.0  # the merge must divide the bins or the groups by at least this
 
 _X_GROUPED = 64.0
 _X_WINDOW = 1.0e4     # beyond this, pb_eval per bin
@@ -1268,16 +1268,20 @@ def histogram_eval(values, weights, groups, capture, a, b, lam, want_info, out):
 
     With many capture groups (at least ``_TAYLOR_MIN_GROUPS``), when merging
     the groups into coarse ones (capture within a factor 1 + ``_TAYLOR_RTOL``)
-    divides the bins by ``_TAYLOR_MIN_FACTOR`` or more, the law is evaluated
-    at the coarse groups only and each bin's log-likelihood is expanded to
-    second order in log capture about its coarse group's value
+    divides the bins or the groups by ``_TAYLOR_MIN_FACTOR`` or more, the law is
+    evaluated at the coarse groups only and each bin's log-likelihood is
+    expanded to second order in log capture about its coarse group's value
     (docs/maths.md, "Fitting", *The expansion in log capture*): the cost
     follows the coarse bins.
     """
     m = values.shape[0]
     if capture.shape[0] >= _TAYLOR_MIN_GROUPS and m > 0:
         k, vc, wc, gc, cc, sc = _merge_capture(values, weights, groups, capture)
-        if k > 0 and k * _TAYLOR_MIN_FACTOR <= m:
+        # worth it when the bins halve (the series' cost follows the bins) or the
+        # groups do (the recurrence's follows the groups: each runs from above
+        # its largest count)
+        if k > 0 and (k * _TAYLOR_MIN_FACTOR <= m
+                      or cc.shape[0] * _TAYLOR_MIN_FACTOR <= capture.shape[0]):
             _histogram_eval(vc[:k], wc[:k], gc[:k], cc, sc[:k], a, b, lam, want_info, out)
             return
     _histogram_eval(values, weights, groups, capture, np.empty((0, 2)), a, b, lam, want_info, out)
