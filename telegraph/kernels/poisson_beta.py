@@ -1390,8 +1390,10 @@ def _histogram_eval(values, weights, groups, capture, spread, a, b, lam, want_in
 
     Bins of one count from several capture groups share their per-k tables
     (see the comment above ``_X_GROUPED``); this is fastest when the bins
-    come sorted by value (else they are sorted here, O(m log m)). A histogram
-    of a single group is summed bin by bin with ``pb_eval``.
+    come sorted by value (else they are sorted here). A histogram of a single
+    group is summed bin by bin with ``pb_eval`` or by the recurrence in n; with
+    a spread, every bin outside the recurrence takes the series at n, n + 1,
+    n + 2 (:func:`_add_bin_spread`), not the shared tables.
     """
     for j in range(10):
         out[j] = 0.0
