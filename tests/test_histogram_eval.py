@@ -22,20 +22,15 @@ import numpy as np
 import pytest
 
 from telegraph.kernels.models import sort_bins
-from telegraph.kernels.poisson_beta import _X_GROUPED, _histogram_eval, pb_eval
+# the exact evaluation, every capture group as it is, which these tests check path by
+# path; histogram_eval expands many groups about coarse ones (tests/test_capture_expansion.py)
+from telegraph.kernels.poisson_beta import _X_GROUPED, pb_eval
+from telegraph.kernels.poisson_beta import exact_histogram_eval as histogram_eval
 
 sys.path.insert(0, str(Path(__file__).parent))
 import reference as R  # noqa: E402
 
 RTOL = 1e-11
-NO_SPREAD = np.empty((0, 2))
-
-
-def histogram_eval(values, weights, groups, capture, a, b, lam, info, out):
-    """The exact evaluation, every capture group as it is, which these tests check
-    path by path; the public kernel expands many groups about coarse ones
-    (tests/test_capture_expansion.py)."""
-    _histogram_eval(values, weights, groups, capture, NO_SPREAD, a, b, lam, info, out)
 
 # capture factor of each output entry: d/dlam = s d/dx, info al, bl: s, ll: s^2
 _POW = np.array([0, 0, 0, 1, 0, 0, 1, 0, 1, 2])

@@ -469,17 +469,17 @@ def _add_bin_spread(n, w, s1, s2, s, a, b, lam, want_info, buf, out, L, G, I, re
             held[k] = c
     k0 = n_int % 3
     _spread_terms(n, k0, s1, s2, L, G, I, want_info, res)
-    out[0] += w * L[k0] + res[0]
-    out[1] += w * G[k0, 0] + res[1]
-    out[2] += w * G[k0, 1] + res[2]
-    out[3] += s * (w * G[k0, 2] + res[3])
+    # plus w log P(n) and its derivatives, then into the totals in (a, b, lam)
+    res[0] = w * L[k0] + res[0]
+    for p in range(3):
+        res[1 + p] = w * G[k0, p] + res[1 + p]
     if want_info:
-        out[4] += w * I[k0, 0, 0] + res[4]
-        out[5] += w * I[k0, 0, 1] + res[5]
-        out[6] += s * (w * I[k0, 0, 2] + res[6])
-        out[7] += w * I[k0, 1, 1] + res[7]
-        out[8] += s * (w * I[k0, 1, 2] + res[8])
-        out[9] += s * s * (w * I[k0, 2, 2] + res[9])
+        k = 4
+        for p in range(3):
+            for q in range(p, 3):
+                res[k] = w * I[k0, p, q] + res[k]
+                k += 1
+    _add_scaled(res, s, want_info, out)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1320,20 +1320,22 @@ def _coarse_capture(capture):
         lo[cell[g]] = min(lo[cell[g]], u[g])
         hi[cell[g]] = max(hi[cell[g]], u[g])
     renum = np.empty(n_cells, np.int64)
+    mid = np.empty(n_cells)   # u_G of each occupied cell
     k = 0
     for q in range(n_cells):
         if lo[q] <= hi[q]:
             renum[q] = k
+            mid[q] = 0.5 * (lo[q] + hi[q])
             k += 1
     cc = np.empty(k)
     for q in range(n_cells):
         if lo[q] <= hi[q]:
-            cc[renum[q]] = math.exp(0.5 * (lo[q] + hi[q]))
+            cc[renum[q]] = math.exp(mid[q])
     coarse_of = np.empty(G, np.int64)
     du = np.empty(G)
     for g in range(G):
         coarse_of[g] = renum[cell[g]]
-        du[g] = u[g] - 0.5 * (lo[cell[g]] + hi[cell[g]])
+        du[g] = u[g] - mid[cell[g]]
     return coarse_of, cc, du
 
 
