@@ -173,13 +173,23 @@ def test_many_groups_equal_the_expansion_written_out_bin_by_bin(lam, a, b, shuff
     """histogram_eval on ~40 fine groups against the second-order expansion of every fine bin
     about its coarse group, summed bin by bin from the exact law at n, n + 1, n + 2 (pb_eval,
     itself checked against mpmath): the merge, its order and the coarse values."""
-    from telegraph.kernels.poisson_beta import histogram_eval, pb_eval
+    from telegraph.kernels.poisson_beta import histogram_eval
     values, weights, gr, capture = _many_groups(5, 2000, lam, a, b)
     if shuffle:   # bins in any order (the merge sorts them)
         p = np.random.default_rng(1).permutation(values.shape[0])
         values, weights, gr = values[p].copy(), weights[p].copy(), gr[p].copy()
     uG = _coarse_by_the_rule(capture)
     assert np.unique(uG).shape[0] < capture.shape[0] / 3
+    want = _expansion_written_out(values, weights, gr, capture, uG, a, b, lam)
+    out = np.zeros(10)
+    histogram_eval(values, weights, gr, capture, a, b, lam, False, out)
+    assert out[0] == pytest.approx(want, rel=1e-10)
+
+
+def _expansion_written_out(values, weights, gr, capture, uG, a, b, lam):
+    """Sum over the fine bins of w [log P(n) + d (n - m1) + d^2/2 (m2 - m1^2 - m1)] at the
+    coarse capture exp(uG), d = u - uG, from pb_eval at n, n + 1, n + 2."""
+    from telegraph.kernels.poisson_beta import pb_eval
     buf = np.zeros(11)
     want = 0.0
     for n, w, g in zip(values, weights, gr):
@@ -192,6 +202,21 @@ def test_many_groups_equal_the_expansion_written_out_bin_by_bin(lam, a, b, shuff
         m2 = (n + 1) * (n + 2) * np.exp(logp[2] - logp[0])
         d = np.log(capture[g]) - uG[g]
         want += w * (logp[0] + d * (n - m1) + 0.5 * d * d * (m2 - m1 * m1 - m1))
+    return want
+
+
+def test_a_high_count_gene_is_expanded_when_only_its_groups_halve():
+    """Counts spread over hundreds, ~15 cells per fine group: merging hardly reduces the bins,
+    but it divides the groups, each of which the recurrence in n would run from above the
+    largest count; histogram_eval expands it all the same (docs/maths.md, "Fitting")."""
+    from telegraph.kernels.poisson_beta import _merge_capture, histogram_eval
+    a, b, lam = 2.0, 13.0, 1000.0
+    values, weights, gr, capture = _many_groups(9, 600, lam, a, b)
+    k = _merge_capture(values, weights, gr, capture)[0]
+    assert 2 * k > values.shape[0] and capture.shape[0] >= 30   # bins do not halve
+    uG = _coarse_by_the_rule(capture)
+    assert 2 * np.unique(uG).shape[0] <= capture.shape[0]        # groups do
     out = np.zeros(10)
     histogram_eval(values, weights, gr, capture, a, b, lam, False, out)
+    want = _expansion_written_out(values, weights, gr, capture, uG, a, b, lam)
     assert out[0] == pytest.approx(want, rel=1e-10)
