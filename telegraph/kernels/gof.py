@@ -129,6 +129,71 @@ def _cell_length(u):
 
 
 @njit(cache=True, error_model="numpy")
+def _limit_law_singles(law, par, capture, gw, glo, ghi, lo, n_single, expct, dexp):
+    """Add to ``expct[j]`` and ``dexp[j]`` (j < n_single: the single count lo +
+    j) each group's expected cells of a limit law (negative binomial, ZIP or
+    Poisson: what :func:`law_pmf` returns, times the group's weight ``gw``)
+    where glo <= count <= ghi. Count by count across the groups: the terms of
+    a count alone (log-gamma values, the negative binomial's digamma
+    difference) once per count, those of a group alone once per group, so
+    each (group, count) costs one exp; the arithmetic is law_pmf's, term for
+    term (the same numbers to the last bit)."""
+    G = capture.shape[0]
+    sb = np.zeros(G)     # NB: s beta;            ZIP / Poisson: the rate x = s * par
+    l1 = np.zeros(G)     # NB: log(1 + s beta)
+    lr = np.zeros(G)     # NB: log(s beta);       ZIP / Poisson: log x
+    ex = np.zeros(G)     # ZIP: exp(-x)
+    for g in range(G):
+        if gw[g] == 0.0:
+            continue
+        if law == LAW_NEGBINOM:
+            sb[g] = capture[g] * par[1]
+            l1[g] = math.log1p(sb[g])
+            lr[g] = math.log(sb[g])
+        else:
+            sb[g] = capture[g] * par[0 if law == LAW_POISSON else 1]
+            lr[g] = math.log(sb[g])
+            ex[g] = math.exp(-sb[g])
+    a = par[0]
+    f = par[0]
+    lg_a = math.lgamma(a) if law == LAW_NEGBINOM else 0.0
+    for j in range(n_single):
+        u = lo + j
+        lg_u = math.lgamma(u + 1.0)
+        lgc = 0.0
+        psi = 0.0
+        if law == LAW_NEGBINOM:
+            lgc = math.lgamma(u + a) - lg_a - lg_u
+            psi = digamma_shift(a, u)
+        for g in range(G):
+            w = gw[g]
+            if w == 0.0 or u < glo[g] or u > ghi[g]:
+                continue
+            if law == LAW_NEGBINOM:
+                p = math.exp(lgc + (u * lr[g] if u > 0 else 0.0) - (u + a) * l1[g])
+                d0 = p * a * (psi - l1[g])
+                d1 = p * (u - (u + a) * sb[g] / (1.0 + sb[g]))
+            elif law == LAW_ZIP:
+                x = sb[g]
+                if u == 0:
+                    p = 1.0 - f + f * ex[g]
+                    d0 = f * (1.0 - f) * (ex[g] - 1.0)
+                    d1 = -f * ex[g] * x
+                else:
+                    p = f * math.exp(u * lr[g] - x - lg_u)
+                    d0 = p * (1.0 - f)
+                    d1 = p * (u - x)
+            else:
+                x = sb[g]
+                p = math.exp((u * lr[g] if u > 0 else 0.0) - x - lg_u)
+                d0 = p * (u - x)
+                d1 = 0.0
+            expct[j] += w * p
+            dexp[j, 0] += w * d0
+            dexp[j, 1] += w * d1
+
+
+@njit(cache=True, error_model="numpy")
 def pearson_gof(law, values, weights, groups, capture, n_groups, par, min_expected, Ig):
     """Pearson chi-square of the observed histogram against ``law`` at
     ``par``, with adjacent counts pooled until every class expects >=
@@ -201,11 +266,15 @@ def pearson_gof(law, values, weights, groups, capture, n_groups, par, min_expect
     run_on = law == LAW_POISSON_BETA and n_single > 0
     p_run = np.empty(n_single if run_on else 0)
     d_run = np.empty((n_single if run_on else 0, 3))
+    # the limit laws' single counts: count by count across the groups
+    limit_singles = law != LAW_POISSON_BETA and n_single > 0
+    if limit_singles:
+        _limit_law_singles(law, par, capture, gw, glo, ghi, lo, n_single, expct, dexp)
     for g in range(n_groups):
         if gw[g] == 0.0:
             continue
         s = capture[g]
-        c_first = 0
+        c_first = n_single if limit_singles else 0
         if run_on:
             # the single counts the group's law reaches: glo <= u <= ghi
             u0 = max(lo, glo[g])

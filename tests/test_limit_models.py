@@ -1,0 +1,123 @@
+"""The limit models' histogram log-likelihoods (negative binomial, zero-inflated
+Poisson) against scipy.stats, their gradients and information against finite
+differences, whatever the order of the bins: the count terms are shared along
+ascending counts, so sorted, shuffled and descending bins must agree."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from telegraph.kernels.models import MODEL_NEGBINOM, MODEL_ZIP, evaluate
+
+
+def _histogram(rng, n_bins=300, n_groups=37, top=900):
+    # counts with small steps (the direct sums) and gaps above 64 (the digamma
+    # differences), each in several capture groups
+    values = np.concatenate([np.arange(0, 80), rng.integers(80, top, n_bins - 80),
+                             [top, top + 65, top + 200]]).astype(np.int64)
+    groups = rng.integers(0, n_groups, values.size).astype(np.int64)
+    weights = rng.uniform(0.5, 5.0, values.size)
+    capture = rng.uniform(0.05, 1.0, n_groups)
+    return values, weights, groups, capture
+
+
+def _reference(model, values, weights, groups, capture, theta):
+    s = capture[groups]
+    if model == MODEL_NEGBINOM:
+        a, beta = np.exp(theta[0]), np.exp(theta[1])
+        lp = stats.nbinom.logpmf(values, a, 1.0 / (1.0 + s * beta))
+    else:
+        f, lam = 1.0 / (1.0 + np.exp(-theta[0])), np.exp(theta[1])
+        lp = np.log(f) + stats.poisson.logpmf(values, s * lam)
+        zero = values == 0
+        lp[zero] = np.log(1.0 - f + f * np.exp(-s[zero] * lam))
+    return float(np.sum(weights * lp))
+
+
+def _eval(model, bins, theta, want_info=True):
+    g = np.zeros(3)
+    H = np.zeros((3, 3))
+    ll = evaluate(model, *bins, np.asarray(theta, float), want_info, g, H, np.zeros(11))
+    return ll, g[:2].copy(), H[:2, :2].copy()
+
+
+@pytest.mark.parametrize("model, theta", [(MODEL_NEGBINOM, (np.log(0.3), np.log(40.0), 0.0)),
+                                          (MODEL_NEGBINOM, (np.log(7.0), np.log(3.0), 0.0)),
+                                          (MODEL_ZIP, (0.4, np.log(300.0), 0.0))])
+@pytest.mark.parametrize("order", ["sorted", "shuffled", "descending"])
+def test_limit_model_matches_scipy_in_any_bin_order(model, theta, order):
+    rng = np.random.default_rng(5)
+    values, weights, groups, capture = _histogram(rng)
+    o = {"sorted": np.lexsort((groups, values)), "shuffled": rng.permutation(values.size),
+         "descending": np.lexsort((groups, values))[::-1]}[order]
+    bins = (values[o].copy(), weights[o].copy(), groups[o].copy(), capture)
+    ll, g, H = _eval(model, bins, theta)
+    ref = _reference(model, *bins, np.asarray(theta))
+    assert ll == pytest.approx(ref, rel=1e-11, abs=1e-8)
+    # gradient and information by central differences of the reference
+    h = 1e-5
+    for j in range(2):
+        tp = np.array(theta, float)
+        tm = tp.copy()
+        tp[j] += h
+        tm[j] -= h
+        fd = (_reference(model, *bins, tp) - _reference(model, *bins, tm)) / (2 * h)
+        assert g[j] == pytest.approx(fd, rel=1e-6, abs=1e-6)
+        gp = _eval(model, bins, tp)[1]
+        gm = _eval(model, bins, tm)[1]
+        fd_h = -(gp - gm) / (2 * h)
+        np.testing.assert_allclose(H[j], fd_h, rtol=1e-5, atol=1e-5 * np.abs(H).max())
+    # the information does not change the value or the gradient
+    ll0, g0, _ = _eval(model, bins, theta, want_info=False)
+    assert ll0 == ll
+    np.testing.assert_array_equal(g0, g)
+
+
+@pytest.mark.parametrize("law, par", [("negbinom", (0.4, 30.0, 0.0)), ("negbinom", (6.0, 2.0, 0.0)),
+                                      ("zip", (0.7, 45.0, 0.0)), ("poisson", (12.0, 0.0, 0.0))])
+def test_goodness_of_fit_cells_of_a_limit_law_match_the_law_count_by_count(law, par):
+    """The expected cells of the goodness of fit, computed across the groups
+    count by count, against law_pmf per (group, count) (itself checked against
+    scipy.stats here), over counts from 0 and from 37 (the digamma difference
+    of the negative binomial starts off the grid's first count)."""
+    from telegraph.kernels import gof
+    code = {"negbinom": gof.LAW_NEGBINOM, "zip": gof.LAW_ZIP, "poisson": gof.LAW_POISSON}[law]
+    par = np.asarray(par, float)
+    rng = np.random.default_rng(3)
+    G = 23
+    capture = rng.uniform(0.05, 1.0, G)
+    gw = rng.uniform(1.0, 50.0, G)
+    gw[4] = 0.0
+    glo = rng.integers(0, 60, G).astype(float)
+    glo[:3] = 0.0   # zero counts in some groups
+    ghi = glo + rng.integers(0, 400, G)
+    d = np.zeros(3)
+    buf = np.zeros(11)
+    for lo in (0.0, 37.0):
+        n_single = 420
+        expct = np.zeros(n_single)
+        dexp = np.zeros((n_single, 3))
+        gof._limit_law_singles(code, par, capture, gw, glo, ghi, lo, n_single, expct, dexp)
+        ref = np.zeros(n_single)
+        dref = np.zeros((n_single, 3))
+        for g in range(G):
+            if gw[g] == 0.0:
+                continue
+            for j in range(n_single):
+                u = lo + j
+                if glo[g] <= u <= ghi[g]:
+                    ref[j] += gw[g] * gof.law_pmf(code, u, par, capture[g], d, buf)
+                    dref[j] += gw[g] * d
+        np.testing.assert_allclose(expct, ref, rtol=1e-12, atol=1e-300)
+        np.testing.assert_allclose(dexp, dref, rtol=1e-10, atol=1e-13 * np.abs(dref).max())
+    # law_pmf itself against scipy.stats at one capture
+    s = 0.3
+    n = np.arange(0, 200)
+    p = np.array([gof.law_pmf(code, float(k), par, s, d, buf) for k in n])
+    if law == "negbinom":
+        q = stats.nbinom.pmf(n, par[0], 1.0 / (1.0 + s * par[1]))
+    elif law == "zip":
+        q = par[0] * stats.poisson.pmf(n, s * par[1]) + (1.0 - par[0]) * (n == 0)
+    else:
+        q = stats.poisson.pmf(n, s * par[0])
+    np.testing.assert_allclose(p, q, rtol=1e-11, atol=1e-300)
