@@ -21,7 +21,11 @@ last class. Work and memory thus
 grow with the square root of the counts' scale, not with the largest count. The
 Poisson-Beta law's single-count cells come, per capture group, from the
 recurrence in the count (:func:`telegraph.kernels.poisson_beta.pb_pmf_run`,
-O(1) per count) rather than the series per count (O(sqrt x) terms).
+O(1) per count) rather than the series per count (O(sqrt x) terms); at small
+rates, where the recurrence does not serve, from one power series whose
+coefficients all the groups share (:func:`_pb_small_rate_singles`). The limit
+laws are tabulated count by count across the groups
+(:func:`_limit_law_singles`).
 """
 
 from __future__ import annotations
@@ -193,6 +197,108 @@ def _limit_law_singles(law, par, capture, gw, glo, ghi, lo, n_single, expct, dex
             dexp[j, 1] += w * d1
 
 
+#: the Poisson-Beta law's single counts come from the series shared by the capture
+#: groups (:func:`_pb_small_rate_singles`) for groups whose rate x = s lam is at most
+#: this (above it, the recurrence in n of each group is cheaper)
+_X_SHARED_SERIES = 16.0
+_SERIES_TAIL = 1e-18    # the series stops where x^k / k! (a bound on its terms) is below this
+
+
+@njit(cache=True, error_model="numpy")
+def _pb_small_rate_singles(par, capture, gw, glo, ghi, lo, n_single, expct, dexp, done):
+    """The Poisson-Beta law's expected single-count cells (``expct[j]``,
+    ``dexp[j]``: count lo + j, as :func:`law_pmf` gives them times the group
+    weight ``gw``, where glo <= count <= ghi) for every group whose rate x = s
+    lam is at most _X_SHARED_SERIES; sets ``done`` for those groups.
+
+    By Kummer's transformation (docs/maths.md, "Goodness of fit", *Many capture
+    groups, small rates*),
+    P(n | x) = e^-x x^n / n! mu_n S_n(x), mu_n = prod_{i<n} (a + i)/(a + b + i)
+    (the Beta law's n-th moment) and S_n(x) = sum_k c_k x^k, c_k = (b)_k /
+    ((a + b + n)_k k!): a series of positive terms whose coefficients do not
+    depend on x. Per count the coefficients (and those of the derivatives in a
+    and b) are computed once, then each group sums its power series by
+    Horner's rule, to the k where x^k / k! (which bounds c_k x^k, while S >= 1)
+    is below _SERIES_TAIL: no cancellation, no special function per group."""
+    a = par[0]
+    b = par[1]
+    lam = par[2]
+    c = a + b
+    G = capture.shape[0]
+    xs = np.zeros(G)
+    lx = np.zeros(G)
+    K = np.zeros(G, np.int64)
+    k_max = 0
+    for g in range(G):
+        x = capture[g] * lam
+        if gw[g] == 0.0 or not (x <= _X_SHARED_SERIES) or not (x > 0.0):
+            continue
+        # terms: past 2x (so that they at least halve) and below the tail
+        t = 1.0
+        k = 0
+        while k < 2.0 * x + 1.0 or t > _SERIES_TAIL:
+            t *= x / (k + 1.0)
+            k += 1
+        xs[g] = x
+        lx[g] = math.log(x)
+        K[g] = k + 1
+        k_max = max(k_max, k + 1)
+        done[g] = True
+    if k_max == 0:
+        return
+    ck = np.empty(k_max)    # c_k
+    ca = np.empty(k_max)    # d c_k / da
+    cb = np.empty(k_max)    # d c_k / db
+    kc = np.empty(k_max)    # k c_k (x dS/dx = sum k c_k x^k)
+    # log mu_n and its derivatives in a and b, at n = lo, then carried along n
+    lmu = 0.0
+    dmu_a = 0.0
+    dmu_b = 0.0
+    for i in range(int(lo)):
+        lmu += math.log((a + i) / (c + i))
+        dmu_a += 1.0 / (a + i) - 1.0 / (c + i)
+        dmu_b -= 1.0 / (c + i)
+    for j in range(n_single):
+        n = lo + j
+        if j > 0:
+            i = n - 1.0
+            lmu += math.log((a + i) / (c + i))
+            dmu_a += 1.0 / (a + i) - 1.0 / (c + i)
+            dmu_b -= 1.0 / (c + i)
+        t = 1.0
+        da = 0.0     # d log c_k / da
+        db = 0.0     # d log c_k / db
+        for k in range(k_max):
+            ck[k] = t
+            ca[k] = t * da
+            cb[k] = t * db
+            kc[k] = k * t
+            inv = 1.0 / (c + n + k)
+            t *= (b + k) * inv / (k + 1.0)
+            da -= inv
+            db += 1.0 / (b + k) - inv
+        lg_n = math.lgamma(n + 1.0)
+        for g in range(G):
+            if not done[g] or n < glo[g] or n > ghi[g]:
+                continue
+            x = xs[g]
+            S = 0.0
+            Sa = 0.0
+            Sb = 0.0
+            Sx = 0.0
+            for k in range(K[g] - 1, -1, -1):
+                S = S * x + ck[k]
+                Sa = Sa * x + ca[k]
+                Sb = Sb * x + cb[k]
+                Sx = Sx * x + kc[k]
+            p = math.exp(n * lx[g] - x - lg_n + lmu + math.log(S))
+            w = gw[g]
+            expct[j] += w * p
+            dexp[j, 0] += w * (p * a * (dmu_a + Sa / S))
+            dexp[j, 1] += w * (p * b * (dmu_b + Sb / S))
+            dexp[j, 2] += w * (p * (n - x + Sx / S))
+
+
 @njit(cache=True, error_model="numpy")
 def pearson_gof(law, values, weights, groups, capture, n_groups, par, min_expected, Ig):
     """Pearson chi-square of the observed histogram against ``law`` at
@@ -270,12 +376,16 @@ def pearson_gof(law, values, weights, groups, capture, n_groups, par, min_expect
     limit_singles = law != LAW_POISSON_BETA and n_single > 0
     if limit_singles:
         _limit_law_singles(law, par, capture, gw, glo, ghi, lo, n_single, expct, dexp)
+    # the Poisson-Beta law's at small rates: the series shared by the groups
+    done = np.zeros(n_groups, np.bool_)
+    if run_on:
+        _pb_small_rate_singles(par, capture, gw, glo, ghi, lo, n_single, expct, dexp, done)
     for g in range(n_groups):
         if gw[g] == 0.0:
             continue
         s = capture[g]
-        c_first = n_single if limit_singles else 0
-        if run_on:
+        c_first = n_single if (limit_singles or done[g]) else 0
+        if run_on and not done[g]:
             # the single counts the group's law reaches: glo <= u <= ghi
             u0 = max(lo, glo[g])
             u1 = min(ghi[g], lo + n_single - 1.0)
