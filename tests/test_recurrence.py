@@ -137,6 +137,33 @@ def test_histogram_eval_takes_the_recurrence_and_agrees():
     assert np.all(np.abs((out[1:4] - ref[1:4]) * th) <= 1e-9 * w.sum())
 
 
+@pytest.mark.parametrize("a,b,lam", [(0.07, 1e3, 7.3e4),    # the bursty edge of the box
+                                      (2.0, 0.5, 900.0)])      # a bulk far from 0
+def test_one_anchor_normalises_a_short_range_of_many_counts(a, b, lam):
+    """Many distinct counts over a range shorter than _REC_ANCHOR_SPAN: the
+    recurrence is normalised by one series value (at large x, one series of
+    O(sqrt x) terms instead of eight); histogram_eval's total against
+    mpmath's log P summed over the counts, to the recurrence tests' tolerance."""
+    from telegraph.kernels.poisson_beta import _REC_ANCHOR_SPAN, _rec_anchors, _rec_plan
+    rng = np.random.default_rng(12)
+    v, w = np.unique(rng.poisson(lam * rng.beta(a, b, 3000)), return_counts=True)
+    v = v.astype(np.int64)
+    w = w.astype(float)
+    assert v.size >= 64 and v.max() < _REC_ANCHOR_SPAN
+    assert _rec_anchors(v.size, int(v.max())) == 1
+    lp = np.array([float(R.mp_logpmf(int(n), a, b, lam)) for n in v])
+    ref = (w * lp).sum()
+    # the recurrence normalised by its one anchor
+    assert abs(_rec(v, w, a, b, lam, False, True)[0] - ref) <= w.sum() * _tol_logp(lam)
+    # and histogram_eval's own choice (at the bursty edge: that anchor, now cheaper
+    # than the normalisation by the sum over P's long tail)
+    top, anchored = _rec_plan(v, w, np.arange(v.size), 0, v.size, a, b, lam, False)
+    assert top >= 0 and (anchored or b < 10.0)
+    out = np.zeros(10)
+    histogram_eval(v, w, np.zeros(v.size, np.int64), np.array([1.0]), a, b, lam, False, out)
+    assert abs(out[0] - ref) <= w.sum() * _tol_logp(lam)
+
+
 @pytest.mark.parametrize("a,b,x,n0,n1", [
     (2.2, 13.0, 350.0, 0, 1200),        # a goodness-of-fit grid: 0 to far past the bulk
     (0.05, 1e3, 8.45e4, 0, 400),        # the bursty edge of the box
