@@ -83,12 +83,25 @@ def search_box(target, lo, hi):
         hi[2] = LOG_LAM_HI
 
 
+#: a climb whose iterate comes within this distance (largest change of a log-rate
+#: coordinate) of an optimum already found, at no higher a log-likelihood, is taken to
+#: end there (:func:`maximize`'s ``known``)
+_SAME_OPTIMUM = 0.1
+
+
 @njit(cache=True, error_model="numpy")
 def maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo, hi,
-              max_iter, buf):
+              max_iter, buf, known):
     """Damped Newton ascent of the log-likelihood over the free coordinates of
     phi = T theta, within the box lo <= phi <= hi. ``theta`` is updated in place.
-    Returns (loglik, converged, iterations)."""
+    Returns (loglik, converged, iterations).
+
+    ``known``: empty, or (theta*, loglik*) of an optimum another climb reached
+    (4 floats): once an accepted step lands within _SAME_OPTIMUM of theta* (in
+    every coordinate of theta) at a log-likelihood no higher than loglik*, the
+    climb is on its way there and stops, returning -inf (it adds nothing to
+    the optimum known): a multi-start fit climbs its second start only as far
+    as it takes to tell whether it leads elsewhere."""
     nfree = 0
     for i in range(3):
         if free[i]:
@@ -211,6 +224,13 @@ def maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo, 
                     H[i, j] = H_new[i, j]
             ll = ll_new
             mu = mu * 0.25 if mu > 1e-9 * scale else 0.0
+            if known.shape[0] == 4 and ll <= known[3]:
+                near = True
+                for i in range(3):
+                    if abs(theta[i] - known[i]) >= _SAME_OPTIMUM:
+                        near = False
+                if near:
+                    return -np.inf, False, it
             if gain < 1e-11 * (1.0 + abs(ll)) and smax < 1e-7:
                 converged = True
                 break
@@ -326,12 +346,19 @@ def fit_telegraph(values, weights, groups, capture, theta_out, max_iter, buf):
     best_conv = False
     best_it = 0
     th = np.empty(3)
+    # the second climb stops once it is on its way to the first one's optimum
+    known = np.empty(0)
     for r in range(min(2, ns)):
         s = order[r]
         for i in range(3):
             th[i] = starts[s, i]
         ll, conv, it = maximize(MODEL_TELEGRAPH, values, weights, groups, capture, th, T, T, free,
-                                lo, hi, max_iter, buf)
+                                lo, hi, max_iter, buf, known)
+        if r == 0 and np.isfinite(ll):
+            known = np.empty(4)
+            for i in range(3):
+                known[i] = th[i]
+            known[3] = ll
         if ll > best_ll + 1e-9 or (abs(ll - best_ll) <= 1e-9 and conv and not best_conv):
             best_ll = ll
             best_conv = conv
@@ -352,7 +379,7 @@ def _fit_limit(model, values, weights, groups, capture, theta, max_iter, buf):
     lo = np.full(3, LIMIT_LO)
     hi = np.full(3, LIMIT_HI)
     return maximize(model, values, weights, groups, capture, theta, T, T, free, lo, hi,
-                    max_iter, buf)
+                    max_iter, buf, np.empty(0))
 
 
 @njit(cache=True, error_model="numpy", inline="always")

@@ -82,7 +82,7 @@ def _profile_point(values, weights, groups, capture, theta, target, psi, max_ite
     hi = np.empty(3)
     search_box(target, lo, hi)
     ll, conv, it = maximize(MODEL_TELEGRAPH, values, weights, groups, capture, theta, T, Tinv,
-                            free, lo, hi, max_iter, buf)
+                            free, lo, hi, max_iter, buf, np.empty(0))
     return ll
 
 
@@ -506,7 +506,7 @@ def _negbinom_profile_point(values, weights, groups, capture, theta, fix, psi, m
     hi = np.full(3, LIMIT_HI)
     eye = np.eye(3)
     ll, conv, it = maximize(MODEL_NEGBINOM, values, weights, groups, capture, theta, eye, eye,
-                            free, lo, hi, max_iter, buf)
+                            free, lo, hi, max_iter, buf, np.empty(0))
     return ll
 
 
