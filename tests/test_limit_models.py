@@ -73,6 +73,23 @@ def test_limit_model_matches_scipy_in_any_bin_order(model, theta, order):
     np.testing.assert_array_equal(g0, g)
 
 
+def _cells_by_law_pmf(law, par, capture, gw, glo, ghi, lo, n_single, groups):
+    """The expected single-count cells (and their derivatives) of ``groups``,
+    summed from law_pmf per (group, count): the reference of the tabulations."""
+    from telegraph.kernels import gof
+    d = np.zeros(3)
+    buf = np.zeros(11)
+    ref = np.zeros(n_single)
+    dref = np.zeros((n_single, 3))
+    for g in groups:
+        for j in range(n_single):
+            u = lo + j
+            if glo[g] <= u <= ghi[g]:
+                ref[j] += gw[g] * gof.law_pmf(law, u, par, capture[g], d, buf)
+                dref[j] += gw[g] * d
+    return ref, dref
+
+
 @pytest.mark.parametrize("law, par", [("negbinom", (0.4, 30.0, 0.0)), ("negbinom", (6.0, 2.0, 0.0)),
                                       ("zip", (0.7, 45.0, 0.0)), ("poisson", (12.0, 0.0, 0.0))])
 def test_goodness_of_fit_cells_of_a_limit_law_match_the_law_count_by_count(law, par):
@@ -98,16 +115,8 @@ def test_goodness_of_fit_cells_of_a_limit_law_match_the_law_count_by_count(law, 
         expct = np.zeros(n_single)
         dexp = np.zeros((n_single, 3))
         gof._limit_law_singles(code, par, capture, gw, glo, ghi, lo, n_single, expct, dexp)
-        ref = np.zeros(n_single)
-        dref = np.zeros((n_single, 3))
-        for g in range(G):
-            if gw[g] == 0.0:
-                continue
-            for j in range(n_single):
-                u = lo + j
-                if glo[g] <= u <= ghi[g]:
-                    ref[j] += gw[g] * gof.law_pmf(code, u, par, capture[g], d, buf)
-                    dref[j] += gw[g] * d
+        ref, dref = _cells_by_law_pmf(code, par, capture, gw, glo, ghi, lo, n_single,
+                                      np.nonzero(gw)[0])
         np.testing.assert_allclose(expct, ref, rtol=1e-12, atol=1e-300)
         np.testing.assert_allclose(dexp, dref, rtol=1e-10, atol=1e-13 * np.abs(dref).max())
     # law_pmf itself against scipy.stats at one capture
@@ -140,8 +149,6 @@ def test_goodness_of_fit_cells_of_the_telegraph_law_at_small_rates_match_the_ser
     glo[5:9] = 3.0
     ghi = rng.integers(10, 120, G).astype(float)
     par = np.array([a, b, lam])
-    d = np.zeros(3)
-    buf = np.zeros(11)
     for lo in (0.0, 2.0):
         n_single = 130
         expct = np.zeros(n_single)
@@ -151,15 +158,8 @@ def test_goodness_of_fit_cells_of_the_telegraph_law_at_small_rates_match_the_ser
         small = (capture * lam <= gof._X_SHARED_SERIES) & (gw > 0)
         np.testing.assert_array_equal(done, small)
         assert 0 < small.sum() < G - 1
-        ref = np.zeros(n_single)
-        dref = np.zeros((n_single, 3))
-        for g in np.nonzero(small)[0]:
-            for j in range(n_single):
-                u = lo + j
-                if glo[g] <= u <= ghi[g]:
-                    ref[j] += gw[g] * gof.law_pmf(gof.LAW_POISSON_BETA, u, par, capture[g], d,
-                                                  buf)
-                    dref[j] += gw[g] * d
+        ref, dref = _cells_by_law_pmf(gof.LAW_POISSON_BETA, par, capture, gw, glo, ghi, lo,
+                                      n_single, np.nonzero(small)[0])
         np.testing.assert_allclose(expct, ref, rtol=1e-11, atol=1e-290)
         for i in range(3):
             np.testing.assert_allclose(dexp[:, i], dref[:, i], rtol=1e-9,
