@@ -138,19 +138,24 @@ def test_histogram_eval_takes_the_recurrence_and_agrees():
 
 
 @pytest.mark.parametrize("a,b,lam", [(0.07, 1e3, 7.3e4),    # the bursty edge of the box
-                                      (2.0, 0.5, 900.0)])      # a bulk far from 0
+                                      (5.0, 2.0, 450.0)])      # a bulk far from 0
 def test_one_anchor_normalises_a_short_range_of_many_counts(a, b, lam):
-    """Many distinct counts over a range shorter than _REC_ANCHOR_SPAN: the
-    recurrence is normalised by one series value (at large x, one series of
-    O(sqrt x) terms instead of eight); histogram_eval's total against
-    mpmath's log P summed over the counts, to the recurrence tests' tolerance."""
+    """Many distinct counts over a range shorter than _REC_ANCHOR_SPAN, b >= 1:
+    the recurrence is normalised by one series value (at large x, one series
+    of O(sqrt x) terms instead of eight); histogram_eval's total against
+    mpmath's log P summed over the counts, to the recurrence tests' tolerance,
+    and the scores at 4 counts against mpmath's (the spiky laws with b < 1,
+    whose recurrence crosses a deep valley between two modes, keep one anchor
+    per 8 distinct counts: there one anchor per 1,024 counts let the score
+    in x drift 3x past test_stationary's tolerance)."""
     from telegraph.kernels.poisson_beta import _REC_ANCHOR_SPAN, _rec_anchors, _rec_plan
     rng = np.random.default_rng(12)
     v, w = np.unique(rng.poisson(lam * rng.beta(a, b, 3000)), return_counts=True)
     v = v.astype(np.int64)
     w = w.astype(float)
     assert v.size >= 64 and v.max() < _REC_ANCHOR_SPAN
-    assert _rec_anchors(v.size, int(v.max())) == 1
+    assert _rec_anchors(v.size, int(v.max()), b) == 1
+    assert _rec_anchors(v.size, int(v.max()), 0.5) == 8
     lp = np.array([float(R.mp_logpmf(int(n), a, b, lam)) for n in v])
     ref = (w * lp).sum()
     # the recurrence normalised by its one anchor
@@ -162,6 +167,20 @@ def test_one_anchor_normalises_a_short_range_of_many_counts(a, b, lam):
     out = np.zeros(10)
     histogram_eval(v, w, np.zeros(v.size, np.int64), np.array([1.0]), a, b, lam, False, out)
     assert abs(out[0] - ref) <= w.sum() * _tol_logp(lam)
+    # the scores in theta = log(a, b, x) at 4 of the counts against mpmath.diff,
+    # as test_recurrence_matches_mpmath checks them
+    idx = np.unique(np.linspace(0, v.size - 1, 4).astype(int))
+    keep = np.zeros(v.size, bool)
+    keep[idx] = True
+    out_k = _rec(v, np.where(keep, w, 0.0) + np.where(keep, 0.0, 1e-300), a, b, lam, False, True)
+    ref_s = np.zeros(3)
+    scale = np.zeros(3)
+    th = np.array([a, b, lam])
+    for i in idx:
+        sc = np.array([float(t) for t in R.mp_score_ab(int(v[i]), a, b, lam, dps=30)])
+        ref_s += w[i] * sc
+        scale += w[i] * np.abs(sc * th)
+    assert np.all(np.abs((out_k[1:4] - ref_s) * th) <= 1e-9 * (scale.max() + w[idx].sum()))
 
 
 @pytest.mark.parametrize("a,b,x,n0,n1", [

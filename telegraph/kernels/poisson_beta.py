@@ -779,7 +779,7 @@ _REC_MIN_X = 16.0       # below this x the series has a few terms per count
 _REC_SERIES_COST = 9.0  # pb_eval at x ~ this many times sqrt(x) recurrence steps
 _REC_SHARED_COST = 1.5  # a bin of the shared tables (mixed histograms, x <= _X_WINDOW) ~ this
 _REC_ANCHORS = 8        # exact values (series) that fix the normalisation, at most
-_REC_ANCHOR_SPAN = 1024  # ... one per this many counts of the range (and per 8 distinct counts)
+_REC_ANCHOR_SPAN = 512  # ... one per this many counts where b >= 1 (and per 8 distinct counts)
 _REC_SUM_MIN_AB = 0.1   # normalisation by the sum only for a, b >= this (spikes at 0 or x lose digits)
 _REC_TAIL = 46.0        # log of P(n_max) over the mass above the start, normalising by the sum
 _REC_DAMP = 40.0        # log of the separation of the two solutions at the largest count
@@ -788,15 +788,19 @@ _REC_SCALE = 1e100      # rescale the recursion when y leaves [1/_REC_SCALE, _RE
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _rec_anchors(nd, n_max):
+def _rec_anchors(nd, n_max, b):
     """The exact values (series) that normalise a recurrence over ``nd``
-    distinct counts up to ``n_max``: one per _REC_ANCHOR_SPAN counts of the
-    range, so that the rounding of the recurrence does not add up over a long
-    one, and at most one per 8 distinct counts; at least 1, at most
-    _REC_ANCHORS. Over a short range one anchor serves however many counts it
-    holds: at large x, where each anchor is a series of O(sqrt x) terms, the
-    normalisation then costs one series, not eight."""
-    return min(_REC_ANCHORS, max(1, nd // 8), n_max // _REC_ANCHOR_SPAN + 1)
+    distinct counts up to ``n_max``: one per 8 distinct counts, at least 1,
+    at most _REC_ANCHORS; for b >= 1 (no spike of the law at x, so the
+    recurrence crosses no deep valley between two modes, where its rounding
+    grows fastest) also at most one per _REC_ANCHOR_SPAN counts of the range.
+    Over a short range one anchor then serves however many counts it holds:
+    at large x, where each anchor is a series of O(sqrt x) terms, the
+    normalisation costs one series, not eight."""
+    n = min(_REC_ANCHORS, max(1, nd // 8))
+    if b >= 1.0:
+        n = min(n, n_max // _REC_ANCHOR_SPAN + 1)
+    return n
 
 
 @njit(cache=True, error_model="numpy")
@@ -880,7 +884,7 @@ def _rec_plan(values, weights, order, j0, j1, a, b, x, shared, extra=0):
         budget *= 3.0   # the alternative: the series at n, n + 1 and n + 2
     if float(n_max) >= budget:
         return -1, False
-    n_anch = _rec_anchors(nd, n_max)
+    n_anch = _rec_anchors(nd, n_max, b)
     lim = min(float(_REC_MAX_WARM), budget - n_max)
     top_a = _rec_start(n_max, a, b, x, False, lim)
     cost_a = float(top_a) + n_anch * per if top_a >= 0 else np.inf
@@ -1031,7 +1035,7 @@ def _rec_run(values, weights, order, j0, j1, top, anchored, s, a, b, lam, want_i
         if weights[i] != 0.0 and values[i] != last:
             nd += 1
             last = values[i]
-    n_anch = _rec_anchors(nd, n_max) if anchored else 0
+    n_anch = _rec_anchors(nd, n_max, b) if anchored else 0
     stride = max(1, nd // max(n_anch, 1))
     # sums of y and its derivatives over n (normalisation by the sum)
     S0 = 0.0
