@@ -36,7 +36,7 @@ import numpy as np
 
 from ._jit import njit
 from .models import MODEL_NEGBINOM, MODEL_TELEGRAPH, MODEL_ZIP
-from .poisson_beta import pb_eval, pb_pmf_run
+from .poisson_beta import _REC_MIN_X, pb_eval, pb_pmf_run
 from .special import digamma_shift
 
 __all__ = ["LAW_POISSON_BETA", "LAW_NEGBINOM", "LAW_ZIP", "LAW_POISSON", "N_PARAMS",
@@ -199,8 +199,8 @@ def _limit_law_singles(law, par, capture, gw, glo, ghi, lo, n_single, expct, dex
 
 #: the Poisson-Beta law's single counts come from the series shared by the capture
 #: groups (:func:`_pb_small_rate_singles`) for groups whose rate x = s lam is at most
-#: this (above it, the recurrence in n of each group is cheaper)
-_X_SHARED_SERIES = 16.0
+#: this: where the recurrence in n of each group (pb_pmf_run) does not serve
+_X_SHARED_SERIES = _REC_MIN_X
 _SERIES_TAIL = 1e-18    # the series stops where x^k / k! (a bound on its terms) is below this
 
 

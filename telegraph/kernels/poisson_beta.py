@@ -483,6 +483,25 @@ def _add_bin_spread(n, w, s1, s2, s, a, b, lam, want_info, buf, out, L, G, I, re
 
 
 @njit(cache=True, error_model="numpy")
+def _add_bins_spread(values, weights, groups, capture, spread, a, b, lam, want_info, buf, out,
+                     L, G, I, res):
+    """Every bin of non-zero weight by :func:`_add_bin_spread` (the series at n,
+    n + 1, n + 2), each count of a capture group evaluated once when the
+    group's bins come by ascending count (as ``_merge_capture`` orders them):
+    the law a slot holds is forgotten when the group changes."""
+    held = np.full(3, -1, np.int64)   # the count whose law slot k of L, G, I holds
+    g_last = -1
+    for i in range(values.shape[0]):
+        if weights[i] != 0.0:
+            if groups[i] != g_last:
+                held[:] = -1
+                g_last = groups[i]
+            _add_bin_spread(float(values[i]), weights[i], spread[i, 0], spread[i, 1],
+                            capture[groups[i]], a, b, lam, want_info, buf, out, L, G, I, res,
+                            held)
+
+
+@njit(cache=True, error_model="numpy")
 def _fill(tab, k0, k1, b, c, alpha, u3_ref):
     """Extend the per-k tables of one count from k0 (>= 1) to k1 by the
     digamma/trigamma recurrences psi(z+1) = psi(z) + 1/z."""
@@ -1442,23 +1461,17 @@ def _histogram_eval(values, weights, groups, capture, spread, a, b, lam, want_in
                 _rec_run(values, weights, order, 0, m, top, anchored, s0, a, b, lam, want_info,
                          buf, out, spread, L3, G3, I3, res)
                 return
-    held = np.full(3, -1, np.int64)   # counts whose law L3, G3, I3 hold (_add_bin_spread)
     if not mixed or b > _B_STABLE:
         # (the shared tables take lgamma differences plainly: beyond the fits'
         # box in b, every bin goes through pb_eval, which does not)
-        g_last = -1
+        if has_spread:
+            _add_bins_spread(values, weights, groups, capture, spread, a, b, lam, want_info, buf,
+                             out, L3, G3, I3, res)
+            return
         for i in range(m):
             if weights[i] != 0.0:
-                if has_spread:
-                    if groups[i] != g_last:
-                        held[:] = -1
-                        g_last = groups[i]
-                    _add_bin_spread(float(values[i]), weights[i], spread[i, 0], spread[i, 1],
-                                    capture[groups[i]], a, b, lam, want_info, buf, out, L3, G3,
-                                    I3, res, held)
-                else:
-                    _add_bin(float(values[i]), weights[i], capture[groups[i]], a, b, lam,
-                             want_info, buf, out)
+                _add_bin(float(values[i]), weights[i], capture[groups[i]], a, b, lam,
+                         want_info, buf, out)
         return
     if ordered:
         idx = np.arange(m)
@@ -1469,18 +1482,10 @@ def _histogram_eval(values, weights, groups, capture, spread, a, b, lam, want_in
     weights = _rec_groups(values, weights, groups, capture, idx, a, b, lam, want_info, buf, out,
                           spread, L3, G3, I3, res)
     if has_spread:
-        # the other bins: the series at n, n + 1, n + 2, each count of a capture
-        # group evaluated once when its bins come by ascending count within the
-        # group (as _merge_capture orders them); _rec_groups has used L3, G3, I3
-        g_last = -1
-        for i in range(m):
-            if weights[i] != 0.0:
-                if groups[i] != g_last:
-                    held[:] = -1
-                    g_last = groups[i]
-                _add_bin_spread(float(values[i]), weights[i], spread[i, 0], spread[i, 1],
-                                capture[groups[i]], a, b, lam, want_info, buf, out, L3, G3, I3,
-                                res, held)
+        # the other bins (those of the recurrence now weigh 0): the series at n,
+        # n + 1, n + 2
+        _add_bins_spread(values, weights, groups, capture, spread, a, b, lam, want_info, buf,
+                         out, L3, G3, I3, res)
         return
     # table length: the longest k-range any bin with x <= _X_WINDOW can need
     x_max = 0.0
