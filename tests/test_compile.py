@@ -19,7 +19,7 @@ import pytest
 from conftest import REPO
 from telegraph.kernels import counting
 from telegraph.kernels import fit as kfit
-from telegraph.kernels._jit import Kernel, njit
+from telegraph.kernels._jit import Kernel, _unit_symbol, njit, units
 
 
 def test_constants_passed_by_callers_compile_one_version():
@@ -65,7 +65,7 @@ def _kernels_typed_when_compiling(dispatcher, arg_types):
     compiled code still calls, compiling it unless it is compiled or cached
     already; a callee inlined at Numba IR level, ``inline="always"``, is typed as
     part of the caller, so its own callees are the ones seen), and the set of
-    (kernel name, argument types) it links."""
+    (kernel name, argument types) it links, and the symbols of the units it calls."""
     seen, links = set(), set()
     template, linking = Kernel.get_call_template, Kernel._compile_for_linking
 
@@ -83,7 +83,7 @@ def _kernels_typed_when_compiling(dispatcher, arg_types):
         fresh.compile(tuple(arg_types))
     finally:
         Kernel.get_call_template, Kernel._compile_for_linking = template, linking
-    return seen, links
+    return seen, links, set(fresh.overloads[tuple(arg_types)].library.units)
 
 
 @pytest.fixture(scope="module")
@@ -107,11 +107,11 @@ def test_a_wald_fit_without_goodness_of_fit_compiles_no_profile_or_gof_kernel(fi
                "telegraph.kernels.profile.widen_near_limits"}
     gof = {"telegraph.kernels.fit._goodness_of_fit", "telegraph.kernels.gof.pearson_gof"}
     fitting = {"telegraph.kernels.fit._fit_models", "telegraph.kernels.optimize.fit_telegraph"}
-    wald, _ = fit_genes_typed[False, False]
+    wald, _, _ = fit_genes_typed[False, False]
     assert wald & fitting
     assert not wald & (profile | gof)
     # and the version with a mask and a GOF threshold reaches both stages
-    full, _ = fit_genes_typed[True, True]
+    full, _, _ = fit_genes_typed[True, True]
     assert full & fitting and full & profile and full & gof
 
 
@@ -190,6 +190,14 @@ def leaf(x):
 @njit
 def top(x):
     return leaf(x) + 1.0
+
+@njit(unit="float64(float64)")
+def square(x):
+    return x * x
+
+@njit
+def via_unit(x):
+    return square(x) + square(2.0 * x) + 1.0
 """
 
 def _child_env(tmp_path):
@@ -241,6 +249,45 @@ def test_a_warm_process_loads_the_caller_and_compiles_no_callee(tmp_path):
     assert warm == []
 
 
+_UNIT_PROBE = _COMPILED + """
+print(json.dumps([nested.via_unit(3.0), compiled]))
+"""
+
+
+def test_a_unit_is_compiled_once_called_by_its_symbol_and_loaded_warm(tmp_path):
+    # via_unit calls square (a unit) by its symbol: square gets machine code and a
+    # cache entry of its own; a warm process loads both and compiles nothing
+    (cold_value, cold), (warm_value, warm) = _cold_then_warm(tmp_path, _UNIT_PROBE)
+    assert cold_value == warm_value == 9.0 + 36.0 + 1.0
+    assert sorted(cold) == ["square", "via_unit"]
+    assert warm == []
+
+
+def test_a_unit_called_with_other_types_is_linked_and_a_wrong_declaration_is_an_error():
+    @njit(cache=False, unit="float64(float64)")
+    def plus_one(x):
+        return x + 1.0
+
+    @njit(cache=False)
+    def caller(x, k):
+        return plus_one(x) + plus_one(k)   # k: int64, not the declared float64
+
+    assert caller(1.5, 2) == 2.5 + 3.0
+    assert (numba.float64,) in plus_one.overloads            # the unit: machine code
+    assert (numba.int64,) in plus_one.signatures and (numba.int64,) not in plus_one.overloads
+
+    @njit(cache=False, unit="int64(float64)")
+    def twice(x):
+        return 2.0 * x                     # float64, declared int64
+
+    @njit(cache=False)
+    def calls_twice(x):
+        return twice(x)
+
+    with pytest.raises(TypeError, match="declares int64"):
+        calls_twice(1.0)
+
+
 _WARM_LOAD = _COMPILED + """
 import numba
 import numpy as np
@@ -277,19 +324,20 @@ os.environ["PYTHONPATH"] = sys.argv[1]     # the helper imports nested too
 declared = {"right": types.float64, "wrong": types.int64}[sys.argv[2]]
 if sys.argv[3] == "no-interpreter":
     sys.executable = os.path.join(sys.argv[1], "no-such-python")
-started = _ahead.start((nested.top, (types.float64,), [(nested.leaf, (declared,))]))
+top, leaf = (nested.via_unit, nested.square) if sys.argv[4] == "unit" else (nested.top, nested.leaf)
+started = _ahead.start((top, (types.float64,), [(leaf, (declared,))]))
 if started:
     _ahead._helper.steal = False           # wait for the helper: a deterministic split
     if sys.argv[3] == "kill":
         _ahead._helper.proc.kill()
-value = nested.top(3.0)
+value = top(3.0)
 claims = _ahead._helper.claims if started else None
 print(json.dumps([started, value, compiled, claims]))
 """
 
 
-def _run_ahead(tmp_path, declared="right", helper="live"):
-    r = subprocess.run([sys.executable, "-c", _AHEAD, str(tmp_path), declared, helper],
+def _run_ahead(tmp_path, declared="right", helper="live", callee="linked"):
+    r = subprocess.run([sys.executable, "-c", _AHEAD, str(tmp_path), declared, helper, callee],
                        cwd=REPO, capture_output=True, text=True, timeout=300,
                        env=_child_env(tmp_path))
     assert r.returncode == 0, r.stderr
@@ -305,6 +353,9 @@ def test_a_cold_call_loads_the_kernel_a_helper_compiled_ahead(tmp_path):
     assert not os.path.exists(claims)              # the helper's claim files are gone
     started, value, compiled, _ = _run_ahead(tmp_path)
     assert not started and value == 10.0 and compiled == []   # warm: no helper
+    # a unit: the helper compiles it, this process loads it and calls it by its symbol
+    started, value, compiled, _ = _run_ahead(tmp_path, callee="unit")
+    assert started and value == 46.0 and compiled == ["via_unit"]
 
 
 def test_a_wrongly_declared_job_or_a_dead_helper_only_costs_time(tmp_path):
@@ -326,13 +377,33 @@ def test_a_wrongly_declared_job_or_a_dead_helper_only_costs_time(tmp_path):
     assert not left   # no claim directory left behind
 
 
-def test_the_fit_kernels_jobs_are_declared_as_fit_genes_links_them(fit_genes_typed):
-    # what a helper compiles ahead for the fit kernel must be what fit_genes links
-    # (else it is compiled twice: kernels/_ahead.py)
-    for stages, (_, links) in fit_genes_typed.items():
-        for kernel, job_args in kfit.compile_ahead_plan(*stages)[1]:
-            assert (kernel.py_func.__qualname__, tuple(job_args)) in links, kernel.py_func.__name__
-    # the other versions' jobs are among these
+def _with_callees(names):
+    """The unit symbols ``names`` and those of the units they call, and so on."""
+    by_symbol = {_unit_symbol(k.py_func, a): (k, a) for k, a in units()}
+    todo, out = list(names), set()
+    while todo:
+        name = todo.pop()
+        if name not in out:
+            out.add(name)
+            kernel, args = by_symbol[name]
+            kernel.compile(args)
+            todo.extend(kernel.overloads[args].library.units)
+    return out
+
+
+def test_the_fit_kernel_calls_its_units_by_symbol_and_the_helper_compiles_them(fit_genes_typed):
+    # a call whose argument types differ from a unit's declared signature would link
+    # the kernel instead (compiled again, inside the caller): none may
+    unit_kernels = {kernel.py_func.__qualname__ for kernel, _ in units()}
+    assert {"histogram_eval", "maximize", "pearson_gof"} <= unit_kernels
+    for stages, (_, links, called) in fit_genes_typed.items():
+        assert not {name for name, _ in links} & unit_kernels, stages
+        # what a helper compiles ahead for the fit kernel is every unit it calls
+        jobs = kfit.compile_ahead_plan(*stages)[1]
+        assert {_unit_symbol(k.py_func, a) for k, a in jobs} == _with_callees(called), stages
+        # each unit after the units it calls (the helper works from the front)
+        order = [k.py_func.__qualname__ for k, _ in jobs]
+        assert order.index("pb_eval") < order.index("histogram_eval") < order.index("maximize")
     full = set(map(str, kfit.compile_ahead_plan(True, True)[1]))
     assert set(map(str, kfit.compile_ahead_plan(True, False)[1])) <= full
     assert set(map(str, kfit.compile_ahead_plan(False, True)[1])) <= full

@@ -1,42 +1,43 @@
-"""Compiling ahead: a cold first call compiles part of a kernel's tree in a second process.
+"""Compiling ahead: a cold first call compiles on two cores.
 
 A kernel called from Python is compiled with everything it calls, one callee
 after another, in the order its source reaches them (kernels/_jit.py); on a
 fresh installation the fit kernel :func:`telegraph.kernels.fit.fit_genes`
 spends about half a minute so, on one core. Most of that time is Numba's own
-typing and lowering, kernel by kernel, and independent subtrees (the
-Poisson-Beta evaluation, the profile-interval search, the goodness of fit) can
-be compiled anywhere: a kernel compiled as a top-level kernel in another process
-is written to the on-disk cache (its machine code and, for linking into
-callers, its LLVM IR), and :meth:`telegraph.kernels._jit.Kernel._link_or_load`
-loads a callee from the cache before it would compile it.
+typing and lowering, and the largest pieces are *units* (kernels/_jit.py):
+kernels compiled separately, with machine code and a cache entry of their own,
+that callers call by symbol. A unit compiled in another process is loaded
+from the on-disk cache, so units can be compiled anywhere.
 
 :func:`start` therefore launches, when the top kernel is not compiled or
 cached yet, one helper process (``python -m telegraph.kernels._ahead``) given
-a list of *jobs* (a kernel and the argument types its caller links it for),
-which it compiles in order as top-level kernels into the same cache. The two
-processes share the jobs through claim files (whoever creates a job's file
-first compiles it), so no job is compiled twice:
+a list of *jobs* (a kernel and argument types: the units the top kernel
+calls, each after the units it calls), which it compiles in order into the
+same cache. The two processes share the jobs through a directory of claim
+files (whoever creates a job's file first compiles it; ``i.done`` or
+``i.fail`` when it has ended), so no job is compiled twice:
 
-- when this process reaches a job's kernel and finds no cache entry, it claims
-  the job and compiles it itself if the helper has not started it; if the
-  helper has, it waits for it, and meanwhile compiles for linking the jobs
-  nobody has started yet, from the end of the list (the helper works from the
-  front), so that neither process idles while the other has work; a job that
-  is itself a kernel called from Python (the test kernel) is only ever
-  compiled whole, never for linking;
-- when the helper fails or ends early, this process compiles what is missing
+- either process, about to compile a job's kernel, claims it and compiles it
+  whole if nobody has; if the other process has, it waits for it and loads it
+  from the cache. While it waits outside any job of its own (this process,
+  resolving the units of the top kernel it has typed and lowered meanwhile),
+  it compiles the jobs nobody has started, from the end of the list (the
+  helper works from the front), so that neither idles while the other has
+  work; inside a job it only waits (for that job's callees: the calls between
+  kernels have no cycles, so the two never wait for each other);
+- when the helper fails or dies, this process compiles what is missing
   itself: the result is the same, only slower;
-- the helper is stopped when this process exits (Ctrl-C reaches both); an
-  interrupted helper leaves nothing half-written (Numba writes a cache entry
-  to a temporary file and renames it), and its claim files are removed.
+- the helper is stopped when this process exits (Ctrl-C reaches both) and
+  stops by itself when this process has gone; an interrupted helper leaves
+  nothing half-written (Numba writes a cache entry to a temporary file and
+  renames it), and the claim files are removed.
 
-Nothing here changes what is compiled, only where: the jobs' declared
-argument types must be the ones the top kernel links them for (tested in
-tests/test_compile.py); a job declared wrongly is never loaded and is compiled
-here as before. On one core (the CPUs this process may run on) there is
-nothing to overlap and no helper is started. The plans of the fit and the test
-kernels are declared next to them (:func:`telegraph.kernels.fit.compile_ahead_plan`,
+Nothing here changes what is compiled, only where: a job that is not what the
+top kernel calls (tested in tests/test_compile.py) is compiled for nothing,
+and what the top kernel needs is compiled here as before. On one core (the
+CPUs this process may run on) there is nothing to overlap and no helper is
+started. The plans of the fit and the test kernels are declared next to them
+(:func:`telegraph.kernels.fit.compile_ahead_plan`,
 :func:`telegraph.kernels.differential.compile_ahead_plan`) and started by
 :func:`telegraph.fitting.compile_ahead`.
 """
@@ -47,12 +48,11 @@ import atexit
 import importlib
 import os
 import pickle
-import queue
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
+import time
 from pathlib import Path
 
 from . import _jit
@@ -62,6 +62,8 @@ __all__ = ["start"]
 #: seconds this process waits for one job of the helper before compiling it
 #: itself (a helper that hangs costs at most this much)
 _WAIT = 600.0
+#: seconds between two looks at whether the other process has finished a job
+_POLL = 0.005
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -85,97 +87,126 @@ def _is_cached(kernel, args) -> bool:
         return True
 
 
-class _Helper:
-    """The helper process and the jobs it shares with this process."""
+class _Jobs:
+    """The jobs two processes share: a job is compiled whole (machine code and a
+    cache entry) by whichever process claims it first, and loaded from the cache
+    by the other. A directory holds a claim file per job (``i``, created
+    exclusively) and, once its compilation has ended, ``i.done`` or ``i.fail``."""
 
-    def __init__(self, jobs, whole=()):
+    def __init__(self, jobs, claims: str, other_alive):
         self.jobs = [(kernel, tuple(args)) for kernel, args in jobs]
         self.index = {(id(k), a): i for i, (k, a) in enumerate(self.jobs)}
-        # jobs that are kernels called from Python (compiled whole, never for linking)
-        whole = set(whole)
-        self.whole = {i for i, (k, a) in enumerate(self.jobs) if (id(k), a) in whole}
-        self.claims = tempfile.mkdtemp(prefix="telegraph-ahead-")
-        self.done: set[int] = set()
-        self.failed: set[int] = set()
-        self.mine: set[int] = set()   # jobs this process claimed (compiles itself)
-        self.ended = False
-        self.steal = True   # compile unstarted jobs here while waiting (tests turn it off)
-        spec = [(k.py_func.__module__, k.py_func.__qualname__, a) for k, a in self.jobs]
+        self.claims = claims
+        self.other_alive = other_alive
+        self.mine: set[int] = set()     # jobs this process claimed
+        self.active: set[int] = set()   # ... and is compiling now
+        # claim unstarted jobs (the helper always does; tests may make this process
+        # only wait, for a deterministic split)
+        self.steal = True
+
+    def _claim(self, i: int) -> bool:
+        if _claim_file(self.claims, str(i)):
+            self.mine.add(i)
+            return True
+        return False
+
+    def _ended(self, i: int):
+        """True when job ``i`` is in the cache, False when its compilation failed,
+        None while it runs (or has not started)."""
+        if os.path.exists(os.path.join(self.claims, f"{i}.done")):
+            return True
+        if os.path.exists(os.path.join(self.claims, f"{i}.fail")):
+            return False
+        return None
+
+    def _steal_one(self) -> bool:
+        """Compile here the last job nobody has started; False if none. Only a
+        process compiling no job of its own steals: a process waiting inside a job
+        waits only for that job's callees, so two waiting processes never wait
+        for each other (the calls between kernels have no cycles)."""
+        if not self.steal or self.active:
+            return False
+        for j in range(len(self.jobs) - 1, -1, -1):
+            if self._claim(j):
+                kernel, args = self.jobs[j]
+                try:
+                    kernel.compile(args)
+                except Exception:  # noqa: BLE001 - reported as failed; the caller retries
+                    pass
+                return True
+        return False
+
+    def wait(self, kernel, args):
+        """Before ``kernel`` is compiled for ``args``: True when the other process
+        has put it in the cache (load it), False when it is this process's to
+        compile (claimed now or before), None when it is no job (or the other
+        process failed at it or died: compile it here)."""
+        i = self.index.get((id(kernel), tuple(args)))
+        if i is None:
+            return None
+        if i in self.mine or (self.steal and self._claim(i)):
+            self.active.add(i)
+            return False
+        deadline = time.monotonic() + _WAIT
+        while True:
+            ended = self._ended(i)
+            if ended is not None:
+                return True if ended else None
+            if not self.other_alive() or time.monotonic() > deadline:
+                return None
+            if not self._steal_one():
+                time.sleep(_POLL)
+
+    def done(self, kernel, args, ok: bool):
+        """``kernel`` compiled for ``args`` (``ok``) or failed: tell the other process."""
+        i = self.index.get((id(kernel), tuple(args)))
+        if i is not None and i in self.active:
+            self.active.discard(i)
+            _claim_file(self.claims, f"{i}.{'done' if ok else 'fail'}")
+
+    def install(self):
+        _jit._ahead_wait, _jit._ahead_done = self.wait, self.done
+
+
+class _Helper:
+    """The helper process, compiling the jobs from the front of the list."""
+
+    def __init__(self, jobs):
+        claims = tempfile.mkdtemp(prefix="telegraph-ahead-")
+        self.claims = claims
+        spec = [(k.py_func.__module__, k.py_func.__qualname__, tuple(a)) for k, a in jobs]
         env = dict(os.environ)
         # the same telegraph as this process (same sources: same cache keys)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "telegraph.kernels._ahead", self.claims],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                [sys.executable, "-m", "telegraph.kernels._ahead", claims],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 env=env)
         except OSError:
-            shutil.rmtree(self.claims, ignore_errors=True)
+            shutil.rmtree(claims, ignore_errors=True)
             raise
-        self.lines: queue.Queue = queue.Queue()
         try:
             self.proc.stdin.write(pickle.dumps(spec))
             self.proc.stdin.close()
-        except BrokenPipeError:   # the helper died at once: it reports nothing, this compiles
+        except BrokenPipeError:   # the helper died at once: this process compiles
             pass
-        threading.Thread(target=self._read, daemon=True).start()
+        self.jobs = _Jobs(jobs, claims, lambda: self.proc.poll() is None)
         atexit.register(self.stop)
 
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.put(line.decode().split())
-        self.lines.put(None)
+    @property
+    def steal(self):
+        return self.jobs.steal
 
-    def _claim(self, i: int) -> bool:
-        if _claim_file(self.claims, i):
-            self.mine.add(i)
-            return True
-        return False
-
-    def _take(self, timeout) -> bool:
-        """Record the helper's next report; False when it has ended (or timed out)."""
-        try:
-            words = self.lines.get(timeout=timeout)
-        except queue.Empty:
-            self.stop()
-            return False
-        if words is None:
-            self.ended = True
-            return False
-        if len(words) == 2 and words[1].isdigit():
-            (self.done if words[0] == "done" else self.failed).add(int(words[1]))
-        return True
-
-    def _steal_one(self) -> bool:
-        """Compile here, for linking, the last job nobody has started; False if none."""
-        if not self.steal:
-            return False
-        for j in range(len(self.jobs) - 1, -1, -1):
-            if j not in self.whole and self._claim(j):
-                kernel, args = self.jobs[j]
-                kernel._compile_for_linking(args)
-                return True
-        return False
-
-    def wait_for(self, kernel, args) -> bool:
-        """Called on a cache miss of ``kernel`` for ``args``: True when the helper
-        has compiled it into the cache (load it now), False to compile it here."""
-        i = self.index.get((id(kernel), tuple(args)))
-        if i is None or i in self.mine or self.ended:
-            return False
-        if self.steal and self._claim(i):
-            return False   # the helper has not started it: compile it here
-        while i not in self.done and i not in self.failed and not self.ended:
-            if not self._steal_one() and not self._take(_WAIT):
-                break
-        return i in self.done
+    @steal.setter
+    def steal(self, value):
+        self.jobs.steal = value
 
     def stop(self):
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        self.ended = True
         shutil.rmtree(self.claims, ignore_errors=True)
 
 
@@ -204,37 +235,40 @@ def start(*plans) -> bool:
                 jobs.append((kernel, tuple(args)))
     if not jobs:
         return False
-    whole = {(id(top), tuple(top_args)) for top, top_args, _ in plans}
     try:
-        _helper = _Helper(jobs, whole)
+        _helper = _Helper(jobs)
     except OSError:   # no interpreter to start (an embedded Python): compile here
         return False
-    _jit._ahead_wait = _helper.wait_for
+    _helper.jobs.install()
     return True
 
 
-def _claim_file(claims: str, i: int) -> bool:
+def _claim_file(claims: str, name: str) -> bool:
     try:
-        os.close(os.open(os.path.join(claims, str(i)), os.O_CREAT | os.O_EXCL))
+        os.close(os.open(os.path.join(claims, name), os.O_CREAT | os.O_EXCL))
         return True
     except OSError:
         return False
 
 
 def _main(claims: str) -> None:
-    """The helper: compile each job nobody has claimed as a top-level kernel
-    (machine code and a cache entry), reporting ``done i`` / ``fail i``."""
+    """The helper: compile each job nobody has claimed, from the front of the
+    list, as the other process does (claims, waits, done files); stop when the
+    process that started it has gone."""
     spec = pickle.loads(sys.stdin.buffer.read())
-    for i, (module, name, args) in enumerate(spec):
-        if not _claim_file(claims, i):
-            continue
-        try:
-            kernel = getattr(importlib.import_module(module), name)
-            kernel.compile(args)
-            word = "done"
-        except Exception:  # noqa: BLE001 - the caller compiles it itself
-            word = "fail"
-        print(word, i, flush=True)
+    parent = os.getppid()
+    jobs = [(getattr(importlib.import_module(module), name), args)
+            for module, name, args in spec]
+    shared = _Jobs(jobs, claims, lambda: os.getppid() == parent)
+    shared.install()
+    for i, (kernel, args) in enumerate(jobs):
+        if os.getppid() != parent:
+            return
+        if shared._claim(i):
+            try:
+                kernel.compile(args)
+            except Exception:  # noqa: BLE001 - reported as failed; the other process retries
+                pass
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """How the kernels are compiled and cached: one machine-code version per kernel.
 
 Every kernel module takes its decorator from here (``from ._jit import njit``)
-instead of from Numba. It is Numba's ``njit`` with six differences, all about
+instead of from Numba. It is Numba's ``njit`` with seven differences, all about
 start-up: the first call (a fresh installation compiles every kernel it uses
 once; benchmarks/bench_startup.py measures it per kernel) and loading:
 
@@ -27,6 +27,21 @@ once; benchmarks/bench_startup.py measures it per kernel) and loading:
   ``telegraph fit --example``). Here only a kernel called from Python gets
   machine code (and a cache entry), once for everything it calls; a callee
   gets machine code of its own, compiled again, only if Python calls it too;
+- a kernel declared a *unit* (``@njit(unit="float64(int64[::1], ...)")``,
+  with its return type) is compiled separately, once, with machine code and a
+  cache entry of its own, and its callers call it by a symbol that is the
+  same in every process (:func:`_unit_symbol`) instead of linking it in: a
+  caller is typed from the declared signature without compiling the unit,
+  and the unit is compiled (or loaded) only when machine code that calls it is
+  finalised (:class:`_UnitLibrary`; a cache entry lists the units its code
+  calls, loaded first). The largest subtrees of the fit (the Poisson-Beta
+  evaluation and its runs, the maximiser, the profile-bound search, the
+  goodness of fit) are units, so a cold first fit optimises and
+  code-generates each once, and two processes can compile them side by
+  side (kernels/_ahead.py). A call with other argument types than declared
+  links the kernel as any other; a unit whose compiled return type differs
+  from the declared one is an error. Units are chosen where a call does
+  enough work that an out-of-line call costs nothing measurable;
 - a callee is loaded from the cache when it is there, and on a cold first
   fit a helper process may be compiling it into the cache meanwhile
   (:mod:`telegraph.kernels._ahead`): then it waits for the helper instead of
@@ -55,6 +70,7 @@ import os
 from pathlib import Path
 
 import llvmlite.binding as ll
+from numba.core import cgutils
 from numba.core import config as numba_config
 from numba.core import event as ev
 from numba.core import sigutils, types, typing
@@ -62,11 +78,12 @@ from numba.core.codegen import JITCodeLibrary
 from numba.core.compiler_lock import global_compiler_lock
 from numba.core.dispatcher import _FunctionCompiler
 from numba.core.caching import CompileResultCacheImpl, FunctionCache, _CacheLocator
+from numba.core.imputils import impl_ret_new_ref
 from numba.core.registry import CPUDispatcher
 from numba.core.runtime import rtsys
 from numba.misc.appdirs import AppDirs
 
-__all__ = ["njit", "Kernel", "cache_dir"]
+__all__ = ["njit", "Kernel", "cache_dir", "units", "unit_jobs"]
 
 _KERNELS = Path(__file__).resolve().parent
 
@@ -90,9 +107,13 @@ def _source_stamp() -> str:
     return h.hexdigest()
 
 
-#: set by kernels/_ahead.py while a helper process compiles kernels ahead:
-#: ``wait(kernel, args)`` -> whether the helper has put it in the cache now
+#: set by kernels/_ahead.py while two processes compile kernels together:
+#: ``wait(kernel, args)`` before a kernel is compiled: True when the other
+#: process has put it in the cache now (load it), False when this process has
+#: claimed it (compile it, then report ``done(kernel, args, ok)``), None when
+#: it is nobody's job
 _ahead_wait = None
+_ahead_done = None
 
 
 class _Locator(_CacheLocator):
@@ -126,6 +147,18 @@ class _Locator(_CacheLocator):
 
 class _CacheImpl(CompileResultCacheImpl):
     _locator_classes = [_Locator, *CompileResultCacheImpl._locator_classes]
+
+    # a cache entry carries the units its machine code calls (their symbols are
+    # resolved when it is loaded): load those first
+    def reduce(self, cres):
+        return super().reduce(cres), getattr(cres.library, "units", ())
+
+    def rebuild(self, target_context, payload):
+        payload, names = payload
+        _resolve_units(names)
+        cres = super().rebuild(target_context, payload)
+        cres.library.units = names
+        return cres
 
 
 class _Cache(FunctionCache):
@@ -169,6 +202,101 @@ class _LinkOnlyLibrary(JITCodeLibrary):
         self._shared_module = module
 
 
+# ------------------------------------------------------------------ units
+
+#: symbol names of the units of this process -> (kernel, argument types)
+_UNITS: dict[str, tuple] = {}
+#: the unit symbols resolved in this process (name -> address)
+_RESOLVED: dict[str, int] = {}
+_UNIT_PREFIX = "telegraph.unit."
+
+
+def _unit_symbol(py_func, args) -> str:
+    """The symbol by which callers call a unit for ``args``: the same in every
+    process (Numba's own names carry a per-process counter)."""
+    sig = hashlib.sha256(repr(tuple(args)).encode()).hexdigest()[:16]
+    return f"{_UNIT_PREFIX}{py_func.__module__}.{py_func.__qualname__}.{sig}"
+
+
+def _unit_refs(module) -> set:
+    """The unit symbols an LLVM module calls (declares without defining)."""
+    return {fn.name for fn in module.functions
+            if fn.is_declaration and fn.name.startswith(_UNIT_PREFIX)}
+
+
+def _resolve_units(names) -> None:
+    """Make the units named callable from machine code about to be finalised:
+    each compiled (or loaded from the cache) and its address given to LLVM's
+    symbol table under its unit symbol."""
+    for name in names:
+        if name in _RESOLVED:
+            continue
+        kernel, args = _UNITS[name]
+        kernel.compile(args)
+        cres = kernel.overloads[args]
+        address = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
+        if not address:
+            raise RuntimeError(f"unit {name}: no machine code for {cres.fndesc.llvm_func_name}")
+        ll.add_symbol(name, address)
+        _RESOLVED[name] = address
+
+
+def units() -> list:
+    """Every unit of the imported kernel modules, as ``(kernel, argument types)``."""
+    return list(_UNITS.values())
+
+
+def unit_jobs(*modules) -> list:
+    """The units declared in the kernel modules ``modules``, as ``(kernel,
+    argument types)``: module by module, each in the order of its source."""
+    return [(kernel, args) for module in modules for kernel, args in _UNITS.values()
+            if kernel.py_func.__module__ == module.__name__]
+
+
+class _UnitLibrary(JITCodeLibrary):
+    """Numba's code library, resolving the units its code calls before it is
+    turned into machine code (an unresolved symbol would abort the process)."""
+
+    units = ()
+
+    def finalize(self):
+        names = _unit_refs(self._final_module)
+        for library in self._linking_libraries:
+            names |= _unit_refs(library._get_module_for_linking())
+        _resolve_units(sorted(names))
+        self.units = tuple(sorted(names))
+        super().finalize()
+
+
+def _unit_call(name, restype, argtypes):
+    """The lowering of a call to a unit: a call of its symbol by Numba's calling
+    convention (as Numba calls a kernel it linked, without linking it)."""
+
+    def imp(context, builder, sig, args):
+        fnty = context.call_conv.get_function_type(restype, argtypes)
+        fn = cgutils.get_or_insert_function(builder.module, fnty, name)
+        status, retval = context.call_conv.call_function(builder, fn, restype, argtypes, args)
+        with cgutils.if_unlikely(builder, status.is_error):
+            context.call_conv.return_status_propagate(builder, status)
+        return impl_ret_new_ref(context, builder, restype, retval)
+
+    imp.signature = argtypes
+    imp.libs = ()
+    return imp
+
+
+class _UnitKey:
+    """Stands for a unit's entry point in the target context's function table."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"<unit {self.name}>"
+
+
 class _Compiler(_FunctionCompiler):
     """Numba's function compiler; with ``link_only`` set, the kernel is
     lowered for linking only: no machine code, no Python wrappers."""
@@ -208,12 +336,37 @@ class Kernel(CPUDispatcher):
                                    c.pipeline_class)
         self._link_only = {}   # argument types -> (_LinkKey, compile result)
         self._linkable = not self.targetoptions.get("parallel")
+        self._units = {}       # argument types -> (symbol, _UnitKey, declared signature)
+        codegen = self.targetctx.codegen()
+        if not issubclass(codegen._library_class, _UnitLibrary):
+            codegen._library_class = _UnitLibrary
+
+    def _declare_units(self, signatures):
+        for sig in signatures:
+            args, restype = sigutils.normalize_signature(sig)
+            if restype is None:
+                raise TypeError(f"{self.py_func.__qualname__}: a unit's signature needs its "
+                                "return type, e.g. float64(int64[::1], ...)")
+            args = tuple(args)
+            name = base = _unit_symbol(self.py_func, args)
+            n = 1
+            while name in _UNITS:   # another kernel of the same name (defined in a loop)
+                name, n = f"{base}.{n}", n + 1
+            key = _UnitKey(name)
+            self.targetctx._defns[key].append(_unit_call(name, restype, args), args)
+            self._units[args] = (name, key, typing.signature(restype, *args))
+            _UNITS[name] = (self, args)
 
     def get_call_template(self, args, kws):
         args = tuple(types.unliteral(a) for a in args)
         kws = {k: types.unliteral(v) for k, v in kws.items()}
         pysig, args = self._compiler.fold_argument_types(args, kws)
         args = tuple(args)
+        unit = self._units.get(args)
+        if unit is not None:   # called by its symbol: nothing to compile to type the call
+            template = typing.make_concrete_template(f"CallTemplate({unit[0]})",
+                                                     key=unit[0], signatures=[unit[2]])
+            return template, pysig, args, {}
         if self._can_compile:
             if self._linkable:
                 self._compile_for_linking(args)
@@ -234,9 +387,11 @@ class Kernel(CPUDispatcher):
 
     def _link_or_load(self, args):
         cres = self._cache.load_overload(args, self.targetctx)
-        if cres is None and _ahead_wait is not None and _ahead_wait(self, args):
-            # compiled by the helper process meanwhile (kernels/_ahead.py)
-            cres = self._cache.load_overload(args, self.targetctx)
+        if cres is None and _ahead_wait is not None and _ahead_wait(self, args) is not None:
+            # a job of the helper process (kernels/_ahead.py): compiled whole, by
+            # whichever process claimed it, and loaded from the cache by the other
+            self.compile(args)
+            return
         if cres is not None:
             self._cache_hits[args] += 1
             self.targetctx.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
@@ -260,9 +415,23 @@ class Kernel(CPUDispatcher):
         args, _ = sigutils.normalize_signature(sig)
         args = tuple(args)
         self._link_only.pop(args, None)
-        if _ahead_wait is not None and args not in self.overloads:
-            _ahead_wait(self, args)   # a helper compiling it ahead: then it is loaded
-        return super().compile(sig)
+        if args in self.overloads:
+            return self.overloads[args].entry_point
+        ahead = _ahead_wait is not None and _ahead_wait(self, args) is False
+        try:
+            entry = super().compile(sig)
+        except BaseException:
+            if ahead:
+                _ahead_done(self, args, False)
+            raise
+        if ahead:   # compiled (or loaded) here while the other process waits for it
+            _ahead_done(self, args, True)
+        unit = self._units.get(args)
+        if unit is not None and self.overloads[args].signature.return_type != unit[2].return_type:
+            raise TypeError(f"{self.py_func.__qualname__} returns "
+                            f"{self.overloads[args].signature.return_type}, its unit "
+                            f"signature declares {unit[2].return_type}")
+        return entry
 
     @property
     def signatures(self):
@@ -275,6 +444,9 @@ class Kernel(CPUDispatcher):
 
     def get_overload(self, sig):
         args, _ = sigutils.normalize_signature(sig)
+        unit = self._units.get(tuple(args))
+        if unit is not None:
+            return unit[1]
         entry = self._link_only.get(tuple(args))
         return entry[0] if entry is not None else super().get_overload(sig)
 
@@ -282,14 +454,18 @@ class Kernel(CPUDispatcher):
         self._cache = _Cache(self.py_func)
 
 
-def njit(func=None, *, cache: bool = True, **options):
+def njit(func=None, *, cache: bool = True, unit=None, **options):
     """``numba.njit`` compiling one version per argument types (see the module
-    docstring); use as ``@njit`` or ``@njit(error_model="numpy", ...)``."""
+    docstring); use as ``@njit`` or ``@njit(error_model="numpy", ...)``.
+    ``unit``: a signature (or a list of them) with which the kernel is a
+    separately compiled unit (see the module docstring)."""
 
     def wrap(f):
         disp = Kernel(py_func=f, locals={}, targetoptions={"nopython": True, **options})
         if cache:
             disp.enable_caching()
+        if unit is not None:
+            disp._declare_units(unit if isinstance(unit, (list, tuple)) else [unit])
         return disp
 
     return wrap if func is None else wrap(func)

@@ -20,13 +20,16 @@ import math
 import numpy as np
 from numba.core import types as nbtypes
 
-from ._jit import njit
+from ._jit import njit, unit_jobs
 from .gof import LAW_NEGBINOM, LAW_POISSON, LAW_POISSON_BETA, LAW_ZIP, pearson_gof
 from .models import (MODEL_NEGBINOM, MODEL_TELEGRAPH, MODEL_ZIP, coarse_bins, evaluate,
                      poisson_fit, sort_bins, telegraph_eval)
 from .optimize import (TARGET_LOG_A, TARGET_LOG_B, TARGET_LOG_BETA, _fit_limit, fit_negbinom,
                        fit_telegraph, fit_zip, maximize, search_box)
 from .linalg import sym3
+from . import gof as gof_module
+from . import optimize, poisson_beta
+from . import profile as profile_module
 from .profile import bursty_limit_end, profile_bound, wald_se, widen_near_limits
 
 # regime codes
@@ -405,20 +408,13 @@ def compile_ahead_plan(profile: bool, gof: bool):
     """The argument types of :func:`fit_genes` as :func:`telegraph.fitting.fit_raw`
     calls it (``profile``: a profile mask, else None; ``gof``: a goodness-of-fit
     threshold, else None), and the jobs a helper process compiles ahead when
-    that version is compiled cold (kernels/_ahead.py): the kernels it reaches
-    last or shares most, each with the argument types ``fit_genes`` links it
-    for, the one needed first first. Returns ``(args, jobs)``."""
+    that version is compiled cold (kernels/_ahead.py): the units that version
+    calls (kernels/_jit.py), each before the units that call it, the ones only
+    profile intervals or the goodness of fit need last. Returns ``(args, jobs)``."""
     args = (_VI, _VI, _VI, _VF, _VF, _VI, _I, _F, _VB if profile else _NONE, _I,
             _F if gof else _NONE, _MF, _F, _F, _VI, _VF, _F)
-    jobs = [(telegraph_eval, _HIST + (_VF, _B, _VF, _MF, _VF))]
-    if profile:
-        jobs.append((profile_bound, _HIST + (_VF, _F, _I, _F, _F, _F, _F, _I, _VF, _F, _VF, _MF,
-                                             nbtypes.Omitted(True))))
-    if gof:
-        jobs.append((pearson_gof, (_I,) + _HIST + (_I, _VF, _F, _MF)))
-    if profile:
-        jobs.append((bursty_limit_end, _HIST + (_VF, _F, _I, _F, _F, _VF, _F, _I, _VF)))
-    return args, jobs
+    stages = [poisson_beta, optimize] + [profile_module] * profile + [gof_module] * gof
+    return args, unit_jobs(*stages)
 
 
 def _read_only(a):

@@ -299,7 +299,9 @@ def _pb_small_rate_singles(par, capture, gw, glo, ghi, lo, n_single, expct, dexp
             dexp[j, 2] += w * (p * (n - x + Sx / S))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy",
+      unit=("Tuple((float64, int64, boolean))(int64, int64[::1], float64[::1], int64[::1], "
+            "float64[::1], int64, float64[::1], float64, float64[:, ::1])"))
 def pearson_gof(law, values, weights, groups, capture, n_groups, par, min_expected, Ig):
     """Pearson chi-square of the observed histogram against ``law`` at
     ``par``, with adjacent counts pooled until every class expects >=

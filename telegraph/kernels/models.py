@@ -235,9 +235,18 @@ def sort_bins(values, weights, groups):
     """Copies of one gene's bins ordered by (value, group): histogram_eval
     shares the per-count work across capture groups when equal counts are
     adjacent, and the fitter evaluates the same bins hundreds of times."""
-    key = values * (groups.max() + 1) + groups if values.shape[0] > 0 else values.copy()
+    n = values.shape[0]
+    top = 0
+    for i in range(n):   # (loops, not groups.max() and values[o]: less to compile)
+        top = max(top, groups[i])
+    key = np.empty(n, np.int64)
+    for i in range(n):
+        key[i] = values[i] * (top + 1) + groups[i]
     o = stable_argsort(key)
-    return values[o], weights[o], groups[o]
+    v, w, g = np.empty(n, np.int64), np.empty(n, np.float64), np.empty(n, np.int64)
+    for i in range(n):
+        v[i], w[i], g[i] = values[o[i]], weights[o[i]], groups[o[i]]
+    return v, w, g
 
 
 

@@ -89,7 +89,10 @@ def search_box(target, lo, hi):
 _SAME_OPTIMUM = 0.1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy",
+      unit=("Tuple((float64, boolean, int64))(int64, int64[::1], float64[::1], int64[::1], "
+            "float64[::1], float64[::1], float64[:, ::1], float64[:, ::1], boolean[::1], "
+            "float64[::1], float64[::1], int64, float64[::1], float64[::1])"))
 def maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo, hi,
               max_iter, buf, known):
     """Damped Newton ascent of the log-likelihood over the free coordinates of
@@ -309,7 +312,9 @@ def _telegraph_starts(values, weights, groups, capture):
     return starts, ns
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy",
+      unit=("Tuple((float64, boolean, int64))(int64[::1], float64[::1], int64[::1], "
+            "float64[::1], float64[::1], int64, float64[::1])"))
 def fit_telegraph(values, weights, groups, capture, theta_out, max_iter, buf):
     """Multi-start fit of the telegraph model in the search box; the optimum
     goes to ``theta_out``. Returns (ll, converged, iterations of the climb

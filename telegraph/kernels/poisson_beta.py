@@ -124,7 +124,8 @@ def _no_value(want_info, out):
     return np.nan
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy",
+      unit="float64(float64, float64, float64, float64, boolean, float64[::1])")
 def pb_eval(n, a, b, x, want_info, out):
     """Evaluate one count n.
 
@@ -623,7 +624,10 @@ def _weights(tab, L, x, b, c, alpha, u3_ref, kd, rho_max, lg_b, lg_c):
     return L, S, s1, s2, s3, lr, k_b, k_d, k_u
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy",
+      unit=("void(float64, int64[::1], int64, int64, float64[::1], int64[::1], float64[::1], "
+            "float64, float64, float64, float64, float64, float64, boolean, float64[:, ::1], "
+            "float64[::1], float64[::1])"))
 def _grouped_run(nf, idx, j0, j1, weights, groups, capture, a, b, lam, lg_a, lg_b, lg_ab,
                  want_info, tab, buf, out):
     """Add the bins idx[j0:j1], which all hold the count nf, to ``out``."""
@@ -1002,7 +1006,11 @@ def _add_scaled(res, s, want_info, out):
         out[9] += s * s * res[9]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy",
+      unit=("void(int64[::1], float64[::1], int64[::1], int64, int64, int64, boolean, "
+            "float64, float64, float64, float64, boolean, float64[::1], float64[::1], "
+            "float64[:, ::1], float64[::1], float64[:, ::1], float64[:, :, ::1], "
+            "float64[::1])"))
 def _rec_run(values, weights, order, j0, j1, top, anchored, s, a, b, lam, want_info, buf, out,
              spread, L3, G3, I3, res):
     """Add the bins order[j0:j1] (one capture value s, values ascending along
@@ -1292,7 +1300,9 @@ def _rec_groups(values, weights, groups, capture, idx, a, b, lam, want_info, buf
     return w2
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy",
+      unit=("void(int64[::1], float64[::1], int64[::1], float64[::1], float64, float64, "
+            "float64, boolean, float64[::1])"))
 def histogram_eval(values, weights, groups, capture, a, b, lam, want_info, out):
     """Total log-likelihood of one gene's count histogram, its gradient with
     respect to (a, b, lam) and, if want_info, the observed information.

@@ -329,7 +329,10 @@ def _vm_model_end(phi, ll, gp, Hp, pinned, fix, target_ll, psi_hat, side):
     return phi[fix] + best
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy",
+      unit=("float64(int64[::1], float64[::1], int64[::1], float64[::1], float64[::1], "
+            "float64, int64, float64, float64, float64[::1], float64, float64[::1], "
+            "float64[:, ::1])"))
 def _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, target, side, drop,
                       buf, ll0, g0, H0):
     """Venzon-Moolgavkar: solve l(phi) = ll_hat - drop together with
@@ -583,7 +586,10 @@ def negbinom_profile_bound(values, weights, groups, capture, theta_nb, ll_nb, fi
     return secant_end(a_psi, ra, b_psi, rb)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy",
+      unit=("UniTuple(float64, 2)(int64[::1], float64[::1], int64[::1], float64[::1], "
+            "float64[::1], float64, int64, float64, float64, float64[::1], float64, int64, "
+            "float64[::1])"))
 def bursty_limit_end(values, weights, groups, capture, theta_hat, ll_hat, target, side, drop,
                      theta_nb, ll_nb, max_iter, buf):
     """The upper end of burst frequency (``target`` = TARGET_LOG_A, ``side``
