@@ -34,9 +34,10 @@ once; benchmarks/bench_startup.py measures it per kernel) and loading:
   caller is typed from the declared signature without compiling the unit,
   and the unit is compiled (or loaded) only when machine code that calls it is
   finalised (:class:`_UnitLibrary`; a cache entry lists the units its code
-  calls, loaded first). The largest subtrees of the fit (the Poisson-Beta
-  evaluation and its runs, the maximiser, the profile-bound search, the
-  goodness of fit) are units, so a cold first fit optimises and
+  calls, loaded first). The largest subtrees of the fit (the sort of a gene's
+  bins, the Poisson-Beta evaluation and its runs, the maximiser, the
+  profile-bound searches and the widening near the limits, the goodness of
+  fit) are units, so a cold first fit optimises and
   code-generates each once, and two processes can compile them side by
   side (kernels/_ahead.py). A call with other argument types than declared
   links the kernel as any other; a unit whose compiled return type differs
@@ -234,6 +235,11 @@ def _resolve_units(names) -> None:
         kernel, args = _UNITS[name]
         kernel.compile(args)
         cres = kernel.overloads[args]
+        declared = kernel._units[args][2].return_type
+        if cres.signature.return_type != declared:   # callers were typed with it
+            raise TypeError(f"{kernel.py_func.__qualname__} returns "
+                            f"{cres.signature.return_type}, its unit signature declares "
+                            f"{declared}")
         address = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
         if not address:
             raise RuntimeError(f"unit {name}: no machine code for {cres.fndesc.llvm_func_name}")
@@ -426,11 +432,6 @@ class Kernel(CPUDispatcher):
             raise
         if ahead:   # compiled (or loaded) here while the other process waits for it
             _ahead_done(self, args, True)
-        unit = self._units.get(args)
-        if unit is not None and self.overloads[args].signature.return_type != unit[2].return_type:
-            raise TypeError(f"{self.py_func.__qualname__} returns "
-                            f"{self.overloads[args].signature.return_type}, its unit "
-                            f"signature declares {unit[2].return_type}")
         return entry
 
     @property

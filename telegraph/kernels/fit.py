@@ -28,7 +28,7 @@ from .optimize import (TARGET_LOG_A, TARGET_LOG_B, TARGET_LOG_BETA, _fit_limit, 
                        fit_telegraph, fit_zip, maximize, search_box)
 from .linalg import sym3
 from . import gof as gof_module
-from . import optimize, poisson_beta
+from . import models, optimize, poisson_beta
 from . import profile as profile_module
 from .profile import bursty_limit_end, profile_bound, wald_se, widen_near_limits
 
@@ -413,7 +413,8 @@ def compile_ahead_plan(profile: bool, gof: bool):
     profile intervals or the goodness of fit need last. Returns ``(args, jobs)``."""
     args = (_VI, _VI, _VI, _VF, _VF, _VI, _I, _F, _VB if profile else _NONE, _I,
             _F if gof else _NONE, _MF, _F, _F, _VI, _VF, _F)
-    stages = [poisson_beta, optimize] + [profile_module] * profile + [gof_module] * gof
+    stages = ([models, poisson_beta, optimize] + [profile_module] * profile
+              + [gof_module] * gof)
     return args, unit_jobs(*stages)
 
 

@@ -230,7 +230,9 @@ def poisson_fit(values, weights, groups, capture):
     return mu, ll
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy",
+      unit=("Tuple((int64[::1], float64[::1], int64[::1]))"
+            "(int64[::1], float64[::1], int64[::1])"))
 def sort_bins(values, weights, groups):
     """Copies of one gene's bins ordered by (value, group): histogram_eval
     shares the per-count work across capture groups when equal counts are

@@ -688,7 +688,10 @@ def _extend(ci, target, side, value):
         ci[k] = max(ci[k], value)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy",
+      unit=("void(float64[::1], float64, boolean, float64, float64, float64, float64, float64, "
+            "float64, int64[::1], float64[::1], int64[::1], float64[::1], float64, boolean[::1], "
+            "int64, float64[::1])"))
 def widen_near_limits(ci, d_union, all_limits, ll_sup, ll_nb, ll_zip, ll_p, nb_log_a,
                       nb_log_beta, values, weights, groups, capture, drop, profile_mask, max_iter,
                       buf):
