@@ -19,7 +19,7 @@ import pytest
 from conftest import REPO
 from telegraph.kernels import counting
 from telegraph.kernels import fit as kfit
-from telegraph.kernels._jit import Kernel, _unit_symbol, njit, units
+from telegraph.kernels._jit import Kernel, njit, units
 
 
 def test_constants_passed_by_callers_compile_one_version():
@@ -328,7 +328,7 @@ if sys.argv[3] == "no-interpreter":
 top, leaf = (nested.via_unit, nested.square) if sys.argv[4] == "unit" else (nested.top, nested.leaf)
 started = _ahead.start((top, (types.float64,), [(leaf, (declared,))]))
 if started:
-    _ahead._helper.steal = False           # wait for the helper: a deterministic split
+    _ahead._helper.jobs.steal = False      # wait for the helper: a deterministic split
     if sys.argv[3] == "kill":
         _ahead._helper.proc.kill()
 value = top(3.0)
@@ -380,7 +380,7 @@ def test_a_wrongly_declared_job_or_a_dead_helper_only_costs_time(tmp_path):
 
 def _with_callees(names):
     """The unit symbols ``names`` and those of the units they call, and so on."""
-    by_symbol = {_unit_symbol(k.py_func, a): (k, a) for k, a in units()}
+    by_symbol = units()
     todo, out = list(names), set()
     while todo:
         name = todo.pop()
@@ -395,13 +395,14 @@ def _with_callees(names):
 def test_the_fit_kernel_calls_its_units_by_symbol_and_the_helper_compiles_them(fit_genes_typed):
     # a call whose argument types differ from a unit's declared signature would link
     # the kernel instead (compiled again, inside the caller): none may
-    unit_kernels = {kernel.py_func.__qualname__ for kernel, _ in units()}
+    unit_kernels = {kernel.py_func.__qualname__ for kernel, _ in units().values()}
+    symbol = {(id(kernel), args): name for name, (kernel, args) in units().items()}
     assert {"histogram_eval", "maximize", "pearson_gof"} <= unit_kernels
     for stages, (_, links, called) in fit_genes_typed.items():
         assert not {name for name, _ in links} & unit_kernels, stages
         # what a helper compiles ahead for the fit kernel is every unit it calls
         jobs = kfit.compile_ahead_plan(*stages)[1]
-        assert {_unit_symbol(k.py_func, a) for k, a in jobs} == _with_callees(called), stages
+        assert {symbol[id(k), a] for k, a in jobs} == _with_callees(called), stages
         # each unit after the units it calls (the helper works from the front)
         order = [k.py_func.__qualname__ for k, _ in jobs]
         assert order.index("pb_eval") < order.index("histogram_eval") < order.index("maximize")

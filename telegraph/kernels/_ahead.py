@@ -126,15 +126,19 @@ class _Jobs:
         for each other (the calls between kernels have no cycles)."""
         if not self.steal or self.active:
             return False
-        for j in range(len(self.jobs) - 1, -1, -1):
-            if self._claim(j):
-                kernel, args = self.jobs[j]
-                try:
-                    kernel.compile(args)
-                except Exception:  # noqa: BLE001 - reported as failed; the caller retries
-                    pass
-                return True
-        return False
+        return any(self.run(j) for j in range(len(self.jobs) - 1, -1, -1))
+
+    def run(self, i: int) -> bool:
+        """Claim job ``i`` and compile it here; False if it was claimed already.
+        A failure is reported to the other process (which then compiles it itself)."""
+        if not self._claim(i):
+            return False
+        kernel, args = self.jobs[i]
+        try:
+            kernel.compile(args)
+        except Exception:  # noqa: BLE001 - reported as failed by Kernel.compile
+            pass
+        return True
 
     def wait(self, kernel, args):
         """Before ``kernel`` is compiled for ``args``: True when the other process
@@ -195,14 +199,6 @@ class _Helper:
         self.jobs = _Jobs(jobs, claims, lambda: self.proc.poll() is None)
         atexit.register(self.stop)
 
-    @property
-    def steal(self):
-        return self.jobs.steal
-
-    @steal.setter
-    def steal(self, value):
-        self.jobs.steal = value
-
     def stop(self):
         if self.proc.poll() is None:
             self.proc.kill()
@@ -261,14 +257,10 @@ def _main(claims: str) -> None:
             for module, name, args in spec]
     shared = _Jobs(jobs, claims, lambda: os.getppid() == parent)
     shared.install()
-    for i, (kernel, args) in enumerate(jobs):
+    for i in range(len(jobs)):
         if os.getppid() != parent:
             return
-        if shared._claim(i):
-            try:
-                kernel.compile(args)
-            except Exception:  # noqa: BLE001 - reported as failed; the other process retries
-                pass
+        shared.run(i)
 
 
 if __name__ == "__main__":

@@ -247,9 +247,10 @@ def _resolve_units(names) -> None:
         _RESOLVED[name] = address
 
 
-def units() -> list:
-    """Every unit of the imported kernel modules, as ``(kernel, argument types)``."""
-    return list(_UNITS.values())
+def units() -> dict:
+    """Every unit of the imported kernel modules: its symbol -> ``(kernel,
+    argument types)``."""
+    return dict(_UNITS)
 
 
 def unit_jobs(*modules) -> list:
@@ -269,8 +270,8 @@ class _UnitLibrary(JITCodeLibrary):
         names = _unit_refs(self._final_module)
         for library in self._linking_libraries:
             names |= _unit_refs(library._get_module_for_linking())
-        _resolve_units(sorted(names))
         self.units = tuple(sorted(names))
+        _resolve_units(self.units)
         super().finalize()
 
 
