@@ -225,3 +225,43 @@ def test_vm_model_end_is_exact_for_a_quadratic_loglik_and_refuses_unsafe_points(
     ll, g, H = _quadratic_point(phi, phi_hat, info, ll_hat)
     held = np.array([True, False, False])
     assert np.isnan(_vm_model_end(phi, ll, g, H, held, fix, target, phi_hat[fix], side))
+
+
+def test_a_level_stops_the_climb_once_reached_and_a_level_out_of_reach_does_not():
+    """maximize's level (``known`` of one float): a caller that only needs to know that the
+    maximum lies above a level (bursty_limit_end's check (i)) gets a point at or above it as
+    soon as the climb reaches it, in fewer steps and not marked converged; a level above the
+    maximum changes nothing."""
+    from telegraph.kernels.models import MODEL_TELEGRAPH
+    from telegraph.kernels.optimize import maximize, search_box
+
+    rng = np.random.default_rng(3)
+    x = rng.poisson(40.0 * rng.beta(0.8, 2.5, 800))
+    hist = count_histograms(x[:, None])
+    v, w, gr = sort_bins(hist.values, hist.weights, hist.groups)
+    ll = _loglik(hist)
+    eye = np.eye(3)
+    free = np.ones(3, np.bool_)
+    lo, hi = np.empty(3), np.empty(3)
+    search_box(TARGET_LOG_A, lo, hi)
+    start = np.array([2.0, 2.0, 2.0])
+
+    def climb(known):
+        theta = start.copy()
+        out = maximize(MODEL_TELEGRAPH, v, w, gr, hist.capture, theta, eye, eye, free, lo, hi,
+                       200, np.zeros(11), known)
+        return out, theta
+
+    (ll_max, conv, it_full), th_max = climb(np.empty(0))
+    assert conv and ll_max == pytest.approx(ll(th_max), abs=1e-9)
+    assert ll_max - ll(start) > 50.0                    # a long climb from the start
+    level = ll_max - 10.0
+    (ll_l, conv_l, it_l), th_l = climb(np.full(1, level))
+    assert ll_l >= level and ll_l == pytest.approx(ll(th_l), abs=1e-9)
+    assert not conv_l and it_l < it_full
+    (ll_h, conv_h, it_h), th_h = climb(np.full(1, ll_max + 1.0))
+    assert conv_h and it_h == it_full and ll_h == ll_max
+    np.testing.assert_array_equal(th_h, th_max)
+    # a start already above the level: no step at all
+    (ll_s, conv_s, it_s), th_s = climb(np.full(1, ll(start) - 1.0))
+    assert it_s == 0 and ll_s == pytest.approx(ll(start), abs=1e-9)

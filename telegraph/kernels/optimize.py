@@ -104,7 +104,9 @@ def maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo, 
     every coordinate of theta) at a log-likelihood no higher than loglik*, the
     climb is on its way there and stops, returning -inf (it adds nothing to
     the optimum known): a multi-start fit climbs its second start only as far
-    as it takes to tell whether it leads elsewhere."""
+    as it takes to tell whether it leads elsewhere. Or one float, a level: the
+    climb stops (not converged) once the log-likelihood reaches it, for a
+    caller that only needs to know that the maximum lies above it."""
     nfree = 0
     for i in range(3):
         if free[i]:
@@ -126,6 +128,8 @@ def maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo, 
     to_theta(Tinv, phi, theta)
     ll = evaluate(model, values, weights, groups, capture, theta, True, g, H, buf)
     if not np.isfinite(ll):
+        return ll, False, 0
+    if known.shape[0] == 1 and ll >= known[0]:
         return ll, False, 0
     mu = 0.0
     converged = False
@@ -234,6 +238,8 @@ def maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo, 
                         near = False
                 if near:
                     return -np.inf, False, it
+            if known.shape[0] == 1 and ll >= known[0]:
+                return ll, False, it
             if gain < 1e-11 * (1.0 + abs(ll)) and smax < 1e-7:
                 converged = True
                 break

@@ -68,9 +68,11 @@ def wald_se(H):
 
 
 @njit(cache=True, error_model="numpy")
-def _profile_point(values, weights, groups, capture, theta, target, psi, max_iter, buf):
+def _profile_point(values, weights, groups, capture, theta, target, psi, max_iter, buf,
+                   stop_above=np.inf):
     """Maximise over the other coordinates with the target fixed at psi;
-    theta (warm start) is updated. Returns the profile log-likelihood."""
+    theta (warm start) is updated. Returns the profile log-likelihood, or a
+    lower bound of it at or above ``stop_above`` (the climb stops there)."""
     T, Tinv, fix = target_transform(target)
     phi = np.zeros(3)
     to_phi(T, theta, phi)
@@ -81,8 +83,9 @@ def _profile_point(values, weights, groups, capture, theta, target, psi, max_ite
     lo = np.empty(3)
     hi = np.empty(3)
     search_box(target, lo, hi)
+    known = np.empty(0) if stop_above == np.inf else np.full(1, stop_above)
     ll, conv, it = maximize(MODEL_TELEGRAPH, values, weights, groups, capture, theta, T, Tinv,
-                            free, lo, hi, max_iter, buf, np.empty(0))
+                            free, lo, hi, max_iter, buf, known)
     return ll
 
 
@@ -95,15 +98,21 @@ MAX_JUMP = 1.0
 
 @njit(cache=True, error_model="numpy")
 def _profile_walk(values, weights, groups, capture, theta, target, psi_from, psi, max_iter,
-                  buf):
+                  buf, final_iter=0, stop_above=np.inf, step_iter=0):
     """The profile at psi reached by continuation from theta, the maximiser at
     psi_from: intermediate points at most MAX_JUMP apart, each warm-started
-    from the one before; theta is updated. Returns the profile log-likelihood."""
+    from the one before (after at most ``step_iter`` > 0 Newton steps each, if
+    given); theta is updated. Returns the profile log-likelihood.
+    The last maximisation stops early, at a lower bound of the profile there
+    (calling again resumes it), after ``final_iter`` > 0 Newton steps or once
+    it reaches ``stop_above``."""
     n = int(math.ceil(abs(psi - psi_from) / MAX_JUMP))
     for k in range(1, n):
         _profile_point(values, weights, groups, capture, theta, target,
-                       psi_from + (psi - psi_from) * k / n, max_iter, buf)
-    return _profile_point(values, weights, groups, capture, theta, target, psi, max_iter, buf)
+                       psi_from + (psi - psi_from) * k / n,
+                       step_iter if step_iter > 0 else max_iter, buf)
+    return _profile_point(values, weights, groups, capture, theta, target, psi,
+                          final_iter if final_iter > 0 else max_iter, buf, stop_above)
 
 
 @njit(cache=True, error_model="numpy")
@@ -586,6 +595,11 @@ def negbinom_profile_bound(values, weights, groups, capture, theta_nb, ll_nb, fi
     return secant_end(a_psi, ra, b_psi, rb)
 
 
+#: :func:`bursty_limit_end`'s check (ii): Newton steps of the continuation from the
+#: optimum before it is compared with the climb from the box edge
+_EDGE_GUARD_ITER = 3
+
+
 @njit(cache=True, error_model="numpy",
       unit=("UniTuple(float64, 2)(int64[::1], float64[::1], int64[::1], float64[::1], "
             "float64[::1], float64, int64, float64, float64, float64[::1], float64, int64, "
@@ -613,10 +627,12 @@ def bursty_limit_end(values, weights, groups, capture, theta_hat, ll_hat, target
     (one evaluation; a first look), (i) the profile stays above the cut-off from the estimate up to
     there (the end is the first crossing): the negative binomial's profile,
     unimodal, is above it at the estimate, or the telegraph profile is above
-    it at the negative binomial's near end; and (ii) the telegraph profile at
-    that end, reached by continuation from the optimum as the search would
-    reach it, is no higher than the negative binomial's: the limit attains
-    the profile there."""
+    it at the negative binomial's near end (a climb there stops once above
+    it); and (ii) the telegraph profile at that end, climbed from the box edge
+    next to the limit's point and, for a few steps, by continuation from the
+    optimum (climbed to the end where that is higher), is no higher than the
+    negative binomial's: the limit attains the profile there (docs/maths.md,
+    "Profile likelihood", *Ends on the bursty ridge*)."""
     if not ((target == TARGET_LOG_A and side > 0) or (target == TARGET_LOG_BETA and side < 0)):
         return np.nan, -np.inf
     if not (ll_hat - ll_nb < drop) or not (np.isfinite(theta_nb[0])
@@ -640,21 +656,21 @@ def bursty_limit_end(values, weights, groups, capture, theta_hat, ll_hat, target
     lo = np.empty(3)
     hi = np.empty(3)
     search_box(target, lo, hi)
-    theta = np.empty(3)
-    theta[0] = th[0]
-    theta[1] = hi[1]
-    theta[2] = th[1] + hi[1]
+    theta_e = np.empty(3)
+    theta_e[0] = th[0]
+    theta_e[1] = hi[1]
+    theta_e[2] = th[1] + hi[1]
     g = np.zeros(3)
     H = np.zeros((3, 3))
-    ll_edge = telegraph_eval(values, weights, groups, capture, theta, False, g, H, buf)
+    ll_edge = telegraph_eval(values, weights, groups, capture, theta_e, False, g, H, buf)
     if not np.isfinite(ll_edge) or not (g[1] + g[2] > 0.0):
         return np.nan, -np.inf
     # (i) the profile stays above the cut-off from the estimate to the negative
     # binomial's interval: the estimate lies in that interval, or the telegraph
     # profile is above the cut-off at its near end
+    theta = theta_hat.copy()
     for i in range(3):
         th[i] = theta_nb[i]
-        theta[i] = theta_hat[i]
     psi_from = psi_hat
     if not (ll_hat - _negbinom_profile_point(values, weights, groups, capture, th, fix, psi_hat,
                                              max_iter, buf) < drop):
@@ -662,16 +678,35 @@ def bursty_limit_end(values, weights, groups, capture, theta_hat, ll_hat, target
                                       fix, -side, drop, max_iter, buf)
         if not np.isfinite(near) or not (side * (near - psi_hat) > 0.0):
             return np.nan, -np.inf
-        if not (ll_hat - _profile_walk(values, weights, groups, capture, theta, target, psi_hat,
-                                       near, max_iter, buf) < drop):
-            return np.nan, -np.inf
+        # (any point there above the cut-off shows it, so a climb stops as soon as it
+        # is; first straight from the optimum, then by continuation as the search would)
+        cut = ll_hat - drop
+        stop = cut + 1e-9 * (1.0 + abs(cut))
+        if not (_profile_point(values, weights, groups, capture, theta, target, near,
+                               max_iter, buf, stop) > cut):
+            for i in range(3):
+                theta[i] = theta_hat[i]
+            if not (_profile_walk(values, weights, groups, capture, theta, target, psi_hat,
+                                  near, max_iter, buf, 0, stop) > cut):
+                return np.nan, -np.inf
         psi_from = near
-    # (ii) the telegraph profile at psi, by continuation from the optimum
+    # (ii) the telegraph profile at psi: climbed from the box edge next to the limit's
+    # point (the edge point above), where it typically stays (b held at the edge) in a
+    # few steps, and by continuation from the optimum for a few steps; a continuation
+    # already above the edge's climb heads for a maximum inside the box, and is
+    # climbed to the end as the search would
+    ll_tol = 1e-9 * (1.0 + abs(ll_lim))
+    ll_e = _profile_point(values, weights, groups, capture, theta_e, target, psi, max_iter, buf)
+    if not (ll_e <= ll_lim + ll_tol):
+        return np.nan, ll_e
     ll_tg = _profile_walk(values, weights, groups, capture, theta, target, psi_from, psi,
-                          max_iter, buf)
-    if not (ll_tg <= ll_lim + 1e-9 * (1.0 + abs(ll_lim))):
+                          max_iter, buf, _EDGE_GUARD_ITER, np.inf, _EDGE_GUARD_ITER)
+    if ll_tg > ll_e:
+        ll_tg = _profile_point(values, weights, groups, capture, theta, target, psi, max_iter,
+                               buf)
+    if not (ll_tg <= ll_lim + ll_tol):
         return np.nan, ll_tg
-    return psi, ll_tg
+    return psi, max(ll_tg, ll_e)
 
 
 @njit(cache=True, error_model="numpy")
