@@ -265,3 +265,42 @@ def test_a_level_stops_the_climb_once_reached_and_a_level_out_of_reach_does_not(
     # a start already above the level: no step at all
     (ll_s, conv_s, it_s), th_s = climb(np.full(1, ll(start) - 1.0))
     assert it_s == 0 and ll_s == pytest.approx(ll(start), abs=1e-9)
+
+
+def test_negative_binomial_end_by_newton_is_the_brute_force_profile_end():
+    """The bursty limit's profile ends (bursty_limit_end, widen_near_limits) come from
+    Venzon and Moolgavkar's iteration on the negative binomial (_negbinom_end_vm): with
+    per-cell capture, both coordinates and both sides, the end is where scipy's nbinom
+    profile (maximised over the other coordinate by minimize_scalar) has dropped by exactly
+    chi2_1(0.95)/2, to 1e-7 nats, and negbinom_profile_bound returns that end."""
+    from telegraph.kernels.profile import _negbinom_end_vm, negbinom_profile_bound
+
+    rng = np.random.default_rng(12)
+    n = 700
+    cap = np.clip(rng.lognormal(np.log(0.3), 0.35, n), 0.02, 1.0)
+    x = rng.poisson(cap * rng.gamma(0.9, 40.0, n))
+    hist = count_histograms(x[:, None], capture=cap)
+    v, w, gr = sort_bins(hist.values, hist.weights, hist.groups)
+    s = hist.capture[gr]
+
+    def nb_ll(la, lbeta):
+        return float(np.sum(w * stats.nbinom.logpmf(v, np.exp(la), 1.0 / (1.0 + s * np.exp(lbeta)))))
+
+    best = optimize.minimize(lambda z: -nb_ll(*z), [0.0, 3.0], method="Nelder-Mead",
+                             options={"xatol": 1e-11, "fatol": 1e-12, "maxiter": 5000})
+    theta = np.array([best.x[0], best.x[1], 0.0])
+    ll_max = -best.fun
+    buf = np.zeros(11)
+    for fix in (0, 1):
+        def profile(psi, fix=fix):
+            f = (lambda u: -nb_ll(psi, u)) if fix == 0 else (lambda u: -nb_ll(u, psi))
+            return -optimize.minimize_scalar(f, bounds=(theta[1 - fix] - 6, theta[1 - fix] + 6),
+                                             method="bounded", options={"xatol": 1e-11}).fun
+        for side in (-1.0, 1.0):
+            end = _negbinom_end_vm(v, w, gr, hist.capture, theta, ll_max - DROP, fix, side, buf)
+            assert np.isfinite(end) and side * (end - theta[fix]) > 0.1
+            assert ll_max - profile(end) == pytest.approx(DROP, abs=1e-7), (fix, side)
+            assert negbinom_profile_bound(v, w, gr, hist.capture, theta, ll_max, fix, side, DROP,
+                                          100, buf) == end
+    # a cut-off above the maximum has no end: NaN (the caller's bracketing decides)
+    assert np.isnan(_negbinom_end_vm(v, w, gr, hist.capture, theta, ll_max + 1.0, 0, 1.0, buf))

@@ -522,6 +522,72 @@ def _negbinom_profile_point(values, weights, groups, capture, theta, fix, psi, m
     return ll
 
 
+#: :func:`_negbinom_end_vm`: Newton steps at most, the largest step (log scale), and the
+#: tolerance (nats) of the log-likelihood at the end, against the cut-off and against the
+#: free coordinate's maximum (the rounding of a sum of 10^5 cells' terms is ~1e-10 of it)
+_NB_VM_ITER = 30
+_NB_VM_STEP = 1.0
+_NB_VM_TOL = 1e-8
+
+
+@njit(cache=True, error_model="numpy")
+def _negbinom_end_vm(values, weights, groups, capture, theta_nb, cut, fix, side, buf):
+    """The end of the negative binomial's profile interval of theta[fix] (log
+    a or log beta) on ``side`` where the profile equals ``cut``, by
+    Venzon and Moolgavkar's Newton iteration on the two equations l(theta) =
+    cut and dl/dtheta_free = 0, from the quadratic approximation at the
+    maximum ``theta_nb`` (one evaluation with information per step; the
+    negative binomial's log-likelihood is smooth and its profile unimodal, so
+    the iteration converges in a few steps). Returns NaN when it does not
+    converge cleanly on the requested side (the caller then brackets)."""
+    o = 1 - fix
+    g = np.zeros(3)
+    H = np.zeros((3, 3))
+    th = theta_nb.copy()
+    ll = evaluate(MODEL_NEGBINOM, values, weights, groups, capture, th, True, g, H, buf)
+    det = H[0, 0] * H[1, 1] - H[0, 1] * H[1, 0]
+    if not (np.isfinite(ll) and det > 0.0 and H[o, o] > 0.0 and ll > cut):
+        return np.nan
+    # the quadratic approximation: V = H^-1, the end at sqrt(2 (ll - cut) V_ff)
+    v_ff = H[o, o] / det
+    v_of = -H[o, fix] / det
+    r = math.sqrt(2.0 * (ll - cut) * v_ff)
+    th[fix] = theta_nb[fix] + side * r
+    th[o] = theta_nb[o] + side * r * v_of / v_ff
+    psi_hat = theta_nb[fix]
+    for _ in range(_NB_VM_ITER):
+        if not (LIMIT_LO < th[0] < LIMIT_HI and LIMIT_LO < th[1] < LIMIT_HI):
+            return np.nan
+        ll = evaluate(MODEL_NEGBINOM, values, weights, groups, capture, th, True, g, H, buf)
+        if not np.isfinite(ll):
+            return np.nan
+        f0 = ll - cut
+        f1 = g[o]
+        # at the cut-off, and at the free coordinate's maximum (the log-likelihood
+        # a Newton step in it would still gain, f1^2 / 2 H_oo, below the same tolerance)
+        if abs(f0) < _NB_VM_TOL and H[o, o] > 0.0 and f1 * f1 < 2.0 * _NB_VM_TOL * H[o, o]:
+            return th[fix] if side * (th[fix] - psi_hat) > 0.0 else np.nan
+        # Newton on (f0, f1): J = [[g_fix, g_o], [-H_of, -H_oo]] (H: observed information)
+        j00 = g[fix]
+        j01 = g[o]
+        j10 = -H[o, fix]
+        j11 = -H[o, o]
+        dj = j00 * j11 - j01 * j10
+        if dj == 0.0 or not np.isfinite(dj):
+            return np.nan
+        d_fix = (-f0 * j11 + f1 * j01) / dj
+        d_o = (-f1 * j00 + f0 * j10) / dj
+        m = max(abs(d_fix), abs(d_o))
+        if m > _NB_VM_STEP:
+            d_fix *= _NB_VM_STEP / m
+            d_o *= _NB_VM_STEP / m
+        th[fix] += d_fix
+        th[o] += d_o
+        if not side * (th[fix] - psi_hat) > 0.0:
+            return np.nan
+    return np.nan
+
+
 @njit(cache=True, error_model="numpy")
 def negbinom_profile_bound(values, weights, groups, capture, theta_nb, ll_nb, fix, side, drop,
                            max_iter, buf):
@@ -529,14 +595,20 @@ def negbinom_profile_bound(values, weights, groups, capture, theta_nb, ll_nb, fi
     log burst size (``fix`` = 1) within the negative binomial, the bursty
     limit, at its own maximum ``ll_nb`` (theta_nb = (log a, log beta, 0)).
 
-    Steps outwards from the estimate (first step from the Wald standard
-    error, then doubling) until the profile drops by more than ``drop``, then
-    regula falsi (Illinois) on the signed root deviance. Returns +-inf when
+    First by Venzon and Moolgavkar's iteration (:func:`_negbinom_end_vm`, a
+    few evaluations); where that does not converge cleanly, steps outwards
+    from the estimate (first step from the Wald standard error, then
+    doubling) until the profile drops by more than ``drop``, then regula
+    falsi (Illinois) on the signed root deviance. Returns +-inf when
     the profile stays above the cut-off up to the edge of the limit models'
     box, NaN when the estimate is not finite."""
     psi_hat = theta_nb[fix]
     if not (np.isfinite(psi_hat) and np.isfinite(ll_nb)):
         return np.nan
+    end = _negbinom_end_vm(values, weights, groups, capture, theta_nb, ll_nb - drop, fix, side,
+                           buf)
+    if np.isfinite(end):
+        return end
     g = np.zeros(3)
     H = np.zeros((3, 3))
     evaluate(MODEL_NEGBINOM, values, weights, groups, capture, theta_nb, True, g, H, buf)
