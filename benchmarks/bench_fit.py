@@ -26,10 +26,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import _one_thread  # noqa: E402,F401  (one-thread BLAS pools: before numpy)
+
+import numpy as np  # noqa: E402
+
 from _report import publish  # noqa: E402  (print and write the report)
 sys.path.insert(0, str(HERE.parent / "tests"))
 

@@ -42,9 +42,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-from scipy.special import betaln, roots_jacobi
-from scipy.stats import poisson
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _one_thread  # noqa: E402,F401  (one-thread BLAS pools: before numpy)
+
+import numpy as np  # noqa: E402
+from scipy.special import betaln, roots_jacobi  # noqa: E402
+from scipy.stats import poisson  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

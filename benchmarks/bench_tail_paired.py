@@ -35,6 +35,7 @@ SETTINGS = [(1000, "capture 1"), (1000, "per-cell capture"), (10000, "capture 1"
 WORKER = r"""
 import json, sys
 sys.path.insert(0, {tree!r}); sys.path.insert(0, {bench!r})
+import _one_thread                    # one-thread BLAS pools, before numpy
 import numpy as np, numba
 import telegraph                      # the tree's, before bench_tail puts this checkout first
 from telegraph.inputs import FitSettings
