@@ -397,11 +397,9 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
 
 # --------------------------------------------------------- compiling ahead
 
-_I, _F, _B, _NONE = nbtypes.int64, nbtypes.float64, nbtypes.boolean, nbtypes.none
+_I, _F, _NONE = nbtypes.int64, nbtypes.float64, nbtypes.none
 _VI, _VF, _VB, _MF = nbtypes.int64[::1], nbtypes.float64[::1], nbtypes.boolean[::1], \
     nbtypes.float64[:, ::1]
-#: one gene's histogram as the model kernels take it: values, weights, groups, capture
-_HIST = (_VI, _VF, _VI, _VF)
 
 
 def compile_ahead_plan(profile: bool, gof: bool):

@@ -33,7 +33,7 @@ from .models import MODEL_NEGBINOM, MODEL_TELEGRAPH, MODEL_ZIP, evaluate, moment
 
 __all__ = ["LOG_LO", "LOG_HI", "LOG_LAM_LO", "LOG_LAM_HI", "TARGET_LOG_A", "TARGET_LOG_BETA",
            "TARGET_LOG_B", "TARGET_LOG_LAM", "LIMIT_LO", "LIMIT_HI", "target_transform",
-           "search_box", "maximize", "fit_telegraph", "fit_negbinom", "fit_zip"]
+           "search_box", "same_optimum", "maximize", "fit_telegraph", "fit_negbinom", "fit_zip"]
 
 # search box for (log a, log b): k_on, k_off in [1e-4, 1e3] x k_deg (beyond it the
 # limits take over); lam up to 1e6
@@ -87,6 +87,17 @@ def search_box(target, lo, hi):
 #: coordinate) of an optimum already found, at no higher a log-likelihood, is taken to
 #: end there (:func:`maximize`'s ``known``)
 _SAME_OPTIMUM = 0.1
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def same_optimum(theta, other):
+    """Whether ``theta`` lies within _SAME_OPTIMUM of ``other`` (its first three
+    entries) in every coordinate: two climbs there are on their way to the same
+    optimum."""
+    for i in range(3):
+        if not abs(theta[i] - other[i]) < _SAME_OPTIMUM:
+            return False
+    return True
 
 
 @njit(cache=True, error_model="numpy",
@@ -231,13 +242,8 @@ def maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo, 
                     H[i, j] = H_new[i, j]
             ll = ll_new
             mu = mu * 0.25 if mu > 1e-9 * scale else 0.0
-            if known.shape[0] == 4 and ll <= known[3]:
-                near = True
-                for i in range(3):
-                    if abs(theta[i] - known[i]) >= _SAME_OPTIMUM:
-                        near = False
-                if near:
-                    return -np.inf, False, it
+            if known.shape[0] == 4 and ll <= known[3] and same_optimum(theta, known):
+                return -np.inf, False, it
             if known.shape[0] == 1 and ll >= known[0]:
                 return ll, False, it
             if gain < 1e-11 * (1.0 + abs(ll)) and smax < 1e-7:

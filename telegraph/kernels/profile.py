@@ -30,8 +30,8 @@ import numpy as np
 from ._jit import njit
 from .linalg import grad_info_phi, solve3, to_phi, to_theta
 from .models import MODEL_NEGBINOM, MODEL_TELEGRAPH, evaluate, telegraph_eval
-from .optimize import (_SAME_OPTIMUM, LIMIT_HI, LIMIT_LO, TARGET_LOG_A, TARGET_LOG_B,
-                       TARGET_LOG_BETA, TARGET_LOG_LAM, maximize, search_box, target_transform)
+from .optimize import (LIMIT_HI, LIMIT_LO, TARGET_LOG_A, TARGET_LOG_B, TARGET_LOG_BETA,
+                       TARGET_LOG_LAM, maximize, same_optimum, search_box, target_transform)
 
 __all__ = ["wald_se", "profile_bound", "bursty_limit_end", "negbinom_profile_bound",
            "widen_near_limits"]
@@ -773,17 +773,11 @@ def bursty_limit_end(values, weights, groups, capture, theta_hat, ll_hat, target
         return np.nan, ll_e
     ll_tg = _profile_walk(values, weights, groups, capture, theta, target, psi_from, psi,
                           max_iter, buf, _EDGE_GUARD_ITER, np.inf, _EDGE_GUARD_ITER)
-    if ll_tg > ll_e:
-        # above it by rounding where the continuation has reached the edge's point (the
-        # same optimum: within _SAME_OPTIMUM in every coordinate); elsewhere it heads for
-        # another maximum, climbed to its end
-        same = True
-        for i in range(3):
-            if not abs(theta[i] - theta_e[i]) < _SAME_OPTIMUM:
-                same = False
-        if not same:
-            ll_tg = _profile_point(values, weights, groups, capture, theta, target, psi,
-                                   max_iter, buf)
+    # above it by rounding where the continuation has reached the edge's point (the same
+    # optimum); elsewhere it heads for another maximum, climbed to its end
+    if ll_tg > ll_e and not same_optimum(theta, theta_e):
+        ll_tg = _profile_point(values, weights, groups, capture, theta, target, psi, max_iter,
+                               buf)
     if not (ll_tg <= ll_lim + ll_tol):
         return np.nan, ll_tg
     return psi, max(ll_tg, ll_e)
