@@ -10,7 +10,7 @@ interval) -- against the exact per-cell log-likelihood (``pb_eval`` per cell, it
 against mpmath to ~1e-12), for:
 
 - zeroth order (today's binning) at capture_rtol 0.05, 0.1 and 0.3;
-- rtol 0.3 and 0.9 with a Taylor expansion of each cell's log P(n; e^u) in u = log capture
+- rtol 0.3 to 0.9 with a Taylor expansion of each cell's log P(n; e^u) in u = log capture
   about its group's value u_g, to order 1, 2, 3 (docs/maths.md, "Fitting", *The
   expansion in log capture*): with Lambda = x p the latent Poisson rate and
   E[Lambda^j | n] = (n+1)...(n+j) P(n+j)/P(n) (at u_g),
@@ -52,7 +52,8 @@ from telegraph.kernels.poisson_beta import pb_eval_rows  # noqa: E402
 #: (label, capture_rtol, order of the Taylor correction; 0 = today's binning)
 VARIANTS = [("rtol 0.05 (default)", 0.05, 0), ("rtol 0.1", 0.1, 0), ("rtol 0.3", 0.3, 0),
             ("rtol 0.3, order 1", 0.3, 1), ("rtol 0.3, order 2", 0.3, 2),
-            ("rtol 0.3, order 3", 0.3, 3), ("rtol 0.9, order 2", 0.9, 2),
+            ("rtol 0.3, order 3", 0.3, 3), ("rtol 0.4, order 3 (the kernels')", 0.4, 3),
+            ("rtol 0.5, order 3", 0.5, 3), ("rtol 0.7, order 3", 0.7, 3), ("rtol 0.9, order 2", 0.9, 2),
             ("rtol 0.9, order 3", 0.9, 3)]
 
 #: directions of the five parameter points (relative steps in k_on, k_off, k_syn)

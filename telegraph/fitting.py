@@ -119,7 +119,8 @@ def fit_raw(hist, settings, gene_slice=slice(None)):
                        np.ascontiguousarray(hist.n_cells[start + a:start + b], dtype=np.int64),
                        int(settings.min_cells), float(drop), mask, int(settings.max_iter),
                        gof, res[a:b], union_tg, union_bm, coarse_of, capture_coarse,
-                       float(config.CAPTURE_COARSE_MIN_FACTOR))
+                       float(config.CAPTURE_COARSE_MIN_FACTOR),
+                       int(config.CAPTURE_COARSE_MAX_COUNT))
 
     union_tg, union_bm = union_distances(settings.ci)
     blocks.on_threads(piece, hist.indptr[start:stop + 1])

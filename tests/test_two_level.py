@@ -61,6 +61,8 @@ def test_two_level_fit_reports_the_one_level_fit(monkeypatch):
     hist, _ = _genes(11, 600, 40)
     assert coarse_capture_groups(hist.capture)[0] is not None     # two levels are used
     settings = FitSettings()
+    # every gene on two levels, whatever its counts
+    monkeypatch.setattr(config, "CAPTURE_COARSE_MAX_COUNT", 10**9)
     two = fitting.fit_raw(hist, settings)
     monkeypatch.setattr(config, "CAPTURE_COARSE_RTOL", 0.0)       # one level
     assert coarse_capture_groups(hist.capture)[0] is None
@@ -94,3 +96,25 @@ def test_one_compiled_version_serves_one_and_two_levels():
     before = len(kfit.fit_genes.signatures)
     fitting.fit_raw(one, settings)
     assert len(kfit.fit_genes.signatures) == before
+
+
+def test_two_levels_only_for_genes_of_low_counts(monkeypatch):
+    """A gene whose largest count exceeds config.CAPTURE_COARSE_MAX_COUNT is fitted on one
+    level (the same numbers, bit for bit, as with two levels switched off); one of lower
+    counts on two (the coarse climb leaves its mark in the last digits)."""
+    rng = np.random.default_rng(4)
+    cap = np.clip(rng.lognormal(np.log(0.3), 0.5, 3000), 0.01, 1.0)
+    low = rng.poisson(cap * 6.0 * rng.beta(0.3, 2.0, 3000))          # counts up to ~8
+    high = rng.poisson(cap * 300.0 * rng.beta(1.5, 4.0, 3000))       # counts in the tens
+    X = np.column_stack([low, high]).astype(float)
+    hist = count_histograms(X, capture=cap)
+    assert coarse_capture_groups(hist.capture)[0] is not None
+    limit = config.CAPTURE_COARSE_MAX_COUNT
+    assert 0 < low.max() <= limit < high.max()
+    settings = FitSettings(interval="wald")
+    default = fitting.fit_raw(hist, settings)
+    monkeypatch.setattr(config, "CAPTURE_COARSE_RTOL", 0.0)       # one level
+    one = fitting.fit_raw(hist, settings)
+    assert np.array_equal(default[1], one[1], equal_nan=True)
+    assert not np.array_equal(default[0], one[0], equal_nan=True)
+    np.testing.assert_allclose(default[0, kfit.R_LL], one[0, kfit.R_LL], rtol=0, atol=1e-3)

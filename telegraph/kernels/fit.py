@@ -301,7 +301,7 @@ def _goodness_of_fit(row, regime, v, w, gr, capture, n_groups, theta, th_nb, th_
 @njit(error_model="numpy", nogil=True)
 def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop, profile_mask,
               max_iter, gof_min_expected, result, union_telegraph=0.0, union_bimodal=0.0,
-              coarse_of=None, capture_coarse=None, coarse_min_factor=2.0):
+              coarse_of=None, capture_coarse=None, coarse_min_factor=2.0, coarse_max_count=8):
     """Fit every gene; one row of ``result`` (n_genes, N_RESULT) per gene.
 
     ``profile_mask[t]`` says whether target t (log a, log beta, log b, log lam)
@@ -321,8 +321,9 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
     coarse groups' capture): a two-level fit, whose model fits climb on the
     coarse groups and are finished on the exact ones (docs/maths.md, "Many
     capture groups: climb coarse, finish exact"); empty arrays (or None): one
-    level. A gene is fitted on two levels only when merging divides its bins
-    by at least ``coarse_min_factor``.
+    level. A gene is fitted on two levels only when its largest count is at
+    most ``coarse_max_count`` and merging divides its bins by at least
+    ``coarse_min_factor``.
     """
     n_genes = indptr.shape[0] - 1
     n_groups = capture.shape[0]
@@ -348,7 +349,8 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
         two_level = False
         c_tg = c_nb = c_zip = False
         if coarse_of is not None:
-            if coarse_of.shape[0] > 0:
+            if coarse_of.shape[0] > 0 and v[v.shape[0] - 1] <= coarse_max_count:
+                # (v ascending: v[-1] is the largest count)
                 vc, wc, gc = coarse_bins(v, w, gr, coarse_of)
                 if vc.shape[0] * coarse_min_factor <= v.shape[0]:
                     two_level = True
@@ -410,7 +412,7 @@ def compile_ahead_plan(profile: bool, gof: bool):
     calls (kernels/_jit.py), each before the units that call it, the ones only
     profile intervals or the goodness of fit need last. Returns ``(args, jobs)``."""
     args = (_VI, _VI, _VI, _VF, _VF, _VI, _I, _F, _VB if profile else _NONE, _I,
-            _F if gof else _NONE, _MF, _F, _F, _VI, _VF, _F)
+            _F if gof else _NONE, _MF, _F, _F, _VI, _VF, _F, _I)
     stages = ([models, poisson_beta, optimize] + [profile_module] * profile
               + [gof_module] * gof)
     return args, unit_jobs(*stages)

@@ -355,7 +355,9 @@ def pb_eval_rows(lo, hi, n, a, b, x, want_info, out, ep):
 # formed about a common reference (the term peak at the mean x of the count),
 # so E[u u'] - m m' cancels only by the spread of the bins' peaks.
 
-_TAYLOR_RTOL = 0.3        # coarse capture groups of the expansion in log capture
+_TAYLOR_RTOL = 0.4        # coarse capture groups of the expansion in log capture
+_ORDER = 3                # ... and its order (the law at n .. n + _ORDER per bin)
+_RING = _ORDER + 1        # slots of the law at consecutive counts (count mod _RING)
 _TAYLOR_MIN_GROUPS = 12   # fewer capture groups: each evaluated as it is
 _TAYLOR_MIN_FACTOR = 2.0  # the merge must divide the bins or the groups by at least this
 
@@ -395,40 +397,57 @@ def _add_bin(n, w, s, a, b, lam, want_info, buf, out):
 
 
 @njit(cache=True, error_model="numpy")
-def _spread_terms(n, r, s1, s2, L, G, I, want_info, res):
-    """The expansion in log capture of one bin (docs/maths.md, "Fitting", *The
-    expansion in log capture*): res (10) = s1 (n - m1) + s2/2 (m2 - m1^2 - m1), its
-    gradient in (a, b, x) and its information (negative Hessian), with
-    m_j = E[Lambda^j | n] = (n+1)...(n+j) P(n+j)/P(n). ``L[k]``, ``G[k]``, ``I[k]``
-    with k = (r + j) mod 3: log P(n+j), its gradient and information (j = 0, 1, 2)
-    at the bin's x; any common factor of P(n), P(n+1), P(n+2) (the recurrence's
-    normalisation) cancels in the ratios."""
-    k0 = r % 3
-    k1 = (r + 1) % 3
-    k2 = (r + 2) % 3
-    # R_j = P(n+j)/P(n): gradient R_j dr_j, Hessian R_j (dr_j dr_j' + d2r_j)
-    c1 = n + 1.0
-    c2 = (n + 1.0) * (n + 2.0)
-    m1 = c1 * math.exp(L[k1] - L[k0])
-    m2 = c2 * math.exp(L[k2] - L[k0])
-    res[0] = s1 * (n - m1) + 0.5 * s2 * (m2 - m1 * m1 - m1)
-    # dC = -s1 dm1 + s2/2 (dm2 - (2 m1 + 1) dm1), dm_j = m_j (G_j - G_0)
+def _spread_terms(n, r, s1, s2, s3, L, G, I, want_info, res):
+    """The expansion in log capture of one bin to third order (docs/maths.md,
+    "Fitting", *The expansion in log capture*): res (10) = s1 (n - m1) + s2/2
+    (sigma^2 - m1) + s3/6 (-m1 + 3 sigma^2 - kappa3), its gradient in (a, b, x)
+    and its information (negative Hessian), with m_j = E[Lambda^j | n] =
+    (n+1)...(n+j) P(n+j)/P(n), sigma^2 = m2 - m1^2, kappa3 = m3 - 3 m1 m2 +
+    2 m1^3. ``L[k]``, ``G[k]``, ``I[k]`` with k = (r + j) mod _RING: log P(n+j),
+    its gradient and information (j = 0 .. _ORDER) at the bin's x; any common
+    factor of the P(n+j) (the recurrence's normalisation) cancels in the
+    ratios."""
+    k0 = r % _RING
+    k1 = (r + 1) % _RING
+    k2 = (r + 2) % _RING
+    k3 = (r + 3) % _RING
+    m1 = (n + 1.0) * math.exp(L[k1] - L[k0])
+    m2 = (n + 1.0) * (n + 2.0) * math.exp(L[k2] - L[k0])
+    m3 = (n + 1.0) * (n + 2.0) * (n + 3.0) * math.exp(L[k3] - L[k0])
+    h2 = 0.5 * s2
+    h3 = s3 / 6.0
+    res[0] = (s1 * (n - m1) + h2 * (m2 - m1 * m1 - m1)
+              + h3 * (-m1 + 3.0 * m2 - 3.0 * m1 * m1 - m3 + 3.0 * m1 * m2
+                      - 2.0 * m1 * m1 * m1))
+    # the value as F(m1, m2, m3): its partial derivatives (F22 = F13 = F23 = F33 = 0);
+    # the gradient of m_j is m_j r_j, r_j = G_j - G_0 (the gradient of log m_j)
+    F1 = -s1 - h2 * (2.0 * m1 + 1.0) + h3 * (-1.0 - 6.0 * m1 + 3.0 * m2 - 6.0 * m1 * m1)
+    F2 = h2 + h3 * (3.0 + 3.0 * m1)
+    F3 = -h3
+    F11 = -s2 - h3 * (6.0 + 12.0 * m1)
+    F12 = 0.5 * s3
+    w1 = F1 * m1
+    w2 = F2 * m2
+    w3 = F3 * m3
     for p in range(3):
-        dm1 = m1 * (G[k1, p] - G[k0, p])
-        dm2 = m2 * (G[k2, p] - G[k0, p])
-        res[1 + p] = -s1 * dm1 + 0.5 * s2 * (dm2 - (2.0 * m1 + 1.0) * dm1)
+        res[1 + p] = (w1 * (G[k1, p] - G[k0, p]) + w2 * (G[k2, p] - G[k0, p])
+                      + w3 * (G[k3, p] - G[k0, p]))
     if want_info:
         k = 4
         for p in range(3):
+            r1p = G[k1, p] - G[k0, p]
+            r2p = G[k2, p] - G[k0, p]
+            r3p = G[k3, p] - G[k0, p]
             for q in range(p, 3):
-                # second derivatives of m_j: m_j (dr dr' + d2r), d2r = -(I_j - I_0)
-                r1p = G[k1, p] - G[k0, p]
                 r1q = G[k1, q] - G[k0, q]
-                d2m1 = m1 * (r1p * r1q - (I[k1, p, q] - I[k0, p, q]))
-                d2m2 = m2 * ((G[k2, p] - G[k0, p]) * (G[k2, q] - G[k0, q])
-                             - (I[k2, p, q] - I[k0, p, q]))
-                d2C = (-s1 * d2m1 + 0.5 * s2 * (d2m2 - 2.0 * m1 * m1 * r1p * r1q
-                                                 - (2.0 * m1 + 1.0) * d2m1))
+                r2q = G[k2, q] - G[k0, q]
+                r3q = G[k3, q] - G[k0, q]
+                # second derivatives of m_j: m_j (r_j r_j' + d2 log m_j), d2 log m_j = -(I_j - I_0)
+                d2C = (w1 * (r1p * r1q - (I[k1, p, q] - I[k0, p, q]))
+                       + w2 * (r2p * r2q - (I[k2, p, q] - I[k0, p, q]))
+                       + w3 * (r3p * r3q - (I[k3, p, q] - I[k0, p, q]))
+                       + F11 * m1 * m1 * r1p * r1q
+                       + F12 * m1 * m2 * (r1p * r2q + r2p * r1q))
                 res[k] = -d2C
                 k += 1
 
@@ -446,20 +465,21 @@ def _info3(buf, I, j):
 
 
 @njit(cache=True, error_model="numpy")
-def _add_bin_spread(n, w, s1, s2, s, a, b, lam, want_info, buf, out, L, G, I, res, held):
+def _add_bin_spread(n, w, s1, s2, s3, s, a, b, lam, want_info, buf, out, L, G, I, res, held):
     """``_add_bin`` of a bin whose cells' log capture spreads about its group's:
-    w log P(n) plus the expansion in log capture with s1, s2 = the sums of
-    (u_c - u_g) and (u_c - u_g)^2 over the bin's cells (the law at n, n+1, n+2
-    by the series). L (3), G (3, 3), I (3, 3, 3), res (10): scratch; the law at
-    count c sits in slot c mod 3, and ``held[k]`` (int64, 3) is the count slot k
+    w log P(n) plus the expansion in log capture with s1, s2, s3 = the sums of
+    (u_c - u_g), (u_c - u_g)^2 and (u_c - u_g)^3 over the bin's cells (the law at
+    n .. n + _ORDER by the series). L (_RING), G (_RING, 3), I (_RING, 3, 3), res
+    (10): scratch; the law at count c sits in slot c mod _RING, and ``held[k]``
+    (int64, _RING) is the count slot k
     holds at this capture s (-1: none), so that the bins of one capture value,
     visited by ascending count, evaluate each count once; the caller resets
     ``held`` when s changes."""
     n_int = int(n)
     x = s * lam
-    for j in range(3):
+    for j in range(_RING):
         c = n_int + j
-        k = c % 3
+        k = c % _RING
         if held[k] != c:
             pb_eval(float(c), a, b, x, want_info, buf)
             L[k] = buf[0]
@@ -468,8 +488,8 @@ def _add_bin_spread(n, w, s1, s2, s, a, b, lam, want_info, buf, out, L, G, I, re
             if want_info:
                 _info3(buf, I, k)
             held[k] = c
-    k0 = n_int % 3
-    _spread_terms(n, k0, s1, s2, L, G, I, want_info, res)
+    k0 = n_int % _RING
+    _spread_terms(n, k0, s1, s2, s3, L, G, I, want_info, res)
     # plus w log P(n) and its derivatives, then into the totals in (a, b, lam)
     res[0] = w * L[k0] + res[0]
     for p in range(3):
@@ -490,7 +510,7 @@ def _add_bins_spread(values, weights, groups, capture, spread, a, b, lam, want_i
     n + 1, n + 2), each count of a capture group evaluated once when the
     group's bins come by ascending count (as ``_merge_capture`` orders them):
     the law a slot holds is forgotten when the group changes."""
-    held = np.full(3, -1, np.int64)   # the count whose law slot k of L, G, I holds
+    held = np.full(_RING, -1, np.int64)   # the count whose law slot k of L, G, I holds
     g_last = -1
     for i in range(values.shape[0]):
         if weights[i] != 0.0:
@@ -498,8 +518,8 @@ def _add_bins_spread(values, weights, groups, capture, spread, a, b, lam, want_i
                 held[:] = -1
                 g_last = groups[i]
             _add_bin_spread(float(values[i]), weights[i], spread[i, 0], spread[i, 1],
-                            capture[groups[i]], a, b, lam, want_info, buf, out, L, G, I, res,
-                            held)
+                            spread[i, 2], capture[groups[i]], a, b, lam, want_info, buf, out,
+                            L, G, I, res, held)
 
 
 @njit(cache=True, error_model="numpy")
@@ -876,16 +896,18 @@ def _rec_plan(values, weights, order, j0, j1, a, b, x, shared, extra=0):
     """How to evaluate bins order[j0:j1] (one capture value x, values
     ascending along ``order``): returns (start N', normalised by exact
     series values) for the recurrence, or (-1, False) when the series per
-    count is as cheap: for x < _REC_MIN_X (a few terms per count), for fewer
-    than _REC_MIN_BINS distinct counts, or when the recurrence costs more
+    count is as cheap: for x < _REC_MIN_X (a few terms per count) or fewer
+    than _REC_MIN_BINS distinct counts (both without the expansion), or when the recurrence costs more
     than the alternative per distinct count: pb_eval (about
     _REC_SERIES_COST sqrt(x) recurrence steps' worth), or with ``shared`` the
     shared-table sums of a mixed histogram (about _REC_SHARED_COST sqrt(x)).
     The recurrence is normalised either by up to _REC_ANCHORS series values
     (N' steps + the anchors) or by the sum of P over 0..N' (no series; a
     longer start that takes in P's tail), whichever is cheaper. ``extra``:
-    counts above the largest whose P must be right too (2 for the expansion
-    in log capture, which needs P(n+1) and P(n+2))."""
+    counts above the largest whose P must be right too (_ORDER for the
+    expansion in log capture, which needs P(n+1) .. P(n+_ORDER); then even one
+    count may take the recurrence, the series costing 1 + extra values per
+    count)."""
     if x < _REC_MIN_X and extra == 0:
         return -1, False
     nd = 0
@@ -897,14 +919,16 @@ def _rec_plan(values, weights, order, j0, j1, a, b, x, shared, extra=0):
             nd += 1
             last = values[i]
             n_max = values[i]
-    if nd < _REC_MIN_BINS:
+    if nd < _REC_MIN_BINS and extra == 0:
+        # (with the expansion, the series costs 1 + extra values per count: the
+        # costs below decide)
         return -1, False
-    n_max += extra   # the expansion in log capture also needs P(n+1), P(n+2)
+    n_max += extra   # the expansion in log capture also needs P(n+1) .. P(n+_ORDER)
     rx = math.sqrt(x + 1.0)
     per = 4.0 + _REC_SERIES_COST * rx
     budget = nd * (4.0 + _REC_SHARED_COST * rx if shared and extra == 0 else per)
     if extra > 0:
-        budget *= 3.0   # the alternative: the series at n, n + 1 and n + 2
+        budget *= 1.0 + extra   # the alternative: the series at n .. n + extra
     if float(n_max) >= budget:
         return -1, False
     n_anch = _rec_anchors(nd, n_max, b)
@@ -1133,11 +1157,11 @@ def _rec_run(values, weights, order, j0, j1, top, anchored, s, a, b, lam, want_i
                 Sbb *= g
                 Sbx *= g
                 Sxx *= g
-        if has_spread and j >= j0 and values[order[j]] >= n - 2:
+        if has_spread and j >= j0 and values[order[j]] >= n - _ORDER:
             # the expansion in log capture of a bin at n, n - 1 or n - 2 needs
             # this level: kept in slot n mod 3 (log P with the scale, so that
             # levels kept before and after a rescaling compare)
-            _rec_level(L3, G3, I3, n % 3, P1, Pa1, Pb1, Px1, Paa1, Pab1, Pax1, Pbb1, Pbx1,
+            _rec_level(L3, G3, I3, n % _RING, P1, Pa1, Pb1, Px1, Paa1, Pab1, Pax1, Pbb1, Pbx1,
                        Pxx1, log_scale, want_info)
         if n <= n_max:
             if j >= j0 and values[order[j]] == n:
@@ -1149,10 +1173,11 @@ def _rec_run(values, weights, order, j0, j1, top, anchored, s, a, b, lam, want_i
                     W += w
                     _rec_add(w, s, P1, Pa1, Pb1, Px1, Paa1, Pab1, Pax1, Pbb1, Pbx1, Pxx1,
                              log_scale, cst, want_info, acc)
-                    if has_spread and (spread[i, 0] != 0.0 or spread[i, 1] != 0.0):
+                    if has_spread and (spread[i, 0] != 0.0 or spread[i, 1] != 0.0
+                                       or spread[i, 2] != 0.0):
                         # levels n, n + 1, n + 2 sit in slots n, n + 1, n + 2 mod 3
-                        _spread_terms(float(n), n % 3, spread[i, 0], spread[i, 1], L3, G3, I3,
-                                      want_info, res)
+                        _spread_terms(float(n), n % _RING, spread[i, 0], spread[i, 1],
+                                      spread[i, 2], L3, G3, I3, want_info, res)
                         _add_scaled(res, s, want_info, acc)
                 j -= 1
             if anchored and j < j0:
@@ -1200,14 +1225,14 @@ def _rec_run(values, weights, order, j0, j1, top, anchored, s, a, b, lam, want_i
         if not (P > 1.0 / _REC_SCALE and P < _REC_SCALE):
             if not (P > 0.0) or not np.isfinite(P) or n < 0:
                 # (never met in the tests; a safeguard) the series instead
-                held = np.full(3, -1, np.int64)
+                held = np.full(_RING, -1, np.int64)
                 for jj in range(j0, j1):
                     i = order[jj]
                     if weights[i] != 0.0:
                         if has_spread:
                             _add_bin_spread(float(values[i]), weights[i], spread[i, 0],
-                                            spread[i, 1], s, a, b, lam, want_info, buf, out,
-                                            L3, G3, I3, res, held)
+                                            spread[i, 1], spread[i, 2], s, a, b, lam,
+                                            want_info, buf, out, L3, G3, I3, res, held)
                         else:
                             _add_bin(float(values[i]), weights[i], s, a, b, lam, want_info,
                                      buf, out)
@@ -1281,13 +1306,13 @@ def _rec_groups(values, weights, groups, capture, idx, a, b, lam, want_info, buf
     for g in range(G):
         j0 = start[g]
         j1 = start[g + 1]
-        if j1 - j0 < _REC_MIN_BINS:
+        if j1 - j0 < (1 if has_spread else _REC_MIN_BINS):
             continue
         x = capture[g] * lam
         if not x <= _X_STABLE:
             continue
         top, anchored = _rec_plan(values, weights, byg, j0, j1, a, b, x, x <= _X_WINDOW,
-                                  2 if has_spread else 0)
+                                  _ORDER if has_spread else 0)
         if top < 0:
             continue
         _rec_run(values, weights, byg, j0, j1, top, anchored, capture[g], a, b, lam, want_info,
@@ -1330,7 +1355,7 @@ def histogram_eval(values, weights, groups, capture, a, b, lam, want_info, out):
                       or cc.shape[0] * _TAYLOR_MIN_FACTOR <= capture.shape[0]):
             _histogram_eval(vc[:k], wc[:k], gc[:k], cc, sc[:k], a, b, lam, want_info, out)
             return
-    _histogram_eval(values, weights, groups, capture, np.empty((0, 2)), a, b, lam, want_info, out)
+    _histogram_eval(values, weights, groups, capture, np.empty((0, _ORDER)), a, b, lam, want_info, out)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1338,7 +1363,7 @@ def exact_histogram_eval(values, weights, groups, capture, a, b, lam, want_info,
     """:func:`histogram_eval` with every capture group evaluated at its own
     capture (no expansion in log capture): the exact log-likelihood of the
     histogram."""
-    _histogram_eval(values, weights, groups, capture, np.empty((0, 2)), a, b, lam, want_info, out)
+    _histogram_eval(values, weights, groups, capture, np.empty((0, _ORDER)), a, b, lam, want_info, out)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1386,6 +1411,24 @@ def _coarse_capture(capture):
 
 
 @njit(cache=True, error_model="numpy")
+def _by_coarse_group(coarse_of, groups, n_coarse):
+    """The stable order of bins by coarse group ``coarse_of[groups[i]]`` (a
+    counting sort)."""
+    m = groups.shape[0]
+    start = np.zeros(n_coarse + 1, np.int64)
+    for i in range(m):
+        start[coarse_of[groups[i]] + 1] += 1
+    for q in range(n_coarse):
+        start[q + 1] += start[q]
+    order = np.empty(m, np.int64)
+    for i in range(m):
+        q = coarse_of[groups[i]]
+        order[start[q]] = i
+        start[q] += 1
+    return order
+
+
+@njit(cache=True, error_model="numpy")
 def _merge_capture(values, weights, groups, capture):
     """One gene's bins merged into the coarse capture groups of
     :func:`_coarse_capture`, with each coarse bin's sums of (u_f - u_G) and
@@ -1401,15 +1444,25 @@ def _merge_capture(values, weights, groups, capture):
     for i in range(m):
         v_max = max(v_max, values[i])
     ordered = True
+    by_value = True
     for i in range(m):
         key[i] = coarse_of[groups[i]] * (v_max + 1) + values[i]
         if i > 0 and key[i] < key[i - 1]:
             ordered = False
-    order = key if ordered else stable_argsort(key)   # (key: unused when ordered)
+        if i > 0 and values[i] < values[i - 1]:
+            by_value = False
+    if ordered:
+        order = key   # (unused)
+    elif by_value:
+        # bins by value (as the fits hold them): a stable counting sort by coarse group
+        # keeps the values ascending within each group, in O(bins + groups)
+        order = _by_coarse_group(coarse_of, groups, cc.shape[0])
+    else:
+        order = stable_argsort(key)
     vc = np.empty(m, np.int64)
     wc = np.empty(m)
     gc = np.empty(m, np.int64)
-    sc = np.zeros((m, 2))
+    sc = np.zeros((m, _ORDER))
     k = 0
     last = -1
     for j in range(m):
@@ -1427,7 +1480,18 @@ def _merge_capture(values, weights, groups, capture):
         wc[k - 1] += w
         sc[k - 1, 0] += w * d
         sc[k - 1, 1] += w * d * d
+        sc[k - 1, 2] += w * d * d * d
     return k, vc, wc, gc, cc, sc
+
+
+@njit(cache=True, error_model="numpy")
+def _group_major(values, groups):
+    """Whether the bins come by group, values ascending within each group."""
+    for i in range(1, values.shape[0]):
+        if groups[i] < groups[i - 1] or (groups[i] == groups[i - 1]
+                                          and values[i] < values[i - 1]):
+            return False
+    return True
 
 
 @njit(cache=True, error_model="numpy")
@@ -1446,13 +1510,13 @@ def _histogram_eval(values, weights, groups, capture, spread, a, b, lam, want_in
     for j in range(10):
         out[j] = 0.0
     m = values.shape[0]
-    scratch = np.zeros(60)   # pb_eval's buffer, then the expansion's (one allocation)
+    scratch = np.zeros(21 + 13 * _RING)   # pb_eval's buffer, then the expansion's (one allocation)
     buf = scratch[:11]
     has_spread = spread.shape[0] > 0
-    L3 = scratch[11:14]
-    G3 = scratch[14:23].reshape((3, 3))
-    I3 = scratch[23:50].reshape((3, 3, 3))
-    res = scratch[50:60]
+    L3 = scratch[11:11 + _RING]
+    G3 = scratch[11 + _RING:11 + 4 * _RING].reshape((_RING, 3))
+    I3 = scratch[11 + 4 * _RING:11 + 13 * _RING].reshape((_RING, 3, 3))
+    res = scratch[11 + 13 * _RING:21 + 13 * _RING]
     mixed = False
     ordered = True
     for i in range(1, m):
@@ -1466,7 +1530,7 @@ def _histogram_eval(values, weights, groups, capture, spread, a, b, lam, want_in
         if x0 <= _X_STABLE:
             order = np.arange(m) if ordered else stable_argsort(values)
             top, anchored = _rec_plan(values, weights, order, 0, m, a, b, x0, False,
-                                      2 if has_spread else 0)
+                                      _ORDER if has_spread else 0)
             if top >= 0:
                 _rec_run(values, weights, order, 0, m, top, anchored, s0, a, b, lam, want_info,
                          buf, out, spread, L3, G3, I3, res)
@@ -1483,7 +1547,10 @@ def _histogram_eval(values, weights, groups, capture, spread, a, b, lam, want_in
                 _add_bin(float(values[i]), weights[i], capture[groups[i]], a, b, lam,
                          want_info, buf, out)
         return
-    if ordered:
+    if ordered or (has_spread and _group_major(values, groups)):
+        # (bins by group, values ascending in each, as _merge_capture orders them: the
+        # recurrence's per-group order below is this order; the shared tables, which
+        # need the bins by value, are not used with a spread)
         idx = np.arange(m)
     else:
         idx = stable_argsort(values)
