@@ -161,8 +161,13 @@ def test_one_anchor_normalises_a_short_range_of_many_counts(a, b, lam):
     v = v.astype(np.int64)
     w = w.astype(float)
     assert v.size >= 64 and v.max() < _REC_ANCHOR_SPAN
-    assert _rec_anchors(v.size, int(v.max()), b) == 1
-    assert _rec_anchors(v.size, int(v.max()), 0.5) == 8
+    assert _rec_anchors(v.size, int(v.max()), b, False) == 1
+    assert _rec_anchors(v.size, int(v.max()), 0.5, False) == 8
+    # with the expansion in log capture: the same over a short range, and at least one
+    # anchor per _REC_ANCHOR_SPAN counts of a long one (at most one per distinct count)
+    assert _rec_anchors(v.size, int(v.max()), b, True) == 1
+    assert _rec_anchors(3, 14296, b, True) == 3
+    assert _rec_anchors(200, 10 * _REC_ANCHOR_SPAN, b, True) == 11
     lp = np.array([float(R.mp_logpmf(int(n), a, b, lam)) for n in v])
     ref = (w * lp).sum()
     # the recurrence normalised by its one anchor

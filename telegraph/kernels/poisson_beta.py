@@ -358,6 +358,7 @@ def pb_eval_rows(lo, hi, n, a, b, x, want_info, out, ep):
 _TAYLOR_RTOL = 0.4        # coarse capture groups of the expansion in log capture
 _ORDER = 3                # ... and its order (the law at n .. n + _ORDER per bin)
 _RING = _ORDER + 1        # slots of the law at consecutive counts (count mod _RING)
+_ORDER3_MAX_N = 1000      # above this count the third-order term is left out (its rounding)
 _TAYLOR_MIN_GROUPS = 12   # fewer capture groups: each evaluated as it is
 _TAYLOR_MIN_FACTOR = 2.0  # the merge must divide the bins or the groups by at least this
 
@@ -406,7 +407,14 @@ def _spread_terms(n, r, s1, s2, s3, L, G, I, want_info, res):
     2 m1^3. ``L[k]``, ``G[k]``, ``I[k]`` with k = (r + j) mod _RING: log P(n+j),
     its gradient and information (j = 0 .. _ORDER) at the bin's x; any common
     factor of the P(n+j) (the recurrence's normalisation) cancels in the
-    ratios."""
+    ratios.
+
+    The third cumulant from the raw moments loses about (n+3)^3 times the
+    relative rounding of the ratios (~1e-11 where they come from the series):
+    above a count of _ORDER3_MAX_N the third-order term is left out (a choice
+    by the bin's count alone, so the objective stays smooth)."""
+    if n > _ORDER3_MAX_N:
+        s3 = 0.0
     k0 = r % _RING
     k1 = (r + 1) % _RING
     k2 = (r + 2) % _RING
@@ -831,7 +839,7 @@ _REC_SCALE = 1e100      # rescale the recursion when y leaves [1/_REC_SCALE, _RE
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _rec_anchors(nd, n_max, b):
+def _rec_anchors(nd, n_max, b, spread):
     """The exact values (series) that normalise a recurrence over ``nd``
     distinct counts up to ``n_max``: one per 8 distinct counts, at least 1,
     at most _REC_ANCHORS; for b >= 1 (no spike of the law at x, so the
@@ -839,10 +847,17 @@ def _rec_anchors(nd, n_max, b):
     grows fastest) also at most one per _REC_ANCHOR_SPAN counts of the range.
     Over a short range one anchor then serves however many counts it holds:
     at large x, where each anchor is a series of O(sqrt x) terms, the
-    normalisation costs one series, not eight."""
+    normalisation costs one series, not eight. With the expansion in log
+    capture (``spread``), whose alternative is the series at 1 + _ORDER
+    counts per count, the recurrence also runs over a few counts far apart:
+    there at least one anchor per _REC_ANCHOR_SPAN counts of the range (at
+    most one per distinct count), so that no stretch of thousands of steps
+    goes unanchored (its rounding reached nats over 14,000 steps)."""
     n = min(_REC_ANCHORS, max(1, nd // 8))
     if b >= 1.0:
         n = min(n, n_max // _REC_ANCHOR_SPAN + 1)
+    if spread:
+        n = min(nd, max(n, n_max // _REC_ANCHOR_SPAN + 1))
     return n
 
 
@@ -931,7 +946,7 @@ def _rec_plan(values, weights, order, j0, j1, a, b, x, shared, extra=0):
         budget *= 1.0 + extra   # the alternative: the series at n .. n + extra
     if float(n_max) >= budget:
         return -1, False
-    n_anch = _rec_anchors(nd, n_max, b)
+    n_anch = _rec_anchors(nd, n_max, b, extra > 0)
     lim = min(float(_REC_MAX_WARM), budget - n_max)
     top_a = _rec_start(n_max, a, b, x, False, lim)
     cost_a = float(top_a) + n_anch * per if top_a >= 0 else np.inf
@@ -1086,7 +1101,7 @@ def _rec_run(values, weights, order, j0, j1, top, anchored, s, a, b, lam, want_i
         if weights[i] != 0.0 and values[i] != last:
             nd += 1
             last = values[i]
-    n_anch = _rec_anchors(nd, n_max, b) if anchored else 0
+    n_anch = _rec_anchors(nd, n_max, b, has_spread) if anchored else 0
     stride = max(1, nd // max(n_anch, 1))
     # sums of y and its derivatives over n (normalisation by the sum)
     S0 = 0.0
