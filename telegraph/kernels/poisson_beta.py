@@ -514,8 +514,8 @@ def _add_bin_spread(n, w, s1, s2, s3, s, a, b, lam, want_info, buf, out, L, G, I
 @njit(cache=True, error_model="numpy")
 def _add_bins_spread(values, weights, groups, capture, spread, a, b, lam, want_info, buf, out,
                      L, G, I, res):
-    """Every bin of non-zero weight by :func:`_add_bin_spread` (the series at n,
-    n + 1, n + 2), each count of a capture group evaluated once when the
+    """Every bin of non-zero weight by :func:`_add_bin_spread` (the series at n
+    .. n + _ORDER), each count of a capture group evaluated once when the
     group's bins come by ascending count (as ``_merge_capture`` orders them):
     the law a slot holds is forgotten when the group changes."""
     held = np.full(_RING, -1, np.int64)   # the count whose law slot k of L, G, I holds
@@ -912,8 +912,8 @@ def _rec_plan(values, weights, order, j0, j1, a, b, x, shared, extra=0):
     ascending along ``order``): returns (start N', normalised by exact
     series values) for the recurrence, or (-1, False) when the series per
     count is as cheap: for x < _REC_MIN_X (a few terms per count) or fewer
-    than _REC_MIN_BINS distinct counts (both without the expansion), or when the recurrence costs more
-    than the alternative per distinct count: pb_eval (about
+    than _REC_MIN_BINS distinct counts (both without the expansion), or when
+    the recurrence costs more than the alternative per distinct count: pb_eval (about
     _REC_SERIES_COST sqrt(x) recurrence steps' worth), or with ``shared`` the
     shared-table sums of a mixed histogram (about _REC_SHARED_COST sqrt(x)).
     The recurrence is normalised either by up to _REC_ANCHORS series values
@@ -1055,9 +1055,9 @@ def _rec_run(values, weights, order, j0, j1, top, anchored, s, a, b, lam, want_i
     """Add the bins order[j0:j1] (one capture value s, values ascending along
     ``order``) to ``out`` by the downward recurrence in n from ``top``
     (:func:`_rec_plan`), normalised by exact series values (``anchored``) or
-    by the sum of P over 0..top. ``spread`` (m, 2) or empty: each bin's sums of
-    (u_c - u_g) and (u_c - u_g)^2, its expansion in log capture from P(n),
-    P(n+1), P(n+2) of the recurrence (``top`` planned with ``extra=2``);
+    by the sum of P over 0..top. ``spread`` (m, _ORDER) or empty: each bin's sums of
+    (u_c - u_g)^j, j = 1 .. _ORDER, its expansion in log capture from P(n) ..
+    P(n+_ORDER) of the recurrence (``top`` planned with ``extra=_ORDER``);
     L3, G3, I3, res: its scratch (:func:`_add_bin_spread`)."""
     x = s * lam
     c = a + b
@@ -1173,8 +1173,8 @@ def _rec_run(values, weights, order, j0, j1, top, anchored, s, a, b, lam, want_i
                 Sbx *= g
                 Sxx *= g
         if has_spread and j >= j0 and values[order[j]] >= n - _ORDER:
-            # the expansion in log capture of a bin at n, n - 1 or n - 2 needs
-            # this level: kept in slot n mod 3 (log P with the scale, so that
+            # the expansion in log capture of a bin at n - _ORDER .. n needs
+            # this level: kept in slot n mod _RING (log P with the scale, so that
             # levels kept before and after a rescaling compare)
             _rec_level(L3, G3, I3, n % _RING, P1, Pa1, Pb1, Px1, Paa1, Pab1, Pax1, Pbb1, Pbx1,
                        Pxx1, log_scale, want_info)
@@ -1190,7 +1190,7 @@ def _rec_run(values, weights, order, j0, j1, top, anchored, s, a, b, lam, want_i
                              log_scale, cst, want_info, acc)
                     if has_spread and (spread[i, 0] != 0.0 or spread[i, 1] != 0.0
                                        or spread[i, 2] != 0.0):
-                        # levels n, n + 1, n + 2 sit in slots n, n + 1, n + 2 mod 3
+                        # levels n .. n + _ORDER sit in slots n .. n + _ORDER mod _RING
                         _spread_terms(float(n), n % _RING, spread[i, 0], spread[i, 1],
                                       spread[i, 2], L3, G3, I3, want_info, res)
                         _add_scaled(res, s, want_info, acc)
@@ -1370,7 +1370,8 @@ def histogram_eval(values, weights, groups, capture, a, b, lam, want_info, out):
                       or cc.shape[0] * _TAYLOR_MIN_FACTOR <= capture.shape[0]):
             _histogram_eval(vc[:k], wc[:k], gc[:k], cc, sc[:k], a, b, lam, want_info, out)
             return
-    _histogram_eval(values, weights, groups, capture, np.empty((0, _ORDER)), a, b, lam, want_info, out)
+    _histogram_eval(values, weights, groups, capture, np.empty((0, _ORDER)), a, b, lam,
+                    want_info, out)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1378,7 +1379,8 @@ def exact_histogram_eval(values, weights, groups, capture, a, b, lam, want_info,
     """:func:`histogram_eval` with every capture group evaluated at its own
     capture (no expansion in log capture): the exact log-likelihood of the
     histogram."""
-    _histogram_eval(values, weights, groups, capture, np.empty((0, _ORDER)), a, b, lam, want_info, out)
+    _histogram_eval(values, weights, groups, capture, np.empty((0, _ORDER)), a, b, lam,
+                    want_info, out)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1426,32 +1428,14 @@ def _coarse_capture(capture):
 
 
 @njit(cache=True, error_model="numpy")
-def _by_coarse_group(coarse_of, groups, n_coarse):
-    """The stable order of bins by coarse group ``coarse_of[groups[i]]`` (a
-    counting sort)."""
-    m = groups.shape[0]
-    start = np.zeros(n_coarse + 1, np.int64)
-    for i in range(m):
-        start[coarse_of[groups[i]] + 1] += 1
-    for q in range(n_coarse):
-        start[q + 1] += start[q]
-    order = np.empty(m, np.int64)
-    for i in range(m):
-        q = coarse_of[groups[i]]
-        order[start[q]] = i
-        start[q] += 1
-    return order
-
-
-@njit(cache=True, error_model="numpy")
 def _merge_capture(values, weights, groups, capture):
     """One gene's bins merged into the coarse capture groups of
-    :func:`_coarse_capture`, with each coarse bin's sums of (u_f - u_G) and
-    (u_f - u_G)^2 over its cells (u = log capture): returns (number of coarse
+    :func:`_coarse_capture`, with each coarse bin's sums of (u_f - u_G)^j,
+    j = 1 .. _ORDER, over its cells (u = log capture): returns (number of coarse
     bins, values, weights, groups, the coarse capture values, the sums), the
     bins ordered by (coarse group, value): :func:`_histogram_eval` then
     evaluates each count of a coarse group once (the expansion needs the law
-    at n, n + 1, n + 2)."""
+    at n .. n + _ORDER)."""
     m = values.shape[0]
     coarse_of, cc, du = _coarse_capture(capture)
     key = np.empty(m, np.int64)
@@ -1459,21 +1443,11 @@ def _merge_capture(values, weights, groups, capture):
     for i in range(m):
         v_max = max(v_max, values[i])
     ordered = True
-    by_value = True
     for i in range(m):
         key[i] = coarse_of[groups[i]] * (v_max + 1) + values[i]
         if i > 0 and key[i] < key[i - 1]:
             ordered = False
-        if i > 0 and values[i] < values[i - 1]:
-            by_value = False
-    if ordered:
-        order = key   # (unused)
-    elif by_value:
-        # bins by value (as the fits hold them): a stable counting sort by coarse group
-        # keeps the values ascending within each group, in O(bins + groups)
-        order = _by_coarse_group(coarse_of, groups, cc.shape[0])
-    else:
-        order = stable_argsort(key)
+    order = key if ordered else stable_argsort(key)   # (key: unused when ordered)
     vc = np.empty(m, np.int64)
     wc = np.empty(m)
     gc = np.empty(m, np.int64)
@@ -1500,27 +1474,17 @@ def _merge_capture(values, weights, groups, capture):
 
 
 @njit(cache=True, error_model="numpy")
-def _group_major(values, groups):
-    """Whether the bins come by group, values ascending within each group."""
-    for i in range(1, values.shape[0]):
-        if groups[i] < groups[i - 1] or (groups[i] == groups[i - 1]
-                                          and values[i] < values[i - 1]):
-            return False
-    return True
-
-
-@njit(cache=True, error_model="numpy")
 def _histogram_eval(values, weights, groups, capture, spread, a, b, lam, want_info, out):
-    """:func:`histogram_eval` of the given bins; ``spread``: empty, or (m, 2),
-    each bin's sums of (u_c - u_g) and (u_c - u_g)^2 over its cells, for the
+    """:func:`histogram_eval` of the given bins; ``spread``: empty, or (m, _ORDER),
+    each bin's sums of (u_c - u_g)^j, j = 1 .. _ORDER, over its cells, for the
     expansion in log capture about the group's value.
 
     Bins of one count from several capture groups share their per-k tables
     (see the comment above ``_X_GROUPED``); this is fastest when the bins
     come sorted by value (else they are sorted here). A histogram of a single
     group is summed bin by bin with ``pb_eval`` or by the recurrence in n; with
-    a spread, every bin outside the recurrence takes the series at n, n + 1,
-    n + 2 (:func:`_add_bin_spread`), not the shared tables.
+    a spread, every bin outside the recurrence takes the series at n .. n +
+    _ORDER (:func:`_add_bin_spread`), not the shared tables.
     """
     for j in range(10):
         out[j] = 0.0
@@ -1562,10 +1526,7 @@ def _histogram_eval(values, weights, groups, capture, spread, a, b, lam, want_in
                 _add_bin(float(values[i]), weights[i], capture[groups[i]], a, b, lam,
                          want_info, buf, out)
         return
-    if ordered or (has_spread and _group_major(values, groups)):
-        # (bins by group, values ascending in each, as _merge_capture orders them: the
-        # recurrence's per-group order below is this order; the shared tables, which
-        # need the bins by value, are not used with a spread)
+    if ordered:
         idx = np.arange(m)
     else:
         idx = stable_argsort(values)
@@ -1574,8 +1535,8 @@ def _histogram_eval(values, weights, groups, capture, spread, a, b, lam, want_in
     weights = _rec_groups(values, weights, groups, capture, idx, a, b, lam, want_info, buf, out,
                           spread, L3, G3, I3, res)
     if has_spread:
-        # the other bins (those of the recurrence now weigh 0): the series at n,
-        # n + 1, n + 2
+        # the other bins (those of the recurrence now weigh 0): the series at n
+        # .. n + _ORDER
         _add_bins_spread(values, weights, groups, capture, spread, a, b, lam, want_info, buf,
                          out, L3, G3, I3, res)
         return
