@@ -21,6 +21,7 @@ which is what streaming over cell chunks and Dask reductions rely on.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from dataclasses import dataclass
@@ -411,9 +412,22 @@ def coarse_capture_groups(group_capture, rtol: float | None = None,
     """
     rtol = config.CAPTURE_COARSE_RTOL if rtol is None else float(rtol)
     min_factor = config.CAPTURE_COARSE_MIN_FACTOR if min_factor is None else float(min_factor)
-    cap = np.asarray(group_capture, dtype=float)
+    cap = np.ascontiguousarray(group_capture, dtype=float)
     if cap.ndim != 1 or cap.size < 2 or rtol <= 0.0:
         return None, None
+    coarse_of, coarse_capture = _coarse_groups_of(cap.tobytes(), rtol, min_factor)
+    if coarse_of is None:
+        return None, None
+    # copies: the cached arrays stay as they are whatever the caller does with these
+    return coarse_of.copy(), coarse_capture.copy()
+
+
+@functools.lru_cache(maxsize=16)
+def _coarse_groups_of(cap_bytes, rtol, min_factor):
+    """:func:`coarse_capture_groups` of the capture values in ``cap_bytes``
+    (float64), remembered: a fit called gene by gene on one histogram's
+    groups merges them once, not once per call."""
+    cap = np.frombuffer(cap_bytes, dtype=float)
     coarse_of, coarse_capture = capture_groups(cap, max_groups=1, rtol=rtol)
     if cap.size < min_factor * coarse_capture.size:
         return None, None

@@ -83,6 +83,12 @@ def search_box(target, lo, hi):
         hi[2] = LOG_LAM_HI
 
 
+#: a step of :func:`maximize` gaining less than this many nats (or 1e-9 of the
+#: log-likelihood) counts as flat; six flat steps in a row end the climb as converged: a
+#: ridge rising towards a limit outside the box, where a damped Newton climb crawls
+#: (docs/maths.md, "Fitting", *Damped Newton*)
+_FLAT_GAIN = 1e-5
+
 #: a climb whose iterate comes within this distance (largest change of a log-rate
 #: coordinate) of an optimum already found, at no higher a log-likelihood, is taken to
 #: end there (:func:`maximize`'s ``known``)
@@ -251,8 +257,9 @@ def maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo, 
                 break
             # on a ridge that rises towards a limit outside the box the steps
             # stay long while the gains vanish: stop when the likelihood is
-            # flat to 1e-9 over several steps (the limit models take over)
-            if gain < 1e-9 * (1.0 + abs(ll)):
+            # flat over several steps, each gaining less than 1e-9 of it or
+            # _FLAT_GAIN nats (the limit models take over)
+            if gain < max(1e-9 * (1.0 + abs(ll)), _FLAT_GAIN):
                 flat += 1
                 if flat >= 6:
                     converged = True
