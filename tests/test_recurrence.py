@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from telegraph.kernels.poisson_beta import (_REC_SUM_MIN_AB, _rec_run, _rec_start, histogram_eval,
-                                            pb_eval, pb_pmf_run)
+from telegraph.kernels.poisson_beta import (_NORM_ANCHORS, _NORM_P0, _NORM_SUM, _REC_SUM_MIN_AB,
+                                            _p0_large_x, _p0_terms, _rec_run, _rec_start,
+                                            histogram_eval, pb_eval, pb_pmf_run)
 
 sys.path.insert(0, str(Path(__file__).parent))
 import reference as R  # noqa: E402
@@ -38,6 +39,9 @@ CASES = [
     (1e-4, 1e-4, 500.0),
     (1e3, 1e3, 1e4),
     (0.3, 2.0, 1e5),
+    (1.0, 1e3, 4e4),        # the bursty edge of the box (P(0) by its large-x series)
+    (4.0, 1e3, 6.8e4),      # ... counts to ~1,200: one P(0) for the whole range
+    (2.5, 22.0, 2e3),       # a bursty gene inside it (the same)
 ]
 
 
@@ -54,32 +58,38 @@ def _counts(a, b, x, n_pick=16):
     return v.astype(np.int64), w
 
 
-def _rec(v, w, a, b, x, info, anchored):
-    if not anchored and min(a, b) < _REC_SUM_MIN_AB:
+#: the three normalisations of the recurrence (_rec_plan's choice), by test id
+MODES = {"by-series": _NORM_ANCHORS, "by-sum": _NORM_SUM, "by-p0": _NORM_P0}
+
+
+def _rec(v, w, a, b, x, info, mode):
+    if mode == _NORM_SUM and min(a, b) < _REC_SUM_MIN_AB:
         pytest.skip("normalisation by the sum is not used there")
+    if mode == _NORM_P0 and _p0_terms(a, b, x) < 0:
+        pytest.skip("the large-x series of P(0) is not used there")
     out = np.zeros(10)
-    top = _rec_start(int(v.max()), a, b, x, not anchored, 1 << 22)
+    top = _rec_start(int(v.max()), a, b, x, mode == _NORM_SUM, 1 << 22)
     assert top >= 0
-    _rec_run(v, w, np.arange(v.size), 0, v.size, top, anchored, 1.0, a, b, x, info, np.zeros(11),
+    _rec_run(v, w, np.arange(v.size), 0, v.size, top, mode, 1.0, a, b, x, info, np.zeros(11),
              out, np.empty((0, 2)), np.empty(0), np.empty((0, 3)), np.zeros((0, 3, 3)), np.zeros(0))
     return out
 
 
-@pytest.mark.parametrize("anchored", [True, False], ids=["by-series", "by-sum"])
+@pytest.mark.parametrize("mode", MODES.values(), ids=MODES.keys())
 @pytest.mark.parametrize("a,b,x", CASES)
-def test_recurrence_matches_mpmath(a, b, x, anchored):
+def test_recurrence_matches_mpmath(a, b, x, mode):
     v, w = _counts(a, b, x)
-    out = _rec(v, w, a, b, x, False, anchored)
+    out = _rec(v, w, a, b, x, False, mode)
     lp = np.array([float(R.mp_logpmf(int(n), a, b, x)) for n in v])
     # log P to 1e-11 per count, plus the rounding of the series that fixes
     # the normalisation (~1e-16 x log x in its log t_k*)
     assert abs(out[0] - (w * lp).sum()) <= w.sum() * _tol_logp(x)
     # the scores in theta = log(a, b, x), against mpmath.diff at 4 counts
     # (mpmath.diff is slow at large x): relative to the size of the terms
-    _check_scores_at_4_counts(v, w, a, b, x, anchored)
+    _check_scores_at_4_counts(v, w, a, b, x, mode)
 
 
-def _check_scores_at_4_counts(v, w, a, b, x, anchored):
+def _check_scores_at_4_counts(v, w, a, b, x, mode):
     """The recurrence's scores in theta = log(a, b, x) over 4 of the counts
     (the others weighted 1e-300) against mpmath.diff, to 1e-9 of the terms'
     size."""
@@ -87,7 +97,7 @@ def _check_scores_at_4_counts(v, w, a, b, x, anchored):
     keep = np.zeros(v.size, bool)
     keep[idx] = True
     out_k = _rec(v, np.where(keep, w, 0.0) + np.where(keep, 0.0, 1e-300), a, b, x, False,
-                 anchored)
+                 mode)
     ref = np.zeros(3)
     scale = np.zeros(3)
     th = np.array([a, b, x])
@@ -99,11 +109,11 @@ def _check_scores_at_4_counts(v, w, a, b, x, anchored):
     assert np.all(err <= 1e-9 * (scale.max() + w[idx].sum())), (err, scale)
 
 
-@pytest.mark.parametrize("anchored", [True, False], ids=["by-series", "by-sum"])
+@pytest.mark.parametrize("mode", MODES.values(), ids=MODES.keys())
 @pytest.mark.parametrize("a,b,x", CASES)
-def test_recurrence_information_matches_series(a, b, x, anchored):
+def test_recurrence_information_matches_series(a, b, x, mode):
     v, w = _counts(a, b, x, n_pick=40)
-    out = _rec(v, w, a, b, x, True, anchored)
+    out = _rec(v, w, a, b, x, True, mode)
     ref = np.zeros(10)
     absum = np.zeros(10)
     buf = np.zeros(11)
@@ -171,16 +181,70 @@ def test_one_anchor_normalises_a_short_range_of_many_counts(a, b, lam):
     lp = np.array([float(R.mp_logpmf(int(n), a, b, lam)) for n in v])
     ref = (w * lp).sum()
     # the recurrence normalised by its one anchor
-    assert abs(_rec(v, w, a, b, lam, False, True)[0] - ref) <= w.sum() * _tol_logp(lam)
-    # and histogram_eval's own choice (at the bursty edge: that anchor, now cheaper
-    # than the normalisation by the sum over P's long tail)
-    top, anchored = _rec_plan(v, w, np.arange(v.size), 0, v.size, a, b, lam, False)
-    assert top >= 0 and (anchored or b < 10.0)
+    assert abs(_rec(v, w, a, b, lam, False, _NORM_ANCHORS)[0] - ref) <= w.sum() * _tol_logp(lam)
+    # and histogram_eval's own choice: at the bursty edge that anchor is P(0) from its
+    # large-x series (a few terms, cheaper than both the series at a count and the
+    # normalisation by the sum over P's long tail); in the bulk the series at a count
+    top, mode = _rec_plan(v, w, np.arange(v.size), 0, v.size, a, b, lam, False)
+    assert top >= 0 and (mode == _NORM_P0 if b > 100.0 else mode == _NORM_ANCHORS or b < 10.0)
     out = np.zeros(10)
     histogram_eval(v, w, np.zeros(v.size, np.int64), np.array([1.0]), a, b, lam, False, out)
     assert abs(out[0] - ref) <= w.sum() * _tol_logp(lam)
     # the scores in theta = log(a, b, x) at 4 of the counts against mpmath.diff
-    _check_scores_at_4_counts(v, w, a, b, lam, True)
+    _check_scores_at_4_counts(v, w, a, b, lam, mode)
+
+
+@pytest.mark.parametrize("a,b,x", [
+    (1.0, 1e3, 4.1e4), (4.0, 1e3, 6.8e4), (0.05, 1e3, 8.45e4),   # the bursty edge of the box
+    (2.5, 22.4, 2.0e3), (0.6, 30.0, 3.1e3), (3.5, 11.0, 920.0),   # bursty genes inside it
+    (7.0, 1e3, 1.26e4), (0.08, 131.0, 1.05e4), (1.2, 16.0, 707.0),
+])
+def test_p0_large_x_matches_mpmath(a, b, x):
+    """P(0) = M(a, a + b, -x) from its large-x series (the recurrence's cheap
+    anchor, docs/maths.md, *P(0) at large x*): log P(0) to 1e-14, its gradient
+    in (a, b, x) and observed information against mpmath's derivatives of
+    log hyp1f1, in theta = log(a, b, x), to 1e-10 of the largest of their
+    terms."""
+    import mpmath as mp
+
+    K = _p0_terms(a, b, x)
+    assert K > 0
+    out = np.zeros(11)
+    _p0_large_x(a, b, x, K, True, out)
+    with mp.workdps(40):
+        def f(a_, b_, x_):
+            return mp.log(mp.hyp1f1(a_, a_ + b_, -x_))
+        A, B, X = mp.mpf(a), mp.mpf(b), mp.mpf(x)
+        assert abs(out[0] - float(f(A, B, X))) <= 1e-14 * max(1.0, abs(out[0]))
+        g = [mp.diff(lambda t: f(t, B, X), A), mp.diff(lambda t: f(A, t, X), B),
+             mp.diff(lambda t: f(A, B, t), X)]
+        H = {(0, 0): mp.diff(lambda t: f(t, B, X), A, 2),
+             (0, 1): mp.diff(lambda s, t: f(s, t, X), (A, B), (1, 1)),
+             (0, 2): mp.diff(lambda s, t: f(s, B, t), (A, X), (1, 1)),
+             (1, 1): mp.diff(lambda t: f(A, t, X), B, 2),
+             (1, 2): mp.diff(lambda s, t: f(A, s, t), (B, X), (1, 1)),
+             (2, 2): mp.diff(lambda t: f(A, B, t), X, 2)}
+    th = np.array([a, b, x])
+    score = np.array([float(v) for v in g]) * th
+    np.testing.assert_allclose(out[1:4] * th, score, rtol=0, atol=1e-10 * np.abs(score).max())
+    slots = {(0, 0): 4, (0, 1): 5, (0, 2): 6, (1, 1): 7, (1, 2): 8, (2, 2): 9}
+    for (i, j), k in slots.items():
+        want = -float(H[(i, j)]) * th[i] * th[j]
+        size = max(abs(float(H[(i, i)])) * th[i] ** 2, abs(float(H[(j, j)])) * th[j] ** 2,
+                   abs(score[i]), abs(score[j]))
+        assert abs(out[k] * th[i] * th[j] - want) <= 1e-10 * size, ((i, j), out[k], want)
+
+
+def test_p0_large_x_refuses_where_its_error_bound_fails():
+    """The series of P(0) is used only where its error bound holds: large x
+    against a b (every term at most 3/4 of the one before), b >= 2 and past the
+    terms summed (the Taylor remainder's bound), x well past a + K (the
+    integrals' tails)."""
+    assert _p0_terms(1.0, 1e3, 4.1e4) > 0
+    assert _p0_terms(1.0, 1e3, 1.2e3) == -1       # a b / x ~ 0.8: terms shrink too slowly
+    assert _p0_terms(0.3, 1.5, 500.0) == -1       # b < 2
+    assert _p0_terms(2.0, 3.0, 20.0) == -1        # x below _P0_MIN_X
+    assert _p0_terms(40.0, 3.0, 100.0) == -1      # x not past 2 (a + K - 1)
 
 
 @pytest.mark.parametrize("a,b,x,n0,n1", [

@@ -35,8 +35,8 @@ import numpy as np
 
 from ._jit import njit
 from .sorting import stable_argsort
-from .special import (digamma_shift, lgamma_diff, log1pmx, log_poisson_term, stirling_rest,
-                      trigamma_shift)
+from .special import (digamma, digamma_shift, lgamma_diff, log1pmx, log_poisson_term,
+                      stirling_rest, trigamma, trigamma_shift)
 
 __all__ = ["pb_eval", "pb_eval_rows", "histogram_eval", "exact_histogram_eval", "pb_pmf_run"]
 
@@ -837,6 +837,17 @@ _REC_DAMP = 40.0        # log of the separation of the two solutions at the larg
 _REC_MAX_WARM = 1 << 20   # longest warm-up above the largest count
 _REC_SCALE = 1e100      # rescale the recursion when y leaves [1/_REC_SCALE, _REC_SCALE]
 
+# how the recurrence is normalised (_rec_plan's choice, _rec_run's ``mode``)
+_NORM_SUM = 0       # by the sum of P over 0 .. top (P's tail above top negligible)
+_NORM_ANCHORS = 1   # by exact values (the series, pb_eval) at counts of the histogram
+_NORM_P0 = 2        # by P(0) from its large-x series (_p0_large_x; one anchor's worth of range)
+
+_P0_MIN_X = 30.0      # the large-x series of P(0) from this x on
+_P0_MAX_TERMS = 48    # ... with at most this many terms
+_P0_MAX_RATIO = 0.75  # ... each term at most this fraction of the one before
+_P0_TOL = 1e-17       # ... and each part of its error bound below this (relative)
+_P0_MAX_SPAN = 4096   # P(0) alone normalises a recurrence over at most this many counts
+
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _rec_anchors(nd, n_max, b, spread):
@@ -859,6 +870,106 @@ def _rec_anchors(nd, n_max, b, spread):
     if spread:
         n = min(nd, max(n, n_max // _REC_ANCHOR_SPAN + 1))
     return n
+
+
+@njit(cache=True, error_model="numpy")
+def _p0_terms(a, b, x):
+    """The number of terms K of the large-x series of P(0) (:func:`_p0_large_x`)
+    whose error bound is met, or -1 where the series is not to be used.
+
+    P(0) = E[exp(-x p)], p ~ Beta(a, b), is with t = x p
+    x^-a / B(a, b) int_0^x e^-t t^(a-1) (1 - t/x)^(b-1) dt. Expanding
+    (1 - t/x)^(b-1) to K terms and integrating each to infinity gives
+    Gamma(a + b) / Gamma(b) x^-a sum_{k<K} t_k, t_k = (a)_k (1-b)_k / (k! x^k)
+    (docs/maths.md, "A recurrence in the count", *P(0) at large x*). Two parts
+    are left out: the Taylor remainder, at most |t_K| of the sum's leading term
+    when K <= b - 1 (Lagrange's form: (1 - xi)^(b-1-K) <= 1); and each term's
+    integral beyond x, a share Q(a + k, x) <= Q(a + K, x) of it, bounded by
+    2 x^(a+K-1) e^-x / Gamma(a + K) for x > 2 (a + K - 1). With every ratio
+    |t_(k+1) / t_k| <= _P0_MAX_RATIO, the sum is at least 1 - _P0_MAX_RATIO and
+    the sum of |t_k| at most 1 / (1 - _P0_MAX_RATIO), so the relative error of
+    P(0) is below 20 _P0_TOL when both parts are below _P0_TOL."""
+    if not (x >= _P0_MIN_X and b >= 2.0):
+        return -1
+    t = 1.0
+    for k in range(_P0_MAX_TERMS):
+        if k + 1.0 > b - 1.0:
+            return -1
+        r = (a + k) * (b - 1.0 - k) / ((k + 1.0) * x)
+        if not r <= _P0_MAX_RATIO:
+            return -1
+        t *= r
+        if t <= _P0_TOL:
+            K = k + 1
+            sk = a + K
+            if not x > 2.0 * (sk - 1.0):
+                return -1
+            log_q = (sk - 1.0) * math.log(x) - x - math.lgamma(sk) + math.log(2.0)
+            return K if log_q <= math.log(_P0_TOL) else -1
+    return -1
+
+
+@njit(cache=True, error_model="numpy")
+def _p0_large_x(a, b, x, K, want_info, out):
+    """log P(0) by the first K terms of its large-x series (:func:`_p0_terms`),
+    with its gradient in (a, b, x) and, if want_info, the observed information
+    (negative Hessian of log P(0)), laid out in ``out`` as :func:`pb_eval` lays
+    them out. With A_k = psi(a + k) - psi(a) and B_k = sum_{j<k} 1/(b - 1 - j),
+    d t_k = t_k (A_k da + B_k db - k dx / x); the second derivatives follow
+    from A_k' = -sum 1/(a + j)^2 and B_k' = -sum 1/(b - 1 - j)^2."""
+    inv_x = 1.0 / x
+    t = 1.0
+    A = 0.0
+    B = 0.0
+    dA = 0.0
+    dB = 0.0
+    S = 0.0
+    Sa = 0.0
+    Sb = 0.0
+    Sx = 0.0
+    Saa = 0.0
+    Sab = 0.0
+    Sax = 0.0
+    Sbb = 0.0
+    Sbx = 0.0
+    Sxx = 0.0
+    for k in range(K):
+        kx = k * inv_x
+        S += t
+        Sa += t * A
+        Sb += t * B
+        Sx -= t * kx
+        if want_info:
+            Saa += t * (A * A + dA)
+            Sab += t * A * B
+            Sax -= t * A * kx
+            Sbb += t * (B * B + dB)
+            Sbx -= t * B * kx
+            Sxx += t * kx * (k + 1.0) * inv_x
+        t *= (a + k) * (1.0 - b + k) / ((k + 1.0) * x)
+        ia = 1.0 / (a + k)
+        ib = 1.0 / (b - 1.0 - k)
+        A += ia
+        dA -= ia * ia
+        B += ib
+        dB -= ib * ib
+    inv_s = 1.0 / S
+    la = Sa * inv_s
+    lb = Sb * inv_s
+    lx = Sx * inv_s
+    psi_ab = digamma(a + b)
+    out[0] = lgamma_diff(b, a) - a * math.log(x) + math.log(S)
+    out[1] = psi_ab - math.log(x) + la
+    out[2] = psi_ab - digamma(b) + lb
+    out[3] = -a * inv_x + lx
+    if want_info:
+        tri_ab = trigamma(a + b)
+        out[4] = -(tri_ab + Saa * inv_s - la * la)
+        out[5] = -(tri_ab + Sab * inv_s - la * lb)
+        out[6] = -(-inv_x + Sax * inv_s - la * lx)
+        out[7] = -(tri_ab - trigamma(b) + Sbb * inv_s - lb * lb)
+        out[8] = -(Sbx * inv_s - lb * lx)
+        out[9] = -(a * inv_x * inv_x + Sxx * inv_s - lx * lx)
 
 
 @njit(cache=True, error_model="numpy")
@@ -909,22 +1020,24 @@ def _rec_start(n_max, a, b, x, tail, limit):
 @njit(cache=True, error_model="numpy")
 def _rec_plan(values, weights, order, j0, j1, a, b, x, shared, extra=0):
     """How to evaluate bins order[j0:j1] (one capture value x, values
-    ascending along ``order``): returns (start N', normalised by exact
-    series values) for the recurrence, or (-1, False) when the series per
-    count is as cheap: for x < _REC_MIN_X (a few terms per count) or fewer
-    than _REC_MIN_BINS distinct counts (both without the expansion), or when
+    ascending along ``order``): returns (start N', normalisation: _NORM_*) for
+    the recurrence, or (-1, _NORM_SUM) when the series per count is as cheap:
+    for x < _REC_MIN_X (a few terms per count) or fewer than _REC_MIN_BINS
+    distinct counts (both without the expansion), or when
     the recurrence costs more than the alternative per distinct count: pb_eval (about
     _REC_SERIES_COST sqrt(x) recurrence steps' worth), or with ``shared`` the
     shared-table sums of a mixed histogram (about _REC_SHARED_COST sqrt(x)).
-    The recurrence is normalised either by up to _REC_ANCHORS series values
-    (N' steps + the anchors) or by the sum of P over 0..N' (no series; a
-    longer start that takes in P's tail), whichever is cheaper. ``extra``:
+    The recurrence is normalised by up to _REC_ANCHORS series values (N' steps
+    + the anchors), by the sum of P over 0..N' (no series; a longer start that
+    takes in P's tail) or, where one anchor serves and the large-x series of
+    P(0) meets its error bound (:func:`_p0_terms`), by that P(0) (N' steps + a
+    few terms), whichever is cheapest. ``extra``:
     counts above the largest whose P must be right too (_ORDER for the
     expansion in log capture, which needs P(n+1) .. P(n+_ORDER); then even one
     count may take the recurrence, the series costing 1 + extra values per
     count)."""
     if x < _REC_MIN_X and extra == 0:
-        return -1, False
+        return -1, _NORM_SUM
     nd = 0
     last = -1
     n_max = 0
@@ -937,7 +1050,7 @@ def _rec_plan(values, weights, order, j0, j1, a, b, x, shared, extra=0):
     if nd < _REC_MIN_BINS and extra == 0:
         # (with the expansion, the series costs 1 + extra values per count: the
         # costs below decide)
-        return -1, False
+        return -1, _NORM_SUM
     n_max += extra   # the expansion in log capture also needs P(n+1) .. P(n+_ORDER)
     rx = math.sqrt(x + 1.0)
     per = 4.0 + _REC_SERIES_COST * rx
@@ -945,20 +1058,31 @@ def _rec_plan(values, weights, order, j0, j1, a, b, x, shared, extra=0):
     if extra > 0:
         budget *= 1.0 + extra   # the alternative: the series at n .. n + extra
     if float(n_max) >= budget:
-        return -1, False
+        return -1, _NORM_SUM
     n_anch = _rec_anchors(nd, n_max, b, extra > 0)
     lim = min(float(_REC_MAX_WARM), budget - n_max)
     top_a = _rec_start(n_max, a, b, x, False, lim)
     cost_a = float(top_a) + n_anch * per if top_a >= 0 else np.inf
+    # P(0) from its large-x series can normalise the whole range, as the sum does over
+    # a longer one (b >= 2 here, no spike at x): the recurrence then runs on down to 0,
+    # and the anchor costs K terms, not a series of O(sqrt x) terms at a count of the
+    # histogram. (With the expansion, only where one anchor serves the range.)
+    cost_p = np.inf
+    if top_a >= 0 and (n_anch == 1 or (extra == 0 and n_max < _P0_MAX_SPAN)):
+        K = _p0_terms(a, b, x)
+        if K > 0:
+            cost_p = float(top_a) + K
     top_s = -1
     if min(a, b) >= _REC_SUM_MIN_AB:
         top_s = _rec_start(n_max, a, b, x, True, lim)
     cost_s = float(top_s) if top_s >= 0 else np.inf
-    if min(cost_a, cost_s) >= budget:
-        return -1, False
+    if min(cost_p, min(cost_a, cost_s)) >= budget:
+        return -1, _NORM_SUM
+    if cost_p <= min(cost_a, cost_s):
+        return top_a, _NORM_P0
     if cost_a <= cost_s:
-        return top_a, True
-    return top_s, False
+        return top_a, _NORM_ANCHORS
+    return top_s, _NORM_SUM
 
 
 @njit(cache=True, error_model="numpy")
@@ -1046,21 +1170,24 @@ def _add_scaled(res, s, want_info, out):
 
 
 @njit(cache=True, error_model="numpy",
-      unit=("void(int64[::1], float64[::1], int64[::1], int64, int64, int64, boolean, "
+      unit=("void(int64[::1], float64[::1], int64[::1], int64, int64, int64, int64, "
             "float64, float64, float64, float64, boolean, float64[::1], float64[::1], "
             "float64[:, ::1], float64[::1], float64[:, ::1], float64[:, :, ::1], "
             "float64[::1])"))
-def _rec_run(values, weights, order, j0, j1, top, anchored, s, a, b, lam, want_info, buf, out,
+def _rec_run(values, weights, order, j0, j1, top, mode, s, a, b, lam, want_info, buf, out,
              spread, L3, G3, I3, res):
     """Add the bins order[j0:j1] (one capture value s, values ascending along
     ``order``) to ``out`` by the downward recurrence in n from ``top``
-    (:func:`_rec_plan`), normalised by exact series values (``anchored``) or
-    by the sum of P over 0..top. ``spread`` (m, _ORDER) or empty: each bin's sums of
+    (:func:`_rec_plan`), normalised as ``mode`` says (_NORM_*): by exact
+    series values at counts of the histogram, by the sum of P over 0..top, or
+    by P(0) from its large-x series. ``spread`` (m, _ORDER) or empty: each bin's sums of
     (u_c - u_g)^j, j = 1 .. _ORDER, its expansion in log capture from P(n) ..
     P(n+_ORDER) of the recurrence (``top`` planned with ``extra=_ORDER``);
     L3, G3, I3, res: its scratch (:func:`_add_bin_spread`)."""
     x = s * lam
     c = a + b
+    anchored = mode == _NORM_ANCHORS
+    by_sum = mode == _NORM_SUM
     jt = j1 - 1
     while jt >= j0 and weights[order[jt]] == 0.0:
         jt -= 1
@@ -1145,7 +1272,7 @@ def _rec_run(values, weights, order, j0, j1, top, anchored, s, a, b, lam, want_i
                 cst[7] = gb * gb - Pbb1 * inv - buf[7]
                 cst[8] = gb * gx - Pbx1 * inv - buf[8]
                 cst[9] = gx * gx - Pxx1 * inv - buf[9]
-        if not anchored:
+        if by_sum:
             S0 += fS * P1
             Sa += fS * Pa1
             Sb += fS * Pb1
@@ -1275,7 +1402,25 @@ def _rec_run(values, weights, order, j0, j1, top, anchored, s, a, b, lam, want_i
             Pbx2 *= f
             Pxx2 *= f
             fS = math.exp(log_scale - ls_S)
-    if not anchored:
+    if mode == _NORM_P0:
+        # C = y(0) / P(0), P(0) from its large-x series (P1... hold y(0) here)
+        _p0_large_x(a, b, x, _p0_terms(a, b, x), want_info, buf)
+        inv = 1.0 / P1
+        ga = Pa1 * inv
+        gb = Pb1 * inv
+        gx = Px1 * inv
+        acc[0] -= W * (math.log(P1) + log_scale - buf[0])
+        acc[1] -= W * (ga - buf[1])
+        acc[2] -= W * (gb - buf[2])
+        acc[3] -= W * s * (gx - buf[3])
+        if want_info:
+            acc[4] -= W * (ga * ga - Paa1 * inv - buf[4])
+            acc[5] -= W * (ga * gb - Pab1 * inv - buf[5])
+            acc[6] -= W * s * (ga * gx - Pax1 * inv - buf[6])
+            acc[7] -= W * (gb * gb - Pbb1 * inv - buf[7])
+            acc[8] -= W * s * (gb * gx - Pbx1 * inv - buf[8])
+            acc[9] -= W * s * s * (gx * gx - Pxx1 * inv - buf[9])
+    elif by_sum:
         # C = sum of y over 0..top (the mass above is below e^-46 of P(n_max))
         inv = 1.0 / S0
         ga = Sa * inv
@@ -1326,11 +1471,11 @@ def _rec_groups(values, weights, groups, capture, idx, a, b, lam, want_info, buf
         x = capture[g] * lam
         if not x <= _X_STABLE:
             continue
-        top, anchored = _rec_plan(values, weights, byg, j0, j1, a, b, x, x <= _X_WINDOW,
-                                  _ORDER if has_spread else 0)
+        top, mode = _rec_plan(values, weights, byg, j0, j1, a, b, x, x <= _X_WINDOW,
+                              _ORDER if has_spread else 0)
         if top < 0:
             continue
-        _rec_run(values, weights, byg, j0, j1, top, anchored, capture[g], a, b, lam, want_info,
+        _rec_run(values, weights, byg, j0, j1, top, mode, capture[g], a, b, lam, want_info,
                  buf, out, spread, L3, G3, I3, res)
         if not copied:
             w2 = weights.copy()
@@ -1508,10 +1653,10 @@ def _histogram_eval(values, weights, groups, capture, spread, a, b, lam, want_in
         x0 = s0 * lam
         if x0 <= _X_STABLE:
             order = np.arange(m) if ordered else stable_argsort(values)
-            top, anchored = _rec_plan(values, weights, order, 0, m, a, b, x0, False,
-                                      _ORDER if has_spread else 0)
+            top, mode = _rec_plan(values, weights, order, 0, m, a, b, x0, False,
+                                  _ORDER if has_spread else 0)
             if top >= 0:
-                _rec_run(values, weights, order, 0, m, top, anchored, s0, a, b, lam, want_info,
+                _rec_run(values, weights, order, 0, m, top, mode, s0, a, b, lam, want_info,
                          buf, out, spread, L3, G3, I3, res)
                 return
     if not mixed or b > _B_STABLE:
