@@ -104,7 +104,7 @@ def test_a_wald_fit_without_goodness_of_fit_compiles_no_profile_or_gof_kernel(fi
     # into fit_genes, inline="always", are typed as part of it: their callees are seen)
     profile = {"telegraph.kernels.fit._profile_intervals",
                "telegraph.kernels.profile.profile_bound",
-               "telegraph.kernels.profile.widen_near_limits"}
+               "telegraph.kernels.profile.limit_union_ends"}
     gof = {"telegraph.kernels.fit._goodness_of_fit", "telegraph.kernels.gof.pearson_gof"}
     fitting = {"telegraph.kernels.fit._fit_models", "telegraph.kernels.optimize.fit_telegraph"}
     wald, _, _ = fit_genes_typed[False, False]

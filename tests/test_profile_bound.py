@@ -268,7 +268,7 @@ def test_a_level_stops_the_climb_once_reached_and_a_level_out_of_reach_does_not(
 
 
 def test_negative_binomial_end_by_newton_is_the_brute_force_profile_end():
-    """The bursty limit's profile ends (bursty_limit_end, widen_near_limits) come from
+    """The bursty limit's profile ends (bursty_limit_end, limit_union_ends) come from
     Venzon and Moolgavkar's iteration on the negative binomial (_negbinom_end_vm): with
     per-cell capture, both coordinates and both sides, the end is where scipy's nbinom
     profile (maximised over the other coordinate by minimize_scalar) has dropped by exactly

@@ -30,7 +30,8 @@ from .linalg import sym3
 from . import gof as gof_module
 from . import models, optimize, poisson_beta
 from . import profile as profile_module
-from .profile import bursty_limit_end, profile_bound, wald_se, widen_near_limits
+from .profile import (bursty_limit_end, limit_union_ends, profile_bound, unbounded_by_union,
+                      wald_se, widen_near_limits)
 
 # regime codes
 REGIME_TELEGRAPH = 0
@@ -202,15 +203,16 @@ def _profile_limit(target, side, ll_nb, ll_zip, ll_p):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _profile_intervals(row, v, w, gr, capture, theta, th_nb, ll_sup, se, drop, profile_mask,
-                       max_iter, buf, ll0, g0, H0):
+                       max_iter, buf, ll0, g0, H0, union):
     """Profile-likelihood intervals (log scale) of the targets in
     ``profile_mask`` to the row, from the box optimum ``theta``, the
     negative binomial's ``th_nb`` (ends on the bursty limit,
     :func:`telegraph.kernels.profile.bursty_limit_end`), the supremum
     ``ll_sup`` and the limit models' maxima already in the row (``ll0``,
-    ``g0``, ``H0``: the evaluation at ``theta``). Returns False
-    when a profile rose above ``ll_sup`` (the fit had missed the global
-    maximum), else True."""
+    ``g0``, ``H0``: the evaluation at ``theta``). A side that the limit
+    models' ends ``union`` (:func:`telegraph.kernels.profile.limit_union_ends`)
+    make unbounded is not searched. Returns False when a profile rose above
+    ``ll_sup`` (the fit had missed the global maximum), else True."""
     ll_nb = row[R_LL_NB]
     ll_zip = row[R_LL_ZIP]
     ll_p = row[R_LL_P]
@@ -229,6 +231,10 @@ def _profile_intervals(row, v, w, gr, capture, theta, th_nb, ll_sup, se, drop, p
             continue
         for side_i in range(2):
             side = -1.0 if side_i == 0 else 1.0
+            if unbounded_by_union(union, 2 * t + side_i):
+                # unbounded after the regime decision whatever the search would find
+                row[R_CI0 + 2 * t + side_i] = union[2 * t + side_i]
+                continue
             lim = _profile_limit(t, side, ll_nb, ll_zip, ll_p)
             bound = np.nan
             best = ll_sup
@@ -316,7 +322,7 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
     ``union_telegraph`` / ``union_bimodal``: in those regimes, a limit model (in
     the bimodal regime, the bursty limit) within this distance of the supremum
     adds its own values to the profile intervals
-    (:func:`telegraph.kernels.profile.widen_near_limits`; 0 = never).
+    (:func:`telegraph.kernels.profile.limit_union_ends`; 0 = never).
     ``coarse_of`` (capture group -> coarse group) and ``capture_coarse`` (the
     coarse groups' capture): a two-level fit, whose model fits climb on the
     coarse groups and are finished on the exact ones (docs/maths.md, "Many
@@ -377,16 +383,20 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
         se, ll0 = _wald(row, v, w, gr, capture, theta, buf, g0, H)
         # (for profile_mask None, the profile kernels are not compiled at all)
         if profile_mask is not None:
-            if not _profile_intervals(row, v, w, gr, capture, theta, th_nb, ll_sup, se, drop,
-                                      profile_mask, max_iter, buf, ll0, g0, H):
-                # a better optimum turned up while profiling
-                row[R_CONV] = 0.0
+            # the ends the limit models add after the regime decision, first: a side they
+            # make unbounded is not searched
             telegraph = row[R_REGIME] == REGIME_TELEGRAPH
             d_union = (union_telegraph if telegraph
                        else union_bimodal if row[R_REGIME] == REGIME_BIMODAL else 0.0)
-            widen_near_limits(row[R_CI0:R_CI0 + 8], d_union, telegraph, ll_sup, ll_nb, ll_zip,
-                              ll_p, row[R_NB_A], row[R_NB_BETA], v, w, gr, capture, drop,
-                              profile_mask, max_iter, buf)
+            union = np.full(8, np.nan)
+            limit_union_ends(union, d_union, telegraph, ll_sup, ll_nb, ll_zip, ll_p, row[R_NB_A],
+                             row[R_NB_BETA], v, w, gr, capture, drop, profile_mask, max_iter,
+                             buf)
+            if not _profile_intervals(row, v, w, gr, capture, theta, th_nb, ll_sup, se, drop,
+                                      profile_mask, max_iter, buf, ll0, g0, H, union):
+                # a better optimum turned up while profiling
+                row[R_CONV] = 0.0
+            widen_near_limits(row[R_CI0:R_CI0 + 8], union)
         ncell = 0.0
         for i in range(w.shape[0]):
             ncell += w[i]

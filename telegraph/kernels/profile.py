@@ -14,11 +14,13 @@ T theta; its profile log-likelihood maximises over the other two
   profile stays above the cut-off up to the edge of the search box, the
   limit model that the profile tends to as psi -> +-inf decides whether the
   interval is unbounded on that side (docs/maths.md, "Limit regimes");
-- :func:`widen_near_limits`, the intervals of a gene whose regime decision
-  rejected a limit model by only a little: the limit's own parameter values
-  join the interval (docs/maths.md, "Profile likelihood", *Intervals after
-  the regime decision*), through :func:`negbinom_profile_bound` for the
-  bursty limit, where burst frequency and size stay finite.
+- :func:`limit_union_ends` and :func:`widen_near_limits`, the intervals of a
+  gene whose regime decision rejected a limit model by only a little: the
+  limit's own parameter values join the interval (docs/maths.md, "Profile
+  likelihood", *Intervals after the regime decision*), through
+  :func:`negbinom_profile_bound` for the bursty limit, where burst frequency
+  and size stay finite; computed before the searches, so that a side the
+  union makes unbounded is not searched.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from .optimize import (LIMIT_HI, LIMIT_LO, TARGET_LOG_A, TARGET_LOG_B, TARGET_LO
                        TARGET_LOG_LAM, maximize, same_optimum, search_box, target_transform)
 
 __all__ = ["wald_se", "profile_bound", "bursty_limit_end", "negbinom_profile_bound",
-           "widen_near_limits"]
+           "limit_union_ends", "unbounded_by_union", "widen_near_limits"]
 
 
 @njit(cache=True, error_model="numpy")
@@ -784,32 +786,35 @@ def bursty_limit_end(values, weights, groups, capture, theta_hat, ll_hat, target
 
 
 @njit(cache=True, error_model="numpy")
-def _extend(ci, target, side, value):
-    """Move one end of a target's interval (ci: (low, high) per target, log
-    scale) outwards to ``value`` if that is further out (an end that failed,
-    NaN, stays NaN)."""
+def _join(union, target, side, value):
+    """Take ``value`` into the limit models' end of a target's side (union:
+    (low, high) per target, log scale; NaN = none yet) if it lies further out
+    (a NaN value, an end that failed, adds nothing)."""
     k = 2 * target + (0 if side < 0 else 1)
-    if np.isnan(value) or np.isnan(ci[k]):
+    if np.isnan(value):
         return
-    if side < 0:
-        ci[k] = min(ci[k], value)
+    if np.isnan(union[k]):
+        union[k] = value
+    elif side < 0:
+        union[k] = min(union[k], value)
     else:
-        ci[k] = max(ci[k], value)
+        union[k] = max(union[k], value)
 
 
 @njit(cache=True, error_model="numpy",
       unit=("void(float64[::1], float64, boolean, float64, float64, float64, float64, float64, "
             "float64, int64[::1], float64[::1], int64[::1], float64[::1], float64, boolean[::1], "
             "int64, float64[::1])"))
-def widen_near_limits(ci, d_union, all_limits, ll_sup, ll_nb, ll_zip, ll_p, nb_log_a,
-                      nb_log_beta, values, weights, groups, capture, drop, profile_mask, max_iter,
-                      buf):
-    """Intervals after the regime decision (docs/maths.md, "Profile
-    likelihood"): every limit model within ``d_union`` of the supremum
-    (ll_sup - ll_limit < d_union) adds its own parameter values to the
-    profile intervals ``ci`` (log scale, (low, high) for the targets log a,
-    log beta, log b, log lam; changed in place, only where ``profile_mask``);
-    only the bursty limit unless ``all_limits``.
+def limit_union_ends(union, d_union, all_limits, ll_sup, ll_nb, ll_zip, ll_p, nb_log_a,
+                     nb_log_beta, values, weights, groups, capture, drop, profile_mask, max_iter,
+                     buf):
+    """The ends the limit models add to the profile intervals after the regime
+    decision (docs/maths.md, "Profile likelihood", *Intervals after the regime
+    decision*), to ``union`` (log scale, (low, high) for the targets log a, log
+    beta, log b, log lam; NaN where none; only where ``profile_mask``): every
+    limit model within ``d_union`` of the supremum (ll_sup - ll_limit <
+    d_union) adds its own parameter values; only the bursty limit unless
+    ``all_limits``.
 
     - bursty limit (k_off, k_syn -> inf): the negative binomial's own
       profile intervals of log a and log beta (cut-off ``drop`` below its
@@ -819,7 +824,9 @@ def widen_near_limits(ci, d_union, all_limits, ll_sup, ll_nb, ll_zip, ll_p, nb_l
     - Poisson limit (k_on, k_off -> inf): k_on, k_off, k_syn unbounded
       above, burst size below.
 
-    ``d_union`` <= 0 changes nothing (regimes whose intervals already cover)."""
+    ``d_union`` <= 0 adds nothing (regimes whose intervals already cover).
+    Computed before the profile searches: a side the union makes unbounded
+    needs none (:func:`widen_near_limits` then applies the rest)."""
     if not (d_union > 0.0):
         return
     if ll_sup - ll_nb < d_union:
@@ -833,22 +840,46 @@ def widen_near_limits(ci, d_union, all_limits, ll_sup, ll_nb, ll_zip, ll_p, nb_l
             for side in (-1.0, 1.0):
                 end = negbinom_profile_bound(values, weights, groups, capture, th, ll_nb, fix,
                                              side, drop, max_iter, buf)
-                _extend(ci, t, side, end)
+                _join(union, t, side, end)
         for t in (TARGET_LOG_B, TARGET_LOG_LAM):
             if profile_mask[t]:
-                _extend(ci, t, 1.0, np.inf)
+                _join(union, t, 1.0, np.inf)
     if not all_limits:
         return
     if ll_sup - ll_zip < d_union:
         if profile_mask[TARGET_LOG_A]:
-            _extend(ci, TARGET_LOG_A, -1.0, -np.inf)
+            _join(union, TARGET_LOG_A, -1.0, -np.inf)
         if profile_mask[TARGET_LOG_B]:
-            _extend(ci, TARGET_LOG_B, -1.0, -np.inf)
+            _join(union, TARGET_LOG_B, -1.0, -np.inf)
         if profile_mask[TARGET_LOG_BETA]:
-            _extend(ci, TARGET_LOG_BETA, 1.0, np.inf)
+            _join(union, TARGET_LOG_BETA, 1.0, np.inf)
     if ll_sup - ll_p < d_union:
         for t in (TARGET_LOG_A, TARGET_LOG_B, TARGET_LOG_LAM):
             if profile_mask[t]:
-                _extend(ci, t, 1.0, np.inf)
+                _join(union, t, 1.0, np.inf)
         if profile_mask[TARGET_LOG_BETA]:
-            _extend(ci, TARGET_LOG_BETA, -1.0, -np.inf)
+            _join(union, TARGET_LOG_BETA, -1.0, -np.inf)
+
+
+@njit(cache=True, error_model="numpy")
+def unbounded_by_union(union, k):
+    """Whether the limit models' end ``union[k]`` (k = 2 target + (0 low, 1
+    high)) makes that side of the interval unbounded (-inf low, +inf high)."""
+    return union[k] == (-np.inf if k % 2 == 0 else np.inf)
+
+
+@njit(cache=True, error_model="numpy")
+def widen_near_limits(ci, union):
+    """Intervals after the regime decision: each end of ``ci`` (log scale,
+    (low, high) per target) moves outwards to the limit models' end in
+    ``union`` (:func:`limit_union_ends`) where that lies further out; an end
+    whose search failed (NaN) stays NaN, unless the union makes it unbounded
+    (then no search was run)."""
+    for k in range(8):
+        u = union[k]
+        if np.isnan(u):
+            continue
+        if unbounded_by_union(union, k):
+            ci[k] = u
+        elif not np.isnan(ci[k]):
+            ci[k] = min(ci[k], u) if k % 2 == 0 else max(ci[k], u)
