@@ -840,7 +840,7 @@ _REC_SCALE = 1e100      # rescale the recursion when y leaves [1/_REC_SCALE, _RE
 # how the recurrence is normalised (_rec_plan's choice, _rec_run's ``mode``)
 _NORM_SUM = 0       # by the sum of P over 0 .. top (P's tail above top negligible)
 _NORM_ANCHORS = 1   # by exact values (the series, pb_eval) at counts of the histogram
-_NORM_P0 = 2        # by P(0) from its large-x series (_p0_large_x; one anchor's worth of range)
+_NORM_P0 = 2        # by P(0) from its large-x series (_p0_large_x; up to _P0_MAX_SPAN counts)
 
 _P0_MIN_X = 30.0      # the large-x series of P(0) from this x on
 _P0_MAX_TERMS = 48    # ... with at most this many terms
