@@ -304,3 +304,18 @@ def test_negative_binomial_end_by_newton_is_the_brute_force_profile_end():
                                           100, buf) == end
     # a cut-off above the maximum has no end: NaN (the caller's bracketing decides)
     assert np.isnan(_negbinom_end_vm(v, w, gr, hist.capture, theta, ll_max + 1.0, 0, 1.0, buf))
+
+
+def test_limit_union_ends_make_a_side_unbounded_before_any_search():
+    """widen_near_limits applies the limit models' ends computed first
+    (limit_union_ends): a side they make unbounded becomes +-inf even where no
+    search ran (NaN there), a finite union end only moves a searched end
+    outwards, and a failed (NaN) end with a finite union end stays NaN."""
+    from telegraph.kernels.profile import unbounded_by_union, widen_near_limits
+
+    union = np.array([-np.inf, np.nan, 0.5, 2.0, np.nan, np.inf, np.nan, np.nan])
+    ci = np.array([np.nan, 1.0, 1.0, np.nan, -1.0, np.nan, -2.0, 3.0])
+    assert unbounded_by_union(union, 0) and unbounded_by_union(union, 5)
+    assert not unbounded_by_union(union, 2) and not unbounded_by_union(union, 3)
+    widen_near_limits(ci, union)
+    np.testing.assert_array_equal(ci, [-np.inf, 1.0, 0.5, np.nan, -1.0, np.inf, -2.0, 3.0])

@@ -118,3 +118,16 @@ def test_two_levels_only_for_genes_of_low_counts(monkeypatch):
     assert np.array_equal(default[1], one[1], equal_nan=True)
     assert not np.array_equal(default[0], one[0], equal_nan=True)
     np.testing.assert_allclose(default[0, kfit.R_LL], one[0, kfit.R_LL], rtol=0, atol=1e-3)
+
+
+def test_coarse_capture_groups_are_remembered_but_handed_out_as_copies():
+    """A second call with the same capture values gives the same groups, and
+    changing the arrays one call returned does not change what the next gets."""
+    cap = np.geomspace(0.1, 0.9, 40)
+    coarse_of, value = coarse_capture_groups(cap, rtol=0.3)
+    want_of, want_value = coarse_of.copy(), value.copy()
+    coarse_of[:] = -1
+    value[:] = 0.0
+    again_of, again_value = coarse_capture_groups(cap, rtol=0.3)
+    np.testing.assert_array_equal(again_of, want_of)
+    np.testing.assert_array_equal(again_value, want_value)
