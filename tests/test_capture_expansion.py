@@ -188,17 +188,25 @@ def _coarse_by_the_rule(capture, rtol=0.4):
     return np.array([middle[c] for c in cell])
 
 
-@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("order", ["as counted", "by value", "shuffled"])
 @pytest.mark.parametrize("lam,a,b", [(40.0, 0.8, 6.0), (900.0, 1.5, 12.0)])
-def test_many_groups_equal_the_expansion_written_out_bin_by_bin(lam, a, b, shuffle):
+def test_many_groups_equal_the_expansion_written_out_bin_by_bin(lam, a, b, order):
     """histogram_eval on ~40 fine groups against the third-order expansion of every fine bin
     about its coarse group, summed bin by bin from the exact law at n .. n + 3 (pb_eval,
-    itself checked against mpmath): the merge, its order and the coarse values."""
+    itself checked against mpmath): the merge, its order and the coarse values. Bins in
+    any order: ordered by value (as the fit orders them: the merge's counting sort on the
+    coarse group) or not (its sort of the (coarse group, value) keys)."""
+    from telegraph.kernels.models import sort_bins
     from telegraph.kernels.poisson_beta import histogram_eval
     values, weights, gr, capture = _many_groups(5, 2000, lam, a, b)
-    if shuffle:   # bins in any order (the merge sorts them)
+    if order == "shuffled":
         p = np.random.default_rng(1).permutation(values.shape[0])
         values, weights, gr = values[p].copy(), weights[p].copy(), gr[p].copy()
+        assert (np.diff(values) < 0).any()
+    elif order == "by value":
+        values, weights, gr = sort_bins(values.astype(np.int64), weights.astype(float),
+                                        gr.astype(np.int64))
+        assert (np.diff(values) >= 0).all() and (np.diff(gr) < 0).any()
     uG = _coarse_by_the_rule(capture)
     assert np.unique(uG).shape[0] < capture.shape[0] / 3
     want = _expansion_written_out(values, weights, gr, capture, uG, a, b, lam)

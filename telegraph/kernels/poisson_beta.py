@@ -1534,41 +1534,43 @@ def _coarse_capture(capture):
     in u = log capture from the smallest value (no sort), the empty ones
     dropped; each coarse group's value is the geometric middle of its
     members' range (every |u - u_G| <= log(1 + rtol) / 2). Returns (coarse
-    group of each value, the coarse values, u - u_G of each value)."""
+    group of each value, the coarse values, u - u_G of each value). It runs
+    at every evaluation of a histogram of many groups: one log per group and
+    few allocations."""
     G = capture.shape[0]
     width = math.log(1.0 + _TAYLOR_RTOL)
-    u = np.empty(G)
+    du = np.empty(G)            # u, then u - u_G
     u0 = math.inf
     for g in range(G):
-        u[g] = math.log(capture[g])
-        u0 = min(u0, u[g])
-    cell = np.empty(G, np.int64)
+        du[g] = math.log(capture[g])
+        u0 = min(u0, du[g])
+    coarse_of = np.empty(G, np.int64)   # the cell of each value, then its coarse group
     n_cells = 0
     for g in range(G):
-        cell[g] = int((u[g] - u0) / width)
-        n_cells = max(n_cells, cell[g] + 1)
-    lo = np.full(n_cells, math.inf)
-    hi = np.full(n_cells, -math.inf)
+        coarse_of[g] = int((du[g] - u0) / width)
+        n_cells = max(n_cells, coarse_of[g] + 1)
+    lohi = np.empty((n_cells, 2))      # each cell's lowest and highest u, then (u_G, group)
+    for q in range(n_cells):
+        lohi[q, 0] = math.inf
+        lohi[q, 1] = -math.inf
     for g in range(G):
-        lo[cell[g]] = min(lo[cell[g]], u[g])
-        hi[cell[g]] = max(hi[cell[g]], u[g])
-    renum = np.empty(n_cells, np.int64)
-    mid = np.empty(n_cells)   # u_G of each occupied cell
+        q = coarse_of[g]
+        lohi[q, 0] = min(lohi[q, 0], du[g])
+        lohi[q, 1] = max(lohi[q, 1], du[g])
     k = 0
     for q in range(n_cells):
-        if lo[q] <= hi[q]:
-            renum[q] = k
-            mid[q] = 0.5 * (lo[q] + hi[q])
+        if lohi[q, 0] <= lohi[q, 1]:
+            lohi[q, 0] = 0.5 * (lohi[q, 0] + lohi[q, 1])
+            lohi[q, 1] = k
             k += 1
     cc = np.empty(k)
-    for q in range(n_cells):
-        if lo[q] <= hi[q]:
-            cc[renum[q]] = math.exp(mid[q])
-    coarse_of = np.empty(G, np.int64)
-    du = np.empty(G)
     for g in range(G):
-        coarse_of[g] = renum[cell[g]]
-        du[g] = u[g] - mid[cell[g]]
+        q = coarse_of[g]
+        du[g] -= lohi[q, 0]
+        coarse_of[g] = int(lohi[q, 1])
+        cc[coarse_of[g]] = lohi[q, 0]
+    for j in range(k):
+        cc[j] = math.exp(cc[j])
     return coarse_of, cc, du
 
 
@@ -1580,36 +1582,57 @@ def _merge_capture(values, weights, groups, capture):
     bins, values, weights, groups, the coarse capture values, the sums), the
     bins ordered by (coarse group, value): :func:`_histogram_eval` then
     evaluates each count of a coarse group once (the expansion needs the law
-    at n .. n + _ORDER)."""
+    at n .. n + _ORDER). Bins that come ordered by value (as
+    :func:`telegraph.kernels.models.sort_bins` leaves them) are put in that
+    order by a counting sort on the coarse group, O(bins); others by a stable
+    sort of the (coarse group, value) keys. Either way a coarse bin sums its
+    cells in the order they come in."""
     m = values.shape[0]
     coarse_of, cc, du = _coarse_capture(capture)
-    key = np.empty(m, np.int64)
+    n_coarse = cc.shape[0]
+    by_value = True
     v_max = 0
     for i in range(m):
         v_max = max(v_max, values[i])
-    ordered = True
-    for i in range(m):
-        key[i] = coarse_of[groups[i]] * (v_max + 1) + values[i]
-        if i > 0 and key[i] < key[i - 1]:
-            ordered = False
-    order = key if ordered else stable_argsort(key)   # (key: unused when ordered)
+        if i > 0 and values[i] < values[i - 1]:
+            by_value = False
+    if by_value:
+        # stable counting sort on the coarse group: (coarse group, value) order
+        start = np.zeros(n_coarse + 1, np.int64)
+        for i in range(m):
+            start[coarse_of[groups[i]] + 1] += 1
+        for q in range(n_coarse):
+            start[q + 1] += start[q]
+        order = np.empty(m, np.int64)
+        for i in range(m):
+            q = coarse_of[groups[i]]
+            order[start[q]] = i
+            start[q] += 1
+    else:
+        key = np.empty(m, np.int64)
+        for i in range(m):
+            key[i] = coarse_of[groups[i]] * (v_max + 1) + values[i]
+        order = stable_argsort(key)
     vc = np.empty(m, np.int64)
     wc = np.empty(m)
     gc = np.empty(m, np.int64)
     sc = np.zeros((m, _ORDER))
     k = 0
-    last = -1
+    v_last = -1
+    g_last = -1
     for j in range(m):
-        i = j if ordered else order[j]
+        i = order[j]
         w = weights[i]
         if w == 0.0:
             continue
-        if k == 0 or key[i] != last:
+        q = coarse_of[groups[i]]
+        if k == 0 or values[i] != v_last or q != g_last:
             vc[k] = values[i]
-            gc[k] = coarse_of[groups[i]]
+            gc[k] = q
             wc[k] = 0.0
             k += 1
-            last = key[i]
+            v_last = values[i]
+            g_last = q
         d = du[groups[i]]
         wc[k - 1] += w
         sc[k - 1, 0] += w * d
