@@ -14,7 +14,7 @@ the genes are independent draws, so these are a random sample of the mix).
 Its cost varies tenfold between genes, so the speed-up is the ratio of the
 two methods' mean times on those same genes (paired), given with a 95%
 interval from the bootstrap over genes; the mean of all genes is in the table
-too. (Before 6 Dec the baseline was the mean of the first 12 genes only,
+too. (Before fdfab68 the baseline was the mean of the first 12 genes only,
 whose sampling error was about +-25%.)
 
 Start-up: ``telegraph fit`` on a small file (20 genes x 300 cells, Wald

@@ -356,9 +356,11 @@ def pb_eval_rows(lo, hi, n, a, b, x, want_info, out, ep):
 # so E[u u'] - m m' cancels only by the spread of the bins' peaks.
 
 _TAYLOR_RTOL = 0.4        # coarse capture groups of the expansion in log capture
-_ORDER = 3                # ... and its order (the law at n .. n + _ORDER per bin)
+_TAYLOR_RTOL_WIDE = 0.65  # ... of a gene whose counts are all at most _ORDER4_MAX_N
+_ORDER = 4                # ... and its order (the law at n .. n + _ORDER per bin)
 _RING = _ORDER + 1        # slots of the law at consecutive counts (count mod _RING)
 _ORDER3_MAX_N = 1000      # above this count the third-order term is left out (its rounding)
+_ORDER4_MAX_N = 300       # ... and above this the fourth-order term
 _TAYLOR_MIN_GROUPS = 12   # fewer capture groups: each evaluated as it is
 _TAYLOR_MIN_FACTOR = 2.0  # the merge must divide the bins or the groups by at least this
 
@@ -398,64 +400,87 @@ def _add_bin(n, w, s, a, b, lam, want_info, buf, out):
 
 
 @njit(cache=True, error_model="numpy")
-def _spread_terms(n, r, s1, s2, s3, L, G, I, want_info, res):
-    """The expansion in log capture of one bin to third order (docs/maths.md,
-    "Fitting", *The expansion in log capture*): res (10) = s1 (n - m1) + s2/2
-    (sigma^2 - m1) + s3/6 (-m1 + 3 sigma^2 - kappa3), its gradient in (a, b, x)
-    and its information (negative Hessian), with m_j = E[Lambda^j | n] =
-    (n+1)...(n+j) P(n+j)/P(n), sigma^2 = m2 - m1^2, kappa3 = m3 - 3 m1 m2 +
-    2 m1^3. ``L[k]``, ``G[k]``, ``I[k]`` with k = (r + j) mod _RING: log P(n+j),
-    its gradient and information (j = 0 .. _ORDER) at the bin's x; any common
-    factor of the P(n+j) (the recurrence's normalisation) cancels in the
-    ratios.
+def _spread_terms(n, r, s1, s2, s3, s4, L, G, I, want_info, res):
+    """The expansion in log capture of one bin to fourth order (docs/maths.md,
+    "Fitting", *The expansion in log capture*): res (10) = s1 T1 + s2/2 T2 +
+    s3/6 T3 + s4/24 T4, T_j = d^j/du^j log P(n; x e^u) = n [j = 1] + sum_i
+    S(j, i) (-1)^i kappa_i (S: Stirling numbers of the second kind; kappa_i:
+    the cumulants of the posterior rate Lambda given n, from its raw moments
+    m_j = E[Lambda^j | n] = (n+1)...(n+j) P(n+j)/P(n)), its gradient in (a, b,
+    x) and its information (negative Hessian). ``L[k]``, ``G[k]``, ``I[k]``
+    with k = (r + j) mod _RING: log P(n+j), its gradient and information (j =
+    0 .. _ORDER) at the bin's x; any common factor of the P(n+j) (the
+    recurrence's normalisation) cancels in the ratios.
 
-    The third cumulant from the raw moments loses about (n+3)^3 times the
+    The j-th cumulant from the raw moments loses about (n+j)^j times the
     relative rounding of the ratios (~1e-11 where they come from the series):
-    above a count of _ORDER3_MAX_N the third-order term is left out (a choice
-    by the bin's count alone, so the objective stays smooth)."""
+    above a count of _ORDER3_MAX_N the third-order term is left out, above
+    _ORDER4_MAX_N the fourth (a choice by the bin's count alone, so the
+    objective stays smooth; the coarse groups of a gene with larger counts
+    are the narrower ones, :func:`_merge_capture`)."""
     if n > _ORDER3_MAX_N:
         s3 = 0.0
+    if n > _ORDER4_MAX_N:
+        s4 = 0.0
     k0 = r % _RING
     k1 = (r + 1) % _RING
     k2 = (r + 2) % _RING
     k3 = (r + 3) % _RING
+    k4 = (r + 4) % _RING
     m1 = (n + 1.0) * math.exp(L[k1] - L[k0])
     m2 = (n + 1.0) * (n + 2.0) * math.exp(L[k2] - L[k0])
     m3 = (n + 1.0) * (n + 2.0) * (n + 3.0) * math.exp(L[k3] - L[k0])
+    m4 = (n + 1.0) * (n + 2.0) * (n + 3.0) * (n + 4.0) * math.exp(L[k4] - L[k0])
     h2 = 0.5 * s2
     h3 = s3 / 6.0
-    res[0] = (s1 * (n - m1) + h2 * (m2 - m1 * m1 - m1)
-              + h3 * (-m1 + 3.0 * m2 - 3.0 * m1 * m1 - m3 + 3.0 * m1 * m2
-                      - 2.0 * m1 * m1 * m1))
-    # the value as F(m1, m2, m3): its partial derivatives (F22 = F13 = F23 = F33 = 0);
-    # the gradient of m_j is m_j r_j, r_j = G_j - G_0 (the gradient of log m_j)
-    F1 = -s1 - h2 * (2.0 * m1 + 1.0) + h3 * (-1.0 - 6.0 * m1 + 3.0 * m2 - 6.0 * m1 * m1)
-    F2 = h2 + h3 * (3.0 + 3.0 * m1)
-    F3 = -h3
-    F11 = -s2 - h3 * (6.0 + 12.0 * m1)
-    F12 = 0.5 * s3
+    h4 = s4 / 24.0
+    m11 = m1 * m1
+    T3 = -m1 + 3.0 * m2 - 3.0 * m11 - m3 + 3.0 * m1 * m2 - 2.0 * m11 * m1
+    # T4 = -kappa1 + 7 kappa2 - 6 kappa3 + kappa4
+    T4 = (-m1 + 7.0 * (m2 - m11) - 6.0 * (m3 - 3.0 * m1 * m2 + 2.0 * m11 * m1)
+          + (m4 - 4.0 * m1 * m3 - 3.0 * m2 * m2 + 12.0 * m11 * m2 - 6.0 * m11 * m11))
+    res[0] = s1 * (n - m1) + h2 * (m2 - m11 - m1) + h3 * T3 + h4 * T4
+    # the value as F(m1, m2, m3, m4): its partial derivatives (the second ones
+    # not listed are 0); the gradient of m_j is m_j r_j, r_j = G_j - G_0 (the
+    # gradient of log m_j)
+    F1 = (-s1 - h2 * (2.0 * m1 + 1.0) + h3 * (-1.0 - 6.0 * m1 + 3.0 * m2 - 6.0 * m11)
+          + h4 * (-1.0 - 14.0 * m1 + 18.0 * m2 - 36.0 * m11 - 4.0 * m3 + 24.0 * m1 * m2
+                  - 24.0 * m11 * m1))
+    F2 = h2 + h3 * (3.0 + 3.0 * m1) + h4 * (7.0 + 18.0 * m1 - 6.0 * m2 + 12.0 * m11)
+    F3 = -h3 + h4 * (-6.0 - 4.0 * m1)
+    F4 = h4
+    F11 = -s2 - h3 * (6.0 + 12.0 * m1) + h4 * (-14.0 - 72.0 * m1 + 24.0 * m2 - 72.0 * m11)
+    F12 = 0.5 * s3 + h4 * (18.0 + 24.0 * m1)
+    F13 = -4.0 * h4
+    F22 = -6.0 * h4
     w1 = F1 * m1
     w2 = F2 * m2
     w3 = F3 * m3
+    w4 = F4 * m4
     for p in range(3):
         res[1 + p] = (w1 * (G[k1, p] - G[k0, p]) + w2 * (G[k2, p] - G[k0, p])
-                      + w3 * (G[k3, p] - G[k0, p]))
+                      + w3 * (G[k3, p] - G[k0, p]) + w4 * (G[k4, p] - G[k0, p]))
     if want_info:
         k = 4
         for p in range(3):
             r1p = G[k1, p] - G[k0, p]
             r2p = G[k2, p] - G[k0, p]
             r3p = G[k3, p] - G[k0, p]
+            r4p = G[k4, p] - G[k0, p]
             for q in range(p, 3):
                 r1q = G[k1, q] - G[k0, q]
                 r2q = G[k2, q] - G[k0, q]
                 r3q = G[k3, q] - G[k0, q]
+                r4q = G[k4, q] - G[k0, q]
                 # second derivatives of m_j: m_j (r_j r_j' + d2 log m_j), d2 log m_j = -(I_j - I_0)
                 d2C = (w1 * (r1p * r1q - (I[k1, p, q] - I[k0, p, q]))
                        + w2 * (r2p * r2q - (I[k2, p, q] - I[k0, p, q]))
                        + w3 * (r3p * r3q - (I[k3, p, q] - I[k0, p, q]))
-                       + F11 * m1 * m1 * r1p * r1q
-                       + F12 * m1 * m2 * (r1p * r2q + r2p * r1q))
+                       + w4 * (r4p * r4q - (I[k4, p, q] - I[k0, p, q]))
+                       + F11 * m11 * r1p * r1q
+                       + F12 * m1 * m2 * (r1p * r2q + r2p * r1q)
+                       + F13 * m1 * m3 * (r1p * r3q + r3p * r1q)
+                       + F22 * m2 * m2 * r2p * r2q)
                 res[k] = -d2C
                 k += 1
 
@@ -473,10 +498,11 @@ def _info3(buf, I, j):
 
 
 @njit(cache=True, error_model="numpy")
-def _add_bin_spread(n, w, s1, s2, s3, s, a, b, lam, want_info, buf, out, L, G, I, res, held):
+def _add_bin_spread(n, w, s1, s2, s3, s4, s, a, b, lam, want_info, buf, out, L, G, I, res,
+                    held):
     """``_add_bin`` of a bin whose cells' log capture spreads about its group's:
-    w log P(n) plus the expansion in log capture with s1, s2, s3 = the sums of
-    (u_c - u_g), (u_c - u_g)^2 and (u_c - u_g)^3 over the bin's cells (the law at
+    w log P(n) plus the expansion in log capture with s1 .. s4 = the sums of
+    (u_c - u_g)^j, j = 1 .. 4, over the bin's cells (the law at
     n .. n + _ORDER by the series). L (_RING), G (_RING, 3), I (_RING, 3, 3), res
     (10): scratch; the law at count c sits in slot c mod _RING, and ``held[k]``
     (int64, _RING) is the count slot k
@@ -497,7 +523,7 @@ def _add_bin_spread(n, w, s1, s2, s3, s, a, b, lam, want_info, buf, out, L, G, I
                 _info3(buf, I, k)
             held[k] = c
     k0 = n_int % _RING
-    _spread_terms(n, k0, s1, s2, s3, L, G, I, want_info, res)
+    _spread_terms(n, k0, s1, s2, s3, s4, L, G, I, want_info, res)
     # plus w log P(n) and its derivatives, then into the totals in (a, b, lam)
     res[0] = w * L[k0] + res[0]
     for p in range(3):
@@ -526,8 +552,8 @@ def _add_bins_spread(values, weights, groups, capture, spread, a, b, lam, want_i
                 held[:] = -1
                 g_last = groups[i]
             _add_bin_spread(float(values[i]), weights[i], spread[i, 0], spread[i, 1],
-                            spread[i, 2], capture[groups[i]], a, b, lam, want_info, buf, out,
-                            L, G, I, res, held)
+                            spread[i, 2], spread[i, 3], capture[groups[i]], a, b, lam,
+                            want_info, buf, out, L, G, I, res, held)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1316,10 +1342,10 @@ def _rec_run(values, weights, order, j0, j1, top, mode, s, a, b, lam, want_info,
                     _rec_add(w, s, P1, Pa1, Pb1, Px1, Paa1, Pab1, Pax1, Pbb1, Pbx1, Pxx1,
                              log_scale, cst, want_info, acc)
                     if has_spread and (spread[i, 0] != 0.0 or spread[i, 1] != 0.0
-                                       or spread[i, 2] != 0.0):
+                                       or spread[i, 2] != 0.0 or spread[i, 3] != 0.0):
                         # levels n .. n + _ORDER sit in slots n .. n + _ORDER mod _RING
                         _spread_terms(float(n), n % _RING, spread[i, 0], spread[i, 1],
-                                      spread[i, 2], L3, G3, I3, want_info, res)
+                                      spread[i, 2], spread[i, 3], L3, G3, I3, want_info, res)
                         _add_scaled(res, s, want_info, acc)
                 j -= 1
             if anchored and j < j0:
@@ -1373,8 +1399,9 @@ def _rec_run(values, weights, order, j0, j1, top, mode, s, a, b, lam, want_info,
                     if weights[i] != 0.0:
                         if has_spread:
                             _add_bin_spread(float(values[i]), weights[i], spread[i, 0],
-                                            spread[i, 1], spread[i, 2], s, a, b, lam,
-                                            want_info, buf, out, L3, G3, I3, res, held)
+                                            spread[i, 1], spread[i, 2], spread[i, 3], s, a,
+                                            b, lam, want_info, buf, out, L3, G3, I3, res,
+                                            held)
                         else:
                             _add_bin(float(values[i]), weights[i], s, a, b, lam, want_info,
                                      buf, out)
@@ -1498,10 +1525,11 @@ def histogram_eval(values, weights, groups, capture, a, b, lam, want_info, out):
     info (aa, ab, al, bb, bl, ll).
 
     With many capture groups (at least ``_TAYLOR_MIN_GROUPS``), when merging
-    the groups into coarse ones (capture within a factor 1 + ``_TAYLOR_RTOL``)
+    the groups into coarse ones (capture within a factor 1 + ``_TAYLOR_RTOL_WIDE``,
+    or 1 + ``_TAYLOR_RTOL`` for a gene with counts above ``_ORDER4_MAX_N``)
     divides the bins or the groups by ``_TAYLOR_MIN_FACTOR`` or more, the law is
     evaluated at the coarse groups only and each bin's log-likelihood is
-    expanded to second order in log capture about its coarse group's value
+    expanded to fourth order in log capture about its coarse group's value
     (docs/maths.md, "Fitting", *The expansion in log capture*): the cost
     follows the coarse bins.
     """
@@ -1529,8 +1557,8 @@ def exact_histogram_eval(values, weights, groups, capture, a, b, lam, want_info,
 
 
 @njit(cache=True, error_model="numpy")
-def _coarse_capture(capture):
-    """Coarse groups of the capture values: cells of width log(1 + _TAYLOR_RTOL)
+def _coarse_capture(capture, rtol):
+    """Coarse groups of the capture values: cells of width log(1 + rtol)
     in u = log capture from the smallest value (no sort), the empty ones
     dropped; each coarse group's value is the geometric middle of its
     members' range (every |u - u_G| <= log(1 + rtol) / 2). Returns (coarse
@@ -1538,7 +1566,7 @@ def _coarse_capture(capture):
     at every evaluation of a histogram of many groups: one log per group and
     few allocations."""
     G = capture.shape[0]
-    width = math.log(1.0 + _TAYLOR_RTOL)
+    width = math.log(1.0 + rtol)
     du = np.empty(G)            # u, then u - u_G
     u0 = math.inf
     for g in range(G):
@@ -1582,20 +1610,24 @@ def _merge_capture(values, weights, groups, capture):
     bins, values, weights, groups, the coarse capture values, the sums), the
     bins ordered by (coarse group, value): :func:`_histogram_eval` then
     evaluates each count of a coarse group once (the expansion needs the law
-    at n .. n + _ORDER). Bins that come ordered by value (as
-    :func:`telegraph.kernels.models.sort_bins` leaves them) are put in that
-    order by a counting sort on the coarse group, O(bins); others by a stable
-    sort of the (coarse group, value) keys. Either way a coarse bin sums its
-    cells in the order they come in."""
+    at n .. n + _ORDER). The coarse groups are within a factor 1 +
+    _TAYLOR_RTOL_WIDE when every count of the gene is at most _ORDER4_MAX_N
+    (the fourth-order term applies to all its bins), else within 1 +
+    _TAYLOR_RTOL: a choice by the data alone. Bins that come ordered by value
+    (as :func:`telegraph.kernels.models.sort_bins` leaves them) are put in
+    that order by a counting sort on the coarse group, O(bins); others by a
+    stable sort of the (coarse group, value) keys. Either way a coarse bin sums
+    its cells in the order they come in."""
     m = values.shape[0]
-    coarse_of, cc, du = _coarse_capture(capture)
-    n_coarse = cc.shape[0]
     by_value = True
     v_max = 0
     for i in range(m):
         v_max = max(v_max, values[i])
         if i > 0 and values[i] < values[i - 1]:
             by_value = False
+    coarse_of, cc, du = _coarse_capture(
+        capture, _TAYLOR_RTOL_WIDE if v_max <= _ORDER4_MAX_N else _TAYLOR_RTOL)
+    n_coarse = cc.shape[0]
     if by_value:
         # stable counting sort on the coarse group: (coarse group, value) order
         start = np.zeros(n_coarse + 1, np.int64)
@@ -1634,10 +1666,12 @@ def _merge_capture(values, weights, groups, capture):
             v_last = values[i]
             g_last = q
         d = du[groups[i]]
+        d2 = d * d
         wc[k - 1] += w
         sc[k - 1, 0] += w * d
-        sc[k - 1, 1] += w * d * d
-        sc[k - 1, 2] += w * d * d * d
+        sc[k - 1, 1] += w * d2
+        sc[k - 1, 2] += w * d2 * d
+        sc[k - 1, 3] += w * d2 * d2
     return k, vc, wc, gc, cc, sc
 
 
