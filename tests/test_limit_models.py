@@ -135,9 +135,10 @@ def test_goodness_of_fit_cells_of_a_limit_law_match_the_law_count_by_count(law, 
 @pytest.mark.parametrize("a, b", [(0.05, 0.3), (0.9, 10.0), (4.0, 2.5), (30.0, 300.0)])
 def test_goodness_of_fit_cells_of_the_telegraph_law_at_small_rates_match_the_series(a, b):
     """The Poisson-Beta law's expected cells at small rates (the series shared
-    by the capture groups) against law_pmf per (group, count) (pb_eval's
-    series, checked against mpmath in test_stationary); groups above the rate
-    limit are left to the caller (not marked done, nothing added)."""
+    by the capture groups through their Poisson weights) against law_pmf per
+    (group, count) (pb_eval's series, checked against mpmath in
+    test_stationary), at every count; groups above the rate limit are left to
+    the caller (not marked done, nothing added)."""
     from telegraph.kernels import gof
     rng = np.random.default_rng(8)
     G = 31
@@ -145,21 +146,20 @@ def test_goodness_of_fit_cells_of_the_telegraph_law_at_small_rates_match_the_ser
     capture = np.exp(rng.uniform(np.log(1e-3), np.log(0.6), G))   # x from 0.04 to 24
     gw = rng.uniform(1.0, 50.0, G)
     gw[2] = 0.0
-    glo = np.zeros(G)
-    glo[5:9] = 3.0
-    ghi = rng.integers(10, 120, G).astype(float)
     par = np.array([a, b, lam])
-    for lo in (0.0, 2.0):
+    everywhere = np.zeros(G), np.full(G, np.inf)
+    for lo in (0.0, 2.0, 9.0):
         n_single = 130
         expct = np.zeros(n_single)
         dexp = np.zeros((n_single, 3))
         done = np.zeros(G, np.bool_)
-        gof._pb_small_rate_singles(par, capture, gw, glo, ghi, lo, n_single, expct, dexp, done)
+        gof._pb_small_rate_singles(par, capture, gw, lo, n_single, expct, dexp, done)
         small = (capture * lam <= gof._X_SHARED_SERIES) & (gw > 0)
         np.testing.assert_array_equal(done, small)
         assert 0 < small.sum() < G - 1
-        ref, dref = _cells_by_law_pmf(gof.LAW_POISSON_BETA, par, capture, gw, glo, ghi, lo,
+        ref, dref = _cells_by_law_pmf(gof.LAW_POISSON_BETA, par, capture, gw, *everywhere, lo,
                                       n_single, np.nonzero(small)[0])
+        assert ref[-1] < 1e-30 * ref.max()    # the counts cover the laws' mass
         np.testing.assert_allclose(expct, ref, rtol=1e-11, atol=1e-290)
         for i in range(3):
             np.testing.assert_allclose(dexp[:, i], dref[:, i], rtol=1e-9,

@@ -22,8 +22,9 @@ grow with the square root of the counts' scale, not with the largest count. The
 Poisson-Beta law's single-count cells come, per capture group, from the
 recurrence in the count (:func:`telegraph.kernels.poisson_beta.pb_pmf_run`,
 O(1) per count) rather than the series per count (O(sqrt x) terms); at small
-rates, where the recurrence does not serve, from one power series whose
-coefficients all the groups share (:func:`_pb_small_rate_singles`). The limit
+rates, where the recurrence does not serve, from one power series per count
+over the mixture of the groups' Poisson weights, whatever the number of groups
+(:func:`_pb_small_rate_singles`). The limit
 laws are tabulated count by count across the groups
 (:func:`_limit_law_singles`).
 """
@@ -205,51 +206,65 @@ _SERIES_TAIL = 1e-18    # the series stops where x^k / k! (a bound on its terms)
 
 
 @njit(cache=True, error_model="numpy")
-def _pb_small_rate_singles(par, capture, gw, glo, ghi, lo, n_single, expct, dexp, done):
+def _pb_small_rate_singles(par, capture, gw, lo, n_single, expct, dexp, done):
     """The Poisson-Beta law's expected single-count cells (``expct[j]``,
     ``dexp[j]``: count lo + j, as :func:`law_pmf` gives them times the group
-    weight ``gw``, where glo <= count <= ghi) for every group whose rate x = s
-    lam is at most _X_SHARED_SERIES; sets ``done`` for those groups.
+    weight ``gw``) of every group whose rate x = s lam is at most
+    _X_SHARED_SERIES, at every count where such a law has mass (up to x +
+    40 sqrt(x) + 60); sets ``done`` for those groups.
 
     By Kummer's transformation (docs/maths.md, "Goodness of fit", *Many capture
     groups, small rates*),
     P(n | x) = e^-x x^n / n! mu_n S_n(x), mu_n = prod_{i<n} (a + i)/(a + b + i)
     (the Beta law's n-th moment) and S_n(x) = sum_k c_k x^k, c_k = (b)_k /
     ((a + b + n)_k k!): a series of positive terms whose coefficients do not
-    depend on x. Per count the coefficients (and those of the derivatives in a
-    and b) are computed once, then each group sums its power series by
-    Horner's rule, to the k where x^k / k! (which bounds c_k x^k, while S >= 1)
-    is below _SERIES_TAIL: no cancellation, no special function per group."""
+    depend on x. Summed over the groups, sum_g w_g P(n | x_g) = mu_n sum_k c_k
+    (n+1)_k Pi_{n+k} with Pi_j = sum_g w_g Pois(j; x_g): the groups enter only
+    through Pi, tabulated once (groups x counts), and each count then sums its
+    series once, whatever the number of groups (and x d/dx of the groups'
+    Poisson weights is j Pi_j - (j+1) Pi_{j+1}). Each term is at most x^k / k!
+    times the first (as (b)_k <= (a + b + n)_k) for every group, so the series
+    stops past k = 2 x_max where x_max^k / k! < _SERIES_TAIL: positive terms,
+    no cancellation, no special function per group."""
     a = par[0]
     b = par[1]
     lam = par[2]
     c = a + b
     G = capture.shape[0]
-    xs = np.zeros(G)
-    lx = np.zeros(G)
-    K = np.zeros(G, np.int64)
-    k_max = 0
+    x_max = 0.0
     for g in range(G):
         x = capture[g] * lam
         if gw[g] == 0.0 or not (x <= _X_SHARED_SERIES) or not (x > 0.0):
             continue
-        # terms: past 2x (so that they at least halve) and below the tail
-        t = 1.0
-        k = 0
-        while k < 2.0 * x + 1.0 or t > _SERIES_TAIL:
-            t *= x / (k + 1.0)
-            k += 1
-        xs[g] = x
-        lx[g] = math.log(x)
-        K[g] = k + 1
-        k_max = max(k_max, k + 1)
         done[g] = True
-    if k_max == 0:
+        x_max = max(x_max, x)
+    if x_max == 0.0:
         return
-    ck = np.empty(k_max)    # c_k
-    ca = np.empty(k_max)    # d c_k / da
-    cb = np.empty(k_max)    # d c_k / db
-    kc = np.empty(k_max)    # k c_k (x dS/dx = sum k c_k x^k)
+    # terms: past 2 x_max (so that they at least halve) and below the tail
+    t = 1.0
+    K = 0
+    while K < 2.0 * x_max + 1.0 or t > _SERIES_TAIL:
+        t *= x_max / (K + 1.0)
+        K += 1
+    K += 1
+    # the counts where the groups' laws have mass (each below the Poisson law at its rate)
+    top = min(lo + n_single - 1.0, math.ceil(x_max + 40.0 * math.sqrt(x_max) + 60.0))
+    if top < lo:
+        return
+    n_top = int(top - lo) + 1     # counts lo .. top
+    n_pi = n_top + K + 1          # Pi_j at j = lo .. top + K + 1 (0 beyond)
+    pi = np.zeros(n_pi)
+    for g in range(G):
+        if not done[g]:
+            continue
+        x = capture[g] * lam
+        # w Pois(lo; x), then up the counts
+        q = gw[g] * math.exp((lo * math.log(x) if lo > 0 else 0.0) - x - math.lgamma(lo + 1.0))
+        for i in range(n_pi):
+            if q == 0.0:
+                break
+            pi[i] += q
+            q *= x / (lo + i + 1.0)
     # log mu_n and its derivatives in a and b, at n = lo, then carried along n
     lmu = 0.0
     dmu_a = 0.0
@@ -258,45 +273,38 @@ def _pb_small_rate_singles(par, capture, gw, glo, ghi, lo, n_single, expct, dexp
         lmu += math.log((a + i) / (c + i))
         dmu_a += 1.0 / (a + i) - 1.0 / (c + i)
         dmu_b -= 1.0 / (c + i)
-    for j in range(n_single):
+    for j in range(n_top):
         n = lo + j
         if j > 0:
             i = n - 1.0
             lmu += math.log((a + i) / (c + i))
             dmu_a += 1.0 / (a + i) - 1.0 / (c + i)
             dmu_b -= 1.0 / (c + i)
-        t = 1.0
+        S = 0.0
+        Sa = 0.0
+        Sb = 0.0
+        Sx = 0.0
+        t = 1.0      # c_k (n + 1)_k
         da = 0.0     # d log c_k / da
         db = 0.0     # d log c_k / db
-        for k in range(k_max):
-            ck[k] = t
-            ca[k] = t * da
-            cb[k] = t * db
-            kc[k] = k * t
+        for k in range(K):
+            m = j + k            # Pi index of the count n + k
+            if m + 1 >= n_pi:
+                break
+            p = t * pi[m]
+            S += p
+            Sa += p * da
+            Sb += p * db
+            Sx += t * ((n + k) * pi[m] - (n + k + 1.0) * pi[m + 1])
             inv = 1.0 / (c + n + k)
-            t *= (b + k) * inv / (k + 1.0)
+            t *= (b + k) * inv * (n + k + 1.0) / (k + 1.0)
             da -= inv
             db += 1.0 / (b + k) - inv
-        lg_n = math.lgamma(n + 1.0)
-        for g in range(G):
-            if not done[g] or n < glo[g] or n > ghi[g]:
-                continue
-            x = xs[g]
-            S = 0.0
-            Sa = 0.0
-            Sb = 0.0
-            Sx = 0.0
-            for k in range(K[g] - 1, -1, -1):
-                S = S * x + ck[k]
-                Sa = Sa * x + ca[k]
-                Sb = Sb * x + cb[k]
-                Sx = Sx * x + kc[k]
-            p = math.exp(n * lx[g] - x - lg_n + lmu + math.log(S))
-            w = gw[g]
-            expct[j] += w * p
-            dexp[j, 0] += w * (p * a * (dmu_a + Sa / S))
-            dexp[j, 1] += w * (p * b * (dmu_b + Sb / S))
-            dexp[j, 2] += w * (p * (n - x + Sx / S))
+        mu = math.exp(lmu)
+        expct[j] += mu * S
+        dexp[j, 0] += mu * a * (dmu_a * S + Sa)
+        dexp[j, 1] += mu * b * (dmu_b * S + Sb)
+        dexp[j, 2] += mu * Sx
 
 
 @njit(cache=True, error_model="numpy",
@@ -381,7 +389,7 @@ def pearson_gof(law, values, weights, groups, capture, n_groups, par, min_expect
     # the Poisson-Beta law's at small rates: the series shared by the groups
     done = np.zeros(n_groups, np.bool_)
     if run_on:
-        _pb_small_rate_singles(par, capture, gw, glo, ghi, lo, n_single, expct, dexp, done)
+        _pb_small_rate_singles(par, capture, gw, lo, n_single, expct, dexp, done)
     for g in range(n_groups):
         if gw[g] == 0.0:
             continue
