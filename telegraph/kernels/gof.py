@@ -133,6 +133,14 @@ def _cell_length(u):
     return 1 if k == 1 else _NODES * k
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _pb_count_cap(x):
+    """The largest count at which the Poisson-Beta law at rate x is evaluated:
+    the Poisson law at rate x, which bounds the mixture's upper tail, has no
+    mass that matters beyond x + _Z_EVAL sqrt(x) + 10."""
+    return math.ceil(x + _Z_EVAL * math.sqrt(x) + 10.0)
+
+
 @njit(cache=True, error_model="numpy")
 def _limit_law_singles(law, par, capture, gw, glo, ghi, lo, n_single, expct, dexp):
     """Add to ``expct[j]`` and ``dexp[j]`` (j < n_single: the single count lo +
@@ -210,8 +218,9 @@ def _pb_small_rate_singles(par, capture, gw, lo, n_single, expct, dexp, done):
     """The Poisson-Beta law's expected single-count cells (``expct[j]``,
     ``dexp[j]``: count lo + j, as :func:`law_pmf` gives them times the group
     weight ``gw``) of every group whose rate x = s lam is at most
-    _X_SHARED_SERIES, at every count where such a law has mass (up to x +
-    40 sqrt(x) + 60); sets ``done`` for those groups.
+    _X_SHARED_SERIES, at every count where such a law has mass (up to
+    :func:`_pb_count_cap` of the largest such rate); sets ``done`` for those
+    groups.
 
     By Kummer's transformation (docs/maths.md, "Goodness of fit", *Many capture
     groups, small rates*),
@@ -248,7 +257,7 @@ def _pb_small_rate_singles(par, capture, gw, lo, n_single, expct, dexp, done):
         K += 1
     K += 1
     # the counts where the groups' laws have mass (each below the Poisson law at its rate)
-    top = min(lo + n_single - 1.0, math.ceil(x_max + 40.0 * math.sqrt(x_max) + 60.0))
+    top = min(lo + n_single - 1.0, _pb_count_cap(x_max))
     if top < lo:
         return
     n_top = int(top - lo) + 1     # counts lo .. top
@@ -288,9 +297,7 @@ def _pb_small_rate_singles(par, capture, gw, lo, n_single, expct, dexp, done):
         da = 0.0     # d log c_k / da
         db = 0.0     # d log c_k / db
         for k in range(K):
-            m = j + k            # Pi index of the count n + k
-            if m + 1 >= n_pi:
-                break
+            m = j + k            # Pi index of the count n + k (m + 1 < n_pi)
             p = t * pi[m]
             S += p
             Sa += p * da
@@ -352,7 +359,7 @@ def pearson_gof(law, values, weights, groups, capture, n_groups, par, min_expect
         elif law == LAW_POISSON_BETA:
             # never above the Poisson law at the largest rate
             x = capture[g] * par[2]
-            ghi[g] = min(ghi[g], math.ceil(x + _Z_EVAL * math.sqrt(x) + 10.0))
+            ghi[g] = min(ghi[g], _pb_count_cap(x))
     if not (hi >= lo) or hi > 1e15:
         return np.nan, 0, False
     # the grid: cell c holds the counts [start[c], start[c] + length)

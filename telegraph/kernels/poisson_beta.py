@@ -1562,43 +1562,41 @@ def _coarse_capture(capture, rtol):
     in u = log capture from the smallest value (no sort), the empty ones
     dropped; each coarse group's value is the geometric middle of its
     members' range (every |u - u_G| <= log(1 + rtol) / 2). Returns (coarse
-    group of each value, the coarse values, u - u_G of each value). It runs
-    at every evaluation of a histogram of many groups: one log per group and
-    few allocations."""
+    group of each value, the coarse values, u - u_G of each value)."""
     G = capture.shape[0]
     width = math.log(1.0 + rtol)
-    du = np.empty(G)            # u, then u - u_G
+    u = np.empty(G)
     u0 = math.inf
     for g in range(G):
-        du[g] = math.log(capture[g])
-        u0 = min(u0, du[g])
-    coarse_of = np.empty(G, np.int64)   # the cell of each value, then its coarse group
+        u[g] = math.log(capture[g])
+        u0 = min(u0, u[g])
+    cell = np.empty(G, np.int64)
     n_cells = 0
     for g in range(G):
-        coarse_of[g] = int((du[g] - u0) / width)
-        n_cells = max(n_cells, coarse_of[g] + 1)
-    lohi = np.empty((n_cells, 2))      # each cell's lowest and highest u, then (u_G, group)
-    for q in range(n_cells):
-        lohi[q, 0] = math.inf
-        lohi[q, 1] = -math.inf
+        cell[g] = int((u[g] - u0) / width)
+        n_cells = max(n_cells, cell[g] + 1)
+    lo = np.full(n_cells, math.inf)
+    hi = np.full(n_cells, -math.inf)
     for g in range(G):
-        q = coarse_of[g]
-        lohi[q, 0] = min(lohi[q, 0], du[g])
-        lohi[q, 1] = max(lohi[q, 1], du[g])
+        lo[cell[g]] = min(lo[cell[g]], u[g])
+        hi[cell[g]] = max(hi[cell[g]], u[g])
+    renum = np.empty(n_cells, np.int64)
+    mid = np.empty(n_cells)   # u_G of each occupied cell
     k = 0
     for q in range(n_cells):
-        if lohi[q, 0] <= lohi[q, 1]:
-            lohi[q, 0] = 0.5 * (lohi[q, 0] + lohi[q, 1])
-            lohi[q, 1] = k
+        if lo[q] <= hi[q]:
+            renum[q] = k
+            mid[q] = 0.5 * (lo[q] + hi[q])
             k += 1
     cc = np.empty(k)
+    for q in range(n_cells):
+        if lo[q] <= hi[q]:
+            cc[renum[q]] = math.exp(mid[q])
+    coarse_of = np.empty(G, np.int64)
+    du = np.empty(G)
     for g in range(G):
-        q = coarse_of[g]
-        du[g] -= lohi[q, 0]
-        coarse_of[g] = int(lohi[q, 1])
-        cc[coarse_of[g]] = lohi[q, 0]
-    for j in range(k):
-        cc[j] = math.exp(cc[j])
+        coarse_of[g] = renum[cell[g]]
+        du[g] = u[g] - mid[cell[g]]
     return coarse_of, cc, du
 
 
