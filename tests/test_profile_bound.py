@@ -13,7 +13,11 @@ from telegraph.kernels.models import sort_bins
 from telegraph.kernels.optimize import (LOG_HI, LOG_LAM_HI, LOG_LAM_LO, LOG_LO, TARGET_LOG_A,
                                         TARGET_LOG_BETA)
 from telegraph.kernels.poisson_beta import histogram_eval
-from telegraph.kernels.profile import _next_step, profile_bound, secant_end
+from telegraph.kernels.linalg import grad_info_phi
+from telegraph.kernels.models import telegraph_eval
+from telegraph.kernels.optimize import target_transform
+from telegraph.kernels.profile import (SLOPE_MAX, _next_step, _nuisance_slope, profile_bound,
+                                      secant_end)
 
 DROP = stats.chi2.ppf(0.95, 1) / 2
 
@@ -110,6 +114,110 @@ def test_bracketed_end_points_match_a_brute_force_profile():
                        for s in np.array(np.meshgrid([-2, -1, 0, 1], [-3, -1.5, 0, 1.5]))
                        .reshape(2, -1).T)
             assert ll_hat + best == pytest.approx(DROP, abs=2e-3), (target, side, end)
+            checked += 1
+    assert checked >= 3
+
+
+def _switching_gene():
+    """10,000 cells of a slowly switching gene (b < 1): flat, correlated
+    profiles of burst frequency and size, whose ends the Venzon-Moolgavkar
+    iteration does not reach (the nested search finds them)."""
+    rng = np.random.default_rng(36)
+    x = rng.poisson(2.34 * rng.beta(1.38, 0.113, 10_000))
+    return count_histograms(x[:, None])
+
+
+def _brute_profile(ll, target, psi, starts):
+    """max over the two other coordinates of phi with the target at psi, by
+    Nelder-Mead from several starts in the search box; returns (value, argmax)."""
+    def neg(z):
+        th = (np.array([psi, z[0], z[1]]) if target == TARGET_LOG_A
+              else np.array([z[0], z[1], z[1] + psi]))
+        return -ll(th)
+    box = [(LOG_LO, LOG_HI), (LOG_LAM_LO, LOG_LAM_HI)] if target == TARGET_LOG_A \
+        else [(LOG_LO, LOG_HI), (LOG_LO, LOG_HI)]
+    best = None
+    for z0 in starts:
+        r = optimize.minimize(neg, np.clip(z0, *np.transpose(box)), method="Nelder-Mead",
+                              bounds=box, options={"xatol": 1e-10, "fatol": 1e-12,
+                                                   "maxiter": 6000})
+        if best is None or r.fun < best.fun:
+            best = r
+    return -best.fun, best.x
+
+
+def test_nuisance_slope_is_the_tangent_of_the_maximiser_path():
+    """The predicted warm start's slope at the optimum, -I_ff^-1 I_f,psi from the
+    information there, against the derivative of the maximiser path by central
+    differences of brute-force profiles (Nelder-Mead, no package climb); refused
+    (all zeros) where the information is not positive definite or a component
+    exceeds SLOPE_MAX."""
+    hist = _switching_gene()
+    rows = FitRows(fit_raw(hist, FitSettings()))
+    theta = rows.theta[0].copy()
+    v, w, gr = sort_bins(hist.values, hist.weights, hist.groups)
+    g0, H0 = np.zeros(3), np.zeros((3, 3))
+    telegraph_eval(v, w, gr, hist.capture, theta, True, g0, H0, np.zeros(11))
+    ll = _loglik(hist)
+    h = 0.02
+    for target in (TARGET_LOG_A, TARGET_LOG_BETA):
+        T, Tinv, fix = target_transform(target)
+        gp, Hp = np.zeros(3), np.zeros((3, 3))
+        grad_info_phi(Tinv, g0, H0, gp, Hp)
+        slope = np.full(3, np.nan)
+        _nuisance_slope(Hp, fix, slope)
+        phi = T @ theta
+        nuis = [i for i in range(3) if i != fix]
+        path = []
+        for d in (-h, h):
+            _, z = _brute_profile(ll, target, phi[fix] + d, [phi[nuis]])
+            path.append(z)
+        fd = (path[1] - path[0]) / (2 * h)
+        assert slope[fix] == 0.0
+        assert np.abs(fd).max() > 0.3                 # the nuisance does move with the target
+        np.testing.assert_allclose(slope[nuis], fd, rtol=0.02, atol=0.01)
+    # refused: not positive definite, or steeper than SLOPE_MAX
+    out = np.full(3, np.nan)
+    _nuisance_slope(-np.eye(3), 0, out)
+    assert (out == 0).all()
+    steep = np.eye(3)
+    steep[0, 1] = steep[1, 0] = -0.9
+    steep[1, 1] = 0.19                           # slope of phi_1: 0.9 / 0.19 = 4.7
+    assert 0.9 / 0.19 > SLOPE_MAX
+    _nuisance_slope(steep, 0, out)
+    assert (out == 0).all()
+    steep[1, 1] = 0.3                            # 3.0: taken
+    _nuisance_slope(steep, 0, out)
+    np.testing.assert_allclose(out, [0.0, 3.0, 0.0])
+
+
+def test_nested_ends_with_predicted_starts_match_a_brute_force_profile():
+    """The ends found by nested maximisation (no Venzon-Moolgavkar) with the warm
+    starts predicted from the information at the optimum and the secants of the
+    maximiser path lie where the brute-force profile has dropped by
+    chi2_1(0.95)/2, on a gene whose nuisance moves with the target."""
+    hist = _switching_gene()
+    rows = FitRows(fit_raw(hist, FitSettings()))
+    theta = rows.theta[0].copy()
+    v, w, gr = sort_bins(hist.values, hist.weights, hist.groups)
+    g0, H0 = np.zeros(3), np.zeros((3, 3))
+    ll0 = telegraph_eval(v, w, gr, hist.capture, theta, True, g0, H0, np.zeros(11))
+    ll = _loglik(hist)
+    ll_hat = ll(theta)
+    checked = 0
+    for target in (TARGET_LOG_A, TARGET_LOG_BETA):
+        T, _, fix = target_transform(target)
+        for side in (-1.0, 1.0):
+            se = rows.se(target)[0]
+            end, _ = profile_bound(v, w, gr, hist.capture, theta, ll_hat, target, side, se,
+                                   DROP, -np.inf, 100, np.zeros(11), ll0, g0, H0, False)
+            if not np.isfinite(end):
+                continue
+            nuis = [i for i in range(3) if i != fix]
+            starts = [(T @ theta)[nuis] + np.array(s) for s in
+                      ((0, 0), (-1, -1), (1, 1), (-1, 1), (1, -1), (0, 2), (2, 0), (-2, 0))]
+            value, _ = _brute_profile(ll, target, end, starts)
+            assert ll_hat - value == pytest.approx(DROP, abs=2e-3), (target, side, end)
             checked += 1
     assert checked >= 3
 

@@ -71,13 +71,21 @@ def wald_se(H):
 
 @njit(cache=True, error_model="numpy")
 def _profile_point(values, weights, groups, capture, theta, target, psi, max_iter, buf,
-                   stop_above=np.inf):
+                   stop_above=np.inf, slope=None):
     """Maximise over the other coordinates with the target fixed at psi;
     theta (warm start) is updated. Returns the profile log-likelihood, or a
-    lower bound of it at or above ``stop_above`` (the climb stops there)."""
+    lower bound of it at or above ``stop_above`` (the climb stops there).
+    ``slope`` (3 floats, or None): the predicted change of the nuisance
+    coordinates of phi per unit of psi (:func:`_nuisance_slope`); the climb
+    starts at theta's nuisance moved by it over psi - psi(theta)."""
     T, Tinv, fix = target_transform(target)
     phi = np.zeros(3)
     to_phi(T, theta, phi)
+    if slope is not None:
+        dpsi = psi - phi[fix]
+        for i in range(3):
+            if i != fix:
+                phi[i] += slope[i] * dpsi
     phi[fix] = psi
     to_theta(Tinv, phi, theta)
     free = np.ones(3, np.bool_)
@@ -100,11 +108,12 @@ MAX_JUMP = 1.0
 
 @njit(cache=True, error_model="numpy")
 def _profile_walk(values, weights, groups, capture, theta, target, psi_from, psi, max_iter,
-                  buf, final_iter=0, stop_above=np.inf, step_iter=0):
+                  buf, final_iter=0, stop_above=np.inf, step_iter=0, slope=None):
     """The profile at psi reached by continuation from theta, the maximiser at
     psi_from: intermediate points at most MAX_JUMP apart, each warm-started
     from the one before (after at most ``step_iter`` > 0 Newton steps each, if
-    given); theta is updated. Returns the profile log-likelihood.
+    given), moved along ``slope`` if given (:func:`_profile_point`); theta is
+    updated. Returns the profile log-likelihood.
     The last maximisation stops early, at a lower bound of the profile there
     (calling again resumes it), after ``final_iter`` > 0 Newton steps or once
     it reaches ``stop_above``."""
@@ -112,9 +121,60 @@ def _profile_walk(values, weights, groups, capture, theta, target, psi_from, psi
     for k in range(1, n):
         _profile_point(values, weights, groups, capture, theta, target,
                        psi_from + (psi - psi_from) * k / n,
-                       step_iter if step_iter > 0 else max_iter, buf)
+                       step_iter if step_iter > 0 else max_iter, buf, np.inf, slope)
     return _profile_point(values, weights, groups, capture, theta, target, psi,
-                          final_iter if final_iter > 0 else max_iter, buf, stop_above)
+                          final_iter if final_iter > 0 else max_iter, buf, stop_above, slope)
+
+
+#: the largest change of a nuisance coordinate per unit of the target that a predicted
+#: warm start (:func:`_nuisance_slope`) may take; a steeper one comes from a nearly flat
+#: direction (a ridge to a limit, where the nuisance is barely determined), along which a
+#: linear prediction lands far from the maximiser: the search then starts from the last
+#: maximiser unmoved
+SLOPE_MAX = 4.0
+
+
+@njit(cache=True, error_model="numpy")
+def _nuisance_slope(Hp, fix, slope):
+    """The tangent of the profile's maximiser path at a maximum (information
+    ``Hp`` in phi): d nuisance / d psi = -H_nn^-1 H_n,psi (docs/maths.md,
+    "Profile likelihood", *Predicted warm starts*), to ``slope`` (0 at
+    ``fix``); all zeros where H_nn is not positive definite or a component
+    exceeds SLOPE_MAX."""
+    i0 = 1 if fix == 0 else 0
+    i1 = 1 if fix == 2 else 2
+    for i in range(3):
+        slope[i] = 0.0
+    h00 = Hp[i0, i0]
+    h01 = Hp[i0, i1]
+    h11 = Hp[i1, i1]
+    det = h00 * h11 - h01 * h01
+    if not (h00 > 0.0 and det > 0.0):
+        return
+    s0 = -(h11 * Hp[i0, fix] - h01 * Hp[i1, fix]) / det
+    s1 = -(h00 * Hp[i1, fix] - h01 * Hp[i0, fix]) / det
+    if abs(s0) <= SLOPE_MAX and abs(s1) <= SLOPE_MAX:
+        slope[i0] = s0
+        slope[i1] = s1
+
+
+@njit(cache=True, error_model="numpy")
+def _secant_slope(T, theta_a, psi_a, theta_b, psi_b, fix, slope, cap):
+    """The change of the nuisance coordinates of phi per unit of psi between
+    two maximisers (theta_a at psi_a, theta_b at psi_b), to ``slope`` (0 at
+    ``fix``); with ``cap``, all zeros where a component exceeds SLOPE_MAX."""
+    pa = np.zeros(3)
+    pb = np.zeros(3)
+    to_phi(T, theta_a, pa)
+    to_phi(T, theta_b, pb)
+    big = False
+    for i in range(3):
+        slope[i] = 0.0 if i == fix else (pb[i] - pa[i]) / (psi_b - psi_a)
+        if abs(slope[i]) > SLOPE_MAX:
+            big = True
+    if cap and big:
+        for i in range(3):
+            slope[i] = 0.0
 
 
 @njit(cache=True, error_model="numpy")
@@ -196,6 +256,14 @@ def profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, s
     edge = hi[fix] if side > 0 else lo[fix]
     theta = theta_hat.copy()
     best = ll_hat
+    # warm starts predicted along the maximiser's path: its tangent at the optimum, then
+    # the secant through the last two maximisers (docs/maths.md, "Profile likelihood",
+    # *Predicted warm starts*)
+    slope = np.zeros(3)
+    gp = np.zeros(3)
+    Hp = np.zeros((3, 3))
+    grad_info_phi(Tinv, g0, H0, gp, Hp)
+    _nuisance_slope(Hp, fix, slope)
     # bracket, starting from the Wald guess
     d = se * math.sqrt(2.0 * drop) if (se > 0 and np.isfinite(se)) else 0.5
     d = min(max(d, 0.02), 3.0)
@@ -213,7 +281,7 @@ def profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, s
         for i in range(3):
             theta[i] = theta_in[i]
         llp = _profile_walk(values, weights, groups, capture, theta, target, psi_in, psi,
-                            max_iter, buf)
+                            max_iter, buf, 0, np.inf, 0, slope)
         if llp > best:
             best = llp
         dev = ll_hat - llp
@@ -221,6 +289,7 @@ def profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, s
             psi_out = psi
             def_out = dev
             break
+        _secant_slope(T, theta_in, psi_in, theta, psi, fix, slope, True)
         psi_in = psi
         def_in = max(dev, 0.0)
         for i in range(3):
@@ -247,14 +316,18 @@ def profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, s
     ra = r_in
     rb = r_out
     side_kept = 0
+    # the maximiser at the outer end: each point starts on the line between the two
+    # ends' maximisers (within both, so never a long extrapolation)
+    theta_out = theta.copy()
     for _ in range(30):
         if abs(b_psi - a_psi) < 1e-3:
             break
         c_psi = b_psi - fb * (b_psi - a_psi) / (fb - fa)
         for i in range(3):
             theta[i] = theta_in[i]
+        _secant_slope(T, theta_in, a_psi, theta_out, b_psi, fix, slope, False)
         llp = _profile_walk(values, weights, groups, capture, theta, target, a_psi, c_psi,
-                            max_iter, buf)
+                            max_iter, buf, 0, np.inf, 0, slope)
         if llp > best:
             best = llp
         fc = math.sqrt(max(ll_hat - llp, 0.0)) - math.sqrt(drop)
@@ -264,9 +337,13 @@ def profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, s
             break
         a_psi, fa, ra, b_psi, fb, rb, side_kept = illinois_step(a_psi, fa, ra, b_psi, fb, rb,
                                                                 side_kept, c_psi, fc)
-        if fc < 0:  # c is inside the interval: its maximiser starts the next point
+        # c's maximiser becomes that of the end it replaced
+        if fc < 0:
             for i in range(3):
                 theta_in[i] = theta[i]
+        else:
+            for i in range(3):
+                theta_out[i] = theta[i]
     return secant_end(a_psi, ra, b_psi, rb), best
 
 
