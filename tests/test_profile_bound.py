@@ -16,8 +16,8 @@ from telegraph.kernels.poisson_beta import histogram_eval
 from telegraph.kernels.linalg import grad_info_phi
 from telegraph.kernels.models import telegraph_eval
 from telegraph.kernels.optimize import target_transform
-from telegraph.kernels.profile import (SLOPE_MAX, _next_step, _nuisance_slope, profile_bound,
-                                      secant_end)
+from telegraph.kernels.profile import (SLOPE_MAX, _next_step, _nuisance_slope, _secant_slope,
+                                      profile_bound, secant_end)
 
 DROP = stats.chi2.ppf(0.95, 1) / 2
 
@@ -189,6 +189,25 @@ def test_nuisance_slope_is_the_tangent_of_the_maximiser_path():
     steep[1, 1] = 0.3                            # 3.0: taken
     _nuisance_slope(steep, 0, out)
     np.testing.assert_allclose(out, [0.0, 3.0, 0.0])
+
+
+def test_secant_slope_of_two_maximisers_and_its_refusals():
+    # burst size: phi = (log a, log b, log lam - log b), psi = phi[2]
+    T, _, fix = target_transform(TARGET_LOG_BETA)
+    ta = np.array([0.5, -1.0, 1.0])                   # psi_a = 2.0
+    tb = np.array([0.2, -1.6, 0.8])                   # psi_b = 2.4
+    out = np.full(3, np.nan)
+    _secant_slope(T, ta, 2.0, tb, 2.4, fix, out, True)
+    np.testing.assert_allclose(out, [-0.75, -1.5, 0.0])
+    # steeper than SLOPE_MAX: refused with the cap, taken without it
+    tc = np.array([0.5, 1.0, 3.0])                   # phi_1 moves 2.0 over 0.4
+    _secant_slope(T, ta, 2.0, tc, 2.4, fix, out, True)
+    assert (out == 0).all()
+    _secant_slope(T, ta, 2.0, tc, 2.4, fix, out, False)
+    np.testing.assert_allclose(out, [0.0, 5.0, 0.0])
+    # the same psi twice: no slope, whatever the cap
+    _secant_slope(T, ta, 2.0, ta, 2.0, fix, out, False)
+    assert (out == 0).all()
 
 
 def test_nested_ends_with_predicted_starts_match_a_brute_force_profile():

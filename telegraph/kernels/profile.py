@@ -162,17 +162,21 @@ def _nuisance_slope(Hp, fix, slope):
 def _secant_slope(T, theta_a, psi_a, theta_b, psi_b, fix, slope, cap):
     """The change of the nuisance coordinates of phi per unit of psi between
     two maximisers (theta_a at psi_a, theta_b at psi_b), to ``slope`` (0 at
-    ``fix``); with ``cap``, all zeros where a component exceeds SLOPE_MAX."""
+    ``fix``); all zeros where a component is not finite or, with ``cap``,
+    exceeds SLOPE_MAX."""
     pa = np.zeros(3)
     pb = np.zeros(3)
     to_phi(T, theta_a, pa)
     to_phi(T, theta_b, pb)
     big = False
+    bad = False
     for i in range(3):
         slope[i] = 0.0 if i == fix else (pb[i] - pa[i]) / (psi_b - psi_a)
-        if abs(slope[i]) > SLOPE_MAX:
+        if not np.isfinite(slope[i]):
+            bad = True
+        elif abs(slope[i]) > SLOPE_MAX:
             big = True
-    if cap and big:
+    if bad or (cap and big):
         for i in range(3):
             slope[i] = 0.0
 
