@@ -399,8 +399,9 @@ def main(argv=None):
         "",
         "A gene's histogram has a bin per distinct (capture group, count) pair, so per-cell "
         "capture multiplies the bins by up to the number of capture groups; with 12 groups or "
-        "more the telegraph law is evaluated at coarse groups (within a factor 1.4) and "
-        "expanded in log capture (to third order) to the fine ones (docs/maths.md, \"Fitting\"), the limit "
+        "more the telegraph law is evaluated at coarse groups (within a factor 1.65 for genes "
+        "whose counts are all <= 300, else 1.4) and expanded in log capture (to fourth order) "
+        "to the fine ones (docs/maths.md, \"Fitting\"), the limit "
         "laws on every bin. Same file, streamed, in process:",
         "",
         "| capture | groups | bins per gene | histogram pass | fit Wald | x data pass | "
