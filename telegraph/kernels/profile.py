@@ -135,6 +135,35 @@ SLOPE_MAX = 4.0
 
 
 @njit(cache=True, error_model="numpy")
+def _nuisance_solve(Hp, fix, r0, r1):
+    """x = H_nn^-1 r for the two nuisance coordinates of phi (all but ``fix``,
+    in ascending order; r = (r0, r1) in that order) of the information ``Hp``.
+    Returns (x0, x1, whether H_nn is positive definite; x is NaN if not)."""
+    i0 = 1 if fix == 0 else 0
+    i1 = 1 if fix == 2 else 2
+    h00 = Hp[i0, i0]
+    h01 = Hp[i0, i1]
+    h11 = Hp[i1, i1]
+    det = h00 * h11 - h01 * h01
+    if not (h00 > 0.0 and det > 0.0):
+        return np.nan, np.nan, False
+    return (h11 * r0 - h01 * r1) / det, (h00 * r1 - h01 * r0) / det, True
+
+
+@njit(cache=True, error_model="numpy")
+def _cap_slope(slope, cap):
+    """Set ``slope`` to all zeros (no prediction) where a component is not
+    finite or, with ``cap``, exceeds SLOPE_MAX."""
+    drop = False
+    for i in range(3):
+        if not np.isfinite(slope[i]) or (cap and abs(slope[i]) > SLOPE_MAX):
+            drop = True
+    if drop:
+        for i in range(3):
+            slope[i] = 0.0
+
+
+@njit(cache=True, error_model="numpy")
 def _nuisance_slope(Hp, fix, slope):
     """The tangent of the profile's maximiser path at a maximum (information
     ``Hp`` in phi): d nuisance / d psi = -H_nn^-1 H_n,psi (docs/maths.md,
@@ -143,19 +172,11 @@ def _nuisance_slope(Hp, fix, slope):
     exceeds SLOPE_MAX."""
     i0 = 1 if fix == 0 else 0
     i1 = 1 if fix == 2 else 2
-    for i in range(3):
-        slope[i] = 0.0
-    h00 = Hp[i0, i0]
-    h01 = Hp[i0, i1]
-    h11 = Hp[i1, i1]
-    det = h00 * h11 - h01 * h01
-    if not (h00 > 0.0 and det > 0.0):
-        return
-    s0 = -(h11 * Hp[i0, fix] - h01 * Hp[i1, fix]) / det
-    s1 = -(h00 * Hp[i1, fix] - h01 * Hp[i0, fix]) / det
-    if abs(s0) <= SLOPE_MAX and abs(s1) <= SLOPE_MAX:
-        slope[i0] = s0
-        slope[i1] = s1
+    b0, b1, _ = _nuisance_solve(Hp, fix, Hp[i0, fix], Hp[i1, fix])
+    slope[fix] = 0.0
+    slope[i0] = -b0
+    slope[i1] = -b1
+    _cap_slope(slope, True)
 
 
 @njit(cache=True, error_model="numpy")
@@ -168,17 +189,9 @@ def _secant_slope(T, theta_a, psi_a, theta_b, psi_b, fix, slope, cap):
     pb = np.zeros(3)
     to_phi(T, theta_a, pa)
     to_phi(T, theta_b, pb)
-    big = False
-    bad = False
     for i in range(3):
         slope[i] = 0.0 if i == fix else (pb[i] - pa[i]) / (psi_b - psi_a)
-        if not np.isfinite(slope[i]):
-            bad = True
-        elif abs(slope[i]) > SLOPE_MAX:
-            big = True
-    if bad or (cap and big):
-        for i in range(3):
-            slope[i] = 0.0
+    _cap_slope(slope, cap)
 
 
 @njit(cache=True, error_model="numpy")
@@ -387,17 +400,11 @@ def _vm_model_end(phi, ll, gp, Hp, pinned, fix, target_ll, psi_hat, side):
             i0 = i
         else:
             i1 = i
-    h00 = Hp[i0, i0]
-    h01 = Hp[i0, i1]
-    h11 = Hp[i1, i1]
-    det = h00 * h11 - h01 * h01
-    if not (h00 > 0.0 and det > 0.0):
-        return np.nan
     # a = Hff^-1 g_f (the nuisance's Newton step), b = Hff^-1 H_fk
-    a0 = (h11 * gp[i0] - h01 * gp[i1]) / det
-    a1 = (h00 * gp[i1] - h01 * gp[i0]) / det
-    b0 = (h11 * Hp[i0, fix] - h01 * Hp[i1, fix]) / det
-    b1 = (h00 * Hp[i1, fix] - h01 * Hp[i0, fix]) / det
+    a0, a1, ok = _nuisance_solve(Hp, fix, gp[i0], gp[i1])
+    if not ok:
+        return np.nan
+    b0, b1, _ = _nuisance_solve(Hp, fix, Hp[i0, fix], Hp[i1, fix])
     dec = gp[i0] * a0 + gp[i1] * a1
     c = ll + 0.5 * dec - target_ll
     if not (abs(c) < _VM_ACCEPT and dec < _VM_ACCEPT):
