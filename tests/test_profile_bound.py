@@ -16,8 +16,10 @@ from telegraph.kernels.poisson_beta import histogram_eval
 from telegraph.kernels.linalg import grad_info_phi
 from telegraph.kernels.models import telegraph_eval
 from telegraph.kernels.optimize import target_transform
-from telegraph.kernels.profile import (SLOPE_MAX, _next_step, _nuisance_slope, _secant_slope,
-                                      profile_bound, secant_end)
+from telegraph.kernels import profile as profile_module
+from telegraph.kernels.profile import (_VM_START_SLOPE, SLOPE_MAX, _next_step, _nuisance_slope,
+                                      _profile_bound_vm, _secant_slope, profile_bound,
+                                      secant_end)
 
 DROP = stats.chi2.ppf(0.95, 1) / 2
 
@@ -239,6 +241,105 @@ def test_nested_ends_with_predicted_starts_match_a_brute_force_profile():
             assert ll_hat - value == pytest.approx(DROP, abs=2e-3), (target, side, end)
             checked += 1
     assert checked >= 3
+
+
+def _ridge_gene():
+    """100 cells of a bursty gene with large bursts (k_on 2.4, k_off 18, burst size 93 in
+    units of k_deg; per-cell capture): (log b, log lam) at fixed burst size run along a nearly
+    flat ridge towards the negative binomial limit, one eigenvalue of the information at the
+    optimum 10^5 times smaller than the others."""
+    rng = np.random.default_rng(2)
+    n = 100
+    cap = np.clip(rng.lognormal(np.log(0.3), 0.35, n), 0.02, 1.0)
+    x = rng.poisson(cap * 1670.0 * rng.beta(2.4, 18.0, n))
+    return count_histograms(x[:, None], capture=cap)
+
+
+def _recording(evaluated):
+    """telegraph_eval, recording each theta it is called at."""
+    def ev(v, w, gr, cap, th, want_info, g, H, buf):
+        evaluated.append(th.copy())
+        return telegraph_eval(v, w, gr, cap, th, want_info, g, H, buf)
+    return ev
+
+
+def test_vm_on_a_ridge_starts_near_the_path_and_ends_where_the_brute_force_profile_drops(
+        monkeypatch):
+    """Bench_tail audit (100 cells, per-cell capture, the slowest gene): on the off-ridge
+    sides of a bursty gene (burst frequency down, burst size up), the quadratic guess at the
+    optimum moved the nuisance far along the ridge (thousands of nats down), the iteration
+    then ran a nuisance coordinate to the box edge and failed (on this gene after 18 and 12
+    evaluations), and the nested search took 16-19 more. With the first point's nuisance
+    moved by at most _VM_START_SLOPE per unit of the target, the iteration ends in a few
+    evaluations where the brute-force profile (Nelder-Mead from several starts) has dropped
+    by chi2_1(0.95)/2."""
+    hist = _ridge_gene()
+    rows = FitRows(fit_raw(hist, FitSettings()))
+    theta = rows.theta[0].copy()
+    v, w, gr = sort_bins(hist.values, hist.weights, hist.groups)
+    g0, H0 = np.zeros(3), np.zeros((3, 3))
+    ll0 = telegraph_eval(v, w, gr, hist.capture, theta, True, g0, H0, np.zeros(11))
+    ev = np.linalg.eigvalsh(H0)
+    assert ev[0] < 1e-4 * ev[-1]                       # the ridge
+    ll_sup = max(rows.loglik[0], rows.loglik_nb[0], rows.loglik_zip[0],
+                 rows.loglik_poisson[0])
+    ll = _loglik(hist)
+    evaluated = []
+    monkeypatch.setattr(profile_module, "telegraph_eval", _recording(evaluated))
+    for target, side in ((TARGET_LOG_A, -1.0), (TARGET_LOG_BETA, 1.0)):
+        evaluated.clear()
+        end = _profile_bound_vm.py_func(v, w, gr, hist.capture, theta, ll_sup, target, side,
+                                        DROP, np.zeros(11), ll0, g0, H0)
+        T, _, fix = target_transform(target)
+        nuis = [i for i in range(3) if i != fix]
+        first = T @ evaluated[0] - T @ theta
+        assert side * first[fix] > 0
+        assert np.all(np.abs(first[nuis]) <= _VM_START_SLOPE * abs(first[fix]) * (1 + 1e-12))
+        assert np.isfinite(end), (target, side)
+        assert len(evaluated) <= 10, (target, side, len(evaluated))
+        starts = [(T @ theta)[nuis] + np.array(s) for s in
+                  ((0, 0), (-1, -1), (-2, -2), (-3, -3), (-1, 0), (0, -1), (1, 1))]
+        value, _ = _brute_profile(ll, target, end, starts)
+        assert ll_sup - value == pytest.approx(DROP, abs=2e-3), (target, side, end)
+
+
+def test_vm_ends_when_a_nuisance_coordinate_would_leave_the_box(monkeypatch):
+    """A quadratic log-likelihood whose maximiser path runs out of the box in log b before
+    the end of the burst-frequency interval: the Venzon-Moolgavkar iteration gives up (NaN,
+    the nested search takes over) at the first step that would leave the box, instead of
+    holding the coordinate on the edge and iterating on (the nested search follows such a
+    ridge in fewer evaluations)."""
+    theta_hat = np.array([0.0, LOG_HI - 0.4, 3.0])
+    info = np.array([[2.0, 1.8, 0.0], [1.8, 2.0, 0.0], [0.0, 0.0, 1.0]])
+
+    evaluated = []
+
+    def quadratic(v, w, gr, cap, th, want_info, g, H, buf):
+        evaluated.append(th.copy())
+        d = th - theta_hat
+        g[:] = -info @ d
+        H[:, :] = info
+        return -0.5 * d @ info @ d
+
+    monkeypatch.setattr(profile_module, "telegraph_eval", quadratic)
+    g0, H0 = np.zeros(3), info.copy()
+    empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0)
+    # the path: d log b / d log a = -0.9; the profile's curvature 2 - 1.8^2/2 = 0.38, so the
+    # lower end lies 3.18 below, with log b 2.9 above the estimate: 2.5 beyond the edge
+    end = _profile_bound_vm.py_func(empty_i, empty_f, empty_i, np.ones(1), theta_hat, 0.0,
+                                    TARGET_LOG_A, -1.0, DROP, np.zeros(11), 0.0, g0, H0)
+    assert np.isnan(end)
+    # the quadratic guess, log b brought back to the edge, dropped by more than twice the
+    # cut-off there; halfway back it did not: no Newton step taken from that point
+    assert len(evaluated) == 2
+    assert evaluated[0][0] == pytest.approx(-np.sqrt(2 * DROP / 0.38))
+    assert evaluated[1][0] == pytest.approx(-0.5 * np.sqrt(2 * DROP / 0.38))
+    assert evaluated[0][1] == evaluated[1][1] == LOG_HI
+    # the upper end moves log b down, inside the box: found exactly (a quadratic profile)
+    evaluated.clear()
+    end = _profile_bound_vm.py_func(empty_i, empty_f, empty_i, np.ones(1), theta_hat, 0.0,
+                                    TARGET_LOG_A, 1.0, DROP, np.zeros(11), 0.0, g0, H0)
+    assert end == pytest.approx(np.sqrt(2 * DROP / 0.38), rel=1e-9)
 
 
 def test_end_point_far_from_the_optimum_follows_the_profile_path():

@@ -373,6 +373,12 @@ _VM_ACCEPT = 0.01
 #: within this fraction of the point's distance from the estimate (where the profile is
 #: roughly quadratic the step is ~1% of it; a longer one means a flat or skewed profile)
 _VM_NEAR = 0.1
+#: the iteration's first point, on the quadratic approximation at the optimum, moves each
+#: nuisance coordinate by at most this much per unit of the target: a steeper tangent comes
+#: from a nearly flat direction (a ridge towards a limit), along which the quadratic guess
+#: lands far down the likelihood (thousands of nats on bursty genes), and each halving back
+#: costs an evaluation (docs/maths.md, "Profile likelihood", *Venzon-Moolgavkar*)
+_VM_START_SLOPE = 8.0
 
 
 @njit(cache=True, error_model="numpy")
@@ -437,10 +443,13 @@ def _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, targe
     """Venzon-Moolgavkar: solve l(phi) = ll_hat - drop together with
     dl/dphi_j = 0 for the nuisance coordinates by Newton's method, one
     likelihood evaluation (with Louis information) per step. A nuisance
-    coordinate that sits on the edge of the search box with the likelihood
-    rising outwards (a ridge towards a limit) is held on the edge instead.
+    coordinate that sits on the edge of the search box at the optimum with the
+    likelihood rising outwards (a ridge towards a limit) is held on the edge
+    instead; one that would leave the box later ends the iteration (NaN).
     The iteration starts from ``ll0``, ``g0``, ``H0``, the evaluation at
-    ``theta_hat``, and ends at the root of an evaluated point's profile model
+    ``theta_hat``, its first point on the quadratic approximation there with
+    each nuisance coordinate moved by at most _VM_START_SLOPE per unit of the
+    target, and ends at the root of an evaluated point's profile model
     once that model is within _VM_ACCEPT nats of the cut-off with the
     nuisance's Newton decrement below it (:func:`_vm_model_end`; docs/maths.md,
     "Profile likelihood", *Venzon-Moolgavkar*).
@@ -494,6 +503,9 @@ def _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, targe
             if not ok or not (Vinv[fix] > 0.0):
                 return np.nan
             r = math.sqrt(2.0 * drop / Vinv[fix])
+            for i in range(3):
+                if i != fix and abs(Vinv[i]) > _VM_START_SLOPE * Vinv[fix]:
+                    Vinv[i] = math.copysign(_VM_START_SLOPE * Vinv[fix], Vinv[i])
             # the quadratic guess overshoots where the likelihood is skewed:
             # walk back along the same line until the drop is at most 2x
             phi0 = phi.copy()
@@ -568,8 +580,9 @@ def _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, targe
         if smax > 1.0:
             for i in range(3):
                 d[i] *= 1.0 / smax
-        # a nuisance coordinate running out of the box is held on its edge;
-        # otherwise halve the step until the likelihood is finite
+        # halve the step until the likelihood is finite; a nuisance coordinate running
+        # out of the box ends the iteration (a ridge to a limit: the nested search
+        # follows it to the edge in fewer evaluations than a Newton iteration pinned there)
         phi0 = phi.copy()
         stepped = False
         for _h in range(8):
@@ -581,8 +594,7 @@ def _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, targe
                 continue
             for i in range(3):
                 if i != fix and (phi[i] < lo[i] or phi[i] > hi[i]):
-                    phi[i] = min(max(phi[i], lo[i]), hi[i])
-                    pinned[i] = True
+                    return np.nan
             to_theta(Tinv, phi, theta)
             ll = telegraph_eval(values, weights, groups, capture, theta, True, g, H, buf)
             if np.isfinite(ll):
