@@ -45,9 +45,12 @@ def _eval(model, bins, theta, want_info=True):
                                           (MODEL_NEGBINOM, (np.log(7.0), np.log(3.0), 0.0)),
                                           (MODEL_ZIP, (0.4, np.log(300.0), 0.0))])
 @pytest.mark.parametrize("order", ["sorted", "shuffled", "descending"])
-def test_limit_model_matches_scipy_in_any_bin_order(model, theta, order):
+@pytest.mark.parametrize("n_groups", [37, 1000])
+def test_limit_model_matches_scipy_in_any_bin_order(model, theta, order, n_groups):
+    # (37 groups: fewer than the bins, the terms of a group computed once per group; 1000:
+    # more groups than bins, per bin)
     rng = np.random.default_rng(5)
-    values, weights, groups, capture = _histogram(rng)
+    values, weights, groups, capture = _histogram(rng, n_groups=n_groups)
     o = {"sorted": np.lexsort((groups, values)), "shuffled": rng.permutation(values.size),
          "descending": np.lexsort((groups, values))[::-1]}[order]
     bins = (values[o].copy(), weights[o].copy(), groups[o].copy(), capture)

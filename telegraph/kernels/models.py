@@ -47,9 +47,14 @@ def _negbinom_eval(values, weights, groups, capture, theta, want_info, g, H):
     """Negative binomial at theta = (log a, log beta): mean s a beta, shape a.
 
     The terms of a count alone (log-gamma, digamma and trigamma differences
-    of a + n and a) are computed once per run of equal counts: with bins
-    ordered by value (:func:`sort_bins`) a histogram of many capture groups
-    costs one log1p and one log per bin."""
+    of a + n and a) are computed once per run of equal counts, and for counts
+    up to 64 taken in ascending order continued from the last count's (one log
+    and two divisions per count: the digamma and trigamma differences are then
+    the same sums that :func:`telegraph.kernels.special.digamma_shift` adds up);
+    the terms of a capture group alone (log and log1p of s beta) once per
+    group when the groups are fewer than the bins: with bins ordered by value
+    (:func:`sort_bins`) a histogram of many capture groups costs a few
+    multiplications and divisions per bin."""
     a = math.exp(theta[0])
     beta = math.exp(theta[1])
     lg_a = math.lgamma(a)
@@ -63,20 +68,43 @@ def _negbinom_eval(values, weights, groups, capture, theta, want_info, g, H):
     lgc = 0.0         # lgamma(n + a) - lgamma(a) - lgamma(n + 1)
     psi_n = 0.0       # psi(a + n) - psi(a)
     tri_n = 0.0       # psi'(a) - psi'(a + n)
+    # fewer capture groups than bins: log(s beta) and log1p(s beta) once per group
+    n_groups = capture.shape[0]
+    per_group = n_groups < values.shape[0]
+    log_sb = np.empty(n_groups if per_group else 0)
+    log1p_sb = np.empty(n_groups if per_group else 0)
+    if per_group:
+        for q in range(n_groups):
+            sb = capture[q] * beta
+            log_sb[q] = math.log(sb)
+            log1p_sb[q] = math.log1p(sb)
     for i in range(values.shape[0]):
         w = weights[i]
         k = values[i]
         n = float(k)
         if k != last:
+            if last < k <= 64:
+                # the next counts up: continue the sums from the last count's
+                for j in range(last, k):
+                    aj = a + j
+                    lgc += math.log(aj / (j + 1.0))
+                    psi_n += 1.0 / aj
+                    if want_info:
+                        tri_n += 1.0 / (aj * aj)
+            else:
+                lgc = math.lgamma(n + a) - lg_a - math.lgamma(n + 1.0)
+                psi_n = digamma_shift(a, n)
+                if want_info:
+                    tri_n = trigamma_shift(a, n)
             last = k
-            lgc = math.lgamma(n + a) - lg_a - math.lgamma(n + 1.0)
-            psi_n = digamma_shift(a, n)
-            if want_info:
-                tri_n = trigamma_shift(a, n)
-        s = capture[groups[i]]
+        q = groups[i]
+        s = capture[q]
         sb = s * beta
-        l1 = math.log1p(sb)
-        ll += w * (lgc + (n * math.log(sb) if n > 0 else 0.0) - (n + a) * l1)
+        l1 = log1p_sb[q] if per_group else math.log1p(sb)
+        t = 0.0
+        if n > 0:
+            t = n * (log_sb[q] if per_group else math.log(sb))
+        ll += w * (lgc + t - (n + a) * l1)
         dpa = psi_n - l1
         dbeta = n / beta - (n + a) * s / (1.0 + sb)
         g[0] += w * a * dpa
@@ -99,7 +127,8 @@ def _negbinom_eval(values, weights, groups, capture, theta, want_info, g, H):
 def _zip_eval(values, weights, groups, capture, theta, want_info, g, H):
     """Zero-inflated Poisson at theta = (logit f, log lam): 0 with probability
     1 - f, else Poisson(s lam). lgamma(n + 1) is computed once per distinct
-    count (bins ordered by value share it)."""
+    count (bins ordered by value share it), and log(s lam) once per capture
+    group when the groups are fewer than the bins."""
     f = 1.0 / (1.0 + math.exp(-theta[0]))
     lam = math.exp(theta[1])
     log_f = math.log(f)
@@ -111,17 +140,24 @@ def _zip_eval(values, weights, groups, capture, theta, want_info, g, H):
     h11 = 0.0
     last = 0
     lg_n = 0.0        # lgamma(last + 1)
+    n_groups = capture.shape[0]
+    per_group = n_groups < values.shape[0]
+    log_mu = np.empty(n_groups if per_group else 0)
+    if per_group:
+        for q in range(n_groups):
+            log_mu[q] = math.log(capture[q] * lam)
     for i in range(values.shape[0]):
         w = weights[i]
         k = values[i]
-        s = capture[groups[i]]
+        q = groups[i]
+        s = capture[q]
         mu = s * lam
         if k > 0:
             if k != last:
                 last = k
                 lg_n = math.lgamma(k + 1.0)
             n = float(k)
-            ll += w * (log_f + n * math.log(mu) - mu - lg_n)
+            ll += w * (log_f + n * (log_mu[q] if per_group else math.log(mu)) - mu - lg_n)
             # d/dlogit f of log f = 1 - f ; d/dlog lam = n - mu
             g0 += w * (1.0 - f)
             g1 += w * (n - mu)
