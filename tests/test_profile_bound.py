@@ -129,6 +129,18 @@ def _switching_gene():
     return count_histograms(x[:, None])
 
 
+def _fitted(hist):
+    """A one-gene histogram's fit rows, its optimum theta, its bins ordered as the
+    fitter orders them, and the evaluation at theta: (rows, theta, (v, w, gr),
+    (ll0, g0, H0))."""
+    rows = FitRows(fit_raw(hist, FitSettings()))
+    theta = rows.theta[0].copy()
+    v, w, gr = sort_bins(hist.values, hist.weights, hist.groups)
+    g0, H0 = np.zeros(3), np.zeros((3, 3))
+    ll0 = telegraph_eval(v, w, gr, hist.capture, theta, True, g0, H0, np.zeros(11))
+    return rows, theta, (v, w, gr), (ll0, g0, H0)
+
+
 def _brute_profile(ll, target, psi, starts):
     """max over the two other coordinates of phi with the target at psi, by
     Nelder-Mead from several starts in the search box; returns (value, argmax)."""
@@ -155,11 +167,7 @@ def test_nuisance_slope_is_the_tangent_of_the_maximiser_path():
     (all zeros) where the information is not positive definite or a component
     exceeds SLOPE_MAX."""
     hist = _switching_gene()
-    rows = FitRows(fit_raw(hist, FitSettings()))
-    theta = rows.theta[0].copy()
-    v, w, gr = sort_bins(hist.values, hist.weights, hist.groups)
-    g0, H0 = np.zeros(3), np.zeros((3, 3))
-    telegraph_eval(v, w, gr, hist.capture, theta, True, g0, H0, np.zeros(11))
+    rows, theta, (v, w, gr), (_, g0, H0) = _fitted(hist)
     ll = _loglik(hist)
     h = 0.02
     for target in (TARGET_LOG_A, TARGET_LOG_BETA):
@@ -218,11 +226,7 @@ def test_nested_ends_with_predicted_starts_match_a_brute_force_profile():
     maximiser path lie where the brute-force profile has dropped by
     chi2_1(0.95)/2, on a gene whose nuisance moves with the target."""
     hist = _switching_gene()
-    rows = FitRows(fit_raw(hist, FitSettings()))
-    theta = rows.theta[0].copy()
-    v, w, gr = sort_bins(hist.values, hist.weights, hist.groups)
-    g0, H0 = np.zeros(3), np.zeros((3, 3))
-    ll0 = telegraph_eval(v, w, gr, hist.capture, theta, True, g0, H0, np.zeros(11))
+    rows, theta, (v, w, gr), (ll0, g0, H0) = _fitted(hist)
     ll = _loglik(hist)
     ll_hat = ll(theta)
     checked = 0
@@ -274,11 +278,7 @@ def test_vm_on_a_ridge_starts_near_the_path_and_ends_where_the_brute_force_profi
     evaluations where the brute-force profile (Nelder-Mead from several starts) has dropped
     by chi2_1(0.95)/2."""
     hist = _ridge_gene()
-    rows = FitRows(fit_raw(hist, FitSettings()))
-    theta = rows.theta[0].copy()
-    v, w, gr = sort_bins(hist.values, hist.weights, hist.groups)
-    g0, H0 = np.zeros(3), np.zeros((3, 3))
-    ll0 = telegraph_eval(v, w, gr, hist.capture, theta, True, g0, H0, np.zeros(11))
+    rows, theta, (v, w, gr), (ll0, g0, H0) = _fitted(hist)
     ev = np.linalg.eigvalsh(H0)
     assert ev[0] < 1e-4 * ev[-1]                       # the ridge
     ll_sup = max(rows.loglik[0], rows.loglik_nb[0], rows.loglik_zip[0],

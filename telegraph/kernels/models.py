@@ -31,7 +31,7 @@ import numpy as np
 from ._jit import njit
 from .poisson_beta import histogram_eval
 from .sorting import stable_argsort
-from .special import digamma_shift, trigamma_shift
+from .special import SHIFT_SUM_MAX, digamma_shift, trigamma_shift
 
 __all__ = ["MODEL_TELEGRAPH", "MODEL_NEGBINOM", "MODEL_ZIP", "telegraph_eval", "evaluate",
            "moments", "poisson_fit", "sort_bins", "coarse_bins"]
@@ -48,7 +48,7 @@ def _negbinom_eval(values, weights, groups, capture, theta, want_info, g, H):
 
     The terms of a count alone (log-gamma, digamma and trigamma differences
     of a + n and a) are computed once per run of equal counts, and for counts
-    up to 64 taken in ascending order continued from the last count's (one log
+    up to SHIFT_SUM_MAX taken in ascending order continued from the last count's (one log
     and two divisions per count: the digamma and trigamma differences are then
     the same sums that :func:`telegraph.kernels.special.digamma_shift` adds up);
     the terms of a capture group alone (log and log1p of s beta) once per
@@ -83,7 +83,7 @@ def _negbinom_eval(values, weights, groups, capture, theta, want_info, g, H):
         k = values[i]
         n = float(k)
         if k != last:
-            if last < k <= 64:
+            if last < k <= SHIFT_SUM_MAX:
                 # the next counts up: continue the sums from the last count's
                 for j in range(last, k):
                     aj = a + j

@@ -14,6 +14,10 @@ from ._jit import njit
 __all__ = ["digamma", "trigamma", "digamma_shift", "trigamma_shift", "stirling_rest",
            "log1pmx", "lgamma_diff", "log_poisson_term"]
 
+#: digamma_shift and trigamma_shift add up the differences over at most this many unit steps
+#: term by term (no cancellation); beyond, they subtract the functions' values
+SHIFT_SUM_MAX = 64
+
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
@@ -48,7 +52,7 @@ def digamma_shift(x, m):
     """psi(x + m) - psi(x) for x > 0 and integer m >= 0, without cancellation
     when m is small (direct sum) and by subtraction when m is large (then the
     difference is itself large, so the subtraction loses nothing relative)."""
-    if m <= 64:
+    if m <= SHIFT_SUM_MAX:
         s = 0.0
         for j in range(int(m)):
             s += 1.0 / (x + j)
@@ -59,7 +63,7 @@ def digamma_shift(x, m):
 @njit(cache=True, error_model="numpy")
 def trigamma_shift(x, m):
     """psi'(x) - psi'(x + m) for x > 0 and integer m >= 0 (non-negative)."""
-    if m <= 64:
+    if m <= SHIFT_SUM_MAX:
         s = 0.0
         for j in range(int(m)):
             s += 1.0 / ((x + j) * (x + j))
