@@ -43,6 +43,18 @@ MODEL_ZIP = 2
 
 
 @njit(cache=True, error_model="numpy")
+def _group_log_rates(capture, rate, n_bins):
+    """log(s rate) for each capture group s when the groups are fewer than the
+    ``n_bins`` bins (the evaluators then look it up per bin), else an empty
+    array (they compute it per bin)."""
+    n_groups = capture.shape[0]
+    out = np.empty(n_groups if n_groups < n_bins else 0)
+    for q in range(out.shape[0]):
+        out[q] = math.log(capture[q] * rate)
+    return out
+
+
+@njit(cache=True, error_model="numpy")
 def _negbinom_eval(values, weights, groups, capture, theta, want_info, g, H):
     """Negative binomial at theta = (log a, log beta): mean s a beta, shape a.
 
@@ -69,15 +81,11 @@ def _negbinom_eval(values, weights, groups, capture, theta, want_info, g, H):
     psi_n = 0.0       # psi(a + n) - psi(a)
     tri_n = 0.0       # psi'(a) - psi'(a + n)
     # fewer capture groups than bins: log(s beta) and log1p(s beta) once per group
-    n_groups = capture.shape[0]
-    per_group = n_groups < values.shape[0]
-    log_sb = np.empty(n_groups if per_group else 0)
-    log1p_sb = np.empty(n_groups if per_group else 0)
-    if per_group:
-        for q in range(n_groups):
-            sb = capture[q] * beta
-            log_sb[q] = math.log(sb)
-            log1p_sb[q] = math.log1p(sb)
+    log_sb = _group_log_rates(capture, beta, values.shape[0])
+    per_group = log_sb.shape[0] > 0
+    log1p_sb = np.empty(log_sb.shape[0])
+    for q in range(log1p_sb.shape[0]):
+        log1p_sb[q] = math.log1p(capture[q] * beta)
     for i in range(values.shape[0]):
         w = weights[i]
         k = values[i]
@@ -140,12 +148,8 @@ def _zip_eval(values, weights, groups, capture, theta, want_info, g, H):
     h11 = 0.0
     last = 0
     lg_n = 0.0        # lgamma(last + 1)
-    n_groups = capture.shape[0]
-    per_group = n_groups < values.shape[0]
-    log_mu = np.empty(n_groups if per_group else 0)
-    if per_group:
-        for q in range(n_groups):
-            log_mu[q] = math.log(capture[q] * lam)
+    log_mu = _group_log_rates(capture, lam, values.shape[0])
+    per_group = log_mu.shape[0] > 0
     for i in range(values.shape[0]):
         w = weights[i]
         k = values[i]
