@@ -1,5 +1,6 @@
 """The multi-start fit of the telegraph model: its second climb stops once it
-is on its way to the optimum the first one found (maximize's ``known``)."""
+is on its way to the optimum the first one found, near that optimum or on the
+first climb's path there (maximize's ``known`` and ``trail``)."""
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ def test_a_second_climb_stops_on_its_way_to_the_known_optimum():
     def climb(start, known):
         th = np.array(start, float)
         ll, conv, it = maximize(MODEL_TELEGRAPH, *bins, th, T, T, free, lo, hi, 100, buf,
-                                np.asarray(known, float))
+                                np.asarray(known, float), np.empty((0, 3)))
         return ll, conv, it, th
 
     ll1, conv1, it1, th1 = climb([0.0, 0.0, np.log(80.0)], [])
@@ -49,6 +50,53 @@ def test_a_second_climb_stops_on_its_way_to_the_known_optimum():
     ll_fit, conv_fit, _ = fit_telegraph(*bins, out, 100, buf)
     assert conv_fit and ll_fit == pytest.approx(ll1, abs=1e-8)
     np.testing.assert_allclose(out, th1, atol=1e-4)
+
+
+def test_a_second_climb_stops_on_the_first_ones_path():
+    """maximize's ``trail``: the first climb writes the point after each accepted
+    step (its optimum last); a second climb told of those points stops once it
+    lands near one of them at no higher a log-likelihood -- before it comes near
+    the optimum itself -- and returns -inf; told of the optimum alone it climbs on,
+    and told of points shifted away from its path it climbs as before."""
+    rng = np.random.default_rng(4)
+    counts = rng.poisson(40.0 * rng.beta(1.5, 3.0, 2000))
+    v, w = np.unique(counts, return_counts=True)
+    bins = (v.astype(np.int64), w.astype(float), np.zeros(v.size, np.int64), np.ones(1))
+    lo = np.empty(3)
+    hi = np.empty(3)
+    search_box(TARGET_LOG_A, lo, hi)
+    T = np.eye(3)
+    free = np.ones(3, np.bool_)
+    buf = np.zeros(11)
+
+    def climb(start, known, trail=None):
+        th = np.array(start, float)
+        ll, conv, it = maximize(MODEL_TELEGRAPH, *bins, th, T, T, free, lo, hi, 100, buf,
+                                np.asarray(known, float),
+                                np.empty((0, 3)) if trail is None else trail)
+        return ll, conv, it, th
+
+    trail = np.full((100, 3), np.nan)
+    ll1, conv1, it1, th1 = climb([5.0, 5.0, np.log(20.0)], [], trail)
+    n = int(np.isfinite(trail[:, 0]).sum())
+    assert conv1 and 5 <= n <= it1
+    assert np.isnan(trail[n:]).all() and np.isfinite(trail[:n]).all()
+    np.testing.assert_array_equal(trail[n - 1], th1)          # the optimum last
+    # a start just off the first climb's early path, more than _SAME_OPTIMUM from its optimum
+    start = trail[1] + 0.03
+    assert np.abs(start - th1).max() > 5 * _SAME_OPTIMUM
+    full = climb(start, [])
+    assert full[0] == pytest.approx(ll1, abs=1e-8)          # it goes to the same optimum
+    only_opt = climb(start, np.r_[th1, ll1])
+    with_path = climb(start, np.r_[th1, ll1, trail[:n].ravel()])
+    assert with_path[0] == -np.inf and not with_path[1]
+    assert with_path[2] < only_opt[2] <= full[2]
+    # where it stopped lies near a point of the path, not near the optimum
+    near = np.abs(trail[:n] - with_path[3]).max(axis=1) < _SAME_OPTIMUM
+    assert near.any() and np.abs(with_path[3] - th1).max() >= _SAME_OPTIMUM
+    # points away from its path change nothing
+    away = climb(start, np.r_[th1, ll1, (trail[:n - 1] + 1.0).ravel()])
+    assert away[2] == only_opt[2] and away[0] == only_opt[0]
 
 
 @pytest.mark.parametrize("seed, mu", [(0, 0.5), (9, 1.0), (14, 2.0), (20, 0.5)])

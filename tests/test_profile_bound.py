@@ -17,9 +17,9 @@ from telegraph.kernels.linalg import grad_info_phi
 from telegraph.kernels.models import telegraph_eval
 from telegraph.kernels.optimize import target_transform
 from telegraph.kernels import profile as profile_module
-from telegraph.kernels.profile import (_VM_START_SLOPE, SLOPE_MAX, _next_step, _nuisance_slope,
-                                      _profile_bound_vm, _secant_slope, profile_bound,
-                                      secant_end)
+from telegraph.kernels.profile import (_VM_START_SLOPE, MAX_JUMP, SLOPE_MAX, _next_step,
+                                      _nuisance_slope, _profile_bound_vm, _secant_slope,
+                                      profile_bound, secant_end)
 
 DROP = stats.chi2.ppf(0.95, 1) / 2
 
@@ -245,6 +245,34 @@ def test_nested_ends_with_predicted_starts_match_a_brute_force_profile():
             assert ll_hat - value == pytest.approx(DROP, abs=2e-3), (target, side, end)
             checked += 1
     assert checked >= 3
+
+
+def test_nested_search_steps_out_at_most_max_jump_at_a_time(monkeypatch):
+    """Where the Wald step is longer than MAX_JUMP (burst size of the slowly switching gene:
+    se * sqrt(2 drop) = 2.7), the bracketing steps out at most MAX_JUMP at a time, so every
+    profile point is reached straight from the previous one (a longer step went through
+    intermediate points at the same cost, and the root search then started from the
+    farther inner end, each of its points again through an intermediate one)."""
+    hist = _switching_gene()
+    rows, theta, (v, w, gr), (ll0, g0, H0) = _fitted(hist)
+    ll_sup = max(rows.loglik[0], rows.loglik_nb[0], rows.loglik_zip[0],
+                 rows.loglik_poisson[0])
+    se = rows.se(TARGET_LOG_BETA)[0]
+    assert se * np.sqrt(2 * DROP) > 2 * MAX_JUMP
+    walk = profile_module._profile_walk
+    for side in (-1.0, 1.0):
+        spans = []
+
+        def recording(*args):
+            spans.append(abs(args[7] - args[6]))         # psi - psi_from
+            return walk(*args)
+
+        monkeypatch.setattr(profile_module, "_profile_walk", recording)
+        end, _ = profile_bound.py_func(v, w, gr, hist.capture, theta, ll_sup, TARGET_LOG_BETA,
+                                       side, se, DROP, -np.inf, 100, np.zeros(11), ll0, g0, H0,
+                                       False)
+        assert np.isfinite(end) and side * (end - (theta[2] - theta[1])) > 2 * MAX_JUMP
+        assert len(spans) >= 4 and max(spans) <= MAX_JUMP * (1 + 1e-12)
 
 
 def _ridge_gene():
@@ -477,7 +505,7 @@ def test_a_level_stops_the_climb_once_reached_and_a_level_out_of_reach_does_not(
     def climb(known):
         theta = start.copy()
         out = maximize(MODEL_TELEGRAPH, v, w, gr, hist.capture, theta, eye, eye, free, lo, hi,
-                       200, np.zeros(11), known)
+                       200, np.zeros(11), known, np.empty((0, 3)))
         return out, theta
 
     (ll_max, conv, it_full), th_max = climb(np.empty(0))

@@ -186,7 +186,7 @@ def _profile_at(model, values, weights, groups, capture, theta, target, psi, lo,
     if model != MODEL_TELEGRAPH:
         free[2] = False
     ll, conv, it = maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo,
-                            hi, max_iter, buf, np.empty(0))
+                            hi, max_iter, buf, np.empty(0), np.empty((0, 3)))
     if not np.isfinite(ll):
         for i in range(5):
             out[i] = np.nan if i < 2 else 0.0

@@ -100,7 +100,7 @@ def _finish_models(row, v, w, gr, capture, theta, th_nb, th_zip, max_iter, buf):
     hi = np.empty(3)
     search_box(TARGET_LOG_A, lo, hi)
     ll, conv, it = maximize(MODEL_TELEGRAPH, v, w, gr, capture, theta, T, T, free, lo, hi,
-                            max_iter, buf, np.empty(0))
+                            max_iter, buf, np.empty(0), np.empty((0, 3)))
     mu_p, ll_p = poisson_fit(v, w, gr, capture)
     ll_nb, c_nb, it_nb = _fit_limit(MODEL_NEGBINOM, v, w, gr, capture, th_nb, max_iter, buf)
     ll_zip, c_zip, it_zip = _fit_limit(MODEL_ZIP, v, w, gr, capture, th_zip, max_iter, buf)

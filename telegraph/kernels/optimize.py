@@ -89,6 +89,15 @@ def search_box(target, lo, hi):
 #: (docs/maths.md, "Fitting", *Damped Newton*)
 _FLAT_GAIN = 1e-5
 
+#: the longest Newton step of :func:`maximize` in any coordinate (log scale); the step
+#: limit starts there, halves after a step that fails to raise the log-likelihood (a
+#: backtracking line search along the same direction, down to _BACKTRACK_MIN, below which
+#: the damping grows instead) and doubles back after a step that gains at least half of
+#: what the quadratic model predicted
+_STEP_MAX = 2.0
+_BACKTRACK_MIN = 0.02
+_RADIUS_MIN = 1e-3
+
 #: a climb whose iterate comes within this distance (largest change of a log-rate
 #: coordinate) of an optimum already found, at no higher a log-likelihood, is taken to
 #: end there (:func:`maximize`'s ``known``)
@@ -106,24 +115,49 @@ def same_optimum(theta, other):
     return True
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def on_known_path(theta, known):
+    """Whether ``theta`` lies within _SAME_OPTIMUM of the optimum in ``known``
+    (its first three entries) or of one of the points listed after its
+    log-likelihood (entries 4 + 3j .. 6 + 3j), in every coordinate: a climb
+    there follows the known climb to its optimum."""
+    if same_optimum(theta, known):
+        return True
+    for j in range((known.shape[0] - 4) // 3):
+        near = True
+        for i in range(3):
+            if not abs(theta[i] - known[4 + 3 * j + i]) < _SAME_OPTIMUM:
+                near = False
+                break
+        if near:
+            return True
+    return False
+
+
 @njit(cache=True, error_model="numpy",
       unit=("Tuple((float64, boolean, int64))(int64, int64[::1], float64[::1], int64[::1], "
             "float64[::1], float64[::1], float64[:, ::1], float64[:, ::1], boolean[::1], "
-            "float64[::1], float64[::1], int64, float64[::1], float64[::1])"))
+            "float64[::1], float64[::1], int64, float64[::1], float64[::1], float64[:, ::1])"))
 def maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo, hi,
-              max_iter, buf, known):
+              max_iter, buf, known, trail):
     """Damped Newton ascent of the log-likelihood over the free coordinates of
     phi = T theta, within the box lo <= phi <= hi. ``theta`` is updated in place.
     Returns (loglik, converged, iterations).
 
     ``known``: empty, or (theta*, loglik*) of an optimum another climb reached
-    (4 floats): once an accepted step lands within _SAME_OPTIMUM of theta* (in
-    every coordinate of theta) at a log-likelihood no higher than loglik*, the
-    climb is on its way there and stops, returning -inf (it adds nothing to
-    the optimum known): a multi-start fit climbs its second start only as far
-    as it takes to tell whether it leads elsewhere. Or one float, a level: the
-    climb stops (not converged) once the log-likelihood reaches it, for a
-    caller that only needs to know that the maximum lies above it."""
+    followed by the points that climb passed through on its way there (4 + 3k
+    floats, theta of each): once an accepted step lands within _SAME_OPTIMUM
+    of theta* or of one of those points (in every coordinate of theta) at a
+    log-likelihood no higher than loglik*, the climb is on its way there and
+    stops, returning -inf (it adds nothing to the optimum known): a
+    multi-start fit climbs its second start only as far as it takes to tell
+    whether it leads elsewhere. Or one float, a level: the climb stops (not
+    converged) once the log-likelihood reaches it, for a caller that only
+    needs to know that the maximum lies above it.
+
+    ``trail``: empty (0 rows), or an array of at least ``max_iter`` rows of NaN,
+    where the climb writes theta after each accepted step, in order (the points
+    a later climb's ``known`` lists)."""
     nfree = 0
     for i in range(3):
         if free[i]:
@@ -133,6 +167,7 @@ def maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo, 
     gp = np.zeros(3)
     Hp = np.zeros((3, 3))
     step = np.zeros(3)
+    step_newton = np.zeros(3)
     phi = np.zeros(3)
     phi_new = np.zeros(3)
     theta_new = np.zeros(3)
@@ -149,9 +184,11 @@ def maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo, 
     if known.shape[0] == 1 and ll >= known[0]:
         return ll, False, 0
     mu = 0.0
+    radius = _STEP_MAX
     converged = False
     flat = 0
     it = 0
+    n_trail = 0
     while it < max_iter:
         it += 1
         grad_info_phi(Tinv, g, H, gp, Hp)
@@ -205,19 +242,30 @@ def maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo, 
         if not ok or nact == 0:
             converged = nact == 0
             break
-        # Newton decrement: converged when the predicted gain is negligible
+        # Newton decrement: converged when the predicted gain is negligible. A damped
+        # step's is smaller than the Newton step's, so with damping left over from
+        # earlier steps the undamped one decides (where the information is positive
+        # definite), rather than more evaluations at the optimum while the damping decays
         dec = 0.0
         for i in range(3):
             dec += gp[i] * step[i]
-        if mu == 0.0 and dec < 1e-9:
-            converged = True
-            break
+        if dec < 1e-9:
+            if mu == 0.0:
+                converged = True
+                break
+            if solve_damped(Hp, gp, act, nact, 0.0, step_newton):
+                dec0 = 0.0
+                for i in range(3):
+                    dec0 += gp[i] * step_newton[i]
+                if dec0 < 1e-9:
+                    converged = True
+                    break
         smax = 0.0
         for i in range(3):
             smax = max(smax, abs(step[i]))
         shrink = 1.0
-        if smax > 2.0:
-            shrink = 2.0 / smax
+        if smax > radius:
+            shrink = radius / smax
         for i in range(3):
             if free[i] and step[i] != 0.0:
                 if step[i] > 0.0:
@@ -240,6 +288,16 @@ def maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo, 
                           H_new, buf)
         if np.isfinite(ll_new) and ll_new >= ll - 1e-12 * (1.0 + abs(ll)):
             gain = ll_new - ll
+            # the gain the quadratic model predicted for the step taken
+            pred = 0.0
+            for i in range(3):
+                pred += gp[i] * step[i]
+                for j in range(3):
+                    pred -= 0.5 * step[i] * Hp[i, j] * step[j]
+            if gain > 0.5 * pred:
+                radius = min(_STEP_MAX, 2.0 * radius)
+            elif gain < 0.1 * pred:
+                radius = max(0.5 * smax, _RADIUS_MIN)
             for i in range(3):
                 phi[i] = phi_new[i]
                 theta[i] = theta_new[i]
@@ -248,7 +306,11 @@ def maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo, 
                     H[i, j] = H_new[i, j]
             ll = ll_new
             mu = mu * 0.25 if mu > 1e-9 * scale else 0.0
-            if known.shape[0] == 4 and ll <= known[3] and same_optimum(theta, known):
+            if n_trail < trail.shape[0]:
+                for i in range(3):
+                    trail[n_trail, i] = theta[i]
+                n_trail += 1
+            if known.shape[0] >= 4 and ll <= known[3] and on_known_path(theta, known):
                 return -np.inf, False, it
             if known.shape[0] == 1 and ll >= known[0]:
                 return ll, False, it
@@ -267,6 +329,10 @@ def maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo, 
             else:
                 flat = 0
         else:
+            if smax > _BACKTRACK_MIN:
+                # back along the same direction: a long step that left a curved ridge
+                radius = 0.5 * smax
+                continue
             mu = max(mu * 4.0, 1e-3 * scale)
             if mu > 1e12 * scale:
                 # no ascent direction left at machine precision
@@ -370,19 +436,27 @@ def fit_telegraph(values, weights, groups, capture, theta_out, max_iter, buf):
     best_conv = False
     best_it = 0
     th = np.empty(3)
-    # the second climb stops once it is on its way to the first one's optimum
+    # the second climb stops once it is on the first one's way to its optimum
     known = np.empty(0)
+    trail = np.full((max_iter, 3), np.nan)
+    no_trail = np.empty((0, 3))
     for r in range(min(2, ns)):
         s = order[r]
         for i in range(3):
             th[i] = starts[s, i]
         ll, conv, it = maximize(MODEL_TELEGRAPH, values, weights, groups, capture, th, T, T, free,
-                                lo, hi, max_iter, buf, known)
+                                lo, hi, max_iter, buf, known, trail if r == 0 else no_trail)
         if r == 0 and np.isfinite(ll):
-            known = np.empty(4)
+            n_path = 0
+            while n_path < max_iter and not np.isnan(trail[n_path, 0]):
+                n_path += 1
+            known = np.empty(4 + 3 * n_path)
             for i in range(3):
                 known[i] = th[i]
             known[3] = ll
+            for j in range(n_path):
+                for i in range(3):
+                    known[4 + 3 * j + i] = trail[j, i]
         if ll > best_ll + 1e-9 or (abs(ll - best_ll) <= 1e-9 and conv and not best_conv):
             best_ll = ll
             best_conv = conv
@@ -403,7 +477,7 @@ def _fit_limit(model, values, weights, groups, capture, theta, max_iter, buf):
     lo = np.full(3, LIMIT_LO)
     hi = np.full(3, LIMIT_HI)
     return maximize(model, values, weights, groups, capture, theta, T, T, free, lo, hi,
-                    max_iter, buf, np.empty(0))
+                    max_iter, buf, np.empty(0), np.empty((0, 3)))
 
 
 @njit(cache=True, error_model="numpy", inline="always")

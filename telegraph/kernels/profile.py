@@ -95,7 +95,7 @@ def _profile_point(values, weights, groups, capture, theta, target, psi, max_ite
     search_box(target, lo, hi)
     known = np.empty(0) if stop_above == np.inf else np.full(1, stop_above)
     ll, conv, it = maximize(MODEL_TELEGRAPH, values, weights, groups, capture, theta, T, Tinv,
-                            free, lo, hi, max_iter, buf, known)
+                            free, lo, hi, max_iter, buf, known, np.empty((0, 3)))
     return ll
 
 
@@ -290,7 +290,10 @@ def profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, s
     def_out = np.nan
     theta_in = theta_hat.copy()
     for _ in range(40):
-        psi = psi_in + side * d
+        # at most MAX_JUMP at a time: the points a longer step would pass through on the
+        # way (:func:`_profile_walk`) cost as much, and each one still inside the interval
+        # is a nearer inner end for the root search
+        psi = psi_in + side * min(d, MAX_JUMP)
         at_edge = False
         if (side > 0 and psi >= edge) or (side < 0 and psi <= edge):
             psi = edge
@@ -620,7 +623,8 @@ def _negbinom_profile_point(values, weights, groups, capture, theta, fix, psi, m
     hi = np.full(3, LIMIT_HI)
     eye = np.eye(3)
     ll, conv, it = maximize(MODEL_NEGBINOM, values, weights, groups, capture, theta, eye, eye,
-                            free, lo, hi, max_iter, buf, np.empty(0))
+                            free, lo, hi, max_iter, buf, np.empty(0),
+                            np.empty((0, 3)))
     return ll
 
 
