@@ -16,7 +16,9 @@ counts up to about 10^4 and, beyond, runs of 8k counts (k odd, k <= sqrt(n)/32,
 a length on which every mixed-Poisson law is smooth) whose expected mass is
 the midpoint rule over 8 of their counts (relative error below 1e-4). The
 grid covers each capture group's law to 12 standard deviations on both sides
-of its mean (each group's law is evaluated to 40); counts outside it join the
+of its mean (each group's law is evaluated to 40, and the Poisson-Beta law no
+further than where the Poisson law at the group's rate, which bounds its upper
+tail, has no mass left: :func:`_pb_count_cap`); counts outside it join the
 last class. Work and memory thus
 grow with the square root of the counts' scale, not with the largest count. The
 Poisson-Beta law's single-count cells come, per capture group, from the
@@ -53,6 +55,10 @@ N_PARAMS = (3, 2, 2, 1)
 
 _Z = 12.0           # the grid covers mean +- _Z standard deviations of each group's law
 _Z_EVAL = 40.0      # a group's law is evaluated to _Z_EVAL standard deviations
+#: ... and a Poisson-Beta law no further than _Z_CAP standard deviations (plus 12) of the
+#: Poisson law at its rate x, which bounds its upper tail (x p <= x): the Poisson law's mass
+#: beyond x + 15 sqrt(x) + 12 is below 1e-31 at every x (its largest, 5e-32, near x = 0.8)
+_Z_CAP = 15.0
 _NODES = 8          # counts sampled per wide grid cell
 _MAX_CELLS = 4_000_000
 
@@ -137,8 +143,8 @@ def _cell_length(u):
 def _pb_count_cap(x):
     """The largest count at which the Poisson-Beta law at rate x is evaluated:
     the Poisson law at rate x, which bounds the mixture's upper tail, has no
-    mass that matters beyond x + _Z_EVAL sqrt(x) + 10."""
-    return math.ceil(x + _Z_EVAL * math.sqrt(x) + 10.0)
+    mass that matters beyond x + _Z_CAP sqrt(x) + 12."""
+    return math.ceil(x + _Z_CAP * math.sqrt(x) + 12.0)
 
 
 @njit(cache=True, error_model="numpy")
