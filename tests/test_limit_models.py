@@ -94,12 +94,16 @@ def _cells_by_law_pmf(law, par, capture, gw, glo, ghi, lo, n_single, groups):
 
 
 @pytest.mark.parametrize("law, par", [("negbinom", (0.4, 30.0, 0.0)), ("negbinom", (6.0, 2.0, 0.0)),
-                                      ("zip", (0.7, 45.0, 0.0)), ("poisson", (12.0, 0.0, 0.0))])
+                                      ("zip", (0.7, 45.0, 0.0)), ("poisson", (12.0, 0.0, 0.0)),
+                                      ("negbinom", (900.0, 1.0, 0.0)), ("poisson", (900.0, 0.0, 0.0))])
 def test_goodness_of_fit_cells_of_a_limit_law_match_the_law_count_by_count(law, par):
     """The expected cells of the goodness of fit, computed across the groups
-    count by count, against law_pmf per (group, count) (itself checked against
+    count by count (each group's probability carried from count to count by its
+    ratio), against law_pmf per (group, count) (itself checked against
     scipy.stats here), over counts from 0 and from 37 (the digamma difference
-    of the negative binomial starts off the grid's first count)."""
+    of the negative binomial starts off the grid's first count); at rates of
+    hundreds, where a group's probability underflows below its mean and is taken
+    afresh until it is representable."""
     from telegraph.kernels import gof
     code = {"negbinom": gof.LAW_NEGBINOM, "zip": gof.LAW_ZIP, "poisson": gof.LAW_POISSON}[law]
     par = np.asarray(par, float)
@@ -120,7 +124,10 @@ def test_goodness_of_fit_cells_of_a_limit_law_match_the_law_count_by_count(law, 
         gof._limit_law_singles(code, par, capture, gw, glo, ghi, lo, n_single, expct, dexp)
         ref, dref = _cells_by_law_pmf(code, par, capture, gw, glo, ghi, lo, n_single,
                                       np.nonzero(gw)[0])
-        np.testing.assert_allclose(expct, ref, rtol=1e-12, atol=1e-300)
+        # (at a = 900 law_pmf's lgamma(n + a) - lgamma(a), about 10^4 in size, carries
+        # some 1e-12 of rounding itself)
+        rtol = 1e-11 if par[0] > 100 else 1e-12
+        np.testing.assert_allclose(expct, ref, rtol=rtol, atol=1e-300)
         np.testing.assert_allclose(dexp, dref, rtol=1e-10, atol=1e-13 * np.abs(dref).max())
     # law_pmf itself against scipy.stats at one capture
     s = 0.3
@@ -191,3 +198,28 @@ def test_the_poisson_beta_goodness_of_fit_evaluates_each_group_past_all_of_its_m
                 * mp.hyp1f1(a + n, a + b + n, -x))
     beyond = mp.nsum(pmf, [cap + 1, mp.inf])
     assert beyond < 1e-30
+
+
+@pytest.mark.parametrize("law, par", [("poisson", (740.0, 0.0, 0.0)),
+                                      ("negbinom", (740.0, 1.718, 0.0))])
+def test_a_limit_laws_cells_from_an_underflowing_start_keep_their_precision(law, par):
+    """A group whose probability at the grid's first count is subnormal (a Poisson rate of
+    740, or a negative binomial with a log(1 + beta) = 740: P(0) ~ 1e-321, a few
+    significant digits): carried from there by its ratio, the next counts would keep that
+    relative error (about 1e-3) up to the next fresh value, 32 counts on; taken afresh
+    until it is a normal number, they match law_pmf."""
+    from telegraph.kernels import gof
+    code = {"negbinom": gof.LAW_NEGBINOM, "poisson": gof.LAW_POISSON}[law]
+    par = np.asarray(par, float)
+    capture, gw = np.ones(1), np.ones(1)
+    glo, ghi = np.zeros(1), np.full(1, 1500.0)
+    n_single = 1500
+    expct = np.zeros(n_single)
+    dexp = np.zeros((n_single, 3))
+    gof._limit_law_singles(code, par, capture, gw, glo, ghi, 0.0, n_single, expct, dexp)
+    ref, dref = _cells_by_law_pmf(code, par, capture, gw, glo, ghi, 0.0, n_single, [0])
+    assert 0 < ref[0] < 1e-300 and ref[1] / ref[0] > 100    # subnormal at 0, rising fast
+    normal = ref > 1e-300
+    np.testing.assert_allclose(expct[normal], ref[normal], rtol=1e-11)
+    np.testing.assert_allclose(dexp[normal], dref[normal], rtol=1e-9,
+                               atol=1e-13 * np.abs(dref).max())

@@ -147,21 +147,32 @@ def _pb_count_cap(x):
     return math.ceil(x + _Z_CAP * math.sqrt(x) + 12.0)
 
 
+#: :func:`_limit_law_singles` carries each group's probability from one count to the next
+#: by its ratio, and takes it afresh from its closed form at every _RUN-th count (and where
+#: the carried value has underflowed): the carried rounding stays below _RUN ulps
+_RUN = 32
+
+
 @njit(cache=True, error_model="numpy")
 def _limit_law_singles(law, par, capture, gw, glo, ghi, lo, n_single, expct, dexp):
     """Add to ``expct[j]`` and ``dexp[j]`` (j < n_single: the single count lo +
     j) each group's expected cells of a limit law (negative binomial, ZIP or
     Poisson: what :func:`law_pmf` returns, times the group's weight ``gw``)
     where glo <= count <= ghi. Count by count across the groups: the terms of
-    a count alone (log-gamma values, the negative binomial's digamma
-    difference) once per count, those of a group alone once per group, so
-    each (group, count) costs one exp; the arithmetic is law_pmf's, term for
-    term (the same numbers to the last bit)."""
+    a count alone (the negative binomial's digamma difference, carried along
+    the counts by psi(a + u + 1) = psi(a + u) + 1 / (a + u)) once per count,
+    those of a group alone once per group, and each group's probability
+    carried from the count before by its ratio, (u - 1 + a) s beta / (u (1 + s
+    beta)) or x / u (two multiplications per group and count), taken afresh
+    from law_pmf's closed form at every _RUN-th count and where a group's law
+    starts or has underflowed (within a few ulps of law_pmf's value)."""
     G = capture.shape[0]
     sb = np.zeros(G)     # NB: s beta;            ZIP / Poisson: the rate x = s * par
     l1 = np.zeros(G)     # NB: log(1 + s beta)
     lr = np.zeros(G)     # NB: log(s beta);       ZIP / Poisson: log x
     ex = np.zeros(G)     # ZIP: exp(-x)
+    q = np.zeros(G)      # NB: s beta / (1 + s beta); ZIP / Poisson: x (the ratio's group part)
+    carried = np.zeros(G)    # each group's probability at the count before (0: none)
     for g in range(G):
         if gw[g] == 0.0:
             continue
@@ -169,27 +180,44 @@ def _limit_law_singles(law, par, capture, gw, glo, ghi, lo, n_single, expct, dex
             sb[g] = capture[g] * par[1]
             l1[g] = math.log1p(sb[g])
             lr[g] = math.log(sb[g])
+            q[g] = sb[g] / (1.0 + sb[g])
         else:
             sb[g] = capture[g] * par[0 if law == LAW_POISSON else 1]
             lr[g] = math.log(sb[g])
             ex[g] = math.exp(-sb[g])
+            q[g] = sb[g]
     a = par[0]
     f = par[0]
     lg_a = math.lgamma(a) if law == LAW_NEGBINOM else 0.0
+    psi = 0.0
     for j in range(n_single):
         u = lo + j
-        lg_u = math.lgamma(u + 1.0)
+        fresh = j % _RUN == 0
+        # the count's own terms: the ratio's count part, and (only where a group's
+        # probability is taken afresh) the log-gamma values
+        r_u = ((u - 1.0 + a) / u if law == LAW_NEGBINOM else 1.0 / u) if u > 0 else 0.0
+        have_lg = False
+        lg_u = 0.0
         lgc = 0.0
-        psi = 0.0
         if law == LAW_NEGBINOM:
-            lgc = math.lgamma(u + a) - lg_a - lg_u
-            psi = digamma_shift(a, u)
+            psi = digamma_shift(a, u) if fresh else psi + 1.0 / (a + u - 1.0)
         for g in range(G):
             w = gw[g]
             if w == 0.0 or u < glo[g] or u > ghi[g]:
                 continue
+            c = carried[g]
+            take = fresh or not (c > 1e-280)
+            if take and not have_lg:
+                lg_u = math.lgamma(u + 1.0)
+                if law == LAW_NEGBINOM:
+                    lgc = math.lgamma(u + a) - lg_a - lg_u
+                have_lg = True
             if law == LAW_NEGBINOM:
-                p = math.exp(lgc + (u * lr[g] if u > 0 else 0.0) - (u + a) * l1[g])
+                if take:
+                    p = math.exp(lgc + (u * lr[g] if u > 0 else 0.0) - (u + a) * l1[g])
+                else:
+                    p = c * r_u * q[g]
+                carried[g] = p
                 d0 = p * a * (psi - l1[g])
                 d1 = p * (u - (u + a) * sb[g] / (1.0 + sb[g]))
             elif law == LAW_ZIP:
@@ -198,13 +226,22 @@ def _limit_law_singles(law, par, capture, gw, glo, ghi, lo, n_single, expct, dex
                     p = 1.0 - f + f * ex[g]
                     d0 = f * (1.0 - f) * (ex[g] - 1.0)
                     d1 = -f * ex[g] * x
+                    carried[g] = 0.0
                 else:
-                    p = f * math.exp(u * lr[g] - x - lg_u)
+                    if take:
+                        p = f * math.exp(u * lr[g] - x - lg_u)
+                    else:
+                        p = c * r_u * q[g]
+                    carried[g] = p
                     d0 = p * (1.0 - f)
                     d1 = p * (u - x)
             else:
                 x = sb[g]
-                p = math.exp((u * lr[g] if u > 0 else 0.0) - x - lg_u)
+                if take:
+                    p = math.exp((u * lr[g] if u > 0 else 0.0) - x - lg_u)
+                else:
+                    p = c * r_u * q[g]
+                carried[g] = p
                 d0 = p * (u - x)
                 d1 = 0.0
             expct[j] += w * p
