@@ -1814,6 +1814,7 @@ def pb_pmf_run(n0, n1, a, b, x, p, d):
     csta = 0.0
     cstb = 0.0
     cstx = 0.0
+    fac = 1.0
     n = top
     while True:
         if n < n1:
@@ -1827,11 +1828,19 @@ def pb_pmf_run(n0, n1, a, b, x, p, d):
                 csta = Pa1 / P1 - buf[1]
                 cstb = Pb1 / P1 - buf[2]
                 cstx = Px1 / P1 - buf[3]
-            pn = math.exp(math.log(P1) + log_scale - cst0)
+                fac = math.exp(log_scale - cst0)
+            # P(n) = y(n) e^(log_scale - cst0): one multiplication per count (the factor
+            # changes only at an anchor or a rescaling), unless the factor is below the
+            # normal range (P far in a tail), where the product would lose digits
+            if fac > 1e-290:
+                pn = P1 * fac
+            else:
+                pn = math.exp(math.log(P1) + log_scale - cst0)
             p[j] = pn
-            d[j, 0] = pn * a * (Pa1 / P1 - csta)
-            d[j, 1] = pn * b * (Pb1 / P1 - cstb)
-            d[j, 2] = pn * x * (Px1 / P1 - cstx)
+            inv = 1.0 / P1
+            d[j, 0] = pn * a * (Pa1 * inv - csta)
+            d[j, 1] = pn * b * (Pb1 * inv - cstb)
+            d[j, 2] = pn * x * (Px1 * inv - cstx)
             if n == n0:
                 return True
         # y(n - 1) from y(n) (1) and y(n + 1) (2)
@@ -1859,3 +1868,4 @@ def pb_pmf_run(n0, n1, a, b, x, p, d):
             Pa2 *= f
             Pb2 *= f
             Px2 *= f
+            fac = math.exp(log_scale - cst0)
