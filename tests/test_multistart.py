@@ -10,54 +10,10 @@ from telegraph.kernels.optimize import (TARGET_LOG_A, _SAME_OPTIMUM, fit_telegra
                                         search_box)
 
 
-def test_a_second_climb_stops_on_its_way_to_the_known_optimum():
-    """maximize's ``known``: a climb that reaches the neighbourhood of an optimum
-    already found (at no higher log-likelihood) stops and returns -inf; one
-    told of a point it does not approach, or of a lower maximum, climbs as
-    before; fit_telegraph's result is the optimum of the full climbs."""
-    rng = np.random.default_rng(4)
-    counts = rng.poisson(40.0 * rng.beta(1.5, 3.0, 2000))
-    v, w = np.unique(counts, return_counts=True)
-    bins = (v.astype(np.int64), w.astype(float), np.zeros(v.size, np.int64), np.ones(1))
-    lo = np.empty(3)
-    hi = np.empty(3)
-    search_box(TARGET_LOG_A, lo, hi)
-    T = np.eye(3)
-    free = np.ones(3, np.bool_)
-    buf = np.zeros(11)
-
-    def climb(start, known):
-        th = np.array(start, float)
-        ll, conv, it = maximize(MODEL_TELEGRAPH, *bins, th, T, T, free, lo, hi, 100, buf,
-                                np.asarray(known, float), np.empty((0, 3)))
-        return ll, conv, it, th
-
-    ll1, conv1, it1, th1 = climb([0.0, 0.0, np.log(80.0)], [])
-    assert conv1 and np.isfinite(ll1)
-    # a second start, told of the first optimum: stops early, -inf
-    ll2, conv2, it2, th2 = climb([1.5, 2.0, np.log(300.0)], np.r_[th1, ll1])
-    full = climb([1.5, 2.0, np.log(300.0)], [])
-    assert ll2 == -np.inf and not conv2 and it2 < full[2]
-    assert np.abs(th2 - th1).max() < _SAME_OPTIMUM
-    # the same optimum, reached by the full climb
-    assert full[0] == pytest.approx(ll1, abs=1e-8)
-    # told of a point far from where it goes, or of a lower maximum: unchanged
-    for known in (np.r_[th1 + 1.0, ll1], np.r_[th1, ll1 - 10.0]):
-        again = climb([1.5, 2.0, np.log(300.0)], known)
-        assert again[0] == full[0] and again[2] == full[2]
-        np.testing.assert_array_equal(again[3], full[3])
-    out = np.zeros(3)
-    ll_fit, conv_fit, _ = fit_telegraph(*bins, out, 100, buf)
-    assert conv_fit and ll_fit == pytest.approx(ll1, abs=1e-8)
-    np.testing.assert_allclose(out, th1, atol=1e-4)
-
-
-def test_a_second_climb_stops_on_the_first_ones_path():
-    """maximize's ``trail``: the first climb writes the point after each accepted
-    step (its optimum last); a second climb told of those points stops once it
-    lands near one of them at no higher a log-likelihood -- before it comes near
-    the optimum itself -- and returns -inf; told of the optimum alone it climbs on,
-    and told of points shifted away from its path it climbs as before."""
+def _gene_and_climb():
+    """2,000 cells of a Poisson-Beta gene (a = 1.5, b = 3, lam = 40) and a climb of its
+    telegraph log-likelihood in the search box: (bins, climb(start, known, trail=None) ->
+    (loglik, converged, iterations, theta))."""
     rng = np.random.default_rng(4)
     counts = rng.poisson(40.0 * rng.beta(1.5, 3.0, 2000))
     v, w = np.unique(counts, return_counts=True)
@@ -76,6 +32,42 @@ def test_a_second_climb_stops_on_the_first_ones_path():
                                 np.empty((0, 3)) if trail is None else trail)
         return ll, conv, it, th
 
+    return bins, climb
+
+
+def test_a_second_climb_stops_on_its_way_to_the_known_optimum():
+    """maximize's ``known``: a climb that reaches the neighbourhood of an optimum
+    already found (at no higher log-likelihood) stops and returns -inf; one
+    told of a point it does not approach, or of a lower maximum, climbs as
+    before; fit_telegraph's result is the optimum of the full climbs."""
+    bins, climb = _gene_and_climb()
+    ll1, conv1, it1, th1 = climb([0.0, 0.0, np.log(80.0)], [])
+    assert conv1 and np.isfinite(ll1)
+    # a second start, told of the first optimum: stops early, -inf
+    ll2, conv2, it2, th2 = climb([1.5, 2.0, np.log(300.0)], np.r_[th1, ll1])
+    full = climb([1.5, 2.0, np.log(300.0)], [])
+    assert ll2 == -np.inf and not conv2 and it2 < full[2]
+    assert np.abs(th2 - th1).max() < _SAME_OPTIMUM
+    # the same optimum, reached by the full climb
+    assert full[0] == pytest.approx(ll1, abs=1e-8)
+    # told of a point far from where it goes, or of a lower maximum: unchanged
+    for known in (np.r_[th1 + 1.0, ll1], np.r_[th1, ll1 - 10.0]):
+        again = climb([1.5, 2.0, np.log(300.0)], known)
+        assert again[0] == full[0] and again[2] == full[2]
+        np.testing.assert_array_equal(again[3], full[3])
+    out = np.zeros(3)
+    ll_fit, conv_fit, _ = fit_telegraph(*bins, out, 100, np.zeros(11))
+    assert conv_fit and ll_fit == pytest.approx(ll1, abs=1e-8)
+    np.testing.assert_allclose(out, th1, atol=1e-4)
+
+
+def test_a_second_climb_stops_on_the_first_ones_path():
+    """maximize's ``trail``: the first climb writes the point after each accepted
+    step (its optimum last); a second climb told of those points stops once it
+    lands near one of them at no higher a log-likelihood -- before it comes near
+    the optimum itself -- and returns -inf; told of the optimum alone it climbs on,
+    and told of points shifted away from its path it climbs as before."""
+    bins, climb = _gene_and_climb()
     trail = np.full((100, 3), np.nan)
     ll1, conv1, it1, th1 = climb([5.0, 5.0, np.log(20.0)], [], trail)
     n = int(np.isfinite(trail[:, 0]).sum())
