@@ -219,7 +219,7 @@ def _limit_law_singles(law, par, capture, gw, glo, ghi, lo, n_single, expct, dex
                     p = c * r_u * q[g]
                 carried[g] = p
                 d0 = p * a * (psi - l1[g])
-                d1 = p * (u - (u + a) * sb[g] / (1.0 + sb[g]))
+                d1 = p * (u - (u + a) * q[g])
             elif law == LAW_ZIP:
                 x = sb[g]
                 if u == 0:

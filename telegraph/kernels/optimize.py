@@ -124,12 +124,7 @@ def on_known_path(theta, known):
     if same_optimum(theta, known):
         return True
     for j in range((known.shape[0] - 4) // 3):
-        near = True
-        for i in range(3):
-            if not abs(theta[i] - known[4 + 3 * j + i]) < _SAME_OPTIMUM:
-                near = False
-                break
-        if near:
+        if same_optimum(theta, known[4 + 3 * j:]):
             return True
     return False
 
