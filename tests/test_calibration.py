@@ -26,6 +26,7 @@ from telegraph.fitting import fit_raw
 from telegraph.histogram import count_histograms
 from telegraph.inputs import FitSettings
 from telegraph.kernels import fit as kfit
+from telegraph.kernels.models import gene_bins
 from telegraph.kernels.profile import negbinom_profile_bound
 from telegraph.multitest import benjamini_hochberg, information_weights, weighted_bh
 
@@ -398,8 +399,8 @@ def test_negbinom_profile_bound_matches_brute_force():
     buf = np.zeros(11)
     for fix in (0, 1):
         for side in (-1.0, 1.0):
-            end = negbinom_profile_bound(v, w.astype(float), g, cap, theta, -fit.fun, fix,
-                                         side, drop, 100, buf)
+            end = negbinom_profile_bound(gene_bins(v, w.astype(float), g, cap), theta, -fit.fun,
+                                         fix, side, drop, 100, buf)
             other = 1 - fix
 
             def prof(z):

@@ -1,6 +1,8 @@
 """The expansion in log capture (docs/maths.md, "Fitting", *The expansion in log capture*):
 one bin's terms, gradient and information against mpmath."""
 
+import math
+
 import mpmath as mp
 import numpy as np
 import pytest
@@ -119,11 +121,11 @@ def _spread_histogram(seed, n_cells, groups, lam_scale):
 def test_histogram_with_spread_equals_the_sum_of_its_bins(groups, lam, info, a):
     # histogram_eval's paths (the recurrence in n with a third level, per-bin series)
     # against the sum of _add_bin_spread over the bins (checked against mpmath above)
-    from telegraph.kernels.poisson_beta import _histogram_eval
+    from telegraph.kernels.poisson_beta import histogram_eval_bins
     values, weights, gr, capture, spread = _spread_histogram(3, 1500, groups, lam)
     b = 6.0
     out = np.zeros(10)
-    _histogram_eval(values, weights, gr, capture, spread, a, b, lam, info, out)
+    histogram_eval_bins(values, weights, gr, capture, spread, a, b, lam, info, out)
     ref = np.zeros(10)
     buf = np.zeros(11)
     for i in range(values.shape[0]):
@@ -133,7 +135,7 @@ def test_histogram_with_spread_equals_the_sum_of_its_bins(groups, lam, info, a):
     np.testing.assert_allclose(out[:k], ref[:k], rtol=1e-9, atol=1e-8 * np.abs(ref[:k]).max())
     # without the spread: the plain histogram, and the spread terms are not negligible
     plain = np.zeros(10)
-    _histogram_eval(values, weights, gr, capture, np.empty((0, 4)), a, b, lam, info, plain)
+    histogram_eval_bins(values, weights, gr, capture, np.empty((0, 4)), a, b, lam, info, plain)
     assert abs(plain[0] - out[0]) > 1e-3
 
 
@@ -255,6 +257,40 @@ def _expansion_written_out(values, weights, gr, capture, uG, a, b, lam):
     return want
 
 
+@pytest.mark.parametrize("n_cells,lam,merged", [(3000, 40.0, True), (600, 3000.0, True),
+                                                (500, 40.0, False)])
+def test_a_gene_merged_once_evaluates_as_merging_at_every_evaluation(n_cells, lam, merged):
+    """The fitters merge a gene's capture groups once (models.gene_bins) and evaluate the
+    telegraph law on the merged bins at every parameter point; that must be what
+    histogram_eval (merging at each call) gives, at every point, with and without the
+    information, whether the merge happens (many groups) or not (one capture group)."""
+    from telegraph.kernels.models import gene_bins, telegraph_eval
+    from telegraph.kernels.poisson_beta import exact_histogram_eval, histogram_eval
+    values, weights, gr, capture = _many_groups(5, n_cells, lam)
+    if not merged:
+        gr, capture = np.zeros_like(gr), np.array([0.3])
+    gene = gene_bins(values, weights, gr, capture)
+    for k in range(4):
+        assert gene[k] is (values, weights, gr, capture)[k]   # the fine bins, as given
+    assert (gene[8].shape[0] > 0) == merged
+    assert (gene[4].shape[0] < values.shape[0]) == merged
+    rng = np.random.default_rng(1)
+    for _ in range(6):
+        theta = rng.normal([0.0, 1.5, np.log(lam)], 1.0)
+        a, b, lam_ = (math.exp(t) for t in theta)   # (as telegraph_eval takes them)
+        for info in (True, False):
+            want = np.zeros(10)
+            histogram_eval(values, weights, gr, capture, a, b, lam_, info, want)
+            g, H = np.zeros(3), np.zeros((3, 3))
+            ll = telegraph_eval(gene, theta, info, g, H, np.zeros(11))
+            assert ll == want[0]
+            np.testing.assert_array_equal(g, want[1:4] * [a, b, lam_])
+    if merged:   # (and the merge is not the exact evaluation)
+        exact = np.zeros(10)
+        exact_histogram_eval(values, weights, gr, capture, a, b, lam_, False, exact)
+        assert exact[0] != want[0]
+
+
 def test_a_high_count_gene_is_expanded_when_only_its_groups_halve():
     """Counts spread over hundreds (some above 300: the narrower coarse groups), ~15 cells per
     fine group: merging hardly reduces the bins, but it divides the groups, each of which the
@@ -277,12 +313,12 @@ def test_a_high_count_gene_is_expanded_when_only_its_groups_halve():
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_recurrence_with_spread_matches_the_series_on_random_histograms(seed):
-    """_histogram_eval with a spread (the recurrence in n wherever it is cheaper, also for
+    """histogram_eval_bins with a spread (the recurrence in n wherever it is cheaper, also for
     groups of one or two counts, counts far apart, spiky laws) against the sum of
     _add_bin_spread (the series at n .. n + 3) over random histograms: a stretch of thousands
     of unanchored steps, or the third cumulant of counts in the thousands, once put this off by
     up to 2 nats."""
-    from telegraph.kernels.poisson_beta import _histogram_eval
+    from telegraph.kernels.poisson_beta import histogram_eval_bins
     rng = np.random.default_rng(seed)
     worst = 0.0
     for _ in range(120):
@@ -304,7 +340,7 @@ def test_recurrence_with_spread_matches_the_series_on_random_histograms(seed):
         spread = np.array([r[3:] for r in rows])
         info = bool(rng.random() < 0.7)
         out = np.zeros(10)
-        _histogram_eval(values, weights, gr, capture, spread, a, b, lam, info, out)
+        histogram_eval_bins(values, weights, gr, capture, spread, a, b, lam, info, out)
         ref = np.zeros(10)
         buf = np.zeros(11)
         for i in range(values.shape[0]):

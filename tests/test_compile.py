@@ -397,7 +397,7 @@ def test_the_fit_kernel_calls_its_units_by_symbol_and_the_helper_compiles_them(f
     # the kernel instead (compiled again, inside the caller): none may
     unit_kernels = {kernel.py_func.__qualname__ for kernel, _ in units().values()}
     symbol = {(id(kernel), args): name for name, (kernel, args) in units().items()}
-    assert {"histogram_eval", "maximize", "pearson_gof"} <= unit_kernels
+    assert {"histogram_eval_bins", "maximize", "pearson_gof"} <= unit_kernels
     for stages, (_, links, called) in fit_genes_typed.items():
         assert not {name for name, _ in links} & unit_kernels, stages
         # what a helper compiles ahead for the fit kernel is every unit it calls
@@ -405,7 +405,7 @@ def test_the_fit_kernel_calls_its_units_by_symbol_and_the_helper_compiles_them(f
         assert {symbol[id(k), a] for k, a in jobs} == _with_callees(called), stages
         # each unit after the units it calls (the helper works from the front)
         order = [k.py_func.__qualname__ for k, _ in jobs]
-        assert order.index("pb_eval") < order.index("histogram_eval") < order.index("maximize")
+        assert order.index("pb_eval") < order.index("histogram_eval_bins") < order.index("maximize")
     full = set(map(str, kfit.compile_ahead_plan(True, True)[1]))
     assert set(map(str, kfit.compile_ahead_plan(True, False)[1])) <= full
     assert set(map(str, kfit.compile_ahead_plan(False, True)[1])) <= full

@@ -16,7 +16,7 @@ from telegraph.kernels import differential as kdiff
 from telegraph.kernels import fit as kfit
 from telegraph.kernels.gof import (LAW_NEGBINOM, LAW_POISSON, LAW_POISSON_BETA, LAW_ZIP,
                                    pearson_gof)
-from telegraph.kernels.models import sort_bins, telegraph_eval
+from telegraph.kernels.models import gene_bins, sort_bins, telegraph_eval
 
 # the documented position of each scalar entry of a fit row
 FIT_POSITIONS = {
@@ -133,7 +133,7 @@ def test_info_is_what_the_kernel_wrote():
         theta = rows.theta[i].copy()
         g = np.zeros(3)
         H = np.zeros((3, 3))
-        telegraph_eval(v, w, gr, capture, theta, True, g, H, np.zeros(11))
+        telegraph_eval(gene_bins(v, w, gr, capture), theta, True, g, H, np.zeros(11))
         np.testing.assert_allclose(info[i], H / w.sum(), rtol=1e-12, atol=0)
         # the law tested is the regime's
         assert rows.gof_law[i] == {kfit.REGIME_TELEGRAPH: LAW_POISSON_BETA,

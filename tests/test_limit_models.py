@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from telegraph.kernels.models import MODEL_NEGBINOM, MODEL_ZIP, evaluate
+from telegraph.kernels.models import MODEL_NEGBINOM, MODEL_ZIP, evaluate, gene_bins
 
 
 def _histogram(rng, n_bins=300, n_groups=37, top=900):
@@ -37,7 +37,8 @@ def _reference(model, values, weights, groups, capture, theta):
 def _eval(model, bins, theta, want_info=True):
     g = np.zeros(3)
     H = np.zeros((3, 3))
-    ll = evaluate(model, *bins, np.asarray(theta, float), want_info, g, H, np.zeros(11))
+    ll = evaluate(model, gene_bins(*bins), np.asarray(theta, float), want_info, g, H,
+                  np.zeros(11))
     return ll, g[:2].copy(), H[:2, :2].copy()
 
 

@@ -10,7 +10,7 @@ import pytest
 from telegraph.kernels import optimize
 from telegraph.kernels.optimize import _BACKTRACK_MIN, _STEP_MAX, maximize
 
-BINS = (np.zeros(1, np.int64), np.ones(1), np.zeros(1, np.int64), np.ones(1))
+GENE = (np.zeros(1, np.int64), np.ones(1), np.zeros(1, np.int64), np.ones(1))
 
 
 def _climb(monkeypatch, objective, start, max_iter=200):
@@ -19,7 +19,7 @@ def _climb(monkeypatch, objective, start, max_iter=200):
     evaluations as (theta, ll) in order)."""
     evaluated = []
 
-    def evaluate(model, values, weights, groups, capture, theta, want_info, g, H, buf):
+    def evaluate(model, gene, theta, want_info, g, H, buf):
         ll, grad, info = objective(theta)
         g[:] = grad
         H[:, :] = info
@@ -29,7 +29,7 @@ def _climb(monkeypatch, objective, start, max_iter=200):
     monkeypatch.setattr(optimize, "evaluate", evaluate)
     theta = np.array(start, float)
     eye = np.eye(3)
-    ll, conv, it = maximize.py_func(0, *BINS, theta, eye, eye, np.ones(3, np.bool_),
+    ll, conv, it = maximize.py_func(0, GENE, theta, eye, eye, np.ones(3, np.bool_),
                                     np.full(3, -50.0), np.full(3, 50.0), max_iter,
                                     np.zeros(11), np.empty(0), np.empty((0, 3)))
     return ll, conv, it, theta, evaluated

@@ -5,7 +5,7 @@ first climb's path there (maximize's ``known`` and ``trail``)."""
 import numpy as np
 import pytest
 
-from telegraph.kernels.models import MODEL_TELEGRAPH
+from telegraph.kernels.models import MODEL_TELEGRAPH, gene_bins
 from telegraph.kernels.optimize import (TARGET_LOG_A, _SAME_OPTIMUM, fit_telegraph, maximize,
                                         search_box)
 
@@ -17,7 +17,7 @@ def _gene_and_climb():
     rng = np.random.default_rng(4)
     counts = rng.poisson(40.0 * rng.beta(1.5, 3.0, 2000))
     v, w = np.unique(counts, return_counts=True)
-    bins = (v.astype(np.int64), w.astype(float), np.zeros(v.size, np.int64), np.ones(1))
+    bins = gene_bins(v.astype(np.int64), w.astype(float), np.zeros(v.size, np.int64), np.ones(1))
     lo = np.empty(3)
     hi = np.empty(3)
     search_box(TARGET_LOG_A, lo, hi)
@@ -27,7 +27,7 @@ def _gene_and_climb():
 
     def climb(start, known, trail=None):
         th = np.array(start, float)
-        ll, conv, it = maximize(MODEL_TELEGRAPH, *bins, th, T, T, free, lo, hi, 100, buf,
+        ll, conv, it = maximize(MODEL_TELEGRAPH, bins, th, T, T, free, lo, hi, 100, buf,
                                 np.asarray(known, float),
                                 np.empty((0, 3)) if trail is None else trail)
         return ll, conv, it, th
@@ -56,7 +56,7 @@ def test_a_second_climb_stops_on_its_way_to_the_known_optimum():
         assert again[0] == full[0] and again[2] == full[2]
         np.testing.assert_array_equal(again[3], full[3])
     out = np.zeros(3)
-    ll_fit, conv_fit, _ = fit_telegraph(*bins, out, 100, np.zeros(11))
+    ll_fit, conv_fit, _ = fit_telegraph(bins, out, 100, np.zeros(11))
     assert conv_fit and ll_fit == pytest.approx(ll1, abs=1e-8)
     np.testing.assert_allclose(out, th1, atol=1e-4)
 
@@ -106,10 +106,10 @@ def test_a_climb_along_a_flat_ridge_ends_as_converged_near_the_supremum(seed, mu
     rng = np.random.default_rng(seed)
     counts = rng.poisson(mu, 100)
     v, w = np.unique(counts, return_counts=True)
-    bins = (v.astype(np.int64), w.astype(float), np.zeros(v.size, np.int64), np.ones(1))
+    bins = gene_bins(v.astype(np.int64), w.astype(float), np.zeros(v.size, np.int64), np.ones(1))
     buf = np.zeros(11)
     out = np.zeros(3)
-    ll, conv, it = fit_telegraph(*bins, out, 100, buf)
+    ll, conv, it = fit_telegraph(bins, out, 100, buf)
     assert conv and it < 100
     lo = np.empty(3)
     hi = np.empty(3)
@@ -118,7 +118,7 @@ def test_a_climb_along_a_flat_ridge_ends_as_converged_near_the_supremum(seed, mu
     H = np.zeros((3, 3))
 
     def neg(th):
-        val = telegraph_eval(*bins, np.asarray(th, float), False, g, H, buf)
+        val = telegraph_eval(bins, np.asarray(th, float), False, g, H, buf)
         return -val if np.isfinite(val) else 1e30
 
     best = -np.inf

@@ -9,7 +9,7 @@ from telegraph.fitting import fit_raw
 from telegraph.histogram import count_histograms
 from telegraph.inputs import FitSettings
 from telegraph.kernels.fit import FitRows
-from telegraph.kernels.models import sort_bins
+from telegraph.kernels.models import gene_bins, sort_bins
 from telegraph.kernels.optimize import (LOG_HI, LOG_LAM_HI, LOG_LAM_LO, LOG_LO, TARGET_LOG_A,
                                         TARGET_LOG_BETA)
 from telegraph.kernels.poisson_beta import histogram_eval
@@ -81,14 +81,14 @@ def test_bracketed_end_points_match_a_brute_force_profile():
     rows = FitRows(fit_raw(hist, FitSettings()))
     theta = rows.theta[0].copy()
     v, w, gr = sort_bins(hist.values, hist.weights, hist.groups)
-    cap = hist.capture
+    gene = gene_bins(v, w, gr, hist.capture)
     ll = _loglik(hist)
     ll_hat = ll(theta)
     buf = np.zeros(11)
     checked = 0
     for target in (TARGET_LOG_A, TARGET_LOG_BETA):
         for side in (-1.0, 1.0):
-            end, _ = profile_bound(v, w, gr, cap, theta, ll_hat, target, side, 0.3, DROP,
+            end, _ = profile_bound(gene, theta, ll_hat, target, side, 0.3, DROP,
                                    -np.inf, 100, buf, 0.0, np.zeros(3), np.zeros((3, 3)), False)
             if not np.isfinite(end):
                 continue
@@ -136,9 +136,10 @@ def _fitted(hist):
     rows = FitRows(fit_raw(hist, FitSettings()))
     theta = rows.theta[0].copy()
     v, w, gr = sort_bins(hist.values, hist.weights, hist.groups)
+    gene = gene_bins(v, w, gr, hist.capture)
     g0, H0 = np.zeros(3), np.zeros((3, 3))
-    ll0 = telegraph_eval(v, w, gr, hist.capture, theta, True, g0, H0, np.zeros(11))
-    return rows, theta, (v, w, gr), (ll0, g0, H0)
+    ll0 = telegraph_eval(gene, theta, True, g0, H0, np.zeros(11))
+    return rows, theta, gene, (ll0, g0, H0)
 
 
 def _brute_profile(ll, target, psi, starts):
@@ -167,7 +168,7 @@ def test_nuisance_slope_is_the_tangent_of_the_maximiser_path():
     (all zeros) where the information is not positive definite or a component
     exceeds SLOPE_MAX."""
     hist = _switching_gene()
-    rows, theta, (v, w, gr), (_, g0, H0) = _fitted(hist)
+    rows, theta, _, (_, g0, H0) = _fitted(hist)
     ll = _loglik(hist)
     h = 0.02
     for target in (TARGET_LOG_A, TARGET_LOG_BETA):
@@ -226,7 +227,7 @@ def test_nested_ends_with_predicted_starts_match_a_brute_force_profile():
     maximiser path lie where the brute-force profile has dropped by
     chi2_1(0.95)/2, on a gene whose nuisance moves with the target."""
     hist = _switching_gene()
-    rows, theta, (v, w, gr), (ll0, g0, H0) = _fitted(hist)
+    rows, theta, gene, (ll0, g0, H0) = _fitted(hist)
     ll = _loglik(hist)
     ll_hat = ll(theta)
     checked = 0
@@ -234,7 +235,7 @@ def test_nested_ends_with_predicted_starts_match_a_brute_force_profile():
         T, _, fix = target_transform(target)
         for side in (-1.0, 1.0):
             se = rows.se(target)[0]
-            end, _ = profile_bound(v, w, gr, hist.capture, theta, ll_hat, target, side, se,
+            end, _ = profile_bound(gene, theta, ll_hat, target, side, se,
                                    DROP, -np.inf, 100, np.zeros(11), ll0, g0, H0, False)
             if not np.isfinite(end):
                 continue
@@ -254,7 +255,7 @@ def test_nested_search_steps_out_at_most_max_jump_at_a_time(monkeypatch):
     intermediate points at the same cost, and the root search then started from the
     farther inner end, each of its points again through an intermediate one)."""
     hist = _switching_gene()
-    rows, theta, (v, w, gr), (ll0, g0, H0) = _fitted(hist)
+    rows, theta, gene, (ll0, g0, H0) = _fitted(hist)
     ll_sup = max(rows.loglik[0], rows.loglik_nb[0], rows.loglik_zip[0],
                  rows.loglik_poisson[0])
     se = rows.se(TARGET_LOG_BETA)[0]
@@ -264,11 +265,11 @@ def test_nested_search_steps_out_at_most_max_jump_at_a_time(monkeypatch):
         spans = []
 
         def recording(*args):
-            spans.append(abs(args[7] - args[6]))         # psi - psi_from
+            spans.append(abs(args[4] - args[3]))         # psi - psi_from
             return walk(*args)
 
         monkeypatch.setattr(profile_module, "_profile_walk", recording)
-        end, _ = profile_bound.py_func(v, w, gr, hist.capture, theta, ll_sup, TARGET_LOG_BETA,
+        end, _ = profile_bound.py_func(gene, theta, ll_sup, TARGET_LOG_BETA,
                                        side, se, DROP, -np.inf, 100, np.zeros(11), ll0, g0, H0,
                                        False)
         assert np.isfinite(end) and side * (end - (theta[2] - theta[1])) > 2 * MAX_JUMP
@@ -289,9 +290,9 @@ def _ridge_gene():
 
 def _recording(evaluated):
     """telegraph_eval, recording each theta it is called at."""
-    def ev(v, w, gr, cap, th, want_info, g, H, buf):
+    def ev(gene, th, want_info, g, H, buf):
         evaluated.append(th.copy())
-        return telegraph_eval(v, w, gr, cap, th, want_info, g, H, buf)
+        return telegraph_eval(gene, th, want_info, g, H, buf)
     return ev
 
 
@@ -306,7 +307,7 @@ def test_vm_on_a_ridge_starts_near_the_path_and_ends_where_the_brute_force_profi
     evaluations where the brute-force profile (Nelder-Mead from several starts) has dropped
     by chi2_1(0.95)/2."""
     hist = _ridge_gene()
-    rows, theta, (v, w, gr), (ll0, g0, H0) = _fitted(hist)
+    rows, theta, gene, (ll0, g0, H0) = _fitted(hist)
     ev = np.linalg.eigvalsh(H0)
     assert ev[0] < 1e-4 * ev[-1]                       # the ridge
     ll_sup = max(rows.loglik[0], rows.loglik_nb[0], rows.loglik_zip[0],
@@ -316,7 +317,7 @@ def test_vm_on_a_ridge_starts_near_the_path_and_ends_where_the_brute_force_profi
     monkeypatch.setattr(profile_module, "telegraph_eval", _recording(evaluated))
     for target, side in ((TARGET_LOG_A, -1.0), (TARGET_LOG_BETA, 1.0)):
         evaluated.clear()
-        end = _profile_bound_vm.py_func(v, w, gr, hist.capture, theta, ll_sup, target, side,
+        end = _profile_bound_vm.py_func(gene, theta, ll_sup, target, side,
                                         DROP, np.zeros(11), ll0, g0, H0)
         T, _, fix = target_transform(target)
         nuis = [i for i in range(3) if i != fix]
@@ -342,7 +343,7 @@ def test_vm_ends_when_a_nuisance_coordinate_would_leave_the_box(monkeypatch):
 
     evaluated = []
 
-    def quadratic(v, w, gr, cap, th, want_info, g, H, buf):
+    def quadratic(gene, th, want_info, g, H, buf):
         evaluated.append(th.copy())
         d = th - theta_hat
         g[:] = -info @ d
@@ -352,9 +353,10 @@ def test_vm_ends_when_a_nuisance_coordinate_would_leave_the_box(monkeypatch):
     monkeypatch.setattr(profile_module, "telegraph_eval", quadratic)
     g0, H0 = np.zeros(3), info.copy()
     empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0)
+    gene = gene_bins(empty_i, empty_f, empty_i, np.ones(1))
     # the path: d log b / d log a = -0.9; the profile's curvature 2 - 1.8^2/2 = 0.38, so the
     # lower end lies 3.18 below, with log b 2.9 above the estimate: 2.5 beyond the edge
-    end = _profile_bound_vm.py_func(empty_i, empty_f, empty_i, np.ones(1), theta_hat, 0.0,
+    end = _profile_bound_vm.py_func(gene, theta_hat, 0.0,
                                     TARGET_LOG_A, -1.0, DROP, np.zeros(11), 0.0, g0, H0)
     assert np.isnan(end)
     # the quadratic guess, log b brought back to the edge, dropped by more than twice the
@@ -365,7 +367,7 @@ def test_vm_ends_when_a_nuisance_coordinate_would_leave_the_box(monkeypatch):
     assert evaluated[0][1] == evaluated[1][1] == LOG_HI
     # the upper end moves log b down, inside the box: found exactly (a quadratic profile)
     evaluated.clear()
-    end = _profile_bound_vm.py_func(empty_i, empty_f, empty_i, np.ones(1), theta_hat, 0.0,
+    end = _profile_bound_vm.py_func(gene, theta_hat, 0.0,
                                     TARGET_LOG_A, 1.0, DROP, np.zeros(11), 0.0, g0, H0)
     assert end == pytest.approx(np.sqrt(2 * DROP / 0.38), rel=1e-9)
 
@@ -494,7 +496,7 @@ def test_a_level_stops_the_climb_once_reached_and_a_level_out_of_reach_does_not(
     rng = np.random.default_rng(3)
     x = rng.poisson(40.0 * rng.beta(0.8, 2.5, 800))
     hist = count_histograms(x[:, None])
-    v, w, gr = sort_bins(hist.values, hist.weights, hist.groups)
+    gene = gene_bins(*sort_bins(hist.values, hist.weights, hist.groups), hist.capture)
     ll = _loglik(hist)
     eye = np.eye(3)
     free = np.ones(3, np.bool_)
@@ -504,7 +506,7 @@ def test_a_level_stops_the_climb_once_reached_and_a_level_out_of_reach_does_not(
 
     def climb(known):
         theta = start.copy()
-        out = maximize(MODEL_TELEGRAPH, v, w, gr, hist.capture, theta, eye, eye, free, lo, hi,
+        out = maximize(MODEL_TELEGRAPH, gene, theta, eye, eye, free, lo, hi,
                        200, np.zeros(11), known, np.empty((0, 3)))
         return out, theta
 
@@ -537,6 +539,7 @@ def test_negative_binomial_end_by_newton_is_the_brute_force_profile_end():
     x = rng.poisson(cap * rng.gamma(0.9, 40.0, n))
     hist = count_histograms(x[:, None], capture=cap)
     v, w, gr = sort_bins(hist.values, hist.weights, hist.groups)
+    gene = gene_bins(v, w, gr, hist.capture)
     s = hist.capture[gr]
 
     def nb_ll(la, lbeta):
@@ -553,13 +556,13 @@ def test_negative_binomial_end_by_newton_is_the_brute_force_profile_end():
             return -optimize.minimize_scalar(f, bounds=(theta[1 - fix] - 6, theta[1 - fix] + 6),
                                              method="bounded", options={"xatol": 1e-11}).fun
         for side in (-1.0, 1.0):
-            end = _negbinom_end_vm(v, w, gr, hist.capture, theta, ll_max - DROP, fix, side, buf)
+            end = _negbinom_end_vm(gene, theta, ll_max - DROP, fix, side, buf)
             assert np.isfinite(end) and side * (end - theta[fix]) > 0.1
             assert ll_max - profile(end) == pytest.approx(DROP, abs=1e-7), (fix, side)
-            assert negbinom_profile_bound(v, w, gr, hist.capture, theta, ll_max, fix, side, DROP,
+            assert negbinom_profile_bound(gene, theta, ll_max, fix, side, DROP,
                                           100, buf) == end
     # a cut-off above the maximum has no end: NaN (the caller's bracketing decides)
-    assert np.isnan(_negbinom_end_vm(v, w, gr, hist.capture, theta, ll_max + 1.0, 0, 1.0, buf))
+    assert np.isnan(_negbinom_end_vm(gene, theta, ll_max + 1.0, 0, 1.0, buf))
 
 
 def test_limit_union_ends_make_a_side_unbounded_before_any_search():

@@ -14,7 +14,7 @@ from telegraph.fitting import GOF_FLAGS, IDENTIFIED, chernoff_lehmann
 from telegraph.histogram import count_histograms
 from telegraph.inputs import FitSettings
 from telegraph.kernels.gof import LAW_NEGBINOM, LAW_POISSON, pearson_gof
-from telegraph.kernels.models import MODEL_NEGBINOM, evaluate
+from telegraph.kernels.models import MODEL_NEGBINOM, evaluate, gene_bins
 from telegraph.kernels.optimize import fit_negbinom
 
 ESTIMATES = ("k_on", "k_off", "k_syn", "burst_frequency", "burst_size", "fraction_on",
@@ -217,10 +217,10 @@ def _nb_gof(counts):
     start = np.array([np.log(m * m / (var - m)), 0.0, np.log(var / m - 1)])
     th = np.zeros(3)
     buf = np.zeros(11)
-    _, conv, _ = fit_negbinom(v, w, gr, cap, start, th, 100, buf)
+    _, conv, _ = fit_negbinom(gene_bins(v, w, gr, cap), start, th, 100, buf)
     assert conv
     info = np.zeros((3, 3))
-    evaluate(MODEL_NEGBINOM, v, w, gr, cap, th, True, np.zeros(3), info, buf)
+    evaluate(MODEL_NEGBINOM, gene_bins(v, w, gr, cap), th, True, np.zeros(3), info, buf)
     Ig = np.zeros((3, 3))
     x2, k, ok = pearson_gof(LAW_NEGBINOM, v, w, gr, cap, 1, np.exp(th), 5.0, Ig)
     assert ok

@@ -49,7 +49,7 @@ from numba.core import types as nbtypes
 
 from ._jit import njit
 from .linalg import grad_info_phi, to_phi, to_theta
-from .models import MODEL_NEGBINOM, MODEL_TELEGRAPH, evaluate, sort_bins
+from .models import MODEL_NEGBINOM, MODEL_TELEGRAPH, evaluate, gene_bins, sort_bins
 from .optimize import (LIMIT_HI, LIMIT_LO, TARGET_LOG_A, TARGET_LOG_BETA, maximize, search_box,
                        target_transform)
 
@@ -102,7 +102,7 @@ def _psi_of(model, target, theta):
 
 
 @njit(cache=True, error_model="numpy")
-def _profile_slope(model, values, weights, groups, capture, theta, target, lo, hi, buf, out):
+def _profile_slope(model, gene, theta, target, lo, hi, buf, out):
     """Slope and curvature of the profile log-likelihood of ``target`` at a
     point ``theta`` that maximises over the nuisance coordinates.
 
@@ -115,7 +115,7 @@ def _profile_slope(model, values, weights, groups, capture, theta, target, lo, h
     """
     g = np.zeros(3)
     H = np.zeros((3, 3))
-    ll = evaluate(model, values, weights, groups, capture, theta, True, g, H, buf)
+    ll = evaluate(model, gene, theta, True, g, H, buf)
     T, Tinv, fix = _coords(model, target)
     gp = np.zeros(3)
     Hp = np.zeros((3, 3))
@@ -159,7 +159,7 @@ def _profile_slope(model, values, weights, groups, capture, theta, target, lo, h
 
 
 @njit(cache=True, error_model="numpy")
-def _profile_at(model, values, weights, groups, capture, theta, target, psi, lo, hi, max_iter,
+def _profile_at(model, gene, theta, target, psi, lo, hi, max_iter,
                 buf, out):
     """Profile log-likelihood at psi inside the box lo <= phi <= hi, with
     slope, curvature and direction in ``out`` as in :func:`_profile_slope`
@@ -185,18 +185,18 @@ def _profile_at(model, values, weights, groups, capture, theta, target, psi, lo,
     free[fix] = False
     if model != MODEL_TELEGRAPH:
         free[2] = False
-    ll, conv, it = maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo,
+    ll, conv, it = maximize(model, gene, theta, T, Tinv, free, lo,
                             hi, max_iter, buf, np.empty(0), np.empty((0, 3)))
     if not np.isfinite(ll):
         for i in range(5):
             out[i] = np.nan if i < 2 else 0.0
         return -np.inf
-    return _profile_slope(model, values, weights, groups, capture, theta, target, lo, hi, buf,
+    return _profile_slope(model, gene, theta, target, lo, hi, buf,
                           out)
 
 
 @njit(cache=True, error_model="numpy")
-def _group_profile(kind, values, weights, groups, capture, th, o, target, psi, max_iter, buf,
+def _group_profile(kind, gene, th, o, target, psi, max_iter, buf,
                    out):
     """Profile log-likelihood of one group at psi (warm starts ``th``, ``o``:
     row 0 telegraph, row 1 negative binomial), slope etc. in ``out``.
@@ -215,18 +215,18 @@ def _group_profile(kind, values, weights, groups, capture, th, o, target, psi, m
     hi = np.empty(3)
     _group_box(MODEL_TELEGRAPH, target, lo, hi)
     if kind == 0:
-        ll = _profile_at(MODEL_TELEGRAPH, values, weights, groups, capture, th[0], target, psi,
+        ll = _profile_at(MODEL_TELEGRAPH, gene, th[0], target, psi,
                          lo, hi, max_iter, buf, o[0])
         for i in range(5):
             out[i] = o[0, i]
         return ll
     hi[1] = LOG_B_CAP
     o_tg = o[0]
-    l_tg = _profile_at(MODEL_TELEGRAPH, values, weights, groups, capture, th[0], target, psi,
+    l_tg = _profile_at(MODEL_TELEGRAPH, gene, th[0], target, psi,
                        lo, hi, max_iter, buf, o_tg)
     _group_box(MODEL_NEGBINOM, target, lo, hi)
     o_nb = o[1]
-    l_nb = _profile_at(MODEL_NEGBINOM, values, weights, groups, capture, th[1], target, psi,
+    l_nb = _profile_at(MODEL_NEGBINOM, gene, th[1], target, psi,
                        lo, hi, max_iter, buf, o_nb)
     if l_tg > l_nb:
         for i in range(5):
@@ -238,7 +238,7 @@ def _group_profile(kind, values, weights, groups, capture, th, o, target, psi, m
 
 
 @njit(cache=True, error_model="numpy")
-def _init_state(kind, values, weights, groups, capture, theta_tg, theta_nb, target, buf, th, o):
+def _init_state(kind, gene, theta_tg, theta_nb, target, buf, th, o):
     """Warm-start state of a group at its unconstrained optimum: th[0], o[0]
     telegraph, th[1], o[1] negative binomial. Returns (psi_hat, curvature)."""
     lo = np.empty(3)
@@ -250,12 +250,12 @@ def _init_state(kind, values, weights, groups, capture, theta_tg, theta_nb, targ
         for i in range(5):
             o[r, i] = 0.0
     _group_box(MODEL_TELEGRAPH, target, lo, hi)
-    _profile_slope(MODEL_TELEGRAPH, values, weights, groups, capture, th[0], target, lo, hi,
+    _profile_slope(MODEL_TELEGRAPH, gene, th[0], target, lo, hi,
                    buf, o[0])
     if kind == 0:
         return _psi_of(MODEL_TELEGRAPH, target, th[0]), o[0, 1]
     _group_box(MODEL_NEGBINOM, target, lo, hi)
-    _profile_slope(MODEL_NEGBINOM, values, weights, groups, capture, th[1], target, lo, hi,
+    _profile_slope(MODEL_NEGBINOM, gene, th[1], target, lo, hi,
                    buf, o[1])
     return _psi_of(MODEL_NEGBINOM, target, th[1]), o[1, 1]
 
@@ -270,7 +270,7 @@ def _copy2(dst, src):
 
 
 @njit(cache=True, error_model="numpy")
-def _joint_max(k1, v1, w1, g1, c1, k2, v2, w2, g2, c2, th1, o1, th2, o2, target, delta,
+def _joint_max(k1, gene1, k2, gene2, th1, o1, th2, o2, target, delta,
                psi1_hat, psi2_hat, psi_start, max_iter, buf, res, gain_tol):
     """max_psi p1(psi) + p2(psi + delta).
 
@@ -306,8 +306,8 @@ def _joint_max(k1, v1, w1, g1, c1, k2, v2, w2, g2, c2, th1, o1, th2, o2, target,
     q1 = np.zeros(5)
     q2 = np.zeros(5)
     for _it in range(40):
-        l1 = _group_profile(k1, v1, w1, g1, c1, th1, o1, target, psi, max_iter, buf, q1)
-        l2 = _group_profile(k2, v2, w2, g2, c2, th2, o2, target, psi + delta, max_iter, buf, q2)
+        l1 = _group_profile(k1, gene1, th1, o1, target, psi, max_iter, buf, q1)
+        l2 = _group_profile(k2, gene2, th2, o2, target, psi + delta, max_iter, buf, q2)
         F = l1 + l2
         D = q1[0] + q2[0]
         C = q1[1] + q2[1]
@@ -346,7 +346,7 @@ def _joint_max(k1, v1, w1, g1, c1, k2, v2, w2, g2, c2, th1, o1, th2, o2, target,
 
 
 @njit(cache=True, error_model="numpy")
-def _ci_end(k1, v1, w1, g1, c1, k2, v2, w2, g2, c2, th1_hat, o1_hat, th2_hat, o2_hat, target,
+def _ci_end(k1, gene1, k2, gene2, th1_hat, o1_hat, th2_hat, o2_hat, target,
             psi1_hat, psi2_hat, ll_alt, dev0, dev_lim, se, side, drop, max_iter, buf):
     """One end of the profile-likelihood interval of delta = psi2 - psi1.
 
@@ -399,7 +399,7 @@ def _ci_end(k1, v1, w1, g1, c1, k2, v2, w2, g2, c2, th1_hat, o1_hat, th2_hat, o2
         # the joint optimum psi* moves by -c2 / (c1 + c2) per unit of delta
         psi_start = psi_prev - share2 * (delta - d_prev)
         # the interval end needs the deviance to ~1e-4 (r to 1e-4 below)
-        L = _joint_max(k1, v1, w1, g1, c1, k2, v2, w2, g2, c2, th1, o1, th2, o2, target, delta,
+        L = _joint_max(k1, gene1, k2, gene2, th1, o1, th2, o2, target, delta,
                        psi1_hat, psi2_hat, psi_start, max_iter, buf, res, 1e-7)
         if not np.isfinite(L):
             return np.nan
@@ -481,6 +481,8 @@ def differential_genes(indptr1, values1, groups1, weights1, capture1,
         e2_ = indptr2[gi + 1]
         v1, w1, g1 = sort_bins(values1[s1_:e1_], weights1[s1_:e1_], groups1[s1_:e1_])
         v2, w2, g2 = sort_bins(values2[s2_:e2_], weights2[s2_:e2_], groups2[s2_:e2_])
+        gene1 = gene_bins(v1, w1, g1, capture1)
+        gene2 = gene_bins(v2, w2, g2, capture2)
         k1 = kind1[gi]
         k2 = kind2[gi]
         buf = np.zeros(11)
@@ -493,9 +495,9 @@ def differential_genes(indptr1, values1, groups1, weights1, capture1,
         for t in range(2):
             target = TARGET_LOG_A if t == 0 else TARGET_LOG_BETA
             base = t * N_PER_TARGET
-            psi1, cc1 = _init_state(k1, v1, w1, g1, capture1, theta_tg1[gi], theta_nb1[gi],
+            psi1, cc1 = _init_state(k1, gene1, theta_tg1[gi], theta_nb1[gi],
                                     target, buf, th1, o1)
-            psi2, cc2 = _init_state(k2, v2, w2, g2, capture2, theta_tg2[gi], theta_nb2[gi],
+            psi2, cc2 = _init_state(k2, gene2, theta_tg2[gi], theta_nb2[gi],
                                     target, buf, th2, o2)
             th1_hat = th1.copy()
             th2_hat = th2.copy()
@@ -507,7 +509,7 @@ def differential_genes(indptr1, values1, groups1, weights1, capture1,
             else:
                 start = 0.5 * (psi1 + psi2)
                 se = np.nan
-            l0 = _joint_max(k1, v1, w1, g1, capture1, k2, v2, w2, g2, capture2, th1, o1, th2,
+            l0 = _joint_max(k1, gene1, k2, gene2, th1, o1, th2,
                             o2, target, 0.0, psi1, psi2, start, max_iter, buf, res, 1e-10)
             lr = 2.0 * (ll_alt - l0)
             row[base + D_PSI1] = psi1
@@ -536,7 +538,7 @@ def differential_genes(indptr1, values1, groups1, weights1, capture1,
                     else:
                         l_lim = max(ll1[gi] + lo2, hi1 + ll2[gi])
                     row[base + D_CI_LO + side_i] = _ci_end(
-                        k1, v1, w1, g1, capture1, k2, v2, w2, g2, capture2, th1_hat, o1_hat,
+                        k1, gene1, k2, gene2, th1_hat, o1_hat,
                         th2_hat, o2_hat, target, psi1, psi2, ll_alt, ll_alt - l0,
                         ll_alt - l_lim, se, side, drops[gi, t], max_iter, buf)
 

@@ -23,7 +23,7 @@ from numba.core import types as nbtypes
 from ._jit import njit, unit_jobs
 from .gof import LAW_NEGBINOM, LAW_POISSON, LAW_POISSON_BETA, LAW_ZIP, pearson_gof
 from .models import (MODEL_NEGBINOM, MODEL_TELEGRAPH, MODEL_ZIP, coarse_bins, evaluate,
-                     poisson_fit, sort_bins, telegraph_eval)
+                     gene_bins, poisson_fit, sort_bins, telegraph_eval)
 from .optimize import (TARGET_LOG_A, TARGET_LOG_B, TARGET_LOG_BETA, _fit_limit, fit_negbinom,
                        fit_telegraph, fit_zip, maximize, search_box)
 from .linalg import sym3
@@ -71,23 +71,23 @@ def _unfittable(n_cells, min_cells, values, weights):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _fit_models(row, v, w, gr, capture, theta, th_nb, th_zip, max_iter, buf):
+def _fit_models(row, gene, theta, th_nb, th_zip, max_iter, buf):
     """Fit the telegraph model (optimum in the search box to ``theta``) and its
     Poisson, negative-binomial (to ``th_nb``) and zero-inflated Poisson (to
     ``th_zip``) limits; write their estimates, maxima, iteration counts and
     the limit fits' convergence to ``row``. Returns whether the telegraph,
     negative-binomial and ZIP fits converged."""
-    ll, conv, it = fit_telegraph(v, w, gr, capture, theta, max_iter, buf)
-    mu_p, ll_p = poisson_fit(v, w, gr, capture)
-    ll_nb, c_nb, it_nb = fit_negbinom(v, w, gr, capture, theta, th_nb, max_iter, buf)
-    ll_zip, c_zip, it_zip = fit_zip(v, w, gr, capture, th_zip, max_iter, buf)
+    ll, conv, it = fit_telegraph(gene, theta, max_iter, buf)
+    mu_p, ll_p = poisson_fit(gene[0], gene[1], gene[2], gene[3])
+    ll_nb, c_nb, it_nb = fit_negbinom(gene, theta, th_nb, max_iter, buf)
+    ll_zip, c_zip, it_zip = fit_zip(gene, th_zip, max_iter, buf)
     _write_models(row, theta, ll, it, th_nb, ll_nb, it_nb, c_nb, th_zip, ll_zip, it_zip, c_zip,
                   mu_p, ll_p)
     return conv, c_nb, c_zip
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _finish_models(row, v, w, gr, capture, theta, th_nb, th_zip, max_iter, buf):
+def _finish_models(row, gene, theta, th_nb, th_zip, max_iter, buf):
     """The second level of a two-level fit (docs/maths.md, "Many capture
     groups: climb coarse, finish exact"): the telegraph model and its limits
     climbed on the exact bins from their optima on the coarse ones (in
@@ -99,11 +99,11 @@ def _finish_models(row, v, w, gr, capture, theta, th_nb, th_zip, max_iter, buf):
     lo = np.empty(3)
     hi = np.empty(3)
     search_box(TARGET_LOG_A, lo, hi)
-    ll, conv, it = maximize(MODEL_TELEGRAPH, v, w, gr, capture, theta, T, T, free, lo, hi,
+    ll, conv, it = maximize(MODEL_TELEGRAPH, gene, theta, T, T, free, lo, hi,
                             max_iter, buf, np.empty(0), np.empty((0, 3)))
-    mu_p, ll_p = poisson_fit(v, w, gr, capture)
-    ll_nb, c_nb, it_nb = _fit_limit(MODEL_NEGBINOM, v, w, gr, capture, th_nb, max_iter, buf)
-    ll_zip, c_zip, it_zip = _fit_limit(MODEL_ZIP, v, w, gr, capture, th_zip, max_iter, buf)
+    mu_p, ll_p = poisson_fit(gene[0], gene[1], gene[2], gene[3])
+    ll_nb, c_nb, it_nb = _fit_limit(MODEL_NEGBINOM, gene, th_nb, max_iter, buf)
+    ll_zip, c_zip, it_zip = _fit_limit(MODEL_ZIP, gene, th_zip, max_iter, buf)
     _write_models(row, theta, ll, it + row[R_NITER], th_nb, ll_nb, it_nb + row[R_IT_NB], c_nb,
                   th_zip, ll_zip, it_zip + row[R_IT_ZIP], c_zip, mu_p, ll_p)
     return conv, c_nb, c_zip
@@ -177,11 +177,11 @@ def _converged(at_limit, c_tg, c_nb, c_zip):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _wald(row, v, w, gr, capture, theta, buf, g, H):
+def _wald(row, gene, theta, buf, g, H):
     """Wald standard errors of the targets at the box optimum ``theta`` to the
     row; the gradient and observed information there go to ``g`` and ``H``.
     Returns the errors and the log-likelihood there."""
-    ll = telegraph_eval(v, w, gr, capture, theta, True, g, H, buf)
+    ll = telegraph_eval(gene, theta, True, g, H, buf)
     se = wald_se(H)
     for t in range(4):
         row[R_SE0 + t] = se[t]
@@ -202,7 +202,7 @@ def _profile_limit(target, side, ll_nb, ll_zip, ll_p):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _profile_intervals(row, v, w, gr, capture, theta, th_nb, ll_sup, se, drop, profile_mask,
+def _profile_intervals(row, gene, theta, th_nb, ll_sup, se, drop, profile_mask,
                        max_iter, buf, ll0, g0, H0, union):
     """Profile-likelihood intervals (log scale) of the targets in
     ``profile_mask`` to the row, from the box optimum ``theta``, the
@@ -240,10 +240,10 @@ def _profile_intervals(row, v, w, gr, capture, theta, th_nb, ll_sup, se, drop, p
             best = ll_sup
             if ll_sup - lim >= drop:
                 # an end on the bursty limit, from the negative binomial's profile
-                bound, best = bursty_limit_end(v, w, gr, capture, theta, ll_sup, t, side, drop,
+                bound, best = bursty_limit_end(gene, theta, ll_sup, t, side, drop,
                                                th_nb, ll_nb, max_iter, buf)
             if not np.isfinite(bound):
-                bound, best_pb = profile_bound(v, w, gr, capture, theta, ll_sup, t, side, se[t],
+                bound, best_pb = profile_bound(gene, theta, ll_sup, t, side, se[t],
                                                drop, lim, max_iter, buf, ll0, g0, H0)
                 best = max(best, best_pb)
             row[R_CI0 + 2 * t + side_i] = bound
@@ -264,7 +264,7 @@ def _pack_sym3(row, start, M, div):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _goodness_of_fit(row, regime, v, w, gr, capture, n_groups, theta, th_nb, th_zip, H, ncell,
+def _goodness_of_fit(row, regime, gene, n_groups, theta, th_nb, th_zip, H, ncell,
                      min_expected, buf):
     """Pearson statistic of the law the regime reports (docs/maths.md,
     "Goodness of fit"), its number of pooled classes, the law, and its
@@ -283,19 +283,21 @@ def _goodness_of_fit(row, regime, v, w, gr, capture, n_groups, theta, th_nb, th_
         law = LAW_NEGBINOM
         par[0] = math.exp(th_nb[0])
         par[1] = math.exp(th_nb[1])
-        evaluate(MODEL_NEGBINOM, v, w, gr, capture, th_nb, True, g, info, buf)
+        evaluate(MODEL_NEGBINOM, gene, th_nb, True, g, info, buf)
     elif regime == REGIME_BIMODAL:
         law = LAW_ZIP
         par[0] = 1.0 / (1.0 + math.exp(-th_zip[0]))
         par[1] = math.exp(th_zip[1])
-        evaluate(MODEL_ZIP, v, w, gr, capture, th_zip, True, g, info, buf)
+        evaluate(MODEL_ZIP, gene, th_zip, True, g, info, buf)
     else:
         law = LAW_POISSON
         par[0] = row[R_P_MU]
-        for i in range(v.shape[0]):
+        w, gr, capture = gene[1], gene[2], gene[3]
+        for i in range(w.shape[0]):
             info[0, 0] += w[i] * capture[gr[i]] * par[0]
     Ig = np.zeros((3, 3))
-    x2, k, ok = pearson_gof(law, v, w, gr, capture, n_groups, par, min_expected, Ig)
+    x2, k, ok = pearson_gof(law, gene[0], gene[1], gene[2], gene[3], n_groups, par,
+                            min_expected, Ig)
     row[R_GOF_LAW] = law
     _pack_sym3(row, R_GOF_INFO0, info, ncell)
     if ok:
@@ -345,6 +347,7 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
             row[R_REGIME] = empty
             row[R_CONV] = 0.0
             continue
+        gene = gene_bins(v, w, gr, capture)
         buf = np.zeros(11)
         theta = np.zeros(3)
         th_nb = np.zeros(3)
@@ -360,12 +363,12 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
                 vc, wc, gc = coarse_bins(v, w, gr, coarse_of)
                 if vc.shape[0] * coarse_min_factor <= v.shape[0]:
                     two_level = True
-                    _fit_models(row, vc, wc, gc, capture_coarse, theta, th_nb, th_zip,
-                                max_iter, buf)
-                    c_tg, c_nb, c_zip = _finish_models(row, v, w, gr, capture, theta, th_nb,
+                    _fit_models(row, gene_bins(vc, wc, gc, capture_coarse), theta, th_nb,
+                                th_zip, max_iter, buf)
+                    c_tg, c_nb, c_zip = _finish_models(row, gene, theta, th_nb,
                                                        th_zip, max_iter, buf)
         if not two_level:
-            c_tg, c_nb, c_zip = _fit_models(row, v, w, gr, capture, theta, th_nb, th_zip,
+            c_tg, c_nb, c_zip = _fit_models(row, gene, theta, th_nb, th_zip,
                                             max_iter, buf)
         ll = row[R_LL]
         ll_nb = row[R_LL_NB]
@@ -380,7 +383,7 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
         row[R_CONV] = _converged(at_limit, c_tg, c_nb, c_zip)
         g0 = np.zeros(3)
         H = np.zeros((3, 3))
-        se, ll0 = _wald(row, v, w, gr, capture, theta, buf, g0, H)
+        se, ll0 = _wald(row, gene, theta, buf, g0, H)
         # (for profile_mask None, the profile kernels are not compiled at all)
         if profile_mask is not None:
             # the ends the limit models add after the regime decision, first: a side they
@@ -390,9 +393,9 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
                        else union_bimodal if row[R_REGIME] == REGIME_BIMODAL else 0.0)
             union = np.full(8, np.nan)
             limit_union_ends(union, d_union, telegraph, ll_sup, ll_nb, ll_zip, ll_p, row[R_NB_A],
-                             row[R_NB_BETA], v, w, gr, capture, drop, profile_mask, max_iter,
+                             row[R_NB_BETA], gene, drop, profile_mask, max_iter,
                              buf)
-            if not _profile_intervals(row, v, w, gr, capture, theta, th_nb, ll_sup, se, drop,
+            if not _profile_intervals(row, gene, theta, th_nb, ll_sup, se, drop,
                                       profile_mask, max_iter, buf, ll0, g0, H, union):
                 # a better optimum turned up while profiling
                 row[R_CONV] = 0.0
@@ -403,7 +406,7 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
         _pack_sym3(row, R_INFO0, H, ncell)
         if gof_min_expected is not None:
             if gof_min_expected > 0:
-                _goodness_of_fit(row, regime, v, w, gr, capture, n_groups, theta, th_nb,
+                _goodness_of_fit(row, regime, gene, n_groups, theta, th_nb,
                                  th_zip, H, ncell, gof_min_expected, buf)
 
 

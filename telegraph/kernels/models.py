@@ -2,14 +2,16 @@
 
 One gene's data is its count histogram: bins (value, capture group, weight),
 a bin of value n in capture group g holding the cells whose count is n and
-whose capture efficiency is ``capture[g]``. This module evaluates the
-log-likelihood of three laws on such a histogram, with its gradient and
-observed information in log coordinates theta (docs/maths.md, "The stationary
-law" and "Fisher's and Louis' identities"):
+whose capture efficiency is ``capture[g]``; the evaluators take it as a
+*gene* (:func:`gene_bins`: the bins, and the bins the telegraph law is
+evaluated on). This module evaluates the log-likelihood of three laws on a
+gene, with its gradient and observed information in log coordinates theta
+(docs/maths.md, "The stationary law" and "Fisher's and Louis' identities"):
 
 - MODEL_TELEGRAPH, the stationary telegraph (Poisson-Beta) law: theta =
   (log a, log b, log lam), a = k_on/k_deg, b = k_off/k_deg, lam =
-  k_syn/k_deg; the sums over bins are :func:`telegraph.kernels.poisson_beta.histogram_eval`;
+  k_syn/k_deg; the sums over bins are
+  :func:`telegraph.kernels.poisson_beta.histogram_eval_bins`;
 - MODEL_NEGBINOM, the negative binomial, its bursty limit (b, lam -> inf at
   fixed burst size beta = lam/b): theta = (log a, log beta);
 - MODEL_ZIP, the zero-inflated Poisson, its slow-switching limit (a, b -> 0
@@ -29,17 +31,36 @@ import math
 import numpy as np
 
 from ._jit import njit
-from .poisson_beta import histogram_eval
+from .poisson_beta import histogram_eval_bins, telegraph_bins
 from .sorting import stable_argsort
 from .special import SHIFT_SUM_MAX, digamma_shift, trigamma_shift
 
-__all__ = ["MODEL_TELEGRAPH", "MODEL_NEGBINOM", "MODEL_ZIP", "telegraph_eval", "evaluate",
-           "moments", "poisson_fit", "sort_bins", "coarse_bins"]
+__all__ = ["MODEL_TELEGRAPH", "MODEL_NEGBINOM", "MODEL_ZIP", "GENE_TYPE", "gene_bins",
+           "telegraph_eval", "evaluate", "moments", "poisson_fit", "sort_bins", "coarse_bins"]
 
 # the laws evaluate() dispatches on
 MODEL_TELEGRAPH = 0
 MODEL_NEGBINOM = 1
 MODEL_ZIP = 2
+
+#: the Numba type of a gene as :func:`gene_bins` returns it (for the declared
+#: signatures of the units that take one)
+GENE_TYPE = ("Tuple((int64[::1], float64[::1], int64[::1], float64[::1], int64[::1], "
+             "float64[::1], int64[::1], float64[::1], float64[:, ::1]))")
+
+
+@njit(cache=True, error_model="numpy")
+def gene_bins(values, weights, groups, capture):
+    """One gene as the evaluators take it: the tuple (values, weights, groups,
+    capture, tv, tw, tg, tc, spread) of its bins followed by the bins the
+    telegraph law is evaluated on
+    (:func:`telegraph.kernels.poisson_beta.telegraph_bins`: with many capture
+    groups, merged into coarse ones and expanded in log capture). The choice
+    depends on the data alone, so a fit makes it once per gene rather than at
+    every evaluation; the limit models, the moments and the goodness of fit
+    use the bins as given."""
+    tv, tw, tg, tc, spread = telegraph_bins(values, weights, groups, capture)
+    return values, weights, groups, capture, tv, tw, tg, tc, spread
 
 
 @njit(cache=True, error_model="numpy")
@@ -193,13 +214,14 @@ def _zip_eval(values, weights, groups, capture, theta, want_info, g, H):
 
 
 @njit(cache=True, error_model="numpy")
-def telegraph_eval(values, weights, groups, capture, theta, want_info, g, H, buf):
-    """Telegraph law at theta = (log a, log b, log lam); ``buf`` (11 floats) is
-    scratch for :func:`telegraph.kernels.poisson_beta.histogram_eval`."""
+def telegraph_eval(gene, theta, want_info, g, H, buf):
+    """Telegraph law at theta = (log a, log b, log lam) on a gene
+    (:func:`gene_bins`); ``buf`` (11 floats) is scratch for
+    :func:`telegraph.kernels.poisson_beta.histogram_eval_bins`."""
     a = math.exp(theta[0])
     b = math.exp(theta[1])
     lam = math.exp(theta[2])
-    histogram_eval(values, weights, groups, capture, a, b, lam, want_info, buf)
+    histogram_eval_bins(gene[4], gene[5], gene[6], gene[7], gene[8], a, b, lam, want_info, buf)
     p0 = a
     p1 = b
     p2 = lam
@@ -220,15 +242,16 @@ def telegraph_eval(values, weights, groups, capture, theta, want_info, g, H, buf
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def evaluate(model, values, weights, groups, capture, theta, want_info, g, H, buf):
-    """Log-likelihood of ``model`` at theta; the gradient in theta goes to
-    ``g`` and, when ``want_info``, the observed information to ``H`` (the
-    limit models use the leading 2 coordinates of theta, g and H)."""
+def evaluate(model, gene, theta, want_info, g, H, buf):
+    """Log-likelihood of ``model`` at theta on a gene (:func:`gene_bins`); the
+    gradient in theta goes to ``g`` and, when ``want_info``, the observed
+    information to ``H`` (the limit models use the leading 2 coordinates of
+    theta, g and H)."""
     if model == MODEL_TELEGRAPH:
-        return telegraph_eval(values, weights, groups, capture, theta, want_info, g, H, buf)
+        return telegraph_eval(gene, theta, want_info, g, H, buf)
     elif model == MODEL_NEGBINOM:
-        return _negbinom_eval(values, weights, groups, capture, theta, want_info, g, H)
-    return _zip_eval(values, weights, groups, capture, theta, want_info, g, H)
+        return _negbinom_eval(gene[0], gene[1], gene[2], gene[3], theta, want_info, g, H)
+    return _zip_eval(gene[0], gene[1], gene[2], gene[3], theta, want_info, g, H)
 
 
 @njit(cache=True, error_model="numpy")

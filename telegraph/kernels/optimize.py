@@ -29,7 +29,7 @@ import numpy as np
 
 from ._jit import njit
 from .linalg import grad_info_phi, solve_damped, to_phi, to_theta
-from .models import MODEL_NEGBINOM, MODEL_TELEGRAPH, MODEL_ZIP, evaluate, moments
+from .models import GENE_TYPE, MODEL_NEGBINOM, MODEL_TELEGRAPH, MODEL_ZIP, evaluate, moments
 
 __all__ = ["LOG_LO", "LOG_HI", "LOG_LAM_LO", "LOG_LAM_HI", "TARGET_LOG_A", "TARGET_LOG_BETA",
            "TARGET_LOG_B", "TARGET_LOG_LAM", "LIMIT_LO", "LIMIT_HI", "target_transform",
@@ -130,10 +130,10 @@ def on_known_path(theta, known):
 
 
 @njit(cache=True, error_model="numpy",
-      unit=("Tuple((float64, boolean, int64))(int64, int64[::1], float64[::1], int64[::1], "
-            "float64[::1], float64[::1], float64[:, ::1], float64[:, ::1], boolean[::1], "
+      unit=("Tuple((float64, boolean, int64))(int64, " + GENE_TYPE + ", "
+            "float64[::1], float64[:, ::1], float64[:, ::1], boolean[::1], "
             "float64[::1], float64[::1], int64, float64[::1], float64[::1], float64[:, ::1])"))
-def maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo, hi,
+def maximize(model, gene, theta, T, Tinv, free, lo, hi,
               max_iter, buf, known, trail):
     """Damped Newton ascent of the log-likelihood over the free coordinates of
     phi = T theta, within the box lo <= phi <= hi. ``theta`` is updated in place.
@@ -173,7 +173,7 @@ def maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo, 
         if free[i]:
             phi[i] = min(max(phi[i], lo[i]), hi[i])
     to_theta(Tinv, phi, theta)
-    ll = evaluate(model, values, weights, groups, capture, theta, True, g, H, buf)
+    ll = evaluate(model, gene, theta, True, g, H, buf)
     if not np.isfinite(ll):
         return ll, False, 0
     if known.shape[0] == 1 and ll >= known[0]:
@@ -279,7 +279,7 @@ def maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo, 
             if free[i]:
                 phi_new[i] = min(max(phi_new[i], lo[i]), hi[i])
         to_theta(Tinv, phi_new, theta_new)
-        ll_new = evaluate(model, values, weights, groups, capture, theta_new, True, g_new,
+        ll_new = evaluate(model, gene, theta_new, True, g_new,
                           H_new, buf)
         if np.isfinite(ll_new) and ll_new >= ll - 1e-12 * (1.0 + abs(ll)):
             gain = ll_new - ll
@@ -337,11 +337,11 @@ def maximize(model, values, weights, groups, capture, theta, T, Tinv, free, lo, 
 
 
 @njit(cache=True, error_model="numpy")
-def _telegraph_starts(values, weights, groups, capture):
+def _telegraph_starts(gene):
     """Starting values of the telegraph fit, theta = (log a, log b, log lam):
     the method of moments where it gives positive rates, then one start
     shaped like each regime and a moderate one. Returns (starts, count)."""
-    m1, m2, m3, zf = moments(values, weights, groups, capture)
+    m1, m2, m3, zf = moments(gene[0], gene[1], gene[2], gene[3])
     starts = np.empty((5, 3))
     ns = 0
     # method of moments (as txburst): from the first three factorial moments
@@ -393,13 +393,13 @@ def _telegraph_starts(values, weights, groups, capture):
 
 
 @njit(cache=True, error_model="numpy",
-      unit=("Tuple((float64, boolean, int64))(int64[::1], float64[::1], int64[::1], "
-            "float64[::1], float64[::1], int64, float64[::1])"))
-def fit_telegraph(values, weights, groups, capture, theta_out, max_iter, buf):
+      unit=("Tuple((float64, boolean, int64))(" + GENE_TYPE + ", "
+            "float64[::1], int64, float64[::1])"))
+def fit_telegraph(gene, theta_out, max_iter, buf):
     """Multi-start fit of the telegraph model in the search box; the optimum
     goes to ``theta_out``. Returns (ll, converged, iterations of the climb
     that reached it; at most ``max_iter``)."""
-    starts, ns = _telegraph_starts(values, weights, groups, capture)
+    starts, ns = _telegraph_starts(gene)
     T = np.eye(3)
     free = np.ones(3, np.bool_)
     lo = np.empty(3)
@@ -414,7 +414,7 @@ def fit_telegraph(values, weights, groups, capture, theta_out, max_iter, buf):
     for s in range(ns):
         for i in range(3):
             starts[s, i] = min(max(starts[s, i], lo[i]), hi[i])
-        ll0 = evaluate(MODEL_TELEGRAPH, values, weights, groups, capture, starts[s], False, g, H,
+        ll0 = evaluate(MODEL_TELEGRAPH, gene, starts[s], False, g, H,
                        buf)
         score_s[s] = ll0 if np.isfinite(ll0) else -np.inf
     # the starts by descending score, ties in their order (an insertion sort:
@@ -439,7 +439,7 @@ def fit_telegraph(values, weights, groups, capture, theta_out, max_iter, buf):
         s = order[r]
         for i in range(3):
             th[i] = starts[s, i]
-        ll, conv, it = maximize(MODEL_TELEGRAPH, values, weights, groups, capture, th, T, T, free,
+        ll, conv, it = maximize(MODEL_TELEGRAPH, gene, th, T, T, free,
                                 lo, hi, max_iter, buf, known, trail if r == 0 else no_trail)
         if r == 0 and np.isfinite(ll):
             n_path = 0
@@ -462,7 +462,7 @@ def fit_telegraph(values, weights, groups, capture, theta_out, max_iter, buf):
 
 
 @njit(cache=True, error_model="numpy")
-def _fit_limit(model, values, weights, groups, capture, theta, max_iter, buf):
+def _fit_limit(model, gene, theta, max_iter, buf):
     """Fit a two-parameter limit model from the start ``theta`` (updated) in
     the box LIMIT_LO <= theta <= LIMIT_HI. Returns (ll, converged, iterations)."""
     T = np.eye(3)
@@ -471,27 +471,27 @@ def _fit_limit(model, values, weights, groups, capture, theta, max_iter, buf):
     free[1] = True
     lo = np.full(3, LIMIT_LO)
     hi = np.full(3, LIMIT_HI)
-    return maximize(model, values, weights, groups, capture, theta, T, T, free, lo, hi,
+    return maximize(model, gene, theta, T, T, free, lo, hi,
                     max_iter, buf, np.empty(0), np.empty((0, 3)))
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def fit_negbinom(values, weights, groups, capture, theta_tg, theta_out, max_iter, buf):
+def fit_negbinom(gene, theta_tg, theta_out, max_iter, buf):
     """Fit of the bursty limit, the negative binomial: theta_out = (log a,
     log beta, 0), started from the telegraph fit ``theta_tg``'s burst
     frequency and size. Returns (ll, converged, iterations)."""
     theta_out[0] = theta_tg[0]
     theta_out[1] = theta_tg[2] - theta_tg[1]
-    return _fit_limit(MODEL_NEGBINOM, values, weights, groups, capture, theta_out, max_iter, buf)
+    return _fit_limit(MODEL_NEGBINOM, gene, theta_out, max_iter, buf)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def fit_zip(values, weights, groups, capture, theta_out, max_iter, buf):
+def fit_zip(gene, theta_out, max_iter, buf):
     """Fit of the slow-switching limit, the zero-inflated Poisson: theta_out =
     (logit f, log lam, 0), started from the fraction of non-zero counts and
     the capture-corrected mean. Returns (ll, converged, iterations)."""
-    m1, m2, m3, zf = moments(values, weights, groups, capture)
+    m1, m2, m3, zf = moments(gene[0], gene[1], gene[2], gene[3])
     f0 = min(max(1.0 - zf, 1e-3), 1.0 - 1e-3)
     theta_out[0] = math.log(f0 / (1.0 - f0))
     theta_out[1] = math.log(max(m1 / f0, 1e-3))
-    return _fit_limit(MODEL_ZIP, values, weights, groups, capture, theta_out, max_iter, buf)
+    return _fit_limit(MODEL_ZIP, gene, theta_out, max_iter, buf)

@@ -38,7 +38,8 @@ from .sorting import stable_argsort
 from .special import (digamma, digamma_shift, lgamma_diff, log1pmx, log_poisson_term,
                       stirling_rest, trigamma, trigamma_shift)
 
-__all__ = ["pb_eval", "pb_eval_rows", "histogram_eval", "exact_histogram_eval", "pb_pmf_run"]
+__all__ = ["pb_eval", "pb_eval_rows", "histogram_eval", "telegraph_bins", "histogram_eval_bins",
+           "exact_histogram_eval", "pb_pmf_run"]
 
 _EPS = 1e-18
 _MAX_TERMS = 50_000_000
@@ -1512,9 +1513,7 @@ def _rec_groups(values, weights, groups, capture, idx, a, b, lam, want_info, buf
     return w2
 
 
-@njit(cache=True, error_model="numpy",
-      unit=("void(int64[::1], float64[::1], int64[::1], float64[::1], float64, float64, "
-            "float64, boolean, float64[::1])"))
+@njit(cache=True, error_model="numpy")
 def histogram_eval(values, weights, groups, capture, a, b, lam, want_info, out):
     """Total log-likelihood of one gene's count histogram, its gradient with
     respect to (a, b, lam) and, if want_info, the observed information.
@@ -1524,14 +1523,32 @@ def histogram_eval(values, weights, groups, capture, a, b, lam, want_info, out):
     x = capture * lam. Writes into ``out`` (length 10): loglik, grad (3),
     info (aa, ab, al, bb, bl, ll).
 
+    The bins are first put into the form :func:`telegraph_bins` chooses (with
+    many capture groups, merged into coarse ones and expanded in log capture):
+    a caller that evaluates the same histogram many times calls
+    :func:`telegraph_bins` once and :func:`histogram_eval_bins` on its result.
+    """
+    tv, tw, tg, tc, ts = telegraph_bins(values, weights, groups, capture)
+    histogram_eval_bins(tv, tw, tg, tc, ts, a, b, lam, want_info, out)
+
+
+@njit(cache=True, error_model="numpy")
+def telegraph_bins(values, weights, groups, capture):
+    """The bins :func:`histogram_eval_bins` evaluates a gene's histogram on:
+    returns (values, weights, groups, capture, spread).
+
     With many capture groups (at least ``_TAYLOR_MIN_GROUPS``), when merging
     the groups into coarse ones (capture within a factor 1 + ``_TAYLOR_RTOL_WIDE``,
     or 1 + ``_TAYLOR_RTOL`` for a gene with counts above ``_ORDER4_MAX_N``)
-    divides the bins or the groups by ``_TAYLOR_MIN_FACTOR`` or more, the law is
-    evaluated at the coarse groups only and each bin's log-likelihood is
-    expanded to fourth order in log capture about its coarse group's value
-    (docs/maths.md, "Fitting", *The expansion in log capture*): the cost
-    follows the coarse bins.
+    divides the bins or the groups by ``_TAYLOR_MIN_FACTOR`` or more, the
+    merged bins with each one's sums of (u - u_G)^j (``spread``, (m, _ORDER)):
+    the law is then evaluated at the coarse groups only and each bin's
+    log-likelihood expanded to fourth order in log capture about its coarse
+    group's value (docs/maths.md, "Fitting", *The expansion in log capture*),
+    so the cost follows the coarse bins. Otherwise the bins as given, with an
+    empty ``spread`` (every group evaluated at its own capture). The choice
+    depends on the data alone, never on the parameters, so a fit makes it once
+    per gene.
     """
     m = values.shape[0]
     if capture.shape[0] >= _TAYLOR_MIN_GROUPS and m > 0:
@@ -1541,10 +1558,8 @@ def histogram_eval(values, weights, groups, capture, a, b, lam, want_info, out):
         # its largest count)
         if k > 0 and (k * _TAYLOR_MIN_FACTOR <= m
                       or cc.shape[0] * _TAYLOR_MIN_FACTOR <= capture.shape[0]):
-            _histogram_eval(vc[:k], wc[:k], gc[:k], cc, sc[:k], a, b, lam, want_info, out)
-            return
-    _histogram_eval(values, weights, groups, capture, np.empty((0, _ORDER)), a, b, lam,
-                    want_info, out)
+            return vc[:k], wc[:k], gc[:k], cc, sc[:k]
+    return values, weights, groups, capture, np.empty((0, _ORDER))
 
 
 @njit(cache=True, error_model="numpy")
@@ -1552,8 +1567,8 @@ def exact_histogram_eval(values, weights, groups, capture, a, b, lam, want_info,
     """:func:`histogram_eval` with every capture group evaluated at its own
     capture (no expansion in log capture): the exact log-likelihood of the
     histogram."""
-    _histogram_eval(values, weights, groups, capture, np.empty((0, _ORDER)), a, b, lam,
-                    want_info, out)
+    histogram_eval_bins(values, weights, groups, capture, np.empty((0, _ORDER)), a, b, lam,
+                        want_info, out)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1606,7 +1621,7 @@ def _merge_capture(values, weights, groups, capture):
     :func:`_coarse_capture`, with each coarse bin's sums of (u_f - u_G)^j,
     j = 1 .. _ORDER, over its cells (u = log capture): returns (number of coarse
     bins, values, weights, groups, the coarse capture values, the sums), the
-    bins ordered by (coarse group, value): :func:`_histogram_eval` then
+    bins ordered by (coarse group, value): :func:`histogram_eval_bins` then
     evaluates each count of a coarse group once (the expansion needs the law
     at n .. n + _ORDER). The coarse groups are within a factor 1 +
     _TAYLOR_RTOL_WIDE when every count of the gene is at most _ORDER4_MAX_N
@@ -1673,10 +1688,13 @@ def _merge_capture(values, weights, groups, capture):
     return k, vc, wc, gc, cc, sc
 
 
-@njit(cache=True, error_model="numpy")
-def _histogram_eval(values, weights, groups, capture, spread, a, b, lam, want_info, out):
-    """:func:`histogram_eval` of the given bins; ``spread``: empty, or (m, _ORDER),
-    each bin's sums of (u_c - u_g)^j, j = 1 .. _ORDER, over its cells, for the
+@njit(cache=True, error_model="numpy",
+      unit=("void(int64[::1], float64[::1], int64[::1], float64[::1], float64[:, ::1], "
+            "float64, float64, float64, boolean, float64[::1])"))
+def histogram_eval_bins(values, weights, groups, capture, spread, a, b, lam, want_info, out):
+    """:func:`histogram_eval` of bins in the form :func:`telegraph_bins` returns;
+    ``spread``: empty (every group at its own capture), or (m, _ORDER), each
+    bin's sums of (u_c - u_g)^j, j = 1 .. _ORDER, over its cells, for the
     expansion in log capture about the group's value.
 
     Bins of one count from several capture groups share their per-k tables

@@ -31,7 +31,7 @@ import numpy as np
 
 from ._jit import njit
 from .linalg import grad_info_phi, solve3, to_phi, to_theta
-from .models import MODEL_NEGBINOM, MODEL_TELEGRAPH, evaluate, telegraph_eval
+from .models import GENE_TYPE, MODEL_NEGBINOM, MODEL_TELEGRAPH, evaluate, telegraph_eval
 from .optimize import (LIMIT_HI, LIMIT_LO, TARGET_LOG_A, TARGET_LOG_B, TARGET_LOG_BETA,
                        TARGET_LOG_LAM, maximize, same_optimum, search_box, target_transform)
 
@@ -70,7 +70,7 @@ def wald_se(H):
 
 
 @njit(cache=True, error_model="numpy")
-def _profile_point(values, weights, groups, capture, theta, target, psi, max_iter, buf,
+def _profile_point(gene, theta, target, psi, max_iter, buf,
                    stop_above=np.inf, slope=None):
     """Maximise over the other coordinates with the target fixed at psi;
     theta (warm start) is updated. Returns the profile log-likelihood, or a
@@ -94,7 +94,7 @@ def _profile_point(values, weights, groups, capture, theta, target, psi, max_ite
     hi = np.empty(3)
     search_box(target, lo, hi)
     known = np.empty(0) if stop_above == np.inf else np.full(1, stop_above)
-    ll, conv, it = maximize(MODEL_TELEGRAPH, values, weights, groups, capture, theta, T, Tinv,
+    ll, conv, it = maximize(MODEL_TELEGRAPH, gene, theta, T, Tinv,
                             free, lo, hi, max_iter, buf, known, np.empty((0, 3)))
     return ll
 
@@ -107,7 +107,7 @@ MAX_JUMP = 1.0
 
 
 @njit(cache=True, error_model="numpy")
-def _profile_walk(values, weights, groups, capture, theta, target, psi_from, psi, max_iter,
+def _profile_walk(gene, theta, target, psi_from, psi, max_iter,
                   buf, final_iter=0, stop_above=np.inf, step_iter=0, slope=None):
     """The profile at psi reached by continuation from theta, the maximiser at
     psi_from: intermediate points at most MAX_JUMP apart, each warm-started
@@ -119,10 +119,10 @@ def _profile_walk(values, weights, groups, capture, theta, target, psi_from, psi
     it reaches ``stop_above``."""
     n = int(math.ceil(abs(psi - psi_from) / MAX_JUMP))
     for k in range(1, n):
-        _profile_point(values, weights, groups, capture, theta, target,
+        _profile_point(gene, theta, target,
                        psi_from + (psi - psi_from) * k / n,
                        step_iter if step_iter > 0 else max_iter, buf, np.inf, slope)
-    return _profile_point(values, weights, groups, capture, theta, target, psi,
+    return _profile_point(gene, theta, target, psi,
                           final_iter if final_iter > 0 else max_iter, buf, stop_above, slope)
 
 
@@ -240,7 +240,7 @@ def _next_step(d, dist, def_in, drop):
 
 
 @njit(cache=True, error_model="numpy")
-def profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, side, se,
+def profile_bound(gene, theta_hat, ll_hat, target, side, se,
                   drop, ll_limit, max_iter, buf, ll0, g0, H0, use_vm=True):
     """One end of the profile-likelihood interval of a target (log scale).
 
@@ -259,7 +259,7 @@ def profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, s
     if ll_hat - ll_limit < drop:
         return side * np.inf, ll_hat
     if use_vm:
-        vm = _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, target,
+        vm = _profile_bound_vm(gene, theta_hat, ll_hat, target,
                                side, drop, buf, ll0, g0, H0)
         if np.isfinite(vm):
             return vm, ll_hat
@@ -300,7 +300,7 @@ def profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, s
             at_edge = True
         for i in range(3):
             theta[i] = theta_in[i]
-        llp = _profile_walk(values, weights, groups, capture, theta, target, psi_in, psi,
+        llp = _profile_walk(gene, theta, target, psi_in, psi,
                             max_iter, buf, 0, np.inf, 0, slope)
         if llp > best:
             best = llp
@@ -346,7 +346,7 @@ def profile_bound(values, weights, groups, capture, theta_hat, ll_hat, target, s
         for i in range(3):
             theta[i] = theta_in[i]
         _secant_slope(T, theta_in, a_psi, theta_out, b_psi, fix, slope, False)
-        llp = _profile_walk(values, weights, groups, capture, theta, target, a_psi, c_psi,
+        llp = _profile_walk(gene, theta, target, a_psi, c_psi,
                             max_iter, buf, 0, np.inf, 0, slope)
         if llp > best:
             best = llp
@@ -438,10 +438,10 @@ def _vm_model_end(phi, ll, gp, Hp, pinned, fix, target_ll, psi_hat, side):
 
 
 @njit(cache=True, error_model="numpy",
-      unit=("float64(int64[::1], float64[::1], int64[::1], float64[::1], float64[::1], "
+      unit=("float64(" + GENE_TYPE + ", float64[::1], "
             "float64, int64, float64, float64, float64[::1], float64, float64[::1], "
             "float64[:, ::1])"))
-def _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, target, side, drop,
+def _profile_bound_vm(gene, theta_hat, ll_hat, target, side, drop,
                       buf, ll0, g0, H0):
     """Venzon-Moolgavkar: solve l(phi) = ll_hat - drop together with
     dl/dphi_j = 0 for the nuisance coordinates by Newton's method, one
@@ -520,7 +520,7 @@ def _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, targe
                         phi[i] = min(max(phi[i], lo[i]), hi[i])
                 if lo[fix] <= phi[fix] <= hi[fix]:
                     to_theta(Tinv, phi, theta)
-                    ll = telegraph_eval(values, weights, groups, capture, theta, True, g, H, buf)
+                    ll = telegraph_eval(gene, theta, True, g, H, buf)
                     if np.isfinite(ll) and ll_hat - ll <= 2.0 * drop:
                         found = True
                         break
@@ -599,7 +599,7 @@ def _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, targe
                 if i != fix and (phi[i] < lo[i] or phi[i] > hi[i]):
                     return np.nan
             to_theta(Tinv, phi, theta)
-            ll = telegraph_eval(values, weights, groups, capture, theta, True, g, H, buf)
+            ll = telegraph_eval(gene, theta, True, g, H, buf)
             if np.isfinite(ll):
                 stepped = True
                 break
@@ -612,7 +612,7 @@ def _profile_bound_vm(values, weights, groups, capture, theta_hat, ll_hat, targe
 
 
 @njit(cache=True, error_model="numpy")
-def _negbinom_profile_point(values, weights, groups, capture, theta, fix, psi, max_iter, buf):
+def _negbinom_profile_point(gene, theta, fix, psi, max_iter, buf):
     """Profile log-likelihood of the negative binomial (theta = (log a, log
     beta, unused)) at theta[fix] = psi, maximised over the other coordinate
     from the warm start ``theta`` (updated)."""
@@ -622,7 +622,7 @@ def _negbinom_profile_point(values, weights, groups, capture, theta, fix, psi, m
     lo = np.full(3, LIMIT_LO)
     hi = np.full(3, LIMIT_HI)
     eye = np.eye(3)
-    ll, conv, it = maximize(MODEL_NEGBINOM, values, weights, groups, capture, theta, eye, eye,
+    ll, conv, it = maximize(MODEL_NEGBINOM, gene, theta, eye, eye,
                             free, lo, hi, max_iter, buf, np.empty(0),
                             np.empty((0, 3)))
     return ll
@@ -637,7 +637,7 @@ _NB_VM_TOL = 1e-8
 
 
 @njit(cache=True, error_model="numpy")
-def _negbinom_end_vm(values, weights, groups, capture, theta_nb, cut, fix, side, buf):
+def _negbinom_end_vm(gene, theta_nb, cut, fix, side, buf):
     """The end of the negative binomial's profile interval of theta[fix] (log
     a or log beta) on ``side`` where the profile equals ``cut``, by
     Venzon and Moolgavkar's Newton iteration on the two equations l(theta) =
@@ -650,7 +650,7 @@ def _negbinom_end_vm(values, weights, groups, capture, theta_nb, cut, fix, side,
     g = np.zeros(3)
     H = np.zeros((3, 3))
     th = theta_nb.copy()
-    ll = evaluate(MODEL_NEGBINOM, values, weights, groups, capture, th, True, g, H, buf)
+    ll = evaluate(MODEL_NEGBINOM, gene, th, True, g, H, buf)
     det = H[0, 0] * H[1, 1] - H[0, 1] * H[1, 0]
     if not (np.isfinite(ll) and det > 0.0 and H[o, o] > 0.0 and ll > cut):
         return np.nan
@@ -664,7 +664,7 @@ def _negbinom_end_vm(values, weights, groups, capture, theta_nb, cut, fix, side,
     for _ in range(_NB_VM_ITER):
         if not (LIMIT_LO < th[0] < LIMIT_HI and LIMIT_LO < th[1] < LIMIT_HI):
             return np.nan
-        ll = evaluate(MODEL_NEGBINOM, values, weights, groups, capture, th, True, g, H, buf)
+        ll = evaluate(MODEL_NEGBINOM, gene, th, True, g, H, buf)
         if not np.isfinite(ll):
             return np.nan
         f0 = ll - cut
@@ -695,7 +695,7 @@ def _negbinom_end_vm(values, weights, groups, capture, theta_nb, cut, fix, side,
 
 
 @njit(cache=True, error_model="numpy")
-def negbinom_profile_bound(values, weights, groups, capture, theta_nb, ll_nb, fix, side, drop,
+def negbinom_profile_bound(gene, theta_nb, ll_nb, fix, side, drop,
                            max_iter, buf):
     """One end of the profile-likelihood interval of log a (``fix`` = 0) or
     log burst size (``fix`` = 1) within the negative binomial, the bursty
@@ -711,13 +711,13 @@ def negbinom_profile_bound(values, weights, groups, capture, theta_nb, ll_nb, fi
     psi_hat = theta_nb[fix]
     if not (np.isfinite(psi_hat) and np.isfinite(ll_nb)):
         return np.nan
-    end = _negbinom_end_vm(values, weights, groups, capture, theta_nb, ll_nb - drop, fix, side,
+    end = _negbinom_end_vm(gene, theta_nb, ll_nb - drop, fix, side,
                            buf)
     if np.isfinite(end):
         return end
     g = np.zeros(3)
     H = np.zeros((3, 3))
-    evaluate(MODEL_NEGBINOM, values, weights, groups, capture, theta_nb, True, g, H, buf)
+    evaluate(MODEL_NEGBINOM, gene, theta_nb, True, g, H, buf)
     det = H[0, 0] * H[1, 1] - H[0, 1] * H[1, 0]
     var = H[1 - fix, 1 - fix] / det if det > 0.0 else np.nan
     d = math.sqrt(2.0 * drop * var) if (var > 0.0 and np.isfinite(var)) else 0.5
@@ -734,7 +734,7 @@ def negbinom_profile_bound(values, weights, groups, capture, theta_nb, ll_nb, fi
             return side * np.inf
         for i in range(3):
             theta[i] = theta_in[i]
-        dev = ll_nb - _negbinom_profile_point(values, weights, groups, capture, theta, fix, psi,
+        dev = ll_nb - _negbinom_profile_point(gene, theta, fix, psi,
                                               max_iter, buf)
         if dev >= drop:
             psi_out = psi
@@ -760,7 +760,7 @@ def negbinom_profile_bound(values, weights, groups, capture, theta_nb, ll_nb, fi
         c_psi = b_psi - fb * (b_psi - a_psi) / (fb - fa)
         for i in range(3):
             theta[i] = theta_in[i]
-        dev = ll_nb - _negbinom_profile_point(values, weights, groups, capture, theta, fix, c_psi,
+        dev = ll_nb - _negbinom_profile_point(gene, theta, fix, c_psi,
                                               max_iter, buf)
         fc = math.sqrt(max(dev, 0.0)) - math.sqrt(drop)
         if abs(fc) < 1e-6:
@@ -779,10 +779,10 @@ _EDGE_GUARD_ITER = 3
 
 
 @njit(cache=True, error_model="numpy",
-      unit=("UniTuple(float64, 2)(int64[::1], float64[::1], int64[::1], float64[::1], "
+      unit=("UniTuple(float64, 2)(" + GENE_TYPE + ", "
             "float64[::1], float64, int64, float64, float64, float64[::1], float64, int64, "
             "float64[::1])"))
-def bursty_limit_end(values, weights, groups, capture, theta_hat, ll_hat, target, side, drop,
+def bursty_limit_end(gene, theta_hat, ll_hat, target, side, drop,
                      theta_nb, ll_nb, max_iter, buf):
     """The upper end of burst frequency (``target`` = TARGET_LOG_A, ``side``
     = 1) or the lower end of burst size (TARGET_LOG_BETA, -1) where the
@@ -821,12 +821,12 @@ def bursty_limit_end(values, weights, groups, capture, theta_hat, ll_hat, target
     phi = np.zeros(3)
     to_phi(T, theta_hat, phi)
     psi_hat = phi[fix_phi]
-    psi = negbinom_profile_bound(values, weights, groups, capture, theta_nb.copy(), ll_hat, fix,
+    psi = negbinom_profile_bound(gene, theta_nb.copy(), ll_hat, fix,
                                  side, drop, max_iter, buf)
     if not np.isfinite(psi) or not (side * (psi - psi_hat) > 0.0):
         return np.nan, -np.inf
     th = theta_nb.copy()
-    ll_lim = _negbinom_profile_point(values, weights, groups, capture, th, fix, psi, max_iter,
+    ll_lim = _negbinom_profile_point(gene, th, fix, psi, max_iter,
                                      buf)
     # a first look (one evaluation): at the edge of the box on the ridge through
     # the negative binomial's point, the likelihood must still rise towards the
@@ -840,7 +840,7 @@ def bursty_limit_end(values, weights, groups, capture, theta_hat, ll_hat, target
     theta_e[2] = th[1] + hi[1]
     g = np.zeros(3)
     H = np.zeros((3, 3))
-    ll_edge = telegraph_eval(values, weights, groups, capture, theta_e, False, g, H, buf)
+    ll_edge = telegraph_eval(gene, theta_e, False, g, H, buf)
     if not np.isfinite(ll_edge) or not (g[1] + g[2] > 0.0):
         return np.nan, -np.inf
     # (i) the profile stays above the cut-off from the estimate to the negative
@@ -850,9 +850,9 @@ def bursty_limit_end(values, weights, groups, capture, theta_hat, ll_hat, target
     for i in range(3):
         th[i] = theta_nb[i]
     psi_from = psi_hat
-    if not (ll_hat - _negbinom_profile_point(values, weights, groups, capture, th, fix, psi_hat,
+    if not (ll_hat - _negbinom_profile_point(gene, th, fix, psi_hat,
                                              max_iter, buf) < drop):
-        near = negbinom_profile_bound(values, weights, groups, capture, theta_nb.copy(), ll_hat,
+        near = negbinom_profile_bound(gene, theta_nb.copy(), ll_hat,
                                       fix, -side, drop, max_iter, buf)
         if not np.isfinite(near) or not (side * (near - psi_hat) > 0.0):
             return np.nan, -np.inf
@@ -860,11 +860,11 @@ def bursty_limit_end(values, weights, groups, capture, theta_hat, ll_hat, target
         # is; first straight from the optimum, then by continuation as the search would)
         cut = ll_hat - drop
         stop = cut + 1e-9 * (1.0 + abs(cut))
-        if not (_profile_point(values, weights, groups, capture, theta, target, near,
+        if not (_profile_point(gene, theta, target, near,
                                max_iter, buf, stop) > cut):
             for i in range(3):
                 theta[i] = theta_hat[i]
-            if not (_profile_walk(values, weights, groups, capture, theta, target, psi_hat,
+            if not (_profile_walk(gene, theta, target, psi_hat,
                                   near, max_iter, buf, 0, stop) > cut):
                 return np.nan, -np.inf
         psi_from = near
@@ -874,15 +874,15 @@ def bursty_limit_end(values, weights, groups, capture, theta_hat, ll_hat, target
     # already above the edge's climb heads for a maximum inside the box, and is
     # climbed to the end as the search would
     ll_tol = 1e-9 * (1.0 + abs(ll_lim))
-    ll_e = _profile_point(values, weights, groups, capture, theta_e, target, psi, max_iter, buf)
+    ll_e = _profile_point(gene, theta_e, target, psi, max_iter, buf)
     if not (ll_e <= ll_lim + ll_tol):
         return np.nan, ll_e
-    ll_tg = _profile_walk(values, weights, groups, capture, theta, target, psi_from, psi,
+    ll_tg = _profile_walk(gene, theta, target, psi_from, psi,
                           max_iter, buf, _EDGE_GUARD_ITER, np.inf, _EDGE_GUARD_ITER)
     # above it by rounding where the continuation has reached the edge's point (the same
     # optimum); elsewhere it heads for another maximum, climbed to its end
     if ll_tg > ll_e and not same_optimum(theta, theta_e):
-        ll_tg = _profile_point(values, weights, groups, capture, theta, target, psi, max_iter,
+        ll_tg = _profile_point(gene, theta, target, psi, max_iter,
                                buf)
     if not (ll_tg <= ll_lim + ll_tol):
         return np.nan, ll_tg
@@ -907,10 +907,9 @@ def _join(union, target, side, value):
 
 @njit(cache=True, error_model="numpy",
       unit=("void(float64[::1], float64, boolean, float64, float64, float64, float64, float64, "
-            "float64, int64[::1], float64[::1], int64[::1], float64[::1], float64, boolean[::1], "
-            "int64, float64[::1])"))
+            "float64, " + GENE_TYPE + ", float64, boolean[::1], int64, float64[::1])"))
 def limit_union_ends(union, d_union, all_limits, ll_sup, ll_nb, ll_zip, ll_p, nb_log_a,
-                     nb_log_beta, values, weights, groups, capture, drop, profile_mask, max_iter,
+                     nb_log_beta, gene, drop, profile_mask, max_iter,
                      buf):
     """The ends the limit models add to the profile intervals after the regime
     decision (docs/maths.md, "Profile likelihood", *Intervals after the regime
@@ -942,7 +941,7 @@ def limit_union_ends(union, d_union, all_limits, ll_sup, ll_nb, ll_zip, ll_p, nb
                 continue
             fix = 0 if t == TARGET_LOG_A else 1
             for side in (-1.0, 1.0):
-                end = negbinom_profile_bound(values, weights, groups, capture, th, ll_nb, fix,
+                end = negbinom_profile_bound(gene, th, ll_nb, fix,
                                              side, drop, max_iter, buf)
                 _join(union, t, side, end)
         for t in (TARGET_LOG_B, TARGET_LOG_LAM):
