@@ -148,18 +148,6 @@ DETECTION_FLAT_WIDTH = 0.5
 CAPTURE_RTOL = 0.05
 #: up to this many distinct capture values are kept exactly (one group each)
 CAPTURE_BINS = 256
-#: two-level fits (docs/maths.md, "Many capture groups: climb coarse, finish exact"): the
-#: fits of the telegraph model and its limits climb on capture groups merged to within a
-#: factor 1 + CAPTURE_COARSE_RTOL and are finished on the exact groups (every reported
-#: number is the exact histograms'); used for a gene when merging divides its bins (and
-#: the groups) by at least CAPTURE_COARSE_MIN_FACTOR (otherwise the finish costs more than
-#: the coarse climb saves, and with few cells per group the coarse likelihood steers less
-#: well) and its largest count is at most CAPTURE_COARSE_MAX_COUNT (above, the exact
-#: groups' likelihood, evaluated at a few groups through the expansion in log capture, costs
-#: no more than the coarse one, and the finish would be extra)
-CAPTURE_COARSE_RTOL = 0.3
-CAPTURE_COARSE_MIN_FACTOR = 2.0
-CAPTURE_COARSE_MAX_COUNT = 8
 
 # --------------------------------------------------------------------------- keys in AnnData
 

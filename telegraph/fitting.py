@@ -21,7 +21,7 @@ from scipy import special
 
 from . import blocks, config
 from .goodness import GOF_FLAGS, chernoff_lehmann
-from .histogram import CountHistograms, coarse_capture_groups
+from .histogram import CountHistograms
 from .inputs import Capture, FitSettings, KDeg, resolve_k_deg
 from .kernels import _ahead
 from .kernels import fit as kfit
@@ -100,11 +100,6 @@ def fit_raw(hist, settings, gene_slice=slice(None)):
     drop = chi2_1_ppf(settings.ci) / 2.0
     mask, gof = _stages(settings)
     capture = np.ascontiguousarray(hist.capture, dtype=float)
-    coarse_of, capture_coarse = coarse_capture_groups(capture)
-    if coarse_of is None:
-        # one level: empty arrays (not None), so that one compiled version of the kernel
-        # serves fits with and without many capture groups
-        coarse_of, capture_coarse = np.empty(0, np.int64), np.empty(0)
     res = np.empty((stop - start, kfit.N_RESULT))
 
     def piece(a, b):
@@ -118,9 +113,7 @@ def fit_raw(hist, settings, gene_slice=slice(None)):
                        np.ascontiguousarray(hist.weights[lo:hi], dtype=float), capture,
                        np.ascontiguousarray(hist.n_cells[start + a:start + b], dtype=np.int64),
                        int(settings.min_cells), float(drop), mask, int(settings.max_iter),
-                       gof, res[a:b], union_tg, union_bm, coarse_of, capture_coarse,
-                       float(config.CAPTURE_COARSE_MIN_FACTOR),
-                       int(config.CAPTURE_COARSE_MAX_COUNT))
+                       gof, res[a:b], union_tg, union_bm)
 
     union_tg, union_bm = union_distances(settings.ci)
     blocks.on_threads(piece, hist.indptr[start:stop + 1])

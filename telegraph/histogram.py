@@ -21,7 +21,6 @@ which is what streaming over cell chunks and Dask reductions rely on.
 
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 from dataclasses import dataclass
@@ -384,55 +383,6 @@ def capture_groups(capture, *, max_groups=None, rtol=0.0, n_cells=None):
     gmax = uniq[np.append(starts[1:], n_u) - 1]
     value = np.clip(total / count, gmin, gmax)
     return group_of_cell, value
-
-
-def coarse_capture_groups(group_capture, rtol: float | None = None,
-                          min_factor: float | None = None):
-    """The coarse capture groups of a two-level fit (docs/maths.md, "Many
-    capture groups: climb coarse, finish exact").
-
-    Parameters
-    ----------
-    group_capture : ndarray of float, shape (n_groups,)
-        The capture efficiency of each (exact) group of a histogram.
-    rtol : float, optional
-        Groups whose capture differs by less than a factor ``1 + rtol`` merge
-        (:func:`capture_groups` applied to the groups' values; the coarse
-        value is the mean of its groups' values: it only steers the search).
-        Default ``config.CAPTURE_COARSE_RTOL``.
-    min_factor : float, optional
-        Two levels only when merging divides the number of groups by at least
-        this. Default ``config.CAPTURE_COARSE_MIN_FACTOR``.
-
-    Returns
-    -------
-    (coarse_of, coarse_capture) : (ndarray of int64, ndarray of float64) or (None, None)
-        The coarse group of each group and the coarse groups' capture; (None,
-        None) when one level serves (too few groups to merge).
-    """
-    rtol = config.CAPTURE_COARSE_RTOL if rtol is None else float(rtol)
-    min_factor = config.CAPTURE_COARSE_MIN_FACTOR if min_factor is None else float(min_factor)
-    cap = np.ascontiguousarray(group_capture, dtype=float)
-    if cap.ndim != 1 or cap.size < 2 or rtol <= 0.0:
-        return None, None
-    coarse_of, coarse_capture = _coarse_groups_of(cap.tobytes(), rtol, min_factor)
-    if coarse_of is None:
-        return None, None
-    # copies: the cached arrays stay as they are whatever the caller does with these
-    return coarse_of.copy(), coarse_capture.copy()
-
-
-@functools.lru_cache(maxsize=16)
-def _coarse_groups_of(cap_bytes, rtol, min_factor):
-    """:func:`coarse_capture_groups` of the capture values in ``cap_bytes``
-    (float64), remembered: a fit called gene by gene on one histogram's
-    groups merges them once, not once per call."""
-    cap = np.frombuffer(cap_bytes, dtype=float)
-    coarse_of, coarse_capture = capture_groups(cap, max_groups=1, rtol=rtol)
-    if cap.size < min_factor * coarse_capture.size:
-        return None, None
-    return (np.ascontiguousarray(coarse_of, dtype=np.int64),
-            np.ascontiguousarray(coarse_capture, dtype=float))
 
 
 # --------------------------------------------------------------------------

@@ -22,10 +22,10 @@ from numba.core import types as nbtypes
 
 from ._jit import njit, unit_jobs
 from .gof import LAW_NEGBINOM, LAW_POISSON, LAW_POISSON_BETA, LAW_ZIP, pearson_gof
-from .models import (MODEL_NEGBINOM, MODEL_TELEGRAPH, MODEL_ZIP, coarse_bins, evaluate,
-                     gene_bins, poisson_fit, sort_bins, telegraph_eval)
-from .optimize import (TARGET_LOG_A, TARGET_LOG_B, TARGET_LOG_BETA, _fit_limit, fit_negbinom,
-                       fit_telegraph, fit_zip, maximize, search_box)
+from .models import (MODEL_NEGBINOM, MODEL_ZIP, evaluate, gene_bins, poisson_fit, sort_bins,
+                     telegraph_eval)
+from .optimize import (TARGET_LOG_A, TARGET_LOG_B, TARGET_LOG_BETA, fit_negbinom,
+                       fit_telegraph, fit_zip)
 from .linalg import sym3
 from . import gof as gof_module
 from . import models, optimize, poisson_beta
@@ -83,29 +83,6 @@ def _fit_models(row, gene, theta, th_nb, th_zip, max_iter, buf):
     ll_zip, c_zip, it_zip = fit_zip(gene, th_zip, max_iter, buf)
     _write_models(row, theta, ll, it, th_nb, ll_nb, it_nb, c_nb, th_zip, ll_zip, it_zip, c_zip,
                   mu_p, ll_p)
-    return conv, c_nb, c_zip
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _finish_models(row, gene, theta, th_nb, th_zip, max_iter, buf):
-    """The second level of a two-level fit (docs/maths.md, "Many capture
-    groups: climb coarse, finish exact"): the telegraph model and its limits
-    climbed on the exact bins from their optima on the coarse ones (in
-    ``theta``, ``th_nb``, ``th_zip``, updated), written to ``row`` as
-    :func:`_fit_models` writes them (iterations: both levels'). Returns
-    whether the three fits converged."""
-    T = np.eye(3)
-    free = np.ones(3, np.bool_)
-    lo = np.empty(3)
-    hi = np.empty(3)
-    search_box(TARGET_LOG_A, lo, hi)
-    ll, conv, it = maximize(MODEL_TELEGRAPH, gene, theta, T, T, free, lo, hi,
-                            max_iter, buf, np.empty(0), np.empty((0, 3)))
-    mu_p, ll_p = poisson_fit(gene[0], gene[1], gene[2], gene[3])
-    ll_nb, c_nb, it_nb = _fit_limit(MODEL_NEGBINOM, gene, th_nb, max_iter, buf)
-    ll_zip, c_zip, it_zip = _fit_limit(MODEL_ZIP, gene, th_zip, max_iter, buf)
-    _write_models(row, theta, ll, it + row[R_NITER], th_nb, ll_nb, it_nb + row[R_IT_NB], c_nb,
-                  th_zip, ll_zip, it_zip + row[R_IT_ZIP], c_zip, mu_p, ll_p)
     return conv, c_nb, c_zip
 
 
@@ -308,8 +285,7 @@ def _goodness_of_fit(row, regime, gene, n_groups, theta, th_nb, th_zip, H, ncell
 
 @njit(error_model="numpy", nogil=True)
 def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop, profile_mask,
-              max_iter, gof_min_expected, result, union_telegraph=0.0, union_bimodal=0.0,
-              coarse_of=None, capture_coarse=None, coarse_min_factor=2.0, coarse_max_count=8):
+              max_iter, gof_min_expected, result, union_telegraph=0.0, union_bimodal=0.0):
     """Fit every gene; one row of ``result`` (n_genes, N_RESULT) per gene.
 
     ``profile_mask[t]`` says whether target t (log a, log beta, log b, log lam)
@@ -325,13 +301,6 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
     the bimodal regime, the bursty limit) within this distance of the supremum
     adds its own values to the profile intervals
     (:func:`telegraph.kernels.profile.limit_union_ends`; 0 = never).
-    ``coarse_of`` (capture group -> coarse group) and ``capture_coarse`` (the
-    coarse groups' capture): a two-level fit, whose model fits climb on the
-    coarse groups and are finished on the exact ones (docs/maths.md, "Many
-    capture groups: climb coarse, finish exact"); empty arrays (or None): one
-    level. A gene is fitted on two levels only when its largest count is at
-    most ``coarse_max_count`` and merging divides its bins by at least
-    ``coarse_min_factor``.
     """
     n_genes = indptr.shape[0] - 1
     n_groups = capture.shape[0]
@@ -352,24 +321,7 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
         theta = np.zeros(3)
         th_nb = np.zeros(3)
         th_zip = np.zeros(3)
-        # two levels: climb on the coarse bins, finish on the exact ones. `is not None` on
-        # an argument: Numba drops the branch when compiling for None; an empty coarse_of
-        # is one level too (the same compiled version serves both)
-        two_level = False
-        c_tg = c_nb = c_zip = False
-        if coarse_of is not None:
-            if coarse_of.shape[0] > 0 and v[v.shape[0] - 1] <= coarse_max_count:
-                # (v ascending: v[-1] is the largest count)
-                vc, wc, gc = coarse_bins(v, w, gr, coarse_of)
-                if vc.shape[0] * coarse_min_factor <= v.shape[0]:
-                    two_level = True
-                    _fit_models(row, gene_bins(vc, wc, gc, capture_coarse), theta, th_nb,
-                                th_zip, max_iter, buf)
-                    c_tg, c_nb, c_zip = _finish_models(row, gene, theta, th_nb,
-                                                       th_zip, max_iter, buf)
-        if not two_level:
-            c_tg, c_nb, c_zip = _fit_models(row, gene, theta, th_nb, th_zip,
-                                            max_iter, buf)
+        c_tg, c_nb, c_zip = _fit_models(row, gene, theta, th_nb, th_zip, max_iter, buf)
         ll = row[R_LL]
         ll_nb = row[R_LL_NB]
         ll_zip = row[R_LL_ZIP]
@@ -425,7 +377,7 @@ def compile_ahead_plan(profile: bool, gof: bool):
     calls (kernels/_jit.py), each before the units that call it, the ones only
     profile intervals or the goodness of fit need last. Returns ``(args, jobs)``."""
     args = (_VI, _VI, _VI, _VF, _VF, _VI, _I, _F, _VB if profile else _NONE, _I,
-            _F if gof else _NONE, _MF, _F, _F, _VI, _VF, _F, _I)
+            _F if gof else _NONE, _MF, _F, _F)
     stages = ([models, poisson_beta, optimize] + [profile_module] * profile
               + [gof_module] * gof)
     return args, unit_jobs(*stages)

@@ -20,8 +20,7 @@ gene, with its gradient and observed information in log coordinates theta
 The fourth limit, the Poisson law (a, b -> inf), has a closed-form maximum
 (:func:`poisson_fit`); the capture-corrected moments (:func:`moments`) give
 starting values. :func:`sort_bins` orders a gene's bins the way the
-evaluators share work best; :func:`coarse_bins` merges them into coarser
-capture groups (the search level of a two-level fit).
+evaluators share work best.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ from .sorting import stable_argsort
 from .special import SHIFT_SUM_MAX, digamma_shift, trigamma_shift
 
 __all__ = ["MODEL_TELEGRAPH", "MODEL_NEGBINOM", "MODEL_ZIP", "GENE_TYPE", "gene_bins",
-           "telegraph_eval", "evaluate", "moments", "poisson_fit", "sort_bins", "coarse_bins"]
+           "telegraph_eval", "evaluate", "moments", "poisson_fit", "sort_bins"]
 
 # the laws evaluate() dispatches on
 MODEL_TELEGRAPH = 0
@@ -312,28 +311,3 @@ def sort_bins(values, weights, groups):
     for i in range(n):
         v[i], w[i], g[i] = values[o[i]], weights[o[i]], groups[o[i]]
     return v, w, g
-
-
-
-@njit(cache=True, error_model="numpy")
-def coarse_bins(values, weights, groups, coarse_of):
-    """One gene's bins with each capture group g replaced by ``coarse_of[g]``
-    and the bins that then share (value, group) merged (weights summed),
-    ordered as :func:`sort_bins` orders them: the histogram of the coarse
-    groups that a two-level fit searches on (docs/maths.md, "Many capture
-    groups: climb coarse, finish exact")."""
-    n = values.shape[0]
-    cg = np.empty(n, np.int64)
-    for i in range(n):
-        cg[i] = coarse_of[groups[i]]
-    v, w, g = sort_bins(values, weights, cg)
-    k = 0
-    for i in range(n):
-        if k > 0 and v[i] == v[k - 1] and g[i] == g[k - 1]:
-            w[k - 1] += w[i]
-        else:
-            v[k] = v[i]
-            w[k] = w[i]
-            g[k] = g[i]
-            k += 1
-    return v[:k].copy(), w[:k].copy(), g[:k].copy()
