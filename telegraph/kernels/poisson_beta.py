@@ -1532,7 +1532,9 @@ def histogram_eval(values, weights, groups, capture, a, b, lam, want_info, out):
     histogram_eval_bins(tv, tw, tg, tc, ts, a, b, lam, want_info, out)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy",
+      unit=("Tuple((int64[::1], float64[::1], int64[::1], float64[::1], float64[:, ::1]))"
+            "(int64[::1], float64[::1], int64[::1], float64[::1])"))
 def telegraph_bins(values, weights, groups, capture):
     """The bins :func:`histogram_eval_bins` evaluates a gene's histogram on:
     returns (values, weights, groups, capture, spread).
