@@ -70,18 +70,19 @@ def wald_se(H):
 
 
 @njit(cache=True, error_model="numpy")
-def _profile_point(gene, theta, target, psi, max_iter, buf,
-                   stop_above=np.inf, slope=None):
+def _profile_point(gene, theta, target, psi, max_iter, buf, stop_above, slope):
     """Maximise over the other coordinates with the target fixed at psi;
     theta (warm start) is updated. Returns the profile log-likelihood, or a
-    lower bound of it at or above ``stop_above`` (the climb stops there).
-    ``slope`` (3 floats, or None): the predicted change of the nuisance
-    coordinates of phi per unit of psi (:func:`_nuisance_slope`); the climb
-    starts at theta's nuisance moved by it over psi - psi(theta)."""
+    lower bound of it at or above ``stop_above`` (the climb stops there; inf:
+    never). ``slope`` (3 floats, or empty: none): the predicted change of the
+    nuisance coordinates of phi per unit of psi (:func:`_nuisance_slope`); the
+    climb starts at theta's nuisance moved by it over psi - psi(theta). (Every
+    argument is given at every call, of one type each, so that the kernel is
+    compiled once, not once per combination of omitted defaults.)"""
     T, Tinv, fix = target_transform(target)
     phi = np.zeros(3)
     to_phi(T, theta, phi)
-    if slope is not None:
+    if slope.shape[0] > 0:
         dpsi = psi - phi[fix]
         for i in range(3):
             if i != fix:
@@ -108,15 +109,15 @@ MAX_JUMP = 1.0
 
 @njit(cache=True, error_model="numpy")
 def _profile_walk(gene, theta, target, psi_from, psi, max_iter,
-                  buf, final_iter=0, stop_above=np.inf, step_iter=0, slope=None):
+                  buf, final_iter, stop_above, step_iter, slope):
     """The profile at psi reached by continuation from theta, the maximiser at
     psi_from: intermediate points at most MAX_JUMP apart, each warm-started
-    from the one before (after at most ``step_iter`` > 0 Newton steps each, if
-    given), moved along ``slope`` if given (:func:`_profile_point`); theta is
-    updated. Returns the profile log-likelihood.
+    from the one before (after at most ``step_iter`` Newton steps each; 0: no
+    limit), moved along ``slope`` (empty: none; :func:`_profile_point`); theta
+    is updated. Returns the profile log-likelihood.
     The last maximisation stops early, at a lower bound of the profile there
-    (calling again resumes it), after ``final_iter`` > 0 Newton steps or once
-    it reaches ``stop_above``."""
+    (calling again resumes it), after ``final_iter`` > 0 Newton steps (0: no
+    limit) or once it reaches ``stop_above`` (inf: never)."""
     n = int(math.ceil(abs(psi - psi_from) / MAX_JUMP))
     for k in range(1, n):
         _profile_point(gene, theta, target,
@@ -861,11 +862,11 @@ def bursty_limit_end(gene, theta_hat, ll_hat, target, side, drop,
         cut = ll_hat - drop
         stop = cut + 1e-9 * (1.0 + abs(cut))
         if not (_profile_point(gene, theta, target, near,
-                               max_iter, buf, stop) > cut):
+                               max_iter, buf, stop, np.empty(0)) > cut):
             for i in range(3):
                 theta[i] = theta_hat[i]
             if not (_profile_walk(gene, theta, target, psi_hat,
-                                  near, max_iter, buf, 0, stop) > cut):
+                                  near, max_iter, buf, 0, stop, 0, np.empty(0)) > cut):
                 return np.nan, -np.inf
         psi_from = near
     # (ii) the telegraph profile at psi: climbed from the box edge next to the limit's
@@ -874,16 +875,16 @@ def bursty_limit_end(gene, theta_hat, ll_hat, target, side, drop,
     # already above the edge's climb heads for a maximum inside the box, and is
     # climbed to the end as the search would
     ll_tol = 1e-9 * (1.0 + abs(ll_lim))
-    ll_e = _profile_point(gene, theta_e, target, psi, max_iter, buf)
+    ll_e = _profile_point(gene, theta_e, target, psi, max_iter, buf, np.inf, np.empty(0))
     if not (ll_e <= ll_lim + ll_tol):
         return np.nan, ll_e
     ll_tg = _profile_walk(gene, theta, target, psi_from, psi,
-                          max_iter, buf, _EDGE_GUARD_ITER, np.inf, _EDGE_GUARD_ITER)
+                          max_iter, buf, _EDGE_GUARD_ITER, np.inf, _EDGE_GUARD_ITER, np.empty(0))
     # above it by rounding where the continuation has reached the edge's point (the same
     # optimum); elsewhere it heads for another maximum, climbed to its end
     if ll_tg > ll_e and not same_optimum(theta, theta_e):
         ll_tg = _profile_point(gene, theta, target, psi, max_iter,
-                               buf)
+                               buf, np.inf, np.empty(0))
     if not (ll_tg <= ll_lim + ll_tol):
         return np.nan, ll_tg
     return psi, max(ll_tg, ll_e)
