@@ -159,8 +159,7 @@ def _profile_slope(model, gene, theta, target, lo, hi, buf, out):
 
 
 @njit(cache=True, error_model="numpy")
-def _profile_at(model, gene, theta, target, psi, lo, hi, max_iter,
-                buf, out):
+def _profile_at(model, gene, theta, target, psi, lo, hi, max_iter, buf, out):
     """Profile log-likelihood at psi inside the box lo <= phi <= hi, with
     slope, curvature and direction in ``out`` as in :func:`_profile_slope`
     (-inf if psi is outside the box).
@@ -191,13 +190,11 @@ def _profile_at(model, gene, theta, target, psi, lo, hi, max_iter,
         for i in range(5):
             out[i] = np.nan if i < 2 else 0.0
         return -np.inf
-    return _profile_slope(model, gene, theta, target, lo, hi, buf,
-                          out)
+    return _profile_slope(model, gene, theta, target, lo, hi, buf, out)
 
 
 @njit(cache=True, error_model="numpy")
-def _group_profile(kind, gene, th, o, target, psi, max_iter, buf,
-                   out):
+def _group_profile(kind, gene, th, o, target, psi, max_iter, buf, out):
     """Profile log-likelihood of one group at psi (warm starts ``th``, ``o``:
     row 0 telegraph, row 1 negative binomial), slope etc. in ``out``.
 
@@ -215,19 +212,16 @@ def _group_profile(kind, gene, th, o, target, psi, max_iter, buf,
     hi = np.empty(3)
     _group_box(MODEL_TELEGRAPH, target, lo, hi)
     if kind == 0:
-        ll = _profile_at(MODEL_TELEGRAPH, gene, th[0], target, psi,
-                         lo, hi, max_iter, buf, o[0])
+        ll = _profile_at(MODEL_TELEGRAPH, gene, th[0], target, psi, lo, hi, max_iter, buf, o[0])
         for i in range(5):
             out[i] = o[0, i]
         return ll
     hi[1] = LOG_B_CAP
     o_tg = o[0]
-    l_tg = _profile_at(MODEL_TELEGRAPH, gene, th[0], target, psi,
-                       lo, hi, max_iter, buf, o_tg)
+    l_tg = _profile_at(MODEL_TELEGRAPH, gene, th[0], target, psi, lo, hi, max_iter, buf, o_tg)
     _group_box(MODEL_NEGBINOM, target, lo, hi)
     o_nb = o[1]
-    l_nb = _profile_at(MODEL_NEGBINOM, gene, th[1], target, psi,
-                       lo, hi, max_iter, buf, o_nb)
+    l_nb = _profile_at(MODEL_NEGBINOM, gene, th[1], target, psi, lo, hi, max_iter, buf, o_nb)
     if l_tg > l_nb:
         for i in range(5):
             out[i] = o[0, i]
@@ -250,13 +244,11 @@ def _init_state(kind, gene, theta_tg, theta_nb, target, buf, th, o):
         for i in range(5):
             o[r, i] = 0.0
     _group_box(MODEL_TELEGRAPH, target, lo, hi)
-    _profile_slope(MODEL_TELEGRAPH, gene, th[0], target, lo, hi,
-                   buf, o[0])
+    _profile_slope(MODEL_TELEGRAPH, gene, th[0], target, lo, hi, buf, o[0])
     if kind == 0:
         return _psi_of(MODEL_TELEGRAPH, target, th[0]), o[0, 1]
     _group_box(MODEL_NEGBINOM, target, lo, hi)
-    _profile_slope(MODEL_NEGBINOM, gene, th[1], target, lo, hi,
-                   buf, o[1])
+    _profile_slope(MODEL_NEGBINOM, gene, th[1], target, lo, hi, buf, o[1])
     return _psi_of(MODEL_NEGBINOM, target, th[1]), o[1, 1]
 
 
@@ -495,10 +487,8 @@ def differential_genes(indptr1, values1, groups1, weights1, capture1,
         for t in range(2):
             target = TARGET_LOG_A if t == 0 else TARGET_LOG_BETA
             base = t * N_PER_TARGET
-            psi1, cc1 = _init_state(k1, gene1, theta_tg1[gi], theta_nb1[gi],
-                                    target, buf, th1, o1)
-            psi2, cc2 = _init_state(k2, gene2, theta_tg2[gi], theta_nb2[gi],
-                                    target, buf, th2, o2)
+            psi1, cc1 = _init_state(k1, gene1, theta_tg1[gi], theta_nb1[gi], target, buf, th1, o1)
+            psi2, cc2 = _init_state(k2, gene2, theta_tg2[gi], theta_nb2[gi], target, buf, th2, o2)
             th1_hat = th1.copy()
             th2_hat = th2.copy()
             o1_hat = o1.copy()

@@ -133,8 +133,7 @@ def on_known_path(theta, known):
       unit=("Tuple((float64, boolean, int64))(int64, " + GENE_TYPE + ", "
             "float64[::1], float64[:, ::1], float64[:, ::1], boolean[::1], "
             "float64[::1], float64[::1], int64, float64[::1], float64[::1], float64[:, ::1])"))
-def maximize(model, gene, theta, T, Tinv, free, lo, hi,
-              max_iter, buf, known, trail):
+def maximize(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, trail):
     """Damped Newton ascent of the log-likelihood over the free coordinates of
     phi = T theta, within the box lo <= phi <= hi. ``theta`` is updated in place.
     Returns (loglik, converged, iterations).
@@ -279,8 +278,7 @@ def maximize(model, gene, theta, T, Tinv, free, lo, hi,
             if free[i]:
                 phi_new[i] = min(max(phi_new[i], lo[i]), hi[i])
         to_theta(Tinv, phi_new, theta_new)
-        ll_new = evaluate(model, gene, theta_new, True, g_new,
-                          H_new, buf)
+        ll_new = evaluate(model, gene, theta_new, True, g_new, H_new, buf)
         if np.isfinite(ll_new) and ll_new >= ll - 1e-12 * (1.0 + abs(ll)):
             gain = ll_new - ll
             # the gain the quadratic model predicted for the step taken
@@ -414,8 +412,7 @@ def fit_telegraph(gene, theta_out, max_iter, buf):
     for s in range(ns):
         for i in range(3):
             starts[s, i] = min(max(starts[s, i], lo[i]), hi[i])
-        ll0 = evaluate(MODEL_TELEGRAPH, gene, starts[s], False, g, H,
-                       buf)
+        ll0 = evaluate(MODEL_TELEGRAPH, gene, starts[s], False, g, H, buf)
         score_s[s] = ll0 if np.isfinite(ll0) else -np.inf
     # the starts by descending score, ties in their order (an insertion sort:
     # at most five starts; NumPy's argsort of -score_s gives the same order)

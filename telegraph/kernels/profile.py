@@ -260,8 +260,7 @@ def profile_bound(gene, theta_hat, ll_hat, target, side, se,
     if ll_hat - ll_limit < drop:
         return side * np.inf, ll_hat
     if use_vm:
-        vm = _profile_bound_vm(gene, theta_hat, ll_hat, target,
-                               side, drop, buf, ll0, g0, H0)
+        vm = _profile_bound_vm(gene, theta_hat, ll_hat, target, side, drop, buf, ll0, g0, H0)
         if np.isfinite(vm):
             return vm, ll_hat
     T, Tinv, fix = target_transform(target)
@@ -301,8 +300,7 @@ def profile_bound(gene, theta_hat, ll_hat, target, side, se,
             at_edge = True
         for i in range(3):
             theta[i] = theta_in[i]
-        llp = _profile_walk(gene, theta, target, psi_in, psi,
-                            max_iter, buf, 0, np.inf, 0, slope)
+        llp = _profile_walk(gene, theta, target, psi_in, psi, max_iter, buf, 0, np.inf, 0, slope)
         if llp > best:
             best = llp
         dev = ll_hat - llp
@@ -347,8 +345,7 @@ def profile_bound(gene, theta_hat, ll_hat, target, side, se,
         for i in range(3):
             theta[i] = theta_in[i]
         _secant_slope(T, theta_in, a_psi, theta_out, b_psi, fix, slope, False)
-        llp = _profile_walk(gene, theta, target, a_psi, c_psi,
-                            max_iter, buf, 0, np.inf, 0, slope)
+        llp = _profile_walk(gene, theta, target, a_psi, c_psi, max_iter, buf, 0, np.inf, 0, slope)
         if llp > best:
             best = llp
         fc = math.sqrt(max(ll_hat - llp, 0.0)) - math.sqrt(drop)
@@ -442,8 +439,7 @@ def _vm_model_end(phi, ll, gp, Hp, pinned, fix, target_ll, psi_hat, side):
       unit=("float64(" + GENE_TYPE + ", float64[::1], "
             "float64, int64, float64, float64, float64[::1], float64, float64[::1], "
             "float64[:, ::1])"))
-def _profile_bound_vm(gene, theta_hat, ll_hat, target, side, drop,
-                      buf, ll0, g0, H0):
+def _profile_bound_vm(gene, theta_hat, ll_hat, target, side, drop, buf, ll0, g0, H0):
     """Venzon-Moolgavkar: solve l(phi) = ll_hat - drop together with
     dl/dphi_j = 0 for the nuisance coordinates by Newton's method, one
     likelihood evaluation (with Louis information) per step. A nuisance
@@ -696,8 +692,7 @@ def _negbinom_end_vm(gene, theta_nb, cut, fix, side, buf):
 
 
 @njit(cache=True, error_model="numpy")
-def negbinom_profile_bound(gene, theta_nb, ll_nb, fix, side, drop,
-                           max_iter, buf):
+def negbinom_profile_bound(gene, theta_nb, ll_nb, fix, side, drop, max_iter, buf):
     """One end of the profile-likelihood interval of log a (``fix`` = 0) or
     log burst size (``fix`` = 1) within the negative binomial, the bursty
     limit, at its own maximum ``ll_nb`` (theta_nb = (log a, log beta, 0)).
@@ -712,8 +707,7 @@ def negbinom_profile_bound(gene, theta_nb, ll_nb, fix, side, drop,
     psi_hat = theta_nb[fix]
     if not (np.isfinite(psi_hat) and np.isfinite(ll_nb)):
         return np.nan
-    end = _negbinom_end_vm(gene, theta_nb, ll_nb - drop, fix, side,
-                           buf)
+    end = _negbinom_end_vm(gene, theta_nb, ll_nb - drop, fix, side, buf)
     if np.isfinite(end):
         return end
     g = np.zeros(3)
@@ -735,8 +729,7 @@ def negbinom_profile_bound(gene, theta_nb, ll_nb, fix, side, drop,
             return side * np.inf
         for i in range(3):
             theta[i] = theta_in[i]
-        dev = ll_nb - _negbinom_profile_point(gene, theta, fix, psi,
-                                              max_iter, buf)
+        dev = ll_nb - _negbinom_profile_point(gene, theta, fix, psi, max_iter, buf)
         if dev >= drop:
             psi_out = psi
             def_out = dev
@@ -761,8 +754,7 @@ def negbinom_profile_bound(gene, theta_nb, ll_nb, fix, side, drop,
         c_psi = b_psi - fb * (b_psi - a_psi) / (fb - fa)
         for i in range(3):
             theta[i] = theta_in[i]
-        dev = ll_nb - _negbinom_profile_point(gene, theta, fix, c_psi,
-                                              max_iter, buf)
+        dev = ll_nb - _negbinom_profile_point(gene, theta, fix, c_psi, max_iter, buf)
         fc = math.sqrt(max(dev, 0.0)) - math.sqrt(drop)
         if abs(fc) < 1e-6:
             return c_psi
@@ -783,8 +775,7 @@ _EDGE_GUARD_ITER = 3
       unit=("UniTuple(float64, 2)(" + GENE_TYPE + ", "
             "float64[::1], float64, int64, float64, float64, float64[::1], float64, int64, "
             "float64[::1])"))
-def bursty_limit_end(gene, theta_hat, ll_hat, target, side, drop,
-                     theta_nb, ll_nb, max_iter, buf):
+def bursty_limit_end(gene, theta_hat, ll_hat, target, side, drop, theta_nb, ll_nb, max_iter, buf):
     """The upper end of burst frequency (``target`` = TARGET_LOG_A, ``side``
     = 1) or the lower end of burst size (TARGET_LOG_BETA, -1) where the
     profile reaches its cut-off on the bursty limit (docs/maths.md, "Profile
@@ -822,13 +813,11 @@ def bursty_limit_end(gene, theta_hat, ll_hat, target, side, drop,
     phi = np.zeros(3)
     to_phi(T, theta_hat, phi)
     psi_hat = phi[fix_phi]
-    psi = negbinom_profile_bound(gene, theta_nb.copy(), ll_hat, fix,
-                                 side, drop, max_iter, buf)
+    psi = negbinom_profile_bound(gene, theta_nb.copy(), ll_hat, fix, side, drop, max_iter, buf)
     if not np.isfinite(psi) or not (side * (psi - psi_hat) > 0.0):
         return np.nan, -np.inf
     th = theta_nb.copy()
-    ll_lim = _negbinom_profile_point(gene, th, fix, psi, max_iter,
-                                     buf)
+    ll_lim = _negbinom_profile_point(gene, th, fix, psi, max_iter, buf)
     # a first look (one evaluation): at the edge of the box on the ridge through
     # the negative binomial's point, the likelihood must still rise towards the
     # limit; where it falls, a telegraph maximum inside the box is higher
@@ -851,8 +840,7 @@ def bursty_limit_end(gene, theta_hat, ll_hat, target, side, drop,
     for i in range(3):
         th[i] = theta_nb[i]
     psi_from = psi_hat
-    if not (ll_hat - _negbinom_profile_point(gene, th, fix, psi_hat,
-                                             max_iter, buf) < drop):
+    if not (ll_hat - _negbinom_profile_point(gene, th, fix, psi_hat, max_iter, buf) < drop):
         near = negbinom_profile_bound(gene, theta_nb.copy(), ll_hat,
                                       fix, -side, drop, max_iter, buf)
         if not np.isfinite(near) or not (side * (near - psi_hat) > 0.0):
@@ -861,8 +849,7 @@ def bursty_limit_end(gene, theta_hat, ll_hat, target, side, drop,
         # is; first straight from the optimum, then by continuation as the search would)
         cut = ll_hat - drop
         stop = cut + 1e-9 * (1.0 + abs(cut))
-        if not (_profile_point(gene, theta, target, near,
-                               max_iter, buf, stop, np.empty(0)) > cut):
+        if not (_profile_point(gene, theta, target, near, max_iter, buf, stop, np.empty(0)) > cut):
             for i in range(3):
                 theta[i] = theta_hat[i]
             if not (_profile_walk(gene, theta, target, psi_hat,
@@ -883,8 +870,7 @@ def bursty_limit_end(gene, theta_hat, ll_hat, target, side, drop,
     # above it by rounding where the continuation has reached the edge's point (the same
     # optimum); elsewhere it heads for another maximum, climbed to its end
     if ll_tg > ll_e and not same_optimum(theta, theta_e):
-        ll_tg = _profile_point(gene, theta, target, psi, max_iter,
-                               buf, np.inf, np.empty(0))
+        ll_tg = _profile_point(gene, theta, target, psi, max_iter, buf, np.inf, np.empty(0))
     if not (ll_tg <= ll_lim + ll_tol):
         return np.nan, ll_tg
     return psi, max(ll_tg, ll_e)
@@ -942,8 +928,7 @@ def limit_union_ends(union, d_union, all_limits, ll_sup, ll_nb, ll_zip, ll_p, nb
                 continue
             fix = 0 if t == TARGET_LOG_A else 1
             for side in (-1.0, 1.0):
-                end = negbinom_profile_bound(gene, th, ll_nb, fix,
-                                             side, drop, max_iter, buf)
+                end = negbinom_profile_bound(gene, th, ll_nb, fix, side, drop, max_iter, buf)
                 _join(union, t, side, end)
         for t in (TARGET_LOG_B, TARGET_LOG_LAM):
             if profile_mask[t]:
