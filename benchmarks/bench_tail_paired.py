@@ -11,6 +11,7 @@ setting: median, mean, 99th percentile and maximum per gene for both, their rati
 (baseline / this), and max / median.
 
 Usage: python benchmarks/bench_tail_paired.py --baseline PATH [--repeats 3] [--genes 300]
+       [--cells 100 1000 10000]
 Writes benchmarks/_output/tail_paired.md.
 """
 
@@ -29,8 +30,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _report import publish  # noqa: E402  (print and write the report)
-SETTINGS = [(1000, "capture 1"), (1000, "per-cell capture"), (10000, "capture 1"),
-            (10000, "per-cell capture")]
+CELLS = (1000, 10000)      # the settings timed unless --cells says otherwise
+LABELS = ("capture 1", "per-cell capture")
 
 WORKER = r"""
 import json, sys
@@ -85,8 +86,8 @@ def alternate(run_tree, baseline, this, repeats: int):
     return runs, t_start, load0, os.getloadavg()[0]
 
 
-def run(tree, genes):
-    code = WORKER.format(tree=str(Path(tree).resolve()), bench=str(HERE), settings=SETTINGS,
+def run(tree, genes, settings):
+    code = WORKER.format(tree=str(Path(tree).resolve()), bench=str(HERE), settings=settings,
                          genes=genes)
     return {k: np.array(v) for k, v in run_worker(code, tree).items()}
 
@@ -102,10 +103,14 @@ def main(argv=None):
     ap.add_argument("--baseline", required=True, help="a checkout of the code to compare with")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--genes", type=int, default=300)
+    ap.add_argument("--cells", type=int, nargs="+", default=list(CELLS),
+                    choices=(100, 1000, 10000), help="the numbers of cells timed (default: "
+                    "1000 10000)")
     ap.add_argument("--out", default=str(HERE / "_output" / "tail_paired.md"))
     args = ap.parse_args(argv)
-    runs, t_start, load0, load1 = alternate(lambda tree: run(tree, args.genes), args.baseline,
-                                            HERE.parent, args.repeats)
+    settings = [(nc, label) for nc in sorted(set(args.cells)) for label in LABELS]
+    runs, t_start, load0, load1 = alternate(lambda tree: run(tree, args.genes, settings),
+                                            args.baseline, HERE.parent, args.repeats)
     lines = ["# The slow tail, before and after (bench_tail_paired.py)", "",
              f"{args.genes} genes per setting (bench_tail.py's realistic mix), default profile "
              f"intervals, one thread; each gene's CPU time the best of {args.repeats} runs "
@@ -116,7 +121,7 @@ def main(argv=None):
              "after |",
              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     ms = lambda x: f"{x * 1e3:.2f} ms"  # noqa: E731
-    for nc, label in SETTINGS:
+    for nc, label in settings:
         key = f"{nc}|{label}"
         b = stats(np.min([r[key] for r in runs["baseline"]], axis=0))
         a = stats(np.min([r[key] for r in runs["this"]], axis=0))
@@ -130,7 +135,7 @@ def main(argv=None):
         f"{nc:,} {label}: " + ", ".join(
             f"{rb[f'{nc}|{label}'].mean() / rt[f'{nc}|{label}'].mean():.2f}"
             for rb, rt in zip(runs["baseline"], runs["this"]))
-        for nc, label in SETTINGS) + "."]
+        for nc, label in settings) + "."]
     publish(lines, args.out)
 
 

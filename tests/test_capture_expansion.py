@@ -188,16 +188,40 @@ def test_many_groups_are_evaluated_coarse_and_expanded(lam, a, b):
         np.testing.assert_allclose(info[k], dg, rtol=1e-4, atol=1e-3 * np.abs(info).max())
 
 
-def _coarse_by_the_rule(capture, values):
+def _coarse_by_the_rule(capture, values, weights):
     """The documented coarse groups (docs/maths.md, "Fitting"), written out plainly: cells of
-    width log(1 + rtol) in log capture from the smallest value, rtol 0.65 when the gene's
-    counts are all at most 300, else 0.4; each occupied cell's value is the geometric middle
-    of its members' range."""
-    rtol = 0.65 if np.max(values) <= 300 else 0.4
+    width w in log capture from the smallest value, w = log 1.4 when a count of the gene is
+    above 300; else w = log 1.65, except for a gene of N cells with 300 <= N < 10,000, where
+    w = log 1.65 (10,000 / N)^(1/5), at most log 2.2; each occupied cell's value is the
+    geometric middle of its members' range."""
+    n_cells = np.sum(weights)
+    if np.max(values) > 300:
+        w = np.log(1.4)
+    elif 300 <= n_cells < 10_000:
+        w = min(np.log(1.65) * (10_000 / n_cells) ** 0.2, np.log(2.2))
+    else:
+        w = np.log(1.65)
     u = np.log(capture)
-    cell = np.floor((u - u.min()) / np.log(1.0 + rtol)).astype(int)
+    cell = np.floor((u - u.min()) / w).astype(int)
     middle = {c: 0.5 * (u[cell == c].min() + u[cell == c].max()) for c in np.unique(cell)}
     return np.array([middle[c] for c in cell])
+
+
+@pytest.mark.parametrize("n_cells,widened", [(200, False), (400, True), (2000, True),
+                                             (3000, True), (12000, False)])
+def test_coarse_groups_widen_with_fewer_cells(n_cells, widened):
+    """The merge's coarse groups are the documented ones at every number of cells: as wide as
+    for 10,000 cells below 300 cells and from 10,000 on, wider in between (N w^5 held), so
+    fewer there than cells of width log 1.65 would make of the same capture values."""
+    from telegraph.kernels.poisson_beta import _merge_capture
+    values, weights, gr, capture = _many_groups(3, n_cells, 40.0)
+    assert values.max() <= 300 and np.sum(weights) == n_cells
+    cc = _merge_capture(values, weights, gr, capture)[4]
+    uG = _coarse_by_the_rule(capture, values, weights)
+    np.testing.assert_allclose(np.sort(np.log(cc)), np.unique(uG), rtol=0, atol=1e-12)
+    u = np.log(capture)
+    at_165 = np.unique(np.floor((u - u.min()) / np.log(1.65))).shape[0]
+    assert (cc.shape[0] < at_165) == widened
 
 
 @pytest.mark.parametrize("order", ["as counted", "by value", "shuffled"])
@@ -219,7 +243,7 @@ def test_many_groups_equal_the_expansion_written_out_bin_by_bin(lam, a, b, order
         values, weights, gr = sort_bins(values.astype(np.int64), weights.astype(float),
                                         gr.astype(np.int64))
         assert (np.diff(values) >= 0).all() and (np.diff(gr) < 0).any()
-    uG = _coarse_by_the_rule(capture, values)
+    uG = _coarse_by_the_rule(capture, values, weights)
     assert np.unique(uG).shape[0] < capture.shape[0] / 3
     want = _expansion_written_out(values, weights, gr, capture, uG, a, b, lam)
     out = np.zeros(10)
@@ -302,7 +326,7 @@ def test_a_high_count_gene_is_expanded_when_only_its_groups_halve():
     k = _merge_capture(values, weights, gr, capture)[0]
     assert values.max() > 300
     assert 2 * k > values.shape[0] and capture.shape[0] >= 30   # bins do not halve
-    uG = _coarse_by_the_rule(capture, values)
+    uG = _coarse_by_the_rule(capture, values, weights)
     assert 2 * np.unique(uG).shape[0] <= capture.shape[0]        # groups do
     out = np.zeros(10)
     histogram_eval(values, weights, gr, capture, a, b, lam, False, out)

@@ -357,7 +357,9 @@ def pb_eval_rows(lo, hi, n, a, b, x, want_info, out, ep):
 # so E[u u'] - m m' cancels only by the spread of the bins' peaks.
 
 _TAYLOR_RTOL = 0.4        # coarse capture groups of the expansion in log capture
-_TAYLOR_RTOL_WIDE = 0.65  # ... of a gene whose counts are all at most _ORDER4_MAX_N
+_TAYLOR_RTOL_WIDE = 0.65  # ... of a gene whose counts are all at most _ORDER4_MAX_N; between
+_TAYLOR_WIDE_CELLS = (300.0, 1e4)  # these numbers N of cells wider, w = log(1 + rtol) holding
+_TAYLOR_RTOL_MAX = 1.2    # N w^5 at its value at the upper one, up to 1 + this
 _ORDER = 4                # ... and its order (the law at n .. n + _ORDER per bin)
 _RING = _ORDER + 1        # slots of the law at consecutive counts (count mod _RING)
 _ORDER3_MAX_N = 1000      # above this count the third-order term is left out (its rounding)
@@ -1618,6 +1620,26 @@ def _coarse_capture(capture, rtol):
 
 
 @njit(cache=True, error_model="numpy")
+def _coarse_rtol(v_max, n_cells):
+    """The relative width 1 + rtol of the coarse capture groups of a gene with
+    largest count ``v_max`` and ``n_cells`` cells (docs/maths.md, "Fitting",
+    *The expansion in log capture*): _TAYLOR_RTOL above a count of
+    _ORDER4_MAX_N; else w = log(1 + _TAYLOR_RTOL_WIDE), and between the numbers
+    of cells N of _TAYLOR_WIDE_CELLS the w that holds N w^5 at its value at the
+    upper one (the expansion's error is a sum over cells of terms of order w^5),
+    at most log(1 + _TAYLOR_RTOL_MAX). Below the lower one the fine capture
+    groups' own error is small (a few cells each), and the expansion's would
+    dominate it."""
+    if v_max > _ORDER4_MAX_N:
+        return _TAYLOR_RTOL
+    w = math.log1p(_TAYLOR_RTOL_WIDE)
+    lo, hi = _TAYLOR_WIDE_CELLS
+    if lo <= n_cells < hi:
+        w = min(w * (hi / n_cells) ** 0.2, math.log1p(_TAYLOR_RTOL_MAX))
+    return math.expm1(w)
+
+
+@njit(cache=True, error_model="numpy")
 def _merge_capture(values, weights, groups, capture):
     """One gene's bins merged into the coarse capture groups of
     :func:`_coarse_capture`, with each coarse bin's sums of (u_f - u_G)^j,
@@ -1640,8 +1662,10 @@ def _merge_capture(values, weights, groups, capture):
         v_max = max(v_max, values[i])
         if i > 0 and values[i] < values[i - 1]:
             by_value = False
-    coarse_of, cc, du = _coarse_capture(
-        capture, _TAYLOR_RTOL_WIDE if v_max <= _ORDER4_MAX_N else _TAYLOR_RTOL)
+    n_cells = 0.0
+    for i in range(m):
+        n_cells += weights[i]
+    coarse_of, cc, du = _coarse_capture(capture, _coarse_rtol(v_max, n_cells))
     n_coarse = cc.shape[0]
     if by_value:
         # stable counting sort on the coarse group: (coarse group, value) order
