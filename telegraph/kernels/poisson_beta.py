@@ -1542,8 +1542,8 @@ def telegraph_bins(values, weights, groups, capture):
     returns (values, weights, groups, capture, spread).
 
     With many capture groups (at least ``_TAYLOR_MIN_GROUPS``), when merging
-    the groups into coarse ones (capture within a factor 1 + ``_TAYLOR_RTOL_WIDE``,
-    or 1 + ``_TAYLOR_RTOL`` for a gene with counts above ``_ORDER4_MAX_N``)
+    the groups into coarse ones (capture within the factor :func:`_coarse_rtol`
+    chooses from the gene's largest count and number of cells)
     divides the bins or the groups by ``_TAYLOR_MIN_FACTOR`` or more, the
     merged bins with each one's sums of (u - u_G)^j (``spread``, (m, _ORDER)):
     the law is then evaluated at the coarse groups only and each bin's
@@ -1647,10 +1647,10 @@ def _merge_capture(values, weights, groups, capture):
     bins, values, weights, groups, the coarse capture values, the sums), the
     bins ordered by (coarse group, value): :func:`histogram_eval_bins` then
     evaluates each count of a coarse group once (the expansion needs the law
-    at n .. n + _ORDER). The coarse groups are within a factor 1 +
-    _TAYLOR_RTOL_WIDE when every count of the gene is at most _ORDER4_MAX_N
-    (the fourth-order term applies to all its bins), else within 1 +
-    _TAYLOR_RTOL: a choice by the data alone. Bins that come ordered by value
+    at n .. n + _ORDER). The coarse groups are within a factor 1 + rtol of
+    :func:`_coarse_rtol` (by the gene's largest count: whether the
+    fourth-order term applies to all its bins; and by its number of cells): a
+    choice by the data alone. Bins that come ordered by value
     (as :func:`telegraph.kernels.models.sort_bins` leaves them) are put in
     that order by a counting sort on the coarse group, O(bins); others by a
     stable sort of the (coarse group, value) keys. Either way a coarse bin sums
