@@ -1658,13 +1658,12 @@ def _merge_capture(values, weights, groups, capture):
     m = values.shape[0]
     by_value = True
     v_max = 0
-    for i in range(m):
-        v_max = max(v_max, values[i])
-        if i > 0 and values[i] < values[i - 1]:
-            by_value = False
     n_cells = 0.0
     for i in range(m):
+        v_max = max(v_max, values[i])
         n_cells += weights[i]
+        if i > 0 and values[i] < values[i - 1]:
+            by_value = False
     coarse_of, cc, du = _coarse_capture(capture, _coarse_rtol(v_max, n_cells))
     n_coarse = cc.shape[0]
     if by_value:
