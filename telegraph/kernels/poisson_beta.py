@@ -403,17 +403,18 @@ def _add_bin(n, w, s, a, b, lam, want_info, buf, out):
 
 
 @njit(cache=True, error_model="numpy")
-def _spread_terms(n, r, s1, s2, s3, s4, L, G, I, want_info, res):
+def _spread_terms(n, k0, m1, m2, m3, m4, s1, s2, s3, s4, G, I, want_info, res):
     """The expansion in log capture of one bin to fourth order (docs/maths.md,
     "Fitting", *The expansion in log capture*): res (10) = s1 T1 + s2/2 T2 +
     s3/6 T3 + s4/24 T4, T_j = d^j/du^j log P(n; x e^u) = n [j = 1] + sum_i
     S(j, i) (-1)^i kappa_i (S: Stirling numbers of the second kind; kappa_i:
     the cumulants of the posterior rate Lambda given n, from its raw moments
-    m_j = E[Lambda^j | n] = (n+1)...(n+j) P(n+j)/P(n)), its gradient in (a, b,
-    x) and its information (negative Hessian). ``L[k]``, ``G[k]``, ``I[k]``
-    with k = (r + j) mod _RING: log P(n+j), its gradient and information (j =
-    0 .. _ORDER) at the bin's x; any common factor of the P(n+j) (the
-    recurrence's normalisation) cancels in the ratios.
+    m_j = E[Lambda^j | n] = (n+1)...(n+j) P(n+j)/P(n), given), its gradient
+    in (a, b, x) and its information (negative Hessian). ``G[k]``, ``I[k]``
+    with k = (k0 + j) mod _RING: the gradient and information of log P(n+j)
+    (j = 0 .. _ORDER) at the bin's x, or of log y(n+j) for any y = C P whose
+    C does not depend on the count (the recurrence's normalisation): C cancels
+    in the differences. Only the upper triangle of each I[k] is read.
 
     The j-th cumulant from the raw moments loses about (n+j)^j times the
     relative rounding of the ratios (~1e-11 where they come from the series):
@@ -425,15 +426,11 @@ def _spread_terms(n, r, s1, s2, s3, s4, L, G, I, want_info, res):
         s3 = 0.0
     if n > _ORDER4_MAX_N:
         s4 = 0.0
-    k0 = r % _RING
-    k1 = (r + 1) % _RING
-    k2 = (r + 2) % _RING
-    k3 = (r + 3) % _RING
-    k4 = (r + 4) % _RING
-    m1 = (n + 1.0) * math.exp(L[k1] - L[k0])
-    m2 = (n + 1.0) * (n + 2.0) * math.exp(L[k2] - L[k0])
-    m3 = (n + 1.0) * (n + 2.0) * (n + 3.0) * math.exp(L[k3] - L[k0])
-    m4 = (n + 1.0) * (n + 2.0) * (n + 3.0) * (n + 4.0) * math.exp(L[k4] - L[k0])
+    # slots k0 + j mod _RING without an integer division
+    k1 = k0 + 1 if k0 < _RING - 1 else k0 + 1 - _RING
+    k2 = k0 + 2 if k0 < _RING - 2 else k0 + 2 - _RING
+    k3 = k0 + 3 if k0 < _RING - 3 else k0 + 3 - _RING
+    k4 = k0 + 4 if k0 < _RING - 4 else k0 + 4 - _RING
     h2 = 0.5 * s2
     h3 = s3 / 6.0
     h4 = s4 / 24.0
@@ -460,32 +457,57 @@ def _spread_terms(n, r, s1, s2, s3, s4, L, G, I, want_info, res):
     w2 = F2 * m2
     w3 = F3 * m3
     w4 = F4 * m4
-    for p in range(3):
-        res[1 + p] = (w1 * (G[k1, p] - G[k0, p]) + w2 * (G[k2, p] - G[k0, p])
-                      + w3 * (G[k3, p] - G[k0, p]) + w4 * (G[k4, p] - G[k0, p]))
+    # r_j = G_j - G_0 by coordinate (a, b, x)
+    r1a = G[k1, 0] - G[k0, 0]
+    r1b = G[k1, 1] - G[k0, 1]
+    r1x = G[k1, 2] - G[k0, 2]
+    r2a = G[k2, 0] - G[k0, 0]
+    r2b = G[k2, 1] - G[k0, 1]
+    r2x = G[k2, 2] - G[k0, 2]
+    r3a = G[k3, 0] - G[k0, 0]
+    r3b = G[k3, 1] - G[k0, 1]
+    r3x = G[k3, 2] - G[k0, 2]
+    r4a = G[k4, 0] - G[k0, 0]
+    r4b = G[k4, 1] - G[k0, 1]
+    r4x = G[k4, 2] - G[k0, 2]
+    res[1] = w1 * r1a + w2 * r2a + w3 * r3a + w4 * r4a
+    res[2] = w1 * r1b + w2 * r2b + w3 * r3b + w4 * r4b
+    res[3] = w1 * r1x + w2 * r2x + w3 * r3x + w4 * r4x
     if want_info:
+        # the Hessian of the value: the second derivatives of m_j are m_j (r_j
+        # r_j' - (I_j - I_0)), so it is R' M R - sum_j w_j (I_j - I_0), R the
+        # rows r_1 .. r_4 and M symmetric: M_jj = w_j (+ F11 m1^2, + F22 m2^2),
+        # M_12 = F12 m1 m2, M_13 = F13 m1 m3; the rows of M R first
+        M11 = w1 + F11 * m11
+        M22 = w2 + F22 * m2 * m2
+        M12 = F12 * m1 * m2
+        M13 = F13 * m1 * m3
+        q1a = M11 * r1a + M12 * r2a + M13 * r3a
+        q1b = M11 * r1b + M12 * r2b + M13 * r3b
+        q1x = M11 * r1x + M12 * r2x + M13 * r3x
+        q2a = M12 * r1a + M22 * r2a
+        q2b = M12 * r1b + M22 * r2b
+        q2x = M12 * r1x + M22 * r2x
+        q3a = M13 * r1a + w3 * r3a
+        q3b = M13 * r1b + w3 * r3b
+        q3x = M13 * r1x + w3 * r3x
+        q4a = w4 * r4a
+        q4b = w4 * r4b
+        q4x = w4 * r4x
+        ws = w1 + w2 + w3 + w4
         k = 4
         for p in range(3):
-            r1p = G[k1, p] - G[k0, p]
-            r2p = G[k2, p] - G[k0, p]
-            r3p = G[k3, p] - G[k0, p]
-            r4p = G[k4, p] - G[k0, p]
             for q in range(p, 3):
-                r1q = G[k1, q] - G[k0, q]
-                r2q = G[k2, q] - G[k0, q]
-                r3q = G[k3, q] - G[k0, q]
-                r4q = G[k4, q] - G[k0, q]
-                # second derivatives of m_j: m_j (r_j r_j' + d2 log m_j), d2 log m_j = -(I_j - I_0)
-                d2C = (w1 * (r1p * r1q - (I[k1, p, q] - I[k0, p, q]))
-                       + w2 * (r2p * r2q - (I[k2, p, q] - I[k0, p, q]))
-                       + w3 * (r3p * r3q - (I[k3, p, q] - I[k0, p, q]))
-                       + w4 * (r4p * r4q - (I[k4, p, q] - I[k0, p, q]))
-                       + F11 * m11 * r1p * r1q
-                       + F12 * m1 * m2 * (r1p * r2q + r2p * r1q)
-                       + F13 * m1 * m3 * (r1p * r3q + r3p * r1q)
-                       + F22 * m2 * m2 * r2p * r2q)
-                res[k] = -d2C
+                dI = (w1 * I[k1, p, q] + w2 * I[k2, p, q] + w3 * I[k3, p, q]
+                      + w4 * I[k4, p, q] - ws * I[k0, p, q])
+                res[k] = dI
                 k += 1
+        res[4] -= r1a * q1a + r2a * q2a + r3a * q3a + r4a * q4a
+        res[5] -= r1a * q1b + r2a * q2b + r3a * q3b + r4a * q4b
+        res[6] -= r1a * q1x + r2a * q2x + r3a * q3x + r4a * q4x
+        res[7] -= r1b * q1b + r2b * q2b + r3b * q3b + r4b * q4b
+        res[8] -= r1b * q1x + r2b * q2x + r3b * q3x + r4b * q4x
+        res[9] -= r1x * q1x + r2x * q2x + r3x * q3x + r4x * q4x
 
 
 @njit(cache=True, error_model="numpy")
@@ -526,7 +548,12 @@ def _add_bin_spread(n, w, s1, s2, s3, s4, s, a, b, lam, want_info, buf, out, L, 
                 _info3(buf, I, k)
             held[k] = c
     k0 = n_int % _RING
-    _spread_terms(n, k0, s1, s2, s3, s4, L, G, I, want_info, res)
+    l0 = L[k0]
+    m1 = (n + 1.0) * math.exp(L[(n_int + 1) % _RING] - l0)
+    m2 = (n + 1.0) * (n + 2.0) * math.exp(L[(n_int + 2) % _RING] - l0)
+    m3 = (n + 1.0) * (n + 2.0) * (n + 3.0) * math.exp(L[(n_int + 3) % _RING] - l0)
+    m4 = (n + 1.0) * (n + 2.0) * (n + 3.0) * (n + 4.0) * math.exp(L[(n_int + 4) % _RING] - l0)
+    _spread_terms(n, k0, m1, m2, m3, m4, s1, s2, s3, s4, G, I, want_info, res)
     # plus w log P(n) and its derivatives, then into the totals in (a, b, lam)
     res[0] = w * L[k0] + res[0]
     for p in range(3):
@@ -1003,14 +1030,16 @@ def _p0_large_x(a, b, x, K, want_info, out):
 
 @njit(cache=True, error_model="numpy")
 def _rec_start(n_max, a, b, x, tail, limit):
-    """Start N' >= n_max of the downward recurrence: the sum over n_max <= n
-    <= N' of log(r_big / r_small), the roots of (n+2) r^2 - (n+c+x) r +
-    x(n+a)/(n+1) = 0 (the two solutions' local ratios y(n+1)/y(n); P follows
-    the smaller), reaches _REC_DAMP. With ``tail``, also P's own decay: the
-    sum of log r_small (log sqrt(r_big r_small) where the roots are complex)
-    less log(1 - r_small) must fall below -_REC_TAIL (the mass above N' is
-    then below e^-_REC_TAIL P(n_max), for the normalisation by the sum). -1 if
-    this takes more than ``limit`` steps."""
+    """Starts N' >= n_max of the downward recurrence, as (damped, tailed): the
+    first N' where the sum over n_max <= n <= N' of log(r_big / r_small), the
+    roots of (n+2) r^2 - (n+c+x) r + x(n+a)/(n+1) = 0 (the two solutions'
+    local ratios y(n+1)/y(n); P follows the smaller), reaches _REC_DAMP; and,
+    with ``tail`` (else -1), the first N' where P's own decay has also come
+    down far enough: the sum of log r_small (log sqrt(r_big r_small) where the
+    roots are complex) less log(1 - r_small) below -_REC_TAIL (the mass above
+    N' is then below e^-_REC_TAIL P(n_max), for the normalisation by the sum).
+    One walk up from n_max finds both (the second is never below the first);
+    -1 for a start that takes more than ``limit`` steps."""
     # products instead of sums of logs (no log per step): damp = prod of
     # r_big/r_small (only compared with e^_REC_DAMP, so capped there), decay
     # = prod of r_small times e^log_decay (renormalised before underflow)
@@ -1020,6 +1049,7 @@ def _rec_start(n_max, a, b, x, tail, limit):
     decay = 1.0
     log_decay = 0.0
     thr = math.exp(-_REC_TAIL)
+    top_damp = -1
     n = n_max
     while n - n_max < limit:
         nf = float(n)
@@ -1039,11 +1069,16 @@ def _rec_start(n_max, a, b, x, tail, limit):
             log_decay += math.log(decay)
             decay = 1.0
             thr = math.exp(-_REC_TAIL - log_decay) if -_REC_TAIL - log_decay < 700.0 else np.inf
-        # P's mass above n + 1 <= P(n_max) e^log_decay decay / (1 - r_small)
-        if damp >= e_damp and (not tail or (small < 1.0 and decay <= thr * (1.0 - small))):
-            return n + 1
+        if damp >= e_damp:
+            if top_damp < 0:
+                top_damp = n + 1
+                if not tail:
+                    return top_damp, -1
+            # P's mass above n + 1 <= P(n_max) e^log_decay decay / (1 - r_small)
+            if small < 1.0 and decay <= thr * (1.0 - small):
+                return top_damp, n + 1
         n += 1
-    return -1
+    return top_damp, -1
 
 
 @njit(cache=True, error_model="numpy")
@@ -1090,7 +1125,7 @@ def _rec_plan(values, weights, order, j0, j1, a, b, x, shared, extra=0):
         return -1, _NORM_SUM
     n_anch = _rec_anchors(nd, n_max, b, extra > 0)
     lim = min(float(_REC_MAX_WARM), budget - n_max)
-    top_a = _rec_start(n_max, a, b, x, False, lim)
+    top_a, top_s = _rec_start(n_max, a, b, x, min(a, b) >= _REC_SUM_MIN_AB, lim)
     cost_a = float(top_a) + n_anch * per if top_a >= 0 else np.inf
     # P(0) from its large-x series can normalise the whole range, as the sum does over
     # a longer one (b >= 2 here, no spike at x): the recurrence then runs on down to 0,
@@ -1101,9 +1136,6 @@ def _rec_plan(values, weights, order, j0, j1, a, b, x, shared, extra=0):
         K = _p0_terms(a, b, x)
         if K > 0:
             cost_p = float(top_a) + K
-    top_s = -1
-    if min(a, b) >= _REC_SUM_MIN_AB:
-        top_s = _rec_start(n_max, a, b, x, True, lim)
     cost_s = float(top_s) if top_s >= 0 else np.inf
     if min(cost_p, min(cost_a, cost_s)) >= budget:
         return -1, _NORM_SUM
@@ -1158,12 +1190,14 @@ def _rec_down(n, a, c, x, P1, Pa1, Pb1, Px1, P2, Pa2, Pb2, Px2):
 
 
 @njit(cache=True, error_model="numpy")
-def _rec_level(L, G, I, j, P, Pa, Pb, Px, Paa, Pab, Pax, Pbb, Pbx, Pxx, log_scale, want_info):
-    """log y, its gradient and information (negative Hessian) in (a, b, x) from y
-    and its derivatives, as level j of (L, G, I) for :func:`_spread_terms` (the
-    recurrence's normalisation cancels there)."""
+def _rec_level(Q, G, I, j, P, P_up, Pa, Pb, Px, Paa, Pab, Pax, Pbb, Pbx, Pxx, want_info):
+    """Level j of the recurrence's ring for :func:`_spread_terms`: the ratio
+    Q[j] = y(n + 1) / y(n) (``P_up`` / ``P``, both at the recurrence's current
+    scale) and the gradient and information (negative Hessian; upper triangle)
+    of log y(n) in (a, b, x), from y = ``P`` and its derivatives (the
+    recurrence's normalisation cancels in :func:`_spread_terms`)."""
     inv = 1.0 / P
-    L[j] = math.log(P) + log_scale
+    Q[j] = P_up * inv
     ga = Pa * inv
     gb = Pb * inv
     gx = Px * inv
@@ -1177,9 +1211,6 @@ def _rec_level(L, G, I, j, P, Pa, Pb, Px, Paa, Pab, Pax, Pbb, Pbx, Pxx, log_scal
         I[j, 1, 1] = gb * gb - Pbb * inv
         I[j, 1, 2] = gb * gx - Pbx * inv
         I[j, 2, 2] = gx * gx - Pxx * inv
-        I[j, 1, 0] = I[j, 0, 1]
-        I[j, 2, 0] = I[j, 0, 2]
-        I[j, 2, 1] = I[j, 1, 2]
 
 
 @njit(cache=True, error_model="numpy")
@@ -1212,7 +1243,8 @@ def _rec_run(values, weights, order, j0, j1, top, mode, s, a, b, lam, want_info,
     by P(0) from its large-x series. ``spread`` (m, _ORDER) or empty: each bin's sums of
     (u_c - u_g)^j, j = 1 .. _ORDER, its expansion in log capture from P(n) ..
     P(n+_ORDER) of the recurrence (``top`` planned with ``extra=_ORDER``);
-    L3, G3, I3, res: its scratch (:func:`_add_bin_spread`)."""
+    L3, G3, I3, res: its scratch (:func:`_add_bin_spread`; here L3 holds the
+    ratios y(n + 1) / y(n) of :func:`_rec_level`)."""
     x = s * lam
     c = a + b
     anchored = mode == _NORM_ANCHORS
@@ -1330,10 +1362,10 @@ def _rec_run(values, weights, order, j0, j1, top, mode, s, a, b, lam, want_info,
                 Sxx *= g
         if has_spread and j >= j0 and values[order[j]] >= n - _ORDER:
             # the expansion in log capture of a bin at n - _ORDER .. n needs
-            # this level: kept in slot n mod _RING (log P with the scale, so that
-            # levels kept before and after a rescaling compare)
-            _rec_level(L3, G3, I3, n % _RING, P1, Pa1, Pb1, Px1, Paa1, Pab1, Pax1, Pbb1, Pbx1,
-                       Pxx1, log_scale, want_info)
+            # this level: kept in slot n mod _RING (L3 holds the ratios y(n + 1)
+            # / y(n) here, which a rescaling leaves as they are)
+            _rec_level(L3, G3, I3, n % _RING, P1, P2, Pa1, Pb1, Px1, Paa1, Pab1, Pax1, Pbb1,
+                       Pbx1, Pxx1, want_info)
         if n <= n_max:
             if j >= j0 and values[order[j]] == n:
                 k_dist += 1
@@ -1346,9 +1378,16 @@ def _rec_run(values, weights, order, j0, j1, top, mode, s, a, b, lam, want_info,
                              log_scale, cst, want_info, acc)
                     if has_spread and (spread[i, 0] != 0.0 or spread[i, 1] != 0.0
                                        or spread[i, 2] != 0.0 or spread[i, 3] != 0.0):
-                        # levels n .. n + _ORDER sit in slots n .. n + _ORDER mod _RING
-                        _spread_terms(float(n), n % _RING, spread[i, 0], spread[i, 1],
-                                      spread[i, 2], spread[i, 3], L3, G3, I3, want_info, res)
+                        # levels n .. n + _ORDER sit in slots n .. n + _ORDER mod _RING;
+                        # m_j = (n + 1) .. (n + j) y(n + j) / y(n) from the ratios
+                        k0 = n % _RING
+                        m1 = (n + 1.0) * L3[k0]
+                        m2 = m1 * (n + 2.0) * L3[k0 + 1 if k0 < _RING - 1 else k0 + 1 - _RING]
+                        m3 = m2 * (n + 3.0) * L3[k0 + 2 if k0 < _RING - 2 else k0 + 2 - _RING]
+                        m4 = m3 * (n + 4.0) * L3[k0 + 3 if k0 < _RING - 3 else k0 + 3 - _RING]
+                        _spread_terms(float(n), k0, m1, m2, m3, m4, spread[i, 0],
+                                      spread[i, 1], spread[i, 2], spread[i, 3], G3, I3,
+                                      want_info, res)
                         _add_scaled(res, s, want_info, acc)
                 j -= 1
             if anchored and j < j0:
@@ -1838,7 +1877,7 @@ def pb_pmf_run(n0, n1, a, b, x, p, d):
     budget = m * per - n_anch * per - m
     if budget <= 0.0:
         return False
-    top = _rec_start(n1 - 1, a, b, x, False, min(float(_REC_MAX_WARM), budget))
+    top = _rec_start(n1 - 1, a, b, x, False, min(float(_REC_MAX_WARM), budget))[0]
     if top < 0:
         return False
     c = a + b
