@@ -71,7 +71,8 @@ def _rec(v, w, a, b, x, info, mode):
     top = _rec_start(int(v.max()), a, b, x, mode == _NORM_SUM, 1 << 22)[mode == _NORM_SUM]
     assert top >= 0
     _rec_run(v, w, np.arange(v.size), 0, v.size, top, mode, 1.0, a, b, x, info, np.zeros(11),
-             out, np.empty((0, 2)), np.empty(0), np.empty((0, 3)), np.zeros((0, 3, 3)), np.zeros(0))
+             out, np.empty((0, 2)), np.empty(0), np.empty((0, 3)), np.zeros((0, 3, 3)), np.zeros(0),
+             np.zeros(20))
     return out
 
 

@@ -1233,9 +1233,9 @@ def _add_scaled(res, s, want_info, out):
       unit=("void(int64[::1], float64[::1], int64[::1], int64, int64, int64, int64, "
             "float64, float64, float64, float64, boolean, float64[::1], float64[::1], "
             "float64[:, ::1], float64[::1], float64[:, ::1], float64[:, :, ::1], "
-            "float64[::1])"))
+            "float64[::1], float64[::1])"))
 def _rec_run(values, weights, order, j0, j1, top, mode, s, a, b, lam, want_info, buf, out,
-             spread, L3, G3, I3, res):
+             spread, L3, G3, I3, res, work):
     """Add the bins order[j0:j1] (one capture value s, values ascending along
     ``order``) to ``out`` by the downward recurrence in n from ``top``
     (:func:`_rec_plan`), normalised as ``mode`` says (_NORM_*): by exact
@@ -1244,7 +1244,8 @@ def _rec_run(values, weights, order, j0, j1, top, mode, s, a, b, lam, want_info,
     (u_c - u_g)^j, j = 1 .. _ORDER, its expansion in log capture from P(n) ..
     P(n+_ORDER) of the recurrence (``top`` planned with ``extra=_ORDER``);
     L3, G3, I3, res: its scratch (:func:`_add_bin_spread`; here L3 holds the
-    ratios y(n + 1) / y(n) of :func:`_rec_level`)."""
+    ratios y(n + 1) / y(n) of :func:`_rec_level`); ``work`` (20): scratch for
+    the normalisation and the run's totals."""
     x = s * lam
     c = a + b
     anchored = mode == _NORM_ANCHORS
@@ -1307,8 +1308,10 @@ def _rec_run(values, weights, order, j0, j1, top, mode, s, a, b, lam, want_info,
     W = 0.0
     k_anch = 0
     k_dist = 0
-    cst = np.zeros(10)
-    acc = np.zeros(10)
+    cst = work[:10]
+    acc = work[10:20]
+    for k in range(20):
+        work[k] = 0.0
     j = jt
     n = top
     while True:
@@ -1512,7 +1515,7 @@ def _rec_run(values, weights, order, j0, j1, top, mode, s, a, b, lam, want_info,
 
 @njit(cache=True, error_model="numpy")
 def _rec_groups(values, weights, groups, capture, idx, a, b, lam, want_info, buf, out, spread,
-                L3, G3, I3, res):
+                L3, G3, I3, res, work):
     """Add the bins of every capture group for which the recurrence in n is
     cheaper than the series (:func:`_rec_plan`) to ``out``; returns the
     weights with those bins zeroed (the input itself when there are none)."""
@@ -1545,13 +1548,52 @@ def _rec_groups(values, weights, groups, capture, idx, a, b, lam, want_info, buf
         if top < 0:
             continue
         _rec_run(values, weights, byg, j0, j1, top, mode, capture[g], a, b, lam, want_info,
-                 buf, out, spread, L3, G3, I3, res)
+                 buf, out, spread, L3, G3, I3, res, work)
         if not copied:
             w2 = weights.copy()
             copied = True
         for j in range(j0, j1):
             w2[byg[j]] = 0.0
     return w2
+
+
+@njit(cache=True, error_model="numpy")
+def _spread_runs(values, weights, groups, capture, spread, a, b, lam, want_info, buf, out, L3,
+                 G3, I3, res, work):
+    """The bins of a histogram with the expansion in log capture (``spread``)
+    that come in (capture group, value) order: each group's run of bins by the
+    recurrence in n where :func:`_rec_plan` finds it cheaper, else by the
+    series at n .. n + _ORDER (:func:`_add_bin_spread`), as
+    :func:`_rec_groups` and :func:`_add_bins_spread` would take them, without
+    regrouping the bins by value first."""
+    m = values.shape[0]
+    ident = np.arange(m)
+    held = np.full(_RING, -1, np.int64)
+    j0 = 0
+    while j0 < m:
+        g = groups[j0]
+        j1 = j0 + 1
+        while j1 < m and groups[j1] == g:
+            j1 += 1
+        s = capture[g]
+        x = s * lam
+        top = -1
+        mode = _NORM_SUM
+        if x <= _X_STABLE:
+            top, mode = _rec_plan(values, weights, ident, j0, j1, a, b, x, x <= _X_WINDOW,
+                                  _ORDER)
+        if top >= 0:
+            _rec_run(values, weights, ident, j0, j1, top, mode, s, a, b, lam, want_info, buf,
+                     out, spread, L3, G3, I3, res, work)
+        else:
+            for k in range(_RING):
+                held[k] = -1
+            for i in range(j0, j1):
+                if weights[i] != 0.0:
+                    _add_bin_spread(float(values[i]), weights[i], spread[i, 0], spread[i, 1],
+                                    spread[i, 2], spread[i, 3], s, a, b, lam, want_info, buf,
+                                    out, L3, G3, I3, res, held)
+        j0 = j1
 
 
 @njit(cache=True, error_model="numpy")
@@ -1771,20 +1813,27 @@ def histogram_eval_bins(values, weights, groups, capture, spread, a, b, lam, wan
     for j in range(10):
         out[j] = 0.0
     m = values.shape[0]
-    scratch = np.zeros(21 + 13 * _RING)   # pb_eval's buffer, then the expansion's (one allocation)
+    # pb_eval's buffer, the expansion's scratch, the recurrence's (one allocation)
+    scratch = np.zeros(41 + 13 * _RING)
     buf = scratch[:11]
     has_spread = spread.shape[0] > 0
     L3 = scratch[11:11 + _RING]
     G3 = scratch[11 + _RING:11 + 4 * _RING].reshape((_RING, 3))
     I3 = scratch[11 + 4 * _RING:11 + 13 * _RING].reshape((_RING, 3, 3))
     res = scratch[11 + 13 * _RING:21 + 13 * _RING]
+    work = scratch[21 + 13 * _RING:41 + 13 * _RING]
     mixed = False
     ordered = True
+    by_group = True   # (group, value) order, as telegraph_bins leaves merged bins
     for i in range(1, m):
         if groups[i] != groups[0]:
             mixed = True
         if values[i] < values[i - 1]:
             ordered = False
+            if groups[i] == groups[i - 1]:
+                by_group = False
+        if groups[i] < groups[i - 1]:
+            by_group = False
     if not mixed and m > 0 and b <= _B_STABLE:
         s0 = capture[groups[0]]
         x0 = s0 * lam
@@ -1794,7 +1843,7 @@ def histogram_eval_bins(values, weights, groups, capture, spread, a, b, lam, wan
                                   _ORDER if has_spread else 0)
             if top >= 0:
                 _rec_run(values, weights, order, 0, m, top, mode, s0, a, b, lam, want_info,
-                         buf, out, spread, L3, G3, I3, res)
+                         buf, out, spread, L3, G3, I3, res, work)
                 return
     if not mixed or b > _B_STABLE:
         # (the shared tables take lgamma differences plainly: beyond the fits'
@@ -1808,6 +1857,11 @@ def histogram_eval_bins(values, weights, groups, capture, spread, a, b, lam, wan
                 _add_bin(float(values[i]), weights[i], capture[groups[i]], a, b, lam,
                          want_info, buf, out)
         return
+    if has_spread and by_group:
+        # each capture group's run of bins by the recurrence or the series
+        _spread_runs(values, weights, groups, capture, spread, a, b, lam, want_info, buf, out,
+                     L3, G3, I3, res, work)
+        return
     if ordered:
         idx = np.arange(m)
     else:
@@ -1815,7 +1869,7 @@ def histogram_eval_bins(values, weights, groups, capture, spread, a, b, lam, wan
     # capture groups with many counts: the recurrence in n per group; their
     # bins are then left out of the shared-table sums below
     weights = _rec_groups(values, weights, groups, capture, idx, a, b, lam, want_info, buf, out,
-                          spread, L3, G3, I3, res)
+                          spread, L3, G3, I3, res, work)
     if has_spread:
         # the other bins (those of the recurrence now weigh 0): the series at n
         # .. n + _ORDER
