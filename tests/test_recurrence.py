@@ -42,6 +42,10 @@ CASES = [
     (1.0, 1e3, 4e4),        # the bursty edge of the box (P(0) by its large-x series)
     (4.0, 1e3, 6.8e4),      # ... counts to ~1,200: one P(0) for the whole range
     (2.5, 22.0, 2e3),       # a bursty gene inside it (the same)
+    (0.5, 5.0, 10.0),       # small x (a few counts), where the series per count is short
+    (2.0, 0.3, 3.0),        # ... mass near p = 1
+    (0.05, 0.08, 8.0),      # ... bimodal (spikes at 0 and x)
+    (30.0, 40.0, 0.7),      # ... nearly Poisson, below one count on average
 ]
 
 

@@ -882,7 +882,8 @@ def _grouped_run(nf, idx, j0, j1, weights, groups, capture, a, b, lam, lg_a, lg_
 # come along: O(1) per count instead of the O(sqrt x) terms of the series.
 
 _REC_MIN_BINS = 3       # fewer distinct counts than this: the series per count
-_REC_MIN_X = 16.0       # below this x the series has a few terms per count
+_REC_MIN_X = 16.0       # below this x the series has a few terms per count (the pmf runs)
+_REC_PLAN_MIN_X = 1.0   # ... and below this one or two: the evaluation keeps the series
 _REC_SERIES_COST = 9.0  # pb_eval at x ~ this many times sqrt(x) recurrence steps
 _REC_SHARED_COST = 1.5  # a bin of the shared tables (mixed histograms, x <= _X_WINDOW) ~ this
 _REC_ANCHORS = 8        # exact values (series) that fix the normalisation, at most
@@ -1086,7 +1087,7 @@ def _rec_plan(values, weights, order, j0, j1, a, b, x, shared, extra=0):
     """How to evaluate bins order[j0:j1] (one capture value x, values
     ascending along ``order``): returns (start N', normalisation: _NORM_*) for
     the recurrence, or (-1, _NORM_SUM) when the series per count is as cheap:
-    for x < _REC_MIN_X (a few terms per count) or fewer than _REC_MIN_BINS
+    for x < _REC_PLAN_MIN_X (one or two terms per count) or fewer than _REC_MIN_BINS
     distinct counts (both without the expansion), or when
     the recurrence costs more than the alternative per distinct count: pb_eval (about
     _REC_SERIES_COST sqrt(x) recurrence steps' worth), or with ``shared`` the
@@ -1100,7 +1101,7 @@ def _rec_plan(values, weights, order, j0, j1, a, b, x, shared, extra=0):
     expansion in log capture, which needs P(n+1) .. P(n+_ORDER); then even one
     count may take the recurrence, the series costing 1 + extra values per
     count)."""
-    if x < _REC_MIN_X and extra == 0:
+    if x < _REC_PLAN_MIN_X and extra == 0:
         return -1, _NORM_SUM
     nd = 0
     last = -1
