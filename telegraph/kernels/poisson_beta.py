@@ -402,6 +402,13 @@ def _add_bin(n, w, s, a, b, lam, want_info, buf, out):
         out[9] += w * s * s * buf[9]
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _slot(k0, j):
+    """Slot (k0 + j) mod _RING of the law's ring, 0 <= k0 < _RING, 0 <= j <=
+    _ORDER, without an integer division."""
+    return k0 + j if k0 < _RING - j else k0 + j - _RING
+
+
 @njit(cache=True, error_model="numpy")
 def _spread_terms(n, k0, m1, m2, m3, m4, s1, s2, s3, s4, G, I, want_info, res):
     """The expansion in log capture of one bin to fourth order (docs/maths.md,
@@ -426,11 +433,10 @@ def _spread_terms(n, k0, m1, m2, m3, m4, s1, s2, s3, s4, G, I, want_info, res):
         s3 = 0.0
     if n > _ORDER4_MAX_N:
         s4 = 0.0
-    # slots k0 + j mod _RING without an integer division
-    k1 = k0 + 1 if k0 < _RING - 1 else k0 + 1 - _RING
-    k2 = k0 + 2 if k0 < _RING - 2 else k0 + 2 - _RING
-    k3 = k0 + 3 if k0 < _RING - 3 else k0 + 3 - _RING
-    k4 = k0 + 4 if k0 < _RING - 4 else k0 + 4 - _RING
+    k1 = _slot(k0, 1)
+    k2 = _slot(k0, 2)
+    k3 = _slot(k0, 3)
+    k4 = _slot(k0, 4)
     h2 = 0.5 * s2
     h3 = s3 / 6.0
     h4 = s4 / 24.0
@@ -549,10 +555,10 @@ def _add_bin_spread(n, w, s1, s2, s3, s4, s, a, b, lam, want_info, buf, out, L, 
             held[k] = c
     k0 = n_int % _RING
     l0 = L[k0]
-    m1 = (n + 1.0) * math.exp(L[(n_int + 1) % _RING] - l0)
-    m2 = (n + 1.0) * (n + 2.0) * math.exp(L[(n_int + 2) % _RING] - l0)
-    m3 = (n + 1.0) * (n + 2.0) * (n + 3.0) * math.exp(L[(n_int + 3) % _RING] - l0)
-    m4 = (n + 1.0) * (n + 2.0) * (n + 3.0) * (n + 4.0) * math.exp(L[(n_int + 4) % _RING] - l0)
+    m1 = (n + 1.0) * math.exp(L[_slot(k0, 1)] - l0)
+    m2 = (n + 1.0) * (n + 2.0) * math.exp(L[_slot(k0, 2)] - l0)
+    m3 = (n + 1.0) * (n + 2.0) * (n + 3.0) * math.exp(L[_slot(k0, 3)] - l0)
+    m4 = (n + 1.0) * (n + 2.0) * (n + 3.0) * (n + 4.0) * math.exp(L[_slot(k0, 4)] - l0)
     _spread_terms(n, k0, m1, m2, m3, m4, s1, s2, s3, s4, G, I, want_info, res)
     # plus w log P(n) and its derivatives, then into the totals in (a, b, lam)
     res[0] = w * L[k0] + res[0]
@@ -568,15 +574,15 @@ def _add_bin_spread(n, w, s1, s2, s3, s4, s, a, b, lam, want_info, buf, out, L, 
 
 
 @njit(cache=True, error_model="numpy")
-def _add_bins_spread(values, weights, groups, capture, spread, a, b, lam, want_info, buf, out,
-                     L, G, I, res):
-    """Every bin of non-zero weight by :func:`_add_bin_spread` (the series at n
-    .. n + _ORDER), each count of a capture group evaluated once when the
-    group's bins come by ascending count (as ``_merge_capture`` orders them):
-    the law a slot holds is forgotten when the group changes."""
+def _add_bins_spread(values, weights, groups, capture, spread, j0, j1, a, b, lam, want_info, buf,
+                     out, L, G, I, res):
+    """Every bin i, j0 <= i < j1, of non-zero weight by :func:`_add_bin_spread`
+    (the series at n .. n + _ORDER), each count of a capture group evaluated
+    once when the group's bins come by ascending count (as ``_merge_capture``
+    orders them): the law a slot holds is forgotten when the group changes."""
     held = np.full(_RING, -1, np.int64)   # the count whose law slot k of L, G, I holds
     g_last = -1
-    for i in range(values.shape[0]):
+    for i in range(j0, j1):
         if weights[i] != 0.0:
             if groups[i] != g_last:
                 held[:] = -1
@@ -1386,9 +1392,9 @@ def _rec_run(values, weights, order, j0, j1, top, mode, s, a, b, lam, want_info,
                         # m_j = (n + 1) .. (n + j) y(n + j) / y(n) from the ratios
                         k0 = n % _RING
                         m1 = (n + 1.0) * L3[k0]
-                        m2 = m1 * (n + 2.0) * L3[k0 + 1 if k0 < _RING - 1 else k0 + 1 - _RING]
-                        m3 = m2 * (n + 3.0) * L3[k0 + 2 if k0 < _RING - 2 else k0 + 2 - _RING]
-                        m4 = m3 * (n + 4.0) * L3[k0 + 3 if k0 < _RING - 3 else k0 + 3 - _RING]
+                        m2 = m1 * (n + 2.0) * L3[_slot(k0, 1)]
+                        m3 = m2 * (n + 3.0) * L3[_slot(k0, 2)]
+                        m4 = m3 * (n + 4.0) * L3[_slot(k0, 3)]
                         _spread_terms(float(n), k0, m1, m2, m3, m4, spread[i, 0],
                                       spread[i, 1], spread[i, 2], spread[i, 3], G3, I3,
                                       want_info, res)
@@ -1569,7 +1575,6 @@ def _spread_runs(values, weights, groups, capture, spread, a, b, lam, want_info,
     regrouping the bins by value first."""
     m = values.shape[0]
     ident = np.arange(m)
-    held = np.full(_RING, -1, np.int64)
     j0 = 0
     while j0 < m:
         g = groups[j0]
@@ -1587,13 +1592,8 @@ def _spread_runs(values, weights, groups, capture, spread, a, b, lam, want_info,
             _rec_run(values, weights, ident, j0, j1, top, mode, s, a, b, lam, want_info, buf,
                      out, spread, L3, G3, I3, res, work)
         else:
-            for k in range(_RING):
-                held[k] = -1
-            for i in range(j0, j1):
-                if weights[i] != 0.0:
-                    _add_bin_spread(float(values[i]), weights[i], spread[i, 0], spread[i, 1],
-                                    spread[i, 2], spread[i, 3], s, a, b, lam, want_info, buf,
-                                    out, L3, G3, I3, res, held)
+            _add_bins_spread(values, weights, groups, capture, spread, j0, j1, a, b, lam,
+                             want_info, buf, out, L3, G3, I3, res)
         j0 = j1
 
 
@@ -1850,8 +1850,8 @@ def histogram_eval_bins(values, weights, groups, capture, spread, a, b, lam, wan
         # (the shared tables take lgamma differences plainly: beyond the fits'
         # box in b, every bin goes through pb_eval, which does not)
         if has_spread:
-            _add_bins_spread(values, weights, groups, capture, spread, a, b, lam, want_info, buf,
-                             out, L3, G3, I3, res)
+            _add_bins_spread(values, weights, groups, capture, spread, 0, m, a, b, lam,
+                             want_info, buf, out, L3, G3, I3, res)
             return
         for i in range(m):
             if weights[i] != 0.0:
@@ -1874,8 +1874,8 @@ def histogram_eval_bins(values, weights, groups, capture, spread, a, b, lam, wan
     if has_spread:
         # the other bins (those of the recurrence now weigh 0): the series at n
         # .. n + _ORDER
-        _add_bins_spread(values, weights, groups, capture, spread, a, b, lam, want_info, buf,
-                         out, L3, G3, I3, res)
+        _add_bins_spread(values, weights, groups, capture, spread, 0, m, a, b, lam, want_info,
+                         buf, out, L3, G3, I3, res)
         return
     # table length: the longest k-range any bin with x <= _X_WINDOW can need
     x_max = 0.0
