@@ -184,8 +184,11 @@ def _profile_at(model, gene, theta, target, psi, lo, hi, max_iter, buf, out):
     free[fix] = False
     if model != MODEL_TELEGRAPH:
         free[2] = False
+    # (the telegraph model with burst frequency fixed climbs in the mean coordinates, as
+    # the groups' own fits did)
     ll, conv, it = maximize(model, gene, theta, T, Tinv, free, lo,
-                            hi, max_iter, buf, np.empty(0), np.empty((0, 3)))
+                            hi, max_iter, buf, np.empty(0), np.empty((0, 3)),
+                            model == MODEL_TELEGRAPH and target == TARGET_LOG_A)
     if not np.isfinite(ll):
         for i in range(5):
             out[i] = np.nan if i < 2 else 0.0

@@ -6,7 +6,10 @@ reparameterisation phi = T theta, inside a box lo <= phi <= hi, with an
 active set for coordinates that the likelihood pushes against the box. The
 same maximiser serves the unconstrained fits and, with one coordinate of phi
 held, the profiles (:mod:`telegraph.kernels.profile`,
-:mod:`telegraph.kernels.differential`).
+:mod:`telegraph.kernels.differential`). The telegraph fits, and the profiles
+that hold log a or log b, climb in the mean coordinates instead (log a, log b,
+log of the mean count; :func:`_mean_coords`), in which the ridges towards the
+bursty and Poisson limits run along a coordinate.
 
 The box and the profile targets: rates k_on and k_off are searched in
 [1e-4, 1e3] x k_deg and k_syn up to 1e6 x k_deg (beyond that the limit models
@@ -129,11 +132,66 @@ def on_known_path(theta, known):
     return False
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _log1p_ratio(u, v):
+    """log(1 + e^(v - u)) = log((a + b) / a) for u = log a, v = log b."""
+    d = v - u
+    if d > 0.0:
+        return d + math.log1p(math.exp(-d))
+    return math.log1p(math.exp(d))
+
+
+@njit(cache=True, error_model="numpy")
+def _mean_coords(theta, g, H, psi, gp, Hp):
+    """The mean coordinates psi = (log a, log b, log m) of theta = (log a, log b,
+    log lam), m = lam a / (a + b) the mean count at capture 1, and the gradient
+    and information of the log-likelihood in them (docs/maths.md, "Fitting",
+    *Mean coordinates*): theta = (u, v, m - u + log(e^u + e^v)), so with
+    p = a / (a + b), q = 1 - p the Jacobian J = d theta / d psi has the row
+    (-q, q, 1) for log lam, gp = J' g and Hp = J' H J - g_lam p q [[1, -1],
+    [-1, 1]] (the curvature of log(e^u + e^v), in the (u, v) block)."""
+    u = theta[0]
+    v = theta[1]
+    psi[0] = u
+    psi[1] = v
+    psi[2] = theta[2] - _log1p_ratio(u, v)
+    q = 1.0 / (1.0 + math.exp(u - v)) if v < u else 1.0 - 1.0 / (1.0 + math.exp(v - u))
+    p = 1.0 - q
+    # J columns: d theta / d u = (1, 0, -q), d / d v = (0, 1, q), d / d m = (0, 0, 1)
+    gp[0] = g[0] - q * g[2]
+    gp[1] = g[1] + q * g[2]
+    gp[2] = g[2]
+    # H J: column k of H times J's column k
+    HJ = np.empty((3, 3))
+    for i in range(3):
+        HJ[i, 0] = H[i, 0] - q * H[i, 2]
+        HJ[i, 1] = H[i, 1] + q * H[i, 2]
+        HJ[i, 2] = H[i, 2]
+    for j in range(3):
+        Hp[0, j] = HJ[0, j] - q * HJ[2, j]
+        Hp[1, j] = HJ[1, j] + q * HJ[2, j]
+        Hp[2, j] = HJ[2, j]
+    c = g[2] * p * q
+    Hp[0, 0] -= c
+    Hp[1, 1] -= c
+    Hp[0, 1] += c
+    Hp[1, 0] += c
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _from_mean(psi, theta):
+    """theta = (log a, log b, log lam) of the mean coordinates psi (:func:`_mean_coords`)."""
+    theta[0] = psi[0]
+    theta[1] = psi[1]
+    theta[2] = psi[2] + _log1p_ratio(psi[0], psi[1])
+
+
 @njit(cache=True, error_model="numpy",
       unit=("Tuple((float64, boolean, int64))(int64, " + GENE_TYPE + ", "
             "float64[::1], float64[:, ::1], float64[:, ::1], boolean[::1], "
-            "float64[::1], float64[::1], int64, float64[::1], float64[::1], float64[:, ::1])"))
-def maximize(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, trail):
+            "float64[::1], float64[::1], int64, float64[::1], float64[::1], float64[:, ::1], "
+            "boolean)"))
+def maximize(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, trail, mean):
     """Damped Newton ascent of the log-likelihood over the free coordinates of
     phi = T theta, within the box lo <= phi <= hi. ``theta`` is updated in place.
     Returns (loglik, converged, iterations).
@@ -151,7 +209,14 @@ def maximize(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, tr
 
     ``trail``: empty (0 rows), or an array of at least ``max_iter`` rows of NaN,
     where the climb writes theta after each accepted step, in order (the points
-    a later climb's ``known`` lists)."""
+    a later climb's ``known`` lists).
+
+    ``mean``: climb in the mean coordinates (log a, log b, log m) of the
+    telegraph model (:func:`_mean_coords`; T must be the identity, the box
+    still bounds theta). The ridges that rise towards the bursty and Poisson
+    limits, curved in theta, run along a coordinate there, so the climb
+    follows them in a few steps where it would zig-zag in theta. While log lam
+    is held at its edge, that iteration works in theta."""
     nfree = 0
     for i in range(3):
         if free[i]:
@@ -183,18 +248,34 @@ def maximize(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, tr
     flat = 0
     it = 0
     n_trail = 0
+    lo_c = lo.copy()
+    hi_c = hi.copy()
+    in_mean = False
     while it < max_iter:
         it += 1
-        grad_info_phi(Tinv, g, H, gp, Hp)
+        in_mean = mean and not (free[2] and ((theta[2] <= lo[2] + 1e-12 and g[2] < 0.0)
+                                             or (theta[2] >= hi[2] - 1e-12 and g[2] > 0.0)))
+        if in_mean:
+            # log m is not boxed; log lam is kept in its box below
+            _mean_coords(theta, g, H, phi, gp, Hp)
+            lo_c[2] = -np.inf
+            hi_c[2] = np.inf
+        elif mean:
+            grad_info_phi(Tinv, g, H, gp, Hp)
+            to_phi(T, theta, phi)
+            lo_c[2] = lo[2]
+            hi_c[2] = hi[2]
+        else:
+            grad_info_phi(Tinv, g, H, gp, Hp)
         # coordinates pinned at the box edge with the gradient pointing out are
         # held (active set), so the Newton step works in the remaining ones
         act = np.zeros(3, np.bool_)
         for i in range(3):
             act[i] = free[i]
             if free[i]:
-                if phi[i] <= lo[i] + 1e-12 and gp[i] < 0.0:
+                if phi[i] <= lo_c[i] + 1e-12 and gp[i] < 0.0:
                     act[i] = False
-                if phi[i] >= hi[i] - 1e-12 and gp[i] > 0.0:
+                if phi[i] >= hi_c[i] - 1e-12 and gp[i] > 0.0:
                     act[i] = False
         nact = 0
         gmax = 0.0
@@ -226,8 +307,8 @@ def maximize(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, tr
                 break
             changed = False
             for i in range(3):
-                if act[i] and ((phi[i] <= lo[i] + 1e-12 and step[i] < 0.0)
-                               or (phi[i] >= hi[i] - 1e-12 and step[i] > 0.0)):
+                if act[i] and ((phi[i] <= lo_c[i] + 1e-12 and step[i] < 0.0)
+                               or (phi[i] >= hi_c[i] - 1e-12 and step[i] > 0.0)):
                     act[i] = False
                     nact -= 1
                     changed = True
@@ -263,11 +344,11 @@ def maximize(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, tr
         for i in range(3):
             if free[i] and step[i] != 0.0:
                 if step[i] > 0.0:
-                    room = hi[i] - phi[i]
+                    room = hi_c[i] - phi[i]
                     if step[i] * shrink > room:
                         shrink = room / step[i]
                 else:
-                    room = lo[i] - phi[i]
+                    room = lo_c[i] - phi[i]
                     if step[i] * shrink < room:
                         shrink = room / step[i]
         for i in range(3):
@@ -276,8 +357,13 @@ def maximize(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, tr
         for i in range(3):
             phi_new[i] = phi[i] + step[i]
             if free[i]:
-                phi_new[i] = min(max(phi_new[i], lo[i]), hi[i])
-        to_theta(Tinv, phi_new, theta_new)
+                phi_new[i] = min(max(phi_new[i], lo_c[i]), hi_c[i])
+        if in_mean:
+            _from_mean(phi_new, theta_new)
+            if free[2]:
+                theta_new[2] = min(max(theta_new[2], lo[2]), hi[2])
+        else:
+            to_theta(Tinv, phi_new, theta_new)
         ll_new = evaluate(model, gene, theta_new, True, g_new, H_new, buf)
         if np.isfinite(ll_new) and ll_new >= ll - 1e-12 * (1.0 + abs(ll)):
             gain = ll_new - ll
@@ -437,7 +523,8 @@ def fit_telegraph(gene, theta_out, max_iter, buf):
         for i in range(3):
             th[i] = starts[s, i]
         ll, conv, it = maximize(MODEL_TELEGRAPH, gene, th, T, T, free,
-                                lo, hi, max_iter, buf, known, trail if r == 0 else no_trail)
+                                lo, hi, max_iter, buf, known, trail if r == 0 else no_trail,
+                                True)
         if r == 0 and np.isfinite(ll):
             n_path = 0
             while n_path < max_iter and not np.isnan(trail[n_path, 0]):
@@ -469,7 +556,7 @@ def _fit_limit(model, gene, theta, max_iter, buf):
     lo = np.full(3, LIMIT_LO)
     hi = np.full(3, LIMIT_HI)
     return maximize(model, gene, theta, T, T, free, lo, hi,
-                    max_iter, buf, np.empty(0), np.empty((0, 3)))
+                    max_iter, buf, np.empty(0), np.empty((0, 3)), False)
 
 
 @njit(cache=True, error_model="numpy", inline="always")

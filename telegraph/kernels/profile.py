@@ -95,8 +95,10 @@ def _profile_point(gene, theta, target, psi, max_iter, buf, stop_above, slope):
     hi = np.empty(3)
     search_box(target, lo, hi)
     known = np.empty(0) if stop_above == np.inf else np.full(1, stop_above)
+    # (burst frequency and k_off fixed: the others climb in the mean coordinates)
     ll, conv, it = maximize(MODEL_TELEGRAPH, gene, theta, T, Tinv,
-                            free, lo, hi, max_iter, buf, known, np.empty((0, 3)))
+                            free, lo, hi, max_iter, buf, known, np.empty((0, 3)),
+                            target == TARGET_LOG_A or target == TARGET_LOG_B)
     return ll
 
 
@@ -621,7 +623,7 @@ def _negbinom_profile_point(gene, theta, fix, psi, max_iter, buf):
     eye = np.eye(3)
     ll, conv, it = maximize(MODEL_NEGBINOM, gene, theta, eye, eye,
                             free, lo, hi, max_iter, buf, np.empty(0),
-                            np.empty((0, 3)))
+                            np.empty((0, 3)), False)
     return ll
 
 
