@@ -29,7 +29,7 @@ def _gene_and_climb():
         th = np.array(start, float)
         ll, conv, it = maximize(MODEL_TELEGRAPH, bins, th, T, T, free, lo, hi, 100, buf,
                                 np.asarray(known, float),
-                                np.empty((0, 3)) if trail is None else trail, True)
+                                np.empty((0, 3)) if trail is None else trail, True, 1e-9)
         return ll, conv, it, th
 
     return bins, climb

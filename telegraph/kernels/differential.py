@@ -50,8 +50,8 @@ from numba.core import types as nbtypes
 from ._jit import njit
 from .linalg import grad_info_phi, to_phi, to_theta
 from .models import MODEL_NEGBINOM, MODEL_TELEGRAPH, evaluate, gene_bins, sort_bins
-from .optimize import (LIMIT_HI, LIMIT_LO, TARGET_LOG_A, TARGET_LOG_BETA, maximize, search_box,
-                       target_transform)
+from .optimize import (DECREMENT_TOL, LIMIT_HI, LIMIT_LO, TARGET_LOG_A, TARGET_LOG_BETA,
+                       maximize, search_box, target_transform)
 
 # result layout, per target t (0: log a, 1: log beta), offset t * N_PER_TARGET
 D_PSI1, D_PSI2, D_L0, D_LR, D_CI_LO, D_CI_HI, D_SE, D_CONV = range(8)
@@ -188,7 +188,8 @@ def _profile_at(model, gene, theta, target, psi, lo, hi, max_iter, buf, out):
     # the groups' own fits did)
     ll, conv, it = maximize(model, gene, theta, T, Tinv, free, lo,
                             hi, max_iter, buf, np.empty(0), np.empty((0, 3)),
-                            model == MODEL_TELEGRAPH and target == TARGET_LOG_A)
+                            model == MODEL_TELEGRAPH and target == TARGET_LOG_A,
+                            DECREMENT_TOL)
     if not np.isfinite(ll):
         for i in range(5):
             out[i] = np.nan if i < 2 else 0.0

@@ -34,9 +34,10 @@ from ._jit import njit
 from .linalg import grad_info_phi, solve_damped, to_phi, to_theta
 from .models import GENE_TYPE, MODEL_NEGBINOM, MODEL_TELEGRAPH, MODEL_ZIP, evaluate, moments
 
-__all__ = ["LOG_LO", "LOG_HI", "LOG_LAM_LO", "LOG_LAM_HI", "TARGET_LOG_A", "TARGET_LOG_BETA",
-           "TARGET_LOG_B", "TARGET_LOG_LAM", "LIMIT_LO", "LIMIT_HI", "target_transform",
-           "search_box", "same_optimum", "maximize", "fit_telegraph", "fit_negbinom", "fit_zip"]
+__all__ = ["DECREMENT_TOL", "PROFILE_DECREMENT_TOL", "LOG_LO", "LOG_HI", "LOG_LAM_LO",
+           "LOG_LAM_HI", "TARGET_LOG_A", "TARGET_LOG_BETA", "TARGET_LOG_B", "TARGET_LOG_LAM",
+           "LIMIT_LO", "LIMIT_HI", "target_transform", "search_box", "same_optimum", "maximize",
+           "fit_telegraph", "fit_negbinom", "fit_zip"]
 
 # search box for (log a, log b): k_on, k_off in [1e-4, 1e3] x k_deg (beyond it the
 # limits take over); lam up to 1e6
@@ -100,6 +101,16 @@ _FLAT_GAIN = 1e-5
 _STEP_MAX = 2.0
 _BACKTRACK_MIN = 0.02
 _RADIUS_MIN = 1e-3
+
+#: :func:`maximize` has converged once the Newton decrement g' d (twice the gain the
+#: quadratic model predicts) is below this many nats: the fits' maxima then lie within
+#: about half of it of the optimum's
+DECREMENT_TOL = 1e-9
+#: ... and the inner maximisations of the profile searches, where a profile value within
+#: 5e-6 nats moves an interval end by 5e-6 over the profile's slope there (at most a few
+#: 1e-4 in log on the flattest profiles, within the end's tolerance of 1e-3): often one
+#: Newton step fewer per point (docs/maths.md, "Profile likelihood", *Inner precision*)
+PROFILE_DECREMENT_TOL = 1e-5
 
 #: a climb whose iterate comes within this distance (largest change of a log-rate
 #: coordinate) of an optimum already found, at no higher a log-likelihood, is taken to
@@ -190,8 +201,9 @@ def _from_mean(psi, theta):
       unit=("Tuple((float64, boolean, int64))(int64, " + GENE_TYPE + ", "
             "float64[::1], float64[:, ::1], float64[:, ::1], boolean[::1], "
             "float64[::1], float64[::1], int64, float64[::1], float64[::1], float64[:, ::1], "
-            "boolean)"))
-def maximize(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, trail, mean):
+            "boolean, float64)"))
+def maximize(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, trail, mean,
+             tol):
     """Damped Newton ascent of the log-likelihood over the free coordinates of
     phi = T theta, within the box lo <= phi <= hi. ``theta`` is updated in place.
     Returns (loglik, converged, iterations).
@@ -216,7 +228,11 @@ def maximize(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, tr
     still bounds theta). The ridges that rise towards the bursty and Poisson
     limits, curved in theta, run along a coordinate there, so the climb
     follows them in a few steps where it would zig-zag in theta. While log lam
-    is held at its edge, that iteration works in theta."""
+    is held at its edge, that iteration works in theta.
+
+    ``tol``: the climb has converged once the Newton decrement (twice the gain
+    the quadratic model predicts) is below it, in nats: DECREMENT_TOL for the
+    fits; the profile's inner maximisations use PROFILE_DECREMENT_TOL."""
     nfree = 0
     for i in range(3):
         if free[i]:
@@ -324,7 +340,7 @@ def maximize(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, tr
         dec = 0.0
         for i in range(3):
             dec += gp[i] * step[i]
-        if dec < 1e-9:
+        if dec < tol:
             if mu == 0.0:
                 converged = True
                 break
@@ -332,7 +348,7 @@ def maximize(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, tr
                 dec0 = 0.0
                 for i in range(3):
                     dec0 += gp[i] * step_newton[i]
-                if dec0 < 1e-9:
+                if dec0 < tol:
                     converged = True
                     break
         smax = 0.0
@@ -524,7 +540,7 @@ def fit_telegraph(gene, theta_out, max_iter, buf):
             th[i] = starts[s, i]
         ll, conv, it = maximize(MODEL_TELEGRAPH, gene, th, T, T, free,
                                 lo, hi, max_iter, buf, known, trail if r == 0 else no_trail,
-                                True)
+                                True, DECREMENT_TOL)
         if r == 0 and np.isfinite(ll):
             n_path = 0
             while n_path < max_iter and not np.isnan(trail[n_path, 0]):
@@ -556,7 +572,7 @@ def _fit_limit(model, gene, theta, max_iter, buf):
     lo = np.full(3, LIMIT_LO)
     hi = np.full(3, LIMIT_HI)
     return maximize(model, gene, theta, T, T, free, lo, hi,
-                    max_iter, buf, np.empty(0), np.empty((0, 3)), False)
+                    max_iter, buf, np.empty(0), np.empty((0, 3)), False, DECREMENT_TOL)
 
 
 @njit(cache=True, error_model="numpy", inline="always")

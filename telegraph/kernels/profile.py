@@ -32,8 +32,9 @@ import numpy as np
 from ._jit import njit
 from .linalg import grad_info_phi, solve3, to_phi, to_theta
 from .models import GENE_TYPE, MODEL_NEGBINOM, MODEL_TELEGRAPH, evaluate, telegraph_eval
-from .optimize import (LIMIT_HI, LIMIT_LO, TARGET_LOG_A, TARGET_LOG_B, TARGET_LOG_BETA,
-                       TARGET_LOG_LAM, maximize, same_optimum, search_box, target_transform)
+from .optimize import (LIMIT_HI, LIMIT_LO, PROFILE_DECREMENT_TOL, TARGET_LOG_A, TARGET_LOG_B,
+                       TARGET_LOG_BETA, TARGET_LOG_LAM, maximize, same_optimum, search_box,
+                       target_transform)
 
 __all__ = ["wald_se", "profile_bound", "bursty_limit_end", "negbinom_profile_bound",
            "limit_union_ends", "unbounded_by_union", "widen_near_limits"]
@@ -98,7 +99,8 @@ def _profile_point(gene, theta, target, psi, max_iter, buf, stop_above, slope):
     # (burst frequency and k_off fixed: the others climb in the mean coordinates)
     ll, conv, it = maximize(MODEL_TELEGRAPH, gene, theta, T, Tinv,
                             free, lo, hi, max_iter, buf, known, np.empty((0, 3)),
-                            target == TARGET_LOG_A or target == TARGET_LOG_B)
+                            target == TARGET_LOG_A or target == TARGET_LOG_B,
+                            PROFILE_DECREMENT_TOL)
     return ll
 
 
@@ -623,7 +625,7 @@ def _negbinom_profile_point(gene, theta, fix, psi, max_iter, buf):
     eye = np.eye(3)
     ll, conv, it = maximize(MODEL_NEGBINOM, gene, theta, eye, eye,
                             free, lo, hi, max_iter, buf, np.empty(0),
-                            np.empty((0, 3)), False)
+                            np.empty((0, 3)), False, PROFILE_DECREMENT_TOL)
     return ll
 
 
