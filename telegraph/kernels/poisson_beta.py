@@ -1044,7 +1044,9 @@ def _rec_start(n_max, a, b, x, tail, limit):
     with ``tail`` (else -1), the first N' where P's own decay has also come
     down far enough: the sum of log r_small (log sqrt(r_big r_small) where the
     roots are complex) less log(1 - r_small) below -_REC_TAIL (the mass above
-    N' is then below e^-_REC_TAIL P(n_max), for the normalisation by the sum).
+    N' is then below e^-_REC_TAIL P(n_max), for the normalisation by the sum;
+    walked in strides of 4 counts with a bound on each, so never below that
+    first N' and a few counts above it at most points).
     One walk up from n_max finds both (the second is never below the first);
     -1 for a start that takes more than ``limit`` steps."""
     # products instead of sums of logs (no log per step): damp = prod of
@@ -1081,11 +1083,44 @@ def _rec_start(n_max, a, b, x, tail, limit):
                 top_damp = n + 1
                 if not tail:
                     return top_damp, -1
-            # P's mass above n + 1 <= P(n_max) e^log_decay decay / (1 - r_small)
-            if small < 1.0 and decay <= thr * (1.0 - small):
-                return top_damp, n + 1
+                break
         n += 1
+    if top_damp < 0:
+        return -1, -1
+    # on to the tail's start in strides of 4 counts: a stride's factor is the larger
+    # of r_small at its two ends, to the 4th power, a bound where r_small falls across
+    # it (docs/maths.md, *Normalisation by the sum*); the far end is the next stride's
+    # near end
+    small0 = _rec_small(float(n + 1), a, c, x)
+    n += 1
+    while n - n_max < limit:
+        small1 = _rec_small(float(n + 4), a, c, x)
+        small = max(small0, small1)
+        s2 = small * small
+        decay *= s2 * s2
+        small0 = small1
+        n += 4
+        if decay < 1e-250 or decay > 1e250:
+            log_decay += math.log(decay)
+            decay = 1.0
+            thr = math.exp(-_REC_TAIL - log_decay) if -_REC_TAIL - log_decay < 700.0 else np.inf
+        # P's mass above n <= P(n_max) e^log_decay decay / (1 - r_small)
+        if small < 1.0 and decay <= thr * (1.0 - small):
+            return top_damp, n
     return top_damp, -1
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _rec_small(nf, a, c, x):
+    """r_small at count nf: the smaller root of (n+2) r^2 - (n+c+x) r + x(n+a)/(n+1)
+    = 0 (the local ratio y(n+1)/y(n) P follows), or the modulus sqrt of the
+    product where the roots are complex."""
+    s = (nf + c + x) / (nf + 2.0)
+    p = x * (nf + a) / ((nf + 1.0) * (nf + 2.0))
+    disc = s * s - 4.0 * p
+    if disc > 0.0:
+        return p / (0.5 * (s + math.sqrt(disc)))
+    return math.sqrt(p)
 
 
 @njit(cache=True, error_model="numpy")
