@@ -266,7 +266,6 @@ def maximize(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, tr
     n_trail = 0
     lo_c = lo.copy()
     hi_c = hi.copy()
-    in_mean = False
     while it < max_iter:
         it += 1
         in_mean = mean and not (free[2] and ((theta[2] <= lo[2] + 1e-12 and g[2] < 0.0)
@@ -276,13 +275,13 @@ def maximize(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, tr
             _mean_coords(theta, g, H, phi, gp, Hp)
             lo_c[2] = -np.inf
             hi_c[2] = np.inf
-        elif mean:
-            grad_info_phi(Tinv, g, H, gp, Hp)
-            to_phi(T, theta, phi)
-            lo_c[2] = lo[2]
-            hi_c[2] = hi[2]
         else:
             grad_info_phi(Tinv, g, H, gp, Hp)
+            if mean:
+                # back from the mean coordinates (T is the identity)
+                to_phi(T, theta, phi)
+                lo_c[2] = lo[2]
+                hi_c[2] = hi[2]
         # coordinates pinned at the box edge with the gradient pointing out are
         # held (active set), so the Newton step works in the remaining ones
         act = np.zeros(3, np.bool_)

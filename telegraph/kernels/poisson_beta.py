@@ -1061,18 +1061,9 @@ def _rec_start(n_max, a, b, x, tail, limit):
     top_damp = -1
     n = n_max
     while n - n_max < limit:
-        nf = float(n)
-        s = (nf + c + x) / (nf + 2.0)
-        p = x * (nf + a) / ((nf + 1.0) * (nf + 2.0))
-        disc = s * s - 4.0 * p
-        if disc > 0.0:
-            sq = math.sqrt(disc)
-            big = 0.5 * (s + sq)
-            small = p / big
-            if damp < e_damp:
-                damp *= big / small
-        else:
-            small = math.sqrt(p)
+        sep, small = _rec_roots(float(n), a, c, x)
+        if sep > 0.0 and damp < e_damp:
+            damp *= sep
         decay *= small
         if decay < 1e-250 or decay > 1e250:
             log_decay += math.log(decay)
@@ -1091,10 +1082,10 @@ def _rec_start(n_max, a, b, x, tail, limit):
     # of r_small at its two ends, to the 4th power, a bound where r_small falls across
     # it (docs/maths.md, *Normalisation by the sum*); the far end is the next stride's
     # near end
-    small0 = _rec_small(float(n + 1), a, c, x)
+    small0 = _rec_roots(float(n + 1), a, c, x)[1]
     n += 1
     while n - n_max < limit:
-        small1 = _rec_small(float(n + 4), a, c, x)
+        small1 = _rec_roots(float(n + 4), a, c, x)[1]
         small = max(small0, small1)
         s2 = small * small
         decay *= s2 * s2
@@ -1111,16 +1102,19 @@ def _rec_start(n_max, a, b, x, tail, limit):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _rec_small(nf, a, c, x):
-    """r_small at count nf: the smaller root of (n+2) r^2 - (n+c+x) r + x(n+a)/(n+1)
-    = 0 (the local ratio y(n+1)/y(n) P follows), or the modulus sqrt of the
-    product where the roots are complex."""
+def _rec_roots(nf, a, c, x):
+    """The roots of (n+2) r^2 - (n+c+x) r + x(n+a)/(n+1) = 0 at count nf, the
+    two solutions' local ratios y(n+1)/y(n): (r_big / r_small, r_small) where
+    they are real (P follows r_small), (0, the modulus sqrt of their product)
+    where they are complex."""
     s = (nf + c + x) / (nf + 2.0)
     p = x * (nf + a) / ((nf + 1.0) * (nf + 2.0))
     disc = s * s - 4.0 * p
     if disc > 0.0:
-        return p / (0.5 * (s + math.sqrt(disc)))
-    return math.sqrt(p)
+        big = 0.5 * (s + math.sqrt(disc))
+        small = p / big
+        return big / small, small
+    return 0.0, math.sqrt(p)
 
 
 @njit(cache=True, error_model="numpy")
