@@ -50,6 +50,40 @@ def _files(root):
     return sorted(p for p, _, fs in os.walk(root) for f in fs if f.endswith((".nbi", ".nbc")))
 
 
+def test_every_kernel_contracts_to_fused_multiply_adds_and_assumes_nothing_else():
+    """The kernels' only fast-math flag is contraction (kernels/_jit.py, FASTMATH):
+    reassociation would reorder the sums the series and recurrences are written
+    to keep, and the finite-only or no-NaN flags would drop the kernels' own
+    tests for infinities and NaN. Also: the flag reaches the machine code (the
+    recurrence in the count has fused multiply-adds)."""
+    import importlib
+    import pkgutil
+
+    import telegraph.kernels as K
+    from telegraph.kernels._jit import FASTMATH
+    from telegraph.kernels.poisson_beta import _rec_down
+    assert FASTMATH == {"contract"}
+    kernels = []
+    for m in pkgutil.iter_modules(K.__path__):
+        mod = importlib.import_module(f"telegraph.kernels.{m.name}")
+        kernels += [k for k in vars(mod).values()
+                    if isinstance(k, Kernel) and k.py_func.__module__ == mod.__name__]
+    assert len(kernels) > 100
+    wrong = [k.py_func.__qualname__ for k in kernels
+             if set(k.targetoptions.get("fastmath", ())) != FASTMATH]
+    assert not wrong
+
+    @njit(cache=False)
+    def step(n, a, c, x, P1, P2):
+        return _rec_down(n, a, c, x, P1, 0.0, 0.0, 0.0, P2, 0.0, 0.0, 0.0)[0]
+
+    step(5, 1.0, 2.0, 3.0, 1.0, 0.5)
+    import llvmlite.binding as ll
+    if ll.get_host_cpu_features().get("fma", False):   # (no such instruction otherwise)
+        asm = next(iter(step.inspect_asm().values()))
+        assert "vfmadd" in asm or "vfmsub" in asm or "vfnmadd" in asm
+
+
 def test_cache_directory_honours_numba_cache_dir_else_the_user_cache(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
