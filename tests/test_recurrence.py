@@ -59,6 +59,10 @@ def _counts(a, b, x, n_pick=16):
     qs = np.quantile(n, np.linspace(0.0, 1.0, n_pick - 2))
     v = np.unique(np.concatenate([qs.astype(np.int64), [0, int(n.max() * 1.1) + 3]]))
     w = rng.uniform(0.5, 3.0, v.size)
+    # cells' counts are whole: weights 1 and 2 (whose w log P _rec_run sums as the log
+    # of a product) among the others
+    w[::3] = 1.0
+    w[1::3] = 2.0
     return v.astype(np.int64), w
 
 
@@ -156,6 +160,29 @@ def test_histogram_eval_takes_the_recurrence_and_agrees():
         ref += wi * buf[:10]
     assert out[0] == pytest.approx(ref[0], rel=1e-12, abs=1e-11 * w.sum())
     th = np.array([a, b, lam])
+    assert np.all(np.abs((out[1:4] - ref[1:4]) * th) <= 1e-9 * w.sum())
+
+
+@pytest.mark.parametrize("mode", MODES.values(), ids=MODES.keys())
+def test_weights_of_one_and_two_summed_as_a_product(mode):
+    """Bins of weight 1 and 2 add w log P as the log of a running product of P,
+    renormalised before it leaves [1e-100, 1e100]: over every count 0..799 of a
+    high-count gene (a product of 800 values down to ~1e-300 each) the total
+    and its derivatives equal the sum of the per-count series (pb_eval, checked
+    against mpmath in tests/test_stationary.py)."""
+    a, b, x = 3.9, 11.0, 952.0
+    v = np.arange(800, dtype=np.int64)
+    w = np.where(v % 5 == 0, 2.0, 1.0)
+    w[7::50] = 3.5
+    out = _rec(v, w, a, b, x, True, mode)
+    ref = np.zeros(10)
+    buf = np.zeros(11)
+    for n, wi in zip(v, w):
+        pb_eval(float(n), a, b, x, True, buf)
+        ref += wi * buf[:10]
+    assert out[0] < -8000.0   # the product leaves [1e-100, 1e100] ~35 times
+    assert out[0] == pytest.approx(ref[0], rel=1e-12, abs=w.sum() * _tol_logp(x))
+    th = np.array([a, b, x])
     assert np.all(np.abs((out[1:4] - ref[1:4]) * th) <= 1e-9 * w.sum())
 
 

@@ -1184,15 +1184,16 @@ def _rec_plan(values, weights, order, j0, j1, a, b, x, shared, extra=0):
 
 @njit(cache=True, error_model="numpy")
 def _rec_add(w, s, P, Pa, Pb, Px, Paa, Pab, Pax, Pbb, Pbx, Pxx, log_scale, cst, want_info,
-             out):
+             out, log_p):
     """Add weight w times log P and its derivatives to the histogram totals,
     x = s lam: from the unnormalised y (times e^log_scale) less the
-    normalisation ``cst`` (log C, its gradient, the information of C)."""
+    normalisation ``cst`` (log C, its gradient, the information of C).
+    ``log_p``: log y, or 0 where the caller accumulates w log y itself."""
     inv = 1.0 / P
     ga = Pa * inv
     gb = Pb * inv
     gx = Px * inv
-    out[0] += w * (math.log(P) + log_scale - cst[0])
+    out[0] += w * (log_p + log_scale - cst[0])
     out[1] += w * (ga - cst[1])
     out[2] += w * (gb - cst[2])
     out[3] += w * s * (gx - cst[3])
@@ -1344,6 +1345,8 @@ def _rec_run(values, weights, order, j0, j1, top, mode, s, a, b, lam, want_info,
     W = 0.0
     k_anch = 0
     k_dist = 0
+    prod_y = 1.0
+    log_prod = 0.0
     cst = work[:10]
     acc = work[10:20]
     for k in range(20):
@@ -1413,8 +1416,19 @@ def _rec_run(values, weights, order, j0, j1, top, mode, s, a, b, lam, want_info,
                 w = weights[i]
                 if w != 0.0:
                     W += w
+                    # sum of w log y over bins of weight 1 or 2 as the log of a
+                    # product (one logarithm per many bins; y in [1/_REC_SCALE,
+                    # _REC_SCALE], the product kept in [1/_REC_SCALE, _REC_SCALE])
+                    if w == 1.0 or w == 2.0:
+                        prod_y *= P1 if w == 1.0 else P1 * P1
+                        if not (prod_y > 1.0 / _REC_SCALE and prod_y < _REC_SCALE):
+                            log_prod += math.log(prod_y)
+                            prod_y = 1.0
+                        log_p = 0.0
+                    else:
+                        log_p = math.log(P1)
                     _rec_add(w, s, P1, Pa1, Pb1, Px1, Paa1, Pab1, Pax1, Pbb1, Pbx1, Pxx1,
-                             log_scale, cst, want_info, acc)
+                             log_scale, cst, want_info, acc, log_p)
                     if has_spread and (spread[i, 0] != 0.0 or spread[i, 1] != 0.0
                                        or spread[i, 2] != 0.0 or spread[i, 3] != 0.0):
                         # levels n .. n + _ORDER sit in slots n .. n + _ORDER mod _RING;
@@ -1510,6 +1524,7 @@ def _rec_run(values, weights, order, j0, j1, top, mode, s, a, b, lam, want_info,
             Pbx2 *= f
             Pxx2 *= f
             fS = math.exp(log_scale - ls_S)
+    acc[0] += log_prod + math.log(prod_y)
     if mode == _NORM_P0:
         # C = y(0) / P(0), P(0) from its large-x series (P1... hold y(0) here)
         _p0_large_x(a, b, x, _p0_terms(a, b, x), want_info, buf)
