@@ -31,7 +31,8 @@ def _climb(monkeypatch, objective, start, max_iter=200):
     eye = np.eye(3)
     ll, conv, it = maximize.py_func(0, GENE, theta, eye, eye, np.ones(3, np.bool_),
                                     np.full(3, -50.0), np.full(3, 50.0), max_iter,
-                                    np.zeros(11), np.empty(0), np.empty((0, 3)), False, 1e-9)
+                                    np.zeros(11), np.empty(0), np.empty((0, 3)), False, 1e-9,
+                                    np.empty(0), np.empty((0, 3)))
     return ll, conv, it, theta, evaluated
 
 
@@ -162,7 +163,8 @@ def _climb_real(gene, start, mean, max_iter=100):
     theta = np.array(start, float)
     eye = np.eye(3)
     ll, conv, it = maximize(MODEL_TELEGRAPH, gene, theta, eye, eye, np.ones(3, np.bool_), lo,
-                            hi, max_iter, np.zeros(11), np.empty(0), np.empty((0, 3)), mean, 1e-9)
+                            hi, max_iter, np.zeros(11), np.empty(0), np.empty((0, 3)), mean, 1e-9,
+                            np.empty(0), np.empty((0, 3)))
     return ll, conv, it, theta
 
 
@@ -237,7 +239,8 @@ def test_the_profiles_looser_decrement_leaves_their_values_within_the_documented
         for tol in (PROFILE_DECREMENT_TOL, 1e-12):
             theta = np.array([log_a, 2.0, 4.0])
             ll, conv, it = maximize(MODEL_TELEGRAPH, gene, theta, eye, eye, free, lo, hi, 200,
-                                    np.zeros(11), np.empty(0), np.empty((0, 3)), True, tol)
+                                    np.zeros(11), np.empty(0), np.empty((0, 3)), True, tol,
+                                    np.empty(0), np.empty((0, 3)))
             assert conv
             out.append((ll, it))
         (ll_loose, it_loose), (ll_tight, it_tight) = out

@@ -29,7 +29,8 @@ def _gene_and_climb():
         th = np.array(start, float)
         ll, conv, it = maximize(MODEL_TELEGRAPH, bins, th, T, T, free, lo, hi, 100, buf,
                                 np.asarray(known, float),
-                                np.empty((0, 3)) if trail is None else trail, True, 1e-9)
+                                np.empty((0, 3)) if trail is None else trail, True, 1e-9,
+                                np.empty(0), np.empty((0, 3)))
         return ll, conv, it, th
 
     return bins, climb
@@ -56,7 +57,8 @@ def test_a_second_climb_stops_on_its_way_to_the_known_optimum():
         assert again[0] == full[0] and again[2] == full[2]
         np.testing.assert_array_equal(again[3], full[3])
     out = np.zeros(3)
-    ll_fit, conv_fit, _ = fit_telegraph(bins, out, 100, np.zeros(11))
+    ll_fit, conv_fit, _ = fit_telegraph(bins, out, 100, np.zeros(11), np.zeros(3),
+                                        np.zeros((3, 3)))
     assert conv_fit and ll_fit == pytest.approx(ll1, abs=1e-8)
     np.testing.assert_allclose(out, th1, atol=1e-4)
 
@@ -109,7 +111,7 @@ def test_a_climb_along_a_flat_ridge_ends_as_converged_near_the_supremum(seed, mu
     bins = gene_bins(v.astype(np.int64), w.astype(float), np.zeros(v.size, np.int64), np.ones(1))
     buf = np.zeros(11)
     out = np.zeros(3)
-    ll, conv, it = fit_telegraph(bins, out, 100, buf)
+    ll, conv, it = fit_telegraph(bins, out, 100, buf, np.zeros(3), np.zeros((3, 3)))
     assert conv and it < 100
     lo = np.empty(3)
     hi = np.empty(3)
@@ -129,3 +131,27 @@ def test_a_climb_along_a_flat_ridge_ends_as_converged_near_the_supremum(seed, mu
                                     bounds=list(zip(lo, hi)))
             best = max(best, -res.fun)
     assert ll >= best - 1e-3
+
+
+@pytest.mark.parametrize("seed,a,b,lam", [(1, 0.4, 2.0, 60.0), (2, 0.08, 0.1, 30.0),
+                                          (3, 5.0, 40.0, 400.0)])
+def test_the_fit_hands_back_the_information_at_its_optimum(seed, a, b, lam):
+    """fit_telegraph returns the gradient and observed information at the
+    optimum it returns, bit for bit what a fresh evaluation there gives (the
+    Wald step takes them instead of evaluating again)."""
+    from telegraph.kernels.models import telegraph_eval
+    rng = np.random.default_rng(seed)
+    counts = rng.poisson(lam * rng.beta(a, b, 800))
+    v, w = np.unique(counts, return_counts=True)
+    bins = gene_bins(v.astype(np.int64), w.astype(float), np.zeros(v.size, np.int64), np.ones(1))
+    theta = np.zeros(3)
+    g = np.zeros(3)
+    H = np.zeros((3, 3))
+    ll, conv, _ = fit_telegraph(bins, theta, 100, np.zeros(11), g, H)
+    assert np.isfinite(ll)
+    g_ref = np.zeros(3)
+    H_ref = np.zeros((3, 3))
+    ll_ref = telegraph_eval(bins, theta, True, g_ref, H_ref, np.zeros(11))
+    assert ll == ll_ref
+    np.testing.assert_array_equal(g, g_ref)
+    np.testing.assert_array_equal(H, H_ref)

@@ -507,7 +507,8 @@ def test_a_level_stops_the_climb_once_reached_and_a_level_out_of_reach_does_not(
     def climb(known):
         theta = start.copy()
         out = maximize(MODEL_TELEGRAPH, gene, theta, eye, eye, free, lo, hi,
-                       200, np.zeros(11), known, np.empty((0, 3)), False, 1e-9)
+                       200, np.zeros(11), known, np.empty((0, 3)), False, 1e-9,
+                       np.empty(0), np.empty((0, 3)))
         return out, theta
 
     (ll_max, conv, it_full), th_max = climb(np.empty(0))

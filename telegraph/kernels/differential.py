@@ -189,7 +189,7 @@ def _profile_at(model, gene, theta, target, psi, lo, hi, max_iter, buf, out):
     ll, conv, it = maximize(model, gene, theta, T, Tinv, free, lo,
                             hi, max_iter, buf, np.empty(0), np.empty((0, 3)),
                             model == MODEL_TELEGRAPH and target == TARGET_LOG_A,
-                            DECREMENT_TOL)
+                            DECREMENT_TOL, np.empty(0), np.empty((0, 3)))
     if not np.isfinite(ll):
         for i in range(5):
             out[i] = np.nan if i < 2 else 0.0

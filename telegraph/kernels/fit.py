@@ -71,13 +71,14 @@ def _unfittable(n_cells, min_cells, values, weights):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _fit_models(row, gene, theta, th_nb, th_zip, max_iter, buf):
-    """Fit the telegraph model (optimum in the search box to ``theta``) and its
+def _fit_models(row, gene, theta, th_nb, th_zip, max_iter, buf, g, H):
+    """Fit the telegraph model (optimum in the search box to ``theta``, the
+    gradient and observed information there to ``g`` and ``H``) and its
     Poisson, negative-binomial (to ``th_nb``) and zero-inflated Poisson (to
     ``th_zip``) limits; write their estimates, maxima, iteration counts and
     the limit fits' convergence to ``row``. Returns whether the telegraph,
     negative-binomial and ZIP fits converged."""
-    ll, conv, it = fit_telegraph(gene, theta, max_iter, buf)
+    ll, conv, it = fit_telegraph(gene, theta, max_iter, buf, g, H)
     mu_p, ll_p = poisson_fit(gene[0], gene[1], gene[2], gene[3])
     ll_nb, c_nb, it_nb = fit_negbinom(gene, theta, th_nb, max_iter, buf)
     ll_zip, c_zip, it_zip = fit_zip(gene, th_zip, max_iter, buf)
@@ -156,9 +157,14 @@ def _converged(at_limit, c_tg, c_nb, c_zip):
 @njit(cache=True, error_model="numpy", inline="always")
 def _wald(row, gene, theta, buf, g, H):
     """Wald standard errors of the targets at the box optimum ``theta`` to the
-    row; the gradient and observed information there go to ``g`` and ``H``.
-    Returns the errors and the log-likelihood there."""
-    ll = telegraph_eval(gene, theta, True, g, H, buf)
+    row, from the gradient and observed information there in ``g`` and ``H``
+    (the fit's, :func:`telegraph.kernels.optimize.fit_telegraph`; evaluated
+    here where the fit left NaN). Returns the errors and the log-likelihood
+    there."""
+    if np.isfinite(g[0]):
+        ll = row[R_LL]
+    else:
+        ll = telegraph_eval(gene, theta, True, g, H, buf)
     se = wald_se(H)
     for t in range(4):
         row[R_SE0 + t] = se[t]
@@ -321,7 +327,9 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
         theta = np.zeros(3)
         th_nb = np.zeros(3)
         th_zip = np.zeros(3)
-        c_tg, c_nb, c_zip = _fit_models(row, gene, theta, th_nb, th_zip, max_iter, buf)
+        g0 = np.zeros(3)
+        H = np.zeros((3, 3))
+        c_tg, c_nb, c_zip = _fit_models(row, gene, theta, th_nb, th_zip, max_iter, buf, g0, H)
         ll = row[R_LL]
         ll_nb = row[R_LL_NB]
         ll_zip = row[R_LL_ZIP]
@@ -333,8 +341,6 @@ def fit_genes(indptr, values, groups, weights, capture, n_cells, min_cells, drop
         at_limit = _limit_attained(ll, ll_nb, ll_zip, ll_p)
         row[R_AT_LIMIT] = at_limit
         row[R_CONV] = _converged(at_limit, c_tg, c_nb, c_zip)
-        g0 = np.zeros(3)
-        H = np.zeros((3, 3))
         se, ll0 = _wald(row, gene, theta, buf, g0, H)
         # (for profile_mask None, the profile kernels are not compiled at all)
         if profile_mask is not None:

@@ -197,13 +197,24 @@ def _from_mean(psi, theta):
     theta[2] = psi[2] + _log1p_ratio(psi[0], psi[1])
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _keep(g, H, g_end, H_end):
+    """Copy the gradient and information of the climb's point to ``g_end`` and
+    ``H_end`` (:func:`maximize`), unless they are empty."""
+    if g_end.shape[0] == 3:
+        for i in range(3):
+            g_end[i] = g[i]
+            for j in range(3):
+                H_end[i, j] = H[i, j]
+
+
 @njit(cache=True, error_model="numpy",
       unit=("Tuple((float64, boolean, int64))(int64, " + GENE_TYPE + ", "
             "float64[::1], float64[:, ::1], float64[:, ::1], boolean[::1], "
             "float64[::1], float64[::1], int64, float64[::1], float64[::1], float64[:, ::1], "
-            "boolean, float64)"))
+            "boolean, float64, float64[::1], float64[:, ::1])"))
 def maximize(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, trail, mean,
-             tol):
+             tol, g_end, H_end):
     """Damped Newton ascent of the log-likelihood over the free coordinates of
     phi = T theta, within the box lo <= phi <= hi. ``theta`` is updated in place.
     Returns (loglik, converged, iterations).
@@ -232,7 +243,12 @@ def maximize(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, tr
 
     ``tol``: the climb has converged once the Newton decrement (twice the gain
     the quadratic model predicts) is below it, in nats: DECREMENT_TOL for the
-    fits; the profile's inner maximisations use PROFILE_DECREMENT_TOL."""
+    fits; the profile's inner maximisations use PROFILE_DECREMENT_TOL.
+
+    ``g_end``, ``H_end``: empty, or (3,) and (3, 3) arrays that receive the
+    gradient and observed information in theta at the returned theta (where
+    the returned log-likelihood is finite), so that a caller needs no second
+    evaluation there."""
     nfree = 0
     for i in range(3):
         if free[i]:
@@ -257,6 +273,7 @@ def maximize(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, tr
     if not np.isfinite(ll):
         return ll, False, 0
     if known.shape[0] == 1 and ll >= known[0]:
+        _keep(g, H, g_end, H_end)
         return ll, False, 0
     mu = 0.0
     radius = _STEP_MAX
@@ -407,6 +424,7 @@ def maximize(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, tr
             if known.shape[0] >= 4 and ll <= known[3] and on_known_path(theta, known):
                 return -np.inf, False, it
             if known.shape[0] == 1 and ll >= known[0]:
+                _keep(g, H, g_end, H_end)
                 return ll, False, it
             if gain < 1e-11 * (1.0 + abs(ll)) and smax < 1e-7:
                 converged = True
@@ -432,6 +450,7 @@ def maximize(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, tr
                 # no ascent direction left at machine precision
                 converged = gmax < 1e-3 * (1.0 + abs(ll))
                 break
+    _keep(g, H, g_end, H_end)
     return ll, converged, it
 
 
@@ -493,11 +512,13 @@ def _telegraph_starts(gene):
 
 @njit(cache=True, error_model="numpy",
       unit=("Tuple((float64, boolean, int64))(" + GENE_TYPE + ", "
-            "float64[::1], int64, float64[::1])"))
-def fit_telegraph(gene, theta_out, max_iter, buf):
+            "float64[::1], int64, float64[::1], float64[::1], float64[:, ::1])"))
+def fit_telegraph(gene, theta_out, max_iter, buf, g_out, H_out):
     """Multi-start fit of the telegraph model in the search box; the optimum
-    goes to ``theta_out``. Returns (ll, converged, iterations of the climb
-    that reached it; at most ``max_iter``)."""
+    goes to ``theta_out``, the gradient and observed information in theta
+    there to ``g_out`` and ``H_out`` (NaN if no climb reached a finite
+    log-likelihood). Returns (ll, converged, iterations of the climb that
+    reached it; at most ``max_iter``)."""
     starts, ns = _telegraph_starts(gene)
     T = np.eye(3)
     free = np.ones(3, np.bool_)
@@ -529,6 +550,10 @@ def fit_telegraph(gene, theta_out, max_iter, buf):
     best_conv = False
     best_it = 0
     th = np.empty(3)
+    g_c = np.empty(3)
+    H_c = np.empty((3, 3))
+    g_out[:] = np.nan
+    H_out[:, :] = np.nan
     # the second climb stops once it is on the first one's way to its optimum
     known = np.empty(0)
     trail = np.full((max_iter, 3), np.nan)
@@ -539,7 +564,7 @@ def fit_telegraph(gene, theta_out, max_iter, buf):
             th[i] = starts[s, i]
         ll, conv, it = maximize(MODEL_TELEGRAPH, gene, th, T, T, free,
                                 lo, hi, max_iter, buf, known, trail if r == 0 else no_trail,
-                                True, DECREMENT_TOL)
+                                True, DECREMENT_TOL, g_c, H_c)
         if r == 0 and np.isfinite(ll):
             n_path = 0
             while n_path < max_iter and not np.isnan(trail[n_path, 0]):
@@ -557,6 +582,9 @@ def fit_telegraph(gene, theta_out, max_iter, buf):
             best_it = it
             for i in range(3):
                 theta_out[i] = th[i]
+                g_out[i] = g_c[i]
+                for j in range(3):
+                    H_out[i, j] = H_c[i, j]
     return best_ll, best_conv, best_it
 
 
@@ -571,7 +599,8 @@ def _fit_limit(model, gene, theta, max_iter, buf):
     lo = np.full(3, LIMIT_LO)
     hi = np.full(3, LIMIT_HI)
     return maximize(model, gene, theta, T, T, free, lo, hi,
-                    max_iter, buf, np.empty(0), np.empty((0, 3)), False, DECREMENT_TOL)
+                    max_iter, buf, np.empty(0), np.empty((0, 3)), False, DECREMENT_TOL,
+                    np.empty(0), np.empty((0, 3)))
 
 
 @njit(cache=True, error_model="numpy", inline="always")

@@ -100,7 +100,7 @@ def _profile_point(gene, theta, target, psi, max_iter, buf, stop_above, slope):
     ll, conv, it = maximize(MODEL_TELEGRAPH, gene, theta, T, Tinv,
                             free, lo, hi, max_iter, buf, known, np.empty((0, 3)),
                             target == TARGET_LOG_A or target == TARGET_LOG_B,
-                            PROFILE_DECREMENT_TOL)
+                            PROFILE_DECREMENT_TOL, np.empty(0), np.empty((0, 3)))
     return ll
 
 
@@ -625,7 +625,8 @@ def _negbinom_profile_point(gene, theta, fix, psi, max_iter, buf):
     eye = np.eye(3)
     ll, conv, it = maximize(MODEL_NEGBINOM, gene, theta, eye, eye,
                             free, lo, hi, max_iter, buf, np.empty(0),
-                            np.empty((0, 3)), False, PROFILE_DECREMENT_TOL)
+                            np.empty((0, 3)), False, PROFILE_DECREMENT_TOL, np.empty(0),
+                            np.empty((0, 3)))
     return ll
 
 
