@@ -402,3 +402,36 @@ def test_larsson_s_vs_g2m_benchmark_runs_on_a_subset(larsson_dir, tmp_path):
     # stops short; the full run refits it inside its own box, see the benchmark)
     for row in cmp["rows"]:
         assert row["only ours"] <= row["only txburst"] + 2
+
+
+@pytest.mark.parametrize("model_name", ["telegraph", "negbinom"])
+@pytest.mark.parametrize("target_name", ["TARGET_LOG_A", "TARGET_LOG_BETA"])
+def test_a_profile_point_takes_its_slope_from_the_climb_exactly(model_name, target_name):
+    """_profile_at takes the slope, curvature and nuisance direction of a group's
+    profile from the climb's own gradient and information at the point it
+    returns: bit for bit what _profile_slope, evaluating afresh there, gives."""
+    from telegraph.kernels import differential as kd
+    from telegraph.kernels import optimize as ko
+    from telegraph.kernels.models import MODEL_NEGBINOM, MODEL_TELEGRAPH, gene_bins
+    model = MODEL_TELEGRAPH if model_name == "telegraph" else MODEL_NEGBINOM
+    target = getattr(ko, target_name)
+    rng = np.random.default_rng(5)
+    counts = rng.poisson(40.0 * rng.beta(0.6, 3.0, 1500))
+    v, w = np.unique(counts, return_counts=True)
+    gene = gene_bins(v.astype(np.int64), w.astype(float), np.zeros(v.size, np.int64),
+                     np.ones(1))
+    lo, hi = np.empty(3), np.empty(3)
+    kd._group_box(model, target, lo, hi)
+    theta = (np.array([np.log(0.6), np.log(3.0), np.log(40.0)]) if model == MODEL_TELEGRAPH
+             else np.array([np.log(0.6), np.log(40.0 / 3.0), 0.0]))
+    T, _, fix = kd._coords(model, target)
+    psi0 = (T @ theta)[fix]
+    for dpsi in (-0.3, 0.25):
+        out = np.zeros(5)
+        ll = kd._profile_at(model, gene, theta, target, psi0 + dpsi, lo, hi, 100,
+                            np.zeros(11), out)
+        assert np.isfinite(ll)
+        ref = np.zeros(5)
+        ll_ref = kd._profile_slope(model, gene, theta.copy(), target, lo, hi, np.zeros(11), ref)
+        assert ll == ll_ref
+        np.testing.assert_array_equal(out, ref)

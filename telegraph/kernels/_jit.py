@@ -58,7 +58,7 @@ once; benchmarks/bench_startup.py measures it per kernel) and loading:
   against the old one. The kernels import nothing but each other (and
   NumPy/Numba), so this stamp covers everything compiled into them.
 
-One difference is about speed: every kernel compiles with floating-point
+And one difference is about speed: every kernel compiles with floating-point
 contraction (:data:`FASTMATH`, Numba's ``fastmath={"contract"}``), so that
 ``a * b + c`` may be one fused multiply-add, rounded once instead of twice
 (as accurate or more). No other fast-math assumption is made: no

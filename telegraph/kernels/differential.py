@@ -116,6 +116,14 @@ def _profile_slope(model, gene, theta, target, lo, hi, buf, out):
     g = np.zeros(3)
     H = np.zeros((3, 3))
     ll = evaluate(model, gene, theta, True, g, H, buf)
+    _slope_from(model, theta, target, lo, hi, g, H, out)
+    return ll
+
+
+@njit(cache=True, error_model="numpy")
+def _slope_from(model, theta, target, lo, hi, g, H, out):
+    """:func:`_profile_slope`'s ``out`` from the gradient ``g`` and observed
+    information ``H`` in theta at ``theta`` (already evaluated)."""
     T, Tinv, fix = _coords(model, target)
     gp = np.zeros(3)
     Hp = np.zeros((3, 3))
@@ -155,7 +163,6 @@ def _profile_slope(model, gene, theta, target, lo, hi, buf, out):
             out[2 + j] = -(-Hp[j, i] * ui + Hp[i, i] * uj) / det
     out[0] = gp[fix]
     out[1] = c
-    return ll
 
 
 @njit(cache=True, error_model="numpy")
@@ -186,15 +193,19 @@ def _profile_at(model, gene, theta, target, psi, lo, hi, max_iter, buf, out):
         free[2] = False
     # (the telegraph model with burst frequency fixed climbs in the mean coordinates, as
     # the groups' own fits did)
+    g = np.zeros(3)
+    H = np.zeros((3, 3))
     ll, conv, it = maximize(model, gene, theta, T, Tinv, free, lo,
                             hi, max_iter, buf, np.empty(0), np.empty((0, 3)),
                             model == MODEL_TELEGRAPH and target == TARGET_LOG_A,
-                            DECREMENT_TOL, np.empty(0), np.empty((0, 3)))
+                            DECREMENT_TOL, g, H)
     if not np.isfinite(ll):
         for i in range(5):
             out[i] = np.nan if i < 2 else 0.0
         return -np.inf
-    return _profile_slope(model, gene, theta, target, lo, hi, buf, out)
+    # (the climb's gradient and information at theta: no second evaluation there)
+    _slope_from(model, theta, target, lo, hi, g, H, out)
+    return ll
 
 
 @njit(cache=True, error_model="numpy")
