@@ -32,7 +32,7 @@ import numpy as np
 from ._jit import njit
 from .poisson_beta import histogram_eval_bins, telegraph_bins
 from .sorting import stable_argsort
-from .special import SHIFT_SUM_MAX, digamma_shift, trigamma_shift
+from .special import digamma_shift, lgamma_diff, trigamma_shift
 
 __all__ = ["MODEL_TELEGRAPH", "MODEL_NEGBINOM", "MODEL_ZIP", "GENE_TYPE", "gene_bins",
            "telegraph_eval", "evaluate", "moments", "poisson_fit", "sort_bins"]
@@ -41,6 +41,15 @@ __all__ = ["MODEL_TELEGRAPH", "MODEL_NEGBINOM", "MODEL_ZIP", "GENE_TYPE", "gene_
 MODEL_TELEGRAPH = 0
 MODEL_NEGBINOM = 1
 MODEL_ZIP = 2
+
+#: the limit models' count terms (lgamma, digamma and trigamma differences) at a count
+#: at most this many above the last bin's are continued from that bin's, one
+#: logarithm and ~2 divisions per count between (a direct evaluation costs about as
+#: much as 30-40 such steps)
+RUN_GAP = 32
+#: ... with the running product of the ratios folded into its logarithm before it
+#: leaves [1/RUN_SCALE, RUN_SCALE] (each ratio is at most e^30 + 1, the box's largest a)
+RUN_SCALE = 1e200
 
 #: the Numba type of a gene as :func:`gene_bins` returns it (for the declared
 #: signatures of the units that take one)
@@ -79,17 +88,19 @@ def _negbinom_eval(values, weights, groups, capture, theta, want_info, g, H):
     """Negative binomial at theta = (log a, log beta): mean s a beta, shape a.
 
     The terms of a count alone (log-gamma, digamma and trigamma differences
-    of a + n and a) are computed once per run of equal counts, and for counts
-    up to SHIFT_SUM_MAX taken in ascending order continued from the last count's (one log
-    and two divisions per count: the digamma and trigamma differences are then
-    the same sums that :func:`telegraph.kernels.special.digamma_shift` adds up);
+    of a + n and a) are computed once per run of equal counts, and for a count
+    at most RUN_GAP above the last one (bins taken in ascending order)
+    continued from the last count's: the digamma and trigamma differences by
+    the same sums that :func:`telegraph.kernels.special.digamma_shift` adds
+    up, the log-gamma difference by the log of the product of the ratios
+    (a + j) / (j + 1) between (one logarithm per count, not two log-gamma,
+    two digamma and two trigamma values);
     the terms of a capture group alone (log and log1p of s beta) once per
     group when the groups are fewer than the bins: with bins ordered by value
     (:func:`sort_bins`) a histogram of many capture groups costs a few
     multiplications and divisions per bin."""
     a = math.exp(theta[0])
     beta = math.exp(theta[1])
-    lg_a = math.lgamma(a)
     ll = 0.0
     g[0] = 0.0
     g[1] = 0.0
@@ -111,16 +122,24 @@ def _negbinom_eval(values, weights, groups, capture, theta, want_info, g, H):
         k = values[i]
         n = float(k)
         if k != last:
-            if last < k <= SHIFT_SUM_MAX:
+            if last < k <= last + RUN_GAP:
                 # the next counts up: continue the sums from the last count's
+                r = 1.0
                 for j in range(last, k):
                     aj = a + j
-                    lgc += math.log(aj / (j + 1.0))
-                    psi_n += 1.0 / aj
+                    r *= aj / (j + 1.0)
+                    if not r < RUN_SCALE or not r > 1.0 / RUN_SCALE:
+                        lgc += math.log(r)
+                        r = 1.0
+                    inv = 1.0 / aj
+                    psi_n += inv
                     if want_info:
-                        tri_n += 1.0 / (aj * aj)
+                        tri_n += inv * inv
+                lgc += math.log(r)
             else:
-                lgc = math.lgamma(n + a) - lg_a - math.lgamma(n + 1.0)
+                # (lgamma(n + a) - lgamma(a) without the cancellation of two huge
+                # terms where a is large, towards the Poisson limit)
+                lgc = lgamma_diff(a, n) - math.lgamma(n + 1.0)
                 psi_n = digamma_shift(a, n)
                 if want_info:
                     tri_n = trigamma_shift(a, n)
@@ -155,8 +174,10 @@ def _negbinom_eval(values, weights, groups, capture, theta, want_info, g, H):
 def _zip_eval(values, weights, groups, capture, theta, want_info, g, H):
     """Zero-inflated Poisson at theta = (logit f, log lam): 0 with probability
     1 - f, else Poisson(s lam). lgamma(n + 1) is computed once per distinct
-    count (bins ordered by value share it), and log(s lam) once per capture
-    group when the groups are fewer than the bins."""
+    count (bins ordered by value share it), at a count at most RUN_GAP above
+    the last one continued from it by the log of the product of the counts
+    between; log(s lam) once per capture group when the groups are fewer
+    than the bins."""
     f = 1.0 / (1.0 + math.exp(-theta[0]))
     lam = math.exp(theta[1])
     log_f = math.log(f)
@@ -178,8 +199,17 @@ def _zip_eval(values, weights, groups, capture, theta, want_info, g, H):
         mu = s * lam
         if k > 0:
             if k != last:
+                if last < k <= last + RUN_GAP:
+                    r = 1.0
+                    for j in range(last + 1, k + 1):
+                        r *= j
+                        if not r < RUN_SCALE:
+                            lg_n += math.log(r)
+                            r = 1.0
+                    lg_n += math.log(r)
+                else:
+                    lg_n = math.lgamma(k + 1.0)
                 last = k
-                lg_n = math.lgamma(k + 1.0)
             n = float(k)
             ll += w * (log_f + n * (log_mu[q] if per_group else math.log(mu)) - mu - lg_n)
             # d/dlogit f of log f = 1 - f ; d/dlog lam = n - mu
