@@ -332,6 +332,35 @@ def test_vm_on_a_ridge_starts_near_the_path_and_ends_where_the_brute_force_profi
         assert ll_sup - value == pytest.approx(DROP, abs=2e-3), (target, side, end)
 
 
+def test_vm_for_burst_frequency_starts_in_the_mean_coordinates(monkeypatch):
+    """10,000 cells of a telegraph gene near the bursty ridge (k_on 3, k_off 29,
+    k_syn 1,700 in units of k_deg; capture 1; counts to ~800), the slowest gene of
+    bench_tail's 10,000-cell mix: in theta the quadratic guess at the optimum for
+    the burst-frequency ends landed up to 85 nats down, three halvings back and
+    eight Newton steps followed (11 and 12 evaluations). From the quadratic guess
+    in (log a, log b, log m), where that ridge runs along log b, each end takes at
+    most 5, and the brute-force profile has dropped by chi2_1(0.95)/2 there."""
+    rng = np.random.default_rng(141)
+    x = rng.poisson(1700.0 * rng.beta(3.0, 29.0, 10_000))
+    hist = count_histograms(x[:, None])
+    rows, theta, gene, (ll0, g0, H0) = _fitted(hist)
+    ll_sup = max(rows.loglik[0], rows.loglik_nb[0], rows.loglik_zip[0],
+                 rows.loglik_poisson[0])
+    assert ll_sup == rows.loglik[0]
+    ll = _loglik(hist)
+    evaluated = []
+    monkeypatch.setattr(profile_module, "telegraph_eval", _recording(evaluated))
+    for side in (-1.0, 1.0):
+        evaluated.clear()
+        end = _profile_bound_vm.py_func(gene, theta, ll_sup, TARGET_LOG_A, side,
+                                        DROP, np.zeros(11), ll0, g0, H0)
+        assert np.isfinite(end) and side * (end - theta[0]) > 0
+        assert len(evaluated) <= 5, (side, len(evaluated))
+        starts = [theta[1:] + np.array(s) for s in ((0, 0), (-0.3, -0.3), (0.3, 0.3))]
+        value, _ = _brute_profile(ll, TARGET_LOG_A, end, starts)
+        assert ll_sup - value == pytest.approx(DROP, abs=2e-3), (side, end)
+
+
 def test_vm_ends_when_a_nuisance_coordinate_would_leave_the_box(monkeypatch):
     """A quadratic log-likelihood whose maximiser path runs out of the box in log b before
     the end of the burst-frequency interval: the Venzon-Moolgavkar iteration gives up (NaN,

@@ -33,8 +33,8 @@ from ._jit import njit
 from .linalg import grad_info_phi, solve3, to_phi, to_theta
 from .models import GENE_TYPE, MODEL_NEGBINOM, MODEL_TELEGRAPH, evaluate, telegraph_eval
 from .optimize import (LIMIT_HI, LIMIT_LO, PROFILE_DECREMENT_TOL, TARGET_LOG_A, TARGET_LOG_B,
-                       TARGET_LOG_BETA, TARGET_LOG_LAM, maximize, same_optimum, search_box,
-                       target_transform)
+                       TARGET_LOG_BETA, TARGET_LOG_LAM, _from_mean, _mean_coords, maximize,
+                       same_optimum, search_box, target_transform)
 
 __all__ = ["wald_se", "profile_bound", "bursty_limit_end", "negbinom_profile_bound",
            "limit_union_ends", "unbounded_by_union", "widen_near_limits"]
@@ -451,9 +451,10 @@ def _profile_bound_vm(gene, theta_hat, ll_hat, target, side, drop, buf, ll0, g0,
     likelihood rising outwards (a ridge towards a limit) is held on the edge
     instead; one that would leave the box later ends the iteration (NaN).
     The iteration starts from ``ll0``, ``g0``, ``H0``, the evaluation at
-    ``theta_hat``, its first point on the quadratic approximation there with
-    each nuisance coordinate moved by at most _VM_START_SLOPE per unit of the
-    target, and ends at the root of an evaluated point's profile model
+    ``theta_hat``, its first point on the quadratic approximation there (for
+    burst frequency with no nuisance coordinate held, in the mean coordinates
+    of :func:`telegraph.kernels.optimize._mean_coords`) with each nuisance
+    coordinate moved by at most _VM_START_SLOPE per unit of the target, and ends at the root of an evaluated point's profile model
     once that model is within _VM_ACCEPT nats of the cut-off with the
     nuisance's Newton decrement below it (:func:`_vm_model_end`; docs/maths.md,
     "Profile likelihood", *Venzon-Moolgavkar*).
@@ -499,7 +500,16 @@ def _profile_bound_vm(gene, theta_hat, ll_hat, target, side, drop, buf, ll0, g0,
                     A[j, i] = 0.0
                 A[i, i] = 1.0
         if it == 0:
-            # start from the quadratic approximation at the optimum
+            # start from the quadratic approximation at the optimum; for burst
+            # frequency with no nuisance coordinate held, in the mean coordinates
+            # (log a, log b, log m), where the ridge towards the bursty limit
+            # (b -> inf at fixed a and mean) runs along log b instead of curving
+            # through log b and log lam (docs/maths.md, *Venzon-Moolgavkar*)
+            mean = target == TARGET_LOG_A and not (pinned[1] or pinned[2])
+            psi0 = np.zeros(3)
+            if mean:
+                g_m = np.zeros(3)
+                _mean_coords(theta, g, H, psi0, g_m, A)
             Vinv = np.zeros(3)
             e_fix = np.zeros(3)
             e_fix[fix] = 1.0
@@ -513,10 +523,16 @@ def _profile_bound_vm(gene, theta_hat, ll_hat, target, side, drop, buf, ll0, g0,
             # the quadratic guess overshoots where the likelihood is skewed:
             # walk back along the same line until the drop is at most 2x
             phi0 = phi.copy()
+            psi = np.zeros(3)
             found = False
             for _h in range(12):
+                if mean:
+                    for i in range(3):
+                        psi[i] = psi0[i] + side * r * Vinv[i]
+                    _from_mean(psi, phi)
                 for i in range(3):
-                    phi[i] = phi0[i] + side * r * Vinv[i]
+                    if not mean:
+                        phi[i] = phi0[i] + side * r * Vinv[i]
                     if i != fix:
                         phi[i] = min(max(phi[i], lo[i]), hi[i])
                 if lo[fix] <= phi[fix] <= hi[fix]:
