@@ -454,7 +454,8 @@ def _profile_bound_vm(gene, theta_hat, ll_hat, target, side, drop, buf, ll0, g0,
     ``theta_hat``, its first point on the quadratic approximation there (for
     burst frequency with no nuisance coordinate held, in the mean coordinates
     of :func:`telegraph.kernels.optimize._mean_coords`) with each nuisance
-    coordinate moved by at most _VM_START_SLOPE per unit of the target, and ends at the root of an evaluated point's profile model
+    coordinate moved by at most _VM_START_SLOPE per unit of the target, and
+    ends at the root of an evaluated point's profile model
     once that model is within _VM_ACCEPT nats of the cut-off with the
     nuisance's Newton decrement below it (:func:`_vm_model_end`; docs/maths.md,
     "Profile likelihood", *Venzon-Moolgavkar*).
