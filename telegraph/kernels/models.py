@@ -32,7 +32,7 @@ import numpy as np
 from ._jit import njit
 from .poisson_beta import histogram_eval_bins, telegraph_bins
 from .sorting import stable_argsort
-from .special import digamma_shift, lgamma_diff, trigamma_shift
+from .special import digamma_shift, fold_log, lgamma_diff, trigamma_shift
 
 __all__ = ["MODEL_TELEGRAPH", "MODEL_NEGBINOM", "MODEL_ZIP", "GENE_TYPE", "gene_bins",
            "telegraph_eval", "evaluate", "moments", "poisson_fit", "sort_bins"]
@@ -127,10 +127,7 @@ def _negbinom_eval(values, weights, groups, capture, theta, want_info, g, H):
                 r = 1.0
                 for j in range(last, k):
                     aj = a + j
-                    r *= aj / (j + 1.0)
-                    if not r < RUN_SCALE or not r > 1.0 / RUN_SCALE:
-                        lgc += math.log(r)
-                        r = 1.0
+                    r, lgc = fold_log(r * (aj / (j + 1.0)), lgc, RUN_SCALE)
                     inv = 1.0 / aj
                     psi_n += inv
                     if want_info:
@@ -202,10 +199,7 @@ def _zip_eval(values, weights, groups, capture, theta, want_info, g, H):
                 if last < k <= last + RUN_GAP:
                     r = 1.0
                     for j in range(last + 1, k + 1):
-                        r *= j
-                        if not r < RUN_SCALE:
-                            lg_n += math.log(r)
-                            r = 1.0
+                        r, lg_n = fold_log(r * j, lg_n, RUN_SCALE)
                     lg_n += math.log(r)
                 else:
                     lg_n = math.lgamma(k + 1.0)

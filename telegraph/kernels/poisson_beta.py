@@ -35,8 +35,8 @@ import numpy as np
 
 from ._jit import njit
 from .sorting import stable_argsort
-from .special import (digamma, digamma_shift, lgamma_diff, log1pmx, log_poisson_term,
-                      stirling_rest, trigamma, trigamma_shift)
+from .special import (digamma, digamma_shift, fold_log, lgamma_diff, log1pmx,
+                      log_poisson_term, stirling_rest, trigamma, trigamma_shift)
 
 __all__ = ["pb_eval", "pb_eval_rows", "histogram_eval", "telegraph_bins", "histogram_eval_bins",
            "exact_histogram_eval", "pb_pmf_run"]
@@ -1420,10 +1420,8 @@ def _rec_run(values, weights, order, j0, j1, top, mode, s, a, b, lam, want_info,
                     # product (one logarithm per many bins; y in [1/_REC_SCALE,
                     # _REC_SCALE], the product kept in [1/_REC_SCALE, _REC_SCALE])
                     if w == 1.0 or w == 2.0:
-                        prod_y *= P1 if w == 1.0 else P1 * P1
-                        if not (prod_y > 1.0 / _REC_SCALE and prod_y < _REC_SCALE):
-                            log_prod += math.log(prod_y)
-                            prod_y = 1.0
+                        prod_y, log_prod = fold_log(prod_y * (P1 if w == 1.0 else P1 * P1),
+                                                    log_prod, _REC_SCALE)
                         log_p = 0.0
                     else:
                         log_p = math.log(P1)

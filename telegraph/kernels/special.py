@@ -12,7 +12,7 @@ import math
 from ._jit import njit
 
 __all__ = ["digamma", "trigamma", "digamma_shift", "trigamma_shift", "stirling_rest",
-           "log1pmx", "lgamma_diff", "log_poisson_term"]
+           "log1pmx", "lgamma_diff", "log_poisson_term", "fold_log"]
 
 #: digamma_shift and trigamma_shift add up the differences over at most this many unit steps
 #: term by term (no cancellation); beyond, they subtract the functions' values
@@ -128,3 +128,14 @@ def log_poisson_term(k, x):
     bd0 = x * ((1.0 + d) * log1pmx(d) + d * d)
     # lgamma(k + 1) = (k + 1/2) log k - k + log(2 pi)/2 + R(k)
     return -bd0 - 0.5 * math.log(k) - _HALF_LOG_2PI - stirling_rest(k)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def fold_log(r, log_acc, scale):
+    """A running product r kept in range: once it leaves [1/scale, scale] (or is
+    NaN), its logarithm is added to ``log_acc`` and it restarts at 1. Returns
+    (r, log_acc); the product's logarithm is always log_acc + log r. A sum of
+    logarithms taken this way costs one logarithm per many factors."""
+    if r < scale and r > 1.0 / scale:
+        return r, log_acc
+    return 1.0, log_acc + math.log(r)
