@@ -38,6 +38,44 @@ def test_constants_passed_by_callers_compile_one_version():
     assert "Literal" not in str(inner.signatures[0])
 
 
+def test_numbas_overload_implementations_are_shared_by_callers_of_other_flags():
+    """An implementation Numba provides by ``@overload`` (here ``np.empty``) is
+    compiled once for callers whose flags differ only in what the implementation
+    does not inherit (``nogil``, ``boundscheck``, Python wrappers, linking only);
+    Numba keys it by every flag of the caller and compiled it once per caller."""
+    compiled = []
+
+    class Listener(numba.core.event.Listener):
+        def on_start(self, event):
+            pass
+
+        def on_end(self, event):
+            func = event.data["dispatcher"].py_func
+            if "ol_np_empty" in func.__qualname__:
+                compiled.append(func.__qualname__)
+
+    # flags no other kernel compiles with: Numba's own keys are new for both callers
+    @njit(cache=False, boundscheck=True)
+    def first(n):
+        return np.empty(n, np.int16)
+
+    @njit(cache=False, boundscheck=True, nogil=True)
+    def second(n):
+        return np.empty(n, np.int16)
+
+    listener = Listener()
+    numba.core.event.register("numba:compile", listener)
+    try:
+        a = first(3)
+        n_first = len(compiled)
+        b = second(4)
+    finally:
+        numba.core.event.unregister("numba:compile", listener)
+    assert a.dtype == b.dtype == np.int16 and a.shape == (3,) and b.shape == (4,)
+    assert n_first <= 1          # compiled for the first caller (unless compiled before) ...
+    assert len(compiled) == n_first   # ... and not again for the second
+
+
 def _cache_files_after_a_call(env):
     """Cache files written when a fresh process calls a kernel with ``env``."""
     code = "from telegraph.kernels.special import digamma; print(digamma(1.5))"

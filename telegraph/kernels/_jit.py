@@ -1,7 +1,7 @@
 """How the kernels are compiled and cached: one machine-code version per kernel.
 
 Every kernel module takes its decorator from here (``from ._jit import njit``)
-instead of from Numba. It is Numba's ``njit`` with seven differences, all about
+instead of from Numba. It is Numba's ``njit`` with eight differences, all about
 start-up: the first call (a fresh installation compiles every kernel it uses
 once; benchmarks/bench_startup.py measures it per kernel) and loading:
 
@@ -52,6 +52,14 @@ once; benchmarks/bench_startup.py measures it per kernel) and loading:
   linalg with them: about 0.2 s of a warm start, in every process and every
   Dask worker): machine code loaded from the cache needs only Numba's
   runtime, and a compile, should one follow, imports them itself;
+- an implementation Numba provides by ``@overload`` (``np.empty``, ``np.zeros``,
+  ``min``, ``max``, ...) is compiled once per argument types and the options
+  it inherits from its caller (``fastmath``, ``error_model``, ``nrt``,
+  ``forceinline``): Numba keys its implementations by *all* of the caller's
+  compile flags, so a kernel called from Python, one compiled for linking
+  only, a unit and a ``nogil`` kernel each compiled their own copy of the same
+  ``np.empty(n, np.int64)`` (72 such compilations in a cold ``telegraph fit
+  --example``, 41 with this; :func:`_share_overload_implementations`);
 - a cache entry is valid for the exact source of *every* kernel module, not
   only of the module that defines the kernel: Numba checks only the latter,
   so an edit of a kernel in another file would leave callers compiled
@@ -83,7 +91,7 @@ import llvmlite.binding as ll
 from numba.core import cgutils
 from numba.core import config as numba_config
 from numba.core import event as ev
-from numba.core import sigutils, types, typing
+from numba.core import sigutils, targetconfig, types, typing
 from numba.core.codegen import JITCodeLibrary
 from numba.core.compiler_lock import global_compiler_lock
 from numba.core.dispatcher import _FunctionCompiler
@@ -91,6 +99,7 @@ from numba.core.caching import CompileResultCacheImpl, FunctionCache, _CacheLoca
 from numba.core.imputils import impl_ret_new_ref
 from numba.core.registry import CPUDispatcher
 from numba.core.runtime import rtsys
+from numba.core.typing import templates as _templates
 from numba.misc.appdirs import AppDirs
 
 __all__ = ["njit", "Kernel", "cache_dir", "units", "unit_jobs", "FASTMATH"]
@@ -213,6 +222,43 @@ class _LinkOnlyLibrary(JITCodeLibrary):
             if not fn.is_declaration and fn.linkage == ll.Linkage.external:
                 fn.linkage = "linkonce_odr"
         self._shared_module = module
+
+
+# ------------------------------------------------- implementations by @overload
+
+#: the compile flags an ``@overload`` implementation inherits from its caller
+#: (Numba's CPU target: ``CPUTargetOptions.finalize``); the others (Python
+#: wrappers, ``nogil``, linking only) change the caller's code, not the callee's
+_INHERITED_FLAGS = ("fastmath", "error_model", "nrt", "forceinline")
+
+
+def _share_overload_implementations() -> None:
+    """Key Numba's ``@overload`` implementations by argument types and the flags
+    they inherit only (see the module docstring), instead of by every flag of
+    the caller being compiled; the implementation compiled for one caller is
+    then linked into every other with the same inherited flags, as Numba does
+    for callers whose flags are all equal."""
+    template = _templates._OverloadFunctionTemplate
+    if getattr(template._get_impl, "_telegraph", False):
+        return
+    numba_get_impl = template._get_impl
+
+    def _get_impl(self, args, kws):
+        flags = targetconfig.ConfigStack.top_or_none()
+        if flags is None:
+            return numba_get_impl(self, args, kws)
+        inherited = tuple((name, repr(getattr(flags, name))) for name in _INHERITED_FLAGS)
+        key = self.context, tuple(args), tuple(kws.items()), inherited
+        try:
+            return self._impl_cache[key]
+        except KeyError:
+            return self._build_impl(key, args, kws)
+
+    _get_impl._telegraph = True
+    template._get_impl = _get_impl
+
+
+_share_overload_implementations()
 
 
 # ------------------------------------------------------------------ units
