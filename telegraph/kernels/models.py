@@ -57,6 +57,11 @@ GENE_TYPE = ("Tuple((int64[::1], float64[::1], int64[::1], float64[::1], int64[:
              "float64[::1], int64[::1], float64[::1], float64[:, ::1]))")
 
 
+#: the signature of a limit model's evaluation (a unit, kernels/_jit.py)
+_LIMIT_EVAL_TYPE = ("float64(int64[::1], float64[::1], int64[::1], float64[::1], float64[::1], "
+                    "boolean, float64[::1], float64[:, ::1])")
+
+
 @njit(cache=True, error_model="numpy")
 def gene_bins(values, weights, groups, capture):
     """One gene as the evaluators take it: the tuple (values, weights, groups,
@@ -83,7 +88,7 @@ def _group_log_rates(capture, rate, n_bins):
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", unit=_LIMIT_EVAL_TYPE)
 def _negbinom_eval(values, weights, groups, capture, theta, want_info, g, H):
     """Negative binomial at theta = (log a, log beta): mean s a beta, shape a.
 
@@ -167,7 +172,7 @@ def _negbinom_eval(values, weights, groups, capture, theta, want_info, g, H):
     return ll
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", unit=_LIMIT_EVAL_TYPE)
 def _zip_eval(values, weights, groups, capture, theta, want_info, g, H):
     """Zero-inflated Poisson at theta = (logit f, log lam): 0 with probability
     1 - f, else Poisson(s lam). lgamma(n + 1) is computed once per distinct

@@ -713,7 +713,9 @@ def _negbinom_end_vm(gene, theta_nb, cut, fix, side, buf):
     return np.nan
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy",
+      unit=("float64(" + GENE_TYPE + ", float64[::1], float64, int64, float64, float64, int64, "
+            "float64[::1])"))
 def negbinom_profile_bound(gene, theta_nb, ll_nb, fix, side, drop, max_iter, buf):
     """One end of the profile-likelihood interval of log a (``fix`` = 0) or
     log burst size (``fix`` = 1) within the negative binomial, the bursty
