@@ -35,10 +35,10 @@ once; benchmarks/bench_startup.py measures it per kernel) and loading:
   and the unit is compiled (or loaded) only when machine code that calls it is
   finalised (:class:`_UnitLibrary`; a cache entry lists the units its code
   calls, loaded first). The largest subtrees of the fit (the sort of a gene's
-  bins, the Poisson-Beta evaluation and its runs, the limit models'
-  evaluations, the maximiser, the profile-bound searches, the negative
-  binomial's own and the widening near the limits, the goodness of fit) are
-  units, so a cold first fit optimises and
+  bins, the Poisson-Beta evaluation, its runs and the start of its
+  recurrence, the limit models' evaluations, the maximiser and its mean
+  coordinates, the profile points and bound searches, the negative binomial's
+  own and the widening near the limits, the goodness of fit) are units, so a cold first fit optimises and
   code-generates each once, and two processes can compile them side by
   side (kernels/_ahead.py). A call with other argument types than declared
   links the kernel as any other; a unit whose compiled return type differs

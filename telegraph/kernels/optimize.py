@@ -152,7 +152,9 @@ def _log1p_ratio(u, v):
     return math.log1p(math.exp(d))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy",
+      unit=("void(float64[::1], float64[::1], float64[:, ::1], float64[::1], float64[::1], "
+            "float64[:, ::1])"))
 def _mean_coords(theta, g, H, psi, gp, Hp):
     """The mean coordinates psi = (log a, log b, log m) of theta = (log a, log b,
     log lam), m = lam a / (a + b) the mean count at capture 1, and the gradient

@@ -1035,7 +1035,8 @@ def _p0_large_x(a, b, x, K, want_info, out):
         out[9] = -(a * inv_x * inv_x + Sxx * inv_s - lx * lx)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy",
+      unit="UniTuple(int64, 2)(int64, float64, float64, float64, boolean, float64)")
 def _rec_start(n_max, a, b, x, tail, limit):
     """Starts N' >= n_max of the downward recurrence, as (damped, tailed): the
     first N' where the sum over n_max <= n <= N' of log(r_big / r_small), the

@@ -70,7 +70,9 @@ def wald_se(H):
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy",
+      unit=("float64(" + GENE_TYPE + ", float64[::1], int64, float64, int64, float64[::1], "
+            "float64, float64[::1])"))
 def _profile_point(gene, theta, target, psi, max_iter, buf, stop_above, slope):
     """Maximise over the other coordinates with the target fixed at psi;
     theta (warm start) is updated. Returns the profile log-likelihood, or a
