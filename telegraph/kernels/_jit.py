@@ -321,7 +321,9 @@ def unit_jobs(*modules) -> list:
 
 class _UnitLibrary(JITCodeLibrary):
     """Numba's code library, resolving the units its code calls before it is
-    turned into machine code (an unresolved symbol would abort the process)."""
+    turned into machine code (an unresolved symbol would abort the process):
+    after its module is optimised, so that a process waiting for a unit that
+    the other compiles (kernels/_ahead.py) has done that much of its own work."""
 
     units = ()
 
@@ -330,8 +332,11 @@ class _UnitLibrary(JITCodeLibrary):
         for library in self._linking_libraries:
             names |= _unit_refs(library._get_module_for_linking())
         self.units = tuple(sorted(names))
-        _resolve_units(self.units)
         super().finalize()
+
+    def _finalize_final_module(self):
+        _resolve_units(self.units)
+        super()._finalize_final_module()
 
 
 def _unit_call(name, restype, argtypes):
