@@ -38,9 +38,9 @@ once; benchmarks/bench_startup.py measures it per kernel) and loading:
   bins, the Poisson-Beta evaluation, its runs and the start of its
   recurrence, the limit models' evaluations, the maximiser and its mean
   coordinates, the profile points and bound searches, the negative binomial's
-  own and the widening near the limits, the goodness of fit) are units, so a cold first fit optimises and
-  code-generates each once, and two processes can compile them side by
-  side (kernels/_ahead.py). A call with other argument types than declared
+  own and the widening near the limits, the goodness of fit) are units, so a
+  cold first fit optimises and code-generates each once, and two processes
+  can compile them side by side (kernels/_ahead.py). A call with other argument types than declared
   links the kernel as any other; a unit whose compiled return type differs
   from the declared one is an error. Units are chosen where a call does
   enough work that an out-of-line call costs nothing measurable;
