@@ -14,7 +14,8 @@ GENE = (np.zeros(1, np.int64), np.ones(1), np.zeros(1, np.int64), np.ones(1))
 
 
 def _climb(monkeypatch, objective, start, max_iter=200):
-    """maximize (its Python version) on ``objective(theta) -> (ll, gradient, information)``,
+    """maximize's climb (:func:`optimize._climb`, its Python version) on
+    ``objective(theta) -> (ll, gradient, information)``,
     unconstrained in practice (box +-50); returns (ll, converged, iterations, theta, the
     evaluations as (theta, ll) in order)."""
     evaluated = []
@@ -29,10 +30,12 @@ def _climb(monkeypatch, objective, start, max_iter=200):
     monkeypatch.setattr(optimize, "evaluate", evaluate)
     theta = np.array(start, float)
     eye = np.eye(3)
-    ll, conv, it = maximize.py_func(0, GENE, theta, eye, eye, np.ones(3, np.bool_),
-                                    np.full(3, -50.0), np.full(3, 50.0), max_iter,
-                                    np.zeros(11), np.empty(0), np.empty((0, 3)), False, 1e-9,
-                                    np.empty(0), np.empty((0, 3)))
+    ll, conv, it = optimize._climb.py_func(0, GENE, theta, eye, eye, np.ones(3, np.bool_),
+                                           np.full(3, -50.0), np.full(3, 50.0), max_iter,
+                                           np.zeros(11), np.empty(0), np.empty((0, 3)), False,
+                                           1e-9, np.empty(0), np.empty((0, 3)),
+                                           np.empty(optimize._CLIMB_WORK),
+                                           np.empty(3, np.bool_))
     return ll, conv, it, theta, evaluated
 
 

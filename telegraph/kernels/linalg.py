@@ -22,23 +22,32 @@ from ._jit import njit
 __all__ = ["solve_damped", "solve3", "to_phi", "to_theta", "grad_info_phi", "sym3"]
 
 
-@njit(cache=True, error_model="numpy")
-def solve_damped(H, g, free, nfree, mu, step):
-    """Solve (H_ff + mu I) d = g_f by Cholesky; returns False if not PD."""
-    idx = np.empty(3, np.int64)
+#: floats of scratch :func:`solve_damped` takes
+SOLVE_WORK = 30
+
+
+@njit(cache=True, error_model="numpy", borrow=True)
+def solve_damped(H, g, free, nfree, mu, step, work):
+    """Solve (H_ff + mu I) d = g_f by Cholesky; returns False if not PD.
+    ``work``: SOLVE_WORK floats of scratch."""
+    idx = work[27:30]   # the free coordinates (whole numbers, as floats)
     m = 0
     for i in range(3):
         if free[i]:
             idx[m] = i
             m += 1
-    A = np.zeros((3, 3))
-    rhs = np.zeros(3)
+    A = work[0:9].reshape((3, 3))
+    rhs = work[9:12]
+    L = work[12:21].reshape((3, 3))
+    y = work[21:24]
+    z = work[24:27]
+    for i in range(27):
+        work[i] = 0.0
     for i in range(m):
-        rhs[i] = g[idx[i]]
+        rhs[i] = g[int(idx[i])]
         for j in range(m):
-            A[i, j] = H[idx[i], idx[j]]
+            A[i, j] = H[int(idx[i]), int(idx[j])]
         A[i, i] += mu
-    L = np.zeros((3, 3))
     for i in range(m):
         for j in range(i + 1):
             s = A[i, j]
@@ -50,13 +59,11 @@ def solve_damped(H, g, free, nfree, mu, step):
                 L[i, i] = math.sqrt(s)
             else:
                 L[i, j] = s / L[j, j]
-    y = np.zeros(3)
     for i in range(m):
         s = rhs[i]
         for k in range(i):
             s -= L[i, k] * y[k]
         y[i] = s / L[i, i]
-    z = np.zeros(3)
     for i in range(m - 1, -1, -1):
         s = y[i]
         for k in range(i + 1, m):
@@ -65,7 +72,7 @@ def solve_damped(H, g, free, nfree, mu, step):
     for i in range(3):
         step[i] = 0.0
     for i in range(m):
-        step[idx[i]] = z[i]
+        step[int(idx[i])] = z[i]
     return True
 
 

@@ -241,7 +241,7 @@ def _zip_eval(values, weights, groups, capture, theta, want_info, g, H):
     return ll
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", borrow=True)
 def telegraph_eval(gene, theta, want_info, g, H, buf):
     """Telegraph law at theta = (log a, log b, log lam) on a gene
     (:func:`gene_bins`); ``buf`` (11 floats) is scratch for

@@ -31,7 +31,7 @@ import math
 import numpy as np
 
 from ._jit import njit
-from .linalg import grad_info_phi, solve_damped, to_phi, to_theta
+from .linalg import SOLVE_WORK, grad_info_phi, solve_damped, to_phi, to_theta
 from .models import GENE_TYPE, MODEL_NEGBINOM, MODEL_TELEGRAPH, MODEL_ZIP, evaluate, moments
 
 __all__ = ["DECREMENT_TOL", "PROFILE_DECREMENT_TOL", "LOG_LO", "LOG_HI", "LOG_LAM_LO",
@@ -251,21 +251,42 @@ def maximize(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, tr
     gradient and observed information in theta at the returned theta (where
     the returned log-likelihood is finite), so that a caller needs no second
     evaluation there."""
+    work = np.empty(_CLIMB_WORK)
+    act = np.empty(3, np.bool_)
+    return _climb(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, trail, mean,
+                  tol, g_end, H_end, work, act)
+
+
+#: floats of scratch :func:`_climb` takes
+_CLIMB_WORK = 66 + SOLVE_WORK
+
+
+@njit(cache=True, error_model="numpy", borrow=True)
+def _climb(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, trail, mean, tol,
+           g_end, H_end, work, act):
+    """:func:`maximize`'s climb, in the scratch ``work`` (_CLIMB_WORK floats)
+    and ``act`` (3 booleans) it allocates (here nothing is allocated, and no
+    reference counted: kernels/_jit.py)."""
     nfree = 0
     for i in range(3):
         if free[i]:
             nfree += 1
-    g = np.zeros(3)
-    H = np.zeros((3, 3))
-    gp = np.zeros(3)
-    Hp = np.zeros((3, 3))
-    step = np.zeros(3)
-    step_newton = np.zeros(3)
-    phi = np.zeros(3)
-    phi_new = np.zeros(3)
-    theta_new = np.zeros(3)
-    g_new = np.zeros(3)
-    H_new = np.zeros((3, 3))
+    for i in range(_CLIMB_WORK):
+        work[i] = 0.0
+    g = work[0:3]
+    H = work[3:12].reshape((3, 3))
+    gp = work[12:15]
+    Hp = work[15:24].reshape((3, 3))
+    step = work[24:27]
+    step_newton = work[27:30]
+    phi = work[30:33]
+    phi_new = work[33:36]
+    theta_new = work[36:39]
+    g_new = work[39:42]
+    H_new = work[42:51].reshape((3, 3))
+    lo_c = work[51:54]
+    hi_c = work[54:57]
+    solve_work = work[66:66 + SOLVE_WORK]
     to_phi(T, theta, phi)
     for i in range(3):
         if free[i]:
@@ -283,8 +304,9 @@ def maximize(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, tr
     flat = 0
     it = 0
     n_trail = 0
-    lo_c = lo.copy()
-    hi_c = hi.copy()
+    for i in range(3):
+        lo_c[i] = lo[i]
+        hi_c[i] = hi[i]
     while it < max_iter:
         it += 1
         in_mean = mean and not (free[2] and ((theta[2] <= lo[2] + 1e-12 and g[2] < 0.0)
@@ -303,7 +325,6 @@ def maximize(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, tr
                 hi_c[2] = hi[2]
         # coordinates pinned at the box edge with the gradient pointing out are
         # held (active set), so the Newton step works in the remaining ones
-        act = np.zeros(3, np.bool_)
         for i in range(3):
             act[i] = free[i]
             if free[i]:
@@ -331,11 +352,11 @@ def maximize(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, tr
         # per coordinate, which would leave the ridge of a flat likelihood)
         ok = False
         for _rep in range(3):
-            ok = solve_damped(Hp, gp, act, nact, mu, step)
+            ok = solve_damped(Hp, gp, act, nact, mu, step, solve_work)
             tries = 0
             while not ok and tries < 60:
                 mu = max(mu * 4.0, 1e-6 * scale)
-                ok = solve_damped(Hp, gp, act, nact, mu, step)
+                ok = solve_damped(Hp, gp, act, nact, mu, step, solve_work)
                 tries += 1
             if not ok:
                 break
@@ -362,7 +383,7 @@ def maximize(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, tr
             if mu == 0.0:
                 converged = True
                 break
-            if solve_damped(Hp, gp, act, nact, 0.0, step_newton):
+            if solve_damped(Hp, gp, act, nact, 0.0, step_newton, solve_work):
                 dec0 = 0.0
                 for i in range(3):
                     dec0 += gp[i] * step_newton[i]

@@ -125,7 +125,7 @@ def _no_value(want_info, out):
     return np.nan
 
 
-@njit(cache=True, error_model="numpy",
+@njit(cache=True, error_model="numpy", borrow=True,
       unit="float64(float64, float64, float64, float64, boolean, float64[::1])")
 def pb_eval(n, a, b, x, want_info, out):
     """Evaluate one count n.
@@ -386,7 +386,7 @@ _WSS = 9
 _T = 10
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", borrow=True)
 def _add_bin(n, w, s, a, b, lam, want_info, buf, out):
     pb_eval(n, a, b, s * lam, want_info, buf)
     out[0] += w * buf[0]
@@ -409,7 +409,7 @@ def _slot(k0, j):
     return k0 + j if k0 < _RING - j else k0 + j - _RING
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", borrow=True)
 def _spread_terms(n, k0, m1, m2, m3, m4, s1, s2, s3, s4, G, I, want_info, res):
     """The expansion in log capture of one bin to fourth order (docs/maths.md,
     "Fitting", *The expansion in log capture*): res (10) = s1 T1 + s2/2 T2 +
@@ -516,7 +516,7 @@ def _spread_terms(n, k0, m1, m2, m3, m4, s1, s2, s3, s4, G, I, want_info, res):
         res[9] -= r1x * q1x + r2x * q2x + r3x * q3x + r4x * q4x
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", borrow=True)
 def _info3(buf, I, j):
     """The information entries (aa, ab, ax, bb, bx, xx) of a pb_eval result as
     the symmetric 3 x 3 block I[j]."""
@@ -528,7 +528,7 @@ def _info3(buf, I, j):
             k += 1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", borrow=True)
 def _add_bin_spread(n, w, s1, s2, s3, s4, s, a, b, lam, want_info, buf, out, L, G, I, res,
                     held):
     """``_add_bin`` of a bin whose cells' log capture spreads about its group's:
@@ -536,7 +536,7 @@ def _add_bin_spread(n, w, s1, s2, s3, s4, s, a, b, lam, want_info, buf, out, L, 
     (u_c - u_g)^j, j = 1 .. 4, over the bin's cells (the law at
     n .. n + _ORDER by the series). L (_RING), G (_RING, 3), I (_RING, 3, 3), res
     (10): scratch; the law at count c sits in slot c mod _RING, and ``held[k]``
-    (int64, _RING) is the count slot k
+    (_RING; a count, exact in a float) is the count slot k
     holds at this capture s (-1: none), so that the bins of one capture value,
     visited by ascending count, evaluate each count once; the caller resets
     ``held`` when s changes."""
@@ -580,12 +580,12 @@ def _add_bins_spread(values, weights, groups, capture, spread, j0, j1, a, b, lam
     (the series at n .. n + _ORDER), each count of a capture group evaluated
     once when the group's bins come by ascending count (as ``_merge_capture``
     orders them): the law a slot holds is forgotten when the group changes."""
-    held = np.full(_RING, -1, np.int64)   # the count whose law slot k of L, G, I holds
+    held = np.full(_RING, -1.0)   # the count whose law slot k of L, G, I holds
     g_last = -1
     for i in range(j0, j1):
         if weights[i] != 0.0:
             if groups[i] != g_last:
-                held[:] = -1
+                held[:] = -1.0
                 g_last = groups[i]
             _add_bin_spread(float(values[i]), weights[i], spread[i, 0], spread[i, 1],
                             spread[i, 2], spread[i, 3], capture[groups[i]], a, b, lam,
@@ -1183,7 +1183,7 @@ def _rec_plan(values, weights, order, j0, j1, a, b, x, shared, extra=0):
     return top_s, _NORM_SUM
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", borrow=True)
 def _rec_add(w, s, P, Pa, Pb, Px, Paa, Pab, Pax, Pbb, Pbx, Pxx, log_scale, cst, want_info,
              out, log_p):
     """Add weight w times log P and its derivatives to the histogram totals,
@@ -1227,7 +1227,7 @@ def _rec_down(n, a, c, x, P1, Pa1, Pb1, Px1, P2, Pa2, Pb2, Px2):
     return P, Pa, Pb, Px, na, e1, E, F, invD
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", borrow=True)
 def _rec_level(Q, G, I, j, P, P_up, Pa, Pb, Px, Paa, Pab, Pax, Pbb, Pbx, Pxx, want_info):
     """Level j of the recurrence's ring for :func:`_spread_terms`: the ratio
     Q[j] = y(n + 1) / y(n) (``P_up`` / ``P``, both at the recurrence's current
@@ -1251,7 +1251,7 @@ def _rec_level(Q, G, I, j, P, P_up, Pa, Pb, Px, Paa, Pab, Pax, Pbb, Pbx, Pxx, wa
         I[j, 2, 2] = gx * gx - Pxx * inv
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", borrow=True)
 def _add_scaled(res, s, want_info, out):
     """Add terms in (a, b, x) to totals in (a, b, lam), x = s lam."""
     out[0] += res[0]
@@ -1267,7 +1267,25 @@ def _add_scaled(res, s, want_info, out):
         out[9] += s * s * res[9]
 
 
-@njit(cache=True, error_model="numpy",
+@njit(cache=True, error_model="numpy", borrow=True)
+def _series_run(values, weights, order, j0, j1, s, a, b, lam, want_info, buf, out, spread, L3,
+                G3, I3, res, held):
+    """The bins order[j0:j1] of one capture value s by the series
+    (:func:`_add_bin`, or :func:`_add_bin_spread` when ``spread`` has rows):
+    :func:`_rec_run`'s fallback. ``held`` (_RING): scratch."""
+    held[:] = -1.0
+    for jj in range(j0, j1):
+        i = order[jj]
+        if weights[i] != 0.0:
+            if spread.shape[0] > 0:
+                _add_bin_spread(float(values[i]), weights[i], spread[i, 0], spread[i, 1],
+                                spread[i, 2], spread[i, 3], s, a, b, lam, want_info, buf, out,
+                                L3, G3, I3, res, held)
+            else:
+                _add_bin(float(values[i]), weights[i], s, a, b, lam, want_info, buf, out)
+
+
+@njit(cache=True, error_model="numpy", borrow=True,
       unit=("void(int64[::1], float64[::1], int64[::1], int64, int64, int64, int64, "
             "float64, float64, float64, float64, boolean, float64[::1], float64[::1], "
             "float64[:, ::1], float64[::1], float64[:, ::1], float64[:, :, ::1], "
@@ -1487,18 +1505,8 @@ def _rec_run(values, weights, order, j0, j1, top, mode, s, a, b, lam, want_info,
         if not (P > 1.0 / _REC_SCALE and P < _REC_SCALE):
             if not (P > 0.0) or not np.isfinite(P) or n < 0:
                 # (never met in the tests; a safeguard) the series instead
-                held = np.full(_RING, -1, np.int64)
-                for jj in range(j0, j1):
-                    i = order[jj]
-                    if weights[i] != 0.0:
-                        if has_spread:
-                            _add_bin_spread(float(values[i]), weights[i], spread[i, 0],
-                                            spread[i, 1], spread[i, 2], spread[i, 3], s, a,
-                                            b, lam, want_info, buf, out, L3, G3, I3, res,
-                                            held)
-                        else:
-                            _add_bin(float(values[i]), weights[i], s, a, b, lam, want_info,
-                                     buf, out)
+                _series_run(values, weights, order, j0, j1, s, a, b, lam, want_info, buf,
+                            out, spread, L3, G3, I3, res, work[:_RING])
                 return
             f = 1.0 / P
             log_scale -= math.log(f)
@@ -1607,17 +1615,16 @@ def _rec_groups(values, weights, groups, capture, idx, a, b, lam, want_info, buf
     return w2
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", borrow=True)
 def _spread_runs(values, weights, groups, capture, spread, a, b, lam, want_info, buf, out, L3,
-                 G3, I3, res, work):
+                 G3, I3, res, work, ident):
     """The bins of a histogram with the expansion in log capture (``spread``)
     that come in (capture group, value) order: each group's run of bins by the
     recurrence in n where :func:`_rec_plan` finds it cheaper, else by the
     series at n .. n + _ORDER (:func:`_add_bin_spread`), as
     :func:`_rec_groups` and :func:`_add_bins_spread` would take them, without
-    regrouping the bins by value first."""
+    regrouping the bins by value first. ``ident``: 0, 1, ..., m - 1."""
     m = values.shape[0]
-    ident = np.arange(m)
     j0 = 0
     while j0 < m:
         g = groups[j0]
@@ -1904,7 +1911,7 @@ def histogram_eval_bins(values, weights, groups, capture, spread, a, b, lam, wan
     if has_spread and by_group:
         # each capture group's run of bins by the recurrence or the series
         _spread_runs(values, weights, groups, capture, spread, a, b, lam, want_info, buf, out,
-                     L3, G3, I3, res, work)
+                     L3, G3, I3, res, work, np.arange(m))
         return
     if ordered:
         idx = np.arange(m)
