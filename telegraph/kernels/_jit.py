@@ -89,7 +89,9 @@ capture group). A borrowing kernel may only read and write the arrays it is
 given, which its caller holds for the length of the call: it may not
 allocate, nor return an array or keep one (Numba refuses to compile an
 allocation without reference counting; returning or keeping a borrowed array
-is on the kernel's author).
+is on the kernel's author). Every kernel states its choice, so the kernels a
+borrowing kernel calls count references as usual unless they borrow too
+(Numba would otherwise compile them as their first caller is compiled).
 
 Everything else (``error_model``, ``nogil``, ``parallel``, ``inline``, ...)
 is passed to Numba unchanged, and the result is an ordinary Numba dispatcher
@@ -546,8 +548,9 @@ def njit(func=None, *, cache: bool = True, unit=None, borrow: bool = False, **op
 
     def wrap(f):
         options.setdefault("fastmath", set(FASTMATH))
-        if borrow:
-            options["_nrt"] = False
+        # (set, not inherited: Numba would compile a callee of a borrowing kernel
+        # without reference counting too, and one that allocates would fail)
+        options["_nrt"] = not borrow
         disp = Kernel(py_func=f, locals={}, targetoptions={"nopython": True, **options})
         if cache:
             disp.enable_caching()

@@ -210,58 +210,15 @@ def _keep(g, H, g_end, H_end):
                 H_end[i, j] = H[i, j]
 
 
-@njit(cache=True, error_model="numpy",
-      unit=("Tuple((float64, boolean, int64))(int64, " + GENE_TYPE + ", "
-            "float64[::1], float64[:, ::1], float64[:, ::1], boolean[::1], "
-            "float64[::1], float64[::1], int64, float64[::1], float64[::1], float64[:, ::1], "
-            "boolean, float64, float64[::1], float64[:, ::1])"))
-def maximize(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, trail, mean,
-             tol, g_end, H_end):
-    """Damped Newton ascent of the log-likelihood over the free coordinates of
-    phi = T theta, within the box lo <= phi <= hi. ``theta`` is updated in place.
-    Returns (loglik, converged, iterations).
-
-    ``known``: empty, or (theta*, loglik*) of an optimum another climb reached
-    followed by the points that climb passed through on its way there (4 + 3k
-    floats, theta of each): once an accepted step lands within _SAME_OPTIMUM
-    of theta* or of one of those points (in every coordinate of theta) at a
-    log-likelihood no higher than loglik*, the climb is on its way there and
-    stops, returning -inf (it adds nothing to the optimum known): a
-    multi-start fit climbs its second start only as far as it takes to tell
-    whether it leads elsewhere. Or one float, a level: the climb stops (not
-    converged) once the log-likelihood reaches it, for a caller that only
-    needs to know that the maximum lies above it.
-
-    ``trail``: empty (0 rows), or an array of at least ``max_iter`` rows of NaN,
-    where the climb writes theta after each accepted step, in order (the points
-    a later climb's ``known`` lists).
-
-    ``mean``: climb in the mean coordinates (log a, log b, log m) of the
-    telegraph model (:func:`_mean_coords`; T must be the identity, the box
-    still bounds theta). The ridges that rise towards the bursty and Poisson
-    limits, curved in theta, run along a coordinate there, so the climb
-    follows them in a few steps where it would zig-zag in theta. While log lam
-    is held at its edge, that iteration works in theta.
-
-    ``tol``: the climb has converged once the Newton decrement (twice the gain
-    the quadratic model predicts) is below it, in nats: DECREMENT_TOL for the
-    fits; the profile's inner maximisations use PROFILE_DECREMENT_TOL.
-
-    ``g_end``, ``H_end``: empty, or (3,) and (3, 3) arrays that receive the
-    gradient and observed information in theta at the returned theta (where
-    the returned log-likelihood is finite), so that a caller needs no second
-    evaluation there."""
-    work = np.empty(_CLIMB_WORK)
-    act = np.empty(3, np.bool_)
-    return _climb(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, trail, mean,
-                  tol, g_end, H_end, work, act)
-
-
 #: floats of scratch :func:`_climb` takes
 _CLIMB_WORK = 66 + SOLVE_WORK
 
 
-@njit(cache=True, error_model="numpy", borrow=True)
+@njit(cache=True, error_model="numpy", borrow=True,
+      unit=("Tuple((float64, boolean, int64))(int64, " + GENE_TYPE + ", "
+            "float64[::1], float64[:, ::1], float64[:, ::1], boolean[::1], "
+            "float64[::1], float64[::1], int64, float64[::1], float64[::1], float64[:, ::1], "
+            "boolean, float64, float64[::1], float64[:, ::1], float64[::1], boolean[::1])"))
 def _climb(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, trail, mean, tol,
            g_end, H_end, work, act):
     """:func:`maximize`'s climb, in the scratch ``work`` (_CLIMB_WORK floats)
@@ -475,6 +432,53 @@ def _climb(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, trai
                 break
     _keep(g, H, g_end, H_end)
     return ll, converged, it
+
+
+@njit(cache=True, error_model="numpy",
+      unit=("Tuple((float64, boolean, int64))(int64, " + GENE_TYPE + ", "
+            "float64[::1], float64[:, ::1], float64[:, ::1], boolean[::1], "
+            "float64[::1], float64[::1], int64, float64[::1], float64[::1], float64[:, ::1], "
+            "boolean, float64, float64[::1], float64[:, ::1])"))
+def maximize(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, trail, mean,
+             tol, g_end, H_end):
+    """Damped Newton ascent of the log-likelihood over the free coordinates of
+    phi = T theta, within the box lo <= phi <= hi. ``theta`` is updated in place.
+    Returns (loglik, converged, iterations).
+
+    ``known``: empty, or (theta*, loglik*) of an optimum another climb reached
+    followed by the points that climb passed through on its way there (4 + 3k
+    floats, theta of each): once an accepted step lands within _SAME_OPTIMUM
+    of theta* or of one of those points (in every coordinate of theta) at a
+    log-likelihood no higher than loglik*, the climb is on its way there and
+    stops, returning -inf (it adds nothing to the optimum known): a
+    multi-start fit climbs its second start only as far as it takes to tell
+    whether it leads elsewhere. Or one float, a level: the climb stops (not
+    converged) once the log-likelihood reaches it, for a caller that only
+    needs to know that the maximum lies above it.
+
+    ``trail``: empty (0 rows), or an array of at least ``max_iter`` rows of NaN,
+    where the climb writes theta after each accepted step, in order (the points
+    a later climb's ``known`` lists).
+
+    ``mean``: climb in the mean coordinates (log a, log b, log m) of the
+    telegraph model (:func:`_mean_coords`; T must be the identity, the box
+    still bounds theta). The ridges that rise towards the bursty and Poisson
+    limits, curved in theta, run along a coordinate there, so the climb
+    follows them in a few steps where it would zig-zag in theta. While log lam
+    is held at its edge, that iteration works in theta.
+
+    ``tol``: the climb has converged once the Newton decrement (twice the gain
+    the quadratic model predicts) is below it, in nats: DECREMENT_TOL for the
+    fits; the profile's inner maximisations use PROFILE_DECREMENT_TOL.
+
+    ``g_end``, ``H_end``: empty, or (3,) and (3, 3) arrays that receive the
+    gradient and observed information in theta at the returned theta (where
+    the returned log-likelihood is finite), so that a caller needs no second
+    evaluation there."""
+    work = np.empty(_CLIMB_WORK)
+    act = np.empty(3, np.bool_)
+    return _climb(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, trail, mean,
+                  tol, g_end, H_end, work, act)
 
 
 @njit(cache=True, error_model="numpy")
