@@ -1267,24 +1267,6 @@ def _add_scaled(res, s, want_info, out):
         out[9] += s * s * res[9]
 
 
-@njit(cache=True, error_model="numpy", borrow=True)
-def _series_run(values, weights, order, j0, j1, s, a, b, lam, want_info, buf, out, spread, L3,
-                G3, I3, res, held):
-    """The bins order[j0:j1] of one capture value s by the series
-    (:func:`_add_bin`, or :func:`_add_bin_spread` when ``spread`` has rows):
-    :func:`_rec_run`'s fallback. ``held`` (_RING): scratch."""
-    held[:] = -1.0
-    for jj in range(j0, j1):
-        i = order[jj]
-        if weights[i] != 0.0:
-            if spread.shape[0] > 0:
-                _add_bin_spread(float(values[i]), weights[i], spread[i, 0], spread[i, 1],
-                                spread[i, 2], spread[i, 3], s, a, b, lam, want_info, buf, out,
-                                L3, G3, I3, res, held)
-            else:
-                _add_bin(float(values[i]), weights[i], s, a, b, lam, want_info, buf, out)
-
-
 @njit(cache=True, error_model="numpy", borrow=True,
       unit=("void(int64[::1], float64[::1], int64[::1], int64, int64, int64, int64, "
             "float64, float64, float64, float64, boolean, float64[::1], float64[::1], "
@@ -1505,8 +1487,19 @@ def _rec_run(values, weights, order, j0, j1, top, mode, s, a, b, lam, want_info,
         if not (P > 1.0 / _REC_SCALE and P < _REC_SCALE):
             if not (P > 0.0) or not np.isfinite(P) or n < 0:
                 # (never met in the tests; a safeguard) the series instead
-                _series_run(values, weights, order, j0, j1, s, a, b, lam, want_info, buf,
-                            out, spread, L3, G3, I3, res, work[:_RING])
+                held = work[:_RING]
+                held[:] = -1.0
+                for jj in range(j0, j1):
+                    i = order[jj]
+                    if weights[i] != 0.0:
+                        if has_spread:
+                            _add_bin_spread(float(values[i]), weights[i], spread[i, 0],
+                                            spread[i, 1], spread[i, 2], spread[i, 3], s, a,
+                                            b, lam, want_info, buf, out, L3, G3, I3, res,
+                                            held)
+                        else:
+                            _add_bin(float(values[i]), weights[i], s, a, b, lam, want_info,
+                                     buf, out)
                 return
             f = 1.0 / P
             log_scale -= math.log(f)
