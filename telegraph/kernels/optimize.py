@@ -211,7 +211,7 @@ def _keep(g, H, g_end, H_end):
 
 
 #: floats of scratch :func:`_climb` takes
-_CLIMB_WORK = 66 + SOLVE_WORK
+_CLIMB_WORK = 57 + SOLVE_WORK
 
 
 @njit(cache=True, error_model="numpy", borrow=True,
@@ -221,9 +221,9 @@ _CLIMB_WORK = 66 + SOLVE_WORK
             "boolean, float64, float64[::1], float64[:, ::1], float64[::1], boolean[::1])"))
 def _climb(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, trail, mean, tol,
            g_end, H_end, work, act):
-    """:func:`maximize`'s climb, in the scratch ``work`` (_CLIMB_WORK floats)
-    and ``act`` (3 booleans) it allocates (here nothing is allocated, and no
-    reference counted: kernels/_jit.py)."""
+    """:func:`maximize`'s climb, in the scratch that maximize allocates:
+    ``work`` (_CLIMB_WORK floats) and ``act`` (3 booleans). It allocates
+    nothing and counts no references (it borrows: kernels/_jit.py)."""
     nfree = 0
     for i in range(3):
         if free[i]:
@@ -243,7 +243,7 @@ def _climb(model, gene, theta, T, Tinv, free, lo, hi, max_iter, buf, known, trai
     H_new = work[42:51].reshape((3, 3))
     lo_c = work[51:54]
     hi_c = work[54:57]
-    solve_work = work[66:66 + SOLVE_WORK]
+    solve_work = work[57:57 + SOLVE_WORK]
     to_phi(T, theta, phi)
     for i in range(3):
         if free[i]:
