@@ -23,30 +23,38 @@ __all__ = ["solve_damped", "solve3", "to_phi", "to_theta", "grad_info_phi", "sym
 
 
 #: floats of scratch :func:`solve_damped` takes
-SOLVE_WORK = 30
+SOLVE_WORK = 27
 
 
 @njit(cache=True, error_model="numpy", borrow=True)
 def solve_damped(H, g, free, nfree, mu, step, work):
     """Solve (H_ff + mu I) d = g_f by Cholesky; returns False if not PD.
     ``work``: SOLVE_WORK floats of scratch."""
-    idx = work[27:30]   # the free coordinates (whole numbers, as floats)
+    f0 = 0
+    f1 = 0
+    f2 = 0
     m = 0
     for i in range(3):
         if free[i]:
-            idx[m] = i
+            if m == 0:
+                f0 = i
+            elif m == 1:
+                f1 = i
+            else:
+                f2 = i
             m += 1
+    idx = (f0, f1, f2)   # the free coordinates, first m of them
     A = work[0:9].reshape((3, 3))
     rhs = work[9:12]
     L = work[12:21].reshape((3, 3))
     y = work[21:24]
     z = work[24:27]
-    for i in range(27):
+    for i in range(SOLVE_WORK):
         work[i] = 0.0
     for i in range(m):
-        rhs[i] = g[int(idx[i])]
+        rhs[i] = g[idx[i]]
         for j in range(m):
-            A[i, j] = H[int(idx[i]), int(idx[j])]
+            A[i, j] = H[idx[i], idx[j]]
         A[i, i] += mu
     for i in range(m):
         for j in range(i + 1):
@@ -72,7 +80,7 @@ def solve_damped(H, g, free, nfree, mu, step, work):
     for i in range(3):
         step[i] = 0.0
     for i in range(m):
-        step[int(idx[i])] = z[i]
+        step[idx[i]] = z[i]
     return True
 
 
