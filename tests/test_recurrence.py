@@ -76,7 +76,7 @@ def _rec(v, w, a, b, x, info, mode):
     if mode == _NORM_P0 and _p0_terms(a, b, x) < 0:
         pytest.skip("the large-x series of P(0) is not used there")
     out = np.zeros(10)
-    top = _rec_start(int(v.max()), a, b, x, mode == _NORM_SUM, 1 << 22)[mode == _NORM_SUM]
+    top = _rec_start(int(v.max()), a, b, x, mode == _NORM_SUM, 1 << 22, np.inf)[mode == _NORM_SUM]
     assert top >= 0
     _rec_run(v, w, np.arange(v.size), 0, v.size, top, mode, 1.0, a, b, x, info, np.zeros(11),
              out, np.empty((0, 2)), np.empty(0), np.empty((0, 3)), np.zeros((0, 3, 3)), np.zeros(0),

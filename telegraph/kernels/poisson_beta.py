@@ -1036,8 +1036,8 @@ def _p0_large_x(a, b, x, K, want_info, out):
 
 
 @njit(cache=True, error_model="numpy",
-      unit="UniTuple(int64, 2)(int64, float64, float64, float64, boolean, float64)")
-def _rec_start(n_max, a, b, x, tail, limit):
+      unit="UniTuple(int64, 2)(int64, float64, float64, float64, boolean, float64, float64)")
+def _rec_start(n_max, a, b, x, tail, limit, span):
     """Starts N' >= n_max of the downward recurrence, as (damped, tailed): the
     first N' where the sum over n_max <= n <= N' of log(r_big / r_small), the
     roots of (n+2) r^2 - (n+c+x) r + x(n+a)/(n+1) = 0 (the two solutions'
@@ -1049,7 +1049,9 @@ def _rec_start(n_max, a, b, x, tail, limit):
     walked in strides of 4 counts with a bound on each, so never below that
     first N' and a few counts above it at most points).
     One walk up from n_max finds both (the second is never below the first);
-    -1 for a start that takes more than ``limit`` steps."""
+    -1 for a start that takes more than ``limit`` steps, and for a tailed start
+    ``span`` or more above the damped one (the caller's other normalisations
+    cost no more than that: the walk stops there)."""
     # products instead of sums of logs (no log per step): damp = prod of
     # r_big/r_small (only compared with e^_REC_DAMP, so capped there), decay
     # = prod of r_small times e^log_decay (renormalised before underflow)
@@ -1085,7 +1087,7 @@ def _rec_start(n_max, a, b, x, tail, limit):
     # near end
     small0 = _rec_roots(float(n + 1), a, c, x)[1]
     n += 1
-    while n - n_max < limit:
+    while n - n_max < limit and n < top_damp + span:
         small1 = _rec_roots(float(n + 4), a, c, x)[1]
         small = max(small0, small1)
         s2 = small * small
@@ -1162,17 +1164,21 @@ def _rec_plan(values, weights, order, j0, j1, a, b, x, shared, extra=0):
         return -1, _NORM_SUM
     n_anch = _rec_anchors(nd, n_max, b, extra > 0)
     lim = min(float(_REC_MAX_WARM), budget - n_max)
-    top_a, top_s = _rec_start(n_max, a, b, x, min(a, b) >= _REC_SUM_MIN_AB, lim)
-    cost_a = float(top_a) + n_anch * per if top_a >= 0 else np.inf
     # P(0) from its large-x series can normalise the whole range, as the sum does over
     # a longer one (b >= 2 here, no spike at x): the recurrence then runs on down to 0,
     # and the anchor costs K terms, not a series of O(sqrt x) terms at a count of the
     # histogram. (With the expansion, only where one anchor serves the range.)
-    cost_p = np.inf
-    if top_a >= 0 and (n_anch == 1 or (extra == 0 and n_max < _P0_MAX_SPAN)):
+    K = 0
+    if n_anch == 1 or (extra == 0 and n_max < _P0_MAX_SPAN):
         K = _p0_terms(a, b, x)
-        if K > 0:
-            cost_p = float(top_a) + K
+    # the sum's start wins only below the damped start + the cheaper other normalisation:
+    # the walk up P's tail stops there
+    span = n_anch * per
+    if K > 0:
+        span = min(span, float(K))
+    top_a, top_s = _rec_start(n_max, a, b, x, min(a, b) >= _REC_SUM_MIN_AB, lim, span)
+    cost_a = float(top_a) + n_anch * per if top_a >= 0 else np.inf
+    cost_p = float(top_a) + K if top_a >= 0 and K > 0 else np.inf
     cost_s = float(top_s) if top_s >= 0 else np.inf
     if min(cost_p, min(cost_a, cost_s)) >= budget:
         return -1, _NORM_SUM
@@ -1975,7 +1981,7 @@ def pb_pmf_run(n0, n1, a, b, x, p, d):
     budget = m * per - n_anch * per - m
     if budget <= 0.0:
         return False
-    top = _rec_start(n1 - 1, a, b, x, False, min(float(_REC_MAX_WARM), budget))[0]
+    top = _rec_start(n1 - 1, a, b, x, False, min(float(_REC_MAX_WARM), budget), np.inf)[0]
     if top < 0:
         return False
     c = a + b
