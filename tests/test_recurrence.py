@@ -309,3 +309,47 @@ def test_pmf_run_matches_the_series_and_mpmath(a, b, x, n0, n1):
     # short runs and small x are left to the series
     assert not pb_pmf_run(0, 5, a, b, x, p, d)
     assert not pb_pmf_run(0, 100, a, b, 3.0, p, d)
+
+
+def _roots(n, a, b, x):
+    """The roots of (n+2) r^2 - (n+a+b+x) r + x(n+a)/(n+1) = 0 (numpy's polynomial
+    solver): (r_big, r_small) where real, else (modulus, modulus)."""
+    r = np.roots([n + 2.0, -(n + a + b + x), x * (n + a) / (n + 1.0)])
+    if np.all(np.isreal(r)):
+        r = np.sort(np.real(r))
+        return r[1], r[0]
+    m = abs(r[0])
+    return m, m
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rec_start_is_the_first_count_the_definition_gives(seed):
+    """_rec_start's damped start is the first N' where the sum of log(r_big /
+    r_small) over n_max .. N' reaches _REC_DAMP, the roots from numpy's
+    polynomial solver (the walk keeps its products as numerators and
+    denominators); its tailed start is never below the first N' where the sum
+    of log r_small (log of the modulus where the roots are complex) less
+    log(1 - r_small) falls below -_REC_TAIL, and at most 4 strides above it."""
+    from telegraph.kernels.poisson_beta import _REC_DAMP, _REC_TAIL, _rec_start
+    rng = np.random.default_rng(seed)
+    for _ in range(60):
+        a, b = 10 ** rng.uniform(-1, 2.5, 2)
+        x = 10 ** rng.uniform(0, 3.5)
+        n_max = int(rng.integers(0, int(2 * x * a / (a + b)) + 5))
+        top_d, top_s = _rec_start(n_max, a, b, x, True, float(1 << 22), np.inf)
+        damp = 0.0
+        n = n_max
+        while damp < _REC_DAMP:
+            big, small = _roots(n, a, b, x)
+            damp += math.log(big / small)
+            n += 1
+        assert top_d == n, (a, b, x, n_max)
+        decay = 0.0
+        n = n_max
+        while True:
+            big, small = _roots(n, a, b, x)
+            decay += math.log(small)
+            if n + 1 >= top_d and small < 1.0 and decay - math.log(1.0 - small) <= -_REC_TAIL:
+                break
+            n += 1
+        assert n + 1 <= top_s <= n + 1 + 16, (a, b, x, n_max, n + 1, top_s)

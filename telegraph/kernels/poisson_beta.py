@@ -898,6 +898,7 @@ _REC_SUM_MIN_AB = 0.1   # normalisation by the sum only for a, b >= this (spikes
 _REC_TAIL = 46.0        # log of P(n_max) over the mass above the start, normalising by the sum
 _REC_DAMP = 40.0        # log of the separation of the two solutions at the largest count
 _REC_MAX_WARM = 1 << 20   # longest warm-up above the largest count
+_WALK_BLOCK = 8          # counts whose factors the walk to the start multiplies before dividing
 _REC_SCALE = 1e100      # rescale the recursion when y leaves [1/_REC_SCALE, _REC_SCALE]
 
 # how the recurrence is normalised (_rec_plan's choice, _rec_run's ``mode``)
@@ -1063,24 +1064,58 @@ def _rec_start(n_max, a, b, x, tail, limit, span):
     thr = math.exp(-_REC_TAIL)
     top_damp = -1
     n = n_max
+    # r_big / r_small = (S + R)^2 (n + 1) / (4 X (n + 2)) and r_small = 2 X / ((n + 1)
+    # (S + R)) with S = n + c + x, X = x (n + a), R = sqrt(S^2 - 4 X (n + 2) / (n + 1))
+    # (the roots of _rec_roots times 2 (n + 2)): each product is kept as a numerator and
+    # a denominator over up to _WALK_BLOCK counts and divided out once per block, one
+    # division and one square root per count (_rec_roots takes four divisions)
+    d_num = 1.0
+    d_den = 1.0
+    s_num = 1.0
+    s_den = 1.0
+    k_blk = 0
     while n - n_max < limit:
-        sep, small = _rec_roots(float(n), a, c, x)
-        if sep > 0.0 and damp < e_damp:
-            damp *= sep
-        decay *= small
-        if decay < 1e-250 or decay > 1e250:
-            log_decay += math.log(decay)
-            decay = 1.0
-            thr = math.exp(-_REC_TAIL - log_decay) if -_REC_TAIL - log_decay < 700.0 else np.inf
-        if damp >= e_damp:
-            if top_damp < 0:
-                top_damp = n + 1
-                if not tail:
-                    return top_damp, -1
-                break
+        nf = float(n)
+        S = nf + c + x
+        X = x * (nf + a)
+        disc = S * S - 4.0 * X * (nf + 2.0) / (nf + 1.0)
+        if disc > 0.0:
+            SR = S + math.sqrt(disc)
+            d_num *= SR * SR * (nf + 1.0)
+            d_den *= 4.0 * X * (nf + 2.0)
+            s_num *= 2.0 * X
+            s_den *= (nf + 1.0) * SR
+        else:
+            # complex roots (the Poisson-like bulk): no separation; P's decay is the
+            # modulus sqrt(r_big r_small)
+            s_num *= math.sqrt(X / ((nf + 1.0) * (nf + 2.0)))
+        k_blk += 1
+        if damp * d_num >= e_damp * d_den:
+            top_damp = n + 1
+            if not tail:
+                return top_damp, -1
+            decay *= s_num / s_den
+            break
+        if k_blk == _WALK_BLOCK:
+            damp *= d_num / d_den
+            decay *= s_num / s_den
+            d_num = 1.0
+            d_den = 1.0
+            s_num = 1.0
+            s_den = 1.0
+            k_blk = 0
+            if decay < 1e-250 or decay > 1e250:
+                log_decay += math.log(decay)
+                decay = 1.0
+                thr = (math.exp(-_REC_TAIL - log_decay) if -_REC_TAIL - log_decay < 700.0
+                       else np.inf)
         n += 1
     if top_damp < 0:
         return -1, -1
+    if decay < 1e-250 or decay > 1e250:
+        log_decay += math.log(decay)
+        decay = 1.0
+        thr = math.exp(-_REC_TAIL - log_decay) if -_REC_TAIL - log_decay < 700.0 else np.inf
     # on to the tail's start in strides of 4 counts: a stride's factor is the larger
     # of r_small at its two ends, to the 4th power, a bound where r_small falls across
     # it (docs/maths.md, *Normalisation by the sum*); the far end is the next stride's
