@@ -1036,6 +1036,16 @@ def _p0_large_x(a, b, x, K, want_info, out):
         out[9] = -(a * inv_x * inv_x + Sxx * inv_s - lx * lx)
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _fold_decay(decay, log_decay):
+    """:func:`_rec_start`'s product of P's decay ratios folded into its logarithm
+    (before it leaves the normal range): returns (1, the new logarithm, the
+    threshold on the product that the tail's start compares with)."""
+    log_decay += math.log(decay)
+    thr = math.exp(-_REC_TAIL - log_decay) if -_REC_TAIL - log_decay < 700.0 else np.inf
+    return 1.0, log_decay, thr
+
+
 @njit(cache=True, error_model="numpy",
       unit="UniTuple(int64, 2)(int64, float64, float64, float64, boolean, float64, float64)")
 def _rec_start(n_max, a, b, x, tail, limit, span):
@@ -1105,17 +1115,12 @@ def _rec_start(n_max, a, b, x, tail, limit, span):
             s_den = 1.0
             k_blk = 0
             if decay < 1e-250 or decay > 1e250:
-                log_decay += math.log(decay)
-                decay = 1.0
-                thr = (math.exp(-_REC_TAIL - log_decay) if -_REC_TAIL - log_decay < 700.0
-                       else np.inf)
+                decay, log_decay, thr = _fold_decay(decay, log_decay)
         n += 1
     if top_damp < 0:
         return -1, -1
     if decay < 1e-250 or decay > 1e250:
-        log_decay += math.log(decay)
-        decay = 1.0
-        thr = math.exp(-_REC_TAIL - log_decay) if -_REC_TAIL - log_decay < 700.0 else np.inf
+        decay, log_decay, thr = _fold_decay(decay, log_decay)
     # on to the tail's start in strides of 4 counts: a stride's factor is the larger
     # of r_small at its two ends, to the 4th power, a bound where r_small falls across
     # it (docs/maths.md, *Normalisation by the sum*); the far end is the next stride's
@@ -1130,9 +1135,7 @@ def _rec_start(n_max, a, b, x, tail, limit, span):
         small0 = small1
         n += 4
         if decay < 1e-250 or decay > 1e250:
-            log_decay += math.log(decay)
-            decay = 1.0
-            thr = math.exp(-_REC_TAIL - log_decay) if -_REC_TAIL - log_decay < 700.0 else np.inf
+            decay, log_decay, thr = _fold_decay(decay, log_decay)
         # P's mass above n <= P(n_max) e^log_decay decay / (1 - r_small)
         if small < 1.0 and decay <= thr * (1.0 - small):
             return top_damp, n
