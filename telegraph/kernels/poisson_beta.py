@@ -1064,8 +1064,9 @@ def _rec_start(n_max, a, b, x, tail, limit, span):
     ``span`` or more above the damped one (the caller's other normalisations
     cost no more than that: the walk stops there)."""
     # products instead of sums of logs (no log per step): damp = prod of
-    # r_big/r_small (only compared with e^_REC_DAMP, so capped there), decay
-    # = prod of r_small times e^log_decay (renormalised before underflow)
+    # r_big/r_small (only compared with e^_REC_DAMP, and the walk ends once it gets
+    # there, so it stays in range), decay = prod of r_small times e^log_decay
+    # (renormalised before underflow)
     c = a + b
     e_damp = math.exp(_REC_DAMP)
     damp = 1.0
