@@ -56,9 +56,9 @@ once; benchmarks/bench_startup.py measures it per kernel) and loading:
 - nor does it parse the kernel's IR: Numba keeps the IR of every library it
   loads, for callers compiled later to link, and parses it and walks it at
   once to list the symbols the machine code defines (about 0.1 s of a warm
-  fit's start, over its 20 libraries). A cache entry here carries that list,
-  and the IR is parsed only if a later compile links the kernel
-  (:meth:`_UnitLibrary._unserialize`);
+  ``telegraph fit --example``, over the 24 libraries it loads). A cache entry
+  here carries that list, and the IR is parsed only if a later compile links
+  the kernel (:meth:`_UnitLibrary._unserialize`);
 - an implementation Numba provides by ``@overload`` (``np.empty``, ``np.zeros``,
   ``min``, ``max``, ...) is compiled once per argument types and the options
   it inherits from its caller (``fastmath``, ``error_model``, ``nrt``,
