@@ -176,7 +176,9 @@ def test_goodness_of_fit_cells_of_a_limit_law_match_the_law_count_by_count(law, 
         n_single = 420
         expct = np.zeros(n_single)
         dexp = np.zeros((n_single, 3))
-        gof._limit_law_singles(code, par, capture, gw, glo, ghi, lo, n_single, expct, dexp)
+        n_done = gof._limit_law_singles(code, par, capture, gw, glo, ghi, lo, n_single, expct,
+                                        dexp, -np.inf)
+        assert n_done == n_single
         ref, dref = _cells_by_law_pmf(code, par, capture, gw, glo, ghi, lo, n_single,
                                       np.nonzero(gw)[0])
         # (at a = 900 law_pmf's lgamma(n + a) - lgamma(a), about 10^4 in size, carries
@@ -271,10 +273,144 @@ def test_a_limit_laws_cells_from_an_underflowing_start_keep_their_precision(law,
     n_single = 1500
     expct = np.zeros(n_single)
     dexp = np.zeros((n_single, 3))
-    gof._limit_law_singles(code, par, capture, gw, glo, ghi, 0.0, n_single, expct, dexp)
+    gof._limit_law_singles(code, par, capture, gw, glo, ghi, 0.0, n_single, expct, dexp,
+                           -np.inf)
     ref, dref = _cells_by_law_pmf(code, par, capture, gw, glo, ghi, 0.0, n_single, [0])
     assert 0 < ref[0] < 1e-300 and ref[1] / ref[0] > 100    # subnormal at 0, rising fast
     normal = ref > 1e-300
     np.testing.assert_allclose(expct[normal], ref[normal], rtol=1e-11)
     np.testing.assert_allclose(dexp[normal], dref[normal], rtol=1e-9,
                                atol=1e-13 * np.abs(dref).max())
+
+
+def _gof_reference(law, values, weights, groups, capture, par, min_expected):
+    """Pearson's statistic, its classes and the pooled data's information per
+    cell, from law_pmf at every count 0 .. 4000 of every group (no grid, no
+    bound, no stop): adjacent counts pooled until a class expects at least
+    min_expected cells and the rest does too, the last class taking the rest
+    (docs/maths.md, "Goodness of fit")."""
+    from telegraph.kernels import gof
+    npar = gof.N_PARAMS[law]
+    gw = np.bincount(groups, weights=weights, minlength=capture.shape[0])
+    total = weights.sum()
+    n = np.arange(4001)
+    E = np.zeros(n.size)
+    dE = np.zeros((n.size, 3))
+    d, buf = np.zeros(3), np.zeros(11)
+    for g in np.nonzero(gw)[0]:
+        for k in n:
+            E[k] += gw[g] * gof.law_pmf(law, float(k), par, capture[g], d, buf)
+            dE[k] += gw[g] * d
+    assert total - E.sum() < 1e-9 * total      # the counts hold the laws' mass
+    O = np.bincount(values, weights=weights, minlength=n.size)
+    x2, K, Ig = 0.0, 0, np.zeros((3, 3))
+    e_acc = o_acc = e_used = o_used = 0.0
+    d_acc, d_used = np.zeros(3), np.zeros(3)
+    for k in n:
+        e_acc += E[k]
+        o_acc += O[k]
+        d_acc += dE[k]
+        if e_acc >= min_expected and total - e_used - e_acc >= min_expected:
+            x2 += (o_acc - e_acc) ** 2 / e_acc
+            K += 1
+            Ig += np.outer(d_acc, d_acc) / (e_acc * total)
+            d_used += d_acc
+            e_used += e_acc
+            o_used += o_acc
+            e_acc = o_acc = 0.0
+            d_acc = np.zeros(3)
+    e_last, o_last = total - e_used, total - o_used
+    x2 += (o_last - e_last) ** 2 / e_last
+    Ig += np.outer(d_used, d_used) / (e_last * total)
+    Ig[npar:] = 0.0
+    Ig[:, npar:] = 0.0
+    return x2, K + 1, Ig
+
+
+@pytest.mark.parametrize("law, par, n_cells", [
+    ("negbinom", (0.35, 40.0, 0.0), 100), ("negbinom", (0.35, 40.0, 0.0), 3000),
+    ("negbinom", (2.0, 6.0, 0.0), 60), ("zip", (0.4, 30.0, 0.0), 100),
+    ("poisson", (25.0, 0.0, 0.0), 100),
+    ("telegraph", (0.3, 2.0, 150.0), 100), ("telegraph", (0.3, 2.0, 150.0), 3000),
+    ("telegraph", (3.0, 1.5, 40.0), 100), ("telegraph", (0.6, 9.0, 20.0), 200)])
+def test_goodness_of_fit_needs_no_cells_where_no_class_forms(law, par, n_cells):
+    """The statistic, its classes and the pooled information of a gene with a
+    capture group per cell (heavy tails among them), against the pooling of
+    law_pmf's values at every count with no stop (:func:`_gof_reference`):
+    the tabulation stops where the cells not yet expected fall below
+    min_expected (for the Poisson-Beta law, first up to a bound on every
+    group's tail), beyond which no class forms."""
+    from telegraph.kernels import gof
+    code = {"negbinom": gof.LAW_NEGBINOM, "zip": gof.LAW_ZIP, "poisson": gof.LAW_POISSON,
+            "telegraph": gof.LAW_POISSON_BETA}[law]
+    par = np.asarray(par, float)
+    rng = np.random.default_rng(n_cells)
+    G = min(n_cells, 90)
+    capture = np.sort(np.clip(rng.lognormal(np.log(0.3), 0.35, G), 0.02, 1.0))
+    groups = rng.integers(0, G, n_cells)
+    s = capture[groups]
+    if law == "negbinom":
+        counts = rng.negative_binomial(par[0], 1.0 / (1.0 + s * par[1]))
+    elif law == "zip":
+        counts = np.where(rng.random(n_cells) < par[0], rng.poisson(s * par[1]), 0)
+    elif law == "poisson":
+        counts = rng.poisson(s * par[0])
+    else:
+        counts = rng.poisson(s * par[2] * rng.beta(par[0], par[1], n_cells))
+    key = np.stack([counts, groups], axis=1)
+    uniq, w = np.unique(key, axis=0, return_counts=True)
+    order = np.argsort(uniq[:, 0], kind="stable")
+    v, gr, w = uniq[order, 0].astype(np.int64), uniq[order, 1].astype(np.int64), \
+        w[order].astype(float)
+    Ig = np.zeros((3, 3))
+    x2, k, ok = gof.pearson_gof(code, v, w, gr, capture, G, par, 5.0, Ig)
+    assert ok
+    rx2, rk, rIg = _gof_reference(code, v, w, gr, capture, par, 5.0)
+    assert k == rk and k >= 3
+    assert x2 == pytest.approx(rx2, rel=1e-9)
+    np.testing.assert_allclose(Ig, rIg, rtol=1e-8, atol=1e-12 * np.abs(rIg).max())
+
+
+def test_a_limit_laws_cells_stop_where_the_rest_expects_too_few():
+    """_limit_law_singles returns the first count after which the cells not yet
+    expected are fewer than ``rest``, its cells up to there those of law_pmf;
+    with rest = -inf it tabulates every count."""
+    from telegraph.kernels import gof
+    par = np.array([0.4, 30.0, 0.0])
+    capture = np.array([0.2, 0.3, 0.5])
+    gw = np.array([30.0, 50.0, 20.0])
+    glo, ghi = np.zeros(3), np.full(3, 3000.0)
+    n_single = 3000
+    ref, _ = _cells_by_law_pmf(gof.LAW_NEGBINOM, par, capture, gw, glo, ghi, 0.0, n_single,
+                               [0, 1, 2])
+    left = gw.sum() - np.cumsum(ref)
+    for rest in (5.0, 0.5, 0.01):
+        expct = np.zeros(n_single)
+        dexp = np.zeros((n_single, 3))
+        n_done = gof._limit_law_singles(gof.LAW_NEGBINOM, par, capture, gw, glo, ghi, 0.0,
+                                        n_single, expct, dexp, rest)
+        assert n_done == np.argmax(left < rest) + 1 < n_single
+        np.testing.assert_allclose(expct[:n_done], ref[:n_done], rtol=1e-12)
+        assert not expct[n_done:].any()
+
+
+def test_the_poisson_beta_tail_count_bounds_every_groups_tail():
+    """_pb_tail_count: above it each group's law holds less than min_expected /
+    (2 total) of its mass (law_pmf summed below it, 1 minus that), over laws
+    from bursty to near-Poisson and rates from 0.5 to 2000."""
+    from telegraph.kernels import gof
+    d, buf = np.zeros(3), np.zeros(11)
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        a, b = np.exp(rng.uniform(np.log(0.05), np.log(20.0), 2))
+        lam = np.exp(rng.uniform(np.log(0.5), np.log(2000.0)))
+        par = np.array([a, b, lam])
+        capture = np.array([0.3, 1.0])
+        gw = np.array([40.0, 60.0])
+        for total in (100.0, 10000.0):
+            top = gof._pb_tail_count(par, capture, gw * total / 100.0, total, 5.0)
+            q = 0.5 * 5.0 / total
+            for s in capture:
+                below = sum(gof.law_pmf(gof.LAW_POISSON_BETA, float(k), par, s, d, buf)
+                            for k in range(int(top)))
+                assert 1.0 - below < q, (a, b, lam, s, total)

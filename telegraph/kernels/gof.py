@@ -28,7 +28,11 @@ rates, where the recurrence does not serve, from one power series per count
 over the mixture of the groups' Poisson weights, whatever the number of groups
 (:func:`_pb_small_rate_singles`). The limit
 laws are tabulated count by count across the groups
-(:func:`_limit_law_singles`).
+(:func:`_limit_law_singles`). No class forms once the cells not yet expected
+are fewer than ``min_expected`` (the rest joins the last class, whose
+expectation is the total minus the others'), so the tables stop there: the
+limit laws at that count, the Poisson-Beta law first at a bound on every
+group's tail (:func:`_pb_tail_count`), beyond it only where needed.
 """
 
 from __future__ import annotations
@@ -154,11 +158,13 @@ _RUN = 32
 
 
 @njit(cache=True, error_model="numpy")
-def _limit_law_singles(law, par, capture, gw, glo, ghi, lo, n_single, expct, dexp):
+def _limit_law_singles(law, par, capture, gw, glo, ghi, lo, n_single, expct, dexp, rest):
     """Add to ``expct[j]`` and ``dexp[j]`` (j < n_single: the single count lo +
     j) each group's expected cells of a limit law (negative binomial, ZIP or
     Poisson: what :func:`law_pmf` returns, times the group's weight ``gw``)
-    where glo <= count <= ghi. Count by count across the groups: the terms of
+    where glo <= count <= ghi, and return the number of counts tabulated: all
+    n_single, or fewer where the cells not yet expected fall below ``rest``
+    (no class forms beyond: :func:`_classes_end`). Count by count across the groups: the terms of
     a count alone (the negative binomial's digamma difference, carried along
     the counts by psi(a + u + 1) = psi(a + u) + 1 / (a + u)) once per count,
     those of a group alone once per group, and each group's probability
@@ -188,6 +194,9 @@ def _limit_law_singles(law, par, capture, gw, glo, ghi, lo, n_single, expct, dex
             q[g] = sb[g]
     a = par[0]
     f = par[0]
+    left = 0.0      # the cells not yet expected
+    for g in range(G):
+        left += gw[g]
     lg_a = math.lgamma(a) if law == LAW_NEGBINOM else 0.0
     psi = 0.0
     for j in range(n_single):
@@ -247,6 +256,10 @@ def _limit_law_singles(law, par, capture, gw, glo, ghi, lo, n_single, expct, dex
             expct[j] += w * p
             dexp[j, 0] += w * d0
             dexp[j, 1] += w * d1
+        left -= expct[j]
+        if left < rest:
+            return j + 1
+    return n_single
 
 
 #: the Poisson-Beta law's single counts come from the series shared by the capture
@@ -357,6 +370,105 @@ def _pb_small_rate_singles(par, capture, gw, lo, n_single, expct, dexp, done):
         dexp[j, 2] += mu * Sx
 
 
+#: the cells not yet expected are compared with min_expected less this fraction of all
+#: cells (the rounding of the sums that the classes then take in another order)
+_SUM_SLACK = 1e-9
+
+
+@njit(cache=True, error_model="numpy")
+def _pb_tail_count(par, capture, gw, total, min_expected):
+    """A count above which each capture group's Poisson-Beta law holds less than
+    a fraction q = min_expected / (2 total) of its mass: the larger of the
+    groups' least bounds, Cantelli's P(X >= m + k sd) <= 1 / (1 + k^2) and,
+    the law being below the Poisson law at its rate x (x p <= x), Bernstein's
+    P(Pois(x) >= x + t) <= exp(-t^2 / (2 (x + t / 3))) <= q at t =
+    sqrt(2 x L) + 2 L / 3, L = log(1 / q). Plus one, for the discreteness."""
+    q = 0.5 * min_expected / total
+    if not (q < 1.0):
+        return -1.0
+    k = math.sqrt(1.0 / q - 1.0)
+    L = -math.log(q)
+    top = 0.0
+    for g in range(capture.shape[0]):
+        if gw[g] == 0.0:
+            continue
+        m, v = law_moments(LAW_POISSON_BETA, par, capture[g])
+        x = capture[g] * par[2]
+        top = max(top, min(m + k * math.sqrt(max(v, 0.0)),
+                           x + math.sqrt(2.0 * x * L) + 2.0 * L / 3.0))
+    return math.ceil(top) + 1.0
+
+
+@njit(cache=True, error_model="numpy")
+def _pb_singles(par, capture, gw, glo, ghi, lo, c_from, c_to, expct, dexp, first):
+    """The Poisson-Beta law's single-count cells c_from <= c < c_to (the counts
+    lo + c): the series shared by the groups at small rates
+    (:func:`_pb_small_rate_singles`) and each other group's run by the
+    recurrence in n (:func:`telegraph.kernels.poisson_beta.pb_pmf_run`, O(1)
+    per count) where its law reaches (glo <= count <= ghi). ``first[g]``: c_to
+    for a group so done, else c_from (its cells then count by count,
+    :func:`_law_cells`)."""
+    G = capture.shape[0]
+    first[:] = c_from
+    n = c_to - c_from
+    if n <= 0:
+        return
+    done = np.zeros(G, np.bool_)
+    _pb_small_rate_singles(par, capture, gw, lo + c_from, n, expct[c_from:], dexp[c_from:],
+                           done)
+    p_run = np.empty(n)
+    d_run = np.empty((n, 3))
+    for g in range(G):
+        if gw[g] == 0.0:
+            continue
+        if done[g]:
+            first[g] = c_to
+            continue
+        u0 = max(lo + c_from, glo[g])
+        u1 = min(ghi[g], lo + c_to - 1.0)
+        if u1 >= u0 and pb_pmf_run(int(u0), int(u1) + 1, par[0], par[1], capture[g] * par[2],
+                                   p_run, d_run):
+            c0 = int(u0 - lo)
+            for j in range(int(u1 - u0) + 1):
+                expct[c0 + j] += gw[g] * p_run[j]
+                for i in range(3):
+                    dexp[c0 + j, i] += gw[g] * d_run[j, i]
+            first[g] = c_to
+
+
+@njit(cache=True, error_model="numpy")
+def _law_cells(law, par, capture, gw, glo, ghi, start, first, c_to, expct, dexp):
+    """Each group's expected cells first[g] <= c < c_to by :func:`law_pmf`: a
+    single count's, or the midpoint rule over a wide cell's, where the
+    group's law reaches (glo <= count <= ghi)."""
+    npar = N_PARAMS[law]
+    d = np.zeros(3)
+    buf = np.zeros(11)
+    for g in range(capture.shape[0]):
+        if gw[g] == 0.0:
+            continue
+        s = capture[g]
+        for c in range(first[g], c_to):
+            u = start[c]
+            k = _half_width(u)
+            if u > ghi[g]:
+                break
+            if u + _cell_length(u) <= glo[g]:
+                continue
+            if k == 1:
+                p = law_pmf(law, u, par, s, d, buf)
+                expct[c] += gw[g] * p
+                for i in range(npar):
+                    dexp[c, i] += gw[g] * d[i]
+            else:
+                for j in range(_NODES):
+                    n = u + j * k + (k - 1) // 2
+                    p = law_pmf(law, n, par, s, d, buf)
+                    expct[c] += gw[g] * k * p
+                    for i in range(npar):
+                        dexp[c, i] += gw[g] * k * d[i]
+
+
 @njit(cache=True, error_model="numpy",
       unit=("Tuple((float64, int64, boolean))(int64, int64[::1], float64[::1], int64[::1], "
             "float64[::1], int64, float64[::1], float64, float64[:, ::1])"))
@@ -422,60 +534,41 @@ def pearson_gof(law, values, weights, groups, capture, n_groups, par, min_expect
     # expected cells of each grid cell and their derivatives
     expct = np.zeros(n_cells)
     dexp = np.zeros((n_cells, 3))
-    d = np.zeros(3)
-    buf = np.zeros(11)
-    # the leading cells of single counts: for the Poisson-Beta law, each group's
-    # run of them by the recurrence in n (O(1) per count, not O(sqrt x))
+    # the leading cells of single counts
     n_single = 0
     while n_single < n_cells and _half_width(start[n_single]) == 1:
         n_single += 1
-    run_on = law == LAW_POISSON_BETA and n_single > 0
-    p_run = np.empty(n_single if run_on else 0)
-    d_run = np.empty((n_single if run_on else 0, 3))
-    # the limit laws' single counts: count by count across the groups
-    limit_singles = law != LAW_POISSON_BETA and n_single > 0
-    if limit_singles:
-        _limit_law_singles(law, par, capture, gw, glo, ghi, lo, n_single, expct, dexp)
-    # the Poisson-Beta law's at small rates: the series shared by the groups
-    done = np.zeros(n_groups, np.bool_)
-    if run_on:
-        _pb_small_rate_singles(par, capture, gw, lo, n_single, expct, dexp, done)
-    for g in range(n_groups):
-        if gw[g] == 0.0:
-            continue
-        s = capture[g]
-        c_first = n_single if (limit_singles or done[g]) else 0
-        if run_on and not done[g]:
-            # the single counts the group's law reaches: glo <= u <= ghi
-            u0 = max(lo, glo[g])
-            u1 = min(ghi[g], lo + n_single - 1.0)
-            if u1 >= u0 and pb_pmf_run(int(u0), int(u1) + 1, par[0], par[1], s * par[2],
-                                       p_run, d_run):
-                c0 = int(u0 - lo)
-                for j in range(int(u1 - u0) + 1):
-                    expct[c0 + j] += gw[g] * p_run[j]
-                    for i in range(npar):
-                        dexp[c0 + j, i] += gw[g] * d_run[j, i]
-                c_first = n_single
-        for c in range(c_first, n_cells):
-            u = start[c]
-            k = _half_width(u)
-            if u > ghi[g]:
-                break
-            if u + _cell_length(u) <= glo[g]:
-                continue
-            if k == 1:
-                p = law_pmf(law, u, par, s, d, buf)
-                expct[c] += gw[g] * p
-                for i in range(npar):
-                    dexp[c, i] += gw[g] * d[i]
-            else:
-                for j in range(_NODES):
-                    n = u + j * k + (k - 1) // 2
-                    p = law_pmf(law, n, par, s, d, buf)
-                    expct[c] += gw[g] * k * p
-                    for i in range(npar):
-                        dexp[c, i] += gw[g] * k * d[i]
+    # no class forms once the cells not yet expected are fewer than min_expected (the
+    # rest joins the last class, whose expectation is total minus the others'): the
+    # cells beyond need no expectation (docs/maths.md, "Goodness of fit")
+    rest = min_expected - _SUM_SLACK * total
+    first = np.zeros(n_groups, np.int64)
+    if law != LAW_POISSON_BETA:
+        # the limit laws' single counts count by count across the groups, up to there
+        n_used = n_cells
+        if n_single > 0:
+            n_done = _limit_law_singles(law, par, capture, gw, glo, ghi, lo, n_single, expct,
+                                        dexp, rest)
+            if n_done < n_single:
+                n_used = n_done
+        first[:] = n_single
+        _law_cells(law, par, capture, gw, glo, ghi, start, first, n_used, expct, dexp)
+    else:
+        # first the cells up to a count above which each group's law holds less than
+        # min_expected / 2 of its cells (a bound), the rest only where they are needed
+        top = _pb_tail_count(par, capture, gw, total, min_expected)
+        c1 = 0
+        while c1 < n_cells and start[c1] <= top:
+            c1 += 1
+        _pb_singles(par, capture, gw, glo, ghi, lo, 0, min(c1, n_single), expct, dexp, first)
+        _law_cells(law, par, capture, gw, glo, ghi, start, first, c1, expct, dexp)
+        left = total
+        for c in range(c1):
+            left -= expct[c]
+        if c1 < n_cells and not (left < rest):
+            _pb_singles(par, capture, gw, glo, ghi, lo, c1, max(c1, n_single), expct, dexp,
+                        first)
+            _law_cells(law, par, capture, gw, glo, ghi, start, first, n_cells, expct, dexp)
     # observed cells of each grid cell (bins are sorted by value)
     obs = np.zeros(n_cells)
     c = 0
