@@ -220,7 +220,7 @@ def test_goodness_of_fit_cells_of_the_telegraph_law_at_small_rates_match_the_ser
         expct = np.zeros(n_single)
         dexp = np.zeros((n_single, 3))
         done = np.zeros(G, np.bool_)
-        gof._pb_small_rate_singles(par, capture, gw, lo, n_single, expct, dexp, done)
+        gof._pb_small_rate_singles(par, capture, gw, lo, n_single, expct, dexp, done, 0)
         small = (capture * lam <= gof._X_SHARED_SERIES) & (gw > 0)
         np.testing.assert_array_equal(done, small)
         assert 0 < small.sum() < G - 1

@@ -270,9 +270,9 @@ _SERIES_TAIL = 1e-18    # the series stops where x^k / k! (a bound on its terms)
 
 
 @njit(cache=True, error_model="numpy")
-def _pb_small_rate_singles(par, capture, gw, lo, n_single, expct, dexp, done):
-    """The Poisson-Beta law's expected single-count cells (``expct[j]``,
-    ``dexp[j]``: count lo + j, as :func:`law_pmf` gives them times the group
+def _pb_small_rate_singles(par, capture, gw, lo, n_single, expct, dexp, done, j0):
+    """The Poisson-Beta law's expected single-count cells (``expct[j0 + j]``,
+    ``dexp[j0 + j]``: count lo + j, as :func:`law_pmf` gives them times the group
     weight ``gw``) of every group whose rate x = s lam is at most
     _X_SHARED_SERIES, at every count where such a law has mass (up to
     :func:`_pb_count_cap` of the largest such rate); sets ``done`` for those
@@ -364,10 +364,10 @@ def _pb_small_rate_singles(par, capture, gw, lo, n_single, expct, dexp, done):
             da -= inv
             db += 1.0 / (b + k) - inv
         mu = math.exp(lmu)
-        expct[j] += mu * S
-        dexp[j, 0] += mu * a * (dmu_a * S + Sa)
-        dexp[j, 1] += mu * b * (dmu_b * S + Sb)
-        dexp[j, 2] += mu * Sx
+        expct[j0 + j] += mu * S
+        dexp[j0 + j, 0] += mu * a * (dmu_a * S + Sa)
+        dexp[j0 + j, 1] += mu * b * (dmu_b * S + Sb)
+        dexp[j0 + j, 2] += mu * Sx
 
 
 #: the cells not yet expected are compared with min_expected less this fraction of all
@@ -397,76 +397,6 @@ def _pb_tail_count(par, capture, gw, total, min_expected):
         top = max(top, min(m + k * math.sqrt(max(v, 0.0)),
                            x + math.sqrt(2.0 * x * L) + 2.0 * L / 3.0))
     return math.ceil(top) + 1.0
-
-
-@njit(cache=True, error_model="numpy")
-def _pb_singles(par, capture, gw, glo, ghi, lo, c_from, c_to, expct, dexp, first):
-    """The Poisson-Beta law's single-count cells c_from <= c < c_to (the counts
-    lo + c): the series shared by the groups at small rates
-    (:func:`_pb_small_rate_singles`) and each other group's run by the
-    recurrence in n (:func:`telegraph.kernels.poisson_beta.pb_pmf_run`, O(1)
-    per count) where its law reaches (glo <= count <= ghi). ``first[g]``: c_to
-    for a group so done, else c_from (its cells then count by count,
-    :func:`_law_cells`)."""
-    G = capture.shape[0]
-    first[:] = c_from
-    n = c_to - c_from
-    if n <= 0:
-        return
-    done = np.zeros(G, np.bool_)
-    _pb_small_rate_singles(par, capture, gw, lo + c_from, n, expct[c_from:], dexp[c_from:],
-                           done)
-    p_run = np.empty(n)
-    d_run = np.empty((n, 3))
-    for g in range(G):
-        if gw[g] == 0.0:
-            continue
-        if done[g]:
-            first[g] = c_to
-            continue
-        u0 = max(lo + c_from, glo[g])
-        u1 = min(ghi[g], lo + c_to - 1.0)
-        if u1 >= u0 and pb_pmf_run(int(u0), int(u1) + 1, par[0], par[1], capture[g] * par[2],
-                                   p_run, d_run):
-            c0 = int(u0 - lo)
-            for j in range(int(u1 - u0) + 1):
-                expct[c0 + j] += gw[g] * p_run[j]
-                for i in range(3):
-                    dexp[c0 + j, i] += gw[g] * d_run[j, i]
-            first[g] = c_to
-
-
-@njit(cache=True, error_model="numpy")
-def _law_cells(law, par, capture, gw, glo, ghi, start, first, c_to, expct, dexp):
-    """Each group's expected cells first[g] <= c < c_to by :func:`law_pmf`: a
-    single count's, or the midpoint rule over a wide cell's, where the
-    group's law reaches (glo <= count <= ghi)."""
-    npar = N_PARAMS[law]
-    d = np.zeros(3)
-    buf = np.zeros(11)
-    for g in range(capture.shape[0]):
-        if gw[g] == 0.0:
-            continue
-        s = capture[g]
-        for c in range(first[g], c_to):
-            u = start[c]
-            k = _half_width(u)
-            if u > ghi[g]:
-                break
-            if u + _cell_length(u) <= glo[g]:
-                continue
-            if k == 1:
-                p = law_pmf(law, u, par, s, d, buf)
-                expct[c] += gw[g] * p
-                for i in range(npar):
-                    dexp[c, i] += gw[g] * d[i]
-            else:
-                for j in range(_NODES):
-                    n = u + j * k + (k - 1) // 2
-                    p = law_pmf(law, n, par, s, d, buf)
-                    expct[c] += gw[g] * k * p
-                    for i in range(npar):
-                        dexp[c, i] += gw[g] * k * d[i]
 
 
 @njit(cache=True, error_model="numpy",
@@ -543,32 +473,92 @@ def pearson_gof(law, values, weights, groups, capture, n_groups, par, min_expect
     # cells beyond need no expectation (docs/maths.md, "Goodness of fit")
     rest = min_expected - _SUM_SLACK * total
     first = np.zeros(n_groups, np.int64)
-    if law != LAW_POISSON_BETA:
+    pb = law == LAW_POISSON_BETA
+    if not pb:
         # the limit laws' single counts count by count across the groups, up to there
-        n_used = n_cells
+        c_to = n_cells
         if n_single > 0:
             n_done = _limit_law_singles(law, par, capture, gw, glo, ghi, lo, n_single, expct,
                                         dexp, rest)
             if n_done < n_single:
-                n_used = n_done
-        first[:] = n_single
-        _law_cells(law, par, capture, gw, glo, ghi, start, first, n_used, expct, dexp)
+                c_to = n_done
+        for g in range(n_groups):
+            first[g] = n_single
     else:
         # first the cells up to a count above which each group's law holds less than
         # min_expected / 2 of its cells (a bound), the rest only where they are needed
         top = _pb_tail_count(par, capture, gw, total, min_expected)
-        c1 = 0
-        while c1 < n_cells and start[c1] <= top:
-            c1 += 1
-        _pb_singles(par, capture, gw, glo, ghi, lo, 0, min(c1, n_single), expct, dexp, first)
-        _law_cells(law, par, capture, gw, glo, ghi, start, first, c1, expct, dexp)
+        c_to = 0
+        while c_to < n_cells and start[c_to] <= top:
+            c_to += 1
+    d = np.zeros(3)
+    buf = np.zeros(11)
+    p_run = np.empty(n_single if pb else 0)
+    d_run = np.empty((n_single if pb else 0, 3))
+    done = np.zeros(n_groups, np.bool_)
+    c_from = 0
+    while True:
+        if pb:
+            # the single counts c_from .. s_to: the series shared by the groups at small
+            # rates, each other group's run by the recurrence in n (O(1) per count, not
+            # O(sqrt x)) where its law reaches (glo <= count <= ghi); first[g]: the
+            # group's first cell left to law_pmf
+            s_to = max(c_from, min(c_to, n_single))
+            for g in range(n_groups):
+                first[g] = c_from
+                done[g] = False
+            if s_to > c_from:
+                _pb_small_rate_singles(par, capture, gw, lo + c_from, s_to - c_from, expct,
+                                       dexp, done, c_from)
+                for g in range(n_groups):
+                    if gw[g] == 0.0:
+                        continue
+                    if done[g]:
+                        first[g] = s_to
+                        continue
+                    u0 = max(lo + c_from, glo[g])
+                    u1 = min(ghi[g], lo + s_to - 1.0)
+                    if u1 >= u0 and pb_pmf_run(int(u0), int(u1) + 1, par[0], par[1],
+                                               capture[g] * par[2], p_run, d_run):
+                        c0 = int(u0 - lo)
+                        for j in range(int(u1 - u0) + 1):
+                            expct[c0 + j] += gw[g] * p_run[j]
+                            for i in range(3):
+                                dexp[c0 + j, i] += gw[g] * d_run[j, i]
+                        first[g] = s_to
+        # the rest by law_pmf: a single count's, or the midpoint rule over a wide cell
+        for g in range(n_groups):
+            if gw[g] == 0.0:
+                continue
+            s = capture[g]
+            for c in range(first[g], c_to):
+                u = start[c]
+                k = _half_width(u)
+                if u > ghi[g]:
+                    break
+                if u + _cell_length(u) <= glo[g]:
+                    continue
+                if k == 1:
+                    p = law_pmf(law, u, par, s, d, buf)
+                    expct[c] += gw[g] * p
+                    for i in range(npar):
+                        dexp[c, i] += gw[g] * d[i]
+                else:
+                    for j in range(_NODES):
+                        n = u + j * k + (k - 1) // 2
+                        p = law_pmf(law, n, par, s, d, buf)
+                        expct[c] += gw[g] * k * p
+                        for i in range(npar):
+                            dexp[c, i] += gw[g] * k * d[i]
+        if not pb or c_to == n_cells:
+            break
         left = total
-        for c in range(c1):
+        for c in range(c_to):
             left -= expct[c]
-        if c1 < n_cells and not (left < rest):
-            _pb_singles(par, capture, gw, glo, ghi, lo, c1, max(c1, n_single), expct, dexp,
-                        first)
-            _law_cells(law, par, capture, gw, glo, ghi, start, first, n_cells, expct, dexp)
+        if left < rest:
+            break
+        c_from = c_to
+        c_to = n_cells
     # observed cells of each grid cell (bins are sorted by value)
     obs = np.zeros(n_cells)
     c = 0
