@@ -164,9 +164,10 @@ def _limit_law_singles(law, par, capture, gw, glo, ghi, lo, n_single, expct, dex
     Poisson: what :func:`law_pmf` returns, times the group's weight ``gw``)
     where glo <= count <= ghi, and return the number of counts tabulated: all
     n_single, or fewer where the cells not yet expected fall below ``rest``
-    (no class forms beyond: :func:`_classes_end`). Count by count across the groups: the terms of
-    a count alone (the negative binomial's digamma difference, carried along
-    the counts by psi(a + u + 1) = psi(a + u) + 1 / (a + u)) once per count,
+    (no class of :func:`pearson_gof` forms beyond). Count by count across the
+    groups: the terms of a count alone (the negative binomial's digamma
+    difference, carried along the counts by psi(a + u + 1) = psi(a + u) + 1 /
+    (a + u)) once per count,
     those of a group alone once per group, and each group's probability
     carried from the count before by its ratio, (u - 1 + a) s beta / (u (1 + s
     beta)) or x / u (two multiplications per group and count), taken afresh
