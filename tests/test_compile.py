@@ -76,6 +76,69 @@ def test_numbas_overload_implementations_are_shared_by_callers_of_other_flags():
     assert len(compiled) == n_first   # ... and not again for the second
 
 
+def _resolve(function, *args):
+    """Numba's typing of ``function(*args)`` on the CPU: (context, function type, signature)."""
+    from numba.core.registry import cpu_target
+    context = cpu_target.typing_context
+    fnty = context.resolve_value_type(function)
+    return context, fnty, context.resolve_function_type(fnty, args, {})
+
+
+def test_a_builtin_call_is_typed_once_per_argument_types_as_numba_types_it(monkeypatch):
+    """Numba types every call of an operator afresh, rating all its templates;
+    here the second call with the same argument types applies none, and every
+    signature and implementation is Numba's own."""
+    import operator
+
+    from numba.core import types
+    from numba.core.registry import cpu_target
+    from numba.core.typing import templates
+    cpu_target.typing_context.refresh()    # Numba's registries loaded before the count
+    applied = []
+    for cls in (templates.ConcreteTemplate, templates.AbstractTemplate):
+        monkeypatch.setattr(cls, "apply", lambda self, a, k, _f=cls.apply:
+                            applied.append(self) or _f(self, a, k))
+    array = types.Array(types.float64, 1, "C")
+    cases = [(types.float64, types.float64), (types.int64, types.IntegerLiteral(1)),
+             (types.int64, types.BooleanLiteral(True)), (types.int16, types.float32),
+             (array, types.float64), (types.uint8, types.int8)]
+    for op in (operator.add, operator.lt, operator.truediv):
+        _, fnty, _ = _resolve(op, types.float64, types.float64)
+        fnty.__dict__.pop("_telegraph_typed", None)
+        for args in cases:
+            del applied[:]
+            context, same, sig = _resolve(op, *args)
+            assert same is fnty
+            assert applied, (op, args)             # typed the first time ...
+            del applied[:]
+            assert _resolve(op, *args)[2] == sig
+            assert not applied, (op, args)         # ... and not again
+            impl = fnty.get_impl_key(sig)
+            fnty._impl_keys.clear()
+            assert type(fnty).get_call_type.numba(fnty, context, args, {}) == sig
+            assert fnty.get_impl_key(sig) is impl
+        # a literal argument is kept by its value: 1 and True are other arguments
+        kept = [key[2] for key in fnty.__dict__["_telegraph_typed"]]
+        assert (types.int64, types.IntegerLiteral(1)) in kept
+        assert (types.int64, types.BooleanLiteral(True)) in kept
+
+
+def test_a_call_typed_by_an_overload_or_failing_to_type_is_left_to_numba():
+    import operator
+
+    from numba.core import errors, types
+    from numba.core.registry import cpu_target
+    cpu_target.typing_context.refresh()
+    _, fnty, sig = _resolve(np.empty, types.int64)      # typed by an @overload
+    assert sig is not None and not fnty.__dict__.get("_telegraph_typed")
+    for _ in range(2):                                  # an error each time, nothing kept
+        with pytest.raises(errors.TypingError):
+            _resolve(operator.add, types.float64, types.unicode_type)
+    _, fnty, _ = _resolve(operator.add, types.float64, types.float64)
+    assert not [key for key in fnty.__dict__.get("_telegraph_typed", {})
+                if types.unicode_type in key[2]]
+
+
 def _cache_files_after_a_call(env):
     """Cache files written when a fresh process calls a kernel with ``env``."""
     code = "from telegraph.kernels.special import digamma; print(digamma(1.5))"

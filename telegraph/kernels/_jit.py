@@ -1,7 +1,7 @@
 """How the kernels are compiled and cached: one machine-code version per kernel.
 
 Every kernel module takes its decorator from here (``from ._jit import njit``)
-instead of from Numba. It is Numba's ``njit`` with nine differences about
+instead of from Numba. It is Numba's ``njit`` with ten differences about
 start-up: the first call (a fresh installation compiles every kernel it uses
 once; benchmarks/bench_startup.py measures it per kernel) and loading:
 
@@ -67,6 +67,17 @@ once; benchmarks/bench_startup.py measures it per kernel) and loading:
   only, a unit and a ``nogil`` kernel each compiled their own copy of the same
   ``np.empty(n, np.int64)`` (72 such compilations in a cold ``telegraph fit
   --example``, 41 with this; :func:`_share_overload_implementations`);
+- a call of a function Numba types by its own templates (the arithmetic and
+  comparison operators, ``range``, ``abs``, ``math`` and NumPy's scalar
+  functions, indexing) is typed once per argument types: Numba types every
+  such call afresh, rating each of the function's templates against the
+  arguments and formatting a message for each that does not match (all of
+  ``operator.add``'s integer and float cases for a sum of two floats), which
+  was a sixth of a cold ``telegraph fit --example`` (~25,000 typings of ~1,400
+  distinct calls); the signature is kept on Numba's function type, so a
+  function given new templates later (a new type) is typed afresh, and a call
+  that an ``@overload`` or ``@intrinsic`` types is left to Numba
+  (:func:`_type_builtin_calls_once`);
 - a cache entry is valid for the exact source of *every* kernel module, not
   only of the module that defines the kernel: Numba checks only the latter,
   so an edit of a kernel in another file would leave callers compiled
@@ -302,6 +313,48 @@ def _share_overload_implementations() -> None:
 
 
 _share_overload_implementations()
+
+
+def _type_builtin_calls_once() -> None:
+    """Keep the signature Numba's templates give a call of a built-in function
+    (see the module docstring) on the function's type, by the typing context,
+    target and argument types (literals by their value), and answer the same
+    call from it afterwards. Only a signature whose implementation is the
+    template's own key is kept (Numba's built-in implementations, chosen by the
+    signature alone); one an ``@overload`` or ``@intrinsic`` gave is typed by
+    Numba each time, since its implementation depends on the caller's flags.
+    A call that fails to type is not kept (Numba raises its error each time)."""
+    function = types.Function
+    if getattr(function.get_call_type, "_telegraph", False):
+        return
+    numba_get_call_type = function.get_call_type
+    from numba.core.target_extension import get_local_target
+
+    def get_call_type(self, context, args, kws):
+        key = (context, get_local_target(context), tuple(args), tuple(kws.items()))
+        try:
+            hash(key)
+        except TypeError:          # an argument type that cannot be a key
+            return numba_get_call_type(self, context, args, kws)
+        typed = self.__dict__.setdefault("_telegraph_typed", {})
+        known = typed.get(key)
+        if known is not None:
+            sig, impl = known
+            self._impl_keys[sig.args] = impl
+            return sig
+        sig = numba_get_call_type(self, context, args, kws)
+        if sig is not None:
+            impl = self._impl_keys[sig.args]
+            if any(impl is template.key for template in self.templates):
+                typed[key] = sig, impl
+        return sig
+
+    get_call_type._telegraph = True
+    get_call_type.numba = numba_get_call_type
+    function.get_call_type = get_call_type
+
+
+_type_builtin_calls_once()
 
 
 # ------------------------------------------------------------------ units
