@@ -72,9 +72,9 @@ once; benchmarks/bench_startup.py measures it per kernel) and loading:
   functions, indexing) is typed once per argument types: Numba types every
   such call afresh, rating each of the function's templates against the
   arguments and formatting a message for each that does not match (all of
-  ``operator.add``'s integer and float cases for a sum of two floats), which
-  was a sixth of a cold ``telegraph fit --example`` (~25,000 typings of ~1,400
-  distinct calls); the signature is kept on Numba's function type, so a
+  ``operator.add``'s integer and float cases for a sum of two floats): about
+  a seventh of the compile CPU of a cold ``telegraph fit --example`` (~25,000
+  typings of ~1,400 distinct calls); the signature is kept on Numba's function type, so a
   function given new templates later (a new type) is typed afresh, and a call
   that an ``@overload`` or ``@intrinsic`` types is left to Numba
   (:func:`_type_builtin_calls_once`);
@@ -134,6 +134,7 @@ from numba.core.caching import CompileResultCacheImpl, FunctionCache, _CacheLoca
 from numba.core.imputils import impl_ret_new_ref
 from numba.core.registry import CPUDispatcher
 from numba.core.runtime import rtsys
+from numba.core.target_extension import get_local_target
 from numba.core.typing import templates as _templates
 from numba.misc.appdirs import AppDirs
 
@@ -328,7 +329,6 @@ def _type_builtin_calls_once() -> None:
     if getattr(function.get_call_type, "_telegraph", False):
         return
     numba_get_call_type = function.get_call_type
-    from numba.core.target_extension import get_local_target
 
     def get_call_type(self, context, args, kws):
         key = (context, get_local_target(context), tuple(args), tuple(kws.items()))
