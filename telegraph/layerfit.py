@@ -98,8 +98,8 @@ def fit(counts, *, capture=None, k_deg=None, genes=None, min_cells: int = config
     progress : bool or None
         Progress bar on stderr: None (default) when stderr is a terminal or
         in a Jupyter kernel (none in a log file), True always, False never.
-        The first call in a fresh installation compiles the kernels (about a
-        minute) before the bar moves.
+        The first call in a fresh installation compiles the kernels (15-20 s
+        with two cores, about half a minute with one) before the bar moves.
     client : dask.distributed.Client, optional
         Fit blocks of genes on a Dask cluster: the histograms (far smaller
         than the matrix) are sent to the workers. Same results.
