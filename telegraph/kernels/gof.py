@@ -524,7 +524,7 @@ def pearson_gof(law, values, weights, groups, capture, n_groups, par, min_expect
                         c0 = int(u0 - lo)
                         for j in range(int(u1 - u0) + 1):
                             expct[c0 + j] += gw[g] * p_run[j]
-                            for i in range(3):
+                            for i in range(npar):
                                 dexp[c0 + j, i] += gw[g] * d_run[j, i]
                         first[g] = s_to
         # the rest by law_pmf: a single count's, or the midpoint rule over a wide cell
