@@ -39,14 +39,15 @@ OUTPUT = HERE / "_output"
 
 # Scripts run in this order (the ones present); any other bench_*.py or
 # larsson_*.py found in the folder runs after them, alphabetically.
-ORDER = ["bench_startup", "bench_tail", "bench_capture_binning", "bench_likelihood",
-         "bench_joint", "bench_joint_fit", "joint_recovery", "bench_labelled",
+ORDER = ["bench_startup", "bench_tail", "bench_tail_stages", "bench_capture_binning",
+         "bench_likelihood", "bench_joint", "bench_joint_fit", "joint_recovery", "bench_labelled",
          "labelled_recovery", "bench_ssa", "bench_fit", "bench_histogram", "bench_scale",
          "bench_calibration", "bench_design", "larsson_s_vs_g2m"]
 
 TITLES = {
     "bench_startup": "Start-up and compilation: each command cold and warm",
     "bench_tail": "The realistic mix: per-gene cost distribution and start-up",
+    "bench_tail_stages": "The realistic mix: where its time goes, by regime and stage",
     "bench_capture_binning": "Capture groups: error of the binned likelihood",
     "bench_likelihood": "Likelihood and gradient of one gene",
     "bench_joint": "Two species: likelihood and gradient of one gene",
@@ -66,6 +67,7 @@ TITLES = {
 
 # For scripts without a --quick flag: arguments that give a smaller workload.
 QUICK_FALLBACK = {
+    "bench_tail_stages": ["--genes", "60", "--repeats", "1", "--first", "20"],
     "bench_capture_binning": ["--genes", "10"],
     "bench_histogram": ["--cells", "20000", "--repeat", "2"],
     "larsson_s_vs_g2m": ["--genes", "1000"],
