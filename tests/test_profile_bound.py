@@ -560,7 +560,9 @@ def test_negative_binomial_end_by_newton_is_the_brute_force_profile_end():
     Venzon and Moolgavkar's iteration on the negative binomial (_negbinom_end_vm): with
     per-cell capture, both coordinates and both sides, the end is where scipy's nbinom
     profile (maximised over the other coordinate by minimize_scalar) has dropped by exactly
-    chi2_1(0.95)/2, to 1e-7 nats, and negbinom_profile_bound returns that end."""
+    chi2_1(0.95)/2, to 1e-7 nats, and negbinom_profile_bound returns that end. The
+    iteration also gives the profile there and its maximiser (bursty_limit_end uses both
+    instead of maximising again): scipy's, to 1e-7 nats and 1e-3 in the free coordinate."""
     from telegraph.kernels.profile import _negbinom_end_vm, negbinom_profile_bound
 
     rng = np.random.default_rng(12)
@@ -583,16 +585,22 @@ def test_negative_binomial_end_by_newton_is_the_brute_force_profile_end():
     for fix in (0, 1):
         def profile(psi, fix=fix):
             f = (lambda u: -nb_ll(psi, u)) if fix == 0 else (lambda u: -nb_ll(u, psi))
-            return -optimize.minimize_scalar(f, bounds=(theta[1 - fix] - 6, theta[1 - fix] + 6),
-                                             method="bounded", options={"xatol": 1e-11}).fun
+            res = optimize.minimize_scalar(f, bounds=(theta[1 - fix] - 6, theta[1 - fix] + 6),
+                                           method="bounded", options={"xatol": 1e-11})
+            return -res.fun, res.x
         for side in (-1.0, 1.0):
-            end = _negbinom_end_vm(gene, theta, ll_max - DROP, fix, side, buf)
+            th = np.empty(3)
+            end, ll_end = _negbinom_end_vm(gene, theta, ll_max - DROP, fix, side, buf, th)
             assert np.isfinite(end) and side * (end - theta[fix]) > 0.1
-            assert ll_max - profile(end) == pytest.approx(DROP, abs=1e-7), (fix, side)
+            ll_brute, free_brute = profile(end)
+            assert ll_max - ll_brute == pytest.approx(DROP, abs=1e-7), (fix, side)
+            assert ll_end == pytest.approx(ll_brute, abs=1e-7), (fix, side)
+            assert th[fix] == end and th[1 - fix] == pytest.approx(free_brute, abs=1e-3)
             assert negbinom_profile_bound(gene, theta, ll_max, fix, side, DROP,
                                           100, buf) == end
     # a cut-off above the maximum has no end: NaN (the caller's bracketing decides)
-    assert np.isnan(_negbinom_end_vm(gene, theta, ll_max + 1.0, 0, 1.0, buf))
+    assert np.all(np.isnan(_negbinom_end_vm(gene, theta, ll_max + 1.0, 0, 1.0, buf,
+                                            np.empty(3))))
 
 
 def test_limit_union_ends_make_a_side_unbounded_before_any_search():

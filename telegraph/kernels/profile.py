@@ -658,23 +658,27 @@ _NB_VM_TOL = 1e-8
 
 
 @njit(cache=True, error_model="numpy")
-def _negbinom_end_vm(gene, theta_nb, cut, fix, side, buf):
+def _negbinom_end_vm(gene, theta_nb, cut, fix, side, buf, th):
     """The end of the negative binomial's profile interval of theta[fix] (log
     a or log beta) on ``side`` where the profile equals ``cut``, by
     Venzon and Moolgavkar's Newton iteration on the two equations l(theta) =
     cut and dl/dtheta_free = 0, from the quadratic approximation at the
     maximum ``theta_nb`` (one evaluation with information per step; the
     negative binomial's log-likelihood is smooth and its profile unimodal, so
-    the iteration converges in a few steps). Returns NaN when it does not
-    converge cleanly on the requested side (the caller then brackets)."""
+    the iteration converges in a few steps). Returns (end, the profile there:
+    the log-likelihood at the last point, within _NB_VM_TOL of ``cut`` and of
+    the free coordinate's maximum), that point in ``th`` (3); (NaN, NaN) when
+    it does not converge cleanly on the requested side (the caller then
+    brackets)."""
     o = 1 - fix
     g = np.zeros(3)
     H = np.zeros((3, 3))
-    th = theta_nb.copy()
+    for i in range(3):
+        th[i] = theta_nb[i]
     ll = evaluate(MODEL_NEGBINOM, gene, th, True, g, H, buf)
     det = H[0, 0] * H[1, 1] - H[0, 1] * H[1, 0]
     if not (np.isfinite(ll) and det > 0.0 and H[o, o] > 0.0 and ll > cut):
-        return np.nan
+        return np.nan, np.nan
     # the quadratic approximation: V = H^-1, the end at sqrt(2 (ll - cut) V_ff)
     v_ff = H[o, o] / det
     v_of = -H[o, fix] / det
@@ -684,16 +688,18 @@ def _negbinom_end_vm(gene, theta_nb, cut, fix, side, buf):
     psi_hat = theta_nb[fix]
     for _ in range(_NB_VM_ITER):
         if not (LIMIT_LO < th[0] < LIMIT_HI and LIMIT_LO < th[1] < LIMIT_HI):
-            return np.nan
+            return np.nan, np.nan
         ll = evaluate(MODEL_NEGBINOM, gene, th, True, g, H, buf)
         if not np.isfinite(ll):
-            return np.nan
+            return np.nan, np.nan
         f0 = ll - cut
         f1 = g[o]
         # at the cut-off, and at the free coordinate's maximum (the log-likelihood
         # a Newton step in it would still gain, f1^2 / 2 H_oo, below the same tolerance)
         if abs(f0) < _NB_VM_TOL and H[o, o] > 0.0 and f1 * f1 < 2.0 * _NB_VM_TOL * H[o, o]:
-            return th[fix] if side * (th[fix] - psi_hat) > 0.0 else np.nan
+            if side * (th[fix] - psi_hat) > 0.0:
+                return th[fix], ll
+            return np.nan, np.nan
         # Newton on (f0, f1): J = [[g_fix, g_o], [-H_of, -H_oo]] (H: observed information)
         j00 = g[fix]
         j01 = g[o]
@@ -701,7 +707,7 @@ def _negbinom_end_vm(gene, theta_nb, cut, fix, side, buf):
         j11 = -H[o, o]
         dj = j00 * j11 - j01 * j10
         if dj == 0.0 or not np.isfinite(dj):
-            return np.nan
+            return np.nan, np.nan
         d_fix = (-f0 * j11 + f1 * j01) / dj
         d_o = (-f1 * j00 + f0 * j10) / dj
         m = max(abs(d_fix), abs(d_o))
@@ -711,8 +717,8 @@ def _negbinom_end_vm(gene, theta_nb, cut, fix, side, buf):
         th[fix] += d_fix
         th[o] += d_o
         if not side * (th[fix] - psi_hat) > 0.0:
-            return np.nan
-    return np.nan
+            return np.nan, np.nan
+    return np.nan, np.nan
 
 
 @njit(cache=True, error_model="numpy",
@@ -733,7 +739,7 @@ def negbinom_profile_bound(gene, theta_nb, ll_nb, fix, side, drop, max_iter, buf
     psi_hat = theta_nb[fix]
     if not (np.isfinite(psi_hat) and np.isfinite(ll_nb)):
         return np.nan
-    end = _negbinom_end_vm(gene, theta_nb, ll_nb - drop, fix, side, buf)
+    end, _ = _negbinom_end_vm(gene, theta_nb, ll_nb - drop, fix, side, buf, np.empty(3))
     if np.isfinite(end):
         return end
     g = np.zeros(3)
@@ -839,11 +845,21 @@ def bursty_limit_end(gene, theta_hat, ll_hat, target, side, drop, theta_nb, ll_n
     phi = np.zeros(3)
     to_phi(T, theta_hat, phi)
     psi_hat = phi[fix_phi]
-    psi = negbinom_profile_bound(gene, theta_nb.copy(), ll_hat, fix, side, drop, max_iter, buf)
-    if not np.isfinite(psi) or not (side * (psi - psi_hat) > 0.0):
+    # the negative binomial's end and its profile there: from Venzon and Moolgavkar's
+    # iteration, whose last point has the free coordinate maximised (no second search);
+    # where it does not converge cleanly, bracketed and the profile maximised there
+    th = np.empty(3)
+    psi, ll_lim = _negbinom_end_vm(gene, theta_nb, ll_hat - drop, fix, side, buf, th)
+    if not np.isfinite(psi):
+        psi = negbinom_profile_bound(gene, theta_nb.copy(), ll_hat, fix, side, drop, max_iter,
+                                     buf)
+        if not np.isfinite(psi):
+            return np.nan, -np.inf
+        for i in range(3):
+            th[i] = theta_nb[i]
+        ll_lim = _negbinom_profile_point(gene, th, fix, psi, max_iter, buf)
+    if not (side * (psi - psi_hat) > 0.0):
         return np.nan, -np.inf
-    th = theta_nb.copy()
-    ll_lim = _negbinom_profile_point(gene, th, fix, psi, max_iter, buf)
     # a first look (one evaluation): at the edge of the box on the ridge through
     # the negative binomial's point, the likelihood must still rise towards the
     # limit; where it falls, a telegraph maximum inside the box is higher
@@ -860,13 +876,17 @@ def bursty_limit_end(gene, theta_hat, ll_hat, target, side, drop, theta_nb, ll_n
     if not np.isfinite(ll_edge) or not (g[1] + g[2] > 0.0):
         return np.nan, -np.inf
     # (i) the profile stays above the cut-off from the estimate to the negative
-    # binomial's interval: the estimate lies in that interval, or the telegraph
-    # profile is above the cut-off at its near end
+    # binomial's interval: the estimate lies in that interval (at once where it lies
+    # between the negative binomial's maximum and the end: its profile is unimodal), or
+    # the telegraph profile is above the cut-off at its near end
     theta = theta_hat.copy()
-    for i in range(3):
-        th[i] = theta_nb[i]
     psi_from = psi_hat
-    if not (ll_hat - _negbinom_profile_point(gene, th, fix, psi_hat, max_iter, buf) < drop):
+    inside = side * (psi_hat - theta_nb[fix]) >= 0.0
+    if not inside:
+        for i in range(3):
+            th[i] = theta_nb[i]
+        inside = ll_hat - _negbinom_profile_point(gene, th, fix, psi_hat, max_iter, buf) < drop
+    if not inside:
         near = negbinom_profile_bound(gene, theta_nb.copy(), ll_hat,
                                       fix, -side, drop, max_iter, buf)
         if not np.isfinite(near) or not (side * (near - psi_hat) > 0.0):
