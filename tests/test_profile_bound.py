@@ -603,6 +603,62 @@ def test_negative_binomial_end_by_newton_is_the_brute_force_profile_end():
                                             np.empty(3))))
 
 
+@pytest.mark.parametrize("nb_max, nb_at_estimate, searched, near_end", [
+    (-0.5, None, False, False),    # the estimate between the maximum and the end: inside
+    (0.5, -0.5, True, False),      # on the other side, the profile there above the cut-off
+    (0.5, -3.0, True, True),       # ... below it: the near end must be shown crossed
+])
+def test_bursty_end_check_i_asks_the_negative_binomial_only_where_unimodality_does_not_answer(
+        monkeypatch, nb_max, nb_at_estimate, searched, near_end):
+    """bursty_limit_end's check (i): is the estimate inside the negative binomial's
+    interval? Where it lies between that profile's maximum and the end just found, it is
+    (the profile is unimodal and at the cut-off at the end): no search. Elsewhere the
+    profile is maximised at the estimate, and where it is below the cut-off there the
+    telegraph profile must be shown above it at the negative binomial's near end. The
+    end's own point gives the profile at the end (no second maximisation). The laws are
+    stubbed: burst frequency, side +1, estimate at log a = 0, the end at 2."""
+    pm = profile_module
+    end, near = 2.0, 0.2
+    calls = {"nb_point": [], "nb_bound": [], "tg_point_stops": []}
+
+    def end_vm(gene, theta_nb, cut, fix, side, buf, th):
+        th[:] = theta_nb
+        th[fix] = end
+        return end, cut
+
+    def nb_point(gene, th, fix, psi, max_iter, buf):
+        calls["nb_point"].append(psi)
+        return nb_at_estimate
+
+    def nb_bound(gene, theta_nb, ll_hat, fix, side, drop, max_iter, buf):
+        calls["nb_bound"].append(side)
+        return near if side < 0 else end
+
+    def tg_eval(gene, th, want_info, g, H, buf):
+        g[:] = [0.0, 1.0, 1.0]                     # still rising along the ridge at the edge
+        return -1.0
+
+    def tg_point(gene, th, target, psi, max_iter, buf, stop, slope):
+        calls["tg_point_stops"].append(stop)
+        return stop + 1.0 if np.isfinite(stop) else -DROP - 1.0
+
+    def tg_walk(gene, th, target, psi_from, psi, max_iter, buf, n0, stop, n1, slope):
+        return -DROP - 1.0
+
+    for name, fake in (("_negbinom_end_vm", end_vm), ("_negbinom_profile_point", nb_point),
+                       ("negbinom_profile_bound", nb_bound), ("telegraph_eval", tg_eval),
+                       ("_profile_point", tg_point), ("_profile_walk", tg_walk)):
+        monkeypatch.setattr(pm, name, fake)
+    theta_hat = np.array([0.0, LOG_HI, 3.0])
+    theta_nb = np.array([nb_max, 1.0, 0.0])
+    psi, best = pm.bursty_limit_end.py_func(None, theta_hat, 0.0, TARGET_LOG_A, 1.0, DROP,
+                                            theta_nb, -0.5, 100, np.zeros(11))
+    assert psi == end and best == -DROP - 1.0
+    assert calls["nb_point"] == ([0.0] if searched else [])       # only ever at the estimate
+    assert calls["nb_bound"] == ([-1.0] if near_end else [])
+    assert len([s for s in calls["tg_point_stops"] if np.isfinite(s)]) == int(near_end)
+
+
 def test_limit_union_ends_make_a_side_unbounded_before_any_search():
     """widen_near_limits applies the limit models' ends computed first
     (limit_union_ends): a side they make unbounded becomes +-inf even where no
