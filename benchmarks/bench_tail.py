@@ -74,6 +74,20 @@ def sample(rng, k_on, k_off, k_syn, n_cells, capture):
     return rng.poisson(capture[:, None] * k_syn * p)
 
 
+def mix_settings(rng, n_genes, cells):
+    """The realistic mix, setting by setting, from ``rng`` after the warm-up draw: for
+    each number of cells new kinetics, then with capture 1 and with per-cell capture the
+    same kinetics sampled; yields (cells, label, counts, capture: None for capture 1).
+    The random numbers are drawn in this order (the per-cell capture before either
+    sample), so every script that takes its genes from here fits the same ones."""
+    for nc in cells:
+        k_on, k_off, k_syn = draw_genes(rng, n_genes)
+        cap = cell_capture(rng, nc)
+        for label, c in (("capture 1", None), ("per-cell capture", cap)):
+            X = sample(rng, k_on, k_off, k_syn, nc, np.ones(nc) if c is None else c)
+            yield nc, label, X, c
+
+
 #: throw-away genes fitted, untimed, before each setting's timing loop
 N_WARM = 3
 
@@ -180,24 +194,20 @@ def main(argv=None):
     prof_all = FitSettings(profile="all")
 
     rows = []
-    for nc in cells:
-        k_on, k_off, k_syn = draw_genes(rng, n_genes)
-        for label, cap in (("capture 1", np.ones(nc)), ("per-cell capture", cell_capture(rng, nc))):
-            X = sample(rng, k_on, k_off, k_syn, nc, cap)
-            c = None if label == "capture 1" else cap
-            tp = per_gene_cpu(X, c, prof, args.repeats)
-            ta = per_gene_cpu(X, c, prof_all, args.repeats)
-            tw = per_gene_cpu(X, c, wald, args.repeats)
-            tx = None
-            if label == "capture 1":
-                k = n_tx if nc < 10000 else max(10, n_tx // 3)
-                tx = np.empty(k)
-                for j in range(k):
-                    t0 = time.process_time()
-                    txburst_fit(X[:, j])
-                    tx[j] = time.process_time() - t0
-            rows.append((nc, label, stats_row(tp), stats_row(tw), tx, stats_row(ta),
-                         dict(profile=tp, wald=tw, profile_all=ta)))
+    for nc, label, X, c in mix_settings(rng, n_genes, cells):
+        tp = per_gene_cpu(X, c, prof, args.repeats)
+        ta = per_gene_cpu(X, c, prof_all, args.repeats)
+        tw = per_gene_cpu(X, c, wald, args.repeats)
+        tx = None
+        if label == "capture 1":
+            k = n_tx if nc < 10000 else max(10, n_tx // 3)
+            tx = np.empty(k)
+            for j in range(k):
+                t0 = time.process_time()
+                txburst_fit(X[:, j])
+                tx[j] = time.process_time() - t0
+        rows.append((nc, label, stats_row(tp), stats_row(tw), tx, stats_row(ta),
+                     dict(profile=tp, wald=tw, profile_all=ta)))
     st = None if args.no_startup else startup(args.quick)
 
     lines = ["# The realistic mix: per-gene cost and start-up", "",

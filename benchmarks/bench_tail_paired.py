@@ -40,7 +40,7 @@ import _one_thread                    # one-thread BLAS pools, before numpy
 import numpy as np, numba
 import telegraph                      # the tree's, before bench_tail puts this checkout first
 from telegraph.inputs import FitSettings
-from bench_tail import cell_capture, draw_genes, per_gene_cpu, sample
+from bench_tail import draw_genes, mix_settings, per_gene_cpu, sample
 assert telegraph.__file__.startswith({tree!r}), telegraph.__file__
 import telegraph.fitting
 assert telegraph.fitting.__file__.startswith({tree!r})
@@ -49,16 +49,13 @@ settings = FitSettings()
 rng = np.random.default_rng(2026)
 sample(rng, *draw_genes(rng, 3), 50, np.ones(50))     # bench_tail.py's warm-up draw
 out = {{}}
-for nc in (100, 1000, 10000):         # bench_tail.py's stream of genes, setting by setting
-    k_on, k_off, k_syn = draw_genes(rng, {genes})
-    for label in ("capture 1", "per-cell capture"):
-        cap = np.ones(nc) if label == "capture 1" else cell_capture(rng, nc)
-        X = sample(rng, k_on, k_off, k_syn, nc, cap)
-        if [nc, label] not in [list(s) for s in {settings!r}]:
-            continue
-        # bench_tail's timing loop (throw-away genes first, then one gene per call)
-        t = per_gene_cpu(X, None if label == "capture 1" else cap, settings)
-        out[f"{{nc}}|{{label}}"] = t.tolist()
+# bench_tail.py's stream of genes, setting by setting
+for nc, label, X, cap in mix_settings(rng, {genes}, (100, 1000, 10000)):
+    if [nc, label] not in [list(s) for s in {settings!r}]:
+        continue
+    # bench_tail's timing loop (throw-away genes first, then one gene per call)
+    t = per_gene_cpu(X, cap, settings)
+    out[f"{{nc}}|{{label}}"] = t.tolist()
 print(json.dumps(out))
 """
 

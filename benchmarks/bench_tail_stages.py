@@ -35,7 +35,7 @@ import _one_thread  # noqa: E402,F401  (one-thread BLAS pools: before numpy)
 import numpy as np  # noqa: E402
 
 from _report import publish  # noqa: E402  (print and write the report)
-from bench_tail import cell_capture, draw_genes, per_gene_cpu, sample  # noqa: E402
+from bench_tail import draw_genes, mix_settings, per_gene_cpu, sample  # noqa: E402
 
 import numba  # noqa: E402
 
@@ -53,17 +53,13 @@ SETTINGS = (
 
 
 def genes_of_setting(n_cells: int, per_cell: bool, n_genes: int):
-    """bench_tail.py's genes at one setting: (counts, capture or None); the same stream of
-    random numbers (its warm-up draw, then setting by setting) so the genes are its own."""
+    """bench_tail.py's genes at one setting: (counts, capture or None), from its seed,
+    warm-up draw and stream of settings (bench_tail.mix_settings), so they are its own."""
     rng = np.random.default_rng(2026)
     sample(rng, *draw_genes(rng, 3), 50, np.ones(50))
-    for nc in (100, 1000, 10000):
-        k_on, k_off, k_syn = draw_genes(rng, n_genes)
-        for label in ("capture 1", "per-cell capture"):
-            cap = np.ones(nc) if label == "capture 1" else cell_capture(rng, nc)
-            X = sample(rng, k_on, k_off, k_syn, nc, cap)
-            if nc == n_cells and per_cell == (label == "per-cell capture"):
-                return X, (cap if per_cell else None)
+    for nc, label, X, cap in mix_settings(rng, n_genes, (100, 1000, 10000)):
+        if nc == n_cells and per_cell == (cap is not None):
+            return X, cap
     raise ValueError(f"bench_tail.py has no setting of {n_cells} cells")
 
 
