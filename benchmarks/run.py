@@ -39,15 +39,17 @@ OUTPUT = HERE / "_output"
 
 # Scripts run in this order (the ones present); any other bench_*.py or
 # larsson_*.py found in the folder runs after them, alphabetically.
-ORDER = ["bench_startup", "bench_tail", "bench_tail_stages", "bench_capture_binning",
-         "bench_likelihood", "bench_joint", "bench_joint_fit", "joint_recovery", "bench_labelled",
-         "labelled_recovery", "bench_ssa", "bench_fit", "bench_histogram", "bench_scale",
-         "bench_calibration", "bench_design", "larsson_s_vs_g2m"]
+ORDER = ["bench_startup", "bench_tail", "bench_tail_stages", "bench_cli",
+         "bench_capture_binning", "bench_likelihood", "bench_joint", "bench_joint_fit",
+         "joint_recovery", "bench_labelled", "labelled_recovery", "bench_ssa", "bench_fit",
+         "bench_histogram", "bench_scale", "bench_calibration", "bench_design",
+         "larsson_s_vs_g2m"]
 
 TITLES = {
     "bench_startup": "Start-up and compilation: each command cold and warm",
     "bench_tail": "The realistic mix: per-gene cost distribution and start-up",
     "bench_tail_stages": "The realistic mix: where its time goes, by regime and stage",
+    "bench_cli": "End to end: `telegraph fit` on a file against the txburst method",
     "bench_capture_binning": "Capture groups: error of the binned likelihood",
     "bench_likelihood": "Likelihood and gradient of one gene",
     "bench_joint": "Two species: likelihood and gradient of one gene",
