@@ -659,6 +659,69 @@ def test_bursty_end_check_i_asks_the_negative_binomial_only_where_unimodality_do
     assert len([s for s in calls["tg_point_stops"] if np.isfinite(s)]) == int(near_end)
 
 
+CUT = -DROP    # the cut-off of the stubbed laws below: ll_hat 0, the drop DROP
+
+
+@pytest.mark.parametrize("edge, walk, walk_at_edge, full, accepted, best", [
+    (CUT + 0.5, None, False, None, False, CUT + 0.5),        # the edge's climb above the limit
+    (CUT - 0.3, CUT - 1.0, False, None, True, CUT - 0.3),    # the continuation below the edge's
+    (CUT - 0.3, CUT - 0.1, False, CUT + 0.2, False, CUT + 0.2),  # above it, inside the box:
+    (CUT - 0.3, CUT - 0.1, False, CUT - 0.05, True, CUT - 0.05),  # ... climbed to its end
+    (CUT - 0.3, CUT - 0.3 + 1e-12, True, None, True, CUT - 0.3 + 1e-12),  # the edge's point
+])
+def test_bursty_end_check_ii_compares_the_telegraph_profile_there_with_the_limit(
+        monkeypatch, edge, walk, walk_at_edge, full, accepted, best):
+    """bursty_limit_end's check (ii): the end on the bursty ridge stands only where the
+    telegraph profile at it is no higher than the negative binomial's (the cut-off there):
+    climbed from the box edge next to the limit's point, and by a continuation from the
+    optimum (three Newton steps per point); a continuation above the edge's climb and away
+    from its point heads for a maximum inside the box and is climbed to its end; one above
+    it by rounding at the edge's point is not climbed again. Otherwise (NaN, the highest
+    telegraph value seen) and the caller searches. Laws stubbed as in the test of check
+    (i): burst frequency, side +1, the estimate inside the negative binomial's interval;
+    the telegraph climbs return the values of the parameters."""
+    pm = profile_module
+    end = 2.0
+    calls = {"edge": 0, "walk": 0, "full": 0}
+
+    def end_vm(gene, theta_nb, cut, fix, side, buf, th):
+        th[:] = theta_nb
+        th[fix] = end
+        return end, cut
+
+    def tg_eval(gene, th, want_info, g, H, buf):
+        g[:] = [0.0, 1.0, 1.0]                     # still rising along the ridge at the edge
+        return -1.0
+
+    def tg_point(gene, th, target, psi, max_iter, buf, stop, slope):
+        assert psi == end and not np.isfinite(stop)
+        if th[1] == LOG_HI:                        # from the box edge next to the limit
+            calls["edge"] += 1
+            return edge
+        calls["full"] += 1
+        return full
+
+    def tg_walk(gene, th, target, psi_from, psi, max_iter, buf, n0, stop, n1, slope):
+        assert psi_from == 0.0 and psi == end and n0 == n1 == pm._EDGE_GUARD_ITER
+        calls["walk"] += 1
+        # where the continuation stops: the edge's point, or a point inside the box
+        th[:] = [end, LOG_HI - 0.01, 1.0 + LOG_HI] if walk_at_edge else [end, 0.5, 2.0]
+        return walk
+
+    for name, fake in (("_negbinom_end_vm", end_vm), ("telegraph_eval", tg_eval),
+                       ("_profile_point", tg_point), ("_profile_walk", tg_walk)):
+        monkeypatch.setattr(pm, name, fake)
+    theta_hat = np.array([0.0, 1.0, 3.0])
+    theta_nb = np.array([-0.5, 1.0, 0.0])
+    psi, got = pm.bursty_limit_end.py_func(None, theta_hat, 0.0, TARGET_LOG_A, 1.0, DROP,
+                                           theta_nb, -0.5, 100, np.zeros(11))
+    assert (psi == end) if accepted else np.isnan(psi)
+    assert got == best
+    assert calls["edge"] == 1
+    assert calls["walk"] == (0 if walk is None else 1)
+    assert calls["full"] == (0 if full is None else 1)
+
+
 def test_limit_union_ends_make_a_side_unbounded_before_any_search():
     """widen_near_limits applies the limit models' ends computed first
     (limit_union_ends): a side they make unbounded becomes +-inf even where no
