@@ -2,9 +2,10 @@
 
 Issue 13's held-out check times the command on simulated files, cold and warm, against the
 txburst method in the same run; this script does that on files of the same kind. The files:
-bench_tail.py's realistic mix (its generator and random stream, so the same genes as its
-table), ``--genes`` genes at each number of cells in ``--cells``, written as ``.h5ad`` once
-with capture 1 and once with per-cell capture (an obs column, ``--capture capture``).
+bench_tail.py's realistic mix (its generator and random stream: with the defaults, 300 genes
+at 100 and 1,000 cells, the genes of its table there), ``--genes`` genes at each number of
+cells in ``--cells``, written as ``.h5ad`` once with capture 1 and once with per-cell capture
+(an obs column, ``--capture capture``), in a temporary directory removed at the end.
 Each file is fitted by ``telegraph fit FILE --table OUT`` as a command (default: profile
 intervals, every core): first with an empty Numba cache (cold: compilation included), then
 warm (the median of ``--repeats`` runs), wall time and CPU time (user + system of the
@@ -81,6 +82,33 @@ def txburst_cpu(X) -> float:
     return time.process_time() - t0
 
 
+def run_files(work: Path, env, rng, n_genes, cells, repeats):
+    """Write each setting's files into ``work``, time the txburst method on the capture-1
+    counts and `telegraph fit` on both files, cold and warm (a Numba cache per file, in
+    ``work``). Returns (rows, txburst CPU seconds by number of cells)."""
+    env = dict(env)
+    env.pop("NUMBA_CACHE_DIR", None)
+    rows = []
+    tx_of = {}
+    for nc, label, X, c in mix_settings(rng, n_genes, cells):
+        if label == "capture 1":
+            tx_of[nc] = txburst_cpu(X)
+        path = work / f"{nc}_{'one' if c is None else 'capture'}.h5ad"
+        write_h5ad(path, X, c)
+        cmd = [sys.executable, "-m", "telegraph", "fit", str(path), "--no-progress",
+               "--table", str(work / "out.csv")]
+        if c is not None:
+            cmd += ["--capture", "capture"]
+        run_env = dict(env, NUMBA_CACHE_DIR=str(work / f"cache_{path.stem}"))
+        cold = timed(cmd, run_env)
+        warm = [timed(cmd, run_env) for _ in range(repeats)]
+        rows.append((nc, label, cold, (statistics.median(w[0] for w in warm),
+                                       statistics.median(w[1] for w in warm))))
+        print(f"{nc} cells, {label}: cold {cold[0]:.1f} s, warm {rows[-1][3][0]:.2f} s wall; "
+              f"txburst {tx_of[nc]:.1f} s", file=sys.stderr, flush=True)
+    return rows, tx_of
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="40 genes at 100 cells, 2 warm runs")
@@ -97,32 +125,14 @@ def main(argv=None):
     # bench_tail.py's stream: its warm-up draw, then its settings in order
     rng = np.random.default_rng(2026)
     sample(rng, *draw_genes(rng, 3), 50, np.ones(50))
-    work = Path(tempfile.mkdtemp(prefix="tg_cli_"))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO),
                                                         os.environ.get("PYTHONPATH", "")]))
-    env.pop("NUMBA_CACHE_DIR", None)
-    rows = []
-    tx_of = {}
-    for nc, label, X, c in mix_settings(rng, n_genes, sorted(cells)):
-        if label == "capture 1":
-            tx_of[nc] = txburst_cpu(X)
-        path = work / f"{nc}_{'one' if c is None else 'capture'}.h5ad"
-        write_h5ad(path, X, c)
-        cmd = [sys.executable, "-m", "telegraph", "fit", str(path), "--no-progress",
-               "--table", str(work / "out.csv")]
-        if c is not None:
-            cmd += ["--capture", "capture"]
-        run_env = dict(env, NUMBA_CACHE_DIR=str(work / f"cache_{path.stem}"))
-        cold = timed(cmd, run_env)
-        warm = [timed(cmd, run_env) for _ in range(repeats)]
-        rows.append((nc, label, cold, (statistics.median(w[0] for w in warm),
-                                       statistics.median(w[1] for w in warm))))
-        print(f"{nc} cells, {label}: cold {cold[0]:.1f} s, warm {rows[-1][3][0]:.2f} s wall; "
-              f"txburst {tx_of[nc]:.1f} s", file=sys.stderr, flush=True)
-
+    with tempfile.TemporaryDirectory(prefix="tg_cli_") as tmp:
+        rows, tx_of = run_files(Path(tmp), env, rng, n_genes, sorted(cells), repeats)
     lines = ["# End to end: `telegraph fit` on a file against the txburst method", "",
-             f"{n_genes} genes per file from bench_tail.py's realistic mix (the same genes as "
-             f"its table), as `.h5ad` ({time.strftime('%Y-%m-%d %H:%M')} UTC, load average "
+             f"{n_genes} genes per file from bench_tail.py's realistic mix (with the defaults "
+             "the genes of its table at these cells), as `.h5ad` "
+             f"({time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, load average "
              f"{os.getloadavg()[0]:.1f}, {os.cpu_count()} cores). `telegraph fit FILE --table "
              "OUT` as a command (profile intervals, every core); cold: an empty Numba cache, "
              f"compilation included; warm: the median of {repeats} runs. txburst: the txburst "
