@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +36,7 @@ import _one_thread  # noqa: E402,F401  (one-thread BLAS pools: before numpy)
 import numpy as np  # noqa: E402
 
 from _report import publish  # noqa: E402
-from bench_tail import draw_genes, mix_settings, sample  # noqa: E402
+from bench_tail import draw_genes, mix_settings, run_cmd, sample  # noqa: E402
 
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -58,19 +56,6 @@ def write_h5ad(path: Path, X, capture) -> None:
         obs["capture"] = capture
     var = pd.DataFrame(index=[f"gene{j}" for j in range(n_genes)])
     ad.AnnData(X=sp.csr_matrix(X.astype(np.float32)), obs=obs, var=var).write_h5ad(path)
-
-
-def timed(argv, env):
-    """(wall seconds, CPU seconds: user + system) of a command run to completion."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{argv} failed: {proc.stderr[-500:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu
 
 
 def txburst_cpu(X) -> float:
@@ -100,8 +85,8 @@ def run_files(work: Path, env, rng, n_genes, cells, repeats):
         if c is not None:
             cmd += ["--capture", "capture"]
         run_env = dict(env, NUMBA_CACHE_DIR=str(work / f"cache_{path.stem}"))
-        cold = timed(cmd, run_env)
-        warm = [timed(cmd, run_env) for _ in range(repeats)]
+        cold = run_cmd(cmd, run_env)
+        warm = [run_cmd(cmd, run_env) for _ in range(repeats)]
         rows.append((nc, label, cold, (statistics.median(w[0] for w in warm),
                                        statistics.median(w[1] for w in warm))))
         print(f"{nc} cells, {label}: cold {cold[0]:.1f} s, warm {rows[-1][3][0]:.2f} s wall; "

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -136,12 +137,15 @@ def paired_speedup(t_ref, t_new, n_boot=2000):
 
 
 def run_cmd(argv, env):
+    """(wall seconds, CPU seconds: user + system) of a command run to completion."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(argv, env=env, capture_output=True, text=True)
-    dt = time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(f"{argv} failed: {proc.stderr[-500:]}")
-    return dt
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def startup(quick):
@@ -158,9 +162,9 @@ def startup(quick):
     cmd = [sys.executable, "-m", "telegraph", "fit", str(path), "--interval", "wald",
            "--no-progress", "--table", str(work / "out.csv")]
     env_cold = dict(env, NUMBA_CACHE_DIR=str(work / "cache"))
-    cold = run_cmd(cmd, env_cold)
-    warm = [run_cmd(cmd, env_cold) for _ in range(2 if quick else 3)]
-    base = [run_cmd([sys.executable, "-c", "pass"], env) for _ in range(3)]
+    cold = run_cmd(cmd, env_cold)[0]
+    warm = [run_cmd(cmd, env_cold)[0] for _ in range(2 if quick else 3)]
+    base = [run_cmd([sys.executable, "-c", "pass"], env)[0] for _ in range(3)]
     probe = ("import time; t0 = time.perf_counter(); import telegraph as tg, numpy as np; "
              "tg.fit(np.array([[0, 1], [2, 0], [1, 3]] * 5), interval='wald', progress=False, "
              "min_cells=1); print(time.perf_counter() - t0)")

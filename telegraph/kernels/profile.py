@@ -730,18 +730,30 @@ def negbinom_profile_bound(gene, theta_nb, ll_nb, fix, side, drop, max_iter, buf
     limit, at its own maximum ``ll_nb`` (theta_nb = (log a, log beta, 0)).
 
     First by Venzon and Moolgavkar's iteration (:func:`_negbinom_end_vm`, a
-    few evaluations); where that does not converge cleanly, steps outwards
-    from the estimate (first step from the Wald standard error, then
-    doubling) until the profile drops by more than ``drop``, then regula
-    falsi (Illinois) on the signed root deviance. Returns +-inf when
-    the profile stays above the cut-off up to the edge of the limit models'
-    box, NaN when the estimate is not finite."""
+    few evaluations); where that does not converge cleanly, by bracketing
+    (:func:`_negbinom_bracketed_end`). Returns +-inf when the profile stays
+    above the cut-off up to the edge of the limit models' box, NaN when the
+    estimate is not finite."""
     psi_hat = theta_nb[fix]
     if not (np.isfinite(psi_hat) and np.isfinite(ll_nb)):
         return np.nan
     end, _ = _negbinom_end_vm(gene, theta_nb, ll_nb - drop, fix, side, buf, np.empty(3))
     if np.isfinite(end):
         return end
+    return _negbinom_bracketed_end(gene, theta_nb, ll_nb, fix, side, drop, max_iter, buf)
+
+
+@njit(cache=True, error_model="numpy",
+      unit=("float64(" + GENE_TYPE + ", float64[::1], float64, int64, float64, float64, int64, "
+            "float64[::1])"))
+def _negbinom_bracketed_end(gene, theta_nb, ll_nb, fix, side, drop, max_iter, buf):
+    """:func:`negbinom_profile_bound`'s end where the Venzon-Moolgavkar
+    iteration did not converge cleanly: steps outwards from the estimate
+    (first step from the Wald standard error, then doubling) until the profile
+    drops by more than ``drop``, then regula falsi (Illinois) on the signed
+    root deviance; +-inf at the edge of the limit models' box (``theta_nb``
+    finite, unchanged)."""
+    psi_hat = theta_nb[fix]
     g = np.zeros(3)
     H = np.zeros((3, 3))
     evaluate(MODEL_NEGBINOM, gene, theta_nb, True, g, H, buf)
@@ -851,8 +863,7 @@ def bursty_limit_end(gene, theta_hat, ll_hat, target, side, drop, theta_nb, ll_n
     th = np.empty(3)
     psi, ll_lim = _negbinom_end_vm(gene, theta_nb, ll_hat - drop, fix, side, buf, th)
     if not np.isfinite(psi):
-        psi = negbinom_profile_bound(gene, theta_nb.copy(), ll_hat, fix, side, drop, max_iter,
-                                     buf)
+        psi = _negbinom_bracketed_end(gene, theta_nb, ll_hat, fix, side, drop, max_iter, buf)
         if not np.isfinite(psi):
             return np.nan, -np.inf
         for i in range(3):
